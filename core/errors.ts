@@ -1,0 +1,150 @@
+/**
+ * Typed errors shared by every layer of asockio.
+ *
+ * Each transport maps its runtime's own failures (Deno's `ConnectionRefused`, Node's `ECONNREFUSED`,
+ * Bun's equivalents) onto these classes, so nothing above `transports/` tests a runtime-specific error.
+ * The runtime's original error is kept as `cause`.
+ *
+ * @module
+ */
+
+/** Options accepted by every asockio error constructor. */
+export interface AsockioErrorOptions {
+  /** The underlying error, usually the runtime's own. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error asockio raises on purpose.
+ *
+ * @example Catch any asockio error
+ * ```ts
+ * import { AsockioError } from "@asockio/core";
+ * try {
+ *   // ...
+ * } catch (err) {
+ *   if (err instanceof AsockioError) console.error(err.name, err.message);
+ * }
+ * ```
+ */
+export class AsockioError extends Error {
+  /** Creates the error with a sentence-case message and an optional `cause`. */
+  constructor(message: string, options?: AsockioErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * The peer refused the connection: nothing listens at that address.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionRefusedError } from "@asockio/core";
+ * const err = new ConnectionRefusedError("Cannot connect to 127.0.0.1:1: connection refused");
+ * ```
+ */
+export class ConnectionRefusedError extends AsockioError {}
+
+/**
+ * The peer reset the connection (RST, broken pipe) while it was in use.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionResetError } from "@asockio/core";
+ * const err = new ConnectionResetError("Connection reset by peer");
+ * ```
+ */
+export class ConnectionResetError extends AsockioError {}
+
+/**
+ * The address is taken: another socket listens there, or a UNIX socket path is occupied by a live
+ * socket or by a file that is not a socket.
+ *
+ * @example
+ * ```ts
+ * import { AddressInUseError } from "@asockio/core";
+ * const err = new AddressInUseError("Cannot listen on /tmp/app.sock: a regular file exists there");
+ * ```
+ */
+export class AddressInUseError extends AsockioError {}
+
+/**
+ * The operation needs an open connection or listener, and it is closed.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionClosedError } from "@asockio/core";
+ * const err = new ConnectionClosedError("Cannot write: connection is closed");
+ * ```
+ */
+export class ConnectionClosedError extends AsockioError {}
+
+/**
+ * Any other transport failure; the runtime's error is its `cause`.
+ *
+ * @example
+ * ```ts
+ * import { TransportError } from "@asockio/core";
+ * const err = new TransportError("Cannot connect: permission denied", { cause: new Error("EACCES") });
+ * ```
+ */
+export class TransportError extends AsockioError {}
+
+/**
+ * A frame declared a length above the configured `maxMessageBytes`. Raised before anything is
+ * allocated for the frame.
+ *
+ * @example
+ * ```ts
+ * import { MessageTooLargeError } from "@asockio/core";
+ * const err = new MessageTooLargeError(2n ** 64n - 1n, 64 * 1024 * 1024);
+ * console.log(err.declaredLength); // 18446744073709551615n
+ * ```
+ */
+export class MessageTooLargeError extends AsockioError {
+  /** The length the frame header declared, exact even above `Number.MAX_SAFE_INTEGER`. */
+  readonly declaredLength: bigint;
+  /** The limit it exceeded. */
+  readonly maxMessageBytes: number;
+  /** Creates the error from the declared length and the limit. */
+  constructor(declaredLength: bigint, maxMessageBytes: number, options?: AsockioErrorOptions) {
+    super(
+      `Cannot decode frame: declared length ${declaredLength} exceeds maxMessageBytes ${maxMessageBytes}`,
+      options,
+    );
+    this.declaredLength = declaredLength;
+    this.maxMessageBytes = maxMessageBytes;
+  }
+}
+
+/**
+ * The peer broke the handshake protocol: a malformed or oversized keyword, or an unexpected answer.
+ *
+ * @example
+ * ```ts
+ * import { ProtocolError } from "@asockio/core";
+ * const err = new ProtocolError("Cannot complete handshake: keyword is longer than 1024 bytes");
+ * ```
+ */
+export class ProtocolError extends AsockioError {}
+
+/**
+ * The accepting side refused the handshake; `reason` is the short text it sent, if any.
+ *
+ * @example
+ * ```ts
+ * import { HandshakeRejectedError } from "@asockio/core";
+ * const err = new HandshakeRejectedError("duplicate keyword");
+ * console.log(err.reason); // "duplicate keyword"
+ * ```
+ */
+export class HandshakeRejectedError extends AsockioError {
+  /** The reason the server sent, or an empty string when it closed without one. */
+  readonly reason: string;
+  /** Creates the error from the server's reason. */
+  constructor(reason: string, options?: AsockioErrorOptions) {
+    super(`Handshake rejected by server${reason ? `: ${reason}` : ""}`, options);
+    this.reason = reason;
+  }
+}
