@@ -1,0 +1,44 @@
+/**
+ * asockio: an async socket IO core for Deno, Bun and Node.
+ *
+ * One {@linkcode IoCore} accepts connections from several listeners at once (TCP over IPv4 and
+ * IPv6, UNIX sockets), connects out through the same API, and carries framed messages (an 8-byte
+ * little-endian length prefix) and raw byte streams on the same server. Named clients announce a
+ * keyword; everyone else is an unknown client, admitted or refused by policy. Drive it with plain
+ * code (`ioIteration`) or by subclassing {@linkcode InlineProcessor}.
+ *
+ * @example A named-client echo server with the plain-code API
+ * ```ts
+ * import { IoCore } from "@asockio/core";
+ *
+ * await using core = new IoCore({ listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }] });
+ * const [addr] = await core.listen();
+ * core.addClient({ keyword: "manager client" });
+ * for (let i = 0; i < 10; i++) {
+ *   const r = await core.ioIteration(100);
+ *   for (const id of r.clientsHaveDataToRead) {
+ *     core.sendMessagesToClient(id, core.getMessagesFromClient(id));
+ *   }
+ * }
+ * ```
+ *
+ * @module
+ */
+export * from "./core/errors.ts";
+export * from "./core/io_core.ts";
+export {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  encodeFrame,
+  encodeFrames,
+  FRAME_HEADER_BYTES,
+  FrameDecoder,
+  type FrameDecoderOptions,
+} from "./core/codec.ts";
+export {
+  InlineProcessor,
+  type InlineProcessorClass,
+  type ListenerInfo,
+  type ProcessorContext,
+} from "./processors/inline_processor.ts";
+export { detectRuntime, nativeTransport, type RuntimeName, transportByName } from "./transports/mod.ts";
+export type * from "./transports/types.ts";

@@ -1,0 +1,159 @@
+/**
+ * A minimal HTTP/1.1 responder for unknown (raw) clients: how an HTTP server is built on asockio.
+ *
+ * @module
+ */
+import { concatBytes, toBytes } from "../core/bytes.ts";
+import { InlineProcessor } from "./inline_processor.ts";
+
+/** A parsed request. Header names are lower case. */
+export interface HttpRequest {
+  /** `GET`, `POST`, ... */
+  readonly method: string;
+  /** The request target, such as `/index.html?x=1`. */
+  readonly target: string;
+  /** `HTTP/1.1` or `HTTP/1.0`. */
+  readonly version: string;
+  /** Headers by lower-case name; repeated headers are joined with `, `. */
+  readonly headers: ReadonlyMap<string, string>;
+  /** The body (by `content-length`; chunked request bodies are refused with 411). */
+  readonly body: Uint8Array;
+}
+
+/** What {@linkcode HttpResponder.handle} returns. */
+export interface HttpResponse {
+  /** @default {200} */
+  status?: number;
+  /** Extra headers; `content-length` and `connection` are set by the responder. */
+  headers?: Record<string, string>;
+  /** The body; strings are sent as UTF-8. */
+  body?: Uint8Array | string;
+}
+
+/** Request heads larger than this are answered with 431 and the connection is closed. */
+export const MAX_HTTP_HEAD_BYTES = 16 * 1024;
+/** Request bodies larger than this are answered with 413 and the connection is closed. */
+export const MAX_HTTP_BODY_BYTES = 16 * 1024 * 1024;
+
+const REASONS: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  404: "Not Found",
+  411: "Length Required",
+  413: "Content Too Large",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+};
+const latin1 = new TextDecoder("latin1");
+const emptyBody = new Uint8Array(0);
+
+function findHeadEnd(buffer: Uint8Array, from: number): number {
+  for (let i = Math.max(from, 3); i < buffer.length; i++) {
+    if (
+      buffer[i] === 10 && buffer[i - 1] === 13 && buffer[i - 2] === 10 && buffer[i - 3] === 13
+    ) return i + 1;
+  }
+  return -1;
+}
+
+/**
+ * A keep-alive HTTP/1.1 responder to use as `unknownClientProcessor`. Override
+ * {@linkcode handle}; pipelined requests are answered in order, each response batched with the
+ * others of the same read into one write.
+ *
+ * @example Serve "hello" on an IoCore that also serves named clients
+ * ```ts
+ * import { IoCore } from "@asockio/core";
+ * import { HttpResponder, type HttpRequest, type HttpResponse } from "@asockio/core/http";
+ *
+ * class Hello extends HttpResponder {
+ *   override handle(request: HttpRequest): HttpResponse {
+ *     return { body: `hello from ${request.target}\n` };
+ *   }
+ * }
+ * const core = new IoCore({
+ *   listeners: [{ transport: "tcp", port: 8080 }],
+ *   rawConnection: () => true,
+ *   unknownClients: "allow",
+ *   unknownClientProcessor: Hello,
+ * });
+ * ```
+ */
+export class HttpResponder extends InlineProcessor {
+  #pending: Uint8Array = emptyBody;
+  #scanFrom = 0;
+
+  /** Answers one request. The default answers 404. */
+  handle(_request: HttpRequest): HttpResponse {
+    return { status: 404, body: "not found\n" };
+  }
+
+  override onDataReceived(data: Uint8Array): void {
+    let buffer = this.#pending.length ? concatBytes([this.#pending, data]) : data;
+    let offset = 0;
+    for (;;) {
+      const headEnd = findHeadEnd(buffer, offset + this.#scanFrom);
+      if (headEnd < 0) {
+        if (buffer.length - offset > MAX_HTTP_HEAD_BYTES) return this.#fail(431);
+        this.#scanFrom = Math.max(0, buffer.length - offset - 3);
+        break;
+      }
+      this.#scanFrom = 0;
+      const lines = latin1.decode(buffer.subarray(offset, headEnd - 4)).split("\r\n");
+      const [method, target, version] = lines[0]!.split(" ");
+      if (!method || !target || !version?.startsWith("HTTP/1.")) return this.#fail(400);
+      const headers = new Map<string, string>();
+      for (let i = 1; i < lines.length; i++) {
+        const colon = lines[i]!.indexOf(":");
+        if (colon <= 0) return this.#fail(400);
+        const name = lines[i]!.slice(0, colon).trim().toLowerCase();
+        const value = lines[i]!.slice(colon + 1).trim();
+        const previous = headers.get(name);
+        headers.set(name, previous === undefined ? value : `${previous}, ${value}`);
+      }
+      if (headers.has("transfer-encoding")) return this.#fail(411);
+      const length = Number(headers.get("content-length") ?? "0");
+      if (!Number.isSafeInteger(length) || length < 0) return this.#fail(400);
+      if (length > MAX_HTTP_BODY_BYTES) return this.#fail(413);
+      if (buffer.length < headEnd + length) {
+        buffer = buffer.subarray(offset);
+        offset = 0;
+        break; // wait for the rest of the body
+      }
+      const body = length ? buffer.slice(headEnd, headEnd + length) : emptyBody;
+      offset = headEnd + length;
+      const connection = headers.get("connection")?.toLowerCase();
+      const keepAlive = version === "HTTP/1.1" ? connection !== "close" : connection === "keep-alive";
+      let response: HttpResponse;
+      try {
+        response = this.handle({ method, target, version, headers, body });
+      } catch (err) {
+        this.#respond({ status: 500, body: "internal server error\n" }, false);
+        throw err;
+      }
+      this.#respond(response, keepAlive);
+      if (!keepAlive) {
+        this.#pending = emptyBody;
+        return;
+      }
+    }
+    // Keep only the unparsed tail; a copy, so the chunk it came from can be freed.
+    this.#pending = offset >= buffer.length ? emptyBody : buffer.slice(offset);
+  }
+
+  #respond(response: HttpResponse, keepAlive: boolean): void {
+    const status = response.status ?? 200;
+    const body = response.body === undefined ? emptyBody : toBytes(response.body);
+    let head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Status"}\r\ncontent-length: ${body.length}\r\n`;
+    if (!keepAlive) head += "connection: close\r\n";
+    for (const [name, value] of Object.entries(response.headers ?? {})) head += `${name}: ${value}\r\n`;
+    this.outputMessages.push(head + "\r\n");
+    if (body.length) this.outputMessages.push(body);
+    if (!keepAlive) this.markSocketAsReadyToBeClosed();
+  }
+
+  #fail(status: number): void {
+    this.#pending = emptyBody;
+    this.#respond({ status, body: `${REASONS[status] ?? "error"}\n` }, false);
+  }
+}

@@ -1,0 +1,491 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  ConnectionClosedError,
+  HandshakeRejectedError,
+  InlineProcessor,
+  IoCore,
+  type IoCoreOptions,
+  MessageTooLargeError,
+} from "../mod.ts";
+import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
+import { encoder, iterateUntil, recordingLogger, text, WireClient } from "./_core_helpers.ts";
+import type { Addr, TcpAddr, UnixAddr } from "../transports/types.ts";
+
+const TEST_TIMEOUT = { timeout: 30_000 };
+
+async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), "asockio-core-"));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function tcp(addr: Addr | undefined): TcpAddr {
+  assert.equal(addr?.transport, "tcp");
+  return addr as TcpAddr;
+}
+
+function unix(addr: Addr | undefined): UnixAddr {
+  assert.equal(addr?.transport, "unix");
+  return addr as UnixAddr;
+}
+
+function quietCore(options: IoCoreOptions = {}): IoCore {
+  return new IoCore({ logger: null, ...options });
+}
+
+describe("IoCore named clients", () => {
+  it(
+    "binds a keyword to one client id through TCP and later through the UNIX listener",
+    TEST_TIMEOUT,
+    async () => {
+      await withTempDir(async (dir) => {
+        await using core = quietCore({
+          listeners: [{ transport: "tcp", port: 0 }, { transport: "unix", path: join(dir, "core.sock") }],
+        });
+        const [tcpAddr, unixAddr] = await core.listen();
+        const id = core.addClient({ keyword: "manager client" });
+        assert.equal(core.getClientIdByKeyword("manager client"), id);
+        assert.equal(core.getClientIdByKeyword(encoder.encode("manager client")), id);
+
+        const viaTcp = await WireClient.handshake(
+          { transport: "tcp", port: tcp(tcpAddr).port },
+          "manager client",
+        );
+        let events = await iterateUntil(core, (e) => e.expected.has(id));
+        assert.equal(core.getClientInfo(id)?.listener?.id, 0);
+        assert.equal(core.getClientInfo(id)?.state, "connected");
+        viaTcp.send("over tcp");
+        events = await iterateUntil(core, (e) => e.data.has(id));
+        assert.deepEqual(core.getMessagesFromClient(id).map(text), ["over tcp"]);
+        viaTcp.close();
+        events = await iterateUntil(core, (e) => e.disconnected.has(id));
+        assert.equal(core.getClientInfo(id)?.state, "disconnected");
+
+        const viaUnix = await WireClient.handshake(
+          { transport: "unix", path: unix(unixAddr).path },
+          "manager client",
+        );
+        events = await iterateUntil(core, (e) => e.expected.has(id));
+        assert.equal(core.getClientInfo(id)?.listener?.id, 1);
+        assert.equal(core.getClientInfo(id)?.listener?.addr.transport, "unix");
+        core.sendMessageToClient(id, "over unix");
+        assert.equal(text(await viaUnix.next()), "over unix");
+        assert.equal(events.unknown.size, 0);
+        viaUnix.close();
+      });
+    },
+  );
+
+  it("holds an unexpected keyword and adopts it when addClient registers it", TEST_TIMEOUT, async () => {
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const [addr] = await core.listen();
+    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "late worker");
+    peer.send("sent while held");
+    for (let i = 0; i < 50 && core.stats().heldConnections === 0; i++) await core.ioIteration(20);
+    assert.equal(core.stats().heldConnections, 1);
+    const id = core.addClient({ keyword: "late worker" });
+    const events = await iterateUntil(core, (e) => e.expected.has(id) && e.data.has(id));
+    assert.ok(events.expected.has(id));
+    assert.deepEqual(core.getMessagesFromClient(id).map(text), ["sent while held"]);
+    assert.equal(core.stats().heldConnections, 0);
+    core.sendMessageToClient(id, "welcome");
+    assert.equal(text(await peer.next()), "welcome");
+    peer.close();
+  });
+
+  it("refuses an unexpected keyword when acceptUnexpectedKeywords is false", TEST_TIMEOUT, async () => {
+    const logger = recordingLogger();
+    await using core = new IoCore({
+      listeners: [{ transport: "tcp", port: 0 }],
+      acceptUnexpectedKeywords: false,
+      logger,
+    });
+    const [addr] = await core.listen();
+    const peer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "stranger");
+    assert.equal(text(await peer.next()), "unexpected keyword");
+    await peer.waitClosed();
+    assert.equal(core.stats().heldConnections, 0);
+    assert.ok(logger.lines.some((line) => line.includes("unexpected keyword") && line.includes("127.0.0.1")));
+  });
+
+  it("refuses a duplicate keyword and keeps the first connection working", TEST_TIMEOUT, async () => {
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const [addr] = await core.listen();
+    const id = core.addClient({ keyword: "only once" });
+    const first = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "only once");
+    await iterateUntil(core, (e) => e.expected.has(id));
+    const second = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "only once");
+    assert.equal(text(await second.next()), "duplicate keyword");
+    await second.waitClosed();
+    core.sendMessageToClient(id, "still here");
+    assert.equal(text(await first.next()), "still here");
+    first.close();
+  });
+
+  it("replaces the old connection when duplicateKeyword is replace", TEST_TIMEOUT, async () => {
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }], duplicateKeyword: "replace" });
+    const [addr] = await core.listen();
+    const id = core.addClient({ keyword: "replaceable" });
+    const first = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "replaceable");
+    await iterateUntil(core, (e) => e.expected.has(id));
+    const second = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "replaceable");
+    await first.waitClosed();
+    core.sendMessageToClient(id, "to the new one");
+    assert.equal(text(await second.next()), "to the new one");
+    second.close();
+  });
+
+  it("serves 1000 concurrent named clients, each with a round trip", { timeout: 60_000 }, async () => {
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const [addr] = await core.listen();
+    const count = 1000;
+    const ids = new Map<number, number>();
+    for (let i = 0; i < count; i++) ids.set(core.addClient({ keyword: `client-${i}` }), i);
+    const serving = (async () => {
+      let answered = 0;
+      const deadline = Date.now() + 50_000;
+      while (answered < count && Date.now() < deadline) {
+        const r = await core.ioIteration(50);
+        for (const id of r.clientsHaveDataToRead) {
+          for (const message of core.getMessagesFromClient(id)) {
+            core.sendMessageToClient(id, `${text(message)} -> ${ids.get(id)}`);
+            answered++;
+          }
+        }
+      }
+      return answered;
+    })();
+    const peers: WireClient[] = [];
+    const batch = 100;
+    for (let start = 0; start < count; start += batch) {
+      peers.push(
+        ...await Promise.all(
+          Array.from(
+            { length: Math.min(batch, count - start) },
+            (_, k) => WireClient.connect({ transport: "tcp", port: tcp(addr).port }, `client-${start + k}`),
+          ),
+        ),
+      );
+    }
+    peers.forEach((peer, i) => peer.send(`ping ${i}`));
+    const answers = await Promise.all(
+      peers.map(async (peer) => [text(await peer.next()), text(await peer.next())]),
+    );
+    assert.equal(await serving, count);
+    answers.forEach(([ok, answer], i) => {
+      assert.equal(ok, "OK");
+      assert.equal(answer, `ping ${i} -> ${i}`);
+    });
+    for (const peer of peers) peer.close();
+  });
+});
+
+describe("IoCore as a client of another IoCore", () => {
+  for (const kind of ["tcp", "unix"] as const) {
+    it(`connects out over ${kind} and exchanges messages with both API styles`, TEST_TIMEOUT, async () => {
+      await withTempDir(async (dir) => {
+        class Doubler extends InlineProcessor {
+          override onDataReceived(data: Uint8Array): void {
+            this.outputMessages.push(text(data) + text(data));
+          }
+        }
+        await using server = quietCore({
+          listeners: [
+            kind === "tcp" ? { transport: "tcp", port: 0 } : { transport: "unix", path: join(dir, "s.sock") },
+          ],
+        });
+        const [addr] = await server.listen();
+        const onServer = server.addClient({ keyword: "worker-7", processor: Doubler });
+
+        await using client = quietCore();
+        const connect = kind === "tcp"
+          ? { transport: "tcp" as const, port: tcp(addr).port }
+          : { transport: "unix" as const, path: unix(addr).path };
+        const upstream = client.addClient({ keyword: "worker-7", connect });
+        assert.equal(client.getClientInfo(upstream)?.state, "connecting");
+        await iterateUntil(client, (e) => e.expected.has(upstream));
+        assert.equal(client.getClientInfo(upstream)?.direction, "outgoing");
+        client.sendMessagesToClient(upstream, ["ab", "cd"]);
+        const got: string[] = [];
+        await iterateUntil(client, () => got.length === 2, 10_000, (r) => {
+          for (const id of r.clientsHaveDataToRead) got.push(...client.getMessagesFromClient(id).map(text));
+        });
+        assert.deepEqual(got, ["abab", "cdcd"]);
+        assert.equal(server.getClientInfo(onServer)?.state, "connected");
+
+        // And the other way round: the client side uses a processor, the server plain code.
+        server.setInlineProcessorForClient(onServer, InlineProcessor);
+        client.setInlineProcessorForClient(upstream, Doubler);
+        await server.ioIteration(0);
+        client.closeClientConnection(upstream);
+        await iterateUntil(client, (e) => e.disconnected.has(upstream));
+        await iterateUntil(server, (e) => e.disconnected.has(onServer));
+      });
+    });
+  }
+
+  it("reports a refused handshake as a disconnection with a typed error", TEST_TIMEOUT, async () => {
+    await using server = quietCore({
+      listeners: [{ transport: "tcp", port: 0 }],
+      acceptUnexpectedKeywords: false,
+    });
+    const [addr] = await server.listen();
+    await using client = quietCore();
+    const id = client.addClient({
+      keyword: "nobody expects me",
+      connect: { transport: "tcp", port: tcp(addr).port },
+    });
+    await iterateUntil(client, (e) => e.disconnected.has(id));
+    const error = client.getClientInfo(id)?.lastError;
+    assert.ok(error instanceof HandshakeRejectedError, `got ${error}`);
+    assert.equal(error.reason, "unexpected keyword");
+    assert.throws(() => client.sendMessageToClient(id, "x"), ConnectionClosedError);
+  });
+
+  it("reports a refused connection as a disconnection with a typed error", TEST_TIMEOUT, async () => {
+    const probe = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const [addr] = await probe.listen();
+    await probe.close();
+    await using client = quietCore();
+    const id = client.addClient({ keyword: "k", connect: { transport: "tcp", port: tcp(addr).port } });
+    await iterateUntil(client, (e) => e.disconnected.has(id));
+    assert.equal(client.getClientInfo(id)?.lastError?.name, "ConnectionRefusedError");
+  });
+});
+
+describe("IoCore unknown clients", () => {
+  it(
+    "answers an HTTP/1.1 keep-alive request stream on the core that serves named clients",
+    TEST_TIMEOUT,
+    async () => {
+      await withTempDir(async (dir) => {
+        class Hello extends HttpResponder {
+          override handle(request: HttpRequest): HttpResponse {
+            return { body: `hello ${request.method} ${request.target}` };
+          }
+        }
+        await using core = quietCore({
+          listeners: [
+            { transport: "tcp", port: 0, name: "http" },
+            { transport: "unix", path: join(dir, "named.sock"), name: "named" },
+          ],
+          rawConnection: (info) => info.listener.name === "http",
+          unknownClients: "allow",
+          unknownClientProcessor: Hello,
+        });
+        const [httpAddr, namedAddr] = await core.listen();
+        const named = core.addClient({ keyword: "manager client" });
+        const manager = await WireClient.handshake(
+          { transport: "unix", path: unix(namedAddr).path },
+          "manager client",
+        );
+
+        const browser = await WireClient.connect({ transport: "tcp", port: tcp(httpAddr).port });
+        browser.raw = true;
+        const requests = ["/a", "/b", "/c"].map((path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join("");
+        // Split mid-request to check the parser's buffering.
+        browser.conn.write(encoder.encode(requests.slice(0, 30)));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        browser.conn.write(encoder.encode(requests.slice(30)));
+        const received = () => text(new Uint8Array(browser.rawBytes.flatMap((c) => [...c])));
+        await browser.until(() => (received().match(/hello/g) ?? []).length === 3, 10_000, "three responses");
+        const body = received();
+        assert.match(body, /^HTTP\/1\.1 200 OK\r\ncontent-length: 12\r\n\r\nhello GET \/a/);
+        assert.ok(body.indexOf("hello GET /a") < body.indexOf("hello GET /b"));
+        assert.ok(body.indexOf("hello GET /b") < body.indexOf("hello GET /c"));
+        assert.equal(browser.closed, false, "keep-alive keeps the connection open");
+
+        manager.send("meanwhile");
+        const events = await iterateUntil(core, (e) => e.data.has(named) && e.unknown.size === 1);
+        assert.deepEqual(core.getMessagesFromClient(named).map(text), ["meanwhile"]);
+        const [unknownId] = events.unknown;
+        assert.equal(core.getClientInfo(unknownId!)?.kind, "unknown");
+        assert.match(core.getClientInfo(unknownId!)?.keywordText ?? "", /^UNKNOWN CLIENT: /);
+        browser.close();
+        manager.close();
+      });
+    },
+  );
+
+  it("closes raw connections when unknown clients are refused (the default)", TEST_TIMEOUT, async () => {
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }], rawConnection: () => true });
+    const [addr] = await core.listen();
+    const peer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port });
+    await peer.waitClosed();
+    assert.equal(core.stats().clients, 0);
+  });
+});
+
+describe("IoCore delivery, limits and failures", () => {
+  it("delivers 100k messages in order before closing with markClientConnectionAsReadyToBeClosed", {
+    timeout: 60_000,
+  }, async () => {
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const [addr] = await core.listen();
+    const id = core.addClient({ keyword: "sink" });
+    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "sink");
+    await iterateUntil(core, (e) => e.expected.has(id));
+    const count = 100_000;
+    const messages: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) messages.push(encoder.encode(`message ${i}`));
+    core.sendMessagesToClient(id, messages);
+    core.markClientConnectionAsReadyToBeClosed(id);
+    assert.equal(core.getClientInfo(id)?.state, "closing");
+    await peer.until(() => peer.ended || peer.closed, 30_000, "end of stream");
+    assert.equal(peer.messages.length, count);
+    for (let i = 0; i < count; i++) {
+      if (text(peer.messages[i]) !== `message ${i}`) assert.fail(`message ${i} is ${text(peer.messages[i])}`);
+    }
+    peer.close();
+    await iterateUntil(core, (e) => e.disconnected.has(id));
+  });
+
+  it(
+    "keeps unread input within inputBytes plus one read chunk and loses nothing",
+    { timeout: 60_000 },
+    async () => {
+      const inputBytes = 256 * 1024;
+      await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }], limits: { inputBytes } });
+      const [addr] = await core.listen();
+      const id = core.addClient({ keyword: "flood" });
+      const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "flood");
+      await iterateUntil(core, (e) => e.expected.has(id));
+      const payload = new Uint8Array(1000);
+      const total = 4000; // ~4 MB, 16x the cap
+      for (let i = 0; i < total; i++) {
+        new DataView(payload.buffer).setUint32(0, i, true);
+        peer.send(payload);
+      }
+      let maxSeen = 0;
+      for (let i = 0; i < 40; i++) {
+        await core.ioIteration(10); // the application does not read
+        maxSeen = Math.max(maxSeen, core.stats().inputBytes);
+      }
+      assert.ok(core.stats().readingPaused, "reading is paused over the cap");
+      const chunkAllowance = 512 * 1024;
+      assert.ok(maxSeen <= inputBytes + chunkAllowance, `unread input ${maxSeen} exceeds the cap`);
+      let next = 0;
+      const deadline = Date.now() + 40_000;
+      while (next < total && Date.now() < deadline) {
+        await core.ioIteration(20);
+        for (const message of core.getMessagesFromClient(id)) {
+          assert.equal(new DataView(message.buffer, message.byteOffset).getUint32(0, true), next++);
+          maxSeen = Math.max(maxSeen, core.stats().inputBytes);
+        }
+      }
+      assert.equal(next, total);
+      assert.ok(maxSeen <= inputBytes + chunkAllowance);
+      assert.equal(core.stats().readingPaused, false);
+      peer.close();
+    },
+  );
+
+  it("closes only the connection that declares an oversized frame", TEST_TIMEOUT, async () => {
+    await using core = quietCore({
+      listeners: [{ transport: "tcp", port: 0 }],
+      limits: { maxMessageBytes: 1024 },
+    });
+    const [addr] = await core.listen();
+    const bad = core.addClient({ keyword: "bad" });
+    const good = core.addClient({ keyword: "good" });
+    const badPeer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "bad");
+    const goodPeer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "good");
+    await iterateUntil(core, (e) => e.expected.has(bad) && e.expected.has(good));
+    const header = new Uint8Array(8);
+    new DataView(header.buffer).setBigUint64(0, 2n ** 64n - 1n, true);
+    badPeer.conn.write(header);
+    goodPeer.send("fine");
+    await iterateUntil(core, (e) => e.disconnected.has(bad) && e.data.has(good));
+    assert.ok(core.getClientInfo(bad)?.lastError instanceof MessageTooLargeError);
+    assert.deepEqual(core.getMessagesFromClient(good).map(text), ["fine"]);
+    core.sendMessageToClient(good, "still served");
+    assert.equal(text(await goodPeer.next()), "still served");
+    await badPeer.waitClosed();
+    goodPeer.close();
+  });
+
+  it("closes only the connection whose processor throws", TEST_TIMEOUT, async () => {
+    const logger = recordingLogger();
+    class Fragile extends InlineProcessor {
+      override onDataReceived(data: Uint8Array): void {
+        if (text(data) === "boom") throw new Error("processor exploded");
+        this.outputMessages.push(data);
+      }
+    }
+    await using core = new IoCore({ listeners: [{ transport: "tcp", port: 0 }], logger });
+    const [addr] = await core.listen();
+    const a = core.addClient({ keyword: "a", processor: Fragile });
+    const b = core.addClient({ keyword: "b", processor: Fragile });
+    const peerA = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "a");
+    const peerB = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "b");
+    peerA.send("boom");
+    await peerA.waitClosed();
+    peerB.send("echo");
+    assert.equal(text(await peerB.next()), "echo");
+    await iterateUntil(core, (e) => e.disconnected.has(a));
+    assert.equal(core.getClientInfo(a)?.lastError?.message, "processor exploded");
+    assert.equal(core.getClientInfo(b)?.state, "connected");
+    assert.ok(logger.lines.some((line) => line.startsWith("error:") && line.includes("onDataReceived")));
+    peerB.close();
+  });
+
+  it("switches a connection between framed and raw mid-stream", TEST_TIMEOUT, async () => {
+    const seen: Array<[string, boolean]> = [];
+    class Switcher extends InlineProcessor {
+      override onDataReceived(data: Uint8Array): void {
+        seen.push([text(data), this.isInRawMode]);
+        if (text(data) === "go raw") return this.setIsInRawMode(true);
+        if (text(data) === "go framed") this.setIsInRawMode(false);
+        // Output goes out in the mode in effect when the callback returns.
+        this.outputMessages.push(this.isInRawMode ? "raw ack" : "framed ack");
+      }
+    }
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const [addr] = await core.listen();
+    const id = core.addClient({ keyword: "switcher", processor: Switcher });
+    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "switcher");
+    peer.raw = true;
+    // One write: a frame that switches to raw, then raw bytes right behind it in the same chunk.
+    const frame = new Uint8Array(8 + 6);
+    new DataView(frame.buffer).setUint32(0, 6, true);
+    frame.set(encoder.encode("go raw"), 8);
+    peer.conn.write(new Uint8Array([...frame, ...encoder.encode("raw bytes")]));
+    await peer.until(() => peer.rawBytes.length > 0, 5000, "raw answer");
+    assert.deepEqual(seen, [["go raw", false], ["raw bytes", true]]);
+    assert.equal(text(peer.rawBytes.shift()), "raw ack");
+    assert.equal(core.getClientInfo(id)?.raw, true);
+
+    peer.conn.write(encoder.encode("go framed"));
+    await peer.until(() => peer.rawBytes.reduce((n, c) => n + c.length, 0) >= 18, 5000, "framed answer");
+    const answer = new Uint8Array(peer.rawBytes.flatMap((c) => [...c]));
+    assert.equal(new DataView(answer.buffer).getUint32(0, true), 10);
+    assert.equal(text(answer.subarray(8)), "framed ack");
+    assert.equal(core.getClientInfo(id)?.raw, false);
+    peer.rawBytes = [];
+    peer.raw = false;
+    peer.send("framed again");
+    assert.equal(text(await peer.next()), "framed ack");
+    assert.deepEqual(seen.at(-1), ["framed again", false]);
+
+    // The plain-code API switches the same way.
+    core.setInlineProcessorForClient(id, InlineProcessor);
+    core.switchClientRawConnectionMode(id, true);
+    assert.equal(core.getClientInfo(id)?.raw, true);
+    peer.close();
+  });
+
+  it("rejects keywords announced with an oversized first frame", TEST_TIMEOUT, async () => {
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const [addr] = await core.listen();
+    const peer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "x".repeat(2000));
+    await peer.waitClosed();
+    assert.equal(core.stats().connections, 0);
+  });
+});
