@@ -148,3 +148,14 @@ export class HandshakeRejectedError extends AsockioError {
     this.reason = reason;
   }
 }
+
+/**
+ * A handshake or idle timeout expired and the connection was closed.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError } from "@asockio/core";
+ * const err = new TimeoutError("Cannot complete handshake with tcp:127.0.0.1:5000: not done within 10000 ms");
+ * ```
+ */
+export class TimeoutError extends AsockioError {}

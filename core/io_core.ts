@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { authProof, challengeNonce, importSecret, makeChallenge, timingSafeEqual } from "./auth.ts";
 import { concatBytes, toBytes } from "./bytes.ts";
 import { encodeFrames, FRAME_HEADER_BYTES, FrameDecoder } from "./codec.ts";
 import {
@@ -13,7 +14,16 @@ import {
   HandshakeRejectedError,
   MessageTooLargeError,
   ProtocolError,
+  TimeoutError,
 } from "./errors.ts";
+import {
+  type AccessRule,
+  ALLOW_ALL,
+  compileRules,
+  LOCAL_ONLY,
+  type PeerInfo,
+  type RuleCheck,
+} from "./rules.ts";
 import {
   attachProcessor,
   type InlineProcessor,
@@ -74,12 +84,25 @@ export interface IoCoreLimits {
    * @default {10000}
    */
   closeTimeoutMs?: number;
+  /**
+   * The most connections open at once (incoming and outgoing, handshakes included). At the cap,
+   * new incoming connections wait unread, in order, until a slot frees; nothing is refused.
+   * @default {65536}
+   */
+  maxConnections?: number;
+  /**
+   * Close a connection that has neither received nor sent anything for this long; `0` disables it.
+   * @default {0}
+   */
+  idleTimeoutMs?: number;
 }
 
 /** A listener: where to listen, plus an optional name used by rules and in `getClientInfo`. */
 export type IoCoreListenerOptions = ListenOptions & {
   /** A name for logs and rules; defaults to `tcp:<host>:<port>` or `unix:<path>`. */
   name?: string;
+  /** The most connections open at once through this listener; more wait unread. Unlimited by default. */
+  maxConnections?: number;
 };
 
 /** What the core knows of a new incoming connection when `rawConnection` is asked about it. */
@@ -143,6 +166,17 @@ export interface IoCoreOptions {
   /** Memory caps and protocol limits. */
   limits?: IoCoreLimits;
   /**
+   * Access rules for named clients (and held unexpected keywords) that have no `allow` of their
+   * own. Secure by default: only UNIX sockets and loopback.
+   * @default {LOCAL_ONLY}
+   */
+  allow?: readonly AccessRule[];
+  /**
+   * Access rules for unknown (raw) clients, checked when they connect.
+   * @default {ALLOW_ALL}
+   */
+  unknownClientsAllow?: readonly AccessRule[];
+  /**
    * Where to report refusals and failures; `null` silences the core.
    * @default {warnings and errors to console}
    */
@@ -167,6 +201,16 @@ export interface AddClientOptions {
   raw?: boolean;
   /** A processor class to drive this client's connections. */
   processor?: InlineProcessorClass;
+  /**
+   * Where this client may connect from (incoming only); overrides the core's `allow`.
+   * @default {the core's allow, LOCAL_ONLY unless set}
+   */
+  allow?: readonly AccessRule[];
+  /**
+   * A shared secret: incoming, the peer must prove it knows it (HMAC-SHA256 over a nonce);
+   * outgoing, this core answers the server's challenge with it.
+   */
+  secret?: string | Uint8Array;
 }
 
 /** The events gathered by one {@linkcode IoCore.ioIteration} call. */
@@ -236,6 +280,8 @@ const DEFAULT_LIMITS: Required<IoCoreLimits> = {
   maxKeywordBytes: 1024,
   handshakeTimeoutMs: 10_000,
   closeTimeoutMs: 10_000,
+  maxConnections: 65_536,
+  idleTimeoutMs: 0,
 };
 const KEYWORD_ACCEPTED = new Uint8Array([0x4f, 0x4b]); // "OK"
 const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
@@ -263,6 +309,10 @@ const AWAIT_KEYWORD: number = 0;
 const AWAIT_OK: number = 1;
 const OPEN: number = 2;
 const CLOSED: number = 3;
+/** Accepting side: keyword known, waiting for the HMAC answer. */
+const AWAIT_AUTH: number = 4;
+/** Refused: the reason is being written; further input is ignored. */
+const REFUSED: number = 5;
 
 function keywordKey(keyword: Uint8Array): string {
   let key = "";
@@ -299,6 +349,8 @@ class ClientRecord {
   inboxHead = 0;
   inboxBytes = 0;
   removed = false;
+  rules: RuleCheck | undefined = undefined;
+  secretKey: Promise<CryptoKey> | undefined = undefined;
 
   constructor(
     id: ClientId,
@@ -344,6 +396,11 @@ class Session {
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   peerEnded = false;
+  /** An asynchronous handshake step (HMAC) is running: leave the input in the decoder. */
+  busy = false;
+  nonce: Uint8Array | undefined = undefined;
+  pending: ClientRecord | undefined = undefined;
+  lastActivity = 0;
 
   constructor(conn: Connection, listener: ListenerInfo | undefined, phase: number, decoder: FrameDecoder) {
     this.conn = conn;
@@ -403,9 +460,15 @@ export class IoCore implements AsyncDisposable {
   readonly #acceptUnexpected: boolean;
   readonly #replaceDuplicates: boolean;
   readonly #noDelay: boolean;
+  readonly #defaultRules: RuleCheck;
+  readonly #unknownRules: RuleCheck;
 
   #listeners: Listener[] = [];
   #listenerInfos: ListenerInfo[] = [];
+  #listenerOpen: number[] = [];
+  #listenerMax: number[] = [];
+  #parked: Array<{ conn: Connection; listener: ListenerInfo }> = [];
+  #idleTimer: ReturnType<typeof setInterval> | undefined = undefined;
   #nextClientId = 1;
   #clients = new Map<ClientId, ClientRecord>();
   #byKeyword = new Map<string, ClientRecord>();
@@ -459,6 +522,16 @@ export class IoCore implements AsyncDisposable {
     this.#replaceDuplicates =
       oneOf("duplicateKeyword", options.duplicateKeyword, ["refuse", "replace"], "refuse") === "replace";
     this.#noDelay = options.noDelay ?? true;
+    this.#defaultRules = compileRules(options.allow ?? LOCAL_ONLY);
+    this.#unknownRules = compileRules(options.unknownClientsAllow ?? ALLOW_ALL);
+    for (const listener of this.#listenerOptions) {
+      const max = listener.maxConnections;
+      if (max !== undefined && (!Number.isSafeInteger(max) || max < 1)) {
+        throw new RangeError(
+          `Cannot create IoCore: listener maxConnections must be a positive integer, got ${max}`,
+        );
+      }
+    }
   }
 
   /** The transport in use (`"deno"`, `"bun"` or `"node"`). */
@@ -488,7 +561,7 @@ export class IoCore implements AsyncDisposable {
     if (this.#listeners.length) throw new TypeError("Cannot listen: the core is already listening");
     try {
       for (const [id, options] of this.#listenerOptions.entries()) {
-        const { name, ...listenOptions } = options;
+        const { name, maxConnections, ...listenOptions } = options;
         let info: ListenerInfo | undefined;
         const listener = await this.#transport.listen(listenOptions as ListenOptions, (conn) => {
           if (info) this.#accept(conn, info);
@@ -497,6 +570,8 @@ export class IoCore implements AsyncDisposable {
         info = { id, name: name ?? describeAddr(listener.addr), addr: listener.addr };
         this.#listeners.push(listener);
         this.#listenerInfos.push(info);
+        this.#listenerOpen.push(0);
+        this.#listenerMax.push(maxConnections ?? Infinity);
       }
     } catch (err) {
       await this.#closeListeners();
@@ -527,8 +602,23 @@ export class IoCore implements AsyncDisposable {
         `Cannot add client: keyword ${JSON.stringify(utf8Decoder.decode(keyword))} is registered`,
       );
     }
+    const rules = options.allow ? compileRules(options.allow) : undefined;
+    if (options.secret !== undefined && !(toBytes(options.secret).length > 0)) {
+      throw new TypeError("Cannot add client: secret must be a non-empty string or Uint8Array");
+    }
     const id = this.#nextClientId++;
-    const held = options.connect ? undefined : this.#held.get(key);
+    let held = options.connect ? undefined : this.#held.get(key);
+    if (
+      held &&
+      (options.secret !== undefined || (rules ?? this.#defaultRules)(this.#peerInfo(held, keyword)) < 0)
+    ) {
+      // The held connection never proved the secret, or this client's rules refuse it.
+      this.#logger.info?.(
+        `Closing held connection for ${utf8Decoder.decode(keyword)}: not admitted by addClient`,
+      );
+      this.#closeSession(held);
+      held = undefined;
+    }
     let record: ClientRecord;
     if (held?.held) {
       // Adopt the held connection: it already got OK, and its messages are in the provisional inbox.
@@ -547,6 +637,11 @@ export class IoCore implements AsyncDisposable {
         options.raw ?? false,
         options.processor,
       );
+    }
+    record.rules = rules;
+    if (options.secret !== undefined) {
+      record.secretKey = importSecret(options.secret);
+      record.secretKey.catch(() => {}); // reported where it is awaited
     }
     this.#clients.set(id, record);
     this.#byKeyword.set(key, record);
@@ -856,6 +951,9 @@ export class IoCore implements AsyncDisposable {
     this.#closed = true;
     await this.#closeListeners();
     for (const session of [...this.#sessions]) this.#closeSession(session);
+    for (const { conn } of this.#parked.splice(0)) conn.close();
+    if (this.#idleTimer !== undefined) clearInterval(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#resolveWaiter();
   }
 
@@ -867,11 +965,45 @@ export class IoCore implements AsyncDisposable {
   // ---------------------------------------------------------------------------------------------
   // Connections
 
+  #hasRoom(listener: ListenerInfo): boolean {
+    return this.#sessions.size < this.#limits.maxConnections &&
+      this.#listenerOpen[listener.id]! < this.#listenerMax[listener.id]!;
+  }
+
   #accept(conn: Connection, listener: ListenerInfo): void {
     if (this.#closed) {
       conn.close();
       return;
     }
+    if (this.#parked.length || !this.#hasRoom(listener)) {
+      // At the cap: the connection waits unread (the transport reads nothing before setHandler).
+      this.#parked.push({ conn, listener });
+      return;
+    }
+    this.#admit(conn, listener);
+  }
+
+  #unpark(): void {
+    while (this.#parked.length && !this.#closed) {
+      const { conn, listener } = this.#parked[0]!;
+      if (!conn.closed && !this.#hasRoom(listener)) return;
+      this.#parked.shift();
+      if (!conn.closed) this.#admit(conn, listener);
+    }
+  }
+
+  #peerInfo(session: Session, keyword?: Uint8Array): PeerInfo {
+    const listener = session.listener!;
+    return {
+      listener,
+      remoteAddr: session.conn.remoteAddr,
+      localAddr: session.conn.localAddr,
+      transport: listener.addr.transport,
+      keyword,
+    };
+  }
+
+  #admit(conn: Connection, listener: ListenerInfo): void {
     if (this.#noDelay) conn.setNoDelay(true);
     let raw = false;
     if (this.#rawConnection) {
@@ -887,7 +1019,13 @@ export class IoCore implements AsyncDisposable {
       }
     }
     if (raw) {
-      if (!this.#allowUnknown) {
+      const denied = this.#allowUnknown && this.#unknownRules({
+            listener,
+            remoteAddr: conn.remoteAddr,
+            localAddr: conn.localAddr,
+            transport: listener.addr.transport,
+          }) < 0;
+      if (!this.#allowUnknown || denied) {
         this.#logger.info?.(
           `Refused unknown client from ${describeAddr(conn.remoteAddr)} on ${listener.name}`,
         );
@@ -907,13 +1045,13 @@ export class IoCore implements AsyncDisposable {
     if (this.#limits.handshakeTimeoutMs > 0) {
       session.timer = setTimeout(() => {
         session.timer = undefined;
-        if (session.phase !== AWAIT_KEYWORD) return;
+        if (session.phase !== AWAIT_KEYWORD && session.phase !== AWAIT_AUTH) return;
         this.#fail(
           session,
-          new ProtocolError(
+          new TimeoutError(
             `Cannot complete handshake with ${
               describeAddr(conn.remoteAddr)
-            }: no keyword within ${this.#limits.handshakeTimeoutMs} ms`,
+            }: not done within ${this.#limits.handshakeTimeoutMs} ms`,
           ),
         );
       }, this.#limits.handshakeTimeoutMs);
@@ -929,6 +1067,11 @@ export class IoCore implements AsyncDisposable {
   ): Session {
     const session = new Session(conn, listener, phase, new FrameDecoder({ maxMessageBytes: maxFrame }));
     this.#sessions.add(session);
+    if (listener) this.#listenerOpen[listener.id]!++;
+    if (this.#limits.idleTimeoutMs > 0) {
+      session.lastActivity = Date.now();
+      this.#startIdleSweep();
+    }
     const handler: ConnectionHandler = {
       onData: (chunk) => this.#onData(session, chunk),
       onDrain: () => this.#onDrain(session),
@@ -997,8 +1140,27 @@ export class IoCore implements AsyncDisposable {
     if (rest.length) session.decoder.push(rest);
   }
 
+  #startIdleSweep(): void {
+    if (this.#idleTimer !== undefined) return;
+    const idle = this.#limits.idleTimeoutMs;
+    this.#idleTimer = setInterval(() => {
+      const now = Date.now();
+      for (const session of this.#sessions) {
+        if (now - session.lastActivity < idle || session.inflightBytes > 0) continue;
+        this.#fail(
+          session,
+          new TimeoutError(
+            `Closing idle connection from ${describeAddr(session.conn.remoteAddr)} after ${idle} ms`,
+          ),
+        );
+      }
+    }, Math.max(10, Math.min(idle / 4, 1000)));
+    unrefTimer(this.#idleTimer);
+  }
+
   #onData(session: Session, chunk: Uint8Array): void {
-    if (session.phase === CLOSED) return;
+    if (session.phase === CLOSED || session.phase === REFUSED) return;
+    if (this.#idleTimer !== undefined) session.lastActivity = Date.now();
     this.#account(chunk.length);
     if (session.raw) this.#deliver(session, chunk);
     else {
@@ -1009,7 +1171,7 @@ export class IoCore implements AsyncDisposable {
   }
 
   #drainDecoder(session: Session): void {
-    while (session.phase !== CLOSED) {
+    while (session.phase !== CLOSED && session.phase !== REFUSED && !session.busy) {
       if (session.raw) {
         const rest = session.decoder.takeBuffered();
         if (rest.length) this.#deliver(session, rest);
@@ -1036,6 +1198,7 @@ export class IoCore implements AsyncDisposable {
       else {
         this.#account(-message.length);
         if (session.phase === AWAIT_KEYWORD) this.#onKeyword(session, message);
+        else if (session.phase === AWAIT_AUTH) this.#onAuthAnswer(session, message);
         else this.#onServerAnswer(session, message);
       }
     }
@@ -1118,14 +1281,34 @@ export class IoCore implements AsyncDisposable {
     const key = keywordKey(keyword);
     const where = `${describeAddr(session.conn.remoteAddr)} on ${session.listener?.name}`;
     const record = this.#byKeyword.get(key);
+    let admitted: number;
+    try {
+      admitted = (record?.rules ?? this.#defaultRules)(this.#peerInfo(session, keyword));
+    } catch (err) {
+      this.#logger.error?.(`An access rule threw for ${where}; refusing`, err);
+      admitted = -1;
+    }
+    if (admitted < 0) {
+      return this.#refuse(
+        session,
+        "access denied",
+        `${where} (keyword ${JSON.stringify(utf8Decoder.decode(keyword))})`,
+      );
+    }
     if (record) {
       if (record.connect) return this.#refuse(session, "keyword is not accepted here", where);
-      if (record.session) {
-        if (!this.#replaceDuplicates) return this.#refuse(session, "duplicate keyword", where);
-        this.#closeSession(record.session);
+      if (record.session && !this.#replaceDuplicates) {
+        return this.#refuse(session, "duplicate keyword", where);
       }
-      this.#queueOutput(session, KEYWORD_ACCEPTED, true);
-      this.#bind(session, record);
+      if (record.secretKey) {
+        session.phase = AWAIT_AUTH;
+        session.pending = record;
+        const { challenge, nonce } = makeChallenge();
+        session.nonce = nonce;
+        this.#queueOutput(session, challenge, true);
+        return;
+      }
+      this.#admitNamed(session, record, where);
       return;
     }
     if (!this.#acceptUnexpected) return this.#refuse(session, "unexpected keyword", where);
@@ -1137,17 +1320,73 @@ export class IoCore implements AsyncDisposable {
     this.#openPhase(session);
   }
 
+  #admitNamed(session: Session, record: ClientRecord, where: string): void {
+    if (record.removed) return this.#refuse(session, "unexpected keyword", where);
+    if (record.session) {
+      if (!this.#replaceDuplicates) return this.#refuse(session, "duplicate keyword", where);
+      this.#closeSession(record.session);
+    }
+    this.#queueOutput(session, KEYWORD_ACCEPTED, true);
+    this.#bind(session, record);
+  }
+
+  #onAuthAnswer(session: Session, proof: Uint8Array): void {
+    const record = session.pending!;
+    const nonce = session.nonce!;
+    session.busy = true;
+    record.secretKey!.then((key) => authProof(key, nonce, record.keyword)).then(
+      (expected) => {
+        session.busy = false;
+        if (session.phase !== AWAIT_AUTH) return;
+        session.pending = session.nonce = undefined;
+        const where = `${describeAddr(session.conn.remoteAddr)} on ${session.listener?.name}`;
+        if (!timingSafeEqual(expected, proof)) return this.#refuse(session, "authentication failed", where);
+        this.#admitNamed(session, record, where);
+        this.#drainDecoder(session);
+      },
+      (err: Error) => {
+        session.busy = false;
+        this.#fail(session, new AsockioError("Cannot verify the client's secret", { cause: err }));
+      },
+    );
+  }
+
   #onServerAnswer(session: Session, answer: Uint8Array): void {
     const record = session.client!;
     if (answer.length === 2 && answer[0] === KEYWORD_ACCEPTED[0] && answer[1] === KEYWORD_ACCEPTED[1]) {
       this.#bind(session, record);
       return;
     }
-    this.#fail(session, new HandshakeRejectedError(utf8Decoder.decode(answer)));
+    const nonce = challengeNonce(answer);
+    if (nonce && record.secretKey) {
+      session.busy = true;
+      const ownNonce = nonce.slice();
+      record.secretKey.then((key) => authProof(key, ownNonce, record.keyword)).then(
+        (proof) => {
+          session.busy = false;
+          if (session.phase !== AWAIT_OK) return;
+          this.#queueOutput(session, proof, true);
+          this.#drainDecoder(session);
+        },
+        (err: Error) => {
+          session.busy = false;
+          this.#fail(session, new AsockioError("Cannot answer the server's challenge", { cause: err }));
+        },
+      );
+      return;
+    }
+    const reason = nonce
+      ? "server requires authentication, and no secret is set for this client"
+      : utf8Decoder.decode(answer);
+    this.#fail(session, new HandshakeRejectedError(reason));
   }
 
   #refuse(session: Session, reason: string, where: string): void {
     this.#logger.info?.(`Refused connection from ${where}: ${reason}`);
+    if (session.timer !== undefined) clearTimeout(session.timer);
+    session.timer = undefined;
+    session.phase = REFUSED;
+    this.#account(-session.decoder.takeBuffered().length);
     this.#queueOutput(session, toBytes(reason), true);
     this.#closeWhenFlushed(session);
   }
@@ -1220,6 +1459,7 @@ export class IoCore implements AsyncDisposable {
       session.timer = undefined;
     }
     this.#sessions.delete(session);
+    if (session.listener) this.#listenerOpen[session.listener.id]!--;
     this.#account(-session.decoder.bufferedBytes);
     this.#outputBytes -= session.outQueueBytes + session.inflightBytes;
     session.outQueue = [];
@@ -1252,6 +1492,11 @@ export class IoCore implements AsyncDisposable {
       if (record.kind === "unknown" && record.unread === 0) this.#forget(record);
     }
     if (this.#readingPaused) this.#updateReading();
+    if (this.#parked.length) this.#unpark();
+    if (this.#idleTimer !== undefined && this.#sessions.size === 0) {
+      clearInterval(this.#idleTimer);
+      this.#idleTimer = undefined;
+    }
   }
 
   #forget(record: ClientRecord): void {
@@ -1336,6 +1581,7 @@ export class IoCore implements AsyncDisposable {
   /** Everything written so far reached the kernel. */
   #onDrain(session: Session): void {
     if (session.phase === CLOSED) return;
+    if (this.#idleTimer !== undefined) session.lastActivity = Date.now();
     this.#outputBytes -= session.inflightBytes;
     session.inflightBytes = 0;
     if (this.#readingPaused) this.#updateReading();

@@ -1,0 +1,149 @@
+/**
+ * IP address helpers (what `@std/net` would give): parse IPv4 and IPv6 literals, CIDR ranges,
+ * loopback checks, with IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) treated as IPv4.
+ *
+ * @module
+ */
+
+/** A parsed address: 4 bytes for IPv4, 16 for IPv6. */
+export type IpBytes = Uint8Array;
+
+function parseIpv4(text: string): IpBytes | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  const bytes = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    const part = parts[i]!;
+    if (!/^\d{1,3}$/.test(part) || (part.length > 1 && part[0] === "0")) return undefined;
+    const value = Number(part);
+    if (value > 255) return undefined;
+    bytes[i] = value;
+  }
+  return bytes;
+}
+
+function parseIpv6(text: string): IpBytes | undefined {
+  const zone = text.indexOf("%");
+  if (zone >= 0) text = text.slice(0, zone);
+  if (text.startsWith("[") && text.endsWith("]")) text = text.slice(1, -1);
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (part: string): number[] | undefined => {
+    if (part === "") return [];
+    const out: number[] = [];
+    const items = part.split(":");
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      if (i === items.length - 1 && item.includes(".")) {
+        const v4 = parseIpv4(item);
+        if (!v4) return undefined;
+        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(item)) return undefined;
+        out.push(parseInt(item, 16));
+      }
+    }
+    return out;
+  };
+  const head = groups(halves[0]!);
+  const tail = halves.length === 2 ? groups(halves[1]!) : [];
+  if (!head || !tail) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const all = [...head, ...new Array<number>(halves.length === 2 ? missing : 0).fill(0), ...tail];
+  const bytes = new Uint8Array(16);
+  all.forEach((group, i) => {
+    bytes[2 * i] = group >> 8;
+    bytes[2 * i + 1] = group & 0xff;
+  });
+  return bytes;
+}
+
+/**
+ * Parses an IPv4 or IPv6 literal. An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) comes back
+ * as the 4-byte IPv4 address, so IPv4 rules match it on dual-stack listeners.
+ *
+ * @example
+ * ```ts
+ * import { parseIp } from "@asockio/core";
+ * console.log(parseIp("::ffff:10.1.2.3")); // Uint8Array(4) [10, 1, 2, 3]
+ * ```
+ */
+export function parseIp(text: string): IpBytes | undefined {
+  if (!text.includes(":")) return parseIpv4(text);
+  const v6 = parseIpv6(text);
+  if (!v6) return undefined;
+  const mapped = v6.subarray(0, 10).every((b) => b === 0) && v6[10] === 0xff && v6[11] === 0xff;
+  return mapped ? v6.slice(12) : v6;
+}
+
+/** A CIDR range such as `10.0.0.0/8` or `fd00::/8`. */
+export interface CidrRange {
+  /** The network address bytes. */
+  readonly network: IpBytes;
+  /** The prefix length in bits. */
+  readonly prefix: number;
+}
+
+/**
+ * Parses a CIDR range; a bare address means a single host. Throws a `TypeError` when malformed.
+ *
+ * @example
+ * ```ts
+ * import { ipInRange, parseCidr, parseIp } from "@asockio/core";
+ * const lan = parseCidr("192.168.0.0/16");
+ * console.log(ipInRange(parseIp("192.168.4.2")!, lan)); // true
+ * ```
+ */
+export function parseCidr(text: string): CidrRange {
+  const slash = text.lastIndexOf("/");
+  const network = parseIp(slash < 0 ? text : text.slice(0, slash));
+  if (!network) throw new TypeError(`Cannot parse CIDR range ${JSON.stringify(text)}: bad address`);
+  let prefix = network.length * 8;
+  if (slash >= 0) {
+    const bits = text.slice(slash + 1);
+    // An IPv4-mapped network keeps its prefix relative to the IPv6 form.
+    const offset = text.slice(0, slash).includes(":") && network.length === 4 ? 96 : 0;
+    if (!/^\d{1,3}$/.test(bits) || Number(bits) - offset < 0 || Number(bits) - offset > network.length * 8) {
+      throw new TypeError(`Cannot parse CIDR range ${JSON.stringify(text)}: bad prefix length`);
+    }
+    prefix = Number(bits) - offset;
+  }
+  return { network, prefix };
+}
+
+/**
+ * True when `ip` lies in `range` (both of the same family).
+ *
+ * @example
+ * ```ts
+ * import { ipInRange, parseCidr, parseIp } from "@asockio/core";
+ * console.log(ipInRange(parseIp("::1")!, parseCidr("::1/128"))); // true
+ * ```
+ */
+export function ipInRange(ip: IpBytes, range: CidrRange): boolean {
+  if (ip.length !== range.network.length) return false;
+  let bits = range.prefix;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((ip[i]! & mask) !== (range.network[i]! & mask)) return false;
+  }
+  return true;
+}
+
+const LOOPBACK_V4 = parseCidr("127.0.0.0/8");
+const LOOPBACK_V6 = parseCidr("::1/128");
+
+/**
+ * True for `127.0.0.0/8`, `::1` and their IPv4-mapped forms.
+ *
+ * @example
+ * ```ts
+ * import { isLoopbackIp } from "@asockio/core";
+ * console.log(isLoopbackIp("::ffff:127.0.0.1")); // true
+ * ```
+ */
+export function isLoopbackIp(text: string): boolean {
+  const ip = parseIp(text);
+  return !!ip && (ipInRange(ip, LOOPBACK_V4) || ipInRange(ip, LOOPBACK_V6));
+}

@@ -1,0 +1,112 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { ipInRange, isLoopbackIp, parseCidr, parseIp } from "../core/ip.ts";
+import { type AccessRule, compileRules, LOCAL_ONLY, type PeerInfo } from "../core/rules.ts";
+
+describe("IP parsing", () => {
+  it("parses IPv4 and rejects malformed IPv4", () => {
+    assert.deepEqual([...parseIp("10.1.2.3")!], [10, 1, 2, 3]);
+    for (const bad of ["10.1.2", "10.1.2.256", "01.1.1.1", "1.1.1.1.1", "a.b.c.d", ""]) {
+      assert.equal(parseIp(bad), undefined, bad);
+    }
+  });
+
+  it("parses IPv6 forms, and maps ::ffff:a.b.c.d to IPv4", () => {
+    assert.equal(parseIp("::1")!.length, 16);
+    assert.equal(parseIp("::1")![15], 1);
+    assert.deepEqual([...parseIp("::ffff:127.0.0.1")!], [127, 0, 0, 1]);
+    assert.deepEqual([...parseIp("::ffff:7f00:1")!], [127, 0, 0, 1]);
+    assert.deepEqual(parseIp("fe80::1%eth0"), parseIp("fe80::1"));
+    assert.deepEqual(parseIp("2001:db8:0:0:0:0:0:1"), parseIp("2001:db8::1"));
+    for (const bad of ["1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "g::1", ":::"]) {
+      assert.equal(parseIp(bad), undefined, bad);
+    }
+  });
+
+  it("matches CIDR ranges of both families, never across families", () => {
+    assert.ok(ipInRange(parseIp("192.168.7.9")!, parseCidr("192.168.0.0/16")));
+    assert.ok(!ipInRange(parseIp("192.169.0.1")!, parseCidr("192.168.0.0/16")));
+    assert.ok(ipInRange(parseIp("10.255.255.255")!, parseCidr("10.0.0.0/8")));
+    assert.ok(ipInRange(parseIp("1.2.3.4")!, parseCidr("0.0.0.0/0")));
+    assert.ok(ipInRange(parseIp("1.2.3.4")!, parseCidr("1.2.3.4")));
+    assert.ok(!ipInRange(parseIp("1.2.3.5")!, parseCidr("1.2.3.4")));
+    assert.ok(ipInRange(parseIp("fd12::5")!, parseCidr("fd00::/8")));
+    assert.ok(!ipInRange(parseIp("fe12::5")!, parseCidr("fd00::/8")));
+    assert.ok(ipInRange(parseIp("10.0.0.1")!, parseCidr("::ffff:10.0.0.0/104")));
+    assert.ok(!ipInRange(parseIp("::1")!, parseCidr("0.0.0.0/0")));
+    assert.ok(ipInRange(parseIp("172.20.0.1")!, parseCidr("172.16.0.0/12")));
+    assert.ok(!ipInRange(parseIp("172.32.0.1")!, parseCidr("172.16.0.0/12")));
+  });
+
+  it("rejects malformed CIDR ranges with a TypeError", () => {
+    for (const bad of ["10.0.0.0/33", "10.0.0.0/x", "nope/8", "::/129", "10.0.0.0/-1"]) {
+      assert.throws(() => parseCidr(bad), TypeError, bad);
+    }
+  });
+
+  it("knows loopback addresses", () => {
+    for (const ip of ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"]) assert.ok(isLoopbackIp(ip), ip);
+    for (const ip of ["10.0.0.1", "::2", "::ffff:10.0.0.1", "garbage"]) assert.ok(!isLoopbackIp(ip), ip);
+  });
+});
+
+describe("access rules", () => {
+  const listener = {
+    id: 1,
+    name: "public",
+    addr: { transport: "tcp" as const, hostname: "0.0.0.0", port: 1 },
+  };
+  const tcpPeer = (hostname: string): PeerInfo => ({
+    listener,
+    remoteAddr: { transport: "tcp", hostname, port: 5000 },
+    localAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
+    transport: "tcp",
+  });
+  const unixPeer: PeerInfo = {
+    listener: { id: 0, name: "local", addr: { transport: "unix", path: "/tmp/x.sock" } },
+    remoteAddr: { transport: "unix", path: "" },
+    localAddr: { transport: "unix", path: "/tmp/x.sock" },
+    transport: "unix",
+  };
+
+  it("admits UNIX and loopback peers by default (LOCAL_ONLY) and nothing else", () => {
+    const check = compileRules(LOCAL_ONLY);
+    assert.ok(check(unixPeer) >= 0);
+    assert.ok(check(tcpPeer("127.0.0.1")) >= 0);
+    assert.ok(check(tcpPeer("::1")) >= 0);
+    assert.ok(check(tcpPeer("::ffff:127.0.0.1")) >= 0);
+    assert.equal(check(tcpPeer("10.0.0.7")), -1);
+    assert.equal(check(tcpPeer("::ffff:10.0.0.7")), -1);
+  });
+
+  it("combines fields with AND and rules with OR", () => {
+    const rules: AccessRule[] = [
+      { listener: "public", cidr: ["10.0.0.0/8", "fd00::/8"] },
+      { listener: 0, transport: "unix" },
+    ];
+    const check = compileRules(rules);
+    assert.equal(check(tcpPeer("10.1.1.1")), 0);
+    assert.equal(check(tcpPeer("::ffff:10.1.1.1")), 0, "IPv4-mapped peers match IPv4 rules");
+    assert.equal(check(tcpPeer("fd00::9")), 0);
+    assert.equal(check(tcpPeer("11.1.1.1")), -1);
+    assert.equal(check(unixPeer), 1);
+    assert.equal(compileRules([{ listener: "other", cidr: "10.0.0.0/8" }])(tcpPeer("10.1.1.1")), -1);
+  });
+
+  it("supports loopback: false and custom predicates", () => {
+    assert.equal(compileRules([{ loopback: false }])(tcpPeer("127.0.0.1")), -1);
+    assert.equal(compileRules([{ loopback: false }])(tcpPeer("8.8.8.8")), 0);
+    const check = compileRules([{
+      test: (peer) => peer.remoteAddr.transport === "tcp" && peer.remoteAddr.port === 5000,
+    }]);
+    assert.equal(check(tcpPeer("8.8.8.8")), 0);
+    assert.equal(check(unixPeer), -1);
+  });
+
+  it("admits nothing with an empty list, and rejects malformed rules up front", () => {
+    assert.equal(compileRules([])(unixPeer), -1);
+    assert.throws(() => compileRules([{ cidr: "10.0.0.0/99" }]), TypeError);
+    assert.throws(() => compileRules([{ nonsense: true } as unknown as AccessRule]), TypeError);
+    assert.throws(() => compileRules([{ test: 5 } as unknown as AccessRule]), TypeError);
+  });
+});
