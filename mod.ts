@@ -26,6 +26,16 @@
  */
 export * from "./core/errors.ts";
 export * from "./core/io_core.ts";
+export { type CidrRange, type IpBytes, ipInRange, isLoopbackIp, parseCidr, parseIp } from "./core/ip.ts";
+export {
+  type AccessRule,
+  ALLOW_ALL,
+  compileRules,
+  LOCAL_ONLY,
+  type PeerInfo,
+  type RuleCheck,
+} from "./core/rules.ts";
+export { timingSafeEqual } from "./core/auth.ts";
 export {
   DEFAULT_MAX_MESSAGE_BYTES,
   encodeFrame,
