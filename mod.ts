@@ -49,6 +49,7 @@ export {
   type InlineProcessorClass,
   type ListenerInfo,
   type ProcessorContext,
+  type ProcessorControl,
 } from "./processors/inline_processor.ts";
 export { detectRuntime, nativeTransport, type RuntimeName, transportByName } from "./transports/mod.ts";
 export type * from "./transports/types.ts";

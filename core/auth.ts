@@ -39,14 +39,17 @@ export function challengeNonce(payload: Uint8Array): Uint8Array | undefined {
   return payload.subarray(AUTH_CHALLENGE_PREFIX.length);
 }
 
+/** A WebCrypto HMAC key (spelled this way because Node's types declare `CryptoKey` only as a value). */
+export type HmacKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
+
 /** Imports a secret as an HMAC-SHA256 key (WebCrypto, available on Deno, Bun and Node ≥ 20). */
-export function importSecret(secret: string | Uint8Array): Promise<CryptoKey> {
+export function importSecret(secret: string | Uint8Array): Promise<HmacKey> {
   const raw = new Uint8Array(toBytes(secret)); // a copy on a plain ArrayBuffer, as WebCrypto wants
   return crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
 }
 
 /** `HMAC-SHA256(secret, nonce ‖ keyword)`. */
-export async function authProof(key: CryptoKey, nonce: Uint8Array, keyword: Uint8Array): Promise<Uint8Array> {
+export async function authProof(key: HmacKey, nonce: Uint8Array, keyword: Uint8Array): Promise<Uint8Array> {
   const data = new Uint8Array(new ArrayBuffer(nonce.length + keyword.length));
   data.set(nonce);
   data.set(keyword, nonce.length);

@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { authProof, challengeNonce, importSecret, makeChallenge, timingSafeEqual } from "./auth.ts";
+import {
+  authProof,
+  challengeNonce,
+  type HmacKey,
+  importSecret,
+  makeChallenge,
+  timingSafeEqual,
+} from "./auth.ts";
 import { concatBytes, toBytes } from "./bytes.ts";
 import { encodeFrames, FRAME_HEADER_BYTES, FrameDecoder } from "./codec.ts";
 import {
@@ -350,7 +357,7 @@ class ClientRecord {
   inboxBytes = 0;
   removed = false;
   rules: RuleCheck | undefined = undefined;
-  secretKey: Promise<CryptoKey> | undefined = undefined;
+  secretKey: Promise<HmacKey> | undefined = undefined;
 
   constructor(
     id: ClientId,
@@ -562,16 +569,19 @@ export class IoCore implements AsyncDisposable {
     try {
       for (const [id, options] of this.#listenerOptions.entries()) {
         const { name, maxConnections, ...listenOptions } = options;
-        let info: ListenerInfo | undefined;
+        // Connections accepted before listen() resolves wait for the listener's info.
+        const slot: { info?: ListenerInfo; early: Connection[] } = { early: [] };
         const listener = await this.#transport.listen(listenOptions as ListenOptions, (conn) => {
-          if (info) this.#accept(conn, info);
-          else conn.close();
+          if (slot.info) this.#accept(conn, slot.info);
+          else slot.early.push(conn);
         });
-        info = { id, name: name ?? describeAddr(listener.addr), addr: listener.addr };
+        const info: ListenerInfo = { id, name: name ?? describeAddr(listener.addr), addr: listener.addr };
+        slot.info = info;
         this.#listeners.push(listener);
         this.#listenerInfos.push(info);
         this.#listenerOpen.push(0);
         this.#listenerMax.push(maxConnections ?? Infinity);
+        for (const conn of slot.early.splice(0)) this.#accept(conn, info);
       }
     } catch (err) {
       await this.#closeListeners();
@@ -1180,7 +1190,8 @@ export class IoCore implements AsyncDisposable {
       let message: Uint8Array | undefined;
       try {
         message = session.decoder.next();
-      } catch (err) {
+      } catch (caught) {
+        let err = caught as Error;
         if (session.phase !== OPEN && err instanceof MessageTooLargeError) {
           err = new ProtocolError(
             `Cannot complete handshake with ${
@@ -1189,7 +1200,7 @@ export class IoCore implements AsyncDisposable {
             { cause: err },
           );
         }
-        this.#fail(session, err as Error);
+        this.#fail(session, err);
         return;
       }
       if (message === undefined) return;

@@ -9,7 +9,7 @@
  * Run with `--serve` to keep the HTTP port open for `curl` until Ctrl+C.
  */
 import { IoCore, type IoIterationResult } from "../mod.ts";
-import { HttpResponder, type HttpRequest, type HttpResponse } from "../processors/http_responder.ts";
+import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,15 +42,21 @@ const [tcpAddr, unixAddr, httpAddr] = await server.listen();
 if (tcpAddr?.transport !== "tcp" || unixAddr?.transport !== "unix" || httpAddr?.transport !== "tcp") {
   throw new Error("Unexpected listener addresses");
 }
-log("server", `${server.transportName} transport; tcp ${tcpAddr.port}, unix ${unixAddr.path}, http ${httpAddr.port}`);
+log(
+  "server",
+  `${server.transportName} transport; tcp ${tcpAddr.port}, unix ${unixAddr.path}, http ${httpAddr.port}`,
+);
 const managerId = server.addClient({ keyword: "manager client" });
-const clientId = server.addClient({ keyword: "client" });
+server.addClient({ keyword: "client" });
 
 // The server loop, as in the original: commands from the manager, echo for the ordinary client.
 let shutDown = false;
 function serverIteration(r: IoIterationResult): void {
   for (const id of r.newlyConnectedExpectedClients) {
-    log("server", `${server.getClientInfo(id)?.keywordText} connected via ${server.getClientInfo(id)?.listener?.name}`);
+    log(
+      "server",
+      `${server.getClientInfo(id)?.keywordText} connected via ${server.getClientInfo(id)?.listener?.name}`,
+    );
   }
   for (const id of r.newlyConnectedUnknownClients) log("server", `unknown client ${id} connected (HTTP)`);
   for (const id of r.clientsHaveDataToRead) {
@@ -119,7 +125,10 @@ while (answered < COMMANDS) {
   }
 }
 const seconds = (performance.now() - started) / 1000;
-log("manager", `${COMMANDS} commands answered in ${seconds.toFixed(2)} s: ${Math.round(COMMANDS / seconds)} round trips/s`);
+log(
+  "manager",
+  `${COMMANDS} commands answered in ${seconds.toFixed(2)} s: ${Math.round(COMMANDS / seconds)} round trips/s`,
+);
 
 if (serve) {
   log("http", `try: curl http://127.0.0.1:${httpAddr.port}/hello   (Ctrl+C to stop)`);

@@ -22,7 +22,10 @@ export interface HttpRequest {
 
 /** What {@linkcode HttpResponder.handle} returns. */
 export interface HttpResponse {
-  /** @default {200} */
+  /**
+   * The status code.
+   * @default {200}
+   */
   status?: number;
   /** Extra headers; `content-length` and `connection` are set by the responder. */
   headers?: Record<string, string>;
@@ -88,6 +91,7 @@ export class HttpResponder extends InlineProcessor {
     return { status: 404, body: "not found\n" };
   }
 
+  /** Parses the requests in `data` and answers each complete one in order. */
   override onDataReceived(data: Uint8Array): void {
     let buffer = this.#pending.length ? concatBytes([this.#pending, data]) : data;
     let offset = 0;

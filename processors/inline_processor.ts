@@ -27,11 +27,15 @@ export interface ProcessorContext {
   readonly listener: ListenerInfo | undefined;
 }
 
-/** The hooks the core installs in a processor; not part of the public API. */
+/** The hooks the core installs in a processor (exported for the core; not for applications). */
 export interface ProcessorControl {
+  /** Switches the connection's mode. */
   setRaw(raw: boolean): void;
+  /** Closes after the current callback. */
   closeNow(): void;
+  /** Closes once everything queued is written. */
   closeWhenFlushed(): void;
+  /** The connection's current mode. */
   isRaw(): boolean;
 }
 

@@ -1,0 +1,525 @@
+/**
+ * The framing codec: each message travels as an 8-byte little-endian unsigned length followed by
+ * the payload (the wire format of the Python original, FI-ASockIOCore). A zero-length message is
+ * valid; a declared length may be anything up to 2^64−1, and the decoder refuses what exceeds its
+ * `maxMessageBytes` before allocating for it.
+ *
+ * The codec does no I/O and touches no runtime globals.
+ *
+ * @example Encode a batch and decode it from arbitrary chunks
+ * ```ts
+ * import { encodeFrames, FrameDecoder } from "@asockio/core/codec";
+ * const wire = encodeFrames([new Uint8Array([1, 2]), new Uint8Array(0)]);
+ * const decoder = new FrameDecoder();
+ * decoder.push(wire.subarray(0, 5));
+ * decoder.push(wire.subarray(5));
+ * for (let msg = decoder.next(); msg !== undefined; msg = decoder.next()) console.log(msg);
+ * ```
+ *
+ * @module
+ */
+import { allocBytes, concatBytes } from "./bytes.ts";
+import { MessageTooLargeError } from "./errors.ts";
+
+/** Size of the length prefix in front of every message. */
+export const FRAME_HEADER_BYTES = 8;
+
+/** The decoder's default `maxMessageBytes`: 64 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES: number = 64 * 1024 * 1024;
+
+const TWO_POW_32 = 4294967296;
+/** Payloads up to this size are copied by a loop: `TypedArray#set` costs more than it saves there. */
+const SMALL_COPY = 16;
+/** A shared placeholder for an empty chunk slot; it has no bytes, so sharing it is safe. */
+const NO_BYTES = new Uint8Array(0);
+
+/** Writes the 8-byte little-endian header. `length` must be a safe non-negative integer. */
+function putHeader(target: Uint8Array, offset: number, length: number): void {
+  const lo = length >>> 0;
+  const hi = (length - lo) / TWO_POW_32;
+  target[offset] = lo;
+  target[offset + 1] = lo >>> 8;
+  target[offset + 2] = lo >>> 16;
+  target[offset + 3] = lo >>> 24;
+  target[offset + 4] = hi;
+  target[offset + 5] = hi >>> 8;
+  target[offset + 6] = hi >>> 16;
+  target[offset + 7] = hi >>> 24;
+}
+
+/** Copies `payload` into `target` at `offset`; `target` is known to have room. */
+function putPayload(target: Uint8Array, offset: number, payload: Uint8Array): void {
+  const n = payload.length;
+  if (n <= SMALL_COPY) {
+    for (let i = 0; i < n; i++) target[offset + i] = payload[i];
+  } else {
+    target.set(payload, offset);
+  }
+}
+
+/**
+ * Writes a frame header (the 8-byte little-endian length) into `target` at `offset`.
+ *
+ * @param target The buffer to write into; it needs 8 bytes of room at `offset`.
+ * @param offset Where the header starts.
+ * @param length The payload length, an integer in [0, 2^53−1].
+ * @throws {RangeError} When `length` is not such an integer or the header does not fit.
+ *
+ * @example Frame a payload written in place
+ * ```ts
+ * import { FRAME_HEADER_BYTES, writeFrameHeader } from "@asockio/core/codec";
+ * const frame = new Uint8Array(FRAME_HEADER_BYTES + 3);
+ * frame.set([1, 2, 3], FRAME_HEADER_BYTES);
+ * writeFrameHeader(frame, 0, 3);
+ * ```
+ */
+export function writeFrameHeader(target: Uint8Array, offset: number, length: number): void {
+  if (!Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(`Cannot write frame header: length ${length} is not an integer in [0, 2^53-1]`);
+  }
+  if (!Number.isInteger(offset) || offset < 0 || offset + FRAME_HEADER_BYTES > target.length) {
+    throw new RangeError(
+      `Cannot write frame header: offset ${offset} leaves less than 8 bytes in a ${target.length}-byte target`,
+    );
+  }
+  putHeader(target, offset, length);
+}
+
+/**
+ * Frames one message: the header and the payload in one buffer, ready for one write.
+ *
+ * @param payload The message; it is copied.
+ * @returns `8 + payload.length` bytes; a small frame is a view of a shared slab (see `allocBytes`).
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame } from "@asockio/core/codec";
+ * const frame = encodeFrame(new TextEncoder().encode("hi"));
+ * console.log(frame); // Uint8Array(10) [ 2, 0, 0, 0, 0, 0, 0, 0, 104, 105 ]
+ * ```
+ */
+export function encodeFrame(payload: Uint8Array): Uint8Array {
+  const n = payload.length;
+  const out = allocBytes(FRAME_HEADER_BYTES + n);
+  putHeader(out, 0, n);
+  putPayload(out, FRAME_HEADER_BYTES, payload);
+  return out;
+}
+
+/**
+ * The number of bytes {@linkcode encodeFrames} produces for `payloads`.
+ *
+ * @param payloads The messages.
+ * @returns The sum of `8 + payload.length` over all of them.
+ *
+ * @example Size a buffer for a batch
+ * ```ts
+ * import { framedLength } from "@asockio/core/codec";
+ * console.log(framedLength([new Uint8Array(3), new Uint8Array(0)])); // 19
+ * ```
+ */
+export function framedLength(payloads: readonly Uint8Array[]): number {
+  const count = payloads.length;
+  let total = count * FRAME_HEADER_BYTES;
+  for (let i = 0; i < count; i++) total += payloads[i].length;
+  return total;
+}
+
+/**
+ * Frames a whole batch into `target` at `offset`, with no allocation. Nothing is written unless
+ * the whole batch fits.
+ *
+ * @param target The buffer to write into.
+ * @param offset Where the first frame starts.
+ * @param payloads The messages, in order.
+ * @returns The offset just past the last frame.
+ * @throws {RangeError} When the batch does not fit in `target` from `offset`.
+ *
+ * @example Append frames to a buffer
+ * ```ts
+ * import { encodeFramesInto, framedLength } from "@asockio/core/codec";
+ * const batch = [new Uint8Array([1]), new Uint8Array([2, 3])];
+ * const out = new Uint8Array(framedLength(batch));
+ * const end = encodeFramesInto(out, 0, batch); // end === out.length
+ * ```
+ */
+export function encodeFramesInto(
+  target: Uint8Array,
+  offset: number,
+  payloads: readonly Uint8Array[],
+): number {
+  const total = framedLength(payloads);
+  if (!Number.isInteger(offset) || offset < 0 || offset + total > target.length) {
+    throw new RangeError(
+      `Cannot encode frames: ${total} bytes do not fit at offset ${offset} in a ${target.length}-byte target`,
+    );
+  }
+  const count = payloads.length;
+  let at = offset;
+  for (let i = 0; i < count; i++) {
+    const payload = payloads[i];
+    const n = payload.length;
+    putHeader(target, at, n);
+    at += FRAME_HEADER_BYTES;
+    putPayload(target, at, payload);
+    at += n;
+  }
+  return at;
+}
+
+/**
+ * Frames a whole batch into one new buffer, so a burst of messages costs one allocation and one
+ * write.
+ *
+ * @param payloads The messages, in order; they are copied.
+ * @returns The frames back to back; a small batch is a view of a shared slab (see `allocBytes`).
+ *
+ * @example
+ * ```ts
+ * import { encodeFrames } from "@asockio/core/codec";
+ * const wire = encodeFrames([new Uint8Array([1]), new Uint8Array(0)]);
+ * console.log(wire.length); // 17
+ * ```
+ */
+export function encodeFrames(payloads: readonly Uint8Array[]): Uint8Array {
+  const out = allocBytes(framedLength(payloads));
+  encodeFramesInto(out, 0, payloads);
+  return out;
+}
+
+/** Options for {@linkcode FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /**
+   * The largest payload accepted, an integer in [0, 2^53−1]. A frame declaring more makes the
+   * decoder throw `MessageTooLargeError` before anything is allocated for it. A spanning message's
+   * buffer is allocated as soon as its header arrives, so this also bounds what one header can make
+   * the decoder allocate.
+   * @default {67108864}
+   */
+  maxMessageBytes?: number;
+}
+
+/**
+ * Turns a byte stream, cut into chunks anywhere, back into messages.
+ *
+ * Chunks pushed in become the decoder's (it may hand out views of them), so the caller must not
+ * modify a chunk after pushing it. A message that lies inside one chunk is returned as a view of
+ * that chunk, without copying; a message spanning chunks is copied into one buffer of its exact
+ * size, allocated once when its header is complete.
+ *
+ * When a frame declares more than `maxMessageBytes`, {@linkcode FrameDecoder.next} throws a
+ * `MessageTooLargeError` and the decoder is finished: every later call to `push`, `next` or
+ * `takeBuffered` throws that same error. It releases the chunks it held, but `bufferedBytes` goes on
+ * counting their bytes (pushed, never returned), so a caller's byte accounting still balances.
+ *
+ * @example Feed chunks, drain messages
+ * ```ts
+ * import { encodeFrames, FrameDecoder } from "@asockio/core/codec";
+ * const decoder = new FrameDecoder({ maxMessageBytes: 1024 });
+ * const wire = encodeFrames([new Uint8Array([1, 2, 3])]);
+ * for (const byte of wire) decoder.push(new Uint8Array([byte]));
+ * console.log(decoder.next()); // Uint8Array(3) [ 1, 2, 3 ]
+ * console.log(decoder.next()); // undefined
+ * ```
+ */
+export class FrameDecoder {
+  readonly #max: number;
+  /** The chunk being read, and the read position in it. Exhausted only while the ring is empty. */
+  #cur: Uint8Array = NO_BYTES;
+  #pos = 0;
+  /** Chunks after `#cur`, in a ring whose capacity is a power of two, so steady state allocates nothing. */
+  #ring: Uint8Array[] = [NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES];
+  #ringHead = 0;
+  #ringCount = 0;
+  /** Unread bytes in `#cur` and the ring. */
+  #queued = 0;
+  /** The payload buffer of a frame spanning chunks, and how much of it is filled. */
+  #partial: Uint8Array | undefined = undefined;
+  #filled = 0;
+  /** The header read by `#peekHeader`, as two unsigned 32-bit halves. */
+  #lo = 0;
+  #hi = 0;
+  #error: MessageTooLargeError | undefined = undefined;
+
+  /**
+   * Creates an empty decoder.
+   *
+   * @param options The limits; see {@linkcode FrameDecoderOptions}.
+   * @throws {TypeError} When `maxMessageBytes` is not a number.
+   * @throws {RangeError} When `maxMessageBytes` is not an integer in [0, 2^53−1].
+   */
+  constructor(options?: FrameDecoderOptions) {
+    const max = options?.maxMessageBytes;
+    if (max === undefined) {
+      this.#max = DEFAULT_MAX_MESSAGE_BYTES;
+    } else if (typeof max !== "number") {
+      throw new TypeError(`Cannot create FrameDecoder: maxMessageBytes must be a number, got ${typeof max}`);
+    } else if (!Number.isSafeInteger(max) || max < 0) {
+      throw new RangeError(
+        `Cannot create FrameDecoder: maxMessageBytes ${max} is not an integer in [0, 2^53-1]`,
+      );
+    } else {
+      this.#max = max;
+    }
+  }
+
+  /**
+   * The largest payload this decoder accepts.
+   *
+   * @example
+   * ```ts
+   * import { FrameDecoder } from "@asockio/core/codec";
+   * console.log(new FrameDecoder().maxMessageBytes); // 67108864
+   * ```
+   */
+  get maxMessageBytes(): number {
+    return this.#max;
+  }
+
+  /**
+   * Bytes pushed and not yet returned by {@linkcode next}, a partly received frame included.
+   *
+   * @example
+   * ```ts
+   * import { FrameDecoder } from "@asockio/core/codec";
+   * const decoder = new FrameDecoder();
+   * decoder.push(new Uint8Array([5, 0, 0]));
+   * console.log(decoder.bufferedBytes); // 3
+   * ```
+   */
+  get bufferedBytes(): number {
+    return this.#partial === undefined ? this.#queued : this.#queued + FRAME_HEADER_BYTES + this.#filled;
+  }
+
+  /**
+   * Queues a chunk. The chunk now belongs to the decoder: do not modify it afterwards.
+   *
+   * @param chunk Bytes as they arrived, cut anywhere.
+   * @throws {MessageTooLargeError} When the decoder already failed (see the class doc).
+   *
+   * @example
+   * ```ts
+   * import { FrameDecoder } from "@asockio/core/codec";
+   * const decoder = new FrameDecoder();
+   * decoder.push(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0]));
+   * console.log(decoder.next()); // Uint8Array(0) []
+   * ```
+   */
+  push(chunk: Uint8Array): void {
+    if (this.#error !== undefined) throw this.#error;
+    const n = chunk.length;
+    if (n === 0) return;
+    if (this.#pos === this.#cur.length) {
+      // `#cur` is exhausted, so the ring is empty too: the chunk becomes the one being read.
+      this.#cur = chunk;
+      this.#pos = 0;
+    } else {
+      let ring = this.#ring;
+      if (this.#ringCount === ring.length) ring = this.#growRing();
+      ring[(this.#ringHead + this.#ringCount) & (ring.length - 1)] = chunk;
+      this.#ringCount++;
+    }
+    this.#queued += n;
+  }
+
+  /**
+   * Returns the next whole message, or `undefined` when more bytes are needed.
+   *
+   * @returns The payload without its header: a view of a pushed chunk when the frame lay inside
+   *   one, otherwise a new buffer.
+   * @throws {MessageTooLargeError} When the next frame declares more than `maxMessageBytes`, and on
+   *   every call after that.
+   *
+   * @example Drain everything available
+   * ```ts
+   * import { encodeFrames, FrameDecoder } from "@asockio/core/codec";
+   * const decoder = new FrameDecoder();
+   * decoder.push(encodeFrames([new Uint8Array([1]), new Uint8Array([2])]));
+   * for (let msg = decoder.next(); msg !== undefined; msg = decoder.next()) console.log(msg);
+   * ```
+   */
+  next(): Uint8Array | undefined {
+    if (this.#error !== undefined) throw this.#error;
+    if (this.#partial !== undefined) return this.#fillPartial();
+    if (this.#queued < FRAME_HEADER_BYTES) return undefined;
+    const cur = this.#cur;
+    const pos = this.#pos;
+    const end = cur.length;
+    if (end - pos < FRAME_HEADER_BYTES) return this.#nextSpanning();
+    const lo = (cur[pos] | (cur[pos + 1] << 8) | (cur[pos + 2] << 16) | (cur[pos + 3] << 24)) >>> 0;
+    const hi = (cur[pos + 4] | (cur[pos + 5] << 8) | (cur[pos + 6] << 16) | (cur[pos + 7] << 24)) >>> 0;
+    // Above 2^53 the sum may round, but only to values still above any valid limit.
+    const length = hi * TWO_POW_32 + lo;
+    if (length > this.#max) this.#fail(hi, lo);
+    const start = pos + FRAME_HEADER_BYTES;
+    const stop = start + length;
+    if (stop > end) return this.#nextSpanning();
+    this.#queued -= FRAME_HEADER_BYTES + length;
+    if (stop === end) {
+      this.#shift();
+    } else {
+      this.#pos = stop;
+    }
+    return cur.subarray(start, stop);
+  }
+
+  /**
+   * Removes and returns every unconsumed byte exactly as it arrived, a partly received frame's
+   * header and payload included, and leaves the decoder empty. Used when a connection leaves
+   * framed mode: the next unread byte is then read raw.
+   *
+   * @returns The unconsumed bytes (a view of a pushed chunk when they all lie in one).
+   * @throws {MessageTooLargeError} When the decoder already failed (see the class doc).
+   *
+   * @example Switch to raw mode mid-stream
+   * ```ts
+   * import { encodeFrame, FrameDecoder } from "@asockio/core/codec";
+   * const decoder = new FrameDecoder();
+   * decoder.push(new Uint8Array([...encodeFrame(new Uint8Array([7])), 0xaa, 0xbb]));
+   * decoder.next(); // Uint8Array(1) [ 7 ]
+   * console.log(decoder.takeBuffered()); // Uint8Array(2) [ 170, 187 ]
+   * ```
+   */
+  takeBuffered(): Uint8Array {
+    if (this.#error !== undefined) throw this.#error;
+    const total = this.bufferedBytes;
+    const pieces: Uint8Array[] = [];
+    const partial = this.#partial;
+    if (partial !== undefined) {
+      // The consumed header is rebuilt: a little-endian length has exactly one encoding.
+      const header = new Uint8Array(FRAME_HEADER_BYTES);
+      putHeader(header, 0, partial.length);
+      pieces.push(header, partial.subarray(0, this.#filled));
+    }
+    const cur = this.#cur;
+    if (this.#pos < cur.length) pieces.push(this.#pos === 0 ? cur : cur.subarray(this.#pos));
+    const ring = this.#ring;
+    const mask = ring.length - 1;
+    for (let i = 0; i < this.#ringCount; i++) pieces.push(ring[(this.#ringHead + i) & mask]);
+    this.#clear();
+    return concatBytes(pieces, total);
+  }
+
+  /** Drops every buffered byte and reference to a chunk. */
+  #clear(): void {
+    this.#cur = NO_BYTES;
+    this.#pos = 0;
+    this.#ring.fill(NO_BYTES);
+    this.#ringHead = 0;
+    this.#ringCount = 0;
+    this.#queued = 0;
+    this.#partial = undefined;
+    this.#filled = 0;
+  }
+
+  /** Records the failure, releases the chunks (still counting their bytes), and throws. */
+  #fail(hi: number, lo: number): never {
+    const unread = this.bufferedBytes;
+    this.#clear();
+    this.#queued = unread;
+    this.#error = new MessageTooLargeError((BigInt(hi) << 32n) | BigInt(lo), this.#max);
+    throw this.#error;
+  }
+
+  /** Moves to the next queued chunk once `#cur` is exhausted. */
+  #shift(): void {
+    if (this.#ringCount === 0) {
+      this.#cur = NO_BYTES;
+    } else {
+      const ring = this.#ring;
+      const head = this.#ringHead;
+      this.#cur = ring[head];
+      ring[head] = NO_BYTES;
+      this.#ringHead = (head + 1) & (ring.length - 1);
+      this.#ringCount--;
+    }
+    this.#pos = 0;
+  }
+
+  /** Doubles the ring, keeping the chunks in order. */
+  #growRing(): Uint8Array[] {
+    const old = this.#ring;
+    const size = old.length;
+    const ring: Uint8Array[] = new Array(size * 2);
+    for (let i = 0; i < size; i++) ring[i] = old[(this.#ringHead + i) & (size - 1)];
+    ring.fill(NO_BYTES, size);
+    this.#ring = ring;
+    this.#ringHead = 0;
+    return ring;
+  }
+
+  /** Reads the 8 header bytes into `#lo`/`#hi` across chunks, without consuming them. */
+  #peekHeader(): void {
+    let chunk = this.#cur;
+    let p = this.#pos;
+    let next = 0;
+    let lo = 0;
+    let hi = 0;
+    for (let i = 0; i < FRAME_HEADER_BYTES;) {
+      if (p === chunk.length) {
+        chunk = this.#ring[(this.#ringHead + next++) & (this.#ring.length - 1)];
+        p = 0;
+        continue;
+      }
+      const byte = chunk[p++];
+      if (i < 4) lo += byte * 2 ** (8 * i);
+      else hi += byte * 2 ** (8 * (i - 4));
+      i++;
+    }
+    this.#lo = lo;
+    this.#hi = hi;
+  }
+
+  /** Consumes `n` queued bytes (`n <= #queued`), copying them into `target` at `at` when given. */
+  #consume(n: number, target: Uint8Array | undefined, at: number): void {
+    this.#queued -= n;
+    while (n > 0) {
+      const cur = this.#cur;
+      const pos = this.#pos;
+      const avail = cur.length - pos;
+      const take = avail < n ? avail : n;
+      if (target !== undefined) {
+        if (take <= SMALL_COPY) {
+          for (let i = 0; i < take; i++) target[at + i] = cur[pos + i];
+        } else {
+          target.set(pos === 0 && take === cur.length ? cur : cur.subarray(pos, pos + take), at);
+        }
+        at += take;
+      }
+      n -= take;
+      if (take === avail) {
+        this.#shift();
+      } else {
+        this.#pos = pos + take;
+      }
+    }
+  }
+
+  /** The slow path: the header or the payload of the next frame crosses a chunk boundary. */
+  #nextSpanning(): Uint8Array | undefined {
+    this.#peekHeader();
+    const lo = this.#lo;
+    const hi = this.#hi;
+    const length = hi * TWO_POW_32 + lo;
+    if (length > this.#max) this.#fail(hi, lo);
+    // Allocate before consuming, so a failed allocation leaves the decoder as it was.
+    const partial = new Uint8Array(length);
+    this.#consume(FRAME_HEADER_BYTES, undefined, 0);
+    this.#partial = partial;
+    this.#filled = 0;
+    return this.#fillPartial();
+  }
+
+  /** Copies what has arrived of the spanning frame; returns it once complete. */
+  #fillPartial(): Uint8Array | undefined {
+    const partial = this.#partial as Uint8Array;
+    const missing = partial.length - this.#filled;
+    const take = missing < this.#queued ? missing : this.#queued;
+    this.#consume(take, partial, this.#filled);
+    this.#filled += take;
+    if (take < missing) return undefined;
+    this.#partial = undefined;
+    this.#filled = 0;
+    return partial;
+  }
+}

@@ -1,0 +1,355 @@
+/**
+ * Helpers shared by every network test: temp dirs, time bounds, byte collection and byte patterns,
+ * and an independent check of the runtime under test.
+ *
+ * @module
+ */
+import { lstat, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import type { Addr, Connection, ConnectionHandler } from "../transports/types.ts";
+
+/** The runtimes the suite runs on. */
+export type Runtime = "deno" | "bun" | "node";
+
+// Node 20 ships Symbol.asyncDispose; the fallback keeps older or stricter runtimes working with `using`.
+const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ??
+  (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
+
+/** A fresh temporary directory, removed with everything in it on dispose. */
+export interface TempDir {
+  /** The directory's absolute path. */
+  readonly path: string;
+  /** A path inside the directory. */
+  join(name: string): string;
+  /** Removes the directory. Safe to call twice. */
+  cleanup(): Promise<void>;
+  /** Same as {@linkcode TempDir.cleanup}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Creates a fresh temporary directory (kept short, since UNIX socket paths are limited to ~104 bytes).
+ *
+ * @example
+ * ```ts
+ * await using dir = await makeTempDir();
+ * const path = dir.join("echo.sock");
+ * ```
+ */
+export async function makeTempDir(prefix = "asockio-"): Promise<TempDir> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  let removed: Promise<void> | undefined;
+  const cleanup = () => (removed ??= rm(path, { recursive: true, force: true }));
+  return { path, join: (name: string) => join(path, name), cleanup, [asyncDispose]: cleanup };
+}
+
+/** Tells whether `path` exists (as anything, a dangling link included). */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Rejects when `promise` does not settle within `ms`, naming `label`, so a hung test fails by itself.
+ *
+ * @example
+ * ```ts
+ * const conn = await withTimeout(transport.connect({ transport: "tcp", port }), 2000, "connect");
+ * ```
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${label}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves after `ms` milliseconds. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A promise with its resolve function at hand. */
+export interface Deferred<T> {
+  /** The promise. */
+  readonly promise: Promise<T>;
+  /** Settles the promise with a value. */
+  resolve(value: T): void;
+  /** Settles the promise with an error. */
+  reject(reason: unknown): void;
+}
+
+/**
+ * Creates a promise to settle from elsewhere.
+ *
+ * @example
+ * ```ts
+ * const ready = deferred<void>();
+ * setTimeout(() => ready.resolve(), 10);
+ * await ready.promise;
+ * ```
+ */
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** What {@linkcode collect} records from one connection. */
+export interface Collector {
+  /** Every chunk received, kept as delivered (the transport gave them away). */
+  readonly chunks: Uint8Array[];
+  /** Bytes received so far. */
+  readonly length: number;
+  /** How many times `onDrain` fired. */
+  readonly drains: number;
+  /** How many times `onEnd` fired. */
+  readonly ends: number;
+  /** How many times `onClose` fired. */
+  readonly closes: number;
+  /** Resolves on `onEnd`. */
+  readonly ended: Promise<void>;
+  /** Resolves on `onClose` with its error, if any. */
+  readonly closed: Promise<Error | undefined>;
+  /** Everything received, in one buffer. */
+  bytes(): Uint8Array;
+  /** Everything received, decoded as UTF-8. */
+  text(): string;
+  /** Resolves once at least `length` bytes arrived; rejects if the connection closes first. */
+  untilLength(length: number): Promise<void>;
+  /** Resolves on the next `onDrain`. */
+  nextDrain(): Promise<void>;
+}
+
+/**
+ * Sets a handler on `conn` that records everything it reports. `hooks` run after the recording, to
+ * echo or pause.
+ *
+ * @example Echo server side
+ * ```ts
+ * const received = collect(conn, { onData: (chunk) => conn.write(chunk), onEnd: () => conn.closeWrite() });
+ * await received.closed;
+ * ```
+ */
+export function collect(conn: Connection, hooks: Partial<ConnectionHandler> = {}): Collector {
+  const chunks: Uint8Array[] = [];
+  const ended = deferred<void>();
+  const closed = deferred<Error | undefined>();
+  let length = 0;
+  let drains = 0;
+  let ends = 0;
+  let closes = 0;
+  let lengthWaiters: { length: number; done: Deferred<void> }[] = [];
+  let drainWaiters: Deferred<void>[] = [];
+  conn.setHandler({
+    onData(chunk) {
+      chunks.push(chunk);
+      length += chunk.byteLength;
+      if (lengthWaiters.length > 0) {
+        const waiting = lengthWaiters;
+        lengthWaiters = [];
+        for (const w of waiting) {
+          if (length >= w.length) w.done.resolve();
+          else lengthWaiters.push(w);
+        }
+      }
+      hooks.onData?.(chunk);
+    },
+    onDrain() {
+      drains++;
+      const waiters = drainWaiters;
+      drainWaiters = [];
+      for (const w of waiters) w.resolve();
+      hooks.onDrain?.();
+    },
+    onEnd() {
+      ends++;
+      ended.resolve();
+      hooks.onEnd?.();
+    },
+    onClose(error) {
+      closes++;
+      closed.resolve(error);
+      const why = new Error(`Connection closed after ${length} bytes${error ? `: ${error.message}` : ""}`);
+      for (const w of lengthWaiters) w.done.reject(why);
+      for (const w of drainWaiters) w.reject(why);
+      lengthWaiters = [];
+      drainWaiters = [];
+      hooks.onClose?.(error);
+    },
+  });
+  return {
+    chunks,
+    get length() {
+      return length;
+    },
+    get drains() {
+      return drains;
+    },
+    get ends() {
+      return ends;
+    },
+    get closes() {
+      return closes;
+    },
+    ended: ended.promise,
+    closed: closed.promise,
+    bytes: () => concatBytes(chunks),
+    text: () => new TextDecoder().decode(concatBytes(chunks)),
+    untilLength(wanted) {
+      if (length >= wanted) return Promise.resolve();
+      const done = deferred<void>();
+      if (closes > 0) done.reject(new Error(`Connection closed after ${length} of ${wanted} bytes`));
+      else lengthWaiters.push({ length: wanted, done });
+      return done.promise;
+    },
+    nextDrain() {
+      const done = deferred<void>();
+      drainWaiters.push(done);
+      return done.promise;
+    },
+  };
+}
+
+/** Joins chunks into one buffer. */
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const chunk of chunks) total += chunk.byteLength;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Deterministic pseudo-random bytes (xorshift32 from `seed`): no short period, so a lost, doubled or
+ * reordered chunk cannot line up by chance.
+ *
+ * @example
+ * ```ts
+ * const payload = bytePattern(16 * 1024 * 1024, 1);
+ * ```
+ */
+export function bytePattern(length: number, seed = 1): Uint8Array {
+  const words = new Uint32Array(Math.ceil(length / 4));
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    words[i] = x;
+  }
+  return new Uint8Array(words.buffer, 0, length);
+}
+
+/**
+ * Asserts two byte arrays are equal, reporting the first differing offset instead of a huge diff.
+ *
+ * @example
+ * ```ts
+ * assertBytesEqual(received.bytes(), bytePattern(1024, 7), "echo");
+ * ```
+ */
+export function assertBytesEqual(actual: Uint8Array, expected: Uint8Array, label: string): void {
+  const n = Math.min(actual.byteLength, expected.byteLength);
+  for (let i = 0; i < n; i++) {
+    if (actual[i] !== expected[i]) {
+      throw new Error(`${label}: bytes differ at offset ${i} of ${expected.byteLength}`);
+    }
+  }
+  if (actual.byteLength !== expected.byteLength) {
+    throw new Error(`${label}: got ${actual.byteLength} bytes, expected ${expected.byteLength}`);
+  }
+}
+
+/**
+ * The port of a TCP address; throws on a UNIX address.
+ *
+ * @example
+ * ```ts
+ * const port = tcpPort(listener.addr);
+ * ```
+ */
+export function tcpPort(addr: Addr): number {
+  if (addr.transport !== "tcp") throw new TypeError(`Expected a TCP address, got ${JSON.stringify(addr)}`);
+  return addr.port;
+}
+
+/**
+ * The runtime this process is, found without the code under test: Deno and Bun add their own entry to
+ * `process.versions`. When `ASOCKIO_EXPECT_RUNTIME` is set (by the script that runs the suite on each
+ * runtime), a mismatch throws, so a run on the wrong runtime cannot pass unnoticed.
+ *
+ * @example
+ * ```ts
+ * assert.equal(detectRuntime(), expectedRuntime());
+ * ```
+ */
+export function expectedRuntime(): Runtime {
+  const versions = process.versions as { deno?: string; bun?: string };
+  const actual: Runtime = versions.deno ? "deno" : versions.bun ? "bun" : "node";
+  const wanted = process.env.ASOCKIO_EXPECT_RUNTIME;
+  if (wanted && wanted !== actual) {
+    throw new Error(`Expected to run on ${wanted} (ASOCKIO_EXPECT_RUNTIME), but this is ${actual}`);
+  }
+  return actual;
+}
+
+/**
+ * Closes what a test opened, last first, even when the test fails half way. Usable with `await using`.
+ *
+ * @example
+ * ```ts
+ * await using res = new Resources();
+ * const listener = res.add(await transport.listen({ transport: "tcp" }, onConnection));
+ * const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+ * ```
+ */
+export class Resources {
+  #closers: (() => unknown)[] = [];
+
+  /** Registers something with a `close` method (a listener, a connection) and returns it. */
+  add<T extends { close(): unknown }>(resource: T): T {
+    this.#closers.push(() => resource.close());
+    return resource;
+  }
+
+  /** Registers a cleanup function. */
+  defer(fn: () => unknown): void {
+    this.#closers.push(fn);
+  }
+
+  /** Runs every cleanup, last registered first; failures are ignored so all of them run. */
+  async closeAll(): Promise<void> {
+    const closers = this.#closers.reverse();
+    this.#closers = [];
+    for (const close of closers) {
+      try {
+        await close();
+      } catch {
+        // Cleanup after a failed test must not hide the failure.
+      }
+    }
+  }
+
+  /** Same as {@linkcode Resources.closeAll}, for `await using`. */
+  [asyncDispose](): Promise<void> {
+    return this.closeAll();
+  }
+}

@@ -1,0 +1,598 @@
+/**
+ * Transport conformance: the same scenarios against the runtime's native transport and, where that is
+ * not `node:net`, against the `node:net` transport too. Real sockets on loopback only.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { lstat, readFile, writeFile } from "node:fs/promises";
+import { networkInterfaces } from "node:os";
+import { setImmediate } from "node:timers";
+import process from "node:process";
+import { describe, it } from "node:test";
+import {
+  AddressInUseError,
+  ConnectionClosedError,
+  ConnectionRefusedError,
+  ConnectionResetError,
+} from "../core/errors.ts";
+import { detectRuntime, nativeTransport, nodeTransport } from "../transports/mod.ts";
+import type { Connection, ConnectOptions, ListenOptions, Transport } from "../transports/mod.ts";
+import {
+  assertBytesEqual,
+  bytePattern,
+  collect,
+  type Collector,
+  deferred,
+  delay,
+  expectedRuntime,
+  makeTempDir,
+  pathExists,
+  Resources,
+  tcpPort,
+  withTimeout,
+} from "./_helpers.ts";
+
+const MiB = 1024 * 1024;
+
+const transports: Transport[] = [nativeTransport()];
+if (transports[0].name !== "node") transports.push(nodeTransport);
+
+// Checked apart from any transport, so a broken transport cannot skip its own IPv6 test.
+const noIpv6Reason = Object.values(networkInterfaces()).flat().some((info) => info?.address === "::1")
+  ? undefined
+  : "this machine has no IPv6 loopback (::1)";
+
+/** A network test: bounded by `ms`, with resources closed afterwards whatever happens. */
+function netTest(
+  name: string,
+  ms: number,
+  body: (res: Resources) => Promise<void>,
+  skip?: string,
+): void {
+  const options = skip ? { timeout: ms + 2000, skip } : { timeout: ms + 2000 };
+  it(name, options, async () => {
+    const res = new Resources();
+    try {
+      await withTimeout(body(res), ms, name);
+    } finally {
+      await withTimeout(res.closeAll(), 2000, `${name}: cleanup`);
+    }
+  });
+}
+
+/** An echo server: every accepted connection sends back what it gets and half-closes after the peer. */
+interface EchoServer {
+  readonly listener: Awaited<ReturnType<Transport["listen"]>>;
+  readonly accepted: { conn: Connection; got: Collector }[];
+  /** Resolves with the accepted connections in order, one per call. */
+  nextAccepted(): Promise<{ conn: Connection; got: Collector }>;
+}
+
+async function startEchoServer(
+  transport: Transport,
+  options: ListenOptions,
+  res: Resources,
+): Promise<EchoServer> {
+  const accepted: { conn: Connection; got: Collector }[] = [];
+  const waiters: ((entry: { conn: Connection; got: Collector }) => void)[] = [];
+  const listener = res.add(
+    await transport.listen(options, (conn) => {
+      res.add(conn);
+      const got = collect(conn, {
+        onData: (chunk) => {
+          if (!conn.closed) conn.write(chunk);
+        },
+        onEnd: () => conn.closeWrite(),
+      });
+      const entry = { conn, got };
+      accepted.push(entry);
+      waiters.shift()?.(entry);
+    }),
+  );
+  let taken = 0;
+  return {
+    listener,
+    accepted,
+    nextAccepted: () => {
+      const index = taken++;
+      if (index < accepted.length) return Promise.resolve(accepted[index]);
+      return new Promise((resolve) => waiters.push(resolve));
+    },
+  };
+}
+
+/** Connects, sends `payload` in 1000-byte writes, half-closes, and checks the echo byte by byte. */
+async function echoRoundTrip(
+  transport: Transport,
+  options: ConnectOptions,
+  payload: Uint8Array,
+  res: Resources,
+): Promise<Connection> {
+  const client = res.add(await transport.connect(options));
+  const got = collect(client);
+  for (let offset = 0; offset < payload.byteLength; offset += 1000) {
+    client.write(payload.subarray(offset, offset + 1000));
+  }
+  client.closeWrite();
+  await got.ended;
+  assertBytesEqual(got.bytes(), payload, "echo");
+  return client;
+}
+
+/** Leaves a socket file with no listener: a child of this runtime listens on `path` and is SIGKILLed. */
+async function leaveStaleSocket(path: string): Promise<void> {
+  const code = `import("node:net").then(({ createServer }) => createServer().listen(${
+    JSON.stringify(path)
+  }, () => console.log("listening")))`;
+  const args = expectedRuntime() === "deno" ? ["eval", code] : ["-e", code];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        let out = "";
+        child.stdout.on("data", (data: Uint8Array) => {
+          out += new TextDecoder().decode(data);
+          if (out.includes("listening")) resolve();
+        });
+        child.once("exit", (status) => reject(new Error(`Child exited with ${status} before listening`)));
+      }),
+      15_000,
+      "child process listening on the UNIX socket",
+    );
+  } finally {
+    child.kill("SIGKILL");
+    await withTimeout(exited, 5000, "child process exit");
+  }
+}
+
+it("runs on the expected runtime, with that runtime's native transport", () => {
+  const runtime = expectedRuntime();
+  assert.equal(detectRuntime(), runtime);
+  assert.equal(nativeTransport().name, runtime);
+});
+
+for (const transport of transports) {
+  describe(`${transport.name} transport`, () => {
+    netTest("echoes 256 KiB over TCP on 127.0.0.1", 10_000, async (res) => {
+      const server = await startEchoServer(transport, { transport: "tcp" }, res);
+      const port = tcpPort(server.listener.addr);
+      const client = await echoRoundTrip(
+        transport,
+        { transport: "tcp", port },
+        bytePattern(256 * 1024, 1),
+        res,
+      );
+      client.close();
+    });
+
+    netTest("echoes over TCP on ::1", 10_000, async (res) => {
+      const server = await startEchoServer(transport, { transport: "tcp", hostname: "::1" }, res);
+      assert.equal(server.listener.addr.transport === "tcp" && server.listener.addr.hostname, "::1");
+      const port = tcpPort(server.listener.addr);
+      const client = await echoRoundTrip(
+        transport,
+        { transport: "tcp", hostname: "::1", port },
+        bytePattern(64 * 1024, 2),
+        res,
+      );
+      assert.deepEqual(client.remoteAddr, { transport: "tcp", hostname: "::1", port });
+      client.close();
+    }, noIpv6Reason);
+
+    netTest("echoes over a UNIX socket in a temp dir", 10_000, async (res) => {
+      const dir = await makeTempDir();
+      res.defer(() => dir.cleanup());
+      const path = dir.join("echo.sock");
+      await startEchoServer(transport, { transport: "unix", path }, res);
+      const client = await echoRoundTrip(
+        transport,
+        { transport: "unix", path },
+        bytePattern(256 * 1024, 3),
+        res,
+      );
+      client.close();
+    });
+
+    netTest("holds incoming bytes until setHandler is called, losing none", 10_000, async (res) => {
+      const accepted = deferred<Connection>();
+      const listener = res.add(
+        await transport.listen({ transport: "tcp" }, (conn) => accepted.resolve(res.add(conn))),
+      );
+      const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+      collect(client);
+      const payload = bytePattern(256 * 1024, 10);
+      client.write(payload);
+      client.closeWrite();
+      const conn = await accepted.promise;
+      await delay(100);
+      const got = collect(conn);
+      await got.ended;
+      assertBytesEqual(got.bytes(), payload, "bytes sent before setHandler");
+    });
+
+    netTest(
+      "moves 16 MiB each way through slow readers, with backpressure, byte-exact",
+      60_000,
+      async (res) => {
+        const SIZE = 16 * MiB;
+        const CHUNK = 64 * 1024;
+        const STALL_MS = 400;
+
+        /** One end: a writer that waits for onDrain when write returns false, and a slow reader. */
+        interface Side {
+          conn: Connection;
+          got: Collector;
+          writeReturnedFalse: number;
+          waitingForDrain: boolean;
+          sent: boolean;
+          heldBackDuringPeerStall: boolean | undefined;
+          writesSinceDrain: number;
+          drainFaults: string[];
+        }
+
+        // Each side stalls reading for STALL_MS at its first chunk, then pauses briefly every MiB.
+        const makeSide = (conn: Connection, peer: () => Side): Side => {
+          let sincePause = 0;
+          let stalled = false;
+          const side: Side = {
+            conn,
+            got: undefined as unknown as Collector,
+            writeReturnedFalse: 0,
+            waitingForDrain: false,
+            sent: false,
+            heldBackDuringPeerStall: undefined,
+            writesSinceDrain: 0,
+            drainFaults: [],
+          };
+          side.got = collect(conn, {
+            onData: (chunk) => {
+              sincePause += chunk.byteLength;
+              if (!stalled) {
+                stalled = true;
+                conn.pauseReading();
+                setTimeout(() => {
+                  const writer = peer();
+                  writer.heldBackDuringPeerStall = writer.waitingForDrain && !writer.sent;
+                  conn.resumeReading();
+                }, STALL_MS);
+              } else if (sincePause >= MiB) {
+                sincePause = 0;
+                conn.pauseReading();
+                setTimeout(() => conn.resumeReading(), 5);
+              }
+            },
+            onDrain: () => {
+              // onDrain means "all handed to the kernel", once per time that becomes true after writes.
+              if (conn.bufferedAmount !== 0) side.drainFaults.push(`bufferedAmount ${conn.bufferedAmount}`);
+              if (side.writesSinceDrain === 0) side.drainFaults.push("no write since the previous onDrain");
+              side.writesSinceDrain = 0;
+            },
+          });
+          return side;
+        };
+
+        const pump = async (side: Side, payload: Uint8Array) => {
+          for (let offset = 0; offset < payload.byteLength; offset += CHUNK) {
+            // Yielding now and then puts several batches in flight at once, which onDrain must wait for.
+            if (offset % (4 * CHUNK) === 0) await new Promise((resolve) => setImmediate(resolve));
+            side.writesSinceDrain++;
+            if (!side.conn.write(payload.subarray(offset, offset + CHUNK))) {
+              side.writeReturnedFalse++;
+              side.waitingForDrain = true;
+              await side.got.nextDrain();
+              side.waitingForDrain = false;
+            }
+          }
+          side.sent = true;
+        };
+
+        const toServer = bytePattern(SIZE, 11);
+        const toClient = bytePattern(SIZE, 12);
+        const serverReady = deferred<Side>();
+        const listener = res.add(
+          await transport.listen({ transport: "tcp" }, (conn) => {
+            res.add(conn);
+            serverReady.resolve(makeSide(conn, () => clientSide));
+          }),
+        );
+        const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+        const clientSide = makeSide(client, () => serverSide);
+        const serverSide = await serverReady.promise;
+        await Promise.all([
+          pump(clientSide, toServer),
+          pump(serverSide, toClient),
+          serverSide.got.untilLength(SIZE),
+          clientSide.got.untilLength(SIZE),
+        ]);
+        // The last batch's onDrain may still be on its way.
+        await withTimeout(
+          Promise.all(
+            [clientSide, serverSide].map((side) => side.conn.bufferedAmount ? side.got.nextDrain() : 0),
+          ),
+          5000,
+          "final onDrain",
+        );
+        for (const [label, side] of [["client", clientSide], ["server", serverSide]] as const) {
+          assert.ok(side.writeReturnedFalse > 0, `${label}: write never returned false`);
+          assert.ok(side.got.drains > 0, `${label}: onDrain never fired`);
+          assert.deepEqual(side.drainFaults, [], `${label}: onDrain fired wrongly`);
+          assert.equal(
+            side.heldBackDuringPeerStall,
+            true,
+            `${label}: the peer's stalled reader did not hold it back`,
+          );
+        }
+        assertBytesEqual(serverSide.got.bytes(), toServer, "client to server");
+        assertBytesEqual(clientSide.got.bytes(), toClient, "server to client");
+        assert.equal(client.bufferedAmount, 0);
+        assert.equal(serverSide.conn.bufferedAmount, 0);
+      },
+    );
+
+    netTest("serves 200 concurrent connections, each echoing a round trip", 30_000, async (res) => {
+      const COUNT = 200;
+      const server = await startEchoServer(transport, { transport: "tcp" }, res);
+      const port = tcpPort(server.listener.addr);
+      await Promise.all(
+        Array.from({ length: COUNT }, async (_, i) => {
+          const client = res.add(await transport.connect({ transport: "tcp", port }));
+          const got = collect(client);
+          const payload = bytePattern(1000 + i, 100 + i);
+          client.write(payload);
+          await got.untilLength(payload.byteLength);
+          assertBytesEqual(got.bytes(), payload, `connection ${i}`);
+          client.close();
+          assert.equal(await got.closed, undefined);
+        }),
+      );
+      assert.equal(server.accepted.length, COUNT);
+    });
+
+    netTest(
+      "a peer closing while the other side writes is seen as a close, and nothing throws",
+      10_000,
+      async (res) => {
+        const accepted = deferred<{ conn: Connection; got: Collector }>();
+        const listener = res.add(
+          await transport.listen({ transport: "tcp" }, (conn) => {
+            res.add(conn);
+            accepted.resolve({ conn, got: collect(conn) });
+          }),
+        );
+        const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+        const { conn: writer, got: writerGot } = await accepted.promise;
+        // The server side streams at the client, which closes after 64 KiB.
+        const escaped: unknown[] = [];
+        const chunk = bytePattern(16 * 1024, 5);
+        const timer = setInterval(() => {
+          if (writer.closed) return clearInterval(timer);
+          try {
+            writer.write(chunk);
+          } catch (err) {
+            escaped.push(err);
+          }
+        }, 1);
+        res.defer(() => clearInterval(timer));
+        const got = collect(client, {
+          onData: () => {
+            if (got.length >= 64 * 1024) client.close();
+          },
+        });
+        assert.equal(await got.closed, undefined, "a locally closed connection reports no error");
+        const error = await writerGot.closed;
+        assert.ok(
+          error === undefined || error instanceof ConnectionResetError,
+          `the writer closed with ${error?.name}: ${error?.message}`,
+        );
+        assert.ok(writer.closed);
+        assert.deepEqual(escaped, []);
+        assert.throws(() => writer.write(chunk), ConnectionClosedError);
+        writer.close();
+        writer.close();
+        client.close();
+        await delay(50);
+        assert.equal(got.closes, 1);
+        assert.equal(writerGot.closes, 1);
+      },
+    );
+
+    netTest(
+      "a peer closing mid-stream is seen as an end, and unwritten bytes are discarded",
+      10_000,
+      async (res) => {
+        const accepted = deferred<Collector>();
+        const listener = res.add(
+          await transport.listen({ transport: "tcp" }, (conn) => {
+            res.add(conn);
+            accepted.resolve(collect(conn, { onEnd: () => conn.close() }));
+          }),
+        );
+        const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+        const clientGot = collect(client);
+        const payload = bytePattern(MiB, 6);
+        client.write(payload);
+        client.close();
+        assert.equal(client.closed, true);
+        assert.throws(() => client.write(payload), ConnectionClosedError);
+        const reader = await accepted.promise;
+        const error = await reader.closed;
+        assert.ok(
+          error === undefined || error instanceof ConnectionResetError,
+          `the reader closed with ${error?.name}: ${error?.message}`,
+        );
+        const received = reader.bytes();
+        assertBytesEqual(received, payload.subarray(0, received.byteLength), "bytes before the close");
+        assert.equal(await clientGot.closed, undefined);
+        assert.ok(reader.ends <= 1 && reader.closes === 1 && clientGot.closes === 1);
+      },
+    );
+
+    netTest(
+      "half-close: the peer sees the end, still answers, and both sides then close",
+      10_000,
+      async (res) => {
+        const accepted = deferred<Collector>();
+        const listener = res.add(
+          await transport.listen({ transport: "tcp" }, (conn) => {
+            res.add(conn);
+            const got = collect(conn, {
+              onEnd: () => {
+                conn.write(new TextEncoder().encode(`pong after ${got.text()}`));
+                conn.closeWrite();
+              },
+            });
+            accepted.resolve(got);
+          }),
+        );
+        const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+        const got = collect(client);
+        client.write(new TextEncoder().encode("ping"));
+        client.closeWrite();
+        const server = await accepted.promise;
+        await server.ended;
+        assert.equal(server.text(), "ping");
+        await got.ended;
+        assert.equal(got.text(), "pong after ping");
+        assert.equal(await withTimeout(got.closed, 3000, "client close after both halves closed"), undefined);
+        assert.equal(
+          await withTimeout(server.closed, 3000, "server close after both halves closed"),
+          undefined,
+        );
+        assert.equal(got.ends, 1);
+        assert.equal(server.ends, 1);
+      },
+    );
+
+    netTest("connecting where nothing listens fails with ConnectionRefusedError", 10_000, async (res) => {
+      const listener = await transport.listen({ transport: "tcp" }, () => {});
+      const port = tcpPort(listener.addr);
+      await listener.close();
+      const tcpError = await transport.connect({ transport: "tcp", port }).then(
+        (conn) => void conn.close(),
+        (err: unknown) => err,
+      );
+      assert.ok(tcpError instanceof ConnectionRefusedError, `got ${tcpError}`);
+      assert.ok(tcpError.cause !== undefined, "the runtime's error is kept as cause");
+      assert.match(tcpError.message, new RegExp(`${port}`));
+
+      const dir = await makeTempDir();
+      res.defer(() => dir.cleanup());
+      await assert.rejects(
+        transport.connect({ transport: "unix", path: dir.join("missing.sock") }),
+        (err) => {
+          assert.ok(err instanceof ConnectionRefusedError, `got ${err}`);
+          assert.ok(err.cause !== undefined);
+          return true;
+        },
+      );
+    });
+
+    netTest("listening on a TCP port in use fails with AddressInUseError", 10_000, async (res) => {
+      const listener = res.add(await transport.listen({ transport: "tcp" }, () => {}));
+      await assert.rejects(
+        transport.listen({ transport: "tcp", port: tcpPort(listener.addr) }, () => {}),
+        (err) => {
+          assert.ok(err instanceof AddressInUseError, `got ${err}`);
+          assert.ok(err.cause !== undefined);
+          return true;
+        },
+      );
+    });
+
+    netTest("reusePort shares a port, or throws a TypeError where unsupported", 10_000, async (res) => {
+      let first;
+      try {
+        first = res.add(await transport.listen({ transport: "tcp", reusePort: true }, () => {}));
+      } catch (err) {
+        assert.ok(err instanceof TypeError, `got ${err}`);
+        return;
+      }
+      const port = tcpPort(first.addr);
+      const second = res.add(await transport.listen({ transport: "tcp", port, reusePort: true }, () => {}));
+      assert.equal(tcpPort(second.addr), port);
+    });
+
+    netTest("replaces a stale UNIX socket file left by a killed process", 30_000, async (res) => {
+      const dir = await makeTempDir();
+      res.defer(() => dir.cleanup());
+      const path = dir.join("stale.sock");
+      await leaveStaleSocket(path);
+      assert.ok((await lstat(path)).isSocket(), "the killed process left its socket file");
+      await assert.rejects(transport.connect({ transport: "unix", path }), ConnectionRefusedError);
+      await startEchoServer(transport, { transport: "unix", path }, res);
+      const client = await echoRoundTrip(transport, { transport: "unix", path }, bytePattern(1000, 7), res);
+      client.close();
+    });
+
+    netTest("refuses a regular file at the UNIX path and leaves it untouched", 10_000, async (res) => {
+      const dir = await makeTempDir();
+      res.defer(() => dir.cleanup());
+      const path = dir.join("not-a-socket");
+      await writeFile(path, "keep me");
+      await assert.rejects(transport.listen({ transport: "unix", path }, () => {}), AddressInUseError);
+      assert.equal(await readFile(path, "utf8"), "keep me");
+    });
+
+    netTest("refuses a live UNIX socket path, and the live listener keeps working", 10_000, async (res) => {
+      const dir = await makeTempDir();
+      res.defer(() => dir.cleanup());
+      const path = dir.join("live.sock");
+      const live = await startEchoServer(transport, { transport: "unix", path }, res);
+      await assert.rejects(transport.listen({ transport: "unix", path }, () => {}), AddressInUseError);
+      assert.ok((await lstat(path)).isSocket());
+      const client = await echoRoundTrip(transport, { transport: "unix", path }, bytePattern(4096, 8), res);
+      client.close();
+      await live.listener.close();
+      assert.equal(await pathExists(path), false);
+    });
+
+    netTest(
+      "closing a UNIX listener removes its file and keeps accepted connections",
+      10_000,
+      async (res) => {
+        const dir = await makeTempDir();
+        res.defer(() => dir.cleanup());
+        const path = dir.join("close.sock");
+        const server = await startEchoServer(transport, { transport: "unix", path }, res);
+        const client = res.add(await transport.connect({ transport: "unix", path }));
+        const got = collect(client);
+        await server.nextAccepted();
+        await server.listener.close();
+        assert.equal(await pathExists(path), false, "the socket file is removed on close");
+        await server.listener.close();
+        const payload = bytePattern(2048, 9);
+        client.write(payload);
+        await got.untilLength(payload.byteLength);
+        assertBytesEqual(got.bytes(), payload, "echo after the listener closed");
+        await assert.rejects(transport.connect({ transport: "unix", path }), ConnectionRefusedError);
+      },
+    );
+
+    netTest("reports local and remote addresses, with port 0 resolved", 10_000, async (res) => {
+      const tcp = await startEchoServer(transport, { transport: "tcp", port: 0 }, res);
+      const port = tcpPort(tcp.listener.addr);
+      assert.ok(port > 0);
+      assert.deepEqual(tcp.listener.addr, { transport: "tcp", hostname: "127.0.0.1", port });
+      const client = res.add(await transport.connect({ transport: "tcp", port }));
+      const { conn: accepted } = await tcp.nextAccepted();
+      assert.deepEqual(client.remoteAddr, { transport: "tcp", hostname: "127.0.0.1", port });
+      assert.equal(client.localAddr.transport === "tcp" && client.localAddr.hostname, "127.0.0.1");
+      assert.ok(tcpPort(client.localAddr) > 0);
+      assert.deepEqual(accepted.localAddr, tcp.listener.addr);
+      assert.deepEqual(accepted.remoteAddr, client.localAddr);
+
+      const dir = await makeTempDir();
+      res.defer(() => dir.cleanup());
+      const path = dir.join("addr.sock");
+      const unix = await startEchoServer(transport, { transport: "unix", path }, res);
+      assert.deepEqual(unix.listener.addr, { transport: "unix", path });
+      const unixClient = res.add(await transport.connect({ transport: "unix", path }));
+      const { conn: unixAccepted } = await unix.nextAccepted();
+      assert.deepEqual(unixClient.remoteAddr, { transport: "unix", path });
+      assert.deepEqual(unixClient.localAddr, { transport: "unix", path: "" });
+      assert.deepEqual(unixAccepted.localAddr, { transport: "unix", path });
+      assert.deepEqual(unixAccepted.remoteAddr, { transport: "unix", path: "" });
+    });
+  });
+}

@@ -1,0 +1,111 @@
+/**
+ * The few members of the `Bun` global that `bun.ts` touches, declared by hand so the file
+ * type-checks under `tsc` with Node types only. Reached through `globalThis`, never `bun-types`.
+ *
+ * @module
+ */
+
+/** A connected `Bun.Socket`; `Data` is whatever `socket.data` holds. */
+export interface BunSocket<Data> {
+  /** Per-socket state, set from the `data` option and writable afterwards. */
+  data: Data;
+  /** Undefined on UNIX sockets. */
+  readonly localAddress?: string;
+  /** Undefined on UNIX sockets. */
+  readonly localPort?: number;
+  /** Undefined on UNIX sockets. */
+  readonly remoteAddress?: string;
+  /** Undefined on UNIX sockets. */
+  readonly remotePort?: number;
+  /** Writes what the kernel takes now and returns that count (`-1` once closed); buffers nothing. */
+  write(data: Uint8Array): number;
+  /** Closes the socket gracefully (FIN); the `close` handler runs synchronously. */
+  end(): void;
+  /** Without an argument sends FIN and keeps reading; `true` would shut the read side instead. */
+  shutdown(halfClose?: boolean): void;
+  /** Stops polling the socket for reads. */
+  pause(): void;
+  /** Polls the socket for reads again. */
+  resume(): void;
+  /** Sets `TCP_NODELAY`. */
+  setNoDelay(noDelay?: boolean): boolean;
+  /** Sets `SO_KEEPALIVE`. */
+  setKeepAlive(enable?: boolean, initialDelay?: number): boolean;
+}
+
+/** The callbacks of `Bun.listen` and `Bun.connect`, shared by every socket they create. */
+export interface BunSocketHandler<Data> {
+  /** The socket is connected (accepted, or connected by `Bun.connect`). */
+  open(socket: BunSocket<Data>): void;
+  /** Bytes arrived, in a `Buffer` Bun allocates for this call. */
+  data(socket: BunSocket<Data>, chunk: Uint8Array): void;
+  /** The kernel takes writes again after a short `write`. */
+  drain(socket: BunSocket<Data>): void;
+  /** The peer sent FIN. */
+  end(socket: BunSocket<Data>): void;
+  /** The socket is closed; `error` is set when a failure closed it. */
+  close(socket: BunSocket<Data>, error?: Error): void;
+  /** A socket error, reported before `close`. */
+  error(socket: BunSocket<Data>, error: Error): void;
+}
+
+/** Options shared by every `Bun.listen` and `Bun.connect` call. */
+export interface BunSocketOptions<Data> {
+  /** Keeps our side open after the peer's FIN instead of closing both. */
+  allowHalfOpen?: boolean;
+  /** The initial `socket.data` of every socket. */
+  data?: Data;
+  /** The callbacks. */
+  socket: BunSocketHandler<Data>;
+}
+
+/** `Bun.listen` / `Bun.connect` options for TCP. */
+export interface BunTcpSocketOptions<Data> extends BunSocketOptions<Data> {
+  hostname: string;
+  port: number;
+  /** `SO_REUSEPORT` (listen only). */
+  reusePort?: boolean;
+}
+
+/** `Bun.listen` / `Bun.connect` options for UNIX sockets. */
+export interface BunUnixSocketOptions<Data> extends BunSocketOptions<Data> {
+  unix: string;
+}
+
+/** The address `getsockname` fills in. */
+export interface BunSockName {
+  address?: string;
+  port?: number;
+  family?: string;
+}
+
+/** What `Bun.listen` returns. */
+export interface BunTcpListener {
+  readonly hostname?: string;
+  readonly port?: number;
+  /** Fills `out` with the bound address, resolving a host name to its IP. */
+  getsockname?(out: BunSockName): void;
+  /** Stops accepting; `true` would also close every accepted socket. */
+  stop(closeActiveConnections?: boolean): void;
+}
+
+/** The `Bun` global members used by the transport. */
+export interface BunGlobal {
+  listen<Data>(options: BunTcpSocketOptions<Data> | BunUnixSocketOptions<Data>): BunTcpListener;
+  connect<Data>(options: BunTcpSocketOptions<Data> | BunUnixSocketOptions<Data>): Promise<BunSocket<Data>>;
+}
+
+/**
+ * The `Bun` global, or a `TypeError` when this is not Bun.
+ *
+ * @example
+ * ```ts
+ * import { bunGlobal } from "./_bun_types.ts";
+ * const listener = bunGlobal().listen({ hostname: "127.0.0.1", port: 0, socket: handlers });
+ * ```
+ */
+export function bunGlobal(): BunGlobal {
+  const bun = (globalThis as { Bun?: BunGlobal }).Bun;
+  if (bun === undefined) throw new TypeError("Cannot use the bun transport outside Bun");
+  return bun;
+}

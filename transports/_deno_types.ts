@@ -1,0 +1,92 @@
+/**
+ * The few members of the `Deno` namespace that `deno.ts` touches, declared by hand so the file
+ * type-checks under `tsc` with Node types only. Reached through `globalThis`, never `lib.deno`.
+ *
+ * @module
+ */
+
+/** A TCP address as Deno reports it. */
+export interface DenoTcpAddr {
+  transport: "tcp";
+  hostname: string;
+  port: number;
+}
+
+/** A UNIX address as Deno reports it; `path` is `null` for an unnamed client socket. */
+export interface DenoUnixAddr {
+  transport: "unix";
+  path: string | null;
+}
+
+/** Either address kind a stream socket can have in Deno. */
+export type DenoAddr = DenoTcpAddr | DenoUnixAddr;
+
+/** `Deno.Conn`, plus the `Deno.TcpConn` extras (absent on UNIX connections). */
+export interface DenoConn {
+  readonly localAddr: DenoAddr;
+  readonly remoteAddr: DenoAddr;
+  /** Resolves with the byte count, or `null` at EOF. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Resolves with the byte count written, which may be less than `p.length`. */
+  write(p: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+  setNoDelay?(noDelay?: boolean): void;
+  setKeepAlive?(keepAlive?: boolean): void;
+}
+
+/** `Deno.Listener`. */
+export interface DenoListener {
+  readonly addr: DenoAddr;
+  accept(): Promise<DenoConn>;
+  close(): void;
+}
+
+/** `Deno.listen` options for TCP. */
+export interface DenoTcpListenOptions {
+  transport?: "tcp";
+  hostname?: string;
+  port?: number;
+  reusePort?: boolean;
+}
+
+/** `Deno.listen` options for UNIX sockets. */
+export interface DenoUnixListenOptions {
+  transport: "unix";
+  path: string;
+}
+
+/** `Deno.connect` options for TCP. */
+export interface DenoTcpConnectOptions {
+  transport?: "tcp";
+  hostname?: string;
+  port: number;
+}
+
+/** `Deno.connect` options for UNIX sockets. */
+export interface DenoUnixConnectOptions {
+  transport: "unix";
+  path: string;
+}
+
+/** Any of Deno's error classes under `Deno.errors`. */
+export type DenoErrorClass = new (...args: never[]) => Error;
+
+/** The `Deno` namespace members used by the transport. */
+export interface DenoNamespace {
+  listen(options: DenoTcpListenOptions | DenoUnixListenOptions): DenoListener;
+  connect(options: DenoTcpConnectOptions | DenoUnixConnectOptions): Promise<DenoConn>;
+  /** Only present with `--unstable-net`; used to detect it. */
+  listenDatagram?: unknown;
+  errors: {
+    NotFound: DenoErrorClass;
+    ConnectionRefused: DenoErrorClass;
+    ConnectionReset: DenoErrorClass;
+    ConnectionAborted: DenoErrorClass;
+    NotConnected: DenoErrorClass;
+    AddrInUse: DenoErrorClass;
+    BrokenPipe: DenoErrorClass;
+    BadResource: DenoErrorClass;
+    Interrupted: DenoErrorClass;
+  };
+}

@@ -1,0 +1,493 @@
+/**
+ * The Deno transport, on Deno's own `Deno.listen` / `Deno.connect` (TCP and UNIX sockets).
+ *
+ * Reads land in a per-connection slab: each read fills the slab's free tail and the filled part is
+ * handed on as a view, so no chunk is ever overwritten and no read allocates. Writes made in one
+ * tick are gathered by a single microtask into one native write.
+ *
+ * @module
+ */
+import {
+  AddressInUseError,
+  ConnectionClosedError,
+  ConnectionRefusedError,
+  ConnectionResetError,
+  TransportError,
+} from "../core/errors.ts";
+import type { DenoAddr, DenoConn, DenoListener, DenoNamespace } from "./_deno_types.ts";
+import { prepareUnixSocketPath, removeUnixSocketFile } from "./_unix_path.ts";
+import type {
+  Addr,
+  Connection,
+  ConnectionHandler,
+  ConnectOptions,
+  Listener,
+  ListenOptions,
+  Transport,
+} from "./types.ts";
+
+/** `write` returns false once this many bytes wait for the kernel. */
+const WRITE_HIGH_WATER_MARK = 1024 * 1024;
+/** Queued chunks are copied together into native writes of at most this size; bigger ones go as is. */
+const WRITE_COALESCE_BYTES = 256 * 1024;
+/** First read slab of a connection: small, so idle connections cost little. */
+const READ_SLAB_MIN_BYTES = 64 * 1024;
+/** Slabs double up to this size while reads keep filling them. */
+const READ_SLAB_MAX_BYTES = 256 * 1024;
+/** A fresh slab is taken when less than this is left in the current one. */
+const READ_MIN_FREE_BYTES = 16 * 1024;
+/** Pause before accepting again after an unexpected accept failure (EMFILE and the like). */
+const ACCEPT_RETRY_MS = 100;
+
+function deno(): DenoNamespace {
+  const ns = (globalThis as { Deno?: DenoNamespace }).Deno;
+  if (ns === undefined) throw new TypeError("Cannot use the deno transport outside Deno");
+  return ns;
+}
+
+function toAddr(addr: DenoAddr): Addr {
+  if (addr.transport === "unix") return { transport: "unix", path: addr.path ?? "" };
+  return { transport: "tcp", hostname: addr.hostname, port: addr.port };
+}
+
+function tcpLabel(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+function describe(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.charAt(0).toLowerCase() + message.slice(1);
+}
+
+function mapConnectError(err: unknown, target: string): Error {
+  if (err instanceof TypeError || err instanceof RangeError) return err;
+  const errors = deno().errors;
+  if (err instanceof errors.ConnectionRefused) {
+    return new ConnectionRefusedError(`Cannot connect to ${target}: connection refused`, { cause: err });
+  }
+  // Deno reports a UNIX path with no socket file as NotFound; to a caller it is just nobody listening.
+  if (err instanceof errors.NotFound) {
+    return new ConnectionRefusedError(`Cannot connect to ${target}: no socket exists there`, { cause: err });
+  }
+  return new TransportError(`Cannot connect to ${target}: ${describe(err)}`, { cause: err });
+}
+
+function mapListenError(err: unknown, target: string): Error {
+  if (err instanceof TypeError || err instanceof RangeError) return err;
+  if (err instanceof deno().errors.AddrInUse) {
+    return new AddressInUseError(`Cannot listen on ${target}: address already in use`, { cause: err });
+  }
+  return new TransportError(`Cannot listen on ${target}: ${describe(err)}`, { cause: err });
+}
+
+function isResetError(err: unknown): boolean {
+  const errors = deno().errors;
+  return err instanceof errors.ConnectionReset || err instanceof errors.BrokenPipe ||
+    err instanceof errors.ConnectionAborted || err instanceof errors.NotConnected;
+}
+
+class DenoConnection implements Connection {
+  readonly localAddr: Addr;
+  readonly remoteAddr: Addr;
+  readonly #conn: DenoConn;
+  readonly #isTcp: boolean;
+  #handler: ConnectionHandler | null = null;
+  #closed = false;
+  #closeError: Error | undefined = undefined;
+
+  // Reading.
+  #paused = false;
+  #wake: (() => void) | null = null;
+  #slabSize = READ_SLAB_MIN_BYTES;
+
+  // Writing: `write` appends to #queue; the flush swaps it with #spare and drains that.
+  #queue: Uint8Array[] = [];
+  #spare: Uint8Array[] = [];
+  #buffered = 0;
+  #flushing = false;
+  #scratch: Uint8Array | null = null;
+  #gathered = 0;
+  #finRequested = false;
+  #finSent = false;
+  #finDone = false;
+  #peerEnded = false;
+
+  // Bound once per connection so the hot path allocates no closures.
+  readonly #startFlush = (): void => {
+    this.#flush().catch(this.#rethrow);
+  };
+  readonly #rethrow = (err: unknown): never => {
+    // A handler callback threw: close so the connection is not left half-alive, then let it surface.
+    this.close();
+    throw err;
+  };
+  readonly #notifyClose = (): void => {
+    this.#handler!.onClose(this.#closeError);
+  };
+
+  constructor(conn: DenoConn) {
+    this.#conn = conn;
+    this.localAddr = toAddr(conn.localAddr);
+    this.remoteAddr = toAddr(conn.remoteAddr);
+    this.#isTcp = this.localAddr.transport === "tcp";
+  }
+
+  get bufferedAmount(): number {
+    return this.#buffered;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  setHandler(handler: ConnectionHandler): void {
+    if (this.#handler !== null) throw new TypeError("Cannot set handler: a handler is already set");
+    this.#handler = handler;
+    if (this.#closed) {
+      queueMicrotask(this.#notifyClose);
+      return;
+    }
+    this.#readLoop().catch(this.#rethrow);
+  }
+
+  write(data: Uint8Array): boolean {
+    if (this.#closed) throw new ConnectionClosedError("Cannot write: connection is closed");
+    if (this.#finRequested) throw new ConnectionClosedError("Cannot write: connection is closed for writing");
+    if (data.length === 0) return this.#buffered < WRITE_HIGH_WATER_MARK;
+    this.#queue.push(data);
+    this.#buffered += data.length;
+    if (!this.#flushing) {
+      this.#flushing = true;
+      queueMicrotask(this.#startFlush);
+    }
+    return this.#buffered < WRITE_HIGH_WATER_MARK;
+  }
+
+  pauseReading(): void {
+    this.#paused = true;
+  }
+
+  resumeReading(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#wakeReader();
+  }
+
+  closeWrite(): void {
+    if (this.#closed || this.#finRequested) return;
+    this.#finRequested = true;
+    if (!this.#flushing) void this.#sendFin();
+  }
+
+  close(): void {
+    this.#shutdown(undefined);
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    if (this.#isTcp && !this.#closed) this.#conn.setNoDelay?.(noDelay);
+  }
+
+  setKeepAlive(keepAlive: boolean): void {
+    if (this.#isTcp && !this.#closed) this.#conn.setKeepAlive?.(keepAlive);
+  }
+
+  #shutdown(error: Error | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeError = error;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed underneath; nothing left to release.
+    }
+    this.#queue.length = 0;
+    this.#spare.length = 0;
+    this.#buffered = 0;
+    this.#scratch = null;
+    this.#wakeReader();
+    if (this.#handler !== null) queueMicrotask(this.#notifyClose);
+  }
+
+  #fail(err: unknown, action: string): void {
+    // Deno rejects pending reads and writes with Interrupted or BadResource after our own close.
+    if (this.#closed) return;
+    const label = this.#label();
+    const error = isResetError(err)
+      ? new ConnectionResetError(`Cannot ${action} ${label}: connection reset by peer`, { cause: err })
+      : new TransportError(`Cannot ${action} ${label}: ${describe(err)}`, { cause: err });
+    this.#shutdown(error);
+  }
+
+  #label(): string {
+    const remote = this.remoteAddr;
+    if (remote.transport === "tcp") return tcpLabel(remote.hostname, remote.port);
+    const local = this.localAddr as { path: string };
+    return remote.path || local.path || "UNIX socket";
+  }
+
+  #wakeReader(): void {
+    const wake = this.#wake;
+    if (wake === null) return;
+    this.#wake = null;
+    wake();
+  }
+
+  #waitForResume(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  async #readLoop(): Promise<void> {
+    const conn = this.#conn;
+    let slab = new Uint8Array(this.#slabSize);
+    let offset = 0;
+    for (;;) {
+      // Not reading while paused leaves the bytes in the kernel, whose window then stops the peer.
+      while (this.#paused && !this.#closed) await this.#waitForResume();
+      if (this.#closed) return;
+      if (slab.length - offset < READ_MIN_FREE_BYTES) {
+        slab = new Uint8Array(this.#slabSize);
+        offset = 0;
+      }
+      const free = slab.length - offset;
+      let n: number | null;
+      try {
+        n = await conn.read(offset === 0 ? slab : slab.subarray(offset));
+      } catch (err) {
+        this.#fail(err, "read from");
+        return;
+      }
+      if (this.#closed) return;
+      if (n === null) {
+        this.#onPeerEnd();
+        return;
+      }
+      // A read that fills all the room offered means the peer sends faster: grow the next slab.
+      if (n === free && this.#slabSize < READ_SLAB_MAX_BYTES) this.#slabSize *= 2;
+      const chunk = slab.subarray(offset, offset + n);
+      offset += n;
+      // pauseReading() may have come while the read was pending: hold the chunk until resumed.
+      while (this.#paused && !this.#closed) await this.#waitForResume();
+      if (this.#closed) return;
+      this.#handler!.onData(chunk);
+    }
+  }
+
+  #onPeerEnd(): void {
+    this.#peerEnded = true;
+    this.#handler!.onEnd();
+    if (this.#finDone) this.#shutdown(undefined);
+  }
+
+  async #flush(): Promise<void> {
+    const conn = this.#conn;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue;
+        this.#queue = this.#spare;
+        this.#spare = batch;
+        let i = 0;
+        while (i < batch.length) {
+          let data = batch[i++];
+          if (i < batch.length && data.length + batch[i].length <= WRITE_COALESCE_BYTES) {
+            i = this.#gather(batch, i - 1);
+            data = this.#scratch!.subarray(0, this.#gathered);
+          }
+          let written = 0;
+          while (written < data.length) {
+            // Deno's write may take only part of the buffer.
+            const n = await conn.write(written === 0 ? data : data.subarray(written));
+            if (this.#closed) return;
+            written += n;
+            this.#buffered -= n;
+          }
+        }
+        batch.length = 0;
+      }
+    } catch (err) {
+      this.#fail(err, "write to");
+      return;
+    } finally {
+      this.#flushing = false;
+    }
+    if (this.#closed) return;
+    this.#handler?.onDrain();
+    if (this.#finRequested && !this.#flushing && !this.#closed) await this.#sendFin();
+  }
+
+  /** Copies `batch[from..]` into the scratch buffer up to its size; returns the next index. */
+  #gather(batch: Uint8Array[], from: number): number {
+    let total = 0;
+    let end = from;
+    while (end < batch.length && total + batch[end].length <= WRITE_COALESCE_BYTES) {
+      total += batch[end++].length;
+    }
+    let scratch = this.#scratch;
+    if (scratch === null || scratch.length < total) {
+      // Grown by doubling and kept: reusable because each native write completes before the next.
+      let size = scratch === null ? 16 * 1024 : scratch.length * 2;
+      while (size < total) size *= 2;
+      scratch = this.#scratch = new Uint8Array(Math.min(size, WRITE_COALESCE_BYTES));
+    }
+    let at = 0;
+    for (let k = from; k < end; k++) {
+      scratch.set(batch[k], at);
+      at += batch[k].length;
+    }
+    this.#gathered = total;
+    return end;
+  }
+
+  async #sendFin(): Promise<void> {
+    if (this.#finSent) return;
+    this.#finSent = true;
+    try {
+      await this.#conn.closeWrite();
+    } catch (err) {
+      this.#fail(err, "close writing to");
+      return;
+    }
+    if (this.#closed) return;
+    this.#finDone = true;
+    if (this.#peerEnded) this.#shutdown(undefined);
+  }
+}
+
+class DenoListenerHandle implements Listener {
+  readonly addr: Addr;
+  readonly #listener: DenoListener;
+  readonly #path: string | null;
+  readonly #acceptLoop: Promise<void>;
+  #closing: Promise<void> | null = null;
+
+  constructor(listener: DenoListener, path: string | null, onConnection: (conn: Connection) => void) {
+    this.#listener = listener;
+    this.#path = path;
+    this.addr = toAddr(listener.addr);
+    this.#acceptLoop = this.#accept(onConnection);
+  }
+
+  close(): Promise<void> {
+    // One shared promise: a second close must not unlink a socket file someone else bound since.
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed underneath.
+    }
+    await this.#acceptLoop;
+    if (this.#path !== null) await removeUnixSocketFile(this.#path);
+  }
+
+  async #accept(onConnection: (conn: Connection) => void): Promise<void> {
+    const badResource = deno().errors.BadResource;
+    for (;;) {
+      let conn: DenoConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (err) {
+        if (this.#closing !== null || err instanceof badResource) return;
+        // Out of descriptors and the like: keep serving, but do not spin on a persistent failure.
+        await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+        if (this.#closing !== null) return;
+        continue;
+      }
+      if (this.#closing !== null) {
+        conn.close();
+        return;
+      }
+      const connection = new DenoConnection(conn);
+      try {
+        onConnection(connection);
+      } catch (err) {
+        // The callback's bug must surface, like an exception in a Node 'connection' listener.
+        connection.close();
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}
+
+/**
+ * The transport on Deno's native sockets. Needs Deno; `reusePort` also needs `--unstable-net`.
+ *
+ * @example Echo server on a UNIX socket
+ * ```ts
+ * import { denoTransport } from "@asockio/core/transports";
+ * const listener = await denoTransport.listen({ transport: "unix", path: "/tmp/echo.sock" }, (conn) => {
+ *   conn.setHandler({
+ *     onData: (chunk) => conn.write(chunk),
+ *     onDrain: () => {},
+ *     onEnd: () => conn.closeWrite(),
+ *     onClose: () => {},
+ *   });
+ * });
+ * await listener.close();
+ * ```
+ */
+export const denoTransport: Transport = {
+  name: "deno",
+
+  async listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
+    const ns = deno();
+    if (options.transport === "unix") {
+      const path = options.path;
+      await prepareUnixSocketPath(path, denoTransport.connect);
+      let listener: DenoListener;
+      try {
+        listener = ns.listen({ transport: "unix", path });
+      } catch (err) {
+        throw mapListenError(err, path);
+      }
+      return new DenoListenerHandle(listener, path, onConnection);
+    }
+    if (options.transport !== "tcp") {
+      throw new TypeError(`Cannot listen: unknown transport ${JSON.stringify(options["transport"])}`);
+    }
+    const hostname = options.hostname ?? "127.0.0.1";
+    const port = options.port ?? 0;
+    if (options.reusePort) {
+      // Without --unstable-net, Deno.listen({ reusePort: true }) exits the whole process instead of
+      // throwing; listenDatagram exists only under that flag, so it tells whether reusePort is safe.
+      if (typeof ns.listenDatagram !== "function") {
+        throw new TypeError("Cannot listen with reusePort: Deno needs the --unstable-net flag for it");
+      }
+    }
+    let listener: DenoListener;
+    try {
+      listener = ns.listen(
+        options.reusePort ? { transport: "tcp", hostname, port, reusePort: true } : { hostname, port },
+      );
+    } catch (err) {
+      throw mapListenError(err, tcpLabel(hostname, port));
+    }
+    return new DenoListenerHandle(listener, null, onConnection);
+  },
+
+  async connect(options: ConnectOptions): Promise<Connection> {
+    const ns = deno();
+    if (options.transport === "unix") {
+      try {
+        return new DenoConnection(await ns.connect({ transport: "unix", path: options.path }));
+      } catch (err) {
+        throw mapConnectError(err, options.path);
+      }
+    }
+    if (options.transport !== "tcp") {
+      throw new TypeError(`Cannot connect: unknown transport ${JSON.stringify(options["transport"])}`);
+    }
+    const hostname = options.hostname ?? "127.0.0.1";
+    try {
+      return new DenoConnection(await ns.connect({ hostname, port: options.port }));
+    } catch (err) {
+      throw mapConnectError(err, tcpLabel(hostname, options.port));
+    }
+  },
+};
