@@ -58,14 +58,15 @@ export type Keyword = string | Uint8Array;
 /** Global byte caps and protocol limits. Every field is optional. */
 export interface IoCoreLimits {
   /**
-   * Cap on unread input across all clients. Above it the core stops reading from sockets (and so
-   * stops taking new connections' data) until the application has consumed enough. Nothing is dropped.
+   * Cap on unread input across all clients. Above it the core stops accepting, and stops reading
+   * from every connection whose client holds unread messages, until the application has consumed
+   * enough; a client whose messages are read promptly keeps working. Nothing is dropped.
    * @default {536870912} (512 MiB)
    */
   inputBytes?: number;
   /**
-   * Cap on queued output across all clients. Above it the core stops reading, so the connections
-   * that produce output are held back until the peers have taken what is queued.
+   * Cap on queued output across all clients. Above it the core stops reading from each connection
+   * that sends more data (the producers of that output) until the peers have taken what is queued.
    * @default {536870912} (512 MiB)
    */
   outputBytes?: number;
@@ -275,7 +276,7 @@ export interface IoCoreStats {
   readonly clients: number;
   /** Connections holding an unexpected keyword, waiting for `addClient`. */
   readonly heldConnections: number;
-  /** True while a memory cap has paused reading. */
+  /** True while a memory cap has paused reading from some connection (or accepting). */
   readonly readingPaused: boolean;
 }
 
@@ -408,6 +409,7 @@ class Session {
   nonce: Uint8Array | undefined = undefined;
   pending: ClientRecord | undefined = undefined;
   lastActivity = 0;
+  readPaused = false;
 
   constructor(conn: Connection, listener: ListenerInfo | undefined, phase: number, decoder: FrameDecoder) {
     this.conn = conn;
@@ -490,7 +492,8 @@ export class IoCore implements AsyncDisposable {
   #flushScheduled = false;
   #inputBytes = 0;
   #outputBytes = 0;
-  #readingPaused = false;
+  /** Sessions whose reading is paused by a memory cap. */
+  #paused = new Set<Session>();
   #closed = false;
 
   /**
@@ -941,7 +944,7 @@ export class IoCore implements AsyncDisposable {
       connections: this.#sessions.size,
       clients: this.#clients.size,
       heldConnections: this.#held.size,
-      readingPaused: this.#readingPaused,
+      readingPaused: this.#paused.size > 0 || this.#inputBytes > this.#limits.inputBytes,
     };
   }
 
@@ -977,7 +980,8 @@ export class IoCore implements AsyncDisposable {
 
   #hasRoom(listener: ListenerInfo): boolean {
     return this.#sessions.size < this.#limits.maxConnections &&
-      this.#listenerOpen[listener.id]! < this.#listenerMax[listener.id]!;
+      this.#listenerOpen[listener.id]! < this.#listenerMax[listener.id]! &&
+      this.#inputBytes <= this.#limits.inputBytes; // over the input cap, stop accepting too
   }
 
   #accept(conn: Connection, listener: ListenerInfo): void {
@@ -1089,7 +1093,6 @@ export class IoCore implements AsyncDisposable {
       onClose: (error) => this.#finalizeSession(session, error),
     };
     conn.setHandler(handler);
-    if (this.#readingPaused) conn.pauseReading();
     return session;
   }
 
@@ -1177,7 +1180,9 @@ export class IoCore implements AsyncDisposable {
       session.decoder.push(chunk);
       this.#drainDecoder(session);
     }
-    if (!this.#readingPaused && this.#inputBytes > this.#limits.inputBytes) this.#updateReading();
+    if (this.#inputBytes > this.#limits.inputBytes || this.#outputBytes > this.#limits.outputBytes) {
+      this.#pressure(session);
+    }
   }
 
   #drainDecoder(session: Session): void {
@@ -1502,8 +1507,8 @@ export class IoCore implements AsyncDisposable {
       }
       if (record.kind === "unknown" && record.unread === 0) this.#forget(record);
     }
-    if (this.#readingPaused) this.#updateReading();
-    if (this.#parked.length) this.#unpark();
+    if (session.readPaused) this.#paused.delete(session);
+    this.#relieve();
     if (this.#idleTimer !== undefined && this.#sessions.size === 0) {
       clearInterval(this.#idleTimer);
       this.#idleTimer = undefined;
@@ -1560,7 +1565,6 @@ export class IoCore implements AsyncDisposable {
         queueMicrotask(this.#flushAll);
       }
     }
-    if (!this.#readingPaused && this.#outputBytes > this.#limits.outputBytes) this.#updateReading();
   }
 
   #flushAll = (): void => {
@@ -1595,7 +1599,7 @@ export class IoCore implements AsyncDisposable {
     if (this.#idleTimer !== undefined) session.lastActivity = Date.now();
     this.#outputBytes -= session.inflightBytes;
     session.inflightBytes = 0;
-    if (this.#readingPaused) this.#updateReading();
+    if (this.#paused.size) this.#relieve();
     if (session.dirty) return;
     const record = session.client;
     if (record && session.phase === OPEN) {
@@ -1624,18 +1628,49 @@ export class IoCore implements AsyncDisposable {
   #consumed(record: ClientRecord, bytes: number): void {
     record.inboxBytes -= bytes;
     this.#account(-bytes);
-    if (this.#readingPaused) this.#updateReading();
+    const session = record.session;
+    if (session?.readPaused && record.inboxBytes === 0 && this.#outputBytes <= this.#limits.outputBytes) {
+      // This client's unread input is gone: it may read again even while others keep the cap exceeded.
+      this.#resume(session);
+    }
+    if (this.#paused.size || this.#parked.length) this.#relieve();
     if (record.kind === "unknown" && !record.session && record.unread === 0) this.#forget(record);
   }
 
-  #updateReading(): void {
-    const pause = this.#inputBytes > this.#limits.inputBytes || this.#outputBytes > this.#limits.outputBytes;
-    if (pause === this.#readingPaused) return;
-    this.#readingPaused = pause;
-    for (const session of this.#sessions) {
-      if (pause) session.conn.pauseReading();
-      else session.conn.resumeReading();
+  /**
+   * Over a cap: stop reading from this connection if it is a producer — over the input cap, one
+   * whose client holds unread messages; over the output cap, any connection that sends us data.
+   * Connections whose data the application reads promptly keep working.
+   */
+  #pressure(session: Session): void {
+    if (session.readPaused || session.phase === CLOSED) return;
+    const record = session.client ?? session.held;
+    const holdsInput = (record?.inboxBytes ?? 0) > 0;
+    if (
+      (this.#inputBytes > this.#limits.inputBytes && holdsInput) ||
+      this.#outputBytes > this.#limits.outputBytes
+    ) {
+      session.readPaused = true;
+      this.#paused.add(session);
+      session.conn.pauseReading();
     }
+  }
+
+  #resume(session: Session): void {
+    session.readPaused = false;
+    this.#paused.delete(session);
+    if (session.phase !== CLOSED) session.conn.resumeReading();
+  }
+
+  /** Under both caps again: resume every paused connection and admit parked ones. */
+  #relieve(): void {
+    if (
+      this.#paused.size && this.#inputBytes <= this.#limits.inputBytes &&
+      this.#outputBytes <= this.#limits.outputBytes
+    ) {
+      for (const session of this.#paused) this.#resume(session);
+    }
+    if (this.#parked.length) this.#unpark();
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -357,6 +357,10 @@ describe("IoCore delivery, limits and failures", () => {
       const id = core.addClient({ keyword: "flood" });
       const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "flood");
       await iterateUntil(core, (e) => e.expected.has(id));
+      // A second client, connected before the flood (over the cap the core stops accepting).
+      const control = core.addClient({ keyword: "control" });
+      const controlPeer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "control");
+      await iterateUntil(core, (e) => e.expected.has(control));
       const payload = new Uint8Array(1000);
       const total = 4000; // ~4 MB, 16x the cap
       for (let i = 0; i < total; i++) {
@@ -369,6 +373,20 @@ describe("IoCore delivery, limits and failures", () => {
         maxSeen = Math.max(maxSeen, core.stats().inputBytes);
       }
       assert.ok(core.stats().readingPaused, "reading is paused over the cap");
+      // Meanwhile the second client, whose messages the application does read, keeps its round trips.
+      for (let round = 0; round < 5; round++) {
+        controlPeer.send(`ping ${round}`);
+        await iterateUntil(core, () => core.getClientInfo(control)!.unreadMessages > 0, 5000);
+        core.sendMessagesToClient(control, core.getMessagesFromClient(control));
+        assert.equal(text(await controlPeer.next(5000)), `ping ${round}`);
+      }
+      assert.ok(core.stats().readingPaused, "the flood stays paused");
+      controlPeer.close();
+      // Over the input cap the core stops accepting: a newcomer waits for its OK until the app reads.
+      core.addClient({ keyword: "latecomer" });
+      const latecomer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "latecomer");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(latecomer.messages.length, 0);
       const chunkAllowance = 512 * 1024;
       assert.ok(maxSeen <= inputBytes + chunkAllowance, `unread input ${maxSeen} exceeds the cap`);
       let next = 0;
@@ -383,6 +401,8 @@ describe("IoCore delivery, limits and failures", () => {
       assert.equal(next, total);
       assert.ok(maxSeen <= inputBytes + chunkAllowance);
       assert.equal(core.stats().readingPaused, false);
+      assert.equal(text(await latecomer.next()), "OK");
+      latecomer.close();
       peer.close();
     },
   );

@@ -101,7 +101,12 @@ export interface BunGlobal {
  * @example
  * ```ts
  * import { bunGlobal } from "./_bun_types.ts";
- * const listener = bunGlobal().listen({ hostname: "127.0.0.1", port: 0, socket: handlers });
+ * const socket = await bunGlobal().connect({
+ *   hostname: "127.0.0.1",
+ *   port: 8080,
+ *   socket: { open() {}, data() {}, drain() {}, end() {}, close() {}, error() {} },
+ * });
+ * socket.end();
  * ```
  */
 export function bunGlobal(): BunGlobal {

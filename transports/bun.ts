@@ -25,7 +25,7 @@ import type {
   Transport,
 } from "./types.ts";
 
-/** Above this many queued bytes `write` returns `false`. */
+/** From this many queued bytes on, `write` returns `false` (the caller should wait for `onDrain`). */
 const HIGH_WATER_MARK = 1024 * 1024;
 
 const DEFAULT_HOSTNAME = "127.0.0.1";
@@ -280,7 +280,10 @@ class BunConnection implements Connection {
       if (written < 0) {
         // Bun returns -1 once the socket is closed; its close handler reports why.
         if (!this.#closed) {
-          this.#closeNow(new ConnectionResetError("Cannot write: connection is closed by the peer"));
+          const cause = this.#socketError;
+          this.#closeNow(
+            new ConnectionResetError("Cannot write: connection is closed by the peer", { cause }),
+          );
         }
         return;
       }
@@ -467,6 +470,7 @@ class BunListener implements Listener {
 }
 
 function listenError(err: unknown, target: string): Error {
+  if (err instanceof TypeError || err instanceof RangeError) return err;
   if (errorCode(err) === "EADDRINUSE") {
     return new AddressInUseError(`Cannot listen on ${target}: address in use`, { cause: err });
   }
@@ -553,7 +557,8 @@ async function connect(options: ConnectOptions): Promise<Connection> {
       );
     }
   } catch (err) {
-    if (err instanceof TypeError) throw err;
+    // Bad options (Bun's RangeError for a port out of range) are the caller's to fix, not a network failure.
+    if (err instanceof TypeError || err instanceof RangeError) throw err;
     throw new TransportError(`Cannot connect: ${describe(err)}`, { cause: err });
   }
   try {

@@ -1,0 +1,102 @@
+/**
+ * What every workload process shares: its arguments, the line protocol it speaks with `run.ts` on
+ * stdout/stdin, and heap readings. Nothing here touches a socket.
+ *
+ * Protocol: the child prints `READY {json}` once it listens (or is connected), `RESULT {json}` when a
+ * client run ends, and answers the stdin line `stats` with `STATS {json}`. It exits when stdin closes,
+ * so a crashed or killed parent never leaves it behind.
+ *
+ * @module
+ */
+import process from "node:process";
+
+/** `--key value` pairs (and bare `--flag`s as `"true"`). */
+export function parseArgs(argv: readonly string[] = process.argv.slice(2)): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) continue;
+    const next = argv[i + 1];
+    if (next === undefined || next.startsWith("--")) out.set(arg.slice(2), "true");
+    else out.set(arg.slice(2), argv[++i]!);
+  }
+  return out;
+}
+
+/** A numeric argument, or `fallback`. */
+export function numArg(args: Map<string, string>, name: string, fallback: number): number {
+  const raw = args.get(name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value)) throw new TypeError(`Cannot parse --${name}: ${raw} is not a number`);
+  return value;
+}
+
+/** Prints one protocol line. */
+export function report(kind: "READY" | "RESULT" | "STATS", data: Record<string, unknown>): void {
+  process.stdout.write(`${kind} ${JSON.stringify(data)}\n`);
+}
+
+/** Runs a forced garbage collection where the runtime offers one (`--expose-gc`, `Bun.gc`). */
+export function forceGc(): boolean {
+  const g = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
+  if (g.Bun) {
+    g.Bun.gc(true);
+    return true;
+  }
+  if (typeof g.gc === "function") {
+    g.gc();
+    g.gc();
+    return true;
+  }
+  return false;
+}
+
+/** Heap and RSS now, after a forced GC where possible. */
+export function memory(): { heapUsed: number; rss: number; gc: boolean } {
+  const gc = forceGc();
+  const m = process.memoryUsage();
+  return { heapUsed: m.heapUsed, rss: m.rss, gc };
+}
+
+/**
+ * Answers `stats` lines on stdin with `extra()` plus memory, and calls `onExit` then exits when
+ * stdin closes.
+ */
+export function serveControl(
+  extra: () => Record<string, unknown> = () => ({}),
+  onExit?: () => unknown,
+): void {
+  let buffered = "";
+  const stdin = process.stdin;
+  stdin.setEncoding("utf8");
+  stdin.on("data", (text: string) => {
+    buffered += text;
+    let nl;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl).trim();
+      buffered = buffered.slice(nl + 1);
+      if (line === "stats") report("STATS", { ...extra(), ...memory() });
+    }
+  });
+  stdin.on("end", async () => {
+    try {
+      await onExit?.();
+    } finally {
+      process.exit(0);
+    }
+  });
+}
+
+/** Bytes of `X`, the body every benchmark sends. */
+export function xBytes(size: number): Uint8Array {
+  return new Uint8Array(size).fill(0x58);
+}
+
+/** An 8-byte little-endian length followed by the payload (the bare contenders' own framing code). */
+export function frame(payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + payload.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(payload.length), true);
+  out.set(payload, 8);
+  return out;
+}
