@@ -30,15 +30,20 @@ const HIGH_WATER_MARK = 1024 * 1024;
 
 const DEFAULT_HOSTNAME = "127.0.0.1";
 
+// Every socket is opened with allowHalfOpen: without it Bun closes our side on the peer's FIN.
+
 /** What `socket.data` holds: the listener's context until `open` swaps in the connection. */
 type SocketData = BunConnection | AcceptContext;
 
 /** The `socket.data` a listener gives each accepted socket before it becomes a connection. */
 class AcceptContext {
-  constructor(
-    readonly onConnection: (conn: Connection) => void,
-    readonly unixPath: string | undefined,
-  ) {}
+  readonly onConnection: (conn: Connection) => void;
+  /** The listener's path, which names the local side of accepted UNIX sockets. */
+  readonly unixPath: string | undefined;
+  constructor(onConnection: (conn: Connection) => void, unixPath: string | undefined) {
+    this.onConnection = onConnection;
+    this.unixPath = unixPath;
+  }
 }
 
 function errorCode(err: unknown): string | undefined {
@@ -317,6 +322,7 @@ class BunConnection implements Connection {
   #sendFin(): void {
     this.#finPending = false;
     this.#writeDone = true;
+    // Bun 1.4: shutdown() sends FIN and keeps reading; shutdown(true) would shut the read side.
     this.#socket.shutdown();
     if (this.#readDone) this.#finishBothDone();
   }
