@@ -331,7 +331,7 @@ function keywordKey(keyword: Uint8Array): string {
 function describeAddr(addr: Addr): string {
   return addr.transport === "unix"
     ? `unix:${addr.path || "(unnamed)"}`
-    : `tcp:${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
+    : `${addr.transport}:${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
 }
 
 function unrefTimer(timer: unknown): void {
@@ -1086,14 +1086,54 @@ export class IoCore implements AsyncDisposable {
       session.lastActivity = Date.now();
       this.#startIdleSweep();
     }
+    // Nothing thrown here may reach the runtime's event loop: it would end the process.
     const handler: ConnectionHandler = {
-      onData: (chunk) => this.#onData(session, chunk),
-      onDrain: () => this.#onDrain(session),
-      onEnd: () => this.#onEnd(session),
-      onClose: (error) => this.#finalizeSession(session, error),
+      onData: (chunk) => {
+        try {
+          this.#onData(session, chunk);
+        } catch (err) {
+          this.#internalError(session, err);
+        }
+      },
+      onDrain: () => {
+        try {
+          this.#onDrain(session);
+        } catch (err) {
+          this.#internalError(session, err);
+        }
+      },
+      onEnd: () => {
+        try {
+          this.#onEnd(session);
+        } catch (err) {
+          this.#internalError(session, err);
+        }
+      },
+      onClose: (error) => {
+        try {
+          this.#finalizeSession(session, error);
+        } catch (err) {
+          this.#logger.error?.("Internal error while closing a connection", err);
+        }
+      },
     };
     conn.setHandler(handler);
     return session;
+  }
+
+  #internalError(session: Session, err: unknown): void {
+    this.#logger.error?.(
+      `Internal error on connection from ${describeAddr(session.conn.remoteAddr)}; closed`,
+      err,
+    );
+    try {
+      this.#closeSession(
+        session,
+        err instanceof Error ? err : new AsockioError("Internal error", { cause: err }),
+      );
+    } catch (closeErr) {
+      this.#logger.error?.("Internal error while closing a connection", closeErr);
+    }
   }
 
   #connectOut(record: ClientRecord): void {

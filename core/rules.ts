@@ -114,7 +114,7 @@ export function compileRules(rules: readonly AccessRule[]): RuleCheck {
         if (isLoop !== loopback) return false;
       }
       if (ranges) {
-        if (remote.transport !== "tcp") return false;
+        if (remote.transport === "unix") return false;
         const ip = parseIp(remote.hostname);
         if (!ip || !ranges.some((range) => ipInRange(ip, range))) return false;
       }
