@@ -260,6 +260,10 @@ export interface ClientInfo {
   readonly raw: boolean;
   /** Messages (or raw chunks) received and not yet read. */
   readonly unreadMessages: number;
+  /** Bytes of those unread messages. */
+  readonly unreadBytes: number;
+  /** Output bytes queued for the current connection and not yet handed to the kernel. */
+  readonly queuedOutputBytes: number;
   /** Why the last connection ended or failed, when it was an error. */
   readonly lastError: Error | undefined;
 }
@@ -712,6 +716,8 @@ export class IoCore implements AsyncDisposable {
       listener: record.listener,
       raw: session ? session.raw : record.rawOnConnect,
       unreadMessages: record.unread,
+      unreadBytes: record.inboxBytes,
+      queuedOutputBytes: session ? session.outQueueBytes + session.inflightBytes : 0,
       lastError: record.lastError,
     };
   }
@@ -877,6 +883,27 @@ export class IoCore implements AsyncDisposable {
   }
 
   /**
+   * Connects an outgoing client (one added with `connect`) again after its connection closed or
+   * failed. Does nothing while it is connected or connecting.
+   *
+   * @example
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * declare const core: IoCore;
+   * declare const upstream: number;
+   * const r = await core.ioIteration(1000);
+   * if (r.clientsWithDisconnectedConnection.has(upstream)) core.reconnectClient(upstream);
+   * ```
+   */
+  reconnectClient(id: ClientId): void {
+    const record = this.#clients.get(id);
+    if (!record?.connect) throw new TypeError(`Cannot reconnect client ${id}: it is not an outgoing client`);
+    if (this.#closed) throw new ConnectionClosedError("Cannot reconnect: the core is closed");
+    if (record.session || record.connecting) return;
+    this.#connectOut(record);
+  }
+
+  /**
    * Closes the client's connection now; unwritten output is discarded. The client record stays.
    *
    * @example
@@ -907,6 +934,21 @@ export class IoCore implements AsyncDisposable {
   markClientConnectionAsReadyToBeClosed(id: ClientId): void {
     const session = this.#clients.get(id)?.session;
     if (session) this.#closeWhenFlushed(session);
+  }
+
+  /**
+   * The original's name for {@linkcode closeClientConnection}: closes now, discarding unsent output.
+   *
+   * @example
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * declare const core: IoCore;
+   * declare const id: number;
+   * core.markClientConnectionAsShouldBeClosedImmediately(id);
+   * ```
+   */
+  markClientConnectionAsShouldBeClosedImmediately(id: ClientId): void {
+    this.closeClientConnection(id);
   }
 
   /**

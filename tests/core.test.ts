@@ -249,15 +249,32 @@ describe("IoCore as a client of another IoCore", () => {
     assert.throws(() => client.sendMessageToClient(id, "x"), ConnectionClosedError);
   });
 
-  it("reports a refused connection as a disconnection with a typed error", TEST_TIMEOUT, async () => {
-    const probe = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await probe.listen();
-    await probe.close();
-    await using client = quietCore();
-    const id = client.addClient({ keyword: "k", connect: { transport: "tcp", port: tcp(addr).port } });
-    await iterateUntil(client, (e) => e.disconnected.has(id));
-    assert.equal(client.getClientInfo(id)?.lastError?.name, "ConnectionRefusedError");
-  });
+  it(
+    "reports a refused connection as a disconnection with a typed error, and reconnects later",
+    TEST_TIMEOUT,
+    async () => {
+      const probe = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+      const [addr] = await probe.listen();
+      const port = tcp(addr).port;
+      await probe.close();
+      await using client = quietCore();
+      const id = client.addClient({ keyword: "k", connect: { transport: "tcp", port } });
+      await iterateUntil(client, (e) => e.disconnected.has(id));
+      assert.equal(client.getClientInfo(id)?.lastError?.name, "ConnectionRefusedError");
+      assert.equal(client.getClientInfo(id)?.state, "disconnected");
+
+      await using server = quietCore({ listeners: [{ transport: "tcp", port }] });
+      await server.listen();
+      const onServer = server.addClient({ keyword: "k" });
+      client.reconnectClient(id);
+      await iterateUntil(client, (e) => e.expected.has(id));
+      client.sendMessageToClient(id, "back");
+      await iterateUntil(server, (e) => e.data.has(onServer));
+      assert.equal(server.getClientInfo(onServer)?.unreadBytes, 4);
+      assert.deepEqual(server.getMessagesFromClient(onServer).map(text), ["back"]);
+      assert.throws(() => server.reconnectClient(onServer), TypeError);
+    },
+  );
 });
 
 describe("IoCore unknown clients", () => {
