@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HandshakeRejectedError, IoCore, type IoCoreOptions, TimeoutError } from "../mod.ts";
 import { AUTH_CHALLENGE_PREFIX } from "../core/auth.ts";
+import { noOpensslReason, testCerts } from "./_certs.ts";
 import { iterateUntil, recordingLogger, text, WireClient } from "./_core_helpers.ts";
 import type { Addr, TcpAddr } from "../transports/types.ts";
 
@@ -225,5 +226,53 @@ describe("timeouts and caps", () => {
     await iterateUntil(core, (e) => e.disconnected.has(id), 5000);
     assert.ok(core.getClientInfo(id)?.lastError instanceof TimeoutError);
     await peer.waitClosed();
+  });
+});
+
+describe("TLS through the core", () => {
+  it("admits a named client only over TLS when its rule says so, with mutual TLS", {
+    timeout: 30_000,
+    skip: noOpensslReason,
+  }, async () => {
+    const certs = await testCerts();
+    await using server = quietCore({
+      listeners: [
+        { transport: "tcp", port: 0, name: "plain" },
+        {
+          transport: "tls",
+          port: 0,
+          name: "secure",
+          cert: certs.serverCert,
+          key: certs.serverKey,
+          ca: certs.caCert,
+          requestClientCert: true,
+        },
+      ],
+    });
+    const [plainAddr, tlsAddr] = await server.listen();
+    assert.equal(tlsAddr?.transport, "tls");
+    const onServer = server.addClient({ keyword: "tls only", allow: [{ transport: "tls" }] });
+
+    const plain = await WireClient.connect({ transport: "tcp", port: tcp(plainAddr).port }, "tls only");
+    assert.equal(text(await plain.next()), "access denied");
+
+    await using client = quietCore();
+    const id = client.addClient({
+      keyword: "tls only",
+      connect: {
+        transport: "tls",
+        port: (tlsAddr as { port: number }).port,
+        ca: certs.caCert,
+        cert: certs.clientCert,
+        key: certs.clientKey,
+      },
+    });
+    await iterateUntil(client, (e) => e.expected.has(id));
+    await iterateUntil(server, (e) => e.expected.has(onServer));
+    assert.equal(server.getClientInfo(onServer)?.listener?.name, "secure");
+    assert.equal(server.getClientInfo(onServer)?.remoteAddr?.transport, "tls");
+    client.sendMessageToClient(id, "over tls");
+    await iterateUntil(server, (e) => e.data.has(onServer));
+    assert.deepEqual(server.getMessagesFromClient(onServer).map(text), ["over tls"]);
   });
 });

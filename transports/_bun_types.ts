@@ -21,6 +21,12 @@ export interface BunSocket<Data> {
   write(data: Uint8Array): number;
   /** Closes the socket gracefully (FIN); the `close` handler runs synchronously. */
   end(): void;
+  /** Closes the socket at once, without a graceful shutdown. */
+  terminate(): void;
+  /** TLS only: whether the peer's certificate was verified. */
+  readonly authorized?: boolean;
+  /** TLS only: the peer's certificate, with `subject` as `{ CN: "..." }`; empty or undefined without one. */
+  getPeerCertificate?(): { subject?: unknown } | undefined;
   /** Without an argument sends FIN and keeps reading; `true` would shut the read side instead. */
   shutdown(halfClose?: boolean): void;
   /** Stops polling the socket for reads. */
@@ -47,6 +53,24 @@ export interface BunSocketHandler<Data> {
   close(socket: BunSocket<Data>, error?: Error): void;
   /** A socket error, reported before `close`. */
   error(socket: BunSocket<Data>, error: Error): void;
+  /**
+   * TLS only: the handshake is over. `success` false means it failed; `authorizationError` is set
+   * when the peer's certificate did not verify (even with `success` true).
+   */
+  handshake?(socket: BunSocket<Data>, success: boolean, authorizationError: Error | null): void;
+}
+
+/** The `tls` option of `Bun.listen` / `Bun.connect`; PEM as strings. */
+export interface BunTlsOptions {
+  cert?: string;
+  key?: string;
+  ca?: string[];
+  /** Listen only: ask clients for a certificate. */
+  requestCert?: boolean;
+  /** Drop a peer whose certificate does not verify. */
+  rejectUnauthorized?: boolean;
+  /** Connect only: the name for SNI and for checking the certificate. */
+  serverName?: string;
 }
 
 /** Options shared by every `Bun.listen` and `Bun.connect` call. */
@@ -65,6 +89,8 @@ export interface BunTcpSocketOptions<Data> extends BunSocketOptions<Data> {
   port: number;
   /** `SO_REUSEPORT` (listen only). */
   reusePort?: boolean;
+  /** TLS over this TCP socket. */
+  tls?: BunTlsOptions;
 }
 
 /** `Bun.listen` / `Bun.connect` options for UNIX sockets. */

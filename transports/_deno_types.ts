@@ -35,10 +35,16 @@ export interface DenoConn {
   setKeepAlive?(keepAlive?: boolean): void;
 }
 
-/** `Deno.Listener`. */
-export interface DenoListener {
+/** `Deno.TlsConn`. */
+export interface DenoTlsConn extends DenoConn {
+  /** Completes the handshake (otherwise done on first read or write); rejects when it fails. */
+  handshake(): Promise<{ alpnProtocol: string | null }>;
+}
+
+/** `Deno.Listener` (and `Deno.TlsListener`, whose `accept` yields a `DenoTlsConn`). */
+export interface DenoListener<Conn extends DenoConn = DenoConn> {
   readonly addr: DenoAddr;
-  accept(): Promise<DenoConn>;
+  accept(): Promise<Conn>;
   close(): void;
 }
 
@@ -69,6 +75,30 @@ export interface DenoUnixConnectOptions {
   path: string;
 }
 
+/** `Deno.listenTls` options (PEM strings only). */
+export interface DenoListenTlsOptions {
+  hostname?: string;
+  port?: number;
+  reusePort?: boolean;
+  cert: string;
+  key: string;
+}
+
+/** `Deno.connectTls` options; `caCerts` add to Deno's built-in roots. */
+export interface DenoConnectTlsOptions {
+  hostname?: string;
+  port: number;
+  caCerts?: string[];
+  cert?: string;
+  key?: string;
+}
+
+/** `Deno.startTls` options; `hostname` is the name to verify (and send as SNI). */
+export interface DenoStartTlsOptions {
+  hostname?: string;
+  caCerts?: string[];
+}
+
 /** Any of Deno's error classes under `Deno.errors`. */
 export type DenoErrorClass = new (...args: never[]) => Error;
 
@@ -76,6 +106,9 @@ export type DenoErrorClass = new (...args: never[]) => Error;
 export interface DenoNamespace {
   listen(options: DenoTcpListenOptions | DenoUnixListenOptions): DenoListener;
   connect(options: DenoTcpConnectOptions | DenoUnixConnectOptions): Promise<DenoConn>;
+  listenTls(options: DenoListenTlsOptions): DenoListener<DenoTlsConn>;
+  connectTls(options: DenoConnectTlsOptions): Promise<DenoTlsConn>;
+  startTls(conn: DenoConn, options: DenoStartTlsOptions): Promise<DenoTlsConn>;
   /** Only present with `--unstable-net`; used to detect it. */
   listenDatagram?: unknown;
   errors: {

@@ -1,12 +1,15 @@
 /**
  * UNIX socket path housekeeping shared by every transport: replace a stale socket file, refuse
- * anything else, and remove the file on close.
+ * anything else, set the file's mode after binding, and remove the file on close.
  *
  * @module
  */
-import { lstat, unlink } from "node:fs/promises";
+import { chmod, lstat, unlink } from "node:fs/promises";
 import { AddressInUseError, ConnectionRefusedError, TransportError } from "../core/errors.ts";
-import type { Connection, UnixConnectOptions } from "./types.ts";
+import type { Connection, UnixConnectOptions, UnixListenOptions } from "./types.ts";
+
+/** Owner only: whoever may write a socket file may connect to it. */
+export const DEFAULT_UNIX_SOCKET_MODE = 0o600;
 
 /** What `prepareUnixSocketPath` needs from a transport: a way to knock on the path. */
 export type UnixConnect = (options: UnixConnectOptions) => Promise<Connection>;
@@ -51,5 +54,46 @@ export async function removeUnixSocketFile(path: string): Promise<void> {
     await unlink(path);
   } catch (err) {
     if (errorCode(err) !== "ENOENT") throw err;
+  }
+}
+
+/**
+ * The mode a UNIX listener's socket file gets, checked before anything is bound.
+ *
+ * @example
+ * ```ts
+ * unixSocketMode({ transport: "unix", path: "/tmp/app.sock" }); // 0o600
+ * ```
+ */
+export function unixSocketMode(options: UnixListenOptions): number {
+  const mode = options.mode ?? DEFAULT_UNIX_SOCKET_MODE;
+  if (typeof mode !== "number" || !Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+    throw new RangeError(
+      `Cannot listen on ${options.path}: mode must be an integer from 0 to 0o777, got ${String(mode)}`,
+    );
+  }
+  return mode;
+}
+
+/**
+ * Sets the permission bits of a freshly bound socket file. On failure the caller must close the
+ * listener; the `TransportError` says why.
+ *
+ * @example
+ * ```ts
+ * await applyUnixSocketMode("/tmp/app.sock", 0o660);
+ * ```
+ */
+export async function applyUnixSocketMode(path: string, mode: number): Promise<void> {
+  try {
+    await chmod(path, mode);
+  } catch (err) {
+    const code = errorCode(err);
+    throw new TransportError(
+      `Cannot listen on ${path}: cannot set the socket file mode to 0o${mode.toString(8)}${
+        code ? ` (${code})` : ""
+      }`,
+      { cause: err },
+    );
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The transport on Bun's native sockets (`Bun.listen` / `Bun.connect`).
+ * The transport on Bun's native sockets (`Bun.listen` / `Bun.connect`), TLS included.
  *
  * Bun calls one set of handlers for every socket and keeps per-socket state in `socket.data`, so
  * each connection's state lives there and the handlers are defined once for the whole module.
@@ -11,10 +11,23 @@ import {
   ConnectionClosedError,
   ConnectionRefusedError,
   ConnectionResetError,
+  TimeoutError,
   TransportError,
 } from "../core/errors.ts";
-import { bunGlobal, type BunSocket, type BunSocketHandler, type BunTcpListener } from "./_bun_types.ts";
-import { prepareUnixSocketPath, removeUnixSocketFile } from "./_unix_path.ts";
+import {
+  bunGlobal,
+  type BunSocket,
+  type BunSocketHandler,
+  type BunTcpListener,
+  type BunTlsOptions,
+} from "./_bun_types.ts";
+import { checkTlsConnect, checkTlsListen, formatSubject, tlsFailureReason } from "./_tls.ts";
+import {
+  applyUnixSocketMode,
+  prepareUnixSocketPath,
+  removeUnixSocketFile,
+  unixSocketMode,
+} from "./_unix_path.ts";
 import type {
   Addr,
   Connection,
@@ -22,6 +35,7 @@ import type {
   ConnectOptions,
   Listener,
   ListenOptions,
+  TlsConnectionInfo,
   Transport,
 } from "./types.ts";
 
@@ -32,17 +46,62 @@ const DEFAULT_HOSTNAME = "127.0.0.1";
 
 // Every socket is opened with allowHalfOpen: without it Bun closes our side on the peer's FIN.
 
-/** What `socket.data` holds: the listener's context until `open` swaps in the connection. */
-type SocketData = BunConnection | AcceptContext;
+/**
+ * What `socket.data` holds: the listener's context until `open` swaps in the connection, or, for an
+ * accepted TLS socket, its pending handshake until the `handshake` handler does.
+ */
+type SocketData = BunConnection | AcceptContext | PendingHandshake;
+
+/** What a TLS listener needs to judge a finished handshake. */
+interface TlsAcceptOptions {
+  readonly requestClientCert: boolean;
+  readonly timeoutMs: number;
+}
 
 /** The `socket.data` a listener gives each accepted socket before it becomes a connection. */
 class AcceptContext {
   readonly onConnection: (conn: Connection) => void;
   /** The listener's path, which names the local side of accepted UNIX sockets. */
   readonly unixPath: string | undefined;
-  constructor(onConnection: (conn: Connection) => void, unixPath: string | undefined) {
+  /** Set on a TLS listener. */
+  readonly tls: TlsAcceptOptions | undefined;
+  /** Accepted TLS sockets still in their handshake. */
+  readonly handshaking = new Set<PendingHandshake>();
+  closed = false;
+  constructor(
+    onConnection: (conn: Connection) => void,
+    unixPath: string | undefined,
+    tls: TlsAcceptOptions | undefined = undefined,
+  ) {
     this.onConnection = onConnection;
     this.unixPath = unixPath;
+    this.tls = tls;
+  }
+}
+
+/** An accepted TLS socket until its handshake is over: bounded in time, and dropped on failure. */
+class PendingHandshake {
+  readonly context: AcceptContext;
+  readonly #socket: BunSocket<SocketData>;
+  readonly #timer: ReturnType<typeof setTimeout>;
+
+  constructor(context: AcceptContext, socket: BunSocket<SocketData>, timeoutMs: number) {
+    this.context = context;
+    this.#socket = socket;
+    this.#timer = setTimeout(() => this.drop(), timeoutMs);
+    context.handshaking.add(this);
+  }
+
+  /** The handshake is over (or the socket closed): stop the clock. */
+  settle(): void {
+    clearTimeout(this.#timer);
+    this.context.handshaking.delete(this);
+  }
+
+  /** Gives up on this socket: too slow, or its listener closed. */
+  drop(): void {
+    this.settle();
+    this.#socket.terminate();
   }
 }
 
@@ -90,42 +149,116 @@ class BunConnection implements Connection {
   /** One handler set for every socket, accepted or connected; state comes from `socket.data`. */
   static readonly handlers: BunSocketHandler<SocketData> = {
     open(socket) {
-      // Bun delivers data as soon as the socket opens: hold it in the kernel until setHandler.
-      socket.pause();
       const data = socket.data;
+      // A paused TLS socket never completes its handshake: TLS sockets wait for `handshake` instead.
       if (data instanceof BunConnection) {
+        if (data.#kind === "tls") return;
+        // Bun delivers data as soon as the socket opens: hold it in the kernel until setHandler.
+        socket.pause();
         data.#attach(socket, undefined);
         return;
       }
+      if (!(data instanceof AcceptContext)) return;
+      if (data.tls !== undefined) {
+        if (data.closed) socket.terminate();
+        else socket.data = new PendingHandshake(data, socket, data.tls.timeoutMs);
+        return;
+      }
+      socket.pause();
       const conn = new BunConnection(data.unixPath === undefined ? "tcp" : "unix", undefined);
       socket.data = conn;
       conn.#attach(socket, data.unixPath);
-      try {
-        data.onConnection(conn);
-      } catch (err) {
-        conn.close();
-        rethrowLater(err);
+      BunConnection.#handOver(conn, data);
+    },
+    handshake(socket, success, authorizationError) {
+      const data = socket.data;
+      if (data instanceof BunConnection) {
+        data.#clientHandshake(socket, success, authorizationError);
+        return;
       }
+      if (!(data instanceof PendingHandshake)) return;
+      data.settle();
+      const context = data.context;
+      const requireCert = context.tls!.requestClientCert;
+      // Bun reports a client certificate that fails verification as a successful handshake with an
+      // authorizationError: with requestClientCert, that client is dropped here.
+      if (!success || context.closed || (requireCert && (authorizationError || socket.authorized !== true))) {
+        socket.terminate();
+        return;
+      }
+      socket.pause();
+      const conn = new BunConnection("tls", undefined);
+      socket.data = conn;
+      conn.#attach(socket, undefined);
+      conn.#tls = tlsInfo(socket, requireCert);
+      BunConnection.#handOver(conn, context);
     },
     data(socket, chunk) {
-      (socket.data as BunConnection).#receive(chunk);
+      const data = socket.data;
+      if (data instanceof BunConnection) data.#receive(chunk);
     },
     drain(socket) {
-      (socket.data as BunConnection).#writable();
+      const data = socket.data;
+      if (data instanceof BunConnection) data.#writable();
     },
     end(socket) {
-      (socket.data as BunConnection).#peerEnded();
+      const data = socket.data;
+      if (data instanceof BunConnection) data.#peerEnded();
     },
     error(socket, error) {
       if (socket.data instanceof BunConnection) socket.data.#socketError ??= error;
     },
     close(socket, error) {
-      if (socket.data instanceof BunConnection) socket.data.#socketClosed(error);
+      const data = socket.data;
+      if (data instanceof BunConnection) data.#socketClosed(error);
+      else if (data instanceof PendingHandshake) data.settle();
     },
   };
 
+  static #handOver(conn: BunConnection, context: AcceptContext): void {
+    try {
+      context.onConnection(conn);
+    } catch (err) {
+      conn.close();
+      rethrowLater(err);
+    }
+  }
+
+  /**
+   * Resolves once a connecting TLS socket's handshake is done and the server verified; rejects with
+   * the reason otherwise, or once `deadline` (a `Date.now()` time) passes.
+   */
+  static secured(
+    conn: BunConnection,
+    socket: BunSocket<SocketData>,
+    where: string,
+    deadline: number,
+    timeoutMs: number,
+  ): Promise<void> {
+    if (conn.#attached) return Promise.resolve();
+    if (conn.#socketGone) return Promise.reject(conn.#handshakeError(where));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        conn.#handshakeWaiter = undefined;
+        socket.terminate();
+        reject(new TimeoutError(`Cannot connect to ${where}: TLS handshake not done within ${timeoutMs} ms`));
+      }, Math.max(1, deadline - Date.now()));
+      conn.#handshakeWaiter = (ok) => {
+        clearTimeout(timer);
+        conn.#handshakeWaiter = undefined;
+        if (ok) resolve();
+        else reject(conn.#handshakeError(where));
+      };
+    });
+  }
+
   #socket!: BunSocket<SocketData>;
-  #kind: "tcp" | "unix";
+  #kind: "tcp" | "unix" | "tls";
+  #attached = false;
+  #tls: TlsConnectionInfo | undefined;
+  /** A connecting TLS socket: told how its handshake ended. */
+  #handshakeWaiter: ((ok: boolean) => void) | undefined;
+  #handshakeFailure: Error | undefined;
   /** The path a client connected to (UNIX only). */
   #connectPath: string | undefined;
   #localAddr!: Addr;
@@ -160,29 +293,57 @@ class BunConnection implements Connection {
   #closeError: Error | undefined;
   #socketError: Error | undefined;
 
-  constructor(kind: "tcp" | "unix", connectPath: string | undefined) {
+  constructor(kind: "tcp" | "unix" | "tls", connectPath: string | undefined) {
     this.#kind = kind;
     this.#connectPath = connectPath;
   }
 
+  #clientHandshake(socket: BunSocket<SocketData>, success: boolean, authorizationError: Error | null): void {
+    if (this.#attached) return;
+    if (!success || authorizationError) {
+      this.#handshakeFailure = authorizationError ?? this.#socketError;
+      socket.terminate();
+      // terminate() runs the close handler, which tells the waiter; this covers a runtime that does not.
+      this.#handshakeWaiter?.(false);
+      return;
+    }
+    socket.pause();
+    this.#attach(socket, undefined);
+    // A client reaches this point only with a verified server (rejectUnauthorized is always on).
+    this.#tls = tlsInfo(socket, true);
+    this.#handshakeWaiter?.(true);
+  }
+
+  #handshakeError(where: string): Error {
+    const cause = this.#handshakeFailure ?? this.#socketError;
+    const reason = tlsFailureReason(cause);
+    if (reason !== undefined) return new TransportError(`Cannot connect to ${where}: ${reason}`, { cause });
+    return new ConnectionResetError(`Cannot connect to ${where}: closed during the TLS handshake`, { cause });
+  }
+
   #attach(socket: BunSocket<SocketData>, listenPath: string | undefined): void {
     this.#socket = socket;
+    this.#attached = true;
     if (this.#kind === "unix") {
       // Bun reports no addresses on UNIX sockets: the accepted side is named by its listener.
       this.#localAddr = { transport: "unix", path: listenPath ?? "" };
       this.#remoteAddr = { transport: "unix", path: this.#connectPath ?? "" };
     } else {
       this.#localAddr = {
-        transport: "tcp",
+        transport: this.#kind,
         hostname: socket.localAddress ?? "",
         port: socket.localPort ?? 0,
       };
       this.#remoteAddr = {
-        transport: "tcp",
+        transport: this.#kind,
         hostname: socket.remoteAddress ?? "",
         port: socket.remotePort ?? 0,
       };
     }
+  }
+
+  get tls(): TlsConnectionInfo | undefined {
+    return this.#tls;
   }
 
   get localAddr(): Addr {
@@ -247,11 +408,11 @@ class BunConnection implements Connection {
   }
 
   setNoDelay(noDelay: boolean): void {
-    if (this.#kind === "tcp" && !this.#closed) this.#socket.setNoDelay(noDelay);
+    if (this.#kind !== "unix" && !this.#closed) this.#socket.setNoDelay(noDelay);
   }
 
   setKeepAlive(keepAlive: boolean): void {
-    if (this.#kind === "tcp" && !this.#closed) this.#socket.setKeepAlive(keepAlive);
+    if (this.#kind !== "unix" && !this.#closed) this.#socket.setKeepAlive(keepAlive);
   }
 
   /** Closes at once, dropping what is queued or held; `error` (a user callback's throw) goes to onClose. */
@@ -369,6 +530,13 @@ class BunConnection implements Connection {
   #socketClosed(error: Error | undefined): void {
     if (this.#socketGone) return;
     this.#socketGone = true;
+    if (!this.#attached) {
+      // A connecting TLS socket closed before its handshake was done: connect() rejects.
+      this.#closed = true;
+      this.#handshakeFailure ??= error;
+      this.#handshakeWaiter?.(false);
+      return;
+    }
     this.#closed = true;
     this.#queue.length = 0;
     this.#buffered = 0;
@@ -449,14 +617,21 @@ class BunConnection implements Connection {
   }
 }
 
+function tlsInfo(socket: BunSocket<SocketData>, authorized: boolean): TlsConnectionInfo {
+  const subject = formatSubject(socket.getPeerCertificate?.()?.subject);
+  return subject === undefined ? { authorized } : { authorized, peerCertificateSubject: subject };
+}
+
 class BunListener implements Listener {
   readonly #listener: BunTcpListener;
   readonly #addr: Addr;
+  readonly #context: AcceptContext;
   #closing: Promise<void> | undefined;
 
-  constructor(listener: BunTcpListener, addr: Addr) {
+  constructor(listener: BunTcpListener, addr: Addr, context: AcceptContext) {
     this.#listener = listener;
     this.#addr = addr;
+    this.#context = context;
   }
 
   get addr(): Addr {
@@ -471,6 +646,9 @@ class BunListener implements Listener {
   async #close(): Promise<void> {
     // stop(false) stops accepting and leaves accepted sockets open.
     this.#listener.stop(false);
+    // TLS sockets still in their handshake were never passed on: they go with the listener.
+    this.#context.closed = true;
+    for (const pending of [...this.#context.handshaking]) pending.drop();
     if (this.#addr.transport === "unix") await removeUnixSocketFile(this.#addr.path);
   }
 }
@@ -488,48 +666,87 @@ async function listen(options: ListenOptions, onConnection: (conn: Connection) =
   const handlers = BunConnection.handlers;
   if (options.transport === "unix") {
     const path = options.path;
+    const mode = unixSocketMode(options);
     await prepareUnixSocketPath(path, bunTransport.connect);
     let listener: BunTcpListener;
+    const context = new AcceptContext(onConnection, path);
     try {
-      listener = bun.listen<SocketData>({
-        unix: path,
-        allowHalfOpen: true,
-        data: new AcceptContext(onConnection, path),
-        socket: handlers,
-      });
+      listener = bun.listen<SocketData>({ unix: path, allowHalfOpen: true, data: context, socket: handlers });
     } catch (err) {
       throw listenError(err, path);
     }
-    return new BunListener(listener, { transport: "unix", path });
+    try {
+      await applyUnixSocketMode(path, mode);
+    } catch (err) {
+      listener.stop(true);
+      await removeUnixSocketFile(path).catch(() => {});
+      throw err;
+    }
+    return new BunListener(listener, { transport: "unix", path }, context);
   }
-  if (options.transport !== "tcp") {
+  let hostname: string;
+  let port: number;
+  let reusePort: boolean;
+  let context: AcceptContext;
+  let tls: BunTlsOptions | undefined;
+  if (options.transport === "tls") {
+    const checked = checkTlsListen(options);
+    ({ hostname, port, reusePort } = checked);
+    context = new AcceptContext(onConnection, undefined, checked);
+    tls = checked.requestClientCert
+      ? { cert: checked.cert, key: checked.key, ca: checked.ca, requestCert: true, rejectUnauthorized: true }
+      : { cert: checked.cert, key: checked.key };
+  } else if (options.transport === "tcp") {
+    hostname = options.hostname ?? DEFAULT_HOSTNAME;
+    port = options.port ?? 0;
+    reusePort = options.reusePort === true;
+    context = new AcceptContext(onConnection, undefined);
+  } else {
     throw new TypeError(
-      `Cannot listen: unknown transport ${JSON.stringify((options as ListenOptions).transport)}`,
+      `Cannot listen: unknown transport ${JSON.stringify((options as { transport: unknown }).transport)}`,
     );
   }
-  const hostname = options.hostname ?? DEFAULT_HOSTNAME;
-  const port = options.port ?? 0;
+  const kind = options.transport;
   let listener: BunTcpListener;
   try {
     listener = bun.listen<SocketData>({
       hostname,
       port,
-      reusePort: options.reusePort === true,
+      reusePort,
       allowHalfOpen: true,
-      data: new AcceptContext(onConnection, undefined),
+      data: context,
       socket: handlers,
+      ...(tls === undefined ? {} : { tls }),
     });
   } catch (err) {
-    throw listenError(err, formatAddr({ transport: "tcp", hostname, port }));
+    throw listenError(err, formatAddr({ transport: kind, hostname, port }));
   }
   // getsockname resolves a host name such as "localhost" to the IP actually bound.
   const bound: { address?: string; port?: number } = {};
   listener.getsockname?.(bound);
   return new BunListener(listener, {
-    transport: "tcp",
+    transport: kind,
     hostname: bound.address ?? listener.hostname ?? hostname,
     port: bound.port ?? listener.port ?? port,
+  }, context);
+}
+
+/** `pending`, or a `TimeoutError` after `ms`; a socket that opens too late is closed. */
+function withDeadline(
+  pending: Promise<BunSocket<SocketData>>,
+  ms: number,
+  where: string,
+): Promise<BunSocket<SocketData>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let late = false;
+  pending.then((socket) => late && socket.terminate(), () => {});
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      late = true;
+      reject(new TimeoutError(`Cannot connect to ${where}: TLS handshake not done within ${ms} ms`));
+    }, ms);
   });
+  return Promise.race([pending, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function connect(options: ConnectOptions): Promise<Connection> {
@@ -537,6 +754,8 @@ async function connect(options: ConnectOptions): Promise<Connection> {
   let target: Addr;
   let conn: BunConnection;
   let pending: Promise<BunSocket<SocketData>>;
+  let tlsDeadline = 0;
+  let tlsTimeoutMs = 0;
   try {
     if (options.transport === "unix") {
       target = { transport: "unix", path: options.path };
@@ -557,9 +776,32 @@ async function connect(options: ConnectOptions): Promise<Connection> {
         data: conn,
         socket: BunConnection.handlers,
       });
+    } else if (options.transport === "tls") {
+      const checked = checkTlsConnect(options);
+      target = { transport: "tls", hostname: checked.hostname, port: checked.port };
+      conn = new BunConnection("tls", undefined);
+      tlsTimeoutMs = checked.timeoutMs;
+      tlsDeadline = Date.now() + tlsTimeoutMs;
+      // rejectUnauthorized is always given: Bun takes an empty tls object for no TLS at all.
+      const tls: BunTlsOptions = { rejectUnauthorized: true };
+      if (checked.ca !== undefined) tls.ca = checked.ca;
+      if (checked.cert !== undefined) Object.assign(tls, { cert: checked.cert, key: checked.key });
+      if (checked.serverName !== undefined) tls.serverName = checked.serverName;
+      pending = withDeadline(
+        bun.connect<SocketData>({
+          hostname: target.hostname,
+          port: target.port,
+          allowHalfOpen: true,
+          data: conn,
+          socket: BunConnection.handlers,
+          tls,
+        }),
+        checked.timeoutMs,
+        checked.where,
+      );
     } else {
       throw new TypeError(
-        `Cannot connect: unknown transport ${JSON.stringify((options as ConnectOptions).transport)}`,
+        `Cannot connect: unknown transport ${JSON.stringify((options as { transport: unknown }).transport)}`,
       );
     }
   } catch (err) {
@@ -567,9 +809,11 @@ async function connect(options: ConnectOptions): Promise<Connection> {
     if (err instanceof TypeError || err instanceof RangeError) throw err;
     throw new TransportError(`Cannot connect: ${describe(err)}`, { cause: err });
   }
+  let socket: BunSocket<SocketData>;
   try {
-    await pending;
+    socket = await pending;
   } catch (err) {
+    if (err instanceof TimeoutError) throw err;
     const code = errorCode(err);
     // A UNIX path with no socket file means nothing listens there, like a closed TCP port.
     if (code === "ECONNREFUSED" || (code === "ENOENT" && target.transport === "unix")) {
@@ -577,7 +821,12 @@ async function connect(options: ConnectOptions): Promise<Connection> {
         cause: err,
       });
     }
-    throw new TransportError(`Cannot connect to ${formatAddr(target)}: ${describe(err)}`, { cause: err });
+    const reason = tlsFailureReason(err) ?? describe(err);
+    throw new TransportError(`Cannot connect to ${formatAddr(target)}: ${reason}`, { cause: err });
+  }
+  if (target.transport === "tls") {
+    // Bun.connect resolves once TCP is connected; the TLS handshake ends later, in `handshake`.
+    await BunConnection.secured(conn, socket, formatAddr(target), tlsDeadline, tlsTimeoutMs);
   }
   return conn;
 }

@@ -1,5 +1,8 @@
 /**
- * The Deno transport, on Deno's own `Deno.listen` / `Deno.connect` (TCP and UNIX sockets).
+ * The Deno transport, on Deno's own `Deno.listen` / `Deno.connect` (TCP and UNIX sockets) and
+ * `Deno.listenTls` / `Deno.connectTls` (TLS). Deno's TLS API cannot ask clients for a certificate,
+ * nor combine a client certificate with a `serverName`; those two cases run on `node:tls` (through
+ * the node transport's TLS functions) instead.
  *
  * Reads land in a per-connection slab: each read fills the slab's free tail and the filled part is
  * handed on as a view, so no chunk is ever overwritten and no read allocates. Writes made in one
@@ -12,10 +15,18 @@ import {
   ConnectionClosedError,
   ConnectionRefusedError,
   ConnectionResetError,
+  TimeoutError,
   TransportError,
 } from "../core/errors.ts";
-import type { DenoAddr, DenoConn, DenoListener, DenoNamespace } from "./_deno_types.ts";
-import { prepareUnixSocketPath, removeUnixSocketFile } from "./_unix_path.ts";
+import type { DenoAddr, DenoConn, DenoListener, DenoNamespace, DenoTlsConn } from "./_deno_types.ts";
+import { type CheckedTlsConnect, checkTlsConnect, checkTlsListen, tlsFailureReason } from "./_tls.ts";
+import {
+  applyUnixSocketMode,
+  prepareUnixSocketPath,
+  removeUnixSocketFile,
+  unixSocketMode,
+} from "./_unix_path.ts";
+import { connectNodeTls, listenNodeTls } from "./node.ts";
 import type {
   Addr,
   Connection,
@@ -23,6 +34,7 @@ import type {
   ConnectOptions,
   Listener,
   ListenOptions,
+  TlsConnectionInfo,
   Transport,
 } from "./types.ts";
 
@@ -45,9 +57,9 @@ function deno(): DenoNamespace {
   return ns;
 }
 
-function toAddr(addr: DenoAddr): Addr {
+function toAddr(addr: DenoAddr, tls = false): Addr {
   if (addr.transport === "unix") return { transport: "unix", path: addr.path ?? "" };
-  return { transport: "tcp", hostname: addr.hostname, port: addr.port };
+  return { transport: tls ? "tls" : "tcp", hostname: addr.hostname, port: addr.port };
 }
 
 function tcpLabel(hostname: string, port: number): string {
@@ -69,7 +81,11 @@ function mapConnectError(err: unknown, target: string): Error {
   if (err instanceof errors.NotFound) {
     return new ConnectionRefusedError(`Cannot connect to ${target}: no socket exists there`, { cause: err });
   }
-  return new TransportError(`Cannot connect to ${target}: ${describe(err)}`, { cause: err });
+  if (isResetError(err)) {
+    return new ConnectionResetError(`Cannot connect to ${target}: connection reset by peer`, { cause: err });
+  }
+  const reason = tlsFailureReason(err) ?? describe(err);
+  return new TransportError(`Cannot connect to ${target}: ${reason}`, { cause: err });
 }
 
 function mapListenError(err: unknown, target: string): Error {
@@ -89,6 +105,7 @@ function isResetError(err: unknown): boolean {
 class DenoConnection implements Connection {
   readonly localAddr: Addr;
   readonly remoteAddr: Addr;
+  readonly tls?: TlsConnectionInfo;
   readonly #conn: DenoConn;
   readonly #isTcp: boolean;
   #handler: ConnectionHandler | null = null;
@@ -125,11 +142,13 @@ class DenoConnection implements Connection {
     this.#handler!.onClose(this.#closeError);
   };
 
-  constructor(conn: DenoConn) {
+  /** `tls` is set for a `Deno.TlsConn` whose handshake is done. */
+  constructor(conn: DenoConn, tls?: TlsConnectionInfo) {
     this.#conn = conn;
-    this.localAddr = toAddr(conn.localAddr);
-    this.remoteAddr = toAddr(conn.remoteAddr);
-    this.#isTcp = this.localAddr.transport === "tcp";
+    this.localAddr = toAddr(conn.localAddr, tls !== undefined);
+    this.remoteAddr = toAddr(conn.remoteAddr, tls !== undefined);
+    if (tls !== undefined) this.tls = tls;
+    this.#isTcp = this.localAddr.transport !== "unix";
   }
 
   get bufferedAmount(): number {
@@ -214,13 +233,15 @@ class DenoConnection implements Connection {
     const label = this.#label();
     const error = isResetError(err)
       ? new ConnectionResetError(`Cannot ${action} ${label}: connection reset by peer`, { cause: err })
-      : new TransportError(`Cannot ${action} ${label}: ${describe(err)}`, { cause: err });
+      : new TransportError(`Cannot ${action} ${label}: ${tlsFailureReason(err) ?? describe(err)}`, {
+        cause: err,
+      });
     this.#shutdown(error);
   }
 
   #label(): string {
     const remote = this.remoteAddr;
-    if (remote.transport === "tcp") return tcpLabel(remote.hostname, remote.port);
+    if (remote.transport !== "unix") return tcpLabel(remote.hostname, remote.port);
     const local = this.localAddr as { path: string };
     return remote.path || local.path || "UNIX socket";
   }
@@ -358,13 +379,23 @@ class DenoListenerHandle implements Listener {
   readonly addr: Addr;
   readonly #listener: DenoListener;
   readonly #path: string | null;
+  /** For a TLS listener, how long a handshake may take; `null` otherwise. */
+  readonly #tlsTimeoutMs: number | null;
+  /** TLS connections accepted and still in their handshake. */
+  readonly #handshaking = new Set<DenoConn>();
   readonly #acceptLoop: Promise<void>;
   #closing: Promise<void> | null = null;
 
-  constructor(listener: DenoListener, path: string | null, onConnection: (conn: Connection) => void) {
+  constructor(
+    listener: DenoListener,
+    path: string | null,
+    onConnection: (conn: Connection) => void,
+    tlsTimeoutMs: number | null = null,
+  ) {
     this.#listener = listener;
     this.#path = path;
-    this.addr = toAddr(listener.addr);
+    this.#tlsTimeoutMs = tlsTimeoutMs;
+    this.addr = toAddr(listener.addr, tlsTimeoutMs !== null);
     this.#acceptLoop = this.#accept(onConnection);
   }
 
@@ -380,6 +411,9 @@ class DenoListenerHandle implements Listener {
     } catch {
       // Already closed underneath.
     }
+    // Not yet passed on, so not "accepted" for the caller: dropped with the listener.
+    for (const conn of this.#handshaking) closeQuietly(conn);
+    this.#handshaking.clear();
     await this.#acceptLoop;
     if (this.#path !== null) await removeUnixSocketFile(this.#path);
   }
@@ -401,17 +435,130 @@ class DenoListenerHandle implements Listener {
         conn.close();
         return;
       }
-      const connection = new DenoConnection(conn);
-      try {
-        onConnection(connection);
-      } catch (err) {
-        // The callback's bug must surface, like an exception in a Node 'connection' listener.
-        connection.close();
-        queueMicrotask(() => {
-          throw err;
-        });
+      if (this.#tlsTimeoutMs !== null) {
+        // Handshakes run side by side, so a slow or silent client holds up nobody else.
+        void this.#secure(conn as DenoTlsConn, this.#tlsTimeoutMs, onConnection);
+        continue;
       }
+      deliver(new DenoConnection(conn), onConnection);
     }
+  }
+
+  /**
+   * Completes a TLS handshake, then passes the connection on; a failed or slow one is closed and never
+   * passed on. Deno keeps a silent client's socket open until its handshake ends all the same
+   * (it finishes a handshake before closing: denoland/deno#14547).
+   */
+  async #secure(
+    conn: DenoTlsConn,
+    timeoutMs: number,
+    onConnection: (conn: Connection) => void,
+  ): Promise<void> {
+    this.#handshaking.add(conn);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("TLS handshake timed out")), timeoutMs);
+    });
+    let ok = true;
+    try {
+      await Promise.race([conn.handshake(), timeout]);
+    } catch {
+      ok = false;
+    } finally {
+      clearTimeout(timer);
+    }
+    const wanted = this.#handshaking.delete(conn);
+    if (!ok || !wanted || this.#closing !== null) {
+      closeQuietly(conn);
+      return;
+    }
+    // Deno.listenTls never asks for a client certificate, so the client is never verified here.
+    deliver(new DenoConnection(conn, { authorized: false }), onConnection);
+  }
+}
+
+function closeQuietly(conn: { close(): void } | undefined): void {
+  try {
+    conn?.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+function deliver(connection: DenoConnection, onConnection: (conn: Connection) => void): void {
+  try {
+    onConnection(connection);
+  } catch (err) {
+    // The callback's bug must surface, like an exception in a Node 'connection' listener.
+    connection.close();
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
+}
+
+/** Opens a TLS connection and completes its handshake; `open.conn` is what to close on a timeout. */
+async function openTls(
+  ns: DenoNamespace,
+  c: CheckedTlsConnect,
+  open: { conn?: DenoConn },
+): Promise<DenoTlsConn> {
+  try {
+    let conn: DenoTlsConn;
+    if (c.serverName !== undefined) {
+      // connectTls verifies against the host it dials; startTls lets the name differ.
+      open.conn = await ns.connect({ hostname: c.hostname, port: c.port });
+      conn = await ns.startTls(open.conn, { hostname: c.serverName, caCerts: c.ca });
+    } else {
+      conn = await ns.connectTls({
+        hostname: c.hostname,
+        port: c.port,
+        caCerts: c.ca,
+        cert: c.cert,
+        key: c.key,
+      });
+    }
+    open.conn = conn;
+    await conn.handshake();
+    return conn;
+  } catch (err) {
+    closeQuietly(open.conn);
+    throw err;
+  }
+}
+
+async function connectTls(ns: DenoNamespace, c: CheckedTlsConnect): Promise<Connection> {
+  const open: { conn?: DenoConn } = {};
+  let timedOut = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const attempt = openTls(ns, c, open);
+  // Settled either way, so a late success after the timeout is closed and a late failure is not unhandled.
+  attempt.then((conn) => timedOut && closeQuietly(conn), () => {});
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      closeQuietly(open.conn);
+      reject(
+        new TimeoutError(`Cannot connect to ${c.where}: TLS handshake not done within ${c.timeoutMs} ms`),
+      );
+    }, c.timeoutMs);
+  });
+  try {
+    // Deno verifies the server's certificate in every handshake, or fails it.
+    return new DenoConnection(await Promise.race([attempt, timeout]), { authorized: true });
+  } catch (err) {
+    if (err instanceof TimeoutError) throw err;
+    throw mapConnectError(err, c.where);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function checkReusePort(ns: DenoNamespace): void {
+  // Without --unstable-net, Deno.listen({ reusePort: true }) exits the whole process instead of
+  // throwing; listenDatagram exists only under that flag, so it tells whether reusePort is safe.
+  if (typeof ns.listenDatagram !== "function") {
+    throw new TypeError("Cannot listen with reusePort: Deno needs the --unstable-net flag for it");
   }
 }
 
@@ -439,6 +586,7 @@ export const denoTransport: Transport = {
     const ns = deno();
     if (options.transport === "unix") {
       const path = options.path;
+      const mode = unixSocketMode(options);
       await prepareUnixSocketPath(path, denoTransport.connect);
       let listener: DenoListener;
       try {
@@ -446,20 +594,37 @@ export const denoTransport: Transport = {
       } catch (err) {
         throw mapListenError(err, path);
       }
+      try {
+        await applyUnixSocketMode(path, mode);
+      } catch (err) {
+        closeQuietly(listener);
+        await removeUnixSocketFile(path).catch(() => {});
+        throw err;
+      }
       return new DenoListenerHandle(listener, path, onConnection);
+    }
+    if (options.transport === "tls") {
+      const checked = checkTlsListen(options);
+      // Deno.listenTls has no way to request a client certificate: mutual TLS goes through node:tls.
+      if (checked.requestClientCert) return listenNodeTls(checked, onConnection);
+      const { hostname, port, cert, key } = checked;
+      if (checked.reusePort) checkReusePort(ns);
+      let listener: DenoListener<DenoTlsConn>;
+      try {
+        listener = ns.listenTls(
+          checked.reusePort ? { hostname, port, cert, key, reusePort: true } : { hostname, port, cert, key },
+        );
+      } catch (err) {
+        throw mapListenError(err, tcpLabel(hostname, port));
+      }
+      return new DenoListenerHandle(listener, null, onConnection, checked.timeoutMs);
     }
     if (options.transport !== "tcp") {
       throw new TypeError(`Cannot listen: unknown transport ${JSON.stringify(options["transport"])}`);
     }
     const hostname = options.hostname ?? "127.0.0.1";
     const port = options.port ?? 0;
-    if (options.reusePort) {
-      // Without --unstable-net, Deno.listen({ reusePort: true }) exits the whole process instead of
-      // throwing; listenDatagram exists only under that flag, so it tells whether reusePort is safe.
-      if (typeof ns.listenDatagram !== "function") {
-        throw new TypeError("Cannot listen with reusePort: Deno needs the --unstable-net flag for it");
-      }
-    }
+    if (options.reusePort) checkReusePort(ns);
     let listener: DenoListener;
     try {
       listener = ns.listen(
@@ -473,6 +638,12 @@ export const denoTransport: Transport = {
 
   async connect(options: ConnectOptions): Promise<Connection> {
     const ns = deno();
+    if (options.transport === "tls") {
+      const checked = checkTlsConnect(options);
+      // Deno.startTls (needed for serverName) takes no client certificate: that pair goes through node:tls.
+      if (checked.serverName !== undefined && checked.cert !== undefined) return connectNodeTls(checked);
+      return connectTls(ns, checked);
+    }
     if (options.transport === "unix") {
       try {
         return new DenoConnection(await ns.connect({ transport: "unix", path: options.path }));

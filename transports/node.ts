@@ -1,6 +1,7 @@
 /**
- * The transport on `node:net`: native on Node, and selectable on Deno and Bun (through their `node:net`
- * compatibility) to compare against their own socket APIs.
+ * The transport on `node:net` and `node:tls`: native on Node, and selectable on Deno and Bun (through
+ * their `node:net` compatibility) to compare against their own socket APIs. Deno's transport also
+ * borrows its TLS parts where `Deno.listenTls` / `Deno.connectTls` fall short.
  *
  * @module
  */
@@ -13,13 +14,33 @@ import {
 } from "node:net";
 import process from "node:process";
 import {
+  connect as tlsConnect,
+  type ConnectionOptions,
+  createServer as createTlsServer,
+  type TLSSocket,
+} from "node:tls";
+import {
   AddressInUseError,
   ConnectionClosedError,
   ConnectionRefusedError,
   ConnectionResetError,
+  TimeoutError,
   TransportError,
 } from "../core/errors.ts";
-import { prepareUnixSocketPath, removeUnixSocketFile } from "./_unix_path.ts";
+import {
+  type CheckedTlsConnect,
+  type CheckedTlsListen,
+  checkTlsConnect,
+  checkTlsListen,
+  formatSubject,
+  tlsFailureReason,
+} from "./_tls.ts";
+import {
+  applyUnixSocketMode,
+  prepareUnixSocketPath,
+  removeUnixSocketFile,
+  unixSocketMode,
+} from "./_unix_path.ts";
 import type {
   Addr,
   Connection,
@@ -27,6 +48,7 @@ import type {
   ConnectOptions,
   Listener,
   ListenOptions,
+  TlsConnectionInfo,
   Transport,
 } from "./types.ts";
 
@@ -78,13 +100,15 @@ function mapError(err: unknown, action: string, connecting = false): Error {
   if (code === "ENOENT" && connecting) {
     return new ConnectionRefusedError(`${action}: connection refused`, { cause: err });
   }
+  const tlsReason = tlsFailureReason(err);
+  if (tlsReason !== undefined) return new TransportError(`${action}: ${tlsReason}`, { cause: err });
   const words = code === undefined ? undefined : ERROR_WORDS[code];
   const reason = words ? `${words} (${code})` : code ?? (err instanceof Error ? err.message : String(err));
   return new TransportError(`${action}: ${reason}`, { cause: err });
 }
 
-function tcpAddr(address: string | undefined, port: number | undefined): Addr {
-  return { transport: "tcp", hostname: address ?? "", port: port ?? 0 };
+function tcpAddr(address: string | undefined, port: number | undefined, kind: "tcp" | "tls" = "tcp"): Addr {
+  return { transport: kind, hostname: address ?? "", port: port ?? 0 };
 }
 
 /**
@@ -99,6 +123,7 @@ function supportsReusePort(): boolean {
 class NodeConnection implements Connection {
   readonly localAddr: Addr;
   readonly remoteAddr: Addr;
+  readonly tls?: TlsConnectionInfo;
   #socket: Socket;
   #isTcp: boolean;
   #handler: ConnectionHandler | undefined;
@@ -113,11 +138,12 @@ class NodeConnection implements Connection {
   #endReported = false;
   #error: Error | undefined;
 
-  constructor(socket: Socket, localAddr: Addr, remoteAddr: Addr) {
+  constructor(socket: Socket, localAddr: Addr, remoteAddr: Addr, tls?: TlsConnectionInfo) {
     this.#socket = socket;
     this.localAddr = localAddr;
     this.remoteAddr = remoteAddr;
-    this.#isTcp = localAddr.transport === "tcp";
+    if (tls !== undefined) this.tls = tls;
+    this.#isTcp = localAddr.transport !== "unix";
     socket.on("error", (err: Error) => {
       this.#error ??= mapError(err, `Connection with ${this.#peerName()} failed`);
     });
@@ -267,14 +293,41 @@ function socketConnection(socket: Socket, unixPath: string | undefined, accepted
   );
 }
 
+/**
+ * Wraps a TLS socket whose handshake is done. `authorized` is what this side knows for sure: a client
+ * reaches secureConnect only with a verified server, and a server verifies clients only on request
+ * (Deno's node:tls reports `authorized` true even for a client it never asked for a certificate).
+ */
+function tlsConnection(socket: TLSSocket, authorized: boolean): NodeConnection {
+  const peer = socket.getPeerCertificate();
+  const subject = formatSubject(peer?.subject);
+  const info: TlsConnectionInfo = subject === undefined
+    ? { authorized }
+    : { authorized, peerCertificateSubject: subject };
+  return new NodeConnection(
+    socket,
+    tcpAddr(socket.localAddress, socket.localPort, "tls"),
+    tcpAddr(socket.remoteAddress, socket.remotePort, "tls"),
+    info,
+  );
+}
+
 class NodeListener implements Listener {
   readonly addr: Addr;
   #server: Server;
   #closing: Promise<void> | undefined;
 
-  constructor(server: Server, addr: Addr) {
+  #onClose: (() => void) | undefined;
+
+  constructor(server: Server, onClose: (() => void) | undefined, addr: Addr) {
     this.#server = server;
+    this.#onClose = onClose;
     this.addr = addr;
+  }
+
+  /** True once `close` was called. */
+  get closing(): boolean {
+    return this.#closing !== undefined;
   }
 
   close(): Promise<void> {
@@ -286,6 +339,7 @@ class NodeListener implements Listener {
     // server.close() stops accepting at once; its callback waits for every accepted connection to end,
     // which a listener must not do, so it is not awaited.
     this.#server.close();
+    this.#onClose?.();
     // Node (libuv) unlinks the socket file itself on close; Deno's and Bun's node:net may not.
     if (this.addr.transport === "unix") await removeUnixSocketFile(this.addr.path);
   }
@@ -333,11 +387,14 @@ export const nodeTransport: Transport = {
 
   async listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
     let unixPath: string | undefined;
+    let unixMode = 0;
     let listenOptions: NetListenOptions;
     let where: string;
+    if (options.transport === "tls") return listenNodeTls(checkTlsListen(options), onConnection);
     if (options.transport === "unix") {
       unixPath = options.path;
       where = unixPath;
+      unixMode = unixSocketMode(options);
       await prepareUnixSocketPath(unixPath, nodeTransport.connect);
       listenOptions = { path: unixPath };
     } else if (options.transport === "tcp") {
@@ -354,7 +411,9 @@ export const nodeTransport: Transport = {
         listenOptions = { host, port, reusePort: true };
       }
     } else {
-      throw new TypeError(`Cannot listen: unknown transport ${JSON.stringify((options as Addr).transport)}`);
+      throw new TypeError(
+        `Cannot listen: unknown transport ${JSON.stringify((options as { transport: unknown }).transport)}`,
+      );
     }
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       // Belt and braces: reading must not start before setHandler, whatever pauseOnConnect does.
@@ -371,6 +430,13 @@ export const nodeTransport: Transport = {
     server.on("error", () => {});
     let addr: Addr;
     if (unixPath !== undefined) {
+      try {
+        await applyUnixSocketMode(unixPath, unixMode);
+      } catch (err) {
+        server.close();
+        await removeUnixSocketFile(unixPath).catch(() => {});
+        throw err;
+      }
       addr = { transport: "unix", path: unixPath };
     } else {
       const bound = server.address();
@@ -378,10 +444,17 @@ export const nodeTransport: Transport = {
         ? tcpAddr(bound.address, bound.port)
         : tcpAddr(undefined, undefined);
     }
-    return new NodeListener(server, addr);
+    return new NodeListener(server, undefined, addr);
   },
 
   connect(options: ConnectOptions): Promise<Connection> {
+    if (options.transport === "tls") {
+      try {
+        return connectNodeTls(checkTlsConnect(options));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     return new Promise((resolve, reject) => {
       let socket: Socket;
       let unixPath: string | undefined;
@@ -396,7 +469,9 @@ export const nodeTransport: Transport = {
         socket = netConnect({ host, port: options.port, allowHalfOpen: true });
       } else {
         throw new TypeError(
-          `Cannot connect: unknown transport ${JSON.stringify((options as Addr).transport)}`,
+          `Cannot connect: unknown transport ${
+            JSON.stringify((options as { transport: unknown }).transport)
+          }`,
         );
       }
       // Paused explicitly so that adding the data listener in setHandler does not start the flow.
@@ -413,3 +488,150 @@ export const nodeTransport: Transport = {
     });
   },
 };
+
+/**
+ * Listens for TLS on `node:tls`; the connections it passes on have completed the handshake. Used by
+ * {@linkcode nodeTransport}, and by the Deno transport for mutual TLS, which `Deno.listenTls` lacks.
+ *
+ * @example
+ * ```ts
+ * const listener = await listenNodeTls(checkTlsListen({ transport: "tls", cert, key }), (conn) => conn.close());
+ * await listener.close();
+ * ```
+ */
+export async function listenNodeTls(
+  options: CheckedTlsListen,
+  onConnection: (conn: Connection) => void,
+): Promise<Listener> {
+  const { hostname, port, requestClientCert } = options;
+  const where = describeAddr({ transport: "tls", hostname, port });
+  let listenOptions: NetListenOptions = { host: hostname, port };
+  if (options.reusePort) {
+    if (!supportsReusePort()) {
+      throw new TypeError(
+        `Cannot listen on ${where} with reusePort: node:net supports it from Node 22.12, this is ${process.version}`,
+      );
+    }
+    listenOptions = { host: hostname, port, reusePort: true };
+  }
+  // Set once listening; a handshake cannot finish before that.
+  const made: { listener?: NodeListener } = {};
+  // TCP sockets whose TLS handshake is under way, by peer address. Deno's node:tls ignores
+  // handshakeTimeout and its TLS socket's destroy() waits for the handshake, so the timer ends the
+  // TCP socket underneath, which every runtime honours.
+  const handshaking = new Map<string, { raw: Socket; timer: ReturnType<typeof setTimeout> }>();
+  const peerKey = (socket: Socket) => `${socket.remoteAddress} ${socket.remotePort}`;
+  const settle = (key: string, raw?: Socket) => {
+    const entry = handshaking.get(key);
+    if (entry === undefined || (raw !== undefined && entry.raw !== raw)) return;
+    clearTimeout(entry.timer);
+    handshaking.delete(key);
+  };
+  const server = createTlsServer({
+    cert: options.cert,
+    key: options.key,
+    ...(requestClientCert ? { ca: options.ca, requestCert: true, rejectUnauthorized: true } : {}),
+    allowHalfOpen: true,
+    handshakeTimeout: options.timeoutMs,
+  }, (socket: TLSSocket) => {
+    settle(peerKey(socket));
+    // node:tls already drops unverified clients; checked again so no runtime's shim can let one by.
+    if (made.listener?.closing || (requestClientCert && !socket.authorized)) {
+      socket.destroy();
+      return;
+    }
+    socket.pause();
+    onConnection(tlsConnection(socket, requestClientCert));
+  });
+  server.on("connection", (raw: Socket) => {
+    if (raw.remotePort === undefined) return;
+    const key = peerKey(raw);
+    const timer = setTimeout(() => {
+      handshaking.delete(key);
+      raw.destroy();
+    }, options.timeoutMs);
+    handshaking.set(key, { raw, timer });
+    raw.once("close", () => settle(key, raw));
+  });
+  // A failed handshake is that one client's problem: node:tls destroys its socket, the server goes on.
+  server.on("tlsClientError", () => {});
+  try {
+    await listenServer(server, listenOptions);
+  } catch (err) {
+    server.close();
+    throw mapError(err, `Cannot listen on ${where}`);
+  }
+  server.on("error", () => {});
+  const bound = server.address();
+  made.listener = new NodeListener(
+    server,
+    // Handshakes still under way were never passed on: they go with the listener.
+    () => {
+      for (const { raw, timer } of handshaking.values()) {
+        clearTimeout(timer);
+        raw.destroy();
+      }
+      handshaking.clear();
+    },
+    typeof bound === "object" && bound !== null
+      ? tcpAddr(bound.address, bound.port, "tls")
+      : tcpAddr(undefined, undefined, "tls"),
+  );
+  return made.listener;
+}
+
+/**
+ * Connects over TLS on `node:tls`, resolving once the handshake is done and the server verified.
+ * Used by {@linkcode nodeTransport}, and by the Deno transport for a client certificate together
+ * with `serverName`, which Deno's own API cannot combine.
+ *
+ * @example
+ * ```ts
+ * const conn = await connectNodeTls(checkTlsConnect({ transport: "tls", port: 8443, ca }));
+ * conn.close();
+ * ```
+ */
+export function connectNodeTls(options: CheckedTlsConnect): Promise<Connection> {
+  const { where } = options;
+  return new Promise((resolve, reject) => {
+    // node:tls passes allowHalfOpen on to its socket, though its types leave it out.
+    const tlsOptions: ConnectionOptions & { allowHalfOpen: boolean } = {
+      host: options.hostname,
+      port: options.port,
+      ...(options.serverName === undefined ? {} : { servername: options.serverName }),
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
+      ...(options.cert === undefined ? {} : { cert: options.cert, key: options.key }),
+      rejectUnauthorized: true,
+      allowHalfOpen: true,
+    };
+    const socket = tlsConnect(tlsOptions);
+    socket.pause();
+    let settled = false;
+    const fail = (error: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    // Counted from the start: a TCP connect that hangs is bounded by the same timer.
+    const timer = setTimeout(() => {
+      fail(
+        new TimeoutError(`Cannot connect to ${where}: TLS handshake not done within ${options.timeoutMs} ms`),
+      );
+    }, options.timeoutMs);
+    const onError = (err: Error) => fail(mapError(err, `Cannot connect to ${where}`, true));
+    const onClose = () =>
+      fail(new ConnectionResetError(`Cannot connect to ${where}: closed during the TLS handshake`));
+    socket.once("error", onError);
+    socket.once("close", onClose);
+    socket.once("secureConnect", () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      resolve(tlsConnection(socket, true));
+    });
+  });
+}

@@ -15,7 +15,7 @@
  */
 
 /** The kinds of socket a transport can listen on and connect to. */
-export type TransportKind = "tcp" | "unix";
+export type TransportKind = "tcp" | "unix" | "tls";
 
 /** A TCP endpoint. `hostname` is an IP literal once resolved (`127.0.0.1`, `::1`). */
 export interface TcpAddr {
@@ -35,8 +35,24 @@ export interface UnixAddr {
   path: string;
 }
 
-/** Either kind of socket address. */
-export type Addr = TcpAddr | UnixAddr;
+/** A TLS endpoint: TCP underneath, so `hostname` and `port` mean the same as in {@linkcode TcpAddr}. */
+export interface TlsAddr {
+  /** Always `"tls"`. */
+  transport: "tls";
+  /** The IP address or host name. */
+  hostname: string;
+  /** The port number. */
+  port: number;
+}
+
+/** Any kind of socket address. */
+export type Addr = TcpAddr | UnixAddr | TlsAddr;
+
+/**
+ * PEM text: a string, or its bytes (UTF-8/ASCII). Several certificates may follow one another in
+ * one PEM text.
+ */
+export type PemData = string | Uint8Array;
 
 /** Options to listen on TCP. */
 export interface TcpListenOptions {
@@ -69,10 +85,61 @@ export interface UnixListenOptions {
    * or any other file there makes listening fail with `AddressInUseError`.
    */
   path: string;
+  /**
+   * The socket file's permission bits, set right after binding (whoever may write it may connect).
+   * Until then the process umask applies, so bind in a directory only the intended users can enter
+   * when that brief window matters.
+   * @default {0o600}
+   */
+  mode?: number;
 }
 
-/** Options to listen on either kind of socket. */
-export type ListenOptions = TcpListenOptions | UnixListenOptions;
+/**
+ * Options to listen on TLS over TCP.
+ *
+ * Every transport completes the TLS handshake before passing a connection on, so a peer that fails
+ * it (no certificate, a bad one, not TLS at all) is dropped without reaching `onConnection`.
+ */
+export interface TlsListenOptions {
+  /** Always `"tls"`. */
+  transport: "tls";
+  /**
+   * The address to bind.
+   * @default {"127.0.0.1"}
+   */
+  hostname?: string;
+  /**
+   * The port; `0` picks a free one, reported in {@linkcode Listener.addr}.
+   * @default {0}
+   */
+  port?: number;
+  /**
+   * Lets several processes bind the same port, as in {@linkcode TcpListenOptions.reusePort}.
+   * @default {false}
+   */
+  reusePort?: boolean;
+  /** The server's certificate chain in PEM, its own certificate first. */
+  cert: PemData;
+  /** The private key of `cert`, in PEM. */
+  key: PemData;
+  /** The CA certificates client certificates must chain to. Required with `requestClientCert`. */
+  ca?: PemData | readonly PemData[];
+  /**
+   * Mutual TLS: ask every client for a certificate and drop those without one signed by `ca`.
+   * (On Deno this listener runs on `node:tls`, since `Deno.listenTls` cannot ask for one.)
+   * @default {false}
+   */
+  requestClientCert?: boolean;
+  /**
+   * A peer that has not completed the TLS handshake after this long is dropped. (Deno's native
+   * listener only gives up on it: Deno keeps the socket open until the handshake ends either way.)
+   * @default {10000}
+   */
+  tlsHandshakeTimeoutMs?: number;
+}
+
+/** Options to listen on any kind of socket. */
+export type ListenOptions = TcpListenOptions | UnixListenOptions | TlsListenOptions;
 
 /** Options to connect over TCP. */
 export interface TcpConnectOptions {
@@ -95,8 +162,62 @@ export interface UnixConnectOptions {
   path: string;
 }
 
-/** Options to connect to either kind of socket. */
-export type ConnectOptions = TcpConnectOptions | UnixConnectOptions;
+/**
+ * Options to connect over TLS. The server's certificate is always verified, against `serverName`
+ * (or `hostname`); `connect` resolves once the handshake is done.
+ */
+export interface TlsConnectOptions {
+  /** Always `"tls"`. */
+  transport: "tls";
+  /**
+   * The host to connect to.
+   * @default {"127.0.0.1"}
+   */
+  hostname?: string;
+  /** The port to connect to. */
+  port: number;
+  /**
+   * CA certificates to trust for the server's certificate. Node and Bun then trust only these;
+   * Deno trusts them on top of its built-in roots (`Deno.connectTls` cannot drop those).
+   * @default {the runtime's built-in root CAs}
+   */
+  ca?: PemData | readonly PemData[];
+  /** A client certificate chain in PEM, for servers that ask for one (mutual TLS). Needs `key`. */
+  cert?: PemData;
+  /** The private key of `cert`, in PEM. */
+  key?: PemData;
+  /**
+   * The name to send (SNI) and to check the server's certificate against, when it is not `hostname`.
+   * @default {hostname}
+   */
+  serverName?: string;
+  /**
+   * `connect` rejects with `TimeoutError` when the connection and its TLS handshake are not done
+   * within this many milliseconds. (On Deno the socket itself then stays open until the server
+   * answers or closes: Deno finishes a handshake before closing.)
+   * @default {10000}
+   */
+  tlsHandshakeTimeoutMs?: number;
+}
+
+/** Options to connect to any kind of socket. */
+export type ConnectOptions = TcpConnectOptions | UnixConnectOptions | TlsConnectOptions;
+
+/** What a TLS connection knows of its peer once the handshake is done. */
+export interface TlsConnectionInfo {
+  /**
+   * True when the peer's certificate was verified against the trusted CAs: always on the client
+   * side (an unverified server fails `connect`), and on the server side only with
+   * `requestClientCert` (a client that fails it is dropped), so false on a plain TLS listener.
+   */
+  readonly authorized: boolean;
+  /**
+   * The subject of the peer's certificate as `KEY=value` pairs joined by `, `, such as
+   * `CN=worker-7, O=Example`, when the runtime exposes it (Deno's native TLS does not) and the
+   * peer sent one.
+   */
+  readonly peerCertificateSubject?: string;
+}
 
 /**
  * Callbacks a connection reports to. Set with {@linkcode Connection.setHandler}; until a handler is
@@ -126,6 +247,8 @@ export interface Connection {
   readonly bufferedAmount: number;
   /** True once the connection is closed (by either side). */
   readonly closed: boolean;
+  /** Set on TLS connections (and only there): what the handshake established. */
+  readonly tls?: TlsConnectionInfo;
   /** Sets the callbacks and starts reading. Call once. */
   setHandler(handler: ConnectionHandler): void;
   /**
@@ -143,9 +266,9 @@ export interface Connection {
   closeWrite(): void;
   /** Closes now, discarding unwritten bytes. `onClose` follows. Safe to call twice. */
   close(): void;
-  /** Enables or disables Nagle's algorithm (TCP only; a no-op on UNIX sockets). */
+  /** Enables or disables Nagle's algorithm (TCP and TLS; a no-op on UNIX sockets). */
   setNoDelay(noDelay: boolean): void;
-  /** Enables or disables TCP keepalive (TCP only; a no-op on UNIX sockets). */
+  /** Enables or disables TCP keepalive (TCP and TLS; a no-op on UNIX sockets). */
   setKeepAlive(keepAlive: boolean): void;
 }
 
@@ -185,9 +308,12 @@ export interface Transport {
   /**
    * Binds and starts accepting. Each accepted connection is passed to `onConnection`, which must
    * call `setHandler` (now or later) to start reading. Rejects with `AddressInUseError` when the
-   * address is taken.
+   * address is taken, and with a `TypeError` for unusable options (TLS without `cert` and `key`).
    */
   listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener>;
-  /** Connects. Rejects with `ConnectionRefusedError` when nothing listens there. */
+  /**
+   * Connects. Rejects with `ConnectionRefusedError` when nothing listens there, and with a
+   * `TransportError` naming the reason when a TLS handshake fails (such as an untrusted certificate).
+   */
   connect(options: ConnectOptions): Promise<Connection>;
 }

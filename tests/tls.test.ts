@@ -1,0 +1,502 @@
+/**
+ * TLS on every transport (the native one and `node:tls`), and UNIX socket file modes. Real sockets
+ * on loopback only; certificates are made at test time by `openssl` (see `_certs.ts`).
+ */
+import assert from "node:assert/strict";
+import { stat } from "node:fs/promises";
+import { describe, it } from "node:test";
+import {
+  ConnectionRefusedError,
+  ConnectionResetError,
+  TimeoutError,
+  TransportError,
+} from "../core/errors.ts";
+import { nativeTransport, nodeTransport } from "../transports/mod.ts";
+import type {
+  Addr,
+  Connection,
+  Listener,
+  TlsConnectOptions,
+  TlsListenOptions,
+  Transport,
+} from "../transports/mod.ts";
+import { noOpensslReason, type TestCerts, testCerts } from "./_certs.ts";
+import {
+  assertBytesEqual,
+  bytePattern,
+  collect,
+  type Collector,
+  deferred,
+  makeTempDir,
+  pathExists,
+  Resources,
+  withTimeout,
+} from "./_helpers.ts";
+
+const MiB = 1024 * 1024;
+
+const transports: Transport[] = [nativeTransport()];
+if (transports[0].name !== "node") transports.push(nodeTransport);
+
+/** A network test: bounded by `ms`, with resources closed afterwards whatever happens. */
+function netTest(name: string, ms: number, body: (res: Resources) => Promise<void>, skip?: string): void {
+  const options = skip ? { timeout: ms + 2000, skip } : { timeout: ms + 2000 };
+  it(name, options, async () => {
+    const res = new Resources();
+    try {
+      await withTimeout(body(res), ms, name);
+    } finally {
+      await withTimeout(res.closeAll(), 2000, `${name}: cleanup`);
+    }
+  });
+}
+
+/** A TLS test: skipped, with the reason, where `openssl` cannot make certificates. */
+/** A TLS test: skipped, with the reason, where `openssl` cannot make certificates. */
+function tlsTest(
+  name: string,
+  ms: number,
+  body: (res: Resources, certs: TestCerts) => Promise<void>,
+  skip?: string,
+): void {
+  netTest(name, ms, async (res) => body(res, await testCerts()), noOpensslReason ?? skip);
+}
+
+function tlsPort(addr: Addr): number {
+  if (addr.transport !== "tls") throw new TypeError(`Expected a TLS address, got ${JSON.stringify(addr)}`);
+  return addr.port;
+}
+
+interface Accepted {
+  readonly conn: Connection;
+  readonly got: Collector;
+}
+
+/** An echo server: sends back what it gets and half-closes after the peer. */
+interface EchoServer {
+  readonly listener: Listener;
+  readonly port: number;
+  readonly accepted: Accepted[];
+  nextAccepted(): Promise<Accepted>;
+}
+
+async function startEchoServer(
+  transport: Transport,
+  options: TlsListenOptions,
+  res: Resources,
+): Promise<EchoServer> {
+  const accepted: Accepted[] = [];
+  const waiters: ((entry: Accepted) => void)[] = [];
+  const listener = res.add(
+    await transport.listen(options, (conn) => {
+      res.add(conn);
+      const got = collect(conn, {
+        onData: (chunk) => {
+          if (!conn.closed) conn.write(chunk);
+        },
+        onEnd: () => conn.closeWrite(),
+      });
+      const entry = { conn, got };
+      accepted.push(entry);
+      waiters.shift()?.(entry);
+    }),
+  );
+  let taken = 0;
+  return {
+    listener,
+    port: tlsPort(listener.addr),
+    accepted,
+    nextAccepted: () => {
+      const index = taken++;
+      if (index < accepted.length) return Promise.resolve(accepted[index]);
+      return new Promise((resolve) => waiters.push(resolve));
+    },
+  };
+}
+
+/** Sends `payload` in 1000-byte writes, half-closes, and checks the echo byte by byte. */
+async function echoRoundTrip(client: Connection, payload: Uint8Array): Promise<void> {
+  const got = collect(client);
+  for (let offset = 0; offset < payload.byteLength; offset += 1000) {
+    client.write(payload.subarray(offset, offset + 1000));
+  }
+  client.closeWrite();
+  await got.ended;
+  assertBytesEqual(got.bytes(), payload, "echo");
+}
+
+/**
+ * What a client the server should refuse gets: `connect` rejects, or (TLS 1.3, where the client's
+ * handshake ends before the server checks its certificate) the connection closes with nothing read.
+ */
+async function expectRefused(transport: Transport, options: TlsConnectOptions, label: string): Promise<void> {
+  let conn: Connection;
+  try {
+    conn = await transport.connect(options);
+  } catch (err) {
+    assert.ok(
+      err instanceof TransportError || err instanceof ConnectionResetError,
+      `${label}: connect failed with ${err}`,
+    );
+    return;
+  }
+  const got = collect(conn, { onEnd: () => conn.close() });
+  try {
+    conn.write(new TextEncoder().encode("let me in"));
+  } catch {
+    // Already closed by the server's alert.
+  }
+  await withTimeout(got.closed, 5000, `${label}: the server closes the connection`);
+  assert.equal(got.length, 0, `${label}: nothing may come back`);
+}
+
+function tlsListen(certs: TestCerts, extra: Partial<TlsListenOptions> = {}): TlsListenOptions {
+  return { transport: "tls", cert: certs.serverCert, key: certs.serverKey, ...extra };
+}
+
+function mtlsListen(certs: TestCerts): TlsListenOptions {
+  return tlsListen(certs, { ca: certs.caCert, requestClientCert: true });
+}
+
+for (const transport of transports) {
+  describe(`TLS on the ${transport.name} transport`, () => {
+    tlsTest(
+      "echoes over TLS, with tls addresses and connection info on both sides",
+      15_000,
+      async (res, certs) => {
+        const server = await startEchoServer(transport, tlsListen(certs), res);
+        const { port } = server;
+        assert.deepEqual(server.listener.addr, { transport: "tls", hostname: "127.0.0.1", port });
+        const client = res.add(await transport.connect({ transport: "tls", port, ca: certs.caCert }));
+        const { conn: accepted } = await server.nextAccepted();
+        assert.deepEqual(client.remoteAddr, { transport: "tls", hostname: "127.0.0.1", port });
+        assert.equal(client.localAddr.transport, "tls");
+        assert.ok(tlsPort(client.localAddr) > 0);
+        assert.deepEqual(accepted.localAddr, server.listener.addr);
+        assert.deepEqual(accepted.remoteAddr, client.localAddr);
+        assert.equal(client.tls?.authorized, true, "the client verified the server");
+        assert.equal(accepted.tls?.authorized, false, "no client certificate was asked for");
+        if (client.tls?.peerCertificateSubject !== undefined) {
+          assert.match(client.tls.peerCertificateSubject, /CN=localhost/);
+        }
+        client.setNoDelay(true);
+        client.setKeepAlive(true);
+        await echoRoundTrip(client, bytePattern(100_000, 21));
+      },
+    );
+
+    tlsTest("checks the certificate against serverName when one is given", 15_000, async (res, certs) => {
+      const server = await startEchoServer(transport, tlsListen(certs), res);
+      const good = res.add(
+        await transport.connect({
+          transport: "tls",
+          port: server.port,
+          ca: certs.caCert,
+          serverName: "localhost",
+        }),
+      );
+      await echoRoundTrip(good, bytePattern(5000, 22));
+      await assert.rejects(
+        transport.connect({
+          transport: "tls",
+          port: server.port,
+          ca: certs.caCert,
+          serverName: "wrong.invalid",
+        }),
+        (err) => {
+          assert.ok(err instanceof TransportError, `got ${err}`);
+          assert.match(err.message, /does not match the host name/);
+          assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${server.port}`));
+          assert.ok(err.cause !== undefined);
+          return true;
+        },
+      );
+    });
+
+    tlsTest(
+      "a client that does not trust the server's CA fails with a TransportError",
+      15_000,
+      async (res, certs) => {
+        const server = await startEchoServer(transport, tlsListen(certs), res);
+        await assert.rejects(transport.connect({ transport: "tls", port: server.port }), (err) => {
+          assert.ok(err instanceof TransportError, `got ${err}`);
+          assert.match(
+            err.message,
+            new RegExp(`^Cannot connect to 127\\.0\\.0\\.1:${server.port}: certificate`),
+          );
+          assert.ok(err.cause !== undefined, "the runtime's error is kept as cause");
+          return true;
+        });
+        // The listener is unharmed, and the failed client never reached it.
+        const client = res.add(
+          await transport.connect({ transport: "tls", port: server.port, ca: certs.caCert }),
+        );
+        await echoRoundTrip(client, bytePattern(3000, 23));
+        assert.equal(server.accepted.length, 1);
+      },
+    );
+
+    tlsTest("a server certificate that does not name 127.0.0.1 is refused", 15_000, async (res, certs) => {
+      const server = await startEchoServer(
+        transport,
+        tlsListen(certs, { cert: certs.elsewhereCert, key: certs.elsewhereKey }),
+        res,
+      );
+      await assert.rejects(
+        transport.connect({ transport: "tls", port: server.port, ca: certs.caCert }),
+        (err) => {
+          assert.ok(err instanceof TransportError, `got ${err}`);
+          assert.match(err.message, /does not match the host name/);
+          return true;
+        },
+      );
+      const named = res.add(
+        await transport.connect({
+          transport: "tls",
+          port: server.port,
+          ca: certs.caCert,
+          serverName: "elsewhere.invalid",
+        }),
+      );
+      await echoRoundTrip(named, bytePattern(2000, 24));
+    });
+
+    tlsTest(
+      "mutual TLS admits a client with a valid certificate, drops the others, and keeps serving",
+      20_000,
+      async (res, certs) => {
+        const server = await startEchoServer(transport, mtlsListen(certs), res);
+        const { port } = server;
+        const withCert = {
+          transport: "tls",
+          port,
+          ca: certs.caCert,
+          cert: certs.clientCert,
+          key: certs.clientKey,
+        } as const;
+        const first = res.add(await transport.connect(withCert));
+        const firstGot = collect(first);
+        const { conn: accepted } = await server.nextAccepted();
+        assert.equal(accepted.tls?.authorized, true, "the server verified the client");
+        assert.match(accepted.tls?.peerCertificateSubject ?? "", /CN=asockio test client/);
+        first.write(bytePattern(1000, 25));
+        await firstGot.untilLength(1000);
+
+        await expectRefused(transport, { transport: "tls", port, ca: certs.caCert }, "no client certificate");
+        await expectRefused(
+          transport,
+          {
+            transport: "tls",
+            port,
+            ca: certs.caCert,
+            cert: certs.rogueClientCert,
+            key: certs.rogueClientKey,
+          },
+          "a client certificate from an unknown CA",
+        );
+        assert.equal(server.accepted.length, 1, "refused clients never reach onConnection");
+
+        // The admitted connection went on undisturbed, and new valid clients still get in.
+        first.write(bytePattern(1000, 26));
+        await firstGot.untilLength(2000);
+        assertBytesEqual(
+          firstGot.bytes(),
+          new Uint8Array([...bytePattern(1000, 25), ...bytePattern(1000, 26)]),
+          "first client",
+        );
+        const second = res.add(await transport.connect({ ...withCert, serverName: "localhost" }));
+        await echoRoundTrip(second, bytePattern(4000, 27));
+        assert.equal(server.accepted.length, 2);
+      },
+    );
+
+    tlsTest("moves 4 MiB each way over TLS byte-exact", 30_000, async (res, certs) => {
+      const SIZE = 4 * MiB;
+      const CHUNK = 64 * 1024;
+      const toServer = bytePattern(SIZE, 31);
+      const toClient = bytePattern(SIZE, 32);
+      const pump = async (conn: Connection, got: Collector, payload: Uint8Array) => {
+        for (let offset = 0; offset < payload.byteLength; offset += CHUNK) {
+          if (!conn.write(payload.subarray(offset, offset + CHUNK))) await got.nextDrain();
+        }
+        conn.closeWrite();
+      };
+      const serverSide = deferred<{ conn: Connection; got: Collector }>();
+      const listener = res.add(
+        await transport.listen(tlsListen(certs), (conn) => {
+          res.add(conn);
+          serverSide.resolve({ conn, got: collect(conn) });
+        }),
+      );
+      const client = res.add(
+        await transport.connect({ transport: "tls", port: tlsPort(listener.addr), ca: certs.caCert }),
+      );
+      const clientGot = collect(client);
+      const server = await serverSide.promise;
+      await Promise.all([
+        pump(client, clientGot, toServer),
+        pump(server.conn, server.got, toClient),
+        server.got.ended,
+        clientGot.ended,
+      ]);
+      assertBytesEqual(server.got.bytes(), toServer, "client to server");
+      assertBytesEqual(clientGot.bytes(), toClient, "server to client");
+    });
+
+    tlsTest(
+      "a plain TCP client talking to a TLS port is dropped without disturbing a TLS client",
+      15_000,
+      async (res, certs) => {
+        const server = await startEchoServer(transport, tlsListen(certs), res);
+        const good = res.add(
+          await transport.connect({ transport: "tls", port: server.port, ca: certs.caCert }),
+        );
+        const goodGot = collect(good);
+        good.write(bytePattern(3000, 41));
+        await goodGot.untilLength(3000);
+
+        const plain = res.add(await transport.connect({ transport: "tcp", port: server.port }));
+        const plainGot = collect(plain, { onEnd: () => plain.close() });
+        plain.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+        plain.write(bytePattern(10_000, 42));
+        await withTimeout(plainGot.closed, 5000, "the server drops the plain client");
+
+        good.write(bytePattern(3000, 43));
+        await goodGot.untilLength(6000);
+        assertBytesEqual(
+          goodGot.bytes(),
+          new Uint8Array([...bytePattern(3000, 41), ...bytePattern(3000, 43)]),
+          "TLS client",
+        );
+        assert.equal(server.accepted.length, 1, "the plain client never reached onConnection");
+      },
+    );
+
+    tlsTest(
+      "a client silent during the handshake is dropped after tlsHandshakeTimeoutMs; others stay",
+      10_000,
+      async (res, certs) => {
+        const server = await startEchoServer(
+          transport,
+          tlsListen(certs, { tlsHandshakeTimeoutMs: 300 }),
+          res,
+        );
+        const good = res.add(
+          await transport.connect({ transport: "tls", port: server.port, ca: certs.caCert }),
+        );
+        const goodGot = collect(good);
+        good.write(bytePattern(500, 44));
+        await goodGot.untilLength(500);
+
+        const silent = res.add(await transport.connect({ transport: "tcp", port: server.port }));
+        const silentGot = collect(silent, { onEnd: () => silent.close() });
+        const started = Date.now();
+        await withTimeout(silentGot.closed, 5000, "the server drops the silent client");
+        assert.ok(Date.now() - started >= 150, "dropped by the timeout, not at once");
+
+        // Idle for longer than the handshake timeout, the established connection is still served.
+        good.write(bytePattern(500, 45));
+        await goodGot.untilLength(1000);
+        assertBytesEqual(
+          goodGot.bytes(),
+          new Uint8Array([...bytePattern(500, 44), ...bytePattern(500, 45)]),
+          "TLS client",
+        );
+        assert.equal(server.accepted.length, 1);
+      },
+      transport.name === "deno"
+        ? "Deno.listenTls finishes a handshake before it closes the socket (denoland/deno#14547), so a silent client cannot be dropped"
+        : undefined,
+    );
+
+    tlsTest(
+      "connect gives up with TimeoutError on a server that never answers the handshake",
+      10_000,
+      async (res) => {
+        const mute = res.add(await transport.listen({ transport: "tcp" }, (conn) => void res.add(conn)));
+        const port = (mute.addr as { port: number }).port;
+        const started = Date.now();
+        await assert.rejects(
+          transport.connect({ transport: "tls", port, tlsHandshakeTimeoutMs: 300 }),
+          (err) => {
+            assert.ok(err instanceof TimeoutError, `got ${err}`);
+            assert.match(err.message, /TLS handshake/);
+            return true;
+          },
+        );
+        assert.ok(Date.now() - started < 3000);
+      },
+    );
+
+    tlsTest(
+      "connecting over TLS where nothing listens fails with ConnectionRefusedError",
+      10_000,
+      async (_res, certs) => {
+        const listener = await transport.listen(tlsListen(certs), () => {});
+        const port = tlsPort(listener.addr);
+        await listener.close();
+        await assert.rejects(transport.connect({ transport: "tls", port, ca: certs.caCert }), (err) => {
+          assert.ok(err instanceof ConnectionRefusedError, `got ${err}`);
+          return true;
+        });
+      },
+    );
+
+    tlsTest(
+      "unusable TLS options are refused with a TypeError or RangeError",
+      10_000,
+      async (_res, certs) => {
+        await assert.rejects(
+          transport.listen(
+            { transport: "tls", cert: certs.serverCert } as unknown as TlsListenOptions,
+            () => {},
+          ),
+          TypeError,
+        );
+        await assert.rejects(
+          transport.listen(tlsListen(certs, { requestClientCert: true }), () => {}),
+          /ca is required/,
+        );
+        await assert.rejects(
+          transport.listen(tlsListen(certs, { tlsHandshakeTimeoutMs: -1 }), () => {}),
+          RangeError,
+        );
+        await assert.rejects(
+          transport.connect({ transport: "tls", port: 1, cert: certs.clientCert }),
+          TypeError,
+        );
+      },
+    );
+  });
+
+  describe(`UNIX socket file mode on the ${transport.name} transport`, () => {
+    netTest("a UNIX listener's socket file is 0600 by default, and mode widens it", 10_000, async (res) => {
+      const dir = await makeTempDir();
+      res.defer(() => dir.cleanup());
+      const path = dir.join("default.sock");
+      res.add(await transport.listen({ transport: "unix", path }, (conn) => void res.add(conn)));
+      assert.equal((await stat(path)).mode & 0o777, 0o600);
+      res.add(await transport.connect({ transport: "unix", path }));
+
+      const shared = dir.join("shared.sock");
+      res.add(
+        await transport.listen(
+          { transport: "unix", path: shared, mode: 0o660 },
+          (conn) => void res.add(conn),
+        ),
+      );
+      assert.equal((await stat(shared)).mode & 0o777, 0o660);
+      res.add(await transport.connect({ transport: "unix", path: shared }));
+    });
+
+    netTest("an invalid mode is refused with a RangeError before anything is bound", 10_000, async (res) => {
+      const dir = await makeTempDir();
+      res.defer(() => dir.cleanup());
+      const path = dir.join("bad.sock");
+      for (const mode of [-1, 0o1000, 1.5, Number.NaN]) {
+        await assert.rejects(transport.listen({ transport: "unix", path, mode }, () => {}), RangeError);
+      }
+      assert.equal(await pathExists(path), false);
+    });
+  });
+}
