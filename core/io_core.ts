@@ -65,8 +65,10 @@ export interface IoCoreLimits {
    */
   inputBytes?: number;
   /**
-   * Cap on queued output across all clients. Above it the core stops reading from each connection
-   * that sends more data (the producers of that output) until the peers have taken what is queued.
+   * Cap on queued output across all clients. Above it the core stops reading from the producers of
+   * that output — the connection whose input was handled last (a processor callback, or the client
+   * whose messages were read) when it writes to a congested connection, and any congested connection
+   * that keeps sending — until the peers have taken what is queued.
    * @default {536870912} (512 MiB)
    */
   outputBytes?: number;
@@ -496,6 +498,11 @@ export class IoCore implements AsyncDisposable {
   #flushScheduled = false;
   #inputBytes = 0;
   #outputBytes = 0;
+  /**
+   * The connection whose input the application handled last (a processor callback, or the client
+   * it read messages from): output queued now is attributed to it for the output cap.
+   */
+  #producer: Session | undefined = undefined;
   /** Sessions whose reading is paused by a memory cap. */
   #paused = new Set<Session>();
   #closed = false;
@@ -767,6 +774,7 @@ export class IoCore implements AsyncDisposable {
     const record = this.#clients.get(id);
     if (!record || record.inboxHead >= record.inbox.length) return undefined;
     const message = record.inbox[record.inboxHead]!;
+    this.#producer = record.session;
     record.inbox[record.inboxHead++] = undefined as unknown as Uint8Array;
     if (record.inboxHead === record.inbox.length) {
       record.inbox = [];
@@ -794,6 +802,7 @@ export class IoCore implements AsyncDisposable {
     const record = this.#clients.get(id);
     if (!record || record.inboxHead >= record.inbox.length) return [];
     const messages = record.inboxHead === 0 ? record.inbox : record.inbox.slice(record.inboxHead);
+    this.#producer = record.session;
     record.inbox = [];
     record.inboxHead = 0;
     this.#consumed(record, record.inboxBytes);
@@ -1241,7 +1250,8 @@ export class IoCore implements AsyncDisposable {
     this.#idleTimer = setInterval(() => {
       const now = Date.now();
       for (const session of this.#sessions) {
-        if (now - session.lastActivity < idle || session.inflightBytes > 0) continue;
+        // Silence the core caused (a memory cap paused reading, output still in flight) is not idleness.
+        if (now - session.lastActivity < idle || session.inflightBytes > 0 || session.readPaused) continue;
         this.#fail(
           session,
           new TimeoutError(
@@ -1317,6 +1327,7 @@ export class IoCore implements AsyncDisposable {
 
   #deliverToProcessor(session: Session, message: Uint8Array): void {
     const processor = session.processor!;
+    this.#producer = session;
     this.#account(-message.length);
     try {
       processor.onDataReceived(message);
@@ -1557,6 +1568,7 @@ export class IoCore implements AsyncDisposable {
       session.timer = undefined;
     }
     this.#sessions.delete(session);
+    if (this.#producer === session) this.#producer = undefined;
     if (session.listener) this.#listenerOpen[session.listener.id]!--;
     this.#account(-session.decoder.bufferedBytes);
     this.#outputBytes -= session.outQueueBytes + session.inflightBytes;
@@ -1639,6 +1651,7 @@ export class IoCore implements AsyncDisposable {
     const bytes = framed ? payload.length + FRAME_HEADER_BYTES : payload.length;
     session.outQueueBytes += bytes;
     this.#outputBytes += bytes;
+    if (this.#outputBytes > this.#limits.outputBytes) this.#outputPressure(session);
     if (!session.dirty) {
       session.dirty = true;
       this.#dirty.push(session);
@@ -1720,26 +1733,55 @@ export class IoCore implements AsyncDisposable {
   }
 
   /**
-   * Over a cap: stop reading from this connection if it is a producer — over the input cap, one
-   * whose client holds unread messages; over the output cap, any connection that sends us data.
-   * Connections whose data the application reads promptly keep working.
+   * Called when a connection delivered data while a cap is exceeded: stop reading from it if it is
+   * a producer. Over the input cap, that is a connection whose client holds unread messages (a held
+   * unexpected keyword, which the application cannot read, is closed instead: it would pin the cap
+   * for good). Over the output cap, it is a connection whose own output is congested (an echo-like
+   * peer that does not read). Connections whose data is read promptly, and whose answers drain,
+   * keep working.
    */
   #pressure(session: Session): void {
     if (session.readPaused || session.phase === CLOSED) return;
-    const record = session.client ?? session.held;
-    const holdsInput = (record?.inboxBytes ?? 0) > 0;
-    if (
-      (this.#inputBytes > this.#limits.inputBytes && holdsInput) ||
-      this.#outputBytes > this.#limits.outputBytes
-    ) {
-      session.readPaused = true;
-      this.#paused.add(session);
-      session.conn.pauseReading();
+    if (this.#inputBytes > this.#limits.inputBytes) {
+      if (session.held && session.held.inboxBytes > 0) {
+        this.#fail(
+          session,
+          new ProtocolError(
+            `Closing held connection from ${
+              describeAddr(session.conn.remoteAddr)
+            }: its unread input filled the input cap before its keyword was registered`,
+          ),
+        );
+        return;
+      }
+      if ((session.client?.inboxBytes ?? 0) > 0) return this.#pause(session);
     }
+    if (this.#outputBytes > this.#limits.outputBytes && this.#congested(session)) this.#pause(session);
+  }
+
+  /** Over the output cap, queueing output to a congested connection pauses the producer. */
+  #outputPressure(target: Session): void {
+    const producer = this.#producer;
+    if (producer && producer.phase !== CLOSED && !producer.readPaused && this.#congested(target)) {
+      this.#pause(producer);
+    }
+  }
+
+  /** Output queued for this connection beyond its fair share of the output cap. */
+  #congested(session: Session): boolean {
+    const queued = session.outQueueBytes + session.inflightBytes;
+    return queued > Math.max(64 * 1024, this.#limits.outputBytes / 16);
+  }
+
+  #pause(session: Session): void {
+    session.readPaused = true;
+    this.#paused.add(session);
+    session.conn.pauseReading();
   }
 
   #resume(session: Session): void {
     session.readPaused = false;
+    session.lastActivity = Date.now();
     this.#paused.delete(session);
     if (session.phase !== CLOSED) session.conn.resumeReading();
   }
