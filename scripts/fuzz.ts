@@ -1,0 +1,90 @@
+/**
+ * The fuzzer: mutated frame streams and handshakes through real sockets into a running IoCore.
+ *
+ * Usage (any runtime):
+ *
+ * ```sh
+ * node_modules/.bin/deno run -A scripts/fuzz.ts --cases 1000000 --seed 1
+ * node_modules/.bin/bun scripts/fuzz.ts --cases 1000000 --seed 1
+ * node_modules/.bin/node scripts/fuzz.ts --cases 1000000 --seed 1
+ * ```
+ *
+ * Options: `--cases N` (default 1M), `--seed S` (default 1), `--concurrency C` (default 12),
+ * `--only I` (replay connection I of the seed alone), `--timeout-ms T` (bound per connection),
+ * `--max-rss-mib M` (the most RSS may grow, default 512).
+ * It prints a summary (cases/s, crashes, hangs, mismatches, control round trips, peak RSS) and exits
+ * with 1 on any failure.
+ *
+ * @module
+ */
+import process from "node:process";
+import {
+  formatBytes,
+  type FuzzReport,
+  parseNumberArgs,
+  runFuzz,
+  runtimeLabel,
+} from "../tests/_robustness.ts";
+
+const args = parseNumberArgs(process.argv.slice(2), {
+  cases: 1_000_000,
+  seed: 1,
+  concurrency: 12,
+  only: -1,
+  timeoutMs: 15_000,
+  maxRssMib: 512,
+});
+
+function line(r: FuzzReport): string {
+  return `${r.cases} cases (${r.frameCases} frame, ${r.rawCases} raw, ${r.handshakeCases} handshake) on ${r.connections} connections, ${
+    Math.round(r.casesPerSecond)
+  } cases/s, crashes ${r.crashes}, hangs ${r.hangs}, mismatches ${r.mismatches}, control round trips ${r.controlRoundTrips}, peak RSS ${
+    formatBytes(r.peakRss)
+  }`;
+}
+
+console.log(
+  `asockio fuzz on ${runtimeLabel()}: seed ${args.seed}, ${
+    args.only >= 0 ? `connection ${args.only} only` : `${args.cases} cases`
+  }`,
+);
+const report = await runFuzz({
+  cases: args.cases,
+  seed: args.seed,
+  concurrency: args.concurrency,
+  only: args.only >= 0 ? args.only : undefined,
+  connectionTimeoutMs: args.timeoutMs,
+  maxRssGrowth: args.maxRssMib * 1024 * 1024,
+  progress: (r) => console.log(`  ${(r.durationMs / 1000).toFixed(1)}s: ${line(r)}`),
+});
+console.log("");
+console.log(`runtime:              ${report.runtime}`);
+console.log(`seed:                 ${report.seed}`);
+console.log(
+  `cases:                ${report.cases} (frame ${report.frameCases}, raw chunks ${report.rawCases}, handshakes ${report.handshakeCases})`,
+);
+console.log(`connections:          ${report.connections}`);
+console.log(`bytes sent:           ${formatBytes(report.bytesSent)}`);
+console.log(`duration:             ${(report.durationMs / 1000).toFixed(1)} s`);
+console.log(`cases/s:              ${Math.round(report.casesPerSecond)}`);
+console.log(`crashes:              ${report.crashes}`);
+console.log(`hangs:                ${report.hangs}`);
+console.log(`mismatches:           ${report.mismatches}`);
+console.log(
+  `control round trips:  ${report.controlRoundTrips} (slowest ${report.controlMaxLatencyMs.toFixed(1)} ms)`,
+);
+console.log(
+  `RSS:                  baseline ${formatBytes(report.baselineRss)}, peak ${formatBytes(report.peakRss)}`,
+);
+console.log(`final core stats:     ${JSON.stringify(report.finalStats)}`);
+console.log(
+  "(a case: one valid or mutated frame written into a live connection, one raw chunk to a raw connection, or one mutated handshake on its own connection)",
+);
+if (report.failures.length) {
+  console.log(`\n${report.failures.length} failure(s):`);
+  for (const f of report.failures) console.log(`- ${f}`);
+}
+const ok = report.failures.length === 0 && report.crashes === 0 && report.hangs === 0 &&
+  report.mismatches === 0;
+console.log(ok ? "\nfuzz: OK" : "\nfuzz: FAILED");
+process.exit(ok ? 0 : 1);

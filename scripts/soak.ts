@@ -1,0 +1,86 @@
+/**
+ * The soak: a client IoCore sends sequence-numbered, checksummed messages to a server IoCore that
+ * checks and echoes them; then each side queues a tail and closes gracefully
+ * (`markClientConnectionAsReadyToBeClosed`), and the other must get all of it before the disconnection.
+ *
+ * Usage (any runtime):
+ *
+ * ```sh
+ * node_modules/.bin/deno run -A scripts/soak.ts --messages 10000000
+ * node_modules/.bin/bun scripts/soak.ts --messages 10000000
+ * node_modules/.bin/node scripts/soak.ts --messages 10000000
+ * ```
+ *
+ * Options: `--messages N` (default 10M), `--window W` (in flight, default 20k), `--batch B` (default
+ * 2000), `--tail T` (default 100k), `--timeout-ms T`. Exits with 1 on any loss, duplicate, reorder,
+ * corruption, unclean close or crash.
+ *
+ * @module
+ */
+import process from "node:process";
+import {
+  formatBytes,
+  parseNumberArgs,
+  runSoak,
+  runtimeLabel,
+  type SoakDirection,
+} from "../tests/_robustness.ts";
+
+const args = parseNumberArgs(process.argv.slice(2), {
+  messages: 10_000_000,
+  window: 20_000,
+  batch: 2000,
+  tail: 100_000,
+  timeoutMs: 900_000,
+});
+
+const dir = (d: SoakDirection): string =>
+  `${d.received} received, ${d.lost} lost, ${d.duplicatedOrLate} duplicated or late, ${d.corrupt} corrupt`;
+
+console.log(
+  `asockio soak on ${runtimeLabel()}: ${args.messages} messages, window ${args.window}, tail ${args.tail}`,
+);
+const report = await runSoak({
+  messages: args.messages,
+  window: args.window,
+  batch: args.batch,
+  tail: args.tail,
+  timeoutMs: args.timeoutMs,
+  progress: (r) =>
+    console.log(
+      `  ${(r.durationMs / 1000).toFixed(1)}s: ${r.messages} echoed, ${Math.round(r.perSecond)} msg/s, RSS ${
+        formatBytes(r.rssPeak)
+      }`,
+    ),
+});
+console.log("");
+console.log(`runtime:            ${report.runtime}`);
+console.log(`messages:           ${report.messages} round trips, ${formatBytes(report.bytes)} each way`);
+console.log(
+  `duration:           ${(report.durationMs / 1000).toFixed(1)} s (${
+    Math.round(report.perSecond)
+  } round-tripped msg/s)`,
+);
+console.log(`client -> server:   ${dir(report.toServer)}`);
+console.log(`echoes:             ${dir(report.echoes)}`);
+console.log(
+  `server tail:        ${report.serverTail.sent} sent; ${
+    dir(report.serverTail)
+  }; clean close: ${report.serverTail.cleanClose}`,
+);
+console.log(
+  `client tail:        ${report.clientTail.sent} sent; ${
+    dir(report.clientTail)
+  }; clean close: ${report.clientTail.cleanClose}`,
+);
+console.log(
+  `RSS:                baseline ${formatBytes(report.rssBaseline)}, peak ${formatBytes(report.rssPeak)}`,
+);
+console.log(`crashes:            ${report.crashes}`);
+if (report.failures.length) {
+  console.log(`\n${report.failures.length} failure(s):`);
+  for (const f of report.failures) console.log(`- ${f}`);
+}
+const ok = report.failures.length === 0 && report.serverTail.cleanClose && report.clientTail.cleanClose;
+console.log(ok ? "\nsoak: OK" : "\nsoak: FAILED");
+process.exit(ok ? 0 : 1);
