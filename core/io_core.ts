@@ -14,7 +14,14 @@ import {
   timingSafeEqual,
 } from "./auth.ts";
 import { concatBytes, toBytes } from "./bytes.ts";
-import { encodeFrames, FRAME_HEADER_BYTES, FrameDecoder } from "./codec.ts";
+import {
+  encodeFrames,
+  encodeFramesInto,
+  FRAME_HEADER_BYTES,
+  FrameDecoder,
+  framedLength,
+  writeFrameHeader,
+} from "./codec.ts";
 import {
   AsockioError,
   ConnectionClosedError,
@@ -298,6 +305,10 @@ const DEFAULT_LIMITS: Required<IoCoreLimits> = {
   idleTimeoutMs: 0,
 };
 const KEYWORD_ACCEPTED = new Uint8Array([0x4f, 0x4b]); // "OK"
+/** Output batches up to this size are copied into one buffer: one write, one syscall. */
+const COPY_BATCH_BYTES = 256 * 1024;
+/** In a larger batch, payloads from this size on are written as they are, without a copy. */
+const LARGE_PAYLOAD_BYTES = 64 * 1024;
 const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
 const utf8Decoder = new TextDecoder();
 const defaultLogger: Logger = {
@@ -1677,14 +1688,41 @@ export class IoCore implements AsyncDisposable {
   #flushSession(session: Session): void {
     const queue = session.outQueue;
     if (!queue.length || session.phase === CLOSED) return;
-    const buffer = session.outQueueFramed ? encodeFrames(queue) : concatBytes(queue, session.outQueueBytes);
+    const framed = session.outQueueFramed;
+    const total = session.outQueueBytes;
     session.outQueue = [];
-    session.inflightBytes += session.outQueueBytes;
+    session.inflightBytes += total;
     session.outQueueBytes = 0;
     try {
-      session.conn.write(buffer);
+      if (total <= COPY_BATCH_BYTES) {
+        session.conn.write(framed ? encodeFrames(queue) : concatBytes(queue, total));
+      } else this.#writeLargeBatch(session.conn, queue, framed);
     } catch (err) {
       this.#closeSession(session, err as Error);
+    }
+  }
+
+  /**
+   * A large batch: small payloads are still copied together (with the next large payload's frame
+   * header), but each large payload goes to the transport as it is, never copied.
+   */
+  #writeLargeBatch(conn: Connection, queue: Uint8Array[], framed: boolean): void {
+    let start = 0;
+    for (let i = 0; i < queue.length; i++) {
+      const payload = queue[i]!;
+      if (payload.length < LARGE_PAYLOAD_BYTES) continue;
+      const small = queue.slice(start, i);
+      if (framed) {
+        const head = new Uint8Array(framedLength(small) + FRAME_HEADER_BYTES);
+        writeFrameHeader(head, encodeFramesInto(head, 0, small), payload.length);
+        conn.write(head);
+      } else if (small.length) conn.write(concatBytes(small));
+      conn.write(payload);
+      start = i + 1;
+    }
+    if (start < queue.length) {
+      const rest = queue.slice(start);
+      conn.write(framed ? encodeFrames(rest) : concatBytes(rest));
     }
   }
 

@@ -50,6 +50,54 @@ const REASONS: Record<number, string> = {
 const latin1 = new TextDecoder("latin1");
 const emptyBody = new Uint8Array(0);
 
+/** Response heads without extra headers, by status, length and keep-alive: built once. */
+const headCache = new Map<string, Uint8Array>();
+const HEAD_CACHE_ENTRIES = 256;
+
+/**
+ * The value of header `name` (lower case) in a head block that starts with CRLF; `lowered` is the
+ * block in lower case, `raw` the block the value is taken from (the same indices).
+ */
+function headerValue(lowered: string, raw: string, name: string): string | undefined {
+  const at = lowered.indexOf(`\r\n${name}:`);
+  if (at < 0) return undefined;
+  const start = at + name.length + 3;
+  const end = lowered.indexOf("\r\n", start);
+  return raw.slice(start, end < 0 ? raw.length : end).trim();
+}
+
+/** A request whose headers are parsed only if the handler asks for them. */
+class Request implements HttpRequest {
+  readonly method: string;
+  readonly target: string;
+  readonly version: string;
+  readonly body: Uint8Array;
+  #rawHeaders: string;
+  #headers: Map<string, string> | undefined;
+
+  constructor(method: string, target: string, version: string, rawHeaders: string, body: Uint8Array) {
+    this.method = method;
+    this.target = target;
+    this.version = version;
+    this.#rawHeaders = rawHeaders;
+    this.body = body;
+  }
+
+  get headers(): ReadonlyMap<string, string> {
+    if (this.#headers) return this.#headers;
+    const headers = new Map<string, string>();
+    for (const line of this.#rawHeaders.split("\r\n")) {
+      const colon = line.indexOf(":");
+      if (colon <= 0) continue;
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      const previous = headers.get(name);
+      headers.set(name, previous === undefined ? value : `${previous}, ${value}`);
+    }
+    return (this.#headers = headers);
+  }
+}
+
 function findHeadEnd(buffer: Uint8Array, from: number): number {
   for (let i = Math.max(from, 3); i < buffer.length; i++) {
     if (
@@ -103,20 +151,22 @@ export class HttpResponder extends InlineProcessor {
         break;
       }
       this.#scanFrom = 0;
-      const lines = latin1.decode(buffer.subarray(offset, headEnd - 4)).split("\r\n");
-      const [method, target, version] = lines[0]!.split(" ");
-      if (!method || !target || !version?.startsWith("HTTP/1.")) return this.#fail(400);
-      const headers = new Map<string, string>();
-      for (let i = 1; i < lines.length; i++) {
-        const colon = lines[i]!.indexOf(":");
-        if (colon <= 0) return this.#fail(400);
-        const name = lines[i]!.slice(0, colon).trim().toLowerCase();
-        const value = lines[i]!.slice(colon + 1).trim();
-        const previous = headers.get(name);
-        headers.set(name, previous === undefined ? value : `${previous}, ${value}`);
+      // Only the request line and three headers are read up front; the rest is parsed on demand.
+      const head = latin1.decode(buffer.subarray(offset, headEnd - 2));
+      const lineEnd = head.indexOf("\r\n");
+      const line = head.slice(0, lineEnd);
+      const sp1 = line.indexOf(" ");
+      const sp2 = line.lastIndexOf(" ");
+      const method = line.slice(0, sp1);
+      const target = line.slice(sp1 + 1, sp2);
+      const version = line.slice(sp2 + 1);
+      if (sp1 <= 0 || sp2 <= sp1 + 1 || !version.startsWith("HTTP/1.") || target.includes(" ")) {
+        return this.#fail(400);
       }
-      if (headers.has("transfer-encoding")) return this.#fail(411);
-      const length = Number(headers.get("content-length") ?? "0");
+      const rawHeaders = head.slice(lineEnd); // "\r\nName: value\r\n...\r\n"
+      const lowered = rawHeaders.toLowerCase();
+      if (lowered.includes("\r\ntransfer-encoding:")) return this.#fail(411);
+      const length = Number(headerValue(lowered, rawHeaders, "content-length") ?? "0");
       if (!Number.isSafeInteger(length) || length < 0) return this.#fail(400);
       if (length > MAX_HTTP_BODY_BYTES) return this.#fail(413);
       if (buffer.length < headEnd + length) {
@@ -126,11 +176,11 @@ export class HttpResponder extends InlineProcessor {
       }
       const body = length ? buffer.slice(headEnd, headEnd + length) : emptyBody;
       offset = headEnd + length;
-      const connection = headers.get("connection")?.toLowerCase();
+      const connection = headerValue(lowered, lowered, "connection");
       const keepAlive = version === "HTTP/1.1" ? connection !== "close" : connection === "keep-alive";
       let response: HttpResponse;
       try {
-        response = this.handle({ method, target, version, headers, body });
+        response = this.handle(new Request(method, target, version, rawHeaders, body));
       } catch (err) {
         this.#respond({ status: 500, body: "internal server error\n" }, false);
         throw err;
@@ -148,10 +198,21 @@ export class HttpResponder extends InlineProcessor {
   #respond(response: HttpResponse, keepAlive: boolean): void {
     const status = response.status ?? 200;
     const body = response.body === undefined ? emptyBody : toBytes(response.body);
-    let head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Status"}\r\ncontent-length: ${body.length}\r\n`;
-    if (!keepAlive) head += "connection: close\r\n";
-    for (const [name, value] of Object.entries(response.headers ?? {})) head += `${name}: ${value}\r\n`;
-    this.outputMessages.push(head + "\r\n");
+    let head: Uint8Array | string | undefined;
+    const cacheKey = response.headers ? undefined : `${status} ${body.length} ${keepAlive}`;
+    if (cacheKey !== undefined) head = headCache.get(cacheKey);
+    if (head === undefined) {
+      let text = `HTTP/1.1 ${status} ${REASONS[status] ?? "Status"}\r\ncontent-length: ${body.length}\r\n`;
+      if (!keepAlive) text += "connection: close\r\n";
+      for (const [name, value] of Object.entries(response.headers ?? {})) text += `${name}: ${value}\r\n`;
+      head = text + "\r\n";
+      if (cacheKey !== undefined) {
+        if (headCache.size >= HEAD_CACHE_ENTRIES) headCache.clear();
+        head = toBytes(head).slice();
+        headCache.set(cacheKey, head);
+      }
+    }
+    this.outputMessages.push(head);
     if (body.length) this.outputMessages.push(body);
     if (!keepAlive) this.markSocketAsReadyToBeClosed();
   }

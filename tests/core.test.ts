@@ -518,6 +518,37 @@ describe("IoCore delivery, limits and failures", () => {
     peer.close();
   });
 
+  it("writes a batch mixing small and large messages byte-exact, framed and raw", TEST_TIMEOUT, async () => {
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const [addr] = await core.listen();
+    const id = core.addClient({ keyword: "mixed" });
+    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "mixed");
+    await iterateUntil(core, (e) => e.expected.has(id));
+    const sizes = [3, 0, 70_000, 10, 300_000, 1, 65_536, 5];
+    const messages = sizes.map((size, k) => new Uint8Array(size).map((_, i) => (i * 7 + k) & 0xff));
+    core.sendMessagesToClient(id, messages);
+    await peer.until(() => peer.messages.length === sizes.length, 10_000, "all messages");
+    peer.messages.forEach((message, k) => assert.deepEqual(message, messages[k], `message ${k}`));
+    // The same batch raw: the peer must see the concatenation.
+    peer.raw = true;
+    core.switchClientRawConnectionMode(id, true);
+    core.sendMessagesToClient(id, messages);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    await peer.until(() => peer.rawBytes.reduce((n, c) => n + c.length, 0) >= total, 10_000, "raw bytes");
+    const received = new Uint8Array(total);
+    let at = 0;
+    for (const chunk of peer.rawBytes) {
+      received.set(chunk, at);
+      at += chunk.length;
+    }
+    at = 0;
+    for (const message of messages) {
+      assert.deepEqual(received.subarray(at, at + message.length), message);
+      at += message.length;
+    }
+    peer.close();
+  });
+
   it("rejects keywords announced with an oversized first frame", TEST_TIMEOUT, async () => {
     await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
     const [addr] = await core.listen();

@@ -135,6 +135,9 @@ function rethrowLater(err: unknown): void {
   });
 }
 
+/** Writes of one tick are merged into one buffer up to this total; beyond it each goes as it is (no copy). */
+const MERGE_MAX_BYTES = 256 * 1024;
+
 function concat(chunks: Uint8Array[], total: number): Uint8Array {
   const out = new Uint8Array(total);
   let offset = 0;
@@ -436,7 +439,7 @@ class BunConnection implements Connection {
     const queue = this.#queue;
     while (queue.length > 0) {
       // The rest of a short write goes alone, so no byte is copied twice; new writes merge into one.
-      if (queue.length > 1 && !this.#headIsRemainder) {
+      if (queue.length > 1 && !this.#headIsRemainder && this.#buffered <= MERGE_MAX_BYTES) {
         const merged = concat(queue, this.#buffered);
         queue.length = 1;
         queue[0] = merged;
@@ -495,9 +498,11 @@ class BunConnection implements Connection {
     this.#socket.end();
   }
 
-  #receive(chunk: Uint8Array): void {
+  #receive(buffer: Uint8Array): void {
     if (this.#closed && this.#localClose) return;
-    // Bun allocates a fresh Buffer for every data call (never reused), so the chunk is passed on uncopied.
+    // Bun allocates a fresh Buffer for every data call (never reused), so the chunk is passed on uncopied,
+    // as a plain Uint8Array view: Buffer#slice does not copy, and receivers rely on Uint8Array#slice.
+    const chunk = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
     if (this.#handler === undefined || this.#userPaused || this.#held.length > 0) {
       this.#held.push(chunk);
       this.#syncPause();
