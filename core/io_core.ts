@@ -1721,7 +1721,7 @@ export class IoCore implements AsyncDisposable {
       start = i + 1;
     }
     if (start < queue.length) {
-      const rest = queue.slice(start);
+      const rest = start === 0 ? queue : queue.slice(start);
       conn.write(framed ? encodeFrames(rest) : concatBytes(rest));
     }
   }
