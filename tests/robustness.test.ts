@@ -58,6 +58,14 @@ async function connectNamed(addr: Addr, keyword: string): Promise<Peer> {
   return peer;
 }
 
+/** The core holds nothing any more: no bytes, no connections, only the registered clients. */
+function assertQuiet(core: IoCore, clients: number): void {
+  assert.deepEqual(
+    { ...core.stats(), readingPaused: false },
+    { inputBytes: 0, outputBytes: 0, connections: 0, clients, heldConnections: 0, readingPaused: false },
+  );
+}
+
 describe("fuzzer building blocks", () => {
   it("gives the same plan for the same seed and index, and another for another seed", () => {
     const a = fuzzPlan(7, 123);
@@ -180,17 +188,7 @@ describe("faults", () => {
         await controlRoundTrip(core, controlId, control, "still served");
         control.close();
         await iterateUntil(core, (e) => e.disconnected.has(controlId), 10_000);
-        assert.deepEqual(
-          { ...core.stats(), readingPaused: false },
-          {
-            inputBytes: 0,
-            outputBytes: 0,
-            connections: 0,
-            clients: 2,
-            heldConnections: 0,
-            readingPaused: false,
-          },
-        );
+        assertQuiet(core, 2);
       } finally {
         child?.kill("SIGKILL");
         await core.close();
@@ -240,17 +238,7 @@ describe("faults", () => {
         }
         await iterateUntil(core, (e) => e.disconnected.has(id), 10_000);
         assert.equal(core.getClientInfo(id)?.lastError, undefined);
-        assert.deepEqual(
-          { ...core.stats(), readingPaused: false },
-          {
-            inputBytes: 0,
-            outputBytes: 0,
-            connections: 0,
-            clients: 1,
-            heldConnections: 0,
-            readingPaused: false,
-          },
-        );
+        assertQuiet(core, 1);
       } finally {
         await core.close();
         crashes.dispose();
@@ -294,17 +282,7 @@ describe("faults", () => {
           await controlRoundTrip(core, controlId, control, "after the reset");
           control.close();
           await iterateUntil(core, (e) => e.disconnected.has(controlId), 10_000);
-          assert.deepEqual(
-            { ...core.stats(), readingPaused: false },
-            {
-              inputBytes: 0,
-              outputBytes: 0,
-              connections: 0,
-              clients: 2,
-              heldConnections: 0,
-              readingPaused: false,
-            },
-          );
+          assertQuiet(core, 2);
         } finally {
           await core.close();
           await dir.remove();
