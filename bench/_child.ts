@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import process from "node:process";
 
 /** `--key value` pairs (and bare `--flag`s as `"true"`). */
@@ -52,11 +53,22 @@ export function forceGc(): boolean {
   return false;
 }
 
-/** Heap and RSS now, after a forced GC where possible. */
-export function memory(): { heapUsed: number; rss: number; gc: boolean } {
+/** This process's peak resident set size in bytes (`VmHWM` on Linux), or its RSS now elsewhere. */
+export function peakRss(): number {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+    if (match) return Number(match[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.memoryUsage().rss;
+}
+
+/** Heap and RSS now, after a forced GC where possible, and the peak RSS. */
+export function memory(): { heapUsed: number; rss: number; peakRss: number; gc: boolean } {
   const gc = forceGc();
   const m = process.memoryUsage();
-  return { heapUsed: m.heapUsed, rss: m.rss, gc };
+  return { heapUsed: m.heapUsed, rss: m.rss, peakRss: peakRss(), gc };
 }
 
 /**
@@ -93,10 +105,17 @@ export function xBytes(size: number): Uint8Array {
   return new Uint8Array(size).fill(0x58);
 }
 
-/** An 8-byte little-endian length followed by the payload (the bare contenders' own framing code). */
+/** The 8-byte little-endian length header of a frame (the bare contenders' own framing code). */
+export function frameHeader(length: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(length), true);
+  return out;
+}
+
+/** The header followed by the payload. */
 export function frame(payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(8 + payload.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(payload.length), true);
+  out.set(frameHeader(payload.length));
   out.set(payload, 8);
   return out;
 }

@@ -102,9 +102,13 @@ export function bunGlobal(): BunLike {
 
 // ---- Deno: a read loop per connection and one writer loop draining a queue.
 
+/** Above this many unwritten bytes, `write` asks the caller to wait for `drained()`. */
+const HIGH_WATER = 4 * 1024 * 1024;
+
 function denoSocket(conn: DenoConnLike, make: (s: NativeSocket) => NativeHandlers): void {
   conn.setNoDelay?.(true);
   const queue: Uint8Array[] = [];
+  let pending = 0; // bytes queued or being written
   let writing = false;
   let closed = false;
   let waiters: Array<() => void> = [];
@@ -118,19 +122,25 @@ function denoSocket(conn: DenoConnLike, make: (s: NativeSocket) => NativeHandler
     try {
       while (queue.length && !closed) {
         let buf = queue.shift()!;
-        while (buf.length) buf = buf.subarray(await conn.write(buf));
+        while (buf.length) {
+          const n = await conn.write(buf);
+          pending -= n;
+          buf = buf.subarray(n);
+        }
       }
     } catch {
       closed = true;
     }
+    if (closed) pending = 0;
     writing = false;
     release();
   };
   const socket: NativeSocket = {
     write(data) {
       queue.push(data);
+      pending += data.length;
       if (!writing) pump();
-      return queue.length === 0;
+      return pending < HIGH_WATER;
     },
     drained: () => (writing || queue.length ? new Promise<void>((r) => waiters.push(r)) : Promise.resolve()),
     close() {

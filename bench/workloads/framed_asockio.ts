@@ -9,7 +9,7 @@
  */
 import process from "node:process";
 import { InlineProcessor, IoCore, type IoCoreLimits } from "../../mod.ts";
-import { numArg, parseArgs, report, serveControl, xBytes } from "../_child.ts";
+import { numArg, parseArgs, peakRss, report, serveControl, xBytes } from "../_child.ts";
 
 const args = parseArgs();
 const role = process.argv[2];
@@ -152,7 +152,7 @@ async function client(): Promise<void> {
     while (core.getMessageFromClient(id) === undefined) check(await core.ioIteration(10_000));
     seconds = (performance.now() - started) / 1000;
   }
-  const rss = process.memoryUsage().rss;
+  const rss = peakRss();
   await core.close();
   report("RESULT", { seconds, count, size, rss });
   process.exit(0);

@@ -1,0 +1,181 @@
+/**
+ * B1: HTTP/1.1 keep-alive over a raw connection. Three servers on the same runtime, each on CPU 0:
+ * asockio's `HttpResponder` as `unknownClientProcessor`, a bare responder on the native socket
+ * API, and the runtime's own HTTP server. `wrk` (1 thread, CPU 1) loads them in turn, A B C A B C,
+ * and the server's CPU time per request comes from `/proc/<pid>/stat`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { addSample, type BenchContext, bytesLabel, type Row, si } from "./_common.ts";
+import { type Child, cpuMicros, startChild, TASKSET } from "./_proc.ts";
+import { findWrk, ROOT, type Runtime, workloadCommand } from "./_runtimes.ts";
+
+const SIZES = [1, 100, 1024, 10240, 102400, 1048576, 5242880, 8_760_000, 11_680_000];
+const CONCURRENCY = [1, 10, 50, 200, 500, 1000];
+const CONTENDERS = [
+  { name: "asockio", file: "bench/workloads/http_asockio.ts" },
+  { name: "bare", file: "bench/workloads/http_bare.ts" },
+  { name: "native", file: "bench/workloads/http_native.ts" },
+];
+const NOFILE = 65536;
+
+/** The cells to run: quick, the two sweeps (every size at 200, every concurrency at 100 B), or all. */
+function matrix(ctx: BenchContext): Array<{ size: number; concurrency: number }> {
+  if (ctx.quick) {
+    return [
+      { size: 100, concurrency: 200 },
+      { size: 10240, concurrency: 200 },
+      { size: 1048576, concurrency: 200 },
+    ];
+  }
+  if (ctx.fullMatrix) {
+    return SIZES.flatMap((size) => CONCURRENCY.map((concurrency) => ({ size, concurrency })));
+  }
+  return [
+    ...SIZES.map((size) => ({ size, concurrency: 200 })),
+    ...CONCURRENCY.filter((c) => c !== 200).map((concurrency) => ({ size: 100, concurrency })),
+  ];
+}
+
+interface WrkResult {
+  requests: number;
+  bytes: number;
+  durationUs: number;
+  connect: number;
+  read: number;
+  write: number;
+  status: number;
+  timeout: number;
+}
+
+async function wrk(path: string, port: number, size: number, concurrency: number, seconds: number) {
+  const child = startChild([
+    path,
+    "-t1",
+    `-c${concurrency}`,
+    `-d${seconds}s`,
+    "--timeout",
+    "10s",
+    "-s",
+    join(ROOT, "bench", "wrk_report.lua"),
+    `http://127.0.0.1:${port}/${size}`,
+  ], { label: `wrk -c${concurrency} /${size}`, cpu: 1, nofile: NOFILE });
+  try {
+    return (await child.next("WRK", seconds * 1000 + 60_000)) as unknown as WrkResult;
+  } finally {
+    await child.stop(2000);
+  }
+}
+
+/** Checks that a server answers `/<size>` with exactly `size` bytes of `X`, keep-alive included. */
+async function verify(port: number, size: number): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    const response = await fetch(`http://127.0.0.1:${port}/${size}`);
+    const body = new Uint8Array(await response.arrayBuffer());
+    if (response.status !== 200) throw new Error(`GET /${size} answered ${response.status}`);
+    if (body.length !== size) throw new Error(`GET /${size} answered ${body.length} bytes`);
+    for (let j = 0; j < body.length; j += 4093) {
+      if (body[j] !== 0x58) throw new Error(`GET /${size} answered a byte other than X at ${j}`);
+    }
+  }
+}
+
+/** Runs B1 on one runtime. */
+export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> {
+  const wrkPath = findWrk();
+  if (!wrkPath) {
+    const message = "wrk is not installed: install it with `apt-get install -y wrk` (Debian/Ubuntu)";
+    ctx.notes.push(`B1 skipped: ${message}`);
+    throw new Error(message);
+  }
+  if (!TASKSET) ctx.notes.push("taskset not found: servers and wrk were not pinned to separate CPUs");
+  // wrk takes whole seconds. Large bodies get longer runs: at 200 connections one 11 MB response
+  // each is over a second of transfer, and wrk counts completed requests only.
+  const secondsFor = (size: number) => (ctx.quick || size < 1048576 ? 1 : 3);
+  const cells = matrix(ctx);
+  const servers: Array<{ name: string; child: Child; port: number; pid: number }> = [];
+  try {
+    for (const c of CONTENDERS) {
+      const child = startChild(workloadCommand(runtime, c.file, []), {
+        label: `b1 ${runtime} ${c.name} server`,
+        cpu: 0,
+        nofile: NOFILE,
+      });
+      const ready = await child.next("READY", 60_000);
+      servers.push({ name: c.name, child, port: Number(ready.port), pid: Number(ready.pid) });
+    }
+    const sizes = [...new Set(cells.map((c) => c.size))];
+    for (const s of servers) {
+      for (const size of sizes) {
+        try {
+          await verify(s.port, size);
+        } catch (err) {
+          ctx.fail(`b1 ${runtime} ${s.name} ${bytesLabel(size)} answer check`, err);
+        }
+      }
+      // Warm-up: JIT and buffers, outside the measurements.
+      await wrk(wrkPath, s.port, 100, 50, 1);
+    }
+    ctx.progress(`b1 ${runtime}: ${servers.length} servers answer every size; ${cells.length} cells`);
+    for (const cell of cells) {
+      const rows = new Map<string, Row>();
+      for (const s of servers) {
+        const row: Row = {
+          bench: "b1",
+          runtime,
+          contender: s.name,
+          params: { ...cell },
+          metrics: {},
+          samples: {},
+        };
+        rows.set(s.name, row);
+        ctx.rows.push(row);
+      }
+      for (let rep = 1; rep <= ctx.reps; rep++) {
+        const line: string[] = [];
+        for (const s of servers) {
+          const row = rows.get(s.name)!;
+          if (row.error) continue;
+          const label = `b1 ${runtime} ${bytesLabel(cell.size)} c${cell.concurrency} ${s.name}`;
+          try {
+            const cpuBefore = cpuMicros(s.pid);
+            const r = await wrk(wrkPath, s.port, cell.size, cell.concurrency, secondsFor(cell.size));
+            const cpu = cpuMicros(s.pid) - cpuBefore;
+            const errors = r.connect + r.read + r.write + r.status;
+            if (r.bytes === 0) {
+              throw new Error(`${label}: no byte arrived in ${r.durationUs / 1e6} s (${errors} errors)`);
+            }
+            if (r.status > 0) throw new Error(`${label}: ${r.status} responses were not 2xx`);
+            const duration = r.durationUs / 1e6;
+            // Large bodies: count responses by bytes received, partial ones included. wrk counts only
+            // completed requests, and at 200 connections few 11 MB responses complete in a few seconds,
+            // which would charge the CPU of every partial response to the few that completed.
+            const responses = cell.size >= 1048576 ? r.bytes / cell.size : r.requests;
+            addSample(row, "requestsPerSecond", responses / duration);
+            addSample(row, "mibPerSecond", (responses * cell.size) / 2 ** 20 / duration);
+            addSample(row, "cpuUsPerRequest", cpu / responses);
+            addSample(row, "errors", errors);
+            addSample(row, "timeouts", r.timeout);
+            line.push(`${s.name} ${si(responses / duration)} req/s ${(cpu / responses).toFixed(1)} µs`);
+          } catch (err) {
+            row.error = (err as Error).message.split("\n")[0];
+            ctx.fail(label, err);
+          }
+        }
+        ctx.progress(
+          `b1 ${runtime} ${bytesLabel(cell.size)} c${cell.concurrency} rep ${rep}/${ctx.reps}: ${
+            line.join(", ")
+          }`,
+        );
+      }
+    }
+  } finally {
+    for (const s of servers) {
+      const code = await s.child.stop(3000);
+      if (code !== 0) {
+        ctx.fail(`b1 ${runtime} ${s.name} server`, new Error(`exited with code ${code}\n${s.child.tail()}`));
+      }
+    }
+  }
+}

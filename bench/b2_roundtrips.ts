@@ -1,0 +1,159 @@
+/**
+ * B2: pipelined round trips of ~30-byte framed messages, client and server in two processes.
+ * Contenders on each runtime: asockio through `ioIteration`, asockio through an `InlineProcessor`,
+ * and a bare framed echo on the native socket API; on Node also zeromq (DEALER/ROUTER) and
+ * node-ipc, when `bench/peers` installs.
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { addSample, type BenchContext, type Row, runPair, si } from "./_common.ts";
+import { binary, ROOT, type Runtime, workloadCommand } from "./_runtimes.ts";
+
+const ASOCKIO = "bench/workloads/framed_asockio.ts";
+const BARE = "bench/workloads/framed_bare.ts";
+const PEERS = join(ROOT, "bench", "peers");
+
+interface Contender {
+  name: string;
+  server: string[];
+  client: (port: number, count: number) => string[];
+}
+
+let peersState: "unknown" | "ready" | "failed" = "unknown";
+
+/** Installs the peers with `npm ci` (no install scripts: zeromq's prebuilt binary is in its tarball). */
+function ensurePeers(ctx: BenchContext): boolean {
+  if (peersState !== "unknown") return peersState === "ready";
+  const installed = existsSync(join(PEERS, "node_modules", "zeromq")) &&
+    existsSync(join(PEERS, "node_modules", "node-ipc"));
+  if (!installed) {
+    ctx.progress("b2: installing peers (npm ci --ignore-scripts --prefix bench/peers)");
+    const r = spawnSync("npm", ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix", PEERS], {
+      encoding: "utf8",
+      timeout: 180_000,
+    });
+    if (r.status !== 0) {
+      peersState = "failed";
+      ctx.notes.push(
+        `B2 peers skipped: npm ci --prefix bench/peers failed (${
+          (r.stderr || r.error?.message || "").trim().split("\n").pop()
+        })`,
+      );
+      return false;
+    }
+  }
+  // zeromq loads a native addon: check it really loads before benchmarking it.
+  const probe = spawnSync(binary("node"), ["-e", "import('zeromq').then(() => process.exit(0))"], {
+    cwd: PEERS,
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  if (probe.status !== 0) {
+    peersState = "failed";
+    const why = `${probe.stderr ?? ""}${probe.error?.message ?? ""}`.trim().split("\n").pop();
+    ctx.notes.push(`B2 peers skipped: zeromq does not load here (${why})`);
+    return false;
+  }
+  peersState = "ready";
+  return true;
+}
+
+function contenders(ctx: BenchContext, runtime: Runtime): Contender[] {
+  const asockioClient = (port: number, count: number) =>
+    workloadCommand(runtime, ASOCKIO, [
+      "client",
+      "--mode",
+      "echo",
+      "--port",
+      `${port}`,
+      "--count",
+      `${count}`,
+    ]);
+  const list: Contender[] = [
+    {
+      name: "asockio ioIteration",
+      server: workloadCommand(runtime, ASOCKIO, ["server", "--mode", "echo", "--api", "io"]),
+      client: asockioClient,
+    },
+    {
+      name: "asockio InlineProcessor",
+      server: workloadCommand(runtime, ASOCKIO, ["server", "--mode", "echo", "--api", "inline"]),
+      client: asockioClient,
+    },
+    {
+      name: "bare",
+      server: workloadCommand(runtime, BARE, ["server", "--mode", "echo"]),
+      client: (port, count) =>
+        workloadCommand(runtime, BARE, [
+          "client",
+          "--mode",
+          "echo",
+          "--port",
+          `${port}`,
+          "--count",
+          `${count}`,
+        ]),
+    },
+  ];
+  if (runtime === "node" && ctx.peers && ensurePeers(ctx)) {
+    for (const [name, file] of [["zeromq", "zeromq.mjs"], ["node-ipc", "node_ipc.mjs"]] as const) {
+      const script = join(PEERS, file);
+      list.push({
+        name,
+        server: [binary("node"), script, "server"],
+        client: (
+          port,
+          count,
+        ) => [binary("node"), script, "client", "--port", `${port}`, "--count", `${count}`],
+      });
+    }
+  }
+  return list;
+}
+
+/** Runs B2 on one runtime. */
+export async function runB2(ctx: BenchContext, runtime: Runtime): Promise<void> {
+  const counts = ctx.quick ? [100_000] : [100_000, 1_000_000];
+  const list = contenders(ctx, runtime);
+  for (const count of counts) {
+    const rows = new Map<string, Row>();
+    for (const c of list) {
+      const row: Row = {
+        bench: "b2",
+        runtime,
+        contender: c.name,
+        params: { count },
+        metrics: {},
+        samples: {},
+      };
+      rows.set(c.name, row);
+      ctx.rows.push(row);
+    }
+    for (let rep = 1; rep <= ctx.reps; rep++) {
+      for (const c of list) {
+        const row = rows.get(c.name)!;
+        if (row.error) continue;
+        const label = `b2 ${runtime} ${si(count)} ${c.name}`;
+        try {
+          const { result, server } = await runPair({
+            label,
+            server: c.server,
+            client: (port) => c.client(port, count),
+            timeoutMs: 60_000 + count / 2,
+          });
+          const code = await server.stop();
+          if (code !== 0) throw new Error(`${label} server exited with code ${code}\n${server.tail()}`);
+          const perSecond = count / Number(result.seconds);
+          addSample(row, "roundTripsPerSecond", perSecond);
+          ctx.progress(`${label} rep ${rep}/${ctx.reps}: ${si(perSecond)} round trips/s`);
+        } catch (err) {
+          row.error = (err as Error).message.split("\n")[0];
+          ctx.fail(label, err);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * The HTTP workloads' shared rule: `GET /<size>` answers `<size>` bytes of `X`, from a cache, so
+ * no server spends time building bodies.
+ *
+ * @module
+ */
+
+/** The largest body served (the bench's biggest size is 11,680,000 bytes). */
+export const MAX_BODY = 16 * 1024 * 1024;
+const cache = new Map<number, Uint8Array<ArrayBuffer>>();
+
+/** The body for a request target, or `undefined` for anything but `/<size>` within bounds. */
+export function bodyFor(target: string): Uint8Array<ArrayBuffer> | undefined {
+  const size = Number(target.slice(1));
+  if (
+    !target.startsWith("/") || target.length < 2 || !Number.isSafeInteger(size) || size < 0 || size > MAX_BODY
+  ) {
+    return undefined;
+  }
+  let body = cache.get(size);
+  if (!body) {
+    body = new Uint8Array(size).fill(0x58);
+    cache.set(size, body);
+  }
+  return body;
+}
