@@ -1283,6 +1283,8 @@ export class IoCore implements AsyncDisposable {
       session.decoder.push(chunk);
       this.#drainDecoder(session);
     }
+    // A processor's answers to this chunk go out now, as one write, not a microtask later.
+    if (session.dirty && session.processor) this.#flushNow(session);
     if (this.#inputBytes > this.#limits.inputBytes || this.#outputBytes > this.#limits.outputBytes) {
       this.#pressure(session);
     }
@@ -1623,6 +1625,14 @@ export class IoCore implements AsyncDisposable {
   #forget(record: ClientRecord): void {
     if (this.#clients.get(record.id) !== record) return;
     this.#clients.delete(record.id);
+    const events = this.#events;
+    if (events.newlyConnectedUnknownClients.has(record.id)) {
+      // The application never heard of this client: drop its events, so a core that nobody polls
+      // (processors only) does not collect the ids of every connection it ever had.
+      for (const set of Object.values(events) as Set<ClientId>[]) {
+        if (set.delete(record.id)) this.#eventCount--;
+      }
+    }
     if (this.#byKeyword.get(record.key) === record) this.#byKeyword.delete(record.key);
     this.#account(-record.inboxBytes);
     record.inbox = [];
@@ -1679,11 +1689,15 @@ export class IoCore implements AsyncDisposable {
     this.#dirty = [];
     for (let i = 0; i < dirty.length; i++) {
       const session = dirty[i]!;
-      session.dirty = false;
-      this.#flushSession(session);
-      if (session.closeWhenFlushed && session.inflightBytes === 0) this.#beginGracefulClose(session);
+      if (session.dirty) this.#flushNow(session);
     }
   };
+
+  #flushNow(session: Session): void {
+    session.dirty = false;
+    this.#flushSession(session);
+    if (session.closeWhenFlushed && session.inflightBytes === 0) this.#beginGracefulClose(session);
+  }
 
   #flushSession(session: Session): void {
     const queue = session.outQueue;
@@ -1736,9 +1750,10 @@ export class IoCore implements AsyncDisposable {
     if (session.dirty) return;
     const record = session.client;
     if (record && session.phase === OPEN) {
-      this.#emit(this.#events.clientsWithEmptyOutputFifo, record.id);
       const processor = session.processor;
-      if (processor) {
+      // A processor hears of it through onOutputBuffersAreEmpty (waking ioIteration per write would cost).
+      if (!processor) this.#emit(this.#events.clientsWithEmptyOutputFifo, record.id);
+      else {
         try {
           processor.onOutputBuffersAreEmpty();
         } catch (err) {

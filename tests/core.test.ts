@@ -331,6 +331,35 @@ describe("IoCore unknown clients", () => {
     },
   );
 
+  it("keeps no events for unknown clients that came and went while nobody polled", TEST_TIMEOUT, async () => {
+    class Echo extends InlineProcessor {
+      override onDataReceived(data: Uint8Array): void {
+        this.outputMessages.push(data);
+      }
+    }
+    await using core = quietCore({
+      listeners: [{ transport: "tcp", port: 0 }],
+      rawConnection: () => true,
+      unknownClients: "allow",
+      unknownClientProcessor: Echo,
+    });
+    const [addr] = await core.listen();
+    for (let i = 0; i < 20; i++) {
+      const peer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port });
+      peer.raw = true;
+      peer.conn.write(encoder.encode(`hello ${i}`));
+      await peer.until(() => peer.rawBytes.length > 0, 5000, "echo");
+      assert.equal(text(peer.rawBytes[0]), `hello ${i}`);
+      peer.close();
+    }
+    for (let i = 0; i < 50 && core.stats().clients > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(core.stats().clients, 0);
+    const r = await core.ioIteration(0);
+    assert.equal(r.newlyConnectedUnknownClients.size, 0);
+    assert.equal(r.clientsWithDisconnectedConnection.size, 0);
+    assert.equal(r.clientsWithEmptyOutputFifo.size, 0);
+  });
+
   it("closes raw connections when unknown clients are refused (the default)", TEST_TIMEOUT, async () => {
     await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }], rawConnection: () => true });
     const [addr] = await core.listen();
