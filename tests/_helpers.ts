@@ -8,7 +8,14 @@ import { lstat, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import type { Addr, Connection, ConnectionHandler } from "../transports/types.ts";
+import type {
+  Addr,
+  Connection,
+  ConnectionHandler,
+  Listener,
+  ListenOptions,
+  Transport,
+} from "../transports/types.ts";
 
 /** The runtimes the suite runs on. */
 export type Runtime = "deno" | "bun" | "node";
@@ -352,4 +359,55 @@ export class Resources {
   [asyncDispose](): Promise<void> {
     return this.closeAll();
   }
+}
+
+/** A connection accepted by {@linkcode startEchoServer}, with what it received. */
+export interface Accepted {
+  readonly conn: Connection;
+  readonly got: Collector;
+}
+
+/** An echo server: every accepted connection sends back what it gets and half-closes after the peer. */
+export interface EchoServer {
+  readonly listener: Listener;
+  /** The bound port (0 for a UNIX socket). */
+  readonly port: number;
+  readonly accepted: Accepted[];
+  /** Resolves with the accepted connections in order, one per call. */
+  nextAccepted(): Promise<Accepted>;
+}
+
+/** Starts an echo server on `transport`; the listener and every connection are closed with `res`. */
+export async function startEchoServer(
+  transport: Transport,
+  options: ListenOptions,
+  res: Resources,
+): Promise<EchoServer> {
+  const accepted: Accepted[] = [];
+  const waiters: ((entry: Accepted) => void)[] = [];
+  const listener = res.add(
+    await transport.listen(options, (conn) => {
+      res.add(conn);
+      const got = collect(conn, {
+        onData: (chunk) => {
+          if (!conn.closed) conn.write(chunk);
+        },
+        onEnd: () => conn.closeWrite(),
+      });
+      const entry = { conn, got };
+      accepted.push(entry);
+      waiters.shift()?.(entry);
+    }),
+  );
+  let taken = 0;
+  return {
+    listener,
+    port: listener.addr.transport === "unix" ? 0 : listener.addr.port,
+    accepted,
+    nextAccepted: () => {
+      const index = taken++;
+      if (index < accepted.length) return Promise.resolve(accepted[index]!);
+      return new Promise((resolve) => waiters.push(resolve));
+    },
+  };
 }

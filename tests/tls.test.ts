@@ -12,14 +12,7 @@ import {
   TransportError,
 } from "../core/errors.ts";
 import { nativeTransport, nodeTransport } from "../transports/mod.ts";
-import type {
-  Addr,
-  Connection,
-  Listener,
-  TlsConnectOptions,
-  TlsListenOptions,
-  Transport,
-} from "../transports/mod.ts";
+import type { Addr, Connection, TlsConnectOptions, TlsListenOptions, Transport } from "../transports/mod.ts";
 import { noOpensslReason, type TestCerts, testCerts } from "./_certs.ts";
 import {
   assertBytesEqual,
@@ -30,6 +23,7 @@ import {
   makeTempDir,
   pathExists,
   Resources,
+  startEchoServer,
   withTimeout,
 } from "./_helpers.ts";
 
@@ -65,53 +59,6 @@ function tlsTest(
 function tlsPort(addr: Addr): number {
   if (addr.transport !== "tls") throw new TypeError(`Expected a TLS address, got ${JSON.stringify(addr)}`);
   return addr.port;
-}
-
-interface Accepted {
-  readonly conn: Connection;
-  readonly got: Collector;
-}
-
-/** An echo server: sends back what it gets and half-closes after the peer. */
-interface EchoServer {
-  readonly listener: Listener;
-  readonly port: number;
-  readonly accepted: Accepted[];
-  nextAccepted(): Promise<Accepted>;
-}
-
-async function startEchoServer(
-  transport: Transport,
-  options: TlsListenOptions,
-  res: Resources,
-): Promise<EchoServer> {
-  const accepted: Accepted[] = [];
-  const waiters: ((entry: Accepted) => void)[] = [];
-  const listener = res.add(
-    await transport.listen(options, (conn) => {
-      res.add(conn);
-      const got = collect(conn, {
-        onData: (chunk) => {
-          if (!conn.closed) conn.write(chunk);
-        },
-        onEnd: () => conn.closeWrite(),
-      });
-      const entry = { conn, got };
-      accepted.push(entry);
-      waiters.shift()?.(entry);
-    }),
-  );
-  let taken = 0;
-  return {
-    listener,
-    port: tlsPort(listener.addr),
-    accepted,
-    nextAccepted: () => {
-      const index = taken++;
-      if (index < accepted.length) return Promise.resolve(accepted[index]);
-      return new Promise((resolve) => waiters.push(resolve));
-    },
-  };
 }
 
 /** Sends `payload` in 1000-byte writes, half-closes, and checks the echo byte by byte. */

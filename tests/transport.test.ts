@@ -16,7 +16,7 @@ import {
   ConnectionResetError,
 } from "../core/errors.ts";
 import { detectRuntime, nativeTransport, nodeTransport } from "../transports/mod.ts";
-import type { Connection, ConnectOptions, ListenOptions, Transport } from "../transports/mod.ts";
+import type { Connection, ConnectOptions, Transport } from "../transports/mod.ts";
 import {
   assertBytesEqual,
   bytePattern,
@@ -28,6 +28,7 @@ import {
   makeTempDir,
   pathExists,
   Resources,
+  startEchoServer,
   tcpPort,
   withTimeout,
 } from "./_helpers.ts";
@@ -58,47 +59,6 @@ function netTest(
       await withTimeout(res.closeAll(), 2000, `${name}: cleanup`);
     }
   });
-}
-
-/** An echo server: every accepted connection sends back what it gets and half-closes after the peer. */
-interface EchoServer {
-  readonly listener: Awaited<ReturnType<Transport["listen"]>>;
-  readonly accepted: { conn: Connection; got: Collector }[];
-  /** Resolves with the accepted connections in order, one per call. */
-  nextAccepted(): Promise<{ conn: Connection; got: Collector }>;
-}
-
-async function startEchoServer(
-  transport: Transport,
-  options: ListenOptions,
-  res: Resources,
-): Promise<EchoServer> {
-  const accepted: { conn: Connection; got: Collector }[] = [];
-  const waiters: ((entry: { conn: Connection; got: Collector }) => void)[] = [];
-  const listener = res.add(
-    await transport.listen(options, (conn) => {
-      res.add(conn);
-      const got = collect(conn, {
-        onData: (chunk) => {
-          if (!conn.closed) conn.write(chunk);
-        },
-        onEnd: () => conn.closeWrite(),
-      });
-      const entry = { conn, got };
-      accepted.push(entry);
-      waiters.shift()?.(entry);
-    }),
-  );
-  let taken = 0;
-  return {
-    listener,
-    accepted,
-    nextAccepted: () => {
-      const index = taken++;
-      if (index < accepted.length) return Promise.resolve(accepted[index]);
-      return new Promise((resolve) => waiters.push(resolve));
-    },
-  };
 }
 
 /** Connects, sends `payload` in 1000-byte writes, half-closes, and checks the echo byte by byte. */
