@@ -1148,40 +1148,55 @@ export class IoCore implements AsyncDisposable {
       session.lastActivity = Date.now();
       this.#startIdleSweep();
     }
-    // Nothing thrown here may reach the runtime's event loop: it would end the process.
-    const handler: ConnectionHandler = {
-      onData: (chunk) => {
-        try {
-          this.#onData(session, chunk);
-        } catch (err) {
-          this.#internalError(session, err);
-        }
-      },
-      onDrain: () => {
-        try {
-          this.#onDrain(session);
-        } catch (err) {
-          this.#internalError(session, err);
-        }
-      },
-      onEnd: () => {
-        try {
-          this.#onEnd(session);
-        } catch (err) {
-          this.#internalError(session, err);
-        }
-      },
-      onClose: (error) => {
-        try {
-          this.#finalizeSession(session, error);
-        } catch (err) {
-          this.#logger.error?.("Internal error while closing a connection", err);
-        }
-      },
-    };
-    conn.setHandler(handler);
+    conn.setHandler(new IoCore.#Handler(this, session));
     return session;
   }
+
+  /**
+   * One small object per connection routes the transport's callbacks into the core (cheaper than
+   * four closures). Nothing thrown here may reach the runtime's event loop: it would end the process.
+   */
+  static #Handler = class implements ConnectionHandler {
+    readonly core: IoCore;
+    readonly session: Session;
+
+    constructor(core: IoCore, session: Session) {
+      this.core = core;
+      this.session = session;
+    }
+
+    onData(chunk: Uint8Array): void {
+      try {
+        this.core.#onData(this.session, chunk);
+      } catch (err) {
+        this.core.#internalError(this.session, err);
+      }
+    }
+
+    onDrain(): void {
+      try {
+        this.core.#onDrain(this.session);
+      } catch (err) {
+        this.core.#internalError(this.session, err);
+      }
+    }
+
+    onEnd(): void {
+      try {
+        this.core.#onEnd(this.session);
+      } catch (err) {
+        this.core.#internalError(this.session, err);
+      }
+    }
+
+    onClose(error?: Error): void {
+      try {
+        this.core.#finalizeSession(this.session, error);
+      } catch (err) {
+        this.core.#logger.error?.("Internal error while closing a connection", err);
+      }
+    }
+  };
 
   #internalError(session: Session, err: unknown): void {
     this.#logger.error?.(
