@@ -324,6 +324,31 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, label
 }
 
 /**
+ * Waits (up to `timeoutMs`) for the core to hold no connection and no byte, then reports through
+ * `fail` anything left over (beyond `clients` registered clients) and returns the final stats.
+ */
+export async function settledStats(
+  core: IoCore,
+  clients: number,
+  timeoutMs: number,
+  fail: (message: string) => void,
+): Promise<IoCoreStats> {
+  try {
+    await waitFor(() => core.stats().connections === 0, timeoutMs, "every connection to close");
+    await waitFor(
+      () => core.stats().inputBytes === 0 && core.stats().outputBytes === 0,
+      timeoutMs,
+      "accounting back to 0",
+    );
+  } catch {
+    // Reported below with the numbers.
+  }
+  const stats = core.stats();
+  for (const problem of accountingProblems(stats, { connections: 0, clients })) fail(`leak: ${problem}`);
+  return stats;
+}
+
+/**
  * Rejects with {@linkcode HangError} when `promise` does not settle within `ms`.
  *
  * @example
@@ -2240,20 +2265,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       fail(`unknown clients: the core delivered ${server.unknownBytes} bytes, ${unknownSent} were sent`);
     }
     control.close();
-    try {
-      await waitFor(() => core.stats().connections === 0, timeout, "the control connection to close");
-      await waitFor(
-        () => core.stats().inputBytes === 0 && core.stats().outputBytes === 0,
-        timeout,
-        "accounting back to 0",
-      );
-    } catch {
-      // Reported below with the numbers.
-    }
-    report.finalStats = core.stats();
-    for (const problem of accountingProblems(report.finalStats, { connections: 0, clients: registered })) {
-      fail(`leak: ${problem}`);
-    }
+    report.finalStats = await settledStats(core, registered, timeout, fail);
     for (const problem of pinger.failures) fail(problem);
     if (pinger.stalls) fail(`control: ${pinger.stalls} round trips took longer than ${timeout} ms`);
     report.controlRoundTrips = pinger.roundTrips;
@@ -2646,25 +2658,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
     report.controlRoundTrips = pinger.roundTrips;
     for (const problem of pinger.failures) fail(problem);
     control.close();
-    try {
-      await waitFor(() => core.stats().connections === 0, timeout, "the control connection to close");
-      await waitFor(
-        () => core.stats().inputBytes === 0 && core.stats().outputBytes === 0,
-        timeout,
-        "accounting",
-      );
-    } catch {
-      // Reported below with the numbers.
-    }
-    report.finalStats = core.stats();
-    for (
-      const problem of accountingProblems(report.finalStats, {
-        connections: 0,
-        clients: report.registeredClients,
-      })
-    ) {
-      fail(`leak: ${problem}`);
-    }
+    report.finalStats = await settledStats(core, report.registeredClients, timeout, fail);
   } catch (err) {
     fail(`churn aborted: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
   } finally {
