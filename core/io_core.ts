@@ -20,6 +20,8 @@ import {
   FRAME_HEADER_BYTES,
   FrameDecoder,
   framedLength,
+  framedRunBytes,
+  framedRunEnd,
   writeFrameHeader,
 } from "./codec.ts";
 import {
@@ -309,6 +311,8 @@ const KEYWORD_ACCEPTED = new Uint8Array([0x4f, 0x4b]); // "OK"
 const COPY_BATCH_BYTES = 256 * 1024;
 /** In a larger batch, payloads from this size on are written as they are, without a copy. */
 const LARGE_PAYLOAD_BYTES = 64 * 1024;
+/** Received messages sent on in runs at least this long are written from the received chunk. */
+const MIN_FORWARDED_RUN = 4;
 const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
 const utf8Decoder = new TextDecoder();
 const defaultLogger: Logger = {
@@ -850,7 +854,8 @@ export class IoCore implements AsyncDisposable {
    */
   sendMessagesToClient(id: ClientId, messages: Iterable<Uint8Array | string>): void {
     const session = this.#openSession(id, "send messages");
-    for (const message of messages) this.#queueOutput(session, toBytes(message));
+    if (Array.isArray(messages)) this.#queueOutputs(session, messages);
+    else for (const message of messages) this.#queueOutput(session, toBytes(message));
   }
 
   /**
@@ -1312,6 +1317,18 @@ export class IoCore implements AsyncDisposable {
         if (rest.length) this.#deliver(session, rest);
         return;
       }
+      const record = session.client;
+      if (record !== undefined && session.phase === OPEN && session.processor === undefined) {
+        // The common case, many whole frames in one chunk for a polled client: one pass, one event.
+        const inbox = record.inbox;
+        const before = inbox.length;
+        const bytes = session.decoder.takeWholeMessages(inbox);
+        if (inbox.length > before) {
+          this.#account(-FRAME_HEADER_BYTES * (inbox.length - before));
+          record.inboxBytes += bytes;
+          this.#emit(this.#events.clientsHaveDataToRead, record.id);
+        }
+      }
       let message: Uint8Array | undefined;
       try {
         message = session.decoder.next();
@@ -1688,6 +1705,40 @@ export class IoCore implements AsyncDisposable {
     session.outQueueBytes += bytes;
     this.#outputBytes += bytes;
     if (this.#outputBytes > this.#limits.outputBytes) this.#outputPressure(session);
+    this.#markDirty(session);
+  }
+
+  /** `#queueOutput` for a batch, with one accounting update. */
+  #queueOutputs(session: Session, messages: readonly (Uint8Array | string)[]): void {
+    if (session.phase === CLOSED || messages.length === 0) return;
+    const framed = !session.raw;
+    if (session.outQueue.length && session.outQueueFramed !== framed) this.#flushSession(session);
+    session.outQueueFramed = framed;
+    const queue = session.outQueue;
+    const count = messages.length;
+    let bytes = framed ? count * FRAME_HEADER_BYTES : 0;
+    let i = 0;
+    for (; i < count; i++) {
+      const message = messages[i];
+      if (typeof message === "string") break;
+      bytes += message.length;
+    }
+    if (i === count && queue.length === 0) session.outQueue = messages.slice() as Uint8Array[];
+    else {
+      for (let k = 0; k < i; k++) queue.push(messages[k] as Uint8Array);
+      for (; i < count; i++) {
+        const payload = toBytes(messages[i]!);
+        queue.push(payload);
+        bytes += payload.length;
+      }
+    }
+    session.outQueueBytes += bytes;
+    this.#outputBytes += bytes;
+    if (this.#outputBytes > this.#limits.outputBytes) this.#outputPressure(session);
+    this.#markDirty(session);
+  }
+
+  #markDirty(session: Session): void {
     if (!session.dirty) {
       session.dirty = true;
       this.#dirty.push(session);
@@ -1724,11 +1775,30 @@ export class IoCore implements AsyncDisposable {
     session.outQueueBytes = 0;
     try {
       if (total <= COPY_BATCH_BYTES) {
-        session.conn.write(framed ? encodeFrames(queue) : concatBytes(queue, total));
+        if (framed) this.#writeFramedBatch(session.conn, queue);
+        else session.conn.write(concatBytes(queue, total));
       } else this.#writeLargeBatch(session.conn, queue, framed);
     } catch (err) {
       this.#closeSession(session, err as Error);
     }
+  }
+
+  /**
+   * A batch of framed messages, encoded into one buffer, except runs of messages that still lie in
+   * a received chunk with their headers (echo, forwarding): those go back as they came, uncopied.
+   */
+  #writeFramedBatch(conn: Connection, queue: Uint8Array[]): void {
+    const count = queue.length;
+    let encodeFrom = 0;
+    for (let i = 0; i < count;) {
+      const end = framedRunEnd(queue, i);
+      if (end - i >= MIN_FORWARDED_RUN) {
+        if (encodeFrom < i) conn.write(encodeFrames(queue.slice(encodeFrom, i)));
+        conn.write(framedRunBytes(queue, i, end));
+        encodeFrom = i = end;
+      } else i = end > i ? end : i + 1;
+    }
+    if (encodeFrom < count) conn.write(encodeFrames(encodeFrom === 0 ? queue : queue.slice(encodeFrom)));
   }
 
   /**

@@ -8,6 +8,8 @@ import {
   FRAME_HEADER_BYTES,
   FrameDecoder,
   framedLength,
+  framedRunBytes,
+  framedRunEnd,
   writeFrameHeader,
 } from "../core/codec.ts";
 import { bytesEqual, concatBytes } from "../core/bytes.ts";
@@ -575,3 +577,97 @@ function assertTooLarge(
   assert.equal(caught.name, "MessageTooLargeError");
   return caught;
 }
+
+/** Drains with takeWholeMessages where it can, and next() for what it leaves. */
+function drainBatched(decoder: FrameDecoder, into: Uint8Array[] = []): Uint8Array[] {
+  for (;;) {
+    const before = into.length;
+    const bytes = decoder.takeWholeMessages(into);
+    assert.equal(bytes, framedLength(into.slice(before)) - FRAME_HEADER_BYTES * (into.length - before));
+    const msg = decoder.next();
+    if (msg === undefined) return into;
+    into.push(msg);
+  }
+}
+
+describe("FrameDecoder.takeWholeMessages", () => {
+  it("takes the whole frames of the current chunk as views, and leaves a partial frame", () => {
+    const batch = [payload(3, 1), payload(0, 2), payload(40, 3)];
+    const wire = encodeFrames(batch);
+    const decoder = new FrameDecoder();
+    decoder.push(wire.subarray(0, wire.length - 5));
+    const out: Uint8Array[] = [];
+    assert.equal(decoder.takeWholeMessages(out), 3);
+    assertMessages(out, batch.slice(0, 2));
+    assert.equal(out[0].buffer, wire.buffer, "a view, not a copy");
+    assert.equal(decoder.bufferedBytes, 8 + 40 - 5);
+    assert.equal(decoder.takeWholeMessages(out), 0, "the partial frame waits");
+    decoder.push(wire.subarray(wire.length - 5));
+    assert.deepEqual(drainBatched(decoder, out).length, 3);
+    assertMessages(out, batch);
+    assert.equal(decoder.bufferedBytes, 0);
+  });
+
+  it("stops at maxMessages and at a frame over the limit, which next() then refuses", () => {
+    const decoder = new FrameDecoder({ maxMessageBytes: 10 });
+    decoder.push(encodeFrames([payload(1, 1), payload(2, 2), payload(11, 3)]));
+    const out: Uint8Array[] = [];
+    assert.equal(decoder.takeWholeMessages(out, 1), 1);
+    assert.equal(decoder.takeWholeMessages(out), 2);
+    assert.equal(out.length, 2);
+    assert.equal(decoder.takeWholeMessages(out), 0, "never throws");
+    assert.throws(() => decoder.next(), MessageTooLargeError);
+    assert.equal(decoder.takeWholeMessages(out), 0, "nothing after a failure");
+  });
+
+  it("decodes random splits exactly like next(), mixed with it", () => {
+    const rand = mulberry32(0x7a4e);
+    for (let iteration = 0; iteration < 200; iteration++) {
+      const batch = Array.from(
+        { length: 1 + randomInt(rand, 40) },
+        (_, i) => payload(rand() < 0.8 ? randomInt(rand, 40) : randomInt(rand, 3000), iteration * 100 + i),
+      );
+      const decoder = new FrameDecoder();
+      const out: Uint8Array[] = [];
+      for (const chunk of randomChunks(rand, encodeFrames(batch), 1 + randomInt(rand, 2000))) {
+        decoder.push(chunk);
+        if (rand() < 0.5) drainBatched(decoder, out);
+      }
+      drainBatched(decoder, out);
+      assertMessages(out, batch);
+      assert.equal(decoder.bufferedBytes, 0, `iteration ${iteration}`);
+    }
+  });
+});
+
+describe("framedRunEnd and framedRunBytes", () => {
+  it("finds the decoded messages of one chunk as one run, and gives back the received bytes", () => {
+    const batch = [payload(5, 1), payload(0, 2), payload(300, 3), payload(7, 4)];
+    const wire = encodeFrames(batch);
+    const decoder = new FrameDecoder();
+    decoder.push(wire);
+    const out: Uint8Array[] = [];
+    decoder.takeWholeMessages(out);
+    assert.equal(framedRunEnd(out, 0), 4);
+    assert.equal(framedRunEnd(out, 2), 4);
+    const run = framedRunBytes(out, 0, 4);
+    assert.ok(bytesEqual(run, wire));
+    assert.equal(run.buffer, wire.buffer, "not copied");
+  });
+
+  it("ends a run at a gap, a reordering, another buffer or a header that does not match", () => {
+    const wire = encodeFrames([payload(4, 1), payload(4, 2), payload(4, 3)]);
+    const views = [wire.subarray(8, 12), wire.subarray(20, 24), wire.subarray(32, 36)];
+    assert.equal(framedRunEnd(views, 0), 3);
+    assert.equal(framedRunEnd([views[0], views[2]], 0), 1, "gap");
+    assert.equal(framedRunEnd([views[1], views[0]], 0), 1, "reordered");
+    assert.equal(framedRunEnd([views[0], views[1].slice()], 0), 1, "a copy lies in another buffer");
+    assert.equal(framedRunEnd([wire.subarray(8, 11)], 0), 0, "the header says 4 bytes, not 3");
+    assert.equal(framedRunEnd([payload(4, 9)], 0), 0, "no room for a header before it");
+    assert.equal(framedRunEnd(views, 3), 3, "from the end");
+    const tampered = wire.slice();
+    tampered[20 - 8 + 4] = 1; // the second frame's header now declares 2^32 + 4 bytes
+    const tamperedViews = [tampered.subarray(8, 12), tampered.subarray(20, 24)];
+    assert.equal(framedRunEnd(tamperedViews, 0), 1);
+  });
+});

@@ -11,6 +11,8 @@ import {
   type IoCoreOptions,
   MessageTooLargeError,
 } from "../mod.ts";
+import { bytesEqual } from "../core/bytes.ts";
+import { encodeFrames } from "../core/codec.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
 import { encoder, iterateUntil, recordingLogger, text, WireClient } from "./_core_helpers.ts";
 import type { Addr, TcpAddr, UnixAddr } from "../transports/types.ts";
@@ -391,6 +393,65 @@ describe("IoCore delivery, limits and failures", () => {
     }
     peer.close();
     await iterateUntil(core, (e) => e.disconnected.has(id));
+  });
+
+  it("forwards received messages byte-exact and in order, mixed with its own, cut anywhere", {
+    timeout: 60_000,
+  }, async () => {
+    // Runs of received messages go back uncopied from the read chunk; frames that crossed a chunk
+    // boundary, messages the application makes and strings are encoded. The order must hold across all.
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const [addr] = await core.listen();
+    const from = core.addClient({ keyword: "from" });
+    const to = core.addClient({ keyword: "to" });
+    const port = tcp(addr).port;
+    const sender = await WireClient.handshake({ transport: "tcp", port }, "from");
+    const receiver = await WireClient.handshake({ transport: "tcp", port }, "to");
+    await iterateUntil(core, (e) => e.expected.has(from) && e.expected.has(to));
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296;
+    const count = 20_000;
+    const sent: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const message = new Uint8Array(
+        rand() < 0.95 ? 4 + Math.floor(rand() * 60) : 5000 + Math.floor(rand() * 20000),
+      );
+      new DataView(message.buffer).setUint32(0, i, true);
+      message.fill(i & 0xff, 4);
+      sent.push(message);
+    }
+    const wire = encodeFrames(sent);
+    for (let at = 0; at < wire.length;) {
+      const size = 1 + Math.floor(rand() * 9000);
+      sender.conn.write(wire.slice(at, at + size));
+      at += size;
+    }
+    const expected: Uint8Array[] = [];
+    let forwarded = 0;
+    let own = 0;
+    await iterateUntil(core, () => forwarded === count, 30_000, (r) => {
+      if (!r.clientsHaveDataToRead.has(from)) return;
+      const messages = core.getMessagesFromClient(from);
+      const marker = `own ${own++}`;
+      const half = messages.length >> 1;
+      core.sendMessagesToClient(to, messages.slice(0, half));
+      core.sendMessageToClient(to, marker);
+      core.sendMessagesToClient(to, [...messages.slice(half), encoder.encode(marker)]);
+      expected.push(...messages.slice(0, half).map((m) => m.slice()), encoder.encode(marker));
+      expected.push(...messages.slice(half).map((m) => m.slice()), encoder.encode(marker));
+      forwarded += messages.length;
+    });
+    await receiver.until(() => receiver.messages.length >= expected.length, 30_000, "forwarded messages");
+    assert.equal(receiver.messages.length, expected.length);
+    let next = 0;
+    for (let i = 0; i < expected.length; i++) {
+      const got = receiver.messages[i]!;
+      if (!bytesEqual(got, expected[i]!)) assert.fail(`message ${i} differs`);
+      if (!text(got).startsWith("own ") && !bytesEqual(got, sent[next++]!)) {
+        assert.fail(`message ${i} reordered`);
+      }
+    }
+    assert.equal(next, count);
   });
 
   it(
