@@ -35,6 +35,8 @@ export interface BenchContext {
   reps: number;
   /** Include zeromq and node-ipc in B2 (Node only). */
   peers: boolean;
+  /** `--no-wrk`: B1 uses its built-in load client even where `wrk` is installed. */
+  noWrk: boolean;
   /** Where rows go. */
   rows: Row[];
   /** Notes for the report (skipped parts, limits). */

@@ -184,6 +184,13 @@ export function targets(rows: Row[], runtimes: readonly Runtime[]): Target[] {
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
+/** What loaded B1's servers, from its rows' `loadGenerator` (rows from before it was recorded: wrk). */
+function loadGeneratorLabel(b1: Row[]): string {
+  return b1.some((r) => r.params.loadGenerator === "builtin")
+    ? "built-in load client, smoke only"
+    : "wrk, 1 thread";
+}
+
 /** A Markdown table: columns of numbers are right-aligned, the others left-aligned. */
 function table(head: string[], body: string[][]): string {
   const numeric = head.map((_, i) => body.every((row) => !row[i] || /^[\d.–]/.test(row[i]!)));
@@ -237,7 +244,16 @@ function markdown(report: RunReport, checks: Target[]): string {
   }
   const b1 = rows.filter((r) => r.bench === "b1");
   if (b1.length) {
-    out.push("", `## B1 HTTP over a raw connection (${note}; wrk, 1 thread)`, "");
+    const builtin = b1.some((r) => r.params.loadGenerator === "builtin");
+    out.push("", `## B1 HTTP over a raw connection (${note}; ${loadGeneratorLabel(b1)})`, "");
+    if (builtin) {
+      out.push(
+        "**Smoke only:** these figures come from the built-in load client (`bench/_http_load.ts`), not " +
+          "`wrk`. They show that the servers answer correctly under load; they are not comparable with " +
+          "`wrk` runs or with other machines.",
+        "",
+      );
+    }
     out.push(table(
       ["runtime", "size", "conns", "server", "req/s", "MiB/s", "server CPU µs/req", "vs bare CPU", "errors"],
       b1.map((r) => {
@@ -453,9 +469,10 @@ function panels(report: RunReport, checks: Target[]): Panel[] {
     const b1 = rows.filter((r) => r.bench === "b1" && r.runtime === runtime && r.params.concurrency === 200);
     if (b1.length) {
       const sizes = [...new Set(b1.map((r) => Number(r.params.size)))].sort((a, b) => a - b);
+      const generator = loadGeneratorLabel(b1);
       out.push({
         title: `B1 HTTP on ${runtime}: requests/s at 200 connections (${note})`,
-        subtitle: "log scale; wrk with 1 thread on CPU 1, server on CPU 0; hover a bar for its value",
+        subtitle: `log scale; ${generator}, on CPU 1, server on CPU 0; hover a bar for its value`,
         log: true,
         groups: sizes.map((size) => ({
           label: bytesLabel(size),

@@ -2,14 +2,16 @@
  * B1: HTTP/1.1 keep-alive over a raw connection. Three servers on the same runtime, each on CPU 0:
  * asockio's `HttpResponder` as `unknownClientProcessor`, a bare responder on the native socket
  * API, and the runtime's own HTTP server. `wrk` (1 thread, CPU 1) loads them in turn, A B C A B C,
- * and the server's CPU time per request comes from `/proc/<pid>/stat`.
+ * and the server's CPU time per request comes from `/proc/<pid>/stat`. Without `wrk`, a `--quick`
+ * run (or any run with `--no-wrk`) loads them with the built-in client in `_http_load.ts` instead;
+ * its figures are smoke only.
  *
  * @module
  */
 import { join } from "node:path";
 import { addSample, type BenchContext, bytesLabel, type Row, si } from "./_common.ts";
 import { type Child, cpuMicros, startChild, TASKSET } from "./_proc.ts";
-import { findWrk, ROOT, type Runtime, workloadCommand } from "./_runtimes.ts";
+import { binary, findWrk, ROOT, type Runtime, workloadCommand } from "./_runtimes.ts";
 
 const SIZES = [1, 100, 1024, 10240, 102400, 1048576, 5242880, 8_760_000, 11_680_000];
 const CONCURRENCY = [1, 10, 50, 200, 500, 1000];
@@ -38,7 +40,8 @@ function matrix(ctx: BenchContext): Array<{ size: number; concurrency: number }>
   ];
 }
 
-interface WrkResult {
+/** What one load run reports: `wrk_report.lua`'s fields, the same from the built-in client. */
+interface LoadResult {
   requests: number;
   bytes: number;
   durationUs: number;
@@ -47,22 +50,79 @@ interface WrkResult {
   write: number;
   status: number;
   timeout: number;
+  /** The built-in client's first wrong answer (it stops there). */
+  wrong?: string;
 }
 
-async function wrk(path: string, port: number, size: number, concurrency: number, seconds: number) {
-  const child = startChild([
-    path,
-    "-t1",
-    `-c${concurrency}`,
-    `-d${seconds}s`,
-    "--timeout",
-    "10s",
-    "-s",
-    join(ROOT, "bench", "wrk_report.lua"),
-    `http://127.0.0.1:${port}/${size}`,
-  ], { label: `wrk -c${concurrency} /${size}`, cpu: 1, nofile: NOFILE });
+/** B1's load generator: `wrk` at `path`, or the built-in client (`_http_load.ts` on Deno). */
+type LoadGenerator = { kind: "wrk"; path: string } | { kind: "builtin" };
+
+/** The report's note when the built-in client runs, with why; pushed once per run. */
+function builtinNote(reason: string): string {
+  return `B1 load generator: the built-in client (\`bench/_http_load.ts\`, one JavaScript thread on Deno), ` +
+    `not wrk (${reason}). Its B1 figures are smoke only, not comparable with wrk runs.`;
+}
+
+/**
+ * `wrk` where it is installed. Without it, a `--quick` run falls back to the built-in client and a
+ * full run fails with the install hint. `--no-wrk` forces the built-in client.
+ */
+function loadGenerator(ctx: BenchContext): LoadGenerator {
+  if (!ctx.noWrk) {
+    const path = findWrk();
+    if (path) return { kind: "wrk", path };
+    if (!ctx.quick) {
+      const message = "wrk is not installed: install it with `apt-get install -y wrk` (Debian/Ubuntu)";
+      ctx.notes.push(`B1 skipped: ${message}`);
+      throw new Error(message);
+    }
+  }
+  const note = builtinNote(ctx.noWrk ? "--no-wrk" : "wrk is not installed");
+  if (!ctx.notes.includes(note)) ctx.notes.push(note);
+  return { kind: "builtin" };
+}
+
+/** Loads `http://127.0.0.1:<port>/<size>` from CPU 1 with `concurrency` connections for `seconds`. */
+async function load(
+  generator: LoadGenerator,
+  port: number,
+  size: number,
+  concurrency: number,
+  seconds: number,
+): Promise<LoadResult> {
+  const argv = generator.kind === "wrk"
+    ? [
+      generator.path,
+      "-t1",
+      `-c${concurrency}`,
+      `-d${seconds}s`,
+      "--timeout",
+      "10s",
+      "-s",
+      join(ROOT, "bench", "wrk_report.lua"),
+      `http://127.0.0.1:${port}/${size}`,
+    ]
+    : [
+      binary("deno"),
+      "run",
+      "-A",
+      join(ROOT, "bench", "_http_load.ts"),
+      "--port",
+      `${port}`,
+      "--size",
+      `${size}`,
+      "--connections",
+      `${concurrency}`,
+      "--seconds",
+      `${seconds}`,
+    ];
+  const label = `${generator.kind === "wrk" ? "wrk" : "built-in load client"} -c${concurrency} /${size}`;
+  const child = startChild(argv, { label, cpu: 1, nofile: NOFILE });
   try {
-    return (await child.next("WRK", seconds * 1000 + 60_000)) as unknown as WrkResult;
+    const kind = generator.kind === "wrk" ? "WRK" : "RESULT";
+    const result = (await child.next(kind, seconds * 1000 + 60_000)) as unknown as LoadResult;
+    if (result.wrong) throw new Error(`${label}: wrong answer: ${result.wrong}`);
+    return result;
   } finally {
     await child.stop(2000);
   }
@@ -83,13 +143,9 @@ async function verify(port: number, size: number): Promise<void> {
 
 /** Runs B1 on one runtime. */
 export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> {
-  const wrkPath = findWrk();
-  if (!wrkPath) {
-    const message = "wrk is not installed: install it with `apt-get install -y wrk` (Debian/Ubuntu)";
-    ctx.notes.push(`B1 skipped: ${message}`);
-    throw new Error(message);
-  }
-  if (!TASKSET) ctx.notes.push("taskset not found: servers and wrk were not pinned to separate CPUs");
+  const generator = loadGenerator(ctx);
+  const pinNote = "taskset not found: servers and the load generator were not pinned to separate CPUs";
+  if (!TASKSET && !ctx.notes.includes(pinNote)) ctx.notes.push(pinNote);
   // wrk takes whole seconds. Large bodies get longer runs: at 200 connections one 11 MB response
   // each is over a second of transfer, and wrk counts completed requests only.
   const secondsFor = (size: number) => (ctx.quick || size < 1048576 ? 1 : 3);
@@ -115,7 +171,7 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
         }
       }
       // Warm-up: JIT and buffers, outside the measurements.
-      await wrk(wrkPath, s.port, 100, 50, 1);
+      await load(generator, s.port, 100, 50, 1);
     }
     ctx.progress(`b1 ${runtime}: ${servers.length} servers answer every size; ${cells.length} cells`);
     for (const cell of cells) {
@@ -125,7 +181,7 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
           bench: "b1",
           runtime,
           contender: s.name,
-          params: { ...cell },
+          params: { ...cell, loadGenerator: generator.kind },
           metrics: {},
           samples: {},
         };
@@ -140,7 +196,7 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
           const label = `b1 ${runtime} ${bytesLabel(cell.size)} c${cell.concurrency} ${s.name}`;
           try {
             const cpuBefore = cpuMicros(s.pid);
-            const r = await wrk(wrkPath, s.port, cell.size, cell.concurrency, secondsFor(cell.size));
+            const r = await load(generator, s.port, cell.size, cell.concurrency, secondsFor(cell.size));
             const cpu = cpuMicros(s.pid) - cpuBefore;
             const errors = r.connect + r.read + r.write + r.status;
             if (r.bytes === 0) {

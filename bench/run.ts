@@ -9,10 +9,14 @@
  *
  * Options: `--runtime deno|bun|node|all` (default `all`), `--only b1,b2,b3,b4`, `--quick`,
  * `--reps N`, `--matrix full` (B1's whole size × concurrency cross product), `--no-peers`,
+ * `--no-wrk` (B1 uses its built-in load client, as `--quick` does when `wrk` is missing),
  * `--name NAME` (results go to `bench/results/NAME.{json,md,svg}`).
  *
  * Exit code: 0 when every benchmark ran; 1 when one crashed, hung, answered wrongly or could not
- * start (a slow machine alone never fails the run: there are no speed thresholds here).
+ * start (a slow machine alone never fails the run: there are no speed thresholds here). The last
+ * line is `BENCH-SUMMARY {"passed":N,"failed":N,"skipped":N}`, one count per benchmark × runtime
+ * (a failed setup counts as one failure, and the pairs it kept from running as skipped), for
+ * `scripts/test_all.mjs`.
  *
  * @module
  */
@@ -46,7 +50,7 @@ const NODE_WORKLOADS = [
 function usage(message: string): never {
   console.error(`${message}
 Usage: npm run bench -- [--runtime deno|bun|node|all] [--only b1,b2,b3,b4] [--quick] [--reps N]
-                        [--matrix full] [--no-peers] [--name NAME]`);
+                        [--matrix full] [--no-peers] [--no-wrk] [--name NAME]`);
   process.exit(2);
 }
 
@@ -57,12 +61,14 @@ function parse(argv: string[]) {
   let reps: number | undefined;
   let fullMatrix = false;
   let peers = true;
+  let noWrk = false;
   let name: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = () => argv[++i] ?? usage(`Missing value for ${arg}`);
     if (arg === "--quick") quick = true;
     else if (arg === "--no-peers") peers = false;
+    else if (arg === "--no-wrk") noWrk = true;
     else if (arg === "--runtime") {
       const v = value();
       if (v === "all") runtimes = [...RUNTIMES];
@@ -87,7 +93,7 @@ function parse(argv: string[]) {
   }
   const runtimeTag = runtimes.length === RUNTIMES.length ? "" : `-${runtimes.join("-")}`;
   name ??= `${quick ? "quick" : "full"}${runtimeTag}`;
-  return { runtimes, only, quick, reps: reps ?? (quick ? 1 : 3), fullMatrix, peers, name };
+  return { runtimes, only, quick, reps: reps ?? (quick ? 1 : 3), fullMatrix, peers, noWrk, name };
 }
 
 const options = parse(process.argv.slice(2));
@@ -103,6 +109,7 @@ const ctx: BenchContext = {
   fullMatrix: options.fullMatrix,
   reps: options.reps,
   peers: options.peers,
+  noWrk: options.noWrk,
   rows,
   notes: [],
   progress: (message) => console.log(`[${clock()}] ${message}`),
@@ -113,6 +120,8 @@ const ctx: BenchContext = {
   },
 };
 
+/** One count per benchmark × runtime, for the `BENCH-SUMMARY` line. */
+const summary = { passed: 0, failed: 0, skipped: options.only.length * options.runtimes.length };
 const machine = machineInfo();
 console.log(
   `asockio bench "${options.name}": ${options.only.join(", ")} on ${options.runtimes.join(", ")}; ` +
@@ -128,15 +137,20 @@ try {
   for (const id of options.only) {
     for (const runtime of options.runtimes) {
       ctx.progress(`${BENCHES[id].title} on ${runtime}`);
+      const failuresBefore = failures.length;
       try {
         await BENCHES[id].run(ctx, runtime);
       } catch (err) {
         ctx.fail(`${id} ${runtime}`, err);
       }
+      summary.skipped--;
+      if (failures.length > failuresBefore) summary.failed++;
+      else summary.passed++;
     }
   }
 } catch (err) {
   ctx.fail("setup", err);
+  summary.failed++;
 } finally {
   killAll();
 }
@@ -160,7 +174,6 @@ const written = await writeReport({
 console.log(`\nWrote ${written.join(", ")} in ${clock()}`);
 if (failures.length) {
   console.log(`${failures.length} failure(s):\n- ${failures.map((f) => f.split("\n")[0]).join("\n- ")}`);
-  process.exit(1);
-}
-console.log("All benchmarks ran.");
-process.exit(0);
+} else console.log("All benchmarks ran.");
+console.log(`BENCH-SUMMARY ${JSON.stringify(summary)}`);
+process.exit(failures.length ? 1 : 0);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm test`: every check, then the whole suite on Deno, Bun, Node 20 and Node 24.
+ * `npm test`: every check, then the whole suite on Deno, Bun, Node 20 and Node 24, then the smoke bench.
  *
  * Plain JavaScript, because the machine's Node 20 may run it, and Node 20 cannot run TypeScript.
  *
@@ -10,12 +10,17 @@
  * 2. `deno test` on tests/*.test.ts.
  * 3. `bun test` on the same files.
  * 4. `node --test` on their compiled copies in npm/, on Node 20 and on Node 24.
+ * 5. bench --quick: `deno run -A bench/run.ts --quick --no-peers --name quick-ci`, the benchmarks' smoke run
+ *    (results in the gitignored bench/results/quick-ci.*), so they never rot. Each benchmark × runtime
+ *    that runs counts as one passed test, each that crashes, hangs or answers wrongly as one failed;
+ *    speeds are never compared with anything. Without `wrk`, B1 uses the bench's built-in load client.
  *
  * Every runner's output is streamed live and its own closing counts are parsed. The last line of output
  * is always `N passed, N failed` (plus `, N skipped` when any were), summed over every runtime; a failed
  * check, a crashed or timed-out runner, or a runtime that ran no test counts as one failure each.
  *
- * Usage: node scripts/test_all.mjs [--only deno,bun,node,node20,node24] [--no-checks]
+ * Usage: node scripts/test_all.mjs [--only deno,bun,node,node20,node24,bench] [--no-checks] [--no-bench]
+ * `--only` names what runs besides the checks: the bench runs only when `--only` is absent or names it.
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -33,6 +38,10 @@ const TEST_PLAN = join(BUILD, "npm_test_plan.json");
 
 /** Per runner (one runtime's whole suite); ASOCKIO_RUNNER_TIMEOUT_S overrides it for slow machines. */
 const RUNNER_TIMEOUT_MS = Number(process.env.ASOCKIO_RUNNER_TIMEOUT_S || 360) * 1000;
+/** The whole smoke bench (about 1 minute); ASOCKIO_BENCH_TIMEOUT_S overrides it. */
+const BENCH_TIMEOUT_MS = Number(process.env.ASOCKIO_BENCH_TIMEOUT_S || 240) * 1000;
+/** The smoke bench's command line; its results go to bench/results/quick-ci.* (gitignored). */
+const BENCH_ARGS = ["run", "-A", "bench/run.ts", "--quick", "--no-peers", "--name", "quick-ci"];
 const CHECK_TIMEOUT_MS = 4 * 60_000;
 /** Bun's default per-test timeout (5 s) is too tight for socket tests on a busy 2-core machine. */
 const BUN_TEST_TIMEOUT_MS = 30_000;
@@ -40,19 +49,25 @@ const BUN_TEST_TIMEOUT_MS = 30_000;
 const MAX_CAPTURE_CHARS = 4 * 1024 * 1024;
 
 const RUNTIMES = ["deno", "bun", "node20", "node24"];
+/** What `--only` can name: the runtimes' suites and the smoke bench. */
+const STEPS = [...RUNTIMES, "bench"];
 
 function usage(message) {
   if (message) console.error(message);
-  console.error("Usage: node scripts/test_all.mjs [--only deno,bun,node,node20,node24] [--no-checks]");
+  console.error(
+    "Usage: node scripts/test_all.mjs [--only deno,bun,node,node20,node24,bench] [--no-checks] [--no-bench]",
+  );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  let only = new Set(RUNTIMES);
+  let only = new Set(STEPS);
   let checks = true;
+  let bench = true;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--no-checks") checks = false;
+    else if (arg === "--no-bench") bench = false;
     else if (arg === "--only" || arg.startsWith("--only=")) {
       const value = arg === "--only" ? argv[++i] : arg.slice("--only=".length);
       if (!value) usage("Cannot parse --only: it needs a list such as deno,bun");
@@ -61,12 +76,13 @@ function parseArgs(argv) {
         if (name === "node") {
           only.add("node20");
           only.add("node24");
-        } else if (RUNTIMES.includes(name)) only.add(name);
-        else usage(`Cannot parse --only: unknown runtime ${JSON.stringify(name)}`);
+        } else if (STEPS.includes(name)) only.add(name);
+        else usage(`Cannot parse --only: unknown runtime or step ${JSON.stringify(name)}`);
       }
     } else if (arg === "--help" || arg === "-h") usage();
     else usage(`Cannot parse argument ${JSON.stringify(arg)}`);
   }
+  if (!bench) only.delete("bench");
   return { only, checks };
 }
 
@@ -124,7 +140,7 @@ function run(cmd, args, { env = {}, timeoutMs, cwd = ROOT } = {}) {
         detached: true,
       });
     } catch (err) {
-      resolve({ code: null, signal: null, timedOut, output: String(err), ms: 0, spawnError: err });
+      resolve({ code: null, signal: null, timedOut, timeoutMs, output: String(err), ms: 0, spawnError: err });
       return;
     }
     current = child;
@@ -160,7 +176,7 @@ function run(cmd, args, { env = {}, timeoutMs, cwd = ROOT } = {}) {
       clearTimeout(timer);
       clearTimeout(killTimer);
       current = undefined;
-      resolve({ code, signal, timedOut, output, ms: performance.now() - started, spawnError });
+      resolve({ code, signal, timedOut, timeoutMs, output, ms: performance.now() - started, spawnError });
     });
   });
 }
@@ -246,6 +262,22 @@ function parseNode(text) {
   };
 }
 
+/** Closing counts of `bench/run.ts`: its last `BENCH-SUMMARY {"passed":N,"failed":N,"skipped":N}` line. */
+function parseBench(text) {
+  const re = /^BENCH-SUMMARY (\{.*\})\s*$/gm;
+  let m;
+  let last;
+  while ((m = re.exec(text)) !== null) last = m;
+  if (!last) return undefined;
+  try {
+    const { passed, failed, skipped } = JSON.parse(last[1]);
+    const counts = { passed, failed, skipped };
+    return Object.values(counts).every(Number.isInteger) ? counts : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Turns a runner's exit and parsed counts into one result. Anything the counts do not explain (no
  * closing counts, a non-zero exit with no failed test, a timeout, no test at all) is one failure.
@@ -262,7 +294,7 @@ function settle(name, result, counts, notes = []) {
     r.notes.push(`cannot start: ${result.spawnError.message}`);
   } else if (result.timedOut) {
     r.failed++;
-    r.notes.push(`timed out after ${formatDuration(RUNNER_TIMEOUT_MS)}`);
+    r.notes.push(`timed out after ${formatDuration(result.timeoutMs)}`);
   } else if (!counts) {
     r.failed++;
     r.notes.push(`no closing counts (exit ${result.code ?? result.signal})`);
@@ -335,7 +367,12 @@ async function buildNpm() {
 }
 
 const files = testFiles();
-console.log(`asockio test_all: ${files.length} test files; runtimes: ${[...only].join(", ")}`);
+const runtimeList = RUNTIMES.filter((r) => only.has(r)).join(", ") || "none";
+console.log(
+  `asockio test_all: ${files.length} test files; runtimes: ${runtimeList}; smoke bench: ${
+    only.has("bench") ? "yes" : "no"
+  }`,
+);
 
 if (runChecks) {
   await check("deno fmt --check", DENO, ["fmt", "--check"]);
@@ -441,6 +478,15 @@ if (nodeRuntimes.length > 0) {
     runtimeResults.push(settle(name, result, parseNode(stripAnsi(result.output)), [node.version]));
     header(`${name} done (${formatDuration(result.ms)})`);
   }
+}
+
+if (only.has("bench")) {
+  header("bench --quick (smoke run of bench/run.ts; speeds are reported, never judged)");
+  const result = await run(DENO, BENCH_ARGS, { timeoutMs: BENCH_TIMEOUT_MS });
+  runtimeResults.push(
+    settle("bench --quick", result, parseBench(stripAnsi(result.output)), ["1 test per benchmark × runtime"]),
+  );
+  header(`bench done (${formatDuration(result.ms)})`);
 }
 
 header("summary");
