@@ -13,7 +13,7 @@ import {
   makeChallenge,
   timingSafeEqual,
 } from "./auth.ts";
-import { concatBytes, toBytes } from "./bytes.ts";
+import { toBytes } from "./bytes.ts";
 import {
   encodeFrames,
   encodeFramesInto,
@@ -842,7 +842,9 @@ export class IoCore implements AsyncDisposable {
   }
 
   /**
-   * Queues several messages for the client, in order, written in one batch.
+   * Queues several messages for the client, in order, written in one batch. Messages received and
+   * sent on in the order they came (echo, forwarding) are written from the received bytes, neither
+   * copied nor re-encoded. As with every send, do not modify a message after queueing it.
    *
    * @example
    * ```ts
@@ -1773,11 +1775,15 @@ export class IoCore implements AsyncDisposable {
     session.outQueue = [];
     session.inflightBytes += total;
     session.outQueueBytes = 0;
+    const conn = session.conn;
     try {
-      if (total <= COPY_BATCH_BYTES) {
-        if (framed) this.#writeFramedBatch(session.conn, queue);
-        else session.conn.write(concatBytes(queue, total));
-      } else this.#writeLargeBatch(session.conn, queue, framed);
+      if (!framed) {
+        // Raw pieces go as they are: the transport gathers them into one native write.
+        for (let i = 0; i < queue.length; i++) conn.write(queue[i]!);
+      } else if (total <= COPY_BATCH_BYTES) this.#writeFramedBatch(conn, queue);
+      else this.#writeLargeBatch(conn, queue);
+      // This is the connection's one batch for the tick: no need to wait for the transport's.
+      conn.flush();
     } catch (err) {
       this.#closeSession(session, err as Error);
     }
@@ -1802,27 +1808,22 @@ export class IoCore implements AsyncDisposable {
   }
 
   /**
-   * A large batch: small payloads are still copied together (with the next large payload's frame
+   * A large framed batch: small payloads are still copied together (with the next large payload's frame
    * header), but each large payload goes to the transport as it is, never copied.
    */
-  #writeLargeBatch(conn: Connection, queue: Uint8Array[], framed: boolean): void {
+  #writeLargeBatch(conn: Connection, queue: Uint8Array[]): void {
     let start = 0;
     for (let i = 0; i < queue.length; i++) {
       const payload = queue[i]!;
       if (payload.length < LARGE_PAYLOAD_BYTES) continue;
       const small = queue.slice(start, i);
-      if (framed) {
-        const head = new Uint8Array(framedLength(small) + FRAME_HEADER_BYTES);
-        writeFrameHeader(head, encodeFramesInto(head, 0, small), payload.length);
-        conn.write(head);
-      } else if (small.length) conn.write(concatBytes(small));
+      const head = new Uint8Array(framedLength(small) + FRAME_HEADER_BYTES);
+      writeFrameHeader(head, encodeFramesInto(head, 0, small), payload.length);
+      conn.write(head);
       conn.write(payload);
       start = i + 1;
     }
-    if (start < queue.length) {
-      const rest = start === 0 ? queue : queue.slice(start);
-      conn.write(framed ? encodeFrames(rest) : concatBytes(rest));
-    }
+    if (start < queue.length) conn.write(encodeFrames(start === 0 ? queue : queue.slice(start)));
   }
 
   /** Everything written so far reached the kernel. */

@@ -50,8 +50,8 @@ const REASONS: Record<number, string> = {
 const latin1 = new TextDecoder("latin1");
 const emptyBody = new Uint8Array(0);
 
-/** Response heads without extra headers, by status, length and keep-alive: built once. */
-const headCache = new Map<string, Uint8Array>();
+/** Response heads without extra headers, keyed by status, body length and keep-alive (one number). */
+const headCache = new Map<number, Uint8Array>();
 const HEAD_CACHE_ENTRIES = 256;
 
 /**
@@ -199,7 +199,9 @@ export class HttpResponder extends InlineProcessor {
     const status = response.status ?? 200;
     const body = response.body === undefined ? emptyBody : toBytes(response.body);
     let head: Uint8Array | string | undefined;
-    const cacheKey = response.headers ? undefined : `${status} ${body.length} ${keepAlive}`;
+    const cacheKey = response.headers || !(status >= 100 && status <= 999)
+      ? undefined
+      : (body.length * 1024 + status) * 2 + (keepAlive ? 1 : 0);
     if (cacheKey !== undefined) head = headCache.get(cacheKey);
     if (head === undefined) {
       let text = `HTTP/1.1 ${status} ${REASONS[status] ?? "Status"}\r\ncontent-length: ${body.length}\r\n`;

@@ -22,6 +22,7 @@ import {
   bytePattern,
   collect,
   type Collector,
+  concatBytes,
   deferred,
   delay,
   expectedRuntime,
@@ -153,6 +154,46 @@ for (const transport of transports) {
       );
       client.close();
     });
+
+    netTest(
+      "flush() writes queued bytes in order and never reports onDrain from inside it",
+      10_000,
+      async (res) => {
+        const server = await startEchoServer(transport, { transport: "tcp" }, res);
+        const client = res.add(await transport.connect({ transport: "tcp", port: server.port }));
+        let inFlush = false;
+        let drainsInFlush = 0;
+        const got = collect(client, { onDrain: () => inFlush && drainsInFlush++ });
+        const flushNow = () => {
+          inFlush = true;
+          try {
+            client.flush();
+          } finally {
+            inFlush = false;
+          }
+        };
+        flushNow(); // nothing queued: a no-op
+        const parts = [
+          bytePattern(100, 1),
+          bytePattern(10_000, 2),
+          bytePattern(2 * MiB, 3),
+          bytePattern(7, 4),
+        ];
+        client.write(parts[0]!);
+        client.write(parts[1]!);
+        flushNow();
+        client.write(parts[2]!);
+        flushNow();
+        flushNow();
+        client.write(parts[3]!);
+        const total = parts.reduce((n, p) => n + p.length, 0);
+        await got.untilLength(total);
+        assertBytesEqual(got.bytes(), concatBytes(parts), "echo after flush()");
+        assert.equal(drainsInFlush, 0, "onDrain came from inside flush()");
+        assert.ok(got.drains >= 1, "onDrain reported after the writes");
+        client.close();
+      },
+    );
 
     netTest("holds incoming bytes until setHandler is called, losing none", 10_000, async (res) => {
       const accepted = deferred<Connection>();

@@ -41,9 +41,11 @@ export interface BunSocket<Data> {
 
 /** The callbacks of `Bun.listen` and `Bun.connect`, shared by every socket they create. */
 export interface BunSocketHandler<Data> {
+  /** What `data` receives; `"uint8array"` gives plain `Uint8Array`s instead of `Buffer`s. */
+  binaryType?: "buffer" | "uint8array" | "arraybuffer";
   /** The socket is connected (accepted, or connected by `Bun.connect`). */
   open(socket: BunSocket<Data>): void;
-  /** Bytes arrived, in a `Buffer` Bun allocates for this call. */
+  /** Bytes arrived, in a buffer Bun allocates for this call (see `binaryType`). */
   data(socket: BunSocket<Data>, chunk: Uint8Array): void;
   /** The kernel takes writes again after a short `write`. */
   drain(socket: BunSocket<Data>): void;

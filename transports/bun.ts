@@ -138,8 +138,20 @@ function rethrowLater(err: unknown): void {
 /** Writes of one tick are merged into one buffer up to this total; beyond it each goes as it is (no copy). */
 const MERGE_MAX_BYTES = 256 * 1024;
 
+/**
+ * The buffer merged writes are copied into, shared by every connection: Bun's `write` copies into the
+ * kernel before it returns, so the buffer is free again at once (a short write's rest is copied out).
+ */
+let mergeScratch = new Uint8Array(64 * 1024);
+
+/** Copies `chunks` into the shared merge buffer; the view is valid until the next merge. */
 function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
+  if (mergeScratch.length < total) {
+    let size = mergeScratch.length * 2;
+    while (size < total) size *= 2;
+    mergeScratch = new Uint8Array(size);
+  }
+  const out = mergeScratch.subarray(0, total);
   let offset = 0;
   for (const chunk of chunks) {
     out.set(chunk, offset);
@@ -151,6 +163,8 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
 class BunConnection implements Connection {
   /** One handler set for every socket, accepted or connected; state comes from `socket.data`. */
   static readonly handlers: BunSocketHandler<SocketData> = {
+    // Plain Uint8Arrays: a Buffer's `.buffer`, needed to rewrap it, is slow to materialize on JSC.
+    binaryType: "uint8array",
     open(socket) {
       const data = socket.data;
       // A paused TLS socket never completes its handshake: TLS sockets wait for `handshake` instead.
@@ -273,8 +287,12 @@ class BunConnection implements Connection {
   #buffered = 0;
   #headIsRemainder = false;
   #flushScheduled = false;
+  /** The queue's head lies in the shared merge buffer. */
+  #headIsMerged = false;
   #awaitingDrain = false;
-  readonly #flushTask = () => this.#flush();
+  readonly #flushTask = () => {
+    if (this.#flushScheduled) this.#flush();
+  };
 
   #userPaused = false;
   #socketPaused = true;
@@ -387,6 +405,11 @@ class BunConnection implements Connection {
     return this.#buffered < HIGH_WATER_MARK;
   }
 
+  flush(): void {
+    // Writes now; the scheduled microtask then finds the queue empty and reports the drain.
+    if (this.#flushScheduled && !this.#closed && !this.#awaitingDrain) this.#writeQueue();
+  }
+
   pauseReading(): void {
     this.#userPaused = true;
     this.#syncPause();
@@ -436,6 +459,19 @@ class BunConnection implements Connection {
   #flush(): void {
     this.#flushScheduled = false;
     if (this.#closed || this.#awaitingDrain) return;
+    if (!this.#writeQueue()) return;
+    if (this.#finPending) this.#sendFin();
+    if (this.#handler !== undefined && !this.#closed) {
+      try {
+        this.#handler.onDrain();
+      } catch (err) {
+        this.#fail(err);
+      }
+    }
+  }
+
+  /** Hands the queue to the kernel; returns false when it took only part (or the socket is gone). */
+  #writeQueue(): boolean {
     const queue = this.#queue;
     while (queue.length > 0) {
       // The rest of a short write goes alone, so no byte is copied twice; new writes merge into one.
@@ -443,6 +479,7 @@ class BunConnection implements Connection {
         const merged = concat(queue, this.#buffered);
         queue.length = 1;
         queue[0] = merged;
+        this.#headIsMerged = true;
       }
       const chunk = queue[0];
       const written = this.#socket.write(chunk);
@@ -454,27 +491,23 @@ class BunConnection implements Connection {
             new ConnectionResetError("Cannot write: connection is closed by the peer", { cause }),
           );
         }
-        return;
+        return false;
       }
       this.#buffered -= written;
       if (written < chunk.byteLength) {
-        // Bun's write buffers nothing: the rest stays ours until the drain handler.
-        queue[0] = chunk.subarray(written);
+        // Bun's write buffers nothing: the rest stays ours until the drain handler (copied out of the
+        // shared merge buffer, which the next merge of any connection overwrites).
+        queue[0] = this.#headIsMerged ? chunk.slice(written) : chunk.subarray(written);
+        this.#headIsMerged = false;
         this.#headIsRemainder = true;
         this.#awaitingDrain = true;
-        return;
+        return false;
       }
       queue.shift();
       this.#headIsRemainder = false;
+      this.#headIsMerged = false;
     }
-    if (this.#finPending) this.#sendFin();
-    if (this.#handler !== undefined && !this.#closed) {
-      try {
-        this.#handler.onDrain();
-      } catch (err) {
-        this.#fail(err);
-      }
-    }
+    return true;
   }
 
   #writable(): void {
@@ -498,11 +531,10 @@ class BunConnection implements Connection {
     this.#socket.end();
   }
 
-  #receive(buffer: Uint8Array): void {
+  #receive(chunk: Uint8Array): void {
     if (this.#closed && this.#localClose) return;
-    // Bun allocates a fresh Buffer for every data call (never reused), so the chunk is passed on uncopied,
-    // as a plain Uint8Array view: Buffer#slice does not copy, and receivers rely on Uint8Array#slice.
-    const chunk = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    // Bun allocates a fresh chunk for every data call (never reused), so it is passed on uncopied. It is
+    // a plain Uint8Array (binaryType), as receivers rely on Uint8Array#slice copying (Buffer#slice does not).
     if (this.#handler === undefined || this.#userPaused || this.#held.length > 0) {
       this.#held.push(chunk);
       this.#syncPause();

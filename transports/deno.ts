@@ -134,7 +134,10 @@ class DenoConnection implements Connection {
   #queue: Uint8Array[] = [];
   #spare: Uint8Array[] = [];
   #buffered = 0;
+  /** A flush is scheduled or running. */
   #flushing = false;
+  /** The flush loop is running (it has started its first native write). */
+  #flushRunning = false;
   #scratch: Uint8Array | null = null;
   #gathered = 0;
   #finRequested = false;
@@ -144,7 +147,7 @@ class DenoConnection implements Connection {
 
   // Bound once per connection so the hot path allocates no closures.
   readonly #startFlush = (): void => {
-    this.#flush().catch(this.#rethrow);
+    if (!this.#flushRunning && this.#flushing) this.#flush().catch(this.#rethrow);
   };
   readonly #rethrow = (err: unknown): never => {
     // A handler callback threw: close so the connection is not left half-alive, then let it surface.
@@ -193,6 +196,11 @@ class DenoConnection implements Connection {
       queueMicrotask(this.#startFlush);
     }
     return this.#buffered < WRITE_HIGH_WATER_MARK;
+  }
+
+  flush(): void {
+    // The scheduled microtask then finds the loop running (or done) and does nothing.
+    if (this.#flushing && !this.#flushRunning) this.#flush().catch(this.#rethrow);
   }
 
   pauseReading(): void {
@@ -320,6 +328,7 @@ class DenoConnection implements Connection {
 
   async #flush(): Promise<void> {
     const conn = this.#conn;
+    this.#flushRunning = true;
     try {
       while (this.#queue.length > 0) {
         const batch = this.#queue;
@@ -348,6 +357,7 @@ class DenoConnection implements Connection {
       return;
     } finally {
       this.#flushing = false;
+      this.#flushRunning = false;
     }
     if (this.#closed) return;
     this.#handler?.onDrain();

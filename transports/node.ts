@@ -12,6 +12,7 @@ import {
   type Server,
   type Socket,
 } from "node:net";
+import { Buffer } from "node:buffer";
 import process from "node:process";
 import {
   connect as tlsConnect,
@@ -57,10 +58,11 @@ const HIGH_WATER_MARK = 1024 * 1024;
 
 /**
  * A batch whose chunks average below this size is copied into one buffer; one of larger chunks goes out
- * corked, as one `writev`. Measured on 100k 30-byte writes (copying: 2-4x faster on Node, Deno and Bun)
- * and on 64 KiB writes (corking: up to 2x faster, no copy).
+ * corked, as one `writev`. Measured on 100k 30-byte writes (copying: 2-4x faster on Node, Deno and Bun),
+ * on 64 KiB writes (corking: up to 2x faster, no copy) and on HTTP responses of a small head and a
+ * 10 KiB body (corking: about 15% less CPU per response than copying).
  */
-const CORK_MIN_AVERAGE_CHUNK = 16 * 1024;
+const CORK_MIN_AVERAGE_CHUNK = 4 * 1024;
 
 /** Readable words for the codes a socket user is likely to meet; others are shown as the bare code. */
 const ERROR_WORDS: Record<string, string> = {
@@ -195,6 +197,11 @@ class NodeConnection implements Connection {
     return this.#queuedBytes + this.#socket.writableLength < HIGH_WATER_MARK;
   }
 
+  flush(): void {
+    // The scheduled microtask then finds the queue empty and does nothing.
+    if (this.#flushScheduled) this.#flush();
+  }
+
   pauseReading(): void {
     this.#readPaused = true;
     if (this.#handler) this.#socket.pause();
@@ -240,7 +247,8 @@ class NodeConnection implements Connection {
     if (queue.length === 1) {
       socket.write(queue[0], this.#onWritten);
     } else if (total < queue.length * CORK_MIN_AVERAGE_CHUNK) {
-      const joined = new Uint8Array(total);
+      // Not zero-filled (every byte is written next), and small joins come from Node's pool.
+      const joined = Buffer.allocUnsafe(total);
       let offset = 0;
       for (const chunk of queue) {
         joined.set(chunk, offset);

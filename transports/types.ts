@@ -258,6 +258,13 @@ export interface Connection {
    * closed connection throws `ConnectionClosedError`.
    */
   write(data: Uint8Array): boolean;
+  /**
+   * Starts writing what is queued now, instead of at the end of the tick, for a caller that has
+   * already gathered its writes (as the core does once per connection and tick). Writes queued
+   * before it still go out as one native write where the runtime allows; `onDrain` still comes
+   * asynchronously, never from inside this call.
+   */
+  flush(): void;
   /** Stops delivering `onData` until {@linkcode resumeReading}; the kernel then pushes back on the peer. */
   pauseReading(): void;
   /** Resumes delivering `onData`. */
