@@ -386,6 +386,60 @@ export class FrameDecoder {
   }
 
   /**
+   * The bytes still missing of a large frame being received (one spanning chunks, assembled in its
+   * own buffer), or 0 when there is none. {@linkcode absorb} takes chunks of up to this size.
+   *
+   * @example
+   * ```ts
+   * import { encodeFrame, FrameDecoder } from "@asockio/core/codec";
+   * const decoder = new FrameDecoder();
+   * decoder.push(encodeFrame(new Uint8Array(1000)).slice(0, 108));
+   * decoder.next(); // undefined: 900 bytes are missing
+   * console.log(decoder.partialFrameMissingBytes); // 900
+   * ```
+   */
+  get partialFrameMissingBytes(): number {
+    const partial = this.#partial;
+    return partial === undefined ? 0 : partial.length - this.#filled;
+  }
+
+  /**
+   * Takes `chunk` by copying it, when it belongs entirely to a large frame already being received
+   * (one spanning chunks, which is assembled in its own buffer anyway) and nothing else is queued.
+   * The decoder then keeps no reference to `chunk`, so its memory may be reused for the next read.
+   * Otherwise does nothing and returns `false`: {@linkcode push} it instead.
+   *
+   * @param chunk The bytes that arrived next.
+   * @returns `true` when the chunk was copied in and may be reused.
+   *
+   * @example Receive a large message through one reused read buffer
+   * ```ts
+   * import { encodeFrame, FrameDecoder } from "@asockio/core/codec";
+   * const wire = encodeFrame(new Uint8Array(100_000));
+   * const decoder = new FrameDecoder();
+   * const readBuffer = new Uint8Array(16 * 1024);
+   * let message: Uint8Array | undefined;
+   * for (let at = 0; at < wire.length; at += readBuffer.length) {
+   *   const n = Math.min(readBuffer.length, wire.length - at);
+   *   readBuffer.set(wire.subarray(at, at + n));
+   *   const chunk = readBuffer.subarray(0, n);
+   *   if (!decoder.absorb(chunk)) decoder.push(chunk.slice()); // the buffer is reused: keep a copy
+   *   message ??= decoder.next();
+   * }
+   * console.log(message?.length); // 100000
+   * ```
+   */
+  absorb(chunk: Uint8Array): boolean {
+    const partial = this.#partial;
+    if (partial === undefined || this.#queued !== 0 || this.#error !== undefined) return false;
+    const n = chunk.length;
+    if (n > partial.length - this.#filled) return false;
+    partial.set(chunk, this.#filled);
+    this.#filled += n;
+    return true;
+  }
+
+  /**
    * Returns the next whole message, or `undefined` when more bytes are needed.
    *
    * @returns The payload without its header: a view of a pushed chunk when the frame lay inside

@@ -1172,11 +1172,12 @@ export class IoCore implements AsyncDisposable {
       this.session = session;
     }
 
-    onData(chunk: Uint8Array): void {
+    onData(chunk: Uint8Array): number | undefined {
       try {
-        this.core.#onData(this.session, chunk);
+        return this.core.#onData(this.session, chunk);
       } catch (err) {
         this.core.#internalError(this.session, err);
+        return undefined;
       }
     }
 
@@ -1296,13 +1297,19 @@ export class IoCore implements AsyncDisposable {
     unrefTimer(this.#idleTimer);
   }
 
-  #onData(session: Session, chunk: Uint8Array): void {
-    if (session.phase === CLOSED || session.phase === REFUSED) return;
+  /**
+   * Returns a number when nothing keeps `chunk` (it was copied into a large message being received):
+   * how many more bytes of that message are still to come (see `ConnectionHandler.onData`).
+   */
+  #onData(session: Session, chunk: Uint8Array): number | undefined {
+    if (session.phase === CLOSED || session.phase === REFUSED) return undefined;
     if (this.#idleTimer !== undefined) session.lastActivity = Date.now();
     this.#account(chunk.length);
+    let givenBack = false;
     if (session.raw) this.#deliver(session, chunk);
     else {
-      session.decoder.push(chunk);
+      givenBack = session.decoder.absorb(chunk);
+      if (!givenBack) session.decoder.push(chunk);
       this.#drainDecoder(session);
     }
     // A processor's answers to this chunk go out now, as one write, not a microtask later.
@@ -1310,6 +1317,7 @@ export class IoCore implements AsyncDisposable {
     if (this.#inputBytes > this.#limits.inputBytes || this.#outputBytes > this.#limits.outputBytes) {
       this.#pressure(session);
     }
+    return givenBack ? session.decoder.partialFrameMissingBytes : undefined;
   }
 
   #drainDecoder(session: Session): void {

@@ -671,3 +671,44 @@ describe("framedRunEnd and framedRunBytes", () => {
     assert.equal(framedRunEnd(tamperedViews, 0), 1);
   });
 });
+
+describe("FrameDecoder.absorb", () => {
+  it("copies chunks of a large frame being received, and refuses anything else", () => {
+    const big = payload(50_000, 5);
+    const wire = encodeFrames([big, payload(3, 6)]);
+    const decoder = new FrameDecoder();
+    const reused = new Uint8Array(4096);
+    assert.equal(decoder.absorb(wire.subarray(0, 100)), false, "no frame is being received yet");
+    assert.equal(decoder.partialFrameMissingBytes, 0);
+    decoder.push(wire.slice(0, 100));
+    assert.equal(decoder.next(), undefined);
+    assert.equal(decoder.partialFrameMissingBytes, 50_000 - 92);
+    const out: Uint8Array[] = [];
+    let absorbed = 0;
+    for (let at = 100; at < wire.length; at += reused.length) {
+      const n = Math.min(reused.length, wire.length - at);
+      reused.set(wire.subarray(at, at + n));
+      const chunk = reused.subarray(0, n);
+      if (decoder.absorb(chunk)) absorbed++;
+      else decoder.push(chunk.slice());
+      drain(decoder, out);
+    }
+    assertMessages(out, [big, payload(3, 6)]);
+    assert.ok(absorbed >= 10, `absorbed ${absorbed} chunks`);
+    assert.equal(decoder.partialFrameMissingBytes, 0);
+    assert.equal(decoder.bufferedBytes, 0);
+  });
+
+  it("refuses a chunk that runs past the frame, and a chunk while other bytes are queued", () => {
+    const wire = encodeFrames([payload(1000, 1), payload(10, 2)]);
+    const decoder = new FrameDecoder();
+    decoder.push(wire.slice(0, 500));
+    assert.equal(decoder.next(), undefined);
+    assert.equal(decoder.absorb(wire.subarray(500)), false, "past the end of the frame");
+    assert.equal(decoder.bufferedBytes, 500, "nothing taken");
+    decoder.push(wire.slice(500, 600));
+    assert.equal(decoder.absorb(wire.subarray(600, 700)), false, "bytes are queued before it");
+    decoder.push(wire.slice(600));
+    assertMessages(drain(decoder), [payload(1000, 1), payload(10, 2)]);
+  });
+});

@@ -454,6 +454,36 @@ describe("IoCore delivery, limits and failures", () => {
     assert.equal(next, count);
   });
 
+  it("receives large messages between small ones byte-exact, in order", { timeout: 60_000 }, async () => {
+    // Large frames are assembled in their own buffer; the transport may then reuse its read memory.
+    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const [addr] = await core.listen();
+    const id = core.addClient({ keyword: "bulk" });
+    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "bulk");
+    await iterateUntil(core, (e) => e.expected.has(id));
+    const pattern = (length: number, seed: number) => {
+      const out = new Uint8Array(length);
+      for (let i = 0; i < length; i++) out[i] = (i * 31 + seed * 7 + (i >>> 11)) & 0xff;
+      return out;
+    };
+    const sent = [
+      pattern(10, 1),
+      pattern(6 * 1024 * 1024 + 3, 2),
+      pattern(100, 3),
+      pattern(3 * 1024 * 1024, 4),
+    ];
+    for (let i = 0; i < 50; i++) sent.push(pattern(i * 13, 10 + i));
+    sent.push(pattern(2 * 1024 * 1024 + 1, 99));
+    for (const message of sent) peer.conn.write(encodeFrames([message]));
+    const got: Uint8Array[] = [];
+    await iterateUntil(core, () => got.length === sent.length, 30_000, () => {
+      got.push(...core.getMessagesFromClient(id));
+    });
+    for (let i = 0; i < sent.length; i++) {
+      if (!bytesEqual(got[i]!, sent[i]!)) assert.fail(`message ${i} (${sent[i]!.length} bytes) differs`);
+    }
+  });
+
   it(
     "keeps unread input within inputBytes plus one read chunk and loses nothing",
     { timeout: 60_000 },

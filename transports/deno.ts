@@ -60,6 +60,12 @@ const READ_SLAB_FIRST_BYTES = 4 * 1024;
  * one 16-byte message cost 205 MiB before this).
  */
 const READ_COPY_BELOW_BYTES = 8 * 1024;
+/**
+ * While the receiver gives chunks back and will copy at least this much more (the rest of a large
+ * message), reads go into one reused buffer of this size: fewer, larger reads, no slab per read.
+ */
+const BULK_READ_BYTES = 256 * 1024;
+const BULK_READ_MIN_BYTES = 64 * 1024;
 /** A fresh slab is taken when less than this is left in the current one. */
 const READ_MIN_FREE_BYTES = 16 * 1024;
 /** Pause before accepting again after an unexpected accept failure (EMFILE and the like). */
@@ -284,6 +290,10 @@ class DenoConnection implements Connection {
     const conn = this.#conn;
     let slab = new Uint8Array(READ_SLAB_FIRST_BYTES);
     let offset = 0;
+    /** The reused read buffer while the receiver gives chunks back; `null` otherwise. */
+    let bulk: Uint8Array | null = null;
+    /** How many bytes the receiver will copy next: bulk reads never go past them. */
+    let bulkWanted = 0;
     for (;;) {
       // Not reading while paused leaves the bytes in the kernel, whose window then stops the peer.
       while (this.#paused && !this.#closed) await this.#waitForResume();
@@ -294,7 +304,10 @@ class DenoConnection implements Connection {
       }
       let n: number | null;
       try {
-        n = await conn.read(offset === 0 ? slab : slab.subarray(offset));
+        const target = bulk === null
+          ? (offset === 0 ? slab : slab.subarray(offset))
+          : (bulkWanted < bulk.length ? bulk.subarray(0, bulkWanted) : bulk);
+        n = await conn.read(target);
       } catch (err) {
         this.#fail(err, "read from");
         return;
@@ -305,7 +318,9 @@ class DenoConnection implements Connection {
         return;
       }
       let chunk: Uint8Array;
-      if (n < READ_COPY_BELOW_BYTES) {
+      const viewed = bulk !== null || n >= READ_COPY_BELOW_BYTES;
+      if (bulk !== null) chunk = bulk.subarray(0, n);
+      else if (!viewed) {
         chunk = slab.slice(offset, offset + n);
         // The small first slab was filled: this peer sends in bulk, so read into full slabs now.
         if (n === slab.length) slab = new Uint8Array(READ_SLAB_BYTES);
@@ -316,7 +331,18 @@ class DenoConnection implements Connection {
       // pauseReading() may have come while the read was pending: hold the chunk until resumed.
       while (this.#paused && !this.#closed) await this.#waitForResume();
       if (this.#closed) return;
-      this.#handler!.onData(chunk);
+      const givenBack = this.#handler!.onData(chunk);
+      if (typeof givenBack !== "number") {
+        // Kept: a bulk buffer is the receiver's now, and reading goes back to slabs.
+        bulk = null;
+      } else {
+        // Copied into a large message: this memory may be read into again.
+        if (bulk === null && viewed) offset -= n;
+        if (givenBack >= BULK_READ_MIN_BYTES) {
+          bulk ??= new Uint8Array(BULK_READ_BYTES);
+          bulkWanted = givenBack;
+        } else bulk = null;
+      }
     }
   }
 

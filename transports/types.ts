@@ -8,6 +8,8 @@
  * Ownership rules that keep the hot path free of copies:
  * - Every chunk passed to {@linkcode ConnectionHandler.onData} belongs to the receiver from then on:
  *   the transport never writes into it again, so it may be kept (queued, sliced) without copying.
+ *   Unless `onData` returns a number: the receiver kept no reference (it copied what it needed), and
+ *   the transport may read the next bytes into the same memory.
  * - Every buffer passed to {@linkcode Connection.write} belongs to the transport until written:
  *   the caller must not modify it afterwards.
  *
@@ -224,8 +226,13 @@ export interface TlsConnectionInfo {
  * set, incoming data is held by the transport (reading is paused), so nothing is lost.
  */
 export interface ConnectionHandler {
-  /** Bytes arrived. The chunk now belongs to the receiver (see the module doc). */
-  onData(chunk: Uint8Array): void;
+  /**
+   * Bytes arrived. The chunk now belongs to the receiver (see the module doc). Returning a number
+   * gives it back: nothing refers to it any more, so the transport may reuse its memory. The number
+   * says how many of the bytes that follow the receiver will copy as well (the rest of a large
+   * message it assembles), so the transport may read them into reused memory too; 0 for none.
+   */
+  onData(chunk: Uint8Array): number | void;
   /** Everything written so far has been handed to the kernel ({@linkcode Connection.bufferedAmount} is 0). */
   onDrain(): void;
   /** The peer half-closed: it will send nothing more. Writing may go on. */
