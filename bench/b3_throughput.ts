@@ -104,10 +104,13 @@ export async function runB3(ctx: BenchContext, runtime: Runtime): Promise<void> 
       samples: {},
     }));
     ctx.rows.push(...rows);
-    // The bulk case allocates GiBs per run: fewer repetitions keep the full run in budget.
-    const reps = c.kind === "bulk" ? Math.min(ctx.reps, 2) : ctx.reps;
+    const reps = ctx.reps;
     for (let rep = 1; rep <= reps; rep++) {
-      for (const [i, k] of contenders.entries()) {
+      // Rotated each repetition (A B C, B C A, ...): the first run after another cell can find the
+      // machine still reclaiming memory, and no contender should always be the one that pays for it.
+      for (let j = 0; j < contenders.length; j++) {
+        const i = (j + rep - 1) % contenders.length;
+        const k = contenders[i]!;
         const row = rows[i]!;
         if (row.error) continue;
         const label = `b3 ${runtime} ${bytesLabel(c.size)}${c.kind === "bulk" ? " bulk" : ""} ×${
