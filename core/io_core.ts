@@ -360,6 +360,47 @@ function unrefTimer(timer: unknown): void {
   (timer as { unref?: () => void } | null)?.unref?.();
 }
 
+/**
+ * A batch of framed messages as the buffers to write: one encoded buffer, except runs of messages
+ * that still lie in a received chunk with their headers (echo, forwarding), which go back as they
+ * came, uncopied.
+ */
+function framedPieces(queue: Uint8Array[]): Uint8Array[] {
+  const count = queue.length;
+  const pieces: Uint8Array[] = [];
+  let encodeFrom = 0;
+  for (let i = 0; i < count;) {
+    const end = framedRunEnd(queue, i);
+    if (end - i >= MIN_FORWARDED_RUN) {
+      if (encodeFrom < i) pieces.push(encodeFrames(queue.slice(encodeFrom, i)));
+      pieces.push(framedRunBytes(queue, i, end));
+      encodeFrom = i = end;
+    } else i = end > i ? end : i + 1;
+  }
+  if (encodeFrom < count) pieces.push(encodeFrames(encodeFrom === 0 ? queue : queue.slice(encodeFrom)));
+  return pieces;
+}
+
+/**
+ * A large framed batch as the buffers to write: small payloads are still copied together (with the
+ * next large payload's frame header), but each large payload goes as it is, never copied.
+ */
+function largeFramedPieces(queue: Uint8Array[]): Uint8Array[] {
+  const pieces: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i < queue.length; i++) {
+    const payload = queue[i]!;
+    if (payload.length < LARGE_PAYLOAD_BYTES) continue;
+    const small = queue.slice(start, i);
+    const head = new Uint8Array(framedLength(small) + FRAME_HEADER_BYTES);
+    writeFrameHeader(head, encodeFramesInto(head, 0, small), payload.length);
+    pieces.push(head, payload);
+    start = i + 1;
+  }
+  if (start < queue.length) pieces.push(encodeFrames(start === 0 ? queue : queue.slice(start)));
+  return pieces;
+}
+
 /** A registered client: expected (named), unknown (raw), or a held unexpected keyword. */
 class ClientRecord {
   id: ClientId;
@@ -503,6 +544,8 @@ export class IoCore implements AsyncDisposable {
   #clients = new Map<ClientId, ClientRecord>();
   #byKeyword = new Map<string, ClientRecord>();
   #held = new Map<string, Session>();
+  /** The processor session whose incoming chunk is being handled, if any (see #onData). */
+  #reading: Session | undefined = undefined;
   #sessions = new Set<Session>();
   #events: EventSets = newEventSets();
   #eventCount = 0;
@@ -1306,14 +1349,20 @@ export class IoCore implements AsyncDisposable {
     if (this.#idleTimer !== undefined) session.lastActivity = Date.now();
     this.#account(chunk.length);
     let givenBack = false;
-    if (session.raw) this.#deliver(session, chunk);
-    else {
-      givenBack = session.decoder.absorb(chunk);
-      if (!givenBack) session.decoder.push(chunk);
-      this.#drainDecoder(session);
+    // A processor's answers to this chunk go out at its end, as one write, not a microtask later.
+    const answersNow = session.processor !== undefined;
+    if (answersNow) this.#reading = session;
+    try {
+      if (session.raw) this.#deliver(session, chunk);
+      else {
+        givenBack = session.decoder.absorb(chunk);
+        if (!givenBack) session.decoder.push(chunk);
+        this.#drainDecoder(session);
+      }
+    } finally {
+      if (answersNow) this.#reading = undefined;
     }
-    // A processor's answers to this chunk go out now, as one write, not a microtask later.
-    if (session.dirty && session.processor) this.#flushNow(session);
+    if (session.dirty && (answersNow || session.processor)) this.#flushNow(session);
     if (this.#inputBytes > this.#limits.inputBytes || this.#outputBytes > this.#limits.outputBytes) {
       this.#pressure(session);
     }
@@ -1751,6 +1800,8 @@ export class IoCore implements AsyncDisposable {
   #markDirty(session: Session): void {
     if (!session.dirty) {
       session.dirty = true;
+      // Output of the processor whose read is being handled: #onData flushes it when done.
+      if (session === this.#reading) return;
       this.#dirty.push(session);
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
@@ -1783,55 +1834,18 @@ export class IoCore implements AsyncDisposable {
     session.outQueue = [];
     session.inflightBytes += total;
     session.outQueueBytes = 0;
-    const conn = session.conn;
     try {
-      if (!framed) {
-        // Raw pieces go as they are: the transport gathers them into one native write.
-        for (let i = 0; i < queue.length; i++) conn.write(queue[i]!);
-      } else if (total <= COPY_BATCH_BYTES) this.#writeFramedBatch(conn, queue);
-      else this.#writeLargeBatch(conn, queue);
-      // This is the connection's one batch for the tick: no need to wait for the transport's.
-      conn.flush();
+      // Raw pieces go as they are: the transport gathers them into one native write. This is the
+      // connection's one batch for the tick, so the transport starts writing it at once.
+      const pieces = !framed
+        ? queue
+        : total <= COPY_BATCH_BYTES
+        ? framedPieces(queue)
+        : largeFramedPieces(queue);
+      session.conn.writeBatch(pieces);
     } catch (err) {
       this.#closeSession(session, err as Error);
     }
-  }
-
-  /**
-   * A batch of framed messages, encoded into one buffer, except runs of messages that still lie in
-   * a received chunk with their headers (echo, forwarding): those go back as they came, uncopied.
-   */
-  #writeFramedBatch(conn: Connection, queue: Uint8Array[]): void {
-    const count = queue.length;
-    let encodeFrom = 0;
-    for (let i = 0; i < count;) {
-      const end = framedRunEnd(queue, i);
-      if (end - i >= MIN_FORWARDED_RUN) {
-        if (encodeFrom < i) conn.write(encodeFrames(queue.slice(encodeFrom, i)));
-        conn.write(framedRunBytes(queue, i, end));
-        encodeFrom = i = end;
-      } else i = end > i ? end : i + 1;
-    }
-    if (encodeFrom < count) conn.write(encodeFrames(encodeFrom === 0 ? queue : queue.slice(encodeFrom)));
-  }
-
-  /**
-   * A large framed batch: small payloads are still copied together (with the next large payload's frame
-   * header), but each large payload goes to the transport as it is, never copied.
-   */
-  #writeLargeBatch(conn: Connection, queue: Uint8Array[]): void {
-    let start = 0;
-    for (let i = 0; i < queue.length; i++) {
-      const payload = queue[i]!;
-      if (payload.length < LARGE_PAYLOAD_BYTES) continue;
-      const small = queue.slice(start, i);
-      const head = new Uint8Array(framedLength(small) + FRAME_HEADER_BYTES);
-      writeFrameHeader(head, encodeFramesInto(head, 0, small), payload.length);
-      conn.write(head);
-      conn.write(payload);
-      start = i + 1;
-    }
-    if (start < queue.length) conn.write(encodeFrames(start === 0 ? queue : queue.slice(start)));
   }
 
   /** Everything written so far reached the kernel. */

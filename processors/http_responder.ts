@@ -54,17 +54,8 @@ const emptyBody = new Uint8Array(0);
 const headCache = new Map<number, Uint8Array>();
 const HEAD_CACHE_ENTRIES = 256;
 
-/**
- * The value of header `name` (lower case) in a head block that starts with CRLF; `lowered` is the
- * block in lower case, `raw` the block the value is taken from (the same indices).
- */
-function headerValue(lowered: string, raw: string, name: string): string | undefined {
-  const at = lowered.indexOf(`\r\n${name}:`);
-  if (at < 0) return undefined;
-  const start = at + name.length + 3;
-  const end = lowered.indexOf("\r\n", start);
-  return raw.slice(start, end < 0 ? raw.length : end).trim();
-}
+/** The headers the responder itself reads, found in one case-insensitive pass over the head. */
+const FRAMING_HEADERS = /\r\n(content-length|transfer-encoding|connection):([^\r\n]*)/gi;
 
 /** A request whose headers are parsed only if the handler asks for them. */
 class Request implements HttpRequest {
@@ -164,9 +155,16 @@ export class HttpResponder extends InlineProcessor {
         return this.#fail(400);
       }
       const rawHeaders = head.slice(lineEnd); // "\r\nName: value\r\n...\r\n"
-      const lowered = rawHeaders.toLowerCase();
-      if (lowered.includes("\r\ntransfer-encoding:")) return this.#fail(411);
-      const length = Number(headerValue(lowered, rawHeaders, "content-length") ?? "0");
+      let contentLength: string | undefined;
+      let connection: string | undefined;
+      FRAMING_HEADERS.lastIndex = 0;
+      for (let match; (match = FRAMING_HEADERS.exec(rawHeaders)) !== null;) {
+        const name = match[1]!.toLowerCase();
+        if (name === "transfer-encoding") return this.#fail(411);
+        if (name === "content-length") contentLength ??= match[2]!.trim();
+        else connection ??= match[2]!.trim().toLowerCase();
+      }
+      const length = Number(contentLength ?? "0");
       if (!Number.isSafeInteger(length) || length < 0) return this.#fail(400);
       if (length > MAX_HTTP_BODY_BYTES) return this.#fail(413);
       if (buffer.length < headEnd + length) {
@@ -176,7 +174,6 @@ export class HttpResponder extends InlineProcessor {
       }
       const body = length ? buffer.slice(headEnd, headEnd + length) : emptyBody;
       offset = headEnd + length;
-      const connection = headerValue(lowered, lowered, "connection");
       const keepAlive = version === "HTTP/1.1" ? connection !== "close" : connection === "keep-alive";
       let response: HttpResponse;
       try {

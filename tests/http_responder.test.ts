@@ -63,6 +63,19 @@ describe("HttpResponder", () => {
     assert.match(drive(new Ok(), "GET / HTTP/1.1\r\nConnection: close\r\n\r\n"), /connection: close\r\n/);
     assert.match(drive(new Ok(), "GET / HTTP/1.0\r\n\r\n"), /connection: close\r\n/);
     assert.doesNotMatch(drive(new Ok(), "GET / HTTP/1.1\r\n\r\n"), /connection: close/);
+    // Header names in any case, values trimmed and compared in lower case.
+    assert.match(
+      drive(new Ok(), "GET / HTTP/1.1\r\nHost: x\r\nCONNECTION:  Close \r\n\r\n"),
+      /connection: close\r\n/,
+    );
+    assert.doesNotMatch(
+      drive(new Ok(), "GET / HTTP/1.0\r\nconnection: Keep-Alive\r\n\r\n"),
+      /connection: close/,
+    );
+    assert.match(
+      drive(new Ok(), "GET / HTTP/1.1\r\nX-Connection: close-ish\r\nConnection: close\r\n\r\n"),
+      /connection: close\r\n/,
+    );
   });
 
   it("answers bad input with 400, 411, 413 and 431 and closes", () => {

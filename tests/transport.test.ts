@@ -156,23 +156,23 @@ for (const transport of transports) {
     });
 
     netTest(
-      "flush() writes queued bytes in order and never reports onDrain from inside it",
+      "writeBatch() writes in order after earlier writes and never reports onDrain from inside it",
       10_000,
       async (res) => {
         const server = await startEchoServer(transport, { transport: "tcp" }, res);
         const client = res.add(await transport.connect({ transport: "tcp", port: server.port }));
-        let inFlush = false;
-        let drainsInFlush = 0;
-        const got = collect(client, { onDrain: () => inFlush && drainsInFlush++ });
-        const flushNow = () => {
-          inFlush = true;
+        let inBatch = false;
+        let drainsInBatch = 0;
+        const got = collect(client, { onDrain: () => inBatch && drainsInBatch++ });
+        const batch = (chunks: Uint8Array[]) => {
+          inBatch = true;
           try {
-            client.flush();
+            return client.writeBatch(chunks);
           } finally {
-            inFlush = false;
+            inBatch = false;
           }
         };
-        flushNow(); // nothing queued: a no-op
+        assert.equal(batch([]), true, "nothing to write: a no-op");
         const parts = [
           bytePattern(100, 1),
           bytePattern(10_000, 2),
@@ -180,18 +180,16 @@ for (const transport of transports) {
           bytePattern(7, 4),
         ];
         client.write(parts[0]!);
-        client.write(parts[1]!);
-        flushNow();
-        client.write(parts[2]!);
-        flushNow();
-        flushNow();
+        assert.equal(batch([parts[1]!, new Uint8Array(0)]), true);
+        batch([parts[2]!]); // over the high-water mark: may return false
         client.write(parts[3]!);
         const total = parts.reduce((n, p) => n + p.length, 0);
         await got.untilLength(total);
-        assertBytesEqual(got.bytes(), concatBytes(parts), "echo after flush()");
-        assert.equal(drainsInFlush, 0, "onDrain came from inside flush()");
+        assertBytesEqual(got.bytes(), concatBytes(parts), "echo after writeBatch()");
+        assert.equal(drainsInBatch, 0, "onDrain came from inside writeBatch()");
         assert.ok(got.drains >= 1, "onDrain reported after the writes");
         client.close();
+        assert.throws(() => client.writeBatch([parts[0]!]), ConnectionClosedError);
       },
     );
 

@@ -405,9 +405,24 @@ class BunConnection implements Connection {
     return this.#buffered < HIGH_WATER_MARK;
   }
 
-  flush(): void {
-    // Writes now; the scheduled microtask then finds the queue empty and reports the drain.
-    if (this.#flushScheduled && !this.#closed && !this.#awaitingDrain) this.#writeQueue();
+  writeBatch(chunks: readonly Uint8Array[]): boolean {
+    if (this.#closed) throw new ConnectionClosedError("Cannot write: connection is closed");
+    if (this.#finPending || this.#writeDone) {
+      throw new ConnectionClosedError("Cannot write: connection is closed for writing");
+    }
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!;
+      if (chunk.byteLength === 0) continue;
+      this.#queue.push(chunk);
+      this.#buffered += chunk.byteLength;
+    }
+    if (this.#queue.length === 0 || this.#awaitingDrain) return this.#buffered < HIGH_WATER_MARK;
+    // Written now; the drain is reported by the microtask, never from inside this call.
+    if (this.#writeQueue() && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushTask);
+    }
+    return this.#buffered < HIGH_WATER_MARK;
   }
 
   pauseReading(): void {

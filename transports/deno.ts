@@ -204,9 +204,21 @@ class DenoConnection implements Connection {
     return this.#buffered < WRITE_HIGH_WATER_MARK;
   }
 
-  flush(): void {
-    // The scheduled microtask then finds the loop running (or done) and does nothing.
-    if (this.#flushing && !this.#flushRunning) this.#flush().catch(this.#rethrow);
+  writeBatch(chunks: readonly Uint8Array[]): boolean {
+    if (this.#closed) throw new ConnectionClosedError("Cannot write: connection is closed");
+    if (this.#finRequested) throw new ConnectionClosedError("Cannot write: connection is closed for writing");
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!;
+      if (chunk.length === 0) continue;
+      this.#queue.push(chunk);
+      this.#buffered += chunk.length;
+    }
+    // A microtask scheduled by an earlier write then finds the loop running (or done) and does nothing.
+    if (this.#queue.length && !this.#flushRunning) {
+      this.#flushing = true;
+      this.#flush().catch(this.#rethrow);
+    }
+    return this.#buffered < WRITE_HIGH_WATER_MARK;
   }
 
   pauseReading(): void {

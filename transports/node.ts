@@ -197,9 +197,18 @@ class NodeConnection implements Connection {
     return this.#queuedBytes + this.#socket.writableLength < HIGH_WATER_MARK;
   }
 
-  flush(): void {
-    // The scheduled microtask then finds the queue empty and does nothing.
-    if (this.#flushScheduled) this.#flush();
+  writeBatch(chunks: readonly Uint8Array[]): boolean {
+    if (this.closed) throw new ConnectionClosedError("Cannot write: connection is closed");
+    if (this.#writeClosed) throw new ConnectionClosedError("Cannot write: write side is closed");
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!;
+      if (chunk.byteLength === 0) continue;
+      this.#queue.push(chunk);
+      this.#queuedBytes += chunk.byteLength;
+    }
+    // A microtask scheduled by an earlier write then finds the queue empty and does nothing.
+    if (this.#queue.length) this.#flush();
+    return this.#queuedBytes + this.#socket.writableLength < HIGH_WATER_MARK;
   }
 
   pauseReading(): void {

@@ -266,12 +266,12 @@ export interface Connection {
    */
   write(data: Uint8Array): boolean;
   /**
-   * Starts writing what is queued now, instead of at the end of the tick, for a caller that has
-   * already gathered its writes (as the core does once per connection and tick). Writes queued
-   * before it still go out as one native write where the runtime allows; `onDrain` still comes
-   * asynchronously, never from inside this call.
+   * Queues `chunks` as {@linkcode write} would, one after the other, and starts writing at once
+   * instead of at the end of the tick: for a caller that has gathered its writes itself (as the core
+   * does once per connection and tick). They go out as one native write where the runtime allows.
+   * Returns what `write` returns. `onDrain` still comes asynchronously, never from inside this call.
    */
-  flush(): void;
+  writeBatch(chunks: readonly Uint8Array[]): boolean;
   /** Stops delivering `onData` until {@linkcode resumeReading}; the kernel then pushes back on the peer. */
   pauseReading(): void;
   /** Resumes delivering `onData`. */
