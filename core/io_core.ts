@@ -307,9 +307,7 @@ const DEFAULT_LIMITS: Required<IoCoreLimits> = {
   idleTimeoutMs: 0,
 };
 const KEYWORD_ACCEPTED = new Uint8Array([0x4f, 0x4b]); // "OK"
-/** Output batches up to this size are copied into one buffer: one write, one syscall. */
-const COPY_BATCH_BYTES = 256 * 1024;
-/** In a larger batch, payloads from this size on are written as they are, without a copy. */
+/** Payloads from this size on are written as they are, without a copy. */
 const LARGE_PAYLOAD_BYTES = 64 * 1024;
 /** Received messages sent on in runs at least this long are written from the received chunk. */
 const MIN_FORWARDED_RUN = 4;
@@ -361,9 +359,10 @@ function unrefTimer(timer: unknown): void {
 }
 
 /**
- * A batch of framed messages as the buffers to write: one encoded buffer, except runs of messages
- * that still lie in a received chunk with their headers (echo, forwarding), which go back as they
- * came, uncopied.
+ * A batch of framed messages as the buffers to write. Small payloads are encoded together into one
+ * buffer; large ones go as they are, after a buffer that holds their header; and runs of messages
+ * that still lie in a received chunk with their headers (echo, forwarding) go back as they came.
+ * Only small payloads are ever copied.
  */
 function framedPieces(queue: Uint8Array[]): Uint8Array[] {
   const count = queue.length;
@@ -371,33 +370,20 @@ function framedPieces(queue: Uint8Array[]): Uint8Array[] {
   let encodeFrom = 0;
   for (let i = 0; i < count;) {
     const end = framedRunEnd(queue, i);
-    if (end - i >= MIN_FORWARDED_RUN) {
+    const payload = queue[i]!;
+    if (end - i >= MIN_FORWARDED_RUN || (end > i && payload.length >= LARGE_PAYLOAD_BYTES)) {
       if (encodeFrom < i) pieces.push(encodeFrames(queue.slice(encodeFrom, i)));
       pieces.push(framedRunBytes(queue, i, end));
       encodeFrom = i = end;
-    } else i = end > i ? end : i + 1;
+    } else if (payload.length >= LARGE_PAYLOAD_BYTES) {
+      const small = queue.slice(encodeFrom, i);
+      const head = new Uint8Array(framedLength(small) + FRAME_HEADER_BYTES);
+      writeFrameHeader(head, encodeFramesInto(head, 0, small), payload.length);
+      pieces.push(head, payload);
+      encodeFrom = i = i + 1;
+    } else i++;
   }
   if (encodeFrom < count) pieces.push(encodeFrames(encodeFrom === 0 ? queue : queue.slice(encodeFrom)));
-  return pieces;
-}
-
-/**
- * A large framed batch as the buffers to write: small payloads are still copied together (with the
- * next large payload's frame header), but each large payload goes as it is, never copied.
- */
-function largeFramedPieces(queue: Uint8Array[]): Uint8Array[] {
-  const pieces: Uint8Array[] = [];
-  let start = 0;
-  for (let i = 0; i < queue.length; i++) {
-    const payload = queue[i]!;
-    if (payload.length < LARGE_PAYLOAD_BYTES) continue;
-    const small = queue.slice(start, i);
-    const head = new Uint8Array(framedLength(small) + FRAME_HEADER_BYTES);
-    writeFrameHeader(head, encodeFramesInto(head, 0, small), payload.length);
-    pieces.push(head, payload);
-    start = i + 1;
-  }
-  if (start < queue.length) pieces.push(encodeFrames(start === 0 ? queue : queue.slice(start)));
   return pieces;
 }
 
@@ -1837,12 +1823,7 @@ export class IoCore implements AsyncDisposable {
     try {
       // Raw pieces go as they are: the transport gathers them into one native write. This is the
       // connection's one batch for the tick, so the transport starts writing it at once.
-      const pieces = !framed
-        ? queue
-        : total <= COPY_BATCH_BYTES
-        ? framedPieces(queue)
-        : largeFramedPieces(queue);
-      session.conn.writeBatch(pieces);
+      session.conn.writeBatch(framed ? framedPieces(queue) : queue);
     } catch (err) {
       this.#closeSession(session, err as Error);
     }

@@ -414,7 +414,9 @@ describe("IoCore delivery, limits and failures", () => {
     const sent: Uint8Array[] = [];
     for (let i = 0; i < count; i++) {
       const message = new Uint8Array(
-        rand() < 0.95 ? 4 + Math.floor(rand() * 60) : 5000 + Math.floor(rand() * 20000),
+        rand() < 0.95
+          ? 4 + Math.floor(rand() * 60)
+          : (rand() < 0.9 ? 5000 + Math.floor(rand() * 20000) : 65536 + Math.floor(rand() * 150000)),
       );
       new DataView(message.buffer).setUint32(0, i, true);
       message.fill(i & 0xff, 4);
