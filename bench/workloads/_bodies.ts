@@ -8,9 +8,14 @@
 /** The largest body served (the bench's biggest size is 11,680,000 bytes). */
 export const MAX_BODY = 16 * 1024 * 1024;
 const cache = new Map<number, Uint8Array<ArrayBuffer>>();
+/** Bodies by the exact target: one lookup per request, as the bare responder's response cache. */
+const byTarget = new Map<string, Uint8Array<ArrayBuffer>>();
+const MAX_TARGETS = 1024;
 
 /** The body for a request target, or `undefined` for anything but `/<size>` within bounds. */
 export function bodyFor(target: string): Uint8Array<ArrayBuffer> | undefined {
+  const known = byTarget.get(target);
+  if (known !== undefined) return known;
   const size = Number(target.slice(1));
   if (
     !target.startsWith("/") || target.length < 2 || !Number.isSafeInteger(size) || size < 0 || size > MAX_BODY
@@ -22,5 +27,6 @@ export function bodyFor(target: string): Uint8Array<ArrayBuffer> | undefined {
     body = new Uint8Array(size).fill(0x58);
     cache.set(size, body);
   }
+  if (byTarget.size < MAX_TARGETS) byTarget.set(target, body);
   return body;
 }
