@@ -47,6 +47,21 @@ export interface BenchContext {
   fail(where: string, err: unknown): void;
 }
 
+/**
+ * The contenders in the order to run them in repetition `rep` (1-based): A B C, then B C A, then
+ * C A B. A run that follows another cell can find the machine still busy (reclaiming memory, a
+ * neighbour's burst), and no contender should always be the one that pays for it.
+ *
+ * @example
+ * ```ts
+ * rotated(["a", "b", "c"], 2); // ["b", "c", "a"]
+ * ```
+ */
+export function rotated<T>(contenders: readonly T[], rep: number): T[] {
+  const shift = (rep - 1) % Math.max(1, contenders.length);
+  return [...contenders.slice(shift), ...contenders.slice(0, shift)];
+}
+
 /** The median of `values` (the mean of the middle two for an even count). */
 export function median(values: readonly number[]): number {
   if (!values.length) return NaN;

@@ -1,7 +1,7 @@
 /**
  * B1: HTTP/1.1 keep-alive over a raw connection. Three servers on the same runtime, each on CPU 0:
  * asockio's `HttpResponder` as `unknownClientProcessor`, a bare responder on the native socket
- * API, and the runtime's own HTTP server. `wrk` (1 thread, CPU 1) loads them in turn, A B C A B C,
+ * API, and the runtime's own HTTP server. `wrk` (1 thread, CPU 1) loads them in turn, A B C, B C A, C A B,
  * and the server's CPU time per request comes from `/proc/<pid>/stat`. Without `wrk`, a `--quick`
  * run (or any run with `--no-wrk`) loads them with the built-in client in `_http_load.ts` instead;
  * its figures are smoke only.
@@ -9,7 +9,7 @@
  * @module
  */
 import { join } from "node:path";
-import { addSample, type BenchContext, bytesLabel, type Row, si } from "./_common.ts";
+import { addSample, type BenchContext, bytesLabel, rotated, type Row, si } from "./_common.ts";
 import { type Child, cpuMicros, startChild, TASKSET } from "./_proc.ts";
 import { binary, findWrk, ROOT, type Runtime, workloadCommand } from "./_runtimes.ts";
 
@@ -190,7 +190,7 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
       }
       for (let rep = 1; rep <= ctx.reps; rep++) {
         const line: string[] = [];
-        for (const s of servers) {
+        for (const s of rotated(servers, rep)) {
           const row = rows.get(s.name)!;
           if (row.error) continue;
           const label = `b1 ${runtime} ${bytesLabel(cell.size)} c${cell.concurrency} ${s.name}`;

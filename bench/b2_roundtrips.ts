@@ -9,7 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { addSample, type BenchContext, type Row, runPair, si } from "./_common.ts";
+import { addSample, type BenchContext, rotated, type Row, runPair, si } from "./_common.ts";
 import { binary, ROOT, type Runtime, workloadCommand } from "./_runtimes.ts";
 
 const ASOCKIO = "bench/workloads/framed_asockio.ts";
@@ -133,7 +133,7 @@ export async function runB2(ctx: BenchContext, runtime: Runtime): Promise<void> 
       ctx.rows.push(row);
     }
     for (let rep = 1; rep <= ctx.reps; rep++) {
-      for (const c of list) {
+      for (const c of rotated(list, rep)) {
         const row = rows.get(c.name)!;
         if (row.error) continue;
         const label = `b2 ${runtime} ${si(count)} ${c.name}`;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { addSample, type BenchContext, bytesLabel, type Row, runPair, si } from "./_common.ts";
+import { addSample, type BenchContext, bytesLabel, rotated, type Row, runPair, si } from "./_common.ts";
 import { peakRss } from "./_proc.ts";
 import { type Runtime, workloadCommand } from "./_runtimes.ts";
 
@@ -106,11 +106,8 @@ export async function runB3(ctx: BenchContext, runtime: Runtime): Promise<void> 
     ctx.rows.push(...rows);
     const reps = ctx.reps;
     for (let rep = 1; rep <= reps; rep++) {
-      // Rotated each repetition (A B C, B C A, ...): the first run after another cell can find the
-      // machine still reclaiming memory, and no contender should always be the one that pays for it.
-      for (let j = 0; j < contenders.length; j++) {
-        const i = (j + rep - 1) % contenders.length;
-        const k = contenders[i]!;
+      for (const k of rotated(contenders, rep)) {
+        const i = contenders.indexOf(k);
         const row = rows[i]!;
         if (row.error) continue;
         const label = `b3 ${runtime} ${bytesLabel(c.size)}${c.kind === "bulk" ? " bulk" : ""} ×${
