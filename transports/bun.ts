@@ -391,14 +391,9 @@ class BunConnection implements Connection {
   }
 
   write(data: Uint8Array): boolean {
-    if (this.#closed) throw new ConnectionClosedError("Cannot write: connection is closed");
-    if (this.#finPending || this.#writeDone) {
-      throw new ConnectionClosedError("Cannot write: connection is closed for writing");
-    }
-    if (data.byteLength === 0) return this.#buffered < HIGH_WATER_MARK;
-    this.#queue.push(data);
-    this.#buffered += data.byteLength;
-    if (!this.#flushScheduled && !this.#awaitingDrain) {
+    this.#assertWritable();
+    this.#enqueue(data);
+    if (!this.#flushScheduled && !this.#awaitingDrain && this.#queue.length) {
       this.#flushScheduled = true;
       queueMicrotask(this.#flushTask);
     }
@@ -406,16 +401,8 @@ class BunConnection implements Connection {
   }
 
   writeBatch(chunks: readonly Uint8Array[]): boolean {
-    if (this.#closed) throw new ConnectionClosedError("Cannot write: connection is closed");
-    if (this.#finPending || this.#writeDone) {
-      throw new ConnectionClosedError("Cannot write: connection is closed for writing");
-    }
-    for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i]!;
-      if (chunk.byteLength === 0) continue;
-      this.#queue.push(chunk);
-      this.#buffered += chunk.byteLength;
-    }
+    this.#assertWritable();
+    for (let i = 0; i < chunks.length; i++) this.#enqueue(chunks[i]!);
     if (this.#queue.length === 0 || this.#awaitingDrain) return this.#buffered < HIGH_WATER_MARK;
     // Written now; the drain is reported by the microtask, never from inside this call.
     if (this.#writeQueue() && !this.#flushScheduled) {
@@ -423,6 +410,19 @@ class BunConnection implements Connection {
       queueMicrotask(this.#flushTask);
     }
     return this.#buffered < HIGH_WATER_MARK;
+  }
+
+  #assertWritable(): void {
+    if (this.#closed) throw new ConnectionClosedError("Cannot write: connection is closed");
+    if (this.#finPending || this.#writeDone) {
+      throw new ConnectionClosedError("Cannot write: connection is closed for writing");
+    }
+  }
+
+  #enqueue(data: Uint8Array): void {
+    if (data.byteLength === 0) return;
+    this.#queue.push(data);
+    this.#buffered += data.byteLength;
   }
 
   pauseReading(): void {

@@ -192,12 +192,9 @@ class DenoConnection implements Connection {
   }
 
   write(data: Uint8Array): boolean {
-    if (this.#closed) throw new ConnectionClosedError("Cannot write: connection is closed");
-    if (this.#finRequested) throw new ConnectionClosedError("Cannot write: connection is closed for writing");
-    if (data.length === 0) return this.#buffered < WRITE_HIGH_WATER_MARK;
-    this.#queue.push(data);
-    this.#buffered += data.length;
-    if (!this.#flushing) {
+    this.#assertWritable();
+    this.#enqueue(data);
+    if (!this.#flushing && this.#queue.length) {
       this.#flushing = true;
       queueMicrotask(this.#startFlush);
     }
@@ -205,20 +202,25 @@ class DenoConnection implements Connection {
   }
 
   writeBatch(chunks: readonly Uint8Array[]): boolean {
-    if (this.#closed) throw new ConnectionClosedError("Cannot write: connection is closed");
-    if (this.#finRequested) throw new ConnectionClosedError("Cannot write: connection is closed for writing");
-    for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i]!;
-      if (chunk.length === 0) continue;
-      this.#queue.push(chunk);
-      this.#buffered += chunk.length;
-    }
+    this.#assertWritable();
+    for (let i = 0; i < chunks.length; i++) this.#enqueue(chunks[i]!);
     // A microtask scheduled by an earlier write then finds the loop running (or done) and does nothing.
     if (this.#queue.length && !this.#flushRunning) {
       this.#flushing = true;
       this.#flush().catch(this.#rethrow);
     }
     return this.#buffered < WRITE_HIGH_WATER_MARK;
+  }
+
+  #assertWritable(): void {
+    if (this.#closed) throw new ConnectionClosedError("Cannot write: connection is closed");
+    if (this.#finRequested) throw new ConnectionClosedError("Cannot write: connection is closed for writing");
+  }
+
+  #enqueue(data: Uint8Array): void {
+    if (data.length === 0) return;
+    this.#queue.push(data);
+    this.#buffered += data.length;
   }
 
   pauseReading(): void {

@@ -186,10 +186,8 @@ class NodeConnection implements Connection {
   }
 
   write(data: Uint8Array): boolean {
-    if (this.closed) throw new ConnectionClosedError("Cannot write: connection is closed");
-    if (this.#writeClosed) throw new ConnectionClosedError("Cannot write: write side is closed");
-    this.#queue.push(data);
-    this.#queuedBytes += data.byteLength;
+    this.#assertWritable();
+    this.#enqueue(data);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(this.#flush);
@@ -198,17 +196,21 @@ class NodeConnection implements Connection {
   }
 
   writeBatch(chunks: readonly Uint8Array[]): boolean {
-    if (this.closed) throw new ConnectionClosedError("Cannot write: connection is closed");
-    if (this.#writeClosed) throw new ConnectionClosedError("Cannot write: write side is closed");
-    for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i]!;
-      if (chunk.byteLength === 0) continue;
-      this.#queue.push(chunk);
-      this.#queuedBytes += chunk.byteLength;
-    }
+    this.#assertWritable();
+    for (let i = 0; i < chunks.length; i++) if (chunks[i]!.byteLength) this.#enqueue(chunks[i]!);
     // A microtask scheduled by an earlier write then finds the queue empty and does nothing.
     if (this.#queue.length) this.#flush();
     return this.#queuedBytes + this.#socket.writableLength < HIGH_WATER_MARK;
+  }
+
+  #assertWritable(): void {
+    if (this.closed) throw new ConnectionClosedError("Cannot write: connection is closed");
+    if (this.#writeClosed) throw new ConnectionClosedError("Cannot write: write side is closed");
+  }
+
+  #enqueue(data: Uint8Array): void {
+    this.#queue.push(data);
+    this.#queuedBytes += data.byteLength;
   }
 
   pauseReading(): void {
