@@ -24,8 +24,32 @@
  *
  * @module
  */
+import { setTransportResolver } from "./core/transport_slot.ts";
+import { nativeTransport, transportByName } from "./transports/mod.ts";
+
+// The one place the runtime's transport is chosen: the core asks this slot, and names no runtime.
+setTransportResolver((name) => name === undefined ? nativeTransport() : transportByName(name));
+
 export * from "./core/errors.ts";
-export * from "./core/io_core.ts";
+export { IoCore } from "./core/io_core.ts";
+export type {
+  AddClientOptions,
+  IncomingConnectionInfo,
+  IoCoreLimits,
+  IoCoreListenerOptions,
+  IoCoreOptions,
+  Logger,
+} from "./core/options.ts";
+export type {
+  ClientConnectionState,
+  ClientId,
+  ClientInfo,
+  IoCoreStats,
+  IoIterationResult,
+  Keyword,
+  ListenerInfo,
+} from "./core/types.ts";
+export type { InlineProcessorClass, Processor, ProcessorContext } from "./core/processor.ts";
 export { type CidrRange, type IpBytes, ipInRange, isLoopbackIp, parseCidr, parseIp } from "./core/ip.ts";
 export {
   type AccessRule,
@@ -44,12 +68,6 @@ export {
   FrameDecoder,
   type FrameDecoderOptions,
 } from "./core/codec.ts";
-export {
-  InlineProcessor,
-  type InlineProcessorClass,
-  type ListenerInfo,
-  type ProcessorContext,
-  type ProcessorControl,
-} from "./processors/inline_processor.ts";
+export { InlineProcessor } from "./processors/inline_processor.ts";
 export { detectRuntime, nativeTransport, type RuntimeName, transportByName } from "./transports/mod.ts";
 export type * from "./transports/types.ts";

@@ -159,3 +159,15 @@ export class HandshakeRejectedError extends AsockioError {
  * ```
  */
 export class TimeoutError extends AsockioError {}
+
+/**
+ * Application code the core called (an access rule, a processor callback, a predicate such as
+ * `rawConnection`) threw. Only that connection is closed; `cause` is what was thrown.
+ *
+ * @example
+ * ```ts
+ * import { CallbackError } from "@asockio/core";
+ * const err = new CallbackError("InlineProcessor.onDataReceived threw", { cause: new Error("bug") });
+ * ```
+ */
+export class CallbackError extends AsockioError {}

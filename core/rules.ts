@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { ListenerInfo } from "../processors/inline_processor.ts";
-import type { Addr } from "../transports/types.ts";
+import type { Addr, TlsConnectionInfo } from "../transports/types.ts";
+import type { ListenerInfo } from "./types.ts";
 import { type CidrRange, ipInRange, isLoopbackIp, parseCidr, parseIp } from "./ip.ts";
 
 /** What a rule sees of a connection. */
@@ -19,6 +19,8 @@ export interface PeerInfo {
   readonly transport: "unix" | "tcp" | "tls";
   /** The keyword announced, for named clients. */
   readonly keyword?: Uint8Array;
+  /** What the TLS handshake established, on TLS listeners. */
+  readonly tls?: TlsConnectionInfo;
 }
 
 /**
@@ -40,7 +42,12 @@ export interface AccessRule {
   loopback?: boolean;
   /** CIDR ranges the peer's IP must fall in (IPv4-mapped IPv6 peers match IPv4 ranges). */
   cidr?: string | readonly string[];
-  /** Any custom check. */
+  /**
+   * `true`: the peer presented a client certificate that verified against the listener's `ca`
+   * (set `requestClientCert` on the TLS listener). Connections that are not TLS never match.
+   */
+  clientCertVerified?: boolean;
+  /** Any custom check. A check that throws refuses that connection only; the core logs it. */
   test?: (peer: PeerInfo) => boolean;
 }
 
@@ -92,14 +99,14 @@ export function compileRules(rules: readonly AccessRule[]): RuleCheck {
     if (rule === null || typeof rule !== "object") {
       throw new TypeError(`Cannot compile access rule ${index}: expected an object`);
     }
-    const known = new Set(["listener", "transport", "loopback", "cidr", "test"]);
+    const known = new Set(["listener", "transport", "loopback", "cidr", "clientCertVerified", "test"]);
     for (const key of Object.keys(rule)) {
       if (!known.has(key)) throw new TypeError(`Cannot compile access rule ${index}: unknown field ${key}`);
     }
     const listeners = list(rule.listener);
     const transports = list(rule.transport);
     const ranges: CidrRange[] | undefined = list(rule.cidr)?.map((text) => parseCidr(text));
-    const { loopback, test } = rule;
+    const { loopback, clientCertVerified, test } = rule;
     if (test !== undefined && typeof test !== "function") {
       throw new TypeError(`Cannot compile access rule ${index}: test must be a function`);
     }
@@ -112,6 +119,9 @@ export function compileRules(rules: readonly AccessRule[]): RuleCheck {
       if (loopback !== undefined) {
         const isLoop = remote.transport === "unix" || isLoopbackIp(remote.hostname);
         if (isLoop !== loopback) return false;
+      }
+      if (clientCertVerified !== undefined && (peer.tls?.authorized === true) !== clientCertVerified) {
+        return false;
       }
       if (ranges) {
         if (remote.transport === "unix") return false;

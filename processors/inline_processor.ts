@@ -4,46 +4,8 @@
  * @module
  */
 import type { Addr } from "../transports/types.ts";
-
-/** A listener as the core reports it to rules, processors and `getClientInfo`. */
-export interface ListenerInfo {
-  /** The listener's index in `IoCoreOptions.listeners`, stable for the core's life. */
-  readonly id: number;
-  /** The name given in the listener options, or `"tcp:<host>:<port>"` / `"unix:<path>"`. */
-  readonly name: string;
-  /** The bound address, with `port: 0` resolved. */
-  readonly addr: Addr;
-}
-
-/** What a processor knows of its connection. Set by the core before `onConnected`. */
-export interface ProcessorContext {
-  /** The client this connection belongs to. */
-  readonly clientId: number;
-  /** The client's keyword (generated for unknown clients). */
-  readonly keyword: Uint8Array;
-  /** The peer's address. */
-  readonly remoteAddr: Addr;
-  /** The listener it came through, or `undefined` for an outgoing connection. */
-  readonly listener: ListenerInfo | undefined;
-}
-
-/** The hooks the core installs in a processor (exported for the core; not for applications). */
-export interface ProcessorControl {
-  /** Switches the connection's mode. */
-  setRaw(raw: boolean): void;
-  /** Closes after the current callback. */
-  closeNow(): void;
-  /** Closes once everything queued is written. */
-  closeWhenFlushed(): void;
-  /** The connection's current mode. */
-  isRaw(): boolean;
-}
-
-/** Symbol under which the core attaches itself to a processor instance. */
-export const attachProcessor: unique symbol = Symbol("asockio.attachProcessor");
-
-/** A processor class the core can instantiate, one instance per connection. */
-export type InlineProcessorClass = new () => InlineProcessor;
+import { type Processor, processorAttachment, type ProcessorContext } from "../core/processor.ts";
+import type { ListenerInfo } from "../core/types.ts";
 
 /**
  * Base class for per-connection processors: one instance is created for each connection of the
@@ -65,23 +27,14 @@ export type InlineProcessorClass = new () => InlineProcessor;
  * // core.setInlineProcessorForClient(clientId, Echo);
  * ```
  */
-export class InlineProcessor {
+export class InlineProcessor implements Processor {
   /** Messages (or raw chunks in raw mode) to send; the core empties it after each callback. */
   readonly outputMessages: Array<Uint8Array | string> = [];
-  #context: ProcessorContext | undefined;
-  #control: ProcessorControl | undefined;
-
-  /** Called by the core once, before any other callback. Not for application use. */
-  [attachProcessor](context: ProcessorContext, control: ProcessorControl): void {
-    this.#context = context;
-    this.#control = control;
-  }
 
   #ctx(): ProcessorContext {
-    if (!this.#context) {
-      throw new TypeError("Cannot read processor context: the processor is not attached yet");
-    }
-    return this.#context;
+    const attachment = processorAttachment(this);
+    if (!attachment) throw new TypeError("Cannot read processor context: the processor is not attached yet");
+    return attachment.context;
   }
 
   /** The id of the client this connection belongs to. */
@@ -106,7 +59,7 @@ export class InlineProcessor {
 
   /** True when the connection carries raw bytes instead of framed messages. */
   get isInRawMode(): boolean {
-    return this.#control?.isRaw() ?? false;
+    return processorAttachment(this)?.control.isRaw() ?? false;
   }
 
   /**
@@ -114,17 +67,17 @@ export class InlineProcessor {
    * mode, starting with the next unread byte.
    */
   setIsInRawMode(raw: boolean): void {
-    this.#control?.setRaw(raw);
+    processorAttachment(this)?.control.setRaw(raw);
   }
 
   /** Closes the connection as soon as the current callback returns; unsent output is discarded. */
   markSocketAsShouldBeClosedImmediately(): void {
-    this.#control?.closeNow();
+    processorAttachment(this)?.control.closeNow();
   }
 
   /** Closes the connection once everything queued (including `outputMessages`) has been written. */
   markSocketAsReadyToBeClosed(): void {
-    this.#control?.closeWhenFlushed();
+    processorAttachment(this)?.control.closeWhenFlushed();
   }
 
   /** Called once when the connection is ready, before any data. Override to set up state. */

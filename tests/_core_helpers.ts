@@ -4,7 +4,7 @@
  */
 import { encodeFrames, FrameDecoder } from "../core/codec.ts";
 import { toBytes } from "../core/bytes.ts";
-import type { ClientId, IoCore, IoIterationResult } from "../core/io_core.ts";
+import type { ClientId, IoCore, IoIterationResult } from "../mod.ts";
 import { nativeTransport } from "../transports/mod.ts";
 import type { Connection, ConnectOptions } from "../transports/types.ts";
 

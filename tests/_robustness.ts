@@ -24,7 +24,7 @@ import {
   type IoCoreListenerOptions,
   type IoCoreStats,
   type IoIterationResult,
-} from "../core/io_core.ts";
+} from "../mod.ts";
 import { detectRuntime, nativeTransport } from "../transports/mod.ts";
 import type { Addr, Connection, ConnectOptions } from "../transports/types.ts";
 

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { allocBytes, bytesEqual, concatBytes, toBytes, utf8ByteLength, writeUtf8 } from "../core/bytes.ts";
+import { allocBytes, bytesEqual, concatBytes, toBytes } from "../core/bytes.ts";
 
 /** mulberry32: a tiny seeded PRNG, so every run sees the same "random" strings. */
 function mulberry32(seed: number): () => number {
@@ -193,56 +193,5 @@ describe("toBytes", () => {
       if (i !== 0 && i !== 2) assert.ok(bytesEqual(results[i], encoder.encode(t)), t);
     });
     assert.ok(allocBytes(64).every((b) => b === 0));
-  });
-});
-
-describe("utf8ByteLength", () => {
-  it("matches the length TextEncoder produces", () => {
-    for (const s of SAMPLES) assert.equal(utf8ByteLength(s), encoder.encode(s).length, JSON.stringify(s));
-    const rand = mulberry32(42);
-    for (let i = 0; i < 300; i++) {
-      const s = randomString(rand, Math.floor(rand() * 60));
-      assert.equal(utf8ByteLength(s), encoder.encode(s).length, JSON.stringify(s));
-    }
-  });
-
-  it("counts each UTF-8 length class", () => {
-    assert.equal(utf8ByteLength("a"), 1);
-    assert.equal(utf8ByteLength("é"), 2);
-    assert.equal(utf8ByteLength("日"), 3);
-    assert.equal(utf8ByteLength("😀"), 4);
-    assert.equal(utf8ByteLength("\ud800"), 3);
-  });
-});
-
-describe("writeUtf8", () => {
-  it("writes at the offset and returns the end offset", () => {
-    for (const s of SAMPLES) {
-      const expected = encoder.encode(s);
-      const target = new Uint8Array(expected.length + 5).fill(0xee);
-      const end = writeUtf8(target, 2, s);
-      assert.equal(end, 2 + expected.length, JSON.stringify(s));
-      assert.ok(bytesEqual(target.subarray(2, end), expected), JSON.stringify(s));
-      assert.deepEqual([...target.subarray(0, 2)], [0xee, 0xee]);
-      assert.deepEqual([...target.subarray(end)], [0xee, 0xee, 0xee]);
-    }
-  });
-
-  it("throws a RangeError when the text does not fit", () => {
-    assert.throws(() => writeUtf8(new Uint8Array(4), 0, "hello"), RangeError);
-    assert.throws(() => writeUtf8(new Uint8Array(5), 1, "hello"), RangeError);
-    assert.throws(() => writeUtf8(new Uint8Array(3), 0, "😀"), RangeError);
-    assert.throws(() => writeUtf8(new Uint8Array(40), 0, "日本語".repeat(5)), RangeError);
-  });
-
-  it("throws a RangeError for an offset outside the target", () => {
-    assert.throws(() => writeUtf8(new Uint8Array(4), 5, ""), RangeError);
-    assert.throws(() => writeUtf8(new Uint8Array(4), -1, "a"), RangeError);
-    assert.throws(() => writeUtf8(new Uint8Array(4), 0.5, "a"), RangeError);
-  });
-
-  it("writes nothing for an empty string, even at the very end", () => {
-    const target = new Uint8Array(2);
-    assert.equal(writeUtf8(target, 2, ""), 2);
   });
 });

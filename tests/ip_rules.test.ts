@@ -103,6 +103,21 @@ describe("access rules", () => {
     assert.equal(check(unixPeer), -1);
   });
 
+  it("clientCertVerified matches only TLS peers whose client certificate verified", () => {
+    const tlsPeer = (authorized: boolean): PeerInfo => ({
+      ...tcpPeer("127.0.0.1"),
+      transport: "tls",
+      tls: { authorized },
+    });
+    const verifiedOnly = compileRules([{ clientCertVerified: true }]);
+    assert.equal(verifiedOnly(tlsPeer(true)), 0);
+    assert.equal(verifiedOnly(tlsPeer(false)), -1);
+    assert.equal(verifiedOnly(tcpPeer("127.0.0.1")), -1, "a connection without TLS never matches");
+    const unverifiedOnly = compileRules([{ clientCertVerified: false }]);
+    assert.equal(unverifiedOnly(tlsPeer(false)), 0);
+    assert.equal(unverifiedOnly(tlsPeer(true)), -1);
+  });
+
   it("admits nothing with an empty list, and rejects malformed rules up front", () => {
     assert.equal(compileRules([])(unixPeer), -1);
     assert.throws(() => compileRules([{ cidr: "10.0.0.0/99" }]), TypeError);

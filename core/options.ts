@@ -1,0 +1,278 @@
+/**
+ * The options of an `IoCore`: limits, listeners, policies and logging, with their defaults and the
+ * one function that checks them.
+ *
+ * @module
+ */
+import type { Addr, ConnectOptions, ListenOptions, Transport, TransportName } from "../transports/types.ts";
+import type { InlineProcessorClass } from "./processor.ts";
+import type { AccessRule } from "./rules.ts";
+import type { Keyword, ListenerInfo } from "./types.ts";
+
+/**
+ * Global byte caps and protocol limits. Every field is optional.
+ *
+ * @example
+ * ```ts
+ * import type { IoCoreLimits } from "@asockio/core";
+ * const limits: IoCoreLimits = { inputBytes: 64 * 1024 * 1024, handshakeTimeoutMs: 5000 };
+ * ```
+ */
+export interface IoCoreLimits {
+  /**
+   * Cap on unread input across all clients. Above it the core stops accepting, and stops reading
+   * from every connection whose client holds unread messages, until the application has consumed
+   * enough; a client whose messages are read promptly keeps working. Nothing is dropped.
+   * @default {536870912} (512 MiB)
+   */
+  inputBytes?: number;
+  /**
+   * Cap on queued output across all clients. Above it the core stops reading from the producers of
+   * that output — the connection whose input was handled last (a processor callback, or the client
+   * whose messages were read) when it writes to a congested connection, and any congested connection
+   * that keeps sending — until the peers have taken what is queued.
+   * @default {536870912} (512 MiB)
+   */
+  outputBytes?: number;
+  /**
+   * The largest frame accepted. A larger declared length is rejected before anything is allocated,
+   * and only that connection is closed, with a `MessageTooLargeError`.
+   * @default {67108864} (64 MiB)
+   */
+  maxMessageBytes?: number;
+  /**
+   * The longest keyword accepted in a handshake.
+   * @default {1024}
+   */
+  maxKeywordBytes?: number;
+  /**
+   * A connection that has not completed its handshake by then is closed (slowloris guard).
+   * @default {10000}
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * How long a gracefully closing connection waits for the peer to close after everything has
+   * been written, before it is closed anyway.
+   * @default {10000}
+   */
+  closeTimeoutMs?: number;
+  /**
+   * The most connections open at once (incoming and outgoing, handshakes included). At the cap,
+   * new incoming connections wait unread, in order, until a slot frees; nothing is refused.
+   * @default {65536}
+   */
+  maxConnections?: number;
+  /**
+   * Close a connection that has neither received nor sent anything for this long; `0` disables it.
+   * @default {0}
+   */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * A listener: where to listen, plus an optional name used by rules and in `getClientInfo`.
+ *
+ * @example
+ * ```ts
+ * import type { IoCoreListenerOptions } from "@asockio/core";
+ * const tcp: IoCoreListenerOptions = { transport: "tcp", port: 0, name: "public", maxConnections: 100 };
+ * ```
+ */
+export type IoCoreListenerOptions = ListenOptions & {
+  /** A name for logs and rules; defaults to `tcp:<host>:<port>` or `unix:<path>`. */
+  name?: string;
+  /** The most connections open at once through this listener; more wait unread. Unlimited by default. */
+  maxConnections?: number;
+};
+
+/**
+ * What the core knows of a new incoming connection when `rawConnection` is asked about it.
+ *
+ * @example
+ * ```ts
+ * import type { IncomingConnectionInfo } from "@asockio/core";
+ * const rawOnHttp = (info: IncomingConnectionInfo) => info.listener.name === "http";
+ * ```
+ */
+export interface IncomingConnectionInfo {
+  /** The listener it came through. */
+  readonly listener: ListenerInfo;
+  /** The peer's address. */
+  readonly remoteAddr: Addr;
+  /** The local address it was accepted on. */
+  readonly localAddr: Addr;
+}
+
+/**
+ * Where the core reports what happens. Each method is optional.
+ *
+ * @example
+ * ```ts
+ * import type { Logger } from "@asockio/core";
+ * const logger: Logger = { error: (message, ...details) => console.error(message, ...details) };
+ * ```
+ */
+export interface Logger {
+  /** Chatty details (refusals, handshakes). */
+  debug?(message: string, ...details: unknown[]): void;
+  /** Notable events, such as a refused connection with its address. */
+  info?(message: string, ...details: unknown[]): void;
+  /** Something went wrong with one connection; the core runs on. */
+  warn?(message: string, ...details: unknown[]): void;
+  /** An application callback threw; its connection was closed. */
+  error?(message: string, ...details: unknown[]): void;
+}
+
+/**
+ * Options for `IoCore`.
+ *
+ * @example
+ * ```ts
+ * import type { IoCoreOptions } from "@asockio/core";
+ * const options: IoCoreOptions = { listeners: [{ transport: "tcp", port: 0 }], unknownClients: "allow" };
+ * ```
+ */
+export interface IoCoreOptions {
+  /**
+   * Where to listen. A core with no listeners acts only as a client.
+   * @default {[]}
+   */
+  listeners?: IoCoreListenerOptions[];
+  /**
+   * The transport, or its name. `"node"` (on `node:net`) works on every runtime.
+   * @default {the runtime's native transport}
+   */
+  transport?: Transport | TransportName;
+  /**
+   * Decides, for each incoming connection, whether it is raw: no handshake, bytes unframed. A raw
+   * connection becomes an unknown client (if `unknownClients` is `"allow"`).
+   * @default {() => false}
+   */
+  rawConnection?: (info: IncomingConnectionInfo) => boolean;
+  /**
+   * Whether raw connections are admitted as unknown clients or closed.
+   * @default {"refuse"}
+   */
+  unknownClients?: "allow" | "refuse";
+  /** The processor that drives every unknown client, if any. */
+  unknownClientProcessor?: InlineProcessorClass;
+  /**
+   * Hold connections announcing a keyword nobody registered, until `addClient` registers it.
+   * When false they are refused.
+   * @default {true}
+   */
+  acceptUnexpectedKeywords?: boolean;
+  /**
+   * What to do when a keyword that is already connected is announced again.
+   * @default {"refuse"}
+   */
+  duplicateKeyword?: "refuse" | "replace";
+  /** Memory caps and protocol limits. */
+  limits?: IoCoreLimits;
+  /**
+   * Access rules for named clients (and held unexpected keywords) that have no `allow` of their
+   * own. Secure by default: only UNIX sockets and loopback.
+   * @default {LOCAL_ONLY}
+   */
+  allow?: readonly AccessRule[];
+  /**
+   * Access rules for unknown (raw) clients, checked when they connect.
+   * @default {ALLOW_ALL}
+   */
+  unknownClientsAllow?: readonly AccessRule[];
+  /**
+   * Where to report refusals and failures; `null` silences the core.
+   * @default {warnings and errors to console}
+   */
+  logger?: Logger | null;
+  /**
+   * Disable Nagle's algorithm on TCP connections.
+   * @default {true}
+   */
+  noDelay?: boolean;
+}
+
+/**
+ * Options for `IoCore.addClient`.
+ *
+ * @example
+ * ```ts
+ * import type { AddClientOptions } from "@asockio/core";
+ * const worker: AddClientOptions = { keyword: "worker-7", connect: { transport: "tcp", port: 25000 } };
+ * ```
+ */
+export interface AddClientOptions {
+  /** The keyword the client announces (or, with `connect`, that this core announces). */
+  keyword: Keyword;
+  /** Connect out to this address and announce `keyword` there, acting as a client. */
+  connect?: ConnectOptions;
+  /**
+   * Switch the connection to raw mode right after the handshake.
+   * @default {false}
+   */
+  raw?: boolean;
+  /** A processor class to drive this client's connections. */
+  processor?: InlineProcessorClass;
+  /**
+   * Where this client may connect from (incoming only); overrides the core's `allow`.
+   * @default {the core's allow, LOCAL_ONLY unless set}
+   */
+  allow?: readonly AccessRule[];
+  /**
+   * A shared secret: incoming, the peer must prove it knows it (HMAC-SHA256 over a nonce);
+   * outgoing, this core answers the server's challenge with it.
+   */
+  secret?: string | Uint8Array;
+}
+
+const MiB = 1024 * 1024;
+
+/** Every limit, filled in with its default. Internal. */
+export type ResolvedLimits = Required<IoCoreLimits>;
+
+const DEFAULT_LIMITS: ResolvedLimits = {
+  inputBytes: 512 * MiB,
+  outputBytes: 512 * MiB,
+  maxMessageBytes: 64 * MiB,
+  maxKeywordBytes: 1024,
+  handshakeTimeoutMs: 10_000,
+  closeTimeoutMs: 10_000,
+  maxConnections: 65_536,
+  idleTimeoutMs: 0,
+};
+
+/** The logger used when `IoCoreOptions.logger` is not given: warnings and errors to the console. */
+export const defaultLogger: Logger = {
+  warn: (message, ...details) => console.warn(`asockio: ${message}`, ...details),
+  error: (message, ...details) => console.error(`asockio: ${message}`, ...details),
+};
+
+/** Checks `IoCoreOptions.limits` and fills in the defaults; throws `TypeError` or `RangeError`. */
+export function resolveLimits(limits: IoCoreLimits | undefined): ResolvedLimits {
+  const resolved = { ...DEFAULT_LIMITS };
+  for (const [name, value] of Object.entries(limits ?? {})) {
+    if (!(name in DEFAULT_LIMITS)) throw new TypeError(`Cannot create IoCore: unknown limit ${name}`);
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(
+        `Cannot create IoCore: limits.${name} must be a non-negative integer, got ${value}`,
+      );
+    }
+    (resolved as Record<string, number>)[name] = value;
+  }
+  return resolved;
+}
+
+/** Checks a string option against its allowed values; throws a `TypeError` naming the option. */
+export function oneOf<T extends string>(
+  name: string,
+  value: T | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value)) {
+    throw new TypeError(`Cannot create IoCore: ${name} must be one of ${allowed.join(", ")}, got ${value}`);
+  }
+  return value;
+}

@@ -1,0 +1,95 @@
+/**
+ * The processor contract: what the core calls on a per-connection processor, and what it gives the
+ * processor to act on its connection. `processors/inline_processor.ts` implements it; the core
+ * never imports that file.
+ *
+ * @module
+ */
+import type { Addr } from "../transports/types.ts";
+import type { ListenerInfo } from "./types.ts";
+
+/**
+ * What a processor knows of its connection. Set by the core before `onConnected`.
+ *
+ * @example
+ * ```ts
+ * import type { ProcessorContext } from "@asockio/core";
+ * const where = (c: ProcessorContext) => c.listener?.name ?? "outgoing";
+ * ```
+ */
+export interface ProcessorContext {
+  /** The client this connection belongs to. */
+  readonly clientId: number;
+  /** The client's keyword (generated for unknown clients). */
+  readonly keyword: Uint8Array;
+  /** The peer's address. */
+  readonly remoteAddr: Addr;
+  /** The listener it came through, or `undefined` for an outgoing connection. */
+  readonly listener: ListenerInfo | undefined;
+}
+
+/** The hooks the core installs in a processor. Internal: not exported from `mod.ts`. */
+export interface ProcessorControl {
+  /** Switches the connection's mode. */
+  setRaw(raw: boolean): void;
+  /** Closes after the current callback; its output is discarded. */
+  closeNow(): void;
+  /** Closes once everything queued is written, the current callback's output included. */
+  closeWhenFlushed(): void;
+  /** The connection's current mode. */
+  isRaw(): boolean;
+}
+
+/**
+ * What the core calls on a processor instance, one per connection. `InlineProcessor` implements it;
+ * subclass that rather than implementing this yourself.
+ *
+ * @example
+ * ```ts
+ * import type { Processor } from "@asockio/core";
+ * const count = (p: Processor) => p.outputMessages.length;
+ * ```
+ */
+export interface Processor {
+  /** Messages to send; the core empties it after each callback. */
+  readonly outputMessages: Array<Uint8Array | string>;
+  /** The connection is ready. */
+  onConnected(): void;
+  /** One whole message, or one raw chunk in raw mode. */
+  onDataReceived(data: Uint8Array): void;
+  /** Everything queued has been written. */
+  onOutputBuffersAreEmpty(): void;
+  /** The connection has closed. */
+  onConnectionLost(): void;
+}
+
+/** What the core attached to a processor. Internal. */
+export interface ProcessorAttachment {
+  readonly context: ProcessorContext;
+  readonly control: ProcessorControl;
+}
+
+// Kept beside the processor rather than on it, so no internal hook shows in the public API.
+const attachments = new WeakMap<Processor, ProcessorAttachment>();
+
+/** Attaches the core to a processor instance, once, before any callback. Internal. */
+export function attachProcessor(processor: Processor, attachment: ProcessorAttachment): void {
+  attachments.set(processor, attachment);
+}
+
+/** What the core attached to `processor`, or `undefined` before it was attached. Internal. */
+export function processorAttachment(processor: Processor): ProcessorAttachment | undefined {
+  return attachments.get(processor);
+}
+
+/**
+ * A processor class the core can instantiate, one instance per connection.
+ *
+ * @example
+ * ```ts
+ * import { InlineProcessor, type InlineProcessorClass } from "@asockio/core";
+ * class Echo extends InlineProcessor {}
+ * const processorClass: InlineProcessorClass = Echo;
+ * ```
+ */
+export type InlineProcessorClass = new () => Processor;

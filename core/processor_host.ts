@@ -1,0 +1,131 @@
+/**
+ * {@linkcode ProcessorHost}: attaches a processor to a connection, calls it, and guards every call.
+ * What a callback pushed is queued after it returns, also when it threw; a callback that throws
+ * closes its own connection only, once that output is written.
+ *
+ * @module
+ */
+import { toBytes } from "./bytes.ts";
+import { CallbackError } from "./errors.ts";
+import type { Logger } from "./options.ts";
+import { attachProcessor, type Processor } from "./processor.ts";
+import type { Session } from "./session.ts";
+import type { ClientRecord } from "./client_registry.ts";
+
+/** What a processor asked for during a callback; acted on when the callback returns. */
+export const ProcessorClose = { none: 0, now: 1, whenFlushed: 2 } as const;
+/** One of {@linkcode ProcessorClose}'s values. */
+export type ProcessorClose = typeof ProcessorClose[keyof typeof ProcessorClose];
+
+type Callback = "onConnected" | "onDataReceived" | "onOutputBuffersAreEmpty";
+
+/**
+ * The one place the core calls processors.
+ *
+ * @example
+ * ```ts
+ * import { ProcessorHost } from "./processor_host.ts";
+ * const host = new ProcessorHost({ error: console.error });
+ * // host.attach(session, record); host.deliver(session, message);
+ * ```
+ */
+export class ProcessorHost {
+  readonly #logger: Logger;
+
+  /** Reports throwing callbacks to `logger.error`. */
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  /** Creates the client's processor for this connection and calls `onConnected`. */
+  attach(session: Session, record: ClientRecord): void {
+    const processor: Processor = new record.processorClass!();
+    session.processor = processor;
+    attachProcessor(processor, {
+      context: {
+        clientId: record.id,
+        keyword: record.keyword,
+        remoteAddr: session.conn.remoteAddr,
+        listener: session.listener,
+      },
+      control: {
+        setRaw: (raw) => session.setRaw(raw),
+        closeNow: () => {
+          if (session.inCallback) session.processorClose = ProcessorClose.now;
+          else session.close();
+        },
+        closeWhenFlushed: () => {
+          // Inside a callback its own output is not queued yet: close after it, not before.
+          if (session.inCallback) session.processorClose ||= ProcessorClose.whenFlushed;
+          else session.closeWhenFlushed();
+        },
+        isRaw: () => session.raw,
+      },
+    });
+    session.inCallback = true;
+    try {
+      processor.onConnected();
+    } catch (err) {
+      return this.#failed(session, "onConnected", err);
+    }
+    this.#after(session);
+  }
+
+  /** Hands one message (or raw chunk) to the connection's processor. */
+  deliver(session: Session, message: Uint8Array): void {
+    session.inCallback = true;
+    try {
+      session.processor!.onDataReceived(message);
+    } catch (err) {
+      return this.#failed(session, "onDataReceived", err);
+    }
+    this.#after(session);
+  }
+
+  /** Everything queued was written. */
+  drained(session: Session): void {
+    session.inCallback = true;
+    try {
+      session.processor!.onOutputBuffersAreEmpty();
+    } catch (err) {
+      return this.#failed(session, "onOutputBuffersAreEmpty", err);
+    }
+    this.#after(session);
+  }
+
+  /** The connection closed: the last callback, whose output has nowhere to go. */
+  lost(processor: Processor, clientId: number): void {
+    try {
+      processor.onConnectionLost();
+    } catch (err) {
+      this.#logger.error?.(`InlineProcessor.onConnectionLost threw for client ${clientId}`, err);
+    }
+  }
+
+  /** Queues what the callback pushed, then acts on the close it asked for. */
+  #after(session: Session): void {
+    session.inCallback = false;
+    const close = session.processorClose;
+    session.processorClose = ProcessorClose.none;
+    const processor = session.processor;
+    if (!processor || session.closed) return;
+    if (close === ProcessorClose.now) return session.close();
+    const output = processor.outputMessages;
+    if (output.length) {
+      for (let i = 0; i < output.length; i++) session.queueOutput(toBytes(output[i]!));
+      output.length = 0;
+    }
+    if (close === ProcessorClose.whenFlushed) session.closeWhenFlushed();
+  }
+
+  #failed(session: Session, callback: Callback, err: unknown): void {
+    const id = session.client?.id;
+    this.#logger.error?.(`InlineProcessor.${callback} threw for client ${id}; its connection is closed`, err);
+    const error = err instanceof Error
+      ? err
+      : new CallbackError(`InlineProcessor.${callback} threw`, { cause: err });
+    // What it pushed before throwing (an error answer, say) is still written; nothing more is read.
+    this.#after(session);
+    session.drainAndClose(error);
+  }
+}

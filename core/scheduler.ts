@@ -1,0 +1,520 @@
+/**
+ * {@linkcode Scheduler}: the parts of a core wired together. It admits connections (policies,
+ * access rules, caps and parking), binds sessions to clients, connects out, and keeps the
+ * registry, the event board and the memory budget in step. `IoCore` is its public face.
+ *
+ * @module
+ */
+import { authProof, importSecret, timingSafeEqual } from "./auth.ts";
+import { toBytes } from "./bytes.ts";
+import { ClientRecord, ClientRegistry, keywordKey } from "./client_registry.ts";
+import { CallbackError, ConnectionClosedError, TimeoutError } from "./errors.ts";
+import { EventBoard } from "./event_board.ts";
+import type { KeywordVerdict } from "./handshake.ts";
+import { describeAddr, ListenerSet } from "./listener_set.ts";
+import { MemoryBudget } from "./memory_budget.ts";
+import {
+  type AddClientOptions,
+  defaultLogger,
+  type IncomingConnectionInfo,
+  type IoCoreOptions,
+  type Logger,
+  oneOf,
+  type ResolvedLimits,
+  resolveLimits,
+} from "./options.ts";
+import { FlushScheduler } from "./output.ts";
+import type { InlineProcessorClass } from "./processor.ts";
+import { ProcessorHost } from "./processor_host.ts";
+import { ALLOW_ALL, compileRules, LOCAL_ONLY, type PeerInfo, type RuleCheck } from "./rules.ts";
+import { Phase, Session, type SessionHost } from "./session.ts";
+import { resolveTransport } from "./transport_slot.ts";
+import type { Addr, Connection, Transport } from "../transports/types.ts";
+import type {
+  ClientConnectionState,
+  ClientId,
+  ClientInfo,
+  IoCoreStats,
+  Keyword,
+  ListenerInfo,
+} from "./types.ts";
+
+const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
+const utf8Decoder = new TextDecoder();
+const ADMIT: KeywordVerdict = Object.freeze({ kind: "admit" });
+const HOLD: KeywordVerdict = Object.freeze({ kind: "hold" });
+const CHALLENGE: KeywordVerdict = Object.freeze({ kind: "challenge" });
+const refusal = (reason: string): KeywordVerdict => ({ kind: "refuse", reason });
+
+/**
+ * The core's parts and the logic between them; every public `IoCore` method lands here.
+ *
+ * @example
+ * ```ts
+ * import { Scheduler } from "./scheduler.ts";
+ * const scheduler = new Scheduler({ transport: "node" });
+ * await scheduler.close();
+ * ```
+ */
+export class Scheduler implements SessionHost {
+  readonly transport: Transport;
+  readonly limits: ResolvedLimits;
+  readonly logger: Logger;
+  readonly budget: MemoryBudget;
+  readonly board: EventBoard;
+  readonly processors: ProcessorHost;
+  readonly flusher: FlushScheduler = new FlushScheduler();
+  readonly registry: ClientRegistry = new ClientRegistry();
+  readonly listeners: ListenerSet;
+  readonly tracksIdle: boolean;
+  readonly sessions: Set<Session> = new Set();
+  closed = false;
+  readonly #rawConnection: ((info: IncomingConnectionInfo) => boolean) | undefined;
+  readonly #allowUnknown: boolean;
+  readonly #unknownProcessor: InlineProcessorClass | undefined;
+  readonly #acceptUnexpected: boolean;
+  readonly #replaceDuplicates: boolean;
+  readonly #noDelay: boolean;
+  readonly #defaultRules: RuleCheck;
+  readonly #unknownRules: RuleCheck;
+  #idleTimer: ReturnType<typeof setInterval> | undefined = undefined;
+
+  /** Checks the options and builds the parts; nothing is bound yet. */
+  constructor(options: IoCoreOptions) {
+    this.transport = resolveTransport(options.transport);
+    this.limits = resolveLimits(options.limits);
+    this.logger = options.logger === null ? {} : options.logger ?? defaultLogger;
+    this.#rawConnection = options.rawConnection;
+    this.#allowUnknown =
+      oneOf("unknownClients", options.unknownClients, ["allow", "refuse"], "refuse") === "allow";
+    this.#unknownProcessor = options.unknownClientProcessor;
+    this.#acceptUnexpected = options.acceptUnexpectedKeywords ?? true;
+    this.#replaceDuplicates =
+      oneOf("duplicateKeyword", options.duplicateKeyword, ["refuse", "replace"], "refuse") === "replace";
+    this.#noDelay = options.noDelay ?? true;
+    this.#defaultRules = compileRules(options.allow ?? LOCAL_ONLY);
+    this.#unknownRules = compileRules(options.unknownClientsAllow ?? ALLOW_ALL);
+    this.listeners = new ListenerSet(options.listeners ?? []);
+    this.tracksIdle = this.limits.idleTimeoutMs > 0;
+    this.budget = new MemoryBudget(this.limits.inputBytes, this.limits.outputBytes, () => {
+      if (this.listeners.parkedCount) this.#unpark();
+    });
+    this.board = new EventBoard((id) => (this.registry.get(id)?.unread ?? 0) > 0);
+    this.processors = new ProcessorHost(this.logger);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Accepting
+
+  /** Binds the listeners. */
+  listen(): Promise<Addr[]> {
+    if (this.closed) throw new ConnectionClosedError("Cannot listen: the core is closed");
+    if (this.listeners.bound) throw new TypeError("Cannot listen: the core is already listening");
+    return this.listeners.bind(this.transport, (conn, listener) => this.#accept(conn, listener));
+  }
+
+  #hasRoom = (listener: ListenerInfo): boolean =>
+    this.sessions.size < this.limits.maxConnections && this.listeners.hasRoom(listener) &&
+    !this.budget.overInput; // over the input cap, stop accepting too
+
+  #accept(conn: Connection, listener: ListenerInfo): void {
+    if (this.closed) return conn.close();
+    if (this.listeners.parkedCount || !this.#hasRoom(listener)) this.listeners.park(conn, listener);
+    else this.#admit(conn, listener);
+  }
+
+  #unpark(): void {
+    if (!this.closed) this.listeners.unpark(this.#hasRoom, (conn, listener) => this.#admit(conn, listener));
+  }
+
+  /**
+   * Calls application code (a rule, a predicate) behind the guard: what it throws is logged, and
+   * the caller refuses that connection only.
+   */
+  #guarded<T>(what: string, where: () => string, call: () => T): T | CallbackError {
+    try {
+      return call();
+    } catch (err) {
+      const error = new CallbackError(`${what} threw for ${where()}`, { cause: err });
+      this.logger.error?.(`${error.message}; connection refused`, err);
+      return error;
+    }
+  }
+
+  #peerInfo(conn: Connection, listener: ListenerInfo, keyword?: Uint8Array): PeerInfo {
+    return {
+      listener,
+      remoteAddr: conn.remoteAddr,
+      localAddr: conn.localAddr,
+      transport: listener.addr.transport,
+      keyword,
+      tls: conn.tls,
+    };
+  }
+
+  /** True when the rules admit the peer; a rule that throws refuses it. */
+  #allowed(rules: RuleCheck, conn: Connection, listener: ListenerInfo, keyword?: Uint8Array): boolean {
+    const where = () => `${describeAddr(conn.remoteAddr)} on ${listener.name}`;
+    const admitted = this.#guarded(
+      "An access rule",
+      where,
+      () => rules(this.#peerInfo(conn, listener, keyword)),
+    );
+    return typeof admitted === "number" && admitted >= 0;
+  }
+
+  #admit(conn: Connection, listener: ListenerInfo): void {
+    if (this.#noDelay) conn.setNoDelay(true);
+    const where = () => `${describeAddr(conn.remoteAddr)} on ${listener.name}`;
+    const predicate = this.#rawConnection;
+    const raw = predicate
+      ? this.#guarded(
+        "rawConnection",
+        where,
+        () => predicate({ listener, remoteAddr: conn.remoteAddr, localAddr: conn.localAddr }),
+      )
+      : false;
+    if (raw instanceof CallbackError) return conn.close();
+    if (!raw) {
+      const session = this.#newSession(conn, listener, "accepting");
+      if (this.limits.handshakeTimeoutMs > 0) session.startHandshakeTimer(this.limits.handshakeTimeoutMs);
+      return;
+    }
+    if (!this.#allowUnknown || !this.#allowed(this.#unknownRules, conn, listener)) {
+      this.logger.info?.(`Refused unknown client from ${where()}`);
+      return conn.close();
+    }
+    const id = this.registry.nextId();
+    const record = new ClientRecord(id, "unknown", toBytes(`${UNKNOWN_KEYWORD_PREFIX}${id}`));
+    record.rawOnConnect = true;
+    record.processorClass = this.#unknownProcessor;
+    this.registry.add(record);
+    this.bind(this.#newSession(conn, listener, "raw"), record);
+  }
+
+  #newSession(
+    conn: Connection,
+    listener: ListenerInfo | undefined,
+    start: "accepting" | "raw" | ClientRecord,
+  ): Session {
+    const session = new Session(this, conn, listener, start);
+    this.sessions.add(session);
+    if (listener) this.listeners.opened(listener);
+    if (this.tracksIdle) this.#startIdleSweep();
+    conn.setHandler(session);
+    return session;
+  }
+
+  /** The accepting side's keyword policy (see `KeywordPolicy`). */
+  keywordVerdict(session: Session, keyword: Uint8Array, authenticated: boolean): KeywordVerdict {
+    const record = this.registry.byKeyword(keywordKey(keyword));
+    if (
+      !authenticated &&
+      !this.#allowed(record?.rules ?? this.#defaultRules, session.conn, session.listener!, keyword)
+    ) {
+      return refusal("access denied");
+    }
+    if (record) {
+      if (record.connect) return refusal("keyword is not accepted here");
+      if (record.removed) return refusal("unexpected keyword");
+      if (record.session && !this.#replaceDuplicates) return refusal("duplicate keyword");
+      return record.secretKey && !authenticated ? CHALLENGE : ADMIT;
+    }
+    if (authenticated || !this.#acceptUnexpected) return refusal("unexpected keyword");
+    return this.registry.held.has(keywordKey(keyword)) ? refusal("duplicate keyword") : HOLD;
+  }
+
+  /** The handshake admitted a registered keyword. */
+  admitNamed(session: Session, keyword: Uint8Array): void {
+    const record = this.registry.byKeyword(keywordKey(keyword))!;
+    if (record.session) record.session.close(); // duplicateKeyword: "replace"
+    this.bind(session, record);
+  }
+
+  /** Held as in the original: it got OK, and its messages wait for `addClient`. */
+  hold(session: Session, keyword: Uint8Array): void {
+    session.held = new ClientRecord(0, "expected", keyword);
+    this.registry.held.set(session.held.key, session);
+    session.open();
+  }
+
+  /** Binds an admitted session to its client and reports it. */
+  bind(session: Session, record: ClientRecord): void {
+    session.client = record;
+    record.session = session;
+    record.listener = session.listener;
+    record.remoteAddr = session.conn.remoteAddr;
+    record.lastError = undefined;
+    session.open();
+    const events = this.board.events;
+    this.board.emit(
+      record.kind === "unknown" ? events.newlyConnectedUnknownClients : events.newlyConnectedExpectedClients,
+      record.id,
+    );
+    if (record.unread > 0) this.board.emit(events.clientsHaveDataToRead, record.id);
+    if (record.rawOnConnect) session.setRaw(true);
+    if (record.processorClass) this.setProcessor(record, record.processorClass);
+  }
+
+  /** Checks an incoming client's proof of the secret. */
+  async verifyProof(keyword: Uint8Array, nonce: Uint8Array, proof: Uint8Array): Promise<boolean> {
+    const record = this.registry.byKeyword(keywordKey(keyword));
+    if (!record?.secretKey) return false;
+    return timingSafeEqual(await authProof(await record.secretKey, nonce, keyword), proof);
+  }
+
+  /** This outgoing client's answer to the server's challenge. */
+  async proofFor(record: ClientRecord, nonce: Uint8Array): Promise<Uint8Array> {
+    return authProof(await record.secretKey!, nonce, record.keyword);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Clients
+
+  /** Registers a named client (see `IoCore.addClient`). */
+  addClient(options: AddClientOptions): ClientId {
+    if (this.closed) throw new ConnectionClosedError("Cannot add client: the core is closed");
+    const keyword = this.#checkKeyword(options.keyword);
+    const key = keywordKey(keyword);
+    if (this.registry.byKeyword(key)) {
+      throw new TypeError(
+        `Cannot add client: keyword ${JSON.stringify(utf8Decoder.decode(keyword))} is registered`,
+      );
+    }
+    const rules = options.allow ? compileRules(options.allow) : undefined;
+    if (options.secret !== undefined && !(toBytes(options.secret).length > 0)) {
+      throw new TypeError("Cannot add client: secret must be a non-empty string or Uint8Array");
+    }
+    const id = this.registry.nextId();
+    let held = options.connect ? undefined : this.registry.held.get(key);
+    if (
+      held &&
+      (options.secret !== undefined ||
+        !this.#allowed(rules ?? this.#defaultRules, held.conn, held.listener!, keyword))
+    ) {
+      // The held connection never proved the secret, or this client's rules refuse it.
+      this.logger.info?.(
+        `Closing held connection for ${utf8Decoder.decode(keyword)}: not admitted by addClient`,
+      );
+      held.close();
+      held = undefined;
+    }
+    // Adopt the held connection: it already got OK, and its messages are in the provisional inbox.
+    const record = held?.held ?? new ClientRecord(id, "expected", keyword);
+    record.id = id;
+    record.connect = options.connect;
+    record.rawOnConnect = options.raw ?? false;
+    record.processorClass = options.processor;
+    record.rules = rules;
+    if (options.secret !== undefined) {
+      record.secretKey = importSecret(options.secret);
+      record.secretKey.catch(() => {}); // reported where it is awaited
+    }
+    if (held) {
+      this.registry.held.delete(key);
+      held.held = undefined;
+    }
+    this.registry.add(record);
+    if (held) this.bind(held, record);
+    else if (record.connect) this.connectOut(record);
+    return id;
+  }
+
+  #checkKeyword(keyword: Keyword): Uint8Array {
+    if (typeof keyword !== "string" && !(keyword instanceof Uint8Array)) {
+      throw new TypeError("Cannot add client: keyword must be a string or a Uint8Array");
+    }
+    const bytes = toBytes(keyword);
+    if (bytes.length > this.limits.maxKeywordBytes) {
+      throw new RangeError(
+        `Cannot add client: keyword is ${bytes.length} bytes, more than maxKeywordBytes ${this.limits.maxKeywordBytes}`,
+      );
+    }
+    return bytes.slice();
+  }
+
+  /** Connects an outgoing client and starts its handshake. */
+  connectOut(record: ClientRecord): void {
+    record.connecting = true;
+    this.transport.connect(record.connect!).then(
+      (conn) => {
+        record.connecting = false;
+        if (this.closed || record.removed) return conn.close();
+        if (this.#noDelay) conn.setNoDelay(true);
+        const session = this.#newSession(conn, undefined, record);
+        record.session = session;
+        record.remoteAddr = conn.remoteAddr;
+        session.queueOutput(record.keyword, true);
+      },
+      (err: Error) => {
+        record.connecting = false;
+        if (this.closed || record.removed) return;
+        record.lastError = err;
+        this.logger.warn?.(`Cannot connect client ${record.id}: ${err.message}`);
+        this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
+      },
+    );
+  }
+
+  /** Sets a client's processor class, and attaches one now if it is connected. */
+  setProcessor(record: ClientRecord, processorClass: InlineProcessorClass): void {
+    record.processorClass = processorClass;
+    const session = record.session;
+    if (!session || session.phase !== Phase.open || session.processor) return;
+    this.processors.attach(session, record);
+    // Hand over what arrived before the processor existed.
+    const budget = this.budget;
+    for (const message of this.takeMessages(record)) {
+      if (session.phase !== Phase.open) break;
+      budget.producer = session;
+      this.processors.deliver(session, message);
+    }
+  }
+
+  /** Removes and returns the client's next unread message. */
+  takeMessage(record: ClientRecord): Uint8Array | undefined {
+    const before = record.inboxCost;
+    const message = record.takeOne();
+    if (message !== undefined) this.#consumed(record, before - record.inboxCost);
+    return message;
+  }
+
+  /** Removes and returns every unread message of the client. */
+  takeMessages(record: ClientRecord): Uint8Array[] {
+    if (record.unread === 0) return [];
+    const cost = record.inboxCost;
+    const messages = record.takeAll();
+    this.#consumed(record, cost);
+    return messages;
+  }
+
+  #consumed(record: ClientRecord, cost: number): void {
+    this.budget.producer = record.session;
+    this.budget.inputBytes -= cost;
+    this.budget.consumed(record.session, record.inboxBytes);
+    if (record.kind === "unknown" && !record.session && record.unread === 0) this.forget(record);
+  }
+
+  /** A snapshot of the client (see `IoCore.getClientInfo`). */
+  clientInfo(record: ClientRecord): ClientInfo {
+    const session = record.session;
+    let state: ClientConnectionState = "disconnected";
+    if (record.connecting) state = "connecting";
+    else if (session) {
+      state = session.phase === Phase.open || session.phase === Phase.draining
+        ? (session.closing ? "closing" : "connected")
+        : "handshake";
+    }
+    return {
+      id: record.id,
+      kind: record.kind,
+      keyword: record.keyword,
+      keywordText: utf8Decoder.decode(record.keyword),
+      direction: record.connect ? "outgoing" : "incoming",
+      state,
+      remoteAddr: record.remoteAddr,
+      listener: record.listener,
+      raw: session ? session.raw : record.rawOnConnect,
+      unreadMessages: record.unread,
+      unreadBytes: record.inboxBytes,
+      queuedOutputBytes: session ? session.queuedOutputBytes : 0,
+      lastError: record.lastError,
+    };
+  }
+
+  /** The client's open session, or a `ConnectionClosedError` naming `action`. */
+  openSession(id: ClientId, action: string): Session {
+    const session = this.registry.get(id)?.session;
+    if (!session || session.phase !== Phase.open) {
+      throw new ConnectionClosedError(`Cannot ${action}: client ${id} has no open connection`);
+    }
+    return session;
+  }
+
+  /** Closes the client's connection (if any) and forgets the client and its unread messages. */
+  removeClient(record: ClientRecord): void {
+    record.removed = true;
+    record.session?.close();
+    this.forget(record);
+  }
+
+  /** Forgets a client and releases its unread messages. */
+  forget(record: ClientRecord): void {
+    if (!this.registry.delete(record)) return;
+    // The application never heard of it: drop its events, so a core that nobody polls (processors
+    // only) does not collect the ids of every connection it ever had.
+    this.board.forgetUnseen(record.id);
+    this.budget.inputBytes -= record.inboxCost;
+    record.takeAll();
+  }
+
+  /** A session closed: the listener slot, the held keyword and the client's record are updated. */
+  sessionClosed(session: Session, error: Error | undefined, wasConnecting: boolean): void {
+    this.sessions.delete(session);
+    if (session.listener) this.listeners.closed(session.listener);
+    const held = session.held;
+    if (held) {
+      this.registry.held.delete(held.key);
+      this.budget.inputBytes -= held.inboxCost;
+      session.held = undefined;
+    }
+    const record = session.client;
+    if (record && record.session === session) {
+      record.session = undefined;
+      if (error) record.lastError = error;
+      if ((session.opened || wasConnecting) && !record.removed) {
+        this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
+      }
+      const processor = session.processor;
+      session.processor = undefined;
+      if (processor) this.processors.lost(processor, record.id);
+      if (record.kind === "unknown" && record.unread === 0) this.forget(record);
+    }
+    if (this.#idleTimer !== undefined && this.sessions.size === 0) {
+      clearInterval(this.#idleTimer);
+      this.#idleTimer = undefined;
+    }
+  }
+
+  #startIdleSweep(): void {
+    if (this.#idleTimer !== undefined) return;
+    const idle = this.limits.idleTimeoutMs;
+    this.#idleTimer = setInterval(() => {
+      const now = Date.now();
+      for (const session of this.sessions) {
+        // Silence the core caused (a memory cap paused reading, output still in flight) is not idleness.
+        if (now - session.lastActivity < idle || session.inflightBytes > 0 || session.readPaused) continue;
+        session.fail(
+          new TimeoutError(
+            `Closing idle connection from ${describeAddr(session.conn.remoteAddr)} after ${idle} ms`,
+          ),
+        );
+      }
+    }, Math.max(10, Math.min(idle / 4, 1000)));
+    (this.#idleTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Memory and connection counters. */
+  stats(): IoCoreStats {
+    return {
+      inputBytes: this.budget.inputBytes,
+      outputBytes: this.budget.outputBytes,
+      connections: this.sessions.size,
+      clients: this.registry.size,
+      heldConnections: this.registry.held.size,
+      readingPaused: this.budget.readingPaused,
+    };
+  }
+
+  /** Stops the listeners, closes every connection and resolves a pending wait. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.listeners.close();
+    for (const session of [...this.sessions]) session.close();
+    this.listeners.closeParked();
+    if (this.#idleTimer !== undefined) clearInterval(this.#idleTimer);
+    this.#idleTimer = undefined;
+    this.board.resolve();
+  }
+}

@@ -1,0 +1,627 @@
+/**
+ * {@linkcode Session}: one connection and everything the core tracks for it. It is the transport's
+ * `ConnectionHandler` itself: it drives the handshake, decodes frames (or passes raw chunks), queues
+ * output, and closes, gracefully or at once.
+ *
+ * @module
+ */
+import type { Connection, ConnectionHandler } from "../transports/types.ts";
+import { type ClientRecord, UNREAD_MESSAGE_OVERHEAD_BYTES } from "./client_registry.ts";
+import { FRAME_HEADER_BYTES, FrameDecoder } from "./codec.ts";
+import { AsockioError, ProtocolError, TimeoutError } from "./errors.ts";
+import type { EventBoard } from "./event_board.ts";
+import {
+  ClientHandshake,
+  type HandshakeDecision,
+  type KeywordVerdict,
+  ServerHandshake,
+} from "./handshake.ts";
+import { describeAddr } from "./listener_set.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
+import type { Logger, ResolvedLimits } from "./options.ts";
+import { type FlushScheduler, framedPieces } from "./output.ts";
+import type { Processor } from "./processor.ts";
+import { ProcessorClose, type ProcessorHost } from "./processor_host.ts";
+import { toBytes } from "./bytes.ts";
+import type { ListenerInfo } from "./types.ts";
+
+/** Where a session stands. */
+export const Phase = {
+  /** Accepting side: the keyword handshake is running. */
+  accepting: 0,
+  /** Connecting side: the keyword was sent; waiting for the answer. */
+  connecting: 1,
+  /** Bound to a client (or held): messages flow. */
+  open: 2,
+  /** Refused or failed: what is queued is written, input is ignored, then it closes. */
+  draining: 3,
+  closed: 4,
+} as const;
+/** One of {@linkcode Phase}'s values. */
+export type Phase = typeof Phase[keyof typeof Phase];
+
+/** What a session needs from the core around it. */
+export interface SessionHost {
+  readonly limits: ResolvedLimits;
+  readonly logger: Logger;
+  readonly budget: MemoryBudget;
+  readonly board: EventBoard;
+  readonly processors: ProcessorHost;
+  readonly flusher: FlushScheduler;
+  /** True when `limits.idleTimeoutMs` is set, so activity must be stamped. */
+  readonly tracksIdle: boolean;
+  /** Accepting side: what to do with an announced keyword (rules, registry, duplicates). */
+  keywordVerdict(session: Session, keyword: Uint8Array, authenticated: boolean): KeywordVerdict;
+  /** Accepting side: the handshake admitted `keyword`; bind the session to its client. */
+  admitNamed(session: Session, keyword: Uint8Array): void;
+  /** Accepting side: hold the session for `keyword` until somebody registers it. */
+  hold(session: Session, keyword: Uint8Array): void;
+  /** Binds an admitted session to its client, and reports it. */
+  bind(session: Session, record: ClientRecord): void;
+  /** Whether `proof` answers `nonce` for the client registered with `keyword`. */
+  verifyProof(keyword: Uint8Array, nonce: Uint8Array, proof: Uint8Array): Promise<boolean>;
+  /** The proof for the server's `nonce`, from this (outgoing) client's secret. */
+  proofFor(record: ClientRecord, nonce: Uint8Array): Promise<Uint8Array>;
+  /** The session has closed: forget it and tell its client. */
+  sessionClosed(session: Session, error: Error | undefined, wasConnecting: boolean): void;
+}
+
+function unrefTimer(timer: unknown): void {
+  // Node and Bun timers can be unref'd; Deno's are numbers, and sessions clear theirs on close.
+  (timer as { unref?: () => void } | null)?.unref?.();
+}
+
+/**
+ * One connection: the handshake, the decode loop, the output queue and the close lifecycle. Nothing
+ * it does may throw into the runtime's event loop: every transport callback is guarded.
+ *
+ * @example
+ * ```ts
+ * import { Session } from "./session.ts";
+ * // The core creates one per connection: new Session(host, conn, listener, "accepting") and
+ * // hands it to conn.setHandler; see Scheduler.
+ * ```
+ */
+export class Session implements ConnectionHandler {
+  readonly conn: Connection;
+  readonly listener: ListenerInfo | undefined;
+  readonly #host: SessionHost;
+  phase: Phase;
+  /** True once the session was bound to a client (or held) and open. */
+  opened = false;
+  raw = false;
+  /** The open connection's frame decoder. */
+  decoder: FrameDecoder | undefined = undefined;
+  handshake: ServerHandshake | ClientHandshake | undefined = undefined;
+  client: ClientRecord | undefined = undefined;
+  /** The provisional record of a held unexpected keyword. */
+  held: ClientRecord | undefined = undefined;
+  processor: Processor | undefined = undefined;
+  /** True while a processor callback runs for this session. */
+  inCallback = false;
+  /** The close a processor asked for during its current callback. */
+  processorClose: ProcessorClose = ProcessorClose.none;
+  outQueue: Uint8Array[] = [];
+  outQueueFramed = true;
+  outQueueBytes = 0;
+  inflightBytes = 0;
+  dirty = false;
+  lastActivity = 0;
+  readPaused = false;
+  #closeAfterFlush = false;
+  #closingGracefully = false;
+  #closeError: Error | undefined = undefined;
+  #peerEnded = false;
+  /** An asynchronous handshake step (HMAC) is running: input waits in the handshake's buffer. */
+  #busy = false;
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  /**
+   * A session for `conn`: `"accepting"` and `"connecting"` start a handshake, `"raw"` is open at
+   * once for an unknown raw client. It does not read until `conn.setHandler(session)`.
+   */
+  constructor(
+    host: SessionHost,
+    conn: Connection,
+    listener: ListenerInfo | undefined,
+    start: "accepting" | "raw" | ClientRecord,
+  ) {
+    this.#host = host;
+    this.conn = conn;
+    this.listener = listener;
+    const limits = host.limits;
+    const peer = describeAddr(conn.remoteAddr);
+    if (start === "raw") {
+      this.phase = Phase.open;
+      this.opened = true;
+      this.raw = true;
+      this.decoder = new FrameDecoder({ maxMessageBytes: limits.maxMessageBytes });
+    } else if (start === "accepting") {
+      this.phase = Phase.accepting;
+      this.handshake = new ServerHandshake({
+        maxKeywordBytes: limits.maxKeywordBytes,
+        policy: (keyword, authenticated) => host.keywordVerdict(this, keyword, authenticated),
+        peer,
+      });
+    } else {
+      this.phase = Phase.connecting;
+      this.client = start;
+      this.handshake = new ClientHandshake({
+        keyword: start.keyword,
+        hasSecret: start.secretKey !== undefined,
+        maxAnswerBytes: limits.maxKeywordBytes,
+        peer,
+      });
+    }
+    if (host.tracksIdle) this.lastActivity = Date.now();
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.phase === Phase.closed;
+  }
+
+  /** Output queued or in flight for this connection. */
+  get queuedOutputBytes(): number {
+    return this.outQueueBytes + this.inflightBytes;
+  }
+
+  /** True while closing: gracefully, or draining after a refusal or failure. */
+  get closing(): boolean {
+    return this.#closingGracefully || this.#closeAfterFlush || this.phase === Phase.draining;
+  }
+
+  /** The peer and the listener, for logs. */
+  describe(): string {
+    return `${describeAddr(this.conn.remoteAddr)} on ${this.listener?.name ?? "an outgoing connection"}`;
+  }
+
+  /** Closes an accepting session that has not finished its handshake within `ms`. */
+  startHandshakeTimer(ms: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.phase !== Phase.accepting) return;
+      this.fail(
+        new TimeoutError(
+          `Cannot complete handshake with ${describeAddr(this.conn.remoteAddr)}: not done within ${ms} ms`,
+        ),
+      );
+    }, ms);
+    unrefTimer(this.#timer);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // ConnectionHandler: nothing thrown here may reach the runtime's event loop.
+
+  /**
+   * A chunk arrived. Returns a number when nothing keeps `chunk` (it was copied into a large message
+   * being received): how many more bytes of that message are still to come.
+   */
+  onData(chunk: Uint8Array): number | undefined {
+    try {
+      return this.#receive(chunk);
+    } catch (err) {
+      this.#internalError(err);
+      return undefined;
+    }
+  }
+
+  /** Everything written so far reached the kernel. */
+  onDrain(): void {
+    try {
+      this.#drained();
+    } catch (err) {
+      this.#internalError(err);
+    }
+  }
+
+  /** The peer half-closed: deliver what is queued, then close. */
+  onEnd(): void {
+    try {
+      if (this.phase === Phase.closed) return;
+      this.#peerEnded = true;
+      if (this.#closingGracefully) this.close();
+      else this.closeWhenFlushed();
+    } catch (err) {
+      this.#internalError(err);
+    }
+  }
+
+  /** The transport closed the connection. */
+  onClose(error?: Error): void {
+    try {
+      this.#finalize(error);
+    } catch (err) {
+      this.#host.logger.error?.("Internal error while closing a connection", err);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Input
+
+  /** The hot path: data in, whole frames out, delivered; a processor's answers written at the end. */
+  #receive(chunk: Uint8Array): number | undefined {
+    const phase = this.phase;
+    if (phase >= Phase.draining) return undefined;
+    const host = this.#host;
+    if (host.tracksIdle) this.lastActivity = Date.now();
+    const budget = host.budget;
+    budget.inputBytes += chunk.length;
+    let givenBack = false;
+    // A processor's answers to this chunk go out at its end, as one write, not a microtask later.
+    const answersNow = this.processor !== undefined;
+    const flusher = host.flusher;
+    if (answersNow) flusher.reading = this;
+    try {
+      if (phase !== Phase.open) this.handshake!.push(chunk);
+      else if (this.raw) this.#deliver(chunk);
+      else {
+        const decoder = this.decoder!;
+        givenBack = decoder.absorb(chunk);
+        if (!givenBack) decoder.push(chunk);
+      }
+      if (!this.raw || phase !== Phase.open) this.#decode();
+    } finally {
+      if (answersNow) flusher.reading = undefined;
+    }
+    if (this.dirty && (answersNow || this.processor)) this.flushNow();
+    if (budget.inputBytes > budget.inputCap || budget.outputBytes > budget.outputCap) budget.pressure(this);
+    return givenBack ? this.decoder!.partialFrameMissingBytes : undefined;
+  }
+
+  /** Decodes what is buffered: handshake decisions first, then whole frames or raw bytes. */
+  #decode(): void {
+    const host = this.#host;
+    const budget = host.budget;
+    while (this.phase < Phase.draining && !this.#busy) {
+      if (this.phase !== Phase.open) {
+        const handshake = this.handshake!;
+        const before = handshake.bufferedBytes;
+        const decision = handshake.step();
+        budget.inputBytes -= before - handshake.bufferedBytes;
+        if (!this.#act(decision)) return;
+        continue;
+      }
+      const decoder = this.decoder!;
+      if (this.raw) {
+        const rest = decoder.takeBuffered();
+        if (rest.length) this.#deliver(rest);
+        return;
+      }
+      const record = this.client;
+      if (record !== undefined && this.processor === undefined) {
+        // The common case, many whole frames in one chunk for a polled client: one pass, one event.
+        const inbox = record.inbox;
+        const before = inbox.length;
+        const bytes = decoder.takeWholeMessages(inbox);
+        const count = inbox.length - before;
+        if (count > 0) {
+          budget.inputBytes += (UNREAD_MESSAGE_OVERHEAD_BYTES - FRAME_HEADER_BYTES) * count;
+          record.inboxBytes += bytes;
+          host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
+        }
+      }
+      let message: Uint8Array | undefined;
+      try {
+        message = decoder.next();
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      if (message === undefined) return;
+      budget.inputBytes -= FRAME_HEADER_BYTES;
+      this.#deliver(message);
+    }
+  }
+
+  /** Delivers one message or raw chunk (already counted as input) to the processor or the inbox. */
+  #deliver(message: Uint8Array): void {
+    const host = this.#host;
+    const budget = host.budget;
+    if (this.processor) {
+      budget.inputBytes -= message.length;
+      budget.producer = this;
+      host.processors.deliver(this, message);
+      return;
+    }
+    const record = this.client ?? this.held;
+    if (!record) {
+      budget.inputBytes -= message.length;
+      return;
+    }
+    budget.inputBytes += record.push(message) - message.length;
+    if (this.client) host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
+  }
+
+  /** Acts on a handshake decision; returns true when decoding should go on. */
+  #act(decision: HandshakeDecision): boolean {
+    const host = this.#host;
+    switch (decision.kind) {
+      case "pending":
+        return false;
+      case "admit":
+        if (decision.reply) {
+          this.queueOutput(decision.reply, true);
+          host.admitNamed(this, decision.keyword);
+        } else host.bind(this, this.client!);
+        return true;
+      case "hold":
+        this.queueOutput(decision.reply, true);
+        host.hold(this, decision.keyword);
+        return true;
+      case "challenge":
+        this.queueOutput(decision.reply, true);
+        return true;
+      case "verify":
+        this.#runAsync(
+          host.verifyProof(decision.keyword, decision.nonce, decision.proof),
+          (ok) => this.#act((this.handshake as ServerHandshake).verified(ok)),
+          "Cannot verify the client's secret",
+        );
+        return false;
+      case "prove":
+        this.#runAsync(host.proofFor(this.client!, decision.nonce), (proof) => {
+          this.queueOutput(proof, true);
+          (this.handshake as ClientHandshake).proved();
+          return true;
+        }, "Cannot answer the server's challenge");
+        return false;
+      case "refuse":
+        this.#refuse(decision.reason, decision.reply);
+        return false;
+      case "fail":
+        this.fail(decision.error);
+        return false;
+    }
+  }
+
+  /** Runs an asynchronous handshake step; input waits until it is done, then decoding goes on. */
+  #runAsync<T>(step: Promise<T>, then: (value: T) => boolean, failure: string): void {
+    const phase = this.phase;
+    this.#busy = true;
+    step.then(
+      (value) => {
+        this.#busy = false;
+        if (this.phase !== phase) return;
+        try {
+          if (then(value)) this.#decode();
+        } catch (err) {
+          this.#internalError(err);
+        }
+      },
+      (err: unknown) => {
+        this.#busy = false;
+        this.fail(new AsockioError(failure, { cause: err }));
+      },
+    );
+  }
+
+  /** Leaves the handshake: from now on frames may be as large as `maxMessageBytes`. */
+  open(): void {
+    if (this.phase === Phase.open) return;
+    this.phase = Phase.open;
+    this.opened = true;
+    this.#clearTimer();
+    this.decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+    const rest = this.handshake?.takeRest();
+    this.handshake = undefined;
+    if (rest?.length) this.decoder.push(rest);
+  }
+
+  /** Switches between framed and raw; the undecoded rest of the input is re-read in the new mode. */
+  setRaw(raw: boolean): void {
+    if (this.raw === raw || this.phase === Phase.closed) return;
+    this.raw = raw;
+    if (raw && this.phase === Phase.open && this.decoder!.bufferedBytes > 0) {
+      queueMicrotask(() => {
+        if (!this.raw || this.phase !== Phase.open) return;
+        try {
+          this.#decode();
+        } catch (err) {
+          this.#internalError(err);
+        }
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Output
+
+  /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
+  queueOutput(payload: Uint8Array, framed = !this.raw): void {
+    if (this.phase === Phase.closed) return;
+    if (this.outQueue.length && this.outQueueFramed !== framed) this.#writeQueue();
+    this.outQueueFramed = framed;
+    this.outQueue.push(payload);
+    this.#queued(framed ? payload.length + FRAME_HEADER_BYTES : payload.length);
+  }
+
+  /** {@linkcode queueOutput} for a batch, with one accounting update. */
+  queueOutputs(messages: readonly (Uint8Array | string)[]): void {
+    if (this.phase === Phase.closed || messages.length === 0) return;
+    const framed = !this.raw;
+    if (this.outQueue.length && this.outQueueFramed !== framed) this.#writeQueue();
+    this.outQueueFramed = framed;
+    const queue = this.outQueue;
+    const count = messages.length;
+    let bytes = framed ? count * FRAME_HEADER_BYTES : 0;
+    let i = 0;
+    for (; i < count; i++) {
+      const message = messages[i];
+      if (typeof message === "string") break;
+      bytes += message.length;
+    }
+    if (i === count && queue.length === 0) this.outQueue = messages.slice() as Uint8Array[];
+    else {
+      for (let k = 0; k < i; k++) queue.push(messages[k] as Uint8Array);
+      for (; i < count; i++) {
+        const payload = toBytes(messages[i]!);
+        queue.push(payload);
+        bytes += payload.length;
+      }
+    }
+    this.#queued(bytes);
+  }
+
+  #queued(bytes: number): void {
+    this.outQueueBytes += bytes;
+    const budget = this.#host.budget;
+    budget.outputBytes += bytes;
+    if (budget.outputBytes > budget.outputCap) budget.outputPressure(this);
+    this.#host.flusher.markDirty(this);
+  }
+
+  /** Hands the queued output to the transport now. */
+  flushNow(): void {
+    this.dirty = false;
+    this.#writeQueue();
+    if (this.#closeAfterFlush && this.inflightBytes === 0) this.#beginGracefulClose();
+  }
+
+  #writeQueue(): void {
+    const queue = this.outQueue;
+    if (!queue.length || this.phase === Phase.closed) return;
+    const framed = this.outQueueFramed;
+    this.outQueue = [];
+    this.inflightBytes += this.outQueueBytes;
+    this.outQueueBytes = 0;
+    try {
+      // This is the connection's one batch for the tick, so the transport starts writing it at once.
+      this.conn.writeBatch(framed ? framedPieces(queue) : queue);
+    } catch (err) {
+      this.close(err as Error);
+    }
+  }
+
+  #drained(): void {
+    if (this.phase === Phase.closed) return;
+    const host = this.#host;
+    if (host.tracksIdle) this.lastActivity = Date.now();
+    host.budget.outputBytes -= this.inflightBytes;
+    this.inflightBytes = 0;
+    host.budget.relieve();
+    if (this.dirty) return;
+    const record = this.client;
+    if (record && this.phase === Phase.open) {
+      // A processor hears of it through onOutputBuffersAreEmpty (waking ioIteration per write would cost).
+      if (!this.processor) host.board.emit(host.board.events.clientsWithEmptyOutputFifo, record.id);
+      else host.processors.drained(this);
+    }
+    if (this.#closeAfterFlush && !this.dirty) this.#beginGracefulClose();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Closing
+
+  /** Closes once everything queued has been written (and the peer had time to close). */
+  closeWhenFlushed(): void {
+    if (this.phase === Phase.closed) return;
+    this.#closeAfterFlush = true;
+    if (!this.dirty && this.inflightBytes === 0) this.#beginGracefulClose();
+  }
+
+  /** Ignores further input, writes what is queued, then closes with `error` as the client's `lastError`. */
+  drainAndClose(error: Error): void {
+    if (this.phase === Phase.closed) return;
+    this.#closeError ??= error;
+    this.#stopReading();
+    this.closeWhenFlushed();
+  }
+
+  /** Closes because of an error, which becomes the client's `lastError`; logged unless `log` is false. */
+  fail(error: Error, log = true): void {
+    if (this.phase === Phase.closed) return;
+    if (log) {
+      this.#host.logger.warn?.(
+        `Closing connection from ${describeAddr(this.conn.remoteAddr)}: ${error.message}`,
+      );
+    }
+    this.close(error);
+  }
+
+  /** A held keyword's unread input filled the input cap: it cannot be read, so it is closed. */
+  failHeldOverCap(): void {
+    this.fail(
+      new ProtocolError(
+        `Closing held connection from ${
+          describeAddr(this.conn.remoteAddr)
+        }: its unread input filled the input cap before its keyword was registered`,
+      ),
+    );
+  }
+
+  /** Closes now; unwritten output is discarded. */
+  close(error?: Error): void {
+    if (this.phase === Phase.closed) return;
+    this.#finalize(error);
+    this.conn.close();
+  }
+
+  #refuse(reason: string, reply: Uint8Array): void {
+    this.#host.logger.info?.(`Refused connection from ${this.describe()}: ${reason}`);
+    this.#stopReading();
+    this.queueOutput(reply, true);
+    this.closeWhenFlushed();
+  }
+
+  /** Enters the draining phase: buffered input is dropped and nothing more is read. */
+  #stopReading(): void {
+    if (this.phase >= Phase.draining) return;
+    this.phase = Phase.draining;
+    this.#clearTimer();
+    const budget = this.#host.budget;
+    if (this.handshake) budget.inputBytes -= this.handshake.takeRest().length;
+    if (this.decoder) budget.inputBytes -= this.decoder.takeBuffered().length;
+  }
+
+  #beginGracefulClose(): void {
+    if (this.#closingGracefully || this.phase === Phase.closed) return;
+    this.#closingGracefully = true;
+    if (this.#peerEnded) return this.close();
+    this.conn.closeWrite();
+    this.#clearTimer();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.close();
+    }, this.#host.limits.closeTimeoutMs);
+    unrefTimer(this.#timer);
+  }
+
+  #finalize(error: Error | undefined): void {
+    if (this.phase === Phase.closed) return;
+    const handshake = this.handshake;
+    const wasConnecting = this.phase === Phase.connecting;
+    this.phase = Phase.closed;
+    this.#clearTimer();
+    const budget = this.#host.budget;
+    budget.inputBytes -= (this.decoder?.bufferedBytes ?? 0) + (handshake?.bufferedBytes ?? 0);
+    budget.outputBytes -= this.outQueueBytes + this.inflightBytes;
+    if (budget.producer === this) budget.producer = undefined;
+    this.outQueue = [];
+    this.outQueueBytes = 0;
+    this.inflightBytes = 0;
+    error ??= this.#closeError;
+    if (wasConnecting && !error) error = (handshake as ClientHandshake).closedEarly();
+    this.#host.sessionClosed(this, error, wasConnecting);
+    budget.forget(this);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #internalError(err: unknown): void {
+    this.#host.logger.error?.(
+      `Internal error on connection from ${describeAddr(this.conn.remoteAddr)}; closed`,
+      err,
+    );
+    try {
+      this.close(err instanceof Error ? err : new AsockioError("Internal error", { cause: err }));
+    } catch (closeErr) {
+      this.#host.logger.error?.("Internal error while closing a connection", closeErr);
+    }
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The values the core hands to applications: client ids, keywords, listener descriptions, the
+ * events of one {@linkcode IoIterationResult}, client snapshots and counters.
+ *
+ * @module
+ */
+import type { Addr } from "../transports/types.ts";
+
+/**
+ * A client's id: a small positive integer, never reused during a core's life.
+ *
+ * @example
+ * ```ts
+ * import type { ClientId } from "@asockio/core";
+ * const ids: ClientId[] = [1, 2, 3];
+ * ```
+ */
+export type ClientId = number;
+
+/**
+ * A keyword: compared as bytes; strings are UTF-8.
+ *
+ * @example
+ * ```ts
+ * import type { Keyword } from "@asockio/core";
+ * const keyword: Keyword = "manager client";
+ * ```
+ */
+export type Keyword = string | Uint8Array;
+
+/**
+ * A listener as the core reports it to rules, processors and `getClientInfo`.
+ *
+ * @example
+ * ```ts
+ * import type { ListenerInfo } from "@asockio/core";
+ * const describe = (l: ListenerInfo) => `${l.id} ${l.name}`;
+ * ```
+ */
+export interface ListenerInfo {
+  /** The listener's index in `IoCoreOptions.listeners`, stable for the core's life. */
+  readonly id: number;
+  /** The name given in the listener options, or `"tcp:<host>:<port>"` / `"unix:<path>"`. */
+  readonly name: string;
+  /** The bound address, with `port: 0` resolved. */
+  readonly addr: Addr;
+}
+
+/**
+ * The events gathered by one `IoCore.ioIteration` call.
+ *
+ * @example
+ * ```ts
+ * import type { IoIterationResult } from "@asockio/core";
+ * const busy = (r: IoIterationResult) => r.clientsHaveDataToRead.size > 0;
+ * ```
+ */
+export interface IoIterationResult {
+  /** Expected (named) clients whose connection completed its handshake. */
+  readonly newlyConnectedExpectedClients: ReadonlySet<ClientId>;
+  /** Unknown (raw) clients just admitted. */
+  readonly newlyConnectedUnknownClients: ReadonlySet<ClientId>;
+  /** Clients whose connection closed (or, for outgoing ones, failed to connect or was refused). */
+  readonly clientsWithDisconnectedConnection: ReadonlySet<ClientId>;
+  /** Clients that received new messages (or raw chunks) since the last call, not yet all read. */
+  readonly clientsHaveDataToRead: ReadonlySet<ClientId>;
+  /** Clients whose queued output has just been fully written. */
+  readonly clientsWithEmptyOutputFifo: ReadonlySet<ClientId>;
+}
+
+/**
+ * The state of a client's connection, as `getClientInfo` reports it.
+ *
+ * @example
+ * ```ts
+ * import type { ClientConnectionState } from "@asockio/core";
+ * const up = (s: ClientConnectionState) => s === "connected";
+ * ```
+ */
+export type ClientConnectionState = "connecting" | "handshake" | "connected" | "closing" | "disconnected";
+
+/**
+ * A snapshot of one client, from `IoCore.getClientInfo`.
+ *
+ * @example
+ * ```ts
+ * import type { ClientInfo } from "@asockio/core";
+ * const line = (c: ClientInfo) => `${c.keywordText}: ${c.state}`;
+ * ```
+ */
+export interface ClientInfo {
+  /** The client id. */
+  readonly id: ClientId;
+  /** `"expected"` for named clients (incoming or outgoing), `"unknown"` for raw unknown clients. */
+  readonly kind: "expected" | "unknown";
+  /** The keyword bytes. */
+  readonly keyword: Uint8Array;
+  /** The keyword decoded as UTF-8, for logs. */
+  readonly keywordText: string;
+  /** `"incoming"` when it connects to us, `"outgoing"` when this core connects out. */
+  readonly direction: "incoming" | "outgoing";
+  /** Where its connection stands now. */
+  readonly state: ClientConnectionState;
+  /** The peer's address, while connected (or the last one). */
+  readonly remoteAddr: Addr | undefined;
+  /** The listener of the current (or last) incoming connection. */
+  readonly listener: ListenerInfo | undefined;
+  /** True when the connection carries raw bytes. */
+  readonly raw: boolean;
+  /** Messages (or raw chunks) received and not yet read. */
+  readonly unreadMessages: number;
+  /** Bytes of those unread messages. */
+  readonly unreadBytes: number;
+  /** Output bytes queued for the current connection and not yet handed to the kernel. */
+  readonly queuedOutputBytes: number;
+  /** Why the last connection ended or failed, when it was an error. */
+  readonly lastError: Error | undefined;
+}
+
+/**
+ * Counters from `IoCore.stats`.
+ *
+ * @example
+ * ```ts
+ * import type { IoCoreStats } from "@asockio/core";
+ * const pressured = (s: IoCoreStats) => s.readingPaused;
+ * ```
+ */
+export interface IoCoreStats {
+  /** Unread input bytes held across all clients (including partial frames and a fixed cost per unread message). */
+  readonly inputBytes: number;
+  /** Output bytes queued and not yet handed to the kernel. */
+  readonly outputBytes: number;
+  /** Open connections, including those still in their handshake. */
+  readonly connections: number;
+  /** Registered clients (expected and unknown). */
+  readonly clients: number;
+  /** Connections holding an unexpected keyword, waiting for `addClient`. */
+  readonly heldConnections: number;
+  /** True while a memory cap has paused reading from some connection (or accepting). */
+  readonly readingPaused: boolean;
+}
