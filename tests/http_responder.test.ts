@@ -1,6 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
+import {
+  type HttpRequest,
+  HttpResponder,
+  type HttpResponse,
+  MAX_HTTP_HEAD_BYTES,
+} from "../processors/http_responder.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -95,5 +100,40 @@ describe("HttpResponder", () => {
     );
     assert.match(drive(new HttpResponder(), "GET /" + "x".repeat(20_000)), /^HTTP\/1\.1 431 /);
     assert.match(drive(new HttpResponder(), "GET /missing HTTP/1.1\r\n\r\n"), /^HTTP\/1\.1 404 /);
+  });
+
+  it("answers a head over MAX_HTTP_HEAD_BYTES with 431, whether it arrives in one read or in parts", () => {
+    let handled = 0;
+    class Ok extends HttpResponder {
+      override handle(): HttpResponse {
+        handled++;
+        return { body: "ok" };
+      }
+    }
+    const prefix = "GET / HTTP/1.1\r\nX-Big: ";
+    const headOf = (bytes: number) => prefix + "x".repeat(bytes - prefix.length - 4) + "\r\n\r\n";
+    const tooBig = headOf(MAX_HTTP_HEAD_BYTES + 1);
+    assert.match(drive(new Ok(), tooBig), /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    assert.match(drive(new Ok(), tooBig.slice(0, 9000), tooBig.slice(9000)), /^HTTP\/1\.1 431 /);
+    assert.match(drive(new Ok(), "GET /a HTTP/1.1\r\n\r\n" + tooBig), /^HTTP\/1\.1 200 .*HTTP\/1\.1 431 /s);
+    assert.equal(handled, 1);
+    // A head of exactly the cap is served.
+    assert.match(drive(new Ok(), headOf(MAX_HTTP_HEAD_BYTES)), /^HTTP\/1\.1 200 /);
+    const exact = headOf(MAX_HTTP_HEAD_BYTES);
+    assert.match(drive(new Ok(), exact.slice(0, 9000), exact.slice(9000)), /^HTTP\/1\.1 200 /);
+  });
+
+  it("answers nothing more once it has queued a response that closes the connection", () => {
+    class Ok extends HttpResponder {
+      override handle(): HttpResponse {
+        return { body: "ok" };
+      }
+    }
+    const closed = new Ok();
+    assert.match(drive(closed, "GET / HTTP/1.0\r\n\r\n"), /connection: close\r\n/);
+    assert.equal(drive(closed, "GET /again HTTP/1.1\r\n\r\n"), "");
+    const failed = new Ok();
+    assert.match(drive(failed, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), /^HTTP\/1\.1 411 /);
+    assert.equal(drive(failed, "5\r\nhello\r\n0\r\n\r\n"), "");
   });
 });
