@@ -30,7 +30,10 @@ function runRuleChild(scenario: string, timeoutMs = 25_000): Promise<ChildRun> {
   const file = self.replace(/regressions\.test\.(ts|js)$/, "_rule_child.$1");
   const versions = process.versions as { deno?: string };
   const args = versions.deno ? ["run", "-A", file, scenario] : [file, scenario];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
