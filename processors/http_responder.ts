@@ -124,6 +124,8 @@ function findHeadEnd(buffer: Uint8Array, from: number): number {
 export class HttpResponder extends InlineProcessor {
   #pending: Uint8Array = emptyBody;
   #scanFrom = 0;
+  /** Set once a response that closes the connection is queued: later input is not answered. */
+  #closing = false;
 
   /** Answers one request. The default answers 404. */
   handle(_request: HttpRequest): HttpResponse {
@@ -132,6 +134,7 @@ export class HttpResponder extends InlineProcessor {
 
   /** Parses the requests in `data` and answers each complete one in order. */
   override onDataReceived(data: Uint8Array): void {
+    if (this.#closing) return;
     let buffer = this.#pending.length ? concatBytes([this.#pending, data]) : data;
     let offset = 0;
     for (;;) {
@@ -142,6 +145,8 @@ export class HttpResponder extends InlineProcessor {
         break;
       }
       this.#scanFrom = 0;
+      // A head that arrived whole in one read is held to the same cap as one that arrived in parts.
+      if (headEnd - offset > MAX_HTTP_HEAD_BYTES) return this.#fail(431);
       // Only the request line and three headers are read up front; the rest is parsed on demand.
       // Decoding the whole chunk when it is exactly one request head saves a view (costly on Bun).
       const head = offset === 0 && headEnd === buffer.length
@@ -216,7 +221,10 @@ export class HttpResponder extends InlineProcessor {
     }
     this.outputMessages.push(head);
     if (body.length) this.outputMessages.push(body);
-    if (!keepAlive) this.markSocketAsReadyToBeClosed();
+    if (!keepAlive) {
+      this.#closing = true;
+      this.markSocketAsReadyToBeClosed();
+    }
   }
 
   #fail(status: number): void {
