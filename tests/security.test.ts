@@ -276,3 +276,41 @@ describe("TLS through the core", () => {
     assert.deepEqual(server.getMessagesFromClient(onServer).map(text), ["over tls"]);
   });
 });
+
+describe("TLS client certificates in access rules", () => {
+  it("admits a clientCertVerified client through the mutual-TLS listener and refuses it over plain TLS", {
+    timeout: 30_000,
+    skip: noOpensslReason,
+  }, async () => {
+    const certs = await testCerts();
+    const tls = { transport: "tls" as const, port: 0, cert: certs.serverCert, key: certs.serverKey };
+    await using server = quietCore({
+      listeners: [
+        { ...tls, name: "server-auth only" },
+        { ...tls, name: "mutual", ca: certs.caCert, requestClientCert: true },
+      ],
+    });
+    const [oneWay, mutual] = await server.listen();
+    const onServer = server.addClient({ keyword: "cert holder", allow: [{ clientCertVerified: true }] });
+    const connect = (addr: Addr | undefined) => ({
+      transport: "tls" as const,
+      port: (addr as { port: number }).port,
+      ca: certs.caCert,
+      cert: certs.clientCert,
+      key: certs.clientKey,
+    });
+
+    await using refusedClient = quietCore();
+    const refused = refusedClient.addClient({ keyword: "cert holder", connect: connect(oneWay) });
+    await iterateUntil(refusedClient, (e) => e.disconnected.has(refused));
+    const error = refusedClient.getClientInfo(refused)?.lastError;
+    assert.ok(error instanceof HandshakeRejectedError, String(error));
+    assert.equal(error.reason, "access denied");
+
+    await using admittedClient = quietCore();
+    const admitted = admittedClient.addClient({ keyword: "cert holder", connect: connect(mutual) });
+    await iterateUntil(admittedClient, (e) => e.expected.has(admitted));
+    await iterateUntil(server, (e) => e.expected.has(onServer));
+    assert.equal(server.getClientInfo(onServer)?.listener?.name, "mutual");
+  });
+});
