@@ -38,7 +38,9 @@ export type {
   IoCoreLimits,
   IoCoreListenerOptions,
   IoCoreOptions,
+  IoIterationOptions,
   Logger,
+  MessagesOptions,
 } from "./core/options.ts";
 export type {
   ClientConnectionState,

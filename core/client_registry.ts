@@ -18,6 +18,14 @@ import type { ClientId, ListenerInfo } from "./types.ts";
  */
 export const UNREAD_MESSAGE_OVERHEAD_BYTES = 64;
 
+/** A `messages()` iteration reading a client's inbox. */
+export interface InboxReader {
+  /** Above this many unread bytes, reading from the client's connection pauses. */
+  readonly highWaterMarkBytes: number;
+  /** Called when a message arrives, or the iteration should look again (removed, closed, aborted). */
+  wake(): void;
+}
+
 /** The bytes a keyword is looked up by: one char per byte, so any byte sequence is a key. */
 export function keywordKey(keyword: Uint8Array): string {
   let key = "";
@@ -57,6 +65,8 @@ export class ClientRecord {
   removed = false;
   rules: RuleCheck | undefined = undefined;
   secretKey: Promise<HmacKey> | undefined = undefined;
+  /** The `messages()` iteration reading this inbox, if any. */
+  reader: InboxReader | undefined = undefined;
 
   /** A record with no connection and an empty inbox. */
   constructor(id: ClientId, kind: "expected" | "unknown", keyword: Uint8Array) {

@@ -171,3 +171,17 @@ export class TimeoutError extends AsockioError {}
  * ```
  */
 export class CallbackError extends AsockioError {}
+
+/**
+ * The core is closed: `ioIteration` and the other calls that need an open core reject with it.
+ * It is a `ConnectionClosedError`, so code that caught that before still does.
+ *
+ * @example
+ * ```ts
+ * import { CoreClosedError, IoCore } from "@asockio/core";
+ * const core = new IoCore();
+ * await core.close();
+ * await core.ioIteration(100).catch((err) => console.log(err instanceof CoreClosedError)); // true
+ * ```
+ */
+export class CoreClosedError extends ConnectionClosedError {}

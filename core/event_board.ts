@@ -86,21 +86,39 @@ export class EventBoard {
 
   /**
    * Resolves with the pending events at once if there are some; otherwise as soon as one arrives,
-   * or after `timeoutMs` (with `0`, after one turn of the event loop, so a tight loop cannot starve
-   * I/O). One waiter at a time.
+   * or after `timeoutMs` (`Infinity`: no timeout; `0`: after one turn of the event loop, so a tight
+   * loop cannot starve I/O). An aborted `signal` rejects with its reason. One waiter at a time.
    */
-  wait(timeoutMs: number): Promise<IoIterationResult> {
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<IoIterationResult> {
     if (this.#waiter) throw new TypeError("Cannot wait in ioIteration: another call is already waiting");
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#count > 0) return Promise.resolve(this.take());
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       this.#waiter = resolve;
-      if (timeoutMs > 0) {
+      let cancelTimer: (() => void) | undefined;
+      if (timeoutMs === Infinity) cancelTimer = undefined;
+      else if (timeoutMs > 0) {
         const timer = setTimeout(() => this.resolve(), timeoutMs);
-        this.#cancelTimer = () => clearTimeout(timer);
+        cancelTimer = () => clearTimeout(timer);
       } else {
         const immediate = setImmediate(() => this.resolve());
-        this.#cancelTimer = () => clearImmediate(immediate);
+        cancelTimer = () => clearImmediate(immediate);
       }
+      if (!signal) {
+        this.#cancelTimer = cancelTimer;
+        return;
+      }
+      const onAbort = () => {
+        this.#waiter = undefined;
+        this.#cancelTimer?.();
+        this.#cancelTimer = undefined;
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#cancelTimer = () => {
+        cancelTimer?.();
+        signal.removeEventListener("abort", onAbort);
+      };
     });
   }
 

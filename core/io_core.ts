@@ -7,12 +7,20 @@
  */
 import { toBytes } from "./bytes.ts";
 import { keywordKey } from "./client_registry.ts";
-import { ConnectionClosedError } from "./errors.ts";
-import type { AddClientOptions, IoCoreOptions } from "./options.ts";
+import { CoreClosedError } from "./errors.ts";
+import type { AddClientOptions, IoCoreOptions, IoIterationOptions, MessagesOptions } from "./options.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { Addr, TransportName } from "../transports/types.ts";
 import type { ClientId, ClientInfo, IoCoreStats, IoIterationResult, Keyword, ListenerInfo } from "./types.ts";
+
+const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+
+function hasEvents(events: IoIterationResult): boolean {
+  return events.newlyConnectedExpectedClients.size > 0 || events.newlyConnectedUnknownClients.size > 0 ||
+    events.clientsWithDisconnectedConnection.size > 0 || events.clientsHaveDataToRead.size > 0 ||
+    events.clientsWithEmptyOutputFifo.size > 0;
+}
 
 /**
  * The socket core: listeners, named and unknown clients, outgoing connections, framed and raw
@@ -35,8 +43,10 @@ import type { ClientId, ClientInfo, IoCoreStats, IoIterationResult, Keyword, Lis
  * }
  * ```
  */
-export class IoCore implements AsyncDisposable {
+export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult> {
   readonly #scheduler: Scheduler;
+  /** True while a `for await` loop consumes the events. */
+  #iterating = false;
 
   /**
    * Creates a core. Nothing is bound until {@linkcode listen}.
@@ -132,21 +142,106 @@ export class IoCore implements AsyncDisposable {
   /**
    * Waits for I/O events and returns those gathered since the last call. Resolves at once if some
    * are pending, as soon as one arrives, or after `timeoutMs` with empty sets. I/O runs in the
-   * event loop all the time, not only inside this call. One call at a time.
+   * event loop all the time, not only inside this call. One call at a time, and not while a
+   * `for await` loop consumes the events.
+   *
+   * After `close()` it rejects with a `CoreClosedError`, so a loop ends instead of spinning; a call
+   * pending when `close()` is called resolves with the final events (the disconnections). An
+   * aborted `options.signal` rejects that call with the signal's reason, and the core stays open.
+   *
+   * @example A loop that ends when the core closes
+   * ```ts
+   * import { CoreClosedError, IoCore } from "@asockio/core";
+   * const core = new IoCore({ listeners: [{ transport: "tcp", port: 0 }] });
+   * await core.listen();
+   * setTimeout(() => core.close(), 1000);
+   * try {
+   *   for (;;) {
+   *     const r = await core.ioIteration(500);
+   *     for (const id of r.clientsHaveDataToRead) console.log(id, core.getMessagesFromClient(id));
+   *   }
+   * } catch (err) {
+   *   if (!(err instanceof CoreClosedError)) throw err;
+   * }
+   * ```
+   */
+  ioIteration(timeoutMs = 0, options: IoIterationOptions = {}): Promise<IoIterationResult> {
+    const scheduler = this.#scheduler;
+    if (this.#iterating) {
+      throw new TypeError("Cannot wait in ioIteration: a for await loop is consuming the core's events");
+    }
+    if (scheduler.closed && !scheduler.board.waiting) {
+      return Promise.reject(new CoreClosedError("Cannot wait in ioIteration: the core is closed"));
+    }
+    return scheduler.board.wait(timeoutMs, options.signal);
+  }
+
+  /**
+   * Yields each non-empty batch of events, as `ioIteration` returns them, and ends quietly when the
+   * core closes (the last batch holds the disconnections). One consumer at a time: a second loop,
+   * or an `ioIteration` call while it runs, throws a `TypeError`.
+   *
+   * @example
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * const core = new IoCore({ listeners: [{ transport: "tcp", port: 0 }], signal: AbortSignal.timeout(1000) });
+   * await core.listen();
+   * for await (const events of core) {
+   *   for (const id of events.clientsHaveDataToRead) core.sendMessagesToClient(id, core.getMessagesFromClient(id));
+   * }
+   * ```
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<IoIterationResult, void, undefined> {
+    if (this.#iterating || this.#scheduler.board.waiting) {
+      throw new TypeError(
+        "Cannot iterate the core: another loop or ioIteration call is consuming its events",
+      );
+    }
+    this.#iterating = true;
+    try {
+      const scheduler = this.#scheduler;
+      while (!scheduler.closed) {
+        const events = await scheduler.board.wait(Infinity);
+        if (hasEvents(events)) yield events;
+      }
+      // Closed while the loop body ran: the disconnections are still to be seen.
+      const last = scheduler.board.take();
+      if (hasEvents(last)) yield last;
+    } finally {
+      this.#iterating = false;
+    }
+  }
+
+  /**
+   * The client's messages (raw chunks in raw mode), in order, as an async iteration. It ends when
+   * the client is removed or the core closes; a named client that disconnects and comes back keeps
+   * the same iteration. While more than `highWaterMarkBytes` wait unread, reading from the client's
+   * connection pauses (the global `inputBytes` cap applies as well). Breaking out of the loop ends
+   * the iteration, not the client; an aborted `signal` ends it with the signal's reason. One
+   * iteration per client at a time, and not for clients driven by a processor.
    *
    * @example
    * ```ts
    * import { IoCore } from "@asockio/core";
    * const core = new IoCore({ listeners: [{ transport: "tcp", port: 0 }] });
    * await core.listen();
-   * const r = await core.ioIteration(500);
-   * for (const id of r.clientsHaveDataToRead) console.log(id, core.getMessagesFromClient(id));
+   * const worker = core.addClient({ keyword: "worker" });
+   * for await (const message of core.messages(worker)) {
+   *   core.sendMessageToClient(worker, message); // echo
+   * }
    * ```
    */
-  ioIteration(timeoutMs = 0): Promise<IoIterationResult> {
+  messages(id: ClientId, options: MessagesOptions = {}): AsyncIterable<Uint8Array> {
     const scheduler = this.#scheduler;
-    if (scheduler.closed && !scheduler.board.waiting) return Promise.resolve(scheduler.board.take());
-    return scheduler.board.wait(timeoutMs);
+    const record = scheduler.registry.get(id);
+    if (!record) throw new TypeError(`Cannot read messages: no client ${id}`);
+    const highWaterMark = options.highWaterMarkBytes ?? DEFAULT_HIGH_WATER_MARK_BYTES;
+    if (!(highWaterMark >= 0)) {
+      throw new RangeError(
+        `Cannot read messages: highWaterMarkBytes must be a non-negative number, got ${highWaterMark}`,
+      );
+    }
+    return scheduler.readMessages(record, highWaterMark, options.signal);
   }
 
   /**
@@ -273,7 +368,7 @@ export class IoCore implements AsyncDisposable {
     const scheduler = this.#scheduler;
     const record = scheduler.registry.get(id);
     if (!record?.connect) throw new TypeError(`Cannot reconnect client ${id}: it is not an outgoing client`);
-    if (scheduler.closed) throw new ConnectionClosedError("Cannot reconnect: the core is closed");
+    if (scheduler.closed) throw new CoreClosedError("Cannot reconnect: the core is closed");
     if (record.session || record.connecting) return;
     scheduler.connectOut(record);
   }
@@ -366,6 +461,38 @@ export class IoCore implements AsyncDisposable {
    */
   close(): Promise<void> {
     return this.#scheduler.close();
+  }
+
+  /**
+   * True once `close()` has been called (or `options.signal` aborted).
+   *
+   * @example
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * const core = new IoCore();
+   * await core.close();
+   * console.log(core.isClosed); // true
+   * ```
+   */
+  get isClosed(): boolean {
+    return this.#scheduler.closed;
+  }
+
+  /**
+   * Resolves once the core has closed: connections closed, listeners closed, UNIX socket files
+   * removed.
+   *
+   * @example
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * const controller = new AbortController();
+   * const core = new IoCore({ signal: controller.signal });
+   * controller.abort();
+   * await core.closed;
+   * ```
+   */
+  get closed(): Promise<void> {
+    return this.#scheduler.closedPromise;
   }
 
   /** Closes the core; lets `await using core = new IoCore(...)` clean up. */

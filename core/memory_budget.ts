@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Session } from "./session.ts";
+import { Pause, type Session } from "./session.ts";
 
 /**
  * Input and output byte counts, the caps, and the connections a cap has paused.
@@ -63,7 +63,7 @@ export class MemoryBudget {
    * keep working.
    */
   pressure(session: Session): void {
-    if (session.readPaused || session.closed) return;
+    if (session.pausedFor(Pause.budget) || session.closed) return;
     if (this.inputBytes > this.inputCap) {
       if (session.held && session.held.inboxBytes > 0) {
         session.failHeldOverCap();
@@ -77,14 +77,14 @@ export class MemoryBudget {
   /** Output was queued for `target` over the output cap: pause the producer if `target` is congested. */
   outputPressure(target: Session): void {
     const producer = this.producer;
-    if (producer && !producer.closed && !producer.readPaused && this.#congested(target)) {
+    if (producer && !producer.closed && !producer.pausedFor(Pause.budget) && this.#congested(target)) {
       this.#pause(producer);
     }
   }
 
   /** A client's unread input was read: resume its connection when it holds none any more. */
   consumed(session: Session | undefined, inboxBytesLeft: number): void {
-    if (session?.readPaused && inboxBytesLeft === 0 && this.outputBytes <= this.outputCap) {
+    if (session?.pausedFor(Pause.budget) && inboxBytesLeft === 0 && this.outputBytes <= this.outputCap) {
       // This client's unread input is gone: it may read again even while others keep the cap exceeded.
       this.#resume(session);
     }
@@ -93,7 +93,7 @@ export class MemoryBudget {
 
   /** A connection closed: it is paused no more. */
   forget(session: Session): void {
-    if (session.readPaused) this.#paused.delete(session);
+    this.#paused.delete(session);
     this.relieve();
   }
 
@@ -111,15 +111,12 @@ export class MemoryBudget {
   }
 
   #pause(session: Session): void {
-    session.readPaused = true;
     this.#paused.add(session);
-    session.conn.pauseReading();
+    session.pauseReading(Pause.budget);
   }
 
   #resume(session: Session): void {
-    session.readPaused = false;
-    session.lastActivity = Date.now();
     this.#paused.delete(session);
-    if (!session.closed) session.conn.resumeReading();
+    session.resumeReading(Pause.budget);
   }
 }

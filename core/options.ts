@@ -190,6 +190,41 @@ export interface IoCoreOptions {
    * @default {true}
    */
   noDelay?: boolean;
+  /** Aborting it closes the core, as `Deno.serve({ signal })` does. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Options for `IoCore.messages`.
+ *
+ * @example
+ * ```ts
+ * import type { MessagesOptions } from "@asockio/core";
+ * const options: MessagesOptions = { highWaterMarkBytes: 256 * 1024, signal: AbortSignal.timeout(60_000) };
+ * ```
+ */
+export interface MessagesOptions {
+  /** Aborting it ends the iteration with the signal's reason; the client stays. */
+  signal?: AbortSignal;
+  /**
+   * While more than this many bytes wait unread, reading from the client's connection pauses.
+   * @default {1048576} (1 MiB)
+   */
+  highWaterMarkBytes?: number;
+}
+
+/**
+ * Options for `IoCore.ioIteration`.
+ *
+ * @example
+ * ```ts
+ * import type { IoIterationOptions } from "@asockio/core";
+ * const options: IoIterationOptions = { signal: AbortSignal.timeout(5000) };
+ * ```
+ */
+export interface IoIterationOptions {
+  /** Aborting it rejects that call with the signal's reason; the core stays open. */
+  signal?: AbortSignal;
 }
 
 /**

@@ -53,10 +53,10 @@ export interface ProcessorControl {
 export interface Processor {
   /** Messages to send; the core empties it after each callback. */
   readonly outputMessages: Array<Uint8Array | string>;
-  /** The connection is ready. */
-  onConnected(): void;
-  /** One whole message, or one raw chunk in raw mode. */
-  onDataReceived(data: Uint8Array): void;
+  /** The connection is ready; a returned Promise holds the connection's input until it settles. */
+  onConnected(): void | Promise<void>;
+  /** One whole message, or one raw chunk in raw mode; a returned Promise holds the next ones. */
+  onDataReceived(data: Uint8Array): void | Promise<void>;
   /** Everything queued has been written. */
   onOutputBuffersAreEmpty(): void;
   /** The connection has closed. */

@@ -9,7 +9,7 @@ import { toBytes } from "./bytes.ts";
 import { CallbackError } from "./errors.ts";
 import type { Logger } from "./options.ts";
 import { attachProcessor, type Processor } from "./processor.ts";
-import type { Session } from "./session.ts";
+import { Pause, type Session } from "./session.ts";
 import type { ClientRecord } from "./client_registry.ts";
 
 /** What a processor asked for during a callback; acted on when the callback returns. */
@@ -63,23 +63,67 @@ export class ProcessorHost {
       },
     });
     session.inCallback = true;
+    let pending: void | Promise<void>;
     try {
-      processor.onConnected();
+      pending = processor.onConnected();
     } catch (err) {
       return this.#failed(session, "onConnected", err);
     }
+    if (pending !== undefined) return this.#await(session, "onConnected", pending);
     this.#after(session);
   }
 
   /** Hands one message (or raw chunk) to the connection's processor. */
   deliver(session: Session, message: Uint8Array): void {
     session.inCallback = true;
+    let pending: void | Promise<void>;
     try {
-      session.processor!.onDataReceived(message);
+      pending = session.processor!.onDataReceived(message);
     } catch (err) {
       return this.#failed(session, "onDataReceived", err);
     }
+    // A synchronous callback returns undefined: no Promise is allocated or awaited on this path.
+    if (pending !== undefined) return this.#await(session, "onDataReceived", pending);
     this.#after(session);
+  }
+
+  /**
+   * A callback returned a Promise: its input waits (and reading pauses) until it settles. What it
+   * pushes after an `await` is written as it is pushed; a rejection closes that connection only.
+   */
+  #await(session: Session, callback: Callback, pending: Promise<void>): void {
+    if (typeof (pending as { then?: unknown }).then !== "function") return this.#after(session);
+    this.#after(session);
+    if (session.closed) return;
+    session.awaitingCallback = true;
+    session.pauseReading(Pause.callback);
+    this.#flushAsPushed(session);
+    pending.then(
+      () => {
+        if (session.closed) return;
+        this.#after(session);
+        session.callbackSettled();
+      },
+      (err: unknown) => {
+        if (session.closed) return;
+        session.awaitingCallback = false;
+        this.#failed(session, callback, err);
+      },
+    );
+  }
+
+  /** Makes `outputMessages.push` queue at once: after an `await` no callback end comes to flush it. */
+  #flushAsPushed(session: Session): void {
+    const output = session.processor!.outputMessages;
+    if (Object.hasOwn(output, "push")) return;
+    const push = Array.prototype.push;
+    Object.defineProperty(output, "push", {
+      value: (...items: Array<Uint8Array | string>): number => {
+        const length = push.apply(output, items);
+        if (!session.inCallback) this.#after(session);
+        return length;
+      },
+    });
   }
 
   /** Everything queued was written. */

@@ -8,7 +8,7 @@
 import { authProof, importSecret, timingSafeEqual } from "./auth.ts";
 import { toBytes } from "./bytes.ts";
 import { ClientRecord, ClientRegistry, keywordKey } from "./client_registry.ts";
-import { CallbackError, ConnectionClosedError, TimeoutError } from "./errors.ts";
+import { CallbackError, ConnectionClosedError, CoreClosedError, TimeoutError } from "./errors.ts";
 import { EventBoard } from "./event_board.ts";
 import type { KeywordVerdict } from "./handshake.ts";
 import { describeAddr, ListenerSet } from "./listener_set.ts";
@@ -27,7 +27,7 @@ import { FlushScheduler } from "./output.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { ProcessorHost } from "./processor_host.ts";
 import { ALLOW_ALL, compileRules, LOCAL_ONLY, type PeerInfo, type RuleCheck } from "./rules.ts";
-import { Phase, Session, type SessionHost } from "./session.ts";
+import { Pause, Phase, Session, type SessionHost } from "./session.ts";
 import { resolveTransport } from "./transport_slot.ts";
 import type { Addr, Connection, Transport } from "../transports/types.ts";
 import type {
@@ -69,6 +69,13 @@ export class Scheduler implements SessionHost {
   readonly tracksIdle: boolean;
   readonly sessions: Set<Session> = new Set();
   closed = false;
+  /** Resolves once `close()` has finished. */
+  readonly closedPromise: Promise<void>;
+  #resolveClosed!: () => void;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onAbort = (): void => void this.close();
+  /** Clients whose inbox a `messages()` iteration reads. */
+  readonly #readers = new Set<ClientRecord>();
   readonly #rawConnection: ((info: IncomingConnectionInfo) => boolean) | undefined;
   readonly #allowUnknown: boolean;
   readonly #unknownProcessor: InlineProcessorClass | undefined;
@@ -101,6 +108,10 @@ export class Scheduler implements SessionHost {
     });
     this.board = new EventBoard((id) => (this.registry.get(id)?.unread ?? 0) > 0);
     this.processors = new ProcessorHost(this.logger);
+    this.closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#signal = options.signal;
+    if (this.#signal?.aborted) queueMicrotask(this.#onAbort);
+    else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -108,7 +119,7 @@ export class Scheduler implements SessionHost {
 
   /** Binds the listeners. */
   listen(): Promise<Addr[]> {
-    if (this.closed) throw new ConnectionClosedError("Cannot listen: the core is closed");
+    if (this.closed) throw new CoreClosedError("Cannot listen: the core is closed");
     if (this.listeners.bound) throw new TypeError("Cannot listen: the core is already listening");
     return this.listeners.bind(this.transport, (conn, listener) => this.#accept(conn, listener));
   }
@@ -273,7 +284,7 @@ export class Scheduler implements SessionHost {
 
   /** Registers a named client (see `IoCore.addClient`). */
   addClient(options: AddClientOptions): ClientId {
-    if (this.closed) throw new ConnectionClosedError("Cannot add client: the core is closed");
+    if (this.closed) throw new CoreClosedError("Cannot add client: the core is closed");
     const keyword = this.#checkKeyword(options.keyword);
     const key = keywordKey(keyword);
     if (this.registry.byKeyword(key)) {
@@ -362,12 +373,11 @@ export class Scheduler implements SessionHost {
     const session = record.session;
     if (!session || session.phase !== Phase.open || session.processor) return;
     this.processors.attach(session, record);
-    // Hand over what arrived before the processor existed.
-    const budget = this.budget;
+    // Hand over what arrived before the processor existed: counted as input again until delivered.
     for (const message of this.takeMessages(record)) {
       if (session.phase !== Phase.open) break;
-      budget.producer = session;
-      this.processors.deliver(session, message);
+      this.budget.inputBytes += message.length;
+      session.toProcessor(message);
     }
   }
 
@@ -446,6 +456,7 @@ export class Scheduler implements SessionHost {
     this.board.forgetUnseen(record.id);
     this.budget.inputBytes -= record.inboxCost;
     record.takeAll();
+    record.reader?.wake();
   }
 
   /** A session closed: the listener slot, the held keyword and the client's record are updated. */
@@ -483,7 +494,7 @@ export class Scheduler implements SessionHost {
       const now = Date.now();
       for (const session of this.sessions) {
         // Silence the core caused (a memory cap paused reading, output still in flight) is not idleness.
-        if (now - session.lastActivity < idle || session.inflightBytes > 0 || session.readPaused) continue;
+        if (now - session.lastActivity < idle || session.inflightBytes > 0 || session.readingPaused) continue;
         session.fail(
           new TimeoutError(
             `Closing idle connection from ${describeAddr(session.conn.remoteAddr)} after ${idle} ms`,
@@ -506,15 +517,65 @@ export class Scheduler implements SessionHost {
     };
   }
 
-  /** Stops the listeners, closes every connection and resolves a pending wait. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Closes every connection, resolves a pending wait with the disconnections, ends the `messages()`
+   * iterations, then stops the listeners (removing UNIX socket files). Every call returns the same
+   * promise.
+   */
+  close(): Promise<void> {
+    if (this.closed) return this.closedPromise;
     this.closed = true;
-    await this.listeners.close();
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    // Connections first, synchronously, so a pending ioIteration gets every disconnection at once.
     for (const session of [...this.sessions]) session.close();
     this.listeners.closeParked();
     if (this.#idleTimer !== undefined) clearInterval(this.#idleTimer);
     this.#idleTimer = undefined;
+    for (const record of this.#readers) record.reader?.wake();
     this.board.resolve();
+    this.listeners.close().then(this.#resolveClosed);
+    return this.closedPromise;
+  }
+
+  /**
+   * Reads the client's inbox as an async iteration (see `IoCore.messages`). Reading from its
+   * connection pauses while more than `highWaterMarkBytes` wait unread.
+   */
+  async *readMessages(
+    record: ClientRecord,
+    highWaterMarkBytes: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    if (record.reader) throw new TypeError(`Cannot read messages: client ${record.id} already has a reader`);
+    let wake: (() => void) | undefined;
+    const reader = {
+      highWaterMarkBytes,
+      wake: () => {
+        const resolve = wake;
+        wake = undefined;
+        resolve?.();
+      },
+    };
+    record.reader = reader;
+    this.#readers.add(record);
+    signal?.addEventListener("abort", reader.wake);
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        const message = this.takeMessage(record);
+        if (message !== undefined) {
+          if (record.inboxBytes <= highWaterMarkBytes) record.session?.resumeReading(Pause.reader);
+          yield message;
+          continue;
+        }
+        if (this.closed || this.registry.get(record.id) !== record) return;
+        await new Promise<void>((resolve) => wake = resolve);
+      }
+    } finally {
+      signal?.removeEventListener("abort", reader.wake);
+      if (record.reader === reader) record.reader = undefined;
+      this.#readers.delete(record);
+      record.session?.resumeReading(Pause.reader);
+    }
   }
 }

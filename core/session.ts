@@ -40,6 +40,18 @@ export const Phase = {
 /** One of {@linkcode Phase}'s values. */
 export type Phase = typeof Phase[keyof typeof Phase];
 
+/** Why a session stops reading; each is lifted on its own, and reading resumes when none is left. */
+export const Pause = {
+  /** A memory cap (see `MemoryBudget`). */
+  budget: 1,
+  /** A `messages()` reader holds more than its high-water mark. */
+  reader: 2,
+  /** An asynchronous processor callback has not settled. */
+  callback: 4,
+} as const;
+/** One of {@linkcode Pause}'s values. */
+export type Pause = typeof Pause[keyof typeof Pause];
+
 /** What a session needs from the core around it. */
 export interface SessionHost {
   readonly limits: ResolvedLimits;
@@ -101,13 +113,18 @@ export class Session implements ConnectionHandler {
   inCallback = false;
   /** The close a processor asked for during its current callback. */
   processorClose: ProcessorClose = ProcessorClose.none;
+  /** True while an asynchronous processor callback has not settled: input waits in order. */
+  awaitingCallback = false;
+  /** Messages (or raw chunks) that arrived while a callback was pending, counted as input. */
+  #waitingInput: Uint8Array[] = [];
   outQueue: Uint8Array[] = [];
   outQueueFramed = true;
   outQueueBytes = 0;
   inflightBytes = 0;
   dirty = false;
   lastActivity = 0;
-  readPaused = false;
+  /** Why reading is paused: a bit per {@linkcode Pause} reason. */
+  #paused = 0;
   #closeAfterFlush = false;
   #closingGracefully = false;
   #closeError: Error | undefined = undefined;
@@ -174,6 +191,31 @@ export class Session implements ConnectionHandler {
   /** The peer and the listener, for logs. */
   describe(): string {
     return `${describeAddr(this.conn.remoteAddr)} on ${this.listener?.name ?? "an outgoing connection"}`;
+  }
+
+  /** True while reading is paused for `reason`. */
+  pausedFor(reason: Pause): boolean {
+    return (this.#paused & reason) !== 0;
+  }
+
+  /** True while reading is paused for any reason (silence the core caused is not idleness). */
+  get readingPaused(): boolean {
+    return this.#paused !== 0;
+  }
+
+  /** Stops reading for `reason`. */
+  pauseReading(reason: Pause): void {
+    if (this.#paused === 0 && this.phase !== Phase.closed) this.conn.pauseReading();
+    this.#paused |= reason;
+  }
+
+  /** Lifts `reason`; reading resumes once no reason is left. */
+  resumeReading(reason: Pause): void {
+    if ((this.#paused & reason) === 0) return;
+    this.#paused &= ~reason;
+    if (this.#paused !== 0 || this.phase === Phase.closed) return;
+    this.lastActivity = Date.now();
+    this.conn.resumeReading();
   }
 
   /** Closes an accepting session that has not finished its handshake within `ms`. */
@@ -299,6 +341,7 @@ export class Session implements ConnectionHandler {
           budget.inputBytes += (UNREAD_MESSAGE_OVERHEAD_BYTES - FRAME_HEADER_BYTES) * count;
           record.inboxBytes += bytes;
           host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
+          if (record.reader !== undefined) this.#notifyReader(record);
         }
       }
       let message: Uint8Array | undefined;
@@ -318,19 +361,50 @@ export class Session implements ConnectionHandler {
   #deliver(message: Uint8Array): void {
     const host = this.#host;
     const budget = host.budget;
-    if (this.processor) {
-      budget.inputBytes -= message.length;
-      budget.producer = this;
-      host.processors.deliver(this, message);
-      return;
-    }
+    if (this.processor) return this.toProcessor(message);
     const record = this.client ?? this.held;
     if (!record) {
       budget.inputBytes -= message.length;
       return;
     }
     budget.inputBytes += record.push(message) - message.length;
-    if (this.client) host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
+    if (!this.client) return;
+    host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
+    if (record.reader !== undefined) this.#notifyReader(record);
+  }
+
+  /** A `messages()` reader waits on this client: wake it, and pause above its high-water mark. */
+  #notifyReader(record: ClientRecord): void {
+    const reader = record.reader!;
+    reader.wake();
+    if (record.inboxBytes > reader.highWaterMarkBytes) this.pauseReading(Pause.reader);
+  }
+
+  /**
+   * Hands one message (counted as input) to the processor; while an asynchronous callback is
+   * pending it waits, in order.
+   */
+  toProcessor(message: Uint8Array): void {
+    if (this.awaitingCallback) {
+      this.#waitingInput.push(message);
+      return;
+    }
+    const host = this.#host;
+    host.budget.inputBytes -= message.length;
+    host.budget.producer = this;
+    host.processors.deliver(this, message);
+  }
+
+  /** The pending callback settled: deliver what waited, until one goes asynchronous again. */
+  callbackSettled(): void {
+    this.awaitingCallback = false;
+    const waiting = this.#waitingInput;
+    let i = 0;
+    while (i < waiting.length && !this.awaitingCallback && this.processor && this.phase === Phase.open) {
+      this.toProcessor(waiting[i++]!);
+    }
+    waiting.splice(0, i);
+    if (!this.awaitingCallback) this.resumeReading(Pause.callback);
   }
 
   /** Acts on a handshake decision; returns true when decoding should go on. */
@@ -569,6 +643,11 @@ export class Session implements ConnectionHandler {
     if (this.phase >= Phase.draining) return;
     this.phase = Phase.draining;
     this.#clearTimer();
+    // Input is ignored from now on, but the peer's close must still be seen.
+    if (this.#paused !== 0) {
+      this.#paused = 0;
+      this.conn.resumeReading();
+    }
     const budget = this.#host.budget;
     if (this.handshake) budget.inputBytes -= this.handshake.takeRest().length;
     if (this.decoder) budget.inputBytes -= this.decoder.takeBuffered().length;
@@ -595,6 +674,8 @@ export class Session implements ConnectionHandler {
     this.#clearTimer();
     const budget = this.#host.budget;
     budget.inputBytes -= (this.decoder?.bufferedBytes ?? 0) + (handshake?.bufferedBytes ?? 0);
+    for (const message of this.#waitingInput) budget.inputBytes -= message.length;
+    this.#waitingInput = [];
     budget.outputBytes -= this.outQueueBytes + this.inflightBytes;
     if (budget.producer === this) budget.producer = undefined;
     this.outQueue = [];

@@ -1,0 +1,369 @@
+/**
+ * The lifecycle and its idioms: a loop that stops on close, `for await`, AbortSignal, `closed`,
+ * `messages(id)` with backpressure, and asynchronous processor callbacks.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  CoreClosedError,
+  InlineProcessor,
+  IoCore,
+  type IoCoreOptions,
+  type IoIterationResult,
+} from "../mod.ts";
+import type { Addr, TcpAddr } from "../transports/types.ts";
+import { iterateUntil, recordingLogger, text, WireClient } from "./_core_helpers.ts";
+
+const TEST_TIMEOUT = { timeout: 30_000 };
+
+function tcp(addr: Addr | undefined): TcpAddr {
+  assert.equal(addr?.transport, "tcp");
+  return addr as TcpAddr;
+}
+
+async function listening(options: IoCoreOptions = {}): Promise<{ core: IoCore; port: number }> {
+  const core = new IoCore({
+    listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
+    logger: null,
+    ...options,
+  });
+  const [addr] = await core.listen();
+  return { core, port: tcp(addr).port };
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe("a loop that stops", () => {
+  it(
+    "ends an ioIteration loop within 100 ms of close() from another task, without spinning",
+    TEST_TIMEOUT,
+    async () => {
+      const { core } = await listening();
+      let iterations = 0;
+      let closedAt = 0;
+      setTimeout(() => {
+        closedAt = performance.now();
+        void core.close();
+      }, 50);
+      let error: unknown;
+      try {
+        for (;;) {
+          await core.ioIteration(1000);
+          iterations++;
+        }
+      } catch (err) {
+        error = err;
+      }
+      const endedAfter = performance.now() - closedAt;
+      assert.ok(error instanceof CoreClosedError, String(error));
+      assert.ok(endedAfter < 100, `the loop ended ${endedAfter.toFixed(1)} ms after close()`);
+      assert.ok(iterations <= 2, `${iterations} iterations: the loop spun`);
+      await core.closed;
+      assert.equal(core.isClosed, true);
+    },
+  );
+
+  it(
+    "resolves a pending ioIteration with the disconnections when close() is called, and rejects the next",
+    TEST_TIMEOUT,
+    async () => {
+      const { core, port } = await listening();
+      const id = core.addClient({ keyword: "worker" });
+      const peer = await WireClient.handshake({ transport: "tcp", port }, "worker");
+      await iterateUntil(core, (e) => e.expected.has(id));
+      const pending = core.ioIteration(5000);
+      void core.close();
+      const last = await pending;
+      assert.ok(last.clientsWithDisconnectedConnection.has(id));
+      await assert.rejects(core.ioIteration(10), CoreClosedError);
+      await peer.waitClosed();
+    },
+  );
+
+  it(
+    "rejects an aborted ioIteration with the signal's reason and keeps the core working",
+    TEST_TIMEOUT,
+    async () => {
+      const { core, port } = await listening();
+      await using _ = core;
+      const controller = new AbortController();
+      const reason = new Error("stop waiting");
+      const pending = core.ioIteration(10_000, { signal: controller.signal });
+      controller.abort(reason);
+      await assert.rejects(pending, (err) => err === reason);
+      await assert.rejects(
+        core.ioIteration(10, { signal: AbortSignal.abort(reason) }),
+        (err) => err === reason,
+      );
+      const id = core.addClient({ keyword: "after abort" });
+      const peer = await WireClient.handshake({ transport: "tcp", port }, "after abort");
+      peer.send("still served");
+      await iterateUntil(core, (e) => e.data.has(id));
+      assert.deepEqual(core.getMessagesFromClient(id).map(text), ["still served"]);
+      peer.close();
+    },
+  );
+
+  it("closes the core when IoCoreOptions.signal aborts, resolving closed", TEST_TIMEOUT, async () => {
+    const controller = new AbortController();
+    const { core, port } = await listening({ signal: controller.signal });
+    controller.abort();
+    await core.closed;
+    assert.equal(core.isClosed, true);
+    await assert.rejects(WireClient.connect({ transport: "tcp", port }), /refused/i);
+  });
+});
+
+describe("for await over the core", () => {
+  it("yields the events and ends quietly when the core closes", TEST_TIMEOUT, async () => {
+    const { core, port } = await listening();
+    const id = core.addClient({ keyword: "looped" });
+    const peer = await WireClient.handshake({ transport: "tcp", port }, "looped");
+    peer.send("ping");
+    const seen: IoIterationResult[] = [];
+    for await (const events of core) {
+      seen.push(events);
+      for (const client of events.clientsHaveDataToRead) {
+        assert.deepEqual(core.getMessagesFromClient(client).map(text), ["ping"]);
+        void core.close();
+      }
+    }
+    assert.ok(seen.some((e) => e.newlyConnectedExpectedClients.has(id)));
+    assert.ok(
+      seen.some((e) => e.clientsWithDisconnectedConnection.has(id)),
+      "the last batch has the disconnection",
+    );
+    assert.ok(seen.every((e) => Object.values(e).some((set: Set<number>) => set.size > 0)), "no empty batch");
+  });
+
+  it("ends when IoCoreOptions.signal aborts", TEST_TIMEOUT, async () => {
+    const { core } = await listening({ signal: AbortSignal.timeout(100) });
+    const started = performance.now();
+    for await (const _events of core) {
+      // nothing connects
+    }
+    assert.ok(performance.now() - started < 5000);
+    assert.equal(core.isClosed, true);
+  });
+
+  it("allows one consumer at a time", TEST_TIMEOUT, async () => {
+    const { core } = await listening();
+    const first = core[Symbol.asyncIterator]();
+    const next = first.next();
+    await delay(10);
+    assert.throws(() => core.ioIteration(10), TypeError);
+    await assert.rejects(core[Symbol.asyncIterator]().next(), TypeError);
+    await core.close();
+    assert.equal((await next).done, true);
+  });
+});
+
+describe("messages(id)", () => {
+  it("yields 100k messages in order", TEST_TIMEOUT, async () => {
+    const { core, port } = await listening();
+    await using _ = core;
+    const id = core.addClient({ keyword: "ordered" });
+    const peer = await WireClient.handshake({ transport: "tcp", port }, "ordered");
+    const count = 100_000;
+    const batch: string[] = [];
+    for (let i = 0; i < count; i++) {
+      batch.push(String(i));
+      if (batch.length === 1000) peer.send(...batch.splice(0));
+    }
+    let expected = 0;
+    for await (const message of core.messages(id)) {
+      assert.equal(text(message), String(expected));
+      if (++expected === count) break;
+    }
+    assert.equal(expected, count);
+    assert.equal(
+      core.getClientInfo(id)?.state,
+      "connected",
+      "breaking out ends the iteration, not the client",
+    );
+    peer.close();
+  });
+
+  it("pauses the sender above highWaterMarkBytes and loses nothing", TEST_TIMEOUT, async () => {
+    const { core, port } = await listening();
+    await using _ = core;
+    const id = core.addClient({ keyword: "flood" });
+    const peer = await WireClient.handshake({ transport: "tcp", port }, "flood");
+    const frame = new Uint8Array(1024);
+    const frames = 16 * 1024; // 16 MiB
+    for (let i = 0; i < frames; i += 256) {
+      const batch: Uint8Array[] = [];
+      for (let k = 0; k < 256; k++) {
+        const f = frame.slice();
+        new DataView(f.buffer).setUint32(0, i + k);
+        batch.push(f);
+      }
+      peer.send(...batch);
+    }
+    const highWaterMarkBytes = 64 * 1024;
+    const iterator = core.messages(id, { highWaterMarkBytes })[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    assert.equal(new DataView(first.value!.buffer, first.value!.byteOffset).getUint32(0), 0);
+    await delay(300); // the reader holds back: reading from the connection must pause
+    const unread = core.getClientInfo(id)!.unreadBytes;
+    assert.ok(unread < highWaterMarkBytes + 2 * 1024 * 1024, `${unread} bytes unread while paused`);
+    assert.ok(peer.conn.bufferedAmount > 0, "the sender is held back");
+    let expected = 1;
+    while (expected < frames) {
+      const { value, done } = await iterator.next();
+      assert.equal(done, false);
+      assert.equal(new DataView(value!.buffer, value!.byteOffset).getUint32(0), expected++);
+    }
+    await iterator.return?.();
+    peer.close();
+  });
+
+  it("ends when the client is removed", TEST_TIMEOUT, async () => {
+    const { core, port } = await listening();
+    await using _ = core;
+    const id = core.addClient({ keyword: "leaving" });
+    const peer = await WireClient.handshake({ transport: "tcp", port }, "leaving");
+    peer.send("one");
+    const got: string[] = [];
+    for await (const message of core.messages(id)) {
+      got.push(text(message));
+      core.removeClient(id);
+    }
+    assert.deepEqual(got, ["one"]);
+    await peer.waitClosed();
+  });
+
+  it("goes on across a reconnection of the same named client", TEST_TIMEOUT, async () => {
+    const { core, port } = await listening();
+    await using _ = core;
+    const id = core.addClient({ keyword: "returning" });
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const message of core.messages(id)) {
+        got.push(text(message));
+        if (got.length === 2) break;
+      }
+    })();
+    const first = await WireClient.handshake({ transport: "tcp", port }, "returning");
+    first.send("before");
+    await first.until(() => got.length === 1, 10_000, "the first message");
+    first.close();
+    await iterateUntil(core, (e) => e.disconnected.has(id));
+    const second = await WireClient.handshake({ transport: "tcp", port }, "returning");
+    second.send("after");
+    await reading;
+    assert.deepEqual(got, ["before", "after"]);
+    second.close();
+  });
+
+  it("ends with the signal's reason when it aborts", TEST_TIMEOUT, async () => {
+    const { core } = await listening();
+    await using _ = core;
+    const id = core.addClient({ keyword: "aborted" });
+    const reason = new Error("enough");
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(reason), 20);
+    await assert.rejects(async () => {
+      for await (const _message of core.messages(id, { signal: controller.signal })) {
+        // nothing arrives
+      }
+    }, (err) => err === reason);
+  });
+});
+
+describe("asynchronous processor callbacks", () => {
+  it(
+    "keeps order over 10k messages with a random delay per message, and answers after each await",
+    TEST_TIMEOUT,
+    async () => {
+      class SlowEcho extends InlineProcessor {
+        override async onDataReceived(data: Uint8Array): Promise<void> {
+          if (Math.random() < 0.05) await delay(Math.random() * 2);
+          else await Promise.resolve();
+          this.outputMessages.push(data);
+        }
+      }
+      const { core, port } = await listening();
+      await using _ = core;
+      core.addClient({ keyword: "slow", processor: SlowEcho });
+      const peer = await WireClient.handshake({ transport: "tcp", port }, "slow");
+      const count = 10_000;
+      for (let i = 0; i < count; i += 500) peer.send(...Array.from({ length: 500 }, (_, k) => String(i + k)));
+      await peer.until(() => peer.messages.length >= count, 25_000, "every echo");
+      assert.deepEqual(peer.messages.map(text), Array.from({ length: count }, (_, i) => String(i)));
+      peer.close();
+    },
+  );
+
+  it(
+    "closes only the connection whose callback rejects, after writing what it pushed",
+    TEST_TIMEOUT,
+    async () => {
+      class Fragile extends InlineProcessor {
+        override async onDataReceived(data: Uint8Array): Promise<void> {
+          await delay(1);
+          this.outputMessages.push(data);
+          if (text(data) === "boom") throw new Error("async processor exploded");
+        }
+      }
+      const logger = recordingLogger();
+      const { core, port } = await listening({ logger });
+      await using _ = core;
+      const a = core.addClient({ keyword: "a", processor: Fragile });
+      const b = core.addClient({ keyword: "b", processor: Fragile });
+      const peerA = await WireClient.handshake({ transport: "tcp", port }, "a");
+      const peerB = await WireClient.handshake({ transport: "tcp", port }, "b");
+      peerA.send("boom", "never answered");
+      await peerA.waitClosed();
+      assert.deepEqual(peerA.messages.map(text), ["boom"]);
+      peerB.send("fine");
+      assert.equal(text(await peerB.next()), "fine");
+      await iterateUntil(core, (e) => e.disconnected.has(a));
+      assert.equal(core.getClientInfo(a)?.lastError?.message, "async processor exploded");
+      assert.equal(core.getClientInfo(b)?.state, "connected");
+      assert.ok(
+        logger.lines.some((l) => l.startsWith("error:") && l.includes("onDataReceived")),
+        logger.lines.join("\n"),
+      );
+      peerB.close();
+    },
+  );
+
+  it("holds the input until an asynchronous onConnected settles", TEST_TIMEOUT, async () => {
+    const order: string[] = [];
+    class Greeter extends InlineProcessor {
+      override async onConnected(): Promise<void> {
+        await delay(50);
+        order.push("connected");
+        this.outputMessages.push("hello");
+      }
+      override onDataReceived(data: Uint8Array): void {
+        order.push(text(data));
+        this.outputMessages.push(data);
+      }
+    }
+    const { core, port } = await listening();
+    await using _ = core;
+    core.addClient({ keyword: "greeted", processor: Greeter });
+    const peer = await WireClient.connect({ transport: "tcp", port }, "greeted");
+    peer.send("early");
+    await peer.until(() => peer.messages.length >= 3, 10_000, "three frames");
+    assert.deepEqual(peer.messages.map(text), ["OK", "hello", "early"]);
+    assert.deepEqual(order, ["connected", "early"]);
+    peer.close();
+  });
+
+  it(
+    "writes answers sent later from outside any callback with sendMessageToClient",
+    TEST_TIMEOUT,
+    async () => {
+      const { core, port } = await listening();
+      await using _ = core;
+      const id = core.addClient({ keyword: "later" });
+      const peer = await WireClient.handshake({ transport: "tcp", port }, "later");
+      setTimeout(() => core.sendMessageToClient(id, "from a timer"), 20);
+      assert.equal(text(await peer.next()), "from a timer");
+      peer.close();
+    },
+  );
+});
