@@ -8,14 +8,7 @@ import { lstat, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import type {
-  Addr,
-  Connection,
-  ConnectionHandler,
-  Listener,
-  ListenOptions,
-  Transport,
-} from "../transports/types.ts";
+import type { Addr, Connection, ConnectionHandler, Listener, ListenOptions, Transport } from "../mod.ts";
 
 /** The runtimes the suite runs on. */
 export type Runtime = "deno" | "bun" | "node";
@@ -41,11 +34,11 @@ export interface TempDir {
  *
  * @example
  * ```ts
- * await using dir = await makeTempDir();
+ * await using dir = await tempDir();
  * const path = dir.join("echo.sock");
  * ```
  */
-export async function makeTempDir(prefix = "asockio-"): Promise<TempDir> {
+export async function tempDir(prefix = "asockio-"): Promise<TempDir> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   let removed: Promise<void> | undefined;
   const cleanup = () => (removed ??= rm(path, { recursive: true, force: true }));
@@ -62,8 +55,18 @@ export async function pathExists(path: string): Promise<boolean> {
   }
 }
 
+/** What every bounded wait of the suite throws at its deadline, so a hang is told apart from a failure. */
+export class HangError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "HangError";
+  }
+}
+
 /**
- * Rejects when `promise` does not settle within `ms`, naming `label`, so a hung test fails by itself.
+ * Rejects with {@linkcode HangError} when `promise` does not settle within `ms`, naming `label`, so a
+ * hung test fails by itself.
  *
  * @example
  * ```ts
@@ -73,7 +76,7 @@ export async function pathExists(path: string): Promise<boolean> {
 export function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${label}`)), ms);
+    timer = setTimeout(() => reject(new HangError(`Timed out after ${ms} ms: ${label}`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -265,6 +268,13 @@ export function bytePattern(length: number, seed = 1): Uint8Array {
   return new Uint8Array(words.buffer, 0, length);
 }
 
+/** Tells whether two byte arrays hold the same bytes. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
  * Asserts two byte arrays are equal, reporting the first differing offset instead of a huge diff.
  *
@@ -340,6 +350,13 @@ export class Resources {
   /** Registers a cleanup function. */
   defer(fn: () => unknown): void {
     this.#closers.push(fn);
+  }
+
+  /** A fresh {@linkcode tempDir}, removed with the rest (after what was registered later is closed). */
+  async tempDir(): Promise<TempDir> {
+    const dir = await tempDir();
+    this.defer(() => dir.cleanup());
+    return dir;
   }
 
   /** Runs every cleanup, last registered first; failures are ignored so all of them run. */

@@ -20,7 +20,6 @@ import {
   collect,
   type Collector,
   deferred,
-  makeTempDir,
   pathExists,
   Resources,
   startEchoServer,
@@ -418,8 +417,7 @@ for (const transport of transports) {
 
   describe(`UNIX socket file mode on the ${transport.name} transport`, () => {
     netTest("a UNIX listener's socket file is 0600 by default, and mode widens it", 10_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("default.sock");
       res.add(await transport.listen({ transport: "unix", path }, (conn) => void res.add(conn)));
       assert.equal((await stat(path)).mode & 0o777, 0o600);
@@ -437,8 +435,7 @@ for (const transport of transports) {
     });
 
     netTest("an invalid mode is refused with a RangeError before anything is bound", 10_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("bad.sock");
       for (const mode of [-1, 0o1000, 1.5, Number.NaN]) {
         await assert.rejects(transport.listen({ transport: "unix", path, mode }, () => {}), RangeError);

@@ -26,7 +26,6 @@ import {
   deferred,
   delay,
   expectedRuntime,
-  makeTempDir,
   pathExists,
   Resources,
   startEchoServer,
@@ -142,8 +141,7 @@ for (const transport of transports) {
     }, noIpv6Reason);
 
     netTest("echoes over a UNIX socket in a temp dir", 10_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("echo.sock");
       await startEchoServer(transport, { transport: "unix", path }, res);
       const client = await echoRoundTrip(
@@ -475,8 +473,7 @@ for (const transport of transports) {
       assert.ok(tcpError.cause !== undefined, "the runtime's error is kept as cause");
       assert.match(tcpError.message, new RegExp(`${port}`));
 
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       await assert.rejects(
         transport.connect({ transport: "unix", path: dir.join("missing.sock") }),
         (err) => {
@@ -513,8 +510,7 @@ for (const transport of transports) {
     });
 
     netTest("replaces a stale UNIX socket file left by a killed process", 30_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("stale.sock");
       await leaveStaleSocket(path);
       assert.ok((await lstat(path)).isSocket(), "the killed process left its socket file");
@@ -525,8 +521,7 @@ for (const transport of transports) {
     });
 
     netTest("refuses a regular file at the UNIX path and leaves it untouched", 10_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("not-a-socket");
       await writeFile(path, "keep me");
       await assert.rejects(transport.listen({ transport: "unix", path }, () => {}), AddressInUseError);
@@ -534,8 +529,7 @@ for (const transport of transports) {
     });
 
     netTest("refuses a live UNIX socket path, and the live listener keeps working", 10_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("live.sock");
       const live = await startEchoServer(transport, { transport: "unix", path }, res);
       await assert.rejects(transport.listen({ transport: "unix", path }, () => {}), AddressInUseError);
@@ -550,8 +544,7 @@ for (const transport of transports) {
       "closing a UNIX listener removes its file and keeps accepted connections",
       10_000,
       async (res) => {
-        const dir = await makeTempDir();
-        res.defer(() => dir.cleanup());
+        const dir = await res.tempDir();
         const path = dir.join("close.sock");
         const server = await startEchoServer(transport, { transport: "unix", path }, res);
         const client = res.add(await transport.connect({ transport: "unix", path }));
@@ -581,8 +574,7 @@ for (const transport of transports) {
       assert.deepEqual(accepted.localAddr, tcp.listener.addr);
       assert.deepEqual(accepted.remoteAddr, client.localAddr);
 
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("addr.sock");
       const unix = await startEchoServer(transport, { transport: "unix", path }, res);
       assert.deepEqual(unix.listener.addr, { transport: "unix", path });
