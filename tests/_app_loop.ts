@@ -8,6 +8,7 @@ import { type ClientId, ConnectionClosedError, type IoCore, type IoIterationResu
 import { delay, HangError } from "./_helpers.ts";
 import { text, type WirePeer } from "./_wire_peer.ts";
 import { macrotask } from "./_settle.ts";
+import type { CrashMonitor } from "./_monitors.ts";
 
 /**
  * Runs the plain-code API loop (`ioIteration`) until stopped, handing every result to `onResult`.
@@ -161,4 +162,48 @@ export class ControlPinger {
       else await macrotask();
     }
   }
+}
+
+/**
+ * Stops a workload's application side, last started first: the control client's pinger, its
+ * connection, the `ioIteration` loop, then the core. Any part may be missing (the run aborted early).
+ *
+ * @example
+ * ```ts
+ * await stopWorkload(core, { app, pinger, control });
+ * ```
+ */
+export async function stopWorkload(
+  core: IoCore,
+  parts: { app?: AppLoop; pinger?: ControlPinger; control?: WirePeer },
+): Promise<void> {
+  await parts.pinger?.stop();
+  parts.control?.close();
+  await parts.app?.stop();
+  await core.close();
+}
+
+/**
+ * Reports through `fail` every crash `crashes` saw and every error the loops kept; returns how many
+ * there were.
+ *
+ * @example
+ * ```ts
+ * report.crashes = reportCrashes(crashes, [app], fail);
+ * ```
+ */
+export function reportCrashes(
+  crashes: CrashMonitor,
+  apps: readonly (AppLoop | undefined)[],
+  fail: (message: string) => void,
+): number {
+  for (const sample of crashes.samples) fail(sample);
+  let loopErrors = 0;
+  for (const app of apps) {
+    for (const err of app?.errors ?? []) {
+      fail(`ioIteration loop: ${err instanceof Error ? err.stack : String(err)}`);
+      loopErrors++;
+    }
+  }
+  return crashes.total + loopErrors;
 }

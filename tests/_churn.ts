@@ -11,7 +11,7 @@ import { frameHeader, targetOf, text, WirePeer } from "./_wire_peer.ts";
 import { Rng } from "./_stream_check.ts";
 import { settledStats, waitFor } from "./_settle.ts";
 import { CrashMonitor, openFdCount, RssSampler } from "./_monitors.ts";
-import { AppLoop, ControlPinger, echo } from "./_app_loop.ts";
+import { AppLoop, ControlPinger, echo, reportCrashes, stopWorkload } from "./_app_loop.ts";
 import { runtimeLabel } from "./_script_args.ts";
 
 /** Waits for the application loop to see clients disconnect. */
@@ -375,18 +375,11 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
   } catch (err) {
     fail(`churn aborted: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
   } finally {
-    await pinger?.stop();
-    control?.close();
-    await app?.stop();
-    await core.close();
+    await stopWorkload(core, { app, pinger, control });
     rss.stop();
     crashes.dispose();
   }
-  for (const sample of crashes.samples) fail(sample);
-  for (const err of app?.errors ?? []) {
-    fail(`ioIteration loop: ${err instanceof Error ? err.stack : String(err)}`);
-  }
-  report.crashes = crashes.total + (app?.errors.length ?? 0);
+  report.crashes = reportCrashes(crashes, [app], fail);
   report.rssPeak = rss.peak;
   return report;
 }

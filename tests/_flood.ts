@@ -9,7 +9,7 @@ import { delay, HangError, tempDir, withTimeout } from "./_helpers.ts";
 import { targetOf, text, WirePeer } from "./_wire_peer.ts";
 import { accountingProblems, waitFor } from "./_settle.ts";
 import { CrashMonitor, RssSampler } from "./_monitors.ts";
-import { AppLoop, ControlPinger, echo } from "./_app_loop.ts";
+import { AppLoop, ControlPinger, echo, reportCrashes, stopWorkload } from "./_app_loop.ts";
 import { type ChildPeer, FLOOD_PEER, spawnChildPeer } from "./_child_peers.ts";
 import { formatBytes, runtimeLabel } from "./_script_args.ts";
 
@@ -311,10 +311,7 @@ export async function runFlood(options: FloodOptions): Promise<FloodReport> {
   } finally {
     child?.kill("SIGKILL");
     if (child) await withTimeout(child.exited, 5000, "the flood child to exit").catch(() => {});
-    await pinger?.stop();
-    control?.close();
-    await app?.stop();
-    await core.close();
+    await stopWorkload(core, { app, pinger, control });
     rss?.stop();
     crashes.dispose();
   }
@@ -334,10 +331,6 @@ export async function runFlood(options: FloodOptions): Promise<FloodReport> {
       } while the application did not read, over inputBytes + 64 MiB = ${formatBytes(report.rssBound)}`,
     );
   }
-  for (const sample of crashes.samples) fail(sample);
-  for (const err of app?.errors ?? []) {
-    fail(`ioIteration loop: ${err instanceof Error ? err.stack : String(err)}`);
-  }
-  report.crashes = crashes.total + (app?.errors.length ?? 0);
+  report.crashes = reportCrashes(crashes, [app], fail);
   return report;
 }

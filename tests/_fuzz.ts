@@ -22,7 +22,7 @@ import { targetOf, text, WirePeer } from "./_wire_peer.ts";
 import { fnv, FNV_OFFSET, messageHash } from "./_stream_check.ts";
 import { macrotask, settledStats, waitFor } from "./_settle.ts";
 import { CrashMonitor, RssSampler } from "./_monitors.ts";
-import { AppLoop, ControlPinger, echo } from "./_app_loop.ts";
+import { AppLoop, ControlPinger, echo, reportCrashes, stopWorkload } from "./_app_loop.ts";
 import { formatBytes, runtimeLabel } from "./_script_args.ts";
 import {
   CHALLENGE,
@@ -637,18 +637,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   } catch (err) {
     fail(`fuzz run aborted: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
   } finally {
-    await pinger?.stop();
-    control?.close();
-    await app?.stop();
-    await core.close();
+    await stopWorkload(core, { app, pinger, control });
     rss.stop();
     crashes.dispose();
   }
-  for (const sample of crashes.samples) fail(sample);
-  for (const err of app?.errors ?? []) {
-    fail(`ioIteration loop: ${err instanceof Error ? err.stack : String(err)}`);
-  }
-  report.crashes = crashes.total + (app?.errors.length ?? 0) + loggedErrors;
+  report.crashes = reportCrashes(crashes, [app], fail) + loggedErrors;
   report.durationMs = performance.now() - started;
   report.casesPerSecond = report.cases / (report.durationMs / 1000);
   report.peakRss = rss.peak;

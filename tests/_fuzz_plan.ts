@@ -6,6 +6,7 @@
  */
 import { encodeFrame, encodeFrames, FRAME_HEADER_BYTES } from "../mod.ts";
 import { frameHeader, text } from "./_wire_peer.ts";
+import { concatBytes } from "./_helpers.ts";
 import { fnv, FNV_OFFSET, RefDecoder, Rng } from "./_stream_check.ts";
 
 const KiB = 1024;
@@ -104,18 +105,6 @@ export const DEFAULT_FUZZ_LIMITS: FuzzLimits = {
   handshakeTimeoutMs: 400,
   maxCasesPerConnection: 200,
 };
-
-function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** `size` bytes in one of several shapes: random, zeros, one repeated byte, text, a ramp. */
 function fuzzFill(rng: Rng, size: number): Uint8Array {
@@ -257,22 +246,22 @@ function fuzzFrameCase(rng: Rng, limits: FuzzLimits, w: PlanWriter): number {
     w.framed(frame);
   } else if (r < 0.845) {
     // A length of 0 with the payload still following.
-    w.framed(concatBytes(frameHeader(0), payload));
+    w.framed(concatBytes([frameHeader(0), payload]));
   } else if (r < 0.86) {
     w.framed(frame.subarray(0, rng.int(frame.length)));
   } else if (r < 0.875) {
-    w.framed(concatBytes(fuzzFill(rng, rng.range(1, 16)), frame));
+    w.framed(concatBytes([fuzzFill(rng, rng.range(1, 16)), frame]));
   } else if (r < 0.88) {
-    w.framed(concatBytes(frame.subarray(0, FRAME_HEADER_BYTES), frame));
+    w.framed(concatBytes([frame.subarray(0, FRAME_HEADER_BYTES), frame]));
   } else if (r < 0.89) {
     // Declares more than it sends: the next frames fill the gap.
-    w.framed(concatBytes(frameHeader(Math.min(max, payload.length + rng.range(1, 64))), payload));
+    w.framed(concatBytes([frameHeader(Math.min(max, payload.length + rng.range(1, 64))), payload]));
   } else if (r < 0.9) {
-    w.framed(concatBytes(frameHeader(rng.int(payload.length + 1)), payload));
+    w.framed(concatBytes([frameHeader(rng.int(payload.length + 1)), payload]));
   } else if (r < 0.904) {
-    w.framed(concatBytes(frameHeader(max + 1), fuzzFill(rng, rng.int(64))));
+    w.framed(concatBytes([frameHeader(max + 1), fuzzFill(rng, rng.int(64))]));
   } else if (r < 0.908) {
-    w.framed(concatBytes(frameHeader(2n ** 64n - 1n), fuzzFill(rng, rng.int(64))));
+    w.framed(concatBytes([frameHeader(2n ** 64n - 1n), fuzzFill(rng, rng.int(64))]));
   } else if (r < 0.912) {
     const huge = rng.pick([2n ** 32n, 2n ** 53n + 1n, 2n ** 63n, BigInt(max) * 2n, 2n ** 31n]);
     const h = frameHeader(huge);
@@ -315,7 +304,7 @@ function streamPlan(rng: Rng, index: number, limits: FuzzLimits, raw: boolean): 
     } else if (w.ref.inSync && rng.chance(0.015)) {
       // A raw segment: the server switches to raw on the magic frame, reads n bytes, switches back.
       const n = rng.range(1, limits.maxMessageBytes);
-      w.framed(encodeFrame(concatBytes(RAW_SWITCH_MAGIC, encoder.encode(String(n)))));
+      w.framed(encodeFrame(concatBytes([RAW_SWITCH_MAGIC, encoder.encode(String(n))])));
       frameCases++;
       w.expect(RAW_ACK);
       let left = n;
@@ -385,28 +374,28 @@ function handshakePlan(rng: Rng, index: number, limits: FuzzLimits): FuzzPlan {
   else if (k < 0.72) keyword = encoder.encode(SECRET_KEYWORD);
   else if (k < 0.75) keyword = new Uint8Array(0);
   else if (k < 0.8) keyword = encoder.encode(`ux-${index}-`.padEnd(maxKw, "x"));
-  else if (k < 0.9) keyword = concatBytes(encoder.encode(`rb-${index}-`), rng.bytes(rng.int(maxKw - 16)));
+  else if (k < 0.9) keyword = concatBytes([encoder.encode(`rb-${index}-`), rng.bytes(rng.int(maxKw - 16))]);
   else keyword = encoder.encode("o".repeat(maxKw + 1));
   const base = encodeFrame(keyword);
   let bytes: Uint8Array;
   let split = false;
   const m = rng.float();
   if (m < 0.4) bytes = base;
-  else if (m < 0.5) bytes = concatBytes(rng.bytes(rng.range(1, 24)), base);
+  else if (m < 0.5) bytes = concatBytes([rng.bytes(rng.range(1, 24)), base]);
   else if (m < 0.53) bytes = encoder.encode("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   else if (m < 0.55) {
-    bytes = concatBytes(
+    bytes = concatBytes([
       new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc]),
       rng.bytes(64),
-    );
+    ]);
   } else if (m < 0.65) {
     bytes = base.slice();
     flipBits(rng, bytes, 0, bytes.length, rng.range(1, 3));
-  } else if (m < 0.68) bytes = concatBytes(frameHeader(2n ** 64n - 1n), keyword);
-  else if (m < 0.71) bytes = concatBytes(frameHeader(maxKw + 1), keyword);
-  else if (m < 0.73) bytes = concatBytes(frameHeader(2n ** 32n), keyword);
+  } else if (m < 0.68) bytes = concatBytes([frameHeader(2n ** 64n - 1n), keyword]);
+  else if (m < 0.71) bytes = concatBytes([frameHeader(maxKw + 1), keyword]);
+  else if (m < 0.73) bytes = concatBytes([frameHeader(2n ** 32n), keyword]);
   else if (m < 0.85) bytes = base.subarray(0, rng.int(base.length));
-  else if (m < 0.88) bytes = concatBytes(frameHeader(0), keyword);
+  else if (m < 0.88) bytes = concatBytes([frameHeader(0), keyword]);
   else {
     bytes = base;
     split = true;
@@ -451,7 +440,7 @@ function handshakePlan(rng: Rng, index: number, limits: FuzzLimits): FuzzPlan {
       let proof: Uint8Array;
       if (p < 0.5) proof = encodeFrame(rng.bytes(32));
       else if (p < 0.6) proof = encodeFrame(new Uint8Array(0));
-      else if (p < 0.7) proof = concatBytes(frameHeader(maxKw + 1), rng.bytes(8));
+      else if (p < 0.7) proof = concatBytes([frameHeader(maxKw + 1), rng.bytes(8)]);
       else if (p < 0.8) proof = encodeFrame(rng.bytes(32)).subarray(0, rng.range(1, 39));
       else proof = encodeFrame(rng.bytes(rng.range(1, maxKw)));
       w.raw(proof);

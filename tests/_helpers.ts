@@ -8,6 +8,8 @@ import { lstat, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { it } from "node:test";
+import { nativeTransport, nodeTransport } from "../transports/mod.ts";
 import type { Addr, Connection, ConnectionHandler, Listener, ListenOptions, Transport } from "../mod.ts";
 
 /** The runtimes the suite runs on. */
@@ -378,6 +380,43 @@ export class Resources {
   }
 }
 
+/** A listener and the first connection it accepts, recorded by {@linkcode collect}. */
+export interface OneAccepted {
+  readonly listener: Listener;
+  /** Resolves with the first accepted connection and what it received. */
+  readonly accepted: Promise<Accepted>;
+}
+
+/**
+ * Listens on `transport` and records the first accepted connection with {@linkcode collect};
+ * `hooks(entry)` may echo or answer (`entry.got` is set by the time a hook runs). The listener and the
+ * connection are closed with `res`.
+ *
+ * @example
+ * ```ts
+ * const { listener, accepted } = await listenForOne(transport, { transport: "tcp" }, res);
+ * const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+ * const { conn, got } = await accepted;
+ * ```
+ */
+export async function listenForOne(
+  transport: Transport,
+  options: ListenOptions,
+  res: Resources,
+  hooks?: (entry: Accepted) => Partial<ConnectionHandler>,
+): Promise<OneAccepted> {
+  const accepted = deferred<Accepted>();
+  const listener = res.add(
+    await transport.listen(options, (conn) => {
+      res.add(conn);
+      const entry = { conn } as { conn: Connection; got: Collector };
+      entry.got = collect(conn, hooks?.(entry));
+      accepted.resolve(entry);
+    }),
+  );
+  return { listener, accepted: accepted.promise };
+}
+
 /** A connection accepted by {@linkcode startEchoServer}, with what it received. */
 export interface Accepted {
   readonly conn: Connection;
@@ -427,4 +466,40 @@ export async function startEchoServer(
       return new Promise((resolve) => waiters.push(resolve));
     },
   };
+}
+
+/**
+ * The transports each network suite runs on: the runtime's native one and, where that is not Node's,
+ * `nodeTransport` as well.
+ */
+export function transportsUnderTest(): Transport[] {
+  const native = nativeTransport();
+  return native.name === "node" ? [native] : [native, nodeTransport];
+}
+
+/**
+ * A network test: bounded by `ms`, with the resources it registers closed afterwards whatever happens.
+ *
+ * @example
+ * ```ts
+ * netTest("echoes over TCP", 10_000, async (res) => {
+ *   const server = await startEchoServer(transport, { transport: "tcp", port: 0 }, res);
+ * });
+ * ```
+ */
+export function netTest(
+  name: string,
+  ms: number,
+  body: (res: Resources) => Promise<void>,
+  skip?: string,
+): void {
+  const options = skip ? { timeout: ms + 2000, skip } : { timeout: ms + 2000 };
+  it(name, options, async () => {
+    const res = new Resources();
+    try {
+      await withTimeout(body(res), ms, name);
+    } finally {
+      await withTimeout(res.closeAll(), 2000, `${name}: cleanup`);
+    }
+  });
 }

@@ -10,7 +10,7 @@ import { targetOf, text } from "./_wire_peer.ts";
 import { fnv, FNV_OFFSET } from "./_stream_check.ts";
 import { accountingProblems } from "./_settle.ts";
 import { CrashMonitor, RssSampler } from "./_monitors.ts";
-import { AppLoop } from "./_app_loop.ts";
+import { AppLoop, reportCrashes } from "./_app_loop.ts";
 import { runtimeLabel } from "./_script_args.ts";
 
 /**
@@ -352,10 +352,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
   }
   report.rssPeak = rss.peak;
-  for (const sample of crashes.samples) fail(sample);
-  for (const err of [...(serverApp?.errors ?? []), ...(clientApp?.errors ?? [])]) {
-    fail(`ioIteration loop: ${err instanceof Error ? err.stack : String(err)}`);
-  }
-  report.crashes = crashes.total + (serverApp?.errors.length ?? 0) + (clientApp?.errors.length ?? 0);
+  report.crashes = reportCrashes(crashes, [serverApp, clientApp], fail);
   return report;
 }

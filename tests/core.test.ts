@@ -11,7 +11,7 @@ import {
 } from "../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { bytesEqual, Resources } from "./_helpers.ts";
+import { bytesEqual, listenForOne, Resources } from "./_helpers.ts";
 import { frameHeader, targetOf, text, type WirePeer } from "./_wire_peer.ts";
 
 const TEST_TIMEOUT = { timeout: 30_000 };
@@ -655,16 +655,12 @@ describe("IoCore delivery, limits and failures", () => {
     TEST_TIMEOUT,
     async () => {
       await using res = new Resources();
-      const server = res.add(
-        await nativeTransport().listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 }, (conn) => {
-          res.add(conn);
-          conn.setHandler({
-            onData: () => void conn.write(frameHeader(2000)),
-            onDrain: () => {},
-            onEnd: () => conn.close(),
-            onClose: () => {},
-          });
-        }),
+      // The server answers the keyword with a header declaring 2000 bytes, over maxKeywordBytes (1024).
+      const { listener: server } = await listenForOne(
+        nativeTransport(),
+        { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+        res,
+        ({ conn }) => ({ onData: () => void conn.write(frameHeader(2000)), onEnd: () => conn.close() }),
       );
       await using client = await startCore();
       const id = client.core.addClient({ keyword: "k", connect: targetOf(server.addr) });

@@ -1,14 +1,15 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type Connection, HandshakeRejectedError, nativeTransport, TimeoutError } from "../mod.ts";
+import { HandshakeRejectedError, nativeTransport, TimeoutError } from "../mod.ts";
 import { noOpensslReason, testCerts } from "./_certs.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { collect, type Collector, delay, Resources } from "./_helpers.ts";
+import { type Collector, delay, listenForOne, Resources } from "./_helpers.ts";
 import { targetOf, text, type WirePeer } from "./_wire_peer.ts";
 
 const TEST_TIMEOUT = { timeout: 30_000 };
 const encoder = new TextEncoder();
 const ascii = (s: string): number[] => [...encoder.encode(s)];
+const LOOPBACK = { transport: "tcp", hostname: "127.0.0.1", port: 0 } as const;
 
 /** A frame's bytes spelled out: the 8-byte little-endian length (below 256 here), then the payload. */
 function wireFrame(payload: readonly number[]): number[] {
@@ -43,21 +44,6 @@ async function bytesFrom(got: Collector, length: number): Promise<number[]> {
   const bytes = [...got.bytes()];
   got.chunks.length = 0;
   return bytes;
-}
-
-/** A bare TCP listener on port 0 that hands each connection, with what it receives, to `accepted`. */
-async function rawListener(
-  res: Resources,
-): Promise<{ target: ReturnType<typeof targetOf>; accepted: Promise<{ conn: Connection; got: Collector }> }> {
-  let accept!: (value: { conn: Connection; got: Collector }) => void;
-  const accepted = new Promise<{ conn: Connection; got: Collector }>((resolve) => (accept = resolve));
-  const listener = res.add(
-    await nativeTransport().listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 }, (conn) => {
-      res.add(conn);
-      accept({ conn, got: collect(conn) });
-    }),
-  );
-  return { target: targetOf(listener.addr), accepted };
 }
 
 describe("access rules on a live core", () => {
@@ -206,9 +192,9 @@ describe("the handshake on the wire, byte for byte", () => {
     TEST_TIMEOUT,
     async () => {
       await using res = new Resources();
-      const server = await rawListener(res);
+      const server = await listenForOne(nativeTransport(), LOOPBACK, res);
       await using client = await startCore();
-      const id = client.core.addClient({ keyword: "plain", connect: server.target });
+      const id = client.core.addClient({ keyword: "plain", connect: targetOf(server.listener.addr) });
       const { conn, got } = await server.accepted;
       assert.deepEqual(await bytesFrom(got, 13), [5, 0, 0, 0, 0, 0, 0, 0, ...ascii("plain")]);
       conn.write(new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x4f, 0x4b]));
@@ -243,9 +229,13 @@ describe("the handshake on the wire, byte for byte", () => {
     TEST_TIMEOUT,
     async () => {
       await using res = new Resources();
-      const server = await rawListener(res);
+      const server = await listenForOne(nativeTransport(), LOOPBACK, res);
       await using client = await startCore();
-      const id = client.core.addClient({ keyword: "secure", secret: "s3cret", connect: server.target });
+      const id = client.core.addClient({
+        keyword: "secure",
+        secret: "s3cret",
+        connect: targetOf(server.listener.addr),
+      });
       const { conn, got } = await server.accepted;
       assert.deepEqual(await bytesFrom(got, 14), wireFrame(ascii("secure")));
       const nonce = Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);

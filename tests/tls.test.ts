@@ -4,47 +4,28 @@
  */
 import assert from "node:assert/strict";
 import { stat } from "node:fs/promises";
-import { describe, it } from "node:test";
-import {
-  ConnectionRefusedError,
-  ConnectionResetError,
-  TimeoutError,
-  TransportError,
-} from "../core/errors.ts";
-import { nativeTransport, nodeTransport } from "../transports/mod.ts";
-import type { Addr, Connection, TlsConnectOptions, TlsListenOptions, Transport } from "../transports/mod.ts";
+import { describe } from "node:test";
+import { ConnectionRefusedError, ConnectionResetError, TimeoutError, TransportError } from "../mod.ts";
+import type { Addr, Connection, TlsConnectOptions, TlsListenOptions, Transport } from "../mod.ts";
 import { noOpensslReason, type TestCerts, testCerts } from "./_certs.ts";
 import {
   assertBytesEqual,
   bytePattern,
   collect,
   type Collector,
-  deferred,
+  listenForOne,
+  netTest,
   pathExists,
-  Resources,
+  type Resources,
   startEchoServer,
+  transportsUnderTest,
   withTimeout,
 } from "./_helpers.ts";
 
 const MiB = 1024 * 1024;
 
-const transports: Transport[] = [nativeTransport()];
-if (transports[0].name !== "node") transports.push(nodeTransport);
+const transports = transportsUnderTest();
 
-/** A network test: bounded by `ms`, with resources closed afterwards whatever happens. */
-function netTest(name: string, ms: number, body: (res: Resources) => Promise<void>, skip?: string): void {
-  const options = skip ? { timeout: ms + 2000, skip } : { timeout: ms + 2000 };
-  it(name, options, async () => {
-    const res = new Resources();
-    try {
-      await withTimeout(body(res), ms, name);
-    } finally {
-      await withTimeout(res.closeAll(), 2000, `${name}: cleanup`);
-    }
-  });
-}
-
-/** A TLS test: skipped, with the reason, where `openssl` cannot make certificates. */
 /** A TLS test: skipped, with the reason, where `openssl` cannot make certificates. */
 function tlsTest(
   name: string,
@@ -267,18 +248,12 @@ for (const transport of transports) {
         }
         conn.closeWrite();
       };
-      const serverSide = deferred<{ conn: Connection; got: Collector }>();
-      const listener = res.add(
-        await transport.listen(tlsListen(certs), (conn) => {
-          res.add(conn);
-          serverSide.resolve({ conn, got: collect(conn) });
-        }),
-      );
+      const { listener, accepted: serverSide } = await listenForOne(transport, tlsListen(certs), res);
       const client = res.add(
         await transport.connect({ transport: "tls", port: tlsPort(listener.addr), ca: certs.caCert }),
       );
       const clientGot = collect(client);
-      const server = await serverSide.promise;
+      const server = await serverSide;
       await Promise.all([
         pump(client, clientGot, toServer),
         pump(server.conn, server.got, toClient),

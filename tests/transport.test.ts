@@ -14,8 +14,8 @@ import {
   ConnectionClosedError,
   ConnectionRefusedError,
   ConnectionResetError,
-} from "../core/errors.ts";
-import { detectRuntime, nativeTransport, nodeTransport } from "../transports/mod.ts";
+} from "../mod.ts";
+import { detectRuntime, nativeTransport } from "../transports/mod.ts";
 import type { Connection, ConnectOptions, Transport } from "../transports/mod.ts";
 import {
   assertBytesEqual,
@@ -26,40 +26,24 @@ import {
   deferred,
   delay,
   expectedRuntime,
+  listenForOne,
+  netTest,
   pathExists,
-  Resources,
+  type Resources,
   startEchoServer,
   tcpPort,
+  transportsUnderTest,
   withTimeout,
 } from "./_helpers.ts";
 
 const MiB = 1024 * 1024;
 
-const transports: Transport[] = [nativeTransport()];
-if (transports[0].name !== "node") transports.push(nodeTransport);
+const transports = transportsUnderTest();
 
 // Checked apart from any transport, so a broken transport cannot skip its own IPv6 test.
 const noIpv6Reason = Object.values(networkInterfaces()).flat().some((info) => info?.address === "::1")
   ? undefined
   : "this machine has no IPv6 loopback (::1)";
-
-/** A network test: bounded by `ms`, with resources closed afterwards whatever happens. */
-function netTest(
-  name: string,
-  ms: number,
-  body: (res: Resources) => Promise<void>,
-  skip?: string,
-): void {
-  const options = skip ? { timeout: ms + 2000, skip } : { timeout: ms + 2000 };
-  it(name, options, async () => {
-    const res = new Resources();
-    try {
-      await withTimeout(body(res), ms, name);
-    } finally {
-      await withTimeout(res.closeAll(), 2000, `${name}: cleanup`);
-    }
-  });
-}
 
 /** Connects, sends `payload` in 1000-byte writes, half-closes, and checks the echo byte by byte. */
 async function echoRoundTrip(
@@ -350,15 +334,9 @@ for (const transport of transports) {
       "a peer closing while the other side writes is seen as a close, and nothing throws",
       10_000,
       async (res) => {
-        const accepted = deferred<{ conn: Connection; got: Collector }>();
-        const listener = res.add(
-          await transport.listen({ transport: "tcp" }, (conn) => {
-            res.add(conn);
-            accepted.resolve({ conn, got: collect(conn) });
-          }),
-        );
+        const { listener, accepted } = await listenForOne(transport, { transport: "tcp" }, res);
         const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
-        const { conn: writer, got: writerGot } = await accepted.promise;
+        const { conn: writer, got: writerGot } = await accepted;
         // The server side streams at the client, which closes after 64 KiB.
         const escaped: unknown[] = [];
         const chunk = bytePattern(16 * 1024, 5);
@@ -398,12 +376,11 @@ for (const transport of transports) {
       "a peer closing mid-stream is seen as an end, and unwritten bytes are discarded",
       10_000,
       async (res) => {
-        const accepted = deferred<Collector>();
-        const listener = res.add(
-          await transport.listen({ transport: "tcp" }, (conn) => {
-            res.add(conn);
-            accepted.resolve(collect(conn, { onEnd: () => conn.close() }));
-          }),
+        const { listener, accepted } = await listenForOne(
+          transport,
+          { transport: "tcp" },
+          res,
+          ({ conn }) => ({ onEnd: () => conn.close() }),
         );
         const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
         const clientGot = collect(client);
@@ -412,7 +389,7 @@ for (const transport of transports) {
         client.close();
         assert.equal(client.closed, true);
         assert.throws(() => client.write(payload), ConnectionClosedError);
-        const reader = await accepted.promise;
+        const { got: reader } = await accepted;
         const error = await reader.closed;
         assert.ok(
           error === undefined || error instanceof ConnectionResetError,
@@ -429,24 +406,17 @@ for (const transport of transports) {
       "half-close: the peer sees the end, still answers, and both sides then close",
       10_000,
       async (res) => {
-        const accepted = deferred<Collector>();
-        const listener = res.add(
-          await transport.listen({ transport: "tcp" }, (conn) => {
-            res.add(conn);
-            const got = collect(conn, {
-              onEnd: () => {
-                conn.write(new TextEncoder().encode(`pong after ${got.text()}`));
-                conn.closeWrite();
-              },
-            });
-            accepted.resolve(got);
-          }),
-        );
+        const { listener, accepted } = await listenForOne(transport, { transport: "tcp" }, res, (entry) => ({
+          onEnd: () => {
+            entry.conn.write(new TextEncoder().encode(`pong after ${entry.got.text()}`));
+            entry.conn.closeWrite();
+          },
+        }));
         const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
         const got = collect(client);
         client.write(new TextEncoder().encode("ping"));
         client.closeWrite();
-        const server = await accepted.promise;
+        const { got: server } = await accepted;
         await server.ended;
         assert.equal(server.text(), "ping");
         await got.ended;
