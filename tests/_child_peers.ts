@@ -9,9 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { detectRuntime } from "../mod.ts";
-import { HangError } from "./_helpers.ts";
-
-const KiB = 1024;
+import { HangError, KiB } from "./_helpers.ts";
 
 /**
  * Arguments that make `process.execPath` run a JavaScript file, on this runtime.

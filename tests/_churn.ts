@@ -9,7 +9,7 @@ import { type ClientId, ConnectionClosedError, IoCore, type IoCoreStats } from "
 import { delay, HangError, tempDir, withTimeout } from "./_helpers.ts";
 import { frameHeader, targetOf, text, WirePeer } from "./_wire_peer.ts";
 import { Rng } from "./_stream_check.ts";
-import { settledStats, waitFor } from "./_settle.ts";
+import { failureList, settledStats, waitFor } from "./_settle.ts";
 import { CrashMonitor, openFdCount, RssSampler } from "./_monitors.ts";
 import { AppLoop, ControlPinger, echo, reportCrashes, stopWorkload } from "./_app_loop.ts";
 import { runtimeLabel } from "./_script_args.ts";
@@ -145,10 +145,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
   const crashes = CrashMonitor.install();
   const rss = new RssSampler();
   await using dir = await tempDir("asockio-churn-");
-  const failures: string[] = [];
-  const fail = (message: string): void => {
-    if (failures.length < 50) failures.push(message);
-  };
+  const { failures, fail } = failureList();
   const report: ChurnReport = {
     runtime: runtimeLabel(),
     connections: 0,

@@ -37,6 +37,11 @@ export interface CoreFixture {
   connect(keyword?: string | Uint8Array, index?: number, options?: WirePeerOptions): Promise<WirePeer>;
   /** A wire peer through the handshake with `keyword` (its `OK` received) on listener `index`; closed on dispose. */
   handshake(keyword: string | Uint8Array, index?: number): Promise<WirePeer>;
+  /**
+   * Registers a named client for `keyword`, brings a wire peer through its handshake on listener
+   * `index`, and runs `ioIteration` until the core reports the client connected.
+   */
+  connectNamed(keyword: string, index?: number): Promise<{ id: ClientId; peer: WirePeer }>;
   /** Closes the peers, the core, and removes the temp dir. Safe to call twice. */
   close(): Promise<void>;
   /** Same as {@linkcode CoreFixture.close}, for `await using`. */
@@ -104,6 +109,12 @@ export async function startCore(options: IoCoreOptions = {}): Promise<CoreFixtur
       const peer = await WirePeer.handshake(targetOf(addrAt(index)), keyword);
       peers.push(peer);
       return peer;
+    },
+    async connectNamed(keyword, index = 0) {
+      const id = core.addClient({ keyword });
+      const peer = await fixture.handshake(keyword, index);
+      await iterateUntil(core, (e) => e.expected.has(id));
+      return { id, peer };
     },
     close,
     [asyncDispose]: close,

@@ -5,16 +5,13 @@
  * @module
  */
 import { IoCore, type IoCoreStats } from "../mod.ts";
-import { delay, HangError, tempDir, withTimeout } from "./_helpers.ts";
+import { delay, HangError, KiB, MiB, tempDir, withTimeout } from "./_helpers.ts";
 import { targetOf, text, WirePeer } from "./_wire_peer.ts";
-import { accountingProblems, waitFor } from "./_settle.ts";
+import { accountingProblems, failureList, waitFor } from "./_settle.ts";
 import { CrashMonitor, RssSampler } from "./_monitors.ts";
 import { AppLoop, ControlPinger, echo, reportCrashes, stopWorkload } from "./_app_loop.ts";
 import { type ChildPeer, FLOOD_PEER, spawnChildPeer } from "./_child_peers.ts";
 import { formatBytes, runtimeLabel } from "./_script_args.ts";
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
 
 /** Options for {@linkcode runFlood}. */
 export interface FloodOptions {
@@ -135,10 +132,7 @@ export async function runFlood(options: FloodOptions): Promise<FloodReport> {
   const timeout = options.timeoutMs ?? 600_000;
   const crashes = CrashMonitor.install();
   await using dir = await tempDir("asockio-flood-");
-  const failures: string[] = [];
-  const fail = (message: string): void => {
-    if (failures.length < 50) failures.push(message);
-  };
+  const { failures, fail } = failureList();
   const core = new IoCore({
     listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
     limits: { inputBytes: options.inputBytes, maxMessageBytes: Math.max(payload, 1024) },

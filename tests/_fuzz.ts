@@ -17,10 +17,10 @@ import {
   MessageTooLargeError,
   nativeTransport,
 } from "../mod.ts";
-import { HangError, tempDir, withTimeout } from "./_helpers.ts";
+import { HangError, MiB, tempDir, withTimeout } from "./_helpers.ts";
 import { targetOf, text, WirePeer } from "./_wire_peer.ts";
 import { fnv, FNV_OFFSET, messageHash } from "./_stream_check.ts";
-import { macrotask, settledStats, waitFor } from "./_settle.ts";
+import { failureList, macrotask, settledStats, waitFor } from "./_settle.ts";
 import { CrashMonitor, RssSampler } from "./_monitors.ts";
 import { AppLoop, ControlPinger, echo, reportCrashes, stopWorkload } from "./_app_loop.ts";
 import { formatBytes, runtimeLabel } from "./_script_args.ts";
@@ -39,8 +39,6 @@ import {
   SECRET_KEYWORD,
 } from "./_fuzz_plan.ts";
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
 const encoder = new TextEncoder();
 
 function answerMatches(answers: readonly string[], message: Uint8Array | undefined): boolean {
@@ -307,10 +305,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const crashes = CrashMonitor.install();
   const rss = new RssSampler();
   await using dir = await tempDir("asockio-fuzz-");
-  const failures: string[] = [];
-  const fail = (message: string): void => {
-    if (failures.length < 50) failures.push(message);
-  };
+  const { failures, fail } = failureList();
   let loggedErrors = 0;
   const report: FuzzReport = {
     runtime: runtimeLabel(),

@@ -6,10 +6,9 @@
  */
 import { encodeFrame, encodeFrames, FRAME_HEADER_BYTES } from "../mod.ts";
 import { frameHeader, text } from "./_wire_peer.ts";
-import { concatBytes } from "./_helpers.ts";
+import { concatBytes, KiB } from "./_helpers.ts";
 import { fnv, FNV_OFFSET, RefDecoder, Rng } from "./_stream_check.ts";
 
-const KiB = 1024;
 const encoder = new TextEncoder();
 
 /** The answer a handshake plan allows when the core may close without answering. */

@@ -12,6 +12,11 @@ import { it } from "node:test";
 import { nativeTransport, nodeTransport } from "../transports/mod.ts";
 import type { Addr, Connection, ConnectionHandler, Listener, ListenOptions, Transport } from "../mod.ts";
 
+/** 1024 bytes. */
+export const KiB = 1024;
+/** 1024 KiB. */
+export const MiB = 1024 * KiB;
+
 /** The runtimes the suite runs on. */
 export type Runtime = "deno" | "bun" | "node";
 
@@ -378,6 +383,25 @@ export class Resources {
   [asyncDispose](): Promise<void> {
     return this.closeAll();
   }
+}
+
+/**
+ * Sends `payload` over `client` in 1000-byte writes, half-closes, and checks that the echo (up to the
+ * peer's end) is the payload, byte by byte.
+ *
+ * @example
+ * ```ts
+ * await echoRoundTrip(client, bytePattern(4096, 1));
+ * ```
+ */
+export async function echoRoundTrip(client: Connection, payload: Uint8Array): Promise<void> {
+  const got = collect(client);
+  for (let offset = 0; offset < payload.byteLength; offset += 1000) {
+    client.write(payload.subarray(offset, offset + 1000));
+  }
+  client.closeWrite();
+  await got.ended;
+  assertBytesEqual(got.bytes(), payload, "echo");
 }
 
 /** A listener and the first connection it accepts, recorded by {@linkcode collect}. */

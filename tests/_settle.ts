@@ -86,3 +86,23 @@ export function accountingProblems(
   if (stats.outputBytes !== 0) problems.push(`outputBytes ${stats.outputBytes}, expected 0`);
   return problems;
 }
+
+/**
+ * A workload's failure list: `fail` records a message, keeping the first `max` so a run that goes
+ * wrong everywhere still gives a readable report.
+ *
+ * @example
+ * ```ts
+ * const { failures, fail } = failureList();
+ * if (lost > 0) fail(`${lost} messages lost`);
+ * ```
+ */
+export function failureList(max = 50): { failures: string[]; fail: (message: string) => void } {
+  const failures: string[] = [];
+  return {
+    failures,
+    fail: (message: string): void => {
+      if (failures.length < max) failures.push(message);
+    },
+  };
+}

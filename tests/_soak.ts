@@ -8,7 +8,7 @@ import { IoCore } from "../mod.ts";
 import { delay, HangError } from "./_helpers.ts";
 import { targetOf, text } from "./_wire_peer.ts";
 import { fnv, FNV_OFFSET } from "./_stream_check.ts";
-import { accountingProblems } from "./_settle.ts";
+import { accountingProblems, failureList } from "./_settle.ts";
 import { CrashMonitor, RssSampler } from "./_monitors.ts";
 import { AppLoop, reportCrashes } from "./_app_loop.ts";
 import { runtimeLabel } from "./_script_args.ts";
@@ -166,10 +166,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const timeout = options.timeoutMs ?? 900_000;
   const crashes = CrashMonitor.install();
   const rss = new RssSampler();
-  const failures: string[] = [];
-  const fail = (message: string): void => {
-    if (failures.length < 50) failures.push(message);
-  };
+  const { failures, fail } = failureList();
   const logger = { error: (message: string) => fail(`core logged an error: ${message}`) };
   const server = new IoCore({ listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }], logger });
   const client = new IoCore({ logger });

@@ -88,9 +88,7 @@ describe("IoCore named clients", () => {
   it("refuses a duplicate keyword and keeps the first connection working", TEST_TIMEOUT, async () => {
     await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
     const core = fx.core;
-    const id = core.addClient({ keyword: "only once" });
-    const first = await fx.handshake("only once");
-    await iterateUntil(core, (e) => e.expected.has(id));
+    const { id, peer: first } = await fx.connectNamed("only once");
     const second = await fx.connect("only once");
     assert.equal(text(await second.next()), "duplicate keyword");
     await second.waitClosed();
@@ -105,9 +103,7 @@ describe("IoCore named clients", () => {
       duplicateKeyword: "replace",
     });
     const core = fx.core;
-    const id = core.addClient({ keyword: "replaceable" });
-    const first = await fx.handshake("replaceable");
-    await iterateUntil(core, (e) => e.expected.has(id));
+    const { id, peer: first } = await fx.connectNamed("replaceable");
     const second = await fx.handshake("replaceable");
     await first.waitClosed();
     core.sendMessageToClient(id, "to the new one");
@@ -338,9 +334,7 @@ describe("IoCore delivery, limits and failures", () => {
   }, async () => {
     await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
     const core = fx.core;
-    const id = core.addClient({ keyword: "sink" });
-    const peer = await fx.handshake("sink");
-    await iterateUntil(core, (e) => e.expected.has(id));
+    const { id, peer } = await fx.connectNamed("sink");
     const count = 100_000;
     const messages: Uint8Array[] = [];
     for (let i = 0; i < count; i++) messages.push(encoder.encode(`message ${i}`));
@@ -422,9 +416,7 @@ describe("IoCore delivery, limits and failures", () => {
     // Large frames are assembled in their own buffer; the transport may then reuse its read memory.
     await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
     const core = fx.core;
-    const id = core.addClient({ keyword: "bulk" });
-    const peer = await fx.handshake("bulk");
-    await iterateUntil(core, (e) => e.expected.has(id));
+    const { id, peer } = await fx.connectNamed("bulk");
     const pattern = (length: number, seed: number) => {
       const out = new Uint8Array(length);
       for (let i = 0; i < length; i++) out[i] = (i * 31 + seed * 7 + (i >>> 11)) & 0xff;
@@ -458,13 +450,9 @@ describe("IoCore delivery, limits and failures", () => {
         limits: { inputBytes },
       });
       const core = fx.core;
-      const id = core.addClient({ keyword: "flood" });
-      const peer = await fx.handshake("flood");
-      await iterateUntil(core, (e) => e.expected.has(id));
+      const { id, peer } = await fx.connectNamed("flood");
       // A second client, connected before the flood (over the cap the core stops accepting).
-      const control = core.addClient({ keyword: "control" });
-      const controlPeer = await fx.handshake("control");
-      await iterateUntil(core, (e) => e.expected.has(control));
+      const { id: control, peer: controlPeer } = await fx.connectNamed("control");
       const payload = new Uint8Array(1000);
       const total = 4000; // ~4 MB, 16x the cap
       for (let i = 0; i < total; i++) {
@@ -605,9 +593,7 @@ describe("IoCore delivery, limits and failures", () => {
   it("writes a batch mixing small and large messages byte-exact, framed and raw", TEST_TIMEOUT, async () => {
     await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
     const core = fx.core;
-    const id = core.addClient({ keyword: "mixed" });
-    const peer = await fx.handshake("mixed");
-    await iterateUntil(core, (e) => e.expected.has(id));
+    const { id, peer } = await fx.connectNamed("mixed");
     const sizes = [3, 0, 70_000, 10, 300_000, 1, 65_536, 5];
     const messages = sizes.map((size, k) => new Uint8Array(size).map((_, i) => (i * 7 + k) & 0xff));
     core.sendMessagesToClient(id, messages);

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { AsockioError, ConnectionClosedError, encodeFrame, encodeFrames, type IoCore } from "../mod.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
-import { delay } from "./_helpers.ts";
+import { delay, MiB } from "./_helpers.ts";
 import { text, type WirePeer } from "./_wire_peer.ts";
 import { fnv, FNV_OFFSET, messageHash, RefDecoder, Rng } from "./_stream_check.ts";
 import { CrashMonitor } from "./_monitors.ts";
@@ -18,8 +18,6 @@ import { runFuzz } from "./_fuzz.ts";
 import { runChurn } from "./_churn.ts";
 import { runFlood } from "./_flood.ts";
 import { runSoak } from "./_soak.ts";
-
-const MiB = 1024 * 1024;
 
 /** A round trip of the control client through the application loop (which echoes it). */
 async function controlRoundTrip(
@@ -184,9 +182,7 @@ describe("faults", () => {
           listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
         });
         const core = fx.core;
-        const id = core.addClient({ keyword: "half" });
-        const peer = await fx.handshake("half");
-        await iterateUntil(core, (e) => e.expected.has(id), 10_000);
+        const { id, peer } = await fx.connectNamed("half");
         // The peer stops reading, so most of what is queued stays in flight in the core.
         peer.conn.pauseReading();
         const count = 512;

@@ -37,6 +37,22 @@ async function rawAnswer(peer: WirePeer, length: number): Promise<number[]> {
   return [...peer.takeRaw()];
 }
 
+/** The `OK` frame, as the original handshake answers. */
+const OK_FRAME = [2, 0, 0, 0, 0, 0, 0, 0, 0x4f, 0x4b];
+
+/**
+ * A client core connecting out, with `client`'s keyword and secret, to a bare listener that records
+ * what arrives. Both close with `res`.
+ */
+async function clientOfBareServer(res: Resources, client: { keyword: string; secret?: string }) {
+  const server = await listenForOne(nativeTransport(), LOOPBACK, res);
+  const fx = await startCore();
+  res.defer(() => fx.close());
+  const id = fx.core.addClient({ ...client, connect: targetOf(server.listener.addr) });
+  const { conn, got } = await server.accepted;
+  return { core: fx.core, id, conn, got };
+}
+
 /** Waits for `length` bytes from the connecting core, then a moment more, and returns all that came. */
 async function bytesFrom(got: Collector, length: number): Promise<number[]> {
   await got.untilLength(length);
@@ -181,7 +197,7 @@ describe("the handshake on the wire, byte for byte", () => {
       const id = fx.core.addClient({ keyword: "plain" });
       const peer = await fx.connect(undefined, 0, { raw: true });
       peer.write(new Uint8Array([5, 0, 0, 0, 0, 0, 0, 0, ...ascii("plain")]));
-      assert.deepEqual(await rawAnswer(peer, 10), [2, 0, 0, 0, 0, 0, 0, 0, 0x4f, 0x4b]);
+      assert.deepEqual(await rawAnswer(peer, 10), OK_FRAME);
       await iterateUntil(fx.core, (e) => e.expected.has(id));
       peer.close();
     },
@@ -192,14 +208,11 @@ describe("the handshake on the wire, byte for byte", () => {
     TEST_TIMEOUT,
     async () => {
       await using res = new Resources();
-      const server = await listenForOne(nativeTransport(), LOOPBACK, res);
-      await using client = await startCore();
-      const id = client.core.addClient({ keyword: "plain", connect: targetOf(server.listener.addr) });
-      const { conn, got } = await server.accepted;
+      const { core, id, conn, got } = await clientOfBareServer(res, { keyword: "plain" });
       assert.deepEqual(await bytesFrom(got, 13), [5, 0, 0, 0, 0, 0, 0, 0, ...ascii("plain")]);
-      conn.write(new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x4f, 0x4b]));
-      await iterateUntil(client.core, (e) => e.expected.has(id));
-      assert.equal(client.core.getClientInfo(id)?.state, "connected");
+      conn.write(new Uint8Array(OK_FRAME));
+      await iterateUntil(core, (e) => e.expected.has(id));
+      assert.equal(core.getClientInfo(id)?.state, "connected");
       assert.deepEqual(await bytesFrom(got, 0), [], "nothing after the keyword");
     },
   );
@@ -218,7 +231,7 @@ describe("the handshake on the wire, byte for byte", () => {
       const nonce = challenge.slice(8 + 17);
       assert.notDeepEqual(nonce, new Array(32).fill(0), "the nonce is random");
       peer.write(new Uint8Array(wireFrame(await hmacProof("s3cret", nonce, "secure"))));
-      assert.deepEqual(await rawAnswer(peer, 10), [2, 0, 0, 0, 0, 0, 0, 0, 0x4f, 0x4b]);
+      assert.deepEqual(await rawAnswer(peer, 10), OK_FRAME);
       await iterateUntil(fx.core, (e) => e.expected.has(id));
       peer.close();
     },
@@ -229,21 +242,14 @@ describe("the handshake on the wire, byte for byte", () => {
     TEST_TIMEOUT,
     async () => {
       await using res = new Resources();
-      const server = await listenForOne(nativeTransport(), LOOPBACK, res);
-      await using client = await startCore();
-      const id = client.core.addClient({
-        keyword: "secure",
-        secret: "s3cret",
-        connect: targetOf(server.listener.addr),
-      });
-      const { conn, got } = await server.accepted;
+      const { core, id, conn, got } = await clientOfBareServer(res, { keyword: "secure", secret: "s3cret" });
       assert.deepEqual(await bytesFrom(got, 14), wireFrame(ascii("secure")));
       const nonce = Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
       conn.write(new Uint8Array(wireFrame([...ascii("AUTH-HMAC-SHA256:"), ...nonce])));
       assert.deepEqual(await bytesFrom(got, 8 + 32), wireFrame(await hmacProof("s3cret", nonce, "secure")));
-      conn.write(new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x4f, 0x4b]));
-      await iterateUntil(client.core, (e) => e.expected.has(id));
-      assert.equal(client.core.getClientInfo(id)?.state, "connected");
+      conn.write(new Uint8Array(OK_FRAME));
+      await iterateUntil(core, (e) => e.expected.has(id));
+      assert.equal(core.getClientInfo(id)?.state, "connected");
       assert.deepEqual(await bytesFrom(got, 0), [], "nothing after the proof");
     },
   );

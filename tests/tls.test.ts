@@ -13,7 +13,9 @@ import {
   bytePattern,
   collect,
   type Collector,
+  echoRoundTrip,
   listenForOne,
+  MiB,
   netTest,
   pathExists,
   type Resources,
@@ -21,8 +23,6 @@ import {
   transportsUnderTest,
   withTimeout,
 } from "./_helpers.ts";
-
-const MiB = 1024 * 1024;
 
 const transports = transportsUnderTest();
 
@@ -39,17 +39,6 @@ function tlsTest(
 function tlsPort(addr: Addr): number {
   if (addr.transport !== "tls") throw new TypeError(`Expected a TLS address, got ${JSON.stringify(addr)}`);
   return addr.port;
-}
-
-/** Sends `payload` in 1000-byte writes, half-closes, and checks the echo byte by byte. */
-async function echoRoundTrip(client: Connection, payload: Uint8Array): Promise<void> {
-  const got = collect(client);
-  for (let offset = 0; offset < payload.byteLength; offset += 1000) {
-    client.write(payload.subarray(offset, offset + 1000));
-  }
-  client.closeWrite();
-  await got.ended;
-  assertBytesEqual(got.bytes(), payload, "echo");
 }
 
 /**

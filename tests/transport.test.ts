@@ -25,8 +25,10 @@ import {
   concatBytes,
   deferred,
   delay,
+  echoRoundTrip as checkEcho,
   expectedRuntime,
   listenForOne,
+  MiB,
   netTest,
   pathExists,
   type Resources,
@@ -35,8 +37,6 @@ import {
   transportsUnderTest,
   withTimeout,
 } from "./_helpers.ts";
-
-const MiB = 1024 * 1024;
 
 const transports = transportsUnderTest();
 
@@ -53,13 +53,7 @@ async function echoRoundTrip(
   res: Resources,
 ): Promise<Connection> {
   const client = res.add(await transport.connect(options));
-  const got = collect(client);
-  for (let offset = 0; offset < payload.byteLength; offset += 1000) {
-    client.write(payload.subarray(offset, offset + 1000));
-  }
-  client.closeWrite();
-  await got.ended;
-  assertBytesEqual(got.bytes(), payload, "echo");
+  await checkEcho(client, payload);
   return client;
 }
 
