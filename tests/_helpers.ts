@@ -8,8 +8,6 @@ import { lstat, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { it } from "node:test";
-import { nativeTransport, nodeTransport } from "../transports/mod.ts";
 import type { Addr, Connection, ConnectionHandler, Listener, ListenOptions, Transport } from "../mod.ts";
 
 /** 1024 bytes. */
@@ -490,40 +488,4 @@ export async function startEchoServer(
       return new Promise((resolve) => waiters.push(resolve));
     },
   };
-}
-
-/**
- * The transports each network suite runs on: the runtime's native one and, where that is not Node's,
- * `nodeTransport` as well.
- */
-export function transportsUnderTest(): Transport[] {
-  const native = nativeTransport();
-  return native.name === "node" ? [native] : [native, nodeTransport];
-}
-
-/**
- * A network test: bounded by `ms`, with the resources it registers closed afterwards whatever happens.
- *
- * @example
- * ```ts
- * netTest("echoes over TCP", 10_000, async (res) => {
- *   const server = await startEchoServer(transport, { transport: "tcp", port: 0 }, res);
- * });
- * ```
- */
-export function netTest(
-  name: string,
-  ms: number,
-  body: (res: Resources) => Promise<void>,
-  skip?: string,
-): void {
-  const options = skip ? { timeout: ms + 2000, skip } : { timeout: ms + 2000 };
-  it(name, options, async () => {
-    const res = new Resources();
-    try {
-      await withTimeout(body(res), ms, name);
-    } finally {
-      await withTimeout(res.closeAll(), 2000, `${name}: cleanup`);
-    }
-  });
 }

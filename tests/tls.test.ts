@@ -16,13 +16,12 @@ import {
   echoRoundTrip,
   listenForOne,
   MiB,
-  netTest,
   pathExists,
   type Resources,
   startEchoServer,
-  transportsUnderTest,
   withTimeout,
 } from "./_helpers.ts";
+import { netTest, transportsUnderTest } from "./_net_test.ts";
 
 const transports = transportsUnderTest();
 

@@ -29,14 +29,13 @@ import {
   expectedRuntime,
   listenForOne,
   MiB,
-  netTest,
   pathExists,
   type Resources,
   startEchoServer,
   tcpPort,
-  transportsUnderTest,
   withTimeout,
 } from "./_helpers.ts";
+import { netTest, transportsUnderTest } from "./_net_test.ts";
 
 const transports = transportsUnderTest();
 
