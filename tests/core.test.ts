@@ -11,8 +11,8 @@ import {
 } from "../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { bytesEqual, listenForOne, Resources } from "./_helpers.ts";
-import { frameHeader, targetOf, text, type WirePeer } from "./_wire_peer.ts";
+import { bytesEqual, concatBytes, listenForOne, Resources } from "./_helpers.ts";
+import { frameBytes, frameHeader, targetOf, text, type WirePeer } from "./_wire_peer.ts";
 
 const TEST_TIMEOUT = { timeout: 30_000 };
 const encoder = new TextEncoder();
@@ -563,10 +563,7 @@ describe("IoCore delivery, limits and failures", () => {
     const peer = await fx.handshake("switcher");
     peer.raw = true;
     // One write: a frame that switches to raw, then raw bytes right behind it in the same chunk.
-    const frame = new Uint8Array(8 + 6);
-    new DataView(frame.buffer).setUint32(0, 6, true);
-    frame.set(encoder.encode("go raw"), 8);
-    peer.write(new Uint8Array([...frame, ...encoder.encode("raw bytes")]));
+    peer.write(concatBytes([frameBytes("go raw"), encoder.encode("raw bytes")]));
     await peer.until(() => peer.rawLength >= "raw ack".length, 5000, "raw answer");
     assert.deepEqual(seen, [["go raw", false], ["raw bytes", true]]);
     assert.equal(text(peer.takeRaw()), "raw ack");
