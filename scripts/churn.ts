@@ -18,7 +18,8 @@
  * @module
  */
 import process from "node:process";
-import { formatBytes, parseNumberArgs, runChurn, runtimeLabel } from "../tests/_robustness.ts";
+import { formatBytes, parseNumberArgs, runtimeLabel } from "../tests/_script_args.ts";
+import { runChurn } from "../tests/_churn.ts";
 
 const args = parseNumberArgs(process.argv.slice(2), {
   connections: 10_000,

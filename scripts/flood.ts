@@ -22,7 +22,8 @@
  * @module
  */
 import process from "node:process";
-import { formatBytes, parseNumberArgs, runFlood, runtimeLabel } from "../tests/_robustness.ts";
+import { formatBytes, parseNumberArgs, runtimeLabel } from "../tests/_script_args.ts";
+import { runFlood } from "../tests/_flood.ts";
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;

@@ -18,13 +18,8 @@
  * @module
  */
 import process from "node:process";
-import {
-  formatBytes,
-  type FuzzReport,
-  parseNumberArgs,
-  runFuzz,
-  runtimeLabel,
-} from "../tests/_robustness.ts";
+import { formatBytes, parseNumberArgs, runtimeLabel } from "../tests/_script_args.ts";
+import { type FuzzReport, runFuzz } from "../tests/_fuzz.ts";
 
 const args = parseNumberArgs(process.argv.slice(2), {
   cases: 1_000_000,

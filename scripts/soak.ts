@@ -18,13 +18,8 @@
  * @module
  */
 import process from "node:process";
-import {
-  formatBytes,
-  parseNumberArgs,
-  runSoak,
-  runtimeLabel,
-  type SoakDirection,
-} from "../tests/_robustness.ts";
+import { formatBytes, parseNumberArgs, runtimeLabel } from "../tests/_script_args.ts";
+import { runSoak, type SoakDirection } from "../tests/_soak.ts";
 
 const args = parseNumberArgs(process.argv.slice(2), {
   messages: 10_000_000,

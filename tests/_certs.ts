@@ -8,9 +8,9 @@
  */
 import { execFile, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { tempDir } from "./_helpers.ts";
 
 /** The PEM texts the TLS tests use. */
 export interface TestCerts {
@@ -169,31 +169,28 @@ async function makeLeaf(dir: string, name: string, cn: string, ca: string, ext: 
 }
 
 async function generate(): Promise<TestCerts> {
-  const dir = await mkdtemp(join(tmpdir(), "asockio-certs-"));
-  try {
-    await writeFile(join(dir, "openssl.cnf"), OPENSSL_CONFIG);
-    await makeCa(dir, "ca", "asockio test CA");
-    await makeLeaf(dir, "server", "localhost", "ca", "server_ext");
-    await makeLeaf(dir, "elsewhere", "elsewhere.invalid", "ca", "elsewhere_ext");
-    await makeLeaf(dir, "client", "asockio test client", "ca", "client_ext");
-    await makeCa(dir, "rogue-ca", "asockio rogue CA");
-    await makeLeaf(dir, "rogue-client", "asockio rogue client", "rogue-ca", "client_ext");
-    const read = (file: string) => readFile(join(dir, file), "utf8");
-    return {
-      caCert: await read("ca.crt"),
-      serverCert: await read("server.crt"),
-      serverKey: await read("server.key"),
-      elsewhereCert: await read("elsewhere.crt"),
-      elsewhereKey: await read("elsewhere.key"),
-      clientCert: await read("client.crt"),
-      clientKey: await read("client.key"),
-      rogueClientCert: await read("rogue-client.crt"),
-      rogueClientKey: await read("rogue-client.key"),
-    };
-  } finally {
-    // The keys live on only in memory, for this process.
-    await rm(dir, { recursive: true, force: true });
-  }
+  // The keys live on only in memory, for this process: the directory goes on return.
+  await using tmp = await tempDir("asockio-certs-");
+  const dir = tmp.path;
+  await writeFile(join(dir, "openssl.cnf"), OPENSSL_CONFIG);
+  await makeCa(dir, "ca", "asockio test CA");
+  await makeLeaf(dir, "server", "localhost", "ca", "server_ext");
+  await makeLeaf(dir, "elsewhere", "elsewhere.invalid", "ca", "elsewhere_ext");
+  await makeLeaf(dir, "client", "asockio test client", "ca", "client_ext");
+  await makeCa(dir, "rogue-ca", "asockio rogue CA");
+  await makeLeaf(dir, "rogue-client", "asockio rogue client", "rogue-ca", "client_ext");
+  const read = (file: string) => readFile(join(dir, file), "utf8");
+  return {
+    caCert: await read("ca.crt"),
+    serverCert: await read("server.crt"),
+    serverKey: await read("server.key"),
+    elsewhereCert: await read("elsewhere.crt"),
+    elsewhereKey: await read("elsewhere.key"),
+    clientCert: await read("client.crt"),
+    clientKey: await read("client.key"),
+    rogueClientCert: await read("rogue-client.crt"),
+    rogueClientKey: await read("rogue-client.key"),
+  };
 }
 
 let made: Promise<TestCerts> | undefined;

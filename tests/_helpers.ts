@@ -8,14 +8,12 @@ import { lstat, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import type {
-  Addr,
-  Connection,
-  ConnectionHandler,
-  Listener,
-  ListenOptions,
-  Transport,
-} from "../transports/types.ts";
+import type { Addr, Connection, ConnectionHandler, Listener, ListenOptions, Transport } from "../mod.ts";
+
+/** 1024 bytes. */
+export const KiB = 1024;
+/** 1024 KiB. */
+export const MiB = 1024 * KiB;
 
 /** The runtimes the suite runs on. */
 export type Runtime = "deno" | "bun" | "node";
@@ -41,11 +39,11 @@ export interface TempDir {
  *
  * @example
  * ```ts
- * await using dir = await makeTempDir();
+ * await using dir = await tempDir();
  * const path = dir.join("echo.sock");
  * ```
  */
-export async function makeTempDir(prefix = "asockio-"): Promise<TempDir> {
+export async function tempDir(prefix = "asockio-"): Promise<TempDir> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   let removed: Promise<void> | undefined;
   const cleanup = () => (removed ??= rm(path, { recursive: true, force: true }));
@@ -62,8 +60,18 @@ export async function pathExists(path: string): Promise<boolean> {
   }
 }
 
+/** What every bounded wait of the suite throws at its deadline, so a hang is told apart from a failure. */
+export class HangError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "HangError";
+  }
+}
+
 /**
- * Rejects when `promise` does not settle within `ms`, naming `label`, so a hung test fails by itself.
+ * Rejects with {@linkcode HangError} when `promise` does not settle within `ms`, naming `label`, so a
+ * hung test fails by itself.
  *
  * @example
  * ```ts
@@ -73,7 +81,7 @@ export async function pathExists(path: string): Promise<boolean> {
 export function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${label}`)), ms);
+    timer = setTimeout(() => reject(new HangError(`Timed out after ${ms} ms: ${label}`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -265,6 +273,13 @@ export function bytePattern(length: number, seed = 1): Uint8Array {
   return new Uint8Array(words.buffer, 0, length);
 }
 
+/** Tells whether two byte arrays hold the same bytes. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
  * Asserts two byte arrays are equal, reporting the first differing offset instead of a huge diff.
  *
@@ -342,6 +357,13 @@ export class Resources {
     this.#closers.push(fn);
   }
 
+  /** A fresh {@linkcode tempDir}, removed with the rest (after what was registered later is closed). */
+  async tempDir(): Promise<TempDir> {
+    const dir = await tempDir();
+    this.defer(() => dir.cleanup());
+    return dir;
+  }
+
   /** Runs every cleanup, last registered first; failures are ignored so all of them run. */
   async closeAll(): Promise<void> {
     const closers = this.#closers.reverse();
@@ -359,6 +381,62 @@ export class Resources {
   [asyncDispose](): Promise<void> {
     return this.closeAll();
   }
+}
+
+/**
+ * Sends `payload` over `client` in 1000-byte writes, half-closes, and checks that the echo (up to the
+ * peer's end) is the payload, byte by byte.
+ *
+ * @example
+ * ```ts
+ * await echoRoundTrip(client, bytePattern(4096, 1));
+ * ```
+ */
+export async function echoRoundTrip(client: Connection, payload: Uint8Array): Promise<void> {
+  const got = collect(client);
+  for (let offset = 0; offset < payload.byteLength; offset += 1000) {
+    client.write(payload.subarray(offset, offset + 1000));
+  }
+  client.closeWrite();
+  await got.ended;
+  assertBytesEqual(got.bytes(), payload, "echo");
+}
+
+/** A listener and the first connection it accepts, recorded by {@linkcode collect}. */
+export interface OneAccepted {
+  readonly listener: Listener;
+  /** Resolves with the first accepted connection and what it received. */
+  readonly accepted: Promise<Accepted>;
+}
+
+/**
+ * Listens on `transport` and records the first accepted connection with {@linkcode collect};
+ * `hooks(entry)` may echo or answer (`entry.got` is set by the time a hook runs). The listener and the
+ * connection are closed with `res`.
+ *
+ * @example
+ * ```ts
+ * const { listener, accepted } = await listenForOne(transport, { transport: "tcp" }, res);
+ * const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+ * const { conn, got } = await accepted;
+ * ```
+ */
+export async function listenForOne(
+  transport: Transport,
+  options: ListenOptions,
+  res: Resources,
+  hooks?: (entry: Accepted) => Partial<ConnectionHandler>,
+): Promise<OneAccepted> {
+  const accepted = deferred<Accepted>();
+  const listener = res.add(
+    await transport.listen(options, (conn) => {
+      res.add(conn);
+      const entry = { conn } as { conn: Connection; got: Collector };
+      entry.got = collect(conn, hooks?.(entry));
+      accepted.resolve(entry);
+    }),
+  );
+  return { listener, accepted: accepted.promise };
 }
 
 /** A connection accepted by {@linkcode startEchoServer}, with what it received. */

@@ -1,18 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { allocBytes, bytesEqual, concatBytes, toBytes } from "../core/bytes.ts";
-
-/** mulberry32: a tiny seeded PRNG, so every run sees the same "random" strings. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "./_stream_check.ts";
 
 const encoder = new TextEncoder();
 

@@ -14,18 +14,7 @@ import {
 } from "../core/codec.ts";
 import { bytesEqual, concatBytes } from "../core/bytes.ts";
 import { MessageTooLargeError } from "../core/errors.ts";
-
-/** mulberry32: a tiny seeded PRNG, so every run sees the same "random" splits. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "./_stream_check.ts";
 
 function randomInt(rand: () => number, maxExclusive: number): number {
   return Math.floor(rand() * maxExclusive);

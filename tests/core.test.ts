@@ -1,94 +1,62 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   ConnectionClosedError,
+  encodeFrames,
   HandshakeRejectedError,
   InlineProcessor,
-  IoCore,
-  type IoCoreOptions,
   MessageTooLargeError,
+  nativeTransport,
+  ProtocolError,
 } from "../mod.ts";
-import { bytesEqual } from "../core/bytes.ts";
-import { encodeFrames } from "../core/codec.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
-import { encoder, iterateUntil, recordingLogger, text, WireClient } from "./_core_helpers.ts";
-import type { Addr, TcpAddr, UnixAddr } from "../transports/types.ts";
+import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
+import { bytesEqual, concatBytes, listenForOne, Resources } from "./_helpers.ts";
+import { frameBytes, frameHeader, targetOf, text, type WirePeer } from "./_wire_peer.ts";
 
 const TEST_TIMEOUT = { timeout: 30_000 };
-
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), "asockio-core-"));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function tcp(addr: Addr | undefined): TcpAddr {
-  assert.equal(addr?.transport, "tcp");
-  return addr as TcpAddr;
-}
-
-function unix(addr: Addr | undefined): UnixAddr {
-  assert.equal(addr?.transport, "unix");
-  return addr as UnixAddr;
-}
-
-function quietCore(options: IoCoreOptions = {}): IoCore {
-  return new IoCore({ logger: null, ...options });
-}
+const encoder = new TextEncoder();
 
 describe("IoCore named clients", () => {
   it(
     "binds a keyword to one client id through TCP and later through the UNIX listener",
     TEST_TIMEOUT,
     async () => {
-      await withTempDir(async (dir) => {
-        await using core = quietCore({
-          listeners: [{ transport: "tcp", port: 0 }, { transport: "unix", path: join(dir, "core.sock") }],
-        });
-        const [tcpAddr, unixAddr] = await core.listen();
-        const id = core.addClient({ keyword: "manager client" });
-        assert.equal(core.getClientIdByKeyword("manager client"), id);
-        assert.equal(core.getClientIdByKeyword(encoder.encode("manager client")), id);
-
-        const viaTcp = await WireClient.handshake(
-          { transport: "tcp", port: tcp(tcpAddr).port },
-          "manager client",
-        );
-        let events = await iterateUntil(core, (e) => e.expected.has(id));
-        assert.equal(core.getClientInfo(id)?.listener?.id, 0);
-        assert.equal(core.getClientInfo(id)?.state, "connected");
-        viaTcp.send("over tcp");
-        events = await iterateUntil(core, (e) => e.data.has(id));
-        assert.deepEqual(core.getMessagesFromClient(id).map(text), ["over tcp"]);
-        viaTcp.close();
-        events = await iterateUntil(core, (e) => e.disconnected.has(id));
-        assert.equal(core.getClientInfo(id)?.state, "disconnected");
-
-        const viaUnix = await WireClient.handshake(
-          { transport: "unix", path: unix(unixAddr).path },
-          "manager client",
-        );
-        events = await iterateUntil(core, (e) => e.expected.has(id));
-        assert.equal(core.getClientInfo(id)?.listener?.id, 1);
-        assert.equal(core.getClientInfo(id)?.listener?.addr.transport, "unix");
-        core.sendMessageToClient(id, "over unix");
-        assert.equal(text(await viaUnix.next()), "over unix");
-        assert.equal(events.unknown.size, 0);
-        viaUnix.close();
+      await using fx = await startCore({
+        listeners: [{ transport: "tcp", port: 0 }, { transport: "unix", path: "core.sock" }],
       });
+      const core = fx.core;
+      assert.equal(fx.addrs[1]?.transport, "unix");
+      const id = core.addClient({ keyword: "manager client" });
+      assert.equal(core.getClientIdByKeyword("manager client"), id);
+      assert.equal(core.getClientIdByKeyword(encoder.encode("manager client")), id);
+
+      const viaTcp = await fx.handshake("manager client", 0);
+      let events = await iterateUntil(core, (e) => e.expected.has(id));
+      assert.equal(core.getClientInfo(id)?.listener?.id, 0);
+      assert.equal(core.getClientInfo(id)?.state, "connected");
+      viaTcp.send("over tcp");
+      events = await iterateUntil(core, (e) => e.data.has(id));
+      assert.deepEqual(core.getMessagesFromClient(id).map(text), ["over tcp"]);
+      viaTcp.close();
+      events = await iterateUntil(core, (e) => e.disconnected.has(id));
+      assert.equal(core.getClientInfo(id)?.state, "disconnected");
+
+      const viaUnix = await fx.handshake("manager client", 1);
+      events = await iterateUntil(core, (e) => e.expected.has(id));
+      assert.equal(core.getClientInfo(id)?.listener?.id, 1);
+      assert.equal(core.getClientInfo(id)?.listener?.addr.transport, "unix");
+      core.sendMessageToClient(id, "over unix");
+      assert.equal(text(await viaUnix.next()), "over unix");
+      assert.equal(events.unknown.size, 0);
+      viaUnix.close();
     },
   );
 
   it("holds an unexpected keyword and adopts it when addClient registers it", TEST_TIMEOUT, async () => {
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await core.listen();
-    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "late worker");
+    await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const core = fx.core;
+    const peer = await fx.handshake("late worker");
     peer.send("sent while held");
     for (let i = 0; i < 50 && core.stats().heldConnections === 0; i++) await core.ioIteration(20);
     assert.equal(core.stats().heldConnections, 1);
@@ -104,13 +72,13 @@ describe("IoCore named clients", () => {
 
   it("refuses an unexpected keyword when acceptUnexpectedKeywords is false", TEST_TIMEOUT, async () => {
     const logger = recordingLogger();
-    await using core = new IoCore({
+    await using fx = await startCore({
       listeners: [{ transport: "tcp", port: 0 }],
       acceptUnexpectedKeywords: false,
       logger,
     });
-    const [addr] = await core.listen();
-    const peer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "stranger");
+    const core = fx.core;
+    const peer = await fx.connect("stranger");
     assert.equal(text(await peer.next()), "unexpected keyword");
     await peer.waitClosed();
     assert.equal(core.stats().heldConnections, 0);
@@ -118,12 +86,10 @@ describe("IoCore named clients", () => {
   });
 
   it("refuses a duplicate keyword and keeps the first connection working", TEST_TIMEOUT, async () => {
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await core.listen();
-    const id = core.addClient({ keyword: "only once" });
-    const first = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "only once");
-    await iterateUntil(core, (e) => e.expected.has(id));
-    const second = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "only once");
+    await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const core = fx.core;
+    const { id, peer: first } = await fx.connectNamed("only once");
+    const second = await fx.connect("only once");
     assert.equal(text(await second.next()), "duplicate keyword");
     await second.waitClosed();
     core.sendMessageToClient(id, "still here");
@@ -132,12 +98,13 @@ describe("IoCore named clients", () => {
   });
 
   it("replaces the old connection when duplicateKeyword is replace", TEST_TIMEOUT, async () => {
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }], duplicateKeyword: "replace" });
-    const [addr] = await core.listen();
-    const id = core.addClient({ keyword: "replaceable" });
-    const first = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "replaceable");
-    await iterateUntil(core, (e) => e.expected.has(id));
-    const second = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "replaceable");
+    await using fx = await startCore({
+      listeners: [{ transport: "tcp", port: 0 }],
+      duplicateKeyword: "replace",
+    });
+    const core = fx.core;
+    const { id, peer: first } = await fx.connectNamed("replaceable");
+    const second = await fx.handshake("replaceable");
     await first.waitClosed();
     core.sendMessageToClient(id, "to the new one");
     assert.equal(text(await second.next()), "to the new one");
@@ -145,8 +112,8 @@ describe("IoCore named clients", () => {
   });
 
   it("serves 1000 concurrent named clients, each with a round trip", { timeout: 60_000 }, async () => {
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await core.listen();
+    await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const core = fx.core;
     const count = 1000;
     const ids = new Map<number, number>();
     for (let i = 0; i < count; i++) ids.set(core.addClient({ keyword: `client-${i}` }), i);
@@ -164,14 +131,14 @@ describe("IoCore named clients", () => {
       }
       return answered;
     })();
-    const peers: WireClient[] = [];
+    const peers: WirePeer[] = [];
     const batch = 100;
     for (let start = 0; start < count; start += batch) {
       peers.push(
         ...await Promise.all(
           Array.from(
             { length: Math.min(batch, count - start) },
-            (_, k) => WireClient.connect({ transport: "tcp", port: tcp(addr).port }, `client-${start + k}`),
+            (_, k) => fx.connect(`client-${start + k}`),
           ),
         ),
       );
@@ -192,58 +159,50 @@ describe("IoCore named clients", () => {
 describe("IoCore as a client of another IoCore", () => {
   for (const kind of ["tcp", "unix"] as const) {
     it(`connects out over ${kind} and exchanges messages with both API styles`, TEST_TIMEOUT, async () => {
-      await withTempDir(async (dir) => {
-        class Doubler extends InlineProcessor {
-          override onDataReceived(data: Uint8Array): void {
-            this.outputMessages.push(text(data) + text(data));
-          }
+      class Doubler extends InlineProcessor {
+        override onDataReceived(data: Uint8Array): void {
+          this.outputMessages.push(text(data) + text(data));
         }
-        await using server = quietCore({
-          listeners: [
-            kind === "tcp" ? { transport: "tcp", port: 0 } : { transport: "unix", path: join(dir, "s.sock") },
-          ],
-        });
-        const [addr] = await server.listen();
-        const onServer = server.addClient({ keyword: "worker-7", processor: Doubler });
-
-        await using client = quietCore();
-        const connect = kind === "tcp"
-          ? { transport: "tcp" as const, port: tcp(addr).port }
-          : { transport: "unix" as const, path: unix(addr).path };
-        const upstream = client.addClient({ keyword: "worker-7", connect });
-        assert.equal(client.getClientInfo(upstream)?.state, "connecting");
-        await iterateUntil(client, (e) => e.expected.has(upstream));
-        assert.equal(client.getClientInfo(upstream)?.direction, "outgoing");
-        client.sendMessagesToClient(upstream, ["ab", "cd"]);
-        const got: string[] = [];
-        await iterateUntil(client, () => got.length === 2, 10_000, (r) => {
-          for (const id of r.clientsHaveDataToRead) got.push(...client.getMessagesFromClient(id).map(text));
-        });
-        assert.deepEqual(got, ["abab", "cdcd"]);
-        assert.equal(server.getClientInfo(onServer)?.state, "connected");
-
-        // And the other way round: the client side uses a processor, the server plain code.
-        server.setInlineProcessorForClient(onServer, InlineProcessor);
-        client.setInlineProcessorForClient(upstream, Doubler);
-        await server.ioIteration(0);
-        client.closeClientConnection(upstream);
-        await iterateUntil(client, (e) => e.disconnected.has(upstream));
-        await iterateUntil(server, (e) => e.disconnected.has(onServer));
+      }
+      await using serverFx = await startCore({
+        listeners: [kind === "tcp" ? { transport: "tcp", port: 0 } : { transport: "unix", path: "s.sock" }],
       });
+      const server = serverFx.core;
+      const onServer = server.addClient({ keyword: "worker-7", processor: Doubler });
+
+      await using clientFx = await startCore();
+      const client = clientFx.core;
+      assert.equal(serverFx.addrs[0]?.transport, kind);
+      const upstream = client.addClient({ keyword: "worker-7", connect: serverFx.target() });
+      assert.equal(client.getClientInfo(upstream)?.state, "connecting");
+      await iterateUntil(client, (e) => e.expected.has(upstream));
+      assert.equal(client.getClientInfo(upstream)?.direction, "outgoing");
+      client.sendMessagesToClient(upstream, ["ab", "cd"]);
+      const got: string[] = [];
+      await iterateUntil(client, () => got.length === 2, 10_000, (r) => {
+        for (const id of r.clientsHaveDataToRead) got.push(...client.getMessagesFromClient(id).map(text));
+      });
+      assert.deepEqual(got, ["abab", "cdcd"]);
+      assert.equal(server.getClientInfo(onServer)?.state, "connected");
+
+      // And the other way round: the client side uses a processor, the server plain code.
+      server.setInlineProcessorForClient(onServer, InlineProcessor);
+      client.setInlineProcessorForClient(upstream, Doubler);
+      await server.ioIteration(0);
+      client.closeClientConnection(upstream);
+      await iterateUntil(client, (e) => e.disconnected.has(upstream));
+      await iterateUntil(server, (e) => e.disconnected.has(onServer));
     });
   }
 
   it("reports a refused handshake as a disconnection with a typed error", TEST_TIMEOUT, async () => {
-    await using server = quietCore({
+    await using server = await startCore({
       listeners: [{ transport: "tcp", port: 0 }],
       acceptUnexpectedKeywords: false,
     });
-    const [addr] = await server.listen();
-    await using client = quietCore();
-    const id = client.addClient({
-      keyword: "nobody expects me",
-      connect: { transport: "tcp", port: tcp(addr).port },
-    });
+    await using clientFx = await startCore();
+    const client = clientFx.core;
+    const id = client.addClient({ keyword: "nobody expects me", connect: server.target() });
     await iterateUntil(client, (e) => e.disconnected.has(id));
     const error = client.getClientInfo(id)?.lastError;
     assert.ok(error instanceof HandshakeRejectedError, `got ${error}`);
@@ -255,18 +214,18 @@ describe("IoCore as a client of another IoCore", () => {
     "reports a refused connection as a disconnection with a typed error, and reconnects later",
     TEST_TIMEOUT,
     async () => {
-      const probe = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-      const [addr] = await probe.listen();
-      const port = tcp(addr).port;
+      const probe = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+      const port = probe.port();
       await probe.close();
-      await using client = quietCore();
+      await using clientFx = await startCore();
+      const client = clientFx.core;
       const id = client.addClient({ keyword: "k", connect: { transport: "tcp", port } });
       await iterateUntil(client, (e) => e.disconnected.has(id));
       assert.equal(client.getClientInfo(id)?.lastError?.name, "ConnectionRefusedError");
       assert.equal(client.getClientInfo(id)?.state, "disconnected");
 
-      await using server = quietCore({ listeners: [{ transport: "tcp", port }] });
-      await server.listen();
+      await using serverFx = await startCore({ listeners: [{ transport: "tcp", port }] });
+      const server = serverFx.core;
       const onServer = server.addClient({ keyword: "k" });
       client.reconnectClient(id);
       await iterateUntil(client, (e) => e.expected.has(id));
@@ -284,52 +243,47 @@ describe("IoCore unknown clients", () => {
     "answers an HTTP/1.1 keep-alive request stream on the core that serves named clients",
     TEST_TIMEOUT,
     async () => {
-      await withTempDir(async (dir) => {
-        class Hello extends HttpResponder {
-          override handle(request: HttpRequest): HttpResponse {
-            return { body: `hello ${request.method} ${request.target}` };
-          }
+      class Hello extends HttpResponder {
+        override handle(request: HttpRequest): HttpResponse {
+          return { body: `hello ${request.method} ${request.target}` };
         }
-        await using core = quietCore({
-          listeners: [
-            { transport: "tcp", port: 0, name: "http" },
-            { transport: "unix", path: join(dir, "named.sock"), name: "named" },
-          ],
-          rawConnection: (info) => info.listener.name === "http",
-          unknownClients: "allow",
-          unknownClientProcessor: Hello,
-        });
-        const [httpAddr, namedAddr] = await core.listen();
-        const named = core.addClient({ keyword: "manager client" });
-        const manager = await WireClient.handshake(
-          { transport: "unix", path: unix(namedAddr).path },
-          "manager client",
-        );
-
-        const browser = await WireClient.connect({ transport: "tcp", port: tcp(httpAddr).port });
-        browser.raw = true;
-        const requests = ["/a", "/b", "/c"].map((path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join("");
-        // Split mid-request to check the parser's buffering.
-        browser.conn.write(encoder.encode(requests.slice(0, 30)));
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        browser.conn.write(encoder.encode(requests.slice(30)));
-        const received = () => text(new Uint8Array(browser.rawBytes.flatMap((c) => [...c])));
-        await browser.until(() => (received().match(/hello/g) ?? []).length === 3, 10_000, "three responses");
-        const body = received();
-        assert.match(body, /^HTTP\/1\.1 200 OK\r\ncontent-length: 12\r\n\r\nhello GET \/a/);
-        assert.ok(body.indexOf("hello GET /a") < body.indexOf("hello GET /b"));
-        assert.ok(body.indexOf("hello GET /b") < body.indexOf("hello GET /c"));
-        assert.equal(browser.closed, false, "keep-alive keeps the connection open");
-
-        manager.send("meanwhile");
-        const events = await iterateUntil(core, (e) => e.data.has(named) && e.unknown.size === 1);
-        assert.deepEqual(core.getMessagesFromClient(named).map(text), ["meanwhile"]);
-        const [unknownId] = events.unknown;
-        assert.equal(core.getClientInfo(unknownId!)?.kind, "unknown");
-        assert.match(core.getClientInfo(unknownId!)?.keywordText ?? "", /^UNKNOWN CLIENT: /);
-        browser.close();
-        manager.close();
+      }
+      await using fx = await startCore({
+        listeners: [
+          { transport: "tcp", port: 0, name: "http" },
+          { transport: "unix", path: "named.sock", name: "named" },
+        ],
+        rawConnection: (info) => info.listener.name === "http",
+        unknownClients: "allow",
+        unknownClientProcessor: Hello,
       });
+      const core = fx.core;
+      const named = core.addClient({ keyword: "manager client" });
+      const manager = await fx.handshake("manager client", 1);
+
+      const browser = await fx.connect(undefined, 0);
+      browser.raw = true;
+      const requests = ["/a", "/b", "/c"].map((path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join("");
+      // Split mid-request to check the parser's buffering.
+      browser.write(encoder.encode(requests.slice(0, 30)));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      browser.write(encoder.encode(requests.slice(30)));
+      let body = "";
+      const received = () => (body += text(browser.takeRaw()));
+      await browser.until(() => (received().match(/hello/g) ?? []).length === 3, 10_000, "three responses");
+      assert.match(body, /^HTTP\/1\.1 200 OK\r\ncontent-length: 12\r\n\r\nhello GET \/a/);
+      assert.ok(body.indexOf("hello GET /a") < body.indexOf("hello GET /b"));
+      assert.ok(body.indexOf("hello GET /b") < body.indexOf("hello GET /c"));
+      assert.equal(browser.closed, false, "keep-alive keeps the connection open");
+
+      manager.send("meanwhile");
+      const events = await iterateUntil(core, (e) => e.data.has(named) && e.unknown.size === 1);
+      assert.deepEqual(core.getMessagesFromClient(named).map(text), ["meanwhile"]);
+      const [unknownId] = events.unknown;
+      assert.equal(core.getClientInfo(unknownId!)?.kind, "unknown");
+      assert.match(core.getClientInfo(unknownId!)?.keywordText ?? "", /^UNKNOWN CLIENT: /);
+      browser.close();
+      manager.close();
     },
   );
 
@@ -339,19 +293,19 @@ describe("IoCore unknown clients", () => {
         this.outputMessages.push(data);
       }
     }
-    await using core = quietCore({
+    await using fx = await startCore({
       listeners: [{ transport: "tcp", port: 0 }],
       rawConnection: () => true,
       unknownClients: "allow",
       unknownClientProcessor: Echo,
     });
-    const [addr] = await core.listen();
+    const core = fx.core;
     for (let i = 0; i < 20; i++) {
-      const peer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port });
+      const peer = await fx.connect();
       peer.raw = true;
-      peer.conn.write(encoder.encode(`hello ${i}`));
-      await peer.until(() => peer.rawBytes.length > 0, 5000, "echo");
-      assert.equal(text(peer.rawBytes[0]), `hello ${i}`);
+      peer.write(encoder.encode(`hello ${i}`));
+      await peer.until(() => peer.rawLength >= `hello ${i}`.length, 5000, "echo");
+      assert.equal(text(peer.takeRaw()), `hello ${i}`);
       peer.close();
     }
     for (let i = 0; i < 50 && core.stats().clients > 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -363,9 +317,12 @@ describe("IoCore unknown clients", () => {
   });
 
   it("closes raw connections when unknown clients are refused (the default)", TEST_TIMEOUT, async () => {
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }], rawConnection: () => true });
-    const [addr] = await core.listen();
-    const peer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port });
+    await using fx = await startCore({
+      listeners: [{ transport: "tcp", port: 0 }],
+      rawConnection: () => true,
+    });
+    const core = fx.core;
+    const peer = await fx.connect();
     await peer.waitClosed();
     assert.equal(core.stats().clients, 0);
   });
@@ -375,11 +332,9 @@ describe("IoCore delivery, limits and failures", () => {
   it("delivers 100k messages in order before closing with markClientConnectionAsReadyToBeClosed", {
     timeout: 60_000,
   }, async () => {
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await core.listen();
-    const id = core.addClient({ keyword: "sink" });
-    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "sink");
-    await iterateUntil(core, (e) => e.expected.has(id));
+    await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const core = fx.core;
+    const { id, peer } = await fx.connectNamed("sink");
     const count = 100_000;
     const messages: Uint8Array[] = [];
     for (let i = 0; i < count; i++) messages.push(encoder.encode(`message ${i}`));
@@ -387,9 +342,10 @@ describe("IoCore delivery, limits and failures", () => {
     core.markClientConnectionAsReadyToBeClosed(id);
     assert.equal(core.getClientInfo(id)?.state, "closing");
     await peer.until(() => peer.ended || peer.closed, 30_000, "end of stream");
-    assert.equal(peer.messages.length, count);
+    const received = peer.takeAll();
+    assert.equal(received.length, count);
     for (let i = 0; i < count; i++) {
-      if (text(peer.messages[i]) !== `message ${i}`) assert.fail(`message ${i} is ${text(peer.messages[i])}`);
+      if (text(received[i]) !== `message ${i}`) assert.fail(`message ${i} is ${text(received[i])}`);
     }
     peer.close();
     await iterateUntil(core, (e) => e.disconnected.has(id));
@@ -400,13 +356,12 @@ describe("IoCore delivery, limits and failures", () => {
   }, async () => {
     // Runs of received messages go back uncopied from the read chunk; frames that crossed a chunk
     // boundary, messages the application makes and strings are encoded. The order must hold across all.
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await core.listen();
+    await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const core = fx.core;
     const from = core.addClient({ keyword: "from" });
     const to = core.addClient({ keyword: "to" });
-    const port = tcp(addr).port;
-    const sender = await WireClient.handshake({ transport: "tcp", port }, "from");
-    const receiver = await WireClient.handshake({ transport: "tcp", port }, "to");
+    const sender = await fx.handshake("from");
+    const receiver = await fx.handshake("to");
     await iterateUntil(core, (e) => e.expected.has(from) && e.expected.has(to));
     let seed = 7;
     const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296;
@@ -425,7 +380,7 @@ describe("IoCore delivery, limits and failures", () => {
     const wire = encodeFrames(sent);
     for (let at = 0; at < wire.length;) {
       const size = 1 + Math.floor(rand() * 9000);
-      sender.conn.write(wire.slice(at, at + size));
+      sender.write(wire.slice(at, at + size));
       at += size;
     }
     const expected: Uint8Array[] = [];
@@ -443,11 +398,12 @@ describe("IoCore delivery, limits and failures", () => {
       expected.push(...messages.slice(half).map((m) => m.slice()), encoder.encode(marker));
       forwarded += messages.length;
     });
-    await receiver.until(() => receiver.messages.length >= expected.length, 30_000, "forwarded messages");
-    assert.equal(receiver.messages.length, expected.length);
+    await receiver.until(() => receiver.pending >= expected.length, 30_000, "forwarded messages");
+    const received = receiver.takeAll();
+    assert.equal(received.length, expected.length);
     let next = 0;
     for (let i = 0; i < expected.length; i++) {
-      const got = receiver.messages[i]!;
+      const got = received[i]!;
       if (!bytesEqual(got, expected[i]!)) assert.fail(`message ${i} differs`);
       if (!text(got).startsWith("own ") && !bytesEqual(got, sent[next++]!)) {
         assert.fail(`message ${i} reordered`);
@@ -458,11 +414,9 @@ describe("IoCore delivery, limits and failures", () => {
 
   it("receives large messages between small ones byte-exact, in order", { timeout: 60_000 }, async () => {
     // Large frames are assembled in their own buffer; the transport may then reuse its read memory.
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await core.listen();
-    const id = core.addClient({ keyword: "bulk" });
-    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "bulk");
-    await iterateUntil(core, (e) => e.expected.has(id));
+    await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const core = fx.core;
+    const { id, peer } = await fx.connectNamed("bulk");
     const pattern = (length: number, seed: number) => {
       const out = new Uint8Array(length);
       for (let i = 0; i < length; i++) out[i] = (i * 31 + seed * 7 + (i >>> 11)) & 0xff;
@@ -476,7 +430,7 @@ describe("IoCore delivery, limits and failures", () => {
     ];
     for (let i = 0; i < 50; i++) sent.push(pattern(i * 13, 10 + i));
     sent.push(pattern(2 * 1024 * 1024 + 1, 99));
-    for (const message of sent) peer.conn.write(encodeFrames([message]));
+    for (const message of sent) peer.write(encodeFrames([message]));
     const got: Uint8Array[] = [];
     await iterateUntil(core, () => got.length === sent.length, 30_000, () => {
       got.push(...core.getMessagesFromClient(id));
@@ -491,15 +445,14 @@ describe("IoCore delivery, limits and failures", () => {
     { timeout: 60_000 },
     async () => {
       const inputBytes = 256 * 1024;
-      await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }], limits: { inputBytes } });
-      const [addr] = await core.listen();
-      const id = core.addClient({ keyword: "flood" });
-      const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "flood");
-      await iterateUntil(core, (e) => e.expected.has(id));
+      await using fx = await startCore({
+        listeners: [{ transport: "tcp", port: 0 }],
+        limits: { inputBytes },
+      });
+      const core = fx.core;
+      const { id, peer } = await fx.connectNamed("flood");
       // A second client, connected before the flood (over the cap the core stops accepting).
-      const control = core.addClient({ keyword: "control" });
-      const controlPeer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "control");
-      await iterateUntil(core, (e) => e.expected.has(control));
+      const { id: control, peer: controlPeer } = await fx.connectNamed("control");
       const payload = new Uint8Array(1000);
       const total = 4000; // ~4 MB, 16x the cap
       for (let i = 0; i < total; i++) {
@@ -523,9 +476,9 @@ describe("IoCore delivery, limits and failures", () => {
       controlPeer.close();
       // Over the input cap the core stops accepting: a newcomer waits for its OK until the app reads.
       core.addClient({ keyword: "latecomer" });
-      const latecomer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "latecomer");
+      const latecomer = await fx.connect("latecomer");
       await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.equal(latecomer.messages.length, 0);
+      assert.equal(latecomer.pending, 0);
       const chunkAllowance = 512 * 1024;
       assert.ok(maxSeen <= inputBytes + chunkAllowance, `unread input ${maxSeen} exceeds the cap`);
       let next = 0;
@@ -547,19 +500,17 @@ describe("IoCore delivery, limits and failures", () => {
   );
 
   it("closes only the connection that declares an oversized frame", TEST_TIMEOUT, async () => {
-    await using core = quietCore({
+    await using fx = await startCore({
       listeners: [{ transport: "tcp", port: 0 }],
       limits: { maxMessageBytes: 1024 },
     });
-    const [addr] = await core.listen();
+    const core = fx.core;
     const bad = core.addClient({ keyword: "bad" });
     const good = core.addClient({ keyword: "good" });
-    const badPeer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "bad");
-    const goodPeer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "good");
+    const badPeer = await fx.handshake("bad");
+    const goodPeer = await fx.handshake("good");
     await iterateUntil(core, (e) => e.expected.has(bad) && e.expected.has(good));
-    const header = new Uint8Array(8);
-    new DataView(header.buffer).setBigUint64(0, 2n ** 64n - 1n, true);
-    badPeer.conn.write(header);
+    badPeer.write(frameHeader(2n ** 64n - 1n));
     goodPeer.send("fine");
     await iterateUntil(core, (e) => e.disconnected.has(bad) && e.data.has(good));
     assert.ok(core.getClientInfo(bad)?.lastError instanceof MessageTooLargeError);
@@ -578,12 +529,12 @@ describe("IoCore delivery, limits and failures", () => {
         this.outputMessages.push(data);
       }
     }
-    await using core = new IoCore({ listeners: [{ transport: "tcp", port: 0 }], logger });
-    const [addr] = await core.listen();
+    await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }], logger });
+    const core = fx.core;
     const a = core.addClient({ keyword: "a", processor: Fragile });
     const b = core.addClient({ keyword: "b", processor: Fragile });
-    const peerA = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "a");
-    const peerB = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "b");
+    const peerA = await fx.handshake("a");
+    const peerB = await fx.handshake("b");
     peerA.send("boom");
     await peerA.waitClosed();
     peerB.send("echo");
@@ -606,28 +557,24 @@ describe("IoCore delivery, limits and failures", () => {
         this.outputMessages.push(this.isInRawMode ? "raw ack" : "framed ack");
       }
     }
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await core.listen();
+    await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const core = fx.core;
     const id = core.addClient({ keyword: "switcher", processor: Switcher });
-    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "switcher");
+    const peer = await fx.handshake("switcher");
     peer.raw = true;
     // One write: a frame that switches to raw, then raw bytes right behind it in the same chunk.
-    const frame = new Uint8Array(8 + 6);
-    new DataView(frame.buffer).setUint32(0, 6, true);
-    frame.set(encoder.encode("go raw"), 8);
-    peer.conn.write(new Uint8Array([...frame, ...encoder.encode("raw bytes")]));
-    await peer.until(() => peer.rawBytes.length > 0, 5000, "raw answer");
+    peer.write(concatBytes([frameBytes("go raw"), encoder.encode("raw bytes")]));
+    await peer.until(() => peer.rawLength >= "raw ack".length, 5000, "raw answer");
     assert.deepEqual(seen, [["go raw", false], ["raw bytes", true]]);
-    assert.equal(text(peer.rawBytes.shift()), "raw ack");
+    assert.equal(text(peer.takeRaw()), "raw ack");
     assert.equal(core.getClientInfo(id)?.raw, true);
 
-    peer.conn.write(encoder.encode("go framed"));
-    await peer.until(() => peer.rawBytes.reduce((n, c) => n + c.length, 0) >= 18, 5000, "framed answer");
-    const answer = new Uint8Array(peer.rawBytes.flatMap((c) => [...c]));
+    peer.write(encoder.encode("go framed"));
+    await peer.until(() => peer.rawLength >= 18, 5000, "framed answer");
+    const answer = peer.takeRaw();
     assert.equal(new DataView(answer.buffer).getUint32(0, true), 10);
     assert.equal(text(answer.subarray(8)), "framed ack");
     assert.equal(core.getClientInfo(id)?.raw, false);
-    peer.rawBytes = [];
     peer.raw = false;
     peer.send("framed again");
     assert.equal(text(await peer.next()), "framed ack");
@@ -641,29 +588,23 @@ describe("IoCore delivery, limits and failures", () => {
   });
 
   it("writes a batch mixing small and large messages byte-exact, framed and raw", TEST_TIMEOUT, async () => {
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await core.listen();
-    const id = core.addClient({ keyword: "mixed" });
-    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "mixed");
-    await iterateUntil(core, (e) => e.expected.has(id));
+    await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+    const core = fx.core;
+    const { id, peer } = await fx.connectNamed("mixed");
     const sizes = [3, 0, 70_000, 10, 300_000, 1, 65_536, 5];
     const messages = sizes.map((size, k) => new Uint8Array(size).map((_, i) => (i * 7 + k) & 0xff));
     core.sendMessagesToClient(id, messages);
-    await peer.until(() => peer.messages.length === sizes.length, 10_000, "all messages");
-    peer.messages.forEach((message, k) => assert.deepEqual(message, messages[k], `message ${k}`));
+    await peer.until(() => peer.pending === sizes.length, 10_000, "all messages");
+    peer.takeAll().forEach((message, k) => assert.deepEqual(message, messages[k], `message ${k}`));
     // The same batch raw: the peer must see the concatenation.
     peer.raw = true;
     core.switchClientRawConnectionMode(id, true);
     core.sendMessagesToClient(id, messages);
     const total = sizes.reduce((a, b) => a + b, 0);
-    await peer.until(() => peer.rawBytes.reduce((n, c) => n + c.length, 0) >= total, 10_000, "raw bytes");
-    const received = new Uint8Array(total);
+    await peer.until(() => peer.rawLength >= total, 10_000, "raw bytes");
+    const received = peer.takeRaw();
+    assert.equal(received.length, total);
     let at = 0;
-    for (const chunk of peer.rawBytes) {
-      received.set(chunk, at);
-      at += chunk.length;
-    }
-    at = 0;
     for (const message of messages) {
       assert.deepEqual(received.subarray(at, at + message.length), message);
       at += message.length;
@@ -671,11 +612,47 @@ describe("IoCore delivery, limits and failures", () => {
     peer.close();
   });
 
-  it("rejects keywords announced with an oversized first frame", TEST_TIMEOUT, async () => {
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await core.listen();
-    const peer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "x".repeat(2000));
-    await peer.waitClosed();
-    assert.equal(core.stats().connections, 0);
-  });
+  it(
+    "closes a connection whose keyword frame declares more than maxKeywordBytes, logging the ProtocolError",
+    TEST_TIMEOUT,
+    async () => {
+      const logger = recordingLogger();
+      await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }], logger });
+      const peer = await fx.connect("x".repeat(2000));
+      await peer.waitClosed();
+      assert.equal(peer.receivedBytes, 0, "no answer, not even a reason");
+      assert.equal(fx.core.stats().connections, 0);
+      assert.equal(fx.core.stats().heldConnections, 0);
+      assert.ok(
+        logger.lines.some((line) =>
+          line.startsWith("warn: ") && line.includes("Cannot complete handshake with tcp:127.0.0.1:") &&
+          line.includes("first frame declares 2000 bytes, more than the 1024 allowed")
+        ),
+        logger.lines.join("\n"),
+      );
+    },
+  );
+
+  it(
+    "fails an outgoing client with a ProtocolError when the server answers with a frame over maxKeywordBytes",
+    TEST_TIMEOUT,
+    async () => {
+      await using res = new Resources();
+      // The server answers the keyword with a header declaring 2000 bytes, over maxKeywordBytes (1024).
+      const { listener: server } = await listenForOne(
+        nativeTransport(),
+        { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+        res,
+        ({ conn }) => ({ onData: () => void conn.write(frameHeader(2000)), onEnd: () => conn.close() }),
+      );
+      await using client = await startCore();
+      const id = client.core.addClient({ keyword: "k", connect: targetOf(server.addr) });
+      await iterateUntil(client.core, (e) => e.disconnected.has(id));
+      const error = client.core.getClientInfo(id)?.lastError;
+      assert.ok(error instanceof ProtocolError, `got ${error}`);
+      assert.ok(error.cause instanceof MessageTooLargeError, `cause ${error.cause}`);
+      assert.match(error.message, /first frame declares 2000 bytes, more than the 1024 allowed/);
+      assert.equal(client.core.getClientInfo(id)?.state, "disconnected");
+    },
+  );
 });

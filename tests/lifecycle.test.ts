@@ -4,41 +4,25 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import {
-  CoreClosedError,
-  InlineProcessor,
-  IoCore,
-  type IoCoreOptions,
-  type IoIterationResult,
-} from "../mod.ts";
-import type { Addr, TcpAddr } from "../transports/types.ts";
-import { iterateUntil, recordingLogger, text, WireClient } from "./_core_helpers.ts";
+import { CoreClosedError, InlineProcessor, type IoCoreOptions, type IoIterationResult } from "../mod.ts";
+import { type CoreFixture, iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
+import { delay } from "./_helpers.ts";
+import { text } from "./_wire_peer.ts";
 
 const TEST_TIMEOUT = { timeout: 30_000 };
 
-function tcp(addr: Addr | undefined): TcpAddr {
-  assert.equal(addr?.transport, "tcp");
-  return addr as TcpAddr;
+/** A core on a loopback TCP listener, closed by the test or on dispose. */
+function listening(options: IoCoreOptions = {}): Promise<CoreFixture> {
+  return startCore({ listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }], ...options });
 }
-
-async function listening(options: IoCoreOptions = {}): Promise<{ core: IoCore; port: number }> {
-  const core = new IoCore({
-    listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
-    logger: null,
-    ...options,
-  });
-  const [addr] = await core.listen();
-  return { core, port: tcp(addr).port };
-}
-
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe("a loop that stops", () => {
   it(
     "ends an ioIteration loop within 100 ms of close() from another task, without spinning",
     TEST_TIMEOUT,
     async () => {
-      const { core } = await listening();
+      await using fx = await listening();
+      const core = fx.core;
       let iterations = 0;
       let closedAt = 0;
       setTimeout(() => {
@@ -67,9 +51,10 @@ describe("a loop that stops", () => {
     "resolves a pending ioIteration with the disconnections when close() is called, and rejects the next",
     TEST_TIMEOUT,
     async () => {
-      const { core, port } = await listening();
+      await using fx = await listening();
+      const core = fx.core;
       const id = core.addClient({ keyword: "worker" });
-      const peer = await WireClient.handshake({ transport: "tcp", port }, "worker");
+      const peer = await fx.handshake("worker");
       await iterateUntil(core, (e) => e.expected.has(id));
       const pending = core.ioIteration(5000);
       void core.close();
@@ -84,8 +69,8 @@ describe("a loop that stops", () => {
     "rejects an aborted ioIteration with the signal's reason and keeps the core working",
     TEST_TIMEOUT,
     async () => {
-      const { core, port } = await listening();
-      await using _ = core;
+      await using fx = await listening();
+      const core = fx.core;
       const controller = new AbortController();
       const reason = new Error("stop waiting");
       const pending = core.ioIteration(10_000, { signal: controller.signal });
@@ -96,7 +81,7 @@ describe("a loop that stops", () => {
         (err) => err === reason,
       );
       const id = core.addClient({ keyword: "after abort" });
-      const peer = await WireClient.handshake({ transport: "tcp", port }, "after abort");
+      const peer = await fx.handshake("after abort");
       peer.send("still served");
       await iterateUntil(core, (e) => e.data.has(id));
       assert.deepEqual(core.getMessagesFromClient(id).map(text), ["still served"]);
@@ -106,19 +91,21 @@ describe("a loop that stops", () => {
 
   it("closes the core when IoCoreOptions.signal aborts, resolving closed", TEST_TIMEOUT, async () => {
     const controller = new AbortController();
-    const { core, port } = await listening({ signal: controller.signal });
+    await using fx = await listening({ signal: controller.signal });
+    const core = fx.core;
     controller.abort();
     await core.closed;
     assert.equal(core.isClosed, true);
-    await assert.rejects(WireClient.connect({ transport: "tcp", port }), /refused/i);
+    await assert.rejects(fx.connect(), /refused/i);
   });
 });
 
 describe("for await over the core", () => {
   it("yields the events and ends quietly when the core closes", TEST_TIMEOUT, async () => {
-    const { core, port } = await listening();
+    await using fx = await listening();
+    const core = fx.core;
     const id = core.addClient({ keyword: "looped" });
-    const peer = await WireClient.handshake({ transport: "tcp", port }, "looped");
+    const peer = await fx.handshake("looped");
     peer.send("ping");
     const seen: IoIterationResult[] = [];
     for await (const events of core) {
@@ -137,7 +124,8 @@ describe("for await over the core", () => {
   });
 
   it("ends when IoCoreOptions.signal aborts", TEST_TIMEOUT, async () => {
-    const { core } = await listening({ signal: AbortSignal.timeout(100) });
+    await using fx = await listening({ signal: AbortSignal.timeout(100) });
+    const core = fx.core;
     const started = performance.now();
     for await (const _events of core) {
       // nothing connects
@@ -147,7 +135,8 @@ describe("for await over the core", () => {
   });
 
   it("allows one consumer at a time", TEST_TIMEOUT, async () => {
-    const { core } = await listening();
+    await using fx = await listening();
+    const core = fx.core;
     const first = core[Symbol.asyncIterator]();
     const next = first.next();
     await delay(10);
@@ -160,10 +149,10 @@ describe("for await over the core", () => {
 
 describe("messages(id)", () => {
   it("yields 100k messages in order", TEST_TIMEOUT, async () => {
-    const { core, port } = await listening();
-    await using _ = core;
+    await using fx = await listening();
+    const core = fx.core;
     const id = core.addClient({ keyword: "ordered" });
-    const peer = await WireClient.handshake({ transport: "tcp", port }, "ordered");
+    const peer = await fx.handshake("ordered");
     const count = 100_000;
     const batch: string[] = [];
     for (let i = 0; i < count; i++) {
@@ -185,10 +174,10 @@ describe("messages(id)", () => {
   });
 
   it("pauses the sender above highWaterMarkBytes and loses nothing", TEST_TIMEOUT, async () => {
-    const { core, port } = await listening();
-    await using _ = core;
+    await using fx = await listening();
+    const core = fx.core;
     const id = core.addClient({ keyword: "flood" });
-    const peer = await WireClient.handshake({ transport: "tcp", port }, "flood");
+    const peer = await fx.handshake("flood");
     const frame = new Uint8Array(1024);
     const frames = 16 * 1024; // 16 MiB
     for (let i = 0; i < frames; i += 256) {
@@ -219,10 +208,10 @@ describe("messages(id)", () => {
   });
 
   it("ends when the client is removed", TEST_TIMEOUT, async () => {
-    const { core, port } = await listening();
-    await using _ = core;
+    await using fx = await listening();
+    const core = fx.core;
     const id = core.addClient({ keyword: "leaving" });
-    const peer = await WireClient.handshake({ transport: "tcp", port }, "leaving");
+    const peer = await fx.handshake("leaving");
     peer.send("one");
     const got: string[] = [];
     for await (const message of core.messages(id)) {
@@ -234,8 +223,8 @@ describe("messages(id)", () => {
   });
 
   it("goes on across a reconnection of the same named client", TEST_TIMEOUT, async () => {
-    const { core, port } = await listening();
-    await using _ = core;
+    await using fx = await listening();
+    const core = fx.core;
     const id = core.addClient({ keyword: "returning" });
     const got: string[] = [];
     const reading = (async () => {
@@ -244,12 +233,12 @@ describe("messages(id)", () => {
         if (got.length === 2) break;
       }
     })();
-    const first = await WireClient.handshake({ transport: "tcp", port }, "returning");
+    const first = await fx.handshake("returning");
     first.send("before");
     await first.until(() => got.length === 1, 10_000, "the first message");
     first.close();
     await iterateUntil(core, (e) => e.disconnected.has(id));
-    const second = await WireClient.handshake({ transport: "tcp", port }, "returning");
+    const second = await fx.handshake("returning");
     second.send("after");
     await reading;
     assert.deepEqual(got, ["before", "after"]);
@@ -257,8 +246,8 @@ describe("messages(id)", () => {
   });
 
   it("ends with the signal's reason when it aborts", TEST_TIMEOUT, async () => {
-    const { core } = await listening();
-    await using _ = core;
+    await using fx = await listening();
+    const core = fx.core;
     const id = core.addClient({ keyword: "aborted" });
     const reason = new Error("enough");
     const controller = new AbortController();
@@ -283,14 +272,14 @@ describe("asynchronous processor callbacks", () => {
           this.outputMessages.push(data);
         }
       }
-      const { core, port } = await listening();
-      await using _ = core;
+      await using fx = await listening();
+      const core = fx.core;
       core.addClient({ keyword: "slow", processor: SlowEcho });
-      const peer = await WireClient.handshake({ transport: "tcp", port }, "slow");
+      const peer = await fx.handshake("slow");
       const count = 10_000;
       for (let i = 0; i < count; i += 500) peer.send(...Array.from({ length: 500 }, (_, k) => String(i + k)));
-      await peer.until(() => peer.messages.length >= count, 25_000, "every echo");
-      assert.deepEqual(peer.messages.map(text), Array.from({ length: count }, (_, i) => String(i)));
+      await peer.until(() => peer.pending >= count, 25_000, "every echo");
+      assert.deepEqual(peer.takeAll().map(text), Array.from({ length: count }, (_, i) => String(i)));
       peer.close();
     },
   );
@@ -307,15 +296,15 @@ describe("asynchronous processor callbacks", () => {
         }
       }
       const logger = recordingLogger();
-      const { core, port } = await listening({ logger });
-      await using _ = core;
+      await using fx = await listening({ logger });
+      const core = fx.core;
       const a = core.addClient({ keyword: "a", processor: Fragile });
       const b = core.addClient({ keyword: "b", processor: Fragile });
-      const peerA = await WireClient.handshake({ transport: "tcp", port }, "a");
-      const peerB = await WireClient.handshake({ transport: "tcp", port }, "b");
+      const peerA = await fx.handshake("a");
+      const peerB = await fx.handshake("b");
       peerA.send("boom", "never answered");
       await peerA.waitClosed();
-      assert.deepEqual(peerA.messages.map(text), ["boom"]);
+      assert.deepEqual(peerA.takeAll().map(text), ["boom"]);
       peerB.send("fine");
       assert.equal(text(await peerB.next()), "fine");
       await iterateUntil(core, (e) => e.disconnected.has(a));
@@ -342,13 +331,13 @@ describe("asynchronous processor callbacks", () => {
         this.outputMessages.push(data);
       }
     }
-    const { core, port } = await listening();
-    await using _ = core;
+    await using fx = await listening();
+    const core = fx.core;
     core.addClient({ keyword: "greeted", processor: Greeter });
-    const peer = await WireClient.connect({ transport: "tcp", port }, "greeted");
+    const peer = await fx.connect("greeted");
     peer.send("early");
-    await peer.until(() => peer.messages.length >= 3, 10_000, "three frames");
-    assert.deepEqual(peer.messages.map(text), ["OK", "hello", "early"]);
+    await peer.until(() => peer.pending >= 3, 10_000, "three frames");
+    assert.deepEqual(peer.takeAll().map(text), ["OK", "hello", "early"]);
     assert.deepEqual(order, ["connected", "early"]);
     peer.close();
   });
@@ -357,10 +346,10 @@ describe("asynchronous processor callbacks", () => {
     "writes answers sent later from outside any callback with sendMessageToClient",
     TEST_TIMEOUT,
     async () => {
-      const { core, port } = await listening();
-      await using _ = core;
+      await using fx = await listening();
+      const core = fx.core;
       const id = core.addClient({ keyword: "later" });
-      const peer = await WireClient.handshake({ transport: "tcp", port }, "later");
+      const peer = await fx.handshake("later");
       setTimeout(() => core.sendMessageToClient(id, "from a timer"), 20);
       assert.equal(text(await peer.next()), "from a timer");
       peer.close();

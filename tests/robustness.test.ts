@@ -5,57 +5,31 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { AsockioError, ConnectionClosedError, IoCore, type IoCoreOptions } from "../mod.ts";
-import { encodeFrame, encodeFrames } from "../core/codec.ts";
-import { iterateUntil } from "./_core_helpers.ts";
-import {
-  CrashMonitor,
-  DEFAULT_FUZZ_LIMITS,
-  echo,
-  fnv,
-  FNV_OFFSET,
-  fuzzPlan,
-  HALF_FRAME_PEER,
-  messageHash,
-  Peer,
-  RefDecoder,
-  Rng,
-  runChurn,
-  runFlood,
-  runFuzz,
-  runSoak,
-  sleep,
-  spawnChildPeer,
-  targetOf,
-  tempDir,
-  text,
-} from "./_robustness.ts";
-import type { Addr } from "../transports/types.ts";
-
-const MiB = 1024 * 1024;
-
-function quietCore(options: IoCoreOptions = {}): IoCore {
-  return new IoCore({ logger: null, ...options });
-}
+import { AsockioError, ConnectionClosedError, encodeFrame, encodeFrames, type IoCore } from "../mod.ts";
+import { iterateUntil, startCore } from "./_core_fixture.ts";
+import { delay, MiB } from "./_helpers.ts";
+import { text, type WirePeer } from "./_wire_peer.ts";
+import { fnv, FNV_OFFSET, messageHash, RefDecoder, Rng } from "./_stream_check.ts";
+import { CrashMonitor } from "./_monitors.ts";
+import { echo } from "./_app_loop.ts";
+import { type ChildPeer, HALF_FRAME_PEER, spawnChildPeer } from "./_child_peers.ts";
+import { DEFAULT_FUZZ_LIMITS, fuzzPlan } from "./_fuzz_plan.ts";
+import { runFuzz } from "./_fuzz.ts";
+import { runChurn } from "./_churn.ts";
+import { runFlood } from "./_flood.ts";
+import { runSoak } from "./_soak.ts";
 
 /** A round trip of the control client through the application loop (which echoes it). */
 async function controlRoundTrip(
   core: IoCore,
   controlId: number,
-  control: Peer,
+  control: WirePeer,
   message: string,
 ): Promise<void> {
   control.send(message);
   await iterateUntil(core, () => (core.getClientInfo(controlId)?.unreadMessages ?? 0) > 0, 10_000);
   echo(core, controlId);
   assert.equal(text(await control.next(10_000)), message);
-}
-
-async function connectNamed(addr: Addr, keyword: string): Promise<Peer> {
-  const peer = await Peer.connect(targetOf(addr));
-  peer.send(keyword);
-  assert.equal(text(await peer.next(10_000)), "OK");
-  return peer;
 }
 
 /** The core holds nothing any more: no bytes, no connections, only the registered clients. */
@@ -154,17 +128,18 @@ describe("faults", () => {
     { timeout: 60_000 },
     async () => {
       const crashes = CrashMonitor.install();
-      const dir = await tempDir("asockio-kill-");
-      const core = quietCore({ listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }] });
-      let child: Awaited<ReturnType<typeof spawnChildPeer>> | undefined;
+      let child: ChildPeer | undefined;
       try {
-        const [addr] = await core.listen();
+        await using fx = await startCore({
+          listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
+        });
+        const core = fx.core;
         const victim = core.addClient({ keyword: "victim" });
         const controlId = core.addClient({ keyword: "control" });
-        const control = await connectNamed(addr, "control");
-        child = await spawnChildPeer(dir.path, "half_frame", HALF_FRAME_PEER, [
+        const control = await fx.handshake("control");
+        child = await spawnChildPeer(fx.dir.path, "half_frame", HALF_FRAME_PEER, [
           "127.0.0.1",
-          String((addr as { port: number }).port),
+          String(fx.port()),
           "victim",
           "100000",
           "40000",
@@ -191,8 +166,6 @@ describe("faults", () => {
         assertQuiet(core, 2);
       } finally {
         child?.kill("SIGKILL");
-        await core.close();
-        await dir.remove();
         crashes.dispose();
       }
       assert.deepEqual(crashes.samples, []);
@@ -204,12 +177,12 @@ describe("faults", () => {
     { timeout: 60_000 },
     async () => {
       const crashes = CrashMonitor.install();
-      const core = quietCore({ listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }] });
       try {
-        const [addr] = await core.listen();
-        const id = core.addClient({ keyword: "half" });
-        const peer = await connectNamed(addr, "half");
-        await iterateUntil(core, (e) => e.expected.has(id), 10_000);
+        await using fx = await startCore({
+          listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
+        });
+        const core = fx.core;
+        const { id, peer } = await fx.connectNamed("half");
         // The peer stops reading, so most of what is queued stays in flight in the core.
         peer.conn.pauseReading();
         const count = 512;
@@ -224,7 +197,7 @@ describe("faults", () => {
         peer.closeWrite();
         await iterateUntil(core, (e) => e.data.has(id), 10_000);
         assert.deepEqual(core.getMessagesFromClient(id).map(text), ["last request"]);
-        await sleep(100);
+        await delay(100);
         assert.equal(core.getClientInfo(id)?.state, "closing", "still writing what is queued");
         assert.ok(core.stats().outputBytes > 0);
         peer.conn.resumeReading();
@@ -240,7 +213,6 @@ describe("faults", () => {
         assert.equal(core.getClientInfo(id)?.lastError, undefined);
         assertQuiet(core, 1);
       } finally {
-        await core.close();
         crashes.dispose();
       }
       assert.deepEqual(crashes.samples, []);
@@ -253,27 +225,26 @@ describe("faults", () => {
       { timeout: 60_000 },
       async () => {
         const crashes = CrashMonitor.install();
-        const dir = await tempDir("asockio-reset-");
-        const core = quietCore({
-          listeners: [
-            kind === "tcp"
-              ? { transport: "tcp", hostname: "127.0.0.1", port: 0 }
-              : { transport: "unix", path: `${dir.path}/reset.sock` },
-          ],
-        });
         try {
-          const [addr] = await core.listen();
+          await using fx = await startCore({
+            listeners: [
+              kind === "tcp"
+                ? { transport: "tcp", hostname: "127.0.0.1", port: 0 }
+                : { transport: "unix", path: "reset.sock" },
+            ],
+          });
+          const core = fx.core;
           const id = core.addClient({ keyword: "big" });
           const controlId = core.addClient({ keyword: "control" });
-          const control = await connectNamed(addr, "control");
-          const peer = await connectNamed(addr, "big");
+          const control = await fx.handshake("control");
+          const peer = await fx.handshake("big");
           await iterateUntil(core, (e) => e.expected.has(id) && e.expected.has(controlId), 10_000);
           core.sendMessageToClient(id, new Uint8Array(32 * MiB).fill(7));
           assert.ok(core.stats().outputBytes >= 32 * MiB);
-          await peer.waitUntil(() => peer.receivedBytes > MiB, 10_000, "the first megabyte");
+          await peer.until(() => peer.receivedBytes > MiB, 10_000, "the first megabyte");
           // Unread bytes left in the receive buffer make the close a reset (RST).
           peer.conn.pauseReading();
-          await sleep(50);
+          await delay(50);
           peer.close();
           await iterateUntil(core, (e) => e.disconnected.has(id), 20_000);
           const err = core.getClientInfo(id)?.lastError;
@@ -284,8 +255,6 @@ describe("faults", () => {
           await iterateUntil(core, (e) => e.disconnected.has(controlId), 10_000);
           assertQuiet(core, 2);
         } finally {
-          await core.close();
-          await dir.remove();
           crashes.dispose();
         }
         assert.deepEqual(crashes.samples, []);
@@ -297,40 +266,36 @@ describe("faults", () => {
     "completes frames that are half received when the input cap is reached (no deadlock on partial frames)",
     { timeout: 60_000 },
     async () => {
-      const core = quietCore({
+      await using fx = await startCore({
         listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
         limits: { inputBytes: MiB, maxMessageBytes: MiB },
       });
-      try {
-        const [addr] = await core.listen();
-        const ids = [0, 1, 2].map((i) => core.addClient({ keyword: `big-${i}` }));
-        const controlId = core.addClient({ keyword: "control" });
-        const control = await connectNamed(addr, "control");
-        const peers = await Promise.all([0, 1, 2].map((i) => connectNamed(addr, `big-${i}`)));
-        const frames = peers.map((_, i) => encodeFrame(new Uint8Array(900 * 1024).fill(i + 1)));
-        // 3 x 700 KiB of partial frames: together over the 1 MiB cap, none of them complete.
-        peers.forEach((peer, i) => peer.write(frames[i].subarray(0, 700 * 1024)));
-        await iterateUntil(core, () => core.stats().inputBytes >= 3 * 700 * 1024, 10_000);
-        assert.ok(core.stats().inputBytes > MiB);
-        await controlRoundTrip(core, controlId, control, "while over the cap");
-        peers.forEach((peer, i) => peer.write(frames[i].subarray(700 * 1024)));
-        const got = new Map<number, Uint8Array[]>();
-        await iterateUntil(core, () => got.size === 3, 10_000, (r) => {
-          for (const id of r.clientsHaveDataToRead) {
-            if (ids.includes(id)) got.set(id, core.getMessagesFromClient(id));
-          }
-        });
-        ids.forEach((id, i) => {
-          const [m] = got.get(id)!;
-          assert.equal(m.length, 900 * 1024);
-          assert.equal(m[0], i + 1);
-          assert.equal(m[m.length - 1], i + 1);
-        });
-        await controlRoundTrip(core, controlId, control, "after the cap");
-        for (const peer of [...peers, control]) peer.close();
-      } finally {
-        await core.close();
-      }
+      const core = fx.core;
+      const ids = [0, 1, 2].map((i) => core.addClient({ keyword: `big-${i}` }));
+      const controlId = core.addClient({ keyword: "control" });
+      const control = await fx.handshake("control");
+      const peers = await Promise.all([0, 1, 2].map((i) => fx.handshake(`big-${i}`)));
+      const frames = peers.map((_, i) => encodeFrame(new Uint8Array(900 * 1024).fill(i + 1)));
+      // 3 x 700 KiB of partial frames: together over the 1 MiB cap, none of them complete.
+      peers.forEach((peer, i) => peer.write(frames[i].subarray(0, 700 * 1024)));
+      await iterateUntil(core, () => core.stats().inputBytes >= 3 * 700 * 1024, 10_000);
+      assert.ok(core.stats().inputBytes > MiB);
+      await controlRoundTrip(core, controlId, control, "while over the cap");
+      peers.forEach((peer, i) => peer.write(frames[i].subarray(700 * 1024)));
+      const got = new Map<number, Uint8Array[]>();
+      await iterateUntil(core, () => got.size === 3, 10_000, (r) => {
+        for (const id of r.clientsHaveDataToRead) {
+          if (ids.includes(id)) got.set(id, core.getMessagesFromClient(id));
+        }
+      });
+      ids.forEach((id, i) => {
+        const [m] = got.get(id)!;
+        assert.equal(m.length, 900 * 1024);
+        assert.equal(m[0], i + 1);
+        assert.equal(m[m.length - 1], i + 1);
+      });
+      await controlRoundTrip(core, controlId, control, "after the cap");
+      for (const peer of [...peers, control]) peer.close();
     },
   );
 });
@@ -397,27 +362,22 @@ describe("core fixes found by the robustness suite", () => {
       timeout: 30_000,
     },
     async () => {
-      const core = quietCore({
+      await using fx = await startCore({
         listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
         limits: { inputBytes: MiB },
       });
-      try {
-        const [addr] = await core.listen();
-        core.addClient({ keyword: "legit" });
-        const stranger = await connectNamed(addr, "nobody registered me");
-        for (let i = 0; i < 40; i++) stranger.send(new Uint8Array(64 * 1024));
-        // Over the cap (or closed by the core for it), then the stranger leaves.
-        await iterateUntil(core, () => core.stats().inputBytes > MiB || stranger.closed, 10_000);
-        stranger.close();
-        await iterateUntil(core, () => core.stats().heldConnections === 0, 3000);
-        assert.equal(core.stats().inputBytes, 0);
-        const legit = await Peer.connect(targetOf(addr));
-        legit.send("legit");
-        assert.equal(text(await legit.next(3000)), "OK");
-        legit.close();
-      } finally {
-        await core.close();
-      }
+      const core = fx.core;
+      core.addClient({ keyword: "legit" });
+      const stranger = await fx.handshake("nobody registered me");
+      for (let i = 0; i < 40; i++) stranger.send(new Uint8Array(64 * 1024));
+      // Over the cap (or closed by the core for it), then the stranger leaves.
+      await iterateUntil(core, () => core.stats().inputBytes > MiB || stranger.closed, 10_000);
+      stranger.close();
+      await iterateUntil(core, () => core.stats().heldConnections === 0, 3000);
+      assert.equal(core.stats().inputBytes, 0);
+      const legit = await fx.connect("legit");
+      assert.equal(text(await legit.next(3000)), "OK");
+      legit.close();
     },
   );
 
@@ -427,19 +387,19 @@ describe("core fixes found by the robustness suite", () => {
       timeout: 30_000,
     },
     async () => {
-      const core = quietCore({
+      await using fx = await startCore({
         listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
         limits: { inputBytes: 256 * 1024, idleTimeoutMs: 300 },
       });
+      const core = fx.core;
       let sending = true;
       try {
-        const [addr] = await core.listen();
         const id = core.addClient({ keyword: "busy" });
-        const peer = await connectNamed(addr, "busy");
+        const peer = await fx.handshake("busy");
         const sender = (async () => {
           for (let i = 0; sending && i < 500 && !peer.closed; i++) {
             peer.send(new Uint8Array(16 * 1024));
-            await sleep(10);
+            await delay(10);
           }
         })();
         await iterateUntil(core, () => core.stats().readingPaused, 10_000);
@@ -451,7 +411,6 @@ describe("core fixes found by the robustness suite", () => {
         peer.close();
       } finally {
         sending = false;
-        await core.close();
       }
     },
   );
@@ -462,31 +421,27 @@ describe("core fixes found by the robustness suite", () => {
       timeout: 30_000,
     },
     async () => {
-      const core = quietCore({
+      await using fx = await startCore({
         listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
         limits: { outputBytes: MiB },
       });
-      try {
-        const [addr] = await core.listen();
-        const slowId = core.addClient({ keyword: "slow" });
-        const controlId = core.addClient({ keyword: "control" });
-        const slow = await connectNamed(addr, "slow");
-        slow.conn.pauseReading();
-        const control = await connectNamed(addr, "control");
-        await iterateUntil(core, (e) => e.expected.has(slowId) && e.expected.has(controlId), 10_000);
-        core.sendMessageToClient(slowId, new Uint8Array(32 * MiB));
-        await sleep(100);
-        for (let round = 0; round < 3; round++) {
-          control.send(`ping ${round}`);
-          await iterateUntil(core, () => (core.getClientInfo(controlId)?.unreadMessages ?? 0) > 0, 2000);
-          echo(core, controlId);
-          assert.equal(text(await control.next(2000)), `ping ${round}`);
-        }
-        slow.close();
-        control.close();
-      } finally {
-        await core.close();
+      const core = fx.core;
+      const slowId = core.addClient({ keyword: "slow" });
+      const controlId = core.addClient({ keyword: "control" });
+      const slow = await fx.handshake("slow");
+      slow.conn.pauseReading();
+      const control = await fx.handshake("control");
+      await iterateUntil(core, (e) => e.expected.has(slowId) && e.expected.has(controlId), 10_000);
+      core.sendMessageToClient(slowId, new Uint8Array(32 * MiB));
+      await delay(100);
+      for (let round = 0; round < 3; round++) {
+        control.send(`ping ${round}`);
+        await iterateUntil(core, () => (core.getClientInfo(controlId)?.unreadMessages ?? 0) > 0, 2000);
+        echo(core, controlId);
+        assert.equal(text(await control.next(2000)), `ping ${round}`);
       }
+      slow.close();
+      control.close();
     },
   );
 });

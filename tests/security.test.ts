@@ -1,23 +1,66 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { HandshakeRejectedError, IoCore, type IoCoreOptions, TimeoutError } from "../mod.ts";
-import { AUTH_CHALLENGE_PREFIX } from "../core/auth.ts";
+import { HandshakeRejectedError, nativeTransport, TimeoutError } from "../mod.ts";
 import { noOpensslReason, testCerts } from "./_certs.ts";
-import { iterateUntil, recordingLogger, text, WireClient } from "./_core_helpers.ts";
-import type { Addr, TcpAddr } from "../transports/types.ts";
+import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
+import { type Collector, delay, listenForOne, Resources } from "./_helpers.ts";
+import { targetOf, text, type WirePeer } from "./_wire_peer.ts";
+import type { ConnectOptions } from "../transports/types.ts";
 
 const TEST_TIMEOUT = { timeout: 30_000 };
+const encoder = new TextEncoder();
+const ascii = (s: string): number[] => [...encoder.encode(s)];
+const LOOPBACK = { transport: "tcp", hostname: "127.0.0.1", port: 0 } as const;
 
-function tcp(addr: Addr | undefined): TcpAddr {
-  assert.equal(addr?.transport, "tcp");
-  return addr as TcpAddr;
+/** A frame's bytes spelled out: the 8-byte little-endian length (below 256 here), then the payload. */
+function wireFrame(payload: readonly number[]): number[] {
+  return [payload.length, 0, 0, 0, 0, 0, 0, 0, ...payload];
 }
 
-function quietCore(options: IoCoreOptions = {}): IoCore {
-  return new IoCore({ logger: null, ...options });
+/** `HMAC-SHA256(secret, nonce ‖ keyword)`, computed here with WebCrypto rather than by core/auth.ts. */
+async function hmacProof(secret: string, nonce: readonly number[], keyword: string): Promise<number[]> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  return [
+    ...new Uint8Array(await crypto.subtle.sign("HMAC", key, new Uint8Array([...nonce, ...ascii(keyword)]))),
+  ];
+}
+
+/** Waits for `length` raw bytes from the core, then a moment more, and returns all that came. */
+async function rawAnswer(peer: WirePeer, length: number): Promise<number[]> {
+  await peer.until(() => peer.rawLength >= length, 5000, `${length} bytes`);
+  await delay(50);
+  return [...peer.takeRaw()];
+}
+
+/** The `OK` frame, as the original handshake answers. */
+const OK_FRAME = [2, 0, 0, 0, 0, 0, 0, 0, 0x4f, 0x4b];
+
+/**
+ * A client core connecting out, with `client`'s keyword and secret, to a bare listener that records
+ * what arrives. Both close with `res`.
+ */
+async function clientOfBareServer(res: Resources, client: { keyword: string; secret?: string }) {
+  const server = await listenForOne(nativeTransport(), LOOPBACK, res);
+  const fx = await startCore();
+  res.defer(() => fx.close());
+  const id = fx.core.addClient({ ...client, connect: targetOf(server.listener.addr) });
+  const { conn, got } = await server.accepted;
+  return { core: fx.core, id, conn, got };
+}
+
+/** Waits for `length` bytes from the connecting core, then a moment more, and returns all that came. */
+async function bytesFrom(got: Collector, length: number): Promise<number[]> {
+  await got.untilLength(length);
+  await delay(50);
+  const bytes = [...got.bytes()];
+  got.chunks.length = 0;
+  return bytes;
 }
 
 describe("access rules on a live core", () => {
@@ -26,11 +69,11 @@ describe("access rules on a live core", () => {
     TEST_TIMEOUT,
     async () => {
       const logger = recordingLogger();
-      await using core = new IoCore({ listeners: [{ transport: "tcp", port: 0, name: "lan" }], logger });
-      const [addr] = await core.listen();
+      await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0, name: "lan" }], logger });
+      const core = fx.core;
       const id = core.addClient({ keyword: "lan only", allow: [{ cidr: "10.0.0.0/8" }] });
       const other = core.addClient({ keyword: "local" });
-      const refused = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "lan only");
+      const refused = await fx.connect("lan only");
       assert.equal(text(await refused.next()), "access denied");
       await refused.waitClosed();
       assert.ok(
@@ -39,61 +82,47 @@ describe("access rules on a live core", () => {
       );
       assert.equal(core.getClientInfo(id)?.state, "disconnected");
       // The default rules (LOCAL_ONLY) admit the loopback peer for the other keyword.
-      const admitted = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "local");
+      const admitted = await fx.handshake("local");
       await iterateUntil(core, (e) => e.expected.has(other));
       admitted.close();
     },
   );
 
   it("restricts a named client to one listener, by name", TEST_TIMEOUT, async () => {
-    const dir = await mkdtemp(join(tmpdir(), "asockio-rules-"));
-    try {
-      await using core = quietCore({
-        listeners: [{ transport: "tcp", port: 0, name: "tcp" }, {
-          transport: "unix",
-          path: join(dir, "s"),
-          name: "ipc",
-        }],
-      });
-      const [tcpAddr, unixAddr] = await core.listen();
-      const id = core.addClient({ keyword: "ipc only", allow: [{ listener: "ipc" }] });
-      const viaTcp = await WireClient.connect({ transport: "tcp", port: tcp(tcpAddr).port }, "ipc only");
-      assert.equal(text(await viaTcp.next()), "access denied");
-      const viaUnix = await WireClient.handshake(
-        { transport: "unix", path: (unixAddr as { path: string }).path },
-        "ipc only",
-      );
-      await iterateUntil(core, (e) => e.expected.has(id));
-      viaUnix.close();
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    await using fx = await startCore({
+      listeners: [{ transport: "tcp", port: 0, name: "tcp" }, { transport: "unix", path: "s", name: "ipc" }],
+    });
+    const id = fx.core.addClient({ keyword: "ipc only", allow: [{ listener: "ipc" }] });
+    const viaTcp = await fx.connect("ipc only", 0);
+    assert.equal(text(await viaTcp.next()), "access denied");
+    const viaUnix = await fx.handshake("ipc only", 1);
+    await iterateUntil(fx.core, (e) => e.expected.has(id));
+    viaUnix.close();
   });
 
   it(
     "applies the core's default rules to unexpected keywords, and its own rules to unknown clients",
     TEST_TIMEOUT,
     async () => {
-      await using core = quietCore({
+      await using fx = await startCore({
         listeners: [{ transport: "tcp", port: 0 }],
         allow: [{ transport: "unix" }],
         rawConnection: () => false,
       });
-      const [addr] = await core.listen();
-      const stranger = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "unexpected");
+      const core = fx.core;
+      const stranger = await fx.connect("unexpected");
       assert.equal(text(await stranger.next()), "access denied");
       assert.equal(core.stats().heldConnections, 0);
 
-      await using raw = quietCore({
+      await using raw = await startCore({
         listeners: [{ transport: "tcp", port: 0 }],
         rawConnection: () => true,
         unknownClients: "allow",
         unknownClientsAllow: [{ cidr: "10.0.0.0/8" }],
       });
-      const [rawAddr] = await raw.listen();
-      const browser = await WireClient.connect({ transport: "tcp", port: tcp(rawAddr).port });
+      const browser = await raw.connect();
       await browser.waitClosed();
-      assert.equal(raw.stats().clients, 0);
+      assert.equal(raw.core.stats().clients, 0);
     },
   );
 });
@@ -103,14 +132,15 @@ describe("shared-secret authentication", () => {
     "admits a client core that knows the secret, and the server sees a challenge round",
     TEST_TIMEOUT,
     async () => {
-      await using server = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-      const [addr] = await server.listen();
+      await using serverFx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+      const server = serverFx.core;
       const onServer = server.addClient({ keyword: "secure", secret: "s3cret" });
-      await using client = quietCore();
+      await using clientFx = await startCore();
+      const client = clientFx.core;
       const id = client.addClient({
         keyword: "secure",
         secret: "s3cret",
-        connect: { transport: "tcp", port: tcp(addr).port },
+        connect: serverFx.target(),
       });
       await iterateUntil(client, (e) => e.expected.has(id));
       await iterateUntil(server, (e) => e.expected.has(onServer));
@@ -121,48 +151,109 @@ describe("shared-secret authentication", () => {
   );
 
   it("refuses a wrong secret, a missing answer and a client without a secret", TEST_TIMEOUT, async () => {
-    await using server = quietCore({
+    await using serverFx = await startCore({
       listeners: [{ transport: "tcp", port: 0 }],
       limits: { handshakeTimeoutMs: 300 },
     });
-    const [addr] = await server.listen();
+    const server = serverFx.core;
     const onServer = server.addClient({ keyword: "secure", secret: "right" });
-    await using client = quietCore();
+    await using clientFx = await startCore();
+    const client = clientFx.core;
     const wrong = client.addClient({
       keyword: "secure",
       secret: "wrong",
-      connect: { transport: "tcp", port: tcp(addr).port },
+      connect: serverFx.target(),
     });
     await iterateUntil(client, (e) => e.disconnected.has(wrong));
     const err = client.getClientInfo(wrong)?.lastError;
     assert.ok(err instanceof HandshakeRejectedError);
     assert.equal(err.reason, "authentication failed");
 
-    await using bare = quietCore();
+    await using bareFx = await startCore();
+    const bare = bareFx.core;
     const noSecret = bare.addClient({
       keyword: "secure",
-      connect: { transport: "tcp", port: tcp(addr).port },
+      connect: serverFx.target(),
     });
     await iterateUntil(bare, (e) => e.disconnected.has(noSecret));
     assert.match(bare.getClientInfo(noSecret)?.lastError?.message ?? "", /requires authentication/);
 
     // A peer that sends the keyword, reads the challenge and then stalls is timed out.
-    const stalling = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "secure");
+    const stalling = await serverFx.connect("secure");
     const challenge = await stalling.next();
-    assert.equal(text(challenge.subarray(0, AUTH_CHALLENGE_PREFIX.length)), "AUTH-HMAC-SHA256:");
-    assert.equal(challenge.length, AUTH_CHALLENGE_PREFIX.length + 32);
+    assert.ok(challenge, "a challenge frame");
+    assert.equal(text(challenge.subarray(0, 17)), "AUTH-HMAC-SHA256:");
+    assert.equal(challenge.length, 17 + 32);
     await stalling.waitClosed(5000);
     assert.equal(server.getClientInfo(onServer)?.state, "disconnected");
   });
+});
 
-  it("keeps the original handshake byte for byte when no secret is set", TEST_TIMEOUT, async () => {
-    await using server = quietCore({ listeners: [{ transport: "tcp", port: 0 }] });
-    const [addr] = await server.listen();
-    server.addClient({ keyword: "plain" });
-    const peer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "plain");
-    assert.equal(text(await peer.next()), "OK");
-    peer.close();
-  });
+describe("the handshake on the wire, byte for byte", () => {
+  it(
+    "keeps the original handshake when no secret is set: the keyword frame in, the OK frame out",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+      const id = fx.core.addClient({ keyword: "plain" });
+      const peer = await fx.connect(undefined, 0, { raw: true });
+      peer.write(new Uint8Array([5, 0, 0, 0, 0, 0, 0, 0, ...ascii("plain")]));
+      assert.deepEqual(await rawAnswer(peer, 10), OK_FRAME);
+      await iterateUntil(fx.core, (e) => e.expected.has(id));
+      peer.close();
+    },
+  );
+
+  it(
+    "sends the original handshake as a connecting client when no secret is set, and is connected by OK",
+    TEST_TIMEOUT,
+    async () => {
+      await using res = new Resources();
+      const { core, id, conn, got } = await clientOfBareServer(res, { keyword: "plain" });
+      assert.deepEqual(await bytesFrom(got, 13), [5, 0, 0, 0, 0, 0, 0, 0, ...ascii("plain")]);
+      conn.write(new Uint8Array(OK_FRAME));
+      await iterateUntil(core, (e) => e.expected.has(id));
+      assert.equal(core.getClientInfo(id)?.state, "connected");
+      assert.deepEqual(await bytesFrom(got, 0), [], "nothing after the keyword");
+    },
+  );
+
+  it(
+    "answers a keyword with a secret by the challenge frame, checks the HMAC proof frame, then sends OK",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+      const id = fx.core.addClient({ keyword: "secure", secret: "s3cret" });
+      const peer = await fx.connect(undefined, 0, { raw: true });
+      peer.write(new Uint8Array(wireFrame(ascii("secure"))));
+      const challenge = await rawAnswer(peer, 8 + 17 + 32);
+      assert.equal(challenge.length, 8 + 17 + 32);
+      assert.deepEqual(challenge.slice(0, 8 + 17), [49, 0, 0, 0, 0, 0, 0, 0, ...ascii("AUTH-HMAC-SHA256:")]);
+      const nonce = challenge.slice(8 + 17);
+      assert.notDeepEqual(nonce, new Array(32).fill(0), "the nonce is random");
+      peer.write(new Uint8Array(wireFrame(await hmacProof("s3cret", nonce, "secure"))));
+      assert.deepEqual(await rawAnswer(peer, 10), OK_FRAME);
+      await iterateUntil(fx.core, (e) => e.expected.has(id));
+      peer.close();
+    },
+  );
+
+  it(
+    "answers a challenge as a connecting client with a secret by the HMAC proof frame, and is connected by OK",
+    TEST_TIMEOUT,
+    async () => {
+      await using res = new Resources();
+      const { core, id, conn, got } = await clientOfBareServer(res, { keyword: "secure", secret: "s3cret" });
+      assert.deepEqual(await bytesFrom(got, 14), wireFrame(ascii("secure")));
+      const nonce = Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
+      conn.write(new Uint8Array(wireFrame([...ascii("AUTH-HMAC-SHA256:"), ...nonce])));
+      assert.deepEqual(await bytesFrom(got, 8 + 32), wireFrame(await hmacProof("s3cret", nonce, "secure")));
+      conn.write(new Uint8Array(OK_FRAME));
+      await iterateUntil(core, (e) => e.expected.has(id));
+      assert.equal(core.getClientInfo(id)?.state, "connected");
+      assert.deepEqual(await bytesFrom(got, 0), [], "nothing after the proof");
+    },
+  );
 });
 
 describe("timeouts and caps", () => {
@@ -171,13 +262,13 @@ describe("timeouts and caps", () => {
     TEST_TIMEOUT,
     async () => {
       const logger = recordingLogger();
-      await using core = new IoCore({
+      await using fx = await startCore({
         listeners: [{ transport: "tcp", port: 0 }],
         limits: { handshakeTimeoutMs: 200 },
         logger,
       });
-      const [addr] = await core.listen();
-      const slow = await WireClient.connect({ transport: "tcp", port: tcp(addr).port });
+      const core = fx.core;
+      const slow = await fx.connect();
       slow.conn.write(new Uint8Array([5, 0, 0])); // a partial header, then nothing
       await slow.waitClosed(5000);
       assert.ok(logger.lines.some((l) => l.includes("not done within 200 ms")), logger.lines.join("\n"));
@@ -186,27 +277,27 @@ describe("timeouts and caps", () => {
   );
 
   it("refuses keywords longer than maxKeywordBytes", TEST_TIMEOUT, async () => {
-    await using core = quietCore({
+    await using fx = await startCore({
       listeners: [{ transport: "tcp", port: 0 }],
       limits: { maxKeywordBytes: 16 },
     });
-    const [addr] = await core.listen();
+    const core = fx.core;
     assert.throws(() => core.addClient({ keyword: "x".repeat(17) }), RangeError);
-    const peer = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "y".repeat(17));
+    const peer = await fx.connect("y".repeat(17));
     await peer.waitClosed();
     assert.equal(core.stats().connections, 0);
   });
 
   it("parks connections over maxConnections instead of refusing them", TEST_TIMEOUT, async () => {
-    await using core = quietCore({ listeners: [{ transport: "tcp", port: 0, maxConnections: 2 }] });
-    const [addr] = await core.listen();
+    await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0, maxConnections: 2 }] });
+    const core = fx.core;
     const ids = [0, 1, 2].map((i) => core.addClient({ keyword: `c${i}` }));
-    const first = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "c0");
-    const second = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "c1");
-    const third = await WireClient.connect({ transport: "tcp", port: tcp(addr).port }, "c2");
+    const first = await fx.handshake("c0");
+    const second = await fx.handshake("c1");
+    const third = await fx.connect("c2");
     await iterateUntil(core, (e) => e.expected.has(ids[0]!) && e.expected.has(ids[1]!));
     await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.equal(third.messages.length, 0, "the third waits at the cap");
+    assert.equal(third.pending, 0, "the third waits at the cap");
     assert.equal(core.stats().connections, 2);
     first.close();
     assert.equal(text(await third.next()), "OK");
@@ -216,13 +307,13 @@ describe("timeouts and caps", () => {
   });
 
   it("closes idle connections when idleTimeoutMs is set, with a TimeoutError", TEST_TIMEOUT, async () => {
-    await using core = quietCore({
+    await using fx = await startCore({
       listeners: [{ transport: "tcp", port: 0 }],
       limits: { idleTimeoutMs: 150 },
     });
-    const [addr] = await core.listen();
+    const core = fx.core;
     const id = core.addClient({ keyword: "sleepy" });
-    const peer = await WireClient.handshake({ transport: "tcp", port: tcp(addr).port }, "sleepy");
+    const peer = await fx.handshake("sleepy");
     await iterateUntil(core, (e) => e.disconnected.has(id), 5000);
     assert.ok(core.getClientInfo(id)?.lastError instanceof TimeoutError);
     await peer.waitClosed();
@@ -235,7 +326,7 @@ describe("TLS through the core", () => {
     skip: noOpensslReason,
   }, async () => {
     const certs = await testCerts();
-    await using server = quietCore({
+    await using serverFx = await startCore({
       listeners: [
         { transport: "tcp", port: 0, name: "plain" },
         {
@@ -249,14 +340,16 @@ describe("TLS through the core", () => {
         },
       ],
     });
-    const [plainAddr, tlsAddr] = await server.listen();
+    const server = serverFx.core;
+    const tlsAddr = serverFx.addrs[1];
     assert.equal(tlsAddr?.transport, "tls");
     const onServer = server.addClient({ keyword: "tls only", allow: [{ transport: "tls" }] });
 
-    const plain = await WireClient.connect({ transport: "tcp", port: tcp(plainAddr).port }, "tls only");
+    const plain = await serverFx.connect("tls only", 0);
     assert.equal(text(await plain.next()), "access denied");
 
-    await using client = quietCore();
+    await using clientFx = await startCore();
+    const client = clientFx.core;
     const id = client.addClient({
       keyword: "tls only",
       connect: {
@@ -284,33 +377,32 @@ describe("TLS client certificates in access rules", () => {
   }, async () => {
     const certs = await testCerts();
     const tls = { transport: "tls" as const, port: 0, cert: certs.serverCert, key: certs.serverKey };
-    await using server = quietCore({
+    await using server = await startCore({
       listeners: [
         { ...tls, name: "server-auth only" },
         { ...tls, name: "mutual", ca: certs.caCert, requestClientCert: true },
       ],
     });
-    const [oneWay, mutual] = await server.listen();
-    const onServer = server.addClient({ keyword: "cert holder", allow: [{ clientCertVerified: true }] });
-    const connect = (addr: Addr | undefined) => ({
-      transport: "tls" as const,
-      port: (addr as { port: number }).port,
+    const onServer = server.core.addClient({ keyword: "cert holder", allow: [{ clientCertVerified: true }] });
+    const connect = (index: number): ConnectOptions => ({
+      transport: "tls",
+      port: (server.addrs[index] as { port: number }).port,
       ca: certs.caCert,
       cert: certs.clientCert,
       key: certs.clientKey,
     });
 
-    await using refusedClient = quietCore();
-    const refused = refusedClient.addClient({ keyword: "cert holder", connect: connect(oneWay) });
-    await iterateUntil(refusedClient, (e) => e.disconnected.has(refused));
-    const error = refusedClient.getClientInfo(refused)?.lastError;
+    await using refusedClient = await startCore();
+    const refused = refusedClient.core.addClient({ keyword: "cert holder", connect: connect(0) });
+    await iterateUntil(refusedClient.core, (e) => e.disconnected.has(refused));
+    const error = refusedClient.core.getClientInfo(refused)?.lastError;
     assert.ok(error instanceof HandshakeRejectedError, String(error));
     assert.equal(error.reason, "access denied");
 
-    await using admittedClient = quietCore();
-    const admitted = admittedClient.addClient({ keyword: "cert holder", connect: connect(mutual) });
-    await iterateUntil(admittedClient, (e) => e.expected.has(admitted));
-    await iterateUntil(server, (e) => e.expected.has(onServer));
-    assert.equal(server.getClientInfo(onServer)?.listener?.name, "mutual");
+    await using admittedClient = await startCore();
+    const admitted = admittedClient.core.addClient({ keyword: "cert holder", connect: connect(1) });
+    await iterateUntil(admittedClient.core, (e) => e.expected.has(admitted));
+    await iterateUntil(server.core, (e) => e.expected.has(onServer));
+    assert.equal(server.core.getClientInfo(onServer)?.listener?.name, "mutual");
   });
 });

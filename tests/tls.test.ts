@@ -4,48 +4,27 @@
  */
 import assert from "node:assert/strict";
 import { stat } from "node:fs/promises";
-import { describe, it } from "node:test";
-import {
-  ConnectionRefusedError,
-  ConnectionResetError,
-  TimeoutError,
-  TransportError,
-} from "../core/errors.ts";
-import { nativeTransport, nodeTransport } from "../transports/mod.ts";
-import type { Addr, Connection, TlsConnectOptions, TlsListenOptions, Transport } from "../transports/mod.ts";
+import { describe } from "node:test";
+import { ConnectionRefusedError, ConnectionResetError, TimeoutError, TransportError } from "../mod.ts";
+import type { Addr, Connection, TlsConnectOptions, TlsListenOptions, Transport } from "../mod.ts";
 import { noOpensslReason, type TestCerts, testCerts } from "./_certs.ts";
 import {
   assertBytesEqual,
   bytePattern,
   collect,
   type Collector,
-  deferred,
-  makeTempDir,
+  echoRoundTrip,
+  listenForOne,
+  MiB,
   pathExists,
-  Resources,
+  type Resources,
   startEchoServer,
   withTimeout,
 } from "./_helpers.ts";
+import { netTest, transportsUnderTest } from "./_net_test.ts";
 
-const MiB = 1024 * 1024;
+const transports = transportsUnderTest();
 
-const transports: Transport[] = [nativeTransport()];
-if (transports[0].name !== "node") transports.push(nodeTransport);
-
-/** A network test: bounded by `ms`, with resources closed afterwards whatever happens. */
-function netTest(name: string, ms: number, body: (res: Resources) => Promise<void>, skip?: string): void {
-  const options = skip ? { timeout: ms + 2000, skip } : { timeout: ms + 2000 };
-  it(name, options, async () => {
-    const res = new Resources();
-    try {
-      await withTimeout(body(res), ms, name);
-    } finally {
-      await withTimeout(res.closeAll(), 2000, `${name}: cleanup`);
-    }
-  });
-}
-
-/** A TLS test: skipped, with the reason, where `openssl` cannot make certificates. */
 /** A TLS test: skipped, with the reason, where `openssl` cannot make certificates. */
 function tlsTest(
   name: string,
@@ -59,17 +38,6 @@ function tlsTest(
 function tlsPort(addr: Addr): number {
   if (addr.transport !== "tls") throw new TypeError(`Expected a TLS address, got ${JSON.stringify(addr)}`);
   return addr.port;
-}
-
-/** Sends `payload` in 1000-byte writes, half-closes, and checks the echo byte by byte. */
-async function echoRoundTrip(client: Connection, payload: Uint8Array): Promise<void> {
-  const got = collect(client);
-  for (let offset = 0; offset < payload.byteLength; offset += 1000) {
-    client.write(payload.subarray(offset, offset + 1000));
-  }
-  client.closeWrite();
-  await got.ended;
-  assertBytesEqual(got.bytes(), payload, "echo");
 }
 
 /**
@@ -268,18 +236,12 @@ for (const transport of transports) {
         }
         conn.closeWrite();
       };
-      const serverSide = deferred<{ conn: Connection; got: Collector }>();
-      const listener = res.add(
-        await transport.listen(tlsListen(certs), (conn) => {
-          res.add(conn);
-          serverSide.resolve({ conn, got: collect(conn) });
-        }),
-      );
+      const { listener, accepted: serverSide } = await listenForOne(transport, tlsListen(certs), res);
       const client = res.add(
         await transport.connect({ transport: "tls", port: tlsPort(listener.addr), ca: certs.caCert }),
       );
       const clientGot = collect(client);
-      const server = await serverSide.promise;
+      const server = await serverSide;
       await Promise.all([
         pump(client, clientGot, toServer),
         pump(server.conn, server.got, toClient),
@@ -418,8 +380,7 @@ for (const transport of transports) {
 
   describe(`UNIX socket file mode on the ${transport.name} transport`, () => {
     netTest("a UNIX listener's socket file is 0600 by default, and mode widens it", 10_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("default.sock");
       res.add(await transport.listen({ transport: "unix", path }, (conn) => void res.add(conn)));
       assert.equal((await stat(path)).mode & 0o777, 0o600);
@@ -437,8 +398,7 @@ for (const transport of transports) {
     });
 
     netTest("an invalid mode is refused with a RangeError before anything is bound", 10_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("bad.sock");
       for (const mode of [-1, 0o1000, 1.5, Number.NaN]) {
         await assert.rejects(transport.listen({ transport: "unix", path, mode }, () => {}), RangeError);

@@ -14,8 +14,8 @@ import {
   ConnectionClosedError,
   ConnectionRefusedError,
   ConnectionResetError,
-} from "../core/errors.ts";
-import { detectRuntime, nativeTransport, nodeTransport } from "../transports/mod.ts";
+} from "../mod.ts";
+import { detectRuntime, nativeTransport } from "../transports/mod.ts";
 import type { Connection, ConnectOptions, Transport } from "../transports/mod.ts";
 import {
   assertBytesEqual,
@@ -25,42 +25,24 @@ import {
   concatBytes,
   deferred,
   delay,
+  echoRoundTrip as checkEcho,
   expectedRuntime,
-  makeTempDir,
+  listenForOne,
+  MiB,
   pathExists,
-  Resources,
+  type Resources,
   startEchoServer,
   tcpPort,
   withTimeout,
 } from "./_helpers.ts";
+import { netTest, transportsUnderTest } from "./_net_test.ts";
 
-const MiB = 1024 * 1024;
-
-const transports: Transport[] = [nativeTransport()];
-if (transports[0].name !== "node") transports.push(nodeTransport);
+const transports = transportsUnderTest();
 
 // Checked apart from any transport, so a broken transport cannot skip its own IPv6 test.
 const noIpv6Reason = Object.values(networkInterfaces()).flat().some((info) => info?.address === "::1")
   ? undefined
   : "this machine has no IPv6 loopback (::1)";
-
-/** A network test: bounded by `ms`, with resources closed afterwards whatever happens. */
-function netTest(
-  name: string,
-  ms: number,
-  body: (res: Resources) => Promise<void>,
-  skip?: string,
-): void {
-  const options = skip ? { timeout: ms + 2000, skip } : { timeout: ms + 2000 };
-  it(name, options, async () => {
-    const res = new Resources();
-    try {
-      await withTimeout(body(res), ms, name);
-    } finally {
-      await withTimeout(res.closeAll(), 2000, `${name}: cleanup`);
-    }
-  });
-}
 
 /** Connects, sends `payload` in 1000-byte writes, half-closes, and checks the echo byte by byte. */
 async function echoRoundTrip(
@@ -70,13 +52,7 @@ async function echoRoundTrip(
   res: Resources,
 ): Promise<Connection> {
   const client = res.add(await transport.connect(options));
-  const got = collect(client);
-  for (let offset = 0; offset < payload.byteLength; offset += 1000) {
-    client.write(payload.subarray(offset, offset + 1000));
-  }
-  client.closeWrite();
-  await got.ended;
-  assertBytesEqual(got.bytes(), payload, "echo");
+  await checkEcho(client, payload);
   return client;
 }
 
@@ -142,8 +118,7 @@ for (const transport of transports) {
     }, noIpv6Reason);
 
     netTest("echoes over a UNIX socket in a temp dir", 10_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("echo.sock");
       await startEchoServer(transport, { transport: "unix", path }, res);
       const client = await echoRoundTrip(
@@ -352,15 +327,9 @@ for (const transport of transports) {
       "a peer closing while the other side writes is seen as a close, and nothing throws",
       10_000,
       async (res) => {
-        const accepted = deferred<{ conn: Connection; got: Collector }>();
-        const listener = res.add(
-          await transport.listen({ transport: "tcp" }, (conn) => {
-            res.add(conn);
-            accepted.resolve({ conn, got: collect(conn) });
-          }),
-        );
+        const { listener, accepted } = await listenForOne(transport, { transport: "tcp" }, res);
         const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
-        const { conn: writer, got: writerGot } = await accepted.promise;
+        const { conn: writer, got: writerGot } = await accepted;
         // The server side streams at the client, which closes after 64 KiB.
         const escaped: unknown[] = [];
         const chunk = bytePattern(16 * 1024, 5);
@@ -400,12 +369,11 @@ for (const transport of transports) {
       "a peer closing mid-stream is seen as an end, and unwritten bytes are discarded",
       10_000,
       async (res) => {
-        const accepted = deferred<Collector>();
-        const listener = res.add(
-          await transport.listen({ transport: "tcp" }, (conn) => {
-            res.add(conn);
-            accepted.resolve(collect(conn, { onEnd: () => conn.close() }));
-          }),
+        const { listener, accepted } = await listenForOne(
+          transport,
+          { transport: "tcp" },
+          res,
+          ({ conn }) => ({ onEnd: () => conn.close() }),
         );
         const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
         const clientGot = collect(client);
@@ -414,7 +382,7 @@ for (const transport of transports) {
         client.close();
         assert.equal(client.closed, true);
         assert.throws(() => client.write(payload), ConnectionClosedError);
-        const reader = await accepted.promise;
+        const { got: reader } = await accepted;
         const error = await reader.closed;
         assert.ok(
           error === undefined || error instanceof ConnectionResetError,
@@ -431,24 +399,17 @@ for (const transport of transports) {
       "half-close: the peer sees the end, still answers, and both sides then close",
       10_000,
       async (res) => {
-        const accepted = deferred<Collector>();
-        const listener = res.add(
-          await transport.listen({ transport: "tcp" }, (conn) => {
-            res.add(conn);
-            const got = collect(conn, {
-              onEnd: () => {
-                conn.write(new TextEncoder().encode(`pong after ${got.text()}`));
-                conn.closeWrite();
-              },
-            });
-            accepted.resolve(got);
-          }),
-        );
+        const { listener, accepted } = await listenForOne(transport, { transport: "tcp" }, res, (entry) => ({
+          onEnd: () => {
+            entry.conn.write(new TextEncoder().encode(`pong after ${entry.got.text()}`));
+            entry.conn.closeWrite();
+          },
+        }));
         const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
         const got = collect(client);
         client.write(new TextEncoder().encode("ping"));
         client.closeWrite();
-        const server = await accepted.promise;
+        const { got: server } = await accepted;
         await server.ended;
         assert.equal(server.text(), "ping");
         await got.ended;
@@ -475,8 +436,7 @@ for (const transport of transports) {
       assert.ok(tcpError.cause !== undefined, "the runtime's error is kept as cause");
       assert.match(tcpError.message, new RegExp(`${port}`));
 
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       await assert.rejects(
         transport.connect({ transport: "unix", path: dir.join("missing.sock") }),
         (err) => {
@@ -513,8 +473,7 @@ for (const transport of transports) {
     });
 
     netTest("replaces a stale UNIX socket file left by a killed process", 30_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("stale.sock");
       await leaveStaleSocket(path);
       assert.ok((await lstat(path)).isSocket(), "the killed process left its socket file");
@@ -525,8 +484,7 @@ for (const transport of transports) {
     });
 
     netTest("refuses a regular file at the UNIX path and leaves it untouched", 10_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("not-a-socket");
       await writeFile(path, "keep me");
       await assert.rejects(transport.listen({ transport: "unix", path }, () => {}), AddressInUseError);
@@ -534,8 +492,7 @@ for (const transport of transports) {
     });
 
     netTest("refuses a live UNIX socket path, and the live listener keeps working", 10_000, async (res) => {
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("live.sock");
       const live = await startEchoServer(transport, { transport: "unix", path }, res);
       await assert.rejects(transport.listen({ transport: "unix", path }, () => {}), AddressInUseError);
@@ -550,8 +507,7 @@ for (const transport of transports) {
       "closing a UNIX listener removes its file and keeps accepted connections",
       10_000,
       async (res) => {
-        const dir = await makeTempDir();
-        res.defer(() => dir.cleanup());
+        const dir = await res.tempDir();
         const path = dir.join("close.sock");
         const server = await startEchoServer(transport, { transport: "unix", path }, res);
         const client = res.add(await transport.connect({ transport: "unix", path }));
@@ -581,8 +537,7 @@ for (const transport of transports) {
       assert.deepEqual(accepted.localAddr, tcp.listener.addr);
       assert.deepEqual(accepted.remoteAddr, client.localAddr);
 
-      const dir = await makeTempDir();
-      res.defer(() => dir.cleanup());
+      const dir = await res.tempDir();
       const path = dir.join("addr.sock");
       const unix = await startEchoServer(transport, { transport: "unix", path }, res);
       assert.deepEqual(unix.listener.addr, { transport: "unix", path });
