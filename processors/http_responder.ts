@@ -127,16 +127,26 @@ export class HttpResponder extends InlineProcessor {
   /** Set once a response that closes the connection is queued: later input is not answered. */
   #closing = false;
 
-  /** Answers one request. The default answers 404. */
-  handle(_request: HttpRequest): HttpResponse {
+  /**
+   * Answers one request; it may be `async`. Pipelined requests are answered in request order: the
+   * next one waits until this answer is ready. A handler that throws or rejects gets `500` with
+   * `connection: close`, and the core logs the error. The default answers 404.
+   */
+  handle(_request: HttpRequest): HttpResponse | Promise<HttpResponse> {
     return { status: 404, body: "not found\n" };
   }
 
-  /** Parses the requests in `data` and answers each complete one in order. */
-  override onDataReceived(data: Uint8Array): void {
+  /**
+   * Parses the requests in `data` and answers each complete one in order. Returns a Promise while
+   * an asynchronous `handle` is answering: the core then holds the connection's input until it settles.
+   */
+  override onDataReceived(data: Uint8Array): void | Promise<void> {
     if (this.#closing) return;
-    let buffer = this.#pending.length ? concatBytes([this.#pending, data]) : data;
-    let offset = 0;
+    return this.#serve(this.#pending.length ? concatBytes([this.#pending, data]) : data, 0);
+  }
+
+  /** Answers the requests in `buffer` from `offset`; keeps the unparsed tail for the next read. */
+  #serve(buffer: Uint8Array, offset: number): void | Promise<void> {
     for (;;) {
       const headEnd = findHeadEnd(buffer, offset + this.#scanFrom);
       if (headEnd < 0) {
@@ -183,13 +193,13 @@ export class HttpResponder extends InlineProcessor {
       const body = length ? buffer.slice(headEnd, headEnd + length) : emptyBody;
       offset = headEnd + length;
       const keepAlive = version === "HTTP/1.1" ? connection !== "close" : connection === "keep-alive";
-      let response: HttpResponse;
+      let response: HttpResponse | Promise<HttpResponse>;
       try {
         response = this.handle(new Request(method, target, version, rawHeaders, body));
       } catch (err) {
-        this.#respond({ status: 500, body: "internal server error\n" }, false);
-        throw err;
+        return this.#failed(err);
       }
+      if (response instanceof Promise) return this.#serveLater(response, keepAlive, buffer, offset);
       this.#respond(response, keepAlive);
       if (!keepAlive) {
         this.#pending = emptyBody;
@@ -198,6 +208,34 @@ export class HttpResponder extends InlineProcessor {
     }
     // Keep only the unparsed tail; a copy, so the chunk it came from can be freed.
     this.#pending = offset >= buffer.length ? emptyBody : buffer.slice(offset);
+  }
+
+  /** Waits for an asynchronous answer, sends it, then goes on with the requests after it. */
+  async #serveLater(
+    pending: Promise<HttpResponse>,
+    keepAlive: boolean,
+    buffer: Uint8Array,
+    offset: number,
+  ): Promise<void> {
+    let response: HttpResponse;
+    try {
+      response = await pending;
+    } catch (err) {
+      return this.#failed(err);
+    }
+    this.#respond(response, keepAlive);
+    if (!keepAlive) {
+      this.#pending = emptyBody;
+      return;
+    }
+    return this.#serve(buffer, offset);
+  }
+
+  /** `handle` threw or rejected: 500 with `connection: close`, then the error goes to the core's logger. */
+  #failed(err: unknown): never {
+    this.#pending = emptyBody;
+    this.#respond({ status: 500, body: "internal server error\n" }, false);
+    throw err;
   }
 
   #respond(response: HttpResponse, keepAlive: boolean): void {

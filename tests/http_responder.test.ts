@@ -164,13 +164,13 @@ interface HttpServer {
 }
 
 /** Starts a core serving {@linkcode Hello} to raw clients on `host`, port 0. */
-async function httpServer(host = "127.0.0.1"): Promise<HttpServer> {
+async function httpServer(host = "127.0.0.1", responder: typeof HttpResponder = Hello): Promise<HttpServer> {
   const errors: unknown[] = [];
   const core = new IoCore({
     listeners: [{ transport: "tcp", hostname: host, port: 0 }],
     rawConnection: () => true,
     unknownClients: "allow",
-    unknownClientProcessor: Hello,
+    unknownClientProcessor: responder,
     logger: { error: (_message, ...details) => errors.push(...details) },
   });
   const [addr] = await core.listen();
@@ -333,4 +333,61 @@ describe("HttpResponder answering curl", () => {
       assert.deepEqual({ code: got.code, stdout: got.stdout }, { code: 0, stdout: expected }, got.stderr);
     });
   }
+});
+
+/** Answers after an `await`: `/slow` later than `/fast`, and `/throw` rejects. */
+class AsyncHello extends HttpResponder {
+  override async handle(request: HttpRequest): Promise<HttpResponse> {
+    await new Promise((resolve) => setTimeout(resolve, request.target === "/slow" ? 40 : 1));
+    if (request.target === "/throw") throw handlerError;
+    return { body: `later from ${request.target}\n` };
+  }
+}
+
+describe("HttpResponder with an async handle", () => {
+  const ok = (target: string, keepAlive = true) => {
+    const body = `later from ${target}\n`;
+    return `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n${
+      keepAlive ? "" : "connection: close\r\n"
+    }\r\n${body}`;
+  };
+
+  it("answers 3 pipelined requests in request order, the slowest first", NET_TIMEOUT, async () => {
+    await using server = await httpServer("127.0.0.1", AsyncHello);
+    const pipelined =
+      "GET /slow HTTP/1.1\r\n\r\nGET /fast HTTP/1.1\r\n\r\nGET /last HTTP/1.1\r\nConnection: close\r\n\r\n";
+    assert.deepEqual(await exchange(server.port, [pipelined]), {
+      text: ok("/slow") + ok("/fast") + ok("/last", false),
+      eof: true,
+    });
+  });
+
+  it(
+    "turns a rejected handle into a 500 with connection: close for fetch, and logs the error",
+    NET_TIMEOUT,
+    async () => {
+      await using server = await httpServer("127.0.0.1", AsyncHello);
+      const fine = await fetch(`http://127.0.0.1:${server.port}/fine`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(await fine.text(), "later from /fine\n");
+      const response = await fetch(`http://127.0.0.1:${server.port}/throw`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      assert.equal(response.status, 500);
+      assert.equal(response.headers.get("connection"), "close");
+      assert.equal(await response.text(), "internal server error\n");
+      assert.ok(server.errors.includes(handlerError), "logger.error received the handler's error");
+    },
+  );
+
+  const curlOptions = noCurlReason ? { ...NET_TIMEOUT, skip: noCurlReason } : NET_TIMEOUT;
+  it("sends curl the async answer, and a 500 when it rejects", curlOptions, async () => {
+    await using server = await httpServer("127.0.0.1", AsyncHello);
+    const base = `http://127.0.0.1:${server.port}`;
+    const fine = await curl([`${base}/slow`]);
+    assert.equal(fine.code, 0, fine.stderr);
+    assert.equal(fine.stdout, ok("/slow"));
+    const failed = await curl([`${base}/throw`]);
+    assert.equal(failed.code, 0, failed.stderr);
+    assert.equal(failed.stdout, closingResponse(500, "Internal Server Error", "internal server error\n"));
+  });
 });
