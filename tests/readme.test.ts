@@ -1,0 +1,76 @@
+/**
+ * Every README example that imports `./mod.ts` runs as written, on this runtime, in a child process.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { detectRuntime } from "../mod.ts";
+import { tempDir } from "./_helpers.ts";
+
+/** The repository root: the folder above this file (or its compiled copy) that holds README.md and deno.json. */
+function repositoryRoot(): string | undefined {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, "README.md")) && existsSync(join(dir, "deno.json"))) return dir;
+  }
+  return undefined;
+}
+
+/** The README's runnable examples: the `ts` blocks that import the library by its relative path. */
+function runnableExamples(readme: string): Array<{ line: number; code: string }> {
+  const examples: Array<{ line: number; code: string }> = [];
+  const block = /^```ts\n([\s\S]*?)^```$/gm;
+  for (let match; (match = block.exec(readme)) !== null;) {
+    const code = match[1]!;
+    if (!code.includes('from "./mod.ts"')) continue;
+    examples.push({ line: readme.slice(0, match.index).split("\n").length, code });
+  }
+  return examples;
+}
+
+const root = repositoryRoot();
+const nodeMajor = Number(process.versions.node?.split(".")[0]);
+const skip = root === undefined
+  ? "README.md is not beside this test (a packed copy)"
+  : detectRuntime() === "node" && !((process.versions as { deno?: string }).deno) && nodeMajor < 24
+  ? "Node before 24 runs no TypeScript and has no `await using`; the README says so"
+  : undefined;
+const readme = root ? readFileSync(join(root, "README.md"), "utf8") : "";
+
+function run(file: string, timeoutMs: number): Promise<{ code: number | string; output: string }> {
+  const args = detectRuntime() === "deno" ? ["run", "-A", "--no-config", file] : [file];
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let output = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? signal ?? -1, output: output.slice(-4000) });
+    });
+  });
+}
+
+describe("README examples", () => {
+  it("has runnable examples to check", { skip }, () => {
+    assert.ok(runnableExamples(readme).length >= 5);
+  });
+
+  for (const { line, code } of root ? runnableExamples(readme) : []) {
+    it(`runs the example at README.md:${line} to its end`, { skip, timeout: 60_000 }, async () => {
+      await using dir = await tempDir("asockio-readme-");
+      const file = join(dir.path, `readme_${line}.ts`);
+      // The example imports "./mod.ts" as if it sat in the repository; point it there.
+      writeFileSync(file, code.replaceAll('from "./', `from "${root}/`));
+      const { code: exit, output } = await run(file, 45_000);
+      assert.equal(exit, 0, `README.md:${line} ended with ${exit}:\n${output}`);
+    });
+  }
+});
