@@ -52,6 +52,7 @@ export type {
   ListenerInfo,
 } from "./core/types.ts";
 export type { InlineProcessorClass, Processor, ProcessorContext } from "./core/processor.ts";
+export type { ReconnectOptions } from "./core/reconnect.ts";
 export { type CidrRange, type IpBytes, ipInRange, isLoopbackIp, parseCidr, parseIp } from "./core/ip.ts";
 export {
   type AccessRule,

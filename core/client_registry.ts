@@ -7,6 +7,7 @@
 import type { HmacKey } from "./auth.ts";
 import type { ConnectOptions } from "../transports/types.ts";
 import type { InlineProcessorClass } from "./processor.ts";
+import type { ResolvedReconnect } from "./reconnect.ts";
 import type { RuleCheck } from "./rules.ts";
 import type { Session } from "./session.ts";
 import type { Addr } from "../transports/types.ts";
@@ -67,6 +68,19 @@ export class ClientRecord {
   secretKey: Promise<HmacKey> | undefined = undefined;
   /** The `messages()` iteration reading this inbox, if any. */
   reader: InboxReader | undefined = undefined;
+  /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
+  reconnect: ResolvedReconnect | undefined = undefined;
+  /** Consecutive failed connection attempts. */
+  failures = 0;
+  /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
+  reconnectHeld = false;
+  /** The pending retry, and when it fires. */
+  retryTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  retryAt = 0;
+  /** Messages accepted while not connected, sent right after the next handshake. */
+  outbox: Uint8Array[] = [];
+  /** Their bytes, as counted against `outputBytes` (with a frame header each). */
+  outboxBytes = 0;
 
   /** A record with no connection and an empty inbox. */
   constructor(id: ClientId, kind: "expected" | "unknown", keyword: Uint8Array) {

@@ -185,3 +185,15 @@ export class CallbackError extends AsockioError {}
  * ```
  */
 export class CoreClosedError extends ConnectionClosedError {}
+
+/**
+ * An outgoing client that is not connected has no room left in its send buffer
+ * (`reconnect.bufferBytes`). Nothing of the call was queued.
+ *
+ * @example
+ * ```ts
+ * import { SendBufferFullError } from "@asockio/core";
+ * const err = new SendBufferFullError("Cannot send message: client 3 is reconnecting and its 8388608-byte buffer is full");
+ * ```
+ */
+export class SendBufferFullError extends AsockioError {}

@@ -290,7 +290,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   sendMessageToClient(id: ClientId, message: Uint8Array | string): void {
-    this.#scheduler.openSession(id, "send message").queueOutput(toBytes(message));
+    this.#scheduler.sendOne(id, toBytes(message));
   }
 
   /**
@@ -307,9 +307,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   sendMessagesToClient(id: ClientId, messages: Iterable<Uint8Array | string>): void {
-    const session = this.#scheduler.openSession(id, "send messages");
-    if (Array.isArray(messages)) session.queueOutputs(messages);
-    else for (const message of messages) session.queueOutput(toBytes(message));
+    this.#scheduler.sendMany(id, messages);
   }
 
   /**
@@ -369,8 +367,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
     const record = scheduler.registry.get(id);
     if (!record?.connect) throw new TypeError(`Cannot reconnect client ${id}: it is not an outgoing client`);
     if (scheduler.closed) throw new CoreClosedError("Cannot reconnect: the core is closed");
-    if (record.session || record.connecting) return;
-    scheduler.connectOut(record);
+    scheduler.reconnectNow(record);
   }
 
   /**
@@ -385,7 +382,10 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   closeClientConnection(id: ClientId): void {
-    this.#scheduler.registry.get(id)?.session?.close();
+    const record = this.#scheduler.registry.get(id);
+    if (!record) return;
+    if (record.connect) this.#scheduler.holdReconnect(record);
+    record.session?.close();
   }
 
   /**
@@ -401,7 +401,10 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   markClientConnectionAsReadyToBeClosed(id: ClientId): void {
-    this.#scheduler.registry.get(id)?.session?.closeWhenFlushed();
+    const record = this.#scheduler.registry.get(id);
+    if (!record) return;
+    if (record.connect) this.#scheduler.holdReconnect(record);
+    record.session?.closeWhenFlushed();
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 import type { Addr, ConnectOptions, ListenOptions, Transport, TransportName } from "../transports/types.ts";
 import type { InlineProcessorClass } from "./processor.ts";
+import type { ReconnectOptions } from "./reconnect.ts";
 import type { AccessRule } from "./rules.ts";
 import type { Keyword, ListenerInfo } from "./types.ts";
 
@@ -258,6 +259,13 @@ export interface AddClientOptions {
    * outgoing, this core answers the server's challenge with it.
    */
   secret?: string | Uint8Array;
+  /**
+   * Outgoing clients: reconnect after a lost connection or a failed connect, with backoff; `false`
+   * turns it off. A refused handshake, or a close this side asked for, stops the retries until
+   * `reconnectClient`.
+   * @default {on, with the defaults of ReconnectOptions}
+   */
+  reconnect?: ReconnectOptions | false;
 }
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,15 @@
 import { authProof, importSecret, timingSafeEqual } from "./auth.ts";
 import { toBytes } from "./bytes.ts";
 import { ClientRecord, ClientRegistry, keywordKey } from "./client_registry.ts";
-import { CallbackError, ConnectionClosedError, CoreClosedError, TimeoutError } from "./errors.ts";
+import { FRAME_HEADER_BYTES } from "./codec.ts";
+import {
+  CallbackError,
+  ConnectionClosedError,
+  CoreClosedError,
+  HandshakeRejectedError,
+  SendBufferFullError,
+  TimeoutError,
+} from "./errors.ts";
 import { EventBoard } from "./event_board.ts";
 import type { KeywordVerdict } from "./handshake.ts";
 import { describeAddr, ListenerSet } from "./listener_set.ts";
@@ -26,6 +34,7 @@ import {
 import { FlushScheduler } from "./output.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { ProcessorHost } from "./processor_host.ts";
+import { backoffDelay, resolveReconnect } from "./reconnect.ts";
 import { ALLOW_ALL, compileRules, LOCAL_ONLY, type PeerInfo, type RuleCheck } from "./rules.ts";
 import { Pause, Phase, Session, type SessionHost } from "./session.ts";
 import { resolveTransport } from "./transport_slot.ts";
@@ -76,6 +85,8 @@ export class Scheduler implements SessionHost {
   readonly #onAbort = (): void => void this.close();
   /** Clients whose inbox a `messages()` iteration reads. */
   readonly #readers = new Set<ClientRecord>();
+  /** Outgoing clients with a retry scheduled. */
+  readonly #retrying = new Set<ClientRecord>();
   readonly #rawConnection: ((info: IncomingConnectionInfo) => boolean) | undefined;
   readonly #allowUnknown: boolean;
   readonly #unknownProcessor: InlineProcessorClass | undefined;
@@ -264,6 +275,10 @@ export class Scheduler implements SessionHost {
     );
     if (record.unread > 0) this.board.emit(events.clientsHaveDataToRead, record.id);
     if (record.rawOnConnect) session.setRaw(true);
+    if (record.connect) {
+      record.failures = 0;
+      this.#flushOutbox(record, session);
+    }
     if (record.processorClass) this.setProcessor(record, record.processorClass);
   }
 
@@ -317,6 +332,7 @@ export class Scheduler implements SessionHost {
     record.rawOnConnect = options.raw ?? false;
     record.processorClass = options.processor;
     record.rules = rules;
+    record.reconnect = options.connect ? resolveReconnect(options.reconnect) : undefined;
     if (options.secret !== undefined) {
       record.secretKey = importSecret(options.secret);
       record.secretKey.catch(() => {}); // reported where it is awaited
@@ -363,6 +379,7 @@ export class Scheduler implements SessionHost {
         record.lastError = err;
         this.logger.warn?.(`Cannot connect client ${record.id}: ${err.message}`);
         this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
+        this.#retryLater(record, err, false);
       },
     );
   }
@@ -414,7 +431,7 @@ export class Scheduler implements SessionHost {
       state = session.phase === Phase.open || session.phase === Phase.draining
         ? (session.closing ? "closing" : "connected")
         : "handshake";
-    }
+    } else if (record.retryTimer !== undefined) state = "reconnecting";
     return {
       id: record.id,
       kind: record.kind,
@@ -429,6 +446,8 @@ export class Scheduler implements SessionHost {
       unreadBytes: record.inboxBytes,
       queuedOutputBytes: session ? session.queuedOutputBytes : 0,
       lastError: record.lastError,
+      reconnectAttempts: record.failures,
+      nextAttemptInMs: record.retryTimer === undefined ? undefined : Math.max(0, record.retryAt - Date.now()),
     };
   }
 
@@ -444,7 +463,11 @@ export class Scheduler implements SessionHost {
   /** Closes the client's connection (if any) and forgets the client and its unread messages. */
   removeClient(record: ClientRecord): void {
     record.removed = true;
+    this.#cancelRetry(record);
     record.session?.close();
+    this.budget.outputBytes -= record.outboxBytes;
+    record.outbox = [];
+    record.outboxBytes = 0;
     this.forget(record);
   }
 
@@ -460,7 +483,12 @@ export class Scheduler implements SessionHost {
   }
 
   /** A session closed: the listener slot, the held keyword and the client's record are updated. */
-  sessionClosed(session: Session, error: Error | undefined, wasConnecting: boolean): void {
+  sessionClosed(
+    session: Session,
+    error: Error | undefined,
+    wasConnecting: boolean,
+    unsent: Uint8Array[],
+  ): void {
     this.sessions.delete(session);
     if (session.listener) this.listeners.closed(session.listener);
     const held = session.held;
@@ -480,6 +508,13 @@ export class Scheduler implements SessionHost {
       session.processor = undefined;
       if (processor) this.processors.lost(processor, record.id);
       if (record.kind === "unknown" && record.unread === 0) this.forget(record);
+      if (record.connect && !record.reconnectHeld) {
+        // Not handed to the transport yet: kept for the next connection, ahead of newer messages.
+        if (unsent.length && record.reconnect && !record.removed && !this.closed) {
+          this.#toOutbox(record, unsent, true);
+        }
+        this.#retryLater(record, error, session.opened);
+      }
     }
     if (this.#idleTimer !== undefined && this.sessions.size === 0) {
       clearInterval(this.#idleTimer);
@@ -503,6 +538,116 @@ export class Scheduler implements SessionHost {
       }
     }, Math.max(10, Math.min(idle / 4, 1000)));
     (this.#idleTimer as { unref?: () => void }).unref?.();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Outgoing clients: sending while away, and reconnecting
+
+  /** Queues one message for the client: on its open connection, or in its send buffer while away. */
+  sendOne(id: ClientId, payload: Uint8Array): void {
+    const record = this.registry.get(id);
+    const session = record?.session;
+    if (session !== undefined && session.phase === Phase.open) session.queueOutput(payload);
+    else this.#sendWhileAway(id, record, [payload], "send message");
+  }
+
+  /** Queues several messages, in order, in one batch (all of them or, while away, none). */
+  sendMany(id: ClientId, messages: Iterable<Uint8Array | string>): void {
+    const record = this.registry.get(id);
+    const session = record?.session;
+    if (session !== undefined && session.phase === Phase.open) {
+      if (Array.isArray(messages)) session.queueOutputs(messages);
+      else for (const message of messages) session.queueOutput(toBytes(message));
+    } else this.#sendWhileAway(id, record, Array.from(messages, toBytes), "send messages");
+  }
+
+  #sendWhileAway(
+    id: ClientId,
+    record: ClientRecord | undefined,
+    payloads: Uint8Array[],
+    action: string,
+  ): void {
+    if (!record?.reconnect || record.removed || record.reconnectHeld) {
+      // Only a client that is on its way back buffers; one that will not reconnect by itself says so.
+      throw new ConnectionClosedError(`Cannot ${action}: client ${id} has no open connection`);
+    }
+    let bytes = 0;
+    for (const payload of payloads) bytes += payload.length + FRAME_HEADER_BYTES;
+    const room = record.reconnect.bufferBytes - record.outboxBytes;
+    if (bytes > room) {
+      throw new SendBufferFullError(
+        `Cannot ${action}: client ${id} is not connected, and its send buffer has ${room} bytes left for ${bytes}`,
+      );
+    }
+    this.#toOutbox(record, payloads, false);
+  }
+
+  /** Adds messages to the client's send buffer (at its head for the unsent rest of a lost connection). */
+  #toOutbox(record: ClientRecord, payloads: Uint8Array[], first: boolean): void {
+    let bytes = 0;
+    for (const payload of payloads) bytes += payload.length + FRAME_HEADER_BYTES;
+    record.outbox = first ? payloads.concat(record.outbox) : record.outbox.concat(payloads);
+    record.outboxBytes += bytes;
+    this.budget.outputBytes += bytes;
+  }
+
+  /** Sends what waited in the send buffer, right after the handshake and before anything newer. */
+  #flushOutbox(record: ClientRecord, session: Session): void {
+    if (!record.outbox.length) return;
+    const outbox = record.outbox;
+    this.budget.outputBytes -= record.outboxBytes;
+    record.outbox = [];
+    record.outboxBytes = 0;
+    session.queueOutputs(outbox);
+  }
+
+  /**
+   * An outgoing connection was lost, or an attempt failed: schedule the next attempt with backoff,
+   * unless reconnecting is off or held, the server refused the handshake with a reason (retrying
+   * cannot change its answer), or `maxAttempts` consecutive attempts have failed.
+   */
+  #retryLater(record: ClientRecord, error: Error | undefined, wasEstablished: boolean): void {
+    const policy = record.reconnect;
+    if (!policy || record.removed || this.closed || record.reconnectHeld || record.retryTimer) return;
+    if (error instanceof HandshakeRejectedError && error.reason !== "") {
+      record.reconnectHeld = true;
+      return;
+    }
+    if (!wasEstablished) record.failures++;
+    if (record.failures >= policy.maxAttempts) {
+      record.reconnectHeld = true;
+      this.logger.warn?.(`Giving up on client ${record.id} after ${record.failures} failed attempts`);
+      return;
+    }
+    const delay = backoffDelay(policy, record.failures);
+    record.retryAt = Date.now() + delay;
+    record.retryTimer = setTimeout(() => {
+      record.retryTimer = undefined;
+      this.#retrying.delete(record);
+      if (!this.closed && !record.removed && !record.session && !record.connecting) this.connectOut(record);
+    }, delay);
+    (record.retryTimer as { unref?: () => void }).unref?.();
+    this.#retrying.add(record);
+  }
+
+  #cancelRetry(record: ClientRecord): void {
+    if (record.retryTimer !== undefined) clearTimeout(record.retryTimer);
+    record.retryTimer = undefined;
+    this.#retrying.delete(record);
+  }
+
+  /** This side closes the client's connection: no retry until `reconnectClient`. */
+  holdReconnect(record: ClientRecord): void {
+    record.reconnectHeld = true;
+    this.#cancelRetry(record);
+  }
+
+  /** Connects the outgoing client again now, whatever the backoff, with a fresh attempt count. */
+  reconnectNow(record: ClientRecord): void {
+    record.reconnectHeld = false;
+    record.failures = 0;
+    this.#cancelRetry(record);
+    if (!record.session && !record.connecting) this.connectOut(record);
   }
 
   /** Memory and connection counters. */
@@ -532,6 +677,7 @@ export class Scheduler implements SessionHost {
     if (this.#idleTimer !== undefined) clearInterval(this.#idleTimer);
     this.#idleTimer = undefined;
     for (const record of this.#readers) record.reader?.wake();
+    for (const record of [...this.#retrying]) this.#cancelRetry(record);
     this.board.resolve();
     this.listeners.close().then(this.#resolveClosed);
     return this.closedPromise;

@@ -74,8 +74,16 @@ export interface SessionHost {
   verifyProof(keyword: Uint8Array, nonce: Uint8Array, proof: Uint8Array): Promise<boolean>;
   /** The proof for the server's `nonce`, from this (outgoing) client's secret. */
   proofFor(record: ClientRecord, nonce: Uint8Array): Promise<Uint8Array>;
-  /** The session has closed: forget it and tell its client. */
-  sessionClosed(session: Session, error: Error | undefined, wasConnecting: boolean): void;
+  /**
+   * The session has closed: forget it and tell its client. `unsent` is the output never handed to
+   * the transport (an outgoing client keeps it for its next connection).
+   */
+  sessionClosed(
+    session: Session,
+    error: Error | undefined,
+    wasConnecting: boolean,
+    unsent: Uint8Array[],
+  ): void;
 }
 
 function unrefTimer(timer: unknown): void {
@@ -678,12 +686,13 @@ export class Session implements ConnectionHandler {
     this.#waitingInput = [];
     budget.outputBytes -= this.outQueueBytes + this.inflightBytes;
     if (budget.producer === this) budget.producer = undefined;
+    const unsent = this.opened ? this.outQueue : [];
     this.outQueue = [];
     this.outQueueBytes = 0;
     this.inflightBytes = 0;
     error ??= this.#closeError;
     if (wasConnecting && !error) error = (handshake as ClientHandshake).closedEarly();
-    this.#host.sessionClosed(this, error, wasConnecting);
+    this.#host.sessionClosed(this, error, wasConnecting, unsent);
     budget.forget(this);
   }
 

@@ -77,7 +77,13 @@ export interface IoIterationResult {
  * const up = (s: ClientConnectionState) => s === "connected";
  * ```
  */
-export type ClientConnectionState = "connecting" | "handshake" | "connected" | "closing" | "disconnected";
+export type ClientConnectionState =
+  | "connecting"
+  | "handshake"
+  | "connected"
+  | "closing"
+  | "reconnecting"
+  | "disconnected";
 
 /**
  * A snapshot of one client, from `IoCore.getClientInfo`.
@@ -115,6 +121,10 @@ export interface ClientInfo {
   readonly queuedOutputBytes: number;
   /** Why the last connection ended or failed, when it was an error. */
   readonly lastError: Error | undefined;
+  /** Outgoing clients: consecutive failed connection attempts since the last success. */
+  readonly reconnectAttempts: number;
+  /** Outgoing clients: milliseconds until the next attempt, while one is scheduled. */
+  readonly nextAttemptInMs: number | undefined;
 }
 
 /**

@@ -219,7 +219,7 @@ describe("IoCore as a client of another IoCore", () => {
       await probe.close();
       await using clientFx = await startCore();
       const client = clientFx.core;
-      const id = client.addClient({ keyword: "k", connect: { transport: "tcp", port } });
+      const id = client.addClient({ keyword: "k", connect: { transport: "tcp", port }, reconnect: false });
       await iterateUntil(client, (e) => e.disconnected.has(id));
       assert.equal(client.getClientInfo(id)?.lastError?.name, "ConnectionRefusedError");
       assert.equal(client.getClientInfo(id)?.state, "disconnected");
@@ -646,7 +646,7 @@ describe("IoCore delivery, limits and failures", () => {
         ({ conn }) => ({ onData: () => void conn.write(frameHeader(2000)), onEnd: () => conn.close() }),
       );
       await using client = await startCore();
-      const id = client.core.addClient({ keyword: "k", connect: targetOf(server.addr) });
+      const id = client.core.addClient({ keyword: "k", connect: targetOf(server.addr), reconnect: false });
       await iterateUntil(client.core, (e) => e.disconnected.has(id));
       const error = client.core.getClientInfo(id)?.lastError;
       assert.ok(error instanceof ProtocolError, `got ${error}`);

@@ -1,0 +1,249 @@
+/**
+ * Outgoing clients that reconnect by themselves: a server process killed with SIGKILL and restarted,
+ * refusals, maxAttempts, jitter, the send buffer, and cancellation.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  HandshakeRejectedError,
+  IoCore,
+  nativeTransport,
+  type ReconnectOptions,
+  SendBufferFullError,
+} from "../mod.ts";
+import { backoffDelay, DEFAULT_RECONNECT, resolveReconnect } from "../core/reconnect.ts";
+import type { ConnectOptions } from "../transports/types.ts";
+import { type ChildPeer, spawnChildPeer } from "./_child_peers.ts";
+import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
+import { delay, Resources, tempDir } from "./_helpers.ts";
+import { text } from "./_wire_peer.ts";
+
+const TEST_TIMEOUT = { timeout: 60_000 };
+const FAST: ReconnectOptions = { initialDelayMs: 20, maxDelayMs: 200 };
+
+/** The library as the child sees it: the sources beside this test, or the compiled copy under Node. */
+const library = new URL(import.meta.url.endsWith(".ts") ? "../mod.ts" : "../mod.js", import.meta.url).href;
+
+/** A server process: a core with one named client, "worker", whose processor echoes. */
+const ECHO_SERVER = `
+import process from "node:process";
+import { InlineProcessor, IoCore } from ${JSON.stringify(library)};
+class Echo extends InlineProcessor {
+  onDataReceived(data) { this.outputMessages.push(data); }
+}
+const [transport, where] = process.argv.slice(2);
+const listener = transport === "unix" ? { transport, path: where } : { transport, hostname: "127.0.0.1", port: Number(where) };
+const core = new IoCore({ listeners: [listener], logger: null });
+const [addr] = await core.listen();
+core.addClient({ keyword: "worker", processor: Echo });
+console.log("ready " + (addr.port ?? 0));
+setInterval(() => {}, 1 << 30);
+`;
+
+async function startServer(
+  dir: string,
+  transport: "tcp" | "unix",
+  where: string,
+): Promise<{ child: ChildPeer; port: number }> {
+  const child = await spawnChildPeer(dir, "echo_server", ECHO_SERVER, [transport, where]);
+  const line = await child.waitForLine((l) => l.startsWith("ready "), 20_000);
+  return { child, port: Number(line.slice("ready ".length)) };
+}
+
+async function killed(child: ChildPeer): Promise<void> {
+  child.kill("SIGKILL");
+  await child.exited;
+}
+
+for (const transport of ["tcp", "unix"] as const) {
+  describe(`reconnecting over ${transport}`, () => {
+    it(
+      "comes back by itself after the server is killed and restarted, and sends what waited in order, once",
+      TEST_TIMEOUT,
+      async () => {
+        await using dir = await tempDir("asockio-reconnect-");
+        const where = transport === "unix" ? dir.join("server.sock") : "0";
+        let server = await startServer(dir.path, transport, where);
+        const target: ConnectOptions = transport === "unix"
+          ? { transport, path: where }
+          : { transport, hostname: "127.0.0.1", port: server.port };
+        await using client = await startCore();
+        const core = client.core;
+        const id = core.addClient({ keyword: "worker", connect: target, reconnect: FAST });
+        const echoes: string[] = [];
+        const reading = (async () => {
+          for await (const message of core.messages(id)) echoes.push(text(message));
+        })();
+        try {
+          const first = await iterateUntil(core, (e) => e.expected.has(id), 20_000);
+          assert.ok(first.expected.has(id));
+          core.sendMessagesToClient(id, Array.from({ length: 100 }, (_, i) => `a${i}`));
+          while (!echoes.includes("a99")) await delay(5);
+
+          // Mid-stream: the server dies while messages keep coming.
+          for (let i = 0; i < 50; i++) core.sendMessageToClient(id, `b${i}`);
+          await killed(server.child);
+          const down = await iterateUntil(core, (e) => e.disconnected.has(id), 20_000);
+          assert.ok(down.disconnected.has(id));
+          for (let i = 0; i < 100; i++) core.sendMessageToClient(id, `c${i}`); // buffered while away
+          assert.ok(["reconnecting", "connecting", "handshake"].includes(core.getClientInfo(id)!.state));
+
+          server = await startServer(dir.path, transport, transport === "unix" ? where : String(server.port));
+          const back = await iterateUntil(core, (e) => e.expected.has(id), 20_000);
+          assert.ok(back.expected.has(id), "the reconnect shows in newlyConnectedExpectedClients");
+          while (!echoes.includes("c99")) await delay(5);
+
+          const cs = echoes.filter((e) => e.startsWith("c"));
+          assert.deepEqual(
+            cs,
+            Array.from({ length: 100 }, (_, i) => `c${i}`),
+            "buffered messages: in order, each once",
+          );
+          const bs = echoes.filter((e) => e.startsWith("b")).map((e) => Number(e.slice(1)));
+          assert.ok(
+            bs.every((n, i) => i === 0 || n > bs[i - 1]!),
+            `b messages at most once, in order: ${bs}`,
+          );
+          assert.ok(echoes.indexOf("c0") > echoes.findLastIndex((e) => e.startsWith("b")));
+          assert.equal(core.getClientInfo(id)?.reconnectAttempts, 0);
+        } finally {
+          await killed(server.child);
+          await client.close();
+          await reading;
+        }
+      },
+    );
+  });
+}
+
+describe("reconnect policy", () => {
+  it("stops retrying when the server refuses the keyword with a reason", TEST_TIMEOUT, async () => {
+    const logger = recordingLogger();
+    await using server = await startCore({
+      listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
+      acceptUnexpectedKeywords: false,
+      logger,
+    });
+    await using client = await startCore();
+    const id = client.core.addClient({ keyword: "stranger", connect: server.target(), reconnect: FAST });
+    await iterateUntil(client.core, (e) => e.disconnected.has(id));
+    await delay(300);
+    const info = client.core.getClientInfo(id)!;
+    assert.equal(info.state, "disconnected");
+    assert.equal(info.nextAttemptInMs, undefined);
+    assert.ok(info.lastError instanceof HandshakeRejectedError);
+    assert.equal(info.lastError.reason, "unexpected keyword");
+    assert.equal(
+      logger.lines.filter((l) => l.includes("Refused connection")).length,
+      1,
+      logger.lines.join("\n"),
+    );
+    assert.throws(() => client.core.sendMessageToClient(id, "x"), /no open connection/);
+  });
+
+  it(
+    "gives up after maxAttempts consecutive failures, and reconnectClient starts again",
+    TEST_TIMEOUT,
+    async () => {
+      const probe = await startCore({ listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }] });
+      const target = probe.target();
+      await probe.close();
+      await using client = await startCore();
+      const core = client.core;
+      const id = core.addClient({
+        keyword: "k",
+        connect: target,
+        reconnect: { initialDelayMs: 5, maxAttempts: 3 },
+      });
+      let failures = 0;
+      await iterateUntil(core, () => core.getClientInfo(id)!.reconnectAttempts === 3, 10_000, (r) => {
+        if (r.clientsWithDisconnectedConnection.has(id)) failures++;
+      });
+      await delay(200);
+      assert.equal(core.getClientInfo(id)!.reconnectAttempts, 3);
+      assert.equal(core.getClientInfo(id)!.state, "disconnected");
+      assert.ok(failures >= 1 && failures <= 3);
+      core.reconnectClient(id);
+      assert.equal(core.getClientInfo(id)!.reconnectAttempts, 0);
+      await iterateUntil(core, () => core.getClientInfo(id)!.reconnectAttempts === 3, 10_000);
+      await delay(100);
+      assert.equal(core.getClientInfo(id)!.state, "disconnected");
+    },
+  );
+
+  it("spreads the delays with jitter, within the bounds, doubling up to maxDelayMs", () => {
+    const delays = Array.from({ length: 1000 }, () => backoffDelay(DEFAULT_RECONNECT, 3));
+    assert.ok(new Set(delays).size > 1, "not all equal");
+    assert.ok(delays.every((d) => d >= 640 && d <= 960), "800 ms ± 20 %");
+    assert.equal(backoffDelay(DEFAULT_RECONNECT, 0, () => 0.5), 100);
+    assert.equal(backoffDelay(DEFAULT_RECONNECT, 1, () => 0.5), 200);
+    assert.equal(backoffDelay(DEFAULT_RECONNECT, 40, () => 0.5), 10_000);
+    assert.equal(backoffDelay(DEFAULT_RECONNECT, 40, () => 1), 12_000);
+    assert.throws(() => resolveReconnect({ jitter: 2 }), RangeError);
+    assert.throws(() => resolveReconnect({ bogus: 1 } as ReconnectOptions), TypeError);
+    assert.equal(resolveReconnect(false), undefined);
+  });
+
+  it(
+    "throws SendBufferFullError past bufferBytes and queues nothing of that batch",
+    TEST_TIMEOUT,
+    async () => {
+      const probe = await startCore({ listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }] });
+      const port = probe.port();
+      await probe.close();
+      await using client = await startCore();
+      const core = client.core;
+      const id = core.addClient({
+        keyword: "buffered",
+        connect: { transport: "tcp", hostname: "127.0.0.1", port },
+        reconnect: { initialDelayMs: 20, maxDelayMs: 50, bufferBytes: 100 },
+      });
+      core.sendMessageToClient(id, "x".repeat(50)); // 58 bytes with its header
+      assert.equal(core.stats().outputBytes, 58, "buffered bytes count toward outputBytes");
+      assert.throws(
+        () => core.sendMessagesToClient(id, ["y".repeat(20), "z".repeat(20)]),
+        SendBufferFullError,
+      );
+      assert.throws(() => core.sendMessageToClient(id, "w".repeat(40)), SendBufferFullError);
+      await using server = await startCore({
+        listeners: [{ transport: "tcp", hostname: "127.0.0.1", port }],
+      });
+      const onServer = server.core.addClient({ keyword: "buffered" });
+      await iterateUntil(server.core, (e) => e.data.has(onServer), 20_000);
+      await delay(50);
+      assert.deepEqual(server.core.getMessagesFromClient(onServer).map(text), ["x".repeat(50)]);
+    },
+  );
+
+  for (const how of ["removeClient", "close"] as const) {
+    it(`${how}() during backoff cancels the pending attempt`, TEST_TIMEOUT, async () => {
+      await using res = new Resources();
+      let accepted = 0;
+      // Accepts and hangs up at once: each attempt fails mid-handshake, so it is retried.
+      const listener = res.add(
+        await nativeTransport().listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 }, (conn) => {
+          accepted++;
+          conn.close();
+        }),
+      );
+      const core = new IoCore({ logger: null });
+      try {
+        const id = core.addClient({
+          keyword: "k",
+          connect: { ...listener.addr, transport: "tcp" } as ConnectOptions,
+          reconnect: { initialDelayMs: 100, maxDelayMs: 100, jitter: 0 },
+        });
+        await iterateUntil(core, (e) => e.disconnected.has(id), 10_000);
+        assert.equal(core.getClientInfo(id)?.state, "reconnecting");
+        if (how === "removeClient") core.removeClient(id);
+        else await core.close();
+        const before = accepted;
+        await delay(400);
+        assert.equal(accepted, before, "no attempt after the cancel");
+        assert.equal(core.stats().connections, 0);
+      } finally {
+        await core.close();
+      }
+    });
+  }
+});
