@@ -278,8 +278,13 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
 
   /**
    * Queues one message for the client: framed, or as raw bytes in raw mode. Strings are sent as
-   * UTF-8. Writes made in the same tick go out in one write. Throws `ConnectionClosedError` when
-   * the client has no open connection; nothing is dropped silently.
+   * UTF-8. Writes made in the same tick go out in one write. It works from anywhere: a timer, a
+   * database callback or another client's handler, for answers that arrive later.
+   *
+   * An outgoing client that is reconnecting keeps whole messages, up to `reconnect.bufferBytes`,
+   * and sends them right after its next handshake; past that it throws `SendBufferFullError`.
+   * Otherwise it throws `ConnectionClosedError` when the client has no open connection: nothing is
+   * dropped silently.
    *
    * @example
    * ```ts
@@ -350,8 +355,9 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   }
 
   /**
-   * Connects an outgoing client (one added with `connect`) again after its connection closed or
-   * failed. Does nothing while it is connected or connecting.
+   * Connects an outgoing client (one added with `connect`) again now, whatever its backoff, with
+   * a fresh attempt count: after this side closed it, after a refused handshake, after
+   * `maxAttempts`, or with `reconnect: false`. Does nothing while it is connected or connecting.
    *
    * @example
    * ```ts
@@ -371,7 +377,8 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   }
 
   /**
-   * Closes the client's connection now; unwritten output is discarded. The client record stays.
+   * Closes the client's connection now; unwritten output is discarded. The client record stays. An
+   * outgoing client does not reconnect by itself after this, until `reconnectClient`.
    *
    * @example
    * ```ts
@@ -389,7 +396,8 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   }
 
   /**
-   * Closes the client's connection once everything queued for it has been written.
+   * Closes the client's connection once everything queued for it has been written. An outgoing client
+   * does not reconnect by itself after this, until `reconnectClient`.
    *
    * @example
    * ```ts
