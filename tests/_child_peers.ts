@@ -23,6 +23,40 @@ export function runtimeArgs(file: string): string[] {
   return detectRuntime() === "deno" ? ["run", "-A", "--no-config", file] : [file];
 }
 
+/** How a child process ended, and what it printed (stdout and stderr, the last 4 KiB). */
+export interface ChildRun {
+  /** The exit code, or the signal's name. */
+  readonly code: number | string;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs `file` with this runtime's own executable to its end, killed after `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * const { code, stdout } = await runToEnd("/tmp/example.ts", [], 30_000);
+ * ```
+ */
+export function runToEnd(file: string, args: string[], timeoutMs: number): Promise<ChildRun> {
+  const child = spawn(process.execPath, [...runtimeArgs(file), ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? signal ?? -1, stdout, stderr: stderr.slice(-4000) });
+    });
+  });
+}
+
 /**
  * A child process of the same runtime, running a small plain-JavaScript peer (so it runs on every
  * runtime and Node version without TypeScript).

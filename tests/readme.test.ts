@@ -3,12 +3,12 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { detectRuntime } from "../mod.ts";
+import { runToEnd } from "./_child_peers.ts";
 import { tempDir } from "./_helpers.ts";
 
 /** The repository root: the folder above this file (or its compiled copy) that holds README.md and deno.json. */
@@ -43,24 +43,6 @@ const skip = root === undefined
   : undefined;
 const readme = root ? readFileSync(join(root, "README.md"), "utf8") : "";
 
-function run(file: string, timeoutMs: number): Promise<{ code: number | string; output: string }> {
-  const args = detectRuntime() === "deno" ? ["run", "-A", "--no-config", file] : [file];
-  const child = spawn(process.execPath, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  let output = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? signal ?? -1, output: output.slice(-4000) });
-    });
-  });
-}
-
 describe("README examples", () => {
   it("has runnable examples to check", { skip }, () => {
     assert.ok(runnableExamples(readme).length >= 5);
@@ -72,8 +54,8 @@ describe("README examples", () => {
       const file = join(dir.path, `readme_${line}.ts`);
       // The example imports "./mod.ts" as if it sat in the repository; point it there.
       writeFileSync(file, code.replaceAll('from "./', `from "${root}/`));
-      const { code: exit, output } = await run(file, 45_000);
-      assert.equal(exit, 0, `README.md:${line} ended with ${exit}:\n${output}`);
+      const { code: exit, stdout, stderr } = await runToEnd(file, [], 45_000);
+      assert.equal(exit, 0, `README.md:${line} ended with ${exit}:\n${stdout.slice(-2000)}\n${stderr}`);
     });
   }
 });

@@ -4,18 +4,17 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { encodeFrame, FrameDecoder, InlineProcessor, IoCore, type IoCoreOptions } from "../mod.ts";
+import { runToEnd } from "./_child_peers.ts";
 import { exchange, NetPeer, type PeerOutcome } from "./_net_client.ts";
 
 const TEST_TIMEOUT = { timeout: 30_000 };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** What a child scenario printed and how it ended. */
-interface ChildRun {
+/** How a child scenario ended, and the result it printed. */
+interface ScenarioRun {
   code: number | string;
   result: Record<string, unknown> | undefined;
   stderr: string;
@@ -25,34 +24,14 @@ interface ChildRun {
  * Runs one scenario of `_rule_child` in a child process of this same runtime (the compiled `.js`
  * beside this file under Node), killed after `timeoutMs`.
  */
-function runRuleChild(scenario: string, timeoutMs = 25_000): Promise<ChildRun> {
-  const self = fileURLToPath(import.meta.url);
-  const file = self.replace(/regressions\.test\.(ts|js)$/, "_rule_child.$1");
-  const versions = process.versions as { deno?: string };
-  const args = versions.deno ? ["run", "-A", file, scenario] : [file, scenario];
-  const child = spawn(process.execPath, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
-      resolve({
-        code: code ?? signal ?? -1,
-        result: line ? JSON.parse(line.slice("RESULT ".length)) : undefined,
-        stderr: stderr.slice(-4000),
-      });
-    });
-  });
+async function runRuleChild(scenario: string, timeoutMs = 25_000): Promise<ScenarioRun> {
+  const file = fileURLToPath(import.meta.url).replace(/regressions\.test\.(ts|js)$/, "_rule_child.$1");
+  const { code, stdout, stderr } = await runToEnd(file, [scenario], timeoutMs);
+  const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
+  return { code, result: line ? JSON.parse(line.slice("RESULT ".length)) : undefined, stderr };
 }
 
-function assertChildRan(run: ChildRun): Record<string, unknown> {
+function assertChildRan(run: ScenarioRun): Record<string, unknown> {
   assert.equal(run.code, 0, `the scenario's process ended with ${run.code}; stderr:\n${run.stderr}`);
   assert.ok(run.result, `the scenario printed no result; stderr:\n${run.stderr}`);
   return run.result;
