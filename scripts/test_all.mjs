@@ -5,7 +5,7 @@
  * Plain JavaScript, because the machine's Node 20 may run it, and Node 20 cannot run TypeScript.
  *
  * Steps (each printed with a header and its duration):
- * 1. checks: `deno fmt --check`, `deno lint`, `deno check`, `deno doc --lint` on the exports, and the npm
+ * 1. checks: `deno fmt --check`, `deno lint`, `deno check` (and `--doc` on the library), `deno doc --lint` on the exports, and the npm
  *    build (`tsc` with Node types only).
  * 2. `deno test` on tests/*.test.ts.
  * 3. `bun test` on the same files.
@@ -331,6 +331,9 @@ async function check(title, cmd, args) {
   return ok;
 }
 
+/** Where `deno check --doc` type-checks the JSDoc examples too. */
+const DOC_CHECKED = ["mod.ts", "core/", "processors/"];
+
 /** `deno check` targets: mod.ts and every folder holding TypeScript. */
 function denoCheckTargets() {
   const targets = existsSync(join(ROOT, "mod.ts")) ? ["mod.ts"] : [];
@@ -379,6 +382,9 @@ if (runChecks) {
   await check("deno lint", DENO, ["lint"]);
   const targets = denoCheckTargets();
   if (targets.length > 0) await check(`deno check ${targets.join(" ")}`, DENO, ["check", ...targets]);
+  // Every JSDoc example in the library type-checks, as users will paste them.
+  const documented = DOC_CHECKED.filter((dir) => existsSync(join(ROOT, dir)));
+  await check(`deno check --doc ${documented.join(" ")}`, DENO, ["check", "--doc", ...documented]);
   const exported = exportedFiles();
   if (exported.length > 0) {
     await check(`deno doc --lint ${exported.join(" ")}`, DENO, ["doc", "--quiet", "--lint", ...exported]);
