@@ -243,3 +243,68 @@ socket.on("data", () => {});
 socket.on("error", (err) => { process.stdout.write("error " + err.message + "\\n"); });
 socket.on("close", () => { process.stdout.write("closed\\n"); process.exit(0); });
 `;
+
+/** The library as a child peer sees it: the sources beside this file, or the compiled copy under Node. */
+const library = new URL(import.meta.url.endsWith(".ts") ? "../mod.ts" : "../mod.js", import.meta.url).href;
+
+/**
+ * Child peer: a core listening on one TCP or UNIX listener, with one named client, "worker", whose
+ * processor echoes. Prints `ready PORT MS` once it listens (PORT 0 on UNIX; MS is its `Date.now()`
+ * then), and runs until killed. Arguments: transport (`tcp` or `unix`), then the port or the path.
+ *
+ * @example
+ * ```ts
+ * const child = await spawnChildPeer(dir, "echo_server", ECHO_SERVER_PEER, ["tcp", "0"]);
+ * ```
+ */
+export const ECHO_SERVER_PEER = `
+import process from "node:process";
+import { InlineProcessor, IoCore } from ${JSON.stringify(library)};
+class Echo extends InlineProcessor {
+  onDataReceived(data) { this.outputMessages.push(data); }
+}
+const [transport, where] = process.argv.slice(2);
+const listener = transport === "unix" ? { transport, path: where } : { transport, hostname: "127.0.0.1", port: Number(where) };
+const core = new IoCore({ listeners: [listener], logger: null });
+const [addr] = await core.listen();
+core.addClient({ keyword: "worker", processor: Echo });
+console.log("ready " + (addr.port ?? 0) + " " + Date.now());
+setInterval(() => {}, 1 << 30);
+`;
+
+/** An {@linkcode ECHO_SERVER_PEER} that has printed its `ready` line. */
+export interface EchoServerChild {
+  /** The child process. */
+  readonly child: ChildPeer;
+  /** The bound TCP port (0 on UNIX). */
+  readonly port: number;
+  /** The child's `Date.now()` right after its listener was bound and its client registered. */
+  readonly readyAt: number;
+}
+
+/**
+ * Starts an {@linkcode ECHO_SERVER_PEER} in `dir` on `transport` at `where` (a port, `"0"` for any,
+ * or a UNIX socket path) and waits for its `ready` line; throws {@linkcode HangError} after `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * const server = await startEchoServerChild(dir, "tcp", "0");
+ * const again = (server.child.kill("SIGKILL"), await server.child.exited, await startEchoServerChild(dir, "tcp", String(server.port)));
+ * ```
+ */
+export async function startEchoServerChild(
+  dir: string,
+  transport: "tcp" | "unix",
+  where: string,
+  timeoutMs = 20_000,
+): Promise<EchoServerChild> {
+  const child = await spawnChildPeer(dir, "echo_server", ECHO_SERVER_PEER, [transport, where]);
+  try {
+    const line = await child.waitForLine((l) => l.startsWith("ready "), timeoutMs);
+    const [, port, readyAt] = line.split(" ");
+    return { child, port: Number(port), readyAt: Number(readyAt) };
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
+  }
+}

@@ -13,42 +13,13 @@ import {
 } from "../mod.ts";
 import { backoffDelay, DEFAULT_RECONNECT, resolveReconnect } from "../core/reconnect.ts";
 import type { ConnectOptions } from "../transports/types.ts";
-import { type ChildPeer, spawnChildPeer } from "./_child_peers.ts";
+import { type ChildPeer, startEchoServerChild } from "./_child_peers.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
 import { delay, Resources, tempDir } from "./_helpers.ts";
 import { text } from "./_wire_peer.ts";
 
 const TEST_TIMEOUT = { timeout: 60_000 };
 const FAST: ReconnectOptions = { initialDelayMs: 20, maxDelayMs: 200 };
-
-/** The library as the child sees it: the sources beside this test, or the compiled copy under Node. */
-const library = new URL(import.meta.url.endsWith(".ts") ? "../mod.ts" : "../mod.js", import.meta.url).href;
-
-/** A server process: a core with one named client, "worker", whose processor echoes. */
-const ECHO_SERVER = `
-import process from "node:process";
-import { InlineProcessor, IoCore } from ${JSON.stringify(library)};
-class Echo extends InlineProcessor {
-  onDataReceived(data) { this.outputMessages.push(data); }
-}
-const [transport, where] = process.argv.slice(2);
-const listener = transport === "unix" ? { transport, path: where } : { transport, hostname: "127.0.0.1", port: Number(where) };
-const core = new IoCore({ listeners: [listener], logger: null });
-const [addr] = await core.listen();
-core.addClient({ keyword: "worker", processor: Echo });
-console.log("ready " + (addr.port ?? 0));
-setInterval(() => {}, 1 << 30);
-`;
-
-async function startServer(
-  dir: string,
-  transport: "tcp" | "unix",
-  where: string,
-): Promise<{ child: ChildPeer; port: number }> {
-  const child = await spawnChildPeer(dir, "echo_server", ECHO_SERVER, [transport, where]);
-  const line = await child.waitForLine((l) => l.startsWith("ready "), 20_000);
-  return { child, port: Number(line.slice("ready ".length)) };
-}
 
 async function killed(child: ChildPeer): Promise<void> {
   child.kill("SIGKILL");
@@ -63,7 +34,7 @@ for (const transport of ["tcp", "unix"] as const) {
       async () => {
         await using dir = await tempDir("asockio-reconnect-");
         const where = transport === "unix" ? dir.join("server.sock") : "0";
-        let server = await startServer(dir.path, transport, where);
+        let server = await startEchoServerChild(dir.path, transport, where);
         const target: ConnectOptions = transport === "unix"
           ? { transport, path: where }
           : { transport, hostname: "127.0.0.1", port: server.port };
@@ -88,7 +59,11 @@ for (const transport of ["tcp", "unix"] as const) {
           for (let i = 0; i < 100; i++) core.sendMessageToClient(id, `c${i}`); // buffered while away
           assert.ok(["reconnecting", "connecting", "handshake"].includes(core.getClientInfo(id)!.state));
 
-          server = await startServer(dir.path, transport, transport === "unix" ? where : String(server.port));
+          server = await startEchoServerChild(
+            dir.path,
+            transport,
+            transport === "unix" ? where : String(server.port),
+          );
           const back = await iterateUntil(core, (e) => e.expected.has(id), 20_000);
           assert.ok(back.expected.has(id), "the reconnect shows in newlyConnectedExpectedClients");
           while (!echoes.includes("c99")) await delay(5);
