@@ -487,6 +487,46 @@ for (const transport of transports) {
       );
     });
 
+    netTest(
+      "refused connections and a taken port read the same on every runtime, for TCP and UNIX",
+      30_000,
+      async (res) => {
+        const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+        const message = async (attempt: Promise<{ close(): unknown }>) => {
+          const err = await attempt.then((done) => void done.close(), (failure: unknown) => failure);
+          assert.ok(err instanceof Error, `got ${err}`);
+          return err.message;
+        };
+        const listener = res.add(await transport.listen({ transport: "tcp" }, () => {}));
+        const taken = tcpPort(listener.addr);
+        assert.match(
+          await message(transport.listen({ transport: "tcp", port: taken }, () => {})),
+          new RegExp(`^Cannot listen on tcp:127\\.0\\.0\\.1:${taken}: address already in use$`),
+        );
+        await listener.close();
+        assert.match(
+          await message(transport.connect({ transport: "tcp", port: taken })),
+          new RegExp(`^Cannot connect to tcp:127\\.0\\.0\\.1:${taken}: connection refused$`),
+        );
+
+        const dir = await makeTempDir();
+        res.defer(() => dir.cleanup());
+        const missing = dir.join("missing.sock");
+        assert.match(
+          await message(transport.connect({ transport: "unix", path: missing })),
+          new RegExp(
+            `^Cannot connect to unix:${escape(missing)}: connection refused \\(no socket file there\\)$`,
+          ),
+        );
+        const stale = dir.join("stale.sock");
+        await leaveStaleSocket(stale);
+        assert.match(
+          await message(transport.connect({ transport: "unix", path: stale })),
+          new RegExp(`^Cannot connect to unix:${escape(stale)}: connection refused$`),
+        );
+      },
+    );
+
     netTest("listening on a TCP port in use fails with AddressInUseError", 10_000, async (res) => {
       const listener = res.add(await transport.listen({ transport: "tcp" }, () => {}));
       await assert.rejects(

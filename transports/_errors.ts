@@ -103,6 +103,23 @@ export function listenError(err: unknown, target: Addr, code: string | undefined
 }
 
 /**
+ * Why a TLS connect to `target` ended before its handshake was done: the runtime's TLS failure when
+ * `cause` is one (an untrusted certificate, a refused handshake), else the server closed it.
+ *
+ * @example
+ * ```ts
+ * tlsConnectError(undefined, { transport: "tls", hostname: "127.0.0.1", port: 8443 });
+ * // ConnectionResetError: Cannot connect to tls:127.0.0.1:8443: closed during the TLS handshake
+ * ```
+ */
+export function tlsConnectError(cause: unknown, target: Addr): Error {
+  const head = `Cannot connect to ${formatAddr(target)}`;
+  const reason = tlsFailureReason(cause);
+  if (reason !== undefined) return new TransportError(`${head}: ${reason}`, { cause });
+  return new ConnectionResetError(`${head}: closed during the TLS handshake`, { cause });
+}
+
+/**
  * Why an open connection with `peer` (see `peerName`) broke, as a typed error
  * (`ConnectionResetError` when the peer reset it).
  *

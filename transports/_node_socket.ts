@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type ListenOptions as NetListenOptions, type Server, type Socket } from "node:net";
+import type { ListenOptions as NetListenOptions, Server, Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import process from "node:process";
 import {
@@ -14,9 +14,8 @@ import {
   createServer as createTlsServer,
   type TLSSocket,
 } from "node:tls";
-import { ConnectionResetError } from "../core/errors.ts";
 import { formatAddr, peerName } from "./_addr.ts";
-import { connectError, connectionError, listenError } from "./_errors.ts";
+import { connectError, connectionError, listenError, tlsConnectError } from "./_errors.ts";
 import { type CheckedTlsConnect, type CheckedTlsListen, formatSubject } from "./_tls.ts";
 import { raceTlsDeadline } from "./_tls_deadline.ts";
 import { removeUnixSocketFile } from "./_unix_path.ts";
@@ -316,19 +315,25 @@ export class NodeListener implements Listener {
 }
 
 /**
- * `server.listen(options)` as a promise, rejecting with the error the server reports instead.
+ * `server.listen(options)` as a promise. On failure the server is closed and the promise rejects
+ * with the typed error for `target`.
  *
  * @example
  * ```ts
- * await listenServer(createServer(), { host: "127.0.0.1", port: 0 });
+ * await listenServer(createServer(), { host: "127.0.0.1", port: 0 }, { transport: "tcp", hostname: "127.0.0.1", port: 0 });
  * ```
  */
-export function listenServer(server: Server, options: NetListenOptions): Promise<void> {
+export function listenServer(server: Server, options: NetListenOptions, target: Addr): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
+    const onError = (err: Error) => {
+      server.close();
+      reject(listenError(err, target));
+    };
     server.once("error", onError);
     server.listen(options, () => {
       server.off("error", onError);
+      // Accept failures (EMFILE and the like) are reported on the server; the next accept may succeed.
+      server.on("error", () => {});
       resolve();
     });
   });
@@ -392,13 +397,7 @@ export async function listenNodeTls(
   });
   // A failed handshake is that one client's problem: node:tls destroys its socket, the server goes on.
   server.on("tlsClientError", () => {});
-  try {
-    await listenServer(server, listenOptions);
-  } catch (err) {
-    server.close();
-    throw listenError(err, target);
-  }
-  server.on("error", () => {});
+  await listenServer(server, listenOptions, target);
   const bound = server.address();
   made.listener = new NodeListener(
     server,
@@ -448,8 +447,7 @@ export function connectNodeTls(options: CheckedTlsConnect): Promise<Connection> 
       tls.destroy();
       reject(connectError(err, target));
     };
-    const onClose = () =>
-      reject(new ConnectionResetError(`Cannot connect to ${options.where}: closed during the TLS handshake`));
+    const onClose = () => reject(tlsConnectError(undefined, target));
     tls.once("error", onError);
     tls.once("close", onClose);
     tls.once("secureConnect", () => {

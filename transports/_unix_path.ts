@@ -1,6 +1,7 @@
 /**
  * UNIX socket path housekeeping shared by every transport: replace a stale socket file, refuse
- * anything else, set the file's mode after binding, and remove the file on close.
+ * anything else, set the file's mode after binding, and remove the file on close. Transports listen
+ * through {@linkcode listenUnixSocket}, which takes those steps in order.
  *
  * @module
  */
@@ -96,4 +97,40 @@ export async function applyUnixSocketMode(path: string, mode: number): Promise<v
       { cause: err },
     );
   }
+}
+
+/**
+ * Listens on a UNIX socket the way every transport does: checks the mode, frees the path (a stale
+ * socket file is replaced, anything else refused), binds with `bind`, then sets the file's mode. If
+ * that last step fails, `unbind` closes the new listener and its file is removed.
+ *
+ * @param options The UNIX listen options.
+ * @param connect The transport's own connect, to probe a socket file already there.
+ * @param bind Binds `path`, throwing the transport's typed error on failure.
+ * @param unbind Closes what `bind` returned.
+ * @returns What `bind` returned.
+ *
+ * @example
+ * ```ts
+ * const server = await listenUnixSocket(options, nodeTransport.connect, bindServer, (s) => s.close());
+ * ```
+ */
+export async function listenUnixSocket<L>(
+  options: UnixListenOptions,
+  connect: UnixConnect,
+  bind: (path: string) => L | Promise<L>,
+  unbind: (listener: L) => void,
+): Promise<L> {
+  const path = options.path;
+  const mode = unixSocketMode(options);
+  await prepareUnixSocketPath(path, connect);
+  const listener = await bind(path);
+  try {
+    await applyUnixSocketMode(path, mode);
+  } catch (err) {
+    unbind(listener);
+    await removeUnixSocketFile(path).catch(() => {});
+    throw err;
+  }
+  return listener;
 }

@@ -18,12 +18,7 @@ import { connectError, connectionError, errorCode, listenError, unknownTransport
 import { connectNodeTls, listenNodeTls } from "./_node_socket.ts";
 import { type CheckedTlsConnect, checkTlsConnect, checkTlsListen } from "./_tls.ts";
 import { raceTlsDeadline } from "./_tls_deadline.ts";
-import {
-  applyUnixSocketMode,
-  prepareUnixSocketPath,
-  removeUnixSocketFile,
-  unixSocketMode,
-} from "./_unix_path.ts";
+import { listenUnixSocket, removeUnixSocketFile } from "./_unix_path.ts";
 import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
 import type {
   Addr,
@@ -584,21 +579,13 @@ export const denoTransport: Transport = {
     const ns = deno();
     if (options.transport === "unix") {
       const path = options.path;
-      const mode = unixSocketMode(options);
-      await prepareUnixSocketPath(path, denoTransport.connect);
-      let listener: DenoListener;
-      try {
-        listener = ns.listen({ transport: "unix", path });
-      } catch (err) {
-        throw listenError(err, { transport: "unix", path }, denoErrorCode(err));
-      }
-      try {
-        await applyUnixSocketMode(path, mode);
-      } catch (err) {
-        closeQuietly(listener);
-        await removeUnixSocketFile(path).catch(() => {});
-        throw err;
-      }
+      const listener = await listenUnixSocket(options, denoTransport.connect, () => {
+        try {
+          return ns.listen({ transport: "unix", path });
+        } catch (err) {
+          throw listenError(err, { transport: "unix", path }, denoErrorCode(err));
+        }
+      }, closeQuietly);
       return new DenoListenerHandle(listener, path, onConnection);
     }
     if (options.transport === "tls") {

@@ -5,14 +5,9 @@
  *
  * @module
  */
-import {
-  connect as netConnect,
-  createServer,
-  type ListenOptions as NetListenOptions,
-  type Socket,
-} from "node:net";
+import { connect as netConnect, createServer, type Socket } from "node:net";
 import { DEFAULT_HOSTNAME } from "./_addr.ts";
-import { connectError, listenError, unknownTransportError } from "./_errors.ts";
+import { connectError, unknownTransportError } from "./_errors.ts";
 import {
   connectNodeTls,
   listenNodeTls,
@@ -23,12 +18,7 @@ import {
   tcpAddr,
 } from "./_node_socket.ts";
 import { checkTlsConnect, checkTlsListen } from "./_tls.ts";
-import {
-  applyUnixSocketMode,
-  prepareUnixSocketPath,
-  removeUnixSocketFile,
-  unixSocketMode,
-} from "./_unix_path.ts";
+import { listenUnixSocket } from "./_unix_path.ts";
 import type {
   Addr,
   Connection,
@@ -69,57 +59,36 @@ export const nodeTransport: Transport = {
   name: "node",
 
   async listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
-    let unixPath: string | undefined;
-    let unixMode = 0;
-    let listenOptions: NetListenOptions;
-    let target: Addr;
     if (options.transport === "tls") return listenNodeTls(checkTlsListen(options), onConnection);
-    if (options.transport === "unix") {
-      unixPath = options.path;
-      target = { transport: "unix", path: unixPath };
-      unixMode = unixSocketMode(options);
-      await prepareUnixSocketPath(unixPath, nodeTransport.connect);
-      listenOptions = { path: unixPath };
-    } else if (options.transport === "tcp") {
-      const tcp: TcpAddr = {
-        transport: "tcp",
-        hostname: options.hostname ?? DEFAULT_HOSTNAME,
-        port: options.port ?? 0,
-      };
-      target = tcp;
-      listenOptions = netListenOptions(tcp, options.reusePort === true);
-    } else {
+    if (options.transport !== "tcp" && options.transport !== "unix") {
       throw unknownTransportError("listen", options);
     }
+    const unixPath = options.transport === "unix" ? options.path : undefined;
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       // Belt and braces: reading must not start before setHandler, whatever pauseOnConnect does.
       socket.pause();
       onConnection(socketConnection(socket, unixPath, true));
     });
-    try {
-      await listenServer(server, listenOptions);
-    } catch (err) {
-      server.close();
-      throw listenError(err, target);
+    if (options.transport === "unix") {
+      const path = options.path;
+      await listenUnixSocket(
+        options,
+        nodeTransport.connect,
+        () => listenServer(server, { path }, { transport: "unix", path }),
+        () => server.close(),
+      );
+      return new NodeListener(server, undefined, { transport: "unix", path });
     }
-    // Accept failures (EMFILE and the like) are reported on the server; the next accept may succeed.
-    server.on("error", () => {});
-    let addr: Addr;
-    if (unixPath !== undefined) {
-      try {
-        await applyUnixSocketMode(unixPath, unixMode);
-      } catch (err) {
-        server.close();
-        await removeUnixSocketFile(unixPath).catch(() => {});
-        throw err;
-      }
-      addr = { transport: "unix", path: unixPath };
-    } else {
-      const bound = server.address();
-      addr = typeof bound === "object" && bound !== null
-        ? tcpAddr(bound.address, bound.port)
-        : tcpAddr(undefined, undefined);
-    }
+    const target: TcpAddr = {
+      transport: "tcp",
+      hostname: options.hostname ?? DEFAULT_HOSTNAME,
+      port: options.port ?? 0,
+    };
+    await listenServer(server, netListenOptions(target, options.reusePort === true), target);
+    const bound = server.address();
+    const addr = typeof bound === "object" && bound !== null
+      ? tcpAddr(bound.address, bound.port)
+      : tcpAddr(undefined, undefined);
     return new NodeListener(server, undefined, addr);
   },
 
