@@ -203,17 +203,18 @@ export class BunConnection implements Connection {
   }
 
   /**
-   * Resolves once this connecting TLS socket's handshake is done and the server verified; rejects
-   * with the reason otherwise. The caller bounds the wait.
+   * Resolves once a connecting TLS socket's handshake is done and the server verified; rejects with
+   * the reason otherwise. The caller bounds the wait. (Static, so that connections show no more
+   * than the contract.)
    */
-  secured(target: Addr): Promise<void> {
-    if (this.#attached) return Promise.resolve();
-    if (this.#socketGone) return Promise.reject(this.#handshakeError(target));
+  static secured(conn: BunConnection, target: Addr): Promise<void> {
+    if (conn.#attached) return Promise.resolve();
+    if (conn.#socketGone) return Promise.reject(conn.#handshakeError(target));
     return new Promise((resolve, reject) => {
-      this.#handshakeWaiter = (ok) => {
-        this.#handshakeWaiter = undefined;
+      conn.#handshakeWaiter = (ok) => {
+        conn.#handshakeWaiter = undefined;
         if (ok) resolve();
-        else reject(this.#handshakeError(target));
+        else reject(conn.#handshakeError(target));
       };
     });
   }

@@ -165,7 +165,7 @@ async function connect(options: ConnectOptions): Promise<Connection> {
     opened = socket;
     // Opened past the deadline: nobody waits for it, and its handshake then fails.
     if (expired) socket.terminate();
-    return conn.secured(target);
+    return BunConnection.secured(conn, target);
   }, (err) => {
     throw connectError(err, target);
   });
