@@ -117,6 +117,11 @@ const PIECE_BYTES = 64 * 1024;
 const GC_AFTER_GIVEN_BACK_BYTES = 32 * 1024 * 1024;
 let givenBackBytes = 0;
 
+function collectGivenBack(): void {
+  givenBackBytes = 0;
+  bunGlobal().gc(true);
+}
+
 /**
  * One Bun socket behind the {@linkcode Connection} contract, connected or accepted. Its static
  * `handlers` serve every socket of the transport.
@@ -509,7 +514,14 @@ export class BunConnection implements Connection {
     const total = chunk.byteLength;
     if (this.#wanted < 0 || total <= PIECE_BYTES) {
       const wanted = handler.onData(chunk);
-      this.#wanted = typeof wanted === "number" ? wanted : -1;
+      if (typeof wanted !== "number") {
+        this.#wanted = -1;
+        return;
+      }
+      this.#wanted = wanted;
+      // Short reads (a slow sender) are given back whole: garbage too.
+      givenBackBytes += total;
+      if (givenBackBytes >= GC_AFTER_GIVEN_BACK_BYTES) collectGivenBack();
       return;
     }
     let gaveBack = false;
@@ -529,10 +541,7 @@ export class BunConnection implements Connection {
         this.#wanted = given;
       } else this.#wanted = 0;
     }
-    if (givenBackBytes >= GC_AFTER_GIVEN_BACK_BYTES) {
-      givenBackBytes = 0;
-      bunGlobal().gc(true);
-    }
+    if (givenBackBytes >= GC_AFTER_GIVEN_BACK_BYTES) collectGivenBack();
     // A chunk of which nothing was given back: no large message is being assembled any more.
     if (!gaveBack) this.#wanted = -1;
   }
