@@ -109,10 +109,10 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
  */
 const PIECE_BYTES = 64 * 1024;
 /**
- * The chunks cut into pieces are garbage once copied, but JavaScriptCore counts them against its
- * heap lazily. Every this many given-back bytes, a collection runs (1 to 7 ms on a heap holding
- * 256 MiB of messages): a mere request (`Bun.gc(false)`) left 1 GiB floods of 300 KB frames at
- * +283 to +340 MiB RSS over an input cap of 256 MiB, a run every 32 MiB at +277 to +295 MiB.
+ * Chunks given back, whole or in pieces, are garbage once copied, but JavaScriptCore counts them
+ * against its heap lazily. Every this many given-back bytes, a collection runs (1 to 7 ms on a heap
+ * holding 256 MiB of messages): a mere request (`Bun.gc(false)`) left 1 GiB floods of 300 KB frames
+ * at +283 to +340 MiB RSS over an input cap of 256 MiB, a run every 32 MiB at +277 to +295 MiB.
  */
 const GC_AFTER_GIVEN_BACK_BYTES = 32 * 1024 * 1024;
 let givenBackBytes = 0;
