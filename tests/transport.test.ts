@@ -193,6 +193,20 @@ for (const transport of transports) {
       },
     );
 
+    netTest("an empty write before closeWrite still lets the FIN through", 10_000, async (res) => {
+      const accepted = deferred<Connection>();
+      const listener = res.add(
+        await transport.listen({ transport: "tcp" }, (conn) => accepted.resolve(res.add(conn))),
+      );
+      const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+      collect(client);
+      const got = collect(await accepted.promise);
+      client.write(new Uint8Array(0));
+      client.closeWrite();
+      await got.ended;
+      assert.equal(got.bytes().byteLength, 0);
+    });
+
     netTest("holds incoming bytes until setHandler is called, losing none", 10_000, async (res) => {
       const accepted = deferred<Connection>();
       const listener = res.add(

@@ -144,12 +144,14 @@ export class NodeConnection implements Connection {
 
   write(data: Uint8Array): boolean {
     assertWritable(this.closed, this.#writeClosed);
-    this.#writes.push(data);
-    if (!this.#flushScheduled) {
+    const writes = this.#writes;
+    writes.push(data);
+    // An empty write queues nothing: a flush for it would find nothing, and skip the FIN after it.
+    if (!this.#flushScheduled && writes.chunks.length) {
       this.#flushScheduled = true;
       queueMicrotask(this.#flush);
     }
-    return this.#writes.bytes + this.#socket.writableLength < WRITE_HIGH_WATER_MARK;
+    return writes.bytes + this.#socket.writableLength < WRITE_HIGH_WATER_MARK;
   }
 
   writeBatch(chunks: readonly Uint8Array[]): boolean {
