@@ -137,7 +137,7 @@ for (const transport of transports) {
           assert.ok(err instanceof TransportError, `got ${err}`);
           assert.match(
             err.message,
-            new RegExp(`^Cannot connect to 127\\.0\\.0\\.1:${server.port}: certificate`),
+            new RegExp(`^Cannot connect to tls:127\\.0\\.0\\.1:${server.port}: certificate`),
           );
           assert.ok(err.cause !== undefined, "the runtime's error is kept as cause");
           return true;

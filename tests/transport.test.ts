@@ -168,6 +168,20 @@ for (const transport of transports) {
       },
     );
 
+    netTest("an empty write before closeWrite still lets the FIN through", 10_000, async (res) => {
+      const accepted = deferred<Connection>();
+      const listener = res.add(
+        await transport.listen({ transport: "tcp" }, (conn) => accepted.resolve(res.add(conn))),
+      );
+      const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+      collect(client);
+      const got = collect(await accepted.promise);
+      client.write(new Uint8Array(0));
+      client.closeWrite();
+      await got.ended;
+      assert.equal(got.bytes().byteLength, 0);
+    });
+
     netTest("holds incoming bytes until setHandler is called, losing none", 10_000, async (res) => {
       const accepted = deferred<Connection>();
       const listener = res.add(
@@ -184,6 +198,47 @@ for (const transport of transports) {
       await got.ended;
       assertBytesEqual(got.bytes(), payload, "bytes sent before setHandler");
     });
+
+    netTest(
+      "a receiver that gives every chunk back still gets every byte in order, through pauses",
+      20_000,
+      async (res) => {
+        const accepted = deferred<Connection>();
+        const listener = res.add(
+          await transport.listen({ transport: "tcp" }, (conn) => accepted.resolve(res.add(conn))),
+        );
+        const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+        collect(client);
+        const conn = await accepted.promise;
+        const payload = bytePattern(8 * MiB, 12);
+        const received = new Uint8Array(payload.byteLength);
+        let at = 0;
+        let calls = 0;
+        const ended = deferred();
+        conn.setHandler({
+          onData(chunk) {
+            assert.ok(at + chunk.byteLength <= received.byteLength, "no more bytes than were sent");
+            // Copied, as a receiver that gives the chunk back must: its memory may be read into again.
+            received.set(chunk, at);
+            at += chunk.byteLength;
+            if (++calls % 7 === 0) {
+              conn.pauseReading();
+              setTimeout(() => conn.resumeReading(), 1);
+            }
+            // As if assembling 300 KB messages: how much of the current one is still to come.
+            return 300_000 - (at % 300_000);
+          },
+          onDrain() {},
+          onEnd: () => ended.resolve(),
+          onClose() {},
+        });
+        client.write(payload);
+        client.closeWrite();
+        await ended.promise;
+        assert.equal(at, payload.byteLength);
+        assertBytesEqual(received, payload, "bytes given back");
+      },
+    );
 
     netTest(
       "moves 16 MiB each way through slow readers, with backpressure, byte-exact",
@@ -446,6 +501,46 @@ for (const transport of transports) {
         },
       );
     });
+
+    netTest(
+      "refused connections and a taken port read the same on every runtime, for TCP and UNIX",
+      30_000,
+      async (res) => {
+        const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+        const message = async (attempt: Promise<{ close(): unknown }>) => {
+          const err = await attempt.then((done) => void done.close(), (failure: unknown) => failure);
+          assert.ok(err instanceof Error, `got ${err}`);
+          return err.message;
+        };
+        const listener = res.add(await transport.listen({ transport: "tcp" }, () => {}));
+        const taken = tcpPort(listener.addr);
+        assert.match(
+          await message(transport.listen({ transport: "tcp", port: taken }, () => {})),
+          new RegExp(`^Cannot listen on tcp:127\\.0\\.0\\.1:${taken}: address already in use$`),
+        );
+        await listener.close();
+        assert.match(
+          await message(transport.connect({ transport: "tcp", port: taken })),
+          new RegExp(`^Cannot connect to tcp:127\\.0\\.0\\.1:${taken}: connection refused$`),
+        );
+
+        const dir = await makeTempDir();
+        res.defer(() => dir.cleanup());
+        const missing = dir.join("missing.sock");
+        assert.match(
+          await message(transport.connect({ transport: "unix", path: missing })),
+          new RegExp(
+            `^Cannot connect to unix:${escape(missing)}: connection refused \\(no socket file there\\)$`,
+          ),
+        );
+        const stale = dir.join("stale.sock");
+        await leaveStaleSocket(stale);
+        assert.match(
+          await message(transport.connect({ transport: "unix", path: stale })),
+          new RegExp(`^Cannot connect to unix:${escape(stale)}: connection refused$`),
+        );
+      },
+    );
 
     netTest("listening on a TCP port in use fails with AddressInUseError", 10_000, async (res) => {
       const listener = res.add(await transport.listen({ transport: "tcp" }, () => {}));

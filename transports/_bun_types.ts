@@ -121,6 +121,8 @@ export interface BunTcpListener {
 export interface BunGlobal {
   listen<Data>(options: BunTcpSocketOptions<Data> | BunUnixSocketOptions<Data>): BunTcpListener;
   connect<Data>(options: BunTcpSocketOptions<Data> | BunUnixSocketOptions<Data>): Promise<BunSocket<Data>>;
+  /** Runs JavaScriptCore's collector: `true` waits for it, `false` only asks for it. */
+  gc(force: boolean): void;
 }
 
 /**

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { DEFAULT_HOSTNAME, formatAddr } from "./_addr.ts";
 import type { PemData, TlsConnectOptions, TlsListenOptions } from "./types.ts";
 
 /** How long a peer may take to complete the TLS handshake, unless the options say otherwise. */
@@ -72,9 +73,9 @@ export interface CheckedTlsListen {
  * ```
  */
 export function checkTlsListen(options: TlsListenOptions): CheckedTlsListen {
-  const hostname = options.hostname ?? "127.0.0.1";
+  const hostname = options.hostname ?? DEFAULT_HOSTNAME;
   const port = options.port ?? 0;
-  const where = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+  const where = formatAddr({ transport: "tls", hostname, port });
   if (!isPem(options.cert) || !isPem(options.key)) {
     throw new TypeError(`Cannot listen on ${where} with TLS: cert and key (PEM) are required`);
   }
@@ -105,7 +106,7 @@ export interface CheckedTlsConnect {
   /** Only when it differs from `hostname`. */
   readonly serverName: string | undefined;
   readonly timeoutMs: number;
-  /** `host:port` for messages. */
+  /** The address for messages, such as `tls:127.0.0.1:8443`. */
   readonly where: string;
 }
 
@@ -115,12 +116,12 @@ export interface CheckedTlsConnect {
  * @example
  * ```ts
  * const checked = checkTlsConnect({ transport: "tls", port: 8443, ca: caPem });
- * console.log(checked.where); // "127.0.0.1:8443"
+ * console.log(checked.where); // "tls:127.0.0.1:8443"
  * ```
  */
 export function checkTlsConnect(options: TlsConnectOptions): CheckedTlsConnect {
-  const hostname = options.hostname ?? "127.0.0.1";
-  const where = hostname.includes(":") ? `[${hostname}]:${options.port}` : `${hostname}:${options.port}`;
+  const hostname = options.hostname ?? DEFAULT_HOSTNAME;
+  const where = formatAddr({ transport: "tls", hostname, port: options.port });
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new TypeError(`Cannot connect to ${where}: a client cert needs its key, and a key its cert`);
   }

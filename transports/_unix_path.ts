@@ -1,11 +1,14 @@
 /**
  * UNIX socket path housekeeping shared by every transport: replace a stale socket file, refuse
- * anything else, set the file's mode after binding, and remove the file on close.
+ * anything else, set the file's mode after binding, and remove the file on close. Transports listen
+ * through {@linkcode listenUnixSocket}, which takes those steps in order.
  *
  * @module
  */
 import { chmod, lstat, unlink } from "node:fs/promises";
 import { AddressInUseError, ConnectionRefusedError, TransportError } from "../core/errors.ts";
+import { formatAddr } from "./_addr.ts";
+import { errorCode } from "./_errors.ts";
 import type { Connection, UnixConnectOptions, UnixListenOptions } from "./types.ts";
 
 /** Owner only: whoever may write a socket file may connect to it. */
@@ -14,8 +17,9 @@ export const DEFAULT_UNIX_SOCKET_MODE = 0o600;
 /** What `prepareUnixSocketPath` needs from a transport: a way to knock on the path. */
 export type UnixConnect = (options: UnixConnectOptions) => Promise<Connection>;
 
-function errorCode(err: unknown): string | undefined {
-  return (err as { code?: string } | null)?.code;
+/** `Cannot listen on unix:/the/path`, the head of every message here. */
+function cannotListen(path: string): string {
+  return `Cannot listen on ${formatAddr({ transport: "unix", path })}`;
 }
 
 /**
@@ -29,10 +33,10 @@ export async function prepareUnixSocketPath(path: string, connect: UnixConnect):
     isSocket = (await lstat(path)).isSocket();
   } catch (err) {
     if (errorCode(err) === "ENOENT") return;
-    throw new TransportError(`Cannot listen on ${path}: cannot inspect the path`, { cause: err });
+    throw new TransportError(`${cannotListen(path)}: cannot inspect the path`, { cause: err });
   }
   if (!isSocket) {
-    throw new AddressInUseError(`Cannot listen on ${path}: a file that is not a socket exists there`);
+    throw new AddressInUseError(`${cannotListen(path)}: a file that is not a socket exists there`);
   }
   try {
     const probe = await connect({ transport: "unix", path });
@@ -42,9 +46,9 @@ export async function prepareUnixSocketPath(path: string, connect: UnixConnect):
       await removeUnixSocketFile(path);
       return;
     }
-    throw new TransportError(`Cannot listen on ${path}: cannot probe the existing socket`, { cause: err });
+    throw new TransportError(`${cannotListen(path)}: cannot probe the existing socket`, { cause: err });
   }
-  throw new AddressInUseError(`Cannot listen on ${path}: a live socket is listening there`);
+  throw new AddressInUseError(`${cannotListen(path)}: a live socket is listening there`);
 }
 
 /** Removes the socket file at `path` if it is still a socket; a missing file is not an error. */
@@ -69,7 +73,7 @@ export function unixSocketMode(options: UnixListenOptions): number {
   const mode = options.mode ?? DEFAULT_UNIX_SOCKET_MODE;
   if (typeof mode !== "number" || !Number.isInteger(mode) || mode < 0 || mode > 0o777) {
     throw new RangeError(
-      `Cannot listen on ${options.path}: mode must be an integer from 0 to 0o777, got ${String(mode)}`,
+      `${cannotListen(options.path)}: mode must be an integer from 0 to 0o777, got ${String(mode)}`,
     );
   }
   return mode;
@@ -90,10 +94,46 @@ export async function applyUnixSocketMode(path: string, mode: number): Promise<v
   } catch (err) {
     const code = errorCode(err);
     throw new TransportError(
-      `Cannot listen on ${path}: cannot set the socket file mode to 0o${mode.toString(8)}${
+      `${cannotListen(path)}: cannot set the socket file mode to 0o${mode.toString(8)}${
         code ? ` (${code})` : ""
       }`,
       { cause: err },
     );
   }
+}
+
+/**
+ * Listens on a UNIX socket the way every transport does: checks the mode, frees the path (a stale
+ * socket file is replaced, anything else refused), binds with `bind`, then sets the file's mode. If
+ * that last step fails, `unbind` closes the new listener and its file is removed.
+ *
+ * @param options The UNIX listen options.
+ * @param connect The transport's own connect, to probe a socket file already there.
+ * @param bind Binds `path`, throwing the transport's typed error on failure.
+ * @param unbind Closes what `bind` returned.
+ * @returns What `bind` returned.
+ *
+ * @example
+ * ```ts
+ * const server = await listenUnixSocket(options, nodeTransport.connect, bindServer, (s) => s.close());
+ * ```
+ */
+export async function listenUnixSocket<L>(
+  options: UnixListenOptions,
+  connect: UnixConnect,
+  bind: (path: string) => L | Promise<L>,
+  unbind: (listener: L) => void,
+): Promise<L> {
+  const path = options.path;
+  const mode = unixSocketMode(options);
+  await prepareUnixSocketPath(path, connect);
+  const listener = await bind(path);
+  try {
+    await applyUnixSocketMode(path, mode);
+  } catch (err) {
+    unbind(listener);
+    await removeUnixSocketFile(path).catch(() => {});
+    throw err;
+  }
+  return listener;
 }

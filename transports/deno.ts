@@ -2,7 +2,7 @@
  * The Deno transport, on Deno's own `Deno.listen` / `Deno.connect` (TCP and UNIX sockets) and
  * `Deno.listenTls` / `Deno.connectTls` (TLS). Deno's TLS API cannot ask clients for a certificate,
  * nor combine a client certificate with a `serverName`; those two cases run on `node:tls` (through
- * the node transport's TLS functions) instead.
+ * `_node_socket.ts`, shared with the node transport) instead.
  *
  * Reads land in a per-connection slab: each large read fills the slab's free tail and the filled
  * part is handed on as a view, so no chunk is ever overwritten and large reads allocate nothing;
@@ -11,23 +11,15 @@
  *
  * @module
  */
-import {
-  AddressInUseError,
-  ConnectionClosedError,
-  ConnectionRefusedError,
-  ConnectionResetError,
-  TimeoutError,
-  TransportError,
-} from "../core/errors.ts";
+import { TimeoutError } from "../core/errors.ts";
+import { DEFAULT_HOSTNAME, peerName } from "./_addr.ts";
 import type { DenoAddr, DenoConn, DenoListener, DenoNamespace, DenoTlsConn } from "./_deno_types.ts";
-import { type CheckedTlsConnect, checkTlsConnect, checkTlsListen, tlsFailureReason } from "./_tls.ts";
-import {
-  applyUnixSocketMode,
-  prepareUnixSocketPath,
-  removeUnixSocketFile,
-  unixSocketMode,
-} from "./_unix_path.ts";
-import { connectNodeTls, listenNodeTls } from "./node.ts";
+import { connectError, connectionError, errorCode, listenError, unknownTransportError } from "./_errors.ts";
+import { connectNodeTls, listenNodeTls } from "./_node_socket.ts";
+import { type CheckedTlsConnect, checkTlsConnect, checkTlsListen } from "./_tls.ts";
+import { raceTlsDeadline } from "./_tls_deadline.ts";
+import { listenUnixSocket, removeUnixSocketFile } from "./_unix_path.ts";
+import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
 import type {
   Addr,
   Connection,
@@ -35,12 +27,11 @@ import type {
   ConnectOptions,
   Listener,
   ListenOptions,
+  TcpAddr,
   TlsConnectionInfo,
   Transport,
 } from "./types.ts";
 
-/** `write` returns false once this many bytes wait for the kernel. */
-const WRITE_HIGH_WATER_MARK = 1024 * 1024;
 /** Queued chunks are copied together into native writes of at most this size; bigger ones go as is. */
 const WRITE_COALESCE_BYTES = 256 * 1024;
 /**
@@ -82,44 +73,23 @@ function toAddr(addr: DenoAddr, tls = false): Addr {
   return { transport: tls ? "tls" : "tcp", hostname: addr.hostname, port: addr.port };
 }
 
-function tcpLabel(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-}
-
-function describe(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.charAt(0).toLowerCase() + message.slice(1);
-}
-
-function mapConnectError(err: unknown, target: string): Error {
-  if (err instanceof TypeError || err instanceof RangeError) return err;
+/**
+ * The errno code a Deno error stands for: Deno sets `code` on most of its socket errors, and its
+ * class names it for the others.
+ */
+function denoErrorCode(err: unknown): string | undefined {
+  const code = errorCode(err);
+  if (code !== undefined) return code;
   const errors = deno().errors;
-  if (err instanceof errors.ConnectionRefused) {
-    return new ConnectionRefusedError(`Cannot connect to ${target}: connection refused`, { cause: err });
-  }
-  // Deno reports a UNIX path with no socket file as NotFound; to a caller it is just nobody listening.
-  if (err instanceof errors.NotFound) {
-    return new ConnectionRefusedError(`Cannot connect to ${target}: no socket exists there`, { cause: err });
-  }
-  if (isResetError(err)) {
-    return new ConnectionResetError(`Cannot connect to ${target}: connection reset by peer`, { cause: err });
-  }
-  const reason = tlsFailureReason(err) ?? describe(err);
-  return new TransportError(`Cannot connect to ${target}: ${reason}`, { cause: err });
-}
-
-function mapListenError(err: unknown, target: string): Error {
-  if (err instanceof TypeError || err instanceof RangeError) return err;
-  if (err instanceof deno().errors.AddrInUse) {
-    return new AddressInUseError(`Cannot listen on ${target}: address already in use`, { cause: err });
-  }
-  return new TransportError(`Cannot listen on ${target}: ${describe(err)}`, { cause: err });
-}
-
-function isResetError(err: unknown): boolean {
-  const errors = deno().errors;
-  return err instanceof errors.ConnectionReset || err instanceof errors.BrokenPipe ||
-    err instanceof errors.ConnectionAborted || err instanceof errors.NotConnected;
+  if (err instanceof errors.ConnectionRefused) return "ECONNREFUSED";
+  // Deno reports a UNIX path with no socket file as NotFound.
+  if (err instanceof errors.NotFound) return "ENOENT";
+  if (err instanceof errors.AddrInUse) return "EADDRINUSE";
+  if (err instanceof errors.ConnectionReset) return "ECONNRESET";
+  if (err instanceof errors.BrokenPipe) return "EPIPE";
+  if (err instanceof errors.ConnectionAborted) return "ECONNABORTED";
+  if (err instanceof errors.NotConnected) return "ENOTCONN";
+  return undefined;
 }
 
 class DenoConnection implements Connection {
@@ -136,10 +106,10 @@ class DenoConnection implements Connection {
   #paused = false;
   #wake: (() => void) | null = null;
 
-  // Writing: `write` appends to #queue; the flush swaps it with #spare and drains that.
-  #queue: Uint8Array[] = [];
-  #spare: Uint8Array[] = [];
-  #buffered = 0;
+  // Writing: `write` appends to #writes; the flush takes them out and drains them.
+  readonly #writes = new WriteQueue();
+  /** Bytes the flush took out of #writes and has not yet written. */
+  #inFlight = 0;
   /** A flush is scheduled or running. */
   #flushing = false;
   /** The flush loop is running (it has started its first native write). */
@@ -174,7 +144,7 @@ class DenoConnection implements Connection {
   }
 
   get bufferedAmount(): number {
-    return this.#buffered;
+    return this.#writes.bytes + this.#inFlight;
   }
 
   get closed(): boolean {
@@ -192,35 +162,26 @@ class DenoConnection implements Connection {
   }
 
   write(data: Uint8Array): boolean {
-    this.#assertWritable();
-    this.#enqueue(data);
-    if (!this.#flushing && this.#queue.length) {
+    assertWritable(this.#closed, this.#finRequested);
+    const writes = this.#writes;
+    writes.push(data);
+    if (!this.#flushing && writes.chunks.length) {
       this.#flushing = true;
       queueMicrotask(this.#startFlush);
     }
-    return this.#buffered < WRITE_HIGH_WATER_MARK;
+    return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
   }
 
   writeBatch(chunks: readonly Uint8Array[]): boolean {
-    this.#assertWritable();
-    for (let i = 0; i < chunks.length; i++) this.#enqueue(chunks[i]!);
+    assertWritable(this.#closed, this.#finRequested);
+    const writes = this.#writes;
+    writes.pushAll(chunks);
     // A microtask scheduled by an earlier write then finds the loop running (or done) and does nothing.
-    if (this.#queue.length && !this.#flushRunning) {
+    if (writes.chunks.length && !this.#flushRunning) {
       this.#flushing = true;
       this.#flush().catch(this.#rethrow);
     }
-    return this.#buffered < WRITE_HIGH_WATER_MARK;
-  }
-
-  #assertWritable(): void {
-    if (this.#closed) throw new ConnectionClosedError("Cannot write: connection is closed");
-    if (this.#finRequested) throw new ConnectionClosedError("Cannot write: connection is closed for writing");
-  }
-
-  #enqueue(data: Uint8Array): void {
-    if (data.length === 0) return;
-    this.#queue.push(data);
-    this.#buffered += data.length;
+    return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
   }
 
   pauseReading(): void {
@@ -260,31 +221,17 @@ class DenoConnection implements Connection {
     } catch {
       // Already closed underneath; nothing left to release.
     }
-    this.#queue.length = 0;
-    this.#spare.length = 0;
-    this.#buffered = 0;
+    this.#writes.clear();
+    this.#inFlight = 0;
     this.#scratch = null;
     this.#wakeReader();
     if (this.#handler !== null) queueMicrotask(this.#notifyClose);
   }
 
-  #fail(err: unknown, action: string): void {
+  #fail(err: unknown): void {
     // Deno rejects pending reads and writes with Interrupted or BadResource after our own close.
     if (this.#closed) return;
-    const label = this.#label();
-    const error = isResetError(err)
-      ? new ConnectionResetError(`Cannot ${action} ${label}: connection reset by peer`, { cause: err })
-      : new TransportError(`Cannot ${action} ${label}: ${tlsFailureReason(err) ?? describe(err)}`, {
-        cause: err,
-      });
-    this.#shutdown(error);
-  }
-
-  #label(): string {
-    const remote = this.remoteAddr;
-    if (remote.transport !== "unix") return tcpLabel(remote.hostname, remote.port);
-    const local = this.localAddr as { path: string };
-    return remote.path || local.path || "UNIX socket";
+    this.#shutdown(connectionError(err, peerName(this.localAddr, this.remoteAddr), denoErrorCode(err)));
   }
 
   #wakeReader(): void {
@@ -323,7 +270,7 @@ class DenoConnection implements Connection {
           : (bulkWanted < bulk.length ? bulk.subarray(0, bulkWanted) : bulk);
         n = await conn.read(target);
       } catch (err) {
-        this.#fail(err, "read from");
+        this.#fail(err);
         return;
       }
       if (this.#closed) return;
@@ -370,10 +317,10 @@ class DenoConnection implements Connection {
     const conn = this.#conn;
     this.#flushRunning = true;
     try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue;
-        this.#queue = this.#spare;
-        this.#spare = batch;
+      const writes = this.#writes;
+      while (writes.chunks.length > 0) {
+        this.#inFlight += writes.bytes;
+        const batch = writes.take();
         let i = 0;
         while (i < batch.length) {
           let data = batch[i++];
@@ -387,13 +334,13 @@ class DenoConnection implements Connection {
             const n = await conn.write(written === 0 ? data : data.subarray(written));
             if (this.#closed) return;
             written += n;
-            this.#buffered -= n;
+            this.#inFlight -= n;
           }
         }
         batch.length = 0;
       }
     } catch (err) {
-      this.#fail(err, "write to");
+      this.#fail(err);
       return;
     } finally {
       this.#flushing = false;
@@ -418,11 +365,7 @@ class DenoConnection implements Connection {
       while (size < total) size *= 2;
       scratch = this.#scratch = new Uint8Array(Math.min(size, WRITE_COALESCE_BYTES));
     }
-    let at = 0;
-    for (let k = from; k < end; k++) {
-      scratch.set(batch[k], at);
-      at += batch[k].length;
-    }
+    copyChunks(scratch, batch, from, end);
     this.#gathered = total;
     return end;
   }
@@ -433,7 +376,7 @@ class DenoConnection implements Connection {
     try {
       await this.#conn.closeWrite();
     } catch (err) {
-      this.#fail(err, "close writing to");
+      this.#fail(err);
       return;
     }
     if (this.#closed) return;
@@ -522,17 +465,11 @@ class DenoListenerHandle implements Listener {
     onConnection: (conn: Connection) => void,
   ): Promise<void> {
     this.#handshaking.add(conn);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("TLS handshake timed out")), timeoutMs);
-    });
     let ok = true;
     try {
-      await Promise.race([conn.handshake(), timeout]);
+      await raceTlsDeadline(conn.handshake(), timeoutMs, "Cannot accept a TLS connection");
     } catch {
       ok = false;
-    } finally {
-      clearTimeout(timer);
     }
     const wanted = this.#handshaking.delete(conn);
     if (!ok || !wanted || this.#closing !== null) {
@@ -596,28 +533,17 @@ async function openTls(
 
 async function connectTls(ns: DenoNamespace, c: CheckedTlsConnect): Promise<Connection> {
   const open: { conn?: DenoConn } = {};
-  let timedOut = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const attempt = openTls(ns, c, open);
-  // Settled either way, so a late success after the timeout is closed and a late failure is not unhandled.
-  attempt.then((conn) => timedOut && closeQuietly(conn), () => {});
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      closeQuietly(open.conn);
-      reject(
-        new TimeoutError(`Cannot connect to ${c.where}: TLS handshake not done within ${c.timeoutMs} ms`),
-      );
-    }, c.timeoutMs);
-  });
+  const target: Addr = { transport: "tls", hostname: c.hostname, port: c.port };
   try {
+    const conn = await raceTlsDeadline(openTls(ns, c, open), c.timeoutMs, `Cannot connect to ${c.where}`, {
+      onTimeout: () => closeQuietly(open.conn),
+      onLate: (late) => closeQuietly(late),
+    });
     // Deno verifies the server's certificate in every handshake, or fails it.
-    return new DenoConnection(await Promise.race([attempt, timeout]), { authorized: true });
+    return new DenoConnection(conn, { authorized: true });
   } catch (err) {
     if (err instanceof TimeoutError) throw err;
-    throw mapConnectError(err, c.where);
-  } finally {
-    clearTimeout(timer);
+    throw connectError(err, target, denoErrorCode(err));
   }
 }
 
@@ -653,21 +579,13 @@ export const denoTransport: Transport = {
     const ns = deno();
     if (options.transport === "unix") {
       const path = options.path;
-      const mode = unixSocketMode(options);
-      await prepareUnixSocketPath(path, denoTransport.connect);
-      let listener: DenoListener;
-      try {
-        listener = ns.listen({ transport: "unix", path });
-      } catch (err) {
-        throw mapListenError(err, path);
-      }
-      try {
-        await applyUnixSocketMode(path, mode);
-      } catch (err) {
-        closeQuietly(listener);
-        await removeUnixSocketFile(path).catch(() => {});
-        throw err;
-      }
+      const listener = await listenUnixSocket(options, denoTransport.connect, () => {
+        try {
+          return ns.listen({ transport: "unix", path });
+        } catch (err) {
+          throw listenError(err, { transport: "unix", path }, denoErrorCode(err));
+        }
+      }, closeQuietly);
       return new DenoListenerHandle(listener, path, onConnection);
     }
     if (options.transport === "tls") {
@@ -682,14 +600,12 @@ export const denoTransport: Transport = {
           checked.reusePort ? { hostname, port, cert, key, reusePort: true } : { hostname, port, cert, key },
         );
       } catch (err) {
-        throw mapListenError(err, tcpLabel(hostname, port));
+        throw listenError(err, { transport: "tls", hostname, port }, denoErrorCode(err));
       }
       return new DenoListenerHandle(listener, null, onConnection, checked.timeoutMs);
     }
-    if (options.transport !== "tcp") {
-      throw new TypeError(`Cannot listen: unknown transport ${JSON.stringify(options["transport"])}`);
-    }
-    const hostname = options.hostname ?? "127.0.0.1";
+    if (options.transport !== "tcp") throw unknownTransportError("listen", options);
+    const hostname = options.hostname ?? DEFAULT_HOSTNAME;
     const port = options.port ?? 0;
     if (options.reusePort) checkReusePort(ns);
     let listener: DenoListener;
@@ -698,7 +614,7 @@ export const denoTransport: Transport = {
         options.reusePort ? { transport: "tcp", hostname, port, reusePort: true } : { hostname, port },
       );
     } catch (err) {
-      throw mapListenError(err, tcpLabel(hostname, port));
+      throw listenError(err, { transport: "tcp", hostname, port }, denoErrorCode(err));
     }
     return new DenoListenerHandle(listener, null, onConnection);
   },
@@ -715,17 +631,19 @@ export const denoTransport: Transport = {
       try {
         return new DenoConnection(await ns.connect({ transport: "unix", path: options.path }));
       } catch (err) {
-        throw mapConnectError(err, options.path);
+        throw connectError(err, { transport: "unix", path: options.path }, denoErrorCode(err));
       }
     }
-    if (options.transport !== "tcp") {
-      throw new TypeError(`Cannot connect: unknown transport ${JSON.stringify(options["transport"])}`);
-    }
-    const hostname = options.hostname ?? "127.0.0.1";
+    if (options.transport !== "tcp") throw unknownTransportError("connect", options);
+    const target: TcpAddr = {
+      transport: "tcp",
+      hostname: options.hostname ?? DEFAULT_HOSTNAME,
+      port: options.port,
+    };
     try {
-      return new DenoConnection(await ns.connect({ hostname, port: options.port }));
+      return new DenoConnection(await ns.connect({ hostname: target.hostname, port: target.port }));
     } catch (err) {
-      throw mapConnectError(err, tcpLabel(hostname, options.port));
+      throw connectError(err, target, denoErrorCode(err));
     }
   },
 };

@@ -1,0 +1,660 @@
+/**
+ * The Bun transport's connections: one set of socket handlers for every socket, each socket's state
+ * in `socket.data` (the listener's context, a pending TLS handshake, then the connection), and the
+ * read and write paths. Listening and connecting are in `bun.ts`.
+ *
+ * @module
+ */
+import { TransportError } from "../core/errors.ts";
+import { peerName } from "./_addr.ts";
+import { bunGlobal, type BunSocket, type BunSocketHandler } from "./_bun_types.ts";
+import { connectionError, tlsConnectError } from "./_errors.ts";
+import { formatSubject } from "./_tls.ts";
+import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
+import type { Addr, Connection, ConnectionHandler, TlsConnectionInfo } from "./types.ts";
+
+/**
+ * What `socket.data` holds: the listener's context until `open` swaps in the connection, or, for an
+ * accepted TLS socket, its pending handshake until the `handshake` handler does.
+ */
+export type SocketData = BunConnection | AcceptContext | PendingHandshake;
+
+/** What a TLS listener needs to judge a finished handshake. */
+export interface TlsAcceptOptions {
+  readonly requestClientCert: boolean;
+  readonly timeoutMs: number;
+}
+
+/** The `socket.data` a listener gives each accepted socket before it becomes a connection. */
+export class AcceptContext {
+  readonly onConnection: (conn: Connection) => void;
+  /** The listener's path, which names the local side of accepted UNIX sockets. */
+  readonly unixPath: string | undefined;
+  /** Set on a TLS listener. */
+  readonly tls: TlsAcceptOptions | undefined;
+  /** Accepted TLS sockets still in their handshake. */
+  readonly handshaking = new Set<PendingHandshake>();
+  closed = false;
+  constructor(
+    onConnection: (conn: Connection) => void,
+    unixPath: string | undefined,
+    tls: TlsAcceptOptions | undefined = undefined,
+  ) {
+    this.onConnection = onConnection;
+    this.unixPath = unixPath;
+    this.tls = tls;
+  }
+}
+
+/** An accepted TLS socket until its handshake is over: bounded in time, and dropped on failure. */
+class PendingHandshake {
+  readonly context: AcceptContext;
+  readonly #socket: BunSocket<SocketData>;
+  readonly #timer: ReturnType<typeof setTimeout>;
+
+  constructor(context: AcceptContext, socket: BunSocket<SocketData>, timeoutMs: number) {
+    this.context = context;
+    this.#socket = socket;
+    this.#timer = setTimeout(() => this.drop(), timeoutMs);
+    context.handshaking.add(this);
+  }
+
+  /** The handshake is over (or the socket closed): stop the clock. */
+  settle(): void {
+    clearTimeout(this.#timer);
+    this.context.handshaking.delete(this);
+  }
+
+  /** Gives up on this socket: too slow, or its listener closed. */
+  drop(): void {
+    this.settle();
+    this.#socket.terminate();
+  }
+}
+
+/** Reports an error thrown by a user callback that has no connection left to close. */
+function rethrowLater(err: unknown): void {
+  queueMicrotask(() => {
+    throw err;
+  });
+}
+
+/** Writes of one tick are merged into one buffer up to this total; beyond it each goes as it is (no copy). */
+const MERGE_MAX_BYTES = 256 * 1024;
+
+/**
+ * The buffer merged writes are copied into, shared by every connection: Bun's `write` copies into the
+ * kernel before it returns, so the buffer is free again at once (a short write's rest is copied out).
+ */
+let mergeScratch = new Uint8Array(64 * 1024);
+
+/** Copies `chunks` into the shared merge buffer; the view is valid until the next merge. */
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (mergeScratch.length < total) {
+    let size = mergeScratch.length * 2;
+    while (size < total) size *= 2;
+    mergeScratch = new Uint8Array(size);
+  }
+  const out = mergeScratch.subarray(0, total);
+  copyChunks(out, chunks);
+  return out;
+}
+
+/**
+ * While the receiver assembles large messages (it gives chunks back), a longer chunk is handed on in
+ * pieces of at most this size, each cut where the message being assembled ends. Bun reads up to
+ * 512 KiB at once, and a whole chunk kept for one message inside it also kept the bytes of the
+ * messages around it, which the receiver had copied: a flood of 300 KB frames held 1.4x its input.
+ * Cut at message ends, every piece is either copied (and let go) or the start of what is kept.
+ */
+const PIECE_BYTES = 64 * 1024;
+/**
+ * Chunks given back, whole or in pieces, are garbage once copied, but JavaScriptCore counts them
+ * against its heap lazily. Every this many given-back bytes, a collection runs (1 to 7 ms on a heap
+ * holding 256 MiB of messages): a mere request (`Bun.gc(false)`) left 1 GiB floods of 300 KB frames
+ * at +283 to +340 MiB RSS over an input cap of 256 MiB, a run every 32 MiB at +277 to +295 MiB.
+ */
+const GC_AFTER_GIVEN_BACK_BYTES = 32 * 1024 * 1024;
+let givenBackBytes = 0;
+
+function collectGivenBack(): void {
+  givenBackBytes = 0;
+  bunGlobal().gc(true);
+}
+
+/**
+ * One Bun socket behind the {@linkcode Connection} contract, connected or accepted. Its static
+ * `handlers` serve every socket of the transport.
+ */
+export class BunConnection implements Connection {
+  /** One handler set for every socket, accepted or connected; state comes from `socket.data`. */
+  static readonly handlers: BunSocketHandler<SocketData> = {
+    // Plain Uint8Arrays: a Buffer's `.buffer`, needed to rewrap it, is slow to materialize on JSC.
+    binaryType: "uint8array",
+    open(socket) {
+      const data = socket.data;
+      // A paused TLS socket never completes its handshake: TLS sockets wait for `handshake` instead.
+      if (data instanceof BunConnection) {
+        if (data.#kind === "tls") return;
+        // Bun delivers data as soon as the socket opens: hold it in the kernel until setHandler.
+        socket.pause();
+        data.#attach(socket, undefined);
+        return;
+      }
+      if (!(data instanceof AcceptContext)) return;
+      if (data.tls !== undefined) {
+        if (data.closed) socket.terminate();
+        else socket.data = new PendingHandshake(data, socket, data.tls.timeoutMs);
+        return;
+      }
+      socket.pause();
+      const conn = new BunConnection(data.unixPath === undefined ? "tcp" : "unix", undefined);
+      socket.data = conn;
+      conn.#attach(socket, data.unixPath);
+      BunConnection.#handOver(conn, data);
+    },
+    handshake(socket, success, authorizationError) {
+      const data = socket.data;
+      if (data instanceof BunConnection) {
+        data.#clientHandshake(socket, success, authorizationError);
+        return;
+      }
+      if (!(data instanceof PendingHandshake)) return;
+      data.settle();
+      const context = data.context;
+      const requireCert = context.tls!.requestClientCert;
+      // Bun reports a client certificate that fails verification as a successful handshake with an
+      // authorizationError: with requestClientCert, that client is dropped here.
+      if (!success || context.closed || (requireCert && (authorizationError || socket.authorized !== true))) {
+        socket.terminate();
+        return;
+      }
+      socket.pause();
+      const conn = new BunConnection("tls", undefined);
+      socket.data = conn;
+      conn.#attach(socket, undefined);
+      conn.#tls = tlsInfo(socket, requireCert);
+      BunConnection.#handOver(conn, context);
+    },
+    data(socket, chunk) {
+      const data = socket.data;
+      if (data instanceof BunConnection) data.#receive(chunk);
+    },
+    drain(socket) {
+      const data = socket.data;
+      if (data instanceof BunConnection) data.#writable();
+    },
+    end(socket) {
+      const data = socket.data;
+      if (data instanceof BunConnection) data.#peerEnded();
+    },
+    error(socket, error) {
+      if (socket.data instanceof BunConnection) socket.data.#socketError ??= error;
+    },
+    close(socket, error) {
+      const data = socket.data;
+      if (data instanceof BunConnection) data.#socketClosed(error);
+      else if (data instanceof PendingHandshake) data.settle();
+    },
+  };
+
+  static #handOver(conn: BunConnection, context: AcceptContext): void {
+    try {
+      context.onConnection(conn);
+    } catch (err) {
+      conn.close();
+      rethrowLater(err);
+    }
+  }
+
+  /**
+   * Resolves once a connecting TLS socket's handshake is done and the server verified; rejects with
+   * the reason otherwise. The caller bounds the wait. (Static, so that connections show no more
+   * than the contract.)
+   */
+  static secured(conn: BunConnection, target: Addr): Promise<void> {
+    if (conn.#attached) return Promise.resolve();
+    if (conn.#socketGone) return Promise.reject(conn.#handshakeError(target));
+    return new Promise((resolve, reject) => {
+      conn.#handshakeWaiter = (ok) => {
+        conn.#handshakeWaiter = undefined;
+        if (ok) resolve();
+        else reject(conn.#handshakeError(target));
+      };
+    });
+  }
+
+  #socket!: BunSocket<SocketData>;
+  #kind: "tcp" | "unix" | "tls";
+  #attached = false;
+  #tls: TlsConnectionInfo | undefined;
+  /** A connecting TLS socket: told how its handshake ended. */
+  #handshakeWaiter: ((ok: boolean) => void) | undefined;
+  #handshakeFailure: Error | undefined;
+  /** The path a client connected to (UNIX only). */
+  #connectPath: string | undefined;
+  #localAddr!: Addr;
+  #remoteAddr!: Addr;
+  #handler: ConnectionHandler | undefined;
+
+  /** Written but not yet taken by the kernel; the head may be the rest of a short native write. */
+  readonly #writes = new WriteQueue();
+  #headIsRemainder = false;
+  #flushScheduled = false;
+  /** The queue's head lies in the shared merge buffer. */
+  #headIsMerged = false;
+  #awaitingDrain = false;
+  readonly #flushTask = () => {
+    if (this.#flushScheduled) this.#flush();
+  };
+
+  #userPaused = false;
+  #socketPaused = true;
+  /** Chunks that arrived while they could not be delivered (Bun may deliver once after a pause). */
+  #held: Uint8Array[] = [];
+  /**
+   * What the receiver said it will copy next (see `ConnectionHandler.onData`) while it assembles
+   * large messages; -1 when it kept the last chunk.
+   */
+  #wanted = -1;
+  #deliveryScheduled = false;
+  readonly #deliverTask = () => this.#deliver();
+
+  #readDone = false;
+  #endPending = false;
+  #finPending = false;
+  #writeDone = false;
+
+  #closed = false;
+  #localClose = false;
+  #socketGone = false;
+  #closePending = false;
+  #closeDelivered = false;
+  #closeError: Error | undefined;
+  #socketError: Error | undefined;
+
+  constructor(kind: "tcp" | "unix" | "tls", connectPath: string | undefined) {
+    this.#kind = kind;
+    this.#connectPath = connectPath;
+  }
+
+  #clientHandshake(socket: BunSocket<SocketData>, success: boolean, authorizationError: Error | null): void {
+    if (this.#attached) return;
+    if (!success || authorizationError) {
+      this.#handshakeFailure = authorizationError ?? this.#socketError;
+      socket.terminate();
+      // terminate() runs the close handler, which tells the waiter; this covers a runtime that does not.
+      this.#handshakeWaiter?.(false);
+      return;
+    }
+    socket.pause();
+    this.#attach(socket, undefined);
+    // A client reaches this point only with a verified server (rejectUnauthorized is always on).
+    this.#tls = tlsInfo(socket, true);
+    this.#handshakeWaiter?.(true);
+  }
+
+  #handshakeError(target: Addr): Error {
+    return tlsConnectError(this.#handshakeFailure ?? this.#socketError, target);
+  }
+
+  #attach(socket: BunSocket<SocketData>, listenPath: string | undefined): void {
+    this.#socket = socket;
+    this.#attached = true;
+    if (this.#kind === "unix") {
+      // Bun reports no addresses on UNIX sockets: the accepted side is named by its listener.
+      this.#localAddr = { transport: "unix", path: listenPath ?? "" };
+      this.#remoteAddr = { transport: "unix", path: this.#connectPath ?? "" };
+    } else {
+      this.#localAddr = {
+        transport: this.#kind,
+        hostname: socket.localAddress ?? "",
+        port: socket.localPort ?? 0,
+      };
+      this.#remoteAddr = {
+        transport: this.#kind,
+        hostname: socket.remoteAddress ?? "",
+        port: socket.remotePort ?? 0,
+      };
+    }
+  }
+
+  get tls(): TlsConnectionInfo | undefined {
+    return this.#tls;
+  }
+
+  get localAddr(): Addr {
+    return this.#localAddr;
+  }
+
+  get remoteAddr(): Addr {
+    return this.#remoteAddr;
+  }
+
+  get bufferedAmount(): number {
+    return this.#writes.bytes;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  setHandler(handler: ConnectionHandler): void {
+    if (this.#handler !== undefined) throw new TypeError("Cannot set the connection handler twice");
+    this.#handler = handler;
+    if (this.#held.length > 0 || this.#endPending || this.#closePending) this.#scheduleDelivery();
+    else this.#syncPause();
+  }
+
+  write(data: Uint8Array): boolean {
+    assertWritable(this.#closed, this.#finPending || this.#writeDone);
+    const writes = this.#writes;
+    writes.push(data);
+    if (!this.#flushScheduled && !this.#awaitingDrain && writes.chunks.length) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushTask);
+    }
+    return writes.bytes < WRITE_HIGH_WATER_MARK;
+  }
+
+  writeBatch(chunks: readonly Uint8Array[]): boolean {
+    assertWritable(this.#closed, this.#finPending || this.#writeDone);
+    const writes = this.#writes;
+    writes.pushAll(chunks);
+    if (writes.chunks.length === 0 || this.#awaitingDrain) return writes.bytes < WRITE_HIGH_WATER_MARK;
+    // Written now; the drain is reported by the microtask, never from inside this call.
+    if (this.#writeQueue() && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushTask);
+    }
+    return writes.bytes < WRITE_HIGH_WATER_MARK;
+  }
+
+  pauseReading(): void {
+    this.#userPaused = true;
+    this.#syncPause();
+  }
+
+  resumeReading(): void {
+    if (!this.#userPaused) return;
+    this.#userPaused = false;
+    if (this.#held.length > 0 || this.#endPending || this.#closePending) this.#scheduleDelivery();
+    else this.#syncPause();
+  }
+
+  closeWrite(): void {
+    if (this.#closed || this.#finPending || this.#writeDone) return;
+    this.#finPending = true;
+    if (this.#writes.chunks.length === 0) this.#sendFin();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closeNow(undefined);
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    if (this.#kind !== "unix" && !this.#closed) this.#socket.setNoDelay(noDelay);
+  }
+
+  setKeepAlive(keepAlive: boolean): void {
+    if (this.#kind !== "unix" && !this.#closed) this.#socket.setKeepAlive(keepAlive);
+  }
+
+  /** Closes at once, dropping what is queued or held; `error` (a user callback's throw) goes to onClose. */
+  #closeNow(error: Error | undefined): void {
+    this.#closed = true;
+    this.#localClose = true;
+    this.#closeError ??= error;
+    this.#writes.clear();
+    this.#held.length = 0;
+    this.#endPending = false;
+    // end() sends FIN like Node's destroy() and Deno's close(); terminate() would send RST.
+    if (!this.#socketGone) this.#socket.end();
+    // Bun runs the close handler inside end(); this covers a runtime that does not.
+    this.#socketClosed(undefined);
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#closed || this.#awaitingDrain) return;
+    if (!this.#writeQueue()) return;
+    if (this.#finPending) this.#sendFin();
+    if (this.#handler !== undefined && !this.#closed) {
+      try {
+        this.#handler.onDrain();
+      } catch (err) {
+        this.#fail(err);
+      }
+    }
+  }
+
+  /** Hands the queue to the kernel; returns false when it took only part (or the socket is gone). */
+  #writeQueue(): boolean {
+    const writes = this.#writes;
+    const queue = writes.chunks;
+    while (queue.length > 0) {
+      // The rest of a short write goes alone, so no byte is copied twice; new writes merge into one.
+      if (queue.length > 1 && !this.#headIsRemainder && writes.bytes <= MERGE_MAX_BYTES) {
+        const merged = concat(queue, writes.bytes);
+        queue.length = 1;
+        queue[0] = merged;
+        this.#headIsMerged = true;
+      }
+      const chunk = queue[0];
+      const written = this.#socket.write(chunk);
+      if (written < 0) {
+        // Bun returns -1 once the socket is closed; its close handler reports why.
+        if (!this.#closed) {
+          const cause = this.#socketError;
+          this.#closeNow(connectionError(cause, peerName(this.#localAddr, this.#remoteAddr), "ECONNRESET"));
+        }
+        return false;
+      }
+      writes.bytes -= written;
+      if (written < chunk.byteLength) {
+        // Bun's write buffers nothing: the rest stays ours until the drain handler (copied out of the
+        // shared merge buffer, which the next merge of any connection overwrites).
+        queue[0] = this.#headIsMerged ? chunk.slice(written) : chunk.subarray(written);
+        this.#headIsMerged = false;
+        this.#headIsRemainder = true;
+        this.#awaitingDrain = true;
+        return false;
+      }
+      queue.shift();
+      this.#headIsRemainder = false;
+      this.#headIsMerged = false;
+    }
+    return true;
+  }
+
+  #writable(): void {
+    if (!this.#awaitingDrain) return;
+    this.#awaitingDrain = false;
+    this.#flush();
+  }
+
+  #sendFin(): void {
+    this.#finPending = false;
+    this.#writeDone = true;
+    // Bun 1.4: shutdown() sends FIN and keeps reading; shutdown(true) would shut the read side.
+    this.#socket.shutdown();
+    if (this.#readDone) this.#finishBothDone();
+  }
+
+  /** Both directions have ended: release the socket, keeping what is still to be delivered. */
+  #finishBothDone(): void {
+    if (this.#socketGone) return;
+    this.#closed = true;
+    this.#socket.end();
+  }
+
+  #receive(chunk: Uint8Array): void {
+    if (this.#closed && this.#localClose) return;
+    // Bun allocates a fresh chunk for every data call (never reused), so it is passed on uncopied. It is
+    // a plain Uint8Array (binaryType), as receivers rely on Uint8Array#slice copying (Buffer#slice does not).
+    if (this.#handler === undefined || this.#userPaused || this.#held.length > 0) {
+      this.#held.push(chunk);
+      this.#syncPause();
+      return;
+    }
+    try {
+      this.#handOn(chunk);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  /**
+   * Passes `chunk` to onData: whole, or while the receiver assembles large messages, in pieces cut
+   * where each one ends (see PIECE_BYTES). On a pause the rest goes back to the front of #held.
+   */
+  #handOn(chunk: Uint8Array): void {
+    const handler = this.#handler!;
+    const total = chunk.byteLength;
+    if (this.#wanted < 0 || total <= PIECE_BYTES) {
+      const wanted = handler.onData(chunk);
+      if (typeof wanted !== "number") {
+        this.#wanted = -1;
+        return;
+      }
+      this.#wanted = wanted;
+      // Short reads (a slow sender) are given back whole: garbage too.
+      givenBackBytes += total;
+      if (givenBackBytes >= GC_AFTER_GIVEN_BACK_BYTES) collectGivenBack();
+      return;
+    }
+    let gaveBack = false;
+    for (let at = 0; at < total;) {
+      if (this.#closed && this.#localClose) return;
+      if (this.#userPaused) {
+        this.#held.unshift(chunk.subarray(at));
+        return;
+      }
+      const wanted = this.#wanted;
+      const size = Math.min(total - at, wanted > 0 ? wanted : PIECE_BYTES);
+      const given = handler.onData(chunk.subarray(at, at + size));
+      at += size;
+      if (typeof given === "number") {
+        gaveBack = true;
+        givenBackBytes += size;
+        this.#wanted = given;
+      } else this.#wanted = 0;
+    }
+    if (givenBackBytes >= GC_AFTER_GIVEN_BACK_BYTES) collectGivenBack();
+    // A chunk of which nothing was given back: no large message is being assembled any more.
+    if (!gaveBack) this.#wanted = -1;
+  }
+
+  #peerEnded(): void {
+    if (this.#readDone) return;
+    this.#readDone = true;
+    this.#endPending = true;
+    if (this.#handler !== undefined && !this.#userPaused && this.#held.length === 0) this.#deliverEnd();
+    if (this.#writeDone) this.#finishBothDone();
+  }
+
+  #deliverEnd(): void {
+    this.#endPending = false;
+    try {
+      this.#handler!.onEnd();
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #socketClosed(error: Error | undefined): void {
+    if (this.#socketGone) return;
+    this.#socketGone = true;
+    if (!this.#attached) {
+      // A connecting TLS socket closed before its handshake was done: connect() rejects.
+      this.#closed = true;
+      this.#handshakeFailure ??= error;
+      this.#handshakeWaiter?.(false);
+      return;
+    }
+    this.#closed = true;
+    this.#writes.clear();
+    this.#awaitingDrain = false;
+    const cause = error ?? this.#socketError;
+    if (cause !== undefined && !this.#localClose) {
+      this.#closeError ??= connectionError(cause, peerName(this.#localAddr, this.#remoteAddr));
+    }
+    // Bun skips the end handler when the peer's FIN arrives after ours: its clean close is that EOF.
+    if (cause === undefined && !this.#localClose && !this.#readDone) {
+      this.#readDone = true;
+      this.#endPending = true;
+    }
+    if (this.#closeError !== undefined) {
+      this.#held.length = 0;
+      this.#endPending = false;
+    }
+    this.#closePending = true;
+    if (this.#handler !== undefined) this.#scheduleDelivery();
+  }
+
+  #scheduleDelivery(): void {
+    if (this.#deliveryScheduled) return;
+    this.#deliveryScheduled = true;
+    queueMicrotask(this.#deliverTask);
+  }
+
+  /** Delivers what waited for a handler or for resumeReading, then onClose; runs as a microtask. */
+  #deliver(): void {
+    this.#deliveryScheduled = false;
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    while (this.#held.length > 0 && !this.#userPaused && !(this.#closed && this.#localClose)) {
+      try {
+        this.#handOn(this.#held.shift()!);
+      } catch (err) {
+        this.#fail(err);
+      }
+    }
+    if (this.#held.length === 0 && !this.#userPaused && this.#endPending) this.#deliverEnd();
+    const waiting = this.#held.length > 0 || this.#endPending;
+    if (this.#closePending && !this.#closeDelivered && !waiting) {
+      this.#closeDelivered = true;
+      try {
+        handler.onClose(this.#closeError);
+      } catch (err) {
+        rethrowLater(err);
+      }
+      return;
+    }
+    this.#syncPause();
+  }
+
+  /** A user callback threw: close this connection only, reporting the error to onClose. */
+  #fail(err: unknown): void {
+    const error = err instanceof Error
+      ? err
+      : new TransportError("Connection handler failed", { cause: err });
+    if (this.#closed && this.#localClose) return;
+    if (this.#socketGone) {
+      this.#closeError ??= error;
+      this.#held.length = 0;
+      this.#endPending = false;
+      return;
+    }
+    this.#closeNow(error);
+  }
+
+  /** Reads from the socket only while a handler takes the data. */
+  #syncPause(): void {
+    if (this.#socketGone) return;
+    const read = this.#handler !== undefined && !this.#userPaused && this.#held.length === 0;
+    if (read && this.#socketPaused) {
+      this.#socketPaused = false;
+      this.#socket.resume();
+    } else if (!read && !this.#socketPaused) {
+      this.#socketPaused = true;
+      this.#socket.pause();
+    }
+  }
+}
+
+function tlsInfo(socket: BunSocket<SocketData>, authorized: boolean): TlsConnectionInfo {
+  const subject = formatSubject(socket.getPeerCertificate?.()?.subject);
+  return subject === undefined ? { authorized } : { authorized, peerCertificateSubject: subject };
+}
