@@ -524,8 +524,7 @@ for (const transport of transports) {
           new RegExp(`^Cannot connect to tcp:127\\.0\\.0\\.1:${taken}: connection refused$`),
         );
 
-        const dir = await makeTempDir();
-        res.defer(() => dir.cleanup());
+        const dir = await res.tempDir();
         const missing = dir.join("missing.sock");
         assert.match(
           await message(transport.connect({ transport: "unix", path: missing })),
