@@ -374,6 +374,7 @@ export class ProxyHeaderReader {
   #readV2(): ProxyDecision {
     const head = this.#head;
     const n = this.#headLength;
+    if (n < 13) return PENDING;
     const versionCommand = head[12]!;
     if (versionCommand >> 4 !== 2) return fail(`v2 version is ${versionCommand >> 4}, not 2`);
     const command = versionCommand & 0x0f;
