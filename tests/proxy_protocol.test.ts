@@ -144,6 +144,10 @@ function assertFail(decision: ProxyDecision, message: string): void {
 }
 
 describe("ProxyHeaderReader: valid headers", () => {
+  it("has a v1 case of exactly the 107-byte limit", () => {
+    assert.equal(VALID[3]!.bytes.length, PROXY_V1_MAX_BYTES);
+  });
+
   for (const c of VALID) {
     it(`reads ${c.name} byte by byte, deciding at its last byte and keeping the payload`, () => {
       const reader = new ProxyHeaderReader();
