@@ -109,15 +109,18 @@ function hex(byte: number): string {
 
 /** The IP of a complete v1 address field, or why it is refused. */
 function v1Address(family: string, field: string, text: string): IpBytes | string {
-  const v6 = family === "TCP6";
-  // The spec allows only these characters; the check also keeps zones and brackets out of parseIpv6.
-  const ip = /^[0-9A-Fa-f:.]+$/.test(text) ? (v6 ? parseIpv6(text) : parseIp(text)) : undefined;
-  if (ip && ip.length === (v6 ? 16 : 4)) return ip;
-  const other = /^[0-9A-Fa-f:.]+$/.test(text) ? (v6 ? parseIp(text) : parseIpv6(text)) : undefined;
-  if (other) {
-    return `v1 ${field} ${JSON.stringify(text)} is ${v6 ? "IPv4" : "IPv6"}, and the protocol is ${family}`;
+  // The spec allows only these characters; the check also keeps zones and brackets out of parseIpv6,
+  // and an IPv4 address must be dotted, never IPv4-mapped IPv6.
+  const chars = /^[0-9A-Fa-f:.]+$/.test(text);
+  const v6 = chars && text.includes(":") ? parseIpv6(text) : undefined;
+  const v4 = chars && !text.includes(":") ? parseIp(text) : undefined;
+  const tcp6 = family === "TCP6";
+  const ip = tcp6 ? v6 : v4;
+  if (ip) return ip;
+  if (tcp6 ? v4 : v6) {
+    return `v1 ${field} ${JSON.stringify(text)} is ${tcp6 ? "IPv4" : "IPv6"}, and the protocol is ${family}`;
   }
-  return `v1 ${field} ${JSON.stringify(text)} is not an ${v6 ? "IPv6" : "IPv4"} address`;
+  return `v1 ${field} ${JSON.stringify(text)} is not an ${tcp6 ? "IPv6" : "IPv4"} address`;
 }
 
 /** The value of a complete v1 port field, or why it is refused. */
@@ -331,6 +334,7 @@ export class ProxyHeaderReader {
     }
     this.#headerBytes = this.#headLength = this.#tailBytes = 0;
     this.#tail = [];
+    this.#v1Checked = V1_PREFIX.length;
     return out;
   }
 

@@ -238,6 +238,17 @@ describe("ProxyHeaderReader: valid headers", () => {
     assert.deepEqual(failed.takeRest(), utf8("GET / HTTP/1.1\r\n"));
   });
 
+  it("starts over when the bytes are taken before a decision", () => {
+    const reader = new ProxyHeaderReader();
+    reader.push(utf8("PROXY TCP4 1.2.3.4 5.6"));
+    assert.equal(reader.step().kind, "pending");
+    assert.deepEqual(reader.takeRest(), utf8("PROXY TCP4 1.2.3.4 5.6"));
+    assert.equal(reader.bufferedBytes, 0);
+    reader.push(utf8("PROXY UNKNOWN\r\n!"));
+    assertHeader(reader.step(), { version: 1, command: "local" });
+    assert.deepEqual(reader.takeRest(), utf8("!"));
+  });
+
   it("refuses a maxV2Bytes that is not an integer in [16, 65551]", () => {
     for (const maxV2Bytes of [15, 65552, 100.5, NaN, -1]) {
       assert.throws(() => new ProxyHeaderReader({ maxV2Bytes }), RangeError, String(maxV2Bytes));
@@ -311,6 +322,12 @@ const REFUSALS: RefusalCase[] = [
     bytes: line("PROXY TCP4 ::1 5.6.7.8 1 2\r\n"),
     decidedAt: 15,
     message: 'v1 source address "::1" is IPv6, and the protocol is TCP4',
+  },
+  {
+    name: "v1 TCP4 with an IPv4-mapped IPv6 address",
+    bytes: line("PROXY TCP4 1.2.3.4 ::ffff:5.6.7.8 1 2\r\n"),
+    decidedAt: 34,
+    message: 'v1 destination address "::ffff:5.6.7.8" is IPv6, and the protocol is TCP4',
   },
   {
     name: "v1 TCP6 with an IPv4 address",
