@@ -22,7 +22,20 @@ function parseIpv4(text: string): IpBytes | undefined {
   return bytes;
 }
 
-function parseIpv6(text: string): IpBytes | undefined {
+/**
+ * Parses an IPv6 literal into its 16 bytes, keeping an IPv4-mapped address in its IPv6 form (unlike
+ * {@linkcode parseIp}). A zone (`%eth0`) is dropped and brackets are accepted.
+ *
+ * @param text The literal, such as `2001:db8::1` or `::ffff:10.1.2.3`.
+ * @returns The 16 bytes, or `undefined` when `text` is not an IPv6 literal.
+ *
+ * @example
+ * ```ts
+ * import { parseIpv6 } from "./ip.ts";
+ * console.log(parseIpv6("::ffff:10.1.2.3")?.length); // 16
+ * ```
+ */
+export function parseIpv6(text: string): IpBytes | undefined {
   const zone = text.indexOf("%");
   if (zone >= 0) text = text.slice(0, zone);
   if (text.startsWith("[") && text.endsWith("]")) text = text.slice(1, -1);
@@ -75,6 +88,50 @@ export function parseIp(text: string): IpBytes | undefined {
   if (!v6) return undefined;
   const mapped = v6.subarray(0, 10).every((b) => b === 0) && v6[10] === 0xff && v6[11] === 0xff;
   return mapped ? v6.slice(12) : v6;
+}
+
+/**
+ * Formats address bytes the way Node, Deno and Bun report a peer's address: IPv4 dotted, IPv6 in
+ * lower case with the longest run of two or more zero groups (the first of equal runs) compressed to
+ * `::` (RFC 5952), and an IPv4-mapped IPv6 address as `::ffff:a.b.c.d`.
+ *
+ * @param ip 4 or 16 bytes.
+ * @returns The address text.
+ * @throws {RangeError} When `ip` is neither 4 nor 16 bytes long.
+ *
+ * @example
+ * ```ts
+ * import { formatIp } from "./ip.ts";
+ * console.log(formatIp(new Uint8Array([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]))); // "2001:db8::1"
+ * ```
+ */
+export function formatIp(ip: IpBytes): string {
+  if (ip.length === 4) return `${ip[0]}.${ip[1]}.${ip[2]}.${ip[3]}`;
+  if (ip.length !== 16) {
+    throw new RangeError(`Cannot format IP address: ${ip.length} bytes are neither 4 nor 16`);
+  }
+  if (ip.subarray(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff) {
+    return `::ffff:${ip[12]}.${ip[13]}.${ip[14]}.${ip[15]}`;
+  }
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((ip[i]! << 8) | ip[i + 1]!);
+  let bestAt = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let end = i;
+    while (end < 8 && groups[end] === 0) end++;
+    if (end - i > bestLength) {
+      bestAt = i;
+      bestLength = end - i;
+    }
+    i = end;
+  }
+  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(":");
+  return bestAt < 0 ? hex(0, 8) : `${hex(0, bestAt)}::${hex(bestAt + bestLength, 8)}`;
 }
 
 /** A CIDR range such as `10.0.0.0/8` or `fd00::/8`. */

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ipInRange, isLoopbackIp, parseCidr, parseIp } from "../core/ip.ts";
+import { formatIp, ipInRange, isLoopbackIp, parseCidr, parseIp, parseIpv6 } from "../core/ip.ts";
 import { type AccessRule, compileRules, LOCAL_ONLY, type PeerInfo } from "../core/rules.ts";
 
 describe("IP parsing", () => {
@@ -20,6 +20,54 @@ describe("IP parsing", () => {
     assert.deepEqual(parseIp("2001:db8:0:0:0:0:0:1"), parseIp("2001:db8::1"));
     for (const bad of ["1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "g::1", ":::"]) {
       assert.equal(parseIp(bad), undefined, bad);
+    }
+  });
+
+  it("keeps an IPv4-mapped address in its 16-byte form with parseIpv6, and refuses IPv4 there", () => {
+    assert.equal(parseIpv6("::ffff:127.0.0.1")!.length, 16);
+    assert.deepEqual([...parseIpv6("::ffff:127.0.0.1")!.subarray(10)], [0xff, 0xff, 127, 0, 0, 1]);
+    assert.equal(parseIpv6("127.0.0.1"), undefined);
+  });
+
+  it("formats addresses as the runtimes report them: dotted IPv4, RFC 5952 IPv6, ::ffff:a.b.c.d", () => {
+    const cases: [string, string][] = [
+      ["10.1.2.3", "10.1.2.3"],
+      ["0.0.0.0", "0.0.0.0"],
+      ["::", "::"],
+      ["::1", "::1"],
+      ["1::", "1::"],
+      ["2001:DB8:0:0:0:0:0:1", "2001:db8::1"],
+      ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
+      ["2001:0:0:1:0:0:0:1", "2001:0:0:1::1"],
+      ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+      ["fe80:0000:0000:0000:0204:61ff:fe9d:f156", "fe80::204:61ff:fe9d:f156"],
+      ["::ffff:10.1.2.3", "::ffff:10.1.2.3"],
+      ["::ffff:a01:203", "::ffff:10.1.2.3"],
+      ["1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"],
+      ["1:0:0:0:0:0:0:0", "1::"],
+    ];
+    for (const [input, expected] of cases) {
+      const bytes = input.includes(":") ? parseIpv6(input)! : parseIp(input)!;
+      assert.equal(formatIp(bytes), expected, input);
+    }
+    assert.throws(() => formatIp(new Uint8Array(5)), RangeError);
+  });
+
+  it("formats random IPv6 addresses as WHATWG URL does, and parses them back", () => {
+    let state = 12345;
+    const next = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) >>> 16;
+    for (let round = 0; round < 2000; round++) {
+      const bytes = new Uint8Array(16);
+      // Mostly zero groups, so compression is exercised.
+      for (let g = 0; g < 8; g++) {
+        if (next() % 3 === 0) continue;
+        bytes[2 * g] = next() % 4 === 0 ? next() : 0;
+        bytes[2 * g + 1] = next();
+      }
+      const mapped = bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+      const text = formatIp(bytes);
+      assert.deepEqual(parseIpv6(text), bytes, text);
+      if (!mapped) assert.equal(text, new URL(`http://[${text}]/`).hostname.slice(1, -1), text);
     }
   });
 
