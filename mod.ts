@@ -41,6 +41,7 @@ export type {
   IoIterationOptions,
   Logger,
   MessagesOptions,
+  ProxyProtocolOptions,
 } from "./core/options.ts";
 export type {
   ClientConnectionState,

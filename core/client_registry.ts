@@ -58,6 +58,8 @@ export class ClientRecord {
   connecting = false;
   listener: ListenerInfo | undefined = undefined;
   remoteAddr: Addr | undefined = undefined;
+  /** The balancer's address, when the connection came through a trusted PROXY protocol source. */
+  proxyAddr: Addr | undefined = undefined;
   lastError: Error | undefined = undefined;
   inbox: Uint8Array[] = [];
   inboxHead = 0;

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Addr, Connection, Listener, ListenOptions, Transport } from "../transports/types.ts";
+import { type CidrRange, ipInRange, parseCidr, parseIp } from "./ip.ts";
 import type { IoCoreListenerOptions } from "./options.ts";
 import type { ListenerInfo } from "./types.ts";
 
@@ -21,6 +22,28 @@ export function describeAddr(addr: Addr): string {
   return addr.transport === "unix"
     ? `unix:${addr.path || "(unnamed)"}`
     : `${addr.transport}:${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
+}
+
+/** Compiles a listener's `proxyProtocol.trusted` ranges into a check; throws for a bad option. */
+function trustCheck(listener: IoCoreListenerOptions, id: number): ((addr: Addr) => boolean) | undefined {
+  const option = listener.proxyProtocol;
+  if (option === undefined) return undefined;
+  if (listener.transport !== "tcp" && listener.transport !== "tls") {
+    throw new TypeError(
+      `Cannot create IoCore: listener ${id} is ${listener.transport}; proxyProtocol needs tcp or tls`,
+    );
+  }
+  if (!Array.isArray(option?.trusted)) {
+    throw new TypeError(
+      `Cannot create IoCore: listener ${id} proxyProtocol.trusted must be a list of CIDR ranges`,
+    );
+  }
+  const ranges: CidrRange[] = option.trusted.map((cidr) => parseCidr(cidr));
+  return (addr) => {
+    if (addr.transport === "unix") return false;
+    const ip = parseIp(addr.hostname);
+    return ip !== undefined && ranges.some((range) => ipInRange(ip, range));
+  };
 }
 
 /**
@@ -41,10 +64,13 @@ export class ListenerSet {
   readonly #open: number[] = [];
   readonly #max: number[] = [];
   #parked: Array<{ conn: Connection; listener: ListenerInfo }> = [];
+  /** Per listener: who may send a PROXY header, or `undefined` when the listener takes none. */
+  readonly #trusted: Array<((addr: Addr) => boolean) | undefined>;
 
   /** Checks the listener options; nothing is bound yet. */
   constructor(options: readonly IoCoreListenerOptions[]) {
     this.#options = [...options];
+    this.#trusted = this.#options.map((listener, id) => trustCheck(listener, id));
     for (const listener of this.#options) {
       const max = listener.maxConnections;
       if (max !== undefined && (!Number.isSafeInteger(max) || max < 1)) {
@@ -75,7 +101,7 @@ export class ListenerSet {
   ): Promise<Addr[]> {
     try {
       for (const [id, options] of this.#options.entries()) {
-        const { name, maxConnections, ...listenOptions } = options;
+        const { name, maxConnections, proxyProtocol: _, ...listenOptions } = options;
         // Connections accepted before listen() resolves wait for the listener's info.
         const slot: { info?: ListenerInfo; early: Connection[] } = { early: [] };
         const listener = await transport.listen(listenOptions as ListenOptions, (conn) => {
@@ -95,6 +121,11 @@ export class ListenerSet {
       throw err;
     }
     return this.infos.map((info) => info.addr);
+  }
+
+  /** Who may send this listener a PROXY header, or `undefined` when it takes none. */
+  trustedProxies(listener: ListenerInfo): ((addr: Addr) => boolean) | undefined {
+    return this.#trusted[listener.id];
   }
 
   /** True when `listener` is under its own cap and nobody is parked ahead. */

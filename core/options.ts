@@ -84,7 +84,28 @@ export type IoCoreListenerOptions = ListenOptions & {
   name?: string;
   /** The most connections open at once through this listener; more wait unread. Unlimited by default. */
   maxConnections?: number;
+  /**
+   * TCP and TLS listeners behind a load balancer (HAProxy `send-proxy`/`send-proxy-v2`, nginx
+   * `proxy_protocol on`): every connection must start with a PROXY protocol header (v1 or v2), and
+   * only from `trusted` addresses (CIDR ranges). `remoteAddr` is then the original client's, for
+   * rules, logs and `getClientInfo`; the balancer's is `proxyAddr`. Off by default.
+   */
+  proxyProtocol?: ProxyProtocolOptions;
 };
+
+/**
+ * The PROXY protocol option of a listener.
+ *
+ * @example
+ * ```ts
+ * import type { ProxyProtocolOptions } from "@asockio/core";
+ * const behindHaproxy: ProxyProtocolOptions = { trusted: ["127.0.0.1/32", "10.0.0.0/8"] };
+ * ```
+ */
+export interface ProxyProtocolOptions {
+  /** The balancers' addresses, as CIDR ranges; a connection from anywhere else is refused. */
+  trusted: readonly string[];
+}
 
 /**
  * What the core knows of a new incoming connection when `rawConnection` is asked about it.
@@ -102,6 +123,8 @@ export interface IncomingConnectionInfo {
   readonly remoteAddr: Addr;
   /** The local address it was accepted on. */
   readonly localAddr: Addr;
+  /** The balancer's address, behind a trusted PROXY protocol source (`remoteAddr` is the client's). */
+  readonly proxyAddr?: Addr;
 }
 
 /**

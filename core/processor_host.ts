@@ -45,7 +45,7 @@ export class ProcessorHost {
       context: {
         clientId: record.id,
         keyword: record.keyword,
-        remoteAddr: session.conn.remoteAddr,
+        remoteAddr: session.remoteAddr,
         listener: session.listener,
       },
       control: {

@@ -21,6 +21,8 @@ export interface PeerInfo {
   readonly keyword?: Uint8Array;
   /** What the TLS handshake established, on TLS listeners. */
   readonly tls?: TlsConnectionInfo;
+  /** The balancer's address, behind a trusted PROXY protocol source (`remoteAddr` is the client's). */
+  readonly proxyAddr?: Addr;
 }
 
 /**

@@ -49,6 +49,21 @@ import type {
 } from "./types.ts";
 
 const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
+
+/** An incoming connection as admission sees it: behind a balancer, the original client's address. */
+interface Incoming {
+  readonly conn: Connection;
+  readonly listener: ListenerInfo;
+  readonly remoteAddr: Addr;
+  readonly proxyAddr?: Addr;
+}
+
+const incomingOf = (session: Session): Incoming => ({
+  conn: session.conn,
+  listener: session.listener!,
+  remoteAddr: session.remoteAddr,
+  proxyAddr: session.proxyAddr,
+});
 const utf8Decoder = new TextDecoder();
 const ADMIT: KeywordVerdict = Object.freeze({ kind: "admit" });
 const HOLD: KeywordVerdict = Object.freeze({ kind: "hold" });
@@ -163,61 +178,92 @@ export class Scheduler implements SessionHost {
     }
   }
 
-  #peerInfo(conn: Connection, listener: ListenerInfo, keyword?: Uint8Array): PeerInfo {
+  #peerInfo(peer: Incoming, keyword?: Uint8Array): PeerInfo {
+    const { conn, listener } = peer;
     return {
       listener,
-      remoteAddr: conn.remoteAddr,
+      remoteAddr: peer.remoteAddr,
       localAddr: conn.localAddr,
       transport: listener.addr.transport,
       keyword,
       tls: conn.tls,
+      proxyAddr: peer.proxyAddr,
     };
   }
 
   /** True when the rules admit the peer; a rule that throws refuses it. */
-  #allowed(rules: RuleCheck, conn: Connection, listener: ListenerInfo, keyword?: Uint8Array): boolean {
-    const where = () => `${describeAddr(conn.remoteAddr)} on ${listener.name}`;
-    const admitted = this.#guarded(
-      "An access rule",
-      where,
-      () => rules(this.#peerInfo(conn, listener, keyword)),
-    );
+  #allowed(rules: RuleCheck, peer: Incoming, keyword?: Uint8Array): boolean {
+    const where = () => `${describeAddr(peer.remoteAddr)} on ${peer.listener.name}`;
+    const admitted = this.#guarded("An access rule", where, () => rules(this.#peerInfo(peer, keyword)));
     return typeof admitted === "number" && admitted >= 0;
   }
 
   #admit(conn: Connection, listener: ListenerInfo): void {
     if (this.#noDelay) conn.setNoDelay(true);
-    const where = () => `${describeAddr(conn.remoteAddr)} on ${listener.name}`;
+    const trusted = this.listeners.trustedProxies(listener);
+    if (trusted === undefined) {
+      return this.#classify({ conn, listener, remoteAddr: conn.remoteAddr }, undefined);
+    }
+    // Behind a balancer: the PROXY header comes first, and only from the balancers the listener trusts.
+    if (!trusted(conn.remoteAddr)) {
+      this.logger.warn?.(
+        `Refused connection from ${
+          describeAddr(conn.remoteAddr)
+        } on ${listener.name}: not a trusted PROXY protocol source`,
+      );
+      return conn.close();
+    }
+    const session = this.#newSession(conn, listener, "proxy");
+    if (this.limits.handshakeTimeoutMs > 0) session.startHandshakeTimer(this.limits.handshakeTimeoutMs);
+  }
+
+  /** The PROXY header of a session was read: it goes on as a handshake or a raw client. */
+  proxied(session: Session): void {
+    this.#classify(incomingOf(session), session);
+  }
+
+  /** Decides whether an incoming connection is raw (an unknown client) or starts a handshake. */
+  #classify(peer: Incoming, session: Session | undefined): void {
+    const { conn, listener } = peer;
+    const where = () => `${describeAddr(peer.remoteAddr)} on ${listener.name}`;
     const predicate = this.#rawConnection;
     const raw = predicate
       ? this.#guarded(
         "rawConnection",
         where,
-        () => predicate({ listener, remoteAddr: conn.remoteAddr, localAddr: conn.localAddr }),
+        () =>
+          predicate({
+            listener,
+            remoteAddr: peer.remoteAddr,
+            localAddr: conn.localAddr,
+            proxyAddr: peer.proxyAddr,
+          }),
       )
       : false;
-    if (raw instanceof CallbackError) return conn.close();
+    if (raw instanceof CallbackError) return session ? session.close(raw) : conn.close();
     if (!raw) {
-      const session = this.#newSession(conn, listener, "accepting");
-      if (this.limits.handshakeTimeoutMs > 0) session.startHandshakeTimer(this.limits.handshakeTimeoutMs);
+      if (session) return session.beginHandshake();
+      const accepting = this.#newSession(conn, listener, "accepting");
+      if (this.limits.handshakeTimeoutMs > 0) accepting.startHandshakeTimer(this.limits.handshakeTimeoutMs);
       return;
     }
-    if (!this.#allowUnknown || !this.#allowed(this.#unknownRules, conn, listener)) {
+    if (!this.#allowUnknown || !this.#allowed(this.#unknownRules, peer)) {
       this.logger.info?.(`Refused unknown client from ${where()}`);
-      return conn.close();
+      return session ? session.close() : conn.close();
     }
     const id = this.registry.nextId();
     const record = new ClientRecord(id, "unknown", toBytes(`${UNKNOWN_KEYWORD_PREFIX}${id}`));
     record.rawOnConnect = true;
     record.processorClass = this.#unknownProcessor;
     this.registry.add(record);
-    this.bind(this.#newSession(conn, listener, "raw"), record);
+    if (session) session.beginRaw();
+    this.bind(session ?? this.#newSession(conn, listener, "raw"), record);
   }
 
   #newSession(
     conn: Connection,
     listener: ListenerInfo | undefined,
-    start: "accepting" | "raw" | ClientRecord,
+    start: "proxy" | "accepting" | "raw" | ClientRecord,
   ): Session {
     const session = new Session(this, conn, listener, start);
     this.sessions.add(session);
@@ -232,7 +278,7 @@ export class Scheduler implements SessionHost {
     const record = this.registry.byKeyword(keywordKey(keyword));
     if (
       !authenticated &&
-      !this.#allowed(record?.rules ?? this.#defaultRules, session.conn, session.listener!, keyword)
+      !this.#allowed(record?.rules ?? this.#defaultRules, incomingOf(session), keyword)
     ) {
       return refusal("access denied");
     }
@@ -265,7 +311,8 @@ export class Scheduler implements SessionHost {
     session.client = record;
     record.session = session;
     record.listener = session.listener;
-    record.remoteAddr = session.conn.remoteAddr;
+    record.remoteAddr = session.remoteAddr;
+    record.proxyAddr = session.proxyAddr;
     record.lastError = undefined;
     session.open();
     const events = this.board.events;
@@ -316,7 +363,7 @@ export class Scheduler implements SessionHost {
     if (
       held &&
       (options.secret !== undefined ||
-        !this.#allowed(rules ?? this.#defaultRules, held.conn, held.listener!, keyword))
+        !this.#allowed(rules ?? this.#defaultRules, incomingOf(held), keyword))
     ) {
       // The held connection never proved the secret, or this client's rules refuse it.
       this.logger.info?.(
@@ -440,6 +487,7 @@ export class Scheduler implements SessionHost {
       direction: record.connect ? "outgoing" : "incoming",
       state,
       remoteAddr: record.remoteAddr,
+      proxyAddr: record.proxyAddr,
       listener: record.listener,
       raw: session ? session.raw : record.rawOnConnect,
       unreadMessages: record.unread,
@@ -532,7 +580,7 @@ export class Scheduler implements SessionHost {
         if (now - session.lastActivity < idle || session.inflightBytes > 0 || session.readingPaused) continue;
         session.fail(
           new TimeoutError(
-            `Closing idle connection from ${describeAddr(session.conn.remoteAddr)} after ${idle} ms`,
+            `Closing idle connection from ${describeAddr(session.remoteAddr)} after ${idle} ms`,
           ),
         );
       }

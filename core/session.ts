@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Connection, ConnectionHandler } from "../transports/types.ts";
+import type { Addr, Connection, ConnectionHandler } from "../transports/types.ts";
 import { type ClientRecord, UNREAD_MESSAGE_OVERHEAD_BYTES } from "./client_registry.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "./codec.ts";
 import { AsockioError, ProtocolError, TimeoutError } from "./errors.ts";
@@ -21,21 +21,24 @@ import type { MemoryBudget } from "./memory_budget.ts";
 import type { Logger, ResolvedLimits } from "./options.ts";
 import { type FlushScheduler, framedPieces } from "./output.ts";
 import type { Processor } from "./processor.ts";
+import { ProxyHeaderReader } from "./proxy_protocol.ts";
 import { ProcessorClose, type ProcessorHost } from "./processor_host.ts";
 import { toBytes } from "./bytes.ts";
 import type { ListenerInfo } from "./types.ts";
 
 /** Where a session stands. */
 export const Phase = {
+  /** Accepting side, behind a trusted balancer: the PROXY header comes first. */
+  proxyHeader: 0,
   /** Accepting side: the keyword handshake is running. */
-  accepting: 0,
+  accepting: 1,
   /** Connecting side: the keyword was sent; waiting for the answer. */
-  connecting: 1,
+  connecting: 2,
   /** Bound to a client (or held): messages flow. */
-  open: 2,
+  open: 3,
   /** Refused or failed: what is queued is written, input is ignored, then it closes. */
-  draining: 3,
-  closed: 4,
+  draining: 4,
+  closed: 5,
 } as const;
 /** One of {@linkcode Phase}'s values. */
 export type Phase = typeof Phase[keyof typeof Phase];
@@ -62,6 +65,8 @@ export interface SessionHost {
   readonly flusher: FlushScheduler;
   /** True when `limits.idleTimeoutMs` is set, so activity must be stamped. */
   readonly tracksIdle: boolean;
+  /** Accepting side: the PROXY header was read; the session goes on as a handshake or a raw client. */
+  proxied(session: Session): void;
   /** Accepting side: what to do with an announced keyword (rules, registry, duplicates). */
   keywordVerdict(session: Session, keyword: Uint8Array, authenticated: boolean): KeywordVerdict;
   /** Accepting side: the handshake admitted `keyword`; bind the session to its client. */
@@ -113,6 +118,12 @@ export class Session implements ConnectionHandler {
   /** The open connection's frame decoder. */
   decoder: FrameDecoder | undefined = undefined;
   handshake: ServerHandshake | ClientHandshake | undefined = undefined;
+  /** Behind a trusted balancer: the PROXY header reader, until the header is read. */
+  proxyReader: ProxyHeaderReader | undefined = undefined;
+  /** Behind a trusted balancer: the balancer's address (the connection's own peer). */
+  proxyAddr: Addr | undefined = undefined;
+  /** The original client's address from the PROXY header, when there is one. */
+  #proxiedRemote: Addr | undefined = undefined;
   client: ClientRecord | undefined = undefined;
   /** The provisional record of a held unexpected keyword. */
   held: ClientRecord | undefined = undefined;
@@ -142,43 +153,58 @@ export class Session implements ConnectionHandler {
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   /**
-   * A session for `conn`: `"accepting"` and `"connecting"` start a handshake, `"raw"` is open at
-   * once for an unknown raw client. It does not read until `conn.setHandler(session)`.
+   * A session for `conn`: `"proxy"` reads a PROXY header first, `"accepting"` and an outgoing
+   * client's record start a handshake, `"raw"` is open at once for an unknown raw client. It does
+   * not read until `conn.setHandler(session)`.
    */
   constructor(
     host: SessionHost,
     conn: Connection,
     listener: ListenerInfo | undefined,
-    start: "accepting" | "raw" | ClientRecord,
+    start: "proxy" | "accepting" | "raw" | ClientRecord,
   ) {
     this.#host = host;
     this.conn = conn;
     this.listener = listener;
-    const limits = host.limits;
-    const peer = describeAddr(conn.remoteAddr);
-    if (start === "raw") {
-      this.phase = Phase.open;
-      this.opened = true;
-      this.raw = true;
-      this.decoder = new FrameDecoder({ maxMessageBytes: limits.maxMessageBytes });
-    } else if (start === "accepting") {
-      this.phase = Phase.accepting;
-      this.handshake = new ServerHandshake({
-        maxKeywordBytes: limits.maxKeywordBytes,
-        policy: (keyword, authenticated) => host.keywordVerdict(this, keyword, authenticated),
-        peer,
-      });
-    } else {
+    this.phase = Phase.proxyHeader;
+    if (start === "raw") this.beginRaw();
+    else if (start === "accepting") this.beginHandshake();
+    else if (start === "proxy") this.proxyReader = new ProxyHeaderReader();
+    else {
       this.phase = Phase.connecting;
       this.client = start;
       this.handshake = new ClientHandshake({
         keyword: start.keyword,
         hasSecret: start.secretKey !== undefined,
-        maxAnswerBytes: limits.maxKeywordBytes,
-        peer,
+        maxAnswerBytes: host.limits.maxKeywordBytes,
+        peer: describeAddr(conn.remoteAddr),
       });
     }
     if (host.tracksIdle) this.lastActivity = Date.now();
+  }
+
+  /** Starts the accepting side's keyword handshake. */
+  beginHandshake(): void {
+    const host = this.#host;
+    this.phase = Phase.accepting;
+    this.handshake = new ServerHandshake({
+      maxKeywordBytes: host.limits.maxKeywordBytes,
+      policy: (keyword, authenticated) => host.keywordVerdict(this, keyword, authenticated),
+      peer: describeAddr(this.remoteAddr),
+    });
+  }
+
+  /** Opens the session at once as an unknown raw client's. */
+  beginRaw(): void {
+    this.phase = Phase.open;
+    this.opened = true;
+    this.raw = true;
+    this.decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+  }
+
+  /** The peer's address: the original client's behind a trusted balancer, else the connection's. */
+  get remoteAddr(): Addr {
+    return this.#proxiedRemote ?? this.conn.remoteAddr;
   }
 
   /** True once closed. */
@@ -198,7 +224,7 @@ export class Session implements ConnectionHandler {
 
   /** The peer and the listener, for logs. */
   describe(): string {
-    return `${describeAddr(this.conn.remoteAddr)} on ${this.listener?.name ?? "an outgoing connection"}`;
+    return `${describeAddr(this.remoteAddr)} on ${this.listener?.name ?? "an outgoing connection"}`;
   }
 
   /** True while reading is paused for `reason`. */
@@ -226,14 +252,14 @@ export class Session implements ConnectionHandler {
     this.conn.resumeReading();
   }
 
-  /** Closes an accepting session that has not finished its handshake within `ms`. */
+  /** Closes an accepting session that has not finished its handshake (PROXY header included) within `ms`. */
   startHandshakeTimer(ms: number): void {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (this.phase !== Phase.accepting) return;
+      if (this.phase !== Phase.accepting && this.phase !== Phase.proxyHeader) return;
       this.fail(
         new TimeoutError(
-          `Cannot complete handshake with ${describeAddr(this.conn.remoteAddr)}: not done within ${ms} ms`,
+          `Cannot complete handshake with ${describeAddr(this.remoteAddr)}: not done within ${ms} ms`,
         ),
       );
     }, ms);
@@ -303,7 +329,7 @@ export class Session implements ConnectionHandler {
     const flusher = host.flusher;
     if (answersNow) flusher.reading = this;
     try {
-      if (phase !== Phase.open) this.handshake!.push(chunk);
+      if (phase !== Phase.open) (this.handshake ?? this.proxyReader!).push(chunk);
       else if (this.raw) this.#deliver(chunk);
       else {
         const decoder = this.decoder!;
@@ -324,6 +350,10 @@ export class Session implements ConnectionHandler {
     const host = this.#host;
     const budget = host.budget;
     while (this.phase < Phase.draining && !this.#busy) {
+      if (this.phase === Phase.proxyHeader) {
+        if (!this.#readProxyHeader()) return;
+        continue;
+      }
       if (this.phase !== Phase.open) {
         const handshake = this.handshake!;
         const before = handshake.bufferedBytes;
@@ -363,6 +393,36 @@ export class Session implements ConnectionHandler {
       budget.inputBytes -= FRAME_HEADER_BYTES;
       this.#deliver(message);
     }
+  }
+
+  /**
+   * Reads the PROXY header; once it is in, the session goes on as the scheduler decides, with the
+   * bytes after the header. Returns true when decoding should go on.
+   */
+  #readProxyHeader(): boolean {
+    const reader = this.proxyReader!;
+    const decision = reader.step();
+    if (decision.kind === "pending") return false;
+    if (decision.kind === "fail") {
+      this.fail(decision.error);
+      return false;
+    }
+    const { header } = decision;
+    this.proxyReader = undefined;
+    this.proxyAddr = this.conn.remoteAddr;
+    if (header.command === "proxy" && header.source) {
+      const transport = this.listener!.addr.transport === "tls" ? "tls" : "tcp";
+      this.#proxiedRemote = { transport, hostname: header.source.hostname, port: header.source.port };
+    }
+    const rest = reader.takeRest();
+    this.#host.proxied(this);
+    if (this.phase === Phase.accepting) this.handshake!.push(rest);
+    else if (this.phase === Phase.open) this.decoder!.push(rest);
+    else {
+      this.#host.budget.inputBytes -= rest.length;
+      return false;
+    }
+    return true;
   }
 
   /** Delivers one message or raw chunk (already counted as input) to the processor or the inbox. */
@@ -615,7 +675,7 @@ export class Session implements ConnectionHandler {
     if (this.phase === Phase.closed) return;
     if (log) {
       this.#host.logger.warn?.(
-        `Closing connection from ${describeAddr(this.conn.remoteAddr)}: ${error.message}`,
+        `Closing connection from ${describeAddr(this.remoteAddr)}: ${error.message}`,
       );
     }
     this.close(error);
@@ -626,7 +686,7 @@ export class Session implements ConnectionHandler {
     this.fail(
       new ProtocolError(
         `Closing held connection from ${
-          describeAddr(this.conn.remoteAddr)
+          describeAddr(this.remoteAddr)
         }: its unread input filled the input cap before its keyword was registered`,
       ),
     );
@@ -658,6 +718,7 @@ export class Session implements ConnectionHandler {
     }
     const budget = this.#host.budget;
     if (this.handshake) budget.inputBytes -= this.handshake.takeRest().length;
+    if (this.proxyReader) budget.inputBytes -= this.proxyReader.takeRest().length;
     if (this.decoder) budget.inputBytes -= this.decoder.takeBuffered().length;
   }
 
@@ -681,7 +742,8 @@ export class Session implements ConnectionHandler {
     this.phase = Phase.closed;
     this.#clearTimer();
     const budget = this.#host.budget;
-    budget.inputBytes -= (this.decoder?.bufferedBytes ?? 0) + (handshake?.bufferedBytes ?? 0);
+    budget.inputBytes -= (this.decoder?.bufferedBytes ?? 0) + (handshake?.bufferedBytes ?? 0) +
+      (this.proxyReader?.bufferedBytes ?? 0);
     for (const message of this.#waitingInput) budget.inputBytes -= message.length;
     this.#waitingInput = [];
     budget.outputBytes -= this.outQueueBytes + this.inflightBytes;
@@ -705,7 +767,7 @@ export class Session implements ConnectionHandler {
 
   #internalError(err: unknown): void {
     this.#host.logger.error?.(
-      `Internal error on connection from ${describeAddr(this.conn.remoteAddr)}; closed`,
+      `Internal error on connection from ${describeAddr(this.remoteAddr)}; closed`,
       err,
     );
     try {

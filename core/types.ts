@@ -107,8 +107,10 @@ export interface ClientInfo {
   readonly direction: "incoming" | "outgoing";
   /** Where its connection stands now. */
   readonly state: ClientConnectionState;
-  /** The peer's address, while connected (or the last one). */
+  /** The peer's address, while connected (or the last one); behind a balancer, the original client's. */
   readonly remoteAddr: Addr | undefined;
+  /** The balancer's address, when the connection came through a trusted PROXY protocol source. */
+  readonly proxyAddr: Addr | undefined;
   /** The listener of the current (or last) incoming connection. */
   readonly listener: ListenerInfo | undefined;
   /** True when the connection carries raw bytes. */
