@@ -112,6 +112,7 @@ async function runLauncher(): Promise<void> {
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const restarts: number[] = [];
   let stopping = false;
+  let exitCode = 0;
   let boundPort = port;
 
   /** Starts the worker of `slot`; resolves with the port it bound. */
@@ -142,7 +143,7 @@ async function runLauncher(): Promise<void> {
         workers.delete(slot);
         reject(new Error(`Worker ${slot} exited with ${code ?? signal} before listening`));
         if (stopping) {
-          if (workers.size === 0) process.exit(0);
+          if (workers.size === 0) process.exit(exitCode);
           return;
         }
         console.error(`[${slot}] worker ${child.pid} died (${code ?? signal})`);
@@ -168,7 +169,7 @@ async function runLauncher(): Promise<void> {
     console.log(`launcher: ${signal}, draining ${workers.size} workers`);
     for (const timer of timers) clearTimeout(timer);
     for (const child of workers.values()) child.kill("SIGTERM");
-    if (workers.size === 0) process.exit(0);
+    if (workers.size === 0) process.exit(exitCode);
     // A worker that ignores SIGTERM is killed once its drain time has passed.
     setTimeout(() => {
       for (const child of workers.values()) child.kill("SIGKILL");
@@ -177,8 +178,15 @@ async function runLauncher(): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 
-  // The first worker binds (port 0 resolves there); the others join its port.
-  boundPort = await start(0);
-  await Promise.all(Array.from({ length: count - 1 }, (_, i) => start(i + 1)));
-  console.log(`launcher: ${count} workers on http://${hostname}:${boundPort}`);
+  try {
+    // The first worker binds (port 0 resolves there); the others join its port.
+    boundPort = await start(0);
+    await Promise.all(Array.from({ length: count - 1 }, (_, i) => start(i + 1)));
+    console.log(`launcher: ${count} workers on http://${hostname}:${boundPort}`);
+  } catch (err) {
+    // A worker that cannot even start (port taken, no reusePort here) stops the whole cluster.
+    console.error(`launcher: ${(err as Error).message}`);
+    exitCode = 1;
+    stop("SIGTERM");
+  }
 }
