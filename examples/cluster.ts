@@ -1,0 +1,192 @@
+/**
+ * Scale out: a launcher that runs N worker processes of this same runtime, each with one `IoCore`
+ * listening on the same TCP port with `reusePort: true` (the kernel spreads new connections over
+ * them), answering HTTP with `hello from worker <pid>`.
+ *
+ * ```sh
+ * deno run --unstable-net --allow-net --allow-run --allow-env examples/cluster.ts --workers 4
+ * bun examples/cluster.ts --workers 4
+ * node examples/cluster.ts --workers 4   # Node 24 (types stripped); reusePort needs Node >= 22.12
+ * ```
+ *
+ * Options: `--workers N` (default: one per CPU), `--port P` (default 8080; `0` lets the first worker
+ * pick one and the others join it), `--hostname H` (default 127.0.0.1), `--drain-ms MS` (default 5000).
+ *
+ * SIGTERM or SIGINT to the launcher is forwarded to the workers; each one drains (closes its
+ * connections once what is queued is written, waits at most `--drain-ms`, then closes its core) and
+ * the launcher exits once they are gone. A worker that dies otherwise is restarted after a short
+ * delay, at most {@linkcode MAX_RESTARTS_PER_MINUTE} times a minute.
+ *
+ * @module
+ */
+import { detectRuntime, IoCore } from "../mod.ts";
+import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
+import { type ChildProcess, spawn } from "node:child_process";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import process from "node:process";
+
+/** Restarts of crashed workers allowed in any 60 s window, over the whole cluster. */
+export const MAX_RESTARTS_PER_MINUTE = 10;
+/** How long a crashed worker's slot waits before it is started again. */
+const RESTART_DELAY_MS = 500;
+
+const { values: args } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    workers: { type: "string" },
+    port: { type: "string", default: "8080" },
+    hostname: { type: "string", default: "127.0.0.1" },
+    "drain-ms": { type: "string", default: "5000" },
+    worker: { type: "boolean", default: false },
+  },
+});
+const port = Number(args.port);
+const hostname = args.hostname;
+const drainMs = Number(args["drain-ms"]);
+
+if (args.worker) await runWorker();
+else await runLauncher();
+
+/** One worker: a core on the shared port whose raw (HTTP) clients get `hello from worker <pid>`. */
+async function runWorker(): Promise<void> {
+  const open = new Set<number>();
+  let draining = false;
+
+  class Hello extends HttpResponder {
+    override onConnected(): void {
+      open.add(this.clientId);
+    }
+    override onConnectionLost(): void {
+      open.delete(this.clientId);
+    }
+    override handle(_request: HttpRequest): HttpResponse {
+      // While draining, answer what was asked, then close (a keep-alive client reconnects elsewhere).
+      if (draining) this.markSocketAsReadyToBeClosed();
+      return { headers: { "content-type": "text/plain" }, body: `hello from worker ${process.pid}\n` };
+    }
+  }
+
+  const core = new IoCore({
+    listeners: [{ transport: "tcp", hostname, port, reusePort: true, name: "http" }],
+    rawConnection: () => true,
+    unknownClients: "allow",
+    unknownClientProcessor: Hello,
+  });
+  const [addr] = await core.listen();
+  if (addr?.transport !== "tcp") throw new Error("Cannot start worker: the listener is not TCP");
+  console.log(`worker ${process.pid} listening on ${addr.hostname}:${addr.port}`);
+
+  // No stop-accepting step in the public API: mark every connection to close once flushed, give
+  // them a bounded time, then close the core (which closes the listener last).
+  const drain = async () => {
+    if (draining) return;
+    draining = true;
+    for (const id of open) core.markClientConnectionAsReadyToBeClosed(id);
+    const deadline = Date.now() + drainMs;
+    while (core.stats().connections > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    await core.close();
+  };
+  process.on("SIGTERM", () => void drain());
+  process.on("SIGINT", () => void drain());
+
+  // Consume the events nobody else reads, and end with the core.
+  for await (const _events of core) { /* the processor does the work */ }
+  console.log(`worker ${process.pid} drained`);
+  process.exit(0);
+}
+
+/** The launcher: starts, restarts and stops the workers. */
+async function runLauncher(): Promise<void> {
+  const count = args.workers === undefined ? availableParallelism() : Number(args.workers);
+  if (!Number.isSafeInteger(count) || count < 1) throw new TypeError(`Invalid --workers: ${args.workers}`);
+  const file = fileURLToPath(import.meta.url);
+  // Children get their own flags: Deno needs --unstable-net for reusePort.
+  const runtime = detectRuntime() === "deno"
+    ? ["run", "--unstable-net", "--allow-net", "--no-config", file]
+    : [file];
+  const workers = new Map<number, ChildProcess>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const restarts: number[] = [];
+  let stopping = false;
+  let exitCode = 0;
+  let boundPort = port;
+
+  /** Starts the worker of `slot`; resolves with the port it bound. */
+  const start = (slot: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [
+        ...runtime,
+        "--worker",
+        "--port",
+        String(boundPort),
+        "--hostname",
+        hostname,
+        "--drain-ms",
+        String(drainMs),
+      ], { stdio: ["ignore", "pipe", "inherit"] });
+      workers.set(slot, child);
+      let partial = "";
+      child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+        const lines = (partial + chunk).split("\n");
+        partial = lines.pop()!;
+        for (const line of lines) {
+          console.log(`[${slot}] ${line}`);
+          const match = /listening on .*:(\d+)$/.exec(line);
+          if (match) resolve(Number(match[1]));
+        }
+      });
+      child.on("exit", (code, signal) => {
+        workers.delete(slot);
+        reject(new Error(`Worker ${slot} exited with ${code ?? signal} before listening`));
+        if (stopping) {
+          if (workers.size === 0) process.exit(exitCode);
+          return;
+        }
+        console.error(`[${slot}] worker ${child.pid} died (${code ?? signal})`);
+        const now = Date.now();
+        while (restarts.length && restarts[0]! < now - 60_000) restarts.shift();
+        if (restarts.length >= MAX_RESTARTS_PER_MINUTE) {
+          console.error(`[${slot}] not restarted: ${MAX_RESTARTS_PER_MINUTE} restarts in the last minute`);
+          if (workers.size === 0) process.exit(1);
+          return;
+        }
+        restarts.push(now);
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          start(slot).catch(() => {}); // its exit handler decides again
+        }, RESTART_DELAY_MS);
+        timers.add(timer);
+      });
+    });
+
+  const stop = (signal: "SIGTERM" | "SIGINT") => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`launcher: ${signal}, draining ${workers.size} workers`);
+    for (const timer of timers) clearTimeout(timer);
+    for (const child of workers.values()) child.kill("SIGTERM");
+    if (workers.size === 0) process.exit(exitCode);
+    // A worker that ignores SIGTERM is killed once its drain time has passed.
+    setTimeout(() => {
+      for (const child of workers.values()) child.kill("SIGKILL");
+    }, drainMs + 2000).unref();
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+
+  try {
+    // The first worker binds (port 0 resolves there); the others join its port.
+    boundPort = await start(0);
+    await Promise.all(Array.from({ length: count - 1 }, (_, i) => start(i + 1)));
+    console.log(`launcher: ${count} workers on http://${hostname}:${boundPort}`);
+  } catch (err) {
+    // A worker that cannot even start (port taken, no reusePort here) stops the whole cluster.
+    console.error(`launcher: ${(err as Error).message}`);
+    exitCode = 1;
+    stop("SIGTERM");
+  }
+}
