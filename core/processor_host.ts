@@ -93,11 +93,7 @@ export class ProcessorHost {
    */
   #await(session: Session, callback: Callback, pending: Promise<void>): void {
     if (typeof (pending as { then?: unknown }).then !== "function") return this.#after(session);
-    this.#after(session);
-    if (session.closed) return;
-    session.awaitingCallback = true;
-    session.pauseReading(Pause.callback);
-    this.#flushAsPushed(session);
+    // The handlers first: a rejection must never go unhandled, even once the connection is gone.
     pending.then(
       () => {
         if (session.closed) return;
@@ -105,11 +101,22 @@ export class ProcessorHost {
         session.callbackSettled();
       },
       (err: unknown) => {
-        if (session.closed) return;
-        session.awaitingCallback = false;
-        this.#failed(session, callback, err);
+        if (!session.closed) {
+          session.awaitingCallback = false;
+          return this.#failed(session, callback, err);
+        }
+        const id = session.client?.id;
+        this.#logger.error?.(
+          `InlineProcessor.${callback} rejected for client ${id} after its connection closed`,
+          err,
+        );
       },
     );
+    this.#after(session);
+    if (session.closed) return;
+    session.awaitingCallback = true;
+    session.pauseReading(Pause.callback);
+    this.#flushAsPushed(session);
   }
 
   /** Makes `outputMessages.push` queue at once: after an `await` no callback end comes to flush it. */

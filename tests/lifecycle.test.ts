@@ -356,3 +356,32 @@ describe("asynchronous processor callbacks", () => {
     },
   );
 });
+
+describe("asynchronous callbacks after their connection closed", () => {
+  it(
+    "logs a rejection that comes after the connection closed, and the process lives on",
+    TEST_TIMEOUT,
+    async () => {
+      let reject: (err: Error) => void = () => {};
+      class Late extends InlineProcessor {
+        override onDataReceived(): Promise<void> {
+          this.markSocketAsShouldBeClosedImmediately();
+          return new Promise((_, fail) => (reject = fail));
+        }
+      }
+      const logger = recordingLogger();
+      await using fx = await listening({ logger });
+      const id = fx.core.addClient({ keyword: "late", processor: Late });
+      const peer = await fx.handshake("late");
+      peer.send("go");
+      await iterateUntil(fx.core, (e) => e.disconnected.has(id));
+      reject(new Error("too late"));
+      await delay(20);
+      assert.ok(
+        logger.lines.some((l) =>
+          l.includes("rejected for client") && l.includes("after its connection closed")
+        ),
+      );
+    },
+  );
+});
