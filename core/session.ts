@@ -401,7 +401,9 @@ export class Session implements ConnectionHandler {
    */
   #readProxyHeader(): boolean {
     const reader = this.proxyReader!;
+    const before = reader.bufferedBytes;
     const decision = reader.step();
+    this.#host.budget.inputBytes -= before - reader.bufferedBytes; // the header's own bytes
     if (decision.kind === "pending") return false;
     if (decision.kind === "fail") {
       this.fail(decision.error);

@@ -70,6 +70,7 @@ describe("PROXY protocol on a listener", () => {
         assert.deepEqual(info.remoteAddr, { transport: "tcp", hostname, port });
         assert.equal(info.proxyAddr?.transport === "tcp" && info.proxyAddr.hostname, "127.0.0.1");
         assert.deepEqual(fx.core.getMessagesFromClient(id).map(text), ["first"]);
+        assert.equal(fx.core.stats().inputBytes, 0, "the header's bytes are not left counted as input");
       },
     );
   }
