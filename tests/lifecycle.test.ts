@@ -170,6 +170,7 @@ describe("messages(id)", () => {
       "connected",
       "breaking out ends the iteration, not the client",
     );
+    assert.equal(core.stats().inputBytes, 0, "every message read is released from the input count");
     peer.close();
   });
 
@@ -280,6 +281,11 @@ describe("asynchronous processor callbacks", () => {
       for (let i = 0; i < count; i += 500) peer.send(...Array.from({ length: 500 }, (_, k) => String(i + k)));
       await peer.until(() => peer.pending >= count, 25_000, "every echo");
       assert.deepEqual(peer.takeAll().map(text), Array.from({ length: count }, (_, i) => String(i)));
+      assert.deepEqual(
+        [core.stats().inputBytes, core.stats().outputBytes],
+        [0, 0],
+        "the counters return to 0",
+      );
       peer.close();
     },
   );
