@@ -42,6 +42,7 @@ export type {
   Logger,
   MessagesOptions,
   ProxyProtocolOptions,
+  ShutdownOptions,
 } from "./core/options.ts";
 export type {
   ClientConnectionState,

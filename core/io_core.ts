@@ -8,7 +8,13 @@
 import { toBytes } from "./bytes.ts";
 import { keywordKey } from "./client_registry.ts";
 import { CoreClosedError } from "./errors.ts";
-import type { AddClientOptions, IoCoreOptions, IoIterationOptions, MessagesOptions } from "./options.ts";
+import type {
+  AddClientOptions,
+  IoCoreOptions,
+  IoIterationOptions,
+  MessagesOptions,
+  ShutdownOptions,
+} from "./options.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { Addr, TransportName } from "../transports/types.ts";
@@ -472,6 +478,45 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    */
   close(): Promise<void> {
     return this.#scheduler.close();
+  }
+
+  /**
+   * Stops accepting: closes the listeners (removing UNIX socket files), while every connection
+   * stays. Another process on the same port (`reusePort`) then gets the new connections.
+   *
+   * @example
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * const core = new IoCore({ listeners: [{ transport: "tcp", port: 0 }] });
+   * await core.listen();
+   * await core.stopAccepting(); // the connections already open go on
+   * await core.close();
+   * ```
+   */
+  stopAccepting(): Promise<void> {
+    return this.#scheduler.stopAccepting();
+  }
+
+  /**
+   * Shuts down gracefully: stops accepting, closes each connection once everything queued for it
+   * has been written (outgoing clients stop reconnecting), and after `timeoutMs` closes whatever is
+   * left; resolves once the core is closed. What a worker does on SIGTERM.
+   *
+   * @example
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * import process from "node:process";
+   * const core = new IoCore({ listeners: [{ transport: "tcp", port: 0 }] });
+   * await core.listen();
+   * process.once("SIGTERM", () => core.shutdown({ timeoutMs: 5000 }));
+   * ```
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    if (!(timeoutMs >= 0)) {
+      throw new RangeError(`Cannot shut down: timeoutMs must be non-negative, got ${timeoutMs}`);
+    }
+    return this.#scheduler.shutdown(timeoutMs);
   }
 
   /**

@@ -238,6 +238,23 @@ export interface MessagesOptions {
 }
 
 /**
+ * Options for `IoCore.shutdown`.
+ *
+ * @example
+ * ```ts
+ * import type { ShutdownOptions } from "@asockio/core";
+ * const options: ShutdownOptions = { timeoutMs: 5000 };
+ * ```
+ */
+export interface ShutdownOptions {
+  /**
+   * After this long, connections still open are closed at once.
+   * @default {10000}
+   */
+  timeoutMs?: number;
+}
+
+/**
  * Options for `IoCore.ioIteration`.
  *
  * @example

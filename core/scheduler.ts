@@ -102,6 +102,11 @@ export class Scheduler implements SessionHost {
   readonly #readers = new Set<ClientRecord>();
   /** Outgoing clients with a retry scheduled. */
   readonly #retrying = new Set<ClientRecord>();
+  /** False once `stopAccepting` (or `shutdown`) began: accepted connections are closed. */
+  #accepting = true;
+  #shutdown: Promise<void> | undefined = undefined;
+  /** Called when the last session closes, while `shutdown` waits for it. */
+  #allClosed: (() => void) | undefined = undefined;
   readonly #rawConnection: ((info: IncomingConnectionInfo) => boolean) | undefined;
   readonly #allowUnknown: boolean;
   readonly #unknownProcessor: InlineProcessorClass | undefined;
@@ -155,7 +160,7 @@ export class Scheduler implements SessionHost {
     !this.budget.overInput; // over the input cap, stop accepting too
 
   #accept(conn: Connection, listener: ListenerInfo): void {
-    if (this.closed) return conn.close();
+    if (this.closed || !this.#accepting) return conn.close();
     if (this.listeners.parkedCount || !this.#hasRoom(listener)) this.listeners.park(conn, listener);
     else this.#admit(conn, listener);
   }
@@ -564,9 +569,10 @@ export class Scheduler implements SessionHost {
         this.#retryLater(record, error, session.opened);
       }
     }
-    if (this.#idleTimer !== undefined && this.sessions.size === 0) {
-      clearInterval(this.#idleTimer);
+    if (this.sessions.size === 0) {
+      if (this.#idleTimer !== undefined) clearInterval(this.#idleTimer);
       this.#idleTimer = undefined;
+      this.#allClosed?.();
     }
   }
 
@@ -708,6 +714,41 @@ export class Scheduler implements SessionHost {
       heldConnections: this.registry.held.size,
       readingPaused: this.budget.readingPaused,
     };
+  }
+
+  /** Stops accepting: closes the listeners (removing UNIX socket files); connections stay. */
+  async stopAccepting(): Promise<void> {
+    this.#accepting = false;
+    this.listeners.closeParked();
+    await this.listeners.close();
+  }
+
+  /**
+   * Stops accepting, then closes each connection once everything queued for it is written (and
+   * outgoing clients no longer reconnect); after `timeoutMs` closes what is left, then the core.
+   */
+  shutdown(timeoutMs: number): Promise<void> {
+    if (this.closed) return this.closedPromise;
+    this.#shutdown ??= (async () => {
+      await this.stopAccepting();
+      for (const record of [...this.#retrying]) this.holdReconnect(record);
+      for (const session of [...this.sessions]) {
+        if (session.client?.connect) this.holdReconnect(session.client);
+        session.closeWhenFlushed();
+      }
+      if (this.sessions.size > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, timeoutMs);
+          (timer as { unref?: () => void }).unref?.();
+          this.#allClosed = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      await this.close();
+    })();
+    return this.#shutdown;
   }
 
   /**

@@ -12,9 +12,9 @@
  * Options: `--workers N` (default: one per CPU), `--port P` (default 8080; `0` lets the first worker
  * pick one and the others join it), `--hostname H` (default 127.0.0.1), `--drain-ms MS` (default 5000).
  *
- * SIGTERM or SIGINT to the launcher is forwarded to the workers; each one drains (closes its
- * connections once what is queued is written, waits at most `--drain-ms`, then closes its core) and
- * the launcher exits once they are gone. A worker that dies otherwise is restarted after a short
+ * SIGTERM or SIGINT to the launcher is forwarded to the workers; each one drains with
+ * `core.shutdown()` (stops accepting, closes its connections once what is queued is written, waits at
+ * most `--drain-ms`, then closes its core) and the launcher exits once they are gone. A worker that dies otherwise is restarted after a short
  * delay, at most {@linkcode MAX_RESTARTS_PER_MINUTE} times a minute.
  *
  * @module
@@ -51,20 +51,16 @@ else await runLauncher();
 
 /** One worker: a core on the shared port whose raw (HTTP) clients get `hello from worker <pid>`. */
 async function runWorker(): Promise<void> {
-  const open = new Set<number>();
   let draining = false;
 
   class Hello extends HttpResponder {
-    override onConnected(): void {
-      open.add(this.clientId);
-    }
-    override onConnectionLost(): void {
-      open.delete(this.clientId);
-    }
     override handle(_request: HttpRequest): HttpResponse {
-      // While draining, answer what was asked, then close (a keep-alive client reconnects elsewhere).
-      if (draining) this.markSocketAsReadyToBeClosed();
-      return { headers: { "content-type": "text/plain" }, body: `hello from worker ${process.pid}\n` };
+      // While draining, the answer says connection: close (a keep-alive client reconnects elsewhere).
+      return {
+        headers: { "content-type": "text/plain" },
+        body: `hello from worker ${process.pid}\n`,
+        close: draining,
+      };
     }
   }
 
@@ -78,20 +74,14 @@ async function runWorker(): Promise<void> {
   if (addr?.transport !== "tcp") throw new Error("Cannot start worker: the listener is not TCP");
   console.log(`worker ${process.pid} listening on ${addr.hostname}:${addr.port}`);
 
-  // No stop-accepting step in the public API: mark every connection to close once flushed, give
-  // them a bounded time, then close the core (which closes the listener last).
-  const drain = async () => {
-    if (draining) return;
+  // Stop accepting (the other workers take the new connections), close each connection once what is
+  // queued for it is written, close what is left after --drain-ms.
+  const drain = () => {
     draining = true;
-    for (const id of open) core.markClientConnectionAsReadyToBeClosed(id);
-    const deadline = Date.now() + drainMs;
-    while (core.stats().connections > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    await core.close();
+    void core.shutdown({ timeoutMs: drainMs });
   };
-  process.on("SIGTERM", () => void drain());
-  process.on("SIGINT", () => void drain());
+  process.on("SIGTERM", drain);
+  process.on("SIGINT", drain);
 
   // Consume the events nobody else reads, and end with the core.
   for await (const _events of core) { /* the processor does the work */ }

@@ -31,6 +31,8 @@ export interface HttpResponse {
   headers?: Record<string, string>;
   /** The body; strings are sent as UTF-8. */
   body?: Uint8Array | string;
+  /** Close the connection after this response (`connection: close`), whatever the request asked. */
+  close?: boolean;
 }
 
 /** Request heads larger than this are answered with 431 and the connection is closed. */
@@ -200,8 +202,7 @@ export class HttpResponder extends InlineProcessor {
         return this.#failed(err);
       }
       if (response instanceof Promise) return this.#serveLater(response, keepAlive, buffer, offset);
-      this.#respond(response, keepAlive);
-      if (!keepAlive) {
+      if (!this.#respond(response, keepAlive)) {
         this.#pending = emptyBody;
         return;
       }
@@ -223,8 +224,7 @@ export class HttpResponder extends InlineProcessor {
     } catch (err) {
       return this.#failed(err);
     }
-    this.#respond(response, keepAlive);
-    if (!keepAlive) {
+    if (!this.#respond(response, keepAlive)) {
       this.#pending = emptyBody;
       return;
     }
@@ -238,7 +238,9 @@ export class HttpResponder extends InlineProcessor {
     throw err;
   }
 
-  #respond(response: HttpResponse, keepAlive: boolean): void {
+  /** Queues the response; returns whether the connection stays open after it. */
+  #respond(response: HttpResponse, keepAlive: boolean): boolean {
+    if (response.close) keepAlive = false;
     const status = response.status ?? 200;
     const body = response.body === undefined ? emptyBody : toBytes(response.body);
     let head: Uint8Array | string | undefined;
@@ -263,6 +265,7 @@ export class HttpResponder extends InlineProcessor {
       this.#closing = true;
       this.markSocketAsReadyToBeClosed();
     }
+    return keepAlive;
   }
 
   #fail(status: number): void {

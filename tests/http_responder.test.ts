@@ -23,6 +23,17 @@ function drive(responder: HttpResponder, ...chunks: string[]): string {
 }
 
 describe("HttpResponder", () => {
+  it("closes after a response whose handler asks for it, and answers nothing after it", () => {
+    class Closing extends HttpResponder {
+      override handle(request: HttpRequest): HttpResponse {
+        return { body: "bye", close: request.target === "/last" };
+      }
+    }
+    const responder = new Closing();
+    const out = drive(responder, "GET /last HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n");
+    assert.equal(out, "HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nbye");
+  });
+
   it("answers pipelined keep-alive requests in order, split anywhere", () => {
     const seen: string[] = [];
     class Echo extends HttpResponder {

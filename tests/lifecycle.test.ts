@@ -391,3 +391,57 @@ describe("asynchronous callbacks after their connection closed", () => {
     },
   );
 });
+
+describe("shutdown", () => {
+  it(
+    "stops accepting, writes what is queued, closes each connection, and resolves once closed",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await listening();
+      const core = fx.core;
+      const id = core.addClient({ keyword: "draining" });
+      const peer = await fx.handshake("draining");
+      await iterateUntil(core, (e) => e.expected.has(id));
+      core.sendMessagesToClient(id, Array.from({ length: 1000 }, (_, i) => `tail ${i}`));
+      const done = core.shutdown({ timeoutMs: 5000 });
+      // From now on a connection is refused, or closed unanswered if the kernel had already taken it.
+      const late = await fx.connect("late").catch(() => undefined);
+      if (late) {
+        await late.waitClosed();
+        assert.equal(late.pending, 0, "a connection that came during the shutdown is not served");
+      }
+      await done;
+      await assert.rejects(fx.connect(), /refused/i, "the listener is closed");
+      assert.equal(core.isClosed, true);
+      await peer.waitClosed();
+      const got = peer.takeAll().map(text);
+      assert.equal(got.length, 1000, "everything queued was written before the close");
+      assert.equal(got.at(-1), "tail 999");
+    },
+  );
+
+  it("closes what is left after timeoutMs", TEST_TIMEOUT, async () => {
+    await using fx = await listening();
+    const id = fx.core.addClient({ keyword: "stuck" });
+    const peer = await fx.handshake("stuck", 0);
+    await iterateUntil(fx.core, (e) => e.expected.has(id));
+    peer.conn.pauseReading(); // it never reads, and never closes
+    fx.core.sendMessageToClient(id, new Uint8Array(8 * 1024 * 1024));
+    const started = performance.now();
+    await fx.core.shutdown({ timeoutMs: 200 });
+    const took = performance.now() - started;
+    assert.ok(took >= 150 && took < 5000, `shutdown took ${took.toFixed(0)} ms`);
+    assert.equal(fx.core.stats().connections, 0);
+  });
+
+  it("stopAccepting keeps the open connections working", TEST_TIMEOUT, async () => {
+    await using fx = await listening();
+    const id = fx.core.addClient({ keyword: "stays" });
+    const peer = await fx.handshake("stays");
+    await fx.core.stopAccepting();
+    await assert.rejects(fx.connect(), /refused/i);
+    peer.send("still here");
+    await iterateUntil(fx.core, (e) => e.data.has(id));
+    assert.deepEqual(fx.core.getMessagesFromClient(id).map(text), ["still here"]);
+  });
+});
