@@ -379,7 +379,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
     const record = scheduler.registry.get(id);
     if (!record?.connect) throw new TypeError(`Cannot reconnect client ${id}: it is not an outgoing client`);
     if (scheduler.closed) throw new CoreClosedError("Cannot reconnect: the core is closed");
-    scheduler.reconnectNow(record);
+    scheduler.outgoing.reconnectNow(record);
   }
 
   /**
@@ -397,7 +397,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   closeClientConnection(id: ClientId): void {
     const record = this.#scheduler.registry.get(id);
     if (!record) return;
-    if (record.connect) this.#scheduler.holdReconnect(record);
+    if (record.connect) this.#scheduler.outgoing.hold(record);
     record.session?.close();
   }
 
@@ -417,7 +417,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   markClientConnectionAsReadyToBeClosed(id: ClientId): void {
     const record = this.#scheduler.registry.get(id);
     if (!record) return;
-    if (record.connect) this.#scheduler.holdReconnect(record);
+    if (record.connect) this.#scheduler.outgoing.hold(record);
     record.session?.closeWhenFlushed();
   }
 

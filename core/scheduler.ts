@@ -8,15 +8,7 @@
 import { authProof, importSecret, timingSafeEqual } from "./auth.ts";
 import { toBytes } from "./bytes.ts";
 import { ClientRecord, ClientRegistry, keywordKey } from "./client_registry.ts";
-import { FRAME_HEADER_BYTES } from "./codec.ts";
-import {
-  CallbackError,
-  ConnectionClosedError,
-  CoreClosedError,
-  HandshakeRejectedError,
-  SendBufferFullError,
-  TimeoutError,
-} from "./errors.ts";
+import { CallbackError, ConnectionClosedError, CoreClosedError, TimeoutError } from "./errors.ts";
 import { EventBoard } from "./event_board.ts";
 import type { KeywordVerdict } from "./handshake.ts";
 import { describeAddr, ListenerSet } from "./listener_set.ts";
@@ -34,7 +26,8 @@ import {
 import { FlushScheduler } from "./output.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { ProcessorHost } from "./processor_host.ts";
-import { backoffDelay, resolveReconnect } from "./reconnect.ts";
+import { OutgoingClients } from "./outgoing.ts";
+import { resolveReconnect } from "./reconnect.ts";
 import { ALLOW_ALL, compileRules, LOCAL_ONLY, type PeerInfo, type RuleCheck } from "./rules.ts";
 import { Pause, Phase, Session, type SessionHost } from "./session.ts";
 import { resolveTransport } from "./transport_slot.ts";
@@ -100,8 +93,8 @@ export class Scheduler implements SessionHost {
   readonly #onAbort = (): void => void this.close();
   /** Clients whose inbox a `messages()` iteration reads. */
   readonly #readers = new Set<ClientRecord>();
-  /** Outgoing clients with a retry scheduled. */
-  readonly #retrying = new Set<ClientRecord>();
+  /** Outgoing clients: their send buffers and their retries. */
+  readonly outgoing: OutgoingClients;
   /** False once `stopAccepting` (or `shutdown`) began: accepted connections are closed. */
   #accepting = true;
   #shutdown: Promise<void> | undefined = undefined;
@@ -139,6 +132,10 @@ export class Scheduler implements SessionHost {
     });
     this.board = new EventBoard((id) => (this.registry.get(id)?.unread ?? 0) > 0);
     this.processors = new ProcessorHost(this.logger);
+    this.outgoing = new OutgoingClients(this.budget, this.logger, {
+      isClosed: () => this.closed,
+      connect: (record) => this.connectOut(record),
+    });
     this.closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#signal = options.signal;
     if (this.#signal?.aborted) queueMicrotask(this.#onAbort);
@@ -329,7 +326,7 @@ export class Scheduler implements SessionHost {
     if (record.rawOnConnect) session.setRaw(true);
     if (record.connect) {
       record.failures = 0;
-      this.#flushOutbox(record, session);
+      this.outgoing.flushOutbox(record, session);
     }
     if (record.processorClass) this.setProcessor(record, record.processorClass);
   }
@@ -431,7 +428,7 @@ export class Scheduler implements SessionHost {
         record.lastError = err;
         this.logger.warn?.(`Cannot connect client ${record.id}: ${err.message}`);
         this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
-        this.#retryLater(record, err, false);
+        this.outgoing.retryLater(record, err, false);
       },
     );
   }
@@ -516,11 +513,9 @@ export class Scheduler implements SessionHost {
   /** Closes the client's connection (if any) and forgets the client and its unread messages. */
   removeClient(record: ClientRecord): void {
     record.removed = true;
-    this.#cancelRetry(record);
+    this.outgoing.cancelRetry(record);
     record.session?.close();
-    this.budget.outputBytes -= record.outboxBytes;
-    record.outbox = [];
-    record.outboxBytes = 0;
+    this.outgoing.dropOutbox(record);
     this.forget(record);
   }
 
@@ -564,9 +559,9 @@ export class Scheduler implements SessionHost {
       if (record.connect && !record.reconnectHeld) {
         // Not handed to the transport yet: kept for the next connection, ahead of newer messages.
         if (unsent.length && record.reconnect && !record.removed && !this.closed) {
-          this.#toOutbox(record, unsent, true);
+          this.outgoing.toOutbox(record, unsent, true);
         }
-        this.#retryLater(record, error, session.opened);
+        this.outgoing.retryLater(record, error, session.opened);
       }
     }
     if (this.sessions.size === 0) {
@@ -595,14 +590,14 @@ export class Scheduler implements SessionHost {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Outgoing clients: sending while away, and reconnecting
+  // Sending (while away, through the outgoing clients' buffers)
 
   /** Queues one message for the client: on its open connection, or in its send buffer while away. */
   sendOne(id: ClientId, payload: Uint8Array): void {
     const record = this.registry.get(id);
     const session = record?.session;
     if (session !== undefined && session.phase === Phase.open) session.queueOutput(payload);
-    else this.#sendWhileAway(id, record, [payload], "send message");
+    else this.outgoing.sendWhileAway(id, record, [payload], "send message");
   }
 
   /** Queues several messages, in order, in one batch (all of them or, while away, none). */
@@ -612,96 +607,7 @@ export class Scheduler implements SessionHost {
     if (session !== undefined && session.phase === Phase.open) {
       if (Array.isArray(messages)) session.queueOutputs(messages);
       else for (const message of messages) session.queueOutput(toBytes(message));
-    } else this.#sendWhileAway(id, record, Array.from(messages, toBytes), "send messages");
-  }
-
-  #sendWhileAway(
-    id: ClientId,
-    record: ClientRecord | undefined,
-    payloads: Uint8Array[],
-    action: string,
-  ): void {
-    if (!record?.reconnect || record.removed || record.reconnectHeld) {
-      // Only a client that is on its way back buffers; one that will not reconnect by itself says so.
-      throw new ConnectionClosedError(`Cannot ${action}: client ${id} has no open connection`);
-    }
-    let bytes = 0;
-    for (const payload of payloads) bytes += payload.length + FRAME_HEADER_BYTES;
-    const room = record.reconnect.bufferBytes - record.outboxBytes;
-    if (bytes > room) {
-      throw new SendBufferFullError(
-        `Cannot ${action}: client ${id} is not connected, and its send buffer has ${room} bytes left for ${bytes}`,
-      );
-    }
-    this.#toOutbox(record, payloads, false);
-  }
-
-  /** Adds messages to the client's send buffer (at its head for the unsent rest of a lost connection). */
-  #toOutbox(record: ClientRecord, payloads: Uint8Array[], first: boolean): void {
-    let bytes = 0;
-    for (const payload of payloads) bytes += payload.length + FRAME_HEADER_BYTES;
-    record.outbox = first ? payloads.concat(record.outbox) : record.outbox.concat(payloads);
-    record.outboxBytes += bytes;
-    this.budget.outputBytes += bytes;
-  }
-
-  /** Sends what waited in the send buffer, right after the handshake and before anything newer. */
-  #flushOutbox(record: ClientRecord, session: Session): void {
-    if (!record.outbox.length) return;
-    const outbox = record.outbox;
-    this.budget.outputBytes -= record.outboxBytes;
-    record.outbox = [];
-    record.outboxBytes = 0;
-    session.queueOutputs(outbox);
-  }
-
-  /**
-   * An outgoing connection was lost, or an attempt failed: schedule the next attempt with backoff,
-   * unless reconnecting is off or held, the server refused the handshake with a reason (retrying
-   * cannot change its answer), or `maxAttempts` consecutive attempts have failed.
-   */
-  #retryLater(record: ClientRecord, error: Error | undefined, wasEstablished: boolean): void {
-    const policy = record.reconnect;
-    if (!policy || record.removed || this.closed || record.reconnectHeld || record.retryTimer) return;
-    if (error instanceof HandshakeRejectedError && error.reason !== "") {
-      record.reconnectHeld = true;
-      return;
-    }
-    if (!wasEstablished) record.failures++;
-    if (record.failures >= policy.maxAttempts) {
-      record.reconnectHeld = true;
-      this.logger.warn?.(`Giving up on client ${record.id} after ${record.failures} failed attempts`);
-      return;
-    }
-    const delay = backoffDelay(policy, record.failures);
-    record.retryAt = Date.now() + delay;
-    record.retryTimer = setTimeout(() => {
-      record.retryTimer = undefined;
-      this.#retrying.delete(record);
-      if (!this.closed && !record.removed && !record.session && !record.connecting) this.connectOut(record);
-    }, delay);
-    (record.retryTimer as { unref?: () => void }).unref?.();
-    this.#retrying.add(record);
-  }
-
-  #cancelRetry(record: ClientRecord): void {
-    if (record.retryTimer !== undefined) clearTimeout(record.retryTimer);
-    record.retryTimer = undefined;
-    this.#retrying.delete(record);
-  }
-
-  /** This side closes the client's connection: no retry until `reconnectClient`. */
-  holdReconnect(record: ClientRecord): void {
-    record.reconnectHeld = true;
-    this.#cancelRetry(record);
-  }
-
-  /** Connects the outgoing client again now, whatever the backoff, with a fresh attempt count. */
-  reconnectNow(record: ClientRecord): void {
-    record.reconnectHeld = false;
-    record.failures = 0;
-    this.#cancelRetry(record);
-    if (!record.session && !record.connecting) this.connectOut(record);
+    } else this.outgoing.sendWhileAway(id, record, Array.from(messages, toBytes), "send messages");
   }
 
   /** Memory and connection counters. */
@@ -731,9 +637,9 @@ export class Scheduler implements SessionHost {
     if (this.closed) return this.closedPromise;
     this.#shutdown ??= (async () => {
       await this.stopAccepting();
-      for (const record of [...this.#retrying]) this.holdReconnect(record);
+      this.outgoing.holdAll();
       for (const session of [...this.sessions]) {
-        if (session.client?.connect) this.holdReconnect(session.client);
+        if (session.client?.connect) this.outgoing.hold(session.client);
         session.closeWhenFlushed();
       }
       if (this.sessions.size > 0) {
@@ -766,7 +672,7 @@ export class Scheduler implements SessionHost {
     if (this.#idleTimer !== undefined) clearInterval(this.#idleTimer);
     this.#idleTimer = undefined;
     for (const record of this.#readers) record.reader?.wake();
-    for (const record of [...this.#retrying]) this.#cancelRetry(record);
+    this.outgoing.cancelAll();
     this.board.resolve();
     this.listeners.close().then(this.#resolveClosed);
     return this.closedPromise;
