@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { spawnSync } from "node:child_process";
 import { lstat, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -488,4 +489,23 @@ export async function startEchoServer(
       return new Promise((resolve) => waiters.push(resolve));
     },
   };
+}
+
+/**
+ * Why a test that needs an external tool is skipped: `undefined` when `tool versionArg` runs, else
+ * a reason with the install command, for `{ skip }`.
+ *
+ * @example
+ * ```ts
+ * const skip = missingTool("haproxy", "-v", "apt-get install -y haproxy");
+ * ```
+ */
+export function missingTool(tool: string, versionArg: string, install: string): string | undefined {
+  try {
+    return spawnSync(tool, [versionArg], { stdio: "ignore", timeout: 5000 }).status === 0
+      ? undefined
+      : `${tool} is not installed (${install})`;
+  } catch {
+    return `${tool} is not installed (${install})`;
+  }
 }

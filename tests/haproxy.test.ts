@@ -4,22 +4,14 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { nativeTransport } from "../mod.ts";
 import { type CoreFixture, startCore } from "./_core_fixture.ts";
-import { delay, tempDir } from "./_helpers.ts";
+import { delay, missingTool, tempDir } from "./_helpers.ts";
 import { text, WirePeer } from "./_wire_peer.ts";
 
-const noHaproxyReason = (() => {
-  try {
-    return spawnSync("haproxy", ["-v"], { stdio: "ignore", timeout: 5000 }).status === 0
-      ? undefined
-      : "haproxy is not installed (apt-get install -y haproxy)";
-  } catch {
-    return "haproxy is not installed (apt-get install -y haproxy)";
-  }
-})();
+const noHaproxyReason = missingTool("haproxy", "-v", "apt-get install -y haproxy");
 
 /** A free loopback port: bound, read and released. */
 async function freePort(): Promise<number> {

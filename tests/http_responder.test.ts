@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { missingTool } from "./_helpers.ts";
 import { networkInterfaces } from "node:os";
 import { IoCore } from "../mod.ts";
 import {
@@ -287,15 +288,7 @@ describe("HttpResponder over a socket", () => {
 });
 
 /** Why the curl tests are skipped, or undefined when curl runs. */
-const noCurlReason = (() => {
-  try {
-    return spawnSync("curl", ["--version"], { stdio: "ignore", timeout: 5000 }).status === 0
-      ? undefined
-      : "curl is not installed";
-  } catch {
-    return "curl is not installed";
-  }
-})();
+const noCurlReason = missingTool("curl", "--version", "apt-get install -y curl");
 
 /** Runs curl with `-sS -i` (status line and headers in the output); resolves with its exit code and stdout. */
 function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -153,26 +153,8 @@ describe("reusePort across processes", () => {
     } fails with a TypeError naming the reason, and the process ends on its own with 0`,
     { ...TEST_TIMEOUT, skip: noRefusalReason },
     async () => {
-      const run = await new Promise<{ code: number | string; stdout: string; stderr: string }>((resolve) => {
-        if (runtime !== "deno") {
-          resolve(runToEnd(CHILD, ["refuse"], 15_000));
-          return;
-        }
-        // runToEnd would do, but the flags are spelled out here: this child must not get --unstable-net.
-        const child = spawn(process.execPath, [...childArgs(false), "refuse"], {
-          stdio: ["ignore", "pipe", "pipe"],
-          env: { ...process.env, NO_COLOR: "1" },
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-        child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-        child.on("close", (code, signal) => {
-          clearTimeout(timer);
-          resolve({ code: code ?? signal ?? -1, stdout, stderr });
-        });
-      });
+      // runToEnd never adds --unstable-net, so a Deno child lacks it whatever this process has.
+      const run = await runToEnd(CHILD, ["refuse"], 15_000);
       assert.equal(run.code, 0, `the child ended with ${run.code}; stderr:\n${run.stderr}`);
       const line = run.stdout.split("\n").find((l) => l.startsWith("RESULT "));
       assert.ok(line, `the child printed no result; stdout:\n${run.stdout}\nstderr:\n${run.stderr}`);
