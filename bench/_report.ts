@@ -1,6 +1,6 @@
 /**
  * Writes a run's results: `bench/results/<name>.json` (everything, with the machine), `<name>.md`
- * (tables and the P1–P4 ratios) and `<name>.svg` (hand-written charts, no dependencies).
+ * (tables and the P1–P4 and scale-out ratios) and `<name>.svg` (hand-written charts, no dependencies).
  *
  * @module
  */
