@@ -371,7 +371,8 @@ function markdown(report: RunReport, checks: Target[]): string {
       "asockio's `HttpResponder`, 100 B bodies. Every worker runs on CPU 0 and the load generator on " +
         "CPU 1: with 2 cores, the 2 processes share one core, so this measures what sharing the port " +
         "costs per request, not a throughput gain. Server CPU is the sum over the workers; the shares " +
-        "are each worker's part of the requests it answered and of the connections it accepted.",
+        "are each worker's part of the requests it answered and of the connections it accepted, summed " +
+        "over the repetitions (`wrk` opens one extra connection per run to check the address).",
       "",
     );
     if (builtin) {

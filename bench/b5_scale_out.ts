@@ -79,6 +79,17 @@ const shares = (values: number[]) => {
   return values.map((v) => (total ? v / total : NaN));
 };
 
+/**
+ * Adds each worker's count as a sample of `<count><i>` and sets `<share><i>` to its share of the
+ * counts summed over every repetition so far. Medians of each worker's share taken one by one would
+ * not add up to 100% (at 1 connection one worker gets all of one repetition and none of the next).
+ */
+function addCounts(row: Row, count: string, share: string, values: number[]): void {
+  values.forEach((v, i) => addSample(row, `${count}${i + 1}`, v));
+  const totals = values.map((_, i) => row.samples[`${count}${i + 1}`]!.reduce((a, b) => a + b, 0));
+  shares(totals).forEach((v, i) => (row.metrics[`${share}${i + 1}`] = v));
+}
+
 /** Loads one group at one concurrency and adds a sample to its row. */
 async function measure(
   generator: LoadGenerator,
@@ -107,8 +118,9 @@ async function measure(
   addSample(row, "cpuUsPerRequest", cpu / r.requests);
   addSample(row, "errors", errors);
   addSample(row, "timeouts", r.timeout);
-  shares(answered).forEach((s, i) => addSample(row, `requestShare${i + 1}`, s));
-  shares(accepted).forEach((s, i) => addSample(row, `connectionShare${i + 1}`, s));
+  addCounts(row, "requestsWorker", "requestShare", answered);
+  // wrk opens and closes one extra connection to check the address before its run: it counts too.
+  addCounts(row, "connectionsWorker", "connectionShare", accepted);
   const split = group.processes > 1
     ? ` (${shares(answered).map((s) => `${Math.round(s * 100)}%`).join("/")} of requests)`
     : "";
