@@ -136,6 +136,9 @@ export async function runB5(ctx: BenchContext, runtime: Runtime): Promise<void> 
     "wrk takes one), so the 2 processes share one core: B5 shows what sharing the port costs per " +
     "request, not a throughput gain.";
   if (!ctx.notes.includes(coreNote)) ctx.notes.push(coreNote);
+  const quickNote = "B5 quick: one 1-second cell at 200 connections without warm-up, so its CPU ratio " +
+    "(2 cold processes, each warming on half the load) is a smoke figure, not the scale-out measurement.";
+  if (ctx.quick && !ctx.notes.includes(quickNote)) ctx.notes.push(quickNote);
   // Quick: one short headline cell, no warm-up (a smoke check that both layouts serve).
   const cells = ctx.quick ? [B5_CONCURRENCY] : CONCURRENCY;
   const seconds = ctx.quick ? 1 : 2;
