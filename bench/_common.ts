@@ -9,11 +9,11 @@ import type { Runtime } from "./_runtimes.ts";
 
 /** One measured cell: a contender at some parameters, with every sample and their medians. */
 export interface Row {
-  /** `b1` … `b4`. */
+  /** `b1` … `b5`. */
   bench: string;
   /** The runtime it ran on. */
   runtime: Runtime;
-  /** `asockio`, `bare`, `native`, `zeromq`, … */
+  /** `asockio`, `bare`, `native`, `zeromq`, `1 process`, … */
   contender: string;
   /** What was varied: size, concurrency, count. */
   params: Record<string, number | string>;

@@ -1,6 +1,6 @@
 /**
  * Writes a run's results: `bench/results/<name>.json` (everything, with the machine), `<name>.md`
- * (tables and the P1–P4 ratios) and `<name>.svg` (hand-written charts, no dependencies).
+ * (tables and the P1–P4 and scale-out ratios) and `<name>.svg` (hand-written charts, no dependencies).
  *
  * @module
  */
@@ -8,6 +8,7 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { bytesLabel, type Row, si } from "./_common.ts";
 import { type MachineInfo, ROOT, type Runtime } from "./_runtimes.ts";
+import { B5_CONCURRENCY } from "./b5_scale_out.ts";
 
 /** Everything a run produced. */
 export interface RunReport {
@@ -26,7 +27,7 @@ export interface RunReport {
   failures: string[];
 }
 
-/** One P1–P4 check: a measured ratio against its target. */
+/** One P1–P4 (or scale-out) check: a measured ratio against its target. */
 export interface Target {
   id: string;
   runtime: Runtime;
@@ -53,7 +54,7 @@ const find = (
     Object.entries(params).every(([k, v]) => r.params[k] === v)
   );
 
-/** Computes the P1–P4 ratios from whatever rows the run has. */
+/** Computes the P1–P4 and scale-out ratios from whatever rows the run has. */
 export function targets(rows: Row[], runtimes: readonly Runtime[]): Target[] {
   const out: Target[] = [];
   const add = (t: Omit<Target, "pass">) => {
@@ -174,6 +175,20 @@ export function targets(rows: Row[], runtimes: readonly Runtime[]): Target[] {
         value: at1000.metrics.requestsPerSecond! / peak,
         kind: "min",
         limit: 0.9,
+        unit: "×",
+      });
+    }
+    const one = find(rows, "b5", runtime, "1 process", { concurrency: B5_CONCURRENCY });
+    const two = find(rows, "b5", runtime, "2 processes", { concurrency: B5_CONCURRENCY });
+    if (one && two) {
+      add({
+        id: "Scale out",
+        runtime,
+        short: "CPU/req 2÷1 proc",
+        what: `HTTP 100 B server CPU µs/request, 2 processes (reusePort) ÷ 1, ${B5_CONCURRENCY} conns`,
+        value: two.metrics.cpuUsPerRequest! / one.metrics.cpuUsPerRequest!,
+        kind: "max",
+        limit: 1.1,
         unit: "×",
       });
     }
@@ -344,6 +359,59 @@ function markdown(report: RunReport, checks: Target[]): string {
       ]),
     ));
   }
+  const b5 = rows.filter((r) => r.bench === "b5");
+  if (b5.length) {
+    const builtin = b5.some((r) => r.params.loadGenerator === "builtin");
+    out.push(
+      "",
+      `## B5 scale out: 1 process vs 2 on one port with reusePort (${note}; ${loadGeneratorLabel(b5)})`,
+      "",
+    );
+    out.push(
+      "asockio's `HttpResponder`, 100 B bodies. Every worker runs on CPU 0 and the load generator on " +
+        "CPU 1: with 2 cores, the 2 processes share one core, so this measures what sharing the port " +
+        "costs per request, not a throughput gain. Server CPU is the sum over the workers; the shares " +
+        "are each worker's part of the requests it answered and of the connections it accepted, summed " +
+        "over the repetitions (`wrk` opens one extra connection per run to check the address).",
+      "",
+    );
+    if (builtin) {
+      out.push("**Smoke only:** built-in load client, not `wrk`.", "");
+    }
+    const pct = (r: Row, metric: string) =>
+      Array.from({ length: Number(r.params.processes) }, (_, i) => r.metrics[`${metric}${i + 1}`])
+        .map((v) => (v === undefined || !Number.isFinite(v) ? "–" : `${Math.round(v * 100)}%`))
+        .join(" / ");
+    out.push(table(
+      [
+        "runtime",
+        "conns",
+        "server",
+        "req/s",
+        "server CPU µs/req",
+        "CPU vs 1 process",
+        "requests per worker",
+        "connections per worker",
+        "errors",
+      ],
+      b5.map((r) => {
+        const one = find(rows, "b5", r.runtime, "1 process", { concurrency: r.params.concurrency });
+        return [
+          r.runtime,
+          String(r.params.concurrency),
+          r.contender,
+          r.error ? `failed: ${r.error}` : si(r.metrics.requestsPerSecond!),
+          r.error ? "" : r.metrics.cpuUsPerRequest!.toFixed(1),
+          one && !r.error ? `${(r.metrics.cpuUsPerRequest! / one.metrics.cpuUsPerRequest!).toFixed(2)}×` : "",
+          r.error ? "" : pct(r, "requestShare"),
+          r.error ? "" : pct(r, "connectionShare"),
+          r.error
+            ? ""
+            : `${r.metrics.errors ?? 0}${r.metrics.timeouts ? ` (+${r.metrics.timeouts} timeouts)` : ""}`,
+        ];
+      }),
+    ));
+  }
   out.push("");
   return out.join("\n");
 }
@@ -361,6 +429,8 @@ const COLORS: Record<string, string> = {
   native: "#f59e0b",
   zeromq: "#dc2626",
   "node-ipc": "#16a34a",
+  "1 process": "#93c5fd",
+  "2 processes": "#1d4ed8",
 };
 const colorOf = (name: string) => COLORS[name] ?? "#7c3aed";
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -448,7 +518,7 @@ function panels(report: RunReport, checks: Target[]): Panel[] {
   const out: Panel[] = [];
   if (checks.length) {
     out.push({
-      title: `Targets P1–P4: asockio's ratio to the target (${note})`,
+      title: `Targets P1–P4 and scale out: asockio's ratio to the target (${note})`,
       subtitle:
         "bar = measured ÷ target (cut at 3); a ≤ target is met left of the line, a ≥ target right of it",
       groups: checks.map((t) => ({
@@ -540,6 +610,27 @@ function panels(report: RunReport, checks: Target[]): Panel[] {
         }],
       })),
       reference: { value: 4096, label: "4 KiB" },
+    });
+  }
+  for (const runtime of report.runtimes) {
+    const b5 = rows.filter((r) => r.bench === "b5" && r.runtime === runtime && !r.error);
+    if (!b5.length) continue;
+    const concurrencies = [...new Set(b5.map((r) => Number(r.params.concurrency)))].sort((a, b) => a - b);
+    out.push({
+      title: `B5 scale out on ${runtime}: requests/s, 1 process vs 2 sharing the port (${note})`,
+      subtitle: `asockio HTTP, 100 B; ${
+        loadGeneratorLabel(b5)
+      } on CPU 1, every worker on CPU 0; rows are connections; hover a bar for its value`,
+      groups: concurrencies.map((concurrency) => ({
+        label: `${concurrency} conns`,
+        bars: b5.filter((r) => r.params.concurrency === concurrency).map((r) => ({
+          series: r.contender,
+          value: r.metrics.requestsPerSecond!,
+          text: `${si(r.metrics.requestsPerSecond!)} req/s, ${
+            r.metrics.cpuUsPerRequest!.toFixed(1)
+          } CPU µs/req`,
+        })),
+      })),
     });
   }
   return out;

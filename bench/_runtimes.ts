@@ -32,14 +32,22 @@ export function binary(runtime: Runtime): string {
 
 /**
  * The command that runs a workload (a repo-relative `.ts` path) on `runtime`. `gc` exposes a
- * forced GC (`--expose-gc`; Bun always has `Bun.gc`).
+ * forced GC (`--expose-gc`; Bun always has `Bun.gc`). `denoFlags` go to `deno run` only (B5's
+ * `--unstable-net`, which Deno's `reusePort` needs).
  */
-export function workloadCommand(runtime: Runtime, file: string, args: string[], gc = false): string[] {
+export function workloadCommand(
+  runtime: Runtime,
+  file: string,
+  args: string[],
+  gc = false,
+  denoFlags: readonly string[] = [],
+): string[] {
   if (runtime === "deno") {
     return [
       binary("deno"),
       "run",
       "-A",
+      ...denoFlags,
       ...(gc ? ["--v8-flags=--expose-gc"] : []),
       join(ROOT, file),
       ...args,

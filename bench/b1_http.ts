@@ -41,7 +41,7 @@ function matrix(ctx: BenchContext): Array<{ size: number; concurrency: number }>
 }
 
 /** What one load run reports: `wrk_report.lua`'s fields, the same from the built-in client. */
-interface LoadResult {
+export interface LoadResult {
   requests: number;
   bytes: number;
   durationUs: number;
@@ -54,36 +54,37 @@ interface LoadResult {
   wrong?: string;
 }
 
-/** B1's load generator: `wrk` at `path`, or the built-in client (`_http_load.ts` on Deno). */
-type LoadGenerator = { kind: "wrk"; path: string } | { kind: "builtin" };
+/** The HTTP load generator (B1, B5): `wrk` at `path`, or the built-in client (`_http_load.ts` on Deno). */
+export type LoadGenerator = { kind: "wrk"; path: string } | { kind: "builtin" };
 
-/** The report's note when the built-in client runs, with why; pushed once per run. */
-function builtinNote(reason: string): string {
-  return `B1 load generator: the built-in client (\`bench/_http_load.ts\`, one JavaScript thread on Deno), ` +
-    `not wrk (${reason}). Its B1 figures are smoke only, not comparable with wrk runs.`;
+/** The report's note when the built-in client runs, with why; pushed once per run and benchmark. */
+function builtinNote(bench: string, reason: string): string {
+  return `${bench} load generator: the built-in client (\`bench/_http_load.ts\`, one JavaScript thread on Deno), ` +
+    `not wrk (${reason}). Its ${bench} figures are smoke only, not comparable with wrk runs.`;
 }
 
 /**
  * `wrk` where it is installed. Without it, a `--quick` run falls back to the built-in client and a
- * full run fails with the install hint. `--no-wrk` forces the built-in client.
+ * full run fails with the install hint. `--no-wrk` forces the built-in client. `bench` names the
+ * benchmark in the report's notes.
  */
-function loadGenerator(ctx: BenchContext): LoadGenerator {
+export function loadGenerator(ctx: BenchContext, bench = "B1"): LoadGenerator {
   if (!ctx.noWrk) {
     const path = findWrk();
     if (path) return { kind: "wrk", path };
     if (!ctx.quick) {
       const message = "wrk is not installed: install it with `apt-get install -y wrk` (Debian/Ubuntu)";
-      ctx.notes.push(`B1 skipped: ${message}`);
+      ctx.notes.push(`${bench} skipped: ${message}`);
       throw new Error(message);
     }
   }
-  const note = builtinNote(ctx.noWrk ? "--no-wrk" : "wrk is not installed");
+  const note = builtinNote(bench, ctx.noWrk ? "--no-wrk" : "wrk is not installed");
   if (!ctx.notes.includes(note)) ctx.notes.push(note);
   return { kind: "builtin" };
 }
 
 /** Loads `http://127.0.0.1:<port>/<size>` from CPU 1 with `concurrency` connections for `seconds`. */
-async function load(
+export async function load(
   generator: LoadGenerator,
   port: number,
   size: number,
@@ -129,7 +130,7 @@ async function load(
 }
 
 /** Checks that a server answers `/<size>` with exactly `size` bytes of `X`, keep-alive included. */
-async function verify(port: number, size: number): Promise<void> {
+export async function verify(port: number, size: number): Promise<void> {
   for (let i = 0; i < 2; i++) {
     const response = await fetch(`http://127.0.0.1:${port}/${size}`);
     const body = new Uint8Array(await response.arrayBuffer());

@@ -1,24 +1,43 @@
 /**
- * B1 server: asockio's keep-alive HTTP/1.1 responder as the core's `unknownClientProcessor`.
- * Prints `READY {"port","pid"}`; exits when stdin closes.
+ * B1 and B5 server: asockio's keep-alive HTTP/1.1 responder as the core's `unknownClientProcessor`.
+ * Prints `READY {"port","pid"}`; answers `stats` with the connections it accepted and the requests
+ * it answered so far (B5 reads each worker's share from them); exits when stdin closes.
+ *
+ * Options: `--port P` (default 0: the system picks) and `--reuse-port` (B5's workers share one port;
+ * Deno needs `--unstable-net` for it).
  *
  * @module
  */
 import process from "node:process";
 import { IoCore } from "../../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../../processors/http_responder.ts";
-import { report, serveControl } from "../_child.ts";
+import { numArg, parseArgs, report, serveControl } from "../_child.ts";
 import { bodyFor } from "./_bodies.ts";
 
+const args = parseArgs();
+let accepted = 0;
+let answered = 0;
+
 class Sized extends HttpResponder {
+  constructor() {
+    super();
+    accepted++;
+  }
+
   override handle(request: HttpRequest): HttpResponse {
+    answered++;
     const body = bodyFor(request.target);
     return body ? { body } : { status: 404, body: "not found\n" };
   }
 }
 
 const core = new IoCore({
-  listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
+  listeners: [{
+    transport: "tcp",
+    hostname: "127.0.0.1",
+    port: numArg(args, "port", 0),
+    reusePort: args.has("reuse-port"),
+  }],
   rawConnection: () => true,
   unknownClients: "allow",
   unknownClientProcessor: Sized,
@@ -28,7 +47,7 @@ const [addr] = await core.listen();
 // Nothing waits in ioIteration (a waiting call is woken per drain); a slow poll keeps the core's
 // event sets from growing with every connection.
 const poll = setInterval(() => core.ioIteration(0), 1000);
-serveControl(() => ({ connections: core.stats().connections }), async () => {
+serveControl(() => ({ connections: core.stats().connections, accepted, answered }), async () => {
   clearInterval(poll);
   await core.close();
 });
