@@ -62,7 +62,7 @@ console.log(
 console.log(
   `PROXY headers:        ${report.proxyCases} (${
     report.proxyCases - report.proxyRefusedCases
-  } valid or harmlessly mutated, ${report.proxyRefusedCases} mutated or cut short: refused or unanswered)`,
+  } valid or harmlessly mutated, ${report.proxyRefusedCases} mutated or cut short: refused or unanswered; ${report.proxyLateCases} written too slowly, closed by the handshake timeout)`,
 );
 console.log(`connections:          ${report.connections}`);
 console.log(`bytes sent:           ${formatBytes(report.bytesSent)}`);

@@ -241,6 +241,11 @@ export interface FuzzReport {
   proxyCases: number;
   /** Of those, headers the core must refuse or leave unanswered (mutated or cut short). */
   proxyRefusedCases: number;
+  /**
+   * PROXY connections whose header and keyword took the peer longer than half the handshake timeout
+   * to write (a loaded machine), and which the core closed unanswered: its timeout is right there too.
+   */
+  proxyLateCases: number;
   /** Connections made. */
   connections: number;
   /** Bytes written into the core. */
@@ -320,6 +325,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     handshakeCases: 0,
     proxyCases: 0,
     proxyRefusedCases: 0,
+    proxyLateCases: 0,
     connections: 0,
     bytesSent: 0,
     durationMs: 0,
@@ -566,20 +572,32 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     };
 
     const runProxy = async (plan: FuzzPlan): Promise<string[]> => {
-      const { keyword, source, truncated: cut } = plan.proxy!;
+      const { keyword, source, truncated: cut, handshakeBytes } = plan.proxy!;
       // Its own keyword, admitting any address: the header's source decides what the rules see.
       const id = core.addClient({ keyword, allow: [{ cidr: ["0.0.0.0/0", "::/0"] }] });
       server.streams.set(id, "framed");
       server.prepare(id);
       const problems: string[] = [];
-      const final = plan.finalAnswers;
+      let final = plan.finalAnswers;
       let peer: WirePeer | undefined;
+      let late = false;
       try {
         peer = await withTimeout(WirePeer.connect(targets.proxy), timeout, "connect");
+        const started = performance.now();
+        let written = 0;
         for (const step of plan.steps) {
           // After a refusal the core has closed: the rest is written into the void, as a peer would.
-          if (step.op === "write") peer.write(step.bytes);
-          else if (step.op === "yield") await macrotask();
+          if (step.op === "write") {
+            peer.write(step.bytes);
+            written += step.bytes.length;
+            if (
+              !late && written >= handshakeBytes &&
+              performance.now() - started > limits.handshakeTimeoutMs / 2
+            ) {
+              late = true;
+              if (!final.includes(NO_ANSWER)) final = [...final, NO_ANSWER];
+            }
+          } else if (step.op === "yield") await macrotask();
         }
         if (plan.ending === "half-close") peer.closeWrite();
         else if (plan.ending === "close" && !cut) {
@@ -602,6 +620,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
           }
         }
         if (answer === undefined) {
+          if (late && !plan.finalAnswers.includes(NO_ANSWER)) report.proxyLateCases++;
           // Refused or unanswered: nothing past the header was read, and no client was admitted.
           if (plan.ending !== "close") await peer.waitClosed(timeout);
           const info = core.getClientInfo(id);

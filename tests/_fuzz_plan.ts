@@ -82,6 +82,8 @@ export interface FuzzPlan {
     readonly source: ProxySource | undefined;
     /** The header is cut short and nothing follows it. */
     readonly truncated: boolean;
+    /** Bytes up to the end of the keyword frame (of the header, when cut short): the handshake's part. */
+    readonly handshakeBytes: number;
   };
   /** Bytes written. */
   readonly bytes: number;
@@ -512,17 +514,25 @@ function handshakePlan(rng: Rng, index: number, limits: FuzzLimits): FuzzPlan {
   };
 }
 
-/** Cuts `bytes` into writes with yields between: whole, at random points, or byte by byte up to `fine`. */
+/**
+ * Cuts `bytes` into writes with yields between: whole, at random points, in small pieces, or byte by
+ * byte over a stretch of the first `fine` bytes (the header and keyword). The cuts in that part stay
+ * few, so it arrives well within the core's handshake timeout even on a loaded machine.
+ */
 function splitWrites(rng: Rng, w: PlanWriter, bytes: Uint8Array, fine: number): void {
   const r = rng.float();
   const cuts = new Set<number>();
+  const end = Math.min(fine, bytes.length);
   if (r < 0.35) {
     const pieces = rng.range(1, 6);
     for (let i = 0; i < pieces && bytes.length > 1; i++) cuts.add(rng.range(1, bytes.length - 1));
   } else if (r < 0.6) {
-    for (let at = 1; at < Math.min(fine, bytes.length); at++) cuts.add(at);
+    // Byte by byte over up to 40 bytes, often across the end of the header.
+    const from = rng.chance(0.5) ? rng.int(end) : Math.max(0, end - rng.range(1, 40));
+    for (let at = Math.max(1, from); at < Math.min(end, from + 40); at++) cuts.add(at);
   } else if (r < 0.8) {
-    for (let at = rng.range(1, 7); at < Math.min(fine, bytes.length); at += rng.range(1, 7)) cuts.add(at);
+    const step = Math.max(2, Math.ceil(end / 24));
+    for (let at = rng.range(1, step); at < end; at += rng.range(1, step)) cuts.add(at);
   }
   if (cuts.size > 0 && fine < bytes.length && rng.chance(0.5)) cuts.add(rng.range(fine, bytes.length - 1));
   let at = 0;
@@ -580,7 +590,12 @@ function proxyPlan(rng: Rng, index: number, limits: FuzzLimits): FuzzPlan {
     rawCases: 0,
     handshakeCases: 0,
     proxyCases: 1,
-    proxy: { keyword, source: admitted ? header.source : undefined, truncated },
+    proxy: {
+      keyword,
+      source: admitted ? header.source : undefined,
+      truncated,
+      handshakeBytes: truncated ? header.bytes.length : header.bytes.length + keywordFrame.length,
+    },
     bytes: w.bytes,
     label: `PROXY ${header.label}, expecting ${finalAnswers.join(" or ")}, ${
       truncated ? "nothing after it" : `${frames.length} frames`

@@ -111,9 +111,7 @@ function judgeIpv6(text: string): number[] | "invalid" | "unsure" {
   const count = head.length + tail.length;
   if (halves.length === 2 ? count > 7 : count !== 8) return "invalid";
   const groups = [...head, ...new Array(8 - count).fill(0), ...tail];
-  const bytes = groups.flatMap((g) => [g >> 8, g & 0xff]);
-  // IPv4-compatible and IPv4-mapped forms have their own text conventions: not judged.
-  return bytes.slice(0, 10).every((b) => b === 0) ? "unsure" : bytes;
+  return groups.flatMap((g) => [g >> 8, g & 0xff]);
 }
 
 /** A v1 port: a decimal in [0, 65535]; leading zeros are left undecided. */
@@ -155,6 +153,10 @@ function judgeV1(bytes: Uint8Array): ProxyVerdict {
     if (mine === "invalid") {
       if (other === "unsure") return UNSURE;
       return refused(`address ${JSON.stringify(address)} for ${family}`);
+    }
+    if (source === undefined && family === "TCP6" && mine.slice(0, 10).every((b) => b === 0)) {
+      // IPv4-compatible and IPv4-mapped sources have their own text conventions: not judged.
+      return UNSURE;
     }
     source ??= family === "TCP4" ? mine.join(".") : formatIpv6(mine);
   }
