@@ -1,6 +1,6 @@
 /**
- * The fuzzer: mutated frame streams and handshakes (see `_fuzz_plan.ts`) through real sockets into a
- * running IoCore, with a control client measuring round trips all along.
+ * The fuzzer: mutated frame streams, handshakes and PROXY headers (see `_fuzz_plan.ts`) through real
+ * sockets into a running IoCore, with a control client measuring round trips all along.
  *
  * @module
  */
@@ -298,7 +298,7 @@ async function ipv6Loopback(): Promise<boolean> {
 
 /**
  * Runs the fuzzer: a core with small limits listening on TCP (IPv4, and IPv6 when the machine has
- * `::1`), a UNIX socket and a raw listener; a control client doing round trips all along; and
+ * `::1`), a UNIX socket, a raw listener and a PROXY protocol listener trusting 127.0.0.1; a control client doing round trips all along; and
  * `concurrency` connections at a time, each carrying a {@linkcode FuzzPlan}. Every stream connection is
  * checked against an independent oracle (messages, their hash, raw bytes, the close reason).
  *
