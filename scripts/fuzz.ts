@@ -1,5 +1,6 @@
 /**
- * The fuzzer: mutated frame streams and handshakes through real sockets into a running IoCore.
+ * The fuzzer: mutated frame streams, handshakes and PROXY headers through real sockets into a running
+ * IoCore.
  *
  * Usage (any runtime):
  *
@@ -31,7 +32,7 @@ const args = parseNumberArgs(process.argv.slice(2), {
 });
 
 function line(r: FuzzReport): string {
-  return `${r.cases} cases (${r.frameCases} frame, ${r.rawCases} raw, ${r.handshakeCases} handshake) on ${r.connections} connections, ${
+  return `${r.cases} cases (${r.frameCases} frame, ${r.rawCases} raw, ${r.handshakeCases} handshake, ${r.proxyCases} PROXY) on ${r.connections} connections, ${
     Math.round(r.casesPerSecond)
   } cases/s, crashes ${r.crashes}, hangs ${r.hangs}, mismatches ${r.mismatches}, control round trips ${r.controlRoundTrips}, peak RSS ${
     formatBytes(r.peakRss)
@@ -56,7 +57,12 @@ console.log("");
 console.log(`runtime:              ${report.runtime}`);
 console.log(`seed:                 ${report.seed}`);
 console.log(
-  `cases:                ${report.cases} (frame ${report.frameCases}, raw chunks ${report.rawCases}, handshakes ${report.handshakeCases})`,
+  `cases:                ${report.cases} (frame ${report.frameCases}, raw chunks ${report.rawCases}, handshakes ${report.handshakeCases}, PROXY headers ${report.proxyCases})`,
+);
+console.log(
+  `PROXY headers:        ${report.proxyCases} (${
+    report.proxyCases - report.proxyRefusedCases
+  } valid or harmlessly mutated, ${report.proxyRefusedCases} mutated or cut short: refused or unanswered; ${report.proxyLateCases} written too slowly, closed by the handshake timeout)`,
 );
 console.log(`connections:          ${report.connections}`);
 console.log(`bytes sent:           ${formatBytes(report.bytesSent)}`);
@@ -73,7 +79,7 @@ console.log(
 );
 console.log(`final core stats:     ${JSON.stringify(report.finalStats)}`);
 console.log(
-  "(a case: one valid or mutated frame written into a live connection, one raw chunk to a raw connection, or one mutated handshake on its own connection)",
+  "(a case: one valid or mutated frame written into a live connection, one raw chunk to a raw connection, one mutated handshake or one valid or mutated PROXY header on its own connection)",
 );
 if (report.failures.length) {
   console.log(`\n${report.failures.length} failure(s):`);

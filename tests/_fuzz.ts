@@ -1,6 +1,6 @@
 /**
- * The fuzzer: mutated frame streams and handshakes (see `_fuzz_plan.ts`) through real sockets into a
- * running IoCore, with a control client measuring round trips all along.
+ * The fuzzer: mutated frame streams, handshakes and PROXY headers (see `_fuzz_plan.ts`) through real
+ * sockets into a running IoCore, with a control client measuring round trips all along.
  *
  * @module
  */
@@ -237,6 +237,15 @@ export interface FuzzReport {
   rawCases: number;
   /** Mutated handshakes, one connection each. */
   handshakeCases: number;
+  /** PROXY headers (valid or mutated) to the PROXY listener, one connection each. */
+  proxyCases: number;
+  /** Of those, headers the core must refuse or leave unanswered (mutated or cut short). */
+  proxyRefusedCases: number;
+  /**
+   * PROXY connections whose header and keyword took the peer longer than half the handshake timeout
+   * to write (a loaded machine), and which the core closed unanswered: its timeout is right there too.
+   */
+  proxyLateCases: number;
   /** Connections made. */
   connections: number;
   /** Bytes written into the core. */
@@ -289,7 +298,7 @@ async function ipv6Loopback(): Promise<boolean> {
 
 /**
  * Runs the fuzzer: a core with small limits listening on TCP (IPv4, and IPv6 when the machine has
- * `::1`), a UNIX socket and a raw listener; a control client doing round trips all along; and
+ * `::1`), a UNIX socket, a raw listener and a PROXY protocol listener trusting 127.0.0.1; a control client doing round trips all along; and
  * `concurrency` connections at a time, each carrying a {@linkcode FuzzPlan}. Every stream connection is
  * checked against an independent oracle (messages, their hash, raw bytes, the close reason).
  *
@@ -314,6 +323,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     frameCases: 0,
     rawCases: 0,
     handshakeCases: 0,
+    proxyCases: 0,
+    proxyRefusedCases: 0,
+    proxyLateCases: 0,
     connections: 0,
     bytesSent: 0,
     durationMs: 0,
@@ -333,6 +345,13 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     { transport: "tcp", hostname: "127.0.0.1", port: 0, name: "tcp4" },
     { transport: "unix", path: join(dir.path, "fuzz.sock"), name: "unix" },
     { transport: "tcp", hostname: "127.0.0.1", port: 0, name: "raw" },
+    {
+      transport: "tcp",
+      hostname: "127.0.0.1",
+      port: 0,
+      name: "proxy",
+      proxyProtocol: { trusted: ["127.0.0.1/32"] },
+    },
   ];
   const hasIpv6 = await ipv6Loopback();
   if (hasIpv6) listeners.push({ transport: "tcp", hostname: "::1", port: 0, name: "tcp6" });
@@ -363,7 +382,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       tcp4: targetOf(addrs[0]),
       unix: targetOf(addrs[1]),
       raw: targetOf(addrs[2]),
-      tcp6: targetOf(hasIpv6 ? addrs[3] : addrs[0]),
+      proxy: targetOf(addrs[3]),
+      tcp6: targetOf(hasIpv6 ? addrs[4] : addrs[0]),
     };
     const controlId = core.addClient({ keyword: "control" });
     const server = new FuzzServer(core, controlId);
@@ -414,7 +434,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       }
       if (planned >= options.cases) return undefined;
       const plan = fuzzPlan(options.seed, nextIndex++, limits);
-      planned += plan.frameCases + plan.rawCases + plan.handshakeCases;
+      planned += plan.frameCases + plan.rawCases + plan.handshakeCases + plan.proxyCases;
       return plan;
     };
     let unknownSent = 0;
@@ -551,13 +571,104 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       return problems;
     };
 
+    const runProxy = async (plan: FuzzPlan): Promise<string[]> => {
+      const { keyword, source, truncated: cut, handshakeBytes } = plan.proxy!;
+      // Its own keyword, admitting any address: the header's source decides what the rules see.
+      const id = core.addClient({ keyword, allow: [{ cidr: ["0.0.0.0/0", "::/0"] }] });
+      server.streams.set(id, "framed");
+      server.prepare(id);
+      const problems: string[] = [];
+      let final = plan.finalAnswers;
+      let peer: WirePeer | undefined;
+      let late = false;
+      try {
+        peer = await withTimeout(WirePeer.connect(targets.proxy), timeout, "connect");
+        const started = performance.now();
+        let written = 0;
+        for (const step of plan.steps) {
+          // After a refusal the core has closed: the rest is written into the void, as a peer would.
+          if (step.op === "write") {
+            const before = written;
+            peer.write(step.bytes);
+            written += step.bytes.length;
+            // On a loaded machine the yields can stretch the handshake past the core's timeout.
+            if (
+              before < handshakeBytes && written >= handshakeBytes &&
+              performance.now() - started > limits.handshakeTimeoutMs / 2
+            ) {
+              late = true;
+              if (!final.includes(NO_ANSWER)) final = [...final, NO_ANSWER];
+            }
+          } else if (step.op === "yield") await macrotask();
+        }
+        if (plan.ending === "half-close") peer.closeWrite();
+        else if (plan.ending === "close" && !cut) {
+          // Wait for the answer first: a close before it arrives may reset what is still unread.
+          await peer.until(() => peer!.pending > 0 || peer!.closed, timeout, "an answer or the close");
+        }
+        if (plan.ending === "close") await peer.closeAfterFlush(timeout);
+        else {
+          await peer.until(
+            () => peer!.pending > 0 || peer!.closed,
+            plan.ending === "stall" ? limits.handshakeTimeoutMs + timeout : timeout,
+            "an answer or the close",
+          );
+        }
+        const answer = peer.take();
+        if (plan.ending !== "close" || !cut) {
+          if (!answerMatches(final, answer)) {
+            problems.push(`expected ${final.join(" or ")}, got ${JSON.stringify(text(answer).slice(0, 40))}`);
+            return problems;
+          }
+        }
+        if (answer === undefined) {
+          if (late && !plan.finalAnswers.includes(NO_ANSWER)) report.proxyLateCases++;
+          // Refused or unanswered: nothing past the header was read, and no client was admitted.
+          if (plan.ending !== "close") await peer.waitClosed(timeout);
+          const info = core.getClientInfo(id);
+          if (info?.remoteAddr !== undefined || info?.state !== "disconnected") {
+            problems.push(`a header expected to be refused admitted the client (${info?.state})`);
+          }
+          return problems;
+        }
+        const record = await server.waitRecord(id, timeout);
+        const st = record.state;
+        const want = plan.expect;
+        if (st.messages !== want.messages || st.hash !== want.hash) {
+          problems.push(
+            `core delivered ${st.messages} messages (hash ${
+              st.hash.toString(16)
+            }), oracle expects ${want.messages} (hash ${want.hash.toString(16)})`,
+          );
+        }
+        if (record.lastError) problems.push(`the connection ended with ${record.lastError}`);
+        const addr = core.getClientInfo(id)?.remoteAddr;
+        const got = addr?.transport === "tcp" ? `${addr.hostname} port ${addr.port}` : JSON.stringify(addr);
+        if (source && got !== `${source.hostname} port ${source.port}`) {
+          problems.push(`remoteAddr is ${got}, the header says ${source.hostname} port ${source.port}`);
+        } else if (!source && !(addr?.transport === "tcp" && addr.hostname === "127.0.0.1")) {
+          problems.push(`remoteAddr is ${got}, expected the balancer's own 127.0.0.1 (LOCAL or UNKNOWN)`);
+        }
+        if (plan.ending !== "close") await peer.waitClosed(timeout);
+        if (peer.pending > 0) problems.push(`unexpected extra answer ${JSON.stringify(text(peer.take()))}`);
+      } finally {
+        peer?.close();
+        core.removeClient(id);
+        server.streams.delete(id);
+        server.prepare(id);
+      }
+      return problems;
+    };
+
     const runSlot = async (slot: FuzzSlot): Promise<void> => {
       for (let plan = claim(); plan; plan = claim()) {
         report.connections++;
         report.frameCases += plan.frameCases;
         report.rawCases += plan.rawCases;
         report.handshakeCases += plan.handshakeCases;
-        report.cases += plan.frameCases + plan.rawCases + plan.handshakeCases;
+        report.proxyCases += plan.proxyCases;
+        if (plan.kind === "proxy" && plan.finalAnswers[0] === NO_ANSWER) report.proxyRefusedCases++;
+        report.cases += plan.frameCases + plan.rawCases + plan.handshakeCases + plan.proxyCases;
         report.bytesSent += plan.bytes;
         const where = `seed ${options.seed} connection ${plan.index} (${plan.label}, ${plan.target})`;
         try {
@@ -565,6 +676,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
             ? await runHandshake(plan)
             : plan.kind === "unknown"
             ? await runUnknown(plan)
+            : plan.kind === "proxy"
+            ? await runProxy(plan)
             : await runStream(plan, slot);
           if (problems.length) {
             report.mismatches++;

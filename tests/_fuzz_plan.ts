@@ -8,6 +8,7 @@ import { encodeFrame, encodeFrames, FRAME_HEADER_BYTES } from "../mod.ts";
 import { frameHeader, text } from "./_wire_peer.ts";
 import { concatBytes, KiB } from "./_helpers.ts";
 import { fnv, FNV_OFFSET, RefDecoder, Rng } from "./_stream_check.ts";
+import { proxyHeaderCase, type ProxySource } from "./_fuzz_proxy.ts";
 
 const encoder = new TextEncoder();
 
@@ -48,11 +49,12 @@ export interface FuzzPlan {
   /**
    * `framed`: a valid handshake, then a stream of mutated frames (with raw-mode segments);
    * `raw`: a valid handshake of a raw client, then garbage chunks; `unknown`: garbage to the raw
-   * listener; `handshake`: a mutated handshake on its own connection.
+   * listener; `handshake`: a mutated handshake on its own connection; `proxy`: a valid or mutated
+   * PROXY header to the PROXY listener, then (unless cut short) its own keyword and a few frames.
    */
-  readonly kind: "framed" | "raw" | "unknown" | "handshake";
+  readonly kind: "framed" | "raw" | "unknown" | "handshake" | "proxy";
   /** The listener it goes to. */
-  readonly target: "tcp4" | "tcp6" | "unix";
+  readonly target: "tcp4" | "tcp6" | "unix" | "proxy";
   /** Stream plans: write the stream right behind the keyword, without waiting for `OK`. */
   readonly pipelined: boolean;
   /** What to write, when to yield to the event loop, and which answers to wait for. */
@@ -69,6 +71,20 @@ export interface FuzzPlan {
   readonly rawCases: number;
   /** 1 for a handshake plan. */
   readonly handshakeCases: number;
+  /** 1 for a PROXY plan. */
+  readonly proxyCases: number;
+  /**
+   * PROXY plans: the keyword the plan announces (the runner registers it, admitting any address),
+   * and, when the header names one, the client address the core must report.
+   */
+  readonly proxy?: {
+    readonly keyword: string;
+    readonly source: ProxySource | undefined;
+    /** The header is cut short and nothing follows it. */
+    readonly truncated: boolean;
+    /** Bytes up to the end of the keyword frame (of the header, when cut short): the handshake's part. */
+    readonly handshakeBytes: number;
+  };
   /** Bytes written. */
   readonly bytes: number;
   /** A short description, for failure messages. */
@@ -331,6 +347,7 @@ function streamPlan(rng: Rng, index: number, limits: FuzzLimits, raw: boolean): 
     frameCases,
     rawCases,
     handshakeCases: 0,
+    proxyCases: 0,
     bytes: w.bytes,
     label: `${raw ? "raw" : "framed"} stream, ${frameCases + rawCases} cases, ending ${ending}`,
   };
@@ -356,6 +373,7 @@ function unknownPlan(rng: Rng, index: number, limits: FuzzLimits): FuzzPlan {
     frameCases: 0,
     rawCases: goal,
     handshakeCases: 0,
+    proxyCases: 0,
     bytes: w.bytes,
     label: `unknown raw client, ${goal} chunks, ending ${ending}`,
   };
@@ -490,10 +508,103 @@ function handshakePlan(rng: Rng, index: number, limits: FuzzLimits): FuzzPlan {
     frameCases: 0,
     rawCases: 0,
     handshakeCases: 1,
+    proxyCases: 0,
     bytes: w.bytes,
     label: `handshake: ${label}, ending ${ending}`,
   };
 }
+
+/**
+ * Cuts `bytes` into writes with yields between: whole, at random points, in small pieces, or byte by
+ * byte over a stretch of the first `fine` bytes (the header and keyword). The cuts in that part stay
+ * few, so it arrives well within the core's handshake timeout even on a loaded machine.
+ */
+function splitWrites(rng: Rng, w: PlanWriter, bytes: Uint8Array, fine: number): void {
+  const r = rng.float();
+  const cuts = new Set<number>();
+  const end = Math.min(fine, bytes.length);
+  if (r < 0.35) {
+    const pieces = rng.range(1, 6);
+    for (let i = 0; i < pieces && bytes.length > 1; i++) cuts.add(rng.range(1, bytes.length - 1));
+  } else if (r < 0.6) {
+    // Byte by byte over up to 40 bytes, often across the end of the header.
+    const from = rng.chance(0.5) ? rng.int(end) : Math.max(0, end - rng.range(1, 40));
+    for (let at = Math.max(1, from); at < Math.min(end, from + 40); at++) cuts.add(at);
+  } else if (r < 0.8) {
+    const step = Math.max(2, Math.ceil(end / 24));
+    for (let at = rng.range(1, step); at < end; at += rng.range(1, step)) cuts.add(at);
+  }
+  if (cuts.size > 0 && fine < bytes.length && rng.chance(0.5)) cuts.add(rng.range(fine, bytes.length - 1));
+  let at = 0;
+  for (const cut of [...cuts].sort((a, b) => a - b)) {
+    if (cut <= at || cut >= bytes.length) continue;
+    w.raw(bytes.subarray(at, cut));
+    w.yield();
+    at = cut;
+  }
+  if (at < bytes.length) w.raw(bytes.subarray(at));
+}
+
+function proxyPlan(rng: Rng, index: number, limits: FuzzLimits): FuzzPlan {
+  const header = proxyHeaderCase(rng);
+  const keyword = `px-${index}`;
+  const keywordFrame = encodeFrame(encoder.encode(keyword));
+  const frames: Uint8Array[] = [];
+  const count = rng.int(7);
+  for (let i = 0; i < count; i++) frames.push(fuzzPayload(rng, Math.min(1024, limits.maxMessageBytes)));
+  const ref = new RefDecoder(limits.maxMessageBytes);
+  const body = frames.length ? encodeFrames(frames) : new Uint8Array(0);
+  ref.push(body);
+  const w = new PlanWriter(limits.maxMessageBytes);
+  const truncated = header.outcome === "truncated";
+  // A cut header is followed by nothing: whatever came next would be read as the rest of the header.
+  const stream = truncated ? header.bytes : concatBytes([header.bytes, keywordFrame, body]);
+  splitWrites(rng, w, stream, header.bytes.length + keywordFrame.length);
+  const admitted = header.outcome === "ok" || header.outcome === "either";
+  const ending: FuzzPlan["ending"] = truncated && rng.chance(0.05)
+    ? "stall"
+    : rng.chance(0.7)
+    ? "half-close"
+    : "close";
+  const finalAnswers = header.outcome === "ok"
+    ? ["OK"]
+    : header.outcome === "either"
+    ? ["OK", NO_ANSWER]
+    : [NO_ANSWER];
+  return {
+    index,
+    kind: "proxy",
+    target: "proxy",
+    pipelined: true,
+    steps: w.steps,
+    ending,
+    finalAnswers,
+    expect: {
+      messages: admitted ? ref.messages : 0,
+      hash: admitted ? ref.hash : FNV_OFFSET,
+      rawBytes: 0,
+      rawHash: FNV_OFFSET,
+      fatal: false,
+    },
+    frameCases: admitted ? frames.length : 0,
+    rawCases: 0,
+    handshakeCases: 0,
+    proxyCases: 1,
+    proxy: {
+      keyword,
+      source: admitted ? header.source : undefined,
+      truncated,
+      handshakeBytes: truncated ? header.bytes.length : header.bytes.length + keywordFrame.length,
+    },
+    bytes: w.bytes,
+    label: `PROXY ${header.label}, expecting ${finalAnswers.join(" or ")}, ${
+      truncated ? "nothing after it" : `${frames.length} frames`
+    }, ending ${ending}`,
+  };
+}
+
+/** The share of connections that carry a PROXY header to the PROXY listener. */
+export const PROXY_PLAN_SHARE = 0.07;
 
 /**
  * Builds fuzz connection `index` of the run seeded with `seed`: the same arguments always give the
@@ -507,7 +618,10 @@ function handshakePlan(rng: Rng, index: number, limits: FuzzLimits): FuzzPlan {
  */
 export function fuzzPlan(seed: number, index: number, limits: FuzzLimits = DEFAULT_FUZZ_LIMITS): FuzzPlan {
   const rng = new Rng(seed, index);
-  const r = rng.float();
+  const p = rng.float();
+  if (p < PROXY_PLAN_SHARE) return proxyPlan(rng, index, limits);
+  // The other kinds keep their proportions in the rest.
+  const r = (p - PROXY_PLAN_SHARE) / (1 - PROXY_PLAN_SHARE);
   if (r < 0.72) return streamPlan(rng, index, limits, false);
   if (r < 0.8) return streamPlan(rng, index, limits, true);
   if (r < 0.84) return unknownPlan(rng, index, limits);

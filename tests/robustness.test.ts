@@ -13,7 +13,8 @@ import { fnv, FNV_OFFSET, messageHash, RefDecoder, Rng } from "./_stream_check.t
 import { CrashMonitor } from "./_monitors.ts";
 import { echo } from "./_app_loop.ts";
 import { type ChildPeer, HALF_FRAME_PEER, spawnChildPeer } from "./_child_peers.ts";
-import { DEFAULT_FUZZ_LIMITS, fuzzPlan } from "./_fuzz_plan.ts";
+import { DEFAULT_FUZZ_LIMITS, fuzzPlan, PROXY_PLAN_SHARE } from "./_fuzz_plan.ts";
+import { formatIpv6, judgeProxyHeader, V2_SIGNATURE, validProxyHeader } from "./_fuzz_proxy.ts";
 import { runFuzz } from "./_fuzz.ts";
 import { runChurn } from "./_churn.ts";
 import { runFlood } from "./_flood.ts";
@@ -96,8 +97,83 @@ describe("fuzzer building blocks", () => {
     for (const kind of ["handshake/fatal", "handshake/half-close", "handshake/close", "handshake/stall"]) {
       assert.ok(kinds.has(kind), `no ${kind} plan in ${[...kinds]}`);
     }
+    for (const kind of ["proxy/half-close", "proxy/close", "proxy/stall"]) {
+      assert.ok(kinds.has(kind), `no ${kind} plan in ${[...kinds]}`);
+    }
     assert.ok(rawSwitches > 50, `only ${rawSwitches} raw-mode switches`);
     assert.ok(cases > 3000 * 10, `only ${cases} cases`);
+  });
+});
+
+describe("the PROXY header oracle", () => {
+  const bytes = (s: string) => new Uint8Array([...s].map((c) => c.charCodeAt(0)));
+  const v2 = (command: number, family: number, body: number[]) =>
+    new Uint8Array([...V2_SIGNATURE, command, family, body.length >> 8, body.length & 0xff, ...body]);
+  const v4Body = [192, 0, 2, 1, 198, 51, 100, 7, 0xdc, 0x04, 0x01, 0xbb];
+
+  it("judges the headers it builds valid, with the source they were built from", () => {
+    for (let i = 0; i < 5000; i++) {
+      const h = validProxyHeader(new Rng(3, i));
+      assert.deepEqual(judgeProxyHeader(h.bytes), { kind: "ok", source: h.source }, h.label);
+    }
+  });
+
+  it("decides hand-written headers from the spec, and leaves the doubtful ones undecided", () => {
+    const cases: [Uint8Array, string, { hostname: string; port: number }?][] = [
+      [bytes("PROXY TCP4 192.0.2.1 198.51.100.7 56324 443\r\n"), "ok", {
+        hostname: "192.0.2.1",
+        port: 56324,
+      }],
+      [bytes("PROXY TCP6 2001:DB8:0:0:0:0:0:1 ::1 1 2\r\n"), "ok", { hostname: "2001:db8::1", port: 1 }],
+      [bytes("PROXY UNKNOWN anything at all\r\n"), "ok"],
+      [v2(0x21, 0x11, v4Body), "ok", { hostname: "192.0.2.1", port: 56324 }],
+      [v2(0x20, 0x00, []), "ok"],
+      [v2(0x20, 0x31, [1, 2, 3]), "ok"],
+      [bytes("PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n"), "refused"],
+      [bytes("PROXY TCP4 256.2.3.4 5.6.7.8 1 2\r\n"), "refused"],
+      [bytes("PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n"), "refused"],
+      [bytes("PROXY TCP4 ::1 5.6.7.8 1 2\r\n"), "refused"],
+      [bytes("PROXY TCP6 1.2.3.4 ::1 1 2\r\n"), "refused"],
+      [bytes("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"), "refused"],
+      [bytes("PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n"), "refused"],
+      [bytes(`PROXY UNKNOWN ${"x".repeat(100)}\r\n`), "refused"],
+      [bytes("GET / HTTP/1.1\r\n"), "refused"],
+      [v2(0x11, 0x11, v4Body), "refused"],
+      [v2(0x22, 0x11, v4Body), "refused"],
+      [v2(0x21, 0x12, v4Body), "refused"],
+      [v2(0x21, 0x11, v4Body.slice(0, 11)), "refused"],
+      [v2(0x21, 0x11, new Array(217).fill(0)), "refused"],
+      [bytes("PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n"), "unsure"],
+      [bytes("PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n"), "unsure"],
+      [bytes("PROXY TCP6 ::ffff:1.2.3.4 ::1 1 2\r\n"), "unsure"],
+      [bytes("PROXY TCP6 ::ffff:102:304 ::1 1 2\r\n"), "unsure"],
+      [bytes("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nmore"), "unsure"],
+      [bytes("PROXY TCP4 1.2."), "unsure"],
+    ];
+    for (const [header, kind, source] of cases) {
+      const verdict = judgeProxyHeader(header);
+      const label = JSON.stringify(String.fromCharCode(...header));
+      assert.equal(verdict.kind, kind, label);
+      if (source) assert.deepEqual(verdict.kind === "ok" && verdict.source, source, label);
+    }
+    assert.equal(formatIpv6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]), "2001:db8:0:1::1");
+    assert.equal(
+      formatIpv6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1]),
+      "2001:db8::1:0:0:1",
+    );
+  });
+
+  it("sends about the planned share of connections through the PROXY listener", () => {
+    let proxy = 0;
+    const outcomes = new Set<string>();
+    for (let i = 0; i < 4000; i++) {
+      const plan = fuzzPlan(2, i);
+      if (plan.kind !== "proxy") continue;
+      proxy++;
+      outcomes.add(plan.finalAnswers.join(" or "));
+    }
+    assert.ok(Math.abs(proxy / 4000 - PROXY_PLAN_SHARE) < 0.02, `${proxy} PROXY plans in 4000`);
+    assert.deepEqual([...outcomes].sort(), ["<none>", "OK", "OK or <none>"]);
   });
 });
 
@@ -113,6 +189,7 @@ describe("fuzzing a live core", () => {
       assert.equal(report.hangs, 0);
       assert.equal(report.mismatches, 0);
       assert.ok(report.handshakeCases > 50 && report.rawCases > 1000, JSON.stringify(report));
+      assert.ok(report.proxyCases > 20 && report.proxyRefusedCases > 5, JSON.stringify(report));
       assert.ok(report.controlRoundTrips > 0, "the control client kept its round trips");
       assert.equal(report.finalStats?.connections, 0);
       assert.equal(report.finalStats?.inputBytes, 0);
