@@ -49,10 +49,12 @@ const NODE_WORKLOADS = [
   "bench/workloads/framed_bare.ts",
 ];
 
+const USAGE =
+  `Usage: npm run bench -- [--runtime deno|bun|node|all] [--only b1,b2,b3,b4,b5] [--quick] [--reps N]
+                        [--matrix full] [--no-peers] [--no-wrk] [--name NAME] [--help]`;
+
 function usage(message: string): never {
-  console.error(`${message}
-Usage: npm run bench -- [--runtime deno|bun|node|all] [--only b1,b2,b3,b4,b5] [--quick] [--reps N]
-                        [--matrix full] [--no-peers] [--no-wrk] [--name NAME]`);
+  console.error(`${message}\n${USAGE}`);
   process.exit(2);
 }
 
@@ -68,6 +70,10 @@ function parse(argv: string[]) {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = () => argv[++i] ?? usage(`Missing value for ${arg}`);
+    if (arg === "--help" || arg === "-h") {
+      console.log(USAGE);
+      process.exit(0);
+    }
     if (arg === "--quick") quick = true;
     else if (arg === "--no-peers") peers = false;
     else if (arg === "--no-wrk") noWrk = true;

@@ -268,7 +268,8 @@ async function build(allowMissing: boolean): Promise<TestPlan> {
         throw new BuildError(`Cannot map export ${subpath}: tsc did not emit ${stem}${ext}`);
       }
     }
-    exportsMap[subpath] = { types: `${stem}.d.ts`, import: `${stem}.js` };
+    // `default` lets `require()` load the ES module where the runtime can (Node 20.19+, 22.12+).
+    exportsMap[subpath] = { types: `${stem}.d.ts`, import: `${stem}.js`, default: `${stem}.js` };
   }
   exportsMap["./package.json"] = "./package.json";
 

@@ -5,8 +5,9 @@
  * Plain JavaScript, because the machine's Node 20 may run it, and Node 20 cannot run TypeScript.
  *
  * Steps (each printed with a header and its duration):
- * 1. checks: `deno fmt --check`, `deno lint`, `deno check` (and `--doc` on the library), `deno doc --lint` on the exports, and the npm
- *    build (`tsc` with Node types only).
+ * 1. checks: `deno fmt --check`, `deno lint`, `deno check` (and `--doc` on the library), `deno doc --lint` on
+ *    the exports, `deno publish --dry-run` (offline: what JSR would get), and the npm build (`tsc` with Node
+ *    types only).
  * 2. `deno test` on tests/*.test.ts.
  * 3. `bun test` on the same files.
  * 4. `node --test` on their compiled copies in npm/, on Node 20 and on Node 24.
@@ -389,6 +390,8 @@ if (runChecks) {
   if (exported.length > 0) {
     await check(`deno doc --lint ${exported.join(" ")}`, DENO, ["doc", "--quiet", "--lint", ...exported]);
   }
+  // What JSR would get (offline, nothing is published): only the library, with no warning.
+  await check("deno publish --dry-run", DENO, ["publish", "--dry-run", "--allow-dirty", "--quiet"]);
   await buildNpm();
 }
 

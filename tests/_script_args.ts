@@ -9,7 +9,8 @@ import { detectRuntime } from "../mod.ts";
 
 /**
  * Parses `--name value` / `--name=value` options into numbers; `4GiB`, `64MiB`, `10M`, `20k` and
- * `1e6` are accepted. Unknown options throw a `TypeError` naming them.
+ * `1e6` are accepted. Unknown options throw a `TypeError` naming them; `--help` prints the options
+ * with their defaults and exits.
  *
  * @example
  * ```ts
@@ -20,6 +21,13 @@ export function parseNumberArgs<T extends Record<string, number>>(argv: readonly
   const out: Record<string, number> = { ...defaults };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
+    if (arg === "--help" || arg === "-h") {
+      // Every option is a number with a default: that list is the help.
+      const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+      console.log(`Options (numbers; 4GiB, 64MiB, 10M, 20k and 1e6 are accepted), with their defaults:`);
+      for (const [name, value] of Object.entries(defaults)) console.log(`  --${kebab(name)} ${value}`);
+      process.exit(0);
+    }
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
     if (!match) throw new TypeError(`Cannot parse argument ${JSON.stringify(arg)}`);
     const name = match[1].replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
