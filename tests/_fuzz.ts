@@ -482,13 +482,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         const record = await server.waitRecord(id, timeout);
         const st = record.state;
         const want = plan.expect;
-        if (st.messages !== want.messages || st.hash !== want.hash) {
-          problems.push(
-            `core delivered ${st.messages} messages (hash ${
-              st.hash.toString(16)
-            }), oracle expects ${want.messages} (hash ${want.hash.toString(16)})`,
-          );
-        }
+        const mismatch = messagesMismatch(st, want);
+        if (mismatch) problems.push(mismatch);
         if (st.rawBytes !== want.rawBytes || st.rawHash !== want.rawHash) {
           problems.push(
             `core delivered ${st.rawBytes} raw bytes, oracle expects ${want.rawBytes} (or their hash differs)`,
@@ -634,13 +629,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         const record = await server.waitRecord(id, timeout);
         const st = record.state;
         const want = plan.expect;
-        if (st.messages !== want.messages || st.hash !== want.hash) {
-          problems.push(
-            `core delivered ${st.messages} messages (hash ${
-              st.hash.toString(16)
-            }), oracle expects ${want.messages} (hash ${want.hash.toString(16)})`,
-          );
-        }
+        const mismatch = messagesMismatch(st, want);
+        if (mismatch) problems.push(mismatch);
         if (record.lastError) problems.push(`the connection ended with ${record.lastError}`);
         const addr = core.getClientInfo(id)?.remoteAddr;
         const got = addr?.transport === "tcp" ? `${addr.hostname} port ${addr.port}` : JSON.stringify(addr);
@@ -760,4 +750,15 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     );
   }
   return report;
+}
+
+/** How the messages the core delivered differ from the oracle's count and hash, or `undefined`. */
+function messagesMismatch(
+  got: { messages: number; hash: number },
+  want: { messages: number; hash: number },
+): string | undefined {
+  if (got.messages === want.messages && got.hash === want.hash) return undefined;
+  return `core delivered ${got.messages} messages (hash ${
+    got.hash.toString(16)
+  }), oracle expects ${want.messages} (hash ${want.hash.toString(16)})`;
 }
