@@ -54,11 +54,6 @@ export class EventBoard {
     return this.#waiter !== undefined;
   }
 
-  /** True when some event is pending. */
-  get pending(): boolean {
-    return this.#count > 0;
-  }
-
   /** Adds `id` to `set` (one of {@linkcode events}), and wakes the waiter soon. */
   emit(set: Set<ClientId>, id: ClientId): void {
     if (set.has(id)) return;
