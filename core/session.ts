@@ -21,6 +21,7 @@ import type { MemoryBudget } from "./memory_budget.ts";
 import type { Logger, ResolvedLimits } from "./options.ts";
 import { type FlushScheduler, framedPieces } from "./output.ts";
 import type { Processor } from "./processor.ts";
+import { InFlightMessages } from "./in_flight.ts";
 import { ProxyHeaderReader } from "./proxy_protocol.ts";
 import { ProcessorClose, type ProcessorHost } from "./processor_host.ts";
 import { toBytes } from "./bytes.ts";
@@ -138,6 +139,8 @@ export class Session implements ConnectionHandler {
   #waitingInput: Uint8Array[] = [];
   outQueue: Uint8Array[] = [];
   outQueueFramed = true;
+  /** A reconnecting client's output since the last drain, for what a lost connection left unwritten. */
+  readonly #inFlight: InFlightMessages | undefined;
   outQueueBytes = 0;
   inflightBytes = 0;
   dirty = false;
@@ -173,6 +176,7 @@ export class Session implements ConnectionHandler {
     else {
       this.phase = Phase.connecting;
       this.client = start;
+      if (start.reconnect) this.#inFlight = new InFlightMessages();
       this.handshake = new ClientHandshake({
         keyword: start.keyword,
         hasSecret: start.secretKey !== undefined,
@@ -629,6 +633,7 @@ export class Session implements ConnectionHandler {
     this.outQueue = [];
     this.inflightBytes += this.outQueueBytes;
     this.outQueueBytes = 0;
+    if (this.opened) this.#inFlight?.add(queue, framed);
     try {
       // This is the connection's one batch for the tick, so the transport starts writing it at once.
       this.conn.writeBatch(framed ? framedPieces(queue) : queue);
@@ -643,6 +648,7 @@ export class Session implements ConnectionHandler {
     if (host.tracksIdle) this.lastActivity = Date.now();
     host.budget.outputBytes -= this.inflightBytes;
     this.inflightBytes = 0;
+    this.#inFlight?.clear();
     host.budget.relieve();
     if (this.dirty) return;
     const record = this.client;
@@ -750,7 +756,9 @@ export class Session implements ConnectionHandler {
     this.#waitingInput = [];
     budget.outputBytes -= this.outQueueBytes + this.inflightBytes;
     if (budget.producer === this) budget.producer = undefined;
-    const unsent = this.opened ? this.outQueue : [];
+    // What never fully reached the kernel is sent again, whole, before what was never written.
+    const unwritten = this.#inFlight?.unwritten(this.conn.discardedBytes) ?? [];
+    const unsent = !this.opened ? [] : unwritten.length ? unwritten.concat(this.outQueue) : this.outQueue;
     this.outQueue = [];
     this.outQueueBytes = 0;
     this.inflightBytes = 0;

@@ -13,9 +13,9 @@ import {
 } from "../mod.ts";
 import { backoffDelay, DEFAULT_RECONNECT, resolveReconnect } from "../core/reconnect.ts";
 import type { ConnectOptions } from "../transports/types.ts";
-import { type ChildPeer, startEchoServerChild } from "./_child_peers.ts";
+import { type ChildPeer, spawnChildPeer, startEchoServerChild } from "./_child_peers.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { delay, Resources, tempDir } from "./_helpers.ts";
+import { bytePattern, delay, MiB, Resources, tempDir } from "./_helpers.ts";
 import { text } from "./_wire_peer.ts";
 
 const TEST_TIMEOUT = { timeout: 60_000 };
@@ -90,6 +90,88 @@ for (const transport of ["tcp", "unix"] as const) {
     );
   });
 }
+
+/**
+ * A server that admits one keyword (answers `OK`) and then stops reading, so that what the client
+ * writes next piles up in the kernel and in the client's transport. Prints `ready <port>`, then
+ * `admitted` once it answered.
+ */
+const STALLED_SERVER_PEER = `
+import net from "node:net";
+import process from "node:process";
+const server = net.createServer((socket) => {
+  let got = Buffer.alloc(0);
+  const onData = (chunk) => {
+    got = Buffer.concat([got, chunk]);
+    if (got.length < 8 || got.length < 8 + Number(got.readBigUInt64LE(0))) return;
+    socket.off("data", onData);
+    socket.pause();
+    const ok = Buffer.alloc(10);
+    ok.writeBigUInt64LE(2n);
+    ok.write("OK", 8);
+    socket.write(ok, () => console.log("admitted"));
+  };
+  socket.on("data", onData);
+  socket.on("error", () => {});
+});
+server.listen(Number(process.argv[2]), "127.0.0.1", () => console.log("ready " + server.address().port));
+setInterval(() => {}, 1 << 30);
+`;
+
+describe("what a lost connection keeps", () => {
+  it(
+    "sends a message that was partly written when the connection broke again, whole, once",
+    TEST_TIMEOUT,
+    async () => {
+      await using dir = await tempDir("asockio-partial-");
+      const stalled = await spawnChildPeer(dir.path, "stalled_server", STALLED_SERVER_PEER, ["0"]);
+      let server: ChildPeer | undefined;
+      await using client = await startCore();
+      const core = client.core;
+      const echoes: Uint8Array[] = [];
+      let reading: Promise<void> | undefined;
+      try {
+        const port = Number((await stalled.waitForLine((l) => l.startsWith("ready "), 20_000)).split(" ")[1]);
+        const id = core.addClient({
+          keyword: "worker",
+          connect: { transport: "tcp", hostname: "127.0.0.1", port },
+          reconnect: FAST,
+        });
+        reading = (async () => {
+          for await (const message of core.messages(id)) echoes.push(message.slice());
+        })();
+        await iterateUntil(core, (e) => e.expected.has(id), 20_000);
+        await stalled.waitForLine((l) => l === "admitted", 20_000);
+        // The peer reads nothing more and the kernel holds a few MiB at most: the big message is cut.
+        const big = bytePattern(16 * MiB, 7);
+        core.sendMessagesToClient(id, ["first", big, "last"]);
+        await delay(300);
+        assert.ok(core.stats().outputBytes > 0, "the big message is still being written");
+        stalled.kill("SIGKILL");
+        await stalled.exited;
+        await iterateUntil(core, (e) => e.disconnected.has(id), 20_000);
+
+        server = (await startEchoServerChild(dir.path, "tcp", String(port))).child;
+        await iterateUntil(core, (e) => e.expected.has(id), 20_000);
+        const deadline = Date.now() + 30_000;
+        while (!echoes.some((m) => text(m) === "last") && Date.now() < deadline) await delay(10);
+
+        const names = echoes.map((m) => (m.length === big.length ? "big" : text(m)));
+        assert.ok(
+          names.join() === "big,last" || names.join() === "first,big,last",
+          `after the reconnect: ${names.join()}`,
+        );
+        const echoed = echoes.find((m) => m.length === big.length)!;
+        assert.ok(Buffer.compare(echoed, big) === 0, "the big message arrives whole and unchanged");
+      } finally {
+        stalled.kill("SIGKILL");
+        if (server) await killed(server);
+        await client.close();
+        await reading;
+      }
+    },
+  );
+});
 
 describe("reconnect policy", () => {
   it("stops retrying when the server refuses the keyword with a reason", TEST_TIMEOUT, async () => {

@@ -168,6 +168,35 @@ for (const transport of transports) {
       },
     );
 
+    netTest(
+      "discardedBytes counts what a close kept from the kernel: exactly natively, a lower bound on node:net elsewhere",
+      20_000,
+      async (res) => {
+        const accepted = deferred<Connection>();
+        const listener = res.add(
+          await transport.listen({ transport: "tcp" }, (conn) => accepted.resolve(res.add(conn))),
+        );
+        const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+        const sent = collect(client);
+        const got = collect(await accepted.promise);
+        assert.equal(client.discardedBytes, 0, "nothing discarded while open");
+        const total = 64 * MiB;
+        client.write(bytePattern(total, 11));
+        await got.untilLength(MiB);
+        client.close();
+        await sent.closed;
+        await got.ended;
+        const discarded = client.discardedBytes;
+        if (transport.name === detectRuntime()) {
+          assert.ok(discarded > 0 && discarded < total, `discarded ${discarded} of ${total}`);
+          assert.equal(got.length, total - discarded, "the peer got every byte not discarded");
+        } else {
+          // Deno's and Bun's node:net do not expose what they still hold: never more than the truth.
+          assert.ok(got.length <= total - discarded, `discarded ${discarded}, the peer got ${got.length}`);
+        }
+      },
+    );
+
     netTest("an empty write before closeWrite still lets the FIN through", 10_000, async (res) => {
       const accepted = deferred<Connection>();
       const listener = res.add(

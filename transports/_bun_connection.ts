@@ -339,6 +339,10 @@ export class BunConnection implements Connection {
     return this.#closed;
   }
 
+  get discardedBytes(): number {
+    return this.#writes.discarded;
+  }
+
   setHandler(handler: ConnectionHandler): void {
     if (this.#handler !== undefined) throw new TypeError("Cannot set the connection handler twice");
     this.#handler = handler;

@@ -79,6 +79,30 @@ export function netListenOptions(target: TcpAddr | TlsAddr, reusePort: boolean):
   return { host, port, reusePort: true };
 }
 
+/** The parts of node:net's internals that say how much of its writes never reached the kernel. */
+interface NodeWriteInternals {
+  _writableState?: { length?: number; writing?: boolean; writelen?: number };
+  _handle?: { writeQueueSize?: number } | null;
+}
+
+/**
+ * Bytes `socket` holds that never reached the kernel, as it is destroyed: those its stream still
+ * buffers, plus what libuv kept of the write in progress. On TLS, or where the internals are not
+ * there, that write counts as written, which keeps the count a lower bound.
+ *
+ * @example
+ * ```ts
+ * unwrittenByNode(netConnect({ port: 5000 }), false); // 0 before anything was written
+ * ```
+ */
+export function unwrittenByNode(socket: Socket, tls: boolean): number {
+  const { _writableState: state, _handle: handle } = socket as unknown as NodeWriteInternals;
+  if (typeof state?.length !== "number") return 0;
+  const inProgress = state.writing ? state.writelen ?? state.length : 0;
+  const heldByLibuv = tls ? 0 : handle?.writeQueueSize ?? 0;
+  return Math.max(0, state.length - inProgress) + heldByLibuv;
+}
+
 /** One `node:net` or `node:tls` socket behind the {@linkcode Connection} contract. */
 export class NodeConnection implements Connection {
   readonly localAddr: Addr;
@@ -107,6 +131,12 @@ export class NodeConnection implements Connection {
     socket.on("error", (err: Error) => {
       this.#error ??= connectionError(err, peerName(this.localAddr, this.remoteAddr));
     });
+    // `_destroy` is the stream's own extension point, called while node:net still holds its writes.
+    const destroy = socket._destroy;
+    socket._destroy = (err, callback) => {
+      this.#writes.discarded += unwrittenByNode(socket, localAddr.transport === "tls");
+      destroy.call(socket, err, callback);
+    };
     socket.on("close", () => {
       this.#closed = true;
       this.#writes.clear();
@@ -120,6 +150,10 @@ export class NodeConnection implements Connection {
 
   get closed(): boolean {
     return this.#closed || this.#socket.destroyed;
+  }
+
+  get discardedBytes(): number {
+    return this.#writes.discarded;
   }
 
   setHandler(handler: ConnectionHandler): void {

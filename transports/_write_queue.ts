@@ -89,8 +89,12 @@ export class WriteQueue {
     return taken;
   }
 
-  /** Drops everything queued: the connection closed. */
+  /** What {@linkcode clear} dropped, in bytes. */
+  discarded = 0;
+
+  /** Drops everything queued (the connection closed), counting it in {@linkcode discarded}. */
   clear(): void {
+    this.discarded += this.bytes;
     this.chunks.length = 0;
     this.#spare.length = 0;
     this.bytes = 0;

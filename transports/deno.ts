@@ -151,6 +151,10 @@ class DenoConnection implements Connection {
     return this.#closed;
   }
 
+  get discardedBytes(): number {
+    return this.#writes.discarded;
+  }
+
   setHandler(handler: ConnectionHandler): void {
     if (this.#handler !== null) throw new TypeError("Cannot set handler: a handler is already set");
     this.#handler = handler;
@@ -221,6 +225,8 @@ class DenoConnection implements Connection {
     } catch {
       // Already closed underneath; nothing left to release.
     }
+    // What the flush took out and had not written yet was discarded too.
+    this.#writes.discarded += this.#inFlight;
     this.#writes.clear();
     this.#inFlight = 0;
     this.#scratch = null;

@@ -254,6 +254,12 @@ export interface Connection {
   readonly bufferedAmount: number;
   /** True once the connection is closed (by either side). */
   readonly closed: boolean;
+  /**
+   * Bytes accepted by {@linkcode write} that the close discarded before they reached the kernel:
+   * 0 while open, then fixed once closed (read it in `onClose`). A transport that cannot tell
+   * exactly reports a lower bound, so resending that many bytes' messages never sends one twice.
+   */
+  readonly discardedBytes: number;
   /** Set on TLS connections (and only there): what the handshake established. */
   readonly tls?: TlsConnectionInfo;
   /** Sets the callbacks and starts reading. Call once. */

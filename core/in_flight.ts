@@ -1,0 +1,69 @@
+/**
+ * {@linkcode InFlightMessages}: the framed messages an outgoing client handed to its transport since
+ * the last drain, kept so that a connection loss can tell which of them never fully reached the
+ * kernel. Those are sent again, whole, on the next connection: the receiver drops the partial frame
+ * the broken connection left, so it never sees half a message or one twice.
+ *
+ * @module
+ */
+import { FRAME_HEADER_BYTES } from "./codec.ts";
+
+/**
+ * Messages written and not yet drained, oldest first.
+ *
+ * @example
+ * ```ts
+ * import { InFlightMessages } from "./in_flight.ts";
+ * const inFlight = new InFlightMessages();
+ * inFlight.add([new Uint8Array(100), new Uint8Array(100)], true); // 216 bytes with headers
+ * // The connection broke with 150 bytes never handed to the kernel: the second message was cut.
+ * inFlight.unwritten(150).length; // 1
+ * ```
+ */
+export class InFlightMessages {
+  /** The batches handed to the transport, each as the core queued it. */
+  #batches: Uint8Array[][] = [];
+  /** Their framed size. */
+  #bytes = 0;
+  /** Raw bytes went out among them: message boundaries are unknown, so nothing is resent. */
+  #untracked = false;
+
+  /** A batch was handed to the transport: framed messages, or raw bytes (`framed` false). */
+  add(batch: Uint8Array[], framed: boolean): void {
+    if (!framed) {
+      this.#untracked = true;
+      return;
+    }
+    this.#batches.push(batch);
+    for (let i = 0; i < batch.length; i++) this.#bytes += batch[i]!.length + FRAME_HEADER_BYTES;
+  }
+
+  /** Everything written so far reached the kernel: nothing is in flight. */
+  clear(): void {
+    this.#batches.length = 0;
+    this.#bytes = 0;
+    this.#untracked = false;
+  }
+
+  /**
+   * The connection closed with `discardedBytes` (the transport's count) never handed to the kernel:
+   * the messages those bytes belong to, in order, the partly written one first. Each is whole.
+   * Forgets everything.
+   */
+  unwritten(discardedBytes: number): Uint8Array[] {
+    const result: Uint8Array[] = [];
+    if (!this.#untracked && discardedBytes > 0) {
+      // Bytes before `written` reached the kernel (at most once); a message that ends past it is resent.
+      const written = this.#bytes - Math.min(discardedBytes, this.#bytes);
+      let end = 0;
+      for (const batch of this.#batches) {
+        for (const message of batch) {
+          end += message.length + FRAME_HEADER_BYTES;
+          if (end > written) result.push(message);
+        }
+      }
+    }
+    this.clear();
+    return result;
+  }
+}
