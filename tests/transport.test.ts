@@ -56,6 +56,22 @@ async function echoRoundTrip(
   return client;
 }
 
+/**
+ * A TCP client connected to a listener of `transport`, and the server side's connection (its handler
+ * not set yet, so it holds what arrives).
+ */
+async function tcpPair(
+  transport: Transport,
+  res: Resources,
+): Promise<{ client: Connection; accepted: Promise<Connection> }> {
+  const accepted = deferred<Connection>();
+  const listener = res.add(
+    await transport.listen({ transport: "tcp" }, (conn) => accepted.resolve(res.add(conn))),
+  );
+  const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+  return { client, accepted: accepted.promise };
+}
+
 /** Leaves a socket file with no listener: a child of this runtime listens on `path` and is SIGKILLed. */
 async function leaveStaleSocket(path: string): Promise<void> {
   const code = `import("node:net").then(({ createServer }) => createServer().listen(${
@@ -172,13 +188,9 @@ for (const transport of transports) {
       "discardedBytes counts what a close kept from the kernel: exactly natively, a lower bound on node:net elsewhere",
       20_000,
       async (res) => {
-        const accepted = deferred<Connection>();
-        const listener = res.add(
-          await transport.listen({ transport: "tcp" }, (conn) => accepted.resolve(res.add(conn))),
-        );
-        const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+        const { client, accepted } = await tcpPair(transport, res);
         const sent = collect(client);
-        const got = collect(await accepted.promise);
+        const got = collect(await accepted);
         assert.equal(client.discardedBytes, 0, "nothing discarded while open");
         const total = 64 * MiB;
         client.write(bytePattern(total, 11));
@@ -198,13 +210,9 @@ for (const transport of transports) {
     );
 
     netTest("an empty write before closeWrite still lets the FIN through", 10_000, async (res) => {
-      const accepted = deferred<Connection>();
-      const listener = res.add(
-        await transport.listen({ transport: "tcp" }, (conn) => accepted.resolve(res.add(conn))),
-      );
-      const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+      const { client, accepted } = await tcpPair(transport, res);
       collect(client);
-      const got = collect(await accepted.promise);
+      const got = collect(await accepted);
       client.write(new Uint8Array(0));
       client.closeWrite();
       await got.ended;
@@ -212,16 +220,12 @@ for (const transport of transports) {
     });
 
     netTest("holds incoming bytes until setHandler is called, losing none", 10_000, async (res) => {
-      const accepted = deferred<Connection>();
-      const listener = res.add(
-        await transport.listen({ transport: "tcp" }, (conn) => accepted.resolve(res.add(conn))),
-      );
-      const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+      const { client, accepted } = await tcpPair(transport, res);
       collect(client);
       const payload = bytePattern(256 * 1024, 10);
       client.write(payload);
       client.closeWrite();
-      const conn = await accepted.promise;
+      const conn = await accepted;
       await delay(100);
       const got = collect(conn);
       await got.ended;
@@ -232,13 +236,9 @@ for (const transport of transports) {
       "a receiver that gives every chunk back still gets every byte in order, through pauses",
       20_000,
       async (res) => {
-        const accepted = deferred<Connection>();
-        const listener = res.add(
-          await transport.listen({ transport: "tcp" }, (conn) => accepted.resolve(res.add(conn))),
-        );
-        const client = res.add(await transport.connect({ transport: "tcp", port: tcpPort(listener.addr) }));
+        const { client, accepted } = await tcpPair(transport, res);
         collect(client);
-        const conn = await accepted.promise;
+        const conn = await accepted;
         const payload = bytePattern(8 * MiB, 12);
         const received = new Uint8Array(payload.byteLength);
         let at = 0;
