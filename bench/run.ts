@@ -23,21 +23,22 @@ import process from "node:process";
 import type { BenchContext, Row } from "./_common.ts";
 import { killAll } from "./_proc.ts";
 import { buildForNode, machineInfo, type Runtime, RUNTIMES } from "./_runtimes.ts";
-import { writeReport } from "./_report.ts";
-import { runB1 } from "./b1_http.ts";
-import { runB2 } from "./b2_roundtrips.ts";
-import { runB3 } from "./b3_throughput.ts";
-import { runB4 } from "./b4_scale.ts";
-import { runB5 } from "./b5_scale_out.ts";
 import { exitWithUsage, parseCli } from "../scripts/_cli.mjs";
 import { formatElapsed, Progress } from "../scripts/_progress.ts";
 
+/** The benchmarks, each loaded when it runs, so `--help` and a bad flag answer at once. */
 const BENCHES = {
-  b1: { title: "B1 HTTP over a raw connection", run: runB1 },
-  b2: { title: "B2 commands round trips", run: runB2 },
-  b3: { title: "B3 message size sweep and bulk", run: runB3 },
-  b4: { title: "B4 connection scale", run: runB4 },
-  b5: { title: "B5 scale out: 1 vs 2 processes on one port", run: runB5 },
+  b1: { title: "B1 HTTP over a raw connection", load: async () => (await import("./b1_http.ts")).runB1 },
+  b2: { title: "B2 commands round trips", load: async () => (await import("./b2_roundtrips.ts")).runB2 },
+  b3: {
+    title: "B3 message size sweep and bulk",
+    load: async () => (await import("./b3_throughput.ts")).runB3,
+  },
+  b4: { title: "B4 connection scale", load: async () => (await import("./b4_scale.ts")).runB4 },
+  b5: {
+    title: "B5 scale out: 1 vs 2 processes on one port",
+    load: async () => (await import("./b5_scale_out.ts")).runB5,
+  },
 } as const;
 type BenchId = keyof typeof BENCHES;
 
@@ -151,7 +152,8 @@ try {
       progress.step(summary.passed + summary.failed, `${BENCHES[id].title} on ${runtime}`);
       const failuresBefore = failures.length;
       try {
-        await BENCHES[id].run(ctx, runtime);
+        const run = await BENCHES[id].load();
+        await run(ctx, runtime);
       } catch (err) {
         ctx.fail(`${id} ${runtime}`, err);
       }
@@ -168,6 +170,7 @@ try {
 }
 
 const seconds = progress.elapsedMs / 1000;
+const { writeReport } = await import("./_report.ts");
 const written = await writeReport({
   name: options.name,
   command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(),

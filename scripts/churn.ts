@@ -18,8 +18,6 @@
  * @module
  */
 import process from "node:process";
-import { formatBytes, runtimeLabel } from "../tests/_script_args.ts";
-import { runChurn } from "../tests/_churn.ts";
 import { parseCli } from "./_cli.mjs";
 import { Progress } from "./_progress.ts";
 
@@ -37,6 +35,9 @@ const args = parseCli(process.argv.slice(2), {
   notes: "Exits with 1 on any failure, 2 on bad arguments.",
 });
 const progress = new Progress(args.connections);
+// Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
+const { formatBytes, runtimeLabel } = await import("../tests/_script_args.ts");
+const { runChurn } = await import("../tests/_churn.ts");
 
 console.log(
   `asockio churn on ${runtimeLabel()}: ${args.connections} connections, ${args.concurrency} at a time`,

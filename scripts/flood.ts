@@ -20,8 +20,6 @@
  * @module
  */
 import process from "node:process";
-import { formatBytes, runtimeLabel } from "../tests/_script_args.ts";
-import { runFlood } from "../tests/_flood.ts";
 import { parseCli } from "./_cli.mjs";
 import { Progress } from "./_progress.ts";
 
@@ -42,6 +40,9 @@ const args = parseCli(process.argv.slice(2), {
   notes: "Exits with 1 on any failure, 2 on bad arguments.",
 });
 const progress = new Progress(args.bytes);
+// Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
+const { formatBytes, runtimeLabel } = await import("../tests/_script_args.ts");
+const { runFlood } = await import("../tests/_flood.ts");
 
 console.log(
   `asockio flood on ${runtimeLabel()}: ${formatBytes(args.bytes)} in ${

@@ -17,8 +17,7 @@
  * @module
  */
 import process from "node:process";
-import { formatBytes, runtimeLabel } from "../tests/_script_args.ts";
-import { type FuzzReport, runFuzz } from "../tests/_fuzz.ts";
+import type { FuzzReport } from "../tests/_fuzz.ts";
 import { parseCli } from "./_cli.mjs";
 import { Progress } from "./_progress.ts";
 
@@ -37,6 +36,9 @@ const args = parseCli(process.argv.slice(2), {
   notes: "Exits with 1 on any crash, hang, mismatch or failure, 2 on bad arguments.",
 });
 const progress = new Progress(args.only === undefined ? args.cases : 1);
+// Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
+const { formatBytes, runtimeLabel } = await import("../tests/_script_args.ts");
+const { runFuzz } = await import("../tests/_fuzz.ts");
 
 function line(r: FuzzReport): string {
   return `${r.cases} cases (${r.frameCases} frame, ${r.rawCases} raw, ${r.handshakeCases} handshake, ${r.proxyCases} PROXY) on ${r.connections} connections, ${

@@ -23,11 +23,9 @@
  * @module
  */
 import process from "node:process";
-import { type ClientId, IoCore, type IoIterationResult } from "../mod.ts";
+import type { ClientId, IoIterationResult } from "../mod.ts";
 import { DEFAULT_RECONNECT, type ReconnectOptions } from "../core/reconnect.ts";
-import { type EchoServerChild, startEchoServerChild } from "../tests/_child_peers.ts";
-import { HangError, tempDir, withTimeout } from "../tests/_helpers.ts";
-import { runtimeLabel } from "../tests/_script_args.ts";
+import type { EchoServerChild } from "../tests/_child_peers.ts";
 import { exitWithUsage, parseCli } from "./_cli.mjs";
 
 const CLI = {
@@ -56,6 +54,11 @@ const CLI = {
 const args = parseCli(process.argv.slice(2), CLI);
 if (args.restarts < 1) exitWithUsage(CLI, "Cannot run: --restarts must be at least 1");
 if (args.sendEveryMs < 1) exitWithUsage(CLI, "Cannot run: --send-every-ms must be at least 1");
+// Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
+const { IoCore } = await import("../mod.ts");
+const { startEchoServerChild } = await import("../tests/_child_peers.ts");
+const { HangError, tempDir, withTimeout } = await import("../tests/_helpers.ts");
+const { runtimeLabel } = await import("../tests/_script_args.ts");
 
 /** One kill-and-restart. */
 interface Run {

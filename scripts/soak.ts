@@ -17,8 +17,7 @@
  * @module
  */
 import process from "node:process";
-import { formatBytes, runtimeLabel } from "../tests/_script_args.ts";
-import { runSoak, type SoakDirection } from "../tests/_soak.ts";
+import type { SoakDirection } from "../tests/_soak.ts";
 import { parseCli } from "./_cli.mjs";
 import { Progress } from "./_progress.ts";
 
@@ -43,6 +42,9 @@ const args = parseCli(process.argv.slice(2), {
     "Exits with 1 on any loss, duplicate, reorder, corruption, unclean close or crash, 2 on bad arguments.",
 });
 const progress = new Progress(args.messages);
+// Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
+const { formatBytes, runtimeLabel } = await import("../tests/_script_args.ts");
+const { runSoak } = await import("../tests/_soak.ts");
 
 const dir = (d: SoakDirection): string =>
   `${d.received} received, ${d.lost} lost, ${d.duplicatedOrLate} duplicated or late, ${d.corrupt} corrupt`;
