@@ -7,10 +7,9 @@
  * npm run bench                               # the full run (about 20 minutes)
  * ```
  *
- * Options: `--runtime deno|bun|node|all` (default `all`), `--only b1,b2,b3,b4,b5`, `--quick`,
- * `--reps N`, `--matrix full` (B1's whole size × concurrency cross product), `--no-peers`,
- * `--no-wrk` (B1 uses its built-in load client, as `--quick` does when `wrk` is missing),
- * `--name NAME` (results go to `bench/results/NAME.{json,md,svg}`).
+ * Options: `--help` lists them; `bench/README.md` explains them. On a terminal each benchmark × runtime
+ * prints a progress line with the elapsed time and the estimated time left; redirected, the run prints only
+ * its header, its failures and its summary.
  *
  * Exit code: 0 when every benchmark ran; 1 when one crashed, hung, answered wrongly or could not
  * start (a slow machine alone never fails the run: there are no speed thresholds here). The last
@@ -24,19 +23,22 @@ import process from "node:process";
 import type { BenchContext, Row } from "./_common.ts";
 import { killAll } from "./_proc.ts";
 import { buildForNode, machineInfo, type Runtime, RUNTIMES } from "./_runtimes.ts";
-import { writeReport } from "./_report.ts";
-import { runB1 } from "./b1_http.ts";
-import { runB2 } from "./b2_roundtrips.ts";
-import { runB3 } from "./b3_throughput.ts";
-import { runB4 } from "./b4_scale.ts";
-import { runB5 } from "./b5_scale_out.ts";
+import { exitWithUsage, parseCli } from "../scripts/_cli.mjs";
+import { formatElapsed, Progress } from "../scripts/_progress.ts";
 
+/** The benchmarks, each loaded when it runs, so `--help` and a bad flag answer at once. */
 const BENCHES = {
-  b1: { title: "B1 HTTP over a raw connection", run: runB1 },
-  b2: { title: "B2 commands round trips", run: runB2 },
-  b3: { title: "B3 message size sweep and bulk", run: runB3 },
-  b4: { title: "B4 connection scale", run: runB4 },
-  b5: { title: "B5 scale out: 1 vs 2 processes on one port", run: runB5 },
+  b1: { title: "B1 HTTP over a raw connection", load: async () => (await import("./b1_http.ts")).runB1 },
+  b2: { title: "B2 commands round trips", load: async () => (await import("./b2_roundtrips.ts")).runB2 },
+  b3: {
+    title: "B3 message size sweep and bulk",
+    load: async () => (await import("./b3_throughput.ts")).runB3,
+  },
+  b4: { title: "B4 connection scale", load: async () => (await import("./b4_scale.ts")).runB4 },
+  b5: {
+    title: "B5 scale out: 1 vs 2 processes on one port",
+    load: async () => (await import("./b5_scale_out.ts")).runB5,
+  },
 } as const;
 type BenchId = keyof typeof BENCHES;
 
@@ -49,69 +51,72 @@ const NODE_WORKLOADS = [
   "bench/workloads/framed_bare.ts",
 ];
 
-const USAGE =
-  `Usage: npm run bench -- [--runtime deno|bun|node|all] [--only b1,b2,b3,b4,b5] [--quick] [--reps N]
-                        [--matrix full] [--no-peers] [--no-wrk] [--name NAME] [--help]`;
-
-function usage(message: string): never {
-  console.error(`${message}\n${USAGE}`);
-  process.exit(2);
-}
+const CLI = {
+  command: "npm run bench -- [options]   (or deno run -A bench/run.ts [options])",
+  summary: "The asockio benchmark suite: see bench/README.md.",
+  options: {
+    runtime: {
+      type: "list",
+      default: ["all"],
+      choices: [...RUNTIMES, "all"],
+      help: "the runtimes to measure, comma-separated",
+    },
+    only: {
+      type: "list",
+      default: Object.keys(BENCHES),
+      choices: Object.keys(BENCHES),
+      help: "the benchmarks to run, comma-separated",
+    },
+    quick: { type: "boolean", help: "smoke mode: small counts, 1 repetition" },
+    reps: { type: "number", help: "repetitions per cell (default 3, or 1 with --quick)" },
+    matrix: {
+      type: "string",
+      default: "sweep",
+      value: "full|sweep",
+      choices: ["full", "sweep"],
+      help: "B1's whole size × concurrency cross product, or two sweeps",
+    },
+    noPeers: { type: "boolean", help: "skip zeromq and node-ipc in B2" },
+    noWrk: { type: "boolean", help: "B1 and B5 use the built-in load client even where wrk is installed" },
+    name: {
+      type: "string",
+      value: "NAME",
+      help: "write bench/results/NAME.{json,md,svg} (default full or quick)",
+    },
+  },
+  notes:
+    "Progress lines (elapsed, time left) go to a terminal only. Exits with 1 when a benchmark crashed,\n" +
+    "hung, answered wrongly or could not start, 2 on bad arguments; the last line is BENCH-SUMMARY {...}.",
+} as const;
 
 function parse(argv: string[]) {
-  let runtimes: Runtime[] = [...RUNTIMES];
-  let only: BenchId[] = Object.keys(BENCHES) as BenchId[];
-  let quick = false;
-  let reps: number | undefined;
-  let fullMatrix = false;
-  let peers = true;
-  let noWrk = false;
-  let name: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const value = () => argv[++i] ?? usage(`Missing value for ${arg}`);
-    if (arg === "--help" || arg === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    }
-    if (arg === "--quick") quick = true;
-    else if (arg === "--no-peers") peers = false;
-    else if (arg === "--no-wrk") noWrk = true;
-    else if (arg === "--runtime") {
-      const v = value();
-      if (v === "all") runtimes = [...RUNTIMES];
-      else {
-        runtimes = v.split(",") as Runtime[];
-        for (const r of runtimes) if (!RUNTIMES.includes(r)) usage(`Unknown runtime ${r}`);
-      }
-    } else if (arg === "--only") {
-      only = value().split(",") as BenchId[];
-      for (const b of only) if (!(b in BENCHES)) usage(`Unknown benchmark ${b}`);
-    } else if (arg === "--reps") {
-      reps = Number(value());
-      if (!Number.isInteger(reps) || reps < 1) usage("--reps must be a positive integer");
-    } else if (arg === "--matrix") {
-      const v = value();
-      if (v !== "full" && v !== "sweep") usage("--matrix must be full or sweep");
-      fullMatrix = v === "full";
-    } else if (arg === "--name") {
-      name = value();
-      if (!/^[\w.-]+$/.test(name)) usage("--name may hold letters, digits, '.', '_' and '-' only");
-    } else usage(`Unknown option ${arg}`);
+  const args = parseCli(argv, CLI);
+  const runtimes = args.runtime.includes("all") ? [...RUNTIMES] : args.runtime as Runtime[];
+  const only = args.only as BenchId[];
+  if (args.reps !== undefined && (!Number.isInteger(args.reps) || args.reps < 1)) {
+    exitWithUsage(CLI, "Cannot run: --reps must be a positive integer");
+  }
+  if (args.name !== undefined && !/^[\w.-]+$/.test(args.name)) {
+    exitWithUsage(CLI, "Cannot run: --name may hold letters, digits, '.', '_' and '-' only");
   }
   const runtimeTag = runtimes.length === RUNTIMES.length ? "" : `-${runtimes.join("-")}`;
-  name ??= `${quick ? "quick" : "full"}${runtimeTag}`;
-  return { runtimes, only, quick, reps: reps ?? (quick ? 1 : 3), fullMatrix, peers, noWrk, name };
+  return {
+    runtimes,
+    only,
+    quick: args.quick,
+    reps: args.reps ?? (args.quick ? 1 : 3),
+    fullMatrix: args.matrix === "full",
+    peers: !args.noPeers,
+    noWrk: args.noWrk,
+    name: args.name ?? `${args.quick ? "quick" : "full"}${runtimeTag}`,
+  };
 }
 
 const options = parse(process.argv.slice(2));
-const started = performance.now();
 const failures: string[] = [];
 const rows: Row[] = [];
-const clock = () => {
-  const s = Math.round((performance.now() - started) / 1000);
-  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
-};
+/** One step per benchmark × runtime. */
+const progress = new Progress(options.only.length * options.runtimes.length);
 const ctx: BenchContext = {
   quick: options.quick,
   fullMatrix: options.fullMatrix,
@@ -120,11 +125,11 @@ const ctx: BenchContext = {
   noWrk: options.noWrk,
   rows,
   notes: [],
-  progress: (message) => console.log(`[${clock()}] ${message}`),
+  progress: (message) => progress.note(message),
   fail(where, err) {
     const text = err instanceof Error ? err.message : String(err);
     failures.push(`${where}: ${text}`);
-    console.log(`[${clock()}] FAILED ${where}: ${text}`);
+    console.log(`[${formatElapsed(progress.elapsedMs)}] FAILED ${where}: ${text}`);
   },
 };
 
@@ -144,10 +149,11 @@ try {
   }
   for (const id of options.only) {
     for (const runtime of options.runtimes) {
-      ctx.progress(`${BENCHES[id].title} on ${runtime}`);
+      progress.step(summary.passed + summary.failed, `${BENCHES[id].title} on ${runtime}`);
       const failuresBefore = failures.length;
       try {
-        await BENCHES[id].run(ctx, runtime);
+        const run = await BENCHES[id].load();
+        await run(ctx, runtime);
       } catch (err) {
         ctx.fail(`${id} ${runtime}`, err);
       }
@@ -163,7 +169,8 @@ try {
   killAll();
 }
 
-const seconds = (performance.now() - started) / 1000;
+const seconds = progress.elapsedMs / 1000;
+const { writeReport } = await import("./_report.ts");
 const written = await writeReport({
   name: options.name,
   command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(),
@@ -179,7 +186,7 @@ const written = await writeReport({
   notes: ctx.notes,
   failures,
 });
-console.log(`\nWrote ${written.join(", ")} in ${clock()}`);
+console.log(`\nWrote ${written.join(", ")} in ${formatElapsed(progress.elapsedMs)}`);
 if (failures.length) {
   console.log(`${failures.length} failure(s):\n- ${failures.map((f) => f.split("\n")[0]).join("\n- ")}`);
 } else console.log("All benchmarks ran.");

@@ -12,21 +12,32 @@
  * node_modules/.bin/node scripts/churn.ts --connections 10000
  * ```
  *
- * Options: `--connections N` (default 10k), `--concurrency C` (default 32), `--seed S`,
- * `--timeout-ms T`. Exits with 1 on any failure.
+ * Options: `--help` lists them. It prints a progress line a second on a terminal, and exits with 1 on any
+ * failure, 2 on bad arguments.
  *
  * @module
  */
 import process from "node:process";
-import { formatBytes, parseNumberArgs, runtimeLabel } from "../tests/_script_args.ts";
-import { runChurn } from "../tests/_churn.ts";
+import { parseCli } from "./_cli.mjs";
+import { Progress } from "./_progress.ts";
 
-const args = parseNumberArgs(process.argv.slice(2), {
-  connections: 10_000,
-  concurrency: 32,
-  seed: 1,
-  timeoutMs: 15_000,
+const args = parseCli(process.argv.slice(2), {
+  command: "scripts/churn.ts [options]   (with deno run -A, bun or node)",
+  summary:
+    "Opens and closes connections of varied kinds, then checks that descriptors and core.stats() are\n" +
+    "back to the baseline.",
+  options: {
+    connections: { type: "number", default: 10_000, help: "how many connections" },
+    concurrency: { type: "number", default: 32, value: "C", help: "connections at a time" },
+    seed: { type: "number", default: 1, value: "S", help: "the random seed" },
+    timeoutMs: { type: "number", default: 15_000, value: "T", help: "the bound of each wait" },
+  },
+  notes: "Exits with 1 on any failure, 2 on bad arguments.",
 });
+const progress = new Progress(args.connections);
+// Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
+const { formatBytes, runtimeLabel } = await import("../tests/_script_args.ts");
+const { runChurn } = await import("../tests/_churn.ts");
 
 console.log(
   `asockio churn on ${runtimeLabel()}: ${args.connections} connections, ${args.concurrency} at a time`,
@@ -37,10 +48,9 @@ const report = await runChurn({
   seed: args.seed,
   timeoutMs: args.timeoutMs,
   progress: (r) =>
-    console.log(
-      `  ${(r.durationMs / 1000).toFixed(1)}s: ${r.connections} connections, ${
-        Math.round(r.perSecond)
-      }/s, fd peak ${r.fdPeak}`,
+    progress.step(
+      r.connections,
+      `${r.connections} connections, ${Math.round(r.perSecond)}/s, fd peak ${r.fdPeak}`,
     ),
 });
 console.log("");

@@ -12,29 +12,37 @@
  * node_modules/.bin/node scripts/flood.ts --bytes 4GiB --input-bytes 256MiB
  * ```
  *
- * Options: `--bytes N` (default 4 GiB), `--input-bytes N` (the core's cap, default 256 MiB),
- * `--payload-bytes N` (per frame, default 64 KiB), `--hold-ms N` (each no-read phase once the
- * flooder is paused, default 300), `--gc 1` (force a collection before each no-read phase, to tell
- * garbage apart from a leak in the whole-run peak; Node needs `--expose-gc`, Deno
- * `--v8-flags=--expose-gc`), `--timeout-ms N`. Exits with 1 on any failure. The RSS bound applies to
- * the first no-read phase, before anything was read.
+ * Options: `--help` lists them; `--gc` forces a collection before each no-read phase, to tell garbage
+ * apart from a leak in the whole-run peak (Node needs `--expose-gc`, Deno `--v8-flags=--expose-gc`). It
+ * prints a progress line a second on a terminal, and exits with 1 on any failure, 2 on bad arguments.
+ * The RSS bound applies to the first no-read phase, before anything was read.
  *
  * @module
  */
 import process from "node:process";
-import { formatBytes, parseNumberArgs, runtimeLabel } from "../tests/_script_args.ts";
-import { runFlood } from "../tests/_flood.ts";
+import { parseCli } from "./_cli.mjs";
+import { Progress } from "./_progress.ts";
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
-const args = parseNumberArgs(process.argv.slice(2), {
-  bytes: 4 * GiB,
-  inputBytes: 256 * MiB,
-  payloadBytes: 64 * 1024,
-  holdMs: 300,
-  gc: 0,
-  timeoutMs: 900_000,
+const args = parseCli(process.argv.slice(2), {
+  command: "scripts/flood.ts [options]   (with deno run -A, bun or node)",
+  summary: "A child process floods a connection the application does not read; the core must pause it at\n" +
+    "its input cap, keep RSS under inputBytes + 64 MiB and keep serving a control client.",
+  options: {
+    bytes: { type: "number", default: 4 * GiB, help: "how many bytes to send" },
+    inputBytes: { type: "number", default: 256 * MiB, help: "the core's input cap" },
+    payloadBytes: { type: "number", default: 64 * 1024, help: "bytes per frame" },
+    holdMs: { type: "number", default: 300, help: "each no-read phase once the flooder is paused, in ms" },
+    gc: { type: "boolean", help: "force a collection before each no-read phase (needs --expose-gc)" },
+    timeoutMs: { type: "number", default: 900_000, help: "the bound of the whole run" },
+  },
+  notes: "Exits with 1 on any failure, 2 on bad arguments.",
 });
+const progress = new Progress(args.bytes);
+// Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
+const { formatBytes, runtimeLabel } = await import("../tests/_script_args.ts");
+const { runFlood } = await import("../tests/_flood.ts");
 
 console.log(
   `asockio flood on ${runtimeLabel()}: ${formatBytes(args.bytes)} in ${
@@ -47,15 +55,16 @@ const report = await runFlood({
   inputBytes: args.inputBytes,
   payloadBytes: args.payloadBytes,
   holdMs: args.holdMs,
-  collectGarbage: args.gc !== 0,
+  collectGarbage: args.gc,
   timeoutMs: args.timeoutMs,
   progress: (r) =>
-    console.log(
-      `  ${(r.durationMs / 1000).toFixed(1)}s: ${formatBytes(r.bytesReceived)} read, ` +
-        `${r.mibPerSecond.toFixed(0)} MiB/s, unread peak ${formatBytes(r.peakInputBytes)}, ` +
-        `RSS +${
-          formatBytes(r.rssPeak - r.rssBaseline)
-        }, paused phases ${r.pausedPhases}, control ${r.controlRoundTrips}`,
+    progress.step(
+      r.bytesReceived,
+      `${formatBytes(r.bytesReceived)} read, ${r.mibPerSecond.toFixed(0)} MiB/s, unread peak ${
+        formatBytes(r.peakInputBytes)
+      }, RSS +${
+        formatBytes(r.rssPeak - r.rssBaseline)
+      }, paused phases ${r.pausedPhases}, control ${r.controlRoundTrips}`,
     ),
 });
 const grew = (peak: number): string => `+${formatBytes(peak - report.rssBaseline)}`;

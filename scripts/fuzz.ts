@@ -10,26 +10,35 @@
  * node_modules/.bin/node scripts/fuzz.ts --cases 1000000 --seed 1
  * ```
  *
- * Options: `--cases N` (default 1M), `--seed S` (default 1), `--concurrency C` (default 12),
- * `--only I` (replay connection I of the seed alone), `--timeout-ms T` (bound per connection),
- * `--max-rss-mib M` (the most RSS may grow, default 512).
- * It prints a summary (cases/s, crashes, hangs, mismatches, control round trips, peak RSS) and exits
- * with 1 on any failure.
+ * Options: `--help` lists them. It prints a progress line a second on a terminal, then a summary
+ * (cases/s, crashes, hangs, mismatches, control round trips, peak RSS), and exits with 1 on any failure,
+ * 2 on bad arguments.
  *
  * @module
  */
 import process from "node:process";
-import { formatBytes, parseNumberArgs, runtimeLabel } from "../tests/_script_args.ts";
-import { type FuzzReport, runFuzz } from "../tests/_fuzz.ts";
+import type { FuzzReport } from "../tests/_fuzz.ts";
+import { parseCli } from "./_cli.mjs";
+import { Progress } from "./_progress.ts";
 
-const args = parseNumberArgs(process.argv.slice(2), {
-  cases: 1_000_000,
-  seed: 1,
-  concurrency: 12,
-  only: -1,
-  timeoutMs: 15_000,
-  maxRssMib: 512,
+const args = parseCli(process.argv.slice(2), {
+  command: "scripts/fuzz.ts [options]   (with deno run -A, bun or node)",
+  summary:
+    "Mutated frame streams, raw chunks, handshakes and PROXY headers through real sockets into a core.",
+  options: {
+    cases: { type: "number", default: 1_000_000, help: "how many cases" },
+    seed: { type: "number", default: 1, value: "S", help: "the random seed" },
+    concurrency: { type: "number", default: 12, value: "C", help: "connections at a time" },
+    only: { type: "number", value: "I", help: "replay connection I of the seed alone" },
+    timeoutMs: { type: "number", default: 15_000, value: "T", help: "the bound of each connection" },
+    maxRssMib: { type: "number", default: 512, value: "M", help: "the most RSS may grow, in MiB" },
+  },
+  notes: "Exits with 1 on any crash, hang, mismatch or failure, 2 on bad arguments.",
 });
+const progress = new Progress(args.only === undefined ? args.cases : 1);
+// Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
+const { formatBytes, runtimeLabel } = await import("../tests/_script_args.ts");
+const { runFuzz } = await import("../tests/_fuzz.ts");
 
 function line(r: FuzzReport): string {
   return `${r.cases} cases (${r.frameCases} frame, ${r.rawCases} raw, ${r.handshakeCases} handshake, ${r.proxyCases} PROXY) on ${r.connections} connections, ${
@@ -41,17 +50,17 @@ function line(r: FuzzReport): string {
 
 console.log(
   `asockio fuzz on ${runtimeLabel()}: seed ${args.seed}, ${
-    args.only >= 0 ? `connection ${args.only} only` : `${args.cases} cases`
+    args.only !== undefined ? `connection ${args.only} only` : `${args.cases} cases`
   }`,
 );
 const report = await runFuzz({
   cases: args.cases,
   seed: args.seed,
   concurrency: args.concurrency,
-  only: args.only >= 0 ? args.only : undefined,
+  only: args.only,
   connectionTimeoutMs: args.timeoutMs,
   maxRssGrowth: args.maxRssMib * 1024 * 1024,
-  progress: (r) => console.log(`  ${(r.durationMs / 1000).toFixed(1)}s: ${line(r)}`),
+  progress: (r) => progress.step(r.cases, line(r)),
 });
 console.log("");
 console.log(`runtime:              ${report.runtime}`);

@@ -17,54 +17,48 @@
  * node_modules/.bin/node scripts/reconnect_latency.ts
  * ```
  *
- * Options: `--restarts N` (default 20), `--initial-delay-ms D` (default: the policy's own, 100),
- * `--send-every-ms S` (default 5), `--timeout-ms T` (default 20 s, for each wait), `--help`. Exits with
- * 1 on any failure (a lost, duplicated or reordered message, or a wait past its timeout) and 2 on bad
- * arguments.
+ * Options: `--help` lists them. Exits with 1 on any failure (a lost, duplicated or reordered message, or a
+ * wait past its timeout) and 2 on bad arguments.
  *
  * @module
  */
 import process from "node:process";
-import { type ClientId, IoCore, type IoIterationResult } from "../mod.ts";
+import type { ClientId, IoIterationResult } from "../mod.ts";
 import { DEFAULT_RECONNECT, type ReconnectOptions } from "../core/reconnect.ts";
-import { type EchoServerChild, startEchoServerChild } from "../tests/_child_peers.ts";
-import { HangError, tempDir, withTimeout } from "../tests/_helpers.ts";
-import { parseNumberArgs, runtimeLabel } from "../tests/_script_args.ts";
+import type { EchoServerChild } from "../tests/_child_peers.ts";
+import { exitWithUsage, parseCli } from "./_cli.mjs";
 
-const USAGE = `Usage: reconnect_latency.ts [options]
-
-Kills an echo server child process with SIGKILL and restarts it on the same port, N times, and measures
-how long the client core in this process takes to get an echo back from the restarted server.
-
-Options:
-  --restarts N          how many times to kill and restart the server (default 20)
-  --initial-delay-ms D  reconnect.initialDelayMs of the client (default: the policy's, ${DEFAULT_RECONNECT.initialDelayMs})
-  --send-every-ms S     how often the client sends a message while the server is away (default 5)
-  --timeout-ms T        the bound of each wait (default 20000)
-  --help                print this and exit
-
-Exits with 1 on any failure, 2 on bad arguments.`;
-
-const argv = process.argv.slice(2);
-if (argv.includes("--help") || argv.includes("-h")) {
-  console.log(USAGE);
-  process.exit(0);
-}
-let args: { restarts: number; initialDelayMs: number; sendEveryMs: number; timeoutMs: number };
-try {
-  args = parseNumberArgs(argv, {
-    restarts: 20,
-    initialDelayMs: DEFAULT_RECONNECT.initialDelayMs,
-    sendEveryMs: 5,
-    timeoutMs: 20_000,
-  });
-  if (args.restarts < 1) throw new RangeError("Cannot run: --restarts must be at least 1");
-  if (args.sendEveryMs < 1) throw new RangeError("Cannot run: --send-every-ms must be at least 1");
-} catch (err) {
-  console.error((err as Error).message);
-  console.error(USAGE);
-  process.exit(2);
-}
+const CLI = {
+  command: "scripts/reconnect_latency.ts [options]   (with deno run -A, bun or node)",
+  summary:
+    "Kills an echo server child process with SIGKILL and restarts it on the same port, N times, and measures\n" +
+    "how long the client core in this process takes to get an echo back from the restarted server.",
+  options: {
+    restarts: { type: "number", default: 20, help: "how many times to kill and restart the server" },
+    initialDelayMs: {
+      type: "number",
+      default: DEFAULT_RECONNECT.initialDelayMs,
+      value: "D",
+      help: "reconnect.initialDelayMs of the client (the policy's own by default)",
+    },
+    sendEveryMs: {
+      type: "number",
+      default: 5,
+      value: "S",
+      help: "how often the client sends a message while the server is away",
+    },
+    timeoutMs: { type: "number", default: 20_000, value: "T", help: "the bound of each wait" },
+  },
+  notes: "Exits with 1 on any failure, 2 on bad arguments.",
+} as const;
+const args = parseCli(process.argv.slice(2), CLI);
+if (args.restarts < 1) exitWithUsage(CLI, "Cannot run: --restarts must be at least 1");
+if (args.sendEveryMs < 1) exitWithUsage(CLI, "Cannot run: --send-every-ms must be at least 1");
+// Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
+const { IoCore } = await import("../mod.ts");
+const { startEchoServerChild } = await import("../tests/_child_peers.ts");
+const { HangError, tempDir, withTimeout } = await import("../tests/_helpers.ts");
+const { runtimeLabel } = await import("../tests/_script_args.ts");
 
 /** One kill-and-restart. */
 interface Run {

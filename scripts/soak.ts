@@ -11,23 +11,40 @@
  * node_modules/.bin/node scripts/soak.ts --messages 10000000
  * ```
  *
- * Options: `--messages N` (default 10M), `--window W` (in flight, default 20k), `--batch B` (default
- * 2000), `--tail T` (default 100k), `--timeout-ms T`. Exits with 1 on any loss, duplicate, reorder,
- * corruption, unclean close or crash.
+ * Options: `--help` lists them. It prints a progress line a second on a terminal, and exits with 1 on any
+ * loss, duplicate, reorder, corruption, unclean close or crash, 2 on bad arguments.
  *
  * @module
  */
 import process from "node:process";
-import { formatBytes, parseNumberArgs, runtimeLabel } from "../tests/_script_args.ts";
-import { runSoak, type SoakDirection } from "../tests/_soak.ts";
+import type { SoakDirection } from "../tests/_soak.ts";
+import { parseCli } from "./_cli.mjs";
+import { Progress } from "./_progress.ts";
 
-const args = parseNumberArgs(process.argv.slice(2), {
-  messages: 10_000_000,
-  window: 20_000,
-  batch: 2000,
-  tail: 100_000,
-  timeoutMs: 900_000,
+const args = parseCli(process.argv.slice(2), {
+  command: "scripts/soak.ts [options]   (with deno run -A, bun or node)",
+  summary:
+    "Sequence-numbered, checksummed messages through a client core and an echoing server core, then\n" +
+    "a graceful close from each side that must deliver its whole tail.",
+  options: {
+    messages: { type: "number", default: 10_000_000, help: "how many round trips" },
+    window: { type: "number", default: 20_000, value: "W", help: "messages in flight" },
+    batch: { type: "number", default: 2000, value: "B", help: "messages sent at a time" },
+    tail: {
+      type: "number",
+      default: 100_000,
+      value: "T",
+      help: "messages queued before each graceful close",
+    },
+    timeoutMs: { type: "number", default: 900_000, help: "the bound of the whole run" },
+  },
+  notes:
+    "Exits with 1 on any loss, duplicate, reorder, corruption, unclean close or crash, 2 on bad arguments.",
 });
+const progress = new Progress(args.messages);
+// Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
+const { formatBytes, runtimeLabel } = await import("../tests/_script_args.ts");
+const { runSoak } = await import("../tests/_soak.ts");
 
 const dir = (d: SoakDirection): string =>
   `${d.received} received, ${d.lost} lost, ${d.duplicatedOrLate} duplicated or late, ${d.corrupt} corrupt`;
@@ -42,10 +59,9 @@ const report = await runSoak({
   tail: args.tail,
   timeoutMs: args.timeoutMs,
   progress: (r) =>
-    console.log(
-      `  ${(r.durationMs / 1000).toFixed(1)}s: ${r.messages} echoed, ${Math.round(r.perSecond)} msg/s, RSS ${
-        formatBytes(r.rssPeak)
-      }`,
+    progress.step(
+      r.messages,
+      `${r.messages} echoed, ${Math.round(r.perSecond)} msg/s, RSS ${formatBytes(r.rssPeak)}`,
     ),
 });
 console.log("");

@@ -22,12 +22,14 @@
  *
  * Usage: node scripts/test_all.mjs [--only deno,bun,node,node20,node24,bench] [--no-checks] [--no-bench]
  * `--only` names what runs besides the checks: the bench runs only when `--only` is absent or names it.
+ * `--help` prints the usage; a bad argument prints it to stderr and exits 2 (`scripts/_cli.mjs`).
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { parseCli } from "./_cli.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "node_modules", ".bin");
@@ -53,41 +55,33 @@ const RUNTIMES = ["deno", "bun", "node20", "node24"];
 /** What `--only` can name: the runtimes' suites and the smoke bench. */
 const STEPS = [...RUNTIMES, "bench"];
 
-function usage(message) {
-  if (message) console.error(message);
-  console.error(
-    "Usage: node scripts/test_all.mjs [--only deno,bun,node,node20,node24,bench] [--no-checks] [--no-bench]",
+/** The command line, parsed by the same module as every other entry point (it is plain JavaScript too). */
+const CLI = {
+  command: "node scripts/test_all.mjs [options]   (npm test -- [options])",
+  summary: "Every check, then the whole suite on Deno, Bun, Node 20 and Node 24, then the smoke bench.",
+  options: {
+    only: {
+      type: "list",
+      choices: [...STEPS, "node"],
+      help: "the suites to run besides the checks, and the bench only if named",
+    },
+    noChecks: { type: "boolean", help: "skip fmt, lint, check, doc lint, publish dry run and the npm build" },
+    noBench: { type: "boolean", help: "skip the smoke bench" },
+  },
+  notes: "The last line is `N passed, N failed` over every runtime. Exits with 1 on any failure, 2 on bad\n" +
+    "arguments.",
+};
+
+function parseCommandLine(argv) {
+  const args = parseCli(argv, CLI);
+  const only = new Set(
+    args.only === undefined ? STEPS : args.only.flatMap((s) => s === "node" ? ["node20", "node24"] : [s]),
   );
-  process.exit(2);
+  if (args.noBench) only.delete("bench");
+  return { only, checks: !args.noChecks };
 }
 
-function parseArgs(argv) {
-  let only = new Set(STEPS);
-  let checks = true;
-  let bench = true;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--no-checks") checks = false;
-    else if (arg === "--no-bench") bench = false;
-    else if (arg === "--only" || arg.startsWith("--only=")) {
-      const value = arg === "--only" ? argv[++i] : arg.slice("--only=".length);
-      if (!value) usage("Cannot parse --only: it needs a list such as deno,bun");
-      only = new Set();
-      for (const name of value.split(",").map((s) => s.trim()).filter(Boolean)) {
-        if (name === "node") {
-          only.add("node20");
-          only.add("node24");
-        } else if (STEPS.includes(name)) only.add(name);
-        else usage(`Cannot parse --only: unknown runtime or step ${JSON.stringify(name)}`);
-      }
-    } else if (arg === "--help" || arg === "-h") usage();
-    else usage(`Cannot parse argument ${JSON.stringify(arg)}`);
-  }
-  if (!bench) only.delete("bench");
-  return { only, checks };
-}
-
-const { only, checks: runChecks } = parseArgs(process.argv.slice(2));
+const { only, checks: runChecks } = parseCommandLine(process.argv.slice(2));
 
 // deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07/g;

@@ -6,8 +6,10 @@
  */
 import process from "node:process";
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { detectRuntime } from "../mod.ts";
 import { HangError, KiB } from "./_helpers.ts";
 
@@ -32,15 +34,22 @@ export interface ChildRun {
 }
 
 /**
- * Runs `file` with this runtime's own executable to its end, killed after `timeoutMs`.
+ * Runs `file` with this runtime's own executable (or with `executable`, e.g. `node`) to its end, killed
+ * after `timeoutMs`.
  *
  * @example
  * ```ts
  * const { code, stdout } = await runToEnd("/tmp/example.ts", [], 30_000);
  * ```
  */
-export function runToEnd(file: string, args: string[], timeoutMs: number): Promise<ChildRun> {
-  const child = spawn(process.execPath, [...runtimeArgs(file), ...args], {
+export function runToEnd(
+  file: string,
+  args: string[],
+  timeoutMs: number,
+  executable = process.execPath,
+): Promise<ChildRun> {
+  const fileArgs = executable === process.execPath ? runtimeArgs(file) : [file];
+  const child = spawn(executable, [...fileArgs, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1" },
   });
@@ -50,11 +59,44 @@ export function runToEnd(file: string, args: string[], timeoutMs: number): Promi
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", (err) => (stderr += String(err)));
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       resolve({ code: code ?? signal ?? -1, stdout, stderr: stderr.slice(-4000) });
     });
   });
+}
+
+/**
+ * The repository root: the folder above this file (or its compiled copy in `npm/esm/tests/`) that holds
+ * README.md and deno.json; `undefined` in a packed copy.
+ *
+ * @example
+ * ```ts
+ * const readme = join(repositoryRoot()!, "README.md");
+ * ```
+ */
+export function repositoryRoot(): string | undefined {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, "README.md")) && existsSync(join(dir, "deno.json"))) return dir;
+  }
+  return undefined;
+}
+
+/**
+ * Why this runtime cannot run a `.ts` file in a child process (Node before 24 strips no types), or
+ * `undefined` when it can: a `skip` value for tests that do.
+ *
+ * @example
+ * ```ts
+ * it("runs scripts/fuzz.ts", { skip: typeScriptSkipReason() }, async () => {});
+ * ```
+ */
+export function typeScriptSkipReason(): string | undefined {
+  const nodeMajor = Number(process.versions.node?.split(".")[0]);
+  return detectRuntime() === "node" && nodeMajor < 24
+    ? "Node before 24 runs no TypeScript and has no `await using`"
+    : undefined;
 }
 
 /**

@@ -3,21 +3,10 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
-import { detectRuntime } from "../mod.ts";
-import { runToEnd } from "./_child_peers.ts";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { repositoryRoot, runToEnd, typeScriptSkipReason } from "./_child_peers.ts";
 import { tempDir } from "./_helpers.ts";
-
-/** The repository root: the folder above this file (or its compiled copy) that holds README.md and deno.json. */
-function repositoryRoot(): string | undefined {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
-    if (existsSync(join(dir, "README.md")) && existsSync(join(dir, "deno.json"))) return dir;
-  }
-  return undefined;
-}
 
 /** How a runnable example imports asockio (a pattern, so the npm build's import check passes over it). */
 const IMPORTS_THE_LIBRARY = /from "\.\/mod\.ts"/;
@@ -35,12 +24,9 @@ function runnableExamples(readme: string): Array<{ line: number; code: string }>
 }
 
 const root = repositoryRoot();
-const nodeMajor = Number(process.versions.node?.split(".")[0]);
 const skip = root === undefined
   ? "README.md is not beside this test (a packed copy)"
-  : detectRuntime() === "node" && !((process.versions as { deno?: string }).deno) && nodeMajor < 24
-  ? "Node before 24 runs no TypeScript and has no `await using`; the README says so"
-  : undefined;
+  : typeScriptSkipReason();
 const readme = root ? readFileSync(join(root, "README.md"), "utf8") : "";
 
 describe("README examples", () => {
