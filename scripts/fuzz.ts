@@ -66,7 +66,7 @@ console.log("");
 console.log(`runtime:              ${report.runtime}`);
 console.log(`seed:                 ${report.seed}`);
 console.log(
-  `cases:                ${report.cases} (frame ${report.frameCases}, raw chunks ${report.rawCases}, handshakes ${report.handshakeCases}, PROXY headers ${report.proxyCases})`,
+  `cases:                ${report.cases} (frame ${report.frameCases}, raw chunks ${report.rawCases}, handshakes ${report.handshakeCases}, of which ${report.handshakeLateCases} written too slowly and closed by the handshake timeout, PROXY headers ${report.proxyCases})`,
 );
 console.log(
   `PROXY headers:        ${report.proxyCases} (${

@@ -246,6 +246,8 @@ export interface FuzzReport {
    * to write (a loaded machine), and which the core closed unanswered: its timeout is right there too.
    */
   proxyLateCases: number;
+  /** The same for handshake connections: closed unanswered after writes slower than half the timeout. */
+  handshakeLateCases: number;
   /** Connections made. */
   connections: number;
   /** Bytes written into the core. */
@@ -326,6 +328,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     proxyCases: 0,
     proxyRefusedCases: 0,
     proxyLateCases: 0,
+    handshakeLateCases: 0,
     connections: 0,
     bytesSent: 0,
     durationMs: 0,
@@ -507,12 +510,24 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     const runHandshake = async (plan: FuzzPlan): Promise<string[]> => {
       const peer = await withTimeout(WirePeer.connect(targets[plan.target]), timeout, "connect");
       const problems: string[] = [];
+      const started = performance.now();
+      /** The handshake's writes took long enough for the core's handshake timeout to close it silently. */
+      let late = false;
+      let answered = false;
       try {
         for (const step of plan.steps) {
-          if (step.op === "write") peer.write(step.bytes);
-          else if (step.op === "yield") await macrotask();
+          if (step.op === "write") {
+            peer.write(step.bytes);
+            // On a loaded machine the yields can stretch the handshake past the core's timeout.
+            if (!answered && performance.now() - started > limits.handshakeTimeoutMs / 2) late = true;
+          } else if (step.op === "yield") await macrotask();
           else {
+            answered = true;
             const m = await peer.next(timeout);
+            if (m === undefined && late) {
+              report.handshakeLateCases++;
+              return problems;
+            }
             if (!answerMatches(step.answers, m)) {
               problems.push(
                 `expected ${step.answers.join(" or ")}, got ${JSON.stringify(text(m).slice(0, 40))}`,
@@ -532,7 +547,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         }
         if (plan.ending === "close" && !mustAnswer) return problems;
         const answer = peer.take();
-        if (!answerMatches(final, answer)) {
+        if (answer === undefined && late && !answered && !final.includes(NO_ANSWER)) {
+          report.handshakeLateCases++;
+        } else if (!answerMatches(final, answer)) {
           problems.push(`expected ${final.join(" or ")}, got ${JSON.stringify(text(answer).slice(0, 40))}`);
         } else if (peer.pending > 0) {
           problems.push(`unexpected extra answer ${JSON.stringify(text(peer.take()).slice(0, 40))}`);
