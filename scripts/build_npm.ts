@@ -1,15 +1,18 @@
 /**
  * Builds the npm package into `npm/` with `tsc` (dnt's job; dnt lives on JSR, which is out of reach),
- * then runs the compiled test suite on the machine's Node 20 and on Node 24 from `node_modules`.
+ * lints it with publint and @arethetypeswrong/cli (any problem fails the build), then runs the compiled
+ * test suite on the machine's Node 20 and on Node 24 from `node_modules`.
  *
  * - Sources: every export of `deno.json`, `core/`, `transports/`, `processors/` and `tests/`.
  * - Output: ES2022 modules and `.d.ts` files in `npm/esm/`, relative `.ts` specifiers rewritten to
  *   `.js`, `using` declarations downleveled (Node 20 cannot parse them), only Node types.
- * - `npm/package.json` mirrors the `deno.json` exports, has no dependencies and ships no tests.
+ * - Declaration maps point into `npm/src/`, a copy of the library sources, so "go to definition" lands
+ *   in the TypeScript a user can read.
+ * - JSDoc examples import `asockio`, the name npm users installed, not the JSR name `@asockio/core`.
+ * - `npm/package.json` mirrors the `deno.json` exports, takes `repository`, `homepage` and `bugs` from the
+ *   root `package.json`, has no dependencies and ships no tests.
  *
- * Usage: `deno run -A scripts/build_npm.ts [--no-test] [--allow-missing]`
- * - `--no-test`: build only (the test plan is still written to `.build/npm_test_plan.json`).
- * - `--allow-missing`: skip a `deno.json` export whose file does not exist yet, instead of failing.
+ * Usage: see {@linkcode USAGE} (`--help`).
  *
  * The machine's Node is the first `node` on PATH outside `node_modules`; `ASOCKIO_MACHINE_NODE=/path/to/node`
  * picks another.
@@ -23,6 +26,7 @@ import { constants } from "node:fs";
 import { delimiter, dirname, join, relative, sep } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OUT = join(ROOT, "npm");
@@ -55,6 +59,32 @@ interface TestPlan {
   /** Arguments to put before the files: `node <args> <files>`. */
   args: string[];
 }
+
+const USAGE = `Usage: deno run -A scripts/build_npm.ts [options]
+
+Builds the npm package into npm/, checks it with publint and attw, then runs the compiled
+tests on Node 20 and Node 24.
+
+Options:
+  --no-test        build and check only (the test plan is still written to .build/npm_test_plan.json)
+  --allow-missing  skip a deno.json export whose file does not exist yet, instead of failing
+  -h, --help       print this help and exit`;
+
+/** The JSR package name, which JSDoc examples import; npm users installed {@linkcode NPM_NAME}. */
+const JSR_NAME = "@asockio/core";
+const NPM_NAME = "asockio";
+/**
+ * Files that do something when they load, for `sideEffects`. `mod.ts` fills `core/transport_slot.ts`:
+ * with `sideEffects: false` a bundler may take `IoCore` straight from `core/io_core.js`, skip `mod.js`,
+ * and leave the slot empty. Every other module only declares.
+ */
+const SIDE_EFFECT_SOURCES = ["mod.ts"];
+/** Root `package.json` fields the npm package copies as they are. */
+const COPIED_FIELDS = ["description", "license", "repository", "homepage", "bugs"];
+/** Where the library sources are copied for the declaration maps, inside `npm/`. */
+const SOURCE_COPY = "src";
+/** Documents shipped beside the code. */
+const DOCUMENTS = ["README.md", "LICENSE", "SECURITY.md", "CHANGELOG.md"];
 
 class BuildError extends Error {}
 
@@ -157,13 +187,38 @@ async function walkFiles(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
 }
 
+/** JSDoc examples name the JSR package; npm users import {@linkcode NPM_NAME} (subpaths included). */
+function renameInExamples(text: string): string {
+  return text.replaceAll(`"${JSR_NAME}`, `"${NPM_NAME}`);
+}
+
+/**
+ * Points a declaration map at a copy of its source under `npm/src/` (tsc points it at the repository,
+ * outside the package), and makes that copy, its examples renamed like the declarations'.
+ */
+async function pointMapAtSourceCopy(mapFile: string, text: string): Promise<void> {
+  if (relative(ESM, mapFile).startsWith(TEST_DIR + sep)) return;
+  const map = JSON.parse(text) as { sources: string[]; sourceRoot?: string };
+  map.sources = await Promise.all(map.sources.map(async (source) => {
+    const fromRoot = relative(ROOT, join(dirname(mapFile), map.sourceRoot ?? "", source));
+    const copy = join(OUT, SOURCE_COPY, fromRoot);
+    await mkdir(dirname(copy), { recursive: true });
+    await writeFile(copy, renameInExamples(await readFile(join(ROOT, fromRoot), "utf8")));
+    return toPosix(relative(dirname(mapFile), copy));
+  }));
+  delete map.sourceRoot;
+  await writeFile(mapFile, JSON.stringify(map));
+}
+
 async function build(allowMissing: boolean): Promise<TestPlan> {
   const denoJson = await readJson(join(ROOT, "deno.json"));
   const rootPackage = await readJson(join(ROOT, "package.json"));
   const version = denoJson.version;
   if (typeof version !== "string") throw new BuildError("Cannot build: deno.json has no version");
   if (rootPackage.version !== version) {
-    console.warn(`warning: package.json version ${rootPackage.version} differs from deno.json ${version}`);
+    throw new BuildError(
+      `Cannot build: package.json version ${rootPackage.version} differs from deno.json ${version}`,
+    );
   }
   const denoExports = denoJson.exports;
   if (typeof denoExports !== "object" || denoExports === null) {
@@ -210,6 +265,7 @@ async function build(allowMissing: boolean): Promise<TestPlan> {
       rootDir: "..",
       outDir: "../npm/esm",
       declaration: true,
+      declarationMap: true,
       rewriteRelativeImportExtensions: true,
       isolatedModules: true,
       skipLibCheck: true,
@@ -236,9 +292,12 @@ async function build(allowMissing: boolean): Promise<TestPlan> {
   for (const file of await walkFiles(ESM)) {
     const text = await readFile(file, "utf8");
     if (file.endsWith(".d.ts")) {
-      const rewritten = rewriteDeclarationSpecifiers(text);
+      const rewritten = renameInExamples(rewriteDeclarationSpecifiers(text));
       if (rewritten !== text) await writeFile(file, rewritten);
+    } else if (file.endsWith(".d.ts.map")) {
+      await pointMapAtSourceCopy(file, text);
     } else if (file.endsWith(".js")) {
+      if (text.includes(JSR_NAME)) await writeFile(file, renameInExamples(text));
       const left = new RegExp(TS_SPECIFIER.source, "m").exec(text);
       if (left) {
         throw new BuildError(`Cannot ship ${relative(ROOT, file)}: it still imports ${left[3]}.${left[4]}ts`);
@@ -278,25 +337,31 @@ async function build(allowMissing: boolean): Promise<TestPlan> {
     .map((e) => `esm/${e.name}${e.isDirectory() ? "/" : ""}`)
     .sort();
   const main = exportsMap["."] as { types: string; import: string } | undefined;
+  const copied: Record<string, unknown> = {};
+  for (const field of COPIED_FIELDS) {
+    if (rootPackage[field] === undefined) throw new BuildError(`Cannot build: package.json has no ${field}`);
+    copied[field] = rootPackage[field];
+  }
   const npmPackage: Record<string, unknown> = {
-    name: "asockio",
+    name: NPM_NAME,
     version,
-    description: rootPackage.description,
-    license: "Apache-2.0",
+    ...copied,
     type: "module",
     ...(main ? { main: main.import, types: main.types } : {}),
     exports: exportsMap,
-    files: [...shipped, "README.md", "LICENSE"],
+    sideEffects: SIDE_EFFECT_SOURCES.map((source) => esmStem("./" + source) + ".js"),
+    files: [...shipped, `${SOURCE_COPY}/`, ...DOCUMENTS],
     engines: { node: ">=20" },
     keywords: ["socket", "tcp", "unix-socket", "framing", "deno", "bun", "node"],
   };
   await writeFile(join(OUT, "package.json"), JSON.stringify(npmPackage, null, 2) + "\n");
-  for (const name of ["README.md", "LICENSE"]) {
+  for (const name of DOCUMENTS) {
     if (!(await isFile(join(ROOT, name)))) throw new BuildError(`Cannot build: ${name} is missing`);
     await copyFile(join(ROOT, name), join(OUT, name));
   }
 
   checkPackedFiles(exportsMap);
+  lintPackage();
 
   const nodes = findNodes();
   const plan: TestPlan = {
@@ -318,7 +383,7 @@ function checkPackedFiles(exportsMap: Record<string, unknown>): void {
   const files = new Set(report[0].files.map((f) => f.path));
   const tests = [...files].filter((f) => f.startsWith(`esm/${TEST_DIR}/`));
   if (tests.length > 0) throw new BuildError(`Cannot ship compiled tests: ${tests.join(", ")}`);
-  const wanted = ["package.json", "README.md", "LICENSE"];
+  const wanted = ["package.json", ...DOCUMENTS];
   for (const value of Object.values(exportsMap)) {
     if (typeof value === "object" && value !== null) {
       for (const path of Object.values(value)) wanted.push(String(path).replace(/^\.\//, ""));
@@ -326,7 +391,36 @@ function checkPackedFiles(exportsMap: Record<string, unknown>): void {
   }
   const missing = wanted.filter((f) => !files.has(f));
   if (missing.length > 0) throw new BuildError(`Cannot ship the package without ${missing.join(", ")}`);
+  const maps = [...files].filter((f) => f.endsWith(".d.ts.map"));
+  if (maps.length === 0) throw new BuildError("Cannot ship the package without its declaration maps");
   console.log(`npm pack: ${files.size} files, ${report[0].size} bytes, no tests`);
+}
+
+/**
+ * publint (every message, suggestions included, is a problem) and attw. attw's `esm-only` profile skips
+ * the `node10` and `node16-cjs` resolutions: the package is ES modules only, and TypeScript before 5.8
+ * types `require()` of an ES module as an error although Node 20.19+ and 24 load it.
+ */
+function lintPackage(): void {
+  const publint = run(join(BIN, "publint"), ["run", "--strict"], { cwd: OUT });
+  if (publint.status !== 0 || !/^All good!$/m.test(publint.stdout)) {
+    throw new BuildError(`Cannot ship the package: publint reports\n${publint.stdout}${publint.stderr}`);
+  }
+  const attw = run(join(BIN, "attw"), [
+    "--pack",
+    ".",
+    "--profile",
+    "esm-only",
+    "--no-definitely-typed",
+    "--no-color",
+    "--no-emoji",
+    "--format",
+    "table-flipped",
+  ], { cwd: OUT });
+  if (attw.status !== 0) {
+    throw new BuildError(`Cannot ship the package: attw reports\n${attw.stdout}${attw.stderr}`);
+  }
+  console.log("publint: all good; attw (esm-only profile): no problem");
 }
 
 /** Runs `cmd` with inherited output, killed after `timeoutMs`; resolves to its exit status. */
@@ -396,18 +490,38 @@ async function testOnNodes(plan: TestPlan, exportsMap: Record<string, unknown>):
   return ok;
 }
 
-async function main(): Promise<number> {
-  const args = process.argv.slice(2);
-  const unknown = args.filter((a) => a !== "--no-test" && a !== "--allow-missing");
-  if (unknown.length > 0) {
-    console.error(`Cannot parse arguments ${unknown.join(" ")}: use --no-test and/or --allow-missing`);
-    return 2;
+/** The command line: `--help` prints {@linkcode USAGE}; an unknown flag prints it and exits 2. */
+function parseCommandLine(args: string[]): { noTest: boolean; allowMissing: boolean } | { exitCode: number } {
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        "no-test": { type: "boolean", default: false },
+        "allow-missing": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help) {
+      console.log(USAGE);
+      return { exitCode: 0 };
+    }
+    return { noTest: values["no-test"], allowMissing: values["allow-missing"] };
+  } catch (err) {
+    console.error(`Cannot parse the arguments: ${(err as Error).message}\n\n${USAGE}`);
+    return { exitCode: 2 };
   }
+}
+
+async function main(): Promise<number> {
+  const options = parseCommandLine(process.argv.slice(2));
+  if ("exitCode" in options) return options.exitCode;
   const started = performance.now();
   try {
-    const plan = await build(args.includes("--allow-missing"));
+    const plan = await build(options.allowMissing);
     console.log(`built npm/ in ${((performance.now() - started) / 1000).toFixed(1)}s`);
-    if (args.includes("--no-test")) return 0;
+    if (options.noTest) return 0;
     const npmPackage = await readJson(join(OUT, "package.json"));
     const ok = await testOnNodes(plan, npmPackage.exports as Record<string, unknown>);
     return ok ? 0 : 1;
