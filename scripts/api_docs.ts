@@ -6,7 +6,7 @@
  * whether every public symbol has a doc comment and every function and class an `@example`. `npm test`
  * runs it.
  *
- * Usage: see {@linkcode USAGE} (`--help`).
+ * Usage: see {@linkcode CLI} (`--help`).
  *
  * @module
  */
@@ -15,21 +15,25 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { parseCli } from "./_cli.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DENO = join(ROOT, "node_modules", ".bin", "deno");
 /** Where the HTML goes; `.gitignore` and the `deno.json` excludes name it too. */
 const OUTPUT = "docs/api";
 
-const USAGE = `Usage: deno run -A scripts/api_docs.ts [options]
-
-Writes the HTML API reference of the deno.json exports into ${OUTPUT}/ (npm run docs).
-
-Options:
-  --check     write nothing; fail unless deno doc --lint is clean and every public symbol has a
-              doc comment, every function and class an @example
-  -h, --help  print this help and exit`;
+/** The command line, for {@linkcode parseCli}: `--help` prints its usage. */
+const CLI = {
+  command: "deno run -A scripts/api_docs.ts [options]",
+  summary: `Writes the HTML API reference of the deno.json exports into ${OUTPUT}/ (npm run docs).`,
+  options: {
+    check: {
+      type: "boolean",
+      help: "write nothing; fail unless deno doc --lint is clean, every public symbol has a doc comment,\n" +
+        "           and every function and class an @example",
+    },
+  },
+} as const;
 
 /** One exported symbol's declaration, as `deno doc --json` gives it (only what is checked). */
 interface DocDeclaration {
@@ -96,22 +100,7 @@ function check(entries: string[]): number {
 }
 
 function main(): number {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: process.argv.slice(2),
-      options: { check: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    console.error(`Cannot parse the arguments: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const values = parseCli(process.argv.slice(2), CLI);
   const entries = entryPoints();
   if (values.check) return check(entries);
   mkdirSync(join(ROOT, OUTPUT), { recursive: true });

@@ -12,7 +12,7 @@
  * - `npm/package.json` mirrors the `deno.json` exports, takes `repository`, `homepage` and `bugs` from the
  *   root `package.json`, has no dependencies and ships no tests.
  *
- * Usage: see {@linkcode USAGE} (`--help`).
+ * Usage: see {@linkcode CLI} (`--help`).
  *
  * The machine's Node is the first `node` on PATH outside `node_modules`; `ASOCKIO_MACHINE_NODE=/path/to/node`
  * picks another.
@@ -26,7 +26,7 @@ import { constants } from "node:fs";
 import { delimiter, dirname, join, relative, sep } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { parseCli } from "./_cli.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OUT = join(ROOT, "npm");
@@ -60,15 +60,22 @@ interface TestPlan {
   args: string[];
 }
 
-const USAGE = `Usage: deno run -A scripts/build_npm.ts [options]
-
-Builds the npm package into npm/, checks it with publint and attw, then runs the compiled
-tests on Node 20 and Node 24.
-
-Options:
-  --no-test        build and check only (the test plan is still written to .build/npm_test_plan.json)
-  --allow-missing  skip a deno.json export whose file does not exist yet, instead of failing
-  -h, --help       print this help and exit`;
+/** The command line, for {@linkcode parseCli}: `--help` prints its usage. */
+const CLI = {
+  command: "deno run -A scripts/build_npm.ts [options]",
+  summary: "Builds the npm package into npm/, checks it with publint and attw, then runs the compiled\n" +
+    "tests on Node 20 and Node 24.",
+  options: {
+    noTest: {
+      type: "boolean",
+      help: "build and check only (the test plan is still written to .build/npm_test_plan.json)",
+    },
+    allowMissing: {
+      type: "boolean",
+      help: "skip a deno.json export whose file does not exist yet, instead of failing",
+    },
+  },
+} as const;
 
 /** The JSR package name, which JSDoc examples import; npm users installed {@linkcode NPM_NAME}. */
 const JSR_NAME = "@asockio/core";
@@ -490,33 +497,8 @@ async function testOnNodes(plan: TestPlan, exportsMap: Record<string, unknown>):
   return ok;
 }
 
-/** The command line: `--help` prints {@linkcode USAGE}; an unknown flag prints it and exits 2. */
-function parseCommandLine(args: string[]): { noTest: boolean; allowMissing: boolean } | { exitCode: number } {
-  try {
-    const { values } = parseArgs({
-      args,
-      options: {
-        "no-test": { type: "boolean", default: false },
-        "allow-missing": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return { exitCode: 0 };
-    }
-    return { noTest: values["no-test"], allowMissing: values["allow-missing"] };
-  } catch (err) {
-    console.error(`Cannot parse the arguments: ${(err as Error).message}\n\n${USAGE}`);
-    return { exitCode: 2 };
-  }
-}
-
 async function main(): Promise<number> {
-  const options = parseCommandLine(process.argv.slice(2));
-  if ("exitCode" in options) return options.exitCode;
+  const options = parseCli(process.argv.slice(2), CLI);
   const started = performance.now();
   try {
     const plan = await build(options.allowMissing);
