@@ -7,7 +7,7 @@
  * npm run bench                               # the full run (about 20 minutes)
  * ```
  *
- * Options: `--runtime deno|bun|node|all` (default `all`), `--only b1,b2,b3,b4,b5`, `--quick`,
+ * Options: `--runtime deno|bun|node|all` (default `all`), `--only b1,b2,b3,b4,b5,b6`, `--quick`,
  * `--reps N`, `--matrix full` (B1's whole size × concurrency cross product), `--no-peers`,
  * `--no-wrk` (B1 uses its built-in load client, as `--quick` does when `wrk` is missing),
  * `--name NAME` (results go to `bench/results/NAME.{json,md,svg}`).
@@ -30,6 +30,7 @@ import { runB2 } from "./b2_roundtrips.ts";
 import { runB3 } from "./b3_throughput.ts";
 import { runB4 } from "./b4_scale.ts";
 import { runB5 } from "./b5_scale_out.ts";
+import { runB6 } from "./b6_udp.ts";
 
 const BENCHES = {
   b1: { title: "B1 HTTP over a raw connection", run: runB1 },
@@ -37,6 +38,7 @@ const BENCHES = {
   b3: { title: "B3 message size sweep and bulk", run: runB3 },
   b4: { title: "B4 connection scale", run: runB4 },
   b5: { title: "B5 scale out: 1 vs 2 processes on one port", run: runB5 },
+  b6: { title: "B6 datagram echo round trips (UDP)", run: runB6 },
 } as const;
 type BenchId = keyof typeof BENCHES;
 
@@ -47,10 +49,11 @@ const NODE_WORKLOADS = [
   "bench/workloads/http_native.ts",
   "bench/workloads/framed_asockio.ts",
   "bench/workloads/framed_bare.ts",
+  "bench/workloads/udp_echo.ts",
 ];
 
 const USAGE =
-  `Usage: npm run bench -- [--runtime deno|bun|node|all] [--only b1,b2,b3,b4,b5] [--quick] [--reps N]
+  `Usage: npm run bench -- [--runtime deno|bun|node|all] [--only b1,b2,b3,b4,b5,b6] [--quick] [--reps N]
                         [--matrix full] [--no-peers] [--no-wrk] [--name NAME] [--help]`;
 
 function usage(message: string): never {

@@ -12,15 +12,16 @@ import { detectRuntime } from "../mod.ts";
 import { HangError, KiB } from "./_helpers.ts";
 
 /**
- * Arguments that make `process.execPath` run a JavaScript file, on this runtime.
+ * Arguments that make `process.execPath` run a JavaScript file, on this runtime; `denoFlags` are
+ * added on Deno only (such as `--unstable-net`, which Deno's UDP needs).
  *
  * @example
  * ```ts
  * spawn(process.execPath, [...runtimeArgs("/tmp/peer.mjs"), "127.0.0.1", "5000"]);
  * ```
  */
-export function runtimeArgs(file: string): string[] {
-  return detectRuntime() === "deno" ? ["run", "-A", "--no-config", file] : [file];
+export function runtimeArgs(file: string, denoFlags: readonly string[] = []): string[] {
+  return detectRuntime() === "deno" ? ["run", "-A", "--no-config", ...denoFlags, file] : [file];
 }
 
 /** How a child process ended, and what it printed (stdout and stderr, the last 4 KiB). */
@@ -32,15 +33,21 @@ export interface ChildRun {
 }
 
 /**
- * Runs `file` with this runtime's own executable to its end, killed after `timeoutMs`.
+ * Runs `file` with this runtime's own executable to its end, killed after `timeoutMs`. Deno gets
+ * `denoFlags` and no other flag.
  *
  * @example
  * ```ts
  * const { code, stdout } = await runToEnd("/tmp/example.ts", [], 30_000);
  * ```
  */
-export function runToEnd(file: string, args: string[], timeoutMs: number): Promise<ChildRun> {
-  const child = spawn(process.execPath, [...runtimeArgs(file), ...args], {
+export function runToEnd(
+  file: string,
+  args: string[],
+  timeoutMs: number,
+  denoFlags: readonly string[] = [],
+): Promise<ChildRun> {
+  const child = spawn(process.execPath, [...runtimeArgs(file, denoFlags), ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1" },
   });
