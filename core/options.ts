@@ -191,7 +191,8 @@ export interface IoCoreOptions {
   transport?: Transport | TransportName;
   /**
    * Decides, for each incoming connection, whether it is raw: no handshake, bytes unframed. A raw
-   * connection becomes an unknown client (if `unknownClients` is `"allow"`).
+   * connection becomes an unknown client (if `unknownClients` is `"allow"`). Not asked for UDP
+   * listeners, whose clients are always raw.
    * @default {() => false}
    */
   rawConnection?: (info: IncomingConnectionInfo) => boolean;
@@ -305,7 +306,8 @@ export interface AddClientOptions {
   /**
    * Connect out to this address and announce `keyword` there, acting as a client. With
    * `transport: "udp"` there is no handshake: the keyword only names the client here, its messages
-   * are datagrams to that address (an IP literal), and only datagrams from it are received.
+   * are datagrams to that address (an IP literal), and only datagrams from it are received; it is
+   * always raw, takes no `secret`, and `reconnect` binds a new socket after the socket fails.
    */
   connect?: ConnectOptions | UdpConnectOptions;
   /**

@@ -372,6 +372,9 @@ export class Scheduler implements SessionHost {
       );
     }
     const rules = options.allow ? compileRules(options.allow) : undefined;
+    if (options.secret !== undefined && options.connect?.transport === "udp") {
+      throw new TypeError("Cannot add client: a UDP client has no handshake to prove a secret in");
+    }
     if (options.secret !== undefined && !(toBytes(options.secret).length > 0)) {
       throw new TypeError("Cannot add client: secret must be a non-empty string or Uint8Array");
     }
@@ -393,7 +396,8 @@ export class Scheduler implements SessionHost {
     const record = held?.held ?? new ClientRecord(id, "expected", keyword);
     record.id = id;
     record.connect = options.connect;
-    record.rawOnConnect = options.raw ?? options.connect?.transport === "udp";
+    // A UDP client is raw whatever `raw` says: a datagram is one whole message.
+    record.rawOnConnect = options.connect?.transport === "udp" || (options.raw ?? false);
     record.processorClass = options.processor;
     record.rules = rules;
     record.reconnect = options.connect ? resolveReconnect(options.reconnect) : undefined;

@@ -492,4 +492,13 @@ describe("IoCore over UDP: outgoing datagram clients", () => {
       }
     },
   );
+
+  it("refuses a secret for a UDP client: there is no handshake to prove it in", TEST_TIMEOUT, async () => {
+    await using fx = await startCore({});
+    assert.throws(
+      () => fx.core.addClient({ keyword: "k", secret: "s", connect: { transport: "udp", port: 9 } }),
+      TypeError,
+    );
+    assert.equal(fx.core.stats().clients, 0);
+  });
 });

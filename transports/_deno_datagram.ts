@@ -50,7 +50,13 @@ class DenoDatagramSocket extends DatagramSocketBase {
       while (queue.length > 0 && !this.closed) {
         const data = queue.dataAt(0);
         const to = queue.toAt(0);
-        await this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+        try {
+          await this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+        } catch {
+          // One datagram the kernel refused (an unreachable address) is lost, as UDP loses datagrams;
+          // the socket and its other peers go on.
+          if (this.closed) return;
+        }
         queue.shift();
         this.sent(data.length);
       }
