@@ -417,7 +417,7 @@ function markdown(report: RunReport, checks: Target[]): string {
   if (b6.length) {
     out.push("", `## B6 datagram echo round trips (${note}; 32-byte UDP datagrams, 64 in flight)`, "");
     out.push(table(
-      ["runtime", "datagrams", "contender", "round trips/s", `vs ${B6_BASELINE} UDP echo`, "lost"],
+      ["runtime", "datagrams", "contender", "round trips/s", `vs ${B6_BASELINE} UDP echo`, "lost (median)"],
       b6.map((r) => {
         const bare = find(rows, "b6", r.runtime, B6_BASELINE, r.params);
         return [
@@ -426,7 +426,7 @@ function markdown(report: RunReport, checks: Target[]): string {
           r.contender,
           r.error ? `failed: ${r.error}` : si(r.metrics.roundTripsPerSecond!),
           bare && !r.error ? `${b6Ratio(r, bare).toFixed(2)}×` : "",
-          r.error ? "" : `${(r.metrics.lossRate! * 100).toFixed(2)}%`,
+          r.error ? "" : lossLabel(r),
         ];
       }),
     ));
@@ -434,6 +434,13 @@ function markdown(report: RunReport, checks: Target[]): string {
   out.push("");
   return out.join("\n");
 }
+
+/** A B6 row's median loss rate, and the worst repetition's when that lost more. */
+const lossLabel = (row: Row) => {
+  const worst = Math.max(...(row.samples.lossRate ?? [0]));
+  const median = `${(row.metrics.lossRate! * 100).toFixed(2)}%`;
+  return worst > row.metrics.lossRate! ? `${median} (worst run ${(worst * 100).toFixed(2)}%)` : median;
+};
 
 /** A B6 row's round trips/s as a ratio to the bare UDP echo's. */
 const b6Ratio = (row: Row, bare: Row) => row.metrics.roundTripsPerSecond! / bare.metrics.roundTripsPerSecond!;
@@ -670,9 +677,7 @@ function panels(report: RunReport, checks: Target[]): Panel[] {
           return {
             series: r.contender,
             value: r.metrics.roundTripsPerSecond!,
-            text: `${si(r.metrics.roundTripsPerSecond!)}/s${ratio}, ${
-              (r.metrics.lossRate! * 100).toFixed(2)
-            }% lost`,
+            text: `${si(r.metrics.roundTripsPerSecond!)}/s${ratio}, lost ${lossLabel(r)}`,
           };
         }),
       })).filter((g) => g.bars.length),
