@@ -5,9 +5,9 @@
  *   echoing every datagram of its unknown clients (through `ioIteration`, or an `InlineProcessor`);
  *   `native` is a bare echo on the runtime's own UDP API (`Deno.listenDatagram`, `Bun.udpSocket`,
  *   `node:dgram`), with nothing asockio-specific.
- * - `client --port P --count N [--size B] [--window W] [--warmup N]`: keeps `W` datagrams in flight,
- *   sends the next one for each echo, and counts as lost those still in flight after 200 ms without
- *   an echo. It runs on the same native API as the bare server, so both contenders face one client.
+ * - `client --port P --count N [--size B] [--window W] [--warmup N]`: keeps `W` numbered datagrams in
+ *   flight and sends the next one for each echo; those never echoed are lost. It runs on the same
+ *   native API as the bare server, so both contenders face one client.
  *
  * Deno needs `--unstable-net` for both ends.
  *
@@ -22,8 +22,10 @@ import { numArg, parseArgs, report, serveControl, xBytes } from "../_child.ts";
 const args = parseArgs();
 const role = process.argv[2];
 const HOST = "127.0.0.1";
-/** In-flight datagrams with no echo for this long are counted as lost. */
+/** After this long without an echo, the client refills its window: what was in flight may be lost. */
 const LOSS_AFTER_MS = 200;
+/** Once everything is sent, echoes still missing get this long before they count as lost. */
+const STRAGGLERS_MS = 500;
 
 /** One bound UDP socket of the runtime's own API. */
 interface NativeUdp {
@@ -148,45 +150,65 @@ async function server(): Promise<void> {
   report("READY", { port: addr!.transport === "udp" ? addr!.port : 0, pid: process.pid });
 }
 
-/** Sends `total` datagrams with `window` in flight; resolves with the echoes and the losses. */
+/** How the client reaches its socket: send one datagram, and hear each echo's bytes. */
+interface ClientSocket {
+  send(data: Uint8Array): void;
+  onEcho(handler: (data: Uint8Array) => void): void;
+}
+
+/**
+ * Sends `total` numbered datagrams of `size` bytes with `window` in flight, one more for each echo.
+ * When no echo has come for 200 ms, the window is refilled (what was in flight may be lost). Once all
+ * are sent and none is in flight, stragglers get 500 ms more. Resolves with the distinct datagrams
+ * echoed, the rest (lost), and the seconds until the last echo.
+ */
 function phase(
-  socket: { send(data: Uint8Array): void; onEcho(handler: () => void): void },
+  socket: ClientSocket,
   total: number,
   window: number,
-  payload: Uint8Array,
-): Promise<{ received: number; lost: number }> {
+  size: number,
+): Promise<{ received: number; lost: number; seconds: number }> {
   return new Promise((resolve) => {
+    const echoed = new Uint8Array(total);
+    const started = performance.now();
     let sent = 0;
     let received = 0;
-    let lost = 0;
     let inFlight = 0;
-    let lastEcho = performance.now();
-    const finishIfDone = () => {
-      if (received + lost < total) return false;
+    let lastEcho = started;
+    let straggling = false;
+    const finish = () => {
       clearInterval(watchdog);
-      resolve({ received, lost });
-      return true;
+      resolve({ received, lost: total - received, seconds: (lastEcho - started) / 1000 });
     };
     const pump = () => {
       while (inFlight < window && sent < total) {
+        const datagram = xBytes(size);
+        new DataView(datagram.buffer).setUint32(0, sent, true);
         sent++;
         inFlight++;
-        socket.send(payload);
+        socket.send(datagram);
       }
     };
-    socket.onEcho(() => {
+    socket.onEcho((data) => {
+      const seq = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0, true);
+      if (seq >= total || echoed[seq]) return;
+      echoed[seq] = 1;
       received++;
       if (inFlight > 0) inFlight--;
-      else lost--; // a late echo of a datagram already counted as lost
       lastEcho = performance.now();
-      if (!finishIfDone()) pump();
+      if (received === total) finish();
+      else pump();
     });
     const watchdog = setInterval(() => {
-      if (inFlight === 0 || performance.now() - lastEcho < LOSS_AFTER_MS) return;
-      lost += inFlight;
+      const quiet = performance.now() - lastEcho;
+      if (straggling) {
+        if (quiet >= STRAGGLERS_MS) finish();
+        return;
+      }
+      if (inFlight === 0 || quiet < LOSS_AFTER_MS) return;
       inFlight = 0;
-      lastEcho = performance.now();
-      if (!finishIfDone()) pump();
+      if (sent === total) straggling = true;
+      else pump();
     }, 50);
     pump();
   });
@@ -196,17 +218,15 @@ async function client(): Promise<void> {
   const port = numArg(args, "port", 0);
   const count = numArg(args, "count", 100_000);
   const window = numArg(args, "window", 64);
-  const payload = xBytes(numArg(args, "size", 32));
-  let onEcho: () => void = () => {};
-  const socket = await bindNative(() => onEcho());
-  const target = {
-    send: (data: Uint8Array) => socket.send(data, port, HOST),
-    onEcho: (h: () => void) => onEcho = h,
+  const size = Math.max(4, numArg(args, "size", 32));
+  let onEcho: (data: Uint8Array) => void = () => {};
+  const socket = await bindNative((data) => onEcho(data));
+  const target: ClientSocket = {
+    send: (data) => socket.send(data, port, HOST),
+    onEcho: (handler) => onEcho = handler,
   };
-  await phase(target, numArg(args, "warmup", Math.min(count, 20_000)), window, payload);
-  const started = performance.now();
-  const { received, lost } = await phase(target, count, window, payload);
-  const seconds = (performance.now() - started) / 1000;
+  await phase(target, numArg(args, "warmup", Math.min(count, 20_000)), window, size);
+  const { received, lost, seconds } = await phase(target, count, window, size);
   socket.close();
   report("RESULT", { seconds, count, received, lost });
   process.exit(0);
