@@ -6,6 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
+import { networkInterfaces } from "node:os";
 import {
   type ClientId,
   InlineProcessor,
@@ -21,6 +22,9 @@ import { UdpPeer, type UdpTarget } from "./_udp_peer.ts";
 import { WirePeer } from "./_wire_peer.ts";
 
 const TEST_TIMEOUT = { timeout: 60_000 };
+const noIpv6Reason = Object.values(networkInterfaces()).flat().some((info) => info?.address === "::1")
+  ? undefined
+  : "this machine has no IPv6 loopback (::1)";
 const decoder = new TextDecoder();
 const text = (data: Uint8Array) => decoder.decode(data);
 
@@ -349,6 +353,89 @@ describe("IoCore over UDP: admission rules", () => {
       const r = await fx.core.ioIteration(300);
       assert.equal(r.newlyConnectedUnknownClients.size, 0);
       assert.equal(fx.core.stats().clients, 0);
+    } finally {
+      peer.close();
+    }
+  });
+});
+
+describe("IoCore over UDP: flow", () => {
+  it(
+    "holds datagrams in order while a messages() reader pauses the client, and delivers them after",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await udpCore();
+      const to = udpTarget(fx);
+      const { peer, id } = await admitOne(fx.core, to, "127.0.0.1", "0");
+      try {
+        const got: string[] = [];
+        // A high-water mark of 1 byte pauses reading after every message the reader has not taken yet.
+        const reader = fx.core.messages(id, { highWaterMarkBytes: 1 })[Symbol.asyncIterator]();
+        got.push(text((await reader.next()).value!));
+        for (let i = 1; i < 50; i++) await peer.send(`${i}`, to);
+        await delay(100);
+        for (let i = 1; i < 50; i++) got.push(text((await reader.next()).value!));
+        await reader.return?.();
+        assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => `${i}`));
+        assert.equal(fx.core.stats().droppedUdpDatagrams, 0);
+      } finally {
+        peer.close();
+      }
+    },
+  );
+
+  it(
+    "past 1 MiB waiting for a paused client, drops datagrams and counts them, keeping the rest in order",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await udpCore();
+      const to = udpTarget(fx);
+      const { peer, id } = await admitOne(fx.core, to, "127.0.0.1", "first");
+      try {
+        const reader = fx.core.messages(id, { highWaterMarkBytes: 1 })[Symbol.asyncIterator]();
+        assert.equal(text((await reader.next()).value!), "first");
+        // Read nothing more for now: 30 datagrams of 50,000 bytes (1.5 MB) arrive while reading is paused.
+        const sent: number[] = [];
+        for (let i = 0; i < 30; i++) {
+          const datagram = new Uint8Array(50_000).fill(i);
+          await peer.send(datagram, to);
+          sent.push(i);
+          if (i % 4 === 3) await delay(20); // paced, so the kernel's receive buffer never overflows
+        }
+        for (let i = 0; i < 100 && fx.core.stats().droppedUdpDatagrams === 0; i++) await delay(10);
+        const dropped = fx.core.stats().droppedUdpDatagrams;
+        assert.ok(dropped >= 1, "nothing was dropped past 1 MiB");
+        const delivered: number[] = [];
+        for (let i = 0; i < 30 - dropped; i++) {
+          const next = await Promise.race([reader.next(), delay(1000).then(() => undefined)]);
+          if (next === undefined || next.done) break;
+          delivered.push(next.value[0]!);
+        }
+        await reader.return?.();
+        assert.ok(delivered.length >= 20, `only ${delivered.length} of 1 MiB's worth were kept`);
+        assert.deepEqual(delivered, [...delivered].sort((a, b) => a - b), "kept datagrams out of order");
+        assert.equal(delivered.length + dropped <= 30, true);
+      } finally {
+        peer.close();
+      }
+    },
+  );
+
+  it("serves UDP clients on an IPv6 loopback listener", { ...TEST_TIMEOUT, skip: noIpv6Reason }, async () => {
+    await using fx = await startCore({
+      listeners: [{ transport: "udp", hostname: "::1", port: 0 }],
+      unknownClients: "allow",
+    });
+    const to = udpTarget(fx);
+    assert.equal(to.hostname, "::1");
+    const { peer, id } = await admitOne(fx.core, to, "::1", "over ipv6");
+    try {
+      assert.deepEqual(fx.core.getMessagesFromClient(id).map(text), ["over ipv6"]);
+      assert.equal((fx.core.getClientInfo(id)?.remoteAddr as { hostname: string }).hostname, "::1");
+      fx.core.sendMessageToClient(id, new Uint8Array(65_527));
+      assert.throws(() => fx.core.sendMessageToClient(id, new Uint8Array(65_528)), MessageTooLargeError);
+      await peer.waitFor(1);
+      assert.equal(peer.received[0]!.length, 65_527);
     } finally {
       peer.close();
     }
