@@ -101,6 +101,36 @@ async function admitOne(core: IoCore, to: UdpTarget, hostname = "127.0.0.1", pay
   return { peer, id };
 }
 
+/** What {@linkcode withClient} hands its body: the core, its UDP address, the peer and its client id. */
+interface AdmittedClient {
+  readonly core: IoCore;
+  readonly to: UdpTarget;
+  readonly peer: UdpPeer;
+  readonly id: ClientId;
+}
+
+/**
+ * Runs `body` on a UDP core (`options` added, its listener on `hostname`) with one client admitted
+ * from a fresh peer that sent `first`; closes the peer and the core afterwards.
+ */
+async function withClient(
+  body: (client: AdmittedClient) => Promise<void>,
+  { options = {}, first = "hello", hostname = "127.0.0.1" }: {
+    options?: IoCoreOptions;
+    first?: string;
+    hostname?: string;
+  } = {},
+): Promise<void> {
+  await using fx = await udpCore({ listeners: [{ transport: "udp", hostname, port: 0 }], ...options });
+  const to = udpTarget(fx);
+  const { peer, id } = await admitOne(fx.core, to, hostname, first);
+  try {
+    await body({ core: fx.core, to, peer, id });
+  } finally {
+    peer.close();
+  }
+}
+
 describe("IoCore over UDP: echo", () => {
   it(
     "echoes 10,000 datagrams from two node:dgram peers through ioIteration, in order per client, with no loss",
@@ -149,45 +179,38 @@ describe("IoCore over UDP: echo", () => {
     },
   );
 
-  it("carries empty datagrams both ways as empty messages", TEST_TIMEOUT, async () => {
-    await using fx = await udpCore();
-    const { peer, id } = await admitOne(fx.core, udpTarget(fx), "127.0.0.1", "");
-    try {
-      assert.deepEqual(fx.core.getMessagesFromClient(id).map((m) => m.length), [0]);
-      fx.core.sendMessagesToClient(id, [new Uint8Array(0), "after"]);
-      await peer.waitFor(2);
-      assert.deepEqual(peer.received.map(text), ["", "after"]);
-      await peer.send(new Uint8Array(0), udpTarget(fx));
-      await iterateUntil(fx.core, (e) => e.data.has(id));
-      assert.deepEqual(fx.core.getMessagesFromClient(id).map((m) => m.length), [0]);
-    } finally {
-      peer.close();
-    }
-  });
+  it(
+    "carries empty datagrams both ways as empty messages",
+    TEST_TIMEOUT,
+    () =>
+      withClient(async ({ core, to, peer, id }) => {
+        assert.deepEqual(core.getMessagesFromClient(id).map((m) => m.length), [0]);
+        core.sendMessagesToClient(id, [new Uint8Array(0), "after"]);
+        await peer.waitFor(2);
+        assert.deepEqual(peer.received.map(text), ["", "after"]);
+        await peer.send(new Uint8Array(0), to);
+        await iterateUntil(core, (e) => e.data.has(id));
+        assert.deepEqual(core.getMessagesFromClient(id).map((m) => m.length), [0]);
+      }, { first: "" }),
+  );
 
   it(
     "reads a UDP client with messages(id), and reports clientsWithEmptyOutputFifo after a send",
     TEST_TIMEOUT,
-    async () => {
-      await using fx = await udpCore();
-      const to = udpTarget(fx);
-      const { peer, id } = await admitOne(fx.core, to, "127.0.0.1", "first");
-      try {
-        fx.core.sendMessageToClient(id, bytePattern(20_000, 3));
-        await iterateUntil(fx.core, (e) => e.empty.has(id));
+    () =>
+      withClient(async ({ core, to, peer, id }) => {
+        core.sendMessageToClient(id, bytePattern(20_000, 3));
+        await iterateUntil(core, (e) => e.empty.has(id));
         await peer.waitFor(1);
         assert.ok(bytesEqual(peer.received[0]!, bytePattern(20_000, 3)));
         await peer.send("second", to);
         const got: string[] = [];
-        for await (const message of fx.core.messages(id)) {
+        for await (const message of core.messages(id)) {
           got.push(text(message));
           if (got.length === 2) break;
         }
         assert.deepEqual(got, ["first", "second"]);
-      } finally {
-        peer.close();
-      }
-    },
+      }, { first: "first" }),
   );
 });
 
@@ -263,34 +286,31 @@ describe("IoCore over UDP: clients", () => {
     }
   });
 
-  it("refuses to switch a UDP client to framed mode with UnsupportedError", TEST_TIMEOUT, async () => {
-    await using fx = await udpCore();
-    const { peer, id } = await admitOne(fx.core, udpTarget(fx));
-    try {
-      assert.throws(() => fx.core.switchClientRawConnectionMode(id, false), UnsupportedError);
-      assert.equal(fx.core.getClientInfo(id)?.raw, true);
-      fx.core.switchClientRawConnectionMode(id, true);
-    } finally {
-      peer.close();
-    }
-  });
+  it(
+    "refuses to switch a UDP client to framed mode with UnsupportedError",
+    TEST_TIMEOUT,
+    () =>
+      withClient(async ({ core, id }) => {
+        assert.throws(() => core.switchClientRawConnectionMode(id, false), UnsupportedError);
+        assert.equal(core.getClientInfo(id)?.raw, true);
+        core.switchClientRawConnectionMode(id, true);
+      }),
+  );
 
-  it("removeClient forgets the address: its next datagram is a new client", TEST_TIMEOUT, async () => {
-    await using fx = await udpCore();
-    const to = udpTarget(fx);
-    const { peer, id } = await admitOne(fx.core, to);
-    try {
-      fx.core.removeClient(id);
-      assert.equal(fx.core.getClientInfo(id), undefined);
-      await peer.send("back", to);
-      const events = await iterateUntil(fx.core, (e) => e.unknown.size > 0 && e.data.size > 0);
-      const [next] = [...events.unknown] as [ClientId];
-      assert.notEqual(next, id);
-      assert.deepEqual(fx.core.getMessagesFromClient(next).map(text), ["back"]);
-    } finally {
-      peer.close();
-    }
-  });
+  it(
+    "removeClient forgets the address: its next datagram is a new client",
+    TEST_TIMEOUT,
+    () =>
+      withClient(async ({ core, to, peer, id }) => {
+        core.removeClient(id);
+        assert.equal(core.getClientInfo(id), undefined);
+        await peer.send("back", to);
+        const events = await iterateUntil(core, (e) => e.unknown.size > 0 && e.data.size > 0);
+        const [next] = [...events.unknown] as [ClientId];
+        assert.notEqual(next, id);
+        assert.deepEqual(core.getMessagesFromClient(next).map(text), ["back"]);
+      }),
+  );
 });
 
 describe("IoCore over UDP: admission rules", () => {
@@ -363,47 +383,35 @@ describe("IoCore over UDP: flow", () => {
   it(
     "holds datagrams in order while a messages() reader pauses the client, and delivers them after",
     TEST_TIMEOUT,
-    async () => {
-      await using fx = await udpCore();
-      const to = udpTarget(fx);
-      const { peer, id } = await admitOne(fx.core, to, "127.0.0.1", "0");
-      try {
+    () =>
+      withClient(async ({ core, to, peer, id }) => {
         const got: string[] = [];
-        // A high-water mark of 1 byte pauses reading after every message the reader has not taken yet.
-        const reader = fx.core.messages(id, { highWaterMarkBytes: 1 })[Symbol.asyncIterator]();
+        // A high-water mark of 1 byte pauses reading while 2 bytes or more wait for the reader.
+        const reader = core.messages(id, { highWaterMarkBytes: 1 })[Symbol.asyncIterator]();
         got.push(text((await reader.next()).value!));
         for (let i = 1; i < 50; i++) await peer.send(`${i}`, to);
         await delay(100);
         for (let i = 1; i < 50; i++) got.push(text((await reader.next()).value!));
         await reader.return?.();
         assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => `${i}`));
-        assert.equal(fx.core.stats().droppedUdpDatagrams, 0);
-      } finally {
-        peer.close();
-      }
-    },
+        assert.equal(core.stats().droppedUdpDatagrams, 0);
+      }, { first: "0" }),
   );
 
   it(
     "past 1 MiB waiting for a paused client, drops datagrams and counts them, keeping the rest in order",
     TEST_TIMEOUT,
-    async () => {
-      await using fx = await udpCore();
-      const to = udpTarget(fx);
-      const { peer, id } = await admitOne(fx.core, to, "127.0.0.1", "first");
-      try {
-        const reader = fx.core.messages(id, { highWaterMarkBytes: 1 })[Symbol.asyncIterator]();
+    () =>
+      withClient(async ({ core, to, peer, id }) => {
+        const reader = core.messages(id, { highWaterMarkBytes: 1 })[Symbol.asyncIterator]();
         assert.equal(text((await reader.next()).value!), "first");
         // Read nothing more for now: 30 datagrams of 50,000 bytes (1.5 MB) arrive while reading is paused.
-        const sent: number[] = [];
         for (let i = 0; i < 30; i++) {
-          const datagram = new Uint8Array(50_000).fill(i);
-          await peer.send(datagram, to);
-          sent.push(i);
+          await peer.send(new Uint8Array(50_000).fill(i), to);
           if (i % 4 === 3) await delay(20); // paced, so the kernel's receive buffer never overflows
         }
-        for (let i = 0; i < 100 && fx.core.stats().droppedUdpDatagrams === 0; i++) await delay(10);
-        const dropped = fx.core.stats().droppedUdpDatagrams;
+        for (let i = 0; i < 100 && core.stats().droppedUdpDatagrams === 0; i++) await delay(10);
+        const dropped = core.stats().droppedUdpDatagrams;
         assert.ok(dropped >= 1, "nothing was dropped past 1 MiB");
         const delivered: number[] = [];
         for (let i = 0; i < 30 - dropped; i++) {
@@ -414,69 +422,54 @@ describe("IoCore over UDP: flow", () => {
         await reader.return?.();
         assert.ok(delivered.length >= 20, `only ${delivered.length} of 1 MiB's worth were kept`);
         assert.deepEqual(delivered, [...delivered].sort((a, b) => a - b), "kept datagrams out of order");
-        assert.equal(delivered.length + dropped <= 30, true);
-      } finally {
-        peer.close();
-      }
-    },
+        assert.ok(delivered.length + dropped <= 30);
+      }, { first: "first" }),
   );
 
-  it("serves UDP clients on an IPv6 loopback listener", { ...TEST_TIMEOUT, skip: noIpv6Reason }, async () => {
-    await using fx = await startCore({
-      listeners: [{ transport: "udp", hostname: "::1", port: 0 }],
-      unknownClients: "allow",
-    });
-    const to = udpTarget(fx);
-    assert.equal(to.hostname, "::1");
-    const { peer, id } = await admitOne(fx.core, to, "::1", "over ipv6");
-    try {
-      assert.deepEqual(fx.core.getMessagesFromClient(id).map(text), ["over ipv6"]);
-      assert.equal((fx.core.getClientInfo(id)?.remoteAddr as { hostname: string }).hostname, "::1");
-      fx.core.sendMessageToClient(id, new Uint8Array(65_527));
-      assert.throws(() => fx.core.sendMessageToClient(id, new Uint8Array(65_528)), MessageTooLargeError);
-      await peer.waitFor(1);
-      assert.equal(peer.received[0]!.length, 65_527);
-    } finally {
-      peer.close();
-    }
-  });
+  it(
+    "serves UDP clients on an IPv6 loopback listener",
+    { ...TEST_TIMEOUT, skip: noIpv6Reason },
+    () =>
+      withClient(async ({ core, to, peer, id }) => {
+        assert.equal(to.hostname, "::1");
+        assert.deepEqual(core.getMessagesFromClient(id).map(text), ["over ipv6"]);
+        assert.equal((core.getClientInfo(id)?.remoteAddr as { hostname: string }).hostname, "::1");
+        core.sendMessageToClient(id, new Uint8Array(65_527));
+        assert.throws(() => core.sendMessageToClient(id, new Uint8Array(65_528)), MessageTooLargeError);
+        await peer.waitFor(1);
+        assert.equal(peer.received[0]!.length, 65_527);
+      }, { first: "over ipv6", hostname: "::1" }),
+  );
 });
 
 describe("IoCore over UDP: limits", () => {
   it(
-    "throws MessageTooLargeError past 65,507 bytes or maxMessageBytes, and sends nothing of the call",
+    "throws MessageTooLargeError past maxMessageBytes, and sends nothing of the call",
     TEST_TIMEOUT,
-    async () => {
-      await using fx = await udpCore({ limits: { maxMessageBytes: 30_000 } });
-      const { peer, id } = await admitOne(fx.core, udpTarget(fx));
-      try {
-        assert.throws(() => fx.core.sendMessageToClient(id, new Uint8Array(30_001)), MessageTooLargeError);
+    () =>
+      withClient(async ({ core, peer, id }) => {
+        assert.throws(() => core.sendMessageToClient(id, new Uint8Array(30_001)), MessageTooLargeError);
         assert.throws(
-          () => fx.core.sendMessagesToClient(id, ["small", new Uint8Array(30_001)]),
+          () => core.sendMessagesToClient(id, ["small", new Uint8Array(30_001)]),
           MessageTooLargeError,
         );
-        fx.core.sendMessageToClient(id, new Uint8Array(30_000));
-        fx.core.sendMessageToClient(id, "last");
+        core.sendMessageToClient(id, new Uint8Array(30_000));
+        core.sendMessageToClient(id, "last");
         await peer.waitFor(2);
         assert.deepEqual(peer.received.map((m) => m.length), [30_000, 4]);
-      } finally {
-        peer.close();
-      }
-      await using big = await udpCore();
-      const second = await admitOne(big.core, udpTarget(big));
-      try {
-        const err = assert.throws(
-          () => big.core.sendMessageToClient(second.id, new Uint8Array(65_508)),
-          MessageTooLargeError,
-        );
-        void err;
-        big.core.sendMessageToClient(second.id, new Uint8Array(65_507));
-        await second.peer.waitFor(1);
-        assert.equal(second.peer.received[0]!.length, 65_507);
-      } finally {
-        second.peer.close();
-      }
-    },
+      }, { options: { limits: { maxMessageBytes: 30_000 } } }),
+  );
+
+  it(
+    "throws MessageTooLargeError past 65,507 bytes to an IPv4 client, and sends 65,507",
+    TEST_TIMEOUT,
+    () =>
+      withClient(async ({ core, peer, id }) => {
+        assert.throws(() => core.sendMessageToClient(id, new Uint8Array(65_508)), MessageTooLargeError);
+        core.sendMessageToClient(id, new Uint8Array(65_507));
+        await peer.waitFor(1);
+        assert.deepEqual(peer.received.map((m) => m.length), [65_507]);
+      }),
   );
 
   it("drops a received datagram over maxMessageBytes and counts it", TEST_TIMEOUT, async () => {
