@@ -290,10 +290,11 @@ describe("IoCore over UDP: clients", () => {
     "refuses to switch a UDP client to framed mode with UnsupportedError",
     TEST_TIMEOUT,
     () =>
-      withClient(async ({ core, id }) => {
+      withClient(({ core, id }) => {
         assert.throws(() => core.switchClientRawConnectionMode(id, false), UnsupportedError);
         assert.equal(core.getClientInfo(id)?.raw, true);
         core.switchClientRawConnectionMode(id, true);
+        return Promise.resolve();
       }),
   );
 
