@@ -1,6 +1,6 @@
 /**
  * Writes a run's results: `bench/results/<name>.json` (everything, with the machine), `<name>.md`
- * (tables and the P1–P4 and scale-out ratios) and `<name>.svg` (hand-written charts, no dependencies).
+ * (tables, the P1–P4 and scale-out ratios, and B6's ratio to a bare UDP echo) and `<name>.svg` (hand-written charts, no dependencies).
  *
  * @module
  */
@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { bytesLabel, type Row, si } from "./_common.ts";
 import { type MachineInfo, ROOT, type Runtime } from "./_runtimes.ts";
 import { B5_CONCURRENCY } from "./b5_scale_out.ts";
+import { B6_BASELINE } from "./b6_udp.ts";
 
 /** Everything a run produced. */
 export interface RunReport {
@@ -412,9 +413,37 @@ function markdown(report: RunReport, checks: Target[]): string {
       }),
     ));
   }
+  const b6 = rows.filter((r) => r.bench === "b6");
+  if (b6.length) {
+    out.push("", `## B6 datagram echo round trips (${note}; 32-byte UDP datagrams, 64 in flight)`, "");
+    out.push(table(
+      ["runtime", "datagrams", "contender", "round trips/s", `vs ${B6_BASELINE} UDP echo`, "lost (median)"],
+      b6.map((r) => {
+        const bare = find(rows, "b6", r.runtime, B6_BASELINE, r.params);
+        return [
+          r.runtime,
+          si(Number(r.params.count)),
+          r.contender,
+          r.error ? `failed: ${r.error}` : si(r.metrics.roundTripsPerSecond!),
+          bare && !r.error ? `${b6Ratio(r, bare).toFixed(2)}×` : "",
+          r.error ? "" : lossLabel(r),
+        ];
+      }),
+    ));
+  }
   out.push("");
   return out.join("\n");
 }
+
+/** A B6 row's median loss rate, and the worst repetition's when that lost more. */
+const lossLabel = (row: Row) => {
+  const worst = Math.max(...(row.samples.lossRate ?? [0]));
+  const median = `${(row.metrics.lossRate! * 100).toFixed(2)}%`;
+  return worst > row.metrics.lossRate! ? `${median} (worst run ${(worst * 100).toFixed(2)}%)` : median;
+};
+
+/** A B6 row's round trips/s as a ratio to the bare UDP echo's. */
+const b6Ratio = (row: Row, bare: Row) => row.metrics.roundTripsPerSecond! / bare.metrics.roundTripsPerSecond!;
 
 // ---------------------------------------------------------------------------------------------
 // SVG
@@ -631,6 +660,27 @@ function panels(report: RunReport, checks: Target[]): Panel[] {
           } CPU µs/req`,
         })),
       })),
+    });
+  }
+  const b6 = rows.filter((r) => r.bench === "b6" && !r.error);
+  if (b6.length) {
+    out.push({
+      title: `B6 datagram echo round trips/s over UDP (${note})`,
+      subtitle:
+        `32-byte datagrams, 64 in flight, client and server in two processes; ratio to the ${B6_BASELINE} ` +
+        "UDP echo on the runtime's own API, and the loss rate",
+      groups: report.runtimes.map((runtime) => ({
+        label: runtime,
+        bars: b6.filter((r) => r.runtime === runtime).map((r) => {
+          const bare = find(rows, "b6", runtime, B6_BASELINE, r.params);
+          const ratio = bare && r !== bare ? `, ${b6Ratio(r, bare).toFixed(2)}×` : "";
+          return {
+            series: r.contender,
+            value: r.metrics.roundTripsPerSecond!,
+            text: `${si(r.metrics.roundTripsPerSecond!)}/s${ratio}, lost ${lossLabel(r)}`,
+          };
+        }),
+      })).filter((g) => g.bars.length),
     });
   }
   return out;

@@ -39,6 +39,7 @@ const BENCHES = {
     title: "B5 scale out: 1 vs 2 processes on one port",
     load: async () => (await import("./b5_scale_out.ts")).runB5,
   },
+  b6: { title: "B6 datagram echo round trips (UDP)", load: async () => (await import("./b6_udp.ts")).runB6 },
 } as const;
 type BenchId = keyof typeof BENCHES;
 
@@ -49,6 +50,7 @@ const NODE_WORKLOADS = [
   "bench/workloads/http_native.ts",
   "bench/workloads/framed_asockio.ts",
   "bench/workloads/framed_bare.ts",
+  "bench/workloads/udp_echo.ts",
 ];
 
 const CLI = {

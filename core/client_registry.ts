@@ -5,7 +5,7 @@
  * @module
  */
 import type { HmacKey } from "./auth.ts";
-import type { ConnectOptions } from "../transports/types.ts";
+import type { ConnectOptions, UdpConnectOptions } from "../transports/types.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import type { ResolvedReconnect } from "./reconnect.ts";
 import type { RuleCheck } from "./rules.ts";
@@ -51,7 +51,7 @@ export class ClientRecord {
   readonly kind: "expected" | "unknown";
   readonly keyword: Uint8Array;
   readonly key: string;
-  connect: ConnectOptions | undefined = undefined;
+  connect: ConnectOptions | UdpConnectOptions | undefined = undefined;
   rawOnConnect = false;
   processorClass: InlineProcessorClass | undefined = undefined;
   session: Session | undefined = undefined;

@@ -93,7 +93,8 @@ export class TransportError extends AsockioError {}
 
 /**
  * A frame declared a length above the configured `maxMessageBytes`. Raised before anything is
- * allocated for the frame.
+ * allocated for the frame. Also thrown, with nothing sent, for a datagram larger than UDP carries
+ * (65,507 bytes over IPv4) or than `maxMessageBytes`; `maxMessageBytes` then holds the limit it broke.
  *
  * @example
  * ```ts
@@ -107,10 +108,18 @@ export class MessageTooLargeError extends AsockioError {
   readonly declaredLength: bigint;
   /** The limit it exceeded. */
   readonly maxMessageBytes: number;
-  /** Creates the error from the declared length and the limit. */
-  constructor(declaredLength: bigint, maxMessageBytes: number, options?: AsockioErrorOptions) {
+  /**
+   * Creates the error from the declared length and the limit; `options.message` replaces the frame
+   * decoder's wording (a datagram too large to send).
+   */
+  constructor(
+    declaredLength: bigint,
+    maxMessageBytes: number,
+    options?: AsockioErrorOptions & { message?: string },
+  ) {
     super(
-      `Cannot decode frame: declared length ${declaredLength} exceeds maxMessageBytes ${maxMessageBytes}`,
+      options?.message ??
+        `Cannot decode frame: declared length ${declaredLength} exceeds maxMessageBytes ${maxMessageBytes}`,
       options,
     );
     this.declaredLength = declaredLength;
@@ -197,3 +206,15 @@ export class CoreClosedError extends ConnectionClosedError {}
  * ```
  */
 export class SendBufferFullError extends AsockioError {}
+
+/**
+ * The runtime cannot do what was asked: UDP on Deno without `--unstable-net`, or switching a UDP
+ * client to framed mode (a datagram is always one whole message).
+ *
+ * @example
+ * ```ts
+ * import { UnsupportedError } from "@asockio/core";
+ * const err = new UnsupportedError("Cannot bind UDP socket: run Deno with --unstable-net");
+ * ```
+ */
+export class UnsupportedError extends AsockioError {}

@@ -82,7 +82,8 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
 
   /**
    * Binds every listener and starts accepting. Resolves with the bound addresses (with `port: 0`
-   * resolved), in the order given. If one fails, those already bound are closed again.
+   * resolved), in the order given. If one fails, those already bound are closed again. A UDP
+   * listener on Deno without `--unstable-net` rejects with `UnsupportedError`.
    *
    * @example
    * ```ts
@@ -290,7 +291,8 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * An outgoing client that is reconnecting keeps whole messages, up to `reconnect.bufferBytes`,
    * and sends them right after its next handshake; past that it throws `SendBufferFullError`.
    * Otherwise it throws `ConnectionClosedError` when the client has no open connection: nothing is
-   * dropped silently.
+   * dropped silently. To a UDP client the message is one datagram: over 65,507 bytes (IPv4) or
+   * `maxMessageBytes` it throws `MessageTooLargeError` and sends nothing.
    *
    * @example
    * ```ts
@@ -325,6 +327,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * Switches the client's current connection between framed and raw mode. Messages (or chunks)
    * already received and queued keep their form; bytes not yet decoded are interpreted under the
    * new mode from the next unread byte. Output queued before the switch goes out in the old mode.
+   * A UDP client is always raw: switching it to framed throws `UnsupportedError`.
    *
    * @example
    * ```ts

@@ -1,9 +1,11 @@
 /**
  * IP address helpers (what `@std/net` would give): parse IPv4 and IPv6 literals, CIDR ranges,
- * loopback checks, with IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) treated as IPv4.
+ * loopback checks, with IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) treated as IPv4; and the one way
+ * addresses are written in names and logs.
  *
  * @module
  */
+import type { Addr } from "../transports/types.ts";
 
 /** A parsed address: 4 bytes for IPv4, 16 for IPv6. */
 export type IpBytes = Uint8Array;
@@ -203,4 +205,19 @@ const LOOPBACK_V6 = parseCidr("::1/128");
 export function isLoopbackIp(text: string): boolean {
   const ip = parseIp(text);
   return !!ip && (ipInRange(ip, LOOPBACK_V4) || ipInRange(ip, LOOPBACK_V6));
+}
+
+/**
+ * Formats an address for names and logs: `tcp:127.0.0.1:80`, `tcp:[::1]:80`, `unix:/run/app.sock`.
+ *
+ * @example
+ * ```ts
+ * import { describeAddr } from "./ip.ts";
+ * console.log(describeAddr({ transport: "tcp", hostname: "::1", port: 80 })); // "tcp:[::1]:80"
+ * ```
+ */
+export function describeAddr(addr: Addr): string {
+  return addr.transport === "unix"
+    ? `unix:${addr.path || "(unnamed)"}`
+    : `${addr.transport}:${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
 }

@@ -5,24 +5,10 @@
  * @module
  */
 import type { Addr, Connection, Listener, ListenOptions, Transport } from "../transports/types.ts";
-import { type CidrRange, ipInRange, parseCidr, parseIp } from "./ip.ts";
+import { DatagramPeers, type DatagramPeersOptions } from "./datagram_peers.ts";
+import { type CidrRange, describeAddr, ipInRange, parseCidr, parseIp } from "./ip.ts";
 import type { IoCoreListenerOptions } from "./options.ts";
 import type { ListenerInfo } from "./types.ts";
-
-/**
- * Formats an address for names and logs: `tcp:127.0.0.1:80`, `tcp:[::1]:80`, `unix:/run/app.sock`.
- *
- * @example
- * ```ts
- * import { describeAddr } from "./listener_set.ts";
- * console.log(describeAddr({ transport: "tcp", hostname: "::1", port: 80 })); // "tcp:[::1]:80"
- * ```
- */
-export function describeAddr(addr: Addr): string {
-  return addr.transport === "unix"
-    ? `unix:${addr.path || "(unnamed)"}`
-    : `${addr.transport}:${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
-}
 
 /** Compiles a listener's `proxyProtocol.trusted` ranges into a check; throws for a bad option. */
 function trustCheck(listener: IoCoreListenerOptions, id: number): ((addr: Addr) => boolean) | undefined {
@@ -92,22 +78,27 @@ export class ListenerSet {
   }
 
   /**
-   * Binds every listener; `onAccept` gets each accepted connection with its listener. If one fails,
+   * Binds every listener; `onAccept` gets each accepted connection with its listener (for a UDP
+   * listener, each new remote address, through `DatagramPeers` with `datagrams`). If one fails,
    * those already bound are closed again and the error is thrown.
    */
   async bind(
     transport: Transport,
     onAccept: (conn: Connection, listener: ListenerInfo) => void,
+    datagrams: DatagramPeersOptions,
   ): Promise<Addr[]> {
     try {
       for (const [id, options] of this.#options.entries()) {
         const { name, maxConnections, proxyProtocol: _, ...listenOptions } = options;
         // Connections accepted before listen() resolves wait for the listener's info.
         const slot: { info?: ListenerInfo; early: Connection[] } = { early: [] };
-        const listener = await transport.listen(listenOptions as ListenOptions, (conn) => {
+        const onConnection = (conn: Connection) => {
           if (slot.info) onAccept(conn, slot.info);
           else slot.early.push(conn);
-        });
+        };
+        const listener = listenOptions.transport === "udp"
+          ? new DatagramPeers(await transport.bindDatagram(listenOptions), datagrams, onConnection)
+          : await transport.listen(listenOptions as ListenOptions, onConnection);
         const info: ListenerInfo = { id, name: name ?? describeAddr(listener.addr), addr: listener.addr };
         slot.info = info;
         this.#listeners.push(listener);

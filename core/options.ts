@@ -4,7 +4,15 @@
  *
  * @module
  */
-import type { Addr, ConnectOptions, ListenOptions, Transport, TransportName } from "../transports/types.ts";
+import type {
+  Addr,
+  ConnectOptions,
+  DatagramBindOptions,
+  ListenOptions,
+  Transport,
+  TransportName,
+  UdpConnectOptions,
+} from "../transports/types.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import type { ReconnectOptions } from "./reconnect.ts";
 import type { AccessRule } from "./rules.ts";
@@ -68,10 +76,24 @@ export interface IoCoreLimits {
    * @default {0}
    */
   idleTimeoutMs?: number;
+  /**
+   * A UDP client (a remote address of a UDP listener) that sends no datagram for this long expires:
+   * its connection closes (`clientsWithDisconnectedConnection`), and its next datagram makes a new
+   * client. `0` disables it.
+   * @default {60000}
+   */
+  udpIdleTimeoutMs?: number;
+  /**
+   * The most UDP clients tracked at once. Past it, datagrams from new addresses are dropped (UDP
+   * cannot push back) and counted in `stats().droppedUdpDatagrams`.
+   * @default {65536}
+   */
+  maxUdpClients?: number;
 }
 
 /**
- * A listener: where to listen, plus an optional name used by rules and in `getClientInfo`.
+ * A listener: where to listen, plus an optional name used by rules and in `getClientInfo`. A UDP
+ * listener (`transport: "udp"`) makes each remote address an unknown client, one datagram one message.
  *
  * @example
  * ```ts
@@ -79,7 +101,7 @@ export interface IoCoreLimits {
  * const tcp: IoCoreListenerOptions = { transport: "tcp", port: 0, name: "public", maxConnections: 100 };
  * ```
  */
-export type IoCoreListenerOptions = ListenOptions & {
+export type IoCoreListenerOptions = (ListenOptions | DatagramBindOptions) & {
   /** A name for logs and rules; defaults to `tcp:<host>:<port>` or `unix:<path>`. */
   name?: string;
   /** The most connections open at once through this listener; more wait unread. Unlimited by default. */
@@ -169,7 +191,8 @@ export interface IoCoreOptions {
   transport?: Transport | TransportName;
   /**
    * Decides, for each incoming connection, whether it is raw: no handshake, bytes unframed. A raw
-   * connection becomes an unknown client (if `unknownClients` is `"allow"`).
+   * connection becomes an unknown client (if `unknownClients` is `"allow"`). Not asked for UDP
+   * listeners, whose clients are always raw.
    * @default {() => false}
    */
   rawConnection?: (info: IncomingConnectionInfo) => boolean;
@@ -280,8 +303,13 @@ export interface IoIterationOptions {
 export interface AddClientOptions {
   /** The keyword the client announces (or, with `connect`, that this core announces). */
   keyword: Keyword;
-  /** Connect out to this address and announce `keyword` there, acting as a client. */
-  connect?: ConnectOptions;
+  /**
+   * Connect out to this address and announce `keyword` there, acting as a client. With
+   * `transport: "udp"` there is no handshake: the keyword only names the client here, its messages
+   * are datagrams to that address (an IP literal), and only datagrams from it are received; it is
+   * always raw, takes no `secret`, and `reconnect` binds a new socket after the socket fails.
+   */
+  connect?: ConnectOptions | UdpConnectOptions;
   /**
    * Switch the connection to raw mode right after the handshake.
    * @default {false}
@@ -322,6 +350,8 @@ const DEFAULT_LIMITS: ResolvedLimits = {
   closeTimeoutMs: 10_000,
   maxConnections: 65_536,
   idleTimeoutMs: 0,
+  udpIdleTimeoutMs: 60_000,
+  maxUdpClients: 65_536,
 };
 
 /** The logger used when `IoCoreOptions.logger` is not given: warnings and errors to the console. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Addr, TlsConnectionInfo } from "../transports/types.ts";
+import type { Addr, TlsConnectionInfo, TransportKind } from "../transports/types.ts";
 import type { ListenerInfo } from "./types.ts";
 import { type CidrRange, ipInRange, isLoopbackIp, parseCidr, parseIp } from "./ip.ts";
 
@@ -15,8 +15,8 @@ export interface PeerInfo {
   readonly remoteAddr: Addr;
   /** The local address it was accepted on. */
   readonly localAddr: Addr;
-  /** `"unix"`, `"tcp"` or `"tls"`. */
-  readonly transport: "unix" | "tcp" | "tls";
+  /** `"unix"`, `"tcp"`, `"tls"` or `"udp"`. */
+  readonly transport: TransportKind;
   /** The keyword announced, for named clients. */
   readonly keyword?: Uint8Array;
   /** What the TLS handshake established, on TLS listeners. */
@@ -38,8 +38,8 @@ export interface PeerInfo {
 export interface AccessRule {
   /** A listener name or id (index in `IoCoreOptions.listeners`), or several. */
   listener?: string | number | ReadonlyArray<string | number>;
-  /** A transport, or several. */
-  transport?: "unix" | "tcp" | "tls" | ReadonlyArray<"unix" | "tcp" | "tls">;
+  /** A transport, or several (`"udp"` matches the unknown clients of UDP listeners). */
+  transport?: TransportKind | ReadonlyArray<TransportKind>;
   /** `true`: the peer must be on loopback (127.0.0.0/8, ::1, or a UNIX socket). */
   loopback?: boolean;
   /** CIDR ranges the peer's IP must fall in (IPv4-mapped IPv6 peers match IPv4 ranges). */

@@ -9,9 +9,16 @@ import { authProof, importSecret, timingSafeEqual } from "./auth.ts";
 import { toBytes } from "./bytes.ts";
 import { ClientRecord, ClientRegistry, keywordKey } from "./client_registry.ts";
 import { CallbackError, ConnectionClosedError, CoreClosedError, TimeoutError } from "./errors.ts";
+import {
+  bindDatagramClient,
+  checkDatagramSize,
+  DatagramCounters,
+  type DatagramPeersOptions,
+} from "./datagram_peers.ts";
 import { EventBoard } from "./event_board.ts";
 import type { KeywordVerdict } from "./handshake.ts";
-import { describeAddr, ListenerSet } from "./listener_set.ts";
+import { describeAddr } from "./ip.ts";
+import { ListenerSet } from "./listener_set.ts";
 import { MemoryBudget } from "./memory_budget.ts";
 import {
   type AddClientOptions,
@@ -109,6 +116,8 @@ export class Scheduler implements SessionHost {
   readonly #defaultRules: RuleCheck;
   readonly #unknownRules: RuleCheck;
   #idleTimer: ReturnType<typeof setInterval> | undefined = undefined;
+  /** UDP: what every socket's peers share (the counters, the caps). */
+  readonly #datagrams: DatagramPeersOptions;
 
   /** Checks the options and builds the parts; nothing is bound yet. */
   constructor(options: IoCoreOptions) {
@@ -127,6 +136,12 @@ export class Scheduler implements SessionHost {
     this.#unknownRules = compileRules(options.unknownClientsAllow ?? ALLOW_ALL);
     this.listeners = new ListenerSet(options.listeners ?? []);
     this.tracksIdle = this.limits.idleTimeoutMs > 0;
+    this.#datagrams = {
+      counters: new DatagramCounters(),
+      maxPeers: this.limits.maxUdpClients,
+      idleTimeoutMs: this.limits.udpIdleTimeoutMs,
+      maxMessageBytes: this.limits.maxMessageBytes,
+    };
     this.budget = new MemoryBudget(this.limits.inputBytes, this.limits.outputBytes, () => {
       if (this.listeners.parkedCount) this.#unpark();
     });
@@ -149,7 +164,11 @@ export class Scheduler implements SessionHost {
   listen(): Promise<Addr[]> {
     if (this.closed) throw new CoreClosedError("Cannot listen: the core is closed");
     if (this.listeners.bound) throw new TypeError("Cannot listen: the core is already listening");
-    return this.listeners.bind(this.transport, (conn, listener) => this.#accept(conn, listener));
+    return this.listeners.bind(
+      this.transport,
+      (conn, listener) => this.#accept(conn, listener),
+      this.#datagrams,
+    );
   }
 
   #hasRoom = (listener: ListenerInfo): boolean =>
@@ -229,7 +248,8 @@ export class Scheduler implements SessionHost {
     const { conn, listener } = peer;
     const where = () => `${describeAddr(peer.remoteAddr)} on ${listener.name}`;
     const predicate = this.#rawConnection;
-    const raw = predicate
+    // A UDP address has no handshake: it is always a raw unknown client.
+    const raw = peer.remoteAddr.transport === "udp" ? true : predicate
       ? this.#guarded(
         "rawConnection",
         where,
@@ -357,6 +377,9 @@ export class Scheduler implements SessionHost {
       );
     }
     const rules = options.allow ? compileRules(options.allow) : undefined;
+    if (options.secret !== undefined && options.connect?.transport === "udp") {
+      throw new TypeError("Cannot add client: a UDP client has no handshake to prove a secret in");
+    }
     if (options.secret !== undefined && !(toBytes(options.secret).length > 0)) {
       throw new TypeError("Cannot add client: secret must be a non-empty string or Uint8Array");
     }
@@ -378,7 +401,8 @@ export class Scheduler implements SessionHost {
     const record = held?.held ?? new ClientRecord(id, "expected", keyword);
     record.id = id;
     record.connect = options.connect;
-    record.rawOnConnect = options.raw ?? false;
+    // A UDP client is raw whatever `raw` says: a datagram is one whole message.
+    record.rawOnConnect = options.connect?.transport === "udp" || (options.raw ?? false);
     record.processorClass = options.processor;
     record.rules = rules;
     record.reconnect = options.connect ? resolveReconnect(options.reconnect) : undefined;
@@ -412,10 +436,16 @@ export class Scheduler implements SessionHost {
   /** Connects an outgoing client and starts its handshake. */
   connectOut(record: ClientRecord): void {
     record.connecting = true;
-    this.transport.connect(record.connect!).then(
+    const target = record.connect!;
+    const opening = target.transport === "udp"
+      ? bindDatagramClient(this.transport, target, this.#datagrams)
+      : this.transport.connect(target);
+    opening.then(
       (conn) => {
         record.connecting = false;
         if (this.closed || record.removed) return conn.close();
+        // UDP: no handshake, the client is raw and connected at once.
+        if (target.transport === "udp") return this.bind(this.#newSession(conn, undefined, "raw"), record);
         if (this.#noDelay) conn.setNoDelay(true);
         const session = this.#newSession(conn, undefined, record);
         record.session = session;
@@ -592,9 +622,24 @@ export class Scheduler implements SessionHost {
   // ---------------------------------------------------------------------------------------------
   // Sending (while away, through the outgoing clients' buffers)
 
+  /**
+   * Throws `MessageTooLargeError` when the client is a UDP one and a payload does not fit one
+   * datagram (or `maxMessageBytes`), so that nothing of the call is sent.
+   */
+  #checkDatagrams(record: ClientRecord | undefined, payloads: readonly (Uint8Array | string)[]): void {
+    const to = record?.remoteAddr?.transport === "udp" ? record.remoteAddr : record?.connect;
+    if (to?.transport !== "udp") return;
+    const addr = { transport: "udp" as const, hostname: to.hostname ?? "127.0.0.1", port: to.port };
+    for (const payload of payloads) {
+      const length = typeof payload === "string" ? toBytes(payload).length : payload.length;
+      checkDatagramSize(length, addr, this.limits.maxMessageBytes);
+    }
+  }
+
   /** Queues one message for the client: on its open connection, or in its send buffer while away. */
   sendOne(id: ClientId, payload: Uint8Array): void {
     const record = this.registry.get(id);
+    this.#checkDatagrams(record, [payload]);
     const session = record?.session;
     if (session !== undefined && session.phase === Phase.open) session.queueOutput(payload);
     else this.outgoing.sendWhileAway(id, record, [payload], "send message");
@@ -603,6 +648,10 @@ export class Scheduler implements SessionHost {
   /** Queues several messages, in order, in one batch (all of them or, while away, none). */
   sendMany(id: ClientId, messages: Iterable<Uint8Array | string>): void {
     const record = this.registry.get(id);
+    if (record?.remoteAddr?.transport === "udp" || record?.connect?.transport === "udp") {
+      messages = Array.from(messages);
+      this.#checkDatagrams(record, messages as (Uint8Array | string)[]);
+    }
     const session = record?.session;
     if (session !== undefined && session.phase === Phase.open) {
       if (Array.isArray(messages)) session.queueOutputs(messages);
@@ -619,6 +668,8 @@ export class Scheduler implements SessionHost {
       clients: this.registry.size,
       heldConnections: this.registry.held.size,
       readingPaused: this.budget.readingPaused,
+      udpClients: this.#datagrams.counters.peers,
+      droppedUdpDatagrams: this.#datagrams.counters.dropped,
     };
   }
 

@@ -9,6 +9,7 @@ import type { Addr, Connection, ConnectionHandler } from "../transports/types.ts
 import { type ClientRecord, UNREAD_MESSAGE_OVERHEAD_BYTES } from "./client_registry.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "./codec.ts";
 import { AsockioError, ProtocolError, TimeoutError } from "./errors.ts";
+import { refuseFramedDatagrams } from "./datagram_peers.ts";
 import type { EventBoard } from "./event_board.ts";
 import {
   ClientHandshake,
@@ -16,7 +17,7 @@ import {
   type KeywordVerdict,
   ServerHandshake,
 } from "./handshake.ts";
-import { describeAddr } from "./listener_set.ts";
+import { describeAddr } from "./ip.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { Logger, ResolvedLimits } from "./options.ts";
 import { type FlushScheduler, framedPieces } from "./output.ts";
@@ -454,10 +455,7 @@ export class Session implements ConnectionHandler {
     if (record.inboxBytes > reader.highWaterMarkBytes) this.pauseReading(Pause.reader);
   }
 
-  /**
-   * Hands one message (counted as input) to the processor; while an asynchronous callback is
-   * pending it waits, in order.
-   */
+  /** Hands one message (counted as input) to the processor; while a callback is pending it waits, in order. */
   toProcessor(message: Uint8Array): void {
     if (this.awaitingCallback) {
       this.#waitingInput.push(message);
@@ -556,9 +554,10 @@ export class Session implements ConnectionHandler {
     if (rest?.length) this.decoder.push(rest);
   }
 
-  /** Switches between framed and raw; the undecoded rest of the input is re-read in the new mode. */
+  /** Switches between framed and raw (UDP stays raw); the undecoded rest is re-read in the new mode. */
   setRaw(raw: boolean): void {
     if (this.raw === raw || this.phase === Phase.closed) return;
+    if (!raw) refuseFramedDatagrams(this.conn);
     this.raw = raw;
     if (raw && this.phase === Phase.open && this.decoder!.bufferedBytes > 0) {
       queueMicrotask(() => {

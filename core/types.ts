@@ -151,4 +151,12 @@ export interface IoCoreStats {
   readonly heldConnections: number;
   /** True while a memory cap has paused reading from some connection (or accepting). */
   readonly readingPaused: boolean;
+  /** Remote addresses tracked now over the UDP sockets (incoming UDP clients and outgoing ones). */
+  readonly udpClients: number;
+  /**
+   * Datagrams received and dropped since the core started, since UDP cannot push back: from new
+   * addresses past `limits.maxUdpClients`, larger than `maxMessageBytes`, from anyone but an outgoing
+   * UDP client's server, or past the 1 MiB that may wait while a client's reading is paused.
+   */
+  readonly droppedUdpDatagrams: number;
 }

@@ -14,15 +14,16 @@ import { detectRuntime } from "../mod.ts";
 import { HangError, KiB } from "./_helpers.ts";
 
 /**
- * Arguments that make `process.execPath` run a JavaScript file, on this runtime.
+ * Arguments that make `process.execPath` run a JavaScript file, on this runtime; `denoFlags` are
+ * added on Deno only (such as `--unstable-net`, which Deno's UDP needs).
  *
  * @example
  * ```ts
  * spawn(process.execPath, [...runtimeArgs("/tmp/peer.mjs"), "127.0.0.1", "5000"]);
  * ```
  */
-export function runtimeArgs(file: string): string[] {
-  return detectRuntime() === "deno" ? ["run", "-A", "--no-config", file] : [file];
+export function runtimeArgs(file: string, denoFlags: readonly string[] = []): string[] {
+  return detectRuntime() === "deno" ? ["run", "-A", "--no-config", ...denoFlags, file] : [file];
 }
 
 /** How a child process ended, and what it printed (stdout and stderr, the last 4 KiB). */
@@ -34,8 +35,8 @@ export interface ChildRun {
 }
 
 /**
- * Runs `file` with this runtime's own executable (or with `executable`, e.g. `node`) to its end, killed
- * after `timeoutMs`.
+ * Runs `file` with this runtime's own executable (or with `options.executable`, e.g. `node`) to its end,
+ * killed after `timeoutMs`. Deno gets `options.denoFlags` and no other flag.
  *
  * @example
  * ```ts
@@ -46,9 +47,10 @@ export function runToEnd(
   file: string,
   args: string[],
   timeoutMs: number,
-  executable = process.execPath,
+  options: { executable?: string; denoFlags?: readonly string[] } = {},
 ): Promise<ChildRun> {
-  const fileArgs = executable === process.execPath ? runtimeArgs(file) : [file];
+  const executable = options.executable ?? process.execPath;
+  const fileArgs = executable === process.execPath ? runtimeArgs(file, options.denoFlags) : [file];
   const child = spawn(executable, [...fileArgs, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1" },

@@ -68,7 +68,7 @@ async function runEntryPoint(file: string, args: string[], executable?: string):
   while (running >= PARALLEL_CHILDREN) await new Promise<void>((resolve) => waiting.push(resolve));
   running++;
   try {
-    return await runToEnd(join(root!, file), args, CHILD_TIMEOUT_MS, executable);
+    return await runToEnd(join(root!, file), args, CHILD_TIMEOUT_MS, { executable });
   } finally {
     running--;
     waiting.shift()?.();

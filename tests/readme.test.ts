@@ -40,7 +40,10 @@ describe("README examples", () => {
       const file = join(dir.path, `readme_${line}.ts`);
       // The example imports "./mod.ts" as if it sat in the repository; point it there.
       writeFileSync(file, code.replaceAll('from "./', `from "${root}/`));
-      const { code: exit, stdout, stderr } = await runToEnd(file, [], 45_000);
+      // Deno runs them as the README says to: with --unstable-net, which its UDP needs.
+      const { code: exit, stdout, stderr } = await runToEnd(file, [], 45_000, {
+        denoFlags: ["--unstable-net"],
+      });
       assert.equal(exit, 0, `README.md:${line} ended with ${exit}:\n${stdout.slice(-2000)}\n${stderr}`);
     });
   }

@@ -37,7 +37,16 @@ async function controlRoundTrip(
 function assertQuiet(core: IoCore, clients: number): void {
   assert.deepEqual(
     { ...core.stats(), readingPaused: false },
-    { inputBytes: 0, outputBytes: 0, connections: 0, clients, heldConnections: 0, readingPaused: false },
+    {
+      inputBytes: 0,
+      outputBytes: 0,
+      connections: 0,
+      clients,
+      heldConnections: 0,
+      readingPaused: false,
+      udpClients: 0,
+      droppedUdpDatagrams: 0,
+    },
   );
 }
 

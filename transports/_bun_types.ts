@@ -117,8 +117,41 @@ export interface BunTcpListener {
   stop(closeActiveConnections?: boolean): void;
 }
 
+/** A bound `Bun.udpSocket`. */
+export interface BunUdpSocket {
+  /** The bound host and port (`address.address` is the IP actually bound). */
+  readonly address: { address: string; port: number };
+  readonly closed: boolean;
+  /** Sends one datagram; `false` means it was not sent (backpressure): retry on `drain`. */
+  send(data: Uint8Array, port: number, address: string): boolean;
+  /**
+   * Sends several datagrams given as `[data, port, address, …]`; returns how many were sent, in
+   * order, before backpressure stopped it.
+   */
+  sendMany(packets: readonly (Uint8Array | number | string)[]): number;
+  close(): void;
+}
+
+/** The options of `Bun.udpSocket`. */
+export interface BunUdpSocketOptions {
+  hostname: string;
+  port: number;
+  /** `"uint8array"` gives plain `Uint8Array`s instead of `Buffer`s. */
+  binaryType: "uint8array";
+  socket: {
+    /** One datagram arrived, in a buffer of its own. */
+    data(socket: BunUdpSocket, data: Uint8Array, port: number, address: string): void;
+    /** The socket takes datagrams again after a refused `send`. */
+    drain(socket: BunUdpSocket): void;
+    /** A socket error. */
+    error?(socket: BunUdpSocket, error: Error): void;
+  };
+}
+
 /** The `Bun` global members used by the transport. */
 export interface BunGlobal {
+  /** Binds a UDP socket. */
+  udpSocket(options: BunUdpSocketOptions): Promise<BunUdpSocket>;
   listen<Data>(options: BunTcpSocketOptions<Data> | BunUnixSocketOptions<Data>): BunTcpListener;
   connect<Data>(options: BunTcpSocketOptions<Data> | BunUnixSocketOptions<Data>): Promise<BunSocket<Data>>;
   /** Runs JavaScriptCore's collector: `true` waits for it, `false` only asks for it. */

@@ -99,6 +99,30 @@ export interface DenoStartTlsOptions {
   caCerts?: string[];
 }
 
+/** A UDP address as Deno reports it. */
+export interface DenoUdpAddr {
+  transport: "udp";
+  hostname: string;
+  port: number;
+}
+
+/** `Deno.listenDatagram` options for UDP. */
+export interface DenoUdpListenOptions {
+  transport: "udp";
+  hostname: string;
+  port: number;
+}
+
+/** `Deno.DatagramConn` (unstable). */
+export interface DenoDatagramConn {
+  readonly addr: DenoUdpAddr;
+  /** Resolves with the datagram (a view into `p` when given) and its sender. */
+  receive(p?: Uint8Array): Promise<[Uint8Array, DenoUdpAddr]>;
+  /** Resolves with the bytes sent. */
+  send(p: Uint8Array, addr: DenoUdpAddr): Promise<number>;
+  close(): void;
+}
+
 /** Any of Deno's error classes under `Deno.errors`. */
 export type DenoErrorClass = new (...args: never[]) => Error;
 
@@ -109,8 +133,8 @@ export interface DenoNamespace {
   listenTls(options: DenoListenTlsOptions): DenoListener<DenoTlsConn>;
   connectTls(options: DenoConnectTlsOptions): Promise<DenoTlsConn>;
   startTls(conn: DenoConn, options: DenoStartTlsOptions): Promise<DenoTlsConn>;
-  /** Only present with `--unstable-net`; used to detect it. */
-  listenDatagram?: unknown;
+  /** Only present with `--unstable-net`; its absence is detected, never assumed. */
+  listenDatagram?(options: DenoUdpListenOptions): DenoDatagramConn;
   errors: {
     NotFound: DenoErrorClass;
     ConnectionRefused: DenoErrorClass;

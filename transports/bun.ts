@@ -8,6 +8,7 @@
  * @module
  */
 import { DEFAULT_HOSTNAME, formatAddr } from "./_addr.ts";
+import { bindBunDatagram } from "./_bun_datagram.ts";
 import { AcceptContext, BunConnection, type SocketData } from "./_bun_connection.ts";
 import { bunGlobal, type BunSocket, type BunTcpListener, type BunTlsOptions } from "./_bun_types.ts";
 import { connectError, listenError, unknownTransportError } from "./_errors.ts";
@@ -203,4 +204,5 @@ export const bunTransport: Transport = {
   name: "bun",
   listen,
   connect,
+  bindDatagram: bindBunDatagram,
 };

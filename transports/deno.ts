@@ -13,6 +13,7 @@
  */
 import { TimeoutError } from "../core/errors.ts";
 import { DEFAULT_HOSTNAME, peerName } from "./_addr.ts";
+import { bindDenoDatagram } from "./_deno_datagram.ts";
 import type { DenoAddr, DenoConn, DenoListener, DenoNamespace, DenoTlsConn } from "./_deno_types.ts";
 import { connectError, connectionError, errorCode, listenError, unknownTransportError } from "./_errors.ts";
 import { connectNodeTls, listenNodeTls } from "./_node_socket.ts";
@@ -25,6 +26,8 @@ import type {
   Connection,
   ConnectionHandler,
   ConnectOptions,
+  DatagramBindOptions,
+  DatagramSocket,
   Listener,
   ListenOptions,
   TcpAddr,
@@ -651,5 +654,9 @@ export const denoTransport: Transport = {
     } catch (err) {
       throw connectError(err, target, denoErrorCode(err));
     }
+  },
+
+  bindDatagram(options: DatagramBindOptions): Promise<DatagramSocket> {
+    return bindDenoDatagram(deno(), options, denoErrorCode);
   },
 };

@@ -7,6 +7,7 @@
  */
 import { connect as netConnect, createServer, type Socket } from "node:net";
 import { DEFAULT_HOSTNAME } from "./_addr.ts";
+import { bindNodeDatagram } from "./_node_datagram.ts";
 import { connectError, unknownTransportError } from "./_errors.ts";
 import {
   connectNodeTls,
@@ -23,6 +24,8 @@ import type {
   Addr,
   Connection,
   ConnectOptions,
+  DatagramBindOptions,
+  DatagramSocket,
   Listener,
   ListenOptions,
   TcpAddr,
@@ -127,5 +130,9 @@ export const nodeTransport: Transport = {
         resolve(socketConnection(socket, unixPath, false));
       });
     });
+  },
+
+  bindDatagram(options: DatagramBindOptions): Promise<DatagramSocket> {
+    return bindNodeDatagram(options);
   },
 };

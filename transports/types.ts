@@ -16,8 +16,8 @@
  * @module
  */
 
-/** The kinds of socket a transport can listen on and connect to. */
-export type TransportKind = "tcp" | "unix" | "tls";
+/** The kinds of socket a transport can listen on and connect to (`"udp"`: see {@linkcode DatagramSocket}). */
+export type TransportKind = "tcp" | "unix" | "tls" | "udp";
 
 /** A TCP endpoint. `hostname` is an IP literal once resolved (`127.0.0.1`, `::1`). */
 export interface TcpAddr {
@@ -47,8 +47,18 @@ export interface TlsAddr {
   port: number;
 }
 
+/** A UDP endpoint: a datagram socket's own address, or the peer a datagram came from or goes to. */
+export interface UdpAddr {
+  /** Always `"udp"`. */
+  transport: "udp";
+  /** The IP address (an IP literal once bound or received: `127.0.0.1`, `::1`). */
+  hostname: string;
+  /** The port number. */
+  port: number;
+}
+
 /** Any kind of socket address. */
-export type Addr = TcpAddr | UnixAddr | TlsAddr;
+export type Addr = TcpAddr | UnixAddr | TlsAddr | UdpAddr;
 
 /**
  * PEM text: a string, or its bytes (UTF-8/ASCII). Several certificates may follow one another in
@@ -244,6 +254,80 @@ export interface ConnectionHandler {
   onClose(error?: Error): void;
 }
 
+/**
+ * Options to bind a UDP socket ({@linkcode Transport.bindDatagram}); the same object is a UDP
+ * listener in `IoCoreOptions.listeners`.
+ */
+export interface DatagramBindOptions {
+  /** Always `"udp"`. */
+  transport: "udp";
+  /**
+   * The address to bind (an IP literal; `::1` or `::` binds IPv6).
+   * @default {"127.0.0.1"}
+   */
+  hostname?: string;
+  /**
+   * The port; `0` picks a free one, reported in {@linkcode DatagramSocket.addr}.
+   * @default {0}
+   */
+  port?: number;
+}
+
+/** Options for an outgoing datagram client: `addClient({ keyword, connect: { transport: "udp", port } })`. */
+export interface UdpConnectOptions {
+  /** Always `"udp"`. */
+  transport: "udp";
+  /**
+   * The host to send to (an IP literal).
+   * @default {"127.0.0.1"}
+   */
+  hostname?: string;
+  /** The port to send to. */
+  port: number;
+}
+
+/** Callbacks a datagram socket reports to. Set with {@linkcode DatagramSocket.setHandler}. */
+export interface DatagramHandler {
+  /**
+   * One datagram arrived from `from` (possibly empty). `data` belongs to the receiver from then
+   * on, sized to the datagram.
+   */
+  onMessage(data: Uint8Array, from: UdpAddr): void;
+  /** Everything sent so far has been handed to the kernel ({@linkcode DatagramSocket.bufferedAmount} is 0). */
+  onDrain(): void;
+  /** The socket is closed. Called exactly once; `error` is set when a failure closed it. */
+  onClose(error?: Error): void;
+}
+
+/**
+ * One bound UDP socket. It keeps datagram boundaries: one `send` is one datagram, one `onMessage`
+ * is one datagram. Nothing pushes back on a sender: datagrams the kernel cannot take on the
+ * receiving side are lost, as UDP loses them.
+ */
+export interface DatagramSocket {
+  /** The bound address, with `port: 0` resolved. */
+  readonly addr: UdpAddr;
+  /** Bytes accepted by {@linkcode send} and not yet handed to the kernel. */
+  readonly bufferedAmount: number;
+  /** True once the socket is closed. */
+  readonly closed: boolean;
+  /**
+   * Sets the callbacks and starts receiving. Call once; datagrams that arrive before it are left
+   * to the kernel's receive buffer.
+   */
+  setHandler(handler: DatagramHandler): void;
+  /**
+   * Queues `data` as one datagram to `to`, and never drops it: what the runtime cannot take now is
+   * sent on its next drain, in order. Returns `true` while {@linkcode bufferedAmount} is below the
+   * high-water mark. Throws `MessageTooLargeError` (nothing sent) for more than
+   * 65,507 bytes to an IPv4 address (65,527 to IPv6), and
+   * `ConnectionClosedError` once closed.
+   */
+  send(data: Uint8Array, to: UdpAddr): boolean;
+  /** Closes now, discarding unsent datagrams. `onClose` follows. Safe to call twice. */
+  close(): void;
+}
+
 /** One open byte stream. */
 export interface Connection {
   /** This side's address. */
@@ -336,4 +420,27 @@ export interface Transport {
    * `TransportError` naming the reason when a TLS handshake fails (such as an untrusted certificate).
    */
   connect(options: ConnectOptions): Promise<Connection>;
+  /**
+   * Binds a UDP socket on the runtime's own datagram API. Rejects with `AddressInUseError` when the
+   * address is taken, and with `UnsupportedError` where the runtime offers none (Deno without
+   * `--unstable-net`).
+   */
+  bindDatagram(options: DatagramBindOptions): Promise<DatagramSocket>;
+}
+
+/** The largest UDP payload to an IPv4 address: 65,535 less the 8-byte UDP and 20-byte IPv4 headers. */
+export const MAX_DATAGRAM_BYTES_IPV4 = 65_507;
+/** The largest UDP payload to an IPv6 address (without jumbograms): 65,535 less the UDP header. */
+export const MAX_DATAGRAM_BYTES_IPV6 = 65_527;
+
+/**
+ * The largest payload one datagram to `hostname` can carry.
+ *
+ * @example
+ * ```ts
+ * maxDatagramBytes("::1"); // 65527
+ * ```
+ */
+export function maxDatagramBytes(hostname: string): number {
+  return hostname.includes(":") ? MAX_DATAGRAM_BYTES_IPV6 : MAX_DATAGRAM_BYTES_IPV4;
 }
