@@ -9,13 +9,9 @@ import type { Addr, Connection, ConnectionHandler } from "../transports/types.ts
 import { type ClientRecord, UNREAD_MESSAGE_OVERHEAD_BYTES } from "./client_registry.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "./codec.ts";
 import { AsockioError, ProtocolError, TimeoutError } from "./errors.ts";
+import { HandshakeDriver } from "./session_handshake.ts";
 import type { EventBoard } from "./event_board.ts";
-import {
-  ClientHandshake,
-  type HandshakeDecision,
-  type KeywordVerdict,
-  ServerHandshake,
-} from "./handshake.ts";
+import { ClientHandshake, type KeywordVerdict, ServerHandshake } from "./handshake.ts";
 import { describeAddr } from "./listener_set.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { Logger, ResolvedLimits } from "./options.ts";
@@ -124,7 +120,7 @@ export class Session implements ConnectionHandler {
   /** Behind a trusted balancer: the balancer's address (the connection's own peer). */
   proxyAddr: Addr | undefined = undefined;
   /** The original client's address from the PROXY header, when there is one. */
-  #proxiedRemote: Addr | undefined = undefined;
+  proxiedRemote: Addr | undefined = undefined;
   client: ClientRecord | undefined = undefined;
   /** The provisional record of a held unexpected keyword. */
   held: ClientRecord | undefined = undefined;
@@ -151,8 +147,8 @@ export class Session implements ConnectionHandler {
   #closingGracefully = false;
   #closeError: Error | undefined = undefined;
   #peerEnded = false;
-  /** An asynchronous handshake step (HMAC) is running: input waits in the handshake's buffer. */
-  #busy = false;
+  /** Drives the PROXY header and the handshake until the session is open. */
+  readonly #handshakeDriver: HandshakeDriver;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   /**
@@ -167,6 +163,7 @@ export class Session implements ConnectionHandler {
     start: "proxy" | "accepting" | "raw" | ClientRecord,
   ) {
     this.#host = host;
+    this.#handshakeDriver = new HandshakeDriver(this, host);
     this.conn = conn;
     this.listener = listener;
     this.phase = Phase.proxyHeader;
@@ -208,7 +205,7 @@ export class Session implements ConnectionHandler {
 
   /** The peer's address: the original client's behind a trusted balancer, else the connection's. */
   get remoteAddr(): Addr {
-    return this.#proxiedRemote ?? this.conn.remoteAddr;
+    return this.proxiedRemote ?? this.conn.remoteAddr;
   }
 
   /** True once closed. */
@@ -353,17 +350,9 @@ export class Session implements ConnectionHandler {
   #decode(): void {
     const host = this.#host;
     const budget = host.budget;
-    while (this.phase < Phase.draining && !this.#busy) {
-      if (this.phase === Phase.proxyHeader) {
-        if (!this.#readProxyHeader()) return;
-        continue;
-      }
+    while (this.phase < Phase.draining && !this.#handshakeDriver.busy) {
       if (this.phase !== Phase.open) {
-        const handshake = this.handshake!;
-        const before = handshake.bufferedBytes;
-        const decision = handshake.step();
-        budget.inputBytes -= before - handshake.bufferedBytes;
-        if (!this.#act(decision)) return;
+        if (!this.#handshakeDriver.step()) return;
         continue;
       }
       const decoder = this.decoder!;
@@ -399,36 +388,18 @@ export class Session implements ConnectionHandler {
     }
   }
 
-  /**
-   * Reads the PROXY header; once it is in, the session goes on as the scheduler decides, with the
-   * bytes after the header. Returns true when decoding should go on.
-   */
-  #readProxyHeader(): boolean {
-    const reader = this.proxyReader!;
-    const before = reader.bufferedBytes;
-    const decision = reader.step();
-    this.#host.budget.inputBytes -= before - reader.bufferedBytes; // the header's own bytes
-    if (decision.kind === "pending") return false;
-    if (decision.kind === "fail") {
-      this.fail(decision.error);
-      return false;
+  /** Decodes what is buffered now (after an asynchronous handshake step, say). */
+  decodeNow(): void {
+    this.#decode();
+  }
+
+  /** Runs `step`; an exception closes this connection, as an internal error. */
+  guarded(step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.#internalError(err);
     }
-    const { header } = decision;
-    this.proxyReader = undefined;
-    this.proxyAddr = this.conn.remoteAddr;
-    if (header.command === "proxy" && header.source) {
-      const transport = this.listener!.addr.transport === "tls" ? "tls" : "tcp";
-      this.#proxiedRemote = { transport, hostname: header.source.hostname, port: header.source.port };
-    }
-    const rest = reader.takeRest();
-    this.#host.proxied(this);
-    if (this.phase === Phase.accepting) this.handshake!.push(rest);
-    else if (this.phase === Phase.open) this.decoder!.push(rest);
-    else {
-      this.#host.budget.inputBytes -= rest.length;
-      return false;
-    }
-    return true;
   }
 
   /** Delivers one message or raw chunk (already counted as input) to the processor or the inbox. */
@@ -481,69 +452,6 @@ export class Session implements ConnectionHandler {
     if (!this.awaitingCallback) this.resumeReading(Pause.callback);
   }
 
-  /** Acts on a handshake decision; returns true when decoding should go on. */
-  #act(decision: HandshakeDecision): boolean {
-    const host = this.#host;
-    switch (decision.kind) {
-      case "pending":
-        return false;
-      case "admit":
-        if (decision.reply) {
-          this.queueOutput(decision.reply, true);
-          host.admitNamed(this, decision.keyword);
-        } else host.bind(this, this.client!);
-        return true;
-      case "hold":
-        this.queueOutput(decision.reply, true);
-        host.hold(this, decision.keyword);
-        return true;
-      case "challenge":
-        this.queueOutput(decision.reply, true);
-        return true;
-      case "verify":
-        this.#runAsync(
-          host.verifyProof(decision.keyword, decision.nonce, decision.proof),
-          (ok) => this.#act((this.handshake as ServerHandshake).verified(ok)),
-          "Cannot verify the client's secret",
-        );
-        return false;
-      case "prove":
-        this.#runAsync(host.proofFor(this.client!, decision.nonce), (proof) => {
-          this.queueOutput(proof, true);
-          (this.handshake as ClientHandshake).proved();
-          return true;
-        }, "Cannot answer the server's challenge");
-        return false;
-      case "refuse":
-        this.#refuse(decision.reason, decision.reply);
-        return false;
-      case "fail":
-        this.fail(decision.error);
-        return false;
-    }
-  }
-
-  /** Runs an asynchronous handshake step; input waits until it is done, then decoding goes on. */
-  #runAsync<T>(step: Promise<T>, then: (value: T) => boolean, failure: string): void {
-    const phase = this.phase;
-    this.#busy = true;
-    step.then(
-      (value) => {
-        this.#busy = false;
-        if (this.phase !== phase) return;
-        try {
-          if (then(value)) this.#decode();
-        } catch (err) {
-          this.#internalError(err);
-        }
-      },
-      (err: unknown) => {
-        this.#busy = false;
-        this.fail(new AsockioError(failure, { cause: err }));
-      },
-    );
-  }
-
   /** Leaves the handshake: from now on frames may be as large as `maxMessageBytes`. */
   open(): void {
     if (this.phase === Phase.open) return;
@@ -562,12 +470,7 @@ export class Session implements ConnectionHandler {
     this.raw = raw;
     if (raw && this.phase === Phase.open && this.decoder!.bufferedBytes > 0) {
       queueMicrotask(() => {
-        if (!this.raw || this.phase !== Phase.open) return;
-        try {
-          this.#decode();
-        } catch (err) {
-          this.#internalError(err);
-        }
+        if (this.raw && this.phase === Phase.open) this.guarded(() => this.#decode());
       });
     }
   }
@@ -707,7 +610,8 @@ export class Session implements ConnectionHandler {
     this.conn.close();
   }
 
-  #refuse(reason: string, reply: Uint8Array): void {
+  /** Refuses the handshake: logs `reason`, writes `reply`, then closes. */
+  refuse(reason: string, reply: Uint8Array): void {
     this.#host.logger.info?.(`Refused connection from ${this.describe()}: ${reason}`);
     this.#stopReading();
     this.queueOutput(reply, true);
