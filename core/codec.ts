@@ -58,6 +58,27 @@ function putPayload(target: Uint8Array, offset: number, payload: Uint8Array): vo
 }
 
 /**
+ * Reads the frame header at `at`: the payload length it declares. Lengths below 2^31, the common
+ * case, take one combined 32-bit read and a check that the high half is zero.
+ *
+ * @param bytes The buffer holding the header; it needs 8 bytes at `at`.
+ * @param at Where the header starts.
+ * @returns The declared length; above 2^53 it may round, but only to values above any valid limit.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, readFrameLength } from "@asockio/core/codec";
+ * console.log(readFrameLength(encodeFrame(new Uint8Array(300)), 0)); // 300
+ * ```
+ */
+export function readFrameLength(bytes: Uint8Array, at: number): number {
+  const lo = bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24);
+  if (lo >= 0 && (bytes[at + 4] | bytes[at + 5] | bytes[at + 6] | bytes[at + 7]) === 0) return lo;
+  const hi = (bytes[at + 4] | (bytes[at + 5] << 8) | (bytes[at + 6] << 16) | (bytes[at + 7] << 24)) >>> 0;
+  return hi * TWO_POW_32 + (lo >>> 0);
+}
+
+/**
  * Writes a frame header (the 8-byte little-endian length) into `target` at `offset`.
  *
  * @param target The buffer to write into; it needs 8 bytes of room at `offset`.
@@ -267,8 +288,8 @@ export interface FrameDecoderOptions {
  *
  * Chunks pushed in become the decoder's (it may hand out views of them), so the caller must not
  * modify a chunk after pushing it. A message that lies inside one chunk is returned as a view of
- * that chunk, without copying; a message spanning chunks is copied into one buffer of its exact
- * size, allocated once when its header is complete.
+ * that chunk, without copying; a message spanning chunks is copied into one buffer of its frame's
+ * exact size (its header rebuilt in front), allocated once when its header is complete.
  *
  * When a frame declares more than `maxMessageBytes`, {@linkcode FrameDecoder.next} throws a
  * `MessageTooLargeError` and the decoder is finished: every later call to `push`, `next` or
@@ -296,13 +317,14 @@ export class FrameDecoder {
   #ringCount = 0;
   /** Unread bytes in `#cur` and the ring. */
   #queued = 0;
-  /** The payload buffer of a frame spanning chunks, and how much of it is filled. */
+  /** The buffer of a frame spanning chunks (its header, then its payload), and how much of it is filled. */
   #partial: Uint8Array | undefined = undefined;
   #filled = 0;
   /** The header read by `#peekHeader`, as two unsigned 32-bit halves. */
   #lo = 0;
   #hi = 0;
   #error: MessageTooLargeError | undefined = undefined;
+  #takenFrames = 0;
 
   /**
    * Creates an empty decoder.
@@ -351,7 +373,7 @@ export class FrameDecoder {
    * ```
    */
   get bufferedBytes(): number {
-    return this.#partial === undefined ? this.#queued : this.#queued + FRAME_HEADER_BYTES + this.#filled;
+    return this.#partial === undefined ? this.#queued : this.#queued + this.#filled;
   }
 
   /**
@@ -443,7 +465,8 @@ export class FrameDecoder {
    * Returns the next whole message, or `undefined` when more bytes are needed.
    *
    * @returns The payload without its header: a view of a pushed chunk when the frame lay inside
-   *   one, otherwise a new buffer.
+   *   one, otherwise a view of a new buffer. Either way the 8 bytes before it in its buffer are its
+   *   header, so the whole frame can be sent on as it came.
    * @throws {MessageTooLargeError} When the next frame declares more than `maxMessageBytes`, and on
    *   every call after that.
    *
@@ -529,6 +552,63 @@ export class FrameDecoder {
   }
 
   /**
+   * Takes every whole frame that lies inside the chunk being read, as one view of that chunk with
+   * the frames' headers: one scan of the headers, and one view per call, not per message. It never
+   * throws: it stops before a frame that crosses into the next chunk or declares more than
+   * `maxMessageBytes`, and leaves that frame to {@linkcode next}.
+   *
+   * @returns The frames as they arrived, or `undefined` when none is whole; their number is then
+   *   {@linkcode takenFrameCount}.
+   *
+   * @example Take a chunk's frames without a view per message
+   * ```ts
+   * import { encodeFrames, FrameDecoder } from "@asockio/core/codec";
+   * const decoder = new FrameDecoder();
+   * decoder.push(encodeFrames([new Uint8Array([1]), new Uint8Array([2, 3])]));
+   * const frames = decoder.takeWholeFrames();
+   * console.log(frames?.length, decoder.takenFrameCount); // 19 2
+   * ```
+   */
+  takeWholeFrames(): Uint8Array | undefined {
+    if (this.#error !== undefined || this.#partial !== undefined) return undefined;
+    const cur = this.#cur;
+    const end = cur.length;
+    const start = this.#pos;
+    const max = this.#max;
+    let pos = start;
+    let count = 0;
+    while (end - pos >= FRAME_HEADER_BYTES) {
+      const length = readFrameLength(cur, pos);
+      const stop = pos + FRAME_HEADER_BYTES + length;
+      if (length > max || stop > end) break;
+      count++;
+      pos = stop;
+    }
+    if (count === 0) return undefined;
+    this.#takenFrames = count;
+    this.#queued -= pos - start;
+    if (pos === end) this.#shift();
+    else this.#pos = pos;
+    return start === 0 && pos === end ? cur : cur.subarray(start, pos);
+  }
+
+  /**
+   * How many frames the last {@linkcode takeWholeFrames} returned.
+   *
+   * @example
+   * ```ts
+   * import { encodeFrame, FrameDecoder } from "@asockio/core/codec";
+   * const decoder = new FrameDecoder();
+   * decoder.push(encodeFrame(new Uint8Array(4)));
+   * decoder.takeWholeFrames();
+   * console.log(decoder.takenFrameCount); // 1
+   * ```
+   */
+  get takenFrameCount(): number {
+    return this.#takenFrames;
+  }
+
+  /**
    * Removes and returns every unconsumed byte exactly as it arrived, a partly received frame's
    * header and payload included, and leaves the decoder empty. Used when a connection leaves
    * framed mode: the next unread byte is then read raw.
@@ -551,10 +631,7 @@ export class FrameDecoder {
     const pieces: Uint8Array[] = [];
     const partial = this.#partial;
     if (partial !== undefined) {
-      // The consumed header is rebuilt: a little-endian length has exactly one encoding.
-      const header = new Uint8Array(FRAME_HEADER_BYTES);
-      putHeader(header, 0, partial.length);
-      pieces.push(header, partial.subarray(0, this.#filled));
+      pieces.push(partial.subarray(0, this.#filled));
     }
     const cur = this.#cur;
     if (this.#pos < cur.length) pieces.push(this.#pos === 0 ? cur : cur.subarray(this.#pos));
@@ -667,11 +744,13 @@ export class FrameDecoder {
     const hi = this.#hi;
     const length = hi * TWO_POW_32 + lo;
     if (length > this.#max) this.#fail(hi, lo);
-    // Allocate before consuming, so a failed allocation leaves the decoder as it was.
-    const partial = new Uint8Array(length);
+    // Allocate before consuming, so a failed allocation leaves the decoder as it was. The header is
+    // rebuilt in front (a little-endian length has exactly one encoding), so the frame can be sent on.
+    const partial = new Uint8Array(FRAME_HEADER_BYTES + length);
+    putHeader(partial, 0, length);
     this.#consume(FRAME_HEADER_BYTES, undefined, 0);
     this.#partial = partial;
-    this.#filled = 0;
+    this.#filled = FRAME_HEADER_BYTES;
     return this.#fillPartial();
   }
 
@@ -685,6 +764,6 @@ export class FrameDecoder {
     if (take < missing) return undefined;
     this.#partial = undefined;
     this.#filled = 0;
-    return partial;
+    return partial.subarray(FRAME_HEADER_BYTES);
   }
 }

@@ -24,6 +24,7 @@ import {
   resolveLimits,
 } from "./options.ts";
 import { FlushScheduler } from "./output.ts";
+import { FrameBatch, frameBatchRuns, frameBatchSent, payloadViews } from "./frame_batch.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { ProcessorHost } from "./processor_host.ts";
 import { OutgoingClients } from "./outgoing.ts";
@@ -440,11 +441,22 @@ export class Scheduler implements SessionHost {
     if (!session || session.phase !== Phase.open || session.processor) return;
     this.processors.attach(session, record);
     // Hand over what arrived before the processor existed: counted as input again until delivered.
-    for (const message of this.takeMessages(record)) {
+    let items: (Uint8Array | FrameBatch)[] = [];
+    if (!session.takesFrames) items = this.takeMessages(record);
+    else while (record.unread > 0) items.push(this.takeFrames(record) ?? this.takeMessage(record)!);
+    for (const item of items) {
       if (session.phase !== Phase.open) break;
-      this.budget.inputBytes += message.length;
-      session.toProcessor(message);
+      this.budget.inputBytes += item instanceof FrameBatch ? item.byteLength : item.length;
+      session.toProcessor(item);
     }
+  }
+
+  /** Removes the client's unread messages up to the first raw chunk, as a batch (see `IoCore.takeFrames`). */
+  takeFrames(record: ClientRecord): FrameBatch | undefined {
+    const before = record.inboxCost;
+    const batch = record.takeFrames(this.budget);
+    if (batch !== undefined) this.#consumed(record, before - record.inboxCost);
+    return batch;
   }
 
   /** Removes and returns the client's next unread message. */
@@ -526,7 +538,7 @@ export class Scheduler implements SessionHost {
     // only) does not collect the ids of every connection it ever had.
     this.board.forgetUnseen(record.id);
     this.budget.inputBytes -= record.inboxCost;
-    record.takeAll();
+    record.clearInbox();
     record.reader?.wake();
   }
 
@@ -608,6 +620,15 @@ export class Scheduler implements SessionHost {
       if (Array.isArray(messages)) session.queueOutputs(messages);
       else for (const message of messages) session.queueOutput(toBytes(message));
     } else this.outgoing.sendWhileAway(id, record, Array.from(messages, toBytes), "send messages");
+  }
+
+  /** Queues a batch this core made: on the client's open connection, or while away as its messages. */
+  sendFrames(id: ClientId, batch: FrameBatch): void {
+    const session = this.registry.get(id)?.session;
+    if (session !== undefined && session.phase === Phase.open) return session.sendFrames(batch);
+    const runs = frameBatchRuns(batch, this.budget, "send frames");
+    this.outgoing.sendWhileAway(id, this.registry.get(id), payloadViews(runs), "send frames");
+    frameBatchSent(batch);
   }
 
   /** Memory and connection counters. */

@@ -15,12 +15,13 @@ import { ClientHandshake, type KeywordVerdict, ServerHandshake } from "./handsha
 import { describeAddr } from "./listener_set.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { Logger, ResolvedLimits } from "./options.ts";
-import { type FlushScheduler, framedPieces } from "./output.ts";
+import { type FlushScheduler, framedPieces, OutputKind } from "./output.ts";
 import type { Processor } from "./processor.ts";
 import { InFlightMessages } from "./in_flight.ts";
 import { ProxyHeaderReader } from "./proxy_protocol.ts";
 import { ProcessorClose, type ProcessorHost } from "./processor_host.ts";
 import { toBytes } from "./bytes.ts";
+import { createFrameBatch, FrameBatch, frameBatchRuns, frameBatchSent, payloadViews } from "./frame_batch.ts";
 import type { ListenerInfo } from "./types.ts";
 
 /** Where a session stands. */
@@ -131,10 +132,12 @@ export class Session implements ConnectionHandler {
   processorClose: ProcessorClose = ProcessorClose.none;
   /** True while an asynchronous processor callback has not settled: input waits in order. */
   awaitingCallback = false;
-  /** Messages (or raw chunks) that arrived while a callback was pending, counted as input. */
-  #waitingInput: Uint8Array[] = [];
+  /** True when the processor takes whole reads as batches (it defines `onFramesReceived`). */
+  takesFrames = false;
+  /** Messages, batches or raw chunks that arrived while a callback was pending, counted as input. */
+  #waitingInput: (Uint8Array | FrameBatch)[] = [];
   outQueue: Uint8Array[] = [];
-  outQueueFramed = true;
+  outQueueKind: OutputKind = OutputKind.framed;
   /** A reconnecting client's output since the last drain, for what a lost connection left unwritten. */
   readonly #inFlight: InFlightMessages | undefined;
   outQueueBytes = 0;
@@ -331,7 +334,7 @@ export class Session implements ConnectionHandler {
     if (answersNow) flusher.reading = this;
     try {
       if (phase !== Phase.open) (this.handshake ?? this.proxyReader!).push(chunk);
-      else if (this.raw) this.#deliver(chunk);
+      else if (this.raw) this.#deliver(chunk, true);
       else {
         const decoder = this.decoder!;
         givenBack = decoder.absorb(chunk);
@@ -358,19 +361,19 @@ export class Session implements ConnectionHandler {
       const decoder = this.decoder!;
       if (this.raw) {
         const rest = decoder.takeBuffered();
-        if (rest.length) this.#deliver(rest);
+        if (rest.length) this.#deliver(rest, true);
         return;
       }
+      if (this.takesFrames) return this.#decodeBatch();
       const record = this.client;
       if (record !== undefined && this.processor === undefined) {
-        // The common case, many whole frames in one chunk for a polled client: one pass, one event.
-        const inbox = record.inbox;
-        const before = inbox.length;
-        const bytes = decoder.takeWholeMessages(inbox);
-        const count = inbox.length - before;
-        if (count > 0) {
+        // The common case, many whole frames in one chunk for a polled client: one pass, one event,
+        // and the frames kept as they came (views of single messages are made when read).
+        const frames = decoder.takeWholeFrames();
+        if (frames !== undefined) {
+          const count = decoder.takenFrameCount;
           budget.inputBytes += (UNREAD_MESSAGE_OVERHEAD_BYTES - FRAME_HEADER_BYTES) * count;
-          record.inboxBytes += bytes;
+          record.pushFrames(frames, count, frames.length - FRAME_HEADER_BYTES * count);
           host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
           if (record.reader !== undefined) this.#notifyReader(record);
         }
@@ -384,8 +387,45 @@ export class Session implements ConnectionHandler {
       }
       if (message === undefined) return;
       budget.inputBytes -= FRAME_HEADER_BYTES;
-      this.#deliver(message);
+      this.#deliver(message, false);
     }
+  }
+
+  /** Decodes every whole frame buffered now into one batch for the processor's `onFramesReceived`. */
+  #decodeBatch(): void {
+    const decoder = this.decoder!;
+    const runs: Uint8Array[] = [];
+    let count = 0;
+    let byteLength = 0;
+    let error: Error | undefined;
+    for (;;) {
+      const frames = decoder.takeWholeFrames();
+      if (frames !== undefined) {
+        runs.push(frames);
+        count += decoder.takenFrameCount;
+        byteLength += frames.length;
+      }
+      let message: Uint8Array | undefined;
+      try {
+        message = decoder.next();
+      } catch (err) {
+        error = err as Error;
+        break;
+      }
+      if (message === undefined) break;
+      // `next` leaves the header in front of the message, so the frame is kept whole.
+      runs.push(
+        new Uint8Array(
+          message.buffer,
+          message.byteOffset - FRAME_HEADER_BYTES,
+          message.length + FRAME_HEADER_BYTES,
+        ),
+      );
+      count++;
+      byteLength += FRAME_HEADER_BYTES + message.length;
+    }
+    if (count > 0) this.toProcessor(createFrameBatch(this.#host.budget, runs, count, byteLength));
+    if (error !== undefined) this.fail(error);
   }
 
   /** Decodes what is buffered now (after an asynchronous handshake step, say). */
@@ -403,7 +443,7 @@ export class Session implements ConnectionHandler {
   }
 
   /** Delivers one message or raw chunk (already counted as input) to the processor or the inbox. */
-  #deliver(message: Uint8Array): void {
+  #deliver(message: Uint8Array, raw: boolean): void {
     const host = this.#host;
     const budget = host.budget;
     if (this.processor) return this.toProcessor(message);
@@ -412,7 +452,7 @@ export class Session implements ConnectionHandler {
       budget.inputBytes -= message.length;
       return;
     }
-    budget.inputBytes += record.push(message) - message.length;
+    budget.inputBytes += record.push(message, raw) - message.length;
     if (!this.client) return;
     host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
     if (record.reader !== undefined) this.#notifyReader(record);
@@ -426,16 +466,16 @@ export class Session implements ConnectionHandler {
   }
 
   /**
-   * Hands one message (counted as input) to the processor; while an asynchronous callback is
-   * pending it waits, in order.
+   * Hands one message or batch (counted as input) to the processor; while an asynchronous callback
+   * is pending it waits, in order.
    */
-  toProcessor(message: Uint8Array): void {
+  toProcessor(message: Uint8Array | FrameBatch): void {
     if (this.awaitingCallback) {
       this.#waitingInput.push(message);
       return;
     }
     const host = this.#host;
-    host.budget.inputBytes -= message.length;
+    host.budget.inputBytes -= message instanceof FrameBatch ? message.byteLength : message.length;
     host.budget.producer = this;
     host.processors.deliver(this, message);
   }
@@ -481,18 +521,36 @@ export class Session implements ConnectionHandler {
   /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
   queueOutput(payload: Uint8Array, framed = !this.raw): void {
     if (this.phase === Phase.closed) return;
-    if (this.outQueue.length && this.outQueueFramed !== framed) this.#writeQueue();
-    this.outQueueFramed = framed;
+    this.#queueAs(framed ? OutputKind.framed : OutputKind.raw);
     this.outQueue.push(payload);
     this.#queued(framed ? payload.length + FRAME_HEADER_BYTES : payload.length);
+  }
+
+  /**
+   * Queues a batch this core made, as its bytes: no copy, no re-encoding; in raw mode too, since
+   * the bytes are frames already. Throws a `TypeError` for anything else (see `IoCore.sendFrames`).
+   */
+  sendFrames(batch: FrameBatch): void {
+    const runs = frameBatchRuns(batch, this.#host.budget, "send frames");
+    frameBatchSent(batch);
+    if (this.phase === Phase.closed || batch.count === 0) return;
+    this.#queueAs(OutputKind.frames);
+    const queue = this.outQueue;
+    for (let i = 0; i < runs.length; i++) queue.push(runs[i]!);
+    this.#queued(batch.byteLength);
+  }
+
+  /** Writes what is queued first when it is of another kind than `kind`. */
+  #queueAs(kind: OutputKind): void {
+    if (this.outQueue.length && this.outQueueKind !== kind) this.#writeQueue();
+    this.outQueueKind = kind;
   }
 
   /** {@linkcode queueOutput} for a batch, with one accounting update. */
   queueOutputs(messages: readonly (Uint8Array | string)[]): void {
     if (this.phase === Phase.closed || messages.length === 0) return;
     const framed = !this.raw;
-    if (this.outQueue.length && this.outQueueFramed !== framed) this.#writeQueue();
-    this.outQueueFramed = framed;
+    this.#queueAs(framed ? OutputKind.framed : OutputKind.raw);
     const queue = this.outQueue;
     const count = messages.length;
     let bytes = framed ? count * FRAME_HEADER_BYTES : 0;
@@ -532,14 +590,14 @@ export class Session implements ConnectionHandler {
   #writeQueue(): void {
     const queue = this.outQueue;
     if (!queue.length || this.phase === Phase.closed) return;
-    const framed = this.outQueueFramed;
+    const kind = this.outQueueKind;
     this.outQueue = [];
     this.inflightBytes += this.outQueueBytes;
     this.outQueueBytes = 0;
-    if (this.opened) this.#inFlight?.add(queue, framed);
+    if (this.opened) this.#inFlight?.add(queue, kind);
     try {
       // This is the connection's one batch for the tick, so the transport starts writing it at once.
-      this.conn.writeBatch(framed ? framedPieces(queue) : queue);
+      this.conn.writeBatch(kind === OutputKind.framed ? framedPieces(queue) : queue);
     } catch (err) {
       this.close(err as Error);
     }
@@ -656,13 +714,16 @@ export class Session implements ConnectionHandler {
     const budget = this.#host.budget;
     budget.inputBytes -= (this.decoder?.bufferedBytes ?? 0) + (handshake?.bufferedBytes ?? 0) +
       (this.proxyReader?.bufferedBytes ?? 0);
-    for (const message of this.#waitingInput) budget.inputBytes -= message.length;
+    for (const item of this.#waitingInput) {
+      budget.inputBytes -= item instanceof FrameBatch ? item.byteLength : item.length;
+    }
     this.#waitingInput = [];
     budget.outputBytes -= this.outQueueBytes + this.inflightBytes;
     if (budget.producer === this) budget.producer = undefined;
     // What never fully reached the kernel is sent again, whole, before what was never written.
     const unwritten = this.#inFlight?.unwritten(this.conn.discardedBytes) ?? [];
-    const unsent = !this.opened ? [] : unwritten.length ? unwritten.concat(this.outQueue) : this.outQueue;
+    const queued = this.outQueueKind === OutputKind.frames ? payloadViews(this.outQueue) : this.outQueue;
+    const unsent = !this.opened ? [] : unwritten.length ? unwritten.concat(queued) : queued;
     this.outQueue = [];
     this.outQueueBytes = 0;
     this.inflightBytes = 0;
