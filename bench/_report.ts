@@ -96,6 +96,19 @@ export function targets(rows: Row[], runtimes: readonly Runtime[]): Target[] {
         unit: "×",
       });
     }
+    const batch = find(rows, "b2", runtime, "asockio batch API, both ends", { count });
+    if (batch && bare) {
+      add({
+        id: "P2",
+        runtime,
+        short: "batch API vs bare echo",
+        what: `round trips/s vs bare echo, ${si(count)} pipelined (takeFrames/sendFrames at both ends)`,
+        value: batch.metrics.roundTripsPerSecond! / bare.metrics.roundTripsPerSecond!,
+        kind: "min",
+        limit: 0.9,
+        unit: "×",
+      });
+    }
     for (const peer of ["zeromq", "node-ipc"]) {
       const p = find(rows, "b2", runtime, peer, { count });
       if (io && p) {
