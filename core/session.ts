@@ -275,7 +275,9 @@ export class Session implements ConnectionHandler {
 
   /**
    * A chunk arrived. Returns a number when nothing keeps `chunk` (it was copied into a large message
-   * being received): how many more bytes of that message are still to come.
+   * being received): how many more bytes of that message are still to come. Only then may the
+   * transport reuse its memory, so a `FrameBatch`, which holds only chunks that were kept, never
+   * sees its bytes overwritten.
    */
   onData(chunk: Uint8Array): number | undefined {
     try {
