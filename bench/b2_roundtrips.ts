@@ -67,18 +67,18 @@ function ensurePeers(ctx: BenchContext): boolean {
   return true;
 }
 
+/** What every round-trip client is told: where to connect, how many to time, and how many to warm up. */
+function roundTrips(port: number, count: number, warmup: number): string[] {
+  return ["--port", `${port}`, "--count", `${count}`, "--warmup", `${warmup}`];
+}
+
 function contenders(ctx: BenchContext, runtime: Runtime): Contender[] {
   const asockioClient = (...extra: string[]) => (port: number, count: number, warmup: number) =>
     workloadCommand(runtime, ASOCKIO, [
       "client",
       "--mode",
       "echo",
-      "--port",
-      `${port}`,
-      "--count",
-      `${count}`,
-      "--warmup",
-      `${warmup}`,
+      ...roundTrips(port, count, warmup),
       ...extra,
     ]);
   const list: Contender[] = [
@@ -106,17 +106,7 @@ function contenders(ctx: BenchContext, runtime: Runtime): Contender[] {
       name: "bare",
       server: workloadCommand(runtime, BARE, ["server", "--mode", "echo"]),
       client: (port, count, warmup) =>
-        workloadCommand(runtime, BARE, [
-          "client",
-          "--mode",
-          "echo",
-          "--port",
-          `${port}`,
-          "--count",
-          `${count}`,
-          "--warmup",
-          `${warmup}`,
-        ]),
+        workloadCommand(runtime, BARE, ["client", "--mode", "echo", ...roundTrips(port, count, warmup)]),
     },
   ];
   if (runtime === "node" && ctx.peers && ensurePeers(ctx)) {
@@ -125,17 +115,11 @@ function contenders(ctx: BenchContext, runtime: Runtime): Contender[] {
       list.push({
         name,
         server: [binary("node"), script, "server"],
-        client: (port, count, warmup) => [
-          binary("node"),
-          script,
-          "client",
-          "--port",
-          `${port}`,
-          "--count",
-          `${count}`,
-          "--warmup",
-          `${warmup}`,
-        ],
+        client: (
+          port,
+          count,
+          warmup,
+        ) => [binary("node"), script, "client", ...roundTrips(port, count, warmup)],
       });
     }
   }

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { encodeFrame } from "../core/codec.ts";
 import { type FrameBatch, InlineProcessor, IoCore, type IoCoreOptions } from "../mod.ts";
 import { type CoreFixture, iterateUntil, startCore } from "./_core_fixture.ts";
-import { bytePattern, bytesEqual, delay, MiB } from "./_helpers.ts";
+import { bytePattern, bytesEqual, concatBytes, delay, MiB } from "./_helpers.ts";
+import { mulberry32 } from "./_stream_check.ts";
 import { text, type WirePeer } from "./_wire_peer.ts";
 
 const TEST_TIMEOUT = { timeout: 60_000 };
@@ -31,18 +32,6 @@ function coreTest(name: string, body: (fx: CoreFixture) => Promise<void>, option
     assert.equal(inputBytes, 0, "stats().inputBytes is back to 0");
     assert.equal(outputBytes, 0, "stats().outputBytes is back to 0");
   });
-}
-
-/** A seeded generator, so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The payloads a batch visits through `forEach`, copied. */
@@ -77,7 +66,7 @@ describe("takeFrames and sendFrames", () => {
     async (fx) => {
       const core = fx.core;
       const { peer } = await fx.connectNamed("random");
-      const next = random(15);
+      const next = mulberry32(15);
       const sizes: number[] = [];
       for (let i = 0; i < 20_000; i++) {
         const r = next();
@@ -109,15 +98,8 @@ describe("takeFrames and sendFrames", () => {
         assert.ok(bytesEqual(peer.take()!, message), `a one-chunk frame of ${message.length} B`);
       }
       // The rest as one stream cut at random points, so frames and headers are split across reads.
-      const frames = messages.map(encodeFrame);
-      let total = 0;
-      for (const frame of frames) total += frame.length;
-      const stream = new Uint8Array(total);
-      let at = 0;
-      for (const frame of frames) {
-        stream.set(frame, at);
-        at += frame.length;
-      }
+      const stream = concatBytes(messages.map(encodeFrame));
+      const total = stream.length;
       for (let from = 0; from < total;) {
         const size = next() < 0.5 ? 1 + Math.floor(next() * 16) : 1 + Math.floor(next() * 256 * 1024);
         peer.write(stream.subarray(from, Math.min(total, from + size)));
@@ -283,19 +265,9 @@ describe("takeFrames and sendFrames", () => {
     peer.write(encoder.encode("raw!"));
     await iterateUntil(core, () => (core.getClientInfo(id)?.unreadMessages ?? 0) > 0);
     assert.equal(core.takeFrames(id), undefined);
-    assert.equal(text(concat(core.getMessagesFromClient(id))), "raw!");
+    assert.equal(text(concatBytes(core.getMessagesFromClient(id))), "raw!");
   });
 });
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
-}
 
 describe("InlineProcessor.onFramesReceived", () => {
   coreTest(
