@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InFlightMessages } from "../core/in_flight.ts";
 import { OutputKind } from "../core/output.ts";
+import { encodeFrames } from "../core/codec.ts";
 
 const message = (length: number, fill: number) => new Uint8Array(length).fill(fill);
 
@@ -39,6 +40,14 @@ describe("InFlightMessages", () => {
     inFlight.add([b], OutputKind.framed);
     assert.deepEqual(inFlight.unwritten(1000), [b], "a count over the tracked bytes keeps all of them");
     assert.deepEqual(inFlight.unwritten(1000), []);
+  });
+
+  it("cuts frames sent as received (a batch's runs) into their messages, and keeps the unwritten ones", () => {
+    const inFlight = new InFlightMessages();
+    inFlight.add([a], OutputKind.framed);
+    inFlight.add([encodeFrames([b, c]), encodeFrames([a])], OutputKind.frames);
+    const unwritten = inFlight.unwritten(108 + 4);
+    assert.deepEqual(unwritten, [c, a], "c was cut 4 bytes before its end; a after it was never written");
   });
 
   it("resends nothing once raw bytes went out among the messages: their boundaries are unknown", () => {
