@@ -84,11 +84,13 @@ export class ProcessorHost {
   deliver(session: Session, message: Uint8Array | FrameBatch): void {
     session.inCallback = true;
     const processor = session.processor!;
-    const batch = message instanceof FrameBatch;
+    const batch = session.takesFrames && message instanceof FrameBatch;
     const callback = batch ? "onFramesReceived" : "onDataReceived";
     let pending: void | Promise<void>;
     try {
-      pending = batch ? processor.onFramesReceived!(message) : processor.onDataReceived(message);
+      pending = batch
+        ? processor.onFramesReceived!(message)
+        : processor.onDataReceived(message as Uint8Array);
     } catch (err) {
       return this.#failed(session, callback, err);
     }

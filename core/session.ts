@@ -477,7 +477,9 @@ export class Session implements ConnectionHandler {
       return;
     }
     const host = this.#host;
-    host.budget.inputBytes -= message instanceof FrameBatch ? message.byteLength : message.length;
+    // Only a processor that takes batches gets them: the others skip the type check per message.
+    const batch = this.takesFrames && message instanceof FrameBatch;
+    host.budget.inputBytes -= batch ? message.byteLength : (message as Uint8Array).length;
     host.budget.producer = this;
     host.processors.deliver(this, message);
   }
