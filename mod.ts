@@ -54,6 +54,7 @@ export type {
   ListenerInfo,
 } from "./core/types.ts";
 export type { InlineProcessorClass, Processor, ProcessorContext } from "./core/processor.ts";
+export type { FrameBatch, FrameVisitor } from "./core/frame_batch.ts";
 export type { ReconnectOptions } from "./core/reconnect.ts";
 export { type CidrRange, type IpBytes, ipInRange, isLoopbackIp, parseCidr, parseIp } from "./core/ip.ts";
 export {

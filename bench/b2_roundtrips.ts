@@ -1,8 +1,12 @@
 /**
  * B2: pipelined round trips of ~30-byte framed messages, client and server in two processes.
  * Contenders on each runtime: asockio through `ioIteration`, asockio through an `InlineProcessor`,
- * and a bare framed echo on the native socket API; on Node also zeromq (DEALER/ROUTER) and
- * node-ipc, when `bench/peers` installs.
+ * asockio's batch API at both ends (`takeFrames`/`sendFrames`), asockio forwarding each batch from
+ * one of the client's connections to its other one, and a bare framed echo on the native socket
+ * API; on Node also zeromq (DEALER/ROUTER) and node-ipc, when `bench/peers` installs.
+ *
+ * Every client first runs {@linkcode WARMUP_ROUND_TRIPS} round trips untimed (the JIT's tiers settle
+ * well after 50k), then times the measured ones.
  *
  * @module
  */
@@ -15,11 +19,13 @@ import { binary, ROOT, type Runtime, workloadCommand } from "./_runtimes.ts";
 const ASOCKIO = "bench/workloads/framed_asockio.ts";
 const BARE = "bench/workloads/framed_bare.ts";
 const PEERS = join(ROOT, "bench", "peers");
+/** Untimed round trips before the timed ones, in a full run (a quick run warms up 20k). */
+const WARMUP_ROUND_TRIPS = 1_000_000;
 
 interface Contender {
   name: string;
   server: string[];
-  client: (port: number, count: number) => string[];
+  client: (port: number, count: number, warmup: number) => string[];
 }
 
 let peersState: "unknown" | "ready" | "failed" = "unknown";
@@ -61,41 +67,46 @@ function ensurePeers(ctx: BenchContext): boolean {
   return true;
 }
 
+/** What every round-trip client is told: where to connect, how many to time, and how many to warm up. */
+function roundTrips(port: number, count: number, warmup: number): string[] {
+  return ["--port", `${port}`, "--count", `${count}`, "--warmup", `${warmup}`];
+}
+
 function contenders(ctx: BenchContext, runtime: Runtime): Contender[] {
-  const asockioClient = (port: number, count: number) =>
+  const asockioClient = (...extra: string[]) => (port: number, count: number, warmup: number) =>
     workloadCommand(runtime, ASOCKIO, [
       "client",
       "--mode",
       "echo",
-      "--port",
-      `${port}`,
-      "--count",
-      `${count}`,
+      ...roundTrips(port, count, warmup),
+      ...extra,
     ]);
   const list: Contender[] = [
     {
       name: "asockio ioIteration",
       server: workloadCommand(runtime, ASOCKIO, ["server", "--mode", "echo", "--api", "io"]),
-      client: asockioClient,
+      client: asockioClient(),
     },
     {
       name: "asockio InlineProcessor",
       server: workloadCommand(runtime, ASOCKIO, ["server", "--mode", "echo", "--api", "inline"]),
-      client: asockioClient,
+      client: asockioClient(),
+    },
+    {
+      name: "asockio batch API, both ends",
+      server: workloadCommand(runtime, ASOCKIO, ["server", "--mode", "echo", "--api", "frames"]),
+      client: asockioClient("--api", "frames"),
+    },
+    {
+      name: "asockio forwarding",
+      server: workloadCommand(runtime, ASOCKIO, ["server", "--mode", "echo", "--api", "forward"]),
+      client: asockioClient("--api", "frames", "--forward"),
     },
     {
       name: "bare",
       server: workloadCommand(runtime, BARE, ["server", "--mode", "echo"]),
-      client: (port, count) =>
-        workloadCommand(runtime, BARE, [
-          "client",
-          "--mode",
-          "echo",
-          "--port",
-          `${port}`,
-          "--count",
-          `${count}`,
-        ]),
+      client: (port, count, warmup) =>
+        workloadCommand(runtime, BARE, ["client", "--mode", "echo", ...roundTrips(port, count, warmup)]),
     },
   ];
   if (runtime === "node" && ctx.peers && ensurePeers(ctx)) {
@@ -107,7 +118,8 @@ function contenders(ctx: BenchContext, runtime: Runtime): Contender[] {
         client: (
           port,
           count,
-        ) => [binary("node"), script, "client", "--port", `${port}`, "--count", `${count}`],
+          warmup,
+        ) => [binary("node"), script, "client", ...roundTrips(port, count, warmup)],
       });
     }
   }
@@ -116,7 +128,8 @@ function contenders(ctx: BenchContext, runtime: Runtime): Contender[] {
 
 /** Runs B2 on one runtime. */
 export async function runB2(ctx: BenchContext, runtime: Runtime): Promise<void> {
-  const counts = ctx.quick ? [100_000] : [100_000, 1_000_000];
+  const counts = ctx.quick ? [100_000] : [1_000_000];
+  const warmup = ctx.quick ? 20_000 : WARMUP_ROUND_TRIPS;
   const list = contenders(ctx, runtime);
   for (const count of counts) {
     const rows = new Map<string, Row>();
@@ -141,8 +154,8 @@ export async function runB2(ctx: BenchContext, runtime: Runtime): Promise<void> 
           const { result, server } = await runPair({
             label,
             server: c.server,
-            client: (port) => c.client(port, count),
-            timeoutMs: 60_000 + count / 2,
+            client: (port) => c.client(port, count, warmup),
+            timeoutMs: 60_000 + (count + warmup) / 2,
           });
           const code = await server.stop();
           if (code !== 0) throw new Error(`${label} server exited with code ${code}\n${server.tail()}`);

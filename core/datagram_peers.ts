@@ -11,6 +11,8 @@
  * @module
  */
 import { ConnectionClosedError, MessageTooLargeError, TimeoutError, UnsupportedError } from "./errors.ts";
+import { toBytes } from "./bytes.ts";
+import type { ClientRecord } from "./client_registry.ts";
 import { describeAddr } from "./ip.ts";
 import {
   type Connection,
@@ -40,6 +42,49 @@ export function checkDatagramSize(length: number, to: UdpAddr, maxMessageBytes =
   throw new MessageTooLargeError(BigInt(length), limit, {
     message: `Cannot send datagram: ${length} bytes is more than ${which} ${limit}`,
   });
+}
+
+/**
+ * Where a UDP client's datagrams go: the address it sends from, or the one it was added to send to;
+ * `undefined` for a stream client.
+ *
+ * @example
+ * ```ts
+ * import { ClientRecord } from "./client_registry.ts";
+ * const record = new ClientRecord(1, "unknown", new Uint8Array(0));
+ * record.connect = { transport: "udp", hostname: "127.0.0.1", port: 9000 };
+ * udpTarget(record); // { transport: "udp", hostname: "127.0.0.1", port: 9000 }
+ * ```
+ */
+export function udpTarget(record: ClientRecord | undefined): UdpAddr | undefined {
+  const to = record?.remoteAddr?.transport === "udp" ? record.remoteAddr : record?.connect;
+  if (to?.transport !== "udp") return undefined;
+  return { transport: "udp", hostname: to.hostname ?? "127.0.0.1", port: to.port };
+}
+
+/**
+ * Throws `MessageTooLargeError` when `record` is a UDP client and one of `payloads` does not fit one
+ * datagram (or `maxMessageBytes`), so that nothing of the call is sent. Stream clients pass.
+ *
+ * @example
+ * ```ts
+ * import { ClientRecord } from "./client_registry.ts";
+ * const record = new ClientRecord(1, "unknown", new Uint8Array(0));
+ * record.connect = { transport: "udp", hostname: "127.0.0.1", port: 9000 };
+ * checkDatagramSizes(record, [new Uint8Array(70_000)], 64 * 1024 * 1024); // throws MessageTooLargeError
+ * ```
+ */
+export function checkDatagramSizes(
+  record: ClientRecord | undefined,
+  payloads: readonly (Uint8Array | string)[],
+  maxMessageBytes: number,
+): void {
+  const to = udpTarget(record);
+  if (to === undefined) return;
+  for (const payload of payloads) {
+    const length = typeof payload === "string" ? toBytes(payload).length : payload.length;
+    checkDatagramSize(length, to, maxMessageBytes);
+  }
 }
 
 /** Datagrams from all peers of a core that may wait while their peer's reading is paused, in bytes. */

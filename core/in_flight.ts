@@ -7,6 +7,8 @@
  * @module
  */
 import { FRAME_HEADER_BYTES } from "./codec.ts";
+import { payloadViews } from "./frame_batch.ts";
+import { OutputKind } from "./output.ts";
 
 /**
  * Messages written and not yet drained, oldest first.
@@ -15,32 +17,38 @@ import { FRAME_HEADER_BYTES } from "./codec.ts";
  * ```ts
  * import { InFlightMessages } from "./in_flight.ts";
  * const inFlight = new InFlightMessages();
- * inFlight.add([new Uint8Array(100), new Uint8Array(100)], true); // 216 bytes with headers
+ * inFlight.add([new Uint8Array(100), new Uint8Array(100)], 0); // framed: 216 bytes with headers
  * // The connection broke with 150 bytes never handed to the kernel: the second message was cut.
  * inFlight.unwritten(150).length; // 1
  * ```
  */
 export class InFlightMessages {
-  /** The batches handed to the transport, each as the core queued it. */
+  /** The batches handed to the transport, each as the core queued it: payloads, or runs of frames. */
   #batches: Uint8Array[][] = [];
+  /** Per batch: true when it holds runs of frames as received (`OutputKind.frames`). */
+  #asFrames: boolean[] = [];
   /** Their framed size. */
   #bytes = 0;
   /** Raw bytes went out among them: message boundaries are unknown, so nothing is resent. */
   #untracked = false;
 
-  /** A batch was handed to the transport: framed messages, or raw bytes (`framed` false). */
-  add(batch: Uint8Array[], framed: boolean): void {
-    if (!framed) {
+  /** A batch was handed to the transport: payloads to frame, raw bytes, or frames as received. */
+  add(batch: Uint8Array[], kind: OutputKind): void {
+    if (kind === OutputKind.raw) {
       this.#untracked = true;
       return;
     }
     this.#batches.push(batch);
-    for (let i = 0; i < batch.length; i++) this.#bytes += batch[i]!.length + FRAME_HEADER_BYTES;
+    const asFrames = kind === OutputKind.frames;
+    this.#asFrames.push(asFrames);
+    const header = asFrames ? 0 : FRAME_HEADER_BYTES;
+    for (let i = 0; i < batch.length; i++) this.#bytes += batch[i]!.length + header;
   }
 
   /** Everything written so far reached the kernel: nothing is in flight. */
   clear(): void {
     this.#batches.length = 0;
+    this.#asFrames.length = 0;
     this.#bytes = 0;
     this.#untracked = false;
   }
@@ -56,7 +64,9 @@ export class InFlightMessages {
       // Bytes before `written` reached the kernel (at most once); a message that ends past it is resent.
       const written = this.#bytes - Math.min(discardedBytes, this.#bytes);
       let end = 0;
-      for (const batch of this.#batches) {
+      for (let i = 0; i < this.#batches.length; i++) {
+        // Only after a loss: frames as received are cut into their messages here, not per write.
+        const batch = this.#asFrames[i] ? payloadViews(this.#batches[i]!) : this.#batches[i]!;
         for (const message of batch) {
           end += message.length + FRAME_HEADER_BYTES;
           if (end > written) result.push(message);

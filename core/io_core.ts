@@ -16,6 +16,7 @@ import type {
   ShutdownOptions,
 } from "./options.ts";
 import type { InlineProcessorClass } from "./processor.ts";
+import type { FrameBatch } from "./frame_batch.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { Addr, TransportName } from "../transports/types.ts";
 import type { ClientId, ClientInfo, IoCoreStats, IoIterationResult, Keyword, ListenerInfo } from "./types.ts";
@@ -281,6 +282,59 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   getMessagesFromClient(id: ClientId): Uint8Array[] {
     const record = this.#scheduler.registry.get(id);
     return record ? this.#scheduler.takeMessages(record) : [];
+  }
+
+  /**
+   * Removes and returns the client's unread messages as one {@linkcode FrameBatch}: the bytes they
+   * arrived in, with no view or allocation per message. It mixes freely with
+   * `getMessageFromClient(s)`: each takes the oldest unread messages.
+   *
+   * Raw chunks are never part of a batch: a batch stops at the first one, and `takeFrames` returns
+   * `undefined` while a raw chunk is the oldest unread item (read it with `getMessageFromClient`).
+   * A raw client's inbox holds only raw chunks, so it always returns `undefined` there.
+   *
+   * The batch's bytes stay valid until it is sent or dropped: keeping it pins its read buffers, which
+   * the transport never reuses meanwhile.
+   *
+   * @returns The batch, or `undefined` when no framed message is next (none unread, a raw chunk
+   *   next, or no such client).
+   *
+   * @example Echo everything at the batch API's speed
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * declare const core: IoCore;
+   * for (const id of (await core.ioIteration(100)).clientsHaveDataToRead) {
+   *   const batch = core.takeFrames(id);
+   *   if (batch) core.sendFrames(id, batch);
+   * }
+   * ```
+   */
+  takeFrames(id: ClientId): FrameBatch | undefined {
+    const record = this.#scheduler.registry.get(id);
+    return record && this.#scheduler.takeFrames(record);
+  }
+
+  /**
+   * Queues a batch from {@linkcode takeFrames} (or `InlineProcessor.onFramesReceived`) for a client,
+   * the one it came from or another (forwarding), as its bytes: neither copied nor re-encoded, also
+   * on a connection in raw mode. The payload bytes may be changed in place before, never after.
+   * Counted as output until written. A batch is sent once; it otherwise follows
+   * {@linkcode sendMessagesToClient} (an away outgoing client keeps its messages while reconnecting).
+   *
+   * @throws {TypeError} For anything but a batch this core made and did not send yet: a forged
+   *   object, another core's batch, or one already sent.
+   *
+   * @example Forward everything from one client to another
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * declare const core: IoCore;
+   * declare const from: number, to: number;
+   * const batch = core.takeFrames(from);
+   * if (batch) core.sendFrames(to, batch);
+   * ```
+   */
+  sendFrames(id: ClientId, batch: FrameBatch): void {
+    this.#scheduler.sendFrames(id, batch);
   }
 
   /**

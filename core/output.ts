@@ -14,6 +14,11 @@ import {
   writeFrameHeader,
 } from "./codec.ts";
 
+/** What an output queue holds: payloads to frame, raw bytes, or frames as received (a `FrameBatch`'s). */
+export const OutputKind = { framed: 0, raw: 1, frames: 2 } as const;
+/** One of {@linkcode OutputKind}'s values. */
+export type OutputKind = typeof OutputKind[keyof typeof OutputKind];
+
 /** Payloads from this size on are written as they are, without a copy. */
 const LARGE_PAYLOAD_BYTES = 64 * 1024;
 /** Received messages sent on in runs at least this long are written from the received chunk. */

@@ -7,6 +7,7 @@
  */
 import type { Addr } from "../transports/types.ts";
 import type { ListenerInfo } from "./types.ts";
+import type { FrameBatch } from "./frame_batch.ts";
 
 /**
  * What a processor knows of its connection. Set by the core before `onConnected`.
@@ -38,6 +39,8 @@ export interface ProcessorControl {
   closeWhenFlushed(): void;
   /** The connection's current mode. */
   isRaw(): boolean;
+  /** Sends a batch on this connection, after what `outputMessages` holds. */
+  sendFrames(batch: FrameBatch): void;
 }
 
 /**
@@ -57,6 +60,11 @@ export interface Processor {
   onConnected(): void | Promise<void>;
   /** One whole message, or one raw chunk in raw mode; a returned Promise holds the next ones. */
   onDataReceived(data: Uint8Array): void | Promise<void>;
+  /**
+   * When defined: every whole message of one read, as a batch, instead of `onDataReceived` per
+   * message (raw chunks still go to `onDataReceived`); a returned Promise holds the next ones.
+   */
+  onFramesReceived?(batch: FrameBatch): void | Promise<void>;
   /** Everything queued has been written. */
   onOutputBuffersAreEmpty(): void;
   /** The connection has closed. */

@@ -11,13 +11,14 @@ import type { Logger } from "./options.ts";
 import { attachProcessor, type Processor } from "./processor.ts";
 import { Pause, type Session } from "./session.ts";
 import type { ClientRecord } from "./client_registry.ts";
+import { FrameBatch } from "./frame_batch.ts";
 
 /** What a processor asked for during a callback; acted on when the callback returns. */
 export const ProcessorClose = { none: 0, now: 1, whenFlushed: 2 } as const;
 /** One of {@linkcode ProcessorClose}'s values. */
 export type ProcessorClose = typeof ProcessorClose[keyof typeof ProcessorClose];
 
-type Callback = "onConnected" | "onDataReceived" | "onOutputBuffersAreEmpty";
+type Callback = "onConnected" | "onDataReceived" | "onFramesReceived" | "onOutputBuffersAreEmpty";
 
 /**
  * The one place the core calls processors.
@@ -41,6 +42,7 @@ export class ProcessorHost {
   attach(session: Session, record: ClientRecord): void {
     const processor: Processor = new record.processorClass!();
     session.processor = processor;
+    session.takesFrames = typeof processor.onFramesReceived === "function";
     attachProcessor(processor, {
       context: {
         clientId: record.id,
@@ -60,6 +62,11 @@ export class ProcessorHost {
           else session.closeWhenFlushed();
         },
         isRaw: () => session.raw,
+        sendFrames: (batch) => {
+          // After what the callback pushed so far, so its output keeps the order it was made in.
+          if (session.inCallback) this.#queueOutput(session);
+          session.sendFrames(batch);
+        },
       },
     });
     session.inCallback = true;
@@ -73,17 +80,22 @@ export class ProcessorHost {
     this.#after(session);
   }
 
-  /** Hands one message (or raw chunk) to the connection's processor. */
-  deliver(session: Session, message: Uint8Array): void {
+  /** Hands one message (or raw chunk) or a batch to the connection's processor. */
+  deliver(session: Session, message: Uint8Array | FrameBatch): void {
     session.inCallback = true;
+    const processor = session.processor!;
+    const batch = session.takesFrames && message instanceof FrameBatch;
+    const callback = batch ? "onFramesReceived" : "onDataReceived";
     let pending: void | Promise<void>;
     try {
-      pending = session.processor!.onDataReceived(message);
+      pending = batch
+        ? processor.onFramesReceived!(message)
+        : processor.onDataReceived(message as Uint8Array);
     } catch (err) {
-      return this.#failed(session, "onDataReceived", err);
+      return this.#failed(session, callback, err);
     }
     // A synchronous callback returns undefined: no Promise is allocated or awaited on this path.
-    if (pending !== undefined) return this.#await(session, "onDataReceived", pending);
+    if (pending !== undefined) return this.#await(session, callback, pending);
     this.#after(session);
   }
 
@@ -161,12 +173,17 @@ export class ProcessorHost {
     const processor = session.processor;
     if (!processor || session.closed) return;
     if (close === ProcessorClose.now) return session.close();
-    const output = processor.outputMessages;
+    this.#queueOutput(session);
+    if (close === ProcessorClose.whenFlushed) session.closeWhenFlushed();
+  }
+
+  /** Queues what the processor pushed to `outputMessages`, and empties it. */
+  #queueOutput(session: Session): void {
+    const output = session.processor!.outputMessages;
     if (output.length) {
       for (let i = 0; i < output.length; i++) session.queueOutput(toBytes(output[i]!));
       output.length = 0;
     }
-    if (close === ProcessorClose.whenFlushed) session.closeWhenFlushed();
   }
 
   #failed(session: Session, callback: Callback, err: unknown): void {

@@ -8,12 +8,19 @@
 import { authProof, importSecret, timingSafeEqual } from "./auth.ts";
 import { toBytes } from "./bytes.ts";
 import { ClientRecord, ClientRegistry, keywordKey } from "./client_registry.ts";
-import { CallbackError, ConnectionClosedError, CoreClosedError, TimeoutError } from "./errors.ts";
+import {
+  CallbackError,
+  ConnectionClosedError,
+  CoreClosedError,
+  TimeoutError,
+  UnsupportedError,
+} from "./errors.ts";
 import {
   bindDatagramClient,
-  checkDatagramSize,
+  checkDatagramSizes,
   DatagramCounters,
   type DatagramPeersOptions,
+  udpTarget,
 } from "./datagram_peers.ts";
 import { EventBoard } from "./event_board.ts";
 import type { KeywordVerdict } from "./handshake.ts";
@@ -31,6 +38,7 @@ import {
   resolveLimits,
 } from "./options.ts";
 import { FlushScheduler } from "./output.ts";
+import { FrameBatch, frameBatchRuns, frameBatchSent, payloadViews } from "./frame_batch.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { ProcessorHost } from "./processor_host.ts";
 import { OutgoingClients } from "./outgoing.ts";
@@ -470,11 +478,22 @@ export class Scheduler implements SessionHost {
     if (!session || session.phase !== Phase.open || session.processor) return;
     this.processors.attach(session, record);
     // Hand over what arrived before the processor existed: counted as input again until delivered.
-    for (const message of this.takeMessages(record)) {
+    let items: (Uint8Array | FrameBatch)[] = [];
+    if (!session.takesFrames) items = this.takeMessages(record);
+    else while (record.unread > 0) items.push(this.takeFrames(record) ?? this.takeMessage(record)!);
+    for (const item of items) {
       if (session.phase !== Phase.open) break;
-      this.budget.inputBytes += message.length;
-      session.toProcessor(message);
+      this.budget.inputBytes += item instanceof FrameBatch ? item.byteLength : item.length;
+      session.toProcessor(item);
     }
+  }
+
+  /** Removes the client's unread messages up to the first raw chunk, as a batch (see `IoCore.takeFrames`). */
+  takeFrames(record: ClientRecord): FrameBatch | undefined {
+    const before = record.inboxCost;
+    const batch = record.takeFrames(this.budget);
+    if (batch !== undefined) this.#consumed(record, before - record.inboxCost);
+    return batch;
   }
 
   /** Removes and returns the client's next unread message. */
@@ -556,7 +575,7 @@ export class Scheduler implements SessionHost {
     // only) does not collect the ids of every connection it ever had.
     this.board.forgetUnseen(record.id);
     this.budget.inputBytes -= record.inboxCost;
-    record.takeAll();
+    record.clearInbox();
     record.reader?.wake();
   }
 
@@ -622,24 +641,10 @@ export class Scheduler implements SessionHost {
   // ---------------------------------------------------------------------------------------------
   // Sending (while away, through the outgoing clients' buffers)
 
-  /**
-   * Throws `MessageTooLargeError` when the client is a UDP one and a payload does not fit one
-   * datagram (or `maxMessageBytes`), so that nothing of the call is sent.
-   */
-  #checkDatagrams(record: ClientRecord | undefined, payloads: readonly (Uint8Array | string)[]): void {
-    const to = record?.remoteAddr?.transport === "udp" ? record.remoteAddr : record?.connect;
-    if (to?.transport !== "udp") return;
-    const addr = { transport: "udp" as const, hostname: to.hostname ?? "127.0.0.1", port: to.port };
-    for (const payload of payloads) {
-      const length = typeof payload === "string" ? toBytes(payload).length : payload.length;
-      checkDatagramSize(length, addr, this.limits.maxMessageBytes);
-    }
-  }
-
   /** Queues one message for the client: on its open connection, or in its send buffer while away. */
   sendOne(id: ClientId, payload: Uint8Array): void {
     const record = this.registry.get(id);
-    this.#checkDatagrams(record, [payload]);
+    checkDatagramSizes(record, [payload], this.limits.maxMessageBytes);
     const session = record?.session;
     if (session !== undefined && session.phase === Phase.open) session.queueOutput(payload);
     else this.outgoing.sendWhileAway(id, record, [payload], "send message");
@@ -648,15 +653,30 @@ export class Scheduler implements SessionHost {
   /** Queues several messages, in order, in one batch (all of them or, while away, none). */
   sendMany(id: ClientId, messages: Iterable<Uint8Array | string>): void {
     const record = this.registry.get(id);
-    if (record?.remoteAddr?.transport === "udp" || record?.connect?.transport === "udp") {
+    if (udpTarget(record) !== undefined) {
       messages = Array.from(messages);
-      this.#checkDatagrams(record, messages as (Uint8Array | string)[]);
+      checkDatagramSizes(record, messages as (Uint8Array | string)[], this.limits.maxMessageBytes);
     }
     const session = record?.session;
     if (session !== undefined && session.phase === Phase.open) {
       if (Array.isArray(messages)) session.queueOutputs(messages);
       else for (const message of messages) session.queueOutput(toBytes(message));
     } else this.outgoing.sendWhileAway(id, record, Array.from(messages, toBytes), "send messages");
+  }
+
+  /** Queues a batch this core made: on the client's open connection, or while away as its messages. */
+  sendFrames(id: ClientId, batch: FrameBatch): void {
+    const record = this.registry.get(id);
+    if (udpTarget(record) !== undefined) {
+      throw new UnsupportedError(
+        `Cannot send frames: client ${id} is a UDP client, whose datagrams are whole messages; use sendMessagesToClient`,
+      );
+    }
+    const session = record?.session;
+    if (session !== undefined && session.phase === Phase.open) return session.sendFrames(batch);
+    const runs = frameBatchRuns(batch, this.budget, "send frames");
+    this.outgoing.sendWhileAway(id, record, payloadViews(runs), "send frames");
+    frameBatchSent(batch);
   }
 
   /** Memory and connection counters. */

@@ -10,22 +10,19 @@ import { type ClientRecord, UNREAD_MESSAGE_OVERHEAD_BYTES } from "./client_regis
 import { FRAME_HEADER_BYTES, FrameDecoder } from "./codec.ts";
 import { AsockioError, ProtocolError, TimeoutError } from "./errors.ts";
 import { refuseFramedDatagrams } from "./datagram_peers.ts";
+import { HandshakeDriver } from "./session_handshake.ts";
 import type { EventBoard } from "./event_board.ts";
-import {
-  ClientHandshake,
-  type HandshakeDecision,
-  type KeywordVerdict,
-  ServerHandshake,
-} from "./handshake.ts";
+import { ClientHandshake, type KeywordVerdict, ServerHandshake } from "./handshake.ts";
 import { describeAddr } from "./ip.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { Logger, ResolvedLimits } from "./options.ts";
-import { type FlushScheduler, framedPieces } from "./output.ts";
+import { type FlushScheduler, framedPieces, OutputKind } from "./output.ts";
 import type { Processor } from "./processor.ts";
 import { InFlightMessages } from "./in_flight.ts";
 import { ProxyHeaderReader } from "./proxy_protocol.ts";
 import { ProcessorClose, type ProcessorHost } from "./processor_host.ts";
 import { toBytes } from "./bytes.ts";
+import { createFrameBatch, FrameBatch, frameBatchRuns, frameBatchSent, payloadViews } from "./frame_batch.ts";
 import type { ListenerInfo } from "./types.ts";
 
 /** Where a session stands. */
@@ -125,7 +122,7 @@ export class Session implements ConnectionHandler {
   /** Behind a trusted balancer: the balancer's address (the connection's own peer). */
   proxyAddr: Addr | undefined = undefined;
   /** The original client's address from the PROXY header, when there is one. */
-  #proxiedRemote: Addr | undefined = undefined;
+  proxiedRemote: Addr | undefined = undefined;
   client: ClientRecord | undefined = undefined;
   /** The provisional record of a held unexpected keyword. */
   held: ClientRecord | undefined = undefined;
@@ -136,10 +133,12 @@ export class Session implements ConnectionHandler {
   processorClose: ProcessorClose = ProcessorClose.none;
   /** True while an asynchronous processor callback has not settled: input waits in order. */
   awaitingCallback = false;
-  /** Messages (or raw chunks) that arrived while a callback was pending, counted as input. */
-  #waitingInput: Uint8Array[] = [];
+  /** True when the processor takes whole reads as batches (it defines `onFramesReceived`). */
+  takesFrames = false;
+  /** Messages, batches or raw chunks that arrived while a callback was pending, counted as input. */
+  #waitingInput: (Uint8Array | FrameBatch)[] = [];
   outQueue: Uint8Array[] = [];
-  outQueueFramed = true;
+  outQueueKind: OutputKind = OutputKind.framed;
   /** A reconnecting client's output since the last drain, for what a lost connection left unwritten. */
   readonly #inFlight: InFlightMessages | undefined;
   outQueueBytes = 0;
@@ -152,8 +151,8 @@ export class Session implements ConnectionHandler {
   #closingGracefully = false;
   #closeError: Error | undefined = undefined;
   #peerEnded = false;
-  /** An asynchronous handshake step (HMAC) is running: input waits in the handshake's buffer. */
-  #busy = false;
+  /** Drives the PROXY header and the handshake until the session is open. */
+  readonly #handshakeDriver: HandshakeDriver;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   /**
@@ -168,6 +167,7 @@ export class Session implements ConnectionHandler {
     start: "proxy" | "accepting" | "raw" | ClientRecord,
   ) {
     this.#host = host;
+    this.#handshakeDriver = new HandshakeDriver(this, host);
     this.conn = conn;
     this.listener = listener;
     this.phase = Phase.proxyHeader;
@@ -209,7 +209,7 @@ export class Session implements ConnectionHandler {
 
   /** The peer's address: the original client's behind a trusted balancer, else the connection's. */
   get remoteAddr(): Addr {
-    return this.#proxiedRemote ?? this.conn.remoteAddr;
+    return this.proxiedRemote ?? this.conn.remoteAddr;
   }
 
   /** True once closed. */
@@ -276,7 +276,9 @@ export class Session implements ConnectionHandler {
 
   /**
    * A chunk arrived. Returns a number when nothing keeps `chunk` (it was copied into a large message
-   * being received): how many more bytes of that message are still to come.
+   * being received): how many more bytes of that message are still to come. Only then may the
+   * transport reuse its memory, so a `FrameBatch`, which holds only chunks that were kept, never
+   * sees its bytes overwritten.
    */
   onData(chunk: Uint8Array): number | undefined {
     try {
@@ -335,7 +337,7 @@ export class Session implements ConnectionHandler {
     if (answersNow) flusher.reading = this;
     try {
       if (phase !== Phase.open) (this.handshake ?? this.proxyReader!).push(chunk);
-      else if (this.raw) this.#deliver(chunk);
+      else if (this.raw) this.#deliver(chunk, true);
       else {
         const decoder = this.decoder!;
         givenBack = decoder.absorb(chunk);
@@ -354,35 +356,27 @@ export class Session implements ConnectionHandler {
   #decode(): void {
     const host = this.#host;
     const budget = host.budget;
-    while (this.phase < Phase.draining && !this.#busy) {
-      if (this.phase === Phase.proxyHeader) {
-        if (!this.#readProxyHeader()) return;
-        continue;
-      }
+    while (this.phase < Phase.draining && !this.#handshakeDriver.busy) {
       if (this.phase !== Phase.open) {
-        const handshake = this.handshake!;
-        const before = handshake.bufferedBytes;
-        const decision = handshake.step();
-        budget.inputBytes -= before - handshake.bufferedBytes;
-        if (!this.#act(decision)) return;
+        if (!this.#handshakeDriver.step()) return;
         continue;
       }
       const decoder = this.decoder!;
       if (this.raw) {
         const rest = decoder.takeBuffered();
-        if (rest.length) this.#deliver(rest);
+        if (rest.length) this.#deliver(rest, true);
         return;
       }
+      if (this.takesFrames) return this.#decodeBatch();
       const record = this.client;
       if (record !== undefined && this.processor === undefined) {
-        // The common case, many whole frames in one chunk for a polled client: one pass, one event.
-        const inbox = record.inbox;
-        const before = inbox.length;
-        const bytes = decoder.takeWholeMessages(inbox);
-        const count = inbox.length - before;
-        if (count > 0) {
+        // The common case, many whole frames in one chunk for a polled client: one pass, one event,
+        // and the frames kept as they came (views of single messages are made when read).
+        const frames = decoder.takeWholeFrames();
+        if (frames !== undefined) {
+          const count = decoder.takenFrameCount;
           budget.inputBytes += (UNREAD_MESSAGE_OVERHEAD_BYTES - FRAME_HEADER_BYTES) * count;
-          record.inboxBytes += bytes;
+          record.pushFrames(frames, count, frames.length - FRAME_HEADER_BYTES * count);
           host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
           if (record.reader !== undefined) this.#notifyReader(record);
         }
@@ -396,44 +390,63 @@ export class Session implements ConnectionHandler {
       }
       if (message === undefined) return;
       budget.inputBytes -= FRAME_HEADER_BYTES;
-      this.#deliver(message);
+      this.#deliver(message, false);
     }
   }
 
-  /**
-   * Reads the PROXY header; once it is in, the session goes on as the scheduler decides, with the
-   * bytes after the header. Returns true when decoding should go on.
-   */
-  #readProxyHeader(): boolean {
-    const reader = this.proxyReader!;
-    const before = reader.bufferedBytes;
-    const decision = reader.step();
-    this.#host.budget.inputBytes -= before - reader.bufferedBytes; // the header's own bytes
-    if (decision.kind === "pending") return false;
-    if (decision.kind === "fail") {
-      this.fail(decision.error);
-      return false;
+  /** Decodes every whole frame buffered now into one batch for the processor's `onFramesReceived`. */
+  #decodeBatch(): void {
+    const decoder = this.decoder!;
+    const runs: Uint8Array[] = [];
+    let count = 0;
+    let byteLength = 0;
+    let error: Error | undefined;
+    for (;;) {
+      const frames = decoder.takeWholeFrames();
+      if (frames !== undefined) {
+        runs.push(frames);
+        count += decoder.takenFrameCount;
+        byteLength += frames.length;
+      }
+      let message: Uint8Array | undefined;
+      try {
+        message = decoder.next();
+      } catch (err) {
+        error = err as Error;
+        break;
+      }
+      if (message === undefined) break;
+      // `next` leaves the header in front of the message, so the frame is kept whole.
+      runs.push(
+        new Uint8Array(
+          message.buffer,
+          message.byteOffset - FRAME_HEADER_BYTES,
+          message.length + FRAME_HEADER_BYTES,
+        ),
+      );
+      count++;
+      byteLength += FRAME_HEADER_BYTES + message.length;
     }
-    const { header } = decision;
-    this.proxyReader = undefined;
-    this.proxyAddr = this.conn.remoteAddr;
-    if (header.command === "proxy" && header.source) {
-      const transport = this.listener!.addr.transport === "tls" ? "tls" : "tcp";
-      this.#proxiedRemote = { transport, hostname: header.source.hostname, port: header.source.port };
+    if (count > 0) this.toProcessor(createFrameBatch(this.#host.budget, runs, count, byteLength));
+    if (error !== undefined) this.fail(error);
+  }
+
+  /** Decodes what is buffered now (after an asynchronous handshake step, say). */
+  decodeNow(): void {
+    this.#decode();
+  }
+
+  /** Runs `step`; an exception closes this connection, as an internal error. */
+  guarded(step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.#internalError(err);
     }
-    const rest = reader.takeRest();
-    this.#host.proxied(this);
-    if (this.phase === Phase.accepting) this.handshake!.push(rest);
-    else if (this.phase === Phase.open) this.decoder!.push(rest);
-    else {
-      this.#host.budget.inputBytes -= rest.length;
-      return false;
-    }
-    return true;
   }
 
   /** Delivers one message or raw chunk (already counted as input) to the processor or the inbox. */
-  #deliver(message: Uint8Array): void {
+  #deliver(message: Uint8Array, raw: boolean): void {
     const host = this.#host;
     const budget = host.budget;
     if (this.processor) return this.toProcessor(message);
@@ -442,7 +455,7 @@ export class Session implements ConnectionHandler {
       budget.inputBytes -= message.length;
       return;
     }
-    budget.inputBytes += record.push(message) - message.length;
+    budget.inputBytes += record.push(message, raw) - message.length;
     if (!this.client) return;
     host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
     if (record.reader !== undefined) this.#notifyReader(record);
@@ -455,14 +468,19 @@ export class Session implements ConnectionHandler {
     if (record.inboxBytes > reader.highWaterMarkBytes) this.pauseReading(Pause.reader);
   }
 
-  /** Hands one message (counted as input) to the processor; while a callback is pending it waits, in order. */
-  toProcessor(message: Uint8Array): void {
+  /**
+   * Hands one message or batch (counted as input) to the processor; while an asynchronous callback
+   * is pending it waits, in order.
+   */
+  toProcessor(message: Uint8Array | FrameBatch): void {
     if (this.awaitingCallback) {
       this.#waitingInput.push(message);
       return;
     }
     const host = this.#host;
-    host.budget.inputBytes -= message.length;
+    // Only a processor that takes batches gets them: the others skip the type check per message.
+    const batch = this.takesFrames && message instanceof FrameBatch;
+    host.budget.inputBytes -= batch ? message.byteLength : (message as Uint8Array).length;
     host.budget.producer = this;
     host.processors.deliver(this, message);
   }
@@ -477,69 +495,6 @@ export class Session implements ConnectionHandler {
     }
     waiting.splice(0, i);
     if (!this.awaitingCallback) this.resumeReading(Pause.callback);
-  }
-
-  /** Acts on a handshake decision; returns true when decoding should go on. */
-  #act(decision: HandshakeDecision): boolean {
-    const host = this.#host;
-    switch (decision.kind) {
-      case "pending":
-        return false;
-      case "admit":
-        if (decision.reply) {
-          this.queueOutput(decision.reply, true);
-          host.admitNamed(this, decision.keyword);
-        } else host.bind(this, this.client!);
-        return true;
-      case "hold":
-        this.queueOutput(decision.reply, true);
-        host.hold(this, decision.keyword);
-        return true;
-      case "challenge":
-        this.queueOutput(decision.reply, true);
-        return true;
-      case "verify":
-        this.#runAsync(
-          host.verifyProof(decision.keyword, decision.nonce, decision.proof),
-          (ok) => this.#act((this.handshake as ServerHandshake).verified(ok)),
-          "Cannot verify the client's secret",
-        );
-        return false;
-      case "prove":
-        this.#runAsync(host.proofFor(this.client!, decision.nonce), (proof) => {
-          this.queueOutput(proof, true);
-          (this.handshake as ClientHandshake).proved();
-          return true;
-        }, "Cannot answer the server's challenge");
-        return false;
-      case "refuse":
-        this.#refuse(decision.reason, decision.reply);
-        return false;
-      case "fail":
-        this.fail(decision.error);
-        return false;
-    }
-  }
-
-  /** Runs an asynchronous handshake step; input waits until it is done, then decoding goes on. */
-  #runAsync<T>(step: Promise<T>, then: (value: T) => boolean, failure: string): void {
-    const phase = this.phase;
-    this.#busy = true;
-    step.then(
-      (value) => {
-        this.#busy = false;
-        if (this.phase !== phase) return;
-        try {
-          if (then(value)) this.#decode();
-        } catch (err) {
-          this.#internalError(err);
-        }
-      },
-      (err: unknown) => {
-        this.#busy = false;
-        this.fail(new AsockioError(failure, { cause: err }));
-      },
-    );
   }
 
   /** Leaves the handshake: from now on frames may be as large as `maxMessageBytes`. */
@@ -561,12 +516,7 @@ export class Session implements ConnectionHandler {
     this.raw = raw;
     if (raw && this.phase === Phase.open && this.decoder!.bufferedBytes > 0) {
       queueMicrotask(() => {
-        if (!this.raw || this.phase !== Phase.open) return;
-        try {
-          this.#decode();
-        } catch (err) {
-          this.#internalError(err);
-        }
+        if (this.raw && this.phase === Phase.open) this.guarded(() => this.#decode());
       });
     }
   }
@@ -577,18 +527,36 @@ export class Session implements ConnectionHandler {
   /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
   queueOutput(payload: Uint8Array, framed = !this.raw): void {
     if (this.phase === Phase.closed) return;
-    if (this.outQueue.length && this.outQueueFramed !== framed) this.#writeQueue();
-    this.outQueueFramed = framed;
+    this.#queueAs(framed ? OutputKind.framed : OutputKind.raw);
     this.outQueue.push(payload);
     this.#queued(framed ? payload.length + FRAME_HEADER_BYTES : payload.length);
+  }
+
+  /**
+   * Queues a batch this core made, as its bytes: no copy, no re-encoding; in raw mode too, since
+   * the bytes are frames already. Throws a `TypeError` for anything else (see `IoCore.sendFrames`).
+   */
+  sendFrames(batch: FrameBatch): void {
+    const runs = frameBatchRuns(batch, this.#host.budget, "send frames");
+    frameBatchSent(batch);
+    if (this.phase === Phase.closed || batch.count === 0) return;
+    this.#queueAs(OutputKind.frames);
+    const queue = this.outQueue;
+    for (let i = 0; i < runs.length; i++) queue.push(runs[i]!);
+    this.#queued(batch.byteLength);
+  }
+
+  /** Writes what is queued first when it is of another kind than `kind`. */
+  #queueAs(kind: OutputKind): void {
+    if (this.outQueue.length && this.outQueueKind !== kind) this.#writeQueue();
+    this.outQueueKind = kind;
   }
 
   /** {@linkcode queueOutput} for a batch, with one accounting update. */
   queueOutputs(messages: readonly (Uint8Array | string)[]): void {
     if (this.phase === Phase.closed || messages.length === 0) return;
     const framed = !this.raw;
-    if (this.outQueue.length && this.outQueueFramed !== framed) this.#writeQueue();
-    this.outQueueFramed = framed;
+    this.#queueAs(framed ? OutputKind.framed : OutputKind.raw);
     const queue = this.outQueue;
     const count = messages.length;
     let bytes = framed ? count * FRAME_HEADER_BYTES : 0;
@@ -628,14 +596,14 @@ export class Session implements ConnectionHandler {
   #writeQueue(): void {
     const queue = this.outQueue;
     if (!queue.length || this.phase === Phase.closed) return;
-    const framed = this.outQueueFramed;
+    const kind = this.outQueueKind;
     this.outQueue = [];
     this.inflightBytes += this.outQueueBytes;
     this.outQueueBytes = 0;
-    if (this.opened) this.#inFlight?.add(queue, framed);
+    if (this.opened) this.#inFlight?.add(queue, kind);
     try {
       // This is the connection's one batch for the tick, so the transport starts writing it at once.
-      this.conn.writeBatch(framed ? framedPieces(queue) : queue);
+      this.conn.writeBatch(kind === OutputKind.framed ? framedPieces(queue) : queue);
     } catch (err) {
       this.close(err as Error);
     }
@@ -706,7 +674,8 @@ export class Session implements ConnectionHandler {
     this.conn.close();
   }
 
-  #refuse(reason: string, reply: Uint8Array): void {
+  /** Refuses the handshake: logs `reason`, writes `reply`, then closes. */
+  refuse(reason: string, reply: Uint8Array): void {
     this.#host.logger.info?.(`Refused connection from ${this.describe()}: ${reason}`);
     this.#stopReading();
     this.queueOutput(reply, true);
@@ -751,13 +720,16 @@ export class Session implements ConnectionHandler {
     const budget = this.#host.budget;
     budget.inputBytes -= (this.decoder?.bufferedBytes ?? 0) + (handshake?.bufferedBytes ?? 0) +
       (this.proxyReader?.bufferedBytes ?? 0);
-    for (const message of this.#waitingInput) budget.inputBytes -= message.length;
+    for (const item of this.#waitingInput) {
+      budget.inputBytes -= item instanceof FrameBatch ? item.byteLength : item.length;
+    }
     this.#waitingInput = [];
     budget.outputBytes -= this.outQueueBytes + this.inflightBytes;
     if (budget.producer === this) budget.producer = undefined;
     // What never fully reached the kernel is sent again, whole, before what was never written.
     const unwritten = this.#inFlight?.unwritten(this.conn.discardedBytes) ?? [];
-    const unsent = !this.opened ? [] : unwritten.length ? unwritten.concat(this.outQueue) : this.outQueue;
+    const queued = this.outQueueKind === OutputKind.frames ? payloadViews(this.outQueue) : this.outQueue;
+    const unsent = !this.opened ? [] : unwritten.length ? unwritten.concat(queued) : queued;
     this.outQueue = [];
     this.outQueueBytes = 0;
     this.inflightBytes = 0;

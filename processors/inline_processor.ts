@@ -6,6 +6,7 @@
 import type { Addr } from "../transports/types.ts";
 import { type Processor, processorAttachment, type ProcessorContext } from "../core/processor.ts";
 import type { ListenerInfo } from "../core/types.ts";
+import type { FrameBatch } from "../core/frame_batch.ts";
 
 /**
  * Base class for per-connection processors: one instance is created for each connection of the
@@ -85,6 +86,35 @@ export class InlineProcessor implements Processor {
 
   /** Called with each whole message, or each raw chunk in raw mode. The buffer is yours to keep. */
   onDataReceived(_data: Uint8Array): void {}
+
+  /**
+   * Define it to take each read's whole messages as one batch, with no view per message, instead
+   * of `onDataReceived` per message; raw chunks still come to `onDataReceived`. Answer with
+   * {@linkcode sendFrames} or `outputMessages`. Keeping the batch pins its read buffers.
+   *
+   * @example Echo each read's frames as they came
+   * ```ts
+   * import { type FrameBatch, InlineProcessor } from "@asockio/core";
+   * class BatchEcho extends InlineProcessor {
+   *   override onFramesReceived(batch: FrameBatch): void {
+   *     this.sendFrames(batch);
+   *   }
+   * }
+   * ```
+   */
+  onFramesReceived?(batch: FrameBatch): void | Promise<void>;
+
+  /**
+   * Sends a batch this core made (from `onFramesReceived` or `IoCore.takeFrames`) on this
+   * connection as its bytes, after what `outputMessages` holds so far; see `IoCore.sendFrames`.
+   *
+   * @throws {TypeError} For a batch this core did not make, or one already sent.
+   */
+  sendFrames(batch: FrameBatch): void {
+    const control = processorAttachment(this)?.control;
+    if (!control) throw new TypeError("Cannot send frames: the processor is not attached yet");
+    control.sendFrames(batch);
+  }
 
   /** Called when everything queued for this connection has been written. */
   onOutputBuffersAreEmpty(): void {}

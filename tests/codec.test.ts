@@ -269,7 +269,7 @@ describe("FrameDecoder", () => {
     assert.ok(bytesEqual(b, payload(20, 2)));
   });
 
-  it("copies a message spanning chunks into one buffer of its exact size", () => {
+  it("copies a message spanning chunks into one buffer of its exact frame size", () => {
     const msg = payload(1000, 5);
     const frame = encodeFrame(msg);
     const decoder = new FrameDecoder();
@@ -282,8 +282,10 @@ describe("FrameDecoder", () => {
     decoder.push(chunks[2]);
     const out = decoder.next() as Uint8Array;
     assert.ok(bytesEqual(out, msg));
-    assert.equal(out.byteOffset, 0);
-    assert.equal(out.buffer.byteLength, 1000);
+    // One buffer of the frame's exact size, the header rebuilt in front (so it can be sent on as is).
+    assert.equal(out.byteOffset, 8);
+    assert.equal(out.buffer.byteLength, 1008);
+    assert.deepEqual([...new Uint8Array(out.buffer, 0, 8)], [...frame.subarray(0, 8)]);
     for (const chunk of chunks) assert.notEqual(out.buffer, chunk.buffer);
   });
 

@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InFlightMessages } from "../core/in_flight.ts";
+import { OutputKind } from "../core/output.ts";
+import { encodeFrames } from "../core/codec.ts";
 
 const message = (length: number, fill: number) => new Uint8Array(length).fill(fill);
 
@@ -12,38 +14,46 @@ describe("InFlightMessages", () => {
 
   it("keeps every message that ends past the written bytes, the partly written one first", () => {
     const inFlight = new InFlightMessages();
-    inFlight.add([a], true);
-    inFlight.add([b, c], true);
+    inFlight.add([a], OutputKind.framed);
+    inFlight.add([b, c], OutputKind.framed);
     assert.deepEqual(inFlight.unwritten(8 + 50), [b, c], "b was cut 50 bytes before its end");
   });
 
   it("keeps nothing when every byte reached the kernel, and everything when none did", () => {
     const inFlight = new InFlightMessages();
-    inFlight.add([a, b], true);
+    inFlight.add([a, b], OutputKind.framed);
     assert.deepEqual(inFlight.unwritten(0), []);
-    inFlight.add([a, b], true);
+    inFlight.add([a, b], OutputKind.framed);
     assert.deepEqual(inFlight.unwritten(216), [a, b]);
   });
 
   it("a message whose last byte was written is not resent", () => {
     const inFlight = new InFlightMessages();
-    inFlight.add([a, b], true);
+    inFlight.add([a, b], OutputKind.framed);
     assert.deepEqual(inFlight.unwritten(108), [b]);
   });
 
   it("forgets what a drain cleared, and what it handed out", () => {
     const inFlight = new InFlightMessages();
-    inFlight.add([a], true);
+    inFlight.add([a], OutputKind.framed);
     inFlight.clear();
-    inFlight.add([b], true);
+    inFlight.add([b], OutputKind.framed);
     assert.deepEqual(inFlight.unwritten(1000), [b], "a count over the tracked bytes keeps all of them");
     assert.deepEqual(inFlight.unwritten(1000), []);
   });
 
+  it("cuts frames sent as received (a batch's runs) into their messages, and keeps the unwritten ones", () => {
+    const inFlight = new InFlightMessages();
+    inFlight.add([a], OutputKind.framed);
+    inFlight.add([encodeFrames([b, c]), encodeFrames([a])], OutputKind.frames);
+    const unwritten = inFlight.unwritten(108 + 4);
+    assert.deepEqual(unwritten, [c, a], "c was cut 4 bytes before its end; a after it was never written");
+  });
+
   it("resends nothing once raw bytes went out among the messages: their boundaries are unknown", () => {
     const inFlight = new InFlightMessages();
-    inFlight.add([a], true);
-    inFlight.add([message(10, 9)], false);
+    inFlight.add([a], OutputKind.framed);
+    inFlight.add([message(10, 9)], OutputKind.raw);
     assert.deepEqual(inFlight.unwritten(50), []);
   });
 });

@@ -299,6 +299,35 @@ describe("IoCore over UDP: clients", () => {
   );
 
   it(
+    "takeFrames gives a UDP client no batch, and sendFrames to it throws UnsupportedError, sending nothing",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await udpCore({
+        listeners: [{ transport: "udp", hostname: "127.0.0.1", port: 0 }, { transport: "tcp", port: 0 }],
+      });
+      const core = fx.core;
+      const { peer, id } = await admitOne(core, udpTarget(fx));
+      const framed = core.addClient({ keyword: "framed" });
+      const tcp = await WirePeer.handshake(fx.addrs[1] as { transport: "tcp"; port: number }, "framed");
+      try {
+        assert.equal(core.takeFrames(id), undefined, "a datagram is a raw message, never a frame");
+        tcp.send("one", "two");
+        await iterateUntil(core, (e) => e.data.has(framed));
+        const batch = core.takeFrames(framed)!;
+        assert.equal(batch.count, 2);
+        assert.throws(() => core.sendFrames(id, batch), UnsupportedError);
+        core.sendFrames(framed, batch); // still unsent: it goes back to where it came from
+        await tcp.until(() => tcp.pending >= 2);
+        assert.deepEqual(tcp.takeAll().map(text), ["one", "two"]);
+        assert.equal(await peer.missingAfter(1, 200), 1, "the UDP peer got nothing");
+      } finally {
+        tcp.close();
+        peer.close();
+      }
+    },
+  );
+
+  it(
     "removeClient forgets the address: its next datagram is a new client",
     TEST_TIMEOUT,
     () =>

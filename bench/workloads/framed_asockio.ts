@@ -2,8 +2,13 @@
  * Framed-message workloads on asockio, both ends (B2 round trips, B3 one-way throughput and bulk,
  * B4 connection scale). Run by `run.ts` on the runtime under test:
  *
- * - `server --mode echo|sink|scale --api io|inline [--expect N] [--max-message B] [--clients N]`
- * - `client --mode echo|sink --port P --count N [--size B] [--warmup N] [--window N] [--batch N]`
+ * - `server --mode echo|sink|scale --api io|inline|frames|forward [--expect N] [--max-message B] [--clients N]`
+ * - `client --mode echo|sink --port P --count N [--size B] [--warmup N] [--window N] [--batch N] [--api io|frames] [--forward]`
+ *
+ * `--api frames` reads with `takeFrames` and answers with `sendFrames` (the batch API); the client
+ * then sends each answer batch on as its next requests. `--api forward` (server) and `--forward`
+ * (client): the client sends on one connection and reads on a second one, and the server forwards
+ * each batch from the first client to the second.
  *
  * @module
  */
@@ -16,6 +21,8 @@ const role = process.argv[2];
 const mode = args.get("mode") ?? "echo";
 const api = args.get("api") ?? "io";
 const KEYWORD = "bench client";
+/** The second connection of `--forward`: the server forwards to it what arrives on the first. */
+const KEYWORD_OUT = "bench client out";
 const done = new TextEncoder().encode("done");
 
 function limitsFor(maxMessage: number): IoCoreLimits {
@@ -54,6 +61,8 @@ async function server(): Promise<void> {
     const processor = api === "inline" ? (mode === "echo" ? Echo : Sink) : undefined;
     core.addClient({ keyword: KEYWORD, processor });
   }
+  const forwardTo = api === "forward" ? core.addClient({ keyword: KEYWORD_OUT }) : undefined;
+  const batches = api === "frames" || api === "forward";
   let connected = 0;
   let stopping = false;
   const count = (
@@ -65,10 +74,15 @@ async function server(): Promise<void> {
   // poll keeps the event sets drained instead.
   const poll = api === "inline" ? setInterval(() => core.ioIteration(0).then(count), 1000) : undefined;
   const loop = (async () => {
-    while (!stopping && api === "io") {
+    while (!stopping && api !== "inline") {
       const r = await core.ioIteration(1000);
       count(r);
       for (const id of r.clientsHaveDataToRead) {
+        if (batches && mode === "echo") {
+          const batch = core.takeFrames(id);
+          if (batch) core.sendFrames(forwardTo ?? id, batch);
+          continue;
+        }
         const messages = core.getMessagesFromClient(id);
         if (mode === "echo") {
           core.sendMessagesToClient(id, messages);
@@ -97,17 +111,22 @@ async function client(): Promise<void> {
   const port = numArg(args, "port", 0);
   const count = numArg(args, "count", 100_000);
   const size = numArg(args, "size", 30);
+  const batches = args.get("api") === "frames";
   const core = new IoCore({ logger: null, limits: limitsFor(size) });
-  const id = core.addClient({ keyword: KEYWORD, connect: { transport: "tcp", hostname: "127.0.0.1", port } });
-  for (;;) {
+  const connect = { transport: "tcp", hostname: "127.0.0.1", port } as const;
+  const id = core.addClient({ keyword: KEYWORD, connect });
+  // Answers come back on `outId`: the same connection, or with --forward the second one.
+  const outId = args.has("forward") ? core.addClient({ keyword: KEYWORD_OUT, connect }) : id;
+  const waiting = new Set([id, outId]);
+  while (waiting.size) {
     const r = await core.ioIteration(10_000);
-    if (r.newlyConnectedExpectedClients.has(id)) break;
-    if (r.clientsWithDisconnectedConnection.has(id)) {
-      throw new Error(`Cannot connect the bench client: ${core.getClientInfo(id)?.lastError?.message}`);
+    for (const connected of r.newlyConnectedExpectedClients) waiting.delete(connected);
+    for (const lost of r.clientsWithDisconnectedConnection) {
+      throw new Error(`Cannot connect the bench client: ${core.getClientInfo(lost)?.lastError?.message}`);
     }
   }
   const check = (r: { clientsWithDisconnectedConnection: ReadonlySet<number> }) => {
-    if (r.clientsWithDisconnectedConnection.has(id)) throw new Error("Lost the connection to the server");
+    if (r.clientsWithDisconnectedConnection.size) throw new Error("Lost the connection to the server");
   };
   const payload = xBytes(size);
   let seconds: number;
@@ -126,7 +145,18 @@ async function client(): Promise<void> {
         }
         const r = await core.ioIteration(10_000);
         check(r);
-        answered += core.getMessagesFromClient(id).length;
+        if (!batches) {
+          answered += core.getMessagesFromClient(outId).length;
+          continue;
+        }
+        // The batch API at both ends: each answer batch goes out again, as it came, as new requests.
+        const answer = core.takeFrames(outId);
+        if (answer === undefined) continue;
+        answered += answer.count;
+        if (sent + answer.count <= total) {
+          core.sendFrames(id, answer);
+          sent += answer.count;
+        }
       }
     };
     await phase(numArg(args, "warmup", Math.min(count, 50_000)));

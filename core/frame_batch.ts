@@ -1,0 +1,184 @@
+/**
+ * {@linkcode FrameBatch}: received messages handed out as the bytes they arrived in, with no view
+ * per message, and sent on as those bytes (see `IoCore.takeFrames` and `IoCore.sendFrames`).
+ *
+ * @module
+ */
+import { FRAME_HEADER_BYTES, frameView, readFrameLength } from "./codec.ts";
+
+/** Visits one message of a batch: its payload is `buf[offset, offset + length)`. */
+export type FrameVisitor = (buf: Uint8Array, offset: number, length: number) => void;
+
+/** Calls `visit` for every frame of `runs` (whole frames back to back, headers included). */
+export function forEachFrame(runs: readonly Uint8Array[], visit: FrameVisitor): void {
+  for (let r = 0; r < runs.length; r++) {
+    const run = runs[r]!;
+    const view = frameView(run);
+    const end = run.length;
+    for (let at = 0; at < end;) {
+      const length = readFrameLength(view, at);
+      visit(run, at + FRAME_HEADER_BYTES, length);
+      at += FRAME_HEADER_BYTES + length;
+    }
+  }
+}
+
+/** The payloads of `runs`, one view each. */
+export function payloadViews(runs: readonly Uint8Array[]): Uint8Array[] {
+  const views: Uint8Array[] = [];
+  forEachFrame(runs, (buf, offset, length) => {
+    views.push(new Uint8Array(buf.buffer, buf.byteOffset + offset, length));
+  });
+  return views;
+}
+
+/** Makes batches; only the core holds it. */
+let create: (owner: object, runs: readonly Uint8Array[], count: number, byteLength: number) => FrameBatch;
+/** The runs of a batch `owner` made and nobody sent yet; otherwise throws a `TypeError`. */
+let runsOf: (batch: unknown, owner: object, action: string) => readonly Uint8Array[];
+/** Marks a batch as sent. */
+let markSent: (batch: FrameBatch) => void;
+
+/**
+ * Messages received from one client, as the bytes they arrived in: frames with their 8-byte
+ * headers, in one or more runs (one per read, and one per message that spanned reads). Creating one
+ * allocates nothing per message. Only the core makes batches (`IoCore.takeFrames`, or
+ * `InlineProcessor.onFramesReceived`), and `IoCore.sendFrames` sends only those, once.
+ *
+ * A batch holds the read buffers its frames lie in: while you keep it, they are not freed or reused
+ * (a kept 30-byte message may pin a 64 KiB read buffer). Its payload bytes may be changed in place
+ * before the batch is sent, never after, and nothing outside the payloads may be changed.
+ *
+ * @example Sum the payload bytes of a batch, then echo it
+ * ```ts
+ * import { IoCore } from "@asockio/core";
+ * declare const core: IoCore;
+ * declare const id: number;
+ * const batch = core.takeFrames(id);
+ * if (batch) {
+ *   let sum = 0;
+ *   batch.forEach((buf, offset, length) => {
+ *     for (let i = offset; i < offset + length; i++) sum += buf[i]!;
+ *   });
+ *   core.sendFrames(id, batch);
+ * }
+ * ```
+ */
+export class FrameBatch implements Iterable<Uint8Array> {
+  readonly #owner: object;
+  readonly #runs: readonly Uint8Array[];
+  #sent = false;
+  /** The number of messages. */
+  readonly count: number;
+  /** Their bytes as received: the payloads and an 8-byte header each. */
+  readonly byteLength: number;
+
+  static {
+    create = (owner, runs, count, byteLength) => new FrameBatch(owner, runs, count, byteLength);
+    runsOf = (batch, owner, action) => {
+      if (typeof batch !== "object" || batch === null || !(#runs in batch) || batch.#owner !== owner) {
+        throw new TypeError(`Cannot ${action}: the batch was not made by this core's takeFrames`);
+      }
+      if (batch.#sent) throw new TypeError(`Cannot ${action}: the batch was sent already`);
+      return batch.#runs;
+    };
+    markSent = (batch) => {
+      batch.#sent = true;
+    };
+  }
+
+  private constructor(owner: object, runs: readonly Uint8Array[], count: number, byteLength: number) {
+    this.#owner = owner;
+    this.#runs = runs;
+    this.count = count;
+    this.byteLength = byteLength;
+  }
+
+  /**
+   * Visits each message in order, without creating a view: its payload is
+   * `buf[offset, offset + length)`.
+   *
+   * @param visit Called once per message.
+   *
+   * @example
+   * ```ts
+   * import type { FrameBatch } from "@asockio/core";
+   * declare const batch: FrameBatch;
+   * batch.forEach((buf, offset, length) => console.log(buf[offset], length));
+   * ```
+   */
+  forEach(visit: FrameVisitor): void {
+    forEachFrame(this.#runs, visit);
+  }
+
+  /**
+   * Yields each payload as its own view (one allocation per message, as `getMessagesFromClient`).
+   *
+   * @example
+   * ```ts
+   * import type { FrameBatch } from "@asockio/core";
+   * declare const batch: FrameBatch;
+   * for (const message of batch) console.log(message.length);
+   * ```
+   */
+  *[Symbol.iterator](): Iterator<Uint8Array> {
+    const runs = this.#runs;
+    for (let r = 0; r < runs.length; r++) {
+      const run = runs[r]!;
+      const view = frameView(run);
+      for (let at = 0; at < run.length;) {
+        const length = readFrameLength(view, at);
+        at += FRAME_HEADER_BYTES;
+        yield run.subarray(at, at + length);
+        at += length;
+      }
+    }
+  }
+}
+
+/**
+ * Makes a batch of `owner`'s (the core's memory budget, which counts its bytes). Internal.
+ *
+ * @example
+ * ```ts
+ * import { createFrameBatch } from "./frame_batch.ts";
+ * const batch = createFrameBatch({}, [new Uint8Array(8)], 1, 8); // one empty message
+ * ```
+ */
+export function createFrameBatch(
+  owner: object,
+  runs: readonly Uint8Array[],
+  count: number,
+  byteLength: number,
+): FrameBatch {
+  return create(owner, runs, count, byteLength);
+}
+
+/**
+ * The runs of `batch` when `owner` made it and it was not sent yet. Internal.
+ *
+ * @throws {TypeError} For anything else: a forged batch, another core's, or one already sent.
+ *
+ * @example
+ * ```ts
+ * import { createFrameBatch, frameBatchRuns } from "./frame_batch.ts";
+ * const owner = {};
+ * console.log(frameBatchRuns(createFrameBatch(owner, [], 0, 0), owner, "send frames")); // []
+ * ```
+ */
+export function frameBatchRuns(batch: unknown, owner: object, action: string): readonly Uint8Array[] {
+  return runsOf(batch, owner, action);
+}
+
+/**
+ * Marks `batch` as sent: {@linkcode frameBatchRuns} refuses it from now on. Internal.
+ *
+ * @example
+ * ```ts
+ * import { createFrameBatch, frameBatchSent } from "./frame_batch.ts";
+ * frameBatchSent(createFrameBatch({}, [], 0, 0));
+ * ```
+ */
+export function frameBatchSent(batch: FrameBatch): void {
+  markSent(batch);
+}
