@@ -126,6 +126,12 @@ function esmStem(sourceSpecifier: string): string {
   return "./esm/" + sourceSpecifier.replace(/^\.\//, "").replace(/\.ts$/, "");
 }
 
+/** `text` without ANSI colour codes. */
+function stripAnsi(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/\x1b\[[0-9;]*m/g, "");
+}
+
 function run(cmd: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
   const result = spawnSync(cmd, args, {
     cwd: options.cwd ?? ROOT,
@@ -409,8 +415,10 @@ function checkPackedFiles(exportsMap: Record<string, unknown>): void {
  * types `require()` of an ES module as an error although Node 20.19+ and 24 load it.
  */
 function lintPackage(): void {
-  const publint = run(join(BIN, "publint"), ["run", "--strict"], { cwd: OUT });
-  if (publint.status !== 0 || !/^All good!$/m.test(publint.stdout)) {
+  // No colours: they would hide "All good!" from the check (picocolors colours whenever CI is set).
+  const plain = { NO_COLOR: "1", FORCE_COLOR: "0" };
+  const publint = run(join(BIN, "publint"), ["run", "--strict"], { cwd: OUT, env: plain });
+  if (publint.status !== 0 || !/^All good!$/m.test(stripAnsi(publint.stdout))) {
     throw new BuildError(`Cannot ship the package: publint reports\n${publint.stdout}${publint.stderr}`);
   }
   const attw = run(join(BIN, "attw"), [
