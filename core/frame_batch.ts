@@ -23,6 +23,26 @@ export function forEachFrame(runs: readonly Uint8Array[], visit: FrameVisitor): 
   }
 }
 
+/**
+ * True when the headers of `runs` still frame exactly `count` messages that end where each run
+ * ends: a batch whose headers were written into cannot break its receiver's framing.
+ */
+function framesIntact(runs: readonly Uint8Array[], count: number): boolean {
+  let frames = 0;
+  for (let r = 0; r < runs.length; r++) {
+    const run = runs[r]!;
+    const view = frameView(run);
+    let at = 0;
+    while (at < run.length) {
+      if (run.length - at < FRAME_HEADER_BYTES) return false;
+      at += FRAME_HEADER_BYTES + readFrameLength(view, at);
+      frames++;
+    }
+    if (at !== run.length) return false;
+  }
+  return frames === count;
+}
+
 /** The payloads of `runs`, one view each. */
 export function payloadViews(runs: readonly Uint8Array[]): Uint8Array[] {
   const views: Uint8Array[] = [];
@@ -47,7 +67,8 @@ let markSent: (batch: FrameBatch) => void;
  *
  * A batch holds the read buffers its frames lie in: while you keep it, they are not freed or reused
  * (a kept 30-byte message may pin a 64 KiB read buffer). Its payload bytes may be changed in place
- * before the batch is sent, never after, and nothing outside the payloads may be changed.
+ * before the batch is sent, never after. Nothing outside the payloads may be changed: `sendFrames`
+ * checks the frame headers and refuses a batch whose headers no longer frame its messages.
  *
  * @example Sum the payload bytes of a batch, then echo it
  * ```ts
@@ -80,6 +101,11 @@ export class FrameBatch implements Iterable<Uint8Array> {
         throw new TypeError(`Cannot ${action}: the batch was not made by this core's takeFrames`);
       }
       if (batch.#sent) throw new TypeError(`Cannot ${action}: the batch was sent already`);
+      if (!framesIntact(batch.#runs, batch.count)) {
+        throw new TypeError(
+          `Cannot ${action}: the batch's frame headers were changed (only payloads may be)`,
+        );
+      }
       return batch.#runs;
     };
     markSent = (batch) => {

@@ -317,12 +317,13 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   /**
    * Queues a batch from {@linkcode takeFrames} (or `InlineProcessor.onFramesReceived`) for a client,
    * the one it came from or another (forwarding), as its bytes: neither copied nor re-encoded, also
-   * on a connection in raw mode. The payload bytes may be changed in place before, never after.
+   * on a connection in raw mode. The payload bytes may be changed in place before, never after; a
+   * batch whose frame headers were written into is refused, so the peer's framing stays intact.
    * Counted as output until written. A batch is sent once; it otherwise follows
    * {@linkcode sendMessagesToClient} (an away outgoing client keeps its messages while reconnecting).
    *
    * @throws {TypeError} For anything but a batch this core made and did not send yet: a forged
-   *   object, another core's batch, or one already sent.
+   *   object, another core's batch, one already sent, or one whose frame headers were changed.
    *
    * @example Forward everything from one client to another
    * ```ts

@@ -196,6 +196,27 @@ describe("takeFrames and sendFrames", () => {
   );
 
   coreTest(
+    "refuses a batch whose frame headers were written into, and sends it once restored",
+    async (fx) => {
+      const core = fx.core;
+      const { id, peer } = await fx.connectNamed("header");
+      peer.send("abc", "defg");
+      await iterateUntil(core, () => core.getClientInfo(id)!.unreadMessages === 2);
+      const batch = core.takeFrames(id)!;
+      let header: { buf: Uint8Array; at: number } | undefined;
+      batch.forEach((buf, offset) => header ??= { buf, at: offset - 8 });
+      const { buf, at } = header!;
+      const saved = buf[at]!;
+      buf[at] = 200; // "abc" now claims 200 bytes: the receiver's framing would break
+      assert.throws(() => core.sendFrames(id, batch), TypeError);
+      buf[at] = saved;
+      core.sendFrames(id, batch);
+      await peer.until(() => peer.pending >= 2);
+      assert.deepEqual(peer.takeAll().map(text), ["abc", "defg"]);
+    },
+  );
+
+  coreTest(
     "keeps the order when getMessageFromClient, takeFrames and getMessagesFromClient are mixed",
     async (fx) => {
       const core = fx.core;
