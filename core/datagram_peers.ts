@@ -57,30 +57,28 @@ export function checkDatagramSize(length: number, to: UdpAddr, maxMessageBytes =
  * ```
  */
 export function udpTarget(record: ClientRecord | undefined): UdpAddr | undefined {
-  const to = record?.remoteAddr?.transport === "udp" ? record.remoteAddr : record?.connect;
+  const remote = record?.remoteAddr;
+  if (remote?.transport === "udp") return remote;
+  const to = record?.connect;
   if (to?.transport !== "udp") return undefined;
   return { transport: "udp", hostname: to.hostname ?? "127.0.0.1", port: to.port };
 }
 
 /**
- * Throws `MessageTooLargeError` when `record` is a UDP client and one of `payloads` does not fit one
- * datagram (or `maxMessageBytes`), so that nothing of the call is sent. Stream clients pass.
+ * Throws `MessageTooLargeError` when one of `payloads` does not fit one datagram to `to` (or
+ * `maxMessageBytes`), so that nothing of the call is sent.
  *
  * @example
  * ```ts
- * import { ClientRecord } from "./client_registry.ts";
- * const record = new ClientRecord(1, "unknown", new Uint8Array(0));
- * record.connect = { transport: "udp", hostname: "127.0.0.1", port: 9000 };
- * checkDatagramSizes(record, [new Uint8Array(70_000)], 64 * 1024 * 1024); // throws MessageTooLargeError
+ * const to = { transport: "udp" as const, hostname: "127.0.0.1", port: 9000 };
+ * checkDatagramSizes(to, [new Uint8Array(70_000)], 64 * 1024 * 1024); // throws MessageTooLargeError
  * ```
  */
 export function checkDatagramSizes(
-  record: ClientRecord | undefined,
+  to: UdpAddr,
   payloads: readonly (Uint8Array | string)[],
   maxMessageBytes: number,
 ): void {
-  const to = udpTarget(record);
-  if (to === undefined) return;
   for (const payload of payloads) {
     const length = typeof payload === "string" ? toBytes(payload).length : payload.length;
     checkDatagramSize(length, to, maxMessageBytes);

@@ -46,10 +46,31 @@ function framesIntact(runs: readonly Uint8Array[], count: number): boolean {
 /** The payloads of `runs`, one view each. */
 export function payloadViews(runs: readonly Uint8Array[]): Uint8Array[] {
   const views: Uint8Array[] = [];
-  forEachFrame(runs, (buf, offset, length) => {
-    views.push(new Uint8Array(buf.buffer, buf.byteOffset + offset, length));
-  });
+  for (let r = 0; r < runs.length; r++) pushPayloadViews(views, runs[r]!, 0);
   return views;
+}
+
+/**
+ * Appends a view of each payload of `run` (whole frames back to back), from byte `from` on, to
+ * `views`.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrames } from "./codec.ts";
+ * const views: Uint8Array[] = [];
+ * pushPayloadViews(views, encodeFrames([new Uint8Array(3), new Uint8Array(0)]), 0); // views: 3 and 0 bytes
+ * ```
+ */
+export function pushPayloadViews(views: Uint8Array[], run: Uint8Array, from: number): void {
+  // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8, which dominates here.
+  const buffer = run.buffer;
+  const base = run.byteOffset + FRAME_HEADER_BYTES;
+  const view = frameView(run);
+  for (let at = from, end = run.length; at < end;) {
+    const length = readFrameLength(view, at);
+    views.push(new Uint8Array(buffer, base + at, length));
+    at += FRAME_HEADER_BYTES + length;
+  }
 }
 
 /** Makes batches; only the core holds it. */

@@ -10,6 +10,14 @@ import { FRAME_HEADER_BYTES } from "./codec.ts";
 import { payloadViews } from "./frame_batch.ts";
 import { OutputKind } from "./output.ts";
 
+/** The size of `batch` on the wire: each payload and its header, or frames as they are. */
+function wireBytes(batch: readonly Uint8Array[], kind: OutputKind): number {
+  const header = kind === OutputKind.framed ? FRAME_HEADER_BYTES : 0;
+  let bytes = 0;
+  for (let i = 0; i < batch.length; i++) bytes += batch[i]!.length + header;
+  return bytes;
+}
+
 /**
  * Messages written and not yet drained, oldest first.
  *
@@ -32,17 +40,18 @@ export class InFlightMessages {
   /** Raw bytes went out among them: message boundaries are unknown, so nothing is resent. */
   #untracked = false;
 
-  /** A batch was handed to the transport: payloads to frame, raw bytes, or frames as received. */
-  add(batch: Uint8Array[], kind: OutputKind): void {
+  /**
+   * A batch was handed to the transport: payloads to frame, raw bytes, or frames as received.
+   * `bytes` is its size on the wire, which the caller usually knows already.
+   */
+  add(batch: Uint8Array[], kind: OutputKind, bytes: number = wireBytes(batch, kind)): void {
     if (kind === OutputKind.raw) {
       this.#untracked = true;
       return;
     }
     this.#batches.push(batch);
-    const asFrames = kind === OutputKind.frames;
-    this.#asFrames.push(asFrames);
-    const header = asFrames ? 0 : FRAME_HEADER_BYTES;
-    for (let i = 0; i < batch.length; i++) this.#bytes += batch[i]!.length + header;
+    this.#asFrames.push(kind === OutputKind.frames);
+    this.#bytes += bytes;
   }
 
   /** Everything written so far reached the kernel: nothing is in flight. */

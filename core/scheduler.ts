@@ -17,6 +17,7 @@ import {
 } from "./errors.ts";
 import {
   bindDatagramClient,
+  checkDatagramSize,
   checkDatagramSizes,
   DatagramCounters,
   type DatagramPeersOptions,
@@ -644,7 +645,8 @@ export class Scheduler implements SessionHost {
   /** Queues one message for the client: on its open connection, or in its send buffer while away. */
   sendOne(id: ClientId, payload: Uint8Array): void {
     const record = this.registry.get(id);
-    checkDatagramSizes(record, [payload], this.limits.maxMessageBytes);
+    const to = udpTarget(record);
+    if (to !== undefined) checkDatagramSize(payload.length, to, this.limits.maxMessageBytes);
     const session = record?.session;
     if (session !== undefined && session.phase === Phase.open) session.queueOutput(payload);
     else this.outgoing.sendWhileAway(id, record, [payload], "send message");
@@ -653,9 +655,10 @@ export class Scheduler implements SessionHost {
   /** Queues several messages, in order, in one batch (all of them or, while away, none). */
   sendMany(id: ClientId, messages: Iterable<Uint8Array | string>): void {
     const record = this.registry.get(id);
-    if (udpTarget(record) !== undefined) {
+    const to = udpTarget(record);
+    if (to !== undefined) {
       messages = Array.from(messages);
-      checkDatagramSizes(record, messages as (Uint8Array | string)[], this.limits.maxMessageBytes);
+      checkDatagramSizes(to, messages as (Uint8Array | string)[], this.limits.maxMessageBytes);
     }
     const session = record?.session;
     if (session !== undefined && session.phase === Phase.open) {

@@ -597,10 +597,11 @@ export class Session implements ConnectionHandler {
     const queue = this.outQueue;
     if (!queue.length || this.phase === Phase.closed) return;
     const kind = this.outQueueKind;
+    const bytes = this.outQueueBytes;
     this.outQueue = [];
-    this.inflightBytes += this.outQueueBytes;
+    this.inflightBytes += bytes;
     this.outQueueBytes = 0;
-    if (this.opened) this.#inFlight?.add(queue, kind);
+    if (this.opened) this.#inFlight?.add(queue, kind, bytes);
     try {
       // This is the connection's one batch for the tick, so the transport starts writing it at once.
       this.conn.writeBatch(kind === OutputKind.framed ? framedPieces(queue) : queue);

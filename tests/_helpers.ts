@@ -238,15 +238,15 @@ export function collect(conn: Connection, hooks: Partial<ConnectionHandler> = {}
   };
 }
 
-/** Joins chunks into one buffer. */
-export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+/** Joins chunks (bytes, or arrays of byte values) into one buffer. */
+export function concatBytes(chunks: readonly (Uint8Array | readonly number[])[]): Uint8Array {
   let total = 0;
-  for (const chunk of chunks) total += chunk.byteLength;
+  for (const chunk of chunks) total += chunk.length;
   const out = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
     out.set(chunk, offset);
-    offset += chunk.byteLength;
+    offset += chunk.length;
   }
   return out;
 }

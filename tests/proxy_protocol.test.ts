@@ -12,21 +12,13 @@ import {
   type ProxyHeader,
   ProxyHeaderReader,
 } from "../core/proxy_protocol.ts";
+import { concatBytes } from "./_helpers.ts";
 import { Rng } from "./_stream_check.ts";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 const PAYLOAD = utf8("\x00\x00\x00\x00\x00\x00\x00\x05hello after the header");
 
-function concat(...parts: (Uint8Array | number[])[]): Uint8Array {
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: (Uint8Array | number[])[]): Uint8Array => concatBytes(parts);
 
 /** A v2 header: `length` defaults to the address block plus the TLVs. */
 function v2(
