@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { setTransportResolver } from "./core/transport_slot.ts";
+import { setTransportResolver } from "./core/engine/transport_slot.ts";
 import { nativeTransport, transportByName } from "./transports/mod.ts";
 
 // The one place the runtime's transport is chosen: the core asks this slot, and names no runtime.
@@ -54,9 +54,9 @@ export type {
   ListenerInfo,
 } from "./core/types.ts";
 export type { InlineProcessorClass, Processor, ProcessorContext } from "./core/processor.ts";
-export type { FrameBatch, FrameVisitor } from "./core/frame_batch.ts";
-export type { ReconnectOptions } from "./core/reconnect.ts";
-export { type CidrRange, type IpBytes, ipInRange, isLoopbackIp, parseCidr, parseIp } from "./core/ip.ts";
+export type { FrameBatch, FrameVisitor } from "./core/wire/frame_batch.ts";
+export type { ReconnectOptions } from "./core/clients/reconnect.ts";
+export { type CidrRange, type IpBytes, ipInRange, isLoopbackIp, parseCidr, parseIp } from "./core/wire/ip.ts";
 export {
   type AccessRule,
   ALLOW_ALL,
@@ -64,8 +64,8 @@ export {
   LOCAL_ONLY,
   type PeerInfo,
   type RuleCheck,
-} from "./core/rules.ts";
-export { timingSafeEqual } from "./core/auth.ts";
+} from "./core/admission/rules.ts";
+export { timingSafeEqual } from "./core/wire/auth.ts";
 export {
   DEFAULT_MAX_MESSAGE_BYTES,
   encodeFrame,
@@ -73,7 +73,7 @@ export {
   FRAME_HEADER_BYTES,
   FrameDecoder,
   type FrameDecoderOptions,
-} from "./core/codec.ts";
+} from "./core/wire/codec.ts";
 export { InlineProcessor } from "./processors/inline_processor.ts";
 export { detectRuntime, nativeTransport, type RuntimeName, transportByName } from "./transports/mod.ts";
 export type * from "./transports/types.ts";

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { toBytes } from "./bytes.ts";
-import { keywordKey } from "./client_registry.ts";
+import { toBytes } from "./wire/bytes.ts";
+import { keywordKey } from "./clients/client_registry.ts";
 import { CoreClosedError } from "./errors.ts";
 import type {
   AddClientOptions,
@@ -16,8 +16,8 @@ import type {
   ShutdownOptions,
 } from "./options.ts";
 import type { InlineProcessorClass } from "./processor.ts";
-import type { FrameBatch } from "./frame_batch.ts";
-import { Scheduler } from "./scheduler.ts";
+import type { FrameBatch } from "./wire/frame_batch.ts";
+import { Scheduler } from "./engine/scheduler.ts";
 import type { Addr, TransportName } from "../transports/types.ts";
 import type { ClientId, ClientInfo, IoCoreStats, IoIterationResult, Keyword, ListenerInfo } from "./types.ts";
 

@@ -14,8 +14,8 @@ import type {
   UdpConnectOptions,
 } from "../transports/types.ts";
 import type { InlineProcessorClass } from "./processor.ts";
-import type { ReconnectOptions } from "./reconnect.ts";
-import type { AccessRule } from "./rules.ts";
+import type { ReconnectOptions } from "./clients/reconnect.ts";
+import type { AccessRule } from "./admission/rules.ts";
 import type { Keyword, ListenerInfo } from "./types.ts";
 
 /**

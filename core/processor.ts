@@ -7,7 +7,7 @@
  */
 import type { Addr } from "../transports/types.ts";
 import type { ListenerInfo } from "./types.ts";
-import type { FrameBatch } from "./frame_batch.ts";
+import type { FrameBatch } from "./wire/frame_batch.ts";
 
 /**
  * What a processor knows of its connection. Set by the core before `onConnected`.

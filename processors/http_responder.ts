@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { concatBytes, toBytes } from "../core/bytes.ts";
+import { concatBytes, toBytes } from "../core/wire/bytes.ts";
 import { InlineProcessor } from "./inline_processor.ts";
 
 /** A parsed request. Header names are lower case. */

@@ -6,7 +6,7 @@
 import type { Addr } from "../transports/types.ts";
 import { type Processor, processorAttachment, type ProcessorContext } from "../core/processor.ts";
 import type { ListenerInfo } from "../core/types.ts";
-import type { FrameBatch } from "../core/frame_batch.ts";
+import type { FrameBatch } from "../core/wire/frame_batch.ts";
 
 /**
  * Base class for per-connection processors: one instance is created for each connection of the

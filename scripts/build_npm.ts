@@ -81,7 +81,7 @@ const CLI = {
 const JSR_NAME = "@asockio/core";
 const NPM_NAME = "asockio";
 /**
- * Files that do something when they load, for `sideEffects`. `mod.ts` fills `core/transport_slot.ts`:
+ * Files that do something when they load, for `sideEffects`. `mod.ts` fills `core/engine/transport_slot.ts`:
  * with `sideEffects: false` a bundler may take `IoCore` straight from `core/io_core.js`, skip `mod.js`,
  * and leave the slot empty. Every other module only declares.
  */

@@ -24,7 +24,7 @@
  */
 import process from "node:process";
 import type { ClientId, IoIterationResult } from "../mod.ts";
-import { DEFAULT_RECONNECT, type ReconnectOptions } from "../core/reconnect.ts";
+import { DEFAULT_RECONNECT, type ReconnectOptions } from "../core/clients/reconnect.ts";
 import type { EchoServerChild } from "../tests/_child_peers.ts";
 import { exitWithUsage, parseCli } from "./_cli.mjs";
 

@@ -1,7 +1,7 @@
 /**
  * PROXY protocol headers for the live fuzzer: valid v1/v2 headers built from the spec, mutations of
  * them, and a small judge that decides what a receiver must do with a header. Nothing here imports
- * `core/proxy_protocol.ts` or `core/ip.ts`: the core's reader must not judge itself.
+ * `core/wire/proxy_protocol.ts` or `core/wire/ip.ts`: the core's reader must not judge itself.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { allocBytes, bytesEqual, concatBytes, toBytes } from "../core/bytes.ts";
+import { allocBytes, bytesEqual, concatBytes, toBytes } from "../core/wire/bytes.ts";
 import { mulberry32 } from "./_stream_check.ts";
 
 const encoder = new TextEncoder();

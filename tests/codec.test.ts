@@ -11,8 +11,8 @@ import {
   framedRunBytes,
   framedRunEnd,
   writeFrameHeader,
-} from "../core/codec.ts";
-import { bytesEqual, concatBytes } from "../core/bytes.ts";
+} from "../core/wire/codec.ts";
+import { bytesEqual, concatBytes } from "../core/wire/bytes.ts";
 import { MessageTooLargeError } from "../core/errors.ts";
 import { mulberry32 } from "./_stream_check.ts";
 

@@ -4,7 +4,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { encodeFrame } from "../core/codec.ts";
+import { encodeFrame } from "../core/wire/codec.ts";
 import { type FrameBatch, InlineProcessor, IoCore, type IoCoreOptions } from "../mod.ts";
 import { type CoreFixture, iterateUntil, startCore } from "./_core_fixture.ts";
 import { bytePattern, bytesEqual, concatBytes, delay, MiB } from "./_helpers.ts";

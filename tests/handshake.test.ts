@@ -3,8 +3,13 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { AUTH_CHALLENGE_PREFIX, AUTH_NONCE_BYTES, AUTH_PROOF_BYTES, challengeNonce } from "../core/auth.ts";
-import { encodeFrame } from "../core/codec.ts";
+import {
+  AUTH_CHALLENGE_PREFIX,
+  AUTH_NONCE_BYTES,
+  AUTH_PROOF_BYTES,
+  challengeNonce,
+} from "../core/wire/auth.ts";
+import { encodeFrame } from "../core/wire/codec.ts";
 import { HandshakeRejectedError, ProtocolError } from "../core/errors.ts";
 import {
   ClientHandshake,
@@ -14,7 +19,7 @@ import {
   type KeywordPolicy,
   type KeywordVerdict,
   ServerHandshake,
-} from "../core/handshake.ts";
+} from "../core/wire/handshake.ts";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);

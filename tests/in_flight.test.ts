@@ -1,9 +1,9 @@
 /** `InFlightMessages`: which written messages a broken connection left unwritten, counted from the end. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { InFlightMessages } from "../core/in_flight.ts";
-import { OutputKind } from "../core/output.ts";
-import { encodeFrames } from "../core/codec.ts";
+import { InFlightMessages } from "../core/connection/in_flight.ts";
+import { OutputKind } from "../core/connection/output.ts";
+import { encodeFrames } from "../core/wire/codec.ts";
 
 const message = (length: number, fill: number) => new Uint8Array(length).fill(fill);
 

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { formatIp, ipInRange, isLoopbackIp, parseCidr, parseIp, parseIpv6 } from "../core/ip.ts";
-import { type AccessRule, compileRules, LOCAL_ONLY, type PeerInfo } from "../core/rules.ts";
+import { formatIp, ipInRange, isLoopbackIp, parseCidr, parseIp, parseIpv6 } from "../core/wire/ip.ts";
+import { type AccessRule, compileRules, LOCAL_ONLY, type PeerInfo } from "../core/admission/rules.ts";
 
 describe("IP parsing", () => {
   it("parses IPv4 and rejects malformed IPv4", () => {

@@ -11,7 +11,7 @@ import {
   type ProxyDecision,
   type ProxyHeader,
   ProxyHeaderReader,
-} from "../core/proxy_protocol.ts";
+} from "../core/wire/proxy_protocol.ts";
 import { concatBytes } from "./_helpers.ts";
 import { Rng } from "./_stream_check.ts";
 

@@ -11,7 +11,7 @@ import {
   type ReconnectOptions,
   SendBufferFullError,
 } from "../mod.ts";
-import { backoffDelay, DEFAULT_RECONNECT, resolveReconnect } from "../core/reconnect.ts";
+import { backoffDelay, DEFAULT_RECONNECT, resolveReconnect } from "../core/clients/reconnect.ts";
 import type { ConnectOptions } from "../transports/types.ts";
 import { type ChildPeer, spawnChildPeer, startEchoServerChild } from "./_child_peers.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";

@@ -17,7 +17,7 @@ function wireFrame(payload: readonly number[]): number[] {
   return [payload.length, 0, 0, 0, 0, 0, 0, 0, ...payload];
 }
 
-/** `HMAC-SHA256(secret, nonce ‖ keyword)`, computed here with WebCrypto rather than by core/auth.ts. */
+/** `HMAC-SHA256(secret, nonce ‖ keyword)`, computed here with WebCrypto rather than by core/wire/auth.ts. */
 async function hmacProof(secret: string, nonce: readonly number[], keyword: string): Promise<number[]> {
   const key = await crypto.subtle.importKey(
     "raw",

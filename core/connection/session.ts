@@ -5,25 +5,31 @@
  *
  * @module
  */
-import type { Addr, Connection, ConnectionHandler } from "../transports/types.ts";
-import { type ClientRecord, UNREAD_MESSAGE_OVERHEAD_BYTES } from "./client_registry.ts";
-import { FRAME_HEADER_BYTES, FrameDecoder } from "./codec.ts";
-import { AsockioError, ProtocolError, TimeoutError } from "./errors.ts";
-import { refuseFramedDatagrams } from "./datagram_peers.ts";
+import type { Addr, Connection, ConnectionHandler } from "../../transports/types.ts";
+import { type ClientRecord, UNREAD_MESSAGE_OVERHEAD_BYTES } from "../clients/client_registry.ts";
+import { FRAME_HEADER_BYTES, FrameDecoder } from "../wire/codec.ts";
+import { AsockioError, ProtocolError, TimeoutError } from "../errors.ts";
+import { refuseFramedDatagrams } from "../udp/datagram_peers.ts";
 import { HandshakeDriver } from "./session_handshake.ts";
-import type { EventBoard } from "./event_board.ts";
-import { ClientHandshake, type KeywordVerdict, ServerHandshake } from "./handshake.ts";
-import { describeAddr } from "./ip.ts";
-import type { MemoryBudget } from "./memory_budget.ts";
-import type { Logger, ResolvedLimits } from "./options.ts";
+import type { EventBoard } from "../engine/event_board.ts";
+import { ClientHandshake, type KeywordVerdict, ServerHandshake } from "../wire/handshake.ts";
+import { describeAddr } from "../wire/ip.ts";
+import type { MemoryBudget } from "../engine/memory_budget.ts";
+import type { Logger, ResolvedLimits } from "../options.ts";
 import { type FlushScheduler, framedPieces, OutputKind } from "./output.ts";
-import type { Processor } from "./processor.ts";
+import type { Processor } from "../processor.ts";
 import { InFlightMessages } from "./in_flight.ts";
-import { ProxyHeaderReader } from "./proxy_protocol.ts";
-import { ProcessorClose, type ProcessorHost } from "./processor_host.ts";
-import { toBytes } from "./bytes.ts";
-import { createFrameBatch, FrameBatch, frameBatchRuns, frameBatchSent, payloadViews } from "./frame_batch.ts";
-import type { ListenerInfo } from "./types.ts";
+import { ProxyHeaderReader } from "../wire/proxy_protocol.ts";
+import { ProcessorClose, type ProcessorHost } from "../engine/processor_host.ts";
+import { toBytes } from "../wire/bytes.ts";
+import {
+  createFrameBatch,
+  FrameBatch,
+  frameBatchRuns,
+  frameBatchSent,
+  payloadViews,
+} from "../wire/frame_batch.ts";
+import type { ListenerInfo } from "../types.ts";
 
 /** Where a session stands. */
 export const Phase = {

@@ -27,7 +27,7 @@ import {
   HandshakeRejectedError,
   MessageTooLargeError,
   ProtocolError,
-} from "./errors.ts";
+} from "../errors.ts";
 
 /** The accepting side's answer that admits a keyword: `"OK"`. */
 export const KEYWORD_ACCEPTED: Uint8Array = new Uint8Array([0x4f, 0x4b]);

@@ -4,11 +4,11 @@
  *
  * @module
  */
-import type { Addr, Connection, Listener, ListenOptions, Transport } from "../transports/types.ts";
-import { DatagramPeers, type DatagramPeersOptions } from "./datagram_peers.ts";
-import { type CidrRange, describeAddr, ipInRange, parseCidr, parseIp } from "./ip.ts";
-import type { IoCoreListenerOptions } from "./options.ts";
-import type { ListenerInfo } from "./types.ts";
+import type { Addr, Connection, Listener, ListenOptions, Transport } from "../../transports/types.ts";
+import { DatagramPeers, type DatagramPeersOptions } from "../udp/datagram_peers.ts";
+import { type CidrRange, describeAddr, ipInRange, parseCidr, parseIp } from "../wire/ip.ts";
+import type { IoCoreListenerOptions } from "../options.ts";
+import type { ListenerInfo } from "../types.ts";
 
 /** Compiles a listener's `proxyProtocol.trusted` ranges into a check; throws for a bad option. */
 function trustCheck(listener: IoCoreListenerOptions, id: number): ((addr: Addr) => boolean) | undefined {

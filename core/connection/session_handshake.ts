@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { AsockioError } from "./errors.ts";
-import type { ClientHandshake, HandshakeDecision, ServerHandshake } from "./handshake.ts";
+import { AsockioError } from "../errors.ts";
+import type { ClientHandshake, HandshakeDecision, ServerHandshake } from "../wire/handshake.ts";
 import { Phase, type Session, type SessionHost } from "./session.ts";
 
 /**

@@ -4,16 +4,16 @@
  *
  * @module
  */
-import type { HmacKey } from "./auth.ts";
-import type { ConnectOptions, UdpConnectOptions } from "../transports/types.ts";
-import type { InlineProcessorClass } from "./processor.ts";
+import type { HmacKey } from "../wire/auth.ts";
+import type { ConnectOptions, UdpConnectOptions } from "../../transports/types.ts";
+import type { InlineProcessorClass } from "../processor.ts";
 import type { ResolvedReconnect } from "./reconnect.ts";
-import type { RuleCheck } from "./rules.ts";
-import type { Session } from "./session.ts";
-import type { Addr } from "../transports/types.ts";
-import type { ClientId, ListenerInfo } from "./types.ts";
-import { FRAME_HEADER_BYTES, frameView, readFrameLength } from "./codec.ts";
-import { createFrameBatch, type FrameBatch, pushPayloadViews } from "./frame_batch.ts";
+import type { RuleCheck } from "../admission/rules.ts";
+import type { Session } from "../connection/session.ts";
+import type { Addr } from "../../transports/types.ts";
+import type { ClientId, ListenerInfo } from "../types.ts";
+import { FRAME_HEADER_BYTES, frameView, readFrameLength } from "../wire/codec.ts";
+import { createFrameBatch, type FrameBatch, pushPayloadViews } from "../wire/frame_batch.ts";
 
 /**
  * What one unread message costs besides its bytes (its view object and its slot in the inbox),
@@ -48,7 +48,7 @@ export function keywordKey(keyword: Uint8Array): string {
  * @example
  * ```ts
  * import { ClientRecord } from "./client_registry.ts";
- * import { encodeFrames } from "./codec.ts";
+ * import { encodeFrames } from "../wire/codec.ts";
  * const record = new ClientRecord(1, "expected", new TextEncoder().encode("worker"));
  * record.pushFrames(encodeFrames([new Uint8Array(3), new Uint8Array(0)]), 2, 3);
  * console.log(record.unread, record.inboxBytes, record.takeOne()?.length); // 2 3 3

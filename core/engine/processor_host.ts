@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { toBytes } from "./bytes.ts";
-import { CallbackError } from "./errors.ts";
-import type { Logger } from "./options.ts";
-import { attachProcessor, type Processor } from "./processor.ts";
-import { Pause, type Session } from "./session.ts";
-import type { ClientRecord } from "./client_registry.ts";
-import { FrameBatch } from "./frame_batch.ts";
+import { toBytes } from "../wire/bytes.ts";
+import { CallbackError } from "../errors.ts";
+import type { Logger } from "../options.ts";
+import { attachProcessor, type Processor } from "../processor.ts";
+import { Pause, type Session } from "../connection/session.ts";
+import type { ClientRecord } from "../clients/client_registry.ts";
+import { FrameBatch } from "../wire/frame_batch.ts";
 
 /** What a processor asked for during a callback; acted on when the callback returns. */
 export const ProcessorClose = { none: 0, now: 1, whenFlushed: 2 } as const;

@@ -3,9 +3,9 @@
  *
  * @module
  */
-import type { Addr, TlsConnectionInfo, TransportKind } from "../transports/types.ts";
-import type { ListenerInfo } from "./types.ts";
-import { type CidrRange, ipInRange, isLoopbackIp, parseCidr, parseIp } from "./ip.ts";
+import type { Addr, TlsConnectionInfo, TransportKind } from "../../transports/types.ts";
+import type { ListenerInfo } from "../types.ts";
+import { type CidrRange, ipInRange, isLoopbackIp, parseCidr, parseIp } from "../wire/ip.ts";
 
 /** What a rule sees of a connection. */
 export interface PeerInfo {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Transport, TransportName } from "../transports/types.ts";
+import type { Transport, TransportName } from "../../transports/types.ts";
 
 /** Picks a transport: the runtime's native one for `undefined`, else the one named. */
 export type TransportResolver = (name: TransportName | undefined) => Transport;
@@ -18,7 +18,7 @@ let resolver: TransportResolver | undefined;
  * @example
  * ```ts
  * import { setTransportResolver } from "./transport_slot.ts";
- * import { nativeTransport, transportByName } from "../transports/mod.ts";
+ * import { nativeTransport, transportByName } from "../../transports/mod.ts";
  * setTransportResolver((name) => name === undefined ? nativeTransport() : transportByName(name));
  * ```
  */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Pause, type Session } from "./session.ts";
+import { Pause, type Session } from "../connection/session.ts";
 
 /**
  * Input and output byte counts, the caps, and the connections a cap has paused.

@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { ConnectionClosedError, MessageTooLargeError, TimeoutError, UnsupportedError } from "./errors.ts";
-import { toBytes } from "./bytes.ts";
-import type { ClientRecord } from "./client_registry.ts";
-import { describeAddr } from "./ip.ts";
+import { ConnectionClosedError, MessageTooLargeError, TimeoutError, UnsupportedError } from "../errors.ts";
+import { toBytes } from "../wire/bytes.ts";
+import type { ClientRecord } from "../clients/client_registry.ts";
+import { describeAddr } from "../wire/ip.ts";
 import {
   type Connection,
   type ConnectionHandler,
@@ -23,7 +23,7 @@ import {
   type Transport,
   type UdpAddr,
   type UdpConnectOptions,
-} from "../transports/types.ts";
+} from "../../transports/types.ts";
 
 /**
  * Throws `MessageTooLargeError` when `length` bytes do not fit one datagram to `to`, or exceed
@@ -50,7 +50,7 @@ export function checkDatagramSize(length: number, to: UdpAddr, maxMessageBytes =
  *
  * @example
  * ```ts
- * import { ClientRecord } from "./client_registry.ts";
+ * import { ClientRecord } from "../clients/client_registry.ts";
  * const record = new ClientRecord(1, "unknown", new Uint8Array(0));
  * record.connect = { transport: "udp", hostname: "127.0.0.1", port: 9000 };
  * udpTarget(record); // { transport: "udp", hostname: "127.0.0.1", port: 9000 }

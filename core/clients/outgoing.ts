@@ -5,13 +5,13 @@
  * @module
  */
 import type { ClientRecord } from "./client_registry.ts";
-import { FRAME_HEADER_BYTES } from "./codec.ts";
-import { ConnectionClosedError, HandshakeRejectedError, SendBufferFullError } from "./errors.ts";
-import type { MemoryBudget } from "./memory_budget.ts";
-import type { Logger } from "./options.ts";
+import { FRAME_HEADER_BYTES } from "../wire/codec.ts";
+import { ConnectionClosedError, HandshakeRejectedError, SendBufferFullError } from "../errors.ts";
+import type { MemoryBudget } from "../engine/memory_budget.ts";
+import type { Logger } from "../options.ts";
 import { backoffDelay } from "./reconnect.ts";
-import type { Session } from "./session.ts";
-import type { ClientId } from "./types.ts";
+import type { Session } from "../connection/session.ts";
+import type { ClientId } from "../types.ts";
 
 /** What the outgoing clients need from the core around them. */
 export interface OutgoingHost {

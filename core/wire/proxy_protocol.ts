@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { ProtocolError } from "./errors.ts";
+import { ProtocolError } from "../errors.ts";
 import { formatIp, type IpBytes, parseIp, parseIpv6 } from "./ip.ts";
 
 /** What a PROXY header says about the connection. */

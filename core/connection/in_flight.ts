@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { FRAME_HEADER_BYTES } from "./codec.ts";
-import { payloadViews } from "./frame_batch.ts";
+import { FRAME_HEADER_BYTES } from "../wire/codec.ts";
+import { payloadViews } from "../wire/frame_batch.ts";
 import { OutputKind } from "./output.ts";
 
 /** The size of `batch` on the wire: each payload and its header, or frames as they are. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ClientId, IoIterationResult } from "./types.ts";
+import type { ClientId, IoIterationResult } from "../types.ts";
 
 /** The mutable sets behind one {@linkcode IoIterationResult}. */
 export type EventSets = { [K in keyof IoIterationResult]: Set<ClientId> };

@@ -5,16 +5,16 @@
  *
  * @module
  */
-import { authProof, importSecret, timingSafeEqual } from "./auth.ts";
-import { toBytes } from "./bytes.ts";
-import { ClientRecord, ClientRegistry, keywordKey } from "./client_registry.ts";
+import { authProof, importSecret, timingSafeEqual } from "../wire/auth.ts";
+import { toBytes } from "../wire/bytes.ts";
+import { ClientRecord, ClientRegistry, keywordKey } from "../clients/client_registry.ts";
 import {
   CallbackError,
   ConnectionClosedError,
   CoreClosedError,
   TimeoutError,
   UnsupportedError,
-} from "./errors.ts";
+} from "../errors.ts";
 import {
   bindDatagramClient,
   checkDatagramSize,
@@ -22,11 +22,11 @@ import {
   DatagramCounters,
   type DatagramPeersOptions,
   udpTarget,
-} from "./datagram_peers.ts";
+} from "../udp/datagram_peers.ts";
 import { EventBoard } from "./event_board.ts";
-import type { KeywordVerdict } from "./handshake.ts";
-import { describeAddr } from "./ip.ts";
-import { ListenerSet } from "./listener_set.ts";
+import type { KeywordVerdict } from "../wire/handshake.ts";
+import { describeAddr } from "../wire/ip.ts";
+import { ListenerSet } from "../admission/listener_set.ts";
 import { MemoryBudget } from "./memory_budget.ts";
 import {
   type AddClientOptions,
@@ -37,17 +37,17 @@ import {
   oneOf,
   type ResolvedLimits,
   resolveLimits,
-} from "./options.ts";
-import { FlushScheduler } from "./output.ts";
-import { FrameBatch, frameBatchRuns, frameBatchSent, payloadViews } from "./frame_batch.ts";
-import type { InlineProcessorClass } from "./processor.ts";
+} from "../options.ts";
+import { FlushScheduler } from "../connection/output.ts";
+import { FrameBatch, frameBatchRuns, frameBatchSent, payloadViews } from "../wire/frame_batch.ts";
+import type { InlineProcessorClass } from "../processor.ts";
 import { ProcessorHost } from "./processor_host.ts";
-import { OutgoingClients } from "./outgoing.ts";
-import { resolveReconnect } from "./reconnect.ts";
-import { ALLOW_ALL, compileRules, LOCAL_ONLY, type PeerInfo, type RuleCheck } from "./rules.ts";
-import { Pause, Phase, Session, type SessionHost } from "./session.ts";
+import { OutgoingClients } from "../clients/outgoing.ts";
+import { resolveReconnect } from "../clients/reconnect.ts";
+import { ALLOW_ALL, compileRules, LOCAL_ONLY, type PeerInfo, type RuleCheck } from "../admission/rules.ts";
+import { Pause, Phase, Session, type SessionHost } from "../connection/session.ts";
 import { resolveTransport } from "./transport_slot.ts";
-import type { Addr, Connection, Transport } from "../transports/types.ts";
+import type { Addr, Connection, Transport } from "../../transports/types.ts";
 import type {
   ClientConnectionState,
   ClientId,
@@ -55,7 +55,7 @@ import type {
   IoCoreStats,
   Keyword,
   ListenerInfo,
-} from "./types.ts";
+} from "../types.ts";
 
 const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
 

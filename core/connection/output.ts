@@ -12,7 +12,7 @@ import {
   framedRunBytes,
   framedRunEnd,
   writeFrameHeader,
-} from "./codec.ts";
+} from "../wire/codec.ts";
 
 /** What an output queue holds: payloads to frame, raw bytes, or frames as received (a `FrameBatch`'s). */
 export const OutputKind = { framed: 0, raw: 1, frames: 2 } as const;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Addr } from "../transports/types.ts";
+import type { Addr } from "../../transports/types.ts";
 
 /** A parsed address: 4 bytes for IPv4, 16 for IPv6. */
 export type IpBytes = Uint8Array;

@@ -19,7 +19,7 @@
  * @module
  */
 import { allocBytes, concatBytes } from "./bytes.ts";
-import { MessageTooLargeError } from "./errors.ts";
+import { MessageTooLargeError } from "../errors.ts";
 
 /** Size of the length prefix in front of every message. */
 export const FRAME_HEADER_BYTES = 8;
