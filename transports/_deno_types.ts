@@ -41,10 +41,10 @@ export interface DenoTlsConn extends DenoConn {
   handshake(): Promise<{ alpnProtocol: string | null }>;
 }
 
-/** `Deno.Listener` (and `Deno.TlsListener`, whose `accept` yields a `DenoTlsConn`). */
-export interface DenoListener<Conn extends DenoConn = DenoConn> {
+/** `Deno.Listener`. */
+export interface DenoListener {
   readonly addr: DenoAddr;
-  accept(): Promise<Conn>;
+  accept(): Promise<DenoConn>;
   close(): void;
 }
 
@@ -73,15 +73,6 @@ export interface DenoTcpConnectOptions {
 export interface DenoUnixConnectOptions {
   transport: "unix";
   path: string;
-}
-
-/** `Deno.listenTls` options (PEM strings only). */
-export interface DenoListenTlsOptions {
-  hostname?: string;
-  port?: number;
-  reusePort?: boolean;
-  cert: string;
-  key: string;
 }
 
 /** `Deno.connectTls` options; `caCerts` add to Deno's built-in roots. */
@@ -130,7 +121,6 @@ export type DenoErrorClass = new (...args: never[]) => Error;
 export interface DenoNamespace {
   listen(options: DenoTcpListenOptions | DenoUnixListenOptions): DenoListener;
   connect(options: DenoTcpConnectOptions | DenoUnixConnectOptions): Promise<DenoConn>;
-  listenTls(options: DenoListenTlsOptions): DenoListener<DenoTlsConn>;
   connectTls(options: DenoConnectTlsOptions): Promise<DenoTlsConn>;
   startTls(conn: DenoConn, options: DenoStartTlsOptions): Promise<DenoTlsConn>;
   /** Only present with `--unstable-net`; its absence is detected, never assumed. */

@@ -1,7 +1,8 @@
 /**
  * Connections and listeners on `node:net` and `node:tls`: what the node transport is made of, and what
- * the Deno transport runs mutual TLS on (`Deno.listenTls` cannot ask for a client certificate, and
- * `Deno.startTls` cannot present one).
+ * the Deno transport runs its TLS listeners on (`Deno.listenTls` cannot drop a client that never
+ * completes its handshake, nor ask for a client certificate) and the TLS clients `Deno.startTls`
+ * cannot make (a client certificate together with a `serverName`).
  *
  * @module
  */
@@ -376,8 +377,9 @@ export function listenServer(server: Server, options: NetListenOptions, target: 
 }
 
 /**
- * Listens for TLS on `node:tls`; the connections it passes on have completed the handshake. Used by
- * the node transport, and by the Deno transport for mutual TLS, which `Deno.listenTls` lacks.
+ * Listens for TLS on `node:tls`; the connections it passes on have completed the handshake, and a peer
+ * that does not complete it within `timeoutMs` has its socket closed. Used by the node transport, and
+ * by the Deno transport for every TLS listener (see `deno.ts`).
  *
  * @example
  * ```ts

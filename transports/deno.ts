@@ -1,8 +1,9 @@
 /**
  * The Deno transport, on Deno's own `Deno.listen` / `Deno.connect` (TCP and UNIX sockets) and
- * `Deno.listenTls` / `Deno.connectTls` (TLS). Deno's TLS API cannot ask clients for a certificate,
- * nor combine a client certificate with a `serverName`; those two cases run on `node:tls` (through
- * `_node_socket.ts`, shared with the node transport) instead.
+ * `Deno.connectTls` (TLS clients). TLS listeners run on `node:tls` (through `_node_socket.ts`, shared
+ * with the node transport): `Deno.listenTls` can neither drop a client that never completes its
+ * handshake nor ask for a client certificate. A client certificate together with a `serverName`,
+ * which `Deno.startTls` cannot combine, goes through `node:tls` too.
  *
  * Reads land in a per-connection slab: each large read fills the slab's free tail and the filled
  * part is handed on as a view, so no chunk is ever overwritten and large reads allocate nothing;
@@ -398,23 +399,13 @@ class DenoListenerHandle implements Listener {
   readonly addr: Addr;
   readonly #listener: DenoListener;
   readonly #path: string | null;
-  /** For a TLS listener, how long a handshake may take; `null` otherwise. */
-  readonly #tlsTimeoutMs: number | null;
-  /** TLS connections accepted and still in their handshake. */
-  readonly #handshaking = new Set<DenoConn>();
   readonly #acceptLoop: Promise<void>;
   #closing: Promise<void> | null = null;
 
-  constructor(
-    listener: DenoListener,
-    path: string | null,
-    onConnection: (conn: Connection) => void,
-    tlsTimeoutMs: number | null = null,
-  ) {
+  constructor(listener: DenoListener, path: string | null, onConnection: (conn: Connection) => void) {
     this.#listener = listener;
     this.#path = path;
-    this.#tlsTimeoutMs = tlsTimeoutMs;
-    this.addr = toAddr(listener.addr, tlsTimeoutMs !== null);
+    this.addr = toAddr(listener.addr);
     this.#acceptLoop = this.#accept(onConnection);
   }
 
@@ -430,9 +421,6 @@ class DenoListenerHandle implements Listener {
     } catch {
       // Already closed underneath.
     }
-    // Not yet passed on, so not "accepted" for the caller: dropped with the listener.
-    for (const conn of this.#handshaking) closeQuietly(conn);
-    this.#handshaking.clear();
     await this.#acceptLoop;
     if (this.#path !== null) await removeUnixSocketFile(this.#path);
   }
@@ -454,39 +442,8 @@ class DenoListenerHandle implements Listener {
         conn.close();
         return;
       }
-      if (this.#tlsTimeoutMs !== null) {
-        // Handshakes run side by side, so a slow or silent client holds up nobody else.
-        void this.#secure(conn as DenoTlsConn, this.#tlsTimeoutMs, onConnection);
-        continue;
-      }
       deliver(new DenoConnection(conn), onConnection);
     }
-  }
-
-  /**
-   * Completes a TLS handshake, then passes the connection on; a failed or slow one is closed and never
-   * passed on. Deno keeps a silent client's socket open until its handshake ends all the same
-   * (it finishes a handshake before closing: denoland/deno#14547).
-   */
-  async #secure(
-    conn: DenoTlsConn,
-    timeoutMs: number,
-    onConnection: (conn: Connection) => void,
-  ): Promise<void> {
-    this.#handshaking.add(conn);
-    let ok = true;
-    try {
-      await raceTlsDeadline(conn.handshake(), timeoutMs, "Cannot accept a TLS connection");
-    } catch {
-      ok = false;
-    }
-    const wanted = this.#handshaking.delete(conn);
-    if (!ok || !wanted || this.#closing !== null) {
-      closeQuietly(conn);
-      return;
-    }
-    // Deno.listenTls never asks for a client certificate, so the client is never verified here.
-    deliver(new DenoConnection(conn, { authorized: false }), onConnection);
   }
 }
 
@@ -598,20 +555,10 @@ export const denoTransport: Transport = {
       return new DenoListenerHandle(listener, path, onConnection);
     }
     if (options.transport === "tls") {
-      const checked = checkTlsListen(options);
-      // Deno.listenTls has no way to request a client certificate: mutual TLS goes through node:tls.
-      if (checked.requestClientCert) return listenNodeTls(checked, onConnection);
-      const { hostname, port, cert, key } = checked;
-      if (checked.reusePort) checkReusePort(ns);
-      let listener: DenoListener<DenoTlsConn>;
-      try {
-        listener = ns.listenTls(
-          checked.reusePort ? { hostname, port, cert, key, reusePort: true } : { hostname, port, cert, key },
-        );
-      } catch (err) {
-        throw listenError(err, { transport: "tls", hostname, port }, denoErrorCode(err));
-      }
-      return new DenoListenerHandle(listener, null, onConnection, checked.timeoutMs);
+      // Deno.listenTls cannot drop a client that never sends its ClientHello: neither its conn.close()
+      // nor its listener's frees the socket until the handshake ends (denoland/deno#14547), so anyone
+      // could hold descriptors forever. node:tls can (and can also ask for a client certificate).
+      return listenNodeTls(checkTlsListen(options), onConnection);
     }
     if (options.transport !== "tcp") throw unknownTransportError("listen", options);
     const hostname = options.hostname ?? DEFAULT_HOSTNAME;

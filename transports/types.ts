@@ -138,13 +138,13 @@ export interface TlsListenOptions {
   ca?: PemData | readonly PemData[];
   /**
    * Mutual TLS: ask every client for a certificate and drop those without one signed by `ca`.
-   * (On Deno this listener runs on `node:tls`, since `Deno.listenTls` cannot ask for one.)
    * @default {false}
    */
   requestClientCert?: boolean;
   /**
-   * A peer that has not completed the TLS handshake after this long is dropped. (Deno's native
-   * listener only gives up on it: Deno keeps the socket open until the handshake ends either way.)
+   * A peer that has not completed the TLS handshake after this long is dropped: its socket is closed.
+   * (On Deno, TLS listeners run on `node:tls`: `Deno.listenTls` keeps such a socket open until the
+   * handshake ends.)
    * @default {10000}
    */
   tlsHandshakeTimeoutMs?: number;
