@@ -21,7 +21,7 @@ import {
   startEchoServer,
   withTimeout,
 } from "./_helpers.ts";
-import { netTest, transportsUnderTest } from "./_net_test.ts";
+import { checkThrowingHandler, netTest, transportsUnderTest } from "./_net_test.ts";
 import { waitFor } from "./_settle.ts";
 
 const transports = transportsUnderTest();
@@ -333,6 +333,18 @@ for (const transport of transports) {
         assert.equal(server.accepted.length, 1);
       },
     );
+
+    for (const callback of ["onData", "onEnd", "onDrain"] as const) {
+      tlsTest(
+        `a handler whose ${callback} throws over TLS: only its connection closes, onClose reports a CallbackError, nothing reaches the process`,
+        10_000,
+        async (res, certs) => {
+          // The port is known once listening: connect options are filled in from the listener.
+          const connect = { transport: "tls", port: 0, ca: certs.caCert } as TlsConnectOptions;
+          await checkThrowingHandler(transport, res, "tls", callback, { listen: tlsListen(certs), connect });
+        },
+      );
+    }
 
     tlsTest(
       "connect gives up with TimeoutError on a server that never answers the handshake",

@@ -35,7 +35,7 @@ import {
   tcpPort,
   withTimeout,
 } from "./_helpers.ts";
-import { netTest, transportsUnderTest } from "./_net_test.ts";
+import { checkThrowingHandler, netTest, transportsUnderTest } from "./_net_test.ts";
 
 const transports = transportsUnderTest();
 
@@ -646,6 +646,16 @@ for (const transport of transports) {
         await assert.rejects(transport.connect({ transport: "unix", path }), ConnectionRefusedError);
       },
     );
+
+    for (const kind of ["tcp", "unix"] as const) {
+      for (const callback of ["onData", "onEnd", "onDrain"] as const) {
+        netTest(
+          `a handler whose ${callback} throws over ${kind}: only its connection closes, onClose reports a CallbackError, nothing reaches the process`,
+          10_000,
+          (res) => checkThrowingHandler(transport, res, kind, callback),
+        );
+      }
+    }
 
     netTest("reports local and remote addresses, with port 0 resolved", 10_000, async (res) => {
       const tcp = await startEchoServer(transport, { transport: "tcp", port: 0 }, res);

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { TransportError } from "../core/errors.ts";
 import { peerName } from "./_addr.ts";
+import { handlerError, handOver } from "./_callbacks.ts";
 import { bunGlobal, type BunSocket, type BunSocketHandler } from "./_bun_types.ts";
 import { connectionError, tlsConnectError } from "./_errors.ts";
 import { formatSubject } from "./_tls.ts";
@@ -70,13 +70,6 @@ class PendingHandshake {
     this.settle();
     this.#socket.terminate();
   }
-}
-
-/** Reports an error thrown by a user callback that has no connection left to close. */
-function rethrowLater(err: unknown): void {
-  queueMicrotask(() => {
-    throw err;
-  });
 }
 
 /** Writes of one tick are merged into one buffer up to this total; beyond it each goes as it is (no copy). */
@@ -151,7 +144,7 @@ export class BunConnection implements Connection {
       const conn = new BunConnection(data.unixPath === undefined ? "tcp" : "unix", undefined);
       socket.data = conn;
       conn.#attach(socket, data.unixPath);
-      BunConnection.#handOver(conn, data);
+      handOver(conn, data.onConnection);
     },
     handshake(socket, success, authorizationError) {
       const data = socket.data;
@@ -174,7 +167,7 @@ export class BunConnection implements Connection {
       socket.data = conn;
       conn.#attach(socket, undefined);
       conn.#tls = tlsInfo(socket, requireCert);
-      BunConnection.#handOver(conn, context);
+      handOver(conn, context.onConnection);
     },
     data(socket, chunk) {
       const data = socket.data;
@@ -197,15 +190,6 @@ export class BunConnection implements Connection {
       else if (data instanceof PendingHandshake) data.settle();
     },
   };
-
-  static #handOver(conn: BunConnection, context: AcceptContext): void {
-    try {
-      context.onConnection(conn);
-    } catch (err) {
-      conn.close();
-      rethrowLater(err);
-    }
-  }
 
   /**
    * Resolves once a connecting TLS socket's handshake is done and the server verified; rejects with
@@ -428,7 +412,7 @@ export class BunConnection implements Connection {
       try {
         this.#handler.onDrain();
       } catch (err) {
-        this.#fail(err);
+        this.#handlerFailed("onDrain", err);
       }
     }
   }
@@ -505,7 +489,7 @@ export class BunConnection implements Connection {
     try {
       this.#handOn(chunk);
     } catch (err) {
-      this.#fail(err);
+      this.#handlerFailed("onData", err);
     }
   }
 
@@ -563,7 +547,7 @@ export class BunConnection implements Connection {
     try {
       this.#handler!.onEnd();
     } catch (err) {
-      this.#fail(err);
+      this.#handlerFailed("onEnd", err);
     }
   }
 
@@ -612,7 +596,7 @@ export class BunConnection implements Connection {
       try {
         this.#handOn(this.#held.shift()!);
       } catch (err) {
-        this.#fail(err);
+        this.#handlerFailed("onData", err);
       }
     }
     if (this.#held.length === 0 && !this.#userPaused && this.#endPending) this.#deliverEnd();
@@ -622,19 +606,24 @@ export class BunConnection implements Connection {
       try {
         handler.onClose(this.#closeError);
       } catch (err) {
-        rethrowLater(err);
+        // Nothing is left to report to: a throwing onClose surfaces, as the contract says.
+        queueMicrotask(() => {
+          throw err;
+        });
       }
       return;
     }
     this.#syncPause();
   }
 
-  /** A user callback threw: close this connection only, reporting the error to onClose. */
-  #fail(err: unknown): void {
-    const error = err instanceof Error
-      ? err
-      : new TransportError("Connection handler failed", { cause: err });
-    if (this.#closed && this.#localClose) return;
+  /** A handler callback threw: close this connection only, reporting the error to onClose. */
+  #handlerFailed(callback: string, thrown: unknown): void {
+    const error = handlerError(callback, peerName(this.#localAddr, this.#remoteAddr), thrown);
+    if (this.#closed && this.#localClose) {
+      // Closed by the callback itself before it threw: onClose, still to come, reports the throw.
+      if (!this.#closeDelivered) this.#closeError ??= error;
+      return;
+    }
     if (this.#socketGone) {
       this.#closeError ??= error;
       this.#held.length = 0;

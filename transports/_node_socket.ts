@@ -16,6 +16,7 @@ import {
   type TLSSocket,
 } from "node:tls";
 import { formatAddr, peerName } from "./_addr.ts";
+import { handlerError, handOver } from "./_callbacks.ts";
 import { connectError, connectionError, listenError, tlsConnectError } from "./_errors.ts";
 import { type CheckedTlsConnect, type CheckedTlsListen, formatSubject } from "./_tls.ts";
 import { raceTlsDeadline } from "./_tls_deadline.ts";
@@ -166,13 +167,21 @@ export class NodeConnection implements Connection {
       return;
     }
     socket.on("data", (chunk: Uint8Array) => {
-      // A plain view, so `slice` copies as on every other transport (Buffer#slice does not).
-      handler.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      try {
+        // A plain view, so `slice` copies as on every other transport (Buffer#slice does not).
+        handler.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      } catch (err) {
+        this.#handlerFailed("onData", err);
+      }
     });
     socket.on("end", () => {
       if (this.#endReported) return;
       this.#endReported = true;
-      handler.onEnd();
+      try {
+        handler.onEnd();
+      } catch (err) {
+        this.#handlerFailed("onEnd", err);
+      }
     });
     if (!this.#readPaused) socket.resume();
   }
@@ -260,8 +269,21 @@ export class NodeConnection implements Connection {
   #onWritten = (err?: Error | null): void => {
     this.#pendingWrites--;
     if (err || this.closed) return;
-    if (this.#pendingWrites === 0 && !this.#flushScheduled) this.#handler?.onDrain();
+    if (this.#pendingWrites === 0 && !this.#flushScheduled) {
+      try {
+        this.#handler?.onDrain();
+      } catch (err) {
+        this.#handlerFailed("onDrain", err);
+      }
+    }
   };
+
+  /** A handler callback threw: this connection closes, and onClose reports what was thrown. */
+  #handlerFailed(callback: string, thrown: unknown): void {
+    if (this.#closeReported) return;
+    this.#error ??= handlerError(callback, peerName(this.localAddr, this.remoteAddr), thrown);
+    this.close();
+  }
 
   #reportClose(): void {
     if (this.#closeReported) return;
@@ -421,7 +443,7 @@ export async function listenNodeTls(
       return;
     }
     socket.pause();
-    onConnection(tlsConnection(socket, requestClientCert));
+    handOver(tlsConnection(socket, requestClientCert), onConnection);
   });
   server.on("connection", (raw: Socket) => {
     if (raw.remotePort === undefined) return;

@@ -14,6 +14,7 @@
  */
 import { TimeoutError } from "../core/errors.ts";
 import { DEFAULT_HOSTNAME, peerName } from "./_addr.ts";
+import { handlerError, handOver } from "./_callbacks.ts";
 import { bindDenoDatagram } from "./_deno_datagram.ts";
 import type { DenoAddr, DenoConn, DenoListener, DenoNamespace, DenoTlsConn } from "./_deno_types.ts";
 import { connectError, connectionError, errorCode, listenError, unknownTransportError } from "./_errors.ts";
@@ -127,13 +128,10 @@ class DenoConnection implements Connection {
 
   // Bound once per connection so the hot path allocates no closures.
   readonly #startFlush = (): void => {
-    if (!this.#flushRunning && this.#flushing) this.#flush().catch(this.#rethrow);
+    if (!this.#flushRunning && this.#flushing) this.#flush().catch(this.#failed);
   };
-  readonly #rethrow = (err: unknown): never => {
-    // A handler callback threw: close so the connection is not left half-alive, then let it surface.
-    this.close();
-    throw err;
-  };
+  /** The read loop and the flush catch their own failures; this is for anything they missed. */
+  readonly #failed = (err: unknown): void => this.#fail(err);
   readonly #notifyClose = (): void => {
     this.#handler!.onClose(this.#closeError);
   };
@@ -166,7 +164,7 @@ class DenoConnection implements Connection {
       queueMicrotask(this.#notifyClose);
       return;
     }
-    this.#readLoop().catch(this.#rethrow);
+    this.#readLoop().catch(this.#failed);
   }
 
   write(data: Uint8Array): boolean {
@@ -187,7 +185,7 @@ class DenoConnection implements Connection {
     // A microtask scheduled by an earlier write then finds the loop running (or done) and does nothing.
     if (writes.chunks.length && !this.#flushRunning) {
       this.#flushing = true;
-      this.#flush().catch(this.#rethrow);
+      this.#flush().catch(this.#failed);
     }
     return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
   }
@@ -236,6 +234,14 @@ class DenoConnection implements Connection {
     this.#scratch = null;
     this.#wakeReader();
     if (this.#handler !== null) queueMicrotask(this.#notifyClose);
+  }
+
+  /** A handler callback threw: this connection closes, and onClose reports what was thrown. */
+  #handlerFailed(callback: string, thrown: unknown): void {
+    const error = handlerError(callback, peerName(this.localAddr, this.remoteAddr), thrown);
+    // Closed by the callback itself before it threw: onClose, still to come, reports the throw.
+    if (this.#closed) this.#closeError ??= error;
+    else this.#shutdown(error);
   }
 
   #fail(err: unknown): void {
@@ -302,7 +308,13 @@ class DenoConnection implements Connection {
       // pauseReading() may have come while the read was pending: hold the chunk until resumed.
       while (this.#paused && !this.#closed) await this.#waitForResume();
       if (this.#closed) return;
-      const givenBack = this.#handler!.onData(chunk);
+      let givenBack: number | void;
+      try {
+        givenBack = this.#handler!.onData(chunk);
+      } catch (err) {
+        this.#handlerFailed("onData", err);
+        return;
+      }
       if (typeof givenBack !== "number") {
         // Kept: a bulk buffer is the receiver's now, and reading goes back to slabs.
         bulk = null;
@@ -319,7 +331,12 @@ class DenoConnection implements Connection {
 
   #onPeerEnd(): void {
     this.#peerEnded = true;
-    this.#handler!.onEnd();
+    try {
+      this.#handler!.onEnd();
+    } catch (err) {
+      this.#handlerFailed("onEnd", err);
+      return;
+    }
     if (this.#finDone) this.#shutdown(undefined);
   }
 
@@ -357,7 +374,12 @@ class DenoConnection implements Connection {
       this.#flushRunning = false;
     }
     if (this.#closed) return;
-    this.#handler?.onDrain();
+    try {
+      this.#handler?.onDrain();
+    } catch (err) {
+      this.#handlerFailed("onDrain", err);
+      return;
+    }
     if (this.#finRequested && !this.#flushing && !this.#closed) await this.#sendFin();
   }
 
@@ -442,7 +464,7 @@ class DenoListenerHandle implements Listener {
         conn.close();
         return;
       }
-      deliver(new DenoConnection(conn), onConnection);
+      handOver(new DenoConnection(conn), onConnection);
     }
   }
 }
@@ -452,18 +474,6 @@ function closeQuietly(conn: { close(): void } | undefined): void {
     conn?.close();
   } catch {
     // Already closed.
-  }
-}
-
-function deliver(connection: DenoConnection, onConnection: (conn: Connection) => void): void {
-  try {
-    onConnection(connection);
-  } catch (err) {
-    // The callback's bug must surface, like an exception in a Node 'connection' listener.
-    connection.close();
-    queueMicrotask(() => {
-      throw err;
-    });
   }
 }
 

@@ -234,6 +234,12 @@ export interface TlsConnectionInfo {
 /**
  * Callbacks a connection reports to. Set with {@linkcode Connection.setHandler}; until a handler is
  * set, incoming data is held by the transport (reading is paused), so nothing is lost.
+ *
+ * A callback that throws (`onData`, `onDrain`, `onEnd`) closes its own connection, as
+ * {@linkcode Connection.close} does, and `onClose` then reports a `CallbackError` naming the callback,
+ * with what was thrown as its `cause`. Nothing reaches the process, and no other connection notices.
+ * `onClose` itself must not throw: there is nothing left to report to, so its error is rethrown from
+ * a microtask.
  */
 export interface ConnectionHandler {
   /**
@@ -286,7 +292,11 @@ export interface UdpConnectOptions {
   port: number;
 }
 
-/** Callbacks a datagram socket reports to. Set with {@linkcode DatagramSocket.setHandler}. */
+/**
+ * Callbacks a datagram socket reports to. Set with {@linkcode DatagramSocket.setHandler}. As with a
+ * {@linkcode ConnectionHandler}, an `onMessage` or `onDrain` that throws closes the socket, and
+ * `onClose` reports a `CallbackError` with what was thrown as `cause`; nothing reaches the process.
+ */
 export interface DatagramHandler {
   /**
    * One datagram arrived from `from` (possibly empty). `data` belongs to the receiver from then
@@ -413,6 +423,8 @@ export interface Transport {
    * Binds and starts accepting. Each accepted connection is passed to `onConnection`, which must
    * call `setHandler` (now or later) to start reading. Rejects with `AddressInUseError` when the
    * address is taken, and with a `TypeError` for unusable options (TLS without `cert` and `key`).
+   * An `onConnection` that throws has that connection closed, and its error is rethrown from a
+   * microtask (a bug in the caller, which the transport has no one else to report to).
    */
   listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener>;
   /**
