@@ -14,6 +14,7 @@ import {
   ConnectionClosedError,
   ConnectionRefusedError,
   ConnectionResetError,
+  UnsupportedError,
 } from "../mod.ts";
 import { detectRuntime, nativeTransport } from "../transports/mod.ts";
 import type { Connection, ConnectOptions, Transport } from "../transports/mod.ts";
@@ -582,18 +583,22 @@ for (const transport of transports) {
       );
     });
 
-    netTest("reusePort shares a port, or throws a TypeError where unsupported", 10_000, async (res) => {
-      let first;
-      try {
-        first = res.add(await transport.listen({ transport: "tcp", reusePort: true }, () => {}));
-      } catch (err) {
-        assert.ok(err instanceof TypeError, `got ${err}`);
-        return;
-      }
-      const port = tcpPort(first.addr);
-      const second = res.add(await transport.listen({ transport: "tcp", port, reusePort: true }, () => {}));
-      assert.equal(tcpPort(second.addr), port);
-    });
+    netTest(
+      "reusePort shares a port, or rejects with UnsupportedError where unsupported",
+      10_000,
+      async (res) => {
+        let first;
+        try {
+          first = res.add(await transport.listen({ transport: "tcp", reusePort: true }, () => {}));
+        } catch (err) {
+          assert.ok(err instanceof UnsupportedError, `got ${err}`);
+          return;
+        }
+        const port = tcpPort(first.addr);
+        const second = res.add(await transport.listen({ transport: "tcp", port, reusePort: true }, () => {}));
+        assert.equal(tcpPort(second.addr), port);
+      },
+    );
 
     netTest("replaces a stale UNIX socket file left by a killed process", 30_000, async (res) => {
       const dir = await res.tempDir();

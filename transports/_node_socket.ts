@@ -15,6 +15,7 @@ import {
   createServer as createTlsServer,
   type TLSSocket,
 } from "node:tls";
+import { UnsupportedError } from "../core/errors.ts";
 import { formatAddr, peerName } from "./_addr.ts";
 import { handlerError, handOver } from "./_callbacks.ts";
 import { connectError, connectionError, listenError, tlsConnectError } from "./_errors.ts";
@@ -57,8 +58,8 @@ export function tcpAddr(
 }
 
 /**
- * `server.listen` options for a TCP host and port, with `reusePort` where `node:net` honours it and a
- * `TypeError` where it would ignore it. `reusePort` reached `server.listen` in Node 22.12 and 23.1;
+ * `server.listen` options for a TCP host and port, with `reusePort` where `node:net` honours it and an
+ * `UnsupportedError` where it would ignore it. `reusePort` reached `server.listen` in Node 22.12 and 23.1;
  * Deno's and Bun's `node:net` report a recent Node version and do pass it on (checked: two listeners
  * share a port).
  *
@@ -72,7 +73,7 @@ export function netListenOptions(target: TcpAddr | TlsAddr, reusePort: boolean):
   if (!reusePort) return { host, port };
   const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
   if (major < 22 || (major === 22 && minor < 12)) {
-    throw new TypeError(
+    throw new UnsupportedError(
       `Cannot listen on ${
         formatAddr(target)
       } with reusePort: node:net supports it from Node 22.12, this is ${process.version}`,

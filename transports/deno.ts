@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { TimeoutError } from "../core/errors.ts";
-import { DEFAULT_HOSTNAME, peerName } from "./_addr.ts";
+import { TimeoutError, UnsupportedError } from "../core/errors.ts";
+import { DEFAULT_HOSTNAME, formatAddr, peerName } from "./_addr.ts";
 import { handlerError, handOver } from "./_callbacks.ts";
 import { bindDenoDatagram } from "./_deno_datagram.ts";
 import type { DenoAddr, DenoConn, DenoListener, DenoNamespace, DenoTlsConn } from "./_deno_types.ts";
@@ -523,16 +523,18 @@ async function connectTls(ns: DenoNamespace, c: CheckedTlsConnect): Promise<Conn
   }
 }
 
-function checkReusePort(ns: DenoNamespace): void {
+function checkReusePort(ns: DenoNamespace, target: TcpAddr): void {
   // Without --unstable-net, Deno.listen({ reusePort: true }) exits the whole process instead of
   // throwing; listenDatagram exists only under that flag, so it tells whether reusePort is safe.
   if (typeof ns.listenDatagram !== "function") {
-    throw new TypeError("Cannot listen with reusePort: Deno needs the --unstable-net flag for it");
+    throw new UnsupportedError(
+      `Cannot listen on ${formatAddr(target)} with reusePort: Deno needs the --unstable-net flag for it`,
+    );
   }
 }
 
 /**
- * The transport on Deno's native sockets. Needs Deno; `reusePort` also needs `--unstable-net`.
+ * The transport on Deno's native sockets. Needs Deno; `reusePort` on TCP also needs `--unstable-net`.
  *
  * @example Echo server on a UNIX socket
  * ```ts
@@ -573,7 +575,7 @@ export const denoTransport: Transport = {
     if (options.transport !== "tcp") throw unknownTransportError("listen", options);
     const hostname = options.hostname ?? DEFAULT_HOSTNAME;
     const port = options.port ?? 0;
-    if (options.reusePort) checkReusePort(ns);
+    if (options.reusePort) checkReusePort(ns, { transport: "tcp", hostname, port });
     let listener: DenoListener;
     try {
       listener = ns.listen(

@@ -81,8 +81,9 @@ export interface TcpListenOptions {
    */
   port?: number;
   /**
-   * Lets several processes bind the same port (`SO_REUSEPORT`). Transports that cannot do it
-   * on this runtime throw a `TypeError` instead of ignoring it.
+   * Lets several processes bind the same port (`SO_REUSEPORT`). Where the runtime cannot do it
+   * (Deno's native TCP listener without `--unstable-net`, Node before 22.12), `listen` rejects with
+   * `UnsupportedError` naming what is missing instead of ignoring it.
    * @default {false}
    */
   reusePort?: boolean;
