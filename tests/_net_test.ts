@@ -70,13 +70,6 @@ export interface ProcessErrors {
 /**
  * Records uncaught exceptions and unhandled rejections until `stop`, to show that a failure stayed
  * inside the code that caused it.
- *
- * @example
- * ```ts
- * const watch = watchProcessErrors();
- * try { await scenario(); } finally { watch.stop(); }
- * assert.deepEqual(watch.errors, []);
- * ```
  */
 export function watchProcessErrors(): ProcessErrors {
   const errors: unknown[] = [];

@@ -11,12 +11,6 @@ import type { Connection } from "./types.ts";
 /**
  * The error `onClose` reports when a handler callback threw `thrown`: a `CallbackError` naming the
  * callback and the connection or socket, with what was thrown as `cause`.
- *
- * @example
- * ```ts
- * handlerError("onData", "tcp:127.0.0.1:5000", new Error("bug")).message;
- * // "Handler's onData threw on tcp:127.0.0.1:5000: bug"
- * ```
  */
 export function handlerError(callback: string, where: string, thrown: unknown): CallbackError {
   const reason = thrown instanceof Error ? thrown.message : String(thrown);
@@ -27,11 +21,6 @@ export function handlerError(callback: string, where: string, thrown: unknown): 
  * Passes an accepted connection to the listener's callback. A callback that throws has a bug the
  * transport cannot report to anyone else: the connection is closed, and the error is rethrown from a
  * microtask, as a throwing `connection` listener surfaces in Node.
- *
- * @example
- * ```ts
- * handOver(conn, (c) => c.setHandler(handler));
- * ```
  */
 export function handOver(conn: Connection, onConnection: (conn: Connection) => void): void {
   try {

@@ -1,9 +1,11 @@
 /**
- * The few members of the `Deno` namespace that `deno.ts` touches, declared by hand so the file
- * type-checks under `tsc` with Node types only. Reached through `globalThis`, never `lib.deno`.
+ * The few members of the `Deno` namespace that the deno transport touches, declared by hand so its
+ * files type-check under `tsc` with Node types only. Reached through `globalThis` ({@linkcode denoGlobal}),
+ * never `lib.deno`; {@linkcode denoErrorCode} reads Deno's errors.
  *
  * @module
  */
+import { errorCode } from "./_errors.ts";
 
 /** A TCP address as Deno reports it. */
 export interface DenoTcpAddr {
@@ -136,4 +138,32 @@ export interface DenoNamespace {
     BadResource: DenoErrorClass;
     Interrupted: DenoErrorClass;
   };
+}
+
+/**
+ * The `Deno` namespace; a `TypeError` outside Deno.
+ */
+export function denoGlobal(): DenoNamespace {
+  const ns = (globalThis as { Deno?: DenoNamespace }).Deno;
+  if (ns === undefined) throw new TypeError("Cannot use the deno transport outside Deno");
+  return ns;
+}
+
+/**
+ * The errno code a Deno error stands for: Deno sets `code` on most of its socket errors, and its
+ * class names it for the others.
+ */
+export function denoErrorCode(err: unknown): string | undefined {
+  const code = errorCode(err);
+  if (code !== undefined) return code;
+  const errors = denoGlobal().errors;
+  if (err instanceof errors.ConnectionRefused) return "ECONNREFUSED";
+  // Deno reports a UNIX path with no socket file as NotFound.
+  if (err instanceof errors.NotFound) return "ENOENT";
+  if (err instanceof errors.AddrInUse) return "EADDRINUSE";
+  if (err instanceof errors.ConnectionReset) return "ECONNRESET";
+  if (err instanceof errors.BrokenPipe) return "EPIPE";
+  if (err instanceof errors.ConnectionAborted) return "ECONNABORTED";
+  if (err instanceof errors.NotConnected) return "ENOTCONN";
+  return undefined;
 }
