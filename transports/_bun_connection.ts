@@ -1,15 +1,16 @@
 /**
  * The Bun transport's connections: one set of socket handlers for every socket, each socket's state
  * in `socket.data` (the listener's context, a pending TLS handshake, then the connection), and the
- * read and write paths. Listening and connecting are in `bun.ts`.
+ * read and write paths. The first two are in `_bun_accept.ts`; listening and connecting in `bun.ts`.
  *
  * @module
  */
 import { peerName } from "./_addr.ts";
 import { handlerError, handOver } from "./_callbacks.ts";
+import { AcceptContext, PendingHandshake } from "./_bun_accept.ts";
 import { bunGlobal, type BunSocket, type BunSocketHandler } from "./_bun_types.ts";
 import { connectionError, tlsConnectError } from "./_errors.ts";
-import { formatSubject } from "./_tls.ts";
+import { tlsConnectionInfo } from "./_tls.ts";
 import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
 import type { Addr, Connection, ConnectionHandler, TlsConnectionInfo } from "./types.ts";
 
@@ -18,59 +19,6 @@ import type { Addr, Connection, ConnectionHandler, TlsConnectionInfo } from "./t
  * accepted TLS socket, its pending handshake until the `handshake` handler does.
  */
 export type SocketData = BunConnection | AcceptContext | PendingHandshake;
-
-/** What a TLS listener needs to judge a finished handshake. */
-export interface TlsAcceptOptions {
-  readonly requestClientCert: boolean;
-  readonly timeoutMs: number;
-}
-
-/** The `socket.data` a listener gives each accepted socket before it becomes a connection. */
-export class AcceptContext {
-  readonly onConnection: (conn: Connection) => void;
-  /** The listener's path, which names the local side of accepted UNIX sockets. */
-  readonly unixPath: string | undefined;
-  /** Set on a TLS listener. */
-  readonly tls: TlsAcceptOptions | undefined;
-  /** Accepted TLS sockets still in their handshake. */
-  readonly handshaking = new Set<PendingHandshake>();
-  closed = false;
-  constructor(
-    onConnection: (conn: Connection) => void,
-    unixPath: string | undefined,
-    tls: TlsAcceptOptions | undefined = undefined,
-  ) {
-    this.onConnection = onConnection;
-    this.unixPath = unixPath;
-    this.tls = tls;
-  }
-}
-
-/** An accepted TLS socket until its handshake is over: bounded in time, and dropped on failure. */
-class PendingHandshake {
-  readonly context: AcceptContext;
-  readonly #socket: BunSocket<SocketData>;
-  readonly #timer: ReturnType<typeof setTimeout>;
-
-  constructor(context: AcceptContext, socket: BunSocket<SocketData>, timeoutMs: number) {
-    this.context = context;
-    this.#socket = socket;
-    this.#timer = setTimeout(() => this.drop(), timeoutMs);
-    context.handshaking.add(this);
-  }
-
-  /** The handshake is over (or the socket closed): stop the clock. */
-  settle(): void {
-    clearTimeout(this.#timer);
-    this.context.handshaking.delete(this);
-  }
-
-  /** Gives up on this socket: too slow, or its listener closed. */
-  drop(): void {
-    this.settle();
-    this.#socket.terminate();
-  }
-}
 
 /** Writes of one tick are merged into one buffer up to this total; beyond it each goes as it is (no copy). */
 const MERGE_MAX_BYTES = 256 * 1024;
@@ -166,7 +114,7 @@ export class BunConnection implements Connection {
       const conn = new BunConnection("tls", undefined);
       socket.data = conn;
       conn.#attach(socket, undefined);
-      conn.#tls = tlsInfo(socket, requireCert);
+      conn.#tls = tlsConnectionInfo(requireCert, socket.getPeerCertificate?.()?.subject);
       handOver(conn, context.onConnection);
     },
     data(socket, chunk) {
@@ -274,7 +222,7 @@ export class BunConnection implements Connection {
     socket.pause();
     this.#attach(socket, undefined);
     // A client reaches this point only with a verified server (rejectUnauthorized is always on).
-    this.#tls = tlsInfo(socket, true);
+    this.#tls = tlsConnectionInfo(true, socket.getPeerCertificate?.()?.subject);
     this.#handshakeWaiter?.(true);
   }
 
@@ -645,9 +593,4 @@ export class BunConnection implements Connection {
       this.#socket.pause();
     }
   }
-}
-
-function tlsInfo(socket: BunSocket<SocketData>, authorized: boolean): TlsConnectionInfo {
-  const subject = formatSubject(socket.getPeerCertificate?.()?.subject);
-  return subject === undefined ? { authorized } : { authorized, peerCertificateSubject: subject };
 }

@@ -19,7 +19,7 @@ import { UnsupportedError } from "../core/errors.ts";
 import { formatAddr, peerName } from "./_addr.ts";
 import { handlerError, handOver } from "./_callbacks.ts";
 import { connectError, connectionError, listenError, tlsConnectError } from "./_errors.ts";
-import { type CheckedTlsConnect, type CheckedTlsListen, formatSubject } from "./_tls.ts";
+import { type CheckedTlsConnect, type CheckedTlsListen, tlsConnectionInfo } from "./_tls.ts";
 import { raceTlsDeadline } from "./_tls_deadline.ts";
 import { removeUnixSocketFile } from "./_unix_path.ts";
 import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
@@ -326,16 +326,11 @@ export function socketConnection(
  * (Deno's node:tls reports `authorized` true even for a client it never asked for a certificate).
  */
 function tlsConnection(socket: TLSSocket, authorized: boolean): NodeConnection {
-  const peer = socket.getPeerCertificate();
-  const subject = formatSubject(peer?.subject);
-  const info: TlsConnectionInfo = subject === undefined
-    ? { authorized }
-    : { authorized, peerCertificateSubject: subject };
   return new NodeConnection(
     socket,
     tcpAddr(socket.localAddress, socket.localPort, "tls"),
     tcpAddr(socket.remoteAddress, socket.remotePort, "tls"),
-    info,
+    tlsConnectionInfo(authorized, socket.getPeerCertificate()?.subject),
   );
 }
 
