@@ -479,7 +479,7 @@ const ADD_CLIENT_OPTIONS = optionsOf("addClient option", {
 /** Checks `IoCore.messages` options. */
 export const MESSAGES_OPTIONS: Check = optionsOf("messages option", {
   signal: abortSignal,
-  highWaterMarkBytes: integer(0),
+  highWaterMarkBytes: integer(0, Number.MAX_SAFE_INTEGER, true), // Infinity: never pause
 });
 
 /** Checks `IoCore.shutdown` options. */

@@ -168,17 +168,19 @@ export function oneOfValues(...values: readonly (string | boolean)[]): Check {
   };
 }
 
-/** An integer in [`min`, `max`]. */
-export function integer(min: number, max: number = Number.MAX_SAFE_INTEGER): Check {
-  const expected = max === Number.MAX_SAFE_INTEGER
-    ? (min === 0
-      ? "a non-negative integer"
-      : min === 1
-      ? "a positive integer"
-      : `an integer of at least ${min}`)
-    : `an integer from ${min} to ${max}`;
+/** An integer in [`min`, `max`], or `Infinity` when `infinite` says so. */
+export function integer(min: number, max: number = Number.MAX_SAFE_INTEGER, infinite = false): Check {
+  const bounds = max !== Number.MAX_SAFE_INTEGER
+    ? `an integer from ${min} to ${max}`
+    : min === 0
+    ? "a non-negative integer"
+    : min === 1
+    ? "a positive integer"
+    : `an integer of at least ${min}`;
+  const expected = infinite ? `${bounds}, or Infinity` : bounds;
   return (value, at, action) => {
     if (typeof value !== "number") throw typeError(action, at, expected, value);
+    if (infinite && value === Infinity) return;
     if (!Number.isInteger(value) || value < min || value > max) throw rangeError(action, at, expected, value);
   };
 }

@@ -158,6 +158,7 @@ describe("misuse: payloads of the wrong type", () => {
         /did you mean highWaterMarkBytes/,
       );
       assert.throws(() => core.messages(id, { highWaterMarkBytes: -1 }), RangeError);
+      core.messages(id, { highWaterMarkBytes: Infinity }); // never pauses: allowed
       core.sendMessageToClient(id, "framed still");
       assert.equal(text(await peer.next()), "framed still");
     },
