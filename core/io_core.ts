@@ -32,6 +32,8 @@ const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
 const CLIENT_ID = integer(1);
 const WAIT_MS = milliseconds(0, true);
 const MESSAGE_TYPES = "a Uint8Array or a string";
+/** The options of a call made without any: nothing to check, in the loop that calls `ioIteration`. */
+const NO_OPTIONS: IoIterationOptions = Object.freeze({});
 
 /** Refuses anything but bytes or text as a message: no other typed array, no ArrayBuffer, no number. */
 function checkMessage(message: unknown, at: string, action: string): void {
@@ -239,11 +241,11 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * }
    * ```
    */
-  ioIteration(timeoutMs = 0, options: IoIterationOptions = {}): Promise<IoIterationResult> {
+  ioIteration(timeoutMs = 0, options: IoIterationOptions = NO_OPTIONS): Promise<IoIterationResult> {
     const scheduler = this.#scheduler;
     try {
       WAIT_MS(timeoutMs, "timeoutMs", "wait in ioIteration");
-      IO_ITERATION_OPTIONS(options, "options", "wait in ioIteration");
+      if (options !== NO_OPTIONS) IO_ITERATION_OPTIONS(options, "options", "wait in ioIteration");
       if (this.#iterating) {
         throw new TypeError("Cannot wait in ioIteration: a for await loop is consuming the core's events");
       }

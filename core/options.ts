@@ -188,7 +188,8 @@ export interface Logger {
 }
 
 /**
- * Options for `IoCore`.
+ * Options for `IoCore`. `new IoCore` checks every name and value, in the nested objects too
+ * (listeners, limits): an unknown name throws a `TypeError` that suggests the nearest known one.
  *
  * @example
  * ```ts
