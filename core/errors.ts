@@ -196,6 +196,26 @@ export class CallbackError extends AsockioError {}
 export class CoreClosedError extends ConnectionClosedError {}
 
 /**
+ * No client has this id: it was never given, the client was removed, or it was an unknown (raw)
+ * client that disconnected and whose messages were all read. Every `IoCore` method that acts on a
+ * client (sends, switches, closes, reconnects, sets a processor) throws it; the queries answer
+ * `undefined` or `[]` instead. It is a `ConnectionClosedError`, what a send to a forgotten client
+ * threw before, so code that caught that still does.
+ *
+ * @example
+ * ```ts
+ * import { IoCore, UnknownClientError } from "@asockio/core";
+ * const core = new IoCore();
+ * try {
+ *   core.sendMessageToClient(42, "hello");
+ * } catch (err) {
+ *   console.log(err instanceof UnknownClientError); // true
+ * }
+ * ```
+ */
+export class UnknownClientError extends ConnectionClosedError {}
+
+/**
  * An outgoing client that is not connected has no room left in its send buffer
  * (`reconnect.bufferBytes`). Nothing of the call was queued.
  *

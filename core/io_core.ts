@@ -7,21 +7,63 @@
  */
 import { toBytes } from "./wire/bytes.ts";
 import { keywordKey } from "./clients/client_registry.ts";
-import { CoreClosedError } from "./errors.ts";
-import type {
-  AddClientOptions,
-  IoCoreOptions,
-  IoIterationOptions,
-  MessagesOptions,
-  ShutdownOptions,
+import { ConnectionClosedError, CoreClosedError, UnknownClientError } from "./errors.ts";
+import {
+  type AddClientOptions,
+  checkAddClientOptions,
+  checkIoCoreOptions,
+  IO_ITERATION_OPTIONS,
+  type IoCoreOptions,
+  type IoIterationOptions,
+  MESSAGES_OPTIONS,
+  type MessagesOptions,
+  SHUTDOWN_OPTIONS,
+  type ShutdownOptions,
 } from "./options.ts";
+import { boolean, bytesOrText, callable, integer, milliseconds, typeError } from "./options_check.ts";
+import type { ClientRecord } from "./clients/client_registry.ts";
 import type { InlineProcessorClass } from "./processor.ts";
-import type { FrameBatch } from "./wire/frame_batch.ts";
+import { type FrameBatch, frameBatchRuns } from "./wire/frame_batch.ts";
 import { Scheduler } from "./engine/scheduler.ts";
 import type { Addr, TransportName } from "../transports/types.ts";
 import type { ClientId, ClientInfo, IoCoreStats, IoIterationResult, Keyword, ListenerInfo } from "./types.ts";
 
 const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+const CLIENT_ID = integer(1);
+const WAIT_MS = milliseconds(0, true);
+const MESSAGE_TYPES = "a Uint8Array or a string";
+/** The options of a call made without any: nothing to check, in the loop that calls `ioIteration`. */
+const NO_OPTIONS: IoIterationOptions = Object.freeze({});
+
+/** Refuses anything but bytes or text as a message: no other typed array, no ArrayBuffer, no number. */
+function checkMessage(message: unknown, at: string, action: string): void {
+  if (typeof message !== "string" && !(message instanceof Uint8Array)) {
+    throw typeError(action, at, MESSAGE_TYPES, message);
+  }
+}
+
+/** The messages of `sendMessagesToClient` as an array, each checked, before anything is queued. */
+function messageList(messages: unknown, action: string): (Uint8Array | string)[] {
+  let list = messages;
+  if (!Array.isArray(list)) {
+    const iterable = list as Iterable<unknown> | null | undefined;
+    if (
+      typeof iterable === "string" || iterable instanceof Uint8Array || iterable === null ||
+      typeof iterable !== "object" || typeof iterable[Symbol.iterator] !== "function"
+    ) {
+      throw typeError(
+        action,
+        "messages",
+        `an array or iterable of messages (${MESSAGE_TYPES} each)`,
+        messages,
+      );
+    }
+    list = Array.from(iterable);
+  }
+  const array = list as unknown[];
+  for (let i = 0; i < array.length; i++) checkMessage(array[i], `messages[${i}]`, action);
+  return array as (Uint8Array | string)[];
+}
 
 function hasEvents(events: IoIterationResult): boolean {
   return events.newlyConnectedExpectedClients.size > 0 || events.newlyConnectedUnknownClients.size > 0 ||
@@ -54,9 +96,13 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   readonly #scheduler: Scheduler;
   /** True while a `for await` loop consumes the events. */
   #iterating = false;
+  /** The pending `listen()`, which concurrent calls share. */
+  #binding: Promise<Addr[]> | undefined = undefined;
 
   /**
-   * Creates a core. Nothing is bound until {@linkcode listen}.
+   * Creates a core. Nothing is bound until {@linkcode listen}. Every option is checked here, listeners
+   * and limits included: an unknown name or a wrong value throws a `TypeError` (or a `RangeError` for
+   * a number out of range) naming it, with the nearest known name for a misspelt one.
    *
    * @example
    * ```ts
@@ -68,6 +114,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   constructor(options: IoCoreOptions = {}) {
+    checkIoCoreOptions(options);
     this.#scheduler = new Scheduler(options);
   }
 
@@ -84,7 +131,9 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   /**
    * Binds every listener and starts accepting. Resolves with the bound addresses (with `port: 0`
    * resolved), in the order given. If one fails, those already bound are closed again. A UDP
-   * listener on Deno without `--unstable-net` rejects with `UnsupportedError`.
+   * listener on Deno without `--unstable-net` rejects with `UnsupportedError`. Calls made while one
+   * is binding share its outcome; a call after it succeeded rejects with a `TypeError`, and one after
+   * `close()` with `CoreClosedError`. It never throws: every failure is a rejection.
    *
    * @example
    * ```ts
@@ -95,13 +144,25 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   listen(): Promise<Addr[]> {
-    return this.#scheduler.listen();
+    if (this.#binding) return this.#binding;
+    let binding: Promise<Addr[]>;
+    try {
+      binding = this.#scheduler.listen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#binding = binding;
+    const settled = () => this.#binding = undefined;
+    binding.then(settled, settled);
+    return binding;
   }
 
   /**
    * Registers an expected (named) client and returns its id. Without `connect`, a peer announcing
    * `keyword` is bound to it; a connection already holding that unexpected keyword is adopted at
-   * once. With `connect`, this core connects out and announces `keyword` there.
+   * once. With `connect`, this core connects out and announces `keyword` there. The options are
+   * checked at the call (`connect` as a listener is), so an impossible address throws a `TypeError`
+   * or `RangeError` instead of retrying forever; after `close()` it throws `CoreClosedError`.
    *
    * @example
    * ```ts
@@ -112,11 +173,13 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   addClient(options: AddClientOptions): ClientId {
+    checkAddClientOptions(options);
     return this.#scheduler.addClient(options);
   }
 
   /**
-   * The id of the client registered with `keyword`, or `undefined`.
+   * The id of the client registered with `keyword`, or `undefined`; also after `close()`. A keyword
+   * that is neither a string nor a `Uint8Array` throws a `TypeError`.
    *
    * @example
    * ```ts
@@ -127,12 +190,15 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   getClientIdByKeyword(keyword: Keyword): ClientId | undefined {
+    bytesOrText(keyword, "keyword", "find client by keyword");
     return this.#scheduler.registry.byKeyword(keywordKey(toBytes(keyword)))?.id;
   }
 
   /**
    * A snapshot of a client: keyword, connection state, addresses, listener, raw mode and last error.
-   * Returns `undefined` for an unknown id (unknown clients are forgotten once disconnected and read).
+   * Returns `undefined` for an unknown id (unknown clients are forgotten once disconnected and read),
+   * and answers after `close()` as well. An id that is not a positive integer throws a `TypeError`
+   * or `RangeError`.
    *
    * @example
    * ```ts
@@ -143,7 +209,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   getClientInfo(id: ClientId): ClientInfo | undefined {
-    const record = this.#scheduler.registry.get(id);
+    const record = this.#query(id, "get client info");
     return record && this.#scheduler.clientInfo(record);
   }
 
@@ -156,6 +222,8 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * After `close()` it rejects with a `CoreClosedError`, so a loop ends instead of spinning; a call
    * pending when `close()` is called resolves with the final events (the disconnections). An
    * aborted `options.signal` rejects that call with the signal's reason, and the core stays open.
+   * It never throws: a `timeoutMs` that is not a number from 0 to 2147483647 (or `Infinity`), an
+   * unknown option, or a second concurrent wait rejects with a `TypeError` or `RangeError`.
    *
    * @example A loop that ends when the core closes
    * ```ts
@@ -173,15 +241,21 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * }
    * ```
    */
-  ioIteration(timeoutMs = 0, options: IoIterationOptions = {}): Promise<IoIterationResult> {
+  ioIteration(timeoutMs = 0, options: IoIterationOptions = NO_OPTIONS): Promise<IoIterationResult> {
     const scheduler = this.#scheduler;
-    if (this.#iterating) {
-      throw new TypeError("Cannot wait in ioIteration: a for await loop is consuming the core's events");
+    try {
+      WAIT_MS(timeoutMs, "timeoutMs", "wait in ioIteration");
+      if (options !== NO_OPTIONS) IO_ITERATION_OPTIONS(options, "options", "wait in ioIteration");
+      if (this.#iterating) {
+        throw new TypeError("Cannot wait in ioIteration: a for await loop is consuming the core's events");
+      }
+      if (scheduler.closed && !scheduler.board.waiting) {
+        throw new CoreClosedError("Cannot wait in ioIteration: the core is closed");
+      }
+      return scheduler.board.wait(timeoutMs, options.signal);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (scheduler.closed && !scheduler.board.waiting) {
-      return Promise.reject(new CoreClosedError("Cannot wait in ioIteration: the core is closed"));
-    }
-    return scheduler.board.wait(timeoutMs, options.signal);
   }
 
   /**
@@ -226,7 +300,9 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * the same iteration. While more than `highWaterMarkBytes` wait unread, reading from the client's
    * connection pauses (the global `inputBytes` cap applies as well). Breaking out of the loop ends
    * the iteration, not the client; an aborted `signal` ends it with the signal's reason. One
-   * iteration per client at a time, and not for clients driven by a processor.
+   * iteration per client at a time, and not for clients driven by a processor. After `close()` it
+   * still yields what arrived before. An unknown id throws `UnknownClientError`; a malformed id or
+   * option a `TypeError` or `RangeError`.
    *
    * @example
    * ```ts
@@ -240,20 +316,16 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   messages(id: ClientId, options: MessagesOptions = {}): AsyncIterable<Uint8Array> {
-    const scheduler = this.#scheduler;
-    const record = scheduler.registry.get(id);
-    if (!record) throw new TypeError(`Cannot read messages: no client ${id}`);
+    MESSAGES_OPTIONS(options, "options", "read messages");
+    const record = this.#query(id, "read messages");
+    if (!record) throw new UnknownClientError(`Cannot read messages: no client ${id}`);
     const highWaterMark = options.highWaterMarkBytes ?? DEFAULT_HIGH_WATER_MARK_BYTES;
-    if (!(highWaterMark >= 0)) {
-      throw new RangeError(
-        `Cannot read messages: highWaterMarkBytes must be a non-negative number, got ${highWaterMark}`,
-      );
-    }
-    return scheduler.readMessages(record, highWaterMark, options.signal);
+    return this.#scheduler.readMessages(record, highWaterMark, options.signal);
   }
 
   /**
-   * Removes and returns the client's next unread message (or raw chunk), or `undefined`.
+   * Removes and returns the client's next unread message (or raw chunk), or `undefined` (also for
+   * an unknown id). Messages that arrived before `close()` can still be read.
    *
    * @example
    * ```ts
@@ -264,12 +336,13 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   getMessageFromClient(id: ClientId): Uint8Array | undefined {
-    const record = this.#scheduler.registry.get(id);
+    const record = this.#query(id, "get message");
     return record && this.#scheduler.takeMessage(record);
   }
 
   /**
-   * Removes and returns all of the client's unread messages (or raw chunks), oldest first.
+   * Removes and returns all of the client's unread messages (or raw chunks), oldest first; `[]` for
+   * an unknown id. Messages that arrived before `close()` can still be read.
    *
    * @example
    * ```ts
@@ -280,7 +353,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   getMessagesFromClient(id: ClientId): Uint8Array[] {
-    const record = this.#scheduler.registry.get(id);
+    const record = this.#query(id, "get messages");
     return record ? this.#scheduler.takeMessages(record) : [];
   }
 
@@ -310,7 +383,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   takeFrames(id: ClientId): FrameBatch | undefined {
-    const record = this.#scheduler.registry.get(id);
+    const record = this.#query(id, "take frames");
     return record && this.#scheduler.takeFrames(record);
   }
 
@@ -324,6 +397,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    *
    * @throws {TypeError} For anything but a batch this core made and did not send yet: a forged
    *   object, another core's batch, one already sent, or one whose frame headers were changed.
+   * @throws {UnknownClientError} For an unknown id; `CoreClosedError` after `close()`.
    *
    * @example Forward everything from one client to another
    * ```ts
@@ -335,7 +409,12 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   sendFrames(id: ClientId, batch: FrameBatch): void {
-    this.#scheduler.sendFrames(id, batch);
+    const scheduler = this.#scheduler;
+    if (scheduler.registry.get(id) === undefined || scheduler.closed) {
+      frameBatchRuns(batch, scheduler.budget, "send frames"); // a bad batch is named first
+      throw this.#refused(id, "send frames");
+    }
+    scheduler.sendFrames(id, batch);
   }
 
   /**
@@ -349,6 +428,10 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * dropped silently. To a UDP client the message is one datagram: over 65,507 bytes (IPv4) or
    * `maxMessageBytes` it throws `MessageTooLargeError` and sends nothing.
    *
+   * The message must be a `Uint8Array` (a Node `Buffer` is one) or a string: anything else, another
+   * typed array included, throws a `TypeError` and queues nothing. An unknown id throws
+   * `UnknownClientError`, and every send after `close()` throws `CoreClosedError`.
+   *
    * @example
    * ```ts
    * import { IoCore } from "@asockio/core";
@@ -358,13 +441,20 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   sendMessageToClient(id: ClientId, message: Uint8Array | string): void {
-    this.#scheduler.sendOne(id, toBytes(message));
+    checkMessage(message, "message", "send message");
+    if (this.#scheduler.closed) throw this.#refused(id, "send message");
+    try {
+      this.#scheduler.sendOne(id, toBytes(message));
+    } catch (err) {
+      throw this.#sendFailed(err, id, "send message");
+    }
   }
 
   /**
    * Queues several messages for the client, in order, written in one batch. Messages received and
    * sent on in the order they came (echo, forwarding) are written from the received bytes, neither
-   * copied nor re-encoded. As with every send, do not modify a message after queueing it.
+   * copied nor re-encoded. As with every send, do not modify a message after queueing it. All of
+   * them are checked first (see {@linkcode sendMessageToClient}): if one is refused, none is queued.
    *
    * @example
    * ```ts
@@ -375,14 +465,21 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   sendMessagesToClient(id: ClientId, messages: Iterable<Uint8Array | string>): void {
-    this.#scheduler.sendMany(id, messages);
+    const list = messageList(messages, "send messages");
+    if (this.#scheduler.closed) throw this.#refused(id, "send messages");
+    try {
+      this.#scheduler.sendMany(id, list);
+    } catch (err) {
+      throw this.#sendFailed(err, id, "send messages");
+    }
   }
 
   /**
    * Switches the client's current connection between framed and raw mode. Messages (or chunks)
    * already received and queued keep their form; bytes not yet decoded are interpreted under the
    * new mode from the next unread byte. Output queued before the switch goes out in the old mode.
-   * A UDP client is always raw: switching it to framed throws `UnsupportedError`.
+   * A UDP client is always raw: switching it to framed throws `UnsupportedError`. A `raw` that is not
+   * a boolean throws a `TypeError`; a client without an open connection `ConnectionClosedError`.
    *
    * @example
    * ```ts
@@ -393,12 +490,15 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   switchClientRawConnectionMode(id: ClientId, raw: boolean): void {
+    boolean(raw, "raw", "switch raw mode");
+    this.#client(id, "switch raw mode");
     this.#scheduler.openSession(id, "switch raw mode").setRaw(raw);
   }
 
   /**
    * Sets the processor class that drives this client's connections: one instance per connection.
    * If the client is connected now, an instance is created at once and given any unread messages.
+   * Anything but a class (a function) throws a `TypeError`.
    *
    * @example
    * ```ts
@@ -413,15 +513,15 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   setInlineProcessorForClient(id: ClientId, processorClass: InlineProcessorClass): void {
-    const record = this.#scheduler.registry.get(id);
-    if (!record) throw new TypeError(`Cannot set processor: no client ${id}`);
-    this.#scheduler.setProcessor(record, processorClass);
+    callable(processorClass, "processorClass", "set processor");
+    this.#scheduler.setProcessor(this.#client(id, "set processor"), processorClass);
   }
 
   /**
    * Connects an outgoing client (one added with `connect`) again now, whatever its backoff, with
    * a fresh attempt count: after this side closed it, after a refused handshake, after
    * `maxAttempts`, or with `reconnect: false`. Does nothing while it is connected or connecting.
+   * A client that is not an outgoing one throws a `TypeError`.
    *
    * @example
    * ```ts
@@ -433,16 +533,15 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   reconnectClient(id: ClientId): void {
-    const scheduler = this.#scheduler;
-    const record = scheduler.registry.get(id);
-    if (!record?.connect) throw new TypeError(`Cannot reconnect client ${id}: it is not an outgoing client`);
-    if (scheduler.closed) throw new CoreClosedError("Cannot reconnect: the core is closed");
-    scheduler.outgoing.reconnectNow(record);
+    const record = this.#client(id, "reconnect");
+    if (!record.connect) throw new TypeError(`Cannot reconnect client ${id}: it is not an outgoing client`);
+    this.#scheduler.outgoing.reconnectNow(record);
   }
 
   /**
    * Closes the client's connection now; unwritten output is discarded. The client record stays. An
-   * outgoing client does not reconnect by itself after this, until `reconnectClient`.
+   * outgoing client does not reconnect by itself after this, until `reconnectClient`. Does nothing
+   * when the client has no connection; an unknown id throws `UnknownClientError`.
    *
    * @example
    * ```ts
@@ -453,15 +552,15 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   closeClientConnection(id: ClientId): void {
-    const record = this.#scheduler.registry.get(id);
-    if (!record) return;
+    const record = this.#client(id, "close client connection");
     if (record.connect) this.#scheduler.outgoing.hold(record);
     record.session?.close();
   }
 
   /**
    * Closes the client's connection once everything queued for it has been written. An outgoing client
-   * does not reconnect by itself after this, until `reconnectClient`.
+   * does not reconnect by itself after this, until `reconnectClient`. An unknown id throws
+   * `UnknownClientError`.
    *
    * @example
    * ```ts
@@ -473,8 +572,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   markClientConnectionAsReadyToBeClosed(id: ClientId): void {
-    const record = this.#scheduler.registry.get(id);
-    if (!record) return;
+    const record = this.#client(id, "close client connection");
     if (record.connect) this.#scheduler.outgoing.hold(record);
     record.session?.closeWhenFlushed();
   }
@@ -495,7 +593,9 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   }
 
   /**
-   * Closes the client's connection (if any) and forgets the client and its unread messages.
+   * Closes the client's connection (if any) and forgets the client and its unread messages. An
+   * unknown id is already forgotten, so removing twice does nothing; after `close()` it throws
+   * `CoreClosedError`.
    *
    * @example
    * ```ts
@@ -505,12 +605,13 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   removeClient(id: ClientId): void {
-    const record = this.#scheduler.registry.get(id);
+    const record = this.#query(id, "remove client");
+    if (this.#scheduler.closed) throw this.#refused(id, "remove client");
     if (record) this.#scheduler.removeClient(record);
   }
 
   /**
-   * Memory and connection counters.
+   * Memory and connection counters, always finite numbers; also after `close()`.
    *
    * @example
    * ```ts
@@ -558,7 +659,9 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   /**
    * Shuts down gracefully: stops accepting, closes each connection once everything queued for it
    * has been written (outgoing clients stop reconnecting), and after `timeoutMs` closes whatever is
-   * left; resolves once the core is closed. What a worker does on SIGTERM.
+   * left; resolves once the core is closed. What a worker does on SIGTERM. It never throws: a
+   * `timeoutMs` that is not a number from 0 to 2147483647, or an unknown option, rejects with a
+   * `TypeError` or `RangeError`.
    *
    * @example
    * ```ts
@@ -570,11 +673,12 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   shutdown(options: ShutdownOptions = {}): Promise<void> {
-    const timeoutMs = options.timeoutMs ?? 10_000;
-    if (!(timeoutMs >= 0)) {
-      throw new RangeError(`Cannot shut down: timeoutMs must be non-negative, got ${timeoutMs}`);
+    try {
+      SHUTDOWN_OPTIONS(options, "options", "shut down");
+    } catch (err) {
+      return Promise.reject(err);
     }
-    return this.#scheduler.shutdown(timeoutMs);
+    return this.#scheduler.shutdown(options.timeoutMs ?? 10_000);
   }
 
   /**
@@ -607,6 +711,41 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    */
   get closed(): Promise<void> {
     return this.#scheduler.closedPromise;
+  }
+
+  /**
+   * A query's client: the record, or `undefined` for an unknown id; throws only for a malformed id.
+   * The id is checked only when the lookup fails, so a good id costs nothing more.
+   */
+  #query(id: ClientId, action: string): ClientRecord | undefined {
+    const record = this.#scheduler.registry.get(id);
+    if (record === undefined) CLIENT_ID(id, "id", action);
+    return record;
+  }
+
+  /** An acting method's client; throws for a malformed or unknown id, and after `close()`. */
+  #client(id: ClientId, action: string): ClientRecord {
+    const record = this.#scheduler.registry.get(id);
+    if (record === undefined || this.#scheduler.closed) throw this.#refused(id, action);
+    return record;
+  }
+
+  /** Why an acting method is refused: a malformed id, the core closed, or an unknown id. */
+  #refused(id: ClientId, action: string): Error {
+    CLIENT_ID(id, "id", action);
+    if (this.#scheduler.closed) return new CoreClosedError(`Cannot ${action}: the core is closed`);
+    return new UnknownClientError(`Cannot ${action}: no client ${id}`);
+  }
+
+  /**
+   * A failed send's error: for an id that names no client, the one every acting method gives. The
+   * send itself looks the client up, so the check costs nothing until it fails.
+   */
+  #sendFailed(err: unknown, id: ClientId, action: string): unknown {
+    if (err instanceof ConnectionClosedError && this.#scheduler.registry.get(id) === undefined) {
+      return this.#refused(id, action);
+    }
+    return err;
   }
 
   /** Closes the core; lets `await using core = new IoCore(...)` clean up. */

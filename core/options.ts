@@ -14,7 +14,25 @@ import type {
   UdpConnectOptions,
 } from "../transports/types.ts";
 import type { InlineProcessorClass } from "./processor.ts";
-import type { ReconnectOptions } from "./clients/reconnect.ts";
+import { DEFAULT_RECONNECT, type ReconnectOptions } from "./clients/reconnect.ts";
+import {
+  abortSignal,
+  arrayOf,
+  boolean,
+  bytesOrText,
+  byTransport,
+  callable,
+  type Check,
+  either,
+  integer,
+  milliseconds,
+  numeric,
+  oneOfValues,
+  optionsOf,
+  required,
+  text,
+  typeError,
+} from "./options_check.ts";
 import type { AccessRule } from "./admission/rules.ts";
 import type { Keyword, ListenerInfo } from "./types.ts";
 
@@ -170,7 +188,8 @@ export interface Logger {
 }
 
 /**
- * Options for `IoCore`.
+ * Options for `IoCore`. `new IoCore` checks every name and value, in the nested objects too
+ * (listeners, limits): an unknown name throws a `TypeError` that suggests the nearest known one.
  *
  * @example
  * ```ts
@@ -360,18 +379,135 @@ export const defaultLogger: Logger = {
   error: (message, ...details) => console.error(`asockio: ${message}`, ...details),
 };
 
+// The tables of known options: one per options object, each name with the check of its value.
+// To add an option, or a value (`acceptUnexpectedKeywords: "adopt"`), add it here.
+
+const PORT = integer(0, 65_535);
+const REMOTE_PORT = required(integer(1, 65_535));
+const PEM = bytesOrText;
+const CA = either(PEM, arrayOf(PEM, "PEM text (a string or a Uint8Array) or an array of them"));
+
+/** What listeners and outgoing clients share, per transport: the address, and TLS's material. */
+const TCP_ADDRESS = { hostname: text };
+const TLS_MATERIAL = { ca: CA, cert: PEM, key: PEM, tlsHandshakeTimeoutMs: milliseconds(1) };
+
+/** Checks `IoCoreOptions.listeners[i]` (see `IoCoreListenerOptions`). */
+const LISTENER = (() => {
+  const shared = {
+    name: text,
+    maxConnections: integer(1),
+    proxyProtocol: optionsOf("proxyProtocol option", { trusted: required(arrayOf(text)) }),
+  };
+  const { proxyProtocol: _, ...sharedNoProxy } = shared;
+  return byTransport("listener", {
+    tcp: { ...TCP_ADDRESS, port: PORT, reusePort: boolean, ...shared },
+    tls: {
+      ...TCP_ADDRESS,
+      port: PORT,
+      reusePort: boolean,
+      ...TLS_MATERIAL,
+      cert: required(PEM),
+      key: required(PEM),
+      requestClientCert: boolean,
+      ...shared,
+    },
+    unix: { path: required(text), mode: integer(0, 0o777), ...sharedNoProxy },
+    udp: { ...TCP_ADDRESS, port: PORT, ...sharedNoProxy },
+  });
+})();
+
+/** Checks `AddClientOptions.connect`: the listener's address checks, with the port required. */
+const CONNECT = byTransport("connect", {
+  tcp: { ...TCP_ADDRESS, port: REMOTE_PORT },
+  tls: { ...TCP_ADDRESS, port: REMOTE_PORT, ...TLS_MATERIAL, serverName: text },
+  unix: { path: required(text) },
+  udp: { ...TCP_ADDRESS, port: REMOTE_PORT },
+});
+
+/** Every limit is a non-negative integer; the names are those of `DEFAULT_LIMITS`. */
+const LIMITS = optionsOf(
+  "limit",
+  Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((name) => [name, integer(0)])),
+);
+
+/** The reconnect names of `DEFAULT_RECONNECT`; `resolveReconnect` checks their ranges. */
+const RECONNECT = either(
+  oneOfValues(false),
+  optionsOf(
+    "reconnect option",
+    Object.fromEntries(Object.keys(DEFAULT_RECONNECT).map((name) => [name, numeric])),
+  ),
+);
+
+const IO_CORE_OPTIONS = optionsOf("IoCore option", {
+  listeners: arrayOf(LISTENER),
+  transport: (value, at, action) => {
+    if (typeof value === "object" && value !== null && typeof (value as Transport).connect === "function") {
+      return;
+    }
+    if (typeof value !== "string") {
+      throw typeError(action, at, `a Transport or one of "deno", "bun", "node"`, value);
+    }
+    oneOfValues("deno", "bun", "node")(value, at, action);
+  },
+  rawConnection: callable,
+  unknownClients: oneOfValues("allow", "refuse"),
+  unknownClientProcessor: callable,
+  acceptUnexpectedKeywords: oneOfValues(true, false),
+  duplicateKeyword: oneOfValues("refuse", "replace"),
+  limits: LIMITS,
+  allow: arrayOf(),
+  unknownClientsAllow: arrayOf(),
+  logger: (value, at, action) => {
+    if (value !== null && (typeof value !== "object" || Array.isArray(value))) {
+      throw typeError(action, at, "a logger object or null", value);
+    }
+  },
+  noDelay: boolean,
+  signal: abortSignal,
+});
+
+const ADD_CLIENT_OPTIONS = optionsOf("addClient option", {
+  keyword: required(bytesOrText),
+  connect: CONNECT,
+  raw: boolean,
+  processor: callable,
+  allow: arrayOf(),
+  secret: bytesOrText,
+  reconnect: RECONNECT,
+});
+
+/** Checks `IoCore.messages` options. */
+export const MESSAGES_OPTIONS: Check = optionsOf("messages option", {
+  signal: abortSignal,
+  highWaterMarkBytes: integer(0, Number.MAX_SAFE_INTEGER, true), // Infinity: never pause
+});
+
+/** Checks `IoCore.shutdown` options. */
+export const SHUTDOWN_OPTIONS: Check = optionsOf("shutdown option", { timeoutMs: milliseconds(0) });
+
+/** Checks `IoCore.ioIteration` options. */
+export const IO_ITERATION_OPTIONS: Check = optionsOf("ioIteration option", { signal: abortSignal });
+
+/**
+ * Checks every `IoCoreOptions` name and value, listeners and limits included; throws a
+ * `TypeError` or `RangeError` naming the option, with the nearest known name for an unknown one.
+ */
+export function checkIoCoreOptions(options: unknown): void {
+  IO_CORE_OPTIONS(options, "options", "create IoCore");
+}
+
+/** Checks `AddClientOptions`, `connect` as a listener is checked; throws `TypeError` or `RangeError`. */
+export function checkAddClientOptions(options: unknown): void {
+  ADD_CLIENT_OPTIONS(options, "options", "add client");
+}
+
 /** Checks `IoCoreOptions.limits` and fills in the defaults; throws `TypeError` or `RangeError`. */
 export function resolveLimits(limits: IoCoreLimits | undefined): ResolvedLimits {
+  if (limits !== undefined) LIMITS(limits, "options.limits", "create IoCore");
   const resolved = { ...DEFAULT_LIMITS };
   for (const [name, value] of Object.entries(limits ?? {})) {
-    if (!(name in DEFAULT_LIMITS)) throw new TypeError(`Cannot create IoCore: unknown limit ${name}`);
-    if (value === undefined) continue;
-    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-      throw new RangeError(
-        `Cannot create IoCore: limits.${name} must be a non-negative integer, got ${value}`,
-      );
-    }
-    (resolved as Record<string, number>)[name] = value;
+    if (value !== undefined) (resolved as Record<string, number>)[name] = value;
   }
   return resolved;
 }

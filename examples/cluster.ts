@@ -4,9 +4,9 @@
  * them), answering HTTP with `hello from worker <pid>`.
  *
  * ```sh
- * deno run --unstable-net --allow-net --allow-run --allow-env examples/cluster.ts --workers 4
- * bun examples/cluster.ts --workers 4
- * node examples/cluster.ts --workers 4   # Node 24 (types stripped); reusePort needs Node >= 22.12
+ * node_modules/.bin/deno run --unstable-net --allow-net --allow-run --allow-env examples/cluster.ts --workers 4
+ * node_modules/.bin/bun examples/cluster.ts --workers 4
+ * node_modules/.bin/node examples/cluster.ts --workers 4   # Node 24 (types stripped); reusePort needs Node >= 22.12
  * ```
  *
  * Options: `--workers N` (default: one per CPU), `--port P` (default 8080; `0` lets the first worker

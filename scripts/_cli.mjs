@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 /**
  * One option. Its flag is the key in kebab-case (`timeoutMs` is `--timeout-ms`).
  *
- * - `number`: `4GiB`, `64MiB`, `10M`, `20k` and `1e6` are accepted;
+ * - `number`: a whole number, at least `min`; `4GiB`, `64MiB`, `10M`, `20k`, `1.5k` and `1e6` are accepted;
  * - `string`: one word, from `choices` when given;
  * - `list`: comma-separated words, each from `choices` when given;
  * - `boolean`: present or not (`false` by default).
@@ -27,6 +27,8 @@ import { parseArgs } from "node:util";
  * @property {string} [value] The value's name in the usage: `N` for numbers, `LIST` for lists, `VALUE` otherwise
  *   unless given.
  * @property {readonly string[]} [choices] The words a `string` or `list` option accepts.
+ * @property {0 | 1} [min] The least value of a `number` option: `0` where zero means something (a seed, an
+ *   index, a delay). Default `1`.
  */
 
 /**
@@ -85,6 +87,7 @@ export function formatUsage(spec) {
     if (option.choices && option.value === undefined) {
       notes.push(`${option.type === "list" ? "any" : "one"} of ${option.choices.join(", ")}`);
     }
+    if (option.type === "number" && option.min === 0) notes.push("0 or more");
     if (option.default !== undefined) {
       notes.push(`default ${Array.isArray(option.default) ? option.default.join(",") : option.default}`);
     }
@@ -97,7 +100,10 @@ export function formatUsage(spec) {
   lines.push("Options:");
   for (const [left, right] of rows) lines.push(`  ${left.padEnd(width)}${right}`);
   if (Object.values(spec.options).some((o) => o.type === "number")) {
-    lines.push("", "Numbers accept 4GiB, 64MiB, 10M, 20k and 1e6.");
+    lines.push(
+      "",
+      "Numbers are whole, 1 or more unless marked, and accept 4GiB, 64MiB, 10M, 20k, 1.5k and 1e6.",
+    );
   }
   if (spec.notes) lines.push("", spec.notes);
   return lines.join("\n");
@@ -122,7 +128,8 @@ export function exitWithUsage(spec, message) {
 }
 
 /**
- * Parses a count with an optional unit: `4GiB`, `64MiB`, `10M`, `20k`, `1e6`; NaN when it is none.
+ * Parses a number with an optional sign and unit: `4GiB`, `64MiB`, `10M`, `20k`, `1.5k`, `1e6`, `-5`; NaN
+ * when it is none. Not rounded: `1.5` is 1.5, and the caller decides what it accepts.
  *
  * @example
  * ```js
@@ -130,21 +137,46 @@ export function exitWithUsage(spec, message) {
  * ```
  *
  * @param {string} raw The argument.
- * @returns {number} The count, or NaN.
+ * @returns {number} The number, or NaN.
  */
 export function parseCount(raw) {
-  const match = /^(\d+(?:\.\d+)?(?:e\d+)?)([kKMG]i?B?)?$/.exec(raw.trim());
+  const match = /^(-?\d+(?:\.\d+)?)(?:e(\d+))?([kKMG]i?B?)?$/.exec(raw.trim());
   if (!match) return NaN;
-  const unit = match[2] ?? "";
-  const base = unit.includes("i") ? 1024 : 1000;
+  const unit = match[3] ?? "";
   const power = { k: 1, K: 1, M: 2, G: 3 }[unit.charAt(0)] ?? 0;
-  return Math.round(Number(match[1]) * base ** power);
+  const exponent = Number(match[2] ?? 0);
+  // Decimal units go into the exponent, so `1.1k` is exactly 1100 (1.1 * 1000 is not).
+  if (!unit.includes("i")) return Number(`${match[1]}e${exponent + 3 * power}`);
+  return Number(`${match[1]}e${exponent}`) * 1024 ** power;
+}
+
+/**
+ * `--cases -5` as parseArgs reads it: `-5` looks like a flag, and the value is "ambiguous". For a number
+ * option, a following word that starts like a negative number is its value (`--cases=-5`), so that it is
+ * refused as a number instead.
+ *
+ * @param {readonly string[]} argv The arguments.
+ * @param {Set<string>} numberFlags The flags of `number` options, `--` included.
+ * @returns {string[]} The arguments, a number flag and a negative value joined with `=`.
+ */
+function joinNegativeValues(argv, numberFlags) {
+  /** @type {string[]} */
+  const joined = [];
+  for (let i = 0; i < argv.length; i++) {
+    const next = argv[i + 1];
+    if (numberFlags.has(argv[i] ?? "") && next !== undefined && /^-[\d.]/.test(next)) {
+      joined.push(`${argv[i]}=${next}`);
+      i++;
+    } else joined.push(argv[i] ?? "");
+  }
+  return joined;
 }
 
 /**
  * Parses `argv` with `node:util` `parseArgs` against `spec`. `--help` (or `-h`) prints the usage and exits
- * 0; an unknown flag, a positional argument, a missing value, a number that is not one, or a word not in
- * `choices` prints the reason and the usage to stderr and exits 2.
+ * 0; an unknown flag, a positional argument, a missing value, a number that is not one, a number that is
+ * negative, a fraction or below the option's `min`, or a word not in `choices` prints the reason and the
+ * usage to stderr and exits 2.
  *
  * @example
  * ```js
@@ -163,13 +195,16 @@ export function parseCount(raw) {
 export function parseCli(argv, spec) {
   /** @type {Record<string, { type: "string" | "boolean", short?: string }>} */
   const config = { help: { type: "boolean", short: "h" } };
+  const numberFlags = new Set();
   for (const [key, option] of Object.entries(spec.options)) {
     config[flagOf(key)] = { type: option.type === "boolean" ? "boolean" : "string" };
+    if (option.type === "number") numberFlags.add(`--${flagOf(key)}`);
   }
   /** @type {Record<string, string | boolean | undefined>} */
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options: config, strict: true, allowPositionals: false }).values;
+    const args = joinNegativeValues(argv, numberFlags);
+    parsed = parseArgs({ args, options: config, strict: true, allowPositionals: false }).values;
   } catch (err) {
     // Node's message goes on to suggest `--` for positional arguments, which no entry point takes.
     const reason = (err instanceof Error ? err.message : String(err)).split(/\.\s/)[0];
@@ -202,7 +237,12 @@ export function parseCli(argv, spec) {
       if (!Number.isFinite(value)) {
         exitWithUsage(spec, `Cannot parse ${flag}: ${JSON.stringify(raw)} is no number`);
       }
-      values[key] = value;
+      const min = option.min ?? 1;
+      if (!Number.isInteger(value) || value < min) {
+        const wanted = min === 0 ? "0 or a positive integer" : "a positive integer";
+        exitWithUsage(spec, `Cannot parse ${flag}: it must be ${wanted}, not ${JSON.stringify(raw)}`);
+      }
+      values[key] = value + 0; // -0 is 0
     } else if (option.type === "list") {
       if (words.length === 0) exitWithUsage(spec, `Cannot parse ${flag}: the list is empty`);
       values[key] = words;

@@ -29,7 +29,7 @@ const args = parseCli(process.argv.slice(2), {
   options: {
     connections: { type: "number", default: 10_000, help: "how many connections" },
     concurrency: { type: "number", default: 32, value: "C", help: "connections at a time" },
-    seed: { type: "number", default: 1, value: "S", help: "the random seed" },
+    seed: { type: "number", default: 1, min: 0, value: "S", help: "the random seed" },
     timeoutMs: { type: "number", default: 15_000, value: "T", help: "the bound of each wait" },
   },
   notes: "Exits with 1 on any failure, 2 on bad arguments.",

@@ -33,7 +33,12 @@ const args = parseCli(process.argv.slice(2), {
     bytes: { type: "number", default: 4 * GiB, help: "how many bytes to send" },
     inputBytes: { type: "number", default: 256 * MiB, help: "the core's input cap" },
     payloadBytes: { type: "number", default: 64 * 1024, help: "bytes per frame" },
-    holdMs: { type: "number", default: 300, help: "each no-read phase once the flooder is paused, in ms" },
+    holdMs: {
+      type: "number",
+      default: 300,
+      min: 0,
+      help: "each no-read phase once the flooder is paused, in ms",
+    },
     gc: { type: "boolean", help: "force a collection before each no-read phase (needs --expose-gc)" },
     timeoutMs: { type: "number", default: 900_000, help: "the bound of the whole run" },
   },

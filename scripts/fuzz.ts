@@ -27,9 +27,9 @@ const args = parseCli(process.argv.slice(2), {
     "Mutated frame streams, raw chunks, handshakes and PROXY headers through real sockets into a core.",
   options: {
     cases: { type: "number", default: 1_000_000, help: "how many cases" },
-    seed: { type: "number", default: 1, value: "S", help: "the random seed" },
+    seed: { type: "number", default: 1, min: 0, value: "S", help: "the random seed" },
     concurrency: { type: "number", default: 12, value: "C", help: "connections at a time" },
-    only: { type: "number", value: "I", help: "replay connection I of the seed alone" },
+    only: { type: "number", min: 0, value: "I", help: "replay connection I of the seed alone" },
     timeoutMs: { type: "number", default: 15_000, value: "T", help: "the bound of each connection" },
     maxRssMib: { type: "number", default: 512, value: "M", help: "the most RSS may grow, in MiB" },
   },

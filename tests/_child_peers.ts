@@ -36,7 +36,8 @@ export interface ChildRun {
 
 /**
  * Runs `file` with this runtime's own executable (or with `options.executable`, e.g. `node`) to its end,
- * killed after `timeoutMs`. Deno gets `options.denoFlags` and no other flag.
+ * killed after `timeoutMs`. Deno gets `options.denoFlags` and no other flag; `options.cwd` is the working
+ * directory (this process's by default).
  *
  * @example
  * ```ts
@@ -47,11 +48,29 @@ export function runToEnd(
   file: string,
   args: string[],
   timeoutMs: number,
-  options: { executable?: string; denoFlags?: readonly string[] } = {},
+  options: { executable?: string; denoFlags?: readonly string[]; cwd?: string } = {},
 ): Promise<ChildRun> {
   const executable = options.executable ?? process.execPath;
   const fileArgs = executable === process.execPath ? runtimeArgs(file, options.denoFlags) : [file];
-  const child = spawn(executable, [...fileArgs, ...args], {
+  return runCommand(executable, [...fileArgs, ...args], timeoutMs, options.cwd);
+}
+
+/**
+ * Runs `executable` with exactly `args` to its end (in `cwd` when given), killed after `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * const { code, stderr } = await runCommand(process.execPath, ["check", "/tmp/example.ts"], 60_000);
+ * ```
+ */
+export function runCommand(
+  executable: string,
+  args: string[],
+  timeoutMs: number,
+  cwd?: string,
+): Promise<ChildRun> {
+  const child = spawn(executable, args, {
+    cwd,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1" },
   });

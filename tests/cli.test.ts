@@ -47,6 +47,29 @@ const BAD_VALUES: { file: string; args: string[]; executable?: string; reason: R
     args: ["--cases", "12x"],
     reason: /^Cannot parse --cases: "12x" is no number$/m,
   },
+  // A negative value as its own argument once made parseArgs call the flag "ambiguous".
+  {
+    file: "scripts/fuzz.ts",
+    args: ["--cases", "-5"],
+    reason: /^Cannot parse --cases: it must be a positive integer, not "-5"$/m,
+  },
+  // A fraction was once rounded: 1.5 messages ran 2.
+  {
+    file: "scripts/soak.ts",
+    args: ["--messages", "1.5"],
+    reason: /^Cannot parse --messages: it must be a positive integer, not "1.5"$/m,
+  },
+  {
+    file: "scripts/churn.ts",
+    args: ["--connections=0"],
+    reason: /^Cannot parse --connections: it must be a positive integer, not "0"$/m,
+  },
+  // A seed may be 0, never negative.
+  {
+    file: "scripts/fuzz.ts",
+    args: ["--seed=-1"],
+    reason: /^Cannot parse --seed: it must be 0 or a positive integer, not "-1"$/m,
+  },
   {
     file: "bench/run.ts",
     args: ["--runtime", "deno,python"],

@@ -140,7 +140,7 @@ describe("for await over the core", () => {
     const first = core[Symbol.asyncIterator]();
     const next = first.next();
     await delay(10);
-    assert.throws(() => core.ioIteration(10), TypeError);
+    await assert.rejects(core.ioIteration(10), TypeError);
     await assert.rejects(core[Symbol.asyncIterator]().next(), TypeError);
     await core.close();
     assert.equal((await next).done, true);
