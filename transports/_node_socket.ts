@@ -40,6 +40,13 @@ import type {
  * 10 KiB body (corking: about 15% less CPU per response than copying).
  */
 const CORK_MIN_AVERAGE_CHUNK = 4 * 1024;
+/**
+ * A TLS batch larger than this is written chunk by chunk instead of corked: node:tls encrypts a corked
+ * batch far more slowly. A 100-byte head and a 1 MiB body, in server CPU per response: corked 6.8 ms
+ * against 0.6 ms on Deno, 1.3 against 0.6 ms on Bun, 0.47 against 0.35 ms on Node; at 10 and 64 KiB
+ * corking was as fast or faster.
+ */
+const TLS_CORK_MAX_BYTES = 64 * 1024;
 
 /**
  * A TCP or TLS address from what `node:net` reports (nothing, for a socket already closed).
@@ -113,6 +120,7 @@ export class NodeConnection implements Connection {
   readonly tls?: TlsConnectionInfo;
   #socket: Socket;
   #isTcp: boolean;
+  #isTls: boolean;
   #handler: ConnectionHandler | undefined;
   readonly #writes = new WriteQueue();
   #flushScheduled = false;
@@ -131,6 +139,7 @@ export class NodeConnection implements Connection {
     this.remoteAddr = remoteAddr;
     if (tls !== undefined) this.tls = tls;
     this.#isTcp = localAddr.transport !== "unix";
+    this.#isTls = localAddr.transport === "tls";
     socket.on("error", (err: Error) => {
       this.#error ??= connectionError(err, peerName(this.localAddr, this.remoteAddr));
     });
@@ -255,12 +264,13 @@ export class NodeConnection implements Connection {
       copyChunks(joined, queue);
       socket.write(joined, this.#onWritten);
     } else {
-      // Corked writes leave as one writev; only the last one needs the callback.
-      socket.cork();
+      // Corked writes leave as one writev; only the last one needs the callback (they complete in order).
+      const corked = !this.#isTls || total <= TLS_CORK_MAX_BYTES;
+      if (corked) socket.cork();
       const last = queue.length - 1;
       for (let i = 0; i < last; i++) socket.write(queue[i]);
       socket.write(queue[last], this.#onWritten);
-      socket.uncork();
+      if (corked) socket.uncork();
     }
     // Written: node:net holds what it still needs, and the array is the next take's queue.
     queue.length = 0;
