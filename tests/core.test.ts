@@ -185,10 +185,21 @@ describe("IoCore as a client of another IoCore", () => {
       assert.deepEqual(got, ["abab", "cdcd"]);
       assert.equal(server.getClientInfo(onServer)?.state, "connected");
 
-      // And the other way round: the client side uses a processor, the server plain code.
-      server.setInlineProcessorForClient(onServer, InlineProcessor);
-      client.setInlineProcessorForClient(upstream, Doubler);
-      await server.ioIteration(0);
+      // And the other way round: the client side uses a processor, the server plain code. A running
+      // processor is not replaced (setInlineProcessorForClient applies to later connections then), so
+      // this goes over a second pair of clients whose connection has none yet.
+      const onServer2 = server.addClient({ keyword: "worker-8" });
+      const upstream2 = client.addClient({ keyword: "worker-8", connect: serverFx.target() });
+      await iterateUntil(client, (e) => e.expected.has(upstream2));
+      client.setInlineProcessorForClient(upstream2, Doubler);
+      await iterateUntil(server, () => server.getClientInfo(onServer2)?.state === "connected");
+      server.sendMessagesToClient(onServer2, ["ef", "gh"]);
+      const back: string[] = [];
+      await iterateUntil(server, () => back.length === 2, 10_000, (r) => {
+        for (const id of r.clientsHaveDataToRead) back.push(...server.getMessagesFromClient(id).map(text));
+      });
+      assert.deepEqual(back, ["efef", "ghgh"]);
+      assert.deepEqual(client.getMessagesFromClient(upstream2), [], "the client's processor took its input");
       client.closeClientConnection(upstream);
       await iterateUntil(client, (e) => e.disconnected.has(upstream));
       await iterateUntil(server, (e) => e.disconnected.has(onServer));
@@ -580,10 +591,18 @@ describe("IoCore delivery, limits and failures", () => {
     assert.equal(text(await peer.next()), "framed ack");
     assert.deepEqual(seen.at(-1), ["framed again", false]);
 
-    // The plain-code API switches the same way.
-    core.setInlineProcessorForClient(id, InlineProcessor);
+    // The plain-code API switches the same way, and its sends follow the mode.
     core.switchClientRawConnectionMode(id, true);
     assert.equal(core.getClientInfo(id)?.raw, true);
+    peer.raw = true;
+    core.sendMessageToClient(id, "plain raw");
+    await peer.until(() => peer.rawLength >= "plain raw".length, 5000, "raw bytes from plain code");
+    assert.equal(text(peer.takeRaw()), "plain raw", "no frame header in raw mode");
+    core.switchClientRawConnectionMode(id, false);
+    assert.equal(core.getClientInfo(id)?.raw, false);
+    core.sendMessageToClient(id, "plain framed");
+    await peer.until(() => peer.rawLength >= 8 + "plain framed".length, 5000, "a frame from plain code");
+    assert.deepEqual(peer.takeRaw(), frameBytes("plain framed"));
     peer.close();
   });
 

@@ -18,6 +18,7 @@ import {
 } from "../mod.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
 import { bytePattern, bytesEqual, delay } from "./_helpers.ts";
+import { waitFor } from "./_settle.ts";
 import { UdpPeer, type UdpTarget } from "./_udp_peer.ts";
 import { WirePeer } from "./_wire_peer.ts";
 
@@ -31,6 +32,11 @@ const text = (data: Uint8Array) => decoder.decode(data);
 /** A UDP-listening core that admits unknown clients; `extra` adds to or overrides the options. */
 function udpCore(extra: IoCoreOptions = {}) {
   return startCore({ listeners: [{ transport: "udp", port: 0 }], unknownClients: "allow", ...extra });
+}
+
+/** True once the core logged refusing an unknown UDP client. */
+function refusedUdp(lines: readonly string[]): boolean {
+  return lines.some((line) => line.includes("Refused unknown client from udp:"));
 }
 
 function udpTarget(core: { addrs: readonly { transport: string }[] }, index = 0): UdpTarget {
@@ -352,9 +358,7 @@ describe("IoCore over UDP: admission rules", () => {
     const insider = await UdpPeer.open("127.0.0.1");
     try {
       await outsider.send("let me in", to);
-      for (let i = 0; i < 100 && !logger.lines.some((l) => l.includes("Refused unknown client")); i++) {
-        await delay(10);
-      }
+      await waitFor(() => refusedUdp(logger.lines), 5000, "the refusal to be logged");
       assert.ok(
         logger.lines.some((l) => l.includes("Refused unknown client from udp:127.0.0.2:")),
         logger.lines.join("\n"),
@@ -375,19 +379,20 @@ describe("IoCore over UDP: admission rules", () => {
     TEST_TIMEOUT,
     async () => {
       for (const [transport, admitted] of [["tcp", false], ["udp", true]] as const) {
-        await using fx = await udpCore({ unknownClientsAllow: [{ transport }] });
+        const logger = recordingLogger();
+        await using fx = await udpCore({ unknownClientsAllow: [{ transport }], logger });
         const peer = await UdpPeer.open();
         try {
           await peer.send("hi", udpTarget(fx));
-          const r = await (async () => {
-            const deadline = Date.now() + 1000;
-            let seen = 0;
-            while (Date.now() < deadline && seen === 0) {
-              seen = (await fx.core.ioIteration(50)).newlyConnectedUnknownClients.size;
-            }
-            return seen;
-          })();
-          assert.equal(r > 0, admitted, `rule transport: ${transport}`);
+          if (admitted) {
+            const events = await iterateUntil(fx.core, (e) => e.unknown.size > 0, 5000);
+            assert.equal(events.unknown.size, 1, `rule transport: ${transport}`);
+          } else {
+            // The refusal is logged when the datagram arrives, so waiting for it proves the datagram came.
+            await waitFor(() => refusedUdp(logger.lines), 5000, "the refusal to be logged");
+            assert.equal((await fx.core.ioIteration(0)).newlyConnectedUnknownClients.size, 0);
+            assert.equal(fx.core.stats().clients, 0, `rule transport: ${transport}`);
+          }
         } finally {
           peer.close();
         }
@@ -396,11 +401,13 @@ describe("IoCore over UDP: admission rules", () => {
   );
 
   it("drops UDP clients when unknownClients is refuse", TEST_TIMEOUT, async () => {
-    await using fx = await udpCore({ unknownClients: "refuse" });
+    const logger = recordingLogger();
+    await using fx = await udpCore({ unknownClients: "refuse", logger });
     const peer = await UdpPeer.open();
     try {
       await peer.send("hi", udpTarget(fx));
-      const r = await fx.core.ioIteration(300);
+      await waitFor(() => refusedUdp(logger.lines), 5000, "the refusal to be logged");
+      const r = await fx.core.ioIteration(0);
       assert.equal(r.newlyConnectedUnknownClients.size, 0);
       assert.equal(fx.core.stats().clients, 0);
     } finally {
