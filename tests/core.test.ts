@@ -11,7 +11,8 @@ import {
 } from "../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { bytesEqual, concatBytes, listenForOne, Resources } from "./_helpers.ts";
+import { bytesEqual, concatBytes, delay, listenForOne, Resources } from "./_helpers.ts";
+import { macrotask, waitFor } from "./_settle.ts";
 import { frameBytes, frameHeader, targetOf, text, type WirePeer } from "./_wire_peer.ts";
 
 const TEST_TIMEOUT = { timeout: 30_000 };
@@ -277,7 +278,7 @@ describe("IoCore unknown clients", () => {
       const requests = ["/a", "/b", "/c"].map((path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join("");
       // Split mid-request to check the parser's buffering.
       browser.write(encoder.encode(requests.slice(0, 30)));
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await macrotask();
       browser.write(encoder.encode(requests.slice(30)));
       let body = "";
       const received = () => (body += text(browser.takeRaw()));
@@ -319,7 +320,7 @@ describe("IoCore unknown clients", () => {
       assert.equal(text(peer.takeRaw()), `hello ${i}`);
       peer.close();
     }
-    for (let i = 0; i < 50 && core.stats().clients > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => core.stats().clients === 0, 5000, "every unknown client to go");
     assert.equal(core.stats().clients, 0);
     const r = await core.ioIteration(0);
     assert.equal(r.newlyConnectedUnknownClients.size, 0);
@@ -488,7 +489,7 @@ describe("IoCore delivery, limits and failures", () => {
       // Over the input cap the core stops accepting: a newcomer waits for its OK until the app reads.
       core.addClient({ keyword: "latecomer" });
       const latecomer = await fx.connect("latecomer");
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await delay(100); // A sleep: it shows that no OK comes while over the cap.
       assert.equal(latecomer.pending, 0);
       const chunkAllowance = 512 * 1024;
       assert.ok(maxSeen <= inputBytes + chunkAllowance, `unread input ${maxSeen} exceeds the cap`);

@@ -189,7 +189,7 @@ describe("takeFrames and sendFrames", () => {
       assert.throws(() => core.sendFrames(id, batch), TypeError, "a batch is sent once");
       // The refusals wrote nothing: the peer's framing is intact.
       assert.equal(text(await peer.next()), "real");
-      await delay(20);
+      await delay(20); // A sleep: it shows that nothing else arrives.
       assert.equal(peer.pending, 0);
       assert.equal(peer.error, undefined);
     },
@@ -312,8 +312,7 @@ describe("InlineProcessor.onFramesReceived", () => {
       const id = core.addClient({ keyword: "batch echo", processor: BatchEcho });
       const peer = await fx.handshake("batch echo");
       peer.send("a", "b", bytePattern(150_000, 5));
-      await peer.until(() => peer.pending >= 3 + batches, 10_000);
-      await delay(20);
+      await peer.until(() => messages === 3 && peer.pending >= 3 + batches, 10_000, "every answer");
       const received = peer.takeAll();
       assert.equal(perMessage, 0, "onDataReceived is not called for frames");
       assert.equal(messages, 3);

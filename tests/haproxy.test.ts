@@ -42,7 +42,7 @@ async function connected(port: number, keyword: string): Promise<WirePeer> {
       return await WirePeer.connect({ transport: "tcp", hostname: "127.0.0.1", port }, keyword);
     } catch (err) {
       if (Date.now() > deadline) throw err;
-      await delay(50);
+      await delay(50); // A pause between connect attempts, until HAProxy is up.
     }
   }
 }
@@ -112,7 +112,7 @@ describe("behind HAProxy (mode tcp, send-proxy-v2)", () => {
 
         // One backend goes: new connections all land on the other (held there: nobody registered them).
         await one.close();
-        await delay(500);
+        await delay(500); // A sleep: HAProxy shows no event when its health check marks the backend down.
         const moved: WirePeer[] = [];
         for (let i = 0; i < 4; i++) {
           const peer = await connected(frontend, `failover ${i}`);

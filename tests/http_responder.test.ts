@@ -342,6 +342,7 @@ describe("HttpResponder answering curl", () => {
 /** Answers after an `await`: `/slow` later than `/fast`, and `/throw` rejects. */
 class AsyncHello extends HttpResponder {
   override async handle(request: HttpRequest): Promise<HttpResponse> {
+    // Not a wait: the handler's own work, slower for /slow so the answers would come out of order.
     await new Promise((resolve) => setTimeout(resolve, request.target === "/slow" ? 40 : 1));
     if (request.target === "/throw") throw handlerError;
     return { body: `later from ${request.target}\n` };

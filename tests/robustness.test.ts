@@ -283,7 +283,7 @@ describe("faults", () => {
         peer.closeWrite();
         await iterateUntil(core, (e) => e.data.has(id), 10_000);
         assert.deepEqual(core.getMessagesFromClient(id).map(text), ["last request"]);
-        await delay(100);
+        await delay(100); // A sleep: it shows that the close waits for the queued output.
         assert.equal(core.getClientInfo(id)?.state, "closing", "still writing what is queued");
         assert.ok(core.stats().outputBytes > 0);
         peer.conn.resumeReading();
@@ -330,7 +330,7 @@ describe("faults", () => {
           await peer.until(() => peer.receivedBytes > MiB, 10_000, "the first megabyte");
           // Unread bytes left in the receive buffer make the close a reset (RST).
           peer.conn.pauseReading();
-          await delay(50);
+          await delay(50); // A sleep: no event tells when the kernel holds unread bytes.
           peer.close();
           await iterateUntil(core, (e) => e.disconnected.has(id), 20_000);
           const err = core.getClientInfo(id)?.lastError;
@@ -485,7 +485,7 @@ describe("core fixes found by the robustness suite", () => {
         const sender = (async () => {
           for (let i = 0; sending && i < 500 && !peer.closed; i++) {
             peer.send(new Uint8Array(16 * 1024));
-            await delay(10);
+            await delay(10); // Not a wait: the sender's pace.
           }
         })();
         await iterateUntil(core, () => core.stats().readingPaused, 10_000);
@@ -519,7 +519,7 @@ describe("core fixes found by the robustness suite", () => {
       const control = await fx.handshake("control");
       await iterateUntil(core, (e) => e.expected.has(slowId) && e.expected.has(controlId), 10_000);
       core.sendMessageToClient(slowId, new Uint8Array(32 * MiB));
-      await delay(100);
+      await delay(100); // A sleep: the slow client's writes stall first; no event tells when.
       for (let round = 0; round < 3; round++) {
         control.send(`ping ${round}`);
         await iterateUntil(core, () => (core.getClientInfo(controlId)?.unreadMessages ?? 0) > 0, 2000);

@@ -34,7 +34,7 @@ async function hmacProof(secret: string, nonce: readonly number[], keyword: stri
 /** Waits for `length` raw bytes from the core, then a moment more, and returns all that came. */
 async function rawAnswer(peer: WirePeer, length: number): Promise<number[]> {
   await peer.until(() => peer.rawLength >= length, 5000, `${length} bytes`);
-  await delay(50);
+  await delay(50); // A sleep: it shows that nothing more comes.
   return [...peer.takeRaw()];
 }
 
@@ -57,7 +57,7 @@ async function clientOfBareServer(res: Resources, client: { keyword: string; sec
 /** Waits for `length` bytes from the connecting core, then a moment more, and returns all that came. */
 async function bytesFrom(got: Collector, length: number): Promise<number[]> {
   await got.untilLength(length);
-  await delay(50);
+  await delay(50); // A sleep: it shows that nothing more comes.
   const bytes = [...got.bytes()];
   got.chunks.length = 0;
   return bytes;
@@ -296,7 +296,7 @@ describe("timeouts and caps", () => {
     const second = await fx.handshake("c1");
     const third = await fx.connect("c2");
     await iterateUntil(core, (e) => e.expected.has(ids[0]!) && e.expected.has(ids[1]!));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await delay(100); // A sleep: it shows that the third gets no OK at the cap.
     assert.equal(third.pending, 0, "the third waits at the cap");
     assert.equal(core.stats().connections, 2);
     first.close();

@@ -282,7 +282,7 @@ describe("IoCore over UDP: clients", () => {
       for (const peer of peers.slice(0, 3)) await peer.send("in", to);
       await iterateUntil(fx.core, (e) => e.unknown.size === 3);
       for (const peer of peers.slice(3)) await peer.send("over the cap", to);
-      for (let i = 0; i < 100 && fx.core.stats().droppedUdpDatagrams < 3; i++) await delay(10);
+      await waitFor(() => fx.core.stats().droppedUdpDatagrams >= 3, 5000, "three datagrams dropped");
       assert.equal(fx.core.stats().droppedUdpDatagrams, 3);
       assert.equal(fx.core.stats().udpClients, 3);
       const later = await fx.core.ioIteration(100);
@@ -427,7 +427,7 @@ describe("IoCore over UDP: flow", () => {
         const reader = core.messages(id, { highWaterMarkBytes: 1 })[Symbol.asyncIterator]();
         got.push(text((await reader.next()).value!));
         for (let i = 1; i < 50; i++) await peer.send(`${i}`, to);
-        await delay(100);
+        await delay(100); // A sleep: the datagrams must arrive while reading is paused; nothing counts them.
         for (let i = 1; i < 50; i++) got.push(text((await reader.next()).value!));
         await reader.return?.();
         assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => `${i}`));
@@ -447,11 +447,12 @@ describe("IoCore over UDP: flow", () => {
           await peer.send(new Uint8Array(50_000).fill(i), to);
           if (i % 4 === 3) await delay(20); // paced, so the kernel's receive buffer never overflows
         }
-        for (let i = 0; i < 100 && core.stats().droppedUdpDatagrams === 0; i++) await delay(10);
+        await waitFor(() => core.stats().droppedUdpDatagrams > 0, 5000, "a datagram dropped past 1 MiB");
         const dropped = core.stats().droppedUdpDatagrams;
         assert.ok(dropped >= 1, "nothing was dropped past 1 MiB");
         const delivered: number[] = [];
         for (let i = 0; i < 30 - dropped; i++) {
+          // Not a wait: a bound on one read, past which the rest counts as dropped.
           const next = await Promise.race([reader.next(), delay(1000).then(() => undefined)]);
           if (next === undefined || next.done) break;
           delivered.push(next.value[0]!);
