@@ -16,6 +16,9 @@ export const KiB = 1024;
 /** 1024 KiB. */
 export const MiB = 1024 * KiB;
 
+/** The one time bound of a network test (its own waits are shorter): `it(name, TEST_TIMEOUT, body)`. */
+export const TEST_TIMEOUT = { timeout: 60_000 };
+
 /** The runtimes the suite runs on. */
 export type Runtime = "deno" | "bun" | "node";
 

@@ -11,11 +11,10 @@ import {
 } from "../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { bytesEqual, concatBytes, delay, listenForOne, Resources } from "./_helpers.ts";
+import { bytesEqual, concatBytes, delay, listenForOne, Resources, TEST_TIMEOUT } from "./_helpers.ts";
 import { macrotask, waitFor } from "./_settle.ts";
 import { frameBytes, frameHeader, targetOf, text, type WirePeer } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 30_000 };
 const encoder = new TextEncoder();
 
 describe("IoCore named clients", () => {
@@ -112,7 +111,7 @@ describe("IoCore named clients", () => {
     second.close();
   });
 
-  it("serves 1000 concurrent named clients, each with a round trip", { timeout: 60_000 }, async () => {
+  it("serves 1000 concurrent named clients, each with a round trip", TEST_TIMEOUT, async () => {
     await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
     const core = fx.core;
     const count = 1000;
@@ -424,7 +423,7 @@ describe("IoCore delivery, limits and failures", () => {
     assert.equal(next, count);
   });
 
-  it("receives large messages between small ones byte-exact, in order", { timeout: 60_000 }, async () => {
+  it("receives large messages between small ones byte-exact, in order", TEST_TIMEOUT, async () => {
     // Large frames are assembled in their own buffer; the transport may then reuse its read memory.
     await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
     const core = fx.core;
@@ -454,7 +453,7 @@ describe("IoCore delivery, limits and failures", () => {
 
   it(
     "keeps unread input within inputBytes plus one read chunk and loses nothing",
-    { timeout: 60_000 },
+    TEST_TIMEOUT,
     async () => {
       const inputBytes = 256 * 1024;
       await using fx = await startCore({

@@ -7,11 +7,10 @@ import assert from "node:assert/strict";
 import { encodeFrame } from "../core/wire/codec.ts";
 import { type FrameBatch, InlineProcessor, IoCore, type IoCoreOptions } from "../mod.ts";
 import { type CoreFixture, iterateUntil, startCore } from "./_core_fixture.ts";
-import { bytePattern, bytesEqual, concatBytes, delay, MiB } from "./_helpers.ts";
+import { bytePattern, bytesEqual, concatBytes, delay, MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { mulberry32 } from "./_stream_check.ts";
 import { text, type WirePeer } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 60_000 };
 const encoder = new TextEncoder();
 
 /**

@@ -6,11 +6,9 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CoreClosedError, InlineProcessor, type IoCoreOptions, type IoIterationResult } from "../mod.ts";
 import { type CoreFixture, iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { delay } from "./_helpers.ts";
+import { delay, TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
 import { text } from "./_wire_peer.ts";
-
-const TEST_TIMEOUT = { timeout: 30_000 };
 
 /** A core on a loopback TCP listener, closed by the test or on dispose. */
 function listening(options: IoCoreOptions = {}): Promise<CoreFixture> {

@@ -8,8 +8,8 @@ import { InlineProcessor, type IoCoreOptions } from "../mod.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
 import { macrotask } from "./_settle.ts";
 import { frameBytes, text } from "./_wire_peer.ts";
+import { TEST_TIMEOUT } from "./_helpers.ts";
 
-const TEST_TIMEOUT = { timeout: 30_000 };
 const encoder = new TextEncoder();
 
 /** A v1 header, written by hand from the spec (not by the library's reader). */

@@ -15,11 +15,10 @@ import { backoffDelay, DEFAULT_RECONNECT, resolveReconnect } from "../core/clien
 import type { ConnectOptions } from "../transports/types.ts";
 import { type ChildPeer, spawnChildPeer, startEchoServerChild } from "./_child_peers.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { bytePattern, delay, MiB, Resources, tempDir } from "./_helpers.ts";
+import { bytePattern, delay, MiB, Resources, tempDir, TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
 import { text } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 60_000 };
 const FAST: ReconnectOptions = { initialDelayMs: 20, maxDelayMs: 200 };
 
 async function killed(child: ChildPeer): Promise<void> {

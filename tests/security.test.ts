@@ -3,11 +3,10 @@ import assert from "node:assert/strict";
 import { HandshakeRejectedError, nativeTransport, TimeoutError } from "../mod.ts";
 import { noOpensslReason, testCerts } from "./_certs.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { type Collector, delay, listenForOne, Resources } from "./_helpers.ts";
+import { type Collector, delay, listenForOne, Resources, TEST_TIMEOUT } from "./_helpers.ts";
 import { targetOf, text, type WirePeer } from "./_wire_peer.ts";
 import type { ConnectOptions } from "../transports/types.ts";
 
-const TEST_TIMEOUT = { timeout: 30_000 };
 const encoder = new TextEncoder();
 const ascii = (s: string): number[] => [...encoder.encode(s)];
 const LOOPBACK = { transport: "tcp", hostname: "127.0.0.1", port: 0 } as const;

@@ -17,12 +17,11 @@ import {
   UnsupportedError,
 } from "../mod.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { bytePattern, bytesEqual, delay } from "./_helpers.ts";
+import { bytePattern, bytesEqual, delay, TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
 import { UdpPeer, type UdpTarget } from "./_udp_peer.ts";
 import { WirePeer } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 60_000 };
 const noIpv6Reason = Object.values(networkInterfaces()).flat().some((info) => info?.address === "::1")
   ? undefined
   : "this machine has no IPv6 loopback (::1)";
