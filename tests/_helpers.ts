@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import type { Addr, Connection, ConnectionHandler, Listener, ListenOptions, Transport } from "../mod.ts";
+import { Rng } from "./_stream_check.ts";
 
 /** 1024 bytes. */
 export const KiB = 1024;
@@ -255,8 +256,8 @@ export function concatBytes(chunks: readonly (Uint8Array | readonly number[])[])
 }
 
 /**
- * Deterministic pseudo-random bytes (xorshift32 from `seed`): no short period, so a lost, doubled or
- * reordered chunk cannot line up by chance.
+ * Deterministic pseudo-random bytes (the suite's one seeded generator, {@linkcode Rng}): no short period,
+ * so a lost, doubled or reordered chunk cannot line up by chance.
  *
  * @example
  * ```ts
@@ -265,15 +266,8 @@ export function concatBytes(chunks: readonly (Uint8Array | readonly number[])[])
  */
 export function bytePattern(length: number, seed = 1): Uint8Array {
   const words = new Uint32Array(Math.ceil(length / 4));
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    words[i] = x;
-  }
+  const rng = new Rng(seed);
+  for (let i = 0; i < words.length; i++) words[i] = rng.u32();
   return new Uint8Array(words.buffer, 0, length);
 }
 

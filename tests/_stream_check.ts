@@ -229,24 +229,3 @@ export class RefDecoder {
     this.hash = this.#pendingHash;
   }
 }
-
-/**
- * mulberry32: a tiny seeded PRNG giving floats in [0, 1), so every run of the codec and byte tests
- * sees the same "random" strings and splits.
- *
- * @example
- * ```ts
- * const rand = mulberry32(0x5eed);
- * const size = Math.floor(rand() * 40);
- * ```
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

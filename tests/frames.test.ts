@@ -8,7 +8,7 @@ import { encodeFrame } from "../core/wire/codec.ts";
 import { type FrameBatch, InlineProcessor, IoCore, type IoCoreOptions } from "../mod.ts";
 import { type CoreFixture, iterateUntil, startCore } from "./_core_fixture.ts";
 import { bytePattern, bytesEqual, concatBytes, delay, MiB, TEST_TIMEOUT } from "./_helpers.ts";
-import { mulberry32 } from "./_stream_check.ts";
+import { Rng } from "./_stream_check.ts";
 import { text, type WirePeer } from "./_wire_peer.ts";
 
 const encoder = new TextEncoder();
@@ -65,7 +65,8 @@ describe("takeFrames and sendFrames", () => {
     async (fx) => {
       const core = fx.core;
       const { peer } = await fx.connectNamed("random");
-      const next = mulberry32(15);
+      const rng = new Rng(15);
+      const next = () => rng.float();
       const sizes: number[] = [];
       for (let i = 0; i < 20_000; i++) {
         const r = next();

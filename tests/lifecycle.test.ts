@@ -8,6 +8,7 @@ import { CoreClosedError, InlineProcessor, type IoCoreOptions, type IoIterationR
 import { type CoreFixture, iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
 import { delay, TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
+import { Rng } from "./_stream_check.ts";
 import { text } from "./_wire_peer.ts";
 
 /** A core on a loopback TCP listener, closed by the test or on dispose. */
@@ -266,9 +267,10 @@ describe("asynchronous processor callbacks", () => {
     "keeps order over 10k messages with a random delay per message, and answers after each await",
     TEST_TIMEOUT,
     async () => {
+      const rng = new Rng(0x51e);
       class SlowEcho extends InlineProcessor {
         override async onDataReceived(data: Uint8Array): Promise<void> {
-          if (Math.random() < 0.05) await delay(Math.random() * 2);
+          if (rng.chance(0.05)) await delay(rng.float() * 2);
           else await Promise.resolve();
           this.outputMessages.push(data);
         }
