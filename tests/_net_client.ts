@@ -5,6 +5,7 @@
  * @module
  */
 import { connect, type Socket } from "node:net";
+import { FrameDecoder } from "../mod.ts";
 
 const decoder = new TextDecoder();
 
@@ -80,6 +81,15 @@ export class NetPeer {
   /** Everything received so far, decoded as UTF-8. */
   text(): string {
     return decoder.decode(this.bytes());
+  }
+
+  /** Everything received so far, decoded as frames, each message as UTF-8. */
+  frames(): string[] {
+    const frameDecoder = new FrameDecoder();
+    frameDecoder.push(this.bytes());
+    const out: string[] = [];
+    for (let m = frameDecoder.next(); m !== undefined; m = frameDecoder.next()) out.push(decoder.decode(m));
+    return out;
   }
 
   /** Writes `data` in one write. */

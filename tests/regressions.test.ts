@@ -5,14 +5,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { encodeFrame, FrameDecoder, InlineProcessor, type IoCoreOptions } from "../mod.ts";
+import { encodeFrame, InlineProcessor, type IoCoreOptions } from "../mod.ts";
 import { type CoreFixture, startCore } from "./_core_fixture.ts";
 import { runToEnd } from "./_child_peers.ts";
 import { exchange, NetPeer, type PeerOutcome } from "./_net_client.ts";
 import { TEST_TIMEOUT } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** How a child scenario ended, and the result it printed. */
 interface ScenarioRun {
@@ -107,14 +106,6 @@ function listenOnLoopback(options: IoCoreOptions): Promise<CoreFixture> {
   return startCore({ listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }], ...options });
 }
 
-function frames(bytes: Uint8Array): string[] {
-  const framesDecoder = new FrameDecoder();
-  framesDecoder.push(bytes);
-  const out: string[] = [];
-  for (let m = framesDecoder.next(); m !== undefined; m = framesDecoder.next()) out.push(decoder.decode(m));
-  return out;
-}
-
 describe("a processor that closes in a callback", () => {
   it(
     "sends what onDataReceived pushed before markSocketAsReadyToBeClosed to a raw client, then EOF",
@@ -151,10 +142,10 @@ describe("a processor that closes in a callback", () => {
       const peer = await NetPeer.connect(server.port());
       peer.write(encodeFrame(encoder.encode("worker")));
       // After OK has been written, so nothing else of this connection is waiting to go out.
-      assert.ok(await peer.until(() => frames(peer.bytes()).length === 1), "OK arrives");
+      assert.ok(await peer.until(() => peer.frames().length === 1), "OK arrives");
       peer.write(encodeFrame(encoder.encode("hello")));
       const outcome = await peer.outcome();
-      assert.deepEqual(frames(peer.bytes()), ["OK", "bye!"]);
+      assert.deepEqual(peer.frames(), ["OK", "bye!"]);
       const { text: _framed, ...end } = outcome;
       assert.deepEqual(end, { eof: true });
     },
@@ -169,7 +160,7 @@ describe("a processor that closes in a callback", () => {
       const peer = await NetPeer.connect(server.port());
       peer.write(encodeFrame(encoder.encode("worker")));
       const outcome = await peer.outcome();
-      assert.deepEqual(frames(peer.bytes()), ["OK", "bye!"]);
+      assert.deepEqual(peer.frames(), ["OK", "bye!"]);
       const { text: _framed, ...end } = outcome;
       assert.deepEqual(end, { eof: true });
     },
