@@ -47,11 +47,6 @@ export interface FloodOptions {
 
 /**
  * Runs a full garbage collection if the runtime exposes one; returns whether it did.
- *
- * @example
- * ```ts
- * if (!collectGarbage()) console.log("run Node with --expose-gc to collect on demand");
- * ```
  */
 export function collectGarbage(): boolean {
   const g = globalThis as { gc?: () => void; Bun?: { gc?: (force: boolean) => void } };

@@ -24,11 +24,6 @@ export function macrotask(): Promise<void> {
 /**
  * Polls `condition` every few milliseconds until it holds; throws {@linkcode HangError} after
  * `timeoutMs`.
- *
- * @example
- * ```ts
- * await waitFor(() => core.stats().connections === 0, 5000, "every connection closed");
- * ```
  */
 export async function waitFor(condition: () => boolean, timeoutMs: number, label: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -65,12 +60,6 @@ export async function settledStats(
 
 /**
  * Checks that a core is idle and its accounting is back to zero; returns what is off.
- *
- * @example
- * ```ts
- * const problems = accountingProblems(core.stats(), { connections: 0, clients: 2 });
- * if (problems.length) console.error(problems.join("; "));
- * ```
  */
 export function accountingProblems(
   stats: IoCoreStats,
@@ -90,12 +79,6 @@ export function accountingProblems(
 /**
  * A workload's failure list: `fail` records a message, keeping the first `max` so a run that goes
  * wrong everywhere still gives a readable report.
- *
- * @example
- * ```ts
- * const { failures, fail } = failureList();
- * if (lost > 0) fail(`${lost} messages lost`);
- * ```
  */
 export function failureList(max = 50): { failures: string[]; fail: (message: string) => void } {
   const failures: string[] = [];

@@ -86,23 +86,12 @@ export class Rng {
 
 /**
  * The FNV-1a 32-bit offset basis: the hash of nothing.
- *
- * @example
- * ```ts
- * let hash = FNV_OFFSET;
- * hash = fnv(hash, new Uint8Array([1, 2, 3]));
- * ```
  */
 export const FNV_OFFSET = 0x811c9dc5;
 
 /**
  * Folds `bytes` into an FNV-1a 32-bit hash. Chunking does not matter: hashing `a` then `b` equals
  * hashing their concatenation, which is what makes it usable on TCP streams.
- *
- * @example
- * ```ts
- * const h = fnv(fnv(FNV_OFFSET, new Uint8Array([1])), new Uint8Array([2]));
- * ```
  */
 export function fnv(hash: number, bytes: Uint8Array): number {
   let h = hash;
@@ -123,12 +112,6 @@ function fnvLength(hash: number, n: number): number {
 /**
  * Folds one whole message (its length, then its bytes) into a hash, so that both the boundaries and
  * the contents of a message sequence are covered.
- *
- * @example
- * ```ts
- * let h = FNV_OFFSET;
- * for (const m of [new Uint8Array([1]), new Uint8Array(0)]) h = messageHash(h, m);
- * ```
  */
 export function messageHash(hash: number, message: Uint8Array): number {
   return fnv(fnvLength(hash, message.length), message);

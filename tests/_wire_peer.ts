@@ -252,11 +252,6 @@ export class WirePeer {
 
 /**
  * Decodes a message as UTF-8 (`"<none>"` for `undefined`).
- *
- * @example
- * ```ts
- * text(new TextEncoder().encode("OK")); // "OK"
- * ```
  */
 export function text(bytes: Uint8Array | undefined): string {
   return bytes ? decoder.decode(bytes) : "<none>";
@@ -279,11 +274,6 @@ export function targetOf(addr: Addr): ConnectOptions {
 
 /**
  * One frame as it goes on the wire: the 8-byte little-endian length, then the payload.
- *
- * @example
- * ```ts
- * frameBytes("OK"); // 02 00 00 00 00 00 00 00 4f 4b
- * ```
  */
 export function frameBytes(payload: string | Uint8Array): Uint8Array {
   const body = typeof payload === "string" ? encoder.encode(payload) : payload;
@@ -295,11 +285,6 @@ export function frameBytes(payload: string | Uint8Array): Uint8Array {
 
 /**
  * A frame header alone: `length` as 8 bytes, little-endian (any length, even one no decoder accepts).
- *
- * @example
- * ```ts
- * peer.write(frameHeader(2n ** 64n - 1n)); // declares the largest length there is
- * ```
  */
 export function frameHeader(length: number | bigint): Uint8Array {
   const header = new Uint8Array(FRAME_HEADER_BYTES);
