@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { detectRuntime } from "../mod.ts";
 import { HangError, KiB } from "./_helpers.ts";
+import { wakeOrTimeout } from "./_settle.ts";
 
 /**
  * Arguments that make `process.execPath` run a JavaScript file, on this runtime; `denoFlags` are
@@ -164,13 +165,7 @@ export async function spawnChildPeer(
         if (left <= 0) {
           throw new HangError(`Timed out waiting for a line from child ${name}; stderr: ${stderr}`);
         }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(left, 100));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await wakeOrTimeout(Math.min(left, 100), (next) => (wake = next));
       }
     },
     kill(signal) {

@@ -6,6 +6,7 @@
  */
 import { connect, type Socket } from "node:net";
 import { FrameDecoder } from "../mod.ts";
+import { wakeOrTimeout } from "./_settle.ts";
 
 const decoder = new TextDecoder();
 
@@ -109,13 +110,7 @@ export class NetPeer {
       if (this.#isClosed) return condition();
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 100));
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await wakeOrTimeout(Math.min(left, 100), (wake) => (this.#wake = wake));
     }
     return true;
   }

@@ -22,6 +22,21 @@ export function macrotask(): Promise<void> {
 }
 
 /**
+ * Resolves when the function handed to `register` is called, or after `ms`: the pause of a loop that
+ * re-checks its condition after every event, with polling as the fallback.
+ */
+export function wakeOrTimeout(ms: number, register: (wake: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(wake, ms);
+    function wake(): void {
+      clearTimeout(timer);
+      resolve();
+    }
+    register(wake);
+  });
+}
+
+/**
  * Polls `condition` every few milliseconds until it holds; throws {@linkcode HangError} after
  * `timeoutMs`.
  */

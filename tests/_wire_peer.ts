@@ -16,6 +16,7 @@ import {
   nativeTransport,
 } from "../mod.ts";
 import { HangError } from "./_helpers.ts";
+import { wakeOrTimeout } from "./_settle.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -187,14 +188,7 @@ export class WirePeer {
     while (!condition()) {
       const left = end - Date.now();
       if (left <= 0) throw new HangError(`Timed out after ${timeoutMs} ms waiting for ${label}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.min(left, 250));
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.#waiters.push(done);
-      });
+      await wakeOrTimeout(Math.min(left, 250), (wake) => this.#waiters.push(wake));
     }
   }
 
