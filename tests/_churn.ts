@@ -316,7 +316,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
     // Warm-up: the runtimes open some descriptors (thread pools, timers) on first use.
     await churn(0, Math.min(200, options.connections));
     await settle("the warm-up connections to close");
-    await delay(50);
+    await delay(50); // A sleep: closed descriptors are released a little later, and no event says when.
     report.fdBaseline = report.fdPeak = openFdCount();
     report.connections = 0;
     report.variants = {};

@@ -196,7 +196,7 @@ export async function runFlood(options: FloodOptions): Promise<FloodReport> {
     control.send("control");
     if (text(await control.next(10_000)) !== "OK") throw new Error("Cannot start the flood: control refused");
     pinger = new ControlPinger(control, { intervalMs: 1, stallMs: 5000 });
-    await delay(200);
+    await delay(200); // A sleep: the pinger warms up before the memory baseline is taken.
     rss = new RssSampler(20);
     report.rssBaseline = rss.baseline;
     child = await spawnChildPeer(dir.path, "flood", FLOOD_PEER, [

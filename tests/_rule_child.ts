@@ -91,7 +91,7 @@ async function parked(): Promise<Record<string, unknown>> {
   const third = await NetPeer.connect(port);
   third.write("third");
   third.end();
-  await new Promise((resolve) => setTimeout(resolve, 200)); // both are parked by now
+  await new Promise((resolve) => setTimeout(resolve, 200)); // A sleep: parked connections show in no count to wait on.
   first.end();
   const [a, b, c] = await Promise.all([first.outcome(), second.outcome(), third.outcome()]);
   return { first: a, second: b, third: c, errorLogged: logger.logged() };

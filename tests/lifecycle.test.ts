@@ -269,7 +269,7 @@ describe("asynchronous processor callbacks", () => {
       const rng = new Rng(0x51e);
       class SlowEcho extends InlineProcessor {
         override async onDataReceived(data: Uint8Array): Promise<void> {
-          if (rng.chance(0.05)) await delay(rng.float() * 2);
+          if (rng.chance(0.05)) await delay(rng.float() * 2); // Not a wait: the callback's own latency.
           else await Promise.resolve();
           this.outputMessages.push(data);
         }
