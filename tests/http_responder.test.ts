@@ -1,15 +1,16 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { missingTool } from "./_helpers.ts";
+import { missingTool, TEST_TIMEOUT } from "./_helpers.ts";
 import { networkInterfaces } from "node:os";
-import { IoCore } from "../mod.ts";
+import type { IoCore } from "../mod.ts";
 import {
   type HttpRequest,
   HttpResponder,
   type HttpResponse,
   MAX_HTTP_HEAD_BYTES,
 } from "../processors/http_responder.ts";
+import { startCore } from "./_core_fixture.ts";
 import { exchange } from "./_net_client.ts";
 
 const encoder = new TextEncoder();
@@ -154,7 +155,6 @@ describe("HttpResponder", () => {
   });
 });
 
-const NET_TIMEOUT = { timeout: 30_000 };
 const handlerError = new Error("handler exploded");
 
 /** Answers `hello from <target>`, and throws for `/throw`. */
@@ -178,16 +178,14 @@ interface HttpServer {
 /** Starts a core serving {@linkcode Hello} to raw clients on `host`, port 0. */
 async function httpServer(host = "127.0.0.1", responder: typeof HttpResponder = Hello): Promise<HttpServer> {
   const errors: unknown[] = [];
-  const core = new IoCore({
+  const fx = await startCore({
     listeners: [{ transport: "tcp", hostname: host, port: 0 }],
     rawConnection: () => true,
     unknownClients: "allow",
     unknownClientProcessor: responder,
     logger: { error: (_message, ...details) => errors.push(...details) },
   });
-  const [addr] = await core.listen();
-  assert.equal(addr?.transport, "tcp");
-  return { core, port: addr.port, errors, [Symbol.asyncDispose]: () => core.close() };
+  return { core: fx.core, port: fx.port(), errors, [Symbol.asyncDispose]: () => fx.close() };
 }
 
 // As in transport.test.ts: the ::1 case is skipped where the machine has no IPv6 loopback.
@@ -204,7 +202,7 @@ const bigHeader = "x".repeat(20 * 1024);
 
 describe("HttpResponder over a socket", () => {
   for (const host of ["127.0.0.1", "::1"]) {
-    const options = host === "::1" && noIpv6Reason ? { ...NET_TIMEOUT, skip: noIpv6Reason } : NET_TIMEOUT;
+    const options = host === "::1" && noIpv6Reason ? { ...TEST_TIMEOUT, skip: noIpv6Reason } : TEST_TIMEOUT;
     it(`answers an HTTP/1.0 request in full over ${host}, then EOF`, options, async () => {
       await using server = await httpServer(host);
       assert.deepEqual(
@@ -216,7 +214,7 @@ describe("HttpResponder over a socket", () => {
 
   it(
     "answers each error in full, then EOF: 400, 411, 413, and 431 in one write or two",
-    NET_TIMEOUT,
+    TEST_TIMEOUT,
     async () => {
       await using server = await httpServer();
       const cases: [string, string[], string][] = [
@@ -256,7 +254,7 @@ describe("HttpResponder over a socket", () => {
     },
   );
 
-  it("sends fetch a 200 with its body for Connection: close", NET_TIMEOUT, async () => {
+  it("sends fetch a 200 with its body for Connection: close", TEST_TIMEOUT, async () => {
     await using server = await httpServer();
     const response = await fetch(`http://127.0.0.1:${server.port}/fetched`, {
       headers: { connection: "close" },
@@ -266,7 +264,7 @@ describe("HttpResponder over a socket", () => {
     assert.equal(await response.text(), "hello from /fetched\n");
   });
 
-  it("sends fetch a 431 with its body for a 20 KiB header", NET_TIMEOUT, async () => {
+  it("sends fetch a 431 with its body for a 20 KiB header", TEST_TIMEOUT, async () => {
     await using server = await httpServer();
     const response = await fetch(`http://127.0.0.1:${server.port}/`, {
       headers: { "x-big": bigHeader },
@@ -276,7 +274,7 @@ describe("HttpResponder over a socket", () => {
     assert.equal(await response.text(), "Request Header Fields Too Large\n");
   });
 
-  it("sends fetch a 500 with its body when handle throws, and logs the error", NET_TIMEOUT, async () => {
+  it("sends fetch a 500 with its body when handle throws, and logs the error", TEST_TIMEOUT, async () => {
     await using server = await httpServer();
     const response = await fetch(`http://127.0.0.1:${server.port}/throw`, {
       signal: AbortSignal.timeout(5000),
@@ -306,7 +304,7 @@ function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: s
 }
 
 describe("HttpResponder answering curl", () => {
-  const options = noCurlReason ? { ...NET_TIMEOUT, skip: noCurlReason } : NET_TIMEOUT;
+  const options = noCurlReason ? { ...TEST_TIMEOUT, skip: noCurlReason } : TEST_TIMEOUT;
   const cases: [string, (base: string) => string[], string][] = [
     ["--http1.0", (base) => ["--http1.0", `${base}/old`], closingResponse(200, "OK", "hello from /old\n")],
     [
@@ -342,6 +340,7 @@ describe("HttpResponder answering curl", () => {
 /** Answers after an `await`: `/slow` later than `/fast`, and `/throw` rejects. */
 class AsyncHello extends HttpResponder {
   override async handle(request: HttpRequest): Promise<HttpResponse> {
+    // Not a wait: the handler's own work, slower for /slow so the answers would come out of order.
     await new Promise((resolve) => setTimeout(resolve, request.target === "/slow" ? 40 : 1));
     if (request.target === "/throw") throw handlerError;
     return { body: `later from ${request.target}\n` };
@@ -356,7 +355,7 @@ describe("HttpResponder with an async handle", () => {
     }\r\n${body}`;
   };
 
-  it("answers 3 pipelined requests in request order, the slowest first", NET_TIMEOUT, async () => {
+  it("answers 3 pipelined requests in request order, the slowest first", TEST_TIMEOUT, async () => {
     await using server = await httpServer("127.0.0.1", AsyncHello);
     const pipelined =
       "GET /slow HTTP/1.1\r\n\r\nGET /fast HTTP/1.1\r\n\r\nGET /last HTTP/1.1\r\nConnection: close\r\n\r\n";
@@ -368,7 +367,7 @@ describe("HttpResponder with an async handle", () => {
 
   it(
     "turns a rejected handle into a 500 with connection: close for fetch, and logs the error",
-    NET_TIMEOUT,
+    TEST_TIMEOUT,
     async () => {
       await using server = await httpServer("127.0.0.1", AsyncHello);
       const fine = await fetch(`http://127.0.0.1:${server.port}/fine`, { signal: AbortSignal.timeout(5000) });
@@ -383,7 +382,7 @@ describe("HttpResponder with an async handle", () => {
     },
   );
 
-  const curlOptions = noCurlReason ? { ...NET_TIMEOUT, skip: noCurlReason } : NET_TIMEOUT;
+  const curlOptions = noCurlReason ? { ...TEST_TIMEOUT, skip: noCurlReason } : TEST_TIMEOUT;
   it("sends curl the async answer, and a 500 when it rejects", curlOptions, async () => {
     await using server = await httpServer("127.0.0.1", AsyncHello);
     const base = `http://127.0.0.1:${server.port}`;
