@@ -10,6 +10,7 @@ import {
   type HttpRequest,
   HttpResponder,
   type HttpResponse,
+  MAX_HTTP_BODY_BYTES,
   MAX_HTTP_HEAD_BYTES,
 } from "../processors/http_responder.ts";
 import { exchange, NetPeer } from "./_net_client.ts";
@@ -856,5 +857,181 @@ describe("HttpResponder with an async handle", () => {
     const failed = await curl([`${base}/throw`]);
     assert.equal(failed.code, 0, failed.stderr);
     assert.equal(failed.stdout, closingResponse(500, "Internal Server Error", "internal server error\n"));
+  });
+});
+
+/**
+ * An independent judge of a request head, written from RFC 9112's grammar with regular expressions and
+ * sharing no code with the parser: does the responder owe it an answer, or a refusal?
+ */
+function judge(head: string): "keep" | "close" | "refuse" {
+  const token = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
+  const shape = new RegExp(
+    `^(?:\\r\\n)*${token} [\\x21-\\x7e]+ HTTP/1\\.([01])\\r\\n((?:${token}:[\\t \\x21-\\x7e\\x80-\\xff]*\\r\\n)*)\\r\\n$`,
+  );
+  const match = shape.exec(head);
+  if (!match) return "refuse";
+  const minor = match[1];
+  const fields = match[2]!.split("\r\n").filter(Boolean).map((line) => {
+    const colon = line.indexOf(":");
+    return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()] as const;
+  });
+  const all = (name: string) =>
+    fields.filter(([n]) => n === name).flatMap(([, v]) => v.split(",").map((e) => e.trim()));
+  const hosts = fields.filter(([n]) => n === "host").length;
+  if (hosts > 1 || (minor === "1" && hosts === 0)) return "refuse";
+  const lengths = all("content-length");
+  if (lengths.some((l) => !/^[0-9]+$/.test(l)) || new Set(lengths.map(Number)).size > 1) return "refuse";
+  if (lengths.length && Number(lengths[0]) > MAX_HTTP_BODY_BYTES) return "refuse";
+  const hasTe = fields.some(([n]) => n === "transfer-encoding");
+  const codings = all("transfer-encoding").filter(Boolean);
+  if (
+    hasTe &&
+    (lengths.length || minor === "0" || codings.length !== 1 || codings[0]!.toLowerCase() !== "chunked")
+  ) {
+    return "refuse";
+  }
+  if (all("connection").some((e) => e !== "" && !new RegExp(`^${token}$`).test(e))) return "refuse";
+  const expectations = all("expect").filter(Boolean);
+  if (minor === "1" && expectations.some((e) => e.toLowerCase() !== "100-continue")) return "refuse";
+  const options = all("connection").map((e) => e.toLowerCase());
+  if (options.includes("close")) return "close";
+  return minor === "1" || options.includes("keep-alive") ? "keep" : "close";
+}
+
+/** The body the judge's framing says follows `head`, so an accepted request is complete. */
+function bodyFor(head: string): string {
+  if (/\r\ntransfer-encoding:/i.test(head)) return "3\r\nabc\r\n0\r\n\r\n";
+  const length = /\r\ncontent-length:[ \t]*([0-9]+)/i.exec(head);
+  return length ? "b".repeat(Number(length[1])) : "";
+}
+
+const FUZZ_BYTES = [
+  "\x00",
+  "\r",
+  "\n",
+  " ",
+  "\t",
+  ":",
+  ",",
+  "\x7f",
+  "\xe9",
+  "a",
+  "0",
+  "-",
+  "/",
+  "\x01",
+  "\r\n",
+  " \r\n",
+];
+const FUZZ_LINES = [
+  "Content-Length: 3",
+  "Content-Length: 3, 3",
+  "Content-Length: 4",
+  "Content-Length: 0x3",
+  "Content-Length: +3",
+  "Content-Length:",
+  "Transfer-Encoding: chunked",
+  "Transfer-Encoding: gzip",
+  "Transfer-Encoding: chunked, chunked",
+  "Transfer-Encoding: CHUNKED",
+  "Connection: keep-alive, close",
+  "Connection: keep alive",
+  "Connection: ,,upgrade",
+  "Expect: 100-continue",
+  "Expect: 100-continue, 200",
+  "Host: y",
+  "X-Fold: a\r\n b",
+  "X-Bare: a\nb",
+  " X-Lead: a",
+  "X-Obs: caf\xe9",
+  "X : a",
+];
+
+/** A seeded request head: a valid one, then 0 to 3 mutations (lines added or dropped, bytes inserted or removed). */
+function fuzzHead(rng: Rng): string {
+  const methods = ["GET", "POST", "PUT", "HEAD", "M-SEARCH", "G\x00T", "get"];
+  const targets = ["/", "/a?b=c", "*", "/%20", "/a b", "/\x7f"];
+  const versions = ["HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "HTTP/2.0", "http/1.1"];
+  const lines = rng.int(4) === 0 ? [] : ["Host: x"];
+  for (let n = rng.int(4); n > 0; n--) lines.push(FUZZ_LINES[rng.int(FUZZ_LINES.length)]!);
+  const pick = <T>(list: T[]) => list[rng.int(list.length)]!;
+  const lead = rng.int(8) === 0 ? "\r\n" : "";
+  for (;;) {
+    let text = `${pick(methods)} ${pick(targets)} ${pick(versions)}\r\n` +
+      lines.map((l) => l + "\r\n").join("");
+    for (let n = rng.int(4); n > 0; n--) {
+      const at = rng.int(text.length + 1);
+      text = rng.int(2) === 0
+        ? text.slice(0, at) + pick(FUZZ_BYTES) + text.slice(at)
+        : text.slice(0, at) + text.slice(at + 1);
+    }
+    text += "\r\n";
+    // One head per case: a mutation that ends the head early (an empty line inside) is drawn again.
+    if (text.indexOf("\r\n\r\n") === text.length - 4 && !text.startsWith("\r\n")) return lead + text;
+  }
+}
+
+/** The statuses in `out`, in order, skipping interim 100s. */
+function statuses(out: string): string[] {
+  return [...out.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]!).filter((s) => s !== "100");
+}
+
+/** Bytes as chars, one to one (the fuzz's heads hold bytes over 0x7f). */
+const latin1Bytes = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+
+describe("HttpResponder against an independent judge", () => {
+  const sentinel = "GET /sentinel HTTP/1.1\r\nHost: x\r\n\r\n";
+
+  it("answers 5000 seeded fuzzed heads, split at random, as the judge says: one answer or one refusal", () => {
+    const rng = new Rng(2025);
+    const disagreements: string[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const head = fuzzHead(rng);
+      const verdict = judge(head);
+      const stream = latin1Bytes(head + (verdict === "refuse" ? "" : bodyFor(head)) + sentinel);
+      const responder = new Recorder();
+      for (let at = 0; at < stream.length;) {
+        const n = 1 + rng.int(rng.int(2) ? 16 : stream.length);
+        responder.onDataReceived(stream.slice(at, at + n));
+        at += n;
+      }
+      const out = responder.outputMessages.map((m) =>
+        typeof m === "string" ? m : new TextDecoder("latin1").decode(m)
+      )
+        .join("");
+      const got = statuses(out);
+      const ok = verdict === "keep"
+        ? got.length === 2 && got[0] === "200" && got[1] === "200" && responder.seen.length === 2 &&
+          responder.seen[1] === "GET /sentinel 0"
+        : verdict === "close"
+        ? got.length === 1 && got[0] === "200" && responder.seen.length === 1 &&
+          /connection: close\r\n/.test(out)
+        : got.length === 1 && /^[45]\d\d$/.test(got[0]!) && responder.seen.length === 0 &&
+          /connection: close\r\n/.test(out);
+      if (!ok) {
+        disagreements.push(
+          `${JSON.stringify(head)}: judge ${verdict}, got ${got.join(",")} ${responder.seen}`,
+        );
+      }
+    }
+    assert.deepEqual(disagreements.slice(0, 10), []);
+  });
+
+  it("answers 60 seeded fuzzed heads over sockets, each then EOF, never a hang", NET_TIMEOUT, async () => {
+    await using server = await httpServer("127.0.0.1", Recorder);
+    const rng = new Rng(2026);
+    const got: string[] = [];
+    const expected: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const head = fuzzHead(rng);
+      const verdict = judge(head);
+      const stream = head + (verdict === "refuse" ? "" : bodyFor(head)) +
+        "GET /sentinel HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      const outcome = await exchange(server.port, [latin1Bytes(stream)], { timeoutMs: 5000 });
+      got.push(`${JSON.stringify(head)} ${statuses(outcome.text).length} eof=${outcome.eof}`);
+      expected.push(`${JSON.stringify(head)} ${verdict === "keep" ? 2 : 1} eof=true`);
+    }
+    assert.deepEqual(got, expected);
   });
 });
