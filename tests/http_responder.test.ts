@@ -343,10 +343,12 @@ const bigHeader = "x".repeat(20 * 1024);
 /** Answers with what it read: method, target, how the body came, its length and a checksum. */
 class BodyEcho extends HttpResponder {
   override handle(request: HttpRequest): HttpResponse {
-    let sum = 0;
-    for (const byte of request.body) sum = (sum + byte) % 65521;
     const framing = request.headers.get("transfer-encoding") ?? "length";
-    return { body: `${request.method} ${request.target} ${framing} ${request.body.length} ${sum}\n` };
+    return {
+      body: `${request.method} ${request.target} ${framing} ${request.body.length} ${
+        checksum(request.body)
+      }\n`,
+    };
   }
 }
 
