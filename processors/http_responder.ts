@@ -184,6 +184,8 @@ export class HttpResponder extends InlineProcessor {
   static #timed = new Set<HttpResponder>();
   static #sweepTimer: ReturnType<typeof setTimeout> | undefined;
   static #sweepPeriodMs = 1000;
+  /** The clock deadlines are set by: read once per sweep, not once per request. */
+  static #now = 0;
 
   #phase: Phase = Phase.head;
   readonly #scanner = new RequestHeadScanner();
@@ -199,6 +201,8 @@ export class HttpResponder extends InlineProcessor {
   #chunked: ChunkedBodyDecoder | undefined;
   /** When the sweep closes this connection (ms since the epoch). */
   #deadline = Infinity;
+  /** True while this responder is in the sweep's set. */
+  #swept = false;
 
   /**
    * Answers one request; it may be `async`. Pipelined requests are answered in request order: the
@@ -217,6 +221,7 @@ export class HttpResponder extends InlineProcessor {
   /** Stops this connection's timeouts. A subclass that overrides it calls `super.onConnectionLost()`. */
   override onConnectionLost(): void {
     this.#phase = Phase.closing;
+    this.#swept = false;
     const timed = HttpResponder.#timed;
     if (timed.delete(this) && timed.size === 0) {
       // No sweep left pending once the last connection is gone (test runners check for leaked timers).
@@ -398,26 +403,33 @@ export class HttpResponder extends InlineProcessor {
 
   /** Closes this connection if it is still here `ms` from now, unless another deadline replaces it. */
   #setDeadline(ms: number): void {
-    this.#deadline = Date.now() + ms;
+    // The sweep's clock lags the real one by up to a period: adding one never closes early.
+    if (this.#swept) {
+      this.#deadline = HttpResponder.#now + ms + HttpResponder.#sweepPeriodMs;
+      return;
+    }
     // Only a connection the core opened is timed (a responder driven by hand in a test is not).
     if (!processorAttachment(this)) return;
     const timed = HttpResponder.#timed;
-    if (timed.has(this)) return;
-    timed.add(this);
+    if (timed.size === 0) HttpResponder.#now = Date.now();
     const limits = this.#limits();
     const shortest = Math.min(limits.headerTimeoutMs, limits.keepAliveTimeoutMs, limits.bodyTimeoutMs);
     HttpResponder.#sweepPeriodMs = Math.min(HttpResponder.#sweepPeriodMs, Math.max(5, shortest / 4));
+    this.#deadline = HttpResponder.#now + ms + HttpResponder.#sweepPeriodMs;
+    this.#swept = true;
+    timed.add(this);
     HttpResponder.#sweepTimer ??= setTimeout(HttpResponder.#sweep, HttpResponder.#sweepPeriodMs);
   }
 
   /** Closes every connection past its deadline; runs again while any responder is timed. */
   static #sweep = (): void => {
-    const now = Date.now();
+    const now = HttpResponder.#now = Date.now();
     const timed = HttpResponder.#timed;
     for (const responder of timed) {
       if (responder.#deadline > now) continue;
       // A connection whose subclass skipped super.onConnectionLost() leaves here too.
       timed.delete(responder);
+      responder.#swept = false;
       responder.#phase = Phase.closing;
       responder.markSocketAsShouldBeClosedImmediately();
     }

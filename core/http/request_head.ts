@@ -152,6 +152,22 @@ function listElements(value: string): string[] {
   return out;
 }
 
+/** The header fields that decide framing, keep-alive and expectations, by name length. */
+const FRAMING_FIELDS = new Map<number, string>(
+  ["host", "expect", "connection", "content-length", "transfer-encoding"].map((name) => [name.length, name]),
+);
+
+/** The framing field named by `text[start, end)` in any case, or `undefined`; no string is made for others. */
+function framingField(text: string, start: number, end: number): string | undefined {
+  const name = FRAMING_FIELDS.get(end - start);
+  if (name === undefined) return undefined;
+  // Names are tokens here, so setting bit 0x20 lower-cases letters and leaves '-' as it is.
+  for (let i = 0; i < name.length; i++) {
+    if ((text.charCodeAt(start + i) | 0x20) !== name.charCodeAt(i)) return undefined;
+  }
+  return name;
+}
+
 class ParsedHead implements RequestHead {
   readonly method: string;
   readonly target: string;
@@ -261,11 +277,8 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
     }
     i += 2;
     marks.push(lineStart, nameEnd, valueStart, valueEnd);
-    const nameLength = nameEnd - lineStart;
-    if (nameLength !== 4 && nameLength !== 6 && nameLength !== 10 && nameLength !== 14 && nameLength !== 17) {
-      continue;
-    }
-    const name = text.slice(lineStart, nameEnd).toLowerCase();
+    const name = framingField(text, lineStart, nameEnd);
+    if (name === undefined) continue;
     const value = text.slice(valueStart, valueEnd);
     if (name === "host") hosts++;
     else if (name === "content-length") {
