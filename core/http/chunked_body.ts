@@ -49,6 +49,8 @@ export class ChunkedBodyDecoder {
   #received = 0;
 
   /**
+   * Creates the decoder for one body.
+   *
    * @param maxBodyBytes The body's cap, over all chunks (413 beyond it).
    * @param maxLineBytes The cap on a chunk-size line with its extensions, and on the trailer section.
    */
