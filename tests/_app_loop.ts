@@ -167,11 +167,6 @@ export class ControlPinger {
 /**
  * Stops a workload's application side, last started first: the control client's pinger, its
  * connection, the `ioIteration` loop, then the core. Any part may be missing (the run aborted early).
- *
- * @example
- * ```ts
- * await stopWorkload(core, { app, pinger, control });
- * ```
  */
 export async function stopWorkload(
   core: IoCore,
@@ -186,11 +181,6 @@ export async function stopWorkload(
 /**
  * Reports through `fail` every crash `crashes` saw and every error the loops kept; returns how many
  * there were.
- *
- * @example
- * ```ts
- * report.crashes = reportCrashes(crashes, [app], fail);
- * ```
  */
 export function reportCrashes(
   crashes: CrashMonitor,

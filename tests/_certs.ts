@@ -81,11 +81,6 @@ const OPENSSL = findOpenssl();
 
 /**
  * Why the TLS tests cannot run here, or `undefined` when they can (that is, `openssl` exists).
- *
- * @example
- * ```ts
- * it("echoes over TLS", { skip: noOpensslReason }, async () => {});
- * ```
  */
 export const noOpensslReason: string | undefined = OPENSSL === undefined
   ? "openssl is not installed, so no test certificates can be made"
@@ -198,11 +193,6 @@ let made: Promise<TestCerts> | undefined;
 /**
  * The test certificates, made once per process on first use. Needs `openssl` (see
  * {@linkcode noOpensslReason}).
- *
- * @example
- * ```ts
- * const { serverCert, serverKey } = await testCerts();
- * ```
  */
 export function testCerts(): Promise<TestCerts> {
   if (OPENSSL === undefined) return Promise.reject(new Error(noOpensslReason));

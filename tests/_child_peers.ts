@@ -12,15 +12,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { detectRuntime } from "../mod.ts";
 import { HangError, KiB } from "./_helpers.ts";
+import { wakeOrTimeout } from "./_settle.ts";
 
 /**
  * Arguments that make `process.execPath` run a JavaScript file, on this runtime; `denoFlags` are
  * added on Deno only (such as `--unstable-net`, which Deno's UDP needs).
- *
- * @example
- * ```ts
- * spawn(process.execPath, [...runtimeArgs("/tmp/peer.mjs"), "127.0.0.1", "5000"]);
- * ```
  */
 export function runtimeArgs(file: string, denoFlags: readonly string[] = []): string[] {
   return detectRuntime() === "deno" ? ["run", "-A", "--no-config", ...denoFlags, file] : [file];
@@ -38,11 +34,6 @@ export interface ChildRun {
  * Runs `file` with this runtime's own executable (or with `options.executable`, e.g. `node`) to its end,
  * killed after `timeoutMs`. Deno gets `options.denoFlags` and no other flag; `options.cwd` is the working
  * directory (this process's by default).
- *
- * @example
- * ```ts
- * const { code, stdout } = await runToEnd("/tmp/example.ts", [], 30_000);
- * ```
  */
 export function runToEnd(
   file: string,
@@ -91,11 +82,6 @@ export function runCommand(
 /**
  * The repository root: the folder above this file (or its compiled copy in `npm/esm/tests/`) that holds
  * README.md and deno.json; `undefined` in a packed copy.
- *
- * @example
- * ```ts
- * const readme = join(repositoryRoot()!, "README.md");
- * ```
  */
 export function repositoryRoot(): string | undefined {
   for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
@@ -107,11 +93,6 @@ export function repositoryRoot(): string | undefined {
 /**
  * Why this runtime cannot run a `.ts` file in a child process (Node before 24 strips no types), or
  * `undefined` when it can: a `skip` value for tests that do.
- *
- * @example
- * ```ts
- * it("runs scripts/fuzz.ts", { skip: typeScriptSkipReason() }, async () => {});
- * ```
  */
 export function typeScriptSkipReason(): string | undefined {
   const nodeMajor = Number(process.versions.node?.split(".")[0]);
@@ -203,13 +184,7 @@ export async function spawnChildPeer(
         if (left <= 0) {
           throw new HangError(`Timed out waiting for a line from child ${name}; stderr: ${stderr}`);
         }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(left, 100));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await wakeOrTimeout(Math.min(left, 100), (next) => (wake = next));
       }
     },
     kill(signal) {
@@ -222,11 +197,6 @@ export async function spawnChildPeer(
  * Child peer: connects over TCP, announces a keyword, writes the first `sent` bytes of a frame that
  * declares `declared` bytes, prints `ready` once the kernel took them, and waits to be killed.
  * Arguments: host port keyword declared sent.
- *
- * @example
- * ```ts
- * const child = await spawnChildPeer(dir, "half", HALF_FRAME_PEER, ["127.0.0.1", "5000", "kw", "1000", "500"]);
- * ```
  */
 export const HALF_FRAME_PEER = `
 import net from "node:net";
@@ -253,11 +223,6 @@ setInterval(() => {}, 60000);
  * `payload` bytes as fast as the socket takes them (respecting backpressure, so its own memory stays
  * small). Payload i starts with i (u32 LE) and is filled with i & 0xff. Prints `sent N` as it goes and
  * `done N` at the end, then half-closes. Arguments: host port keyword total payload.
- *
- * @example
- * ```ts
- * const child = await spawnChildPeer(dir, "flood", FLOOD_PEER, ["127.0.0.1", "5000", "flood", "1048576", "65536"]);
- * ```
  */
 export const FLOOD_PEER = `
 import net from "node:net";
@@ -314,11 +279,6 @@ const library = new URL(import.meta.url.endsWith(".ts") ? "../mod.ts" : "../mod.
  * Child peer: a core listening on one TCP or UNIX listener, with one named client, "worker", whose
  * processor echoes. Prints `ready PORT MS` once it listens (PORT 0 on UNIX; MS is its `Date.now()`
  * then), and runs until killed. Arguments: transport (`tcp` or `unix`), then the port or the path.
- *
- * @example
- * ```ts
- * const child = await spawnChildPeer(dir, "echo_server", ECHO_SERVER_PEER, ["tcp", "0"]);
- * ```
  */
 export const ECHO_SERVER_PEER = `
 import process from "node:process";

@@ -9,7 +9,7 @@ import { type ClientId, ConnectionClosedError, IoCore, type IoCoreStats } from "
 import { delay, HangError, tempDir, withTimeout } from "./_helpers.ts";
 import { frameHeader, targetOf, text, WirePeer } from "./_wire_peer.ts";
 import { Rng } from "./_stream_check.ts";
-import { failureList, settledStats, waitFor } from "./_settle.ts";
+import { failureList, settledStats, waitFor, wakeOrTimeout } from "./_settle.ts";
 import { CrashMonitor, openFdCount, RssSampler } from "./_monitors.ts";
 import { AppLoop, ControlPinger, echo, reportCrashes, stopWorkload } from "./_app_loop.ts";
 import { runtimeLabel } from "./_script_args.ts";
@@ -37,13 +37,7 @@ class DisconnectBoard {
       if (left <= 0) {
         throw new HangError(`Timed out after ${timeoutMs} ms waiting for the core to report ${label}`);
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 100));
-        this.#waiters.set(id, () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await wakeOrTimeout(Math.min(left, 100), (wake) => this.#waiters.set(id, wake));
     }
     this.#done.delete(id);
   }
@@ -322,7 +316,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
     // Warm-up: the runtimes open some descriptors (thread pools, timers) on first use.
     await churn(0, Math.min(200, options.connections));
     await settle("the warm-up connections to close");
-    await delay(50);
+    await delay(50); // A sleep: closed descriptors are released a little later, and no event says when.
     report.fdBaseline = report.fdPeak = openFdCount();
     report.connections = 0;
     report.variants = {};

@@ -148,11 +148,6 @@ export class Events {
 /**
  * Runs `ioIteration` until `condition(events)` holds; `onResult` may act on each result (read,
  * answer). Throws {@linkcode HangError} after `timeoutMs`.
- *
- * @example
- * ```ts
- * const events = await iterateUntil(fx.core, (e) => e.expected.has(id));
- * ```
  */
 export async function iterateUntil(
   core: IoCore,
@@ -185,12 +180,6 @@ export interface RecordingLogger {
 
 /**
  * A quiet logger that records what the core reports.
- *
- * @example
- * ```ts
- * const logger = recordingLogger();
- * await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }], logger });
- * ```
  */
 export function recordingLogger(): RecordingLogger {
   const lines: string[] = [];

@@ -47,11 +47,6 @@ export interface FloodOptions {
 
 /**
  * Runs a full garbage collection if the runtime exposes one; returns whether it did.
- *
- * @example
- * ```ts
- * if (!collectGarbage()) console.log("run Node with --expose-gc to collect on demand");
- * ```
  */
 export function collectGarbage(): boolean {
   const g = globalThis as { gc?: () => void; Bun?: { gc?: (force: boolean) => void } };
@@ -201,7 +196,7 @@ export async function runFlood(options: FloodOptions): Promise<FloodReport> {
     control.send("control");
     if (text(await control.next(10_000)) !== "OK") throw new Error("Cannot start the flood: control refused");
     pinger = new ControlPinger(control, { intervalMs: 1, stallMs: 5000 });
-    await delay(200);
+    await delay(200); // A sleep: the pinger warms up before the memory baseline is taken.
     rss = new RssSampler(20);
     report.rssBaseline = rss.baseline;
     child = await spawnChildPeer(dir.path, "flood", FLOOD_PEER, [

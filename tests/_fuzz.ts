@@ -20,7 +20,7 @@ import {
 import { HangError, MiB, tempDir, withTimeout } from "./_helpers.ts";
 import { targetOf, text, WirePeer } from "./_wire_peer.ts";
 import { fnv, FNV_OFFSET, messageHash } from "./_stream_check.ts";
-import { failureList, macrotask, settledStats, waitFor } from "./_settle.ts";
+import { failureList, macrotask, settledStats, waitFor, wakeOrTimeout } from "./_settle.ts";
 import { CrashMonitor, RssSampler } from "./_monitors.ts";
 import { AppLoop, ControlPinger, echo, reportCrashes, stopWorkload } from "./_app_loop.ts";
 import { formatBytes, runtimeLabel } from "./_script_args.ts";
@@ -123,13 +123,7 @@ class FuzzServer {
           `Timed out after ${timeoutMs} ms waiting for the core to report the disconnection`,
         );
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 100));
-        this.#waiters.set(id, () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await wakeOrTimeout(Math.min(left, 100), (wake) => this.#waiters.set(id, wake));
     }
   }
 

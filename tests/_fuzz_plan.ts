@@ -107,11 +107,6 @@ export interface FuzzLimits {
 
 /**
  * The limits used unless overridden.
- *
- * @example
- * ```ts
- * const report = await runFuzz({ cases: 1000, seed: 1, limits: { ...DEFAULT_FUZZ_LIMITS, maxMessageBytes: 1024 } });
- * ```
  */
 export const DEFAULT_FUZZ_LIMITS: FuzzLimits = {
   maxMessageBytes: 4096,

@@ -195,11 +195,6 @@ function judgeV2(bytes: Uint8Array): ProxyVerdict {
 
 /**
  * Judges `bytes` as all a peer sends before its keyword, independently of the core's reader.
- *
- * @example
- * ```ts
- * judgeProxyHeader(new TextEncoder().encode("PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n")).kind; // "refused"
- * ```
  */
 export function judgeProxyHeader(bytes: Uint8Array): ProxyVerdict {
   const v1 = [0x50, 0x52, 0x4f, 0x58, 0x59, 0x20]; // "PROXY "

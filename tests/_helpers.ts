@@ -10,11 +10,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import type { Addr, Connection, ConnectionHandler, Listener, ListenOptions, Transport } from "../mod.ts";
+import { Rng } from "./_stream_check.ts";
 
 /** 1024 bytes. */
 export const KiB = 1024;
 /** 1024 KiB. */
 export const MiB = 1024 * KiB;
+
+/** The one time bound of a network test (its own waits are shorter): `it(name, TEST_TIMEOUT, body)`. */
+export const TEST_TIMEOUT = { timeout: 60_000 };
 
 /** The runtimes the suite runs on. */
 export type Runtime = "deno" | "bun" | "node";
@@ -37,12 +41,6 @@ export interface TempDir {
 
 /**
  * Creates a fresh temporary directory (kept short, since UNIX socket paths are limited to ~104 bytes).
- *
- * @example
- * ```ts
- * await using dir = await tempDir();
- * const path = dir.join("echo.sock");
- * ```
  */
 export async function tempDir(prefix = "asockio-"): Promise<TempDir> {
   const path = await mkdtemp(join(tmpdir(), prefix));
@@ -73,11 +71,6 @@ export class HangError extends Error {
 /**
  * Rejects with {@linkcode HangError} when `promise` does not settle within `ms`, naming `label`, so a
  * hung test fails by itself.
- *
- * @example
- * ```ts
- * const conn = await withTimeout(transport.connect({ transport: "tcp", port }), 2000, "connect");
- * ```
  */
 export function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -104,13 +97,6 @@ export interface Deferred<T> {
 
 /**
  * Creates a promise to settle from elsewhere.
- *
- * @example
- * ```ts
- * const ready = deferred<void>();
- * setTimeout(() => ready.resolve(), 10);
- * await ready.promise;
- * ```
  */
 export function deferred<T = void>(): Deferred<T> {
   let resolve!: (value: T) => void;
@@ -252,25 +238,13 @@ export function concatBytes(chunks: readonly (Uint8Array | readonly number[])[])
 }
 
 /**
- * Deterministic pseudo-random bytes (xorshift32 from `seed`): no short period, so a lost, doubled or
- * reordered chunk cannot line up by chance.
- *
- * @example
- * ```ts
- * const payload = bytePattern(16 * 1024 * 1024, 1);
- * ```
+ * Deterministic pseudo-random bytes (the suite's one seeded generator, {@linkcode Rng}): no short period,
+ * so a lost, doubled or reordered chunk cannot line up by chance.
  */
 export function bytePattern(length: number, seed = 1): Uint8Array {
   const words = new Uint32Array(Math.ceil(length / 4));
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    words[i] = x;
-  }
+  const rng = new Rng(seed);
+  for (let i = 0; i < words.length; i++) words[i] = rng.u32();
   return new Uint8Array(words.buffer, 0, length);
 }
 
@@ -283,11 +257,6 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 /**
  * Asserts two byte arrays are equal, reporting the first differing offset instead of a huge diff.
- *
- * @example
- * ```ts
- * assertBytesEqual(received.bytes(), bytePattern(1024, 7), "echo");
- * ```
  */
 export function assertBytesEqual(actual: Uint8Array, expected: Uint8Array, label: string): void {
   const n = Math.min(actual.byteLength, expected.byteLength);
@@ -303,11 +272,6 @@ export function assertBytesEqual(actual: Uint8Array, expected: Uint8Array, label
 
 /**
  * The port of a TCP address; throws on a UNIX address.
- *
- * @example
- * ```ts
- * const port = tcpPort(listener.addr);
- * ```
  */
 export function tcpPort(addr: Addr): number {
   if (addr.transport !== "tcp") throw new TypeError(`Expected a TCP address, got ${JSON.stringify(addr)}`);
@@ -318,11 +282,6 @@ export function tcpPort(addr: Addr): number {
  * The runtime this process is, found without the code under test: Deno and Bun add their own entry to
  * `process.versions`. When `ASOCKIO_EXPECT_RUNTIME` is set (by the script that runs the suite on each
  * runtime), a mismatch throws, so a run on the wrong runtime cannot pass unnoticed.
- *
- * @example
- * ```ts
- * assert.equal(detectRuntime(), expectedRuntime());
- * ```
  */
 export function expectedRuntime(): Runtime {
   const versions = process.versions as { deno?: string; bun?: string };
@@ -387,11 +346,6 @@ export class Resources {
 /**
  * Sends `payload` over `client` in 1000-byte writes, half-closes, and checks that the echo (up to the
  * peer's end) is the payload, byte by byte.
- *
- * @example
- * ```ts
- * await echoRoundTrip(client, bytePattern(4096, 1));
- * ```
  */
 export async function echoRoundTrip(client: Connection, payload: Uint8Array): Promise<void> {
   const got = collect(client);
@@ -494,11 +448,6 @@ export async function startEchoServer(
 /**
  * Why a test that needs an external tool is skipped: `undefined` when `tool versionArg` runs, else
  * a reason with the install command, for `{ skip }`.
- *
- * @example
- * ```ts
- * const skip = missingTool("haproxy", "-v", "apt-get install -y haproxy");
- * ```
  */
 export function missingTool(tool: string, versionArg: string, install: string): string | undefined {
   try {

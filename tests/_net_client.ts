@@ -5,6 +5,8 @@
  * @module
  */
 import { connect, type Socket } from "node:net";
+import { FrameDecoder } from "../mod.ts";
+import { wakeOrTimeout } from "./_settle.ts";
 
 const decoder = new TextDecoder();
 
@@ -82,6 +84,15 @@ export class NetPeer {
     return decoder.decode(this.bytes());
   }
 
+  /** Everything received so far, decoded as frames, each message as UTF-8. */
+  frames(): string[] {
+    const frameDecoder = new FrameDecoder();
+    frameDecoder.push(this.bytes());
+    const out: string[] = [];
+    for (let m = frameDecoder.next(); m !== undefined; m = frameDecoder.next()) out.push(decoder.decode(m));
+    return out;
+  }
+
   /** Writes `data` in one write. */
   write(data: string | Uint8Array): void {
     this.socket.write(data);
@@ -99,13 +110,7 @@ export class NetPeer {
       if (this.#isClosed) return condition();
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 100));
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await wakeOrTimeout(Math.min(left, 100), (wake) => (this.#wake = wake));
     }
     return true;
   }

@@ -8,7 +8,7 @@
  * @module
  */
 import process from "node:process";
-import { encodeFrame, FrameDecoder, InlineProcessor, IoCore, type IoCoreOptions } from "../mod.ts";
+import { encodeFrame, InlineProcessor, IoCore, type IoCoreOptions } from "../mod.ts";
 import { exchange, NetPeer, type PeerOutcome } from "./_net_client.ts";
 
 /** The error every throwing rule throws, recognised by identity in the logger's details. */
@@ -91,7 +91,7 @@ async function parked(): Promise<Record<string, unknown>> {
   const third = await NetPeer.connect(port);
   third.write("third");
   third.end();
-  await new Promise((resolve) => setTimeout(resolve, 200)); // both are parked by now
+  await new Promise((resolve) => setTimeout(resolve, 200)); // A sleep: parked connections show in no count to wait on.
   first.end();
   const [a, b, c] = await Promise.all([first.outcome(), second.outcome(), third.outcome()]);
   return { first: a, second: b, third: c, errorLogged: logger.logged() };
@@ -101,17 +101,10 @@ async function parked(): Promise<Record<string, unknown>> {
 async function announce(port: number, keyword: string): Promise<{ frames: string[]; outcome: PeerOutcome }> {
   const peer = await NetPeer.connect(port);
   peer.write(encodeFrame(new TextEncoder().encode(keyword)));
-  const frames = (): string[] => {
-    const decoder = new FrameDecoder();
-    decoder.push(peer.bytes());
-    const out: string[] = [];
-    for (let m = decoder.next(); m !== undefined; m = decoder.next()) out.push(new TextDecoder().decode(m));
-    return out;
-  };
   // An admitted client stays connected: leave once OK arrived; a refused one is closed by the core.
-  if (await peer.until(() => frames().includes("OK"), 3000)) peer.end();
+  if (await peer.until(() => peer.frames().includes("OK"), 3000)) peer.end();
   const outcome = await peer.outcome();
-  return { frames: frames(), outcome: { ...outcome, text: "" } };
+  return { frames: peer.frames(), outcome: { ...outcome, text: "" } };
 }
 
 /** A named client's `allow` rule throws for its first connection; its second is admitted. */

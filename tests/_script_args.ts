@@ -9,11 +9,6 @@ import { detectRuntime } from "../mod.ts";
 
 /**
  * The runtime and its version, for report headers.
- *
- * @example
- * ```ts
- * console.log(`fuzz on ${runtimeLabel()}`); // "fuzz on deno 2.9.6"
- * ```
  */
 export function runtimeLabel(): string {
   const runtime = detectRuntime();
@@ -24,11 +19,6 @@ export function runtimeLabel(): string {
 
 /**
  * Formats a byte count with a binary unit.
- *
- * @example
- * ```ts
- * formatBytes(1536); // "1.5 KiB"
- * ```
  */
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];

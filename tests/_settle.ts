@@ -22,13 +22,23 @@ export function macrotask(): Promise<void> {
 }
 
 /**
+ * Resolves when the function handed to `register` is called, or after `ms`: the pause of a loop that
+ * re-checks its condition after every event, with polling as the fallback.
+ */
+export function wakeOrTimeout(ms: number, register: (wake: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(wake, ms);
+    function wake(): void {
+      clearTimeout(timer);
+      resolve();
+    }
+    register(wake);
+  });
+}
+
+/**
  * Polls `condition` every few milliseconds until it holds; throws {@linkcode HangError} after
  * `timeoutMs`.
- *
- * @example
- * ```ts
- * await waitFor(() => core.stats().connections === 0, 5000, "every connection closed");
- * ```
  */
 export async function waitFor(condition: () => boolean, timeoutMs: number, label: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -65,12 +75,6 @@ export async function settledStats(
 
 /**
  * Checks that a core is idle and its accounting is back to zero; returns what is off.
- *
- * @example
- * ```ts
- * const problems = accountingProblems(core.stats(), { connections: 0, clients: 2 });
- * if (problems.length) console.error(problems.join("; "));
- * ```
  */
 export function accountingProblems(
   stats: IoCoreStats,
@@ -90,12 +94,6 @@ export function accountingProblems(
 /**
  * A workload's failure list: `fail` records a message, keeping the first `max` so a run that goes
  * wrong everywhere still gives a readable report.
- *
- * @example
- * ```ts
- * const { failures, fail } = failureList();
- * if (lost > 0) fail(`${lost} messages lost`);
- * ```
  */
 export function failureList(max = 50): { failures: string[]; fail: (message: string) => void } {
   const failures: string[] = [];

@@ -15,11 +15,6 @@ import { runtimeLabel } from "./_script_args.ts";
 
 /**
  * Message `seq` of the soak: seq (u32), size (u32), FNV-1a of the body (u32), then 0..127 body bytes.
- *
- * @example
- * ```ts
- * core.sendMessagesToClient(id, [soakMessage(0), soakMessage(1)]);
- * ```
  */
 export function soakMessage(seq: number): Uint8Array {
   const size = 12 + ((Math.imul(seq, 2654435761) >>> 24) & 127);

@@ -86,23 +86,12 @@ export class Rng {
 
 /**
  * The FNV-1a 32-bit offset basis: the hash of nothing.
- *
- * @example
- * ```ts
- * let hash = FNV_OFFSET;
- * hash = fnv(hash, new Uint8Array([1, 2, 3]));
- * ```
  */
 export const FNV_OFFSET = 0x811c9dc5;
 
 /**
  * Folds `bytes` into an FNV-1a 32-bit hash. Chunking does not matter: hashing `a` then `b` equals
  * hashing their concatenation, which is what makes it usable on TCP streams.
- *
- * @example
- * ```ts
- * const h = fnv(fnv(FNV_OFFSET, new Uint8Array([1])), new Uint8Array([2]));
- * ```
  */
 export function fnv(hash: number, bytes: Uint8Array): number {
   let h = hash;
@@ -123,12 +112,6 @@ function fnvLength(hash: number, n: number): number {
 /**
  * Folds one whole message (its length, then its bytes) into a hash, so that both the boundaries and
  * the contents of a message sequence are covered.
- *
- * @example
- * ```ts
- * let h = FNV_OFFSET;
- * for (const m of [new Uint8Array([1]), new Uint8Array(0)]) h = messageHash(h, m);
- * ```
  */
 export function messageHash(hash: number, message: Uint8Array): number {
   return fnv(fnvLength(hash, message.length), message);
@@ -228,25 +211,4 @@ export class RefDecoder {
     this.messages++;
     this.hash = this.#pendingHash;
   }
-}
-
-/**
- * mulberry32: a tiny seeded PRNG giving floats in [0, 1), so every run of the codec and byte tests
- * sees the same "random" strings and splits.
- *
- * @example
- * ```ts
- * const rand = mulberry32(0x5eed);
- * const size = Math.floor(rand() * 40);
- * ```
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

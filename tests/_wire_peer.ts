@@ -16,6 +16,7 @@ import {
   nativeTransport,
 } from "../mod.ts";
 import { HangError } from "./_helpers.ts";
+import { wakeOrTimeout } from "./_settle.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -187,14 +188,7 @@ export class WirePeer {
     while (!condition()) {
       const left = end - Date.now();
       if (left <= 0) throw new HangError(`Timed out after ${timeoutMs} ms waiting for ${label}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.min(left, 250));
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.#waiters.push(done);
-      });
+      await wakeOrTimeout(Math.min(left, 250), (wake) => this.#waiters.push(wake));
     }
   }
 
@@ -252,11 +246,6 @@ export class WirePeer {
 
 /**
  * Decodes a message as UTF-8 (`"<none>"` for `undefined`).
- *
- * @example
- * ```ts
- * text(new TextEncoder().encode("OK")); // "OK"
- * ```
  */
 export function text(bytes: Uint8Array | undefined): string {
   return bytes ? decoder.decode(bytes) : "<none>";
@@ -279,11 +268,6 @@ export function targetOf(addr: Addr): ConnectOptions {
 
 /**
  * One frame as it goes on the wire: the 8-byte little-endian length, then the payload.
- *
- * @example
- * ```ts
- * frameBytes("OK"); // 02 00 00 00 00 00 00 00 4f 4b
- * ```
  */
 export function frameBytes(payload: string | Uint8Array): Uint8Array {
   const body = typeof payload === "string" ? encoder.encode(payload) : payload;
@@ -295,11 +279,6 @@ export function frameBytes(payload: string | Uint8Array): Uint8Array {
 
 /**
  * A frame header alone: `length` as 8 bytes, little-endian (any length, even one no decoder accepts).
- *
- * @example
- * ```ts
- * peer.write(frameHeader(2n ** 64n - 1n)); // declares the largest length there is
- * ```
  */
 export function frameHeader(length: number | bigint): Uint8Array {
   const header = new Uint8Array(FRAME_HEADER_BYTES);

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { allocBytes, bytesEqual, concatBytes, toBytes } from "../core/wire/bytes.ts";
-import { mulberry32 } from "./_stream_check.ts";
+import { Rng } from "./_stream_check.ts";
 
 const encoder = new TextEncoder();
 
@@ -158,7 +158,8 @@ describe("toBytes", () => {
     for (const s of SAMPLES) {
       assert.deepEqual([...toBytes(s)], [...encoder.encode(s)], JSON.stringify(s));
     }
-    const rand = mulberry32(0x5eed);
+    const rng = new Rng(0x5eed);
+    const rand = () => rng.float();
     for (let i = 0; i < 300; i++) {
       const s = randomString(rand, Math.floor(rand() * 40));
       assert.ok(bytesEqual(toBytes(s), encoder.encode(s)), JSON.stringify(s));

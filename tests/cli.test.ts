@@ -12,9 +12,8 @@ import { join } from "node:path";
 import process from "node:process";
 import { detectRuntime } from "../mod.ts";
 import { type ChildRun, repositoryRoot, runToEnd, typeScriptSkipReason } from "./_child_peers.ts";
-import { tempDir } from "./_helpers.ts";
+import { tempDir, TEST_TIMEOUT } from "./_helpers.ts";
 
-const TEST_TIMEOUT = { timeout: 60_000 };
 /** A child that only parses its arguments ends in well under a second; this bounds a stuck one. */
 const CHILD_TIMEOUT_MS = 30_000;
 /** Children at once: enough to overlap runtime start-up, few enough for a shared 2-core machine. */

@@ -14,7 +14,7 @@ import {
 } from "../core/wire/codec.ts";
 import { bytesEqual, concatBytes } from "../core/wire/bytes.ts";
 import { MessageTooLargeError } from "../core/errors.ts";
-import { mulberry32 } from "./_stream_check.ts";
+import { Rng } from "./_stream_check.ts";
 
 function randomInt(rand: () => number, maxExclusive: number): number {
   return Math.floor(rand() * maxExclusive);
@@ -290,7 +290,8 @@ describe("FrameDecoder", () => {
   });
 
   it("decodes random splits from a fixed seed, with next() at random moments", () => {
-    const rand = mulberry32(0xc0dec);
+    const rng = new Rng(0xc0dec);
+    const rand = () => rng.float();
     for (let iteration = 0; iteration < 400; iteration++) {
       const count = 1 + randomInt(rand, 30);
       const batch: Uint8Array[] = [];
@@ -317,7 +318,8 @@ describe("FrameDecoder", () => {
   });
 
   it("round-trips 100k small messages encoded as one batch and cut into random chunks", () => {
-    const rand = mulberry32(100_000);
+    const rng = new Rng(100_000);
+    const rand = () => rng.float();
     const batch: Uint8Array[] = new Array(100_000);
     for (let i = 0; i < batch.length; i++) batch[i] = payload(randomInt(rand, 33), i);
     const wire = encodeFrames(batch);
@@ -527,7 +529,8 @@ describe("FrameDecoder", () => {
     });
 
     it("returns exactly the unconsumed bytes at random cut points", () => {
-      const rand = mulberry32(7);
+      const rng = new Rng(7);
+      const rand = () => rng.float();
       for (let iteration = 0; iteration < 200; iteration++) {
         const batch = Array.from(
           { length: 1 + randomInt(rand, 8) },
@@ -612,7 +615,8 @@ describe("FrameDecoder.takeWholeMessages", () => {
   });
 
   it("decodes random splits exactly like next(), mixed with it", () => {
-    const rand = mulberry32(0x7a4e);
+    const rng = new Rng(0x7a4e);
+    const rand = () => rng.float();
     for (let iteration = 0; iteration < 200; iteration++) {
       const batch = Array.from(
         { length: 1 + randomInt(rand, 40) },

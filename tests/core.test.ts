@@ -11,10 +11,10 @@ import {
 } from "../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { bytesEqual, concatBytes, listenForOne, Resources } from "./_helpers.ts";
+import { bytesEqual, concatBytes, delay, listenForOne, Resources, TEST_TIMEOUT } from "./_helpers.ts";
+import { macrotask, waitFor } from "./_settle.ts";
 import { frameBytes, frameHeader, targetOf, text, type WirePeer } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 30_000 };
 const encoder = new TextEncoder();
 
 describe("IoCore named clients", () => {
@@ -111,7 +111,7 @@ describe("IoCore named clients", () => {
     second.close();
   });
 
-  it("serves 1000 concurrent named clients, each with a round trip", { timeout: 60_000 }, async () => {
+  it("serves 1000 concurrent named clients, each with a round trip", TEST_TIMEOUT, async () => {
     await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
     const core = fx.core;
     const count = 1000;
@@ -185,10 +185,21 @@ describe("IoCore as a client of another IoCore", () => {
       assert.deepEqual(got, ["abab", "cdcd"]);
       assert.equal(server.getClientInfo(onServer)?.state, "connected");
 
-      // And the other way round: the client side uses a processor, the server plain code.
-      server.setInlineProcessorForClient(onServer, InlineProcessor);
-      client.setInlineProcessorForClient(upstream, Doubler);
-      await server.ioIteration(0);
+      // And the other way round: the client side uses a processor, the server plain code. A running
+      // processor is not replaced (setInlineProcessorForClient applies to later connections then), so
+      // this goes over a second pair of clients whose connection has none yet.
+      const onServer2 = server.addClient({ keyword: "worker-8" });
+      const upstream2 = client.addClient({ keyword: "worker-8", connect: serverFx.target() });
+      await iterateUntil(client, (e) => e.expected.has(upstream2));
+      client.setInlineProcessorForClient(upstream2, Doubler);
+      await iterateUntil(server, () => server.getClientInfo(onServer2)?.state === "connected");
+      server.sendMessagesToClient(onServer2, ["ef", "gh"]);
+      const back: string[] = [];
+      await iterateUntil(server, () => back.length === 2, 10_000, (r) => {
+        for (const id of r.clientsHaveDataToRead) back.push(...server.getMessagesFromClient(id).map(text));
+      });
+      assert.deepEqual(back, ["efef", "ghgh"]);
+      assert.deepEqual(client.getMessagesFromClient(upstream2), [], "the client's processor took its input");
       client.closeClientConnection(upstream);
       await iterateUntil(client, (e) => e.disconnected.has(upstream));
       await iterateUntil(server, (e) => e.disconnected.has(onServer));
@@ -266,7 +277,7 @@ describe("IoCore unknown clients", () => {
       const requests = ["/a", "/b", "/c"].map((path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join("");
       // Split mid-request to check the parser's buffering.
       browser.write(encoder.encode(requests.slice(0, 30)));
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await macrotask();
       browser.write(encoder.encode(requests.slice(30)));
       let body = "";
       const received = () => (body += text(browser.takeRaw()));
@@ -308,7 +319,7 @@ describe("IoCore unknown clients", () => {
       assert.equal(text(peer.takeRaw()), `hello ${i}`);
       peer.close();
     }
-    for (let i = 0; i < 50 && core.stats().clients > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => core.stats().clients === 0, 5000, "every unknown client to go");
     assert.equal(core.stats().clients, 0);
     const r = await core.ioIteration(0);
     assert.equal(r.newlyConnectedUnknownClients.size, 0);
@@ -412,7 +423,7 @@ describe("IoCore delivery, limits and failures", () => {
     assert.equal(next, count);
   });
 
-  it("receives large messages between small ones byte-exact, in order", { timeout: 60_000 }, async () => {
+  it("receives large messages between small ones byte-exact, in order", TEST_TIMEOUT, async () => {
     // Large frames are assembled in their own buffer; the transport may then reuse its read memory.
     await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
     const core = fx.core;
@@ -442,7 +453,7 @@ describe("IoCore delivery, limits and failures", () => {
 
   it(
     "keeps unread input within inputBytes plus one read chunk and loses nothing",
-    { timeout: 60_000 },
+    TEST_TIMEOUT,
     async () => {
       const inputBytes = 256 * 1024;
       await using fx = await startCore({
@@ -477,7 +488,7 @@ describe("IoCore delivery, limits and failures", () => {
       // Over the input cap the core stops accepting: a newcomer waits for its OK until the app reads.
       core.addClient({ keyword: "latecomer" });
       const latecomer = await fx.connect("latecomer");
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await delay(100); // A sleep: it shows that no OK comes while over the cap.
       assert.equal(latecomer.pending, 0);
       const chunkAllowance = 512 * 1024;
       assert.ok(maxSeen <= inputBytes + chunkAllowance, `unread input ${maxSeen} exceeds the cap`);
@@ -580,10 +591,18 @@ describe("IoCore delivery, limits and failures", () => {
     assert.equal(text(await peer.next()), "framed ack");
     assert.deepEqual(seen.at(-1), ["framed again", false]);
 
-    // The plain-code API switches the same way.
-    core.setInlineProcessorForClient(id, InlineProcessor);
+    // The plain-code API switches the same way, and its sends follow the mode.
     core.switchClientRawConnectionMode(id, true);
     assert.equal(core.getClientInfo(id)?.raw, true);
+    peer.raw = true;
+    core.sendMessageToClient(id, "plain raw");
+    await peer.until(() => peer.rawLength >= "plain raw".length, 5000, "raw bytes from plain code");
+    assert.equal(text(peer.takeRaw()), "plain raw", "no frame header in raw mode");
+    core.switchClientRawConnectionMode(id, false);
+    assert.equal(core.getClientInfo(id)?.raw, false);
+    core.sendMessageToClient(id, "plain framed");
+    await peer.until(() => peer.rawLength >= 8 + "plain framed".length, 5000, "a frame from plain code");
+    assert.deepEqual(peer.takeRaw(), frameBytes("plain framed"));
     peer.close();
   });
 

@@ -184,6 +184,7 @@ for (const transport of transportsUnderTest()) {
         a.close();
         assert.equal(a.closed, true);
         assert.throws(() => a.send(new Uint8Array(1), b.addr), ConnectionClosedError);
+        // A sleep: it shows that no second onClose comes.
         await new Promise((resolve) => setTimeout(resolve, 50));
         assert.deepEqual(inbox.closes, [undefined]);
       },

@@ -7,11 +7,10 @@ import assert from "node:assert/strict";
 import { encodeFrame } from "../core/wire/codec.ts";
 import { type FrameBatch, InlineProcessor, IoCore, type IoCoreOptions } from "../mod.ts";
 import { type CoreFixture, iterateUntil, startCore } from "./_core_fixture.ts";
-import { bytePattern, bytesEqual, concatBytes, delay, MiB } from "./_helpers.ts";
-import { mulberry32 } from "./_stream_check.ts";
+import { bytePattern, bytesEqual, concatBytes, delay, MiB, TEST_TIMEOUT } from "./_helpers.ts";
+import { Rng } from "./_stream_check.ts";
 import { text, type WirePeer } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 60_000 };
 const encoder = new TextEncoder();
 
 /**
@@ -66,7 +65,8 @@ describe("takeFrames and sendFrames", () => {
     async (fx) => {
       const core = fx.core;
       const { peer } = await fx.connectNamed("random");
-      const next = mulberry32(15);
+      const rng = new Rng(15);
+      const next = () => rng.float();
       const sizes: number[] = [];
       for (let i = 0; i < 20_000; i++) {
         const r = next();
@@ -189,7 +189,7 @@ describe("takeFrames and sendFrames", () => {
       assert.throws(() => core.sendFrames(id, batch), TypeError, "a batch is sent once");
       // The refusals wrote nothing: the peer's framing is intact.
       assert.equal(text(await peer.next()), "real");
-      await delay(20);
+      await delay(20); // A sleep: it shows that nothing else arrives.
       assert.equal(peer.pending, 0);
       assert.equal(peer.error, undefined);
     },
@@ -312,8 +312,7 @@ describe("InlineProcessor.onFramesReceived", () => {
       const id = core.addClient({ keyword: "batch echo", processor: BatchEcho });
       const peer = await fx.handshake("batch echo");
       peer.send("a", "b", bytePattern(150_000, 5));
-      await peer.until(() => peer.pending >= 3 + batches, 10_000);
-      await delay(20);
+      await peer.until(() => messages === 3 && peer.pending >= 3 + batches, 10_000, "every answer");
       const received = peer.takeAll();
       assert.equal(perMessage, 0, "onDataReceived is not called for frames");
       assert.equal(messages, 3);

@@ -9,6 +9,7 @@ import { writeFileSync } from "node:fs";
 import { nativeTransport } from "../mod.ts";
 import { type CoreFixture, startCore } from "./_core_fixture.ts";
 import { delay, missingTool, tempDir } from "./_helpers.ts";
+import { waitFor } from "./_settle.ts";
 import { text, WirePeer } from "./_wire_peer.ts";
 
 const noHaproxyReason = missingTool("haproxy", "-v", "apt-get install -y haproxy");
@@ -42,7 +43,7 @@ async function connected(port: number, keyword: string): Promise<WirePeer> {
       return await WirePeer.connect({ transport: "tcp", hostname: "127.0.0.1", port }, keyword);
     } catch (err) {
       if (Date.now() > deadline) throw err;
-      await delay(50);
+      await delay(50); // A pause between connect attempts, until HAProxy is up.
     }
   }
 }
@@ -80,6 +81,8 @@ describe("behind HAProxy (mode tcp, send-proxy-v2)", () => {
       let haproxy: ChildProcess | undefined;
       try {
         haproxy = spawn("haproxy", ["-db", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
+        let haproxyLog = "";
+        haproxy.stderr?.on("data", (chunk) => (haproxyLog += String(chunk)));
         for (const fx of [one, two]) {
           fx.core.addClient({ keyword: "local client", allow: [{ cidr: "127.0.0.0/8" }] });
           fx.core.addClient({ keyword: "lan only", allow: [{ cidr: "10.0.0.0/8" }] });
@@ -112,7 +115,11 @@ describe("behind HAProxy (mode tcp, send-proxy-v2)", () => {
 
         // One backend goes: new connections all land on the other (held there: nobody registered them).
         await one.close();
-        await delay(500);
+        await waitFor(
+          () => haproxyLog.includes("cores/one is DOWN"),
+          10_000,
+          "HAProxy to mark backend one down",
+        );
         const moved: WirePeer[] = [];
         for (let i = 0; i < 4; i++) {
           const peer = await connected(frontend, `failover ${i}`);

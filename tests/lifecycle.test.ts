@@ -6,10 +6,10 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CoreClosedError, InlineProcessor, type IoCoreOptions, type IoIterationResult } from "../mod.ts";
 import { type CoreFixture, iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { delay } from "./_helpers.ts";
+import { delay, TEST_TIMEOUT } from "./_helpers.ts";
+import { waitFor } from "./_settle.ts";
+import { Rng } from "./_stream_check.ts";
 import { text } from "./_wire_peer.ts";
-
-const TEST_TIMEOUT = { timeout: 30_000 };
 
 /** A core on a loopback TCP listener, closed by the test or on dispose. */
 function listening(options: IoCoreOptions = {}): Promise<CoreFixture> {
@@ -25,6 +25,7 @@ describe("a loop that stops", () => {
       const core = fx.core;
       let iterations = 0;
       let closedAt = 0;
+      // Not a wait: close() comes from another task while the loop runs.
       setTimeout(() => {
         closedAt = performance.now();
         void core.close();
@@ -138,8 +139,7 @@ describe("for await over the core", () => {
     await using fx = await listening();
     const core = fx.core;
     const first = core[Symbol.asyncIterator]();
-    const next = first.next();
-    await delay(10);
+    const next = first.next(); // an async generator: this call takes the core before it returns
     await assert.rejects(core.ioIteration(10), TypeError);
     await assert.rejects(core[Symbol.asyncIterator]().next(), TypeError);
     await core.close();
@@ -194,7 +194,7 @@ describe("messages(id)", () => {
     const iterator = core.messages(id, { highWaterMarkBytes })[Symbol.asyncIterator]();
     const first = await iterator.next();
     assert.equal(new DataView(first.value!.buffer, first.value!.byteOffset).getUint32(0), 0);
-    await delay(300); // the reader holds back: reading from the connection must pause
+    await delay(300); // A sleep: the reader holds back, and reading from the connection must stay paused.
     const unread = core.getClientInfo(id)!.unreadBytes;
     assert.ok(unread < highWaterMarkBytes + 2 * 1024 * 1024, `${unread} bytes unread while paused`);
     assert.ok(peer.conn.bufferedAmount > 0, "the sender is held back");
@@ -252,7 +252,7 @@ describe("messages(id)", () => {
     const id = core.addClient({ keyword: "aborted" });
     const reason = new Error("enough");
     const controller = new AbortController();
-    setTimeout(() => controller.abort(reason), 20);
+    setTimeout(() => controller.abort(reason), 20); // Not a wait: the abort comes while nothing arrives.
     await assert.rejects(async () => {
       for await (const _message of core.messages(id, { signal: controller.signal })) {
         // nothing arrives
@@ -266,9 +266,10 @@ describe("asynchronous processor callbacks", () => {
     "keeps order over 10k messages with a random delay per message, and answers after each await",
     TEST_TIMEOUT,
     async () => {
+      const rng = new Rng(0x51e);
       class SlowEcho extends InlineProcessor {
         override async onDataReceived(data: Uint8Array): Promise<void> {
-          if (Math.random() < 0.05) await delay(Math.random() * 2);
+          if (rng.chance(0.05)) await delay(rng.float() * 2); // Not a wait: the callback's own latency.
           else await Promise.resolve();
           this.outputMessages.push(data);
         }
@@ -296,7 +297,7 @@ describe("asynchronous processor callbacks", () => {
     async () => {
       class Fragile extends InlineProcessor {
         override async onDataReceived(data: Uint8Array): Promise<void> {
-          await delay(1);
+          await delay(1); // Not a wait: a callback that really awaits.
           this.outputMessages.push(data);
           if (text(data) === "boom") throw new Error("async processor exploded");
         }
@@ -328,7 +329,7 @@ describe("asynchronous processor callbacks", () => {
     const order: string[] = [];
     class Greeter extends InlineProcessor {
       override async onConnected(): Promise<void> {
-        await delay(50);
+        await delay(50); // Not a wait: a slow onConnected, during which input arrives.
         order.push("connected");
         this.outputMessages.push("hello");
       }
@@ -356,7 +357,7 @@ describe("asynchronous processor callbacks", () => {
       const core = fx.core;
       const id = core.addClient({ keyword: "later" });
       const peer = await fx.handshake("later");
-      setTimeout(() => core.sendMessageToClient(id, "from a timer"), 20);
+      setTimeout(() => core.sendMessageToClient(id, "from a timer"), 20); // Not a wait: the send under test.
       assert.equal(text(await peer.next()), "from a timer");
       peer.close();
     },
@@ -382,11 +383,13 @@ describe("asynchronous callbacks after their connection closed", () => {
       peer.send("go");
       await iterateUntil(fx.core, (e) => e.disconnected.has(id));
       reject(new Error("too late"));
-      await delay(20);
-      assert.ok(
-        logger.lines.some((l) =>
-          l.includes("rejected for client") && l.includes("after its connection closed")
-        ),
+      await waitFor(
+        () =>
+          logger.lines.some((l) =>
+            l.includes("rejected for client") && l.includes("after its connection closed")
+          ),
+        5000,
+        "the late rejection to be logged",
       );
     },
   );

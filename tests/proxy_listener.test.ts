@@ -6,9 +6,10 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { InlineProcessor, type IoCoreOptions } from "../mod.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
+import { macrotask } from "./_settle.ts";
 import { frameBytes, text } from "./_wire_peer.ts";
+import { TEST_TIMEOUT } from "./_helpers.ts";
 
-const TEST_TIMEOUT = { timeout: 30_000 };
 const encoder = new TextEncoder();
 
 /** A v1 header, written by hand from the spec (not by the library's reader). */
@@ -109,7 +110,7 @@ describe("PROXY protocol on a listener", () => {
     const all = new Uint8Array([...header, ...keyword]);
     for (const byte of all) {
       peer.write(new Uint8Array([byte]));
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await macrotask();
     }
     assert.equal(text(await peer.next()), "OK");
     assert.deepEqual(fx.core.getClientInfo(id)?.remoteAddr, {

@@ -15,10 +15,10 @@ import { backoffDelay, DEFAULT_RECONNECT, resolveReconnect } from "../core/clien
 import type { ConnectOptions } from "../transports/types.ts";
 import { type ChildPeer, spawnChildPeer, startEchoServerChild } from "./_child_peers.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { bytePattern, delay, MiB, Resources, tempDir } from "./_helpers.ts";
+import { bytePattern, delay, MiB, Resources, tempDir, TEST_TIMEOUT } from "./_helpers.ts";
+import { waitFor } from "./_settle.ts";
 import { text } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 60_000 };
 const FAST: ReconnectOptions = { initialDelayMs: 20, maxDelayMs: 200 };
 
 async function killed(child: ChildPeer): Promise<void> {
@@ -49,7 +49,7 @@ for (const transport of ["tcp", "unix"] as const) {
           const first = await iterateUntil(core, (e) => e.expected.has(id), 20_000);
           assert.ok(first.expected.has(id));
           core.sendMessagesToClient(id, Array.from({ length: 100 }, (_, i) => `a${i}`));
-          while (!echoes.includes("a99")) await delay(5);
+          await waitFor(() => echoes.includes("a99"), 20_000, "the a messages echoed");
 
           // Mid-stream: the server dies while messages keep coming.
           for (let i = 0; i < 50; i++) core.sendMessageToClient(id, `b${i}`);
@@ -66,7 +66,7 @@ for (const transport of ["tcp", "unix"] as const) {
           );
           const back = await iterateUntil(core, (e) => e.expected.has(id), 20_000);
           assert.ok(back.expected.has(id), "the reconnect shows in newlyConnectedExpectedClients");
-          while (!echoes.includes("c99")) await delay(5);
+          await waitFor(() => echoes.includes("c99"), 20_000, "the c messages echoed");
 
           const cs = echoes.filter((e) => e.startsWith("c"));
           assert.deepEqual(
@@ -145,7 +145,7 @@ describe("what a lost connection keeps", () => {
         // The peer reads nothing more and the kernel holds a few MiB at most: the big message is cut.
         const big = bytePattern(16 * MiB, 7);
         core.sendMessagesToClient(id, ["first", big, "last"]);
-        await delay(300);
+        await delay(300); // A sleep: it shows that the big message stays stuck in the peer's full buffers.
         assert.ok(core.stats().outputBytes > 0, "the big message is still being written");
         stalled.kill("SIGKILL");
         await stalled.exited;
@@ -153,8 +153,7 @@ describe("what a lost connection keeps", () => {
 
         server = (await startEchoServerChild(dir.path, "tcp", String(port))).child;
         await iterateUntil(core, (e) => e.expected.has(id), 20_000);
-        const deadline = Date.now() + 30_000;
-        while (!echoes.some((m) => text(m) === "last") && Date.now() < deadline) await delay(10);
+        await waitFor(() => echoes.some((m) => text(m) === "last"), 30_000, "the last message echoed");
 
         const names = echoes.map((m) => (m.length === big.length ? "big" : text(m)));
         assert.ok(
@@ -184,7 +183,7 @@ describe("reconnect policy", () => {
     await using client = await startCore();
     const id = client.core.addClient({ keyword: "stranger", connect: server.target(), reconnect: FAST });
     await iterateUntil(client.core, (e) => e.disconnected.has(id));
-    await delay(300);
+    await delay(300); // A sleep: it shows that no new attempt comes.
     const info = client.core.getClientInfo(id)!;
     assert.equal(info.state, "disconnected");
     assert.equal(info.nextAttemptInMs, undefined);
@@ -216,15 +215,14 @@ describe("reconnect policy", () => {
       await iterateUntil(core, () => core.getClientInfo(id)!.reconnectAttempts === 3, 10_000, (r) => {
         if (r.clientsWithDisconnectedConnection.has(id)) failures++;
       });
-      await delay(200);
+      await delay(200); // A sleep: it shows that no fourth attempt comes.
       assert.equal(core.getClientInfo(id)!.reconnectAttempts, 3);
       assert.equal(core.getClientInfo(id)!.state, "disconnected");
       assert.ok(failures >= 1 && failures <= 3);
       core.reconnectClient(id);
       assert.equal(core.getClientInfo(id)!.reconnectAttempts, 0);
       await iterateUntil(core, () => core.getClientInfo(id)!.reconnectAttempts === 3, 10_000);
-      await delay(100);
-      assert.equal(core.getClientInfo(id)!.state, "disconnected");
+      await waitFor(() => core.getClientInfo(id)!.state === "disconnected", 5000, "the last attempt to fail");
     },
   );
 
@@ -267,7 +265,7 @@ describe("reconnect policy", () => {
       });
       const onServer = server.core.addClient({ keyword: "buffered" });
       await iterateUntil(server.core, (e) => e.data.has(onServer), 20_000);
-      await delay(50);
+      await delay(50); // A sleep: it shows that nothing past the buffer arrives.
       assert.deepEqual(server.core.getMessagesFromClient(onServer).map(text), ["x".repeat(50)]);
     },
   );
@@ -295,7 +293,7 @@ describe("reconnect policy", () => {
         if (how === "removeClient") core.removeClient(id);
         else await core.close();
         const before = accepted;
-        await delay(400);
+        await delay(400); // A sleep: it shows that no attempt comes after the cancel.
         assert.equal(accepted, before, "no attempt after the cancel");
         assert.equal(core.stats().connections, 0);
       } finally {

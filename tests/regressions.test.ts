@@ -5,13 +5,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { encodeFrame, FrameDecoder, InlineProcessor, IoCore, type IoCoreOptions } from "../mod.ts";
+import { encodeFrame, InlineProcessor, type IoCoreOptions } from "../mod.ts";
+import { type CoreFixture, startCore } from "./_core_fixture.ts";
 import { runToEnd } from "./_child_peers.ts";
 import { exchange, NetPeer, type PeerOutcome } from "./_net_client.ts";
+import { TEST_TIMEOUT } from "./_helpers.ts";
 
-const TEST_TIMEOUT = { timeout: 30_000 };
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** How a child scenario ended, and the result it printed. */
 interface ScenarioRun {
@@ -102,30 +102,8 @@ class ByeOnConnect extends InlineProcessor {
 }
 
 /** A core listening on 127.0.0.1, port 0; closed with `await using`. */
-interface LoopbackCore {
-  readonly core: IoCore;
-  /** The bound port. */
-  readonly port: number;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-async function listenOnLoopback(options: IoCoreOptions): Promise<LoopbackCore> {
-  const core = new IoCore({
-    listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
-    logger: null,
-    ...options,
-  });
-  const [addr] = await core.listen();
-  assert.equal(addr?.transport, "tcp");
-  return { core, port: addr.port, [Symbol.asyncDispose]: () => core.close() };
-}
-
-function frames(bytes: Uint8Array): string[] {
-  const framesDecoder = new FrameDecoder();
-  framesDecoder.push(bytes);
-  const out: string[] = [];
-  for (let m = framesDecoder.next(); m !== undefined; m = framesDecoder.next()) out.push(decoder.decode(m));
-  return out;
+function listenOnLoopback(options: IoCoreOptions): Promise<CoreFixture> {
+  return startCore({ listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }], ...options });
 }
 
 describe("a processor that closes in a callback", () => {
@@ -138,7 +116,7 @@ describe("a processor that closes in a callback", () => {
         unknownClients: "allow",
         unknownClientProcessor: ByeOnData,
       });
-      assert.deepEqual(await exchange(server.port, ["hello"]), { text: "bye!", eof: true });
+      assert.deepEqual(await exchange(server.port(), ["hello"]), { text: "bye!", eof: true });
     },
   );
 
@@ -151,7 +129,7 @@ describe("a processor that closes in a callback", () => {
         unknownClients: "allow",
         unknownClientProcessor: ByeOnConnect,
       });
-      assert.deepEqual(await exchange(server.port, []), { text: "bye!", eof: true });
+      assert.deepEqual(await exchange(server.port(), []), { text: "bye!", eof: true });
     },
   );
 
@@ -161,13 +139,13 @@ describe("a processor that closes in a callback", () => {
     async () => {
       await using server = await listenOnLoopback({});
       server.core.addClient({ keyword: "worker", processor: ByeOnData });
-      const peer = await NetPeer.connect(server.port);
+      const peer = await NetPeer.connect(server.port());
       peer.write(encodeFrame(encoder.encode("worker")));
       // After OK has been written, so nothing else of this connection is waiting to go out.
-      assert.ok(await peer.until(() => frames(peer.bytes()).length === 1), "OK arrives");
+      assert.ok(await peer.until(() => peer.frames().length === 1), "OK arrives");
       peer.write(encodeFrame(encoder.encode("hello")));
       const outcome = await peer.outcome();
-      assert.deepEqual(frames(peer.bytes()), ["OK", "bye!"]);
+      assert.deepEqual(peer.frames(), ["OK", "bye!"]);
       const { text: _framed, ...end } = outcome;
       assert.deepEqual(end, { eof: true });
     },
@@ -179,10 +157,10 @@ describe("a processor that closes in a callback", () => {
     async () => {
       await using server = await listenOnLoopback({});
       server.core.addClient({ keyword: "worker", processor: ByeOnConnect });
-      const peer = await NetPeer.connect(server.port);
+      const peer = await NetPeer.connect(server.port());
       peer.write(encodeFrame(encoder.encode("worker")));
       const outcome = await peer.outcome();
-      assert.deepEqual(frames(peer.bytes()), ["OK", "bye!"]);
+      assert.deepEqual(peer.frames(), ["OK", "bye!"]);
       const { text: _framed, ...end } = outcome;
       assert.deepEqual(end, { eof: true });
     },

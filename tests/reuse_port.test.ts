@@ -11,13 +11,12 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { detectRuntime, IoCore } from "../mod.ts";
 import { runToEnd } from "./_child_peers.ts";
-import { HangError } from "./_helpers.ts";
+import { HangError, TEST_TIMEOUT } from "./_helpers.ts";
 
 const CONNECTIONS = 200;
 const CONCURRENCY = 16;
 /** Each worker must take at least this share of the connections. */
 const MIN_SHARE = 0.2;
-const TEST_TIMEOUT = { timeout: 20_000 };
 
 const runtime = detectRuntime();
 const CHILD = fileURLToPath(import.meta.url).replace(/reuse_port\.test\.(ts|js)$/, "_reuse_port_child.$1");

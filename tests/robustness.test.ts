@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { AsockioError, ConnectionClosedError, encodeFrame, encodeFrames, type IoCore } from "../mod.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
-import { delay, MiB } from "./_helpers.ts";
+import { delay, MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { text, type WirePeer } from "./_wire_peer.ts";
 import { fnv, FNV_OFFSET, messageHash, RefDecoder, Rng } from "./_stream_check.ts";
 import { CrashMonitor } from "./_monitors.ts";
@@ -189,7 +189,7 @@ describe("the PROXY header oracle", () => {
 describe("fuzzing a live core", () => {
   it(
     "survives 30k seeded fuzz cases through real sockets: no crash, hang, mismatch or leak",
-    { timeout: 60_000 },
+    TEST_TIMEOUT,
     async () => {
       const report = await runFuzz({ cases: 30_000, seed: 20_261_125, connectionTimeoutMs: 15_000 });
       assert.deepEqual(report.failures, []);
@@ -211,7 +211,7 @@ describe("fuzzing a live core", () => {
 describe("faults", () => {
   it(
     "reports a peer killed with SIGKILL mid-message as disconnected and keeps serving the others",
-    { timeout: 60_000 },
+    TEST_TIMEOUT,
     async () => {
       const crashes = CrashMonitor.install();
       let child: ChildPeer | undefined;
@@ -260,7 +260,7 @@ describe("faults", () => {
 
   it(
     "delivers everything queued to a peer that half-closes, then closes the connection",
-    { timeout: 60_000 },
+    TEST_TIMEOUT,
     async () => {
       const crashes = CrashMonitor.install();
       try {
@@ -283,7 +283,7 @@ describe("faults", () => {
         peer.closeWrite();
         await iterateUntil(core, (e) => e.data.has(id), 10_000);
         assert.deepEqual(core.getMessagesFromClient(id).map(text), ["last request"]);
-        await delay(100);
+        await delay(100); // A sleep: it shows that the close waits for the queued output.
         assert.equal(core.getClientInfo(id)?.state, "closing", "still writing what is queued");
         assert.ok(core.stats().outputBytes > 0);
         peer.conn.resumeReading();
@@ -308,7 +308,7 @@ describe("faults", () => {
   for (const kind of ["tcp", "unix"] as const) {
     it(
       `ends a ${kind} connection reset during a 32 MiB write with a typed error or a clean disconnect`,
-      { timeout: 60_000 },
+      TEST_TIMEOUT,
       async () => {
         const crashes = CrashMonitor.install();
         try {
@@ -330,7 +330,7 @@ describe("faults", () => {
           await peer.until(() => peer.receivedBytes > MiB, 10_000, "the first megabyte");
           // Unread bytes left in the receive buffer make the close a reset (RST).
           peer.conn.pauseReading();
-          await delay(50);
+          await delay(50); // A sleep: no event tells when the kernel holds unread bytes.
           peer.close();
           await iterateUntil(core, (e) => e.disconnected.has(id), 20_000);
           const err = core.getClientInfo(id)?.lastError;
@@ -350,7 +350,7 @@ describe("faults", () => {
 
   it(
     "completes frames that are half received when the input cap is reached (no deadlock on partial frames)",
-    { timeout: 60_000 },
+    TEST_TIMEOUT,
     async () => {
       await using fx = await startCore({
         listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
@@ -389,7 +389,7 @@ describe("faults", () => {
 describe("churn, flood and soak (bounded)", () => {
   it(
     "opens and closes 2000 connections of every kind with descriptors and counters back to baseline",
-    { timeout: 60_000 },
+    TEST_TIMEOUT,
     async () => {
       const report = await runChurn({ connections: 2000, concurrency: 32 });
       assert.deepEqual(report.failures, []);
@@ -408,7 +408,7 @@ describe("churn, flood and soak (bounded)", () => {
 
   it(
     "holds a flooding client at the input cap with RSS under inputBytes + 64 MiB while the control client is served",
-    { timeout: 60_000 },
+    TEST_TIMEOUT,
     async () => {
       const inputBytes = 16 * MiB;
       const report = await runFlood({ bytes: 96 * MiB, inputBytes, holdMs: 200, timeoutMs: 45_000 });
@@ -424,7 +424,7 @@ describe("churn, flood and soak (bounded)", () => {
 
   it(
     "soaks 200k checksummed messages core to core with nothing lost, duplicated or reordered, and graceful closes deliver their tails",
-    { timeout: 60_000 },
+    TEST_TIMEOUT,
     async () => {
       const report = await runSoak({ messages: 200_000, tail: 20_000, timeoutMs: 45_000 });
       assert.deepEqual(report.failures, []);
@@ -485,7 +485,7 @@ describe("core fixes found by the robustness suite", () => {
         const sender = (async () => {
           for (let i = 0; sending && i < 500 && !peer.closed; i++) {
             peer.send(new Uint8Array(16 * 1024));
-            await delay(10);
+            await delay(10); // Not a wait: the sender's pace.
           }
         })();
         await iterateUntil(core, () => core.stats().readingPaused, 10_000);
@@ -519,7 +519,7 @@ describe("core fixes found by the robustness suite", () => {
       const control = await fx.handshake("control");
       await iterateUntil(core, (e) => e.expected.has(slowId) && e.expected.has(controlId), 10_000);
       core.sendMessageToClient(slowId, new Uint8Array(32 * MiB));
-      await delay(100);
+      await delay(100); // A sleep: the slow client's writes stall first; no event tells when.
       for (let round = 0; round < 3; round++) {
         control.send(`ping ${round}`);
         await iterateUntil(core, () => (core.getClientInfo(controlId)?.unreadMessages ?? 0) > 0, 2000);

@@ -3,11 +3,10 @@ import assert from "node:assert/strict";
 import { HandshakeRejectedError, nativeTransport, TimeoutError } from "../mod.ts";
 import { noOpensslReason, testCerts } from "./_certs.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { type Collector, delay, listenForOne, Resources } from "./_helpers.ts";
+import { type Collector, delay, listenForOne, Resources, TEST_TIMEOUT } from "./_helpers.ts";
 import { targetOf, text, type WirePeer } from "./_wire_peer.ts";
 import type { ConnectOptions } from "../transports/types.ts";
 
-const TEST_TIMEOUT = { timeout: 30_000 };
 const encoder = new TextEncoder();
 const ascii = (s: string): number[] => [...encoder.encode(s)];
 const LOOPBACK = { transport: "tcp", hostname: "127.0.0.1", port: 0 } as const;
@@ -34,7 +33,7 @@ async function hmacProof(secret: string, nonce: readonly number[], keyword: stri
 /** Waits for `length` raw bytes from the core, then a moment more, and returns all that came. */
 async function rawAnswer(peer: WirePeer, length: number): Promise<number[]> {
   await peer.until(() => peer.rawLength >= length, 5000, `${length} bytes`);
-  await delay(50);
+  await delay(50); // A sleep: it shows that nothing more comes.
   return [...peer.takeRaw()];
 }
 
@@ -57,7 +56,7 @@ async function clientOfBareServer(res: Resources, client: { keyword: string; sec
 /** Waits for `length` bytes from the connecting core, then a moment more, and returns all that came. */
 async function bytesFrom(got: Collector, length: number): Promise<number[]> {
   await got.untilLength(length);
-  await delay(50);
+  await delay(50); // A sleep: it shows that nothing more comes.
   const bytes = [...got.bytes()];
   got.chunks.length = 0;
   return bytes;
@@ -296,7 +295,7 @@ describe("timeouts and caps", () => {
     const second = await fx.handshake("c1");
     const third = await fx.connect("c2");
     await iterateUntil(core, (e) => e.expected.has(ids[0]!) && e.expected.has(ids[1]!));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await delay(100); // A sleep: it shows that the third gets no OK at the cap.
     assert.equal(third.pending, 0, "the third waits at the cap");
     assert.equal(core.stats().connections, 2);
     first.close();

@@ -227,7 +227,7 @@ for (const transport of transports) {
       client.write(payload);
       client.closeWrite();
       const conn = await accepted;
-      await delay(100);
+      await delay(100); // A sleep: the bytes must arrive while no handler is set.
       const got = collect(conn);
       await got.ended;
       assertBytesEqual(got.bytes(), payload, "bytes sent before setHandler");
@@ -253,7 +253,7 @@ for (const transport of transports) {
             at += chunk.byteLength;
             if (++calls % 7 === 0) {
               conn.pauseReading();
-              setTimeout(() => conn.resumeReading(), 1);
+              setTimeout(() => conn.resumeReading(), 1); // Not a wait: a reader's pause.
             }
             // As if assembling 300 KB messages: how much of the current one is still to come.
             return 300_000 - (at % 300_000);
@@ -310,6 +310,7 @@ for (const transport of transports) {
               if (!stalled) {
                 stalled = true;
                 conn.pauseReading();
+                // Not a wait: the peer stalls for STALL_MS.
                 setTimeout(() => {
                   const writer = peer();
                   writer.heldBackDuringPeerStall = writer.waitingForDrain && !writer.sent;
@@ -318,7 +319,7 @@ for (const transport of transports) {
               } else if (sincePause >= MiB) {
                 sincePause = 0;
                 conn.pauseReading();
-                setTimeout(() => conn.resumeReading(), 5);
+                setTimeout(() => conn.resumeReading(), 5); // Not a wait: a reader's pause.
               }
             },
             onDrain: () => {
@@ -444,7 +445,7 @@ for (const transport of transports) {
         writer.close();
         writer.close();
         client.close();
-        await delay(50);
+        await delay(50); // A sleep: it shows that no second onClose comes.
         assert.equal(got.closes, 1);
         assert.equal(writerGot.closes, 1);
       },

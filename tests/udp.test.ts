@@ -17,11 +17,11 @@ import {
   UnsupportedError,
 } from "../mod.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
-import { bytePattern, bytesEqual, delay } from "./_helpers.ts";
+import { bytePattern, bytesEqual, delay, TEST_TIMEOUT } from "./_helpers.ts";
+import { waitFor } from "./_settle.ts";
 import { UdpPeer, type UdpTarget } from "./_udp_peer.ts";
 import { WirePeer } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 60_000 };
 const noIpv6Reason = Object.values(networkInterfaces()).flat().some((info) => info?.address === "::1")
   ? undefined
   : "this machine has no IPv6 loopback (::1)";
@@ -31,6 +31,11 @@ const text = (data: Uint8Array) => decoder.decode(data);
 /** A UDP-listening core that admits unknown clients; `extra` adds to or overrides the options. */
 function udpCore(extra: IoCoreOptions = {}) {
   return startCore({ listeners: [{ transport: "udp", port: 0 }], unknownClients: "allow", ...extra });
+}
+
+/** True once the core logged refusing an unknown UDP client. */
+function refusedUdp(lines: readonly string[]): boolean {
+  return lines.some((line) => line.includes("Refused unknown client from udp:"));
 }
 
 function udpTarget(core: { addrs: readonly { transport: string }[] }, index = 0): UdpTarget {
@@ -276,7 +281,7 @@ describe("IoCore over UDP: clients", () => {
       for (const peer of peers.slice(0, 3)) await peer.send("in", to);
       await iterateUntil(fx.core, (e) => e.unknown.size === 3);
       for (const peer of peers.slice(3)) await peer.send("over the cap", to);
-      for (let i = 0; i < 100 && fx.core.stats().droppedUdpDatagrams < 3; i++) await delay(10);
+      await waitFor(() => fx.core.stats().droppedUdpDatagrams >= 3, 5000, "three datagrams dropped");
       assert.equal(fx.core.stats().droppedUdpDatagrams, 3);
       assert.equal(fx.core.stats().udpClients, 3);
       const later = await fx.core.ioIteration(100);
@@ -352,9 +357,7 @@ describe("IoCore over UDP: admission rules", () => {
     const insider = await UdpPeer.open("127.0.0.1");
     try {
       await outsider.send("let me in", to);
-      for (let i = 0; i < 100 && !logger.lines.some((l) => l.includes("Refused unknown client")); i++) {
-        await delay(10);
-      }
+      await waitFor(() => refusedUdp(logger.lines), 5000, "the refusal to be logged");
       assert.ok(
         logger.lines.some((l) => l.includes("Refused unknown client from udp:127.0.0.2:")),
         logger.lines.join("\n"),
@@ -375,19 +378,20 @@ describe("IoCore over UDP: admission rules", () => {
     TEST_TIMEOUT,
     async () => {
       for (const [transport, admitted] of [["tcp", false], ["udp", true]] as const) {
-        await using fx = await udpCore({ unknownClientsAllow: [{ transport }] });
+        const logger = recordingLogger();
+        await using fx = await udpCore({ unknownClientsAllow: [{ transport }], logger });
         const peer = await UdpPeer.open();
         try {
           await peer.send("hi", udpTarget(fx));
-          const r = await (async () => {
-            const deadline = Date.now() + 1000;
-            let seen = 0;
-            while (Date.now() < deadline && seen === 0) {
-              seen = (await fx.core.ioIteration(50)).newlyConnectedUnknownClients.size;
-            }
-            return seen;
-          })();
-          assert.equal(r > 0, admitted, `rule transport: ${transport}`);
+          if (admitted) {
+            const events = await iterateUntil(fx.core, (e) => e.unknown.size > 0, 5000);
+            assert.equal(events.unknown.size, 1, `rule transport: ${transport}`);
+          } else {
+            // The refusal is logged when the datagram arrives, so waiting for it proves the datagram came.
+            await waitFor(() => refusedUdp(logger.lines), 5000, "the refusal to be logged");
+            assert.equal((await fx.core.ioIteration(0)).newlyConnectedUnknownClients.size, 0);
+            assert.equal(fx.core.stats().clients, 0, `rule transport: ${transport}`);
+          }
         } finally {
           peer.close();
         }
@@ -396,11 +400,13 @@ describe("IoCore over UDP: admission rules", () => {
   );
 
   it("drops UDP clients when unknownClients is refuse", TEST_TIMEOUT, async () => {
-    await using fx = await udpCore({ unknownClients: "refuse" });
+    const logger = recordingLogger();
+    await using fx = await udpCore({ unknownClients: "refuse", logger });
     const peer = await UdpPeer.open();
     try {
       await peer.send("hi", udpTarget(fx));
-      const r = await fx.core.ioIteration(300);
+      await waitFor(() => refusedUdp(logger.lines), 5000, "the refusal to be logged");
+      const r = await fx.core.ioIteration(0);
       assert.equal(r.newlyConnectedUnknownClients.size, 0);
       assert.equal(fx.core.stats().clients, 0);
     } finally {
@@ -420,7 +426,7 @@ describe("IoCore over UDP: flow", () => {
         const reader = core.messages(id, { highWaterMarkBytes: 1 })[Symbol.asyncIterator]();
         got.push(text((await reader.next()).value!));
         for (let i = 1; i < 50; i++) await peer.send(`${i}`, to);
-        await delay(100);
+        await delay(100); // A sleep: the datagrams must arrive while reading is paused; nothing counts them.
         for (let i = 1; i < 50; i++) got.push(text((await reader.next()).value!));
         await reader.return?.();
         assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => `${i}`));
@@ -440,11 +446,12 @@ describe("IoCore over UDP: flow", () => {
           await peer.send(new Uint8Array(50_000).fill(i), to);
           if (i % 4 === 3) await delay(20); // paced, so the kernel's receive buffer never overflows
         }
-        for (let i = 0; i < 100 && core.stats().droppedUdpDatagrams === 0; i++) await delay(10);
+        await waitFor(() => core.stats().droppedUdpDatagrams > 0, 5000, "a datagram dropped past 1 MiB");
         const dropped = core.stats().droppedUdpDatagrams;
         assert.ok(dropped >= 1, "nothing was dropped past 1 MiB");
         const delivered: number[] = [];
         for (let i = 0; i < 30 - dropped; i++) {
+          // Not a wait: a bound on one read, past which the rest counts as dropped.
           const next = await Promise.race([reader.next(), delay(1000).then(() => undefined)]);
           if (next === undefined || next.done) break;
           delivered.push(next.value[0]!);

@@ -35,13 +35,6 @@ function reservePool(size: number): void {
  *
  * @param size The length in bytes, a non-negative integer.
  * @returns A zero-filled buffer of exactly `size` bytes.
- *
- * @example
- * ```ts
- * import { allocBytes } from "./bytes.ts";
- * const header = allocBytes(8);
- * header[0] = 5;
- * ```
  */
 export function allocBytes(size: number): Uint8Array {
   if (!(size >= 0 && size <= POOLED_MAX && (size | 0) === size)) {
@@ -64,13 +57,6 @@ export function allocBytes(size: number): Uint8Array {
  * @param totalLength The sum of the chunks' lengths when the caller already knows it, which saves a
  *   pass over `chunks`. A wrong value throws a `RangeError`.
  * @returns One buffer holding every chunk's bytes in order.
- *
- * @example Join two chunks
- * ```ts
- * import { concatBytes } from "./bytes.ts";
- * const joined = concatBytes([new Uint8Array([1, 2]), new Uint8Array([3])]);
- * console.log(joined); // Uint8Array(3) [ 1, 2, 3 ]
- * ```
  */
 export function concatBytes(chunks: readonly Uint8Array[], totalLength?: number): Uint8Array {
   const count = chunks.length;
@@ -107,12 +93,6 @@ export function concatBytes(chunks: readonly Uint8Array[], totalLength?: number)
  * @param a The first array.
  * @param b The second array.
  * @returns `true` when both have the same length and contents.
- *
- * @example
- * ```ts
- * import { bytesEqual } from "./bytes.ts";
- * console.log(bytesEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2]))); // true
- * ```
  */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   const n = a.length;
@@ -130,12 +110,6 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
  *
  * @param data Bytes (returned unchanged, not copied) or text.
  * @returns The bytes.
- *
- * @example
- * ```ts
- * import { toBytes } from "./bytes.ts";
- * console.log(toBytes("hé")); // Uint8Array(3) [ 104, 195, 169 ]
- * ```
  */
 export function toBytes(data: Uint8Array | string): Uint8Array {
   if (typeof data !== "string") return data;

@@ -53,13 +53,6 @@ export function payloadViews(runs: readonly Uint8Array[]): Uint8Array[] {
 /**
  * Appends a view of each payload of `run` (whole frames back to back), from byte `from` on, to
  * `views`.
- *
- * @example
- * ```ts
- * import { encodeFrames } from "./codec.ts";
- * const views: Uint8Array[] = [];
- * pushPayloadViews(views, encodeFrames([new Uint8Array(3), new Uint8Array(0)]), 0); // views: 3 and 0 bytes
- * ```
  */
 export function pushPayloadViews(views: Uint8Array[], run: Uint8Array, from: number): void {
   // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8, which dominates here.
@@ -185,12 +178,6 @@ export class FrameBatch implements Iterable<Uint8Array> {
 
 /**
  * Makes a batch of `owner`'s (the core's memory budget, which counts its bytes). Internal.
- *
- * @example
- * ```ts
- * import { createFrameBatch } from "./frame_batch.ts";
- * const batch = createFrameBatch({}, [new Uint8Array(8)], 1, 8); // one empty message
- * ```
  */
 export function createFrameBatch(
   owner: object,
@@ -205,13 +192,6 @@ export function createFrameBatch(
  * The runs of `batch` when `owner` made it and it was not sent yet. Internal.
  *
  * @throws {TypeError} For anything else: a forged batch, another core's, or one already sent.
- *
- * @example
- * ```ts
- * import { createFrameBatch, frameBatchRuns } from "./frame_batch.ts";
- * const owner = {};
- * console.log(frameBatchRuns(createFrameBatch(owner, [], 0, 0), owner, "send frames")); // []
- * ```
  */
 export function frameBatchRuns(batch: unknown, owner: object, action: string): readonly Uint8Array[] {
   return runsOf(batch, owner, action);
@@ -219,12 +199,6 @@ export function frameBatchRuns(batch: unknown, owner: object, action: string): r
 
 /**
  * Marks `batch` as sent: {@linkcode frameBatchRuns} refuses it from now on. Internal.
- *
- * @example
- * ```ts
- * import { createFrameBatch, frameBatchSent } from "./frame_batch.ts";
- * frameBatchSent(createFrameBatch({}, [], 0, 0));
- * ```
  */
 export function frameBatchSent(batch: FrameBatch): void {
   markSent(batch);

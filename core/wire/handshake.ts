@@ -151,15 +151,6 @@ abstract class FramedHandshake {
 
 /**
  * The accepting side: reads the keyword, asks the policy, and runs the shared-secret exchange.
- *
- * @example
- * ```ts
- * import { ServerHandshake } from "./handshake.ts";
- * import { encodeFrame } from "./codec.ts";
- * const handshake = new ServerHandshake({ maxKeywordBytes: 64, policy: () => ({ kind: "refuse", reason: "access denied" }) });
- * handshake.push(encodeFrame(new TextEncoder().encode("worker")));
- * console.log(handshake.step()); // { kind: "refuse", reason: "access denied", reply: … }
- * ```
  */
 export class ServerHandshake extends FramedHandshake {
   readonly #policy: KeywordPolicy;

@@ -30,12 +30,6 @@ function parseIpv4(text: string): IpBytes | undefined {
  *
  * @param text The literal, such as `2001:db8::1` or `::ffff:10.1.2.3`.
  * @returns The 16 bytes, or `undefined` when `text` is not an IPv6 literal.
- *
- * @example
- * ```ts
- * import { parseIpv6 } from "./ip.ts";
- * console.log(parseIpv6("::ffff:10.1.2.3")?.length); // 16
- * ```
  */
 export function parseIpv6(text: string): IpBytes | undefined {
   const zone = text.indexOf("%");
@@ -209,12 +203,6 @@ export function isLoopbackIp(text: string): boolean {
 
 /**
  * Formats an address for names and logs: `tcp:127.0.0.1:80`, `tcp:[::1]:80`, `unix:/run/app.sock`.
- *
- * @example
- * ```ts
- * import { describeAddr } from "./ip.ts";
- * console.log(describeAddr({ transport: "tcp", hostname: "::1", port: 80 })); // "tcp:[::1]:80"
- * ```
  */
 export function describeAddr(addr: Addr): string {
   return addr.transport === "unix"

@@ -228,12 +228,6 @@ export class ProxyHeaderReader {
    *
    * @param options See {@linkcode ProxyHeaderReaderOptions}.
    * @throws {RangeError} When `maxV2Bytes` is not an integer in [16, 65551].
-   *
-   * @example Accept v2 headers with up to 1 KiB of TLVs
-   * ```ts
-   * import { ProxyHeaderReader } from "./proxy_protocol.ts";
-   * const reader = new ProxyHeaderReader({ maxV2Bytes: 16 + 36 + 1024 });
-   * ```
    */
   constructor(options?: ProxyHeaderReaderOptions) {
     const max = options?.maxV2Bytes ?? DEFAULT_MAX_PROXY_V2_BYTES;
@@ -250,14 +244,6 @@ export class ProxyHeaderReader {
    * Buffers bytes received; {@linkcode step} reads them.
    *
    * @param chunk Bytes as they arrived, cut anywhere.
-   *
-   * @example
-   * ```ts
-   * import { ProxyHeaderReader } from "./proxy_protocol.ts";
-   * const reader = new ProxyHeaderReader();
-   * reader.push(new TextEncoder().encode("PROXY "));
-   * console.log(reader.step().kind); // "pending"
-   * ```
    */
   push(chunk: Uint8Array): void {
     let from = 0;
@@ -296,15 +282,6 @@ export class ProxyHeaderReader {
 
   /**
    * Bytes received and not consumed by the header: everything before it is read, what follows it after.
-   *
-   * @example
-   * ```ts
-   * import { ProxyHeaderReader } from "./proxy_protocol.ts";
-   * const reader = new ProxyHeaderReader();
-   * reader.push(new TextEncoder().encode("PROXY UNKNOWN\r\nabc"));
-   * reader.step();
-   * console.log(reader.bufferedBytes); // 3
-   * ```
    */
   get bufferedBytes(): number {
     return this.#headLength + this.#tailBytes - this.#headerBytes;
@@ -314,15 +291,6 @@ export class ProxyHeaderReader {
    * Takes the bytes after the header (all bytes received, if no header was read), for the next stage.
    *
    * @returns Those bytes; the reader holds none afterwards.
-   *
-   * @example
-   * ```ts
-   * import { ProxyHeaderReader } from "./proxy_protocol.ts";
-   * const reader = new ProxyHeaderReader();
-   * reader.push(new TextEncoder().encode("PROXY UNKNOWN\r\nabc"));
-   * reader.step();
-   * console.log(reader.takeRest()); // Uint8Array(3) [ 97, 98, 99 ]
-   * ```
    */
   takeRest(): Uint8Array {
     const out = new Uint8Array(this.bufferedBytes);
