@@ -37,6 +37,8 @@ export interface BenchContext {
   peers: boolean;
   /** `--no-wrk`: B1 uses its built-in load client even where `wrk` is installed. */
   noWrk: boolean;
+  /** `--tls`: B1 serves HTTPS (see `b1_http.ts`). */
+  tls: boolean;
   /** Where rows go. */
   rows: Row[];
   /** Notes for the report (skipped parts, limits). */

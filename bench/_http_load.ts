@@ -9,7 +9,7 @@
  * with nothing. `b1_http.ts` runs it on Deno as a child process, pinned to CPU 1 like `wrk`.
  *
  * ```sh
- * deno run -A bench/_http_load.ts --port 8080 --size 100 --connections 200 --seconds 1
+ * deno run -A bench/_http_load.ts --port 8080 --size 100 --connections 200 --seconds 1 [--tls]
  * ```
  *
  * Prints `RESULT {json}` with the fields of `wrk_report.lua` (`requests`, `bytes`, `durationUs` and
@@ -18,7 +18,8 @@
  *
  * @module
  */
-import { connect, type Socket } from "node:net";
+import { connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import process from "node:process";
 import { numArg, parseArgs, report } from "./_child.ts";
 
@@ -33,6 +34,8 @@ const size = numArg(args, "size", 100);
 const connections = numArg(args, "connections", 10);
 const seconds = numArg(args, "seconds", 1);
 const hostname = args.get("host") ?? "127.0.0.1";
+/** `--tls`: HTTPS, trusting any certificate (B1's own, self-signed). */
+const tls = args.has("tls");
 if (!(port > 0) || !(size >= 0) || !(connections >= 1) || !(seconds > 0)) {
   throw new RangeError("Usage: _http_load.ts --port P --size S --connections C --seconds D");
 }
@@ -100,7 +103,9 @@ function open(): void {
   let pending: Uint8Array | undefined;
   /** Body bytes still expected, or -1 while reading a head. */
   let bodyLeft = -1;
-  const socket = connect({ host: hostname, port, noDelay: true });
+  const socket = tls
+    ? tlsConnect({ host: hostname, port, rejectUnauthorized: false }).setNoDelay(true)
+    : netConnect({ host: hostname, port, noDelay: true });
   sockets.add(socket);
   const send = () => {
     socket.write(request, (err) => {
@@ -111,7 +116,7 @@ function open(): void {
       }
     });
   };
-  socket.on("connect", () => {
+  socket.on(tls ? "secureConnect" : "connect", () => {
     connected = true;
     send();
   });

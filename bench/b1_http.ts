@@ -6,8 +6,17 @@
  * run (or any run with `--no-wrk`) loads them with the built-in client in `_http_load.ts` instead;
  * its figures are smoke only.
  *
+ * With `--tls` the servers speak HTTPS with a throwaway self-signed certificate (made by `openssl`):
+ * asockio on the runtime's native transport, asockio on `node:tls` (`transport: "node"`), and the
+ * runtime's own HTTPS server. On Deno the first two are the same path since TLS listeners moved to
+ * `node:tls`; run it at an older commit to compare with `Deno.listenTls`.
+ *
  * @module
  */
+import { execFileSync } from "node:child_process";
+import { request as httpsRequest } from "node:https";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { addSample, type BenchContext, bytesLabel, rotated, type Row, si } from "./_common.ts";
 import { type Child, cpuMicros, startChild, TASKSET } from "./_proc.ts";
@@ -20,7 +29,39 @@ const CONTENDERS = [
   { name: "bare", file: "bench/workloads/http_bare.ts" },
   { name: "native", file: "bench/workloads/http_native.ts" },
 ];
+const TLS_CONTENDERS = [
+  { name: "asockio", file: "bench/workloads/http_asockio.ts", args: [] as string[] },
+  { name: "asockio node:tls", file: "bench/workloads/http_asockio.ts", args: ["--transport", "node"] },
+  { name: "native", file: "bench/workloads/http_native.ts", args: [] as string[] },
+];
 const NOFILE = 65536;
+
+/** A self-signed certificate for 127.0.0.1, made by `openssl` in a fresh temp dir, as file paths. */
+function benchCertificate(): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), "asockio-b1-tls-"));
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  execFileSync("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+  ], { stdio: "ignore" });
+  return { cert, key };
+}
 
 /** The cells to run: quick, the two sweeps (every size at 200, every concurrency at 100 B), or all. */
 function matrix(ctx: BenchContext): Array<{ size: number; concurrency: number }> {
@@ -83,13 +124,17 @@ export function loadGenerator(ctx: BenchContext, bench = "B1"): LoadGenerator {
   return { kind: "builtin" };
 }
 
-/** Loads `http://127.0.0.1:<port>/<size>` from CPU 1 with `concurrency` connections for `seconds`. */
+/**
+ * Loads `http://127.0.0.1:<port>/<size>` (`https` with `tls`) from CPU 1 with `concurrency` connections
+ * for `seconds`.
+ */
 export async function load(
   generator: LoadGenerator,
   port: number,
   size: number,
   concurrency: number,
   seconds: number,
+  tls = false,
 ): Promise<LoadResult> {
   const argv = generator.kind === "wrk"
     ? [
@@ -101,7 +146,7 @@ export async function load(
       "10s",
       "-s",
       join(ROOT, "bench", "wrk_report.lua"),
-      `http://127.0.0.1:${port}/${size}`,
+      `${tls ? "https" : "http"}://127.0.0.1:${port}/${size}`,
     ]
     : [
       binary("deno"),
@@ -116,6 +161,7 @@ export async function load(
       `${concurrency}`,
       "--seconds",
       `${seconds}`,
+      ...(tls ? ["--tls"] : []),
     ];
   const label = `${generator.kind === "wrk" ? "wrk" : "built-in load client"} -c${concurrency} /${size}`;
   const child = startChild(argv, { label, cpu: 1, nofile: NOFILE });
@@ -129,12 +175,43 @@ export async function load(
   }
 }
 
-/** Checks that a server answers `/<size>` with exactly `size` bytes of `X`, keep-alive included. */
-export async function verify(port: number, size: number): Promise<void> {
+/** `GET https://127.0.0.1:<port>/<path>` trusting any certificate (the bench's own, self-signed). */
+function httpsGet(port: number, path: string): Promise<{ status: number; body: Uint8Array }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: "127.0.0.1", port, path, rejectUnauthorized: false }, (res) => {
+      const chunks: Uint8Array[] = [];
+      res.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+      res.on("end", () => {
+        const body = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+        let at = 0;
+        for (const c of chunks) {
+          body.set(c, at);
+          at += c.length;
+        }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/**
+ * Checks that a server answers `/<size>` with exactly `size` bytes of `X`, keep-alive included (over
+ * HTTPS with `tls`).
+ */
+export async function verify(port: number, size: number, tls = false): Promise<void> {
   for (let i = 0; i < 2; i++) {
-    const response = await fetch(`http://127.0.0.1:${port}/${size}`);
-    const body = new Uint8Array(await response.arrayBuffer());
-    if (response.status !== 200) throw new Error(`GET /${size} answered ${response.status}`);
+    let status: number;
+    let body: Uint8Array;
+    if (tls) ({ status, body } = await httpsGet(port, `/${size}`));
+    else {
+      const response = await fetch(`http://127.0.0.1:${port}/${size}`);
+      status = response.status;
+      body = new Uint8Array(await response.arrayBuffer());
+    }
+    if (status !== 200) throw new Error(`GET /${size} answered ${status}`);
     if (body.length !== size) throw new Error(`GET /${size} answered ${body.length} bytes`);
     for (let j = 0; j < body.length; j += 4093) {
       if (body[j] !== 0x58) throw new Error(`GET /${size} answered a byte other than X at ${j}`);
@@ -151,10 +228,13 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
   // each is over a second of transfer, and wrk counts completed requests only.
   const secondsFor = (size: number) => (ctx.quick || size < 1048576 ? 1 : 3);
   const cells = matrix(ctx);
+  const tls = ctx.tls;
+  const tlsArgs = tls ? Object.entries(benchCertificate()).flatMap(([k, path]) => [`--${k}`, path]) : [];
+  const contenders = tls ? TLS_CONTENDERS : CONTENDERS.map((c) => ({ ...c, args: [] as string[] }));
   const servers: Array<{ name: string; child: Child; port: number; pid: number }> = [];
   try {
-    for (const c of CONTENDERS) {
-      const child = startChild(workloadCommand(runtime, c.file, []), {
+    for (const c of contenders) {
+      const child = startChild(workloadCommand(runtime, c.file, [...c.args, ...tlsArgs]), {
         label: `b1 ${runtime} ${c.name} server`,
         cpu: 0,
         nofile: NOFILE,
@@ -166,13 +246,13 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
     for (const s of servers) {
       for (const size of sizes) {
         try {
-          await verify(s.port, size);
+          await verify(s.port, size, tls);
         } catch (err) {
           ctx.fail(`b1 ${runtime} ${s.name} ${bytesLabel(size)} answer check`, err);
         }
       }
       // Warm-up: JIT and buffers, outside the measurements.
-      await load(generator, s.port, 100, 50, 1);
+      await load(generator, s.port, 100, 50, 1, tls);
     }
     ctx.progress(`b1 ${runtime}: ${servers.length} servers answer every size; ${cells.length} cells`);
     for (const cell of cells) {
@@ -182,7 +262,7 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
           bench: "b1",
           runtime,
           contender: s.name,
-          params: { ...cell, loadGenerator: generator.kind },
+          params: { ...cell, loadGenerator: generator.kind, ...(tls ? { tls: "tls" } : {}) },
           metrics: {},
           samples: {},
         };
@@ -197,7 +277,7 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
           const label = `b1 ${runtime} ${bytesLabel(cell.size)} c${cell.concurrency} ${s.name}`;
           try {
             const cpuBefore = cpuMicros(s.pid);
-            const r = await load(generator, s.port, cell.size, cell.concurrency, secondsFor(cell.size));
+            const r = await load(generator, s.port, cell.size, cell.concurrency, secondsFor(cell.size), tls);
             const cpu = cpuMicros(s.pid) - cpuBefore;
             const errors = r.connect + r.read + r.write + r.status;
             if (r.bytes === 0) {

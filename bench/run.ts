@@ -80,6 +80,10 @@ const CLI = {
     },
     noPeers: { type: "boolean", help: "skip zeromq and node-ipc in B2" },
     noWrk: { type: "boolean", help: "B1 and B5 use the built-in load client even where wrk is installed" },
+    tls: {
+      type: "boolean",
+      help: "B1 over TLS: asockio on the native transport and on node:tls, and the runtime's HTTPS server",
+    },
     name: {
       type: "string",
       value: "NAME",
@@ -110,6 +114,7 @@ function parse(argv: string[]) {
     fullMatrix: args.matrix === "full",
     peers: !args.noPeers,
     noWrk: args.noWrk,
+    tls: args.tls,
     name: args.name ?? `${args.quick ? "quick" : "full"}${runtimeTag}`,
   };
 }
@@ -125,6 +130,7 @@ const ctx: BenchContext = {
   reps: options.reps,
   peers: options.peers,
   noWrk: options.noWrk,
+  tls: options.tls,
   rows,
   notes: [],
   progress: (message) => progress.note(message),

@@ -9,11 +9,25 @@ import { networkInterfaces } from "node:os";
 import process from "node:process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { AddressInUseError, ConnectionClosedError, MessageTooLargeError, UnsupportedError } from "../mod.ts";
+import {
+  AddressInUseError,
+  CallbackError,
+  ConnectionClosedError,
+  MessageTooLargeError,
+  UnsupportedError,
+} from "../mod.ts";
 import { detectRuntime } from "../transports/mod.ts";
 import type { DatagramHandler, DatagramSocket, Transport, UdpAddr } from "../transports/mod.ts";
-import { assertBytesEqual, bytePattern, deferred, expectedRuntime, type Resources } from "./_helpers.ts";
-import { netTest, transportsUnderTest } from "./_net_test.ts";
+import {
+  assertBytesEqual,
+  bytePattern,
+  deferred,
+  delay,
+  expectedRuntime,
+  type Resources,
+  withTimeout,
+} from "./_helpers.ts";
+import { netTest, transportsUnderTest, watchProcessErrors } from "./_net_test.ts";
 
 const noIpv6Reason = Object.values(networkInterfaces()).flat().some((info) => info?.address === "::1")
   ? undefined
@@ -175,6 +189,41 @@ for (const transport of transportsUnderTest()) {
         assert.deepEqual(inbox.closes, [undefined]);
       },
     );
+
+    for (const callback of ["onMessage", "onDrain"] as const) {
+      netTest(
+        `a handler whose ${callback} throws: that socket closes, onClose reports a CallbackError, nothing reaches the process`,
+        10_000,
+        async (res) => {
+          const thrown = new Error(`${callback} bug`);
+          const watch = watchProcessErrors();
+          try {
+            const [a, b] = await bindPair(transport, res);
+            const closed = deferred<Error | undefined>();
+            const failing = callback === "onMessage" ? b : a;
+            const inbox = listen(failing, {
+              [callback]: () => {
+                throw thrown;
+              },
+              onClose: (error) => closed.resolve(error),
+            });
+            const other = listen(failing === a ? b : a);
+            a.send(bytePattern(10, 61), b.addr);
+            const error = await withTimeout(closed.promise, 5000, `onClose after ${callback} threw`);
+            assert.ok(error instanceof CallbackError, `onClose got ${error}`);
+            assert.equal(error.cause, thrown);
+            assert.equal(failing.closed, true);
+            // Showing that nothing surfaces needs time: an uncaught error comes a few ticks later.
+            await delay(50);
+            assert.equal(inbox.closes.length, 1, "onClose once");
+            assert.deepEqual(other.closes, [], "the other socket stays open");
+          } finally {
+            watch.stop();
+          }
+          assert.deepEqual(watch.errors, [], "nothing reached the process");
+        },
+      );
+    }
 
     netTest("binding a taken address fails with AddressInUseError", 10_000, async (res) => {
       const a = res.add(await transport.bindDatagram({ transport: "udp", port: 0 }));

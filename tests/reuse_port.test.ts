@@ -149,7 +149,7 @@ describe("reusePort across processes", () => {
   it(
     `listening with reusePort where the runtime cannot${
       runtime === "deno" ? " (Deno without --unstable-net)" : ""
-    } fails with a TypeError naming the reason, and the process ends on its own with 0`,
+    } fails with an UnsupportedError naming the reason, and the process ends on its own with 0`,
     { ...TEST_TIMEOUT, skip: noRefusalReason },
     async () => {
       // runToEnd never adds --unstable-net, so a Deno child lacks it whatever this process has.
@@ -159,11 +159,11 @@ describe("reusePort across processes", () => {
       assert.ok(line, `the child printed no result; stdout:\n${run.stdout}\nstderr:\n${run.stderr}`);
       const result = JSON.parse(line.slice("RESULT ".length));
       assert.equal(result.listened, false, `the child listened; stdout:\n${run.stdout}`);
-      assert.equal(result.name, "TypeError");
+      assert.equal(result.name, "UnsupportedError");
       assert.equal(
         result.message,
         runtime === "deno"
-          ? "Cannot listen with reusePort: Deno needs the --unstable-net flag for it"
+          ? "Cannot listen on tcp:127.0.0.1:0 with reusePort: Deno needs the --unstable-net flag for it"
           : `Cannot listen on tcp:127.0.0.1:0 with reusePort: node:net supports it from Node 22.12, this is ${process.version}`,
       );
       if (runtime === "deno" && !denoUnstableNet) {
@@ -173,8 +173,9 @@ describe("reusePort across processes", () => {
         });
         try {
           await assert.rejects(core.listen(), {
-            name: "TypeError",
-            message: "Cannot listen with reusePort: Deno needs the --unstable-net flag for it",
+            name: "UnsupportedError",
+            message:
+              "Cannot listen on tcp:127.0.0.1:0 with reusePort: Deno needs the --unstable-net flag for it",
           });
         } finally {
           await core.close();

@@ -21,7 +21,8 @@ import {
   startEchoServer,
   withTimeout,
 } from "./_helpers.ts";
-import { netTest, transportsUnderTest } from "./_net_test.ts";
+import { checkThrowingHandler, netTest, transportsUnderTest } from "./_net_test.ts";
+import { waitFor } from "./_settle.ts";
 
 const transports = transportsUnderTest();
 
@@ -282,12 +283,14 @@ for (const transport of transports) {
     );
 
     tlsTest(
-      "a client silent during the handshake is dropped after tlsHandshakeTimeoutMs; others stay",
+      "20 clients silent during the handshake each see the server end their socket after tlsHandshakeTimeoutMs; others stay",
       10_000,
       async (res, certs) => {
+        const SILENT = 20;
+        const TIMEOUT_MS = 300;
         const server = await startEchoServer(
           transport,
-          tlsListen(certs, { tlsHandshakeTimeoutMs: 300 }),
+          tlsListen(certs, { tlsHandshakeTimeoutMs: TIMEOUT_MS }),
           res,
         );
         const good = res.add(
@@ -297,11 +300,27 @@ for (const transport of transports) {
         good.write(bytePattern(500, 44));
         await goodGot.untilLength(500);
 
-        const silent = res.add(await transport.connect({ transport: "tcp", port: server.port }));
-        const silentGot = collect(silent, { onEnd: () => silent.close() });
+        // Plain TCP clients that never send a ClientHello: only the server can end their sockets
+        // (each client closes its side only once it sees the server's FIN or reset).
         const started = Date.now();
-        await withTimeout(silentGot.closed, 5000, "the server drops the silent client");
-        assert.ok(Date.now() - started >= 150, "dropped by the timeout, not at once");
+        const silent = await Promise.all(
+          Array.from({ length: SILENT }, async () => {
+            const conn = res.add(await transport.connect({ transport: "tcp", port: server.port }));
+            const got = collect(conn, { onEnd: () => conn.close() });
+            return { got, endedAt: got.closed.then(() => Date.now()) };
+          }),
+        );
+        await waitFor(
+          () => silent.every(({ got }) => got.closes === 1),
+          4000,
+          `the server to end all ${SILENT} silent sockets`,
+        );
+        const endedAt = await Promise.all(silent.map((s) => s.endedAt));
+        assert.ok(
+          Math.min(...endedAt) - started >= TIMEOUT_MS / 2,
+          "ended by the timeout, not at once",
+        );
+        assert.ok(silent.every(({ got }) => got.length === 0), "no silent client got a byte");
 
         // Idle for longer than the handshake timeout, the established connection is still served.
         good.write(bytePattern(500, 45));
@@ -313,10 +332,19 @@ for (const transport of transports) {
         );
         assert.equal(server.accepted.length, 1);
       },
-      transport.name === "deno"
-        ? "Deno.listenTls finishes a handshake before it closes the socket (denoland/deno#14547), so a silent client cannot be dropped"
-        : undefined,
     );
+
+    for (const callback of ["onData", "onEnd", "onDrain"] as const) {
+      tlsTest(
+        `a handler whose ${callback} throws over TLS: only its connection closes, onClose reports a CallbackError, nothing reaches the process`,
+        10_000,
+        async (res, certs) => {
+          // The port is known once listening: connect options are filled in from the listener.
+          const connect = { transport: "tls", port: 0, ca: certs.caCert } as TlsConnectOptions;
+          await checkThrowingHandler(transport, res, "tls", callback, { listen: tlsListen(certs), connect });
+        },
+      );
+    }
 
     tlsTest(
       "connect gives up with TimeoutError on a server that never answers the handshake",

@@ -14,6 +14,7 @@ import {
   ConnectionClosedError,
   ConnectionRefusedError,
   ConnectionResetError,
+  UnsupportedError,
 } from "../mod.ts";
 import { detectRuntime, nativeTransport } from "../transports/mod.ts";
 import type { Connection, ConnectOptions, Transport } from "../transports/mod.ts";
@@ -35,7 +36,7 @@ import {
   tcpPort,
   withTimeout,
 } from "./_helpers.ts";
-import { netTest, transportsUnderTest } from "./_net_test.ts";
+import { checkThrowingHandler, netTest, transportsUnderTest } from "./_net_test.ts";
 
 const transports = transportsUnderTest();
 
@@ -583,18 +584,22 @@ for (const transport of transports) {
       );
     });
 
-    netTest("reusePort shares a port, or throws a TypeError where unsupported", 10_000, async (res) => {
-      let first;
-      try {
-        first = res.add(await transport.listen({ transport: "tcp", reusePort: true }, () => {}));
-      } catch (err) {
-        assert.ok(err instanceof TypeError, `got ${err}`);
-        return;
-      }
-      const port = tcpPort(first.addr);
-      const second = res.add(await transport.listen({ transport: "tcp", port, reusePort: true }, () => {}));
-      assert.equal(tcpPort(second.addr), port);
-    });
+    netTest(
+      "reusePort shares a port, or rejects with UnsupportedError where unsupported",
+      10_000,
+      async (res) => {
+        let first;
+        try {
+          first = res.add(await transport.listen({ transport: "tcp", reusePort: true }, () => {}));
+        } catch (err) {
+          assert.ok(err instanceof UnsupportedError, `got ${err}`);
+          return;
+        }
+        const port = tcpPort(first.addr);
+        const second = res.add(await transport.listen({ transport: "tcp", port, reusePort: true }, () => {}));
+        assert.equal(tcpPort(second.addr), port);
+      },
+    );
 
     netTest("replaces a stale UNIX socket file left by a killed process", 30_000, async (res) => {
       const dir = await res.tempDir();
@@ -647,6 +652,16 @@ for (const transport of transports) {
         await assert.rejects(transport.connect({ transport: "unix", path }), ConnectionRefusedError);
       },
     );
+
+    for (const kind of ["tcp", "unix"] as const) {
+      for (const callback of ["onData", "onEnd", "onDrain"] as const) {
+        netTest(
+          `a handler whose ${callback} throws over ${kind}: only its connection closes, onClose reports a CallbackError, nothing reaches the process`,
+          10_000,
+          (res) => checkThrowingHandler(transport, res, kind, callback),
+        );
+      }
+    }
 
     netTest("reports local and remote addresses, with port 0 resolved", 10_000, async (res) => {
       const tcp = await startEchoServer(transport, { transport: "tcp", port: 0 }, res);

@@ -1,15 +1,16 @@
 /**
  * The Bun transport's connections: one set of socket handlers for every socket, each socket's state
  * in `socket.data` (the listener's context, a pending TLS handshake, then the connection), and the
- * read and write paths. Listening and connecting are in `bun.ts`.
+ * read and write paths. The first two are in `_bun_accept.ts`; listening and connecting in `bun.ts`.
  *
  * @module
  */
-import { TransportError } from "../core/errors.ts";
 import { peerName } from "./_addr.ts";
+import { handlerError, handOver } from "./_callbacks.ts";
+import { AcceptContext, PendingHandshake } from "./_bun_accept.ts";
 import { bunGlobal, type BunSocket, type BunSocketHandler } from "./_bun_types.ts";
 import { connectionError, tlsConnectError } from "./_errors.ts";
-import { formatSubject } from "./_tls.ts";
+import { tlsConnectionInfo } from "./_tls.ts";
 import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
 import type { Addr, Connection, ConnectionHandler, TlsConnectionInfo } from "./types.ts";
 
@@ -18,66 +19,6 @@ import type { Addr, Connection, ConnectionHandler, TlsConnectionInfo } from "./t
  * accepted TLS socket, its pending handshake until the `handshake` handler does.
  */
 export type SocketData = BunConnection | AcceptContext | PendingHandshake;
-
-/** What a TLS listener needs to judge a finished handshake. */
-export interface TlsAcceptOptions {
-  readonly requestClientCert: boolean;
-  readonly timeoutMs: number;
-}
-
-/** The `socket.data` a listener gives each accepted socket before it becomes a connection. */
-export class AcceptContext {
-  readonly onConnection: (conn: Connection) => void;
-  /** The listener's path, which names the local side of accepted UNIX sockets. */
-  readonly unixPath: string | undefined;
-  /** Set on a TLS listener. */
-  readonly tls: TlsAcceptOptions | undefined;
-  /** Accepted TLS sockets still in their handshake. */
-  readonly handshaking = new Set<PendingHandshake>();
-  closed = false;
-  constructor(
-    onConnection: (conn: Connection) => void,
-    unixPath: string | undefined,
-    tls: TlsAcceptOptions | undefined = undefined,
-  ) {
-    this.onConnection = onConnection;
-    this.unixPath = unixPath;
-    this.tls = tls;
-  }
-}
-
-/** An accepted TLS socket until its handshake is over: bounded in time, and dropped on failure. */
-class PendingHandshake {
-  readonly context: AcceptContext;
-  readonly #socket: BunSocket<SocketData>;
-  readonly #timer: ReturnType<typeof setTimeout>;
-
-  constructor(context: AcceptContext, socket: BunSocket<SocketData>, timeoutMs: number) {
-    this.context = context;
-    this.#socket = socket;
-    this.#timer = setTimeout(() => this.drop(), timeoutMs);
-    context.handshaking.add(this);
-  }
-
-  /** The handshake is over (or the socket closed): stop the clock. */
-  settle(): void {
-    clearTimeout(this.#timer);
-    this.context.handshaking.delete(this);
-  }
-
-  /** Gives up on this socket: too slow, or its listener closed. */
-  drop(): void {
-    this.settle();
-    this.#socket.terminate();
-  }
-}
-
-/** Reports an error thrown by a user callback that has no connection left to close. */
-function rethrowLater(err: unknown): void {
-  queueMicrotask(() => {
-    throw err;
-  });
-}
 
 /** Writes of one tick are merged into one buffer up to this total; beyond it each goes as it is (no copy). */
 const MERGE_MAX_BYTES = 256 * 1024;
@@ -151,7 +92,7 @@ export class BunConnection implements Connection {
       const conn = new BunConnection(data.unixPath === undefined ? "tcp" : "unix", undefined);
       socket.data = conn;
       conn.#attach(socket, data.unixPath);
-      BunConnection.#handOver(conn, data);
+      handOver(conn, data.onConnection);
     },
     handshake(socket, success, authorizationError) {
       const data = socket.data;
@@ -173,8 +114,8 @@ export class BunConnection implements Connection {
       const conn = new BunConnection("tls", undefined);
       socket.data = conn;
       conn.#attach(socket, undefined);
-      conn.#tls = tlsInfo(socket, requireCert);
-      BunConnection.#handOver(conn, context);
+      conn.#tls = tlsConnectionInfo(requireCert, socket.getPeerCertificate?.()?.subject);
+      handOver(conn, context.onConnection);
     },
     data(socket, chunk) {
       const data = socket.data;
@@ -197,15 +138,6 @@ export class BunConnection implements Connection {
       else if (data instanceof PendingHandshake) data.settle();
     },
   };
-
-  static #handOver(conn: BunConnection, context: AcceptContext): void {
-    try {
-      context.onConnection(conn);
-    } catch (err) {
-      conn.close();
-      rethrowLater(err);
-    }
-  }
 
   /**
    * Resolves once a connecting TLS socket's handshake is done and the server verified; rejects with
@@ -290,7 +222,7 @@ export class BunConnection implements Connection {
     socket.pause();
     this.#attach(socket, undefined);
     // A client reaches this point only with a verified server (rejectUnauthorized is always on).
-    this.#tls = tlsInfo(socket, true);
+    this.#tls = tlsConnectionInfo(true, socket.getPeerCertificate?.()?.subject);
     this.#handshakeWaiter?.(true);
   }
 
@@ -428,7 +360,7 @@ export class BunConnection implements Connection {
       try {
         this.#handler.onDrain();
       } catch (err) {
-        this.#fail(err);
+        this.#handlerFailed("onDrain", err);
       }
     }
   }
@@ -505,7 +437,7 @@ export class BunConnection implements Connection {
     try {
       this.#handOn(chunk);
     } catch (err) {
-      this.#fail(err);
+      this.#handlerFailed("onData", err);
     }
   }
 
@@ -563,7 +495,7 @@ export class BunConnection implements Connection {
     try {
       this.#handler!.onEnd();
     } catch (err) {
-      this.#fail(err);
+      this.#handlerFailed("onEnd", err);
     }
   }
 
@@ -612,7 +544,7 @@ export class BunConnection implements Connection {
       try {
         this.#handOn(this.#held.shift()!);
       } catch (err) {
-        this.#fail(err);
+        this.#handlerFailed("onData", err);
       }
     }
     if (this.#held.length === 0 && !this.#userPaused && this.#endPending) this.#deliverEnd();
@@ -622,19 +554,24 @@ export class BunConnection implements Connection {
       try {
         handler.onClose(this.#closeError);
       } catch (err) {
-        rethrowLater(err);
+        // Nothing is left to report to: a throwing onClose surfaces, as the contract says.
+        queueMicrotask(() => {
+          throw err;
+        });
       }
       return;
     }
     this.#syncPause();
   }
 
-  /** A user callback threw: close this connection only, reporting the error to onClose. */
-  #fail(err: unknown): void {
-    const error = err instanceof Error
-      ? err
-      : new TransportError("Connection handler failed", { cause: err });
-    if (this.#closed && this.#localClose) return;
+  /** A handler callback threw: close this connection only, reporting the error to onClose. */
+  #handlerFailed(callback: string, thrown: unknown): void {
+    const error = handlerError(callback, peerName(this.#localAddr, this.#remoteAddr), thrown);
+    if (this.#closed && this.#localClose) {
+      // Closed by the callback itself before it threw: onClose, still to come, reports the throw.
+      if (!this.#closeDelivered) this.#closeError ??= error;
+      return;
+    }
     if (this.#socketGone) {
       this.#closeError ??= error;
       this.#held.length = 0;
@@ -656,9 +593,4 @@ export class BunConnection implements Connection {
       this.#socket.pause();
     }
   }
-}
-
-function tlsInfo(socket: BunSocket<SocketData>, authorized: boolean): TlsConnectionInfo {
-  const subject = formatSubject(socket.getPeerCertificate?.()?.subject);
-  return subject === undefined ? { authorized } : { authorized, peerCertificateSubject: subject };
 }

@@ -6,6 +6,8 @@
  * @module
  */
 import { ConnectionClosedError, MessageTooLargeError } from "../core/errors.ts";
+import { formatAddr } from "./_addr.ts";
+import { handlerError } from "./_callbacks.ts";
 import { WRITE_HIGH_WATER_MARK } from "./_write_queue.ts";
 import { type DatagramHandler, type DatagramSocket, maxDatagramBytes, type UdpAddr } from "./types.ts";
 
@@ -70,13 +72,13 @@ export abstract class DatagramSocketBase implements DatagramSocket {
     if (handler) queueMicrotask(() => handler.onClose(error));
   }
 
-  /** A datagram arrived: hand it on. A handler that throws closes the socket with what it threw. */
+  /** A datagram arrived: hand it on. A handler that throws closes the socket (see `DatagramHandler`). */
   protected received(data: Uint8Array, from: UdpAddr): void {
     if (this.#closed) return;
     try {
       this.#handler!.onMessage(data, from);
     } catch (err) {
-      this.closeWith(err instanceof Error ? err : new Error(String(err)));
+      this.closeWith(handlerError("onMessage", formatAddr(this.addr), err));
     }
   }
 
@@ -88,7 +90,7 @@ export abstract class DatagramSocketBase implements DatagramSocket {
     try {
       this.#handler?.onDrain();
     } catch (err) {
-      this.closeWith(err instanceof Error ? err : new Error(String(err)));
+      this.closeWith(handlerError("onDrain", formatAddr(this.addr), err));
     }
   }
 

@@ -1,9 +1,11 @@
 /**
- * The few members of the `Deno` namespace that `deno.ts` touches, declared by hand so the file
- * type-checks under `tsc` with Node types only. Reached through `globalThis`, never `lib.deno`.
+ * The few members of the `Deno` namespace that the deno transport touches, declared by hand so its
+ * files type-check under `tsc` with Node types only. Reached through `globalThis` ({@linkcode denoGlobal}),
+ * never `lib.deno`; {@linkcode denoErrorCode} reads Deno's errors.
  *
  * @module
  */
+import { errorCode } from "./_errors.ts";
 
 /** A TCP address as Deno reports it. */
 export interface DenoTcpAddr {
@@ -41,10 +43,10 @@ export interface DenoTlsConn extends DenoConn {
   handshake(): Promise<{ alpnProtocol: string | null }>;
 }
 
-/** `Deno.Listener` (and `Deno.TlsListener`, whose `accept` yields a `DenoTlsConn`). */
-export interface DenoListener<Conn extends DenoConn = DenoConn> {
+/** `Deno.Listener`. */
+export interface DenoListener {
   readonly addr: DenoAddr;
-  accept(): Promise<Conn>;
+  accept(): Promise<DenoConn>;
   close(): void;
 }
 
@@ -73,15 +75,6 @@ export interface DenoTcpConnectOptions {
 export interface DenoUnixConnectOptions {
   transport: "unix";
   path: string;
-}
-
-/** `Deno.listenTls` options (PEM strings only). */
-export interface DenoListenTlsOptions {
-  hostname?: string;
-  port?: number;
-  reusePort?: boolean;
-  cert: string;
-  key: string;
 }
 
 /** `Deno.connectTls` options; `caCerts` add to Deno's built-in roots. */
@@ -130,7 +123,6 @@ export type DenoErrorClass = new (...args: never[]) => Error;
 export interface DenoNamespace {
   listen(options: DenoTcpListenOptions | DenoUnixListenOptions): DenoListener;
   connect(options: DenoTcpConnectOptions | DenoUnixConnectOptions): Promise<DenoConn>;
-  listenTls(options: DenoListenTlsOptions): DenoListener<DenoTlsConn>;
   connectTls(options: DenoConnectTlsOptions): Promise<DenoTlsConn>;
   startTls(conn: DenoConn, options: DenoStartTlsOptions): Promise<DenoTlsConn>;
   /** Only present with `--unstable-net`; its absence is detected, never assumed. */
@@ -146,4 +138,32 @@ export interface DenoNamespace {
     BadResource: DenoErrorClass;
     Interrupted: DenoErrorClass;
   };
+}
+
+/**
+ * The `Deno` namespace; a `TypeError` outside Deno.
+ */
+export function denoGlobal(): DenoNamespace {
+  const ns = (globalThis as { Deno?: DenoNamespace }).Deno;
+  if (ns === undefined) throw new TypeError("Cannot use the deno transport outside Deno");
+  return ns;
+}
+
+/**
+ * The errno code a Deno error stands for: Deno sets `code` on most of its socket errors, and its
+ * class names it for the others.
+ */
+export function denoErrorCode(err: unknown): string | undefined {
+  const code = errorCode(err);
+  if (code !== undefined) return code;
+  const errors = denoGlobal().errors;
+  if (err instanceof errors.ConnectionRefused) return "ECONNREFUSED";
+  // Deno reports a UNIX path with no socket file as NotFound.
+  if (err instanceof errors.NotFound) return "ENOENT";
+  if (err instanceof errors.AddrInUse) return "EADDRINUSE";
+  if (err instanceof errors.ConnectionReset) return "ECONNRESET";
+  if (err instanceof errors.BrokenPipe) return "EPIPE";
+  if (err instanceof errors.ConnectionAborted) return "ECONNABORTED";
+  if (err instanceof errors.NotConnected) return "ENOTCONN";
+  return undefined;
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { DEFAULT_HOSTNAME, formatAddr } from "./_addr.ts";
-import type { PemData, TlsConnectOptions, TlsListenOptions } from "./types.ts";
+import type { PemData, TlsConnectionInfo, TlsConnectOptions, TlsListenOptions } from "./types.ts";
 
 /** How long a peer may take to complete the TLS handshake, unless the options say otherwise. */
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -231,4 +231,13 @@ export function formatSubject(subject: unknown): string | undefined {
     for (const item of Array.isArray(value) ? value : [value]) parts.push(`${key}=${String(item)}`);
   }
   return parts.length > 0 ? parts.join(", ") : undefined;
+}
+
+/**
+ * What a finished TLS handshake tells of the peer: whether it was verified, and the subject of the
+ * certificate it sent (`subject` as Node and Bun give it), when it sent one.
+ */
+export function tlsConnectionInfo(authorized: boolean, subject: unknown): TlsConnectionInfo {
+  const formatted = formatSubject(subject);
+  return formatted === undefined ? { authorized } : { authorized, peerCertificateSubject: formatted };
 }

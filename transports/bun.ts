@@ -9,7 +9,8 @@
  */
 import { DEFAULT_HOSTNAME, formatAddr } from "./_addr.ts";
 import { bindBunDatagram } from "./_bun_datagram.ts";
-import { AcceptContext, BunConnection, type SocketData } from "./_bun_connection.ts";
+import { AcceptContext } from "./_bun_accept.ts";
+import { BunConnection, type SocketData } from "./_bun_connection.ts";
 import { bunGlobal, type BunSocket, type BunTcpListener, type BunTlsOptions } from "./_bun_types.ts";
 import { connectError, listenError, unknownTransportError } from "./_errors.ts";
 import { checkTlsConnect, checkTlsListen } from "./_tls.ts";

@@ -1,571 +1,37 @@
 /**
  * The Deno transport, on Deno's own `Deno.listen` / `Deno.connect` (TCP and UNIX sockets) and
- * `Deno.listenTls` / `Deno.connectTls` (TLS). Deno's TLS API cannot ask clients for a certificate,
- * nor combine a client certificate with a `serverName`; those two cases run on `node:tls` (through
- * `_node_socket.ts`, shared with the node transport) instead.
+ * `Deno.connectTls` (TLS clients). TLS listeners run on `node:tls` (through `_node_socket.ts`, shared
+ * with the node transport): `Deno.listenTls` can neither drop a client that never completes its
+ * handshake nor ask for a client certificate. A client certificate together with a `serverName`,
+ * which `Deno.startTls` cannot combine, goes through `node:tls` too.
  *
- * Reads land in a per-connection slab: each large read fills the slab's free tail and the filled
- * part is handed on as a view, so no chunk is ever overwritten and large reads allocate nothing;
- * small reads are copied out at their exact size, so they never pin a slab. Writes made in one
- * tick are gathered by a single microtask into one native write.
+ * Its connections are in `_deno_connection.ts`, its listeners in `_deno_listener.ts`, its TLS clients
+ * in `_deno_tls.ts`.
  *
  * @module
  */
-import { TimeoutError } from "../core/errors.ts";
-import { DEFAULT_HOSTNAME, peerName } from "./_addr.ts";
+import { DEFAULT_HOSTNAME } from "./_addr.ts";
+import { DenoConnection } from "./_deno_connection.ts";
 import { bindDenoDatagram } from "./_deno_datagram.ts";
-import type { DenoAddr, DenoConn, DenoListener, DenoNamespace, DenoTlsConn } from "./_deno_types.ts";
-import { connectError, connectionError, errorCode, listenError, unknownTransportError } from "./_errors.ts";
+import { listenDenoTcp, listenDenoUnix } from "./_deno_listener.ts";
+import { connectDenoTls } from "./_deno_tls.ts";
+import { denoErrorCode, denoGlobal } from "./_deno_types.ts";
+import { connectError, unknownTransportError } from "./_errors.ts";
 import { connectNodeTls, listenNodeTls } from "./_node_socket.ts";
-import { type CheckedTlsConnect, checkTlsConnect, checkTlsListen } from "./_tls.ts";
-import { raceTlsDeadline } from "./_tls_deadline.ts";
-import { listenUnixSocket, removeUnixSocketFile } from "./_unix_path.ts";
-import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
+import { checkTlsConnect, checkTlsListen } from "./_tls.ts";
 import type {
-  Addr,
   Connection,
-  ConnectionHandler,
   ConnectOptions,
   DatagramBindOptions,
   DatagramSocket,
   Listener,
   ListenOptions,
   TcpAddr,
-  TlsConnectionInfo,
   Transport,
 } from "./types.ts";
 
-/** Queued chunks are copied together into native writes of at most this size; bigger ones go as is. */
-const WRITE_COALESCE_BYTES = 256 * 1024;
 /**
- * Read slab size, as Node's 64 KiB reads. Larger slabs read faster in bulk, but frames that span two
- * reads are copied while their neighbours keep both slabs alive: with 256 KiB slabs, unread input
- * cost 1.25x its size in memory (a 4 GiB flood broke the inputBytes + 64 MiB bound).
- */
-const READ_SLAB_BYTES = 64 * 1024;
-/**
- * A connection starts with a slab this small, so an idle connection's pending read costs 4 KiB
- * (not 64 KiB: 10k idle connections took 600 MB); the first read that fills it switches to full slabs.
- */
-const READ_SLAB_FIRST_BYTES = 4 * 1024;
-/**
- * Reads smaller than this are copied out of the slab (which is then reused) instead of handed on as
- * views: a small view kept by the receiver would pin the whole slab (3,000 connections each holding
- * one 16-byte message cost 205 MiB before this).
- */
-const READ_COPY_BELOW_BYTES = 8 * 1024;
-/**
- * While the receiver gives chunks back and will copy at least this much more (the rest of a large
- * message), reads go into one reused buffer of this size: fewer, larger reads, no slab per read.
- */
-const BULK_READ_BYTES = 256 * 1024;
-const BULK_READ_MIN_BYTES = 64 * 1024;
-/** A fresh slab is taken when less than this is left in the current one. */
-const READ_MIN_FREE_BYTES = 16 * 1024;
-/** Pause before accepting again after an unexpected accept failure (EMFILE and the like). */
-const ACCEPT_RETRY_MS = 100;
-
-function deno(): DenoNamespace {
-  const ns = (globalThis as { Deno?: DenoNamespace }).Deno;
-  if (ns === undefined) throw new TypeError("Cannot use the deno transport outside Deno");
-  return ns;
-}
-
-function toAddr(addr: DenoAddr, tls = false): Addr {
-  if (addr.transport === "unix") return { transport: "unix", path: addr.path ?? "" };
-  return { transport: tls ? "tls" : "tcp", hostname: addr.hostname, port: addr.port };
-}
-
-/**
- * The errno code a Deno error stands for: Deno sets `code` on most of its socket errors, and its
- * class names it for the others.
- */
-function denoErrorCode(err: unknown): string | undefined {
-  const code = errorCode(err);
-  if (code !== undefined) return code;
-  const errors = deno().errors;
-  if (err instanceof errors.ConnectionRefused) return "ECONNREFUSED";
-  // Deno reports a UNIX path with no socket file as NotFound.
-  if (err instanceof errors.NotFound) return "ENOENT";
-  if (err instanceof errors.AddrInUse) return "EADDRINUSE";
-  if (err instanceof errors.ConnectionReset) return "ECONNRESET";
-  if (err instanceof errors.BrokenPipe) return "EPIPE";
-  if (err instanceof errors.ConnectionAborted) return "ECONNABORTED";
-  if (err instanceof errors.NotConnected) return "ENOTCONN";
-  return undefined;
-}
-
-class DenoConnection implements Connection {
-  readonly localAddr: Addr;
-  readonly remoteAddr: Addr;
-  readonly tls?: TlsConnectionInfo;
-  readonly #conn: DenoConn;
-  readonly #isTcp: boolean;
-  #handler: ConnectionHandler | null = null;
-  #closed = false;
-  #closeError: Error | undefined = undefined;
-
-  // Reading.
-  #paused = false;
-  #wake: (() => void) | null = null;
-
-  // Writing: `write` appends to #writes; the flush takes them out and drains them.
-  readonly #writes = new WriteQueue();
-  /** Bytes the flush took out of #writes and has not yet written. */
-  #inFlight = 0;
-  /** A flush is scheduled or running. */
-  #flushing = false;
-  /** The flush loop is running (it has started its first native write). */
-  #flushRunning = false;
-  #scratch: Uint8Array | null = null;
-  #gathered = 0;
-  #finRequested = false;
-  #finSent = false;
-  #finDone = false;
-  #peerEnded = false;
-
-  // Bound once per connection so the hot path allocates no closures.
-  readonly #startFlush = (): void => {
-    if (!this.#flushRunning && this.#flushing) this.#flush().catch(this.#rethrow);
-  };
-  readonly #rethrow = (err: unknown): never => {
-    // A handler callback threw: close so the connection is not left half-alive, then let it surface.
-    this.close();
-    throw err;
-  };
-  readonly #notifyClose = (): void => {
-    this.#handler!.onClose(this.#closeError);
-  };
-
-  /** `tls` is set for a `Deno.TlsConn` whose handshake is done. */
-  constructor(conn: DenoConn, tls?: TlsConnectionInfo) {
-    this.#conn = conn;
-    this.localAddr = toAddr(conn.localAddr, tls !== undefined);
-    this.remoteAddr = toAddr(conn.remoteAddr, tls !== undefined);
-    if (tls !== undefined) this.tls = tls;
-    this.#isTcp = this.localAddr.transport !== "unix";
-  }
-
-  get bufferedAmount(): number {
-    return this.#writes.bytes + this.#inFlight;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  get discardedBytes(): number {
-    return this.#writes.discarded;
-  }
-
-  setHandler(handler: ConnectionHandler): void {
-    if (this.#handler !== null) throw new TypeError("Cannot set handler: a handler is already set");
-    this.#handler = handler;
-    if (this.#closed) {
-      queueMicrotask(this.#notifyClose);
-      return;
-    }
-    this.#readLoop().catch(this.#rethrow);
-  }
-
-  write(data: Uint8Array): boolean {
-    assertWritable(this.#closed, this.#finRequested);
-    const writes = this.#writes;
-    writes.push(data);
-    if (!this.#flushing && writes.chunks.length) {
-      this.#flushing = true;
-      queueMicrotask(this.#startFlush);
-    }
-    return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
-  }
-
-  writeBatch(chunks: readonly Uint8Array[]): boolean {
-    assertWritable(this.#closed, this.#finRequested);
-    const writes = this.#writes;
-    writes.pushAll(chunks);
-    // A microtask scheduled by an earlier write then finds the loop running (or done) and does nothing.
-    if (writes.chunks.length && !this.#flushRunning) {
-      this.#flushing = true;
-      this.#flush().catch(this.#rethrow);
-    }
-    return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
-  }
-
-  pauseReading(): void {
-    this.#paused = true;
-  }
-
-  resumeReading(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
-    this.#wakeReader();
-  }
-
-  closeWrite(): void {
-    if (this.#closed || this.#finRequested) return;
-    this.#finRequested = true;
-    if (!this.#flushing) void this.#sendFin();
-  }
-
-  close(): void {
-    this.#shutdown(undefined);
-  }
-
-  setNoDelay(noDelay: boolean): void {
-    if (this.#isTcp && !this.#closed) this.#conn.setNoDelay?.(noDelay);
-  }
-
-  setKeepAlive(keepAlive: boolean): void {
-    if (this.#isTcp && !this.#closed) this.#conn.setKeepAlive?.(keepAlive);
-  }
-
-  #shutdown(error: Error | undefined): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closeError = error;
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed underneath; nothing left to release.
-    }
-    // What the flush took out and had not written yet was discarded too.
-    this.#writes.discarded += this.#inFlight;
-    this.#writes.clear();
-    this.#inFlight = 0;
-    this.#scratch = null;
-    this.#wakeReader();
-    if (this.#handler !== null) queueMicrotask(this.#notifyClose);
-  }
-
-  #fail(err: unknown): void {
-    // Deno rejects pending reads and writes with Interrupted or BadResource after our own close.
-    if (this.#closed) return;
-    this.#shutdown(connectionError(err, peerName(this.localAddr, this.remoteAddr), denoErrorCode(err)));
-  }
-
-  #wakeReader(): void {
-    const wake = this.#wake;
-    if (wake === null) return;
-    this.#wake = null;
-    wake();
-  }
-
-  #waitForResume(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-    });
-  }
-
-  async #readLoop(): Promise<void> {
-    const conn = this.#conn;
-    let slab = new Uint8Array(READ_SLAB_FIRST_BYTES);
-    let offset = 0;
-    /** The reused read buffer while the receiver gives chunks back; `null` otherwise. */
-    let bulk: Uint8Array | null = null;
-    /** How many bytes the receiver will copy next: bulk reads never go past them. */
-    let bulkWanted = 0;
-    for (;;) {
-      // Not reading while paused leaves the bytes in the kernel, whose window then stops the peer.
-      while (this.#paused && !this.#closed) await this.#waitForResume();
-      if (this.#closed) return;
-      if (offset > 0 && slab.length - offset < READ_MIN_FREE_BYTES) {
-        slab = new Uint8Array(READ_SLAB_BYTES);
-        offset = 0;
-      }
-      let n: number | null;
-      try {
-        const target = bulk === null
-          ? (offset === 0 ? slab : slab.subarray(offset))
-          : (bulkWanted < bulk.length ? bulk.subarray(0, bulkWanted) : bulk);
-        n = await conn.read(target);
-      } catch (err) {
-        this.#fail(err);
-        return;
-      }
-      if (this.#closed) return;
-      if (n === null) {
-        this.#onPeerEnd();
-        return;
-      }
-      let chunk: Uint8Array;
-      const viewed = bulk !== null || n >= READ_COPY_BELOW_BYTES;
-      if (bulk !== null) chunk = bulk.subarray(0, n);
-      else if (!viewed) {
-        chunk = slab.slice(offset, offset + n);
-        // The small first slab was filled: this peer sends in bulk, so read into full slabs now.
-        if (n === slab.length) slab = new Uint8Array(READ_SLAB_BYTES);
-      } else {
-        chunk = slab.subarray(offset, offset + n);
-        offset += n;
-      }
-      // pauseReading() may have come while the read was pending: hold the chunk until resumed.
-      while (this.#paused && !this.#closed) await this.#waitForResume();
-      if (this.#closed) return;
-      const givenBack = this.#handler!.onData(chunk);
-      if (typeof givenBack !== "number") {
-        // Kept: a bulk buffer is the receiver's now, and reading goes back to slabs.
-        bulk = null;
-      } else {
-        // Copied into a large message: this memory may be read into again.
-        if (bulk === null && viewed) offset -= n;
-        if (givenBack >= BULK_READ_MIN_BYTES) {
-          bulk ??= new Uint8Array(BULK_READ_BYTES);
-          bulkWanted = givenBack;
-        } else bulk = null;
-      }
-    }
-  }
-
-  #onPeerEnd(): void {
-    this.#peerEnded = true;
-    this.#handler!.onEnd();
-    if (this.#finDone) this.#shutdown(undefined);
-  }
-
-  async #flush(): Promise<void> {
-    const conn = this.#conn;
-    this.#flushRunning = true;
-    try {
-      const writes = this.#writes;
-      while (writes.chunks.length > 0) {
-        this.#inFlight += writes.bytes;
-        const batch = writes.take();
-        let i = 0;
-        while (i < batch.length) {
-          let data = batch[i++];
-          if (i < batch.length && data.length + batch[i].length <= WRITE_COALESCE_BYTES) {
-            i = this.#gather(batch, i - 1);
-            data = this.#scratch!.subarray(0, this.#gathered);
-          }
-          let written = 0;
-          while (written < data.length) {
-            // Deno's write may take only part of the buffer.
-            const n = await conn.write(written === 0 ? data : data.subarray(written));
-            if (this.#closed) return;
-            written += n;
-            this.#inFlight -= n;
-          }
-        }
-        batch.length = 0;
-      }
-    } catch (err) {
-      this.#fail(err);
-      return;
-    } finally {
-      this.#flushing = false;
-      this.#flushRunning = false;
-    }
-    if (this.#closed) return;
-    this.#handler?.onDrain();
-    if (this.#finRequested && !this.#flushing && !this.#closed) await this.#sendFin();
-  }
-
-  /** Copies `batch[from..]` into the scratch buffer up to its size; returns the next index. */
-  #gather(batch: Uint8Array[], from: number): number {
-    let total = 0;
-    let end = from;
-    while (end < batch.length && total + batch[end].length <= WRITE_COALESCE_BYTES) {
-      total += batch[end++].length;
-    }
-    let scratch = this.#scratch;
-    if (scratch === null || scratch.length < total) {
-      // Grown by doubling and kept: reusable because each native write completes before the next.
-      let size = scratch === null ? 16 * 1024 : scratch.length * 2;
-      while (size < total) size *= 2;
-      scratch = this.#scratch = new Uint8Array(Math.min(size, WRITE_COALESCE_BYTES));
-    }
-    copyChunks(scratch, batch, from, end);
-    this.#gathered = total;
-    return end;
-  }
-
-  async #sendFin(): Promise<void> {
-    if (this.#finSent) return;
-    this.#finSent = true;
-    try {
-      await this.#conn.closeWrite();
-    } catch (err) {
-      this.#fail(err);
-      return;
-    }
-    if (this.#closed) return;
-    this.#finDone = true;
-    if (this.#peerEnded) this.#shutdown(undefined);
-  }
-}
-
-class DenoListenerHandle implements Listener {
-  readonly addr: Addr;
-  readonly #listener: DenoListener;
-  readonly #path: string | null;
-  /** For a TLS listener, how long a handshake may take; `null` otherwise. */
-  readonly #tlsTimeoutMs: number | null;
-  /** TLS connections accepted and still in their handshake. */
-  readonly #handshaking = new Set<DenoConn>();
-  readonly #acceptLoop: Promise<void>;
-  #closing: Promise<void> | null = null;
-
-  constructor(
-    listener: DenoListener,
-    path: string | null,
-    onConnection: (conn: Connection) => void,
-    tlsTimeoutMs: number | null = null,
-  ) {
-    this.#listener = listener;
-    this.#path = path;
-    this.#tlsTimeoutMs = tlsTimeoutMs;
-    this.addr = toAddr(listener.addr, tlsTimeoutMs !== null);
-    this.#acceptLoop = this.#accept(onConnection);
-  }
-
-  close(): Promise<void> {
-    // One shared promise: a second close must not unlink a socket file someone else bound since.
-    this.#closing ??= this.#close();
-    return this.#closing;
-  }
-
-  async #close(): Promise<void> {
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed underneath.
-    }
-    // Not yet passed on, so not "accepted" for the caller: dropped with the listener.
-    for (const conn of this.#handshaking) closeQuietly(conn);
-    this.#handshaking.clear();
-    await this.#acceptLoop;
-    if (this.#path !== null) await removeUnixSocketFile(this.#path);
-  }
-
-  async #accept(onConnection: (conn: Connection) => void): Promise<void> {
-    const badResource = deno().errors.BadResource;
-    for (;;) {
-      let conn: DenoConn;
-      try {
-        conn = await this.#listener.accept();
-      } catch (err) {
-        if (this.#closing !== null || err instanceof badResource) return;
-        // Out of descriptors and the like: keep serving, but do not spin on a persistent failure.
-        await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
-        if (this.#closing !== null) return;
-        continue;
-      }
-      if (this.#closing !== null) {
-        conn.close();
-        return;
-      }
-      if (this.#tlsTimeoutMs !== null) {
-        // Handshakes run side by side, so a slow or silent client holds up nobody else.
-        void this.#secure(conn as DenoTlsConn, this.#tlsTimeoutMs, onConnection);
-        continue;
-      }
-      deliver(new DenoConnection(conn), onConnection);
-    }
-  }
-
-  /**
-   * Completes a TLS handshake, then passes the connection on; a failed or slow one is closed and never
-   * passed on. Deno keeps a silent client's socket open until its handshake ends all the same
-   * (it finishes a handshake before closing: denoland/deno#14547).
-   */
-  async #secure(
-    conn: DenoTlsConn,
-    timeoutMs: number,
-    onConnection: (conn: Connection) => void,
-  ): Promise<void> {
-    this.#handshaking.add(conn);
-    let ok = true;
-    try {
-      await raceTlsDeadline(conn.handshake(), timeoutMs, "Cannot accept a TLS connection");
-    } catch {
-      ok = false;
-    }
-    const wanted = this.#handshaking.delete(conn);
-    if (!ok || !wanted || this.#closing !== null) {
-      closeQuietly(conn);
-      return;
-    }
-    // Deno.listenTls never asks for a client certificate, so the client is never verified here.
-    deliver(new DenoConnection(conn, { authorized: false }), onConnection);
-  }
-}
-
-function closeQuietly(conn: { close(): void } | undefined): void {
-  try {
-    conn?.close();
-  } catch {
-    // Already closed.
-  }
-}
-
-function deliver(connection: DenoConnection, onConnection: (conn: Connection) => void): void {
-  try {
-    onConnection(connection);
-  } catch (err) {
-    // The callback's bug must surface, like an exception in a Node 'connection' listener.
-    connection.close();
-    queueMicrotask(() => {
-      throw err;
-    });
-  }
-}
-
-/** Opens a TLS connection and completes its handshake; `open.conn` is what to close on a timeout. */
-async function openTls(
-  ns: DenoNamespace,
-  c: CheckedTlsConnect,
-  open: { conn?: DenoConn },
-): Promise<DenoTlsConn> {
-  try {
-    let conn: DenoTlsConn;
-    if (c.serverName !== undefined) {
-      // connectTls verifies against the host it dials; startTls lets the name differ.
-      open.conn = await ns.connect({ hostname: c.hostname, port: c.port });
-      conn = await ns.startTls(open.conn, { hostname: c.serverName, caCerts: c.ca });
-    } else {
-      conn = await ns.connectTls({
-        hostname: c.hostname,
-        port: c.port,
-        caCerts: c.ca,
-        cert: c.cert,
-        key: c.key,
-      });
-    }
-    open.conn = conn;
-    await conn.handshake();
-    return conn;
-  } catch (err) {
-    closeQuietly(open.conn);
-    throw err;
-  }
-}
-
-async function connectTls(ns: DenoNamespace, c: CheckedTlsConnect): Promise<Connection> {
-  const open: { conn?: DenoConn } = {};
-  const target: Addr = { transport: "tls", hostname: c.hostname, port: c.port };
-  try {
-    const conn = await raceTlsDeadline(openTls(ns, c, open), c.timeoutMs, `Cannot connect to ${c.where}`, {
-      onTimeout: () => closeQuietly(open.conn),
-      onLate: (late) => closeQuietly(late),
-    });
-    // Deno verifies the server's certificate in every handshake, or fails it.
-    return new DenoConnection(conn, { authorized: true });
-  } catch (err) {
-    if (err instanceof TimeoutError) throw err;
-    throw connectError(err, target, denoErrorCode(err));
-  }
-}
-
-function checkReusePort(ns: DenoNamespace): void {
-  // Without --unstable-net, Deno.listen({ reusePort: true }) exits the whole process instead of
-  // throwing; listenDatagram exists only under that flag, so it tells whether reusePort is safe.
-  if (typeof ns.listenDatagram !== "function") {
-    throw new TypeError("Cannot listen with reusePort: Deno needs the --unstable-net flag for it");
-  }
-}
-
-/**
- * The transport on Deno's native sockets. Needs Deno; `reusePort` also needs `--unstable-net`.
+ * The transport on Deno's native sockets. Needs Deno; `reusePort` on TCP also needs `--unstable-net`.
  *
  * @example Echo server on a UNIX socket
  * ```ts
@@ -585,56 +51,31 @@ export const denoTransport: Transport = {
   name: "deno",
 
   async listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
-    const ns = deno();
     if (options.transport === "unix") {
-      const path = options.path;
-      const listener = await listenUnixSocket(options, denoTransport.connect, () => {
-        try {
-          return ns.listen({ transport: "unix", path });
-        } catch (err) {
-          throw listenError(err, { transport: "unix", path }, denoErrorCode(err));
-        }
-      }, closeQuietly);
-      return new DenoListenerHandle(listener, path, onConnection);
+      return await listenDenoUnix(options, denoTransport.connect, onConnection);
     }
     if (options.transport === "tls") {
-      const checked = checkTlsListen(options);
-      // Deno.listenTls has no way to request a client certificate: mutual TLS goes through node:tls.
-      if (checked.requestClientCert) return listenNodeTls(checked, onConnection);
-      const { hostname, port, cert, key } = checked;
-      if (checked.reusePort) checkReusePort(ns);
-      let listener: DenoListener<DenoTlsConn>;
-      try {
-        listener = ns.listenTls(
-          checked.reusePort ? { hostname, port, cert, key, reusePort: true } : { hostname, port, cert, key },
-        );
-      } catch (err) {
-        throw listenError(err, { transport: "tls", hostname, port }, denoErrorCode(err));
-      }
-      return new DenoListenerHandle(listener, null, onConnection, checked.timeoutMs);
+      // Deno.listenTls cannot drop a client that never sends its ClientHello: neither its conn.close()
+      // nor its listener's frees the socket until the handshake ends (denoland/deno#14547), so anyone
+      // could hold descriptors forever. node:tls can (and can also ask for a client certificate).
+      return listenNodeTls(checkTlsListen(options), onConnection);
     }
     if (options.transport !== "tcp") throw unknownTransportError("listen", options);
-    const hostname = options.hostname ?? DEFAULT_HOSTNAME;
-    const port = options.port ?? 0;
-    if (options.reusePort) checkReusePort(ns);
-    let listener: DenoListener;
-    try {
-      listener = ns.listen(
-        options.reusePort ? { transport: "tcp", hostname, port, reusePort: true } : { hostname, port },
-      );
-    } catch (err) {
-      throw listenError(err, { transport: "tcp", hostname, port }, denoErrorCode(err));
-    }
-    return new DenoListenerHandle(listener, null, onConnection);
+    const target: TcpAddr = {
+      transport: "tcp",
+      hostname: options.hostname ?? DEFAULT_HOSTNAME,
+      port: options.port ?? 0,
+    };
+    return listenDenoTcp(target, options.reusePort === true, onConnection);
   },
 
   async connect(options: ConnectOptions): Promise<Connection> {
-    const ns = deno();
+    const ns = denoGlobal();
     if (options.transport === "tls") {
       const checked = checkTlsConnect(options);
       // Deno.startTls (needed for serverName) takes no client certificate: that pair goes through node:tls.
       if (checked.serverName !== undefined && checked.cert !== undefined) return connectNodeTls(checked);
-      return connectTls(ns, checked);
+      return connectDenoTls(checked);
     }
     if (options.transport === "unix") {
       try {
@@ -657,6 +98,6 @@ export const denoTransport: Transport = {
   },
 
   bindDatagram(options: DatagramBindOptions): Promise<DatagramSocket> {
-    return bindDenoDatagram(deno(), options, denoErrorCode);
+    return bindDenoDatagram(denoGlobal(), options, denoErrorCode);
   },
 };

@@ -7,6 +7,7 @@
  */
 import { connect as netConnect, createServer, type Socket } from "node:net";
 import { DEFAULT_HOSTNAME } from "./_addr.ts";
+import { handOver } from "./_callbacks.ts";
 import { bindNodeDatagram } from "./_node_datagram.ts";
 import { connectError, unknownTransportError } from "./_errors.ts";
 import {
@@ -70,7 +71,7 @@ export const nodeTransport: Transport = {
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       // Belt and braces: reading must not start before setHandler, whatever pauseOnConnect does.
       socket.pause();
-      onConnection(socketConnection(socket, unixPath, true));
+      handOver(socketConnection(socket, unixPath, true), onConnection);
     });
     if (options.transport === "unix") {
       const path = options.path;

@@ -81,8 +81,9 @@ export interface TcpListenOptions {
    */
   port?: number;
   /**
-   * Lets several processes bind the same port (`SO_REUSEPORT`). Transports that cannot do it
-   * on this runtime throw a `TypeError` instead of ignoring it.
+   * Lets several processes bind the same port (`SO_REUSEPORT`). Where the runtime cannot do it
+   * (Deno's native TCP listener without `--unstable-net`, Node before 22.12), `listen` rejects with
+   * `UnsupportedError` naming what is missing instead of ignoring it.
    * @default {false}
    */
   reusePort?: boolean;
@@ -138,13 +139,13 @@ export interface TlsListenOptions {
   ca?: PemData | readonly PemData[];
   /**
    * Mutual TLS: ask every client for a certificate and drop those without one signed by `ca`.
-   * (On Deno this listener runs on `node:tls`, since `Deno.listenTls` cannot ask for one.)
    * @default {false}
    */
   requestClientCert?: boolean;
   /**
-   * A peer that has not completed the TLS handshake after this long is dropped. (Deno's native
-   * listener only gives up on it: Deno keeps the socket open until the handshake ends either way.)
+   * A peer that has not completed the TLS handshake after this long is dropped: its socket is closed.
+   * (On Deno, TLS listeners run on `node:tls`: `Deno.listenTls` keeps such a socket open until the
+   * handshake ends.)
    * @default {10000}
    */
   tlsHandshakeTimeoutMs?: number;
@@ -234,6 +235,12 @@ export interface TlsConnectionInfo {
 /**
  * Callbacks a connection reports to. Set with {@linkcode Connection.setHandler}; until a handler is
  * set, incoming data is held by the transport (reading is paused), so nothing is lost.
+ *
+ * A callback that throws (`onData`, `onDrain`, `onEnd`) closes its own connection, as
+ * {@linkcode Connection.close} does, and `onClose` then reports a `CallbackError` naming the callback,
+ * with what was thrown as its `cause`. Nothing reaches the process, and no other connection notices.
+ * `onClose` itself must not throw: there is nothing left to report to, so its error is rethrown from
+ * a microtask.
  */
 export interface ConnectionHandler {
   /**
@@ -286,7 +293,11 @@ export interface UdpConnectOptions {
   port: number;
 }
 
-/** Callbacks a datagram socket reports to. Set with {@linkcode DatagramSocket.setHandler}. */
+/**
+ * Callbacks a datagram socket reports to. Set with {@linkcode DatagramSocket.setHandler}. As with a
+ * {@linkcode ConnectionHandler}, an `onMessage` or `onDrain` that throws closes the socket, and
+ * `onClose` reports a `CallbackError` with what was thrown as `cause`; nothing reaches the process.
+ */
 export interface DatagramHandler {
   /**
    * One datagram arrived from `from` (possibly empty). `data` belongs to the receiver from then
@@ -413,6 +424,8 @@ export interface Transport {
    * Binds and starts accepting. Each accepted connection is passed to `onConnection`, which must
    * call `setHandler` (now or later) to start reading. Rejects with `AddressInUseError` when the
    * address is taken, and with a `TypeError` for unusable options (TLS without `cert` and `key`).
+   * An `onConnection` that throws has that connection closed, and its error is rethrown from a
+   * microtask (a bug in the caller, which the transport has no one else to report to).
    */
   listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener>;
   /**

@@ -3,13 +3,15 @@
  * Prints `READY {"port","pid"}`; answers `stats` with the connections it accepted and the requests
  * it answered so far (B5 reads each worker's share from them); exits when stdin closes.
  *
- * Options: `--port P` (default 0: the system picks) and `--reuse-port` (B5's workers share one port;
- * Deno needs `--unstable-net` for it).
+ * Options: `--port P` (default 0: the system picks), `--reuse-port` (B5's workers share one port;
+ * Deno needs `--unstable-net` for it), `--cert FILE --key FILE` (HTTPS: a TLS listener with these PEM
+ * files) and `--transport deno|bun|node` (default: the runtime's native one).
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import process from "node:process";
-import { IoCore } from "../../mod.ts";
+import { IoCore, type IoCoreListenerOptions, type TransportName } from "../../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../../processors/http_responder.ts";
 import { numArg, parseArgs, report, serveControl } from "../_child.ts";
 import { bodyFor } from "./_bodies.ts";
@@ -31,13 +33,18 @@ class Sized extends HttpResponder {
   }
 }
 
+const where = { hostname: "127.0.0.1", port: numArg(args, "port", 0), reusePort: args.has("reuse-port") };
+const certFile = args.get("cert");
+const listener: IoCoreListenerOptions = certFile === undefined ? { transport: "tcp", ...where } : {
+  transport: "tls",
+  ...where,
+  cert: readFileSync(certFile, "utf8"),
+  key: readFileSync(args.get("key") ?? "", "utf8"),
+};
+const transport = args.get("transport") as TransportName | undefined;
 const core = new IoCore({
-  listeners: [{
-    transport: "tcp",
-    hostname: "127.0.0.1",
-    port: numArg(args, "port", 0),
-    reusePort: args.has("reuse-port"),
-  }],
+  listeners: [listener],
+  ...(transport === undefined ? {} : { transport }),
   rawConnection: () => true,
   unknownClients: "allow",
   unknownClientProcessor: Sized,
@@ -51,4 +58,7 @@ serveControl(() => ({ connections: core.stats().connections, accepted, answered 
   clearInterval(poll);
   await core.close();
 });
-report("READY", { port: addr!.transport === "tcp" ? addr!.port : 0, pid: process.pid });
+report("READY", {
+  port: addr!.transport === "tcp" || addr!.transport === "tls" ? addr!.port : 0,
+  pid: process.pid,
+});

@@ -1,23 +1,30 @@
 /**
  * B1 contender: the runtime's own HTTP server (`Deno.serve`, `Bun.serve` or `node:http`) answering
- * the same cached bodies.
+ * the same cached bodies. With `--cert FILE --key FILE` it serves HTTPS (`node:https` on Node).
  *
  * @module
  */
-import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import process from "node:process";
 import { runtimeName } from "../_native.ts";
-import { report, serveControl } from "../_child.ts";
+import { parseArgs, report, serveControl } from "../_child.ts";
 import { bodyFor } from "./_bodies.ts";
 
+/** PEM texts, when serving HTTPS. */
+interface Pem {
+  cert: string;
+  key: string;
+}
 interface DenoServe {
   serve(
-    options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void },
+    options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void } & Partial<Pem>,
     handler: (request: Request) => Response,
   ): { shutdown(): Promise<void> };
 }
 interface BunServe {
-  serve(options: { hostname: string; port: number; fetch: (request: Request) => Response }): {
+  serve(options: { hostname: string; port: number; fetch: (request: Request) => Response; tls?: Pem }): {
     port: number;
     stop(force?: boolean): void;
   };
@@ -29,6 +36,11 @@ function answer(request: Request): Response {
   return body ? new Response(body) : new Response("not found\n", { status: 404 });
 }
 
+const args = parseArgs();
+const certFile = args.get("cert");
+const pem: Pem | undefined = certFile === undefined
+  ? undefined
+  : { cert: readFileSync(certFile, "utf8"), key: readFileSync(args.get("key") ?? "", "utf8") };
 let port = 0;
 let stop: () => unknown;
 const runtime = runtimeName();
@@ -37,7 +49,7 @@ if (runtime === "deno") {
   let listening!: (port: number) => void;
   const bound = new Promise<number>((resolve) => listening = resolve);
   const server = deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: (addr) => listening(addr.port) },
+    { hostname: "127.0.0.1", port: 0, onListen: (addr) => listening(addr.port), ...pem },
     answer,
   );
   port = await bound;
@@ -47,11 +59,12 @@ if (runtime === "deno") {
     hostname: "127.0.0.1",
     port: 0,
     fetch: answer,
+    ...(pem === undefined ? {} : { tls: pem }),
   });
   port = server.port;
   stop = () => server.stop(true);
 } else {
-  const server = createServer((req, res) => {
+  const respond = (req: IncomingMessage, res: ServerResponse) => {
     const body = bodyFor(req.url ?? "");
     if (!body) {
       res.writeHead(404, { "content-length": 10 });
@@ -60,7 +73,8 @@ if (runtime === "deno") {
     }
     res.writeHead(200, { "content-length": body.length });
     res.end(body);
-  });
+  };
+  const server = pem === undefined ? createServer(respond) : createHttpsServer(pem, respond);
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, resolve));
   const address = server.address();

@@ -1,0 +1,385 @@
+/**
+ * The deno transport's connections: one `Deno.Conn` (TCP, UNIX, or TLS from `Deno.connectTls`) behind
+ * the {@linkcode Connection} contract. Listening is in `_deno_listener.ts`, TLS clients in
+ * `_deno_tls.ts`, and the transport object in `deno.ts`.
+ *
+ * Reads land in a per-connection slab: each large read fills the slab's free tail and the filled
+ * part is handed on as a view, so no chunk is ever overwritten and large reads allocate nothing;
+ * small reads are copied out at their exact size, so they never pin a slab. Writes made in one
+ * tick are gathered by a single microtask into one native write.
+ *
+ * @module
+ */
+import { peerName } from "./_addr.ts";
+import { handlerError } from "./_callbacks.ts";
+import { type DenoAddr, type DenoConn, denoErrorCode } from "./_deno_types.ts";
+import { connectionError } from "./_errors.ts";
+import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
+import type { Addr, Connection, ConnectionHandler, TlsConnectionInfo } from "./types.ts";
+
+/** Queued chunks are copied together into native writes of at most this size; bigger ones go as is. */
+const WRITE_COALESCE_BYTES = 256 * 1024;
+/**
+ * Read slab size, as Node's 64 KiB reads. Larger slabs read faster in bulk, but frames that span two
+ * reads are copied while their neighbours keep both slabs alive: with 256 KiB slabs, unread input
+ * cost 1.25x its size in memory (a 4 GiB flood broke the inputBytes + 64 MiB bound).
+ */
+const READ_SLAB_BYTES = 64 * 1024;
+/**
+ * A connection starts with a slab this small, so an idle connection's pending read costs 4 KiB
+ * (not 64 KiB: 10k idle connections took 600 MB); the first read that fills it switches to full slabs.
+ */
+const READ_SLAB_FIRST_BYTES = 4 * 1024;
+/**
+ * Reads smaller than this are copied out of the slab (which is then reused) instead of handed on as
+ * views: a small view kept by the receiver would pin the whole slab (3,000 connections each holding
+ * one 16-byte message cost 205 MiB before this).
+ */
+const READ_COPY_BELOW_BYTES = 8 * 1024;
+/**
+ * While the receiver gives chunks back and will copy at least this much more (the rest of a large
+ * message), reads go into one reused buffer of this size: fewer, larger reads, no slab per read.
+ */
+const BULK_READ_BYTES = 256 * 1024;
+const BULK_READ_MIN_BYTES = 64 * 1024;
+/** A fresh slab is taken when less than this is left in the current one. */
+const READ_MIN_FREE_BYTES = 16 * 1024;
+/**
+ * An address as asockio names it, from what Deno reports (`tls` for a TLS socket's TCP address).
+ */
+export function toAddr(addr: DenoAddr, tls = false): Addr {
+  if (addr.transport === "unix") return { transport: "unix", path: addr.path ?? "" };
+  return { transport: tls ? "tls" : "tcp", hostname: addr.hostname, port: addr.port };
+}
+
+/** One Deno stream socket behind the {@linkcode Connection} contract, connected or accepted. */
+export class DenoConnection implements Connection {
+  readonly localAddr: Addr;
+  readonly remoteAddr: Addr;
+  readonly tls?: TlsConnectionInfo;
+  readonly #conn: DenoConn;
+  readonly #isTcp: boolean;
+  #handler: ConnectionHandler | null = null;
+  #closed = false;
+  #closeError: Error | undefined = undefined;
+
+  // Reading.
+  #paused = false;
+  #wake: (() => void) | null = null;
+
+  // Writing: `write` appends to #writes; the flush takes them out and drains them.
+  readonly #writes = new WriteQueue();
+  /** Bytes the flush took out of #writes and has not yet written. */
+  #inFlight = 0;
+  /** A flush is scheduled or running. */
+  #flushing = false;
+  /** The flush loop is running (it has started its first native write). */
+  #flushRunning = false;
+  #scratch: Uint8Array | null = null;
+  #gathered = 0;
+  #finRequested = false;
+  #finSent = false;
+  #finDone = false;
+  #peerEnded = false;
+
+  // Bound once per connection so the hot path allocates no closures.
+  readonly #startFlush = (): void => {
+    if (!this.#flushRunning && this.#flushing) this.#flush().catch(this.#failed);
+  };
+  /** The read loop and the flush catch their own failures; this is for anything they missed. */
+  readonly #failed = (err: unknown): void => this.#fail(err);
+  readonly #notifyClose = (): void => {
+    this.#handler!.onClose(this.#closeError);
+  };
+
+  /** `tls` is set for a `Deno.TlsConn` whose handshake is done. */
+  constructor(conn: DenoConn, tls?: TlsConnectionInfo) {
+    this.#conn = conn;
+    this.localAddr = toAddr(conn.localAddr, tls !== undefined);
+    this.remoteAddr = toAddr(conn.remoteAddr, tls !== undefined);
+    if (tls !== undefined) this.tls = tls;
+    this.#isTcp = this.localAddr.transport !== "unix";
+  }
+
+  get bufferedAmount(): number {
+    return this.#writes.bytes + this.#inFlight;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get discardedBytes(): number {
+    return this.#writes.discarded;
+  }
+
+  setHandler(handler: ConnectionHandler): void {
+    if (this.#handler !== null) throw new TypeError("Cannot set handler: a handler is already set");
+    this.#handler = handler;
+    if (this.#closed) {
+      queueMicrotask(this.#notifyClose);
+      return;
+    }
+    this.#readLoop().catch(this.#failed);
+  }
+
+  write(data: Uint8Array): boolean {
+    assertWritable(this.#closed, this.#finRequested);
+    const writes = this.#writes;
+    writes.push(data);
+    if (!this.#flushing && writes.chunks.length) {
+      this.#flushing = true;
+      queueMicrotask(this.#startFlush);
+    }
+    return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
+  }
+
+  writeBatch(chunks: readonly Uint8Array[]): boolean {
+    assertWritable(this.#closed, this.#finRequested);
+    const writes = this.#writes;
+    writes.pushAll(chunks);
+    // A microtask scheduled by an earlier write then finds the loop running (or done) and does nothing.
+    if (writes.chunks.length && !this.#flushRunning) {
+      this.#flushing = true;
+      this.#flush().catch(this.#failed);
+    }
+    return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
+  }
+
+  pauseReading(): void {
+    this.#paused = true;
+  }
+
+  resumeReading(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#wakeReader();
+  }
+
+  closeWrite(): void {
+    if (this.#closed || this.#finRequested) return;
+    this.#finRequested = true;
+    if (!this.#flushing) void this.#sendFin();
+  }
+
+  close(): void {
+    this.#shutdown(undefined);
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    if (this.#isTcp && !this.#closed) this.#conn.setNoDelay?.(noDelay);
+  }
+
+  setKeepAlive(keepAlive: boolean): void {
+    if (this.#isTcp && !this.#closed) this.#conn.setKeepAlive?.(keepAlive);
+  }
+
+  #shutdown(error: Error | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeError = error;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed underneath; nothing left to release.
+    }
+    // What the flush took out and had not written yet was discarded too.
+    this.#writes.discarded += this.#inFlight;
+    this.#writes.clear();
+    this.#inFlight = 0;
+    this.#scratch = null;
+    this.#wakeReader();
+    if (this.#handler !== null) queueMicrotask(this.#notifyClose);
+  }
+
+  /** A handler callback threw: this connection closes, and onClose reports what was thrown. */
+  #handlerFailed(callback: string, thrown: unknown): void {
+    const error = handlerError(callback, peerName(this.localAddr, this.remoteAddr), thrown);
+    // Closed by the callback itself before it threw: onClose, still to come, reports the throw.
+    if (this.#closed) this.#closeError ??= error;
+    else this.#shutdown(error);
+  }
+
+  #fail(err: unknown): void {
+    // Deno rejects pending reads and writes with Interrupted or BadResource after our own close.
+    if (this.#closed) return;
+    this.#shutdown(connectionError(err, peerName(this.localAddr, this.remoteAddr), denoErrorCode(err)));
+  }
+
+  #wakeReader(): void {
+    const wake = this.#wake;
+    if (wake === null) return;
+    this.#wake = null;
+    wake();
+  }
+
+  #waitForResume(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  async #readLoop(): Promise<void> {
+    const conn = this.#conn;
+    let slab = new Uint8Array(READ_SLAB_FIRST_BYTES);
+    let offset = 0;
+    /** The reused read buffer while the receiver gives chunks back; `null` otherwise. */
+    let bulk: Uint8Array | null = null;
+    /** How many bytes the receiver will copy next: bulk reads never go past them. */
+    let bulkWanted = 0;
+    for (;;) {
+      // Not reading while paused leaves the bytes in the kernel, whose window then stops the peer.
+      while (this.#paused && !this.#closed) await this.#waitForResume();
+      if (this.#closed) return;
+      if (offset > 0 && slab.length - offset < READ_MIN_FREE_BYTES) {
+        slab = new Uint8Array(READ_SLAB_BYTES);
+        offset = 0;
+      }
+      let n: number | null;
+      try {
+        const target = bulk === null
+          ? (offset === 0 ? slab : slab.subarray(offset))
+          : (bulkWanted < bulk.length ? bulk.subarray(0, bulkWanted) : bulk);
+        n = await conn.read(target);
+      } catch (err) {
+        this.#fail(err);
+        return;
+      }
+      if (this.#closed) return;
+      if (n === null) {
+        this.#onPeerEnd();
+        return;
+      }
+      let chunk: Uint8Array;
+      const viewed = bulk !== null || n >= READ_COPY_BELOW_BYTES;
+      if (bulk !== null) chunk = bulk.subarray(0, n);
+      else if (!viewed) {
+        chunk = slab.slice(offset, offset + n);
+        // The small first slab was filled: this peer sends in bulk, so read into full slabs now.
+        if (n === slab.length) slab = new Uint8Array(READ_SLAB_BYTES);
+      } else {
+        chunk = slab.subarray(offset, offset + n);
+        offset += n;
+      }
+      // pauseReading() may have come while the read was pending: hold the chunk until resumed.
+      while (this.#paused && !this.#closed) await this.#waitForResume();
+      if (this.#closed) return;
+      let givenBack: number | void;
+      try {
+        givenBack = this.#handler!.onData(chunk);
+      } catch (err) {
+        this.#handlerFailed("onData", err);
+        return;
+      }
+      if (typeof givenBack !== "number") {
+        // Kept: a bulk buffer is the receiver's now, and reading goes back to slabs.
+        bulk = null;
+      } else {
+        // Copied into a large message: this memory may be read into again.
+        if (bulk === null && viewed) offset -= n;
+        if (givenBack >= BULK_READ_MIN_BYTES) {
+          bulk ??= new Uint8Array(BULK_READ_BYTES);
+          bulkWanted = givenBack;
+        } else bulk = null;
+      }
+    }
+  }
+
+  #onPeerEnd(): void {
+    this.#peerEnded = true;
+    try {
+      this.#handler!.onEnd();
+    } catch (err) {
+      this.#handlerFailed("onEnd", err);
+      return;
+    }
+    if (this.#finDone) this.#shutdown(undefined);
+  }
+
+  async #flush(): Promise<void> {
+    const conn = this.#conn;
+    this.#flushRunning = true;
+    try {
+      const writes = this.#writes;
+      while (writes.chunks.length > 0) {
+        this.#inFlight += writes.bytes;
+        const batch = writes.take();
+        let i = 0;
+        while (i < batch.length) {
+          let data = batch[i++];
+          if (i < batch.length && data.length + batch[i].length <= WRITE_COALESCE_BYTES) {
+            i = this.#gather(batch, i - 1);
+            data = this.#scratch!.subarray(0, this.#gathered);
+          }
+          let written = 0;
+          while (written < data.length) {
+            // Deno's write may take only part of the buffer.
+            const n = await conn.write(written === 0 ? data : data.subarray(written));
+            if (this.#closed) return;
+            written += n;
+            this.#inFlight -= n;
+          }
+        }
+        batch.length = 0;
+      }
+    } catch (err) {
+      this.#fail(err);
+      return;
+    } finally {
+      this.#flushing = false;
+      this.#flushRunning = false;
+    }
+    if (this.#closed) return;
+    try {
+      this.#handler?.onDrain();
+    } catch (err) {
+      this.#handlerFailed("onDrain", err);
+      return;
+    }
+    if (this.#finRequested && !this.#flushing && !this.#closed) await this.#sendFin();
+  }
+
+  /** Copies `batch[from..]` into the scratch buffer up to its size; returns the next index. */
+  #gather(batch: Uint8Array[], from: number): number {
+    let total = 0;
+    let end = from;
+    while (end < batch.length && total + batch[end].length <= WRITE_COALESCE_BYTES) {
+      total += batch[end++].length;
+    }
+    let scratch = this.#scratch;
+    if (scratch === null || scratch.length < total) {
+      // Grown by doubling and kept: reusable because each native write completes before the next.
+      let size = scratch === null ? 16 * 1024 : scratch.length * 2;
+      while (size < total) size *= 2;
+      scratch = this.#scratch = new Uint8Array(Math.min(size, WRITE_COALESCE_BYTES));
+    }
+    copyChunks(scratch, batch, from, end);
+    this.#gathered = total;
+    return end;
+  }
+
+  async #sendFin(): Promise<void> {
+    if (this.#finSent) return;
+    this.#finSent = true;
+    try {
+      await this.#conn.closeWrite();
+    } catch (err) {
+      this.#fail(err);
+      return;
+    }
+    if (this.#closed) return;
+    this.#finDone = true;
+    if (this.#peerEnded) this.#shutdown(undefined);
+  }
+}
+
+/**
+ * Closes a Deno socket or listener that may be closed already.
+ */
+export function closeQuietly(conn: { close(): void } | undefined): void {
+  try {
+    conn?.close();
+  } catch {
+    // Already closed.
+  }
+}
