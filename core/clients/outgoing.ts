@@ -19,6 +19,13 @@ export interface OutgoingHost {
   isClosed(): boolean;
   /** Starts a connection attempt for the client. */
   connect(record: ClientRecord): void;
+  /** A connection attempt still in its TCP connect was given up (the client was closed, the core shuts down). */
+  abandoned(record: ClientRecord): void;
+}
+
+/** A pending connection attempt: the TCP connect, then the keyword exchange. */
+interface Attempt {
+  readonly timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /**
@@ -36,6 +43,8 @@ export class OutgoingClients {
   readonly #host: OutgoingHost;
   /** Clients with a retry scheduled. */
   readonly #retrying = new Set<ClientRecord>();
+  /** Clients with a connection attempt under way (connecting, or in the handshake). */
+  readonly #attempts = new Map<ClientRecord, Attempt>();
 
   /** Buffered bytes count in `budget.outputBytes`; give-ups are reported to `logger.warn`. */
   constructor(budget: MemoryBudget, logger: Logger, host: OutgoingHost) {
@@ -73,7 +82,9 @@ export class OutgoingClients {
   toOutbox(record: ClientRecord, payloads: Uint8Array[], first: boolean): void {
     let bytes = 0;
     for (const payload of payloads) bytes += payload.length + FRAME_HEADER_BYTES;
-    record.outbox = first ? payloads.concat(record.outbox) : record.outbox.concat(payloads);
+    // Appending is O(1) per message; only a lost connection's rest goes to the head (once per loss).
+    if (first) record.outbox = payloads.concat(record.outbox);
+    else for (const payload of payloads) record.outbox.push(payload);
     record.outboxBytes += bytes;
     this.#budget.outputBytes += bytes;
   }
@@ -127,6 +138,39 @@ export class OutgoingClients {
     this.#retrying.add(record);
   }
 
+  /**
+   * A connection attempt begins; `onTimeout` runs if it has not ended within `timeoutMs` (`0`:
+   * never). Returns the attempt, for {@linkcode isCurrent}.
+   */
+  attemptStarted(record: ClientRecord, timeoutMs: number, onTimeout: () => void): object {
+    this.attemptEnded(record);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (timeoutMs > 0) {
+      timer = setTimeout(() => {
+        if (this.#attempts.get(record) !== attempt) return;
+        this.#attempts.delete(record);
+        onTimeout();
+      }, timeoutMs);
+      (timer as { unref?: () => void }).unref?.();
+    }
+    const attempt: Attempt = { timer };
+    this.#attempts.set(record, attempt);
+    return attempt;
+  }
+
+  /** True while `attempt` is the client's attempt under way (not timed out, abandoned or ended). */
+  isCurrent(record: ClientRecord, attempt: object): boolean {
+    return this.#attempts.get(record) === attempt;
+  }
+
+  /** The client's attempt ended: connected, failed, or its connection closed. */
+  attemptEnded(record: ClientRecord): void {
+    const attempt = this.#attempts.get(record);
+    if (attempt === undefined) return;
+    if (attempt.timer !== undefined) clearTimeout(attempt.timer);
+    this.#attempts.delete(record);
+  }
+
   /** Cancels the client's pending retry, if any. */
   cancelRetry(record: ClientRecord): void {
     if (record.retryTimer !== undefined) clearTimeout(record.retryTimer);
@@ -134,20 +178,36 @@ export class OutgoingClients {
     this.#retrying.delete(record);
   }
 
-  /** Cancels every pending retry (the core closes). */
+  /** Cancels every pending retry and attempt timer (the core closes). */
   cancelAll(): void {
     for (const record of [...this.#retrying]) this.cancelRetry(record);
+    for (const record of [...this.#attempts.keys()]) this.attemptEnded(record);
   }
 
-  /** This side closes the client's connection: no retry until `reconnectClient`. */
+  /**
+   * This side closes the client's connection: no retry until `reconnectClient`. An attempt still in
+   * its TCP connect is given up now (the connection is closed when it arrives); one in its handshake
+   * ends when the caller closes its session.
+   */
   hold(record: ClientRecord): void {
     record.reconnectHeld = true;
     this.cancelRetry(record);
+    if (record.connecting && this.#attempts.has(record)) {
+      this.attemptEnded(record);
+      this.#host.abandoned(record);
+    }
   }
 
-  /** Holds every client with a retry pending (the core shuts down). */
+  /** Holds every client with a retry or a connection attempt pending (the core shuts down). */
   holdAll(): void {
-    for (const record of [...this.#retrying]) this.hold(record);
+    for (const record of [...this.#retrying, ...this.#attempts.keys()]) this.hold(record);
+  }
+
+  /** The client is removed: no retry, no attempt, no send buffer. */
+  removed(record: ClientRecord): void {
+    this.cancelRetry(record);
+    this.attemptEnded(record);
+    this.dropOutbox(record);
   }
 
   /** Connects the client again now, whatever the backoff, with a fresh attempt count. */

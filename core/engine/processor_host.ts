@@ -40,7 +40,17 @@ export class ProcessorHost {
 
   /** Creates the client's processor for this connection and calls `onConnected`. */
   attach(session: Session, record: ClientRecord): void {
-    const processor: Processor = new record.processorClass!();
+    let processor: Processor;
+    try {
+      processor = new record.processorClass!();
+    } catch (err) {
+      // Like a throwing callback: this connection closes, nothing reaches the runtime's event loop.
+      const error = new CallbackError(`InlineProcessor constructor threw for client ${record.id}`, {
+        cause: err,
+      });
+      this.#logger.error?.(`${error.message}; its connection is closed`, err);
+      return session.drainAndClose(error);
+    }
     session.processor = processor;
     session.takesFrames = typeof processor.onFramesReceived === "function";
     attachProcessor(processor, {
@@ -177,13 +187,37 @@ export class ProcessorHost {
     if (close === ProcessorClose.whenFlushed) session.closeWhenFlushed();
   }
 
-  /** Queues what the processor pushed to `outputMessages`, and empties it. */
+  /**
+   * Queues what the processor pushed to `outputMessages`, and empties it. An item that is not a
+   * message is a processor error: what came before it is queued, then the connection closes.
+   */
   #queueOutput(session: Session): void {
     const output = session.processor!.outputMessages;
     if (output.length) {
-      for (let i = 0; i < output.length; i++) session.queueOutput(toBytes(output[i]!));
+      for (let i = 0; i < output.length; i++) {
+        const item: unknown = output[i];
+        if (item instanceof Uint8Array) session.queueOutput(item);
+        else if (typeof item === "string") session.queueOutput(toBytes(item));
+        else {
+          output.length = 0;
+          return this.#badOutput(session, item);
+        }
+      }
       output.length = 0;
     }
+  }
+
+  #badOutput(session: Session, item: unknown): void {
+    const what = item === null
+      ? "null"
+      : typeof item === "object"
+      ? `a ${(item as object).constructor?.name ?? "null-prototype object"}`
+      : `a ${typeof item}`;
+    const error = new CallbackError(
+      `InlineProcessor pushed ${what} to outputMessages for client ${session.client?.id}; a message is a Uint8Array or a string`,
+    );
+    this.#logger.error?.(`${error.message}; its connection is closed`);
+    session.drainAndClose(error);
   }
 
   #failed(session: Session, callback: Callback, err: unknown): void {

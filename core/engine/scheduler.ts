@@ -125,6 +125,8 @@ export class Scheduler implements SessionHost {
   readonly #defaultRules: RuleCheck;
   readonly #unknownRules: RuleCheck;
   #idleTimer: ReturnType<typeof setInterval> | undefined = undefined;
+  /** Accepted connections closed unread: parked at the cap, or parked too long. */
+  #droppedConnections = 0;
   /** UDP: what every socket's peers share (the counters, the caps). */
   readonly #datagrams: DatagramPeersOptions;
 
@@ -143,7 +145,20 @@ export class Scheduler implements SessionHost {
     this.#noDelay = options.noDelay ?? true;
     this.#defaultRules = compileRules(options.allow ?? LOCAL_ONLY);
     this.#unknownRules = compileRules(options.unknownClientsAllow ?? ALLOW_ALL);
-    this.listeners = new ListenerSet(options.listeners ?? []);
+    this.listeners = new ListenerSet(options.listeners ?? [], {
+      max: this.limits.maxParkedConnections,
+      timeoutMs: this.limits.handshakeTimeoutMs,
+      dropped: (conn, listener, why) => {
+        this.#droppedConnections++;
+        this.logger.warn?.(
+          `Closed connection from ${describeAddr(conn.remoteAddr)} on ${listener.name} unread: ${
+            why === "full"
+              ? `${this.limits.maxParkedConnections} connections already wait for a slot (maxParkedConnections)`
+              : `it waited for a slot longer than handshakeTimeoutMs ${this.limits.handshakeTimeoutMs}`
+          }`,
+        );
+      },
+    });
     this.tracksIdle = this.limits.idleTimeoutMs > 0;
     this.#datagrams = {
       counters: new DatagramCounters(),
@@ -159,6 +174,7 @@ export class Scheduler implements SessionHost {
     this.outgoing = new OutgoingClients(this.budget, this.logger, {
       isClosed: () => this.closed,
       connect: (record) => this.connectOut(record),
+      abandoned: (record) => this.#connectAbandoned(record),
     });
     this.closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#signal = options.signal;
@@ -180,18 +196,22 @@ export class Scheduler implements SessionHost {
     );
   }
 
-  #hasRoom = (listener: ListenerInfo): boolean =>
-    this.sessions.size < this.limits.maxConnections && this.listeners.hasRoom(listener) &&
-    !this.budget.overInput; // over the input cap, stop accepting too
+  /** Room for one more connection in the core (over the input cap, it stops accepting too). */
+  #coreHasRoom = (): boolean => this.sessions.size < this.limits.maxConnections && !this.budget.overInput;
 
   #accept(conn: Connection, listener: ListenerInfo): void {
     if (this.closed || !this.#accepting) return conn.close();
-    if (this.listeners.parkedCount || !this.#hasRoom(listener)) this.listeners.park(conn, listener);
-    else this.#admit(conn, listener);
+    // Parking is per listener: a full admin listener holds back its own connections only.
+    const listeners = this.listeners;
+    if (!this.#coreHasRoom() || !listeners.hasRoom(listener) || listeners.hasParked(listener)) {
+      listeners.park(conn, listener);
+    } else this.#admit(conn, listener);
   }
 
   #unpark(): void {
-    if (!this.closed) this.listeners.unpark(this.#hasRoom, (conn, listener) => this.#admit(conn, listener));
+    if (!this.closed) {
+      this.listeners.unpark(this.#coreHasRoom, (conn, listener) => this.#admit(conn, listener));
+    }
   }
 
   /**
@@ -354,6 +374,7 @@ export class Scheduler implements SessionHost {
     if (record.unread > 0) this.board.emit(events.clientsHaveDataToRead, record.id);
     if (record.rawOnConnect) session.setRaw(true);
     if (record.connect) {
+      this.outgoing.attemptEnded(record);
       record.failures = 0;
       this.outgoing.flushOutbox(record, session);
     }
@@ -442,19 +463,30 @@ export class Scheduler implements SessionHost {
     return bytes.slice();
   }
 
-  /** Connects an outgoing client and starts its handshake. */
+  /**
+   * Connects an outgoing client and starts its handshake; `limits.handshakeTimeoutMs` covers both
+   * the connect and the keyword exchange.
+   */
   connectOut(record: ClientRecord): void {
     record.connecting = true;
     const target = record.connect!;
-    const opening = target.transport === "udp"
+    const udp = target.transport === "udp";
+    const timeoutMs = udp ? 0 : this.limits.handshakeTimeoutMs;
+    const attempt = this.outgoing.attemptStarted(
+      record,
+      timeoutMs,
+      () => this.#connectTimedOut(record, timeoutMs),
+    );
+    const opening = udp
       ? bindDatagramClient(this.transport, target, this.#datagrams)
       : this.transport.connect(target);
     opening.then(
       (conn) => {
+        // Given up meanwhile (timed out, closed by this side, removed, the core closed): not used.
+        if (!this.outgoing.isCurrent(record, attempt) || this.closed || record.removed) return conn.close();
         record.connecting = false;
-        if (this.closed || record.removed) return conn.close();
         // UDP: no handshake, the client is raw and connected at once.
-        if (target.transport === "udp") return this.bind(this.#newSession(conn, undefined, "raw"), record);
+        if (udp) return this.bind(this.#newSession(conn, undefined, "raw"), record);
         if (this.#noDelay) conn.setNoDelay(true);
         const session = this.#newSession(conn, undefined, record);
         record.session = session;
@@ -462,14 +494,40 @@ export class Scheduler implements SessionHost {
         session.queueOutput(record.keyword, true);
       },
       (err: Error) => {
+        if (!this.outgoing.isCurrent(record, attempt)) return;
+        this.outgoing.attemptEnded(record);
         record.connecting = false;
         if (this.closed || record.removed) return;
-        record.lastError = err;
-        this.logger.warn?.(`Cannot connect client ${record.id}: ${err.message}`);
-        this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
-        this.outgoing.retryLater(record, err, false);
+        this.#connectFailed(record, err);
       },
     );
+  }
+
+  /** The attempt took longer than `timeoutMs`: in its handshake the session fails, else the connect does. */
+  #connectTimedOut(record: ClientRecord, timeoutMs: number): void {
+    if (this.closed || record.removed) return;
+    const error = new TimeoutError(
+      `Cannot connect client ${record.id}: the connection and handshake were not done within ${timeoutMs} ms`,
+    );
+    if (record.session) return record.session.fail(error); // sessionClosed reports it and retries
+    record.connecting = false;
+    this.#connectFailed(record, error);
+  }
+
+  /** A connect failed or timed out: the client is reported disconnected and retried by its policy. */
+  #connectFailed(record: ClientRecord, err: Error): void {
+    record.lastError = err;
+    this.logger.warn?.(`Cannot connect client ${record.id}: ${err.message}`);
+    this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
+    this.outgoing.retryLater(record, err, false);
+  }
+
+  /** A connect still under way was given up by this side: the client is disconnected now. */
+  #connectAbandoned(record: ClientRecord): void {
+    record.connecting = false;
+    if (!this.closed && !record.removed) {
+      this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
+    }
   }
 
   /** Sets a client's processor class, and attaches one now if it is connected. */
@@ -478,6 +536,7 @@ export class Scheduler implements SessionHost {
     const session = record.session;
     if (!session || session.phase !== Phase.open || session.processor) return;
     this.processors.attach(session, record);
+    if (session.phase !== Phase.open) return; // it threw: what is unread stays for the application
     // Hand over what arrived before the processor existed: counted as input again until delivered.
     let items: (Uint8Array | FrameBatch)[] = [];
     if (!session.takesFrames) items = this.takeMessages(record);
@@ -563,9 +622,8 @@ export class Scheduler implements SessionHost {
   /** Closes the client's connection (if any) and forgets the client and its unread messages. */
   removeClient(record: ClientRecord): void {
     record.removed = true;
-    this.outgoing.cancelRetry(record);
+    this.outgoing.removed(record);
     record.session?.close();
-    this.outgoing.dropOutbox(record);
     this.forget(record);
   }
 
@@ -598,6 +656,7 @@ export class Scheduler implements SessionHost {
     const record = session.client;
     if (record && record.session === session) {
       record.session = undefined;
+      if (record.connect) this.outgoing.attemptEnded(record);
       if (error) record.lastError = error;
       if ((session.opened || wasConnecting) && !record.removed) {
         this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
@@ -690,6 +749,8 @@ export class Scheduler implements SessionHost {
       connections: this.sessions.size,
       clients: this.registry.size,
       heldConnections: this.registry.held.size,
+      parkedConnections: this.listeners.parkedCount,
+      droppedConnections: this.#droppedConnections,
       readingPaused: this.budget.readingPaused,
       udpClients: this.#datagrams.counters.peers,
       droppedUdpDatagrams: this.#datagrams.counters.dropped,
