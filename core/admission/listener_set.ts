@@ -7,7 +7,7 @@
 import type { Addr, Connection, Listener, ListenOptions, Transport } from "../../transports/types.ts";
 import { DatagramPeers, type DatagramPeersOptions } from "../udp/datagram_peers.ts";
 import { type CidrRange, describeAddr, ipInRange, parseCidr, parseIp } from "../wire/ip.ts";
-import type { IoCoreListenerOptions } from "../options.ts";
+import type { IoCoreListenerOptions, Logger } from "../options.ts";
 import type { ListenerInfo } from "../types.ts";
 
 /** Compiles a listener's `proxyProtocol.trusted` ranges into a check; throws for a bad option. */
@@ -34,12 +34,12 @@ function trustCheck(listener: IoCoreListenerOptions, id: number): ((addr: Addr) 
 
 /** How long and how many connections may wait parked. */
 export interface ParkingOptions {
-  /** The most connections parked at once, across listeners; at the cap a new one is closed at once. */
+  /** The most connections parked at once, across listeners (`limits.maxParkedConnections`). */
   readonly max: number;
-  /** A connection parked this long is closed (`0`: no limit). */
+  /** A connection parked this long is closed, `0`: no limit (`limits.handshakeTimeoutMs`). */
   readonly timeoutMs: number;
-  /** Told of each parked connection closed unread: at the cap (`"full"`) or after the timeout. */
-  readonly dropped: (conn: Connection, listener: ListenerInfo, why: "full" | "timeout") => void;
+  /** Where each connection closed unread is reported, as a warning. */
+  readonly logger: Logger;
 }
 
 /** A connection waiting for a slot. */
@@ -73,6 +73,7 @@ export class ListenerSet {
   readonly #parkedOn: number[] = [];
   readonly #parking: ParkingOptions;
   #unparking = false;
+  #droppedCount = 0;
   #unparkAgain = false;
   /** Per listener: who may send a PROXY header, or `undefined` when the listener takes none. */
   readonly #trusted: Array<((addr: Addr) => boolean) | undefined>;
@@ -80,7 +81,7 @@ export class ListenerSet {
   /** Checks the listener options; nothing is bound yet. */
   constructor(
     options: readonly IoCoreListenerOptions[],
-    parking: ParkingOptions = { max: Infinity, timeoutMs: 0, dropped: () => {} },
+    parking: ParkingOptions = { max: Infinity, timeoutMs: 0, logger: {} },
   ) {
     this.#options = [...options];
     this.#parking = parking;
@@ -166,7 +167,7 @@ export class ListenerSet {
     const parking = this.#parking;
     if (this.#parked.length >= parking.max) {
       conn.close();
-      return parking.dropped(conn, listener, "full");
+      return this.#dropped(conn, listener, `${parking.max} connections already wait (maxParkedConnections)`);
     }
     const parked: Parked = { conn, listener, timer: undefined };
     if (parking.timeoutMs > 0) {
@@ -175,12 +176,24 @@ export class ListenerSet {
         if (at < 0) return;
         this.#unparkAt(at);
         conn.close();
-        parking.dropped(conn, listener, "timeout");
+        this.#dropped(conn, listener, `it waited longer than handshakeTimeoutMs ${parking.timeoutMs}`);
       }, parking.timeoutMs);
       (parked.timer as { unref?: () => void }).unref?.();
     }
     this.#parked.push(parked);
     this.#parkedOn[listener.id]!++;
+  }
+
+  /** Accepted connections closed unread: parked at the cap, or parked too long. */
+  get droppedCount(): number {
+    return this.#droppedCount;
+  }
+
+  #dropped(conn: Connection, listener: ListenerInfo, why: string): void {
+    this.#droppedCount++;
+    this.#parking.logger.warn?.(
+      `Closed connection from ${describeAddr(conn.remoteAddr)} on ${listener.name} unread: ${why} for a slot`,
+    );
   }
 
   /** Takes the parked entry at `at` out of the queue. */

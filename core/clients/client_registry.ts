@@ -55,7 +55,8 @@ export function keywordKey(keyword: Uint8Array): string {
  * ```
  */
 export class ClientRecord {
-  id: ClientId;
+  /** Given once, never changed. */
+  readonly id: ClientId;
   readonly kind: "expected" | "unknown";
   readonly keyword: Uint8Array;
   readonly key: string;
@@ -81,7 +82,7 @@ export class ClientRecord {
   /** Raw chunks among the unread entries. */
   #rawChunks = 0;
   /** Payload bytes of the unread messages. */
-  inboxBytes = 0;
+  #inboxBytes = 0;
   removed = false;
   rules: RuleCheck | undefined = undefined;
   secretKey: Promise<HmacKey> | undefined = undefined;
@@ -109,6 +110,11 @@ export class ClientRecord {
     this.key = keywordKey(keyword);
   }
 
+  /** Payload bytes of the unread messages. */
+  get inboxBytes(): number {
+    return this.#inboxBytes;
+  }
+
   /** Messages received and not read. */
   get unread(): number {
     return this.#unread;
@@ -116,7 +122,7 @@ export class ClientRecord {
 
   /** What the unread messages count against `limits.inputBytes`. */
   get inboxCost(): number {
-    return this.inboxBytes + this.#unread * UNREAD_MESSAGE_OVERHEAD_BYTES;
+    return this.#inboxBytes + this.#unread * UNREAD_MESSAGE_OVERHEAD_BYTES;
   }
 
   /** Adds `count` whole frames as received (headers included), with `payloadBytes` of payload. */
@@ -124,7 +130,7 @@ export class ClientRecord {
     this.#inbox.push(frames);
     this.#counts.push(count);
     this.#unread += count;
-    this.inboxBytes += payloadBytes;
+    this.#inboxBytes += payloadBytes;
   }
 
   /**
@@ -138,7 +144,7 @@ export class ClientRecord {
       this.#counts.push(RAW_CHUNK);
       this.#rawChunks++;
       this.#unread++;
-      this.inboxBytes += n;
+      this.#inboxBytes += n;
     } else {
       const frame = new Uint8Array(
         message.buffer,
@@ -167,7 +173,7 @@ export class ClientRecord {
       headDone = --this.#counts[head] === 0;
     }
     this.#unread--;
-    this.inboxBytes -= message.length;
+    this.#inboxBytes -= message.length;
     if (headDone) this.#shift();
     return message;
   }
@@ -203,7 +209,7 @@ export class ClientRecord {
     if (this.#rawChunks === 0) {
       end = inbox.length;
       count = this.#unread;
-      byteLength += this.inboxBytes + count * FRAME_HEADER_BYTES + this.#headTaken;
+      byteLength += this.#inboxBytes + count * FRAME_HEADER_BYTES + this.#headTaken;
     } else {
       for (; end < inbox.length && counts[end] !== RAW_CHUNK; end++) {
         count += counts[end]!;
@@ -222,9 +228,27 @@ export class ClientRecord {
       this.#headTaken = 0;
       this.#headView = undefined;
       this.#unread -= count;
-      this.inboxBytes -= byteLength - count * FRAME_HEADER_BYTES;
+      this.#inboxBytes -= byteLength - count * FRAME_HEADER_BYTES;
     }
     return createFrameBatch(owner, runs, count, byteLength);
+  }
+
+  /**
+   * Moves `from`'s unread messages into this empty inbox, leaving `from` empty: a held connection's
+   * provisional record hands them to the client registered for its keyword. What they count against
+   * the input cap does not change.
+   */
+  adoptInbox(from: ClientRecord): void {
+    if (this.#unread !== 0) throw new TypeError("Cannot adopt an inbox: this one is not empty");
+    this.#inbox = from.#inbox;
+    this.#counts = from.#counts;
+    this.#head = from.#head;
+    this.#headTaken = from.#headTaken;
+    this.#headView = from.#headView;
+    this.#unread = from.#unread;
+    this.#rawChunks = from.#rawChunks;
+    this.#inboxBytes = from.#inboxBytes;
+    from.clearInbox();
   }
 
   /** Forgets every unread message. */
@@ -236,7 +260,7 @@ export class ClientRecord {
     this.#headView = undefined;
     this.#unread = 0;
     this.#rawChunks = 0;
-    this.inboxBytes = 0;
+    this.#inboxBytes = 0;
   }
 
   /** Moves past the head entry once it is read. */
