@@ -475,9 +475,7 @@ export class Scheduler implements SessionHost {
       if ((session.opened || wasConnecting) && !record.removed) {
         this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
       }
-      const processor = session.processor;
-      session.processor = undefined;
-      if (processor) this.processors.lost(processor, record.id);
+      this.processors.lost(session, record.id);
       if (record.kind === "unknown" && record.unread === 0) this.forget(record);
       if (record.connect && !record.reconnectHeld) {
         // Not handed to the transport yet: kept for the next connection, ahead of newer messages.
