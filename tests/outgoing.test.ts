@@ -22,10 +22,10 @@ const utf8 = (text: string) => new TextEncoder().encode(text);
 
 /** An outgoing client's record with the default reconnect policy (and `bufferBytes`, if given). */
 function awayRecord(bufferBytes = DEFAULT_RECONNECT.bufferBytes): ClientRecord {
-  const record = new ClientRecord(1, "expected", utf8("worker"));
-  record.connect = { transport: "tcp", hostname: "127.0.0.1", port: 1 };
-  record.reconnect = { ...DEFAULT_RECONNECT, bufferBytes };
-  return record;
+  return new ClientRecord(1, "expected", utf8("worker"), {
+    connect: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
+    reconnect: { ...DEFAULT_RECONNECT, bufferBytes },
+  });
 }
 
 function outgoingClients(budget = new MemoryBudget(1 << 30, 1 << 30, () => {})) {
@@ -77,7 +77,7 @@ describe("OutgoingClients without sockets", () => {
     await waitFor(() => timedOut, 5000, "the attempt's timeout"); // the timer is unref'd: this polls
     assert.ok(!outgoing.isCurrent(record, attempt), "a timed-out attempt is not current");
 
-    record.connecting = true;
+    record.connectStarted();
     const second = outgoing.attemptStarted(record, 0, () => assert.fail("no timeout was set"));
     outgoing.hold(record);
     assert.ok(!outgoing.isCurrent(record, second));

@@ -24,6 +24,22 @@ export const UNREAD_MESSAGE_OVERHEAD_BYTES = 64;
 /** An inbox entry's count for a raw chunk (framed runs count their frames). */
 const RAW_CHUNK = -1;
 
+/** What a client is registered with, fixed for its lifetime (see `IoCore.addClient`). */
+export interface ClientRegistration {
+  /** Outgoing clients: where to connect. */
+  readonly connect?: ConnectOptions | UdpConnectOptions;
+  /** Connections start in raw mode. */
+  readonly raw?: boolean;
+  /** The processor class each connection gets. */
+  readonly processorClass?: InlineProcessorClass;
+  /** Who may announce the keyword. */
+  readonly rules?: RuleCheck;
+  /** The secret to prove, as a key. */
+  readonly secretKey?: Promise<HmacKey>;
+  /** Outgoing clients: the reconnect policy. */
+  readonly reconnect?: ResolvedReconnect;
+}
+
 /** A `messages()` iteration reading a client's inbox. */
 export interface InboxReader {
   /** Above this many unread bytes, reading from the client's connection pauses. */
@@ -60,16 +76,24 @@ export class ClientRecord {
   readonly kind: "expected" | "unknown";
   readonly keyword: Uint8Array;
   readonly key: string;
-  connect: ConnectOptions | UdpConnectOptions | undefined = undefined;
-  rawOnConnect = false;
-  processorClass: InlineProcessorClass | undefined = undefined;
-  session: Session | undefined = undefined;
-  connecting = false;
-  listener: ListenerInfo | undefined = undefined;
-  remoteAddr: Addr | undefined = undefined;
-  /** The balancer's address, when the connection came through a trusted PROXY protocol source. */
-  proxyAddr: Addr | undefined = undefined;
-  lastError: Error | undefined = undefined;
+  /** Outgoing clients: where to connect. */
+  readonly connect: ConnectOptions | UdpConnectOptions | undefined;
+  /** True when a connection starts in raw mode. */
+  readonly rawOnConnect: boolean;
+  /** Who may announce this keyword; `undefined`: the core's rules. */
+  readonly rules: RuleCheck | undefined;
+  /** The secret the client proves, as a key. */
+  readonly secretKey: Promise<HmacKey> | undefined;
+  /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
+  readonly reconnect: ResolvedReconnect | undefined;
+  #processorClass: InlineProcessorClass | undefined;
+  #session: Session | undefined = undefined;
+  #connecting = false;
+  #listener: ListenerInfo | undefined = undefined;
+  #remoteAddr: Addr | undefined = undefined;
+  #proxyAddr: Addr | undefined = undefined;
+  #lastError: Error | undefined = undefined;
+  #removed = false;
   /** Unread entries, oldest first from `#head`: runs of whole frames, and raw chunks. */
   #inbox: Uint8Array[] = [];
   /** Per entry: the frames left in it, or `RAW_CHUNK`. */
@@ -83,13 +107,8 @@ export class ClientRecord {
   #rawChunks = 0;
   /** Payload bytes of the unread messages. */
   #inboxBytes = 0;
-  removed = false;
-  rules: RuleCheck | undefined = undefined;
-  secretKey: Promise<HmacKey> | undefined = undefined;
   /** The `messages()` iteration reading this inbox, if any. */
   reader: InboxReader | undefined = undefined;
-  /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
-  reconnect: ResolvedReconnect | undefined = undefined;
   /** Consecutive failed connection attempts. */
   failures = 0;
   /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
@@ -102,12 +121,107 @@ export class ClientRecord {
   /** Their bytes, as counted against `outputBytes` (with a frame header each). */
   outboxBytes = 0;
 
-  /** A record with no connection and an empty inbox. */
-  constructor(id: ClientId, kind: "expected" | "unknown", keyword: Uint8Array) {
+  /** A record with no connection and an empty inbox, registered with `registration`. */
+  constructor(
+    id: ClientId,
+    kind: "expected" | "unknown",
+    keyword: Uint8Array,
+    registration: ClientRegistration = {},
+  ) {
     this.id = id;
     this.kind = kind;
     this.keyword = keyword;
     this.key = keywordKey(keyword);
+    this.connect = registration.connect;
+    this.rawOnConnect = registration.raw ?? false;
+    this.rules = registration.rules;
+    this.secretKey = registration.secretKey;
+    this.reconnect = registration.reconnect;
+    this.#processorClass = registration.processorClass;
+  }
+
+  /** The processor class each connection of this client gets, if any. */
+  get processorClass(): InlineProcessorClass | undefined {
+    return this.#processorClass;
+  }
+
+  /** The client's connection (in its handshake or open), if any. */
+  get session(): Session | undefined {
+    return this.#session;
+  }
+
+  /** True while an outgoing client's connect is under way (before its handshake). */
+  get connecting(): boolean {
+    return this.#connecting;
+  }
+
+  /** The listener of the client's last incoming connection. */
+  get listener(): ListenerInfo | undefined {
+    return this.#listener;
+  }
+
+  /** The peer of the client's last connection. */
+  get remoteAddr(): Addr | undefined {
+    return this.#remoteAddr;
+  }
+
+  /** The balancer's address, when the connection came through a trusted PROXY protocol source. */
+  get proxyAddr(): Addr | undefined {
+    return this.#proxyAddr;
+  }
+
+  /** Why the client's last connection or attempt ended, if it was an error. */
+  get lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
+  /** True once the client was removed. */
+  get removed(): boolean {
+    return this.#removed;
+  }
+
+  /** Connections from now on get `processorClass`. */
+  processorChanged(processorClass: InlineProcessorClass): void {
+    this.#processorClass = processorClass;
+  }
+
+  /** An outgoing client's connect began. */
+  connectStarted(): void {
+    this.#connecting = true;
+  }
+
+  /** The connect ended without a connection: it failed (`error`), or this side gave it up. */
+  connectEnded(error?: Error): void {
+    this.#connecting = false;
+    if (error) this.#lastError = error;
+  }
+
+  /** An outgoing client's connect succeeded: `session` runs its handshake. */
+  handshakeStarted(session: Session): void {
+    this.#connecting = false;
+    this.#session = session;
+    this.#remoteAddr = session.remoteAddr;
+  }
+
+  /** `session` was admitted (or connected) for this client: it is the client's connection now. */
+  bound(session: Session): void {
+    this.#connecting = false;
+    this.#session = session;
+    this.#listener = session.listener;
+    this.#remoteAddr = session.remoteAddr;
+    this.#proxyAddr = session.proxyAddr;
+    this.#lastError = undefined;
+  }
+
+  /** The client's connection closed, with `error` if it failed. */
+  unbound(error: Error | undefined): void {
+    this.#session = undefined;
+    if (error) this.#lastError = error;
+  }
+
+  /** The client was removed: it gets no connection any more. */
+  markRemoved(): void {
+    this.#removed = true;
   }
 
   /** Payload bytes of the unread messages. */

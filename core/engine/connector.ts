@@ -47,7 +47,7 @@ export class Connector {
    */
   connect(record: ClientRecord): void {
     const h = this.#host;
-    record.connecting = true;
+    record.connectStarted();
     const target = record.connect!;
     const udp = target.transport === "udp";
     const timeoutMs = udp ? 0 : h.limits.handshakeTimeoutMs;
@@ -61,20 +61,17 @@ export class Connector {
       (conn) => {
         // Given up meanwhile (timed out, closed by this side, removed, the core closed): not used.
         if (!h.outgoing.isCurrent(record, attempt) || h.isClosed() || record.removed) return conn.close();
-        record.connecting = false;
         // UDP: no handshake, the client is raw and connected at once.
         if (udp) return h.bind(h.newSession(conn, undefined, "raw"), record);
         if (h.noDelay) conn.setNoDelay(true);
         const session = h.newSession(conn, undefined, record);
-        record.session = session;
-        record.remoteAddr = conn.remoteAddr;
+        record.handshakeStarted(session);
         session.queueOutput(record.keyword, true);
       },
       (err: Error) => {
         if (!h.outgoing.isCurrent(record, attempt)) return;
         h.outgoing.attemptEnded(record);
-        record.connecting = false;
-        if (h.isClosed() || record.removed) return;
+        if (h.isClosed() || record.removed) return record.connectEnded();
         this.#failed(record, err);
       },
     );
@@ -88,14 +85,13 @@ export class Connector {
       `Cannot connect client ${record.id}: the connection and handshake were not done within ${timeoutMs} ms`,
     );
     if (record.session) return record.session.fail(error); // sessionClosed reports it and retries
-    record.connecting = false;
     this.#failed(record, error);
   }
 
   /** A connect failed or timed out: the client is reported disconnected and retried by its policy. */
   #failed(record: ClientRecord, err: Error): void {
     const h = this.#host;
-    record.lastError = err;
+    record.connectEnded(err);
     h.logger.warn?.(`Cannot connect client ${record.id}: ${err.message}`);
     h.board.emit(h.board.events.clientsWithDisconnectedConnection, record.id);
     h.outgoing.retryLater(record, err, false);
@@ -104,7 +100,7 @@ export class Connector {
   /** A connect still under way was given up by this side: the client is disconnected now. */
   abandoned(record: ClientRecord): void {
     const h = this.#host;
-    record.connecting = false;
+    record.connectEnded();
     if (!h.isClosed() && !record.removed) {
       h.board.emit(h.board.events.clientsWithDisconnectedConnection, record.id);
     }

@@ -241,9 +241,10 @@ export class Scheduler implements SessionHost {
       return session ? session.close() : conn.close();
     }
     const id = this.registry.nextId();
-    const record = new ClientRecord(id, "unknown", toBytes(`${UNKNOWN_KEYWORD_PREFIX}${id}`));
-    record.rawOnConnect = true;
-    record.processorClass = this.#unknownProcessor;
+    const record = new ClientRecord(id, "unknown", toBytes(`${UNKNOWN_KEYWORD_PREFIX}${id}`), {
+      raw: true,
+      processorClass: this.#unknownProcessor,
+    });
     this.registry.add(record);
     if (session) session.beginRaw();
     this.bind(session ?? this.#newSession(conn, listener, "raw"), record);
@@ -291,11 +292,7 @@ export class Scheduler implements SessionHost {
   /** Binds an admitted session to its client and reports it. */
   bind(session: Session, record: ClientRecord): void {
     session.client = record;
-    record.session = session;
-    record.listener = session.listener;
-    record.remoteAddr = session.remoteAddr;
-    record.proxyAddr = session.proxyAddr;
-    record.lastError = undefined;
+    record.bound(session);
     session.open();
     const events = this.board.events;
     this.board.emit(
@@ -358,17 +355,17 @@ export class Scheduler implements SessionHost {
       held.close();
       held = undefined;
     }
-    const record = new ClientRecord(id, "expected", keyword);
-    record.connect = options.connect;
-    // A UDP client is raw whatever `raw` says: a datagram is one whole message.
-    record.rawOnConnect = options.connect?.transport === "udp" || (options.raw ?? false);
-    record.processorClass = options.processor;
-    record.rules = rules;
-    record.reconnect = options.connect ? resolveReconnect(options.reconnect) : undefined;
-    if (options.secret !== undefined) {
-      record.secretKey = importSecret(options.secret);
-      record.secretKey.catch(() => {}); // reported where it is awaited
-    }
+    const secretKey = options.secret === undefined ? undefined : importSecret(options.secret);
+    secretKey?.catch(() => {}); // reported where it is awaited
+    const record = new ClientRecord(id, "expected", keyword, {
+      connect: options.connect,
+      // A UDP client is raw whatever `raw` says: a datagram is one whole message.
+      raw: options.connect?.transport === "udp" || (options.raw ?? false),
+      processorClass: options.processor,
+      rules,
+      secretKey,
+      reconnect: options.connect ? resolveReconnect(options.reconnect) : undefined,
+    });
     if (held) {
       // Adopt the held connection: it already got OK; its messages move from the provisional inbox.
       record.adoptInbox(held.held!);
@@ -396,7 +393,7 @@ export class Scheduler implements SessionHost {
 
   /** Sets a client's processor class, and attaches one now if it is connected. */
   setProcessor(record: ClientRecord, processorClass: InlineProcessorClass): void {
-    record.processorClass = processorClass;
+    record.processorChanged(processorClass);
     const session = record.session;
     if (!session || session.phase !== Phase.open || session.processor) return;
     this.processors.attach(session, record);
@@ -435,7 +432,7 @@ export class Scheduler implements SessionHost {
 
   /** Closes the client's connection (if any) and forgets the client and its unread messages. */
   removeClient(record: ClientRecord): void {
-    record.removed = true;
+    record.markRemoved();
     this.outgoing.removed(record);
     record.session?.close();
     this.forget(record);
@@ -469,9 +466,8 @@ export class Scheduler implements SessionHost {
     }
     const record = session.client;
     if (record && record.session === session) {
-      record.session = undefined;
+      record.unbound(error);
       if (record.connect) this.outgoing.attemptEnded(record);
-      if (error) record.lastError = error;
       if ((session.opened || wasConnecting) && !record.removed) {
         this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
       }
