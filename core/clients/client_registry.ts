@@ -110,16 +110,13 @@ export class ClientRecord {
   /** The `messages()` iteration reading this inbox, if any. */
   reader: InboxReader | undefined = undefined;
   /** Consecutive failed connection attempts. */
-  failures = 0;
+  #failures = 0;
   /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
-  reconnectHeld = false;
-  /** The pending retry, and when it fires. */
-  retryTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  retryAt = 0;
+  #reconnectHeld = false;
   /** Messages accepted while not connected, sent right after the next handshake. */
-  outbox: Uint8Array[] = [];
+  #outbox: Uint8Array[] = [];
   /** Their bytes, as counted against `outputBytes` (with a frame header each). */
-  outboxBytes = 0;
+  #outboxBytes = 0;
 
   /** A record with no connection and an empty inbox, registered with `registration`. */
   constructor(
@@ -206,6 +203,7 @@ export class ClientRecord {
   /** `session` was admitted (or connected) for this client: it is the client's connection now. */
   bound(session: Session): void {
     this.#connecting = false;
+    this.#failures = 0;
     this.#session = session;
     this.#listener = session.listener;
     this.#remoteAddr = session.remoteAddr;
@@ -217,6 +215,55 @@ export class ClientRecord {
   unbound(error: Error | undefined): void {
     this.#session = undefined;
     if (error) this.#lastError = error;
+  }
+
+  /** Consecutive failed connection attempts of an outgoing client. */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
+  get reconnectHeld(): boolean {
+    return this.#reconnectHeld;
+  }
+
+  /** Bytes waiting in the send buffer, as counted against `outputBytes` (a frame header each). */
+  get outboxBytes(): number {
+    return this.#outboxBytes;
+  }
+
+  /** An attempt failed; returns the consecutive failures so far. */
+  attemptFailed(): number {
+    return ++this.#failures;
+  }
+
+  /** No more attempts until `reconnectClient`. */
+  reconnectsHeld(): void {
+    this.#reconnectHeld = true;
+  }
+
+  /** `reconnectClient`: attempts again, with a fresh count. */
+  reconnectsResumed(): void {
+    this.#reconnectHeld = false;
+    this.#failures = 0;
+  }
+
+  /**
+   * Keeps `payloads` (of `bytes`, headers counted) for the next connection: after what waits, or
+   * before it (`first`: the unsent rest of a lost connection). Appending is O(1) per message.
+   */
+  keepWhileAway(payloads: Uint8Array[], bytes: number, first: boolean): void {
+    if (first) this.#outbox = payloads.concat(this.#outbox);
+    else for (const payload of payloads) this.#outbox.push(payload);
+    this.#outboxBytes += bytes;
+  }
+
+  /** Takes everything kept while away, oldest first, and empties the send buffer. */
+  takeOutbox(): Uint8Array[] {
+    const outbox = this.#outbox;
+    this.#outbox = [];
+    this.#outboxBytes = 0;
+    return outbox;
   }
 
   /** The client was removed: it gets no connection any more. */

@@ -41,8 +41,8 @@ export class OutgoingClients {
   readonly #budget: MemoryBudget;
   readonly #logger: Logger;
   readonly #host: OutgoingHost;
-  /** Clients with a retry scheduled. */
-  readonly #retrying = new Set<ClientRecord>();
+  /** Clients with a retry scheduled: its timer, and when it fires. */
+  readonly #retries = new Map<ClientRecord, { timer: ReturnType<typeof setTimeout>; at: number }>();
   /** Clients with a connection attempt under way (connecting, or in the handshake). */
   readonly #attempts = new Map<ClientRecord, Attempt>();
 
@@ -82,26 +82,21 @@ export class OutgoingClients {
   toOutbox(record: ClientRecord, payloads: Uint8Array[], first: boolean): void {
     let bytes = 0;
     for (const payload of payloads) bytes += payload.length + FRAME_HEADER_BYTES;
-    // Appending is O(1) per message; only a lost connection's rest goes to the head (once per loss).
-    if (first) record.outbox = payloads.concat(record.outbox);
-    else for (const payload of payloads) record.outbox.push(payload);
-    record.outboxBytes += bytes;
+    record.keepWhileAway(payloads, bytes, first);
     this.#budget.outputBytes += bytes;
   }
 
   /** Sends what waited in the send buffer, right after the handshake and before anything newer. */
   flushOutbox(record: ClientRecord, session: Session): void {
-    if (!record.outbox.length) return;
-    const outbox = record.outbox;
-    this.dropOutbox(record);
-    session.queueOutputs(outbox);
+    if (record.outboxBytes === 0) return;
+    this.#budget.outputBytes -= record.outboxBytes;
+    session.queueOutputs(record.takeOutbox());
   }
 
   /** Forgets the client's send buffer (a removed client). */
   dropOutbox(record: ClientRecord): void {
     this.#budget.outputBytes -= record.outboxBytes;
-    record.outbox = [];
-    record.outboxBytes = 0;
+    record.takeOutbox();
   }
 
   /**
@@ -111,31 +106,28 @@ export class OutgoingClients {
    */
   retryLater(record: ClientRecord, error: Error | undefined, wasEstablished: boolean): void {
     const policy = record.reconnect;
-    if (!policy || record.removed || this.#host.isClosed() || record.reconnectHeld || record.retryTimer) {
+    if (
+      !policy || record.removed || this.#host.isClosed() || record.reconnectHeld || this.#retries.has(record)
+    ) {
       return;
     }
-    if (error instanceof HandshakeRejectedError && error.reason !== "") {
-      record.reconnectHeld = true;
-      return;
-    }
-    if (!wasEstablished) record.failures++;
+    if (error instanceof HandshakeRejectedError && error.reason !== "") return record.reconnectsHeld();
+    if (!wasEstablished) record.attemptFailed();
     if (record.failures >= policy.maxAttempts) {
-      record.reconnectHeld = true;
+      record.reconnectsHeld();
       this.#logger.warn?.(`Giving up on client ${record.id} after ${record.failures} failed attempts`);
       return;
     }
     const delay = backoffDelay(policy, record.failures);
-    record.retryAt = Date.now() + delay;
-    record.retryTimer = setTimeout(() => {
-      record.retryTimer = undefined;
-      this.#retrying.delete(record);
+    const timer = setTimeout(() => {
+      this.#retries.delete(record);
       if (!this.#host.isClosed() && !record.removed && !record.session && !record.connecting) {
         this.#host.connect(record);
       }
     }, delay);
     // No retry keeps a process alive.
-    (record.retryTimer as { unref?: () => void }).unref?.();
-    this.#retrying.add(record);
+    (timer as { unref?: () => void }).unref?.();
+    this.#retries.set(record, { timer, at: Date.now() + delay });
   }
 
   /**
@@ -171,16 +163,22 @@ export class OutgoingClients {
     this.#attempts.delete(record);
   }
 
+  /** When the client's next attempt starts (`Date.now()` time), or `undefined` if none is scheduled. */
+  nextAttemptAt(record: ClientRecord): number | undefined {
+    return this.#retries.get(record)?.at;
+  }
+
   /** Cancels the client's pending retry, if any. */
   cancelRetry(record: ClientRecord): void {
-    if (record.retryTimer !== undefined) clearTimeout(record.retryTimer);
-    record.retryTimer = undefined;
-    this.#retrying.delete(record);
+    const retry = this.#retries.get(record);
+    if (retry === undefined) return;
+    clearTimeout(retry.timer);
+    this.#retries.delete(record);
   }
 
   /** Cancels every pending retry and attempt timer (the core closes). */
   cancelAll(): void {
-    for (const record of [...this.#retrying]) this.cancelRetry(record);
+    for (const record of [...this.#retries.keys()]) this.cancelRetry(record);
     for (const record of [...this.#attempts.keys()]) this.attemptEnded(record);
   }
 
@@ -190,7 +188,7 @@ export class OutgoingClients {
    * ends when the caller closes its session.
    */
   hold(record: ClientRecord): void {
-    record.reconnectHeld = true;
+    record.reconnectsHeld();
     this.cancelRetry(record);
     if (record.connecting && this.#attempts.has(record)) {
       this.attemptEnded(record);
@@ -200,7 +198,7 @@ export class OutgoingClients {
 
   /** Holds every client with a retry or a connection attempt pending (the core shuts down). */
   holdAll(): void {
-    for (const record of [...this.#retrying, ...this.#attempts.keys()]) this.hold(record);
+    for (const record of [...this.#retries.keys(), ...this.#attempts.keys()]) this.hold(record);
   }
 
   /** The client is removed: no retry, no attempt, no send buffer. */
@@ -212,8 +210,7 @@ export class OutgoingClients {
 
   /** Connects the client again now, whatever the backoff, with a fresh attempt count. */
   reconnectNow(record: ClientRecord): void {
-    record.reconnectHeld = false;
-    record.failures = 0;
+    record.reconnectsResumed();
     this.cancelRetry(record);
     if (!record.session && !record.connecting) this.#host.connect(record);
   }

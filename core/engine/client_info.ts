@@ -10,8 +10,11 @@ import type { ClientConnectionState, ClientInfo } from "../types.ts";
 
 const utf8Decoder = new TextDecoder();
 
-/** A snapshot of the client (see `IoCore.getClientInfo`). */
-export function clientSnapshot(record: ClientRecord): ClientInfo {
+/**
+ * A snapshot of the client (see `IoCore.getClientInfo`); `nextAttemptAt` is when its next connection
+ * attempt starts, if one is scheduled.
+ */
+export function clientSnapshot(record: ClientRecord, nextAttemptAt: number | undefined): ClientInfo {
   const session = record.session;
   let state: ClientConnectionState = "disconnected";
   if (record.connecting) state = "connecting";
@@ -19,7 +22,7 @@ export function clientSnapshot(record: ClientRecord): ClientInfo {
     state = session.phase === Phase.open || session.phase === Phase.draining
       ? (session.closing ? "closing" : "connected")
       : "handshake";
-  } else if (record.retryTimer !== undefined) state = "reconnecting";
+  } else if (nextAttemptAt !== undefined) state = "reconnecting";
   return {
     id: record.id,
     kind: record.kind,
@@ -36,6 +39,6 @@ export function clientSnapshot(record: ClientRecord): ClientInfo {
     queuedOutputBytes: session ? session.queuedOutputBytes : 0,
     lastError: record.lastError,
     reconnectAttempts: record.failures,
-    nextAttemptInMs: record.retryTimer === undefined ? undefined : Math.max(0, record.retryAt - Date.now()),
+    nextAttemptInMs: nextAttemptAt === undefined ? undefined : Math.max(0, nextAttemptAt - Date.now()),
   };
 }

@@ -303,7 +303,6 @@ export class Scheduler implements SessionHost {
     if (record.rawOnConnect) session.setRaw(true);
     if (record.connect) {
       this.outgoing.attemptEnded(record);
-      record.failures = 0;
       this.outgoing.flushOutbox(record, session);
     }
     if (record.processorClass) this.setProcessor(record, record.processorClass);
@@ -418,7 +417,7 @@ export class Scheduler implements SessionHost {
 
   /** A snapshot of the client (see `IoCore.getClientInfo`). */
   clientInfo(record: ClientRecord): ClientInfo {
-    return clientSnapshot(record);
+    return clientSnapshot(record, this.outgoing.nextAttemptAt(record));
   }
 
   /** The client's open session, or a `ConnectionClosedError` naming `action`. */
