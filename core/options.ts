@@ -73,7 +73,9 @@ export interface IoCoreLimits {
    */
   maxKeywordBytes?: number;
   /**
-   * A connection that has not completed its handshake by then is closed (slowloris guard).
+   * A connection that has not completed its handshake by then is closed (slowloris guard): an
+   * accepted one from its admission (a parked one also waits at most this long), an outgoing client's from
+   * the start of its connect, which then fails with a `TimeoutError` and is retried.
    * @default {10000}
    */
   handshakeTimeoutMs?: number;
@@ -85,10 +87,18 @@ export interface IoCoreLimits {
   closeTimeoutMs?: number;
   /**
    * The most connections open at once (incoming and outgoing, handshakes included). At the cap,
-   * new incoming connections wait unread, in order, until a slot frees; nothing is refused.
+   * new incoming connections wait unread (parked), in order, until a slot frees, for at most
+   * `handshakeTimeoutMs`; see `maxParkedConnections`.
    * @default {65536}
    */
   maxConnections?: number;
+  /**
+   * The most accepted connections parked at once, waiting for a slot under `maxConnections`, a
+   * listener's own `maxConnections` or the input cap. Beyond it a new connection is closed at once,
+   * logged and counted in `stats().droppedConnections`.
+   * @default {1024}
+   */
+  maxParkedConnections?: number;
   /**
    * Close a connection that has neither received nor sent anything for this long; `0` disables it.
    * @default {0}
@@ -368,6 +378,7 @@ const DEFAULT_LIMITS: ResolvedLimits = {
   handshakeTimeoutMs: 10_000,
   closeTimeoutMs: 10_000,
   maxConnections: 65_536,
+  maxParkedConnections: 1024,
   idleTimeoutMs: 0,
   udpIdleTimeoutMs: 60_000,
   maxUdpClients: 65_536,

@@ -54,7 +54,11 @@ export interface ProcessorControl {
  * ```
  */
 export interface Processor {
-  /** Messages to send; the core empties it after each callback. */
+  /**
+   * Messages to send (a `string` goes out as UTF-8); the core empties it after each callback. Any
+   * other item is a processor error: what came before it is sent, a `CallbackError` is logged,
+   * and the connection closes.
+   */
   readonly outputMessages: Array<Uint8Array | string>;
   /** The connection is ready; a returned Promise holds the connection's input until it settles. */
   onConnected(): void | Promise<void>;

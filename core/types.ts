@@ -149,6 +149,16 @@ export interface IoCoreStats {
   readonly clients: number;
   /** Connections holding an unexpected keyword, waiting for `addClient`. */
   readonly heldConnections: number;
+  /**
+   * Accepted connections waiting unread for a slot (`maxConnections`, a listener's own cap, or the
+   * input cap); they are not in {@linkcode connections}.
+   */
+  readonly parkedConnections: number;
+  /**
+   * Accepted connections closed unread since the core started: parked while `maxParkedConnections`
+   * already waited, or parked longer than `handshakeTimeoutMs`.
+   */
+  readonly droppedConnections: number;
   /** True while a memory cap has paused reading from some connection (or accepting). */
   readonly readingPaused: boolean;
   /** Remote addresses tracked now over the UDP sockets (incoming UDP clients and outgoing ones). */

@@ -46,6 +46,8 @@ function assertQuiet(core: IoCore, clients: number): void {
       readingPaused: false,
       udpClients: 0,
       droppedUdpDatagrams: 0,
+      parkedConnections: 0,
+      droppedConnections: 0,
     },
   );
 }

@@ -7,7 +7,7 @@
 import type { Addr, Connection, Listener, ListenOptions, Transport } from "../../transports/types.ts";
 import { DatagramPeers, type DatagramPeersOptions } from "../udp/datagram_peers.ts";
 import { type CidrRange, describeAddr, ipInRange, parseCidr, parseIp } from "../wire/ip.ts";
-import type { IoCoreListenerOptions } from "../options.ts";
+import type { IoCoreListenerOptions, Logger } from "../options.ts";
 import type { ListenerInfo } from "../types.ts";
 
 /** Compiles a listener's `proxyProtocol.trusted` ranges into a check; throws for a bad option. */
@@ -32,8 +32,26 @@ function trustCheck(listener: IoCoreListenerOptions, id: number): ((addr: Addr) 
   };
 }
 
+/** How long and how many connections may wait parked. */
+export interface ParkingOptions {
+  /** The most connections parked at once, across listeners (`limits.maxParkedConnections`). */
+  readonly max: number;
+  /** A connection parked this long is closed, `0`: no limit (`limits.handshakeTimeoutMs`). */
+  readonly timeoutMs: number;
+  /** Where each connection closed unread is reported, as a warning. */
+  readonly logger: Logger;
+}
+
+/** A connection waiting for a slot. */
+interface Parked {
+  readonly conn: Connection;
+  readonly listener: ListenerInfo;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
 /**
- * The listeners of one core, their per-listener connection counts and caps, and the parked queue.
+ * The listeners of one core, their per-listener connection counts and caps, and the parked
+ * connections: each waits for a slot on its own listener (and the core's), in order of arrival.
  *
  * @example
  * ```ts
@@ -49,13 +67,24 @@ export class ListenerSet {
   readonly infos: ListenerInfo[] = [];
   readonly #open: number[] = [];
   readonly #max: number[] = [];
-  #parked: Array<{ conn: Connection; listener: ListenerInfo }> = [];
+  /** Parked connections, oldest first. */
+  #parked: Parked[] = [];
+  /** Per listener: how many of {@linkcode #parked} are its. */
+  readonly #parkedOn: number[] = [];
+  readonly #parking: ParkingOptions;
+  #unparking = false;
+  #droppedCount = 0;
+  #unparkAgain = false;
   /** Per listener: who may send a PROXY header, or `undefined` when the listener takes none. */
   readonly #trusted: Array<((addr: Addr) => boolean) | undefined>;
 
   /** Checks the listener options; nothing is bound yet. */
-  constructor(options: readonly IoCoreListenerOptions[]) {
+  constructor(
+    options: readonly IoCoreListenerOptions[],
+    parking: ParkingOptions = { max: Infinity, timeoutMs: 0, logger: {} },
+  ) {
     this.#options = [...options];
+    this.#parking = parking;
     this.#trusted = this.#options.map((listener, id) => trustCheck(listener, id));
     for (const listener of this.#options) {
       const max = listener.maxConnections;
@@ -104,6 +133,7 @@ export class ListenerSet {
         this.#listeners.push(listener);
         this.infos.push(info);
         this.#open.push(0);
+        this.#parkedOn.push(0);
         this.#max.push(maxConnections ?? Infinity);
         for (const conn of slot.early.splice(0)) onAccept(conn, info);
       }
@@ -119,26 +149,90 @@ export class ListenerSet {
     return this.#trusted[listener.id];
   }
 
-  /** True when `listener` is under its own cap and nobody is parked ahead. */
+  /** True when `listener` is under its own cap. */
   hasRoom(listener: ListenerInfo): boolean {
     return this.#open[listener.id]! < this.#max[listener.id]!;
   }
 
-  /** Parks an accepted connection: it waits unread (the transport reads nothing before `setHandler`). */
-  park(conn: Connection, listener: ListenerInfo): void {
-    this.#parked.push({ conn, listener });
+  /** True when a connection of `listener` is parked (a new one waits behind it). */
+  hasParked(listener: ListenerInfo): boolean {
+    return this.#parkedOn[listener.id]! > 0;
   }
 
-  /** Admits parked connections in order while `canAdmit` says there is room. */
-  unpark(
-    canAdmit: (listener: ListenerInfo) => boolean,
-    admit: (conn: Connection, listener: ListenerInfo) => void,
-  ): void {
-    while (this.#parked.length) {
-      const { conn, listener } = this.#parked[0]!;
-      if (!conn.closed && !canAdmit(listener)) return;
-      this.#parked.shift();
-      if (!conn.closed) admit(conn, listener);
+  /**
+   * Parks an accepted connection: it waits unread (the transport reads nothing before
+   * `setHandler`). At the cap it is closed at once instead, and reported as dropped.
+   */
+  park(conn: Connection, listener: ListenerInfo): void {
+    const parking = this.#parking;
+    if (this.#parked.length >= parking.max) {
+      conn.close();
+      return this.#dropped(conn, listener, `${parking.max} connections already wait (maxParkedConnections)`);
+    }
+    const parked: Parked = { conn, listener, timer: undefined };
+    if (parking.timeoutMs > 0) {
+      parked.timer = setTimeout(() => {
+        const at = this.#parked.indexOf(parked);
+        if (at < 0) return;
+        this.#unparkAt(at);
+        conn.close();
+        this.#dropped(conn, listener, `it waited longer than handshakeTimeoutMs ${parking.timeoutMs}`);
+      }, parking.timeoutMs);
+      (parked.timer as { unref?: () => void }).unref?.();
+    }
+    this.#parked.push(parked);
+    this.#parkedOn[listener.id]!++;
+  }
+
+  /** Accepted connections closed unread: parked at the cap, or parked too long. */
+  get droppedCount(): number {
+    return this.#droppedCount;
+  }
+
+  #dropped(conn: Connection, listener: ListenerInfo, why: string): void {
+    this.#droppedCount++;
+    this.#parking.logger.warn?.(
+      `Closed connection from ${describeAddr(conn.remoteAddr)} on ${listener.name} unread: ${why} for a slot`,
+    );
+  }
+
+  /** Takes the parked entry at `at` out of the queue. */
+  #unparkAt(at: number): void {
+    const [{ listener, timer }] = this.#parked.splice(at, 1) as [Parked];
+    if (timer !== undefined) clearTimeout(timer);
+    this.#parkedOn[listener.id]!--;
+  }
+
+  /**
+   * Admits parked connections, oldest first, each when its own listener has room, while
+   * `coreHasRoom` says the core has; one listener at its cap holds back only its own.
+   */
+  unpark(coreHasRoom: () => boolean, admit: (conn: Connection, listener: ListenerInfo) => void): void {
+    // An admission can close a session, which calls back here: that pass runs after this one.
+    if (this.#unparking) {
+      this.#unparkAgain = true;
+      return;
+    }
+    this.#unparking = true;
+    try {
+      do {
+        this.#unparkAgain = false;
+        let i = 0;
+        while (i < this.#parked.length) {
+          const { conn, listener } = this.#parked[i]!;
+          if (!conn.closed) {
+            if (!coreHasRoom()) break;
+            if (!this.hasRoom(listener)) {
+              i++;
+              continue;
+            }
+          }
+          this.#unparkAt(i);
+          if (!conn.closed) admit(conn, listener);
+        }
+      } while (this.#unparkAgain);
+    } finally {
+      this.#unparking = false;
     }
   }
 
@@ -154,7 +248,11 @@ export class ListenerSet {
 
   /** Closes the parked connections. */
   closeParked(): void {
-    for (const { conn } of this.#parked.splice(0)) conn.close();
+    while (this.#parked.length) {
+      const { conn } = this.#parked[0]!;
+      this.#unparkAt(0);
+      conn.close();
+    }
   }
 
   /** Closes every listener (removing UNIX socket files). */

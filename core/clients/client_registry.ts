@@ -24,6 +24,22 @@ export const UNREAD_MESSAGE_OVERHEAD_BYTES = 64;
 /** An inbox entry's count for a raw chunk (framed runs count their frames). */
 const RAW_CHUNK = -1;
 
+/** What a client is registered with, fixed for its lifetime (see `IoCore.addClient`). */
+export interface ClientRegistration {
+  /** Outgoing clients: where to connect. */
+  readonly connect?: ConnectOptions | UdpConnectOptions;
+  /** Connections start in raw mode. */
+  readonly raw?: boolean;
+  /** The processor class each connection gets. */
+  readonly processorClass?: InlineProcessorClass;
+  /** Who may announce the keyword. */
+  readonly rules?: RuleCheck;
+  /** The secret to prove, as a key. */
+  readonly secretKey?: Promise<HmacKey>;
+  /** Outgoing clients: the reconnect policy. */
+  readonly reconnect?: ResolvedReconnect;
+}
+
 /** A `messages()` iteration reading a client's inbox. */
 export interface InboxReader {
   /** Above this many unread bytes, reading from the client's connection pauses. */
@@ -55,20 +71,29 @@ export function keywordKey(keyword: Uint8Array): string {
  * ```
  */
 export class ClientRecord {
-  id: ClientId;
+  /** Given once, never changed. */
+  readonly id: ClientId;
   readonly kind: "expected" | "unknown";
   readonly keyword: Uint8Array;
   readonly key: string;
-  connect: ConnectOptions | UdpConnectOptions | undefined = undefined;
-  rawOnConnect = false;
-  processorClass: InlineProcessorClass | undefined = undefined;
-  session: Session | undefined = undefined;
-  connecting = false;
-  listener: ListenerInfo | undefined = undefined;
-  remoteAddr: Addr | undefined = undefined;
-  /** The balancer's address, when the connection came through a trusted PROXY protocol source. */
-  proxyAddr: Addr | undefined = undefined;
-  lastError: Error | undefined = undefined;
+  /** Outgoing clients: where to connect. */
+  readonly connect: ConnectOptions | UdpConnectOptions | undefined;
+  /** True when a connection starts in raw mode. */
+  readonly rawOnConnect: boolean;
+  /** Who may announce this keyword; `undefined`: the core's rules. */
+  readonly rules: RuleCheck | undefined;
+  /** The secret the client proves, as a key. */
+  readonly secretKey: Promise<HmacKey> | undefined;
+  /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
+  readonly reconnect: ResolvedReconnect | undefined;
+  #processorClass: InlineProcessorClass | undefined;
+  #session: Session | undefined = undefined;
+  #connecting = false;
+  #listener: ListenerInfo | undefined = undefined;
+  #remoteAddr: Addr | undefined = undefined;
+  #proxyAddr: Addr | undefined = undefined;
+  #lastError: Error | undefined = undefined;
+  #removed = false;
   /** Unread entries, oldest first from `#head`: runs of whole frames, and raw chunks. */
   #inbox: Uint8Array[] = [];
   /** Per entry: the frames left in it, or `RAW_CHUNK`. */
@@ -81,32 +106,174 @@ export class ClientRecord {
   /** Raw chunks among the unread entries. */
   #rawChunks = 0;
   /** Payload bytes of the unread messages. */
-  inboxBytes = 0;
-  removed = false;
-  rules: RuleCheck | undefined = undefined;
-  secretKey: Promise<HmacKey> | undefined = undefined;
+  #inboxBytes = 0;
   /** The `messages()` iteration reading this inbox, if any. */
   reader: InboxReader | undefined = undefined;
-  /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
-  reconnect: ResolvedReconnect | undefined = undefined;
   /** Consecutive failed connection attempts. */
-  failures = 0;
+  #failures = 0;
   /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
-  reconnectHeld = false;
-  /** The pending retry, and when it fires. */
-  retryTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  retryAt = 0;
+  #reconnectHeld = false;
   /** Messages accepted while not connected, sent right after the next handshake. */
-  outbox: Uint8Array[] = [];
+  #outbox: Uint8Array[] = [];
   /** Their bytes, as counted against `outputBytes` (with a frame header each). */
-  outboxBytes = 0;
+  #outboxBytes = 0;
 
-  /** A record with no connection and an empty inbox. */
-  constructor(id: ClientId, kind: "expected" | "unknown", keyword: Uint8Array) {
+  /** A record with no connection and an empty inbox, registered with `registration`. */
+  constructor(
+    id: ClientId,
+    kind: "expected" | "unknown",
+    keyword: Uint8Array,
+    registration: ClientRegistration = {},
+  ) {
     this.id = id;
     this.kind = kind;
     this.keyword = keyword;
     this.key = keywordKey(keyword);
+    this.connect = registration.connect;
+    this.rawOnConnect = registration.raw ?? false;
+    this.rules = registration.rules;
+    this.secretKey = registration.secretKey;
+    this.reconnect = registration.reconnect;
+    this.#processorClass = registration.processorClass;
+  }
+
+  /** The processor class each connection of this client gets, if any. */
+  get processorClass(): InlineProcessorClass | undefined {
+    return this.#processorClass;
+  }
+
+  /** The client's connection (in its handshake or open), if any. */
+  get session(): Session | undefined {
+    return this.#session;
+  }
+
+  /** True while an outgoing client's connect is under way (before its handshake). */
+  get connecting(): boolean {
+    return this.#connecting;
+  }
+
+  /** The listener of the client's last incoming connection. */
+  get listener(): ListenerInfo | undefined {
+    return this.#listener;
+  }
+
+  /** The peer of the client's last connection. */
+  get remoteAddr(): Addr | undefined {
+    return this.#remoteAddr;
+  }
+
+  /** The balancer's address, when the connection came through a trusted PROXY protocol source. */
+  get proxyAddr(): Addr | undefined {
+    return this.#proxyAddr;
+  }
+
+  /** Why the client's last connection or attempt ended, if it was an error. */
+  get lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
+  /** True once the client was removed. */
+  get removed(): boolean {
+    return this.#removed;
+  }
+
+  /** Connections from now on get `processorClass`. */
+  processorChanged(processorClass: InlineProcessorClass): void {
+    this.#processorClass = processorClass;
+  }
+
+  /** An outgoing client's connect began. */
+  connectStarted(): void {
+    this.#connecting = true;
+  }
+
+  /** The connect ended without a connection: it failed (`error`), or this side gave it up. */
+  connectEnded(error?: Error): void {
+    this.#connecting = false;
+    if (error) this.#lastError = error;
+  }
+
+  /** An outgoing client's connect succeeded: `session` runs its handshake. */
+  handshakeStarted(session: Session): void {
+    this.#connecting = false;
+    this.#session = session;
+    this.#remoteAddr = session.remoteAddr;
+  }
+
+  /** `session` was admitted (or connected) for this client: it is the client's connection now. */
+  bound(session: Session): void {
+    this.#connecting = false;
+    this.#failures = 0;
+    this.#session = session;
+    this.#listener = session.listener;
+    this.#remoteAddr = session.remoteAddr;
+    this.#proxyAddr = session.proxyAddr;
+    this.#lastError = undefined;
+  }
+
+  /** The client's connection closed, with `error` if it failed. */
+  unbound(error: Error | undefined): void {
+    this.#session = undefined;
+    if (error) this.#lastError = error;
+  }
+
+  /** Consecutive failed connection attempts of an outgoing client. */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
+  get reconnectHeld(): boolean {
+    return this.#reconnectHeld;
+  }
+
+  /** Bytes waiting in the send buffer, as counted against `outputBytes` (a frame header each). */
+  get outboxBytes(): number {
+    return this.#outboxBytes;
+  }
+
+  /** An attempt failed; returns the consecutive failures so far. */
+  attemptFailed(): number {
+    return ++this.#failures;
+  }
+
+  /** No more attempts until `reconnectClient`. */
+  reconnectsHeld(): void {
+    this.#reconnectHeld = true;
+  }
+
+  /** `reconnectClient`: attempts again, with a fresh count. */
+  reconnectsResumed(): void {
+    this.#reconnectHeld = false;
+    this.#failures = 0;
+  }
+
+  /**
+   * Keeps `payloads` (of `bytes`, headers counted) for the next connection: after what waits, or
+   * before it (`first`: the unsent rest of a lost connection). Appending is O(1) per message.
+   */
+  keepWhileAway(payloads: Uint8Array[], bytes: number, first: boolean): void {
+    if (first) this.#outbox = payloads.concat(this.#outbox);
+    else for (const payload of payloads) this.#outbox.push(payload);
+    this.#outboxBytes += bytes;
+  }
+
+  /** Takes everything kept while away, oldest first, and empties the send buffer. */
+  takeOutbox(): Uint8Array[] {
+    const outbox = this.#outbox;
+    this.#outbox = [];
+    this.#outboxBytes = 0;
+    return outbox;
+  }
+
+  /** The client was removed: it gets no connection any more. */
+  markRemoved(): void {
+    this.#removed = true;
+  }
+
+  /** Payload bytes of the unread messages. */
+  get inboxBytes(): number {
+    return this.#inboxBytes;
   }
 
   /** Messages received and not read. */
@@ -116,7 +283,7 @@ export class ClientRecord {
 
   /** What the unread messages count against `limits.inputBytes`. */
   get inboxCost(): number {
-    return this.inboxBytes + this.#unread * UNREAD_MESSAGE_OVERHEAD_BYTES;
+    return this.#inboxBytes + this.#unread * UNREAD_MESSAGE_OVERHEAD_BYTES;
   }
 
   /** Adds `count` whole frames as received (headers included), with `payloadBytes` of payload. */
@@ -124,7 +291,7 @@ export class ClientRecord {
     this.#inbox.push(frames);
     this.#counts.push(count);
     this.#unread += count;
-    this.inboxBytes += payloadBytes;
+    this.#inboxBytes += payloadBytes;
   }
 
   /**
@@ -138,7 +305,7 @@ export class ClientRecord {
       this.#counts.push(RAW_CHUNK);
       this.#rawChunks++;
       this.#unread++;
-      this.inboxBytes += n;
+      this.#inboxBytes += n;
     } else {
       const frame = new Uint8Array(
         message.buffer,
@@ -167,7 +334,7 @@ export class ClientRecord {
       headDone = --this.#counts[head] === 0;
     }
     this.#unread--;
-    this.inboxBytes -= message.length;
+    this.#inboxBytes -= message.length;
     if (headDone) this.#shift();
     return message;
   }
@@ -203,7 +370,7 @@ export class ClientRecord {
     if (this.#rawChunks === 0) {
       end = inbox.length;
       count = this.#unread;
-      byteLength += this.inboxBytes + count * FRAME_HEADER_BYTES + this.#headTaken;
+      byteLength += this.#inboxBytes + count * FRAME_HEADER_BYTES + this.#headTaken;
     } else {
       for (; end < inbox.length && counts[end] !== RAW_CHUNK; end++) {
         count += counts[end]!;
@@ -222,9 +389,27 @@ export class ClientRecord {
       this.#headTaken = 0;
       this.#headView = undefined;
       this.#unread -= count;
-      this.inboxBytes -= byteLength - count * FRAME_HEADER_BYTES;
+      this.#inboxBytes -= byteLength - count * FRAME_HEADER_BYTES;
     }
     return createFrameBatch(owner, runs, count, byteLength);
+  }
+
+  /**
+   * Moves `from`'s unread messages into this empty inbox, leaving `from` empty: a held connection's
+   * provisional record hands them to the client registered for its keyword. What they count against
+   * the input cap does not change.
+   */
+  adoptInbox(from: ClientRecord): void {
+    if (this.#unread !== 0) throw new TypeError("Cannot adopt an inbox: this one is not empty");
+    this.#inbox = from.#inbox;
+    this.#counts = from.#counts;
+    this.#head = from.#head;
+    this.#headTaken = from.#headTaken;
+    this.#headView = from.#headView;
+    this.#unread = from.#unread;
+    this.#rawChunks = from.#rawChunks;
+    this.#inboxBytes = from.#inboxBytes;
+    from.clearInbox();
   }
 
   /** Forgets every unread message. */
@@ -236,7 +421,7 @@ export class ClientRecord {
     this.#headView = undefined;
     this.#unread = 0;
     this.#rawChunks = 0;
-    this.inboxBytes = 0;
+    this.#inboxBytes = 0;
   }
 
   /** Moves past the head entry once it is read. */

@@ -19,6 +19,13 @@ export interface OutgoingHost {
   isClosed(): boolean;
   /** Starts a connection attempt for the client. */
   connect(record: ClientRecord): void;
+  /** A connection attempt still in its TCP connect was given up (the client was closed, the core shuts down). */
+  abandoned(record: ClientRecord): void;
+}
+
+/** A pending connection attempt: the TCP connect, then the keyword exchange. */
+interface Attempt {
+  readonly timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /**
@@ -34,8 +41,10 @@ export class OutgoingClients {
   readonly #budget: MemoryBudget;
   readonly #logger: Logger;
   readonly #host: OutgoingHost;
-  /** Clients with a retry scheduled. */
-  readonly #retrying = new Set<ClientRecord>();
+  /** Clients with a retry scheduled: its timer, and when it fires. */
+  readonly #retries = new Map<ClientRecord, { timer: ReturnType<typeof setTimeout>; at: number }>();
+  /** Clients with a connection attempt under way (connecting, or in the handshake). */
+  readonly #attempts = new Map<ClientRecord, Attempt>();
 
   /** Buffered bytes count in `budget.outputBytes`; give-ups are reported to `logger.warn`. */
   constructor(budget: MemoryBudget, logger: Logger, host: OutgoingHost) {
@@ -73,24 +82,21 @@ export class OutgoingClients {
   toOutbox(record: ClientRecord, payloads: Uint8Array[], first: boolean): void {
     let bytes = 0;
     for (const payload of payloads) bytes += payload.length + FRAME_HEADER_BYTES;
-    record.outbox = first ? payloads.concat(record.outbox) : record.outbox.concat(payloads);
-    record.outboxBytes += bytes;
+    record.keepWhileAway(payloads, bytes, first);
     this.#budget.outputBytes += bytes;
   }
 
   /** Sends what waited in the send buffer, right after the handshake and before anything newer. */
   flushOutbox(record: ClientRecord, session: Session): void {
-    if (!record.outbox.length) return;
-    const outbox = record.outbox;
-    this.dropOutbox(record);
-    session.queueOutputs(outbox);
+    if (record.outboxBytes === 0) return;
+    this.#budget.outputBytes -= record.outboxBytes;
+    session.queueOutputs(record.takeOutbox());
   }
 
   /** Forgets the client's send buffer (a removed client). */
   dropOutbox(record: ClientRecord): void {
     this.#budget.outputBytes -= record.outboxBytes;
-    record.outbox = [];
-    record.outboxBytes = 0;
+    record.takeOutbox();
   }
 
   /**
@@ -100,60 +106,111 @@ export class OutgoingClients {
    */
   retryLater(record: ClientRecord, error: Error | undefined, wasEstablished: boolean): void {
     const policy = record.reconnect;
-    if (!policy || record.removed || this.#host.isClosed() || record.reconnectHeld || record.retryTimer) {
+    if (
+      !policy || record.removed || this.#host.isClosed() || record.reconnectHeld || this.#retries.has(record)
+    ) {
       return;
     }
-    if (error instanceof HandshakeRejectedError && error.reason !== "") {
-      record.reconnectHeld = true;
-      return;
-    }
-    if (!wasEstablished) record.failures++;
+    if (error instanceof HandshakeRejectedError && error.reason !== "") return record.reconnectsHeld();
+    if (!wasEstablished) record.attemptFailed();
     if (record.failures >= policy.maxAttempts) {
-      record.reconnectHeld = true;
+      record.reconnectsHeld();
       this.#logger.warn?.(`Giving up on client ${record.id} after ${record.failures} failed attempts`);
       return;
     }
     const delay = backoffDelay(policy, record.failures);
-    record.retryAt = Date.now() + delay;
-    record.retryTimer = setTimeout(() => {
-      record.retryTimer = undefined;
-      this.#retrying.delete(record);
+    const timer = setTimeout(() => {
+      this.#retries.delete(record);
       if (!this.#host.isClosed() && !record.removed && !record.session && !record.connecting) {
         this.#host.connect(record);
       }
     }, delay);
     // No retry keeps a process alive.
-    (record.retryTimer as { unref?: () => void }).unref?.();
-    this.#retrying.add(record);
+    (timer as { unref?: () => void }).unref?.();
+    this.#retries.set(record, { timer, at: Date.now() + delay });
+  }
+
+  /**
+   * A connection attempt begins; `onTimeout` runs if it has not ended within `timeoutMs` (`0`:
+   * never). Returns the attempt, for {@linkcode isCurrent}.
+   */
+  attemptStarted(record: ClientRecord, timeoutMs: number, onTimeout: () => void): object {
+    this.attemptEnded(record);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (timeoutMs > 0) {
+      timer = setTimeout(() => {
+        if (this.#attempts.get(record) !== attempt) return;
+        this.#attempts.delete(record);
+        onTimeout();
+      }, timeoutMs);
+      (timer as { unref?: () => void }).unref?.();
+    }
+    const attempt: Attempt = { timer };
+    this.#attempts.set(record, attempt);
+    return attempt;
+  }
+
+  /** True while `attempt` is the client's attempt under way (not timed out, abandoned or ended). */
+  isCurrent(record: ClientRecord, attempt: object): boolean {
+    return this.#attempts.get(record) === attempt;
+  }
+
+  /** The client's attempt ended: connected, failed, or its connection closed. */
+  attemptEnded(record: ClientRecord): void {
+    const attempt = this.#attempts.get(record);
+    if (attempt === undefined) return;
+    if (attempt.timer !== undefined) clearTimeout(attempt.timer);
+    this.#attempts.delete(record);
+  }
+
+  /** When the client's next attempt starts (`Date.now()` time), or `undefined` if none is scheduled. */
+  nextAttemptAt(record: ClientRecord): number | undefined {
+    return this.#retries.get(record)?.at;
   }
 
   /** Cancels the client's pending retry, if any. */
   cancelRetry(record: ClientRecord): void {
-    if (record.retryTimer !== undefined) clearTimeout(record.retryTimer);
-    record.retryTimer = undefined;
-    this.#retrying.delete(record);
+    const retry = this.#retries.get(record);
+    if (retry === undefined) return;
+    clearTimeout(retry.timer);
+    this.#retries.delete(record);
   }
 
-  /** Cancels every pending retry (the core closes). */
+  /** Cancels every pending retry and attempt timer (the core closes). */
   cancelAll(): void {
-    for (const record of [...this.#retrying]) this.cancelRetry(record);
+    for (const record of [...this.#retries.keys()]) this.cancelRetry(record);
+    for (const record of [...this.#attempts.keys()]) this.attemptEnded(record);
   }
 
-  /** This side closes the client's connection: no retry until `reconnectClient`. */
+  /**
+   * This side closes the client's connection: no retry until `reconnectClient`. An attempt still in
+   * its TCP connect is given up now (the connection is closed when it arrives); one in its handshake
+   * ends when the caller closes its session.
+   */
   hold(record: ClientRecord): void {
-    record.reconnectHeld = true;
+    record.reconnectsHeld();
     this.cancelRetry(record);
+    if (record.connecting && this.#attempts.has(record)) {
+      this.attemptEnded(record);
+      this.#host.abandoned(record);
+    }
   }
 
-  /** Holds every client with a retry pending (the core shuts down). */
+  /** Holds every client with a retry or a connection attempt pending (the core shuts down). */
   holdAll(): void {
-    for (const record of [...this.#retrying]) this.hold(record);
+    for (const record of [...this.#retries.keys(), ...this.#attempts.keys()]) this.hold(record);
+  }
+
+  /** The client is removed: no retry, no attempt, no send buffer. */
+  removed(record: ClientRecord): void {
+    this.cancelRetry(record);
+    this.attemptEnded(record);
+    this.dropOutbox(record);
   }
 
   /** Connects the client again now, whatever the backoff, with a fresh attempt count. */
   reconnectNow(record: ClientRecord): void {
-    record.reconnectHeld = false;
-    record.failures = 0;
+    record.reconnectsResumed();
     this.cancelRetry(record);
     if (!record.session && !record.connecting) this.#host.connect(record);
   }

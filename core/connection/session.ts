@@ -20,7 +20,8 @@ import { type FlushScheduler, framedPieces, OutputKind } from "./output.ts";
 import type { Processor } from "../processor.ts";
 import { InFlightMessages } from "./in_flight.ts";
 import { ProxyHeaderReader } from "../wire/proxy_protocol.ts";
-import { ProcessorClose, type ProcessorHost } from "../engine/processor_host.ts";
+import type { ProcessorHost } from "../engine/processor_host.ts";
+import { ProcessorState } from "../engine/processor_state.ts";
 import { toBytes } from "../wire/bytes.ts";
 import {
   createFrameBatch,
@@ -132,15 +133,8 @@ export class Session implements ConnectionHandler {
   client: ClientRecord | undefined = undefined;
   /** The provisional record of a held unexpected keyword. */
   held: ClientRecord | undefined = undefined;
-  processor: Processor | undefined = undefined;
-  /** True while a processor callback runs for this session. */
-  inCallback = false;
-  /** The close a processor asked for during its current callback. */
-  processorClose: ProcessorClose = ProcessorClose.none;
-  /** True while an asynchronous processor callback has not settled: input waits in order. */
-  awaitingCallback = false;
-  /** True when the processor takes whole reads as batches (it defines `onFramesReceived`). */
-  takesFrames = false;
+  /** The processor and where its callbacks stand; only `ProcessorHost` writes it. */
+  readonly processing: ProcessorState = new ProcessorState();
   /** Messages, batches or raw chunks that arrived while a callback was pending, counted as input. */
   #waitingInput: (Uint8Array | FrameBatch)[] = [];
   outQueue: Uint8Array[] = [];
@@ -211,6 +205,21 @@ export class Session implements ConnectionHandler {
     this.opened = true;
     this.raw = true;
     this.decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+  }
+
+  /** The connection's processor, if one is attached. */
+  get processor(): Processor | undefined {
+    return this.processing.processor;
+  }
+
+  /** True when the processor takes whole reads as batches. */
+  get takesFrames(): boolean {
+    return this.processing.takesFrames;
+  }
+
+  /** True while an asynchronous processor callback has not settled: input waits in order. */
+  get awaitingCallback(): boolean {
+    return this.processing.awaiting;
   }
 
   /** The peer's address: the original client's behind a trusted balancer, else the connection's. */
@@ -493,7 +502,6 @@ export class Session implements ConnectionHandler {
 
   /** The pending callback settled: deliver what waited, until one goes asynchronous again. */
   callbackSettled(): void {
-    this.awaitingCallback = false;
     const waiting = this.#waitingInput;
     let i = 0;
     while (i < waiting.length && !this.awaitingCallback && this.processor && this.phase === Phase.open) {

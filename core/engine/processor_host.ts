@@ -12,11 +12,7 @@ import { attachProcessor, type Processor } from "../processor.ts";
 import { Pause, type Session } from "../connection/session.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { FrameBatch } from "../wire/frame_batch.ts";
-
-/** What a processor asked for during a callback; acted on when the callback returns. */
-export const ProcessorClose = { none: 0, now: 1, whenFlushed: 2 } as const;
-/** One of {@linkcode ProcessorClose}'s values. */
-export type ProcessorClose = typeof ProcessorClose[keyof typeof ProcessorClose];
+import { ProcessorClose } from "./processor_state.ts";
 
 type Callback = "onConnected" | "onDataReceived" | "onFramesReceived" | "onOutputBuffersAreEmpty";
 
@@ -40,9 +36,20 @@ export class ProcessorHost {
 
   /** Creates the client's processor for this connection and calls `onConnected`. */
   attach(session: Session, record: ClientRecord): void {
-    const processor: Processor = new record.processorClass!();
-    session.processor = processor;
-    session.takesFrames = typeof processor.onFramesReceived === "function";
+    let processor: Processor;
+    try {
+      processor = new record.processorClass!();
+    } catch (err) {
+      // Like a throwing callback: this connection closes, nothing reaches the runtime's event loop.
+      const error = new CallbackError(`InlineProcessor constructor threw for client ${record.id}`, {
+        cause: err,
+      });
+      this.#logger.error?.(`${error.message}; its connection is closed`, err);
+      return session.drainAndClose(error);
+    }
+    const state = session.processing;
+    state.processor = processor;
+    state.takesFrames = typeof processor.onFramesReceived === "function";
     attachProcessor(processor, {
       context: {
         clientId: record.id,
@@ -53,23 +60,23 @@ export class ProcessorHost {
       control: {
         setRaw: (raw) => session.setRaw(raw),
         closeNow: () => {
-          if (session.inCallback) session.processorClose = ProcessorClose.now;
+          if (state.inCallback) state.close = ProcessorClose.now;
           else session.close();
         },
         closeWhenFlushed: () => {
           // Inside a callback its own output is not queued yet: close after it, not before.
-          if (session.inCallback) session.processorClose ||= ProcessorClose.whenFlushed;
+          if (state.inCallback) state.close ||= ProcessorClose.whenFlushed;
           else session.closeWhenFlushed();
         },
         isRaw: () => session.raw,
         sendFrames: (batch) => {
           // After what the callback pushed so far, so its output keeps the order it was made in.
-          if (session.inCallback) this.#queueOutput(session);
+          if (state.inCallback) this.#queueOutput(session);
           session.sendFrames(batch);
         },
       },
     });
-    session.inCallback = true;
+    state.inCallback = true;
     let pending: void | Promise<void>;
     try {
       pending = processor.onConnected();
@@ -82,9 +89,10 @@ export class ProcessorHost {
 
   /** Hands one message (or raw chunk) or a batch to the connection's processor. */
   deliver(session: Session, message: Uint8Array | FrameBatch): void {
-    session.inCallback = true;
-    const processor = session.processor!;
-    const batch = session.takesFrames && message instanceof FrameBatch;
+    const state = session.processing;
+    state.inCallback = true;
+    const processor = state.processor!;
+    const batch = state.takesFrames && message instanceof FrameBatch;
     const callback = batch ? "onFramesReceived" : "onDataReceived";
     let pending: void | Promise<void>;
     try {
@@ -110,11 +118,12 @@ export class ProcessorHost {
       () => {
         if (session.closed) return;
         this.#after(session);
+        session.processing.awaiting = false;
         session.callbackSettled();
       },
       (err: unknown) => {
         if (!session.closed) {
-          session.awaitingCallback = false;
+          session.processing.awaiting = false;
           return this.#failed(session, callback, err);
         }
         const id = session.client?.id;
@@ -126,7 +135,7 @@ export class ProcessorHost {
     );
     this.#after(session);
     if (session.closed) return;
-    session.awaitingCallback = true;
+    session.processing.awaiting = true;
     session.pauseReading(Pause.callback);
     this.#flushAsPushed(session);
   }
@@ -139,7 +148,7 @@ export class ProcessorHost {
     Object.defineProperty(output, "push", {
       value: (...items: Array<Uint8Array | string>): number => {
         const length = push.apply(output, items);
-        if (!session.inCallback) this.#after(session);
+        if (!session.processing.inCallback) this.#after(session);
         return length;
       },
     });
@@ -147,7 +156,7 @@ export class ProcessorHost {
 
   /** Everything queued was written. */
   drained(session: Session): void {
-    session.inCallback = true;
+    session.processing.inCallback = true;
     try {
       session.processor!.onOutputBuffersAreEmpty();
     } catch (err) {
@@ -156,8 +165,11 @@ export class ProcessorHost {
     this.#after(session);
   }
 
-  /** The connection closed: the last callback, whose output has nowhere to go. */
-  lost(processor: Processor, clientId: number): void {
+  /** The connection closed: the processor is detached and gets its last callback, whose output has nowhere to go. */
+  lost(session: Session, clientId: number): void {
+    const processor = session.processing.processor;
+    if (processor === undefined) return;
+    session.processing.processor = undefined;
     try {
       processor.onConnectionLost();
     } catch (err) {
@@ -167,23 +179,48 @@ export class ProcessorHost {
 
   /** Queues what the callback pushed, then acts on the close it asked for. */
   #after(session: Session): void {
-    session.inCallback = false;
-    const close = session.processorClose;
-    session.processorClose = ProcessorClose.none;
-    const processor = session.processor;
+    const state = session.processing;
+    state.inCallback = false;
+    const close = state.close;
+    state.close = ProcessorClose.none;
+    const processor = state.processor;
     if (!processor || session.closed) return;
     if (close === ProcessorClose.now) return session.close();
     this.#queueOutput(session);
     if (close === ProcessorClose.whenFlushed) session.closeWhenFlushed();
   }
 
-  /** Queues what the processor pushed to `outputMessages`, and empties it. */
+  /**
+   * Queues what the processor pushed to `outputMessages`, and empties it. An item that is not a
+   * message is a processor error: what came before it is queued, then the connection closes.
+   */
   #queueOutput(session: Session): void {
     const output = session.processor!.outputMessages;
     if (output.length) {
-      for (let i = 0; i < output.length; i++) session.queueOutput(toBytes(output[i]!));
+      for (let i = 0; i < output.length; i++) {
+        const item: unknown = output[i];
+        if (item instanceof Uint8Array) session.queueOutput(item);
+        else if (typeof item === "string") session.queueOutput(toBytes(item));
+        else {
+          output.length = 0;
+          return this.#badOutput(session, item);
+        }
+      }
       output.length = 0;
     }
+  }
+
+  #badOutput(session: Session, item: unknown): void {
+    const what = item === null
+      ? "null"
+      : typeof item === "object"
+      ? `a ${(item as object).constructor?.name ?? "null-prototype object"}`
+      : `a ${typeof item}`;
+    const error = new CallbackError(
+      `InlineProcessor pushed ${what} to outputMessages for client ${session.client?.id}; a message is a Uint8Array or a string`,
+    );
+    this.#logger.error?.(`${error.message}; its connection is closed`);
+    session.drainAndClose(error);
   }
 
   #failed(session: Session, callback: Callback, err: unknown): void {

@@ -8,21 +8,8 @@
 import { authProof, importSecret, timingSafeEqual } from "../wire/auth.ts";
 import { toBytes } from "../wire/bytes.ts";
 import { ClientRecord, ClientRegistry, keywordKey } from "../clients/client_registry.ts";
-import {
-  CallbackError,
-  ConnectionClosedError,
-  CoreClosedError,
-  TimeoutError,
-  UnsupportedError,
-} from "../errors.ts";
-import {
-  bindDatagramClient,
-  checkDatagramSize,
-  checkDatagramSizes,
-  DatagramCounters,
-  type DatagramPeersOptions,
-  udpTarget,
-} from "../udp/datagram_peers.ts";
+import { CallbackError, ConnectionClosedError, CoreClosedError } from "../errors.ts";
+import { DatagramCounters, type DatagramPeersOptions } from "../udp/datagram_peers.ts";
 import { EventBoard } from "./event_board.ts";
 import type { KeywordVerdict } from "../wire/handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
@@ -34,38 +21,29 @@ import {
   type IncomingConnectionInfo,
   type IoCoreOptions,
   type Logger,
-  oneOf,
   type ResolvedLimits,
   resolveLimits,
 } from "../options.ts";
 import { FlushScheduler } from "../connection/output.ts";
-import { FrameBatch, frameBatchRuns, frameBatchSent, payloadViews } from "../wire/frame_batch.ts";
+import type { FrameBatch } from "../wire/frame_batch.ts";
 import type { InlineProcessorClass } from "../processor.ts";
 import { ProcessorHost } from "./processor_host.ts";
+import { clientSnapshot } from "./client_info.ts";
+import { IdleSweep } from "./idle_sweep.ts";
+import { InboxReading } from "./inbox_reading.ts";
+import { Connector } from "./connector.ts";
+import { Sender } from "./sending.ts";
 import { OutgoingClients } from "../clients/outgoing.ts";
 import { resolveReconnect } from "../clients/reconnect.ts";
-import { ALLOW_ALL, compileRules, LOCAL_ONLY, type PeerInfo, type RuleCheck } from "../admission/rules.ts";
-import { Pause, Phase, Session, type SessionHost } from "../connection/session.ts";
+import { compileRules } from "../admission/rules.ts";
+import { Gate, type Incoming } from "../admission/gate.ts";
+import { type AdmissionPolicy, admissionPolicy, keywordVerdict, routeIncoming } from "../admission/admit.ts";
+import { Phase, Session, type SessionHost } from "../connection/session.ts";
 import { resolveTransport } from "./transport_slot.ts";
 import type { Addr, Connection, Transport } from "../../transports/types.ts";
-import type {
-  ClientConnectionState,
-  ClientId,
-  ClientInfo,
-  IoCoreStats,
-  Keyword,
-  ListenerInfo,
-} from "../types.ts";
+import type { ClientId, ClientInfo, IoCoreStats, Keyword, ListenerInfo } from "../types.ts";
 
 const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
-
-/** An incoming connection as admission sees it: behind a balancer, the original client's address. */
-interface Incoming {
-  readonly conn: Connection;
-  readonly listener: ListenerInfo;
-  readonly remoteAddr: Addr;
-  readonly proxyAddr?: Addr;
-}
 
 const incomingOf = (session: Session): Incoming => ({
   conn: session.conn,
@@ -74,20 +52,9 @@ const incomingOf = (session: Session): Incoming => ({
   proxyAddr: session.proxyAddr,
 });
 const utf8Decoder = new TextDecoder();
-const ADMIT: KeywordVerdict = Object.freeze({ kind: "admit" });
-const HOLD: KeywordVerdict = Object.freeze({ kind: "hold" });
-const CHALLENGE: KeywordVerdict = Object.freeze({ kind: "challenge" });
-const refusal = (reason: string): KeywordVerdict => ({ kind: "refuse", reason });
 
 /**
  * The core's parts and the logic between them; every public `IoCore` method lands here.
- *
- * @example
- * ```ts
- * import { Scheduler } from "./scheduler.ts";
- * const scheduler = new Scheduler({ transport: "node" });
- * await scheduler.close();
- * ```
  */
 export class Scheduler implements SessionHost {
   readonly transport: Transport;
@@ -107,24 +74,26 @@ export class Scheduler implements SessionHost {
   #resolveClosed!: () => void;
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => void this.close();
-  /** Clients whose inbox a `messages()` iteration reads. */
-  readonly #readers = new Set<ClientRecord>();
+  /** Reading the clients' inboxes, and what reading frees. */
+  readonly inbox: InboxReading;
   /** Outgoing clients: their send buffers and their retries. */
   readonly outgoing: OutgoingClients;
+  /** Outgoing clients: their connection attempts. */
+  readonly connector: Connector;
+  /** What the application sends. */
+  readonly sender: Sender;
   /** False once `stopAccepting` (or `shutdown`) began: accepted connections are closed. */
   #accepting = true;
   #shutdown: Promise<void> | undefined = undefined;
   /** Called when the last session closes, while `shutdown` waits for it. */
   #allClosed: (() => void) | undefined = undefined;
   readonly #rawConnection: ((info: IncomingConnectionInfo) => boolean) | undefined;
-  readonly #allowUnknown: boolean;
+  readonly #policy: AdmissionPolicy;
+  readonly #gate: Gate;
   readonly #unknownProcessor: InlineProcessorClass | undefined;
-  readonly #acceptUnexpected: boolean;
-  readonly #replaceDuplicates: boolean;
   readonly #noDelay: boolean;
-  readonly #defaultRules: RuleCheck;
-  readonly #unknownRules: RuleCheck;
-  #idleTimer: ReturnType<typeof setInterval> | undefined = undefined;
+  /** Closes idle connections, when `limits.idleTimeoutMs` is set. */
+  readonly #idleSweep: IdleSweep | undefined;
   /** UDP: what every socket's peers share (the counters, the caps). */
   readonly #datagrams: DatagramPeersOptions;
 
@@ -134,17 +103,17 @@ export class Scheduler implements SessionHost {
     this.limits = resolveLimits(options.limits);
     this.logger = options.logger === null ? {} : options.logger ?? defaultLogger;
     this.#rawConnection = options.rawConnection;
-    this.#allowUnknown =
-      oneOf("unknownClients", options.unknownClients, ["allow", "refuse"], "refuse") === "allow";
+    this.#policy = admissionPolicy(options);
+    this.#gate = new Gate(this.logger);
     this.#unknownProcessor = options.unknownClientProcessor;
-    this.#acceptUnexpected = options.acceptUnexpectedKeywords ?? true;
-    this.#replaceDuplicates =
-      oneOf("duplicateKeyword", options.duplicateKeyword, ["refuse", "replace"], "refuse") === "replace";
     this.#noDelay = options.noDelay ?? true;
-    this.#defaultRules = compileRules(options.allow ?? LOCAL_ONLY);
-    this.#unknownRules = compileRules(options.unknownClientsAllow ?? ALLOW_ALL);
-    this.listeners = new ListenerSet(options.listeners ?? []);
+    this.listeners = new ListenerSet(options.listeners ?? [], {
+      max: this.limits.maxParkedConnections,
+      timeoutMs: this.limits.handshakeTimeoutMs,
+      logger: this.logger,
+    });
     this.tracksIdle = this.limits.idleTimeoutMs > 0;
+    this.#idleSweep = this.tracksIdle ? new IdleSweep(this.limits.idleTimeoutMs, this.sessions) : undefined;
     this.#datagrams = {
       counters: new DatagramCounters(),
       maxPeers: this.limits.maxUdpClients,
@@ -156,10 +125,29 @@ export class Scheduler implements SessionHost {
     });
     this.board = new EventBoard((id) => (this.registry.get(id)?.unread ?? 0) > 0);
     this.processors = new ProcessorHost(this.logger);
+    this.inbox = new InboxReading(this.budget, {
+      isClosed: () => this.closed,
+      isRegistered: (record) => this.registry.get(record.id) === record,
+      forget: (record) => this.forget(record),
+    });
     this.outgoing = new OutgoingClients(this.budget, this.logger, {
       isClosed: () => this.closed,
-      connect: (record) => this.connectOut(record),
+      connect: (record) => this.connector.connect(record),
+      abandoned: (record) => this.connector.abandoned(record),
     });
+    this.connector = new Connector({
+      transport: this.transport,
+      limits: this.limits,
+      logger: this.logger,
+      board: this.board,
+      outgoing: this.outgoing,
+      datagrams: this.#datagrams,
+      noDelay: this.#noDelay,
+      isClosed: () => this.closed,
+      newSession: (conn, listener, start) => this.#newSession(conn, listener, start),
+      bind: (session, record) => this.bind(session, record),
+    });
+    this.sender = new Sender(this.registry, this.outgoing, this.budget, this.limits.maxMessageBytes);
     this.closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#signal = options.signal;
     if (this.#signal?.aborted) queueMicrotask(this.#onAbort);
@@ -180,52 +168,22 @@ export class Scheduler implements SessionHost {
     );
   }
 
-  #hasRoom = (listener: ListenerInfo): boolean =>
-    this.sessions.size < this.limits.maxConnections && this.listeners.hasRoom(listener) &&
-    !this.budget.overInput; // over the input cap, stop accepting too
+  /** Room for one more connection in the core (over the input cap, it stops accepting too). */
+  #coreHasRoom = (): boolean => this.sessions.size < this.limits.maxConnections && !this.budget.overInput;
 
   #accept(conn: Connection, listener: ListenerInfo): void {
     if (this.closed || !this.#accepting) return conn.close();
-    if (this.listeners.parkedCount || !this.#hasRoom(listener)) this.listeners.park(conn, listener);
-    else this.#admit(conn, listener);
+    // Parking is per listener: a full admin listener holds back its own connections only.
+    const listeners = this.listeners;
+    if (!this.#coreHasRoom() || !listeners.hasRoom(listener) || listeners.hasParked(listener)) {
+      listeners.park(conn, listener);
+    } else this.#admit(conn, listener);
   }
 
   #unpark(): void {
-    if (!this.closed) this.listeners.unpark(this.#hasRoom, (conn, listener) => this.#admit(conn, listener));
-  }
-
-  /**
-   * Calls application code (a rule, a predicate) behind the guard: what it throws is logged, and
-   * the caller refuses that connection only.
-   */
-  #guarded<T>(what: string, where: () => string, call: () => T): T | CallbackError {
-    try {
-      return call();
-    } catch (err) {
-      const error = new CallbackError(`${what} threw for ${where()}`, { cause: err });
-      this.logger.error?.(`${error.message}; connection refused`, err);
-      return error;
+    if (!this.closed) {
+      this.listeners.unpark(this.#coreHasRoom, (conn, listener) => this.#admit(conn, listener));
     }
-  }
-
-  #peerInfo(peer: Incoming, keyword?: Uint8Array): PeerInfo {
-    const { conn, listener } = peer;
-    return {
-      listener,
-      remoteAddr: peer.remoteAddr,
-      localAddr: conn.localAddr,
-      transport: listener.addr.transport,
-      keyword,
-      tls: conn.tls,
-      proxyAddr: peer.proxyAddr,
-    };
-  }
-
-  /** True when the rules admit the peer; a rule that throws refuses it. */
-  #allowed(rules: RuleCheck, peer: Incoming, keyword?: Uint8Array): boolean {
-    const where = () => `${describeAddr(peer.remoteAddr)} on ${peer.listener.name}`;
-    const admitted = this.#guarded("An access rule", where, () => rules(this.#peerInfo(peer, keyword)));
-    return typeof admitted === "number" && admitted >= 0;
   }
 
   #admit(conn: Connection, listener: ListenerInfo): void {
@@ -255,13 +213,12 @@ export class Scheduler implements SessionHost {
   /** Decides whether an incoming connection is raw (an unknown client) or starts a handshake. */
   #classify(peer: Incoming, session: Session | undefined): void {
     const { conn, listener } = peer;
-    const where = () => `${describeAddr(peer.remoteAddr)} on ${listener.name}`;
     const predicate = this.#rawConnection;
     // A UDP address has no handshake: it is always a raw unknown client.
     const raw = peer.remoteAddr.transport === "udp" ? true : predicate
-      ? this.#guarded(
+      ? this.#gate.guarded(
         "rawConnection",
-        where,
+        peer,
         () =>
           predicate({
             listener,
@@ -272,20 +229,22 @@ export class Scheduler implements SessionHost {
       )
       : false;
     if (raw instanceof CallbackError) return session ? session.close(raw) : conn.close();
-    if (!raw) {
+    const route = routeIncoming(this.#policy, raw, () => this.#gate.allowed(this.#policy.unknownRules, peer));
+    if (route === "handshake") {
       if (session) return session.beginHandshake();
       const accepting = this.#newSession(conn, listener, "accepting");
       if (this.limits.handshakeTimeoutMs > 0) accepting.startHandshakeTimer(this.limits.handshakeTimeoutMs);
       return;
     }
-    if (!this.#allowUnknown || !this.#allowed(this.#unknownRules, peer)) {
-      this.logger.info?.(`Refused unknown client from ${where()}`);
+    if (route === "refuse") {
+      this.logger.info?.(`Refused unknown client from ${describeAddr(peer.remoteAddr)} on ${listener.name}`);
       return session ? session.close() : conn.close();
     }
     const id = this.registry.nextId();
-    const record = new ClientRecord(id, "unknown", toBytes(`${UNKNOWN_KEYWORD_PREFIX}${id}`));
-    record.rawOnConnect = true;
-    record.processorClass = this.#unknownProcessor;
+    const record = new ClientRecord(id, "unknown", toBytes(`${UNKNOWN_KEYWORD_PREFIX}${id}`), {
+      raw: true,
+      processorClass: this.#unknownProcessor,
+    });
     this.registry.add(record);
     if (session) session.beginRaw();
     this.bind(session ?? this.#newSession(conn, listener, "raw"), record);
@@ -299,28 +258,21 @@ export class Scheduler implements SessionHost {
     const session = new Session(this, conn, listener, start);
     this.sessions.add(session);
     if (listener) this.listeners.opened(listener);
-    if (this.tracksIdle) this.#startIdleSweep();
+    this.#idleSweep?.start();
     conn.setHandler(session);
     return session;
   }
 
   /** The accepting side's keyword policy (see `KeywordPolicy`). */
   keywordVerdict(session: Session, keyword: Uint8Array, authenticated: boolean): KeywordVerdict {
-    const record = this.registry.byKeyword(keywordKey(keyword));
-    if (
-      !authenticated &&
-      !this.#allowed(record?.rules ?? this.#defaultRules, incomingOf(session), keyword)
-    ) {
-      return refusal("access denied");
-    }
-    if (record) {
-      if (record.connect) return refusal("keyword is not accepted here");
-      if (record.removed) return refusal("unexpected keyword");
-      if (record.session && !this.#replaceDuplicates) return refusal("duplicate keyword");
-      return record.secretKey && !authenticated ? CHALLENGE : ADMIT;
-    }
-    if (authenticated || !this.#acceptUnexpected) return refusal("unexpected keyword");
-    return this.registry.held.has(keywordKey(keyword)) ? refusal("duplicate keyword") : HOLD;
+    const key = keywordKey(keyword);
+    return keywordVerdict(
+      this.#policy,
+      this.registry.byKeyword(key),
+      this.registry.held.has(key),
+      authenticated,
+      (rules) => this.#gate.allowed(rules, incomingOf(session), keyword),
+    );
   }
 
   /** The handshake admitted a registered keyword. */
@@ -340,11 +292,7 @@ export class Scheduler implements SessionHost {
   /** Binds an admitted session to its client and reports it. */
   bind(session: Session, record: ClientRecord): void {
     session.client = record;
-    record.session = session;
-    record.listener = session.listener;
-    record.remoteAddr = session.remoteAddr;
-    record.proxyAddr = session.proxyAddr;
-    record.lastError = undefined;
+    record.bound(session);
     session.open();
     const events = this.board.events;
     this.board.emit(
@@ -354,7 +302,7 @@ export class Scheduler implements SessionHost {
     if (record.unread > 0) this.board.emit(events.clientsHaveDataToRead, record.id);
     if (record.rawOnConnect) session.setRaw(true);
     if (record.connect) {
-      record.failures = 0;
+      this.outgoing.attemptEnded(record);
       this.outgoing.flushOutbox(record, session);
     }
     if (record.processorClass) this.setProcessor(record, record.processorClass);
@@ -397,7 +345,7 @@ export class Scheduler implements SessionHost {
     if (
       held &&
       (options.secret !== undefined ||
-        !this.#allowed(rules ?? this.#defaultRules, incomingOf(held), keyword))
+        !this.#gate.allowed(rules ?? this.#policy.defaultRules, incomingOf(held), keyword))
     ) {
       // The held connection never proved the secret, or this client's rules refuse it.
       this.logger.info?.(
@@ -406,26 +354,26 @@ export class Scheduler implements SessionHost {
       held.close();
       held = undefined;
     }
-    // Adopt the held connection: it already got OK, and its messages are in the provisional inbox.
-    const record = held?.held ?? new ClientRecord(id, "expected", keyword);
-    record.id = id;
-    record.connect = options.connect;
-    // A UDP client is raw whatever `raw` says: a datagram is one whole message.
-    record.rawOnConnect = options.connect?.transport === "udp" || (options.raw ?? false);
-    record.processorClass = options.processor;
-    record.rules = rules;
-    record.reconnect = options.connect ? resolveReconnect(options.reconnect) : undefined;
-    if (options.secret !== undefined) {
-      record.secretKey = importSecret(options.secret);
-      record.secretKey.catch(() => {}); // reported where it is awaited
-    }
+    const secretKey = options.secret === undefined ? undefined : importSecret(options.secret);
+    secretKey?.catch(() => {}); // reported where it is awaited
+    const record = new ClientRecord(id, "expected", keyword, {
+      connect: options.connect,
+      // A UDP client is raw whatever `raw` says: a datagram is one whole message.
+      raw: options.connect?.transport === "udp" || (options.raw ?? false),
+      processorClass: options.processor,
+      rules,
+      secretKey,
+      reconnect: options.connect ? resolveReconnect(options.reconnect) : undefined,
+    });
     if (held) {
+      // Adopt the held connection: it already got OK; its messages move from the provisional inbox.
+      record.adoptInbox(held.held!);
       this.registry.held.delete(key);
       held.held = undefined;
     }
     this.registry.add(record);
     if (held) this.bind(held, record);
-    else if (record.connect) this.connectOut(record);
+    else if (record.connect) this.connector.connect(record);
     return id;
   }
 
@@ -442,113 +390,34 @@ export class Scheduler implements SessionHost {
     return bytes.slice();
   }
 
-  /** Connects an outgoing client and starts its handshake. */
-  connectOut(record: ClientRecord): void {
-    record.connecting = true;
-    const target = record.connect!;
-    const opening = target.transport === "udp"
-      ? bindDatagramClient(this.transport, target, this.#datagrams)
-      : this.transport.connect(target);
-    opening.then(
-      (conn) => {
-        record.connecting = false;
-        if (this.closed || record.removed) return conn.close();
-        // UDP: no handshake, the client is raw and connected at once.
-        if (target.transport === "udp") return this.bind(this.#newSession(conn, undefined, "raw"), record);
-        if (this.#noDelay) conn.setNoDelay(true);
-        const session = this.#newSession(conn, undefined, record);
-        record.session = session;
-        record.remoteAddr = conn.remoteAddr;
-        session.queueOutput(record.keyword, true);
-      },
-      (err: Error) => {
-        record.connecting = false;
-        if (this.closed || record.removed) return;
-        record.lastError = err;
-        this.logger.warn?.(`Cannot connect client ${record.id}: ${err.message}`);
-        this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
-        this.outgoing.retryLater(record, err, false);
-      },
-    );
-  }
-
   /** Sets a client's processor class, and attaches one now if it is connected. */
   setProcessor(record: ClientRecord, processorClass: InlineProcessorClass): void {
-    record.processorClass = processorClass;
+    record.processorChanged(processorClass);
     const session = record.session;
     if (!session || session.phase !== Phase.open || session.processor) return;
     this.processors.attach(session, record);
-    // Hand over what arrived before the processor existed: counted as input again until delivered.
-    let items: (Uint8Array | FrameBatch)[] = [];
-    if (!session.takesFrames) items = this.takeMessages(record);
-    else while (record.unread > 0) items.push(this.takeFrames(record) ?? this.takeMessage(record)!);
-    for (const item of items) {
-      if (session.phase !== Phase.open) break;
-      this.budget.inputBytes += item instanceof FrameBatch ? item.byteLength : item.length;
-      session.toProcessor(item);
-    }
+    // Unless it threw (then what is unread stays for the application), it gets what arrived before it.
+    if (session.phase === Phase.open) this.inbox.handOver(record, session);
   }
 
   /** Removes the client's unread messages up to the first raw chunk, as a batch (see `IoCore.takeFrames`). */
   takeFrames(record: ClientRecord): FrameBatch | undefined {
-    const before = record.inboxCost;
-    const batch = record.takeFrames(this.budget);
-    if (batch !== undefined) this.#consumed(record, before - record.inboxCost);
-    return batch;
+    return this.inbox.takeFrames(record);
   }
 
   /** Removes and returns the client's next unread message. */
   takeMessage(record: ClientRecord): Uint8Array | undefined {
-    const before = record.inboxCost;
-    const message = record.takeOne();
-    if (message !== undefined) this.#consumed(record, before - record.inboxCost);
-    return message;
+    return this.inbox.takeMessage(record);
   }
 
   /** Removes and returns every unread message of the client. */
   takeMessages(record: ClientRecord): Uint8Array[] {
-    if (record.unread === 0) return [];
-    const cost = record.inboxCost;
-    const messages = record.takeAll();
-    this.#consumed(record, cost);
-    return messages;
-  }
-
-  #consumed(record: ClientRecord, cost: number): void {
-    this.budget.producer = record.session;
-    this.budget.inputBytes -= cost;
-    this.budget.consumed(record.session, record.inboxBytes);
-    if (record.kind === "unknown" && !record.session && record.unread === 0) this.forget(record);
+    return this.inbox.takeMessages(record);
   }
 
   /** A snapshot of the client (see `IoCore.getClientInfo`). */
   clientInfo(record: ClientRecord): ClientInfo {
-    const session = record.session;
-    let state: ClientConnectionState = "disconnected";
-    if (record.connecting) state = "connecting";
-    else if (session) {
-      state = session.phase === Phase.open || session.phase === Phase.draining
-        ? (session.closing ? "closing" : "connected")
-        : "handshake";
-    } else if (record.retryTimer !== undefined) state = "reconnecting";
-    return {
-      id: record.id,
-      kind: record.kind,
-      keyword: record.keyword,
-      keywordText: utf8Decoder.decode(record.keyword),
-      direction: record.connect ? "outgoing" : "incoming",
-      state,
-      remoteAddr: record.remoteAddr,
-      proxyAddr: record.proxyAddr,
-      listener: record.listener,
-      raw: session ? session.raw : record.rawOnConnect,
-      unreadMessages: record.unread,
-      unreadBytes: record.inboxBytes,
-      queuedOutputBytes: session ? session.queuedOutputBytes : 0,
-      lastError: record.lastError,
-      reconnectAttempts: record.failures,
-      nextAttemptInMs: record.retryTimer === undefined ? undefined : Math.max(0, record.retryAt - Date.now()),
-    };
+    return clientSnapshot(record, this.outgoing.nextAttemptAt(record));
   }
 
   /** The client's open session, or a `ConnectionClosedError` naming `action`. */
@@ -562,10 +431,9 @@ export class Scheduler implements SessionHost {
 
   /** Closes the client's connection (if any) and forgets the client and its unread messages. */
   removeClient(record: ClientRecord): void {
-    record.removed = true;
-    this.outgoing.cancelRetry(record);
+    record.markRemoved();
+    this.outgoing.removed(record);
     record.session?.close();
-    this.outgoing.dropOutbox(record);
     this.forget(record);
   }
 
@@ -597,14 +465,12 @@ export class Scheduler implements SessionHost {
     }
     const record = session.client;
     if (record && record.session === session) {
-      record.session = undefined;
-      if (error) record.lastError = error;
+      record.unbound(error);
+      if (record.connect) this.outgoing.attemptEnded(record);
       if ((session.opened || wasConnecting) && !record.removed) {
         this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
       }
-      const processor = session.processor;
-      session.processor = undefined;
-      if (processor) this.processors.lost(processor, record.id);
+      this.processors.lost(session, record.id);
       if (record.kind === "unknown" && record.unread === 0) this.forget(record);
       if (record.connect && !record.reconnectHeld) {
         // Not handed to the transport yet: kept for the next connection, ahead of newer messages.
@@ -615,28 +481,9 @@ export class Scheduler implements SessionHost {
       }
     }
     if (this.sessions.size === 0) {
-      if (this.#idleTimer !== undefined) clearInterval(this.#idleTimer);
-      this.#idleTimer = undefined;
+      this.#idleSweep?.stop();
       this.#allClosed?.();
     }
-  }
-
-  #startIdleSweep(): void {
-    if (this.#idleTimer !== undefined) return;
-    const idle = this.limits.idleTimeoutMs;
-    this.#idleTimer = setInterval(() => {
-      const now = Date.now();
-      for (const session of this.sessions) {
-        // Silence the core caused (a memory cap paused reading, output still in flight) is not idleness.
-        if (now - session.lastActivity < idle || session.inflightBytes > 0 || session.readingPaused) continue;
-        session.fail(
-          new TimeoutError(
-            `Closing idle connection from ${describeAddr(session.remoteAddr)} after ${idle} ms`,
-          ),
-        );
-      }
-    }, Math.max(10, Math.min(idle / 4, 1000)));
-    (this.#idleTimer as { unref?: () => void }).unref?.();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -644,42 +491,17 @@ export class Scheduler implements SessionHost {
 
   /** Queues one message for the client: on its open connection, or in its send buffer while away. */
   sendOne(id: ClientId, payload: Uint8Array): void {
-    const record = this.registry.get(id);
-    const to = udpTarget(record);
-    if (to !== undefined) checkDatagramSize(payload.length, to, this.limits.maxMessageBytes);
-    const session = record?.session;
-    if (session !== undefined && session.phase === Phase.open) session.queueOutput(payload);
-    else this.outgoing.sendWhileAway(id, record, [payload], "send message");
+    this.sender.sendOne(id, payload);
   }
 
   /** Queues several messages, in order, in one batch (all of them or, while away, none). */
   sendMany(id: ClientId, messages: Iterable<Uint8Array | string>): void {
-    const record = this.registry.get(id);
-    const to = udpTarget(record);
-    if (to !== undefined) {
-      messages = Array.from(messages);
-      checkDatagramSizes(to, messages as (Uint8Array | string)[], this.limits.maxMessageBytes);
-    }
-    const session = record?.session;
-    if (session !== undefined && session.phase === Phase.open) {
-      if (Array.isArray(messages)) session.queueOutputs(messages);
-      else for (const message of messages) session.queueOutput(toBytes(message));
-    } else this.outgoing.sendWhileAway(id, record, Array.from(messages, toBytes), "send messages");
+    this.sender.sendMany(id, messages);
   }
 
   /** Queues a batch this core made: on the client's open connection, or while away as its messages. */
   sendFrames(id: ClientId, batch: FrameBatch): void {
-    const record = this.registry.get(id);
-    if (udpTarget(record) !== undefined) {
-      throw new UnsupportedError(
-        `Cannot send frames: client ${id} is a UDP client, whose datagrams are whole messages; use sendMessagesToClient`,
-      );
-    }
-    const session = record?.session;
-    if (session !== undefined && session.phase === Phase.open) return session.sendFrames(batch);
-    const runs = frameBatchRuns(batch, this.budget, "send frames");
-    this.outgoing.sendWhileAway(id, record, payloadViews(runs), "send frames");
-    frameBatchSent(batch);
+    this.sender.sendFrames(id, batch);
   }
 
   /** Memory and connection counters. */
@@ -690,6 +512,8 @@ export class Scheduler implements SessionHost {
       connections: this.sessions.size,
       clients: this.registry.size,
       heldConnections: this.registry.held.size,
+      parkedConnections: this.listeners.parkedCount,
+      droppedConnections: this.listeners.droppedCount,
       readingPaused: this.budget.readingPaused,
       udpClients: this.#datagrams.counters.peers,
       droppedUdpDatagrams: this.#datagrams.counters.dropped,
@@ -743,54 +567,20 @@ export class Scheduler implements SessionHost {
     // Connections first, synchronously, so a pending ioIteration gets every disconnection at once.
     for (const session of [...this.sessions]) session.close();
     this.listeners.closeParked();
-    if (this.#idleTimer !== undefined) clearInterval(this.#idleTimer);
-    this.#idleTimer = undefined;
-    for (const record of this.#readers) record.reader?.wake();
+    this.#idleSweep?.stop();
+    this.inbox.wakeAll();
     this.outgoing.cancelAll();
     this.board.resolve();
     this.listeners.close().then(this.#resolveClosed);
     return this.closedPromise;
   }
 
-  /**
-   * Reads the client's inbox as an async iteration (see `IoCore.messages`). Reading from its
-   * connection pauses while more than `highWaterMarkBytes` wait unread.
-   */
-  async *readMessages(
+  /** Reads the client's inbox as an async iteration (see `IoCore.messages`). */
+  readMessages(
     record: ClientRecord,
     highWaterMarkBytes: number,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<Uint8Array, void, undefined> {
-    if (record.reader) throw new TypeError(`Cannot read messages: client ${record.id} already has a reader`);
-    let wake: (() => void) | undefined;
-    const reader = {
-      highWaterMarkBytes,
-      wake: () => {
-        const resolve = wake;
-        wake = undefined;
-        resolve?.();
-      },
-    };
-    record.reader = reader;
-    this.#readers.add(record);
-    signal?.addEventListener("abort", reader.wake);
-    try {
-      for (;;) {
-        signal?.throwIfAborted();
-        const message = this.takeMessage(record);
-        if (message !== undefined) {
-          if (record.inboxBytes <= highWaterMarkBytes) record.session?.resumeReading(Pause.reader);
-          yield message;
-          continue;
-        }
-        if (this.closed || this.registry.get(record.id) !== record) return;
-        await new Promise<void>((resolve) => wake = resolve);
-      }
-    } finally {
-      signal?.removeEventListener("abort", reader.wake);
-      if (record.reader === reader) record.reader = undefined;
-      this.#readers.delete(record);
-      record.session?.resumeReading(Pause.reader);
-    }
+    return this.inbox.read(record, highWaterMarkBytes, signal);
   }
 }

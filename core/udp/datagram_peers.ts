@@ -51,8 +51,8 @@ export function checkDatagramSize(length: number, to: UdpAddr, maxMessageBytes =
  * @example
  * ```ts
  * import { ClientRecord } from "../clients/client_registry.ts";
- * const record = new ClientRecord(1, "unknown", new Uint8Array(0));
- * record.connect = { transport: "udp", hostname: "127.0.0.1", port: 9000 };
+ * const connect = { transport: "udp", hostname: "127.0.0.1", port: 9000 } as const;
+ * const record = new ClientRecord(1, "expected", new Uint8Array(0), { connect });
  * udpTarget(record); // { transport: "udp", hostname: "127.0.0.1", port: 9000 }
  * ```
  */
