@@ -37,7 +37,7 @@ export class OutgoingClients {
   /** Clients with a retry scheduled. */
   readonly #retrying = new Set<ClientRecord>();
 
-  /** Buffered bytes count in `budget.outputBytes`; give-ups are reported to `logger.warn`. */
+  /** Buffered bytes count as queued output in `budget`; give-ups are reported to `logger.warn`. */
   constructor(budget: MemoryBudget, logger: Logger, host: OutgoingHost) {
     this.#budget = budget;
     this.#logger = logger;
@@ -75,7 +75,7 @@ export class OutgoingClients {
     for (const payload of payloads) bytes += payload.length + FRAME_HEADER_BYTES;
     record.outbox = first ? payloads.concat(record.outbox) : record.outbox.concat(payloads);
     record.outboxBytes += bytes;
-    this.#budget.outputBytes += bytes;
+    this.#budget.queued(bytes);
   }
 
   /** Sends what waited in the send buffer, right after the handshake and before anything newer. */
@@ -88,7 +88,7 @@ export class OutgoingClients {
 
   /** Forgets the client's send buffer (a removed client). */
   dropOutbox(record: ClientRecord): void {
-    this.#budget.outputBytes -= record.outboxBytes;
+    this.#budget.written(record.outboxBytes);
     record.outbox = [];
     record.outboxBytes = 0;
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Addr, Connection, ConnectionHandler } from "../../transports/types.ts";
-import { type ClientRecord, UNREAD_MESSAGE_OVERHEAD_BYTES } from "../clients/client_registry.ts";
+import type { ClientRecord } from "../clients/client_registry.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../wire/codec.ts";
 import { AsockioError, ProtocolError, TimeoutError } from "../errors.ts";
 import { refuseFramedDatagrams } from "../udp/datagram_peers.ts";
@@ -30,35 +30,9 @@ import {
   payloadViews,
 } from "../wire/frame_batch.ts";
 import type { ListenerInfo } from "../types.ts";
+import { Pause, Phase } from "./session_phase.ts";
 
-/** Where a session stands. */
-export const Phase = {
-  /** Accepting side, behind a trusted balancer: the PROXY header comes first. */
-  proxyHeader: 0,
-  /** Accepting side: the keyword handshake is running. */
-  accepting: 1,
-  /** Connecting side: the keyword was sent; waiting for the answer. */
-  connecting: 2,
-  /** Bound to a client (or held): messages flow. */
-  open: 3,
-  /** Refused or failed: what is queued is written, input is ignored, then it closes. */
-  draining: 4,
-  closed: 5,
-} as const;
-/** One of {@linkcode Phase}'s values. */
-export type Phase = typeof Phase[keyof typeof Phase];
-
-/** Why a session stops reading; each is lifted on its own, and reading resumes when none is left. */
-export const Pause = {
-  /** A memory cap (see `MemoryBudget`). */
-  budget: 1,
-  /** A `messages()` reader holds more than its high-water mark. */
-  reader: 2,
-  /** An asynchronous processor callback has not settled. */
-  callback: 4,
-} as const;
-/** One of {@linkcode Pause}'s values. */
-export type Pause = typeof Pause[keyof typeof Pause];
+export { Pause, Phase };
 
 /** What a session needs from the core around it. */
 export interface SessionHost {
@@ -157,6 +131,8 @@ export class Session implements ConnectionHandler {
   #closingGracefully = false;
   #closeError: Error | undefined = undefined;
   #peerEnded = false;
+  /** Half-open: `limits.halfOpenTimeoutMs` has passed since the peer's end. */
+  #halfOpenDue = false;
   /** Drives the PROXY header and the handshake until the session is open. */
   readonly #handshakeDriver: HandshakeDriver;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -233,6 +209,11 @@ export class Session implements ConnectionHandler {
     return this.#closingGracefully || this.#closeAfterFlush || this.phase === Phase.draining;
   }
 
+  /** True once the peer ended its side (half-close). */
+  get peerEnded(): boolean {
+    return this.#peerEnded;
+  }
+
   /** The peer and the listener, for logs. */
   describe(): string {
     return `${describeAddr(this.remoteAddr)} on ${this.listener?.name ?? "an outgoing connection"}`;
@@ -304,13 +285,19 @@ export class Session implements ConnectionHandler {
     }
   }
 
-  /** The peer half-closed: deliver what is queued, then close. */
+  /**
+   * The peer half-closed. An open accepted connection stays writable, so the application can still
+   * answer (see {@linkcode Session.inputRead}); any other delivers what is queued, then closes.
+   */
   onEnd(): void {
     try {
       if (this.phase === Phase.closed) return;
       this.#peerEnded = true;
+      if (this.phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
       if (this.#closingGracefully) this.close();
-      else this.closeWhenFlushed();
+      else if (this.listener !== undefined && this.phase === Phase.open && !this.#closeAfterFlush) {
+        this.#startHalfOpenTimer();
+      } else this.closeWhenFlushed();
     } catch (err) {
       this.#internalError(err);
     }
@@ -319,6 +306,7 @@ export class Session implements ConnectionHandler {
   /** The transport closed the connection. */
   onClose(error?: Error): void {
     try {
+      if (this.phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
       this.#finalize(error);
     } catch (err) {
       this.#host.logger.error?.("Internal error while closing a connection", err);
@@ -335,7 +323,7 @@ export class Session implements ConnectionHandler {
     const host = this.#host;
     if (host.tracksIdle) this.lastActivity = Date.now();
     const budget = host.budget;
-    budget.inputBytes += chunk.length;
+    budget.received(chunk.length);
     let givenBack = false;
     // A processor's answers to this chunk go out at its end, as one write, not a microtask later.
     const answersNow = this.processor !== undefined;
@@ -354,7 +342,7 @@ export class Session implements ConnectionHandler {
       if (answersNow) flusher.reading = undefined;
     }
     if (this.dirty && (answersNow || this.processor)) this.flushNow();
-    if (budget.inputBytes > budget.inputCap || budget.outputBytes > budget.outputCap) budget.pressure(this);
+    if (budget.overCap) budget.pressure(this);
     return givenBack ? this.decoder!.partialFrameMissingBytes : undefined;
   }
 
@@ -381,8 +369,10 @@ export class Session implements ConnectionHandler {
         const frames = decoder.takeWholeFrames();
         if (frames !== undefined) {
           const count = decoder.takenFrameCount;
-          budget.inputBytes += (UNREAD_MESSAGE_OVERHEAD_BYTES - FRAME_HEADER_BYTES) * count;
-          record.pushFrames(frames, count, frames.length - FRAME_HEADER_BYTES * count);
+          budget.stored(
+            frames.length,
+            record.pushFrames(frames, count, frames.length - FRAME_HEADER_BYTES * count),
+          );
           host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
           if (record.reader !== undefined) this.#notifyReader(record);
         }
@@ -395,7 +385,7 @@ export class Session implements ConnectionHandler {
         return;
       }
       if (message === undefined) return;
-      budget.inputBytes -= FRAME_HEADER_BYTES;
+      budget.released(FRAME_HEADER_BYTES);
       this.#deliver(message, false);
     }
   }
@@ -458,10 +448,10 @@ export class Session implements ConnectionHandler {
     if (this.processor) return this.toProcessor(message);
     const record = this.client ?? this.held;
     if (!record) {
-      budget.inputBytes -= message.length;
+      budget.released(message.length);
       return;
     }
-    budget.inputBytes += record.push(message, raw) - message.length;
+    budget.stored(message.length, record.push(message, raw));
     if (!this.client) return;
     host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
     if (record.reader !== undefined) this.#notifyReader(record);
@@ -486,8 +476,8 @@ export class Session implements ConnectionHandler {
     const host = this.#host;
     // Only a processor that takes batches gets them: the others skip the type check per message.
     const batch = this.takesFrames && message instanceof FrameBatch;
-    host.budget.inputBytes -= batch ? message.byteLength : (message as Uint8Array).length;
-    host.budget.producer = this;
+    host.budget.released(batch ? message.byteLength : (message as Uint8Array).length);
+    host.budget.handling(this);
     host.processors.deliver(this, message);
   }
 
@@ -500,7 +490,9 @@ export class Session implements ConnectionHandler {
       this.toProcessor(waiting[i++]!);
     }
     waiting.splice(0, i);
-    if (!this.awaitingCallback) this.resumeReading(Pause.callback);
+    if (this.awaitingCallback) return;
+    this.resumeReading(Pause.callback);
+    this.inputRead();
   }
 
   /** Leaves the handshake: from now on frames may be as large as `maxMessageBytes`. */
@@ -586,9 +578,7 @@ export class Session implements ConnectionHandler {
 
   #queued(bytes: number): void {
     this.outQueueBytes += bytes;
-    const budget = this.#host.budget;
-    budget.outputBytes += bytes;
-    if (budget.outputBytes > budget.outputCap) budget.outputPressure(this);
+    this.#host.budget.queued(bytes, this);
     this.#host.flusher.markDirty(this);
   }
 
@@ -620,7 +610,7 @@ export class Session implements ConnectionHandler {
     if (this.phase === Phase.closed) return;
     const host = this.#host;
     if (host.tracksIdle) this.lastActivity = Date.now();
-    host.budget.outputBytes -= this.inflightBytes;
+    host.budget.written(this.inflightBytes);
     this.inflightBytes = 0;
     this.#inFlight?.clear();
     host.budget.relieve();
@@ -632,6 +622,7 @@ export class Session implements ConnectionHandler {
       else host.processors.drained(this);
     }
     if (this.#closeAfterFlush && !this.dirty) this.#beginGracefulClose();
+    else if (this.#halfOpenDue) this.#endHalfOpen();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -700,9 +691,9 @@ export class Session implements ConnectionHandler {
       this.conn.resumeReading();
     }
     const budget = this.#host.budget;
-    if (this.handshake) budget.inputBytes -= this.handshake.takeRest().length;
-    if (this.proxyReader) budget.inputBytes -= this.proxyReader.takeRest().length;
-    if (this.decoder) budget.inputBytes -= this.decoder.takeBuffered().length;
+    if (this.handshake) budget.released(this.handshake.takeRest().length);
+    if (this.proxyReader) budget.released(this.proxyReader.takeRest().length);
+    if (this.decoder) budget.released(this.decoder.takeBuffered().length);
   }
 
   #beginGracefulClose(): void {
@@ -718,6 +709,41 @@ export class Session implements ConnectionHandler {
     unrefTimer(this.#timer);
   }
 
+  /**
+   * Starts `limits.halfOpenTimeoutMs` after the peer's end; see {@linkcode Session.inputRead}. A
+   * processor answers in its callbacks, so its connection does not wait for the time.
+   */
+  #startHalfOpenTimer(): void {
+    if (this.processor !== undefined) {
+      this.#halfOpenDue = true;
+      return this.#endHalfOpen();
+    }
+    this.#clearTimer();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#halfOpenDue = true;
+      this.guarded(() => this.#endHalfOpen());
+    }, this.#host.limits.halfOpenTimeoutMs);
+    unrefTimer(this.#timer);
+  }
+
+  /**
+   * The application read this connection's input. A half-open connection closes once everything
+   * that arrived is read, nothing is queued, and its time is up: checked after the current task,
+   * so an answer sent right after the read still goes out.
+   */
+  inputRead(): void {
+    if (this.#halfOpenDue) queueMicrotask(() => this.guarded(() => this.#endHalfOpen()));
+  }
+
+  #endHalfOpen(): void {
+    if (this.phase !== Phase.open || this.dirty || this.inflightBytes > 0) return;
+    if (this.awaitingCallback || this.#waitingInput.length > 0) return;
+    // A held keyword's input cannot be read until `addClient` adopts it: it does not keep the connection.
+    if ((this.client?.unread ?? 0) > 0) return;
+    this.closeWhenFlushed();
+  }
+
   #finalize(error: Error | undefined): void {
     if (this.phase === Phase.closed) return;
     const handshake = this.handshake;
@@ -725,14 +751,15 @@ export class Session implements ConnectionHandler {
     this.phase = Phase.closed;
     this.#clearTimer();
     const budget = this.#host.budget;
-    budget.inputBytes -= (this.decoder?.bufferedBytes ?? 0) + (handshake?.bufferedBytes ?? 0) +
-      (this.proxyReader?.bufferedBytes ?? 0);
+    budget.released(
+      (this.decoder?.bufferedBytes ?? 0) + (handshake?.bufferedBytes ?? 0) +
+        (this.proxyReader?.bufferedBytes ?? 0),
+    );
     for (const item of this.#waitingInput) {
-      budget.inputBytes -= item instanceof FrameBatch ? item.byteLength : item.length;
+      budget.released(item instanceof FrameBatch ? item.byteLength : item.length);
     }
     this.#waitingInput = [];
-    budget.outputBytes -= this.outQueueBytes + this.inflightBytes;
-    if (budget.producer === this) budget.producer = undefined;
+    budget.written(this.outQueueBytes + this.inflightBytes);
     // What never fully reached the kernel is sent again, whole, before what was never written.
     const unwritten = this.#inFlight?.unwritten(this.conn.discardedBytes) ?? [];
     const queued = this.outQueueKind === OutputKind.frames ? payloadViews(this.outQueue) : this.outQueue;
@@ -751,6 +778,11 @@ export class Session implements ConnectionHandler {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
+  }
+
+  /** A trusted balancer's health check connects and closes without a header: not worth a warning. */
+  #closedBeforeProxyHeader(): void {
+    this.#host.logger.debug?.(`Connection from ${this.describe()} closed before its PROXY header`);
   }
 
   #internalError(err: unknown): void {

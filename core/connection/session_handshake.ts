@@ -8,7 +8,8 @@
  */
 import { AsockioError } from "../errors.ts";
 import type { ClientHandshake, HandshakeDecision, ServerHandshake } from "../wire/handshake.ts";
-import { Phase, type Session, type SessionHost } from "./session.ts";
+import type { Session, SessionHost } from "./session.ts";
+import { Phase } from "./session_phase.ts";
 
 /**
  * The handshake side of one session.
@@ -38,7 +39,7 @@ export class HandshakeDriver {
     const handshake = session.handshake!;
     const before = handshake.bufferedBytes;
     const decision = handshake.step();
-    this.#host.budget.inputBytes -= before - handshake.bufferedBytes;
+    this.#host.budget.released(before - handshake.bufferedBytes);
     return this.#act(decision);
   }
 
@@ -52,7 +53,7 @@ export class HandshakeDriver {
     const reader = session.proxyReader!;
     const before = reader.bufferedBytes;
     const decision = reader.step();
-    budget.inputBytes -= before - reader.bufferedBytes; // the header's own bytes
+    budget.released(before - reader.bufferedBytes); // the header's own bytes
     if (decision.kind === "pending") return false;
     if (decision.kind === "fail") {
       session.fail(decision.error);
@@ -70,7 +71,7 @@ export class HandshakeDriver {
     if (session.phase === Phase.accepting) session.handshake!.push(rest);
     else if (session.phase === Phase.open) session.decoder!.push(rest);
     else {
-      budget.inputBytes -= rest.length;
+      budget.released(rest.length);
       return false;
     }
     return true;

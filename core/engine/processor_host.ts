@@ -9,7 +9,8 @@ import { toBytes } from "../wire/bytes.ts";
 import { CallbackError } from "../errors.ts";
 import type { Logger } from "../options.ts";
 import { attachProcessor, type Processor } from "../processor.ts";
-import { Pause, type Session } from "../connection/session.ts";
+import type { Session } from "../connection/session.ts";
+import { Pause } from "../connection/session_phase.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { FrameBatch } from "../wire/frame_batch.ts";
 

@@ -25,7 +25,7 @@ import {
 } from "../udp/datagram_peers.ts";
 import { EventBoard } from "./event_board.ts";
 import type { KeywordVerdict } from "../wire/handshake.ts";
-import { describeAddr } from "../wire/ip.ts";
+import { addrKnown, describeAddr } from "../wire/ip.ts";
 import { ListenerSet } from "../admission/listener_set.ts";
 import { MemoryBudget } from "./memory_budget.ts";
 import {
@@ -236,6 +236,12 @@ export class Scheduler implements SessionHost {
     }
     // Behind a balancer: the PROXY header comes first, and only from the balancers the listener trusts.
     if (!trusted(conn.remoteAddr)) {
+      if (!addrKnown(conn.remoteAddr)) {
+        // Node and Bun cannot read the address of a connection its peer already reset, as a
+        // balancer's health check does: it is gone, so there is nothing to refuse or warn about.
+        this.logger.debug?.(`Connection on ${listener.name} closed before its address could be read`);
+        return conn.close();
+      }
       this.logger.warn?.(
         `Refused connection from ${
           describeAddr(conn.remoteAddr)
@@ -484,7 +490,7 @@ export class Scheduler implements SessionHost {
     else while (record.unread > 0) items.push(this.takeFrames(record) ?? this.takeMessage(record)!);
     for (const item of items) {
       if (session.phase !== Phase.open) break;
-      this.budget.inputBytes += item instanceof FrameBatch ? item.byteLength : item.length;
+      this.budget.received(item instanceof FrameBatch ? item.byteLength : item.length);
       session.toProcessor(item);
     }
   }
@@ -515,9 +521,8 @@ export class Scheduler implements SessionHost {
   }
 
   #consumed(record: ClientRecord, cost: number): void {
-    this.budget.producer = record.session;
-    this.budget.inputBytes -= cost;
-    this.budget.consumed(record.session, record.inboxBytes);
+    this.budget.consumed(record.session, cost, record.inboxBytes);
+    record.session?.inputRead();
     if (record.kind === "unknown" && !record.session && record.unread === 0) this.forget(record);
   }
 
@@ -542,6 +547,7 @@ export class Scheduler implements SessionHost {
       proxyAddr: record.proxyAddr,
       listener: record.listener,
       raw: session ? session.raw : record.rawOnConnect,
+      peerEnded: session ? session.peerEnded : false,
       unreadMessages: record.unread,
       unreadBytes: record.inboxBytes,
       queuedOutputBytes: session ? session.queuedOutputBytes : 0,
@@ -575,7 +581,7 @@ export class Scheduler implements SessionHost {
     // The application never heard of it: drop its events, so a core that nobody polls (processors
     // only) does not collect the ids of every connection it ever had.
     this.board.forgetUnseen(record.id);
-    this.budget.inputBytes -= record.inboxCost;
+    this.budget.released(record.inboxCost);
     record.clearInbox();
     record.reader?.wake();
   }
@@ -592,7 +598,7 @@ export class Scheduler implements SessionHost {
     const held = session.held;
     if (held) {
       this.registry.held.delete(held.key);
-      this.budget.inputBytes -= held.inboxCost;
+      this.budget.released(held.inboxCost);
       session.held = undefined;
     }
     const record = session.client;
