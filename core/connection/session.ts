@@ -12,23 +12,15 @@ import { AsockioError, ProtocolError, TimeoutError } from "../errors.ts";
 import { refuseFramedDatagrams } from "../udp/datagram_peers.ts";
 import { HandshakeDriver } from "./session_handshake.ts";
 import type { EventBoard } from "../engine/event_board.ts";
-import { ClientHandshake, type KeywordVerdict, ServerHandshake } from "../wire/handshake.ts";
+import type { KeywordVerdict } from "../wire/handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
 import type { MemoryBudget } from "../engine/memory_budget.ts";
 import type { Logger, ResolvedLimits } from "../options.ts";
-import { type FlushScheduler, framedPieces, OutputKind } from "./output.ts";
+import { type FlushScheduler, OutputKind } from "./output.ts";
+import { OutputQueue } from "./output_queue.ts";
 import type { Processor } from "../processor.ts";
-import { InFlightMessages } from "./in_flight.ts";
-import { ProxyHeaderReader } from "../wire/proxy_protocol.ts";
 import { ProcessorClose, type ProcessorHost } from "../engine/processor_host.ts";
-import { toBytes } from "../wire/bytes.ts";
-import {
-  createFrameBatch,
-  FrameBatch,
-  frameBatchRuns,
-  frameBatchSent,
-  payloadViews,
-} from "../wire/frame_batch.ts";
+import { createFrameBatch, FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_batch.ts";
 import type { ListenerInfo } from "../types.ts";
 import { Pause, Phase } from "./session_phase.ts";
 
@@ -90,22 +82,13 @@ export class Session implements ConnectionHandler {
   readonly conn: Connection;
   readonly listener: ListenerInfo | undefined;
   readonly #host: SessionHost;
-  phase: Phase;
-  /** True once the session was bound to a client (or held) and open. */
-  opened = false;
-  raw = false;
+  #phase: Phase = Phase.proxyHeader;
+  #opened = false;
+  #raw = false;
   /** The open connection's frame decoder. */
-  decoder: FrameDecoder | undefined = undefined;
-  handshake: ServerHandshake | ClientHandshake | undefined = undefined;
-  /** Behind a trusted balancer: the PROXY header reader, until the header is read. */
-  proxyReader: ProxyHeaderReader | undefined = undefined;
-  /** Behind a trusted balancer: the balancer's address (the connection's own peer). */
-  proxyAddr: Addr | undefined = undefined;
-  /** The original client's address from the PROXY header, when there is one. */
-  proxiedRemote: Addr | undefined = undefined;
-  client: ClientRecord | undefined = undefined;
-  /** The provisional record of a held unexpected keyword. */
-  held: ClientRecord | undefined = undefined;
+  #decoder: FrameDecoder | undefined = undefined;
+  #client: ClientRecord | undefined = undefined;
+  #held: ClientRecord | undefined = undefined;
   processor: Processor | undefined = undefined;
   /** True while a processor callback runs for this session. */
   inCallback = false;
@@ -117,14 +100,10 @@ export class Session implements ConnectionHandler {
   takesFrames = false;
   /** Messages, batches or raw chunks that arrived while a callback was pending, counted as input. */
   #waitingInput: (Uint8Array | FrameBatch)[] = [];
-  outQueue: Uint8Array[] = [];
-  outQueueKind: OutputKind = OutputKind.framed;
-  /** A reconnecting client's output since the last drain, for what a lost connection left unwritten. */
-  readonly #inFlight: InFlightMessages | undefined;
-  outQueueBytes = 0;
-  inflightBytes = 0;
+  readonly #output: OutputQueue;
+  /** True while output is queued and not yet handed to the transport (set by the `FlushScheduler`). */
   dirty = false;
-  lastActivity = 0;
+  #lastActivity = 0;
   /** Why reading is paused: a bit per {@linkcode Pause} reason. */
   #paused = 0;
   #closeAfterFlush = false;
@@ -152,61 +131,112 @@ export class Session implements ConnectionHandler {
     this.#handshakeDriver = new HandshakeDriver(this, host);
     this.conn = conn;
     this.listener = listener;
-    this.phase = Phase.proxyHeader;
+    const outgoing = typeof start === "object";
+    this.#output = new OutputQueue(conn, outgoing && start.reconnect !== undefined, (err) => this.close(err));
     if (start === "raw") this.beginRaw();
     else if (start === "accepting") this.beginHandshake();
-    else if (start === "proxy") this.proxyReader = new ProxyHeaderReader();
+    else if (start === "proxy") this.#handshakeDriver.expectProxyHeader();
     else {
-      this.phase = Phase.connecting;
-      this.client = start;
-      if (start.reconnect) this.#inFlight = new InFlightMessages();
-      this.handshake = new ClientHandshake({
-        keyword: start.keyword,
-        hasSecret: start.secretKey !== undefined,
-        maxAnswerBytes: host.limits.maxKeywordBytes,
-        peer: describeAddr(conn.remoteAddr),
-      });
+      this.#phase = Phase.connecting;
+      this.#client = start;
+      this.#handshakeDriver.beginClient(start);
     }
-    if (host.tracksIdle) this.lastActivity = Date.now();
+    if (host.tracksIdle) this.#lastActivity = Date.now();
   }
 
   /** Starts the accepting side's keyword handshake. */
   beginHandshake(): void {
-    const host = this.#host;
-    this.phase = Phase.accepting;
-    this.handshake = new ServerHandshake({
-      maxKeywordBytes: host.limits.maxKeywordBytes,
-      policy: (keyword, authenticated) => host.keywordVerdict(this, keyword, authenticated),
-      peer: describeAddr(this.remoteAddr),
-    });
+    this.#phase = Phase.accepting;
+    this.#handshakeDriver.beginServer();
   }
 
   /** Opens the session at once as an unknown raw client's. */
   beginRaw(): void {
-    this.phase = Phase.open;
-    this.opened = true;
-    this.raw = true;
-    this.decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+    this.#phase = Phase.open;
+    this.#opened = true;
+    this.#output.track();
+    this.#raw = true;
+    this.#decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
   }
 
   /** The peer's address: the original client's behind a trusted balancer, else the connection's. */
   get remoteAddr(): Addr {
-    return this.proxiedRemote ?? this.conn.remoteAddr;
+    return this.#handshakeDriver.proxiedRemote ?? this.conn.remoteAddr;
+  }
+
+  /** Behind a trusted balancer: the balancer's address (the connection's own peer). */
+  get proxyAddr(): Addr | undefined {
+    return this.#handshakeDriver.proxyAddr;
+  }
+
+  /** Where the session stands. */
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  /** True once the session was bound to a client (or held) and open. */
+  get opened(): boolean {
+    return this.#opened;
+  }
+
+  /** True while the connection carries raw bytes. */
+  get raw(): boolean {
+    return this.#raw;
+  }
+
+  /** The client the session is bound to (an outgoing client's from the start). */
+  get client(): ClientRecord | undefined {
+    return this.#client;
+  }
+
+  /** The provisional record of a held unexpected keyword, until `addClient` adopts the session. */
+  get held(): ClientRecord | undefined {
+    return this.#held;
+  }
+
+  /** When the session last read or wrote (stamped only while `limits.idleTimeoutMs` is set). */
+  get lastActivity(): number {
+    return this.#lastActivity;
+  }
+
+  /** Output handed to the transport and not yet drained. */
+  get inflightBytes(): number {
+    return this.#output.inflightBytes;
+  }
+
+  /** Binds the session to `record` (see `SessionHost.bind`); it opens next. */
+  attach(record: ClientRecord): void {
+    this.#client = record;
+  }
+
+  /** Holds the session for an unexpected keyword, whose input `record` keeps; it opens next. */
+  holdFor(record: ClientRecord): void {
+    this.#held = record;
+  }
+
+  /** Forgets the held keyword's record: `addClient` adopted it, or the session closed. */
+  releaseHeld(): void {
+    this.#held = undefined;
+  }
+
+  /** Bytes that arrived with the PROXY header, for the decoder of a session that opened raw. */
+  pushUndecoded(bytes: Uint8Array): void {
+    this.#decoder!.push(bytes);
   }
 
   /** True once closed. */
   get closed(): boolean {
-    return this.phase === Phase.closed;
+    return this.#phase === Phase.closed;
   }
 
   /** Output queued or in flight for this connection. */
   get queuedOutputBytes(): number {
-    return this.outQueueBytes + this.inflightBytes;
+    return this.#output.queuedBytes + this.#output.inflightBytes;
   }
 
   /** True while closing: gracefully, or draining after a refusal or failure. */
   get closing(): boolean {
-    return this.#closingGracefully || this.#closeAfterFlush || this.phase === Phase.draining;
+    return this.#closingGracefully || this.#closeAfterFlush || this.#phase === Phase.draining;
   }
 
   /** True once the peer ended its side (half-close). */
@@ -231,7 +261,7 @@ export class Session implements ConnectionHandler {
 
   /** Stops reading for `reason`. */
   pauseReading(reason: Pause): void {
-    if (this.#paused === 0 && this.phase !== Phase.closed) this.conn.pauseReading();
+    if (this.#paused === 0 && this.#phase !== Phase.closed) this.conn.pauseReading();
     this.#paused |= reason;
   }
 
@@ -239,8 +269,8 @@ export class Session implements ConnectionHandler {
   resumeReading(reason: Pause): void {
     if ((this.#paused & reason) === 0) return;
     this.#paused &= ~reason;
-    if (this.#paused !== 0 || this.phase === Phase.closed) return;
-    this.lastActivity = Date.now();
+    if (this.#paused !== 0 || this.#phase === Phase.closed) return;
+    this.#lastActivity = Date.now();
     this.conn.resumeReading();
   }
 
@@ -248,7 +278,7 @@ export class Session implements ConnectionHandler {
   startHandshakeTimer(ms: number): void {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (this.phase !== Phase.accepting && this.phase !== Phase.proxyHeader) return;
+      if (this.#phase !== Phase.accepting && this.#phase !== Phase.proxyHeader) return;
       this.fail(
         new TimeoutError(
           `Cannot complete handshake with ${describeAddr(this.remoteAddr)}: not done within ${ms} ms`,
@@ -291,11 +321,11 @@ export class Session implements ConnectionHandler {
    */
   onEnd(): void {
     try {
-      if (this.phase === Phase.closed) return;
+      if (this.#phase === Phase.closed) return;
       this.#peerEnded = true;
-      if (this.phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
+      if (this.#phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
       if (this.#closingGracefully) this.close();
-      else if (this.listener !== undefined && this.phase === Phase.open && !this.#closeAfterFlush) {
+      else if (this.listener !== undefined && this.#phase === Phase.open && !this.#closeAfterFlush) {
         this.#startHalfOpenTimer();
       } else this.closeWhenFlushed();
     } catch (err) {
@@ -306,7 +336,7 @@ export class Session implements ConnectionHandler {
   /** The transport closed the connection. */
   onClose(error?: Error): void {
     try {
-      if (this.phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
+      if (this.#phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
       this.#finalize(error);
     } catch (err) {
       this.#host.logger.error?.("Internal error while closing a connection", err);
@@ -318,10 +348,10 @@ export class Session implements ConnectionHandler {
 
   /** The hot path: data in, whole frames out, delivered; a processor's answers written at the end. */
   #receive(chunk: Uint8Array): number | undefined {
-    const phase = this.phase;
+    const phase = this.#phase;
     if (phase >= Phase.draining) return undefined;
     const host = this.#host;
-    if (host.tracksIdle) this.lastActivity = Date.now();
+    if (host.tracksIdle) this.#lastActivity = Date.now();
     const budget = host.budget;
     budget.received(chunk.length);
     let givenBack = false;
@@ -330,39 +360,39 @@ export class Session implements ConnectionHandler {
     const flusher = host.flusher;
     if (answersNow) flusher.reading = this;
     try {
-      if (phase !== Phase.open) (this.handshake ?? this.proxyReader!).push(chunk);
-      else if (this.raw) this.#deliver(chunk, true);
+      if (phase !== Phase.open) this.#handshakeDriver.push(chunk);
+      else if (this.#raw) this.#deliver(chunk, true);
       else {
-        const decoder = this.decoder!;
+        const decoder = this.#decoder!;
         givenBack = decoder.absorb(chunk);
         if (!givenBack) decoder.push(chunk);
       }
-      if (!this.raw || phase !== Phase.open) this.#decode();
+      if (!this.#raw || phase !== Phase.open) this.#decode();
     } finally {
       if (answersNow) flusher.reading = undefined;
     }
     if (this.dirty && (answersNow || this.processor)) this.flushNow();
     if (budget.overCap) budget.pressure(this);
-    return givenBack ? this.decoder!.partialFrameMissingBytes : undefined;
+    return givenBack ? this.#decoder!.partialFrameMissingBytes : undefined;
   }
 
   /** Decodes what is buffered: handshake decisions first, then whole frames or raw bytes. */
   #decode(): void {
     const host = this.#host;
     const budget = host.budget;
-    while (this.phase < Phase.draining && !this.#handshakeDriver.busy) {
-      if (this.phase !== Phase.open) {
+    while (this.#phase < Phase.draining && !this.#handshakeDriver.busy) {
+      if (this.#phase !== Phase.open) {
         if (!this.#handshakeDriver.step()) return;
         continue;
       }
-      const decoder = this.decoder!;
-      if (this.raw) {
+      const decoder = this.#decoder!;
+      if (this.#raw) {
         const rest = decoder.takeBuffered();
         if (rest.length) this.#deliver(rest, true);
         return;
       }
       if (this.takesFrames) return this.#decodeBatch();
-      const record = this.client;
+      const record = this.#client;
       if (record !== undefined && this.processor === undefined) {
         // The common case, many whole frames in one chunk for a polled client: one pass, one event,
         // and the frames kept as they came (views of single messages are made when read).
@@ -392,7 +422,7 @@ export class Session implements ConnectionHandler {
 
   /** Decodes every whole frame buffered now into one batch for the processor's `onFramesReceived`. */
   #decodeBatch(): void {
-    const decoder = this.decoder!;
+    const decoder = this.#decoder!;
     const runs: Uint8Array[] = [];
     let count = 0;
     let byteLength = 0;
@@ -446,13 +476,13 @@ export class Session implements ConnectionHandler {
     const host = this.#host;
     const budget = host.budget;
     if (this.processor) return this.toProcessor(message);
-    const record = this.client ?? this.held;
+    const record = this.#client ?? this.#held;
     if (!record) {
       budget.released(message.length);
       return;
     }
     budget.stored(message.length, record.push(message, raw));
-    if (!this.client) return;
+    if (!this.#client) return;
     host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
     if (record.reader !== undefined) this.#notifyReader(record);
   }
@@ -486,7 +516,7 @@ export class Session implements ConnectionHandler {
     this.awaitingCallback = false;
     const waiting = this.#waitingInput;
     let i = 0;
-    while (i < waiting.length && !this.awaitingCallback && this.processor && this.phase === Phase.open) {
+    while (i < waiting.length && !this.awaitingCallback && this.processor && this.#phase === Phase.open) {
       this.toProcessor(waiting[i++]!);
     }
     waiting.splice(0, i);
@@ -497,24 +527,24 @@ export class Session implements ConnectionHandler {
 
   /** Leaves the handshake: from now on frames may be as large as `maxMessageBytes`. */
   open(): void {
-    if (this.phase === Phase.open) return;
-    this.phase = Phase.open;
-    this.opened = true;
+    if (this.#phase === Phase.open) return;
+    this.#phase = Phase.open;
+    this.#opened = true;
+    this.#output.track();
     this.#clearTimer();
-    this.decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
-    const rest = this.handshake?.takeRest();
-    this.handshake = undefined;
-    if (rest?.length) this.decoder.push(rest);
+    this.#decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+    const rest = this.#handshakeDriver.finish();
+    if (rest?.length) this.#decoder.push(rest);
   }
 
   /** Switches between framed and raw (UDP stays raw); the undecoded rest is re-read in the new mode. */
   setRaw(raw: boolean): void {
-    if (this.raw === raw || this.phase === Phase.closed) return;
+    if (this.#raw === raw || this.#phase === Phase.closed) return;
     if (!raw) refuseFramedDatagrams(this.conn);
-    this.raw = raw;
-    if (raw && this.phase === Phase.open && this.decoder!.bufferedBytes > 0) {
+    this.#raw = raw;
+    if (raw && this.#phase === Phase.open && this.#decoder!.bufferedBytes > 0) {
       queueMicrotask(() => {
-        if (this.raw && this.phase === Phase.open) this.guarded(() => this.#decode());
+        if (this.#raw && this.#phase === Phase.open) this.guarded(() => this.#decode());
       });
     }
   }
@@ -523,11 +553,9 @@ export class Session implements ConnectionHandler {
   // Output
 
   /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
-  queueOutput(payload: Uint8Array, framed = !this.raw): void {
-    if (this.phase === Phase.closed) return;
-    this.#queueAs(framed ? OutputKind.framed : OutputKind.raw);
-    this.outQueue.push(payload);
-    this.#queued(framed ? payload.length + FRAME_HEADER_BYTES : payload.length);
+  queueOutput(payload: Uint8Array, framed = !this.#raw): void {
+    if (this.#phase === Phase.closed) return;
+    this.#queued(this.#output.push(payload, framed ? OutputKind.framed : OutputKind.raw));
   }
 
   /**
@@ -537,47 +565,19 @@ export class Session implements ConnectionHandler {
   sendFrames(batch: FrameBatch): void {
     const runs = frameBatchRuns(batch, this.#host.budget, "send frames");
     frameBatchSent(batch);
-    if (this.phase === Phase.closed || batch.count === 0) return;
-    this.#queueAs(OutputKind.frames);
-    const queue = this.outQueue;
-    for (let i = 0; i < runs.length; i++) queue.push(runs[i]!);
-    this.#queued(batch.byteLength);
-  }
-
-  /** Writes what is queued first when it is of another kind than `kind`. */
-  #queueAs(kind: OutputKind): void {
-    if (this.outQueue.length && this.outQueueKind !== kind) this.#writeQueue();
-    this.outQueueKind = kind;
+    if (this.#phase === Phase.closed || batch.count === 0) return;
+    this.#queued(this.#output.pushRuns(runs, batch.byteLength));
   }
 
   /** {@linkcode queueOutput} for a batch, with one accounting update. */
   queueOutputs(messages: readonly (Uint8Array | string)[]): void {
-    if (this.phase === Phase.closed || messages.length === 0) return;
-    const framed = !this.raw;
-    this.#queueAs(framed ? OutputKind.framed : OutputKind.raw);
-    const queue = this.outQueue;
-    const count = messages.length;
-    let bytes = framed ? count * FRAME_HEADER_BYTES : 0;
-    let i = 0;
-    for (; i < count; i++) {
-      const message = messages[i];
-      if (typeof message === "string") break;
-      bytes += message.length;
-    }
-    if (i === count && queue.length === 0) this.outQueue = messages.slice() as Uint8Array[];
-    else {
-      for (let k = 0; k < i; k++) queue.push(messages[k] as Uint8Array);
-      for (; i < count; i++) {
-        const payload = toBytes(messages[i]!);
-        queue.push(payload);
-        bytes += payload.length;
-      }
-    }
-    this.#queued(bytes);
+    if (this.#phase === Phase.closed || messages.length === 0) return;
+    this.#queued(this.#output.pushMany(messages, !this.#raw));
   }
 
   #queued(bytes: number): void {
-    this.outQueueBytes += bytes;
+    // Queuing may have written earlier output of another kind, and that write may have closed it.
+    if (this.#phase === Phase.closed) return;
     this.#host.budget.queued(bytes, this);
     this.#host.flusher.markDirty(this);
   }
@@ -585,38 +585,19 @@ export class Session implements ConnectionHandler {
   /** Hands the queued output to the transport now. */
   flushNow(): void {
     this.dirty = false;
-    this.#writeQueue();
-    if (this.#closeAfterFlush && this.inflightBytes === 0) this.#beginGracefulClose();
-  }
-
-  #writeQueue(): void {
-    const queue = this.outQueue;
-    if (!queue.length || this.phase === Phase.closed) return;
-    const kind = this.outQueueKind;
-    const bytes = this.outQueueBytes;
-    this.outQueue = [];
-    this.inflightBytes += bytes;
-    this.outQueueBytes = 0;
-    if (this.opened) this.#inFlight?.add(queue, kind, bytes);
-    try {
-      // This is the connection's one batch for the tick, so the transport starts writing it at once.
-      this.conn.writeBatch(kind === OutputKind.framed ? framedPieces(queue) : queue);
-    } catch (err) {
-      this.close(err as Error);
-    }
+    if (this.#phase !== Phase.closed) this.#output.write();
+    if (this.#closeAfterFlush && this.#output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   #drained(): void {
-    if (this.phase === Phase.closed) return;
+    if (this.#phase === Phase.closed) return;
     const host = this.#host;
-    if (host.tracksIdle) this.lastActivity = Date.now();
-    host.budget.written(this.inflightBytes);
-    this.inflightBytes = 0;
-    this.#inFlight?.clear();
+    if (host.tracksIdle) this.#lastActivity = Date.now();
+    host.budget.written(this.#output.drained());
     host.budget.relieve();
     if (this.dirty) return;
-    const record = this.client;
-    if (record && this.phase === Phase.open) {
+    const record = this.#client;
+    if (record && this.#phase === Phase.open) {
       // A processor hears of it through onOutputBuffersAreEmpty (waking ioIteration per write would cost).
       if (!this.processor) host.board.emit(host.board.events.clientsWithEmptyOutputFifo, record.id);
       else host.processors.drained(this);
@@ -630,14 +611,14 @@ export class Session implements ConnectionHandler {
 
   /** Closes once everything queued has been written (and the peer had time to close). */
   closeWhenFlushed(): void {
-    if (this.phase === Phase.closed) return;
+    if (this.#phase === Phase.closed) return;
     this.#closeAfterFlush = true;
-    if (!this.dirty && this.inflightBytes === 0) this.#beginGracefulClose();
+    if (!this.dirty && this.#output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   /** Ignores further input, writes what is queued, then closes with `error` as the client's `lastError`. */
   drainAndClose(error: Error): void {
-    if (this.phase === Phase.closed) return;
+    if (this.#phase === Phase.closed) return;
     this.#closeError ??= error;
     this.#stopReading();
     this.closeWhenFlushed();
@@ -645,7 +626,7 @@ export class Session implements ConnectionHandler {
 
   /** Closes because of an error, which becomes the client's `lastError`; logged unless `log` is false. */
   fail(error: Error, log = true): void {
-    if (this.phase === Phase.closed) return;
+    if (this.#phase === Phase.closed) return;
     if (log) {
       this.#host.logger.warn?.(
         `Closing connection from ${describeAddr(this.remoteAddr)}: ${error.message}`,
@@ -667,7 +648,7 @@ export class Session implements ConnectionHandler {
 
   /** Closes now; unwritten output is discarded. */
   close(error?: Error): void {
-    if (this.phase === Phase.closed) return;
+    if (this.#phase === Phase.closed) return;
     this.#finalize(error);
     this.conn.close();
   }
@@ -682,8 +663,8 @@ export class Session implements ConnectionHandler {
 
   /** Enters the draining phase: buffered input is dropped and nothing more is read. */
   #stopReading(): void {
-    if (this.phase >= Phase.draining) return;
-    this.phase = Phase.draining;
+    if (this.#phase >= Phase.draining) return;
+    this.#phase = Phase.draining;
     this.#clearTimer();
     // Input is ignored from now on, but the peer's close must still be seen.
     if (this.#paused !== 0) {
@@ -691,13 +672,12 @@ export class Session implements ConnectionHandler {
       this.conn.resumeReading();
     }
     const budget = this.#host.budget;
-    if (this.handshake) budget.released(this.handshake.takeRest().length);
-    if (this.proxyReader) budget.released(this.proxyReader.takeRest().length);
-    if (this.decoder) budget.released(this.decoder.takeBuffered().length);
+    budget.released(this.#handshakeDriver.discard());
+    if (this.#decoder) budget.released(this.#decoder.takeBuffered().length);
   }
 
   #beginGracefulClose(): void {
-    if (this.#closingGracefully || this.phase === Phase.closed) return;
+    if (this.#closingGracefully || this.#phase === Phase.closed) return;
     this.#closingGracefully = true;
     if (this.#peerEnded) return this.close();
     this.conn.closeWrite();
@@ -737,38 +717,29 @@ export class Session implements ConnectionHandler {
   }
 
   #endHalfOpen(): void {
-    if (this.phase !== Phase.open || this.dirty || this.inflightBytes > 0) return;
+    if (this.#phase !== Phase.open || this.dirty || this.#output.inflightBytes > 0) return;
     if (this.awaitingCallback || this.#waitingInput.length > 0) return;
     // A held keyword's input cannot be read until `addClient` adopts it: it does not keep the connection.
-    if ((this.client?.unread ?? 0) > 0) return;
+    if ((this.#client?.unread ?? 0) > 0) return;
     this.closeWhenFlushed();
   }
 
   #finalize(error: Error | undefined): void {
-    if (this.phase === Phase.closed) return;
-    const handshake = this.handshake;
-    const wasConnecting = this.phase === Phase.connecting;
-    this.phase = Phase.closed;
+    if (this.#phase === Phase.closed) return;
+    const wasConnecting = this.#phase === Phase.connecting;
+    this.#phase = Phase.closed;
     this.#clearTimer();
     const budget = this.#host.budget;
-    budget.released(
-      (this.decoder?.bufferedBytes ?? 0) + (handshake?.bufferedBytes ?? 0) +
-        (this.proxyReader?.bufferedBytes ?? 0),
-    );
+    budget.released((this.#decoder?.bufferedBytes ?? 0) + this.#handshakeDriver.bufferedBytes);
     for (const item of this.#waitingInput) {
       budget.released(item instanceof FrameBatch ? item.byteLength : item.length);
     }
     this.#waitingInput = [];
-    budget.written(this.outQueueBytes + this.inflightBytes);
     // What never fully reached the kernel is sent again, whole, before what was never written.
-    const unwritten = this.#inFlight?.unwritten(this.conn.discardedBytes) ?? [];
-    const queued = this.outQueueKind === OutputKind.frames ? payloadViews(this.outQueue) : this.outQueue;
-    const unsent = !this.opened ? [] : unwritten.length ? unwritten.concat(queued) : queued;
-    this.outQueue = [];
-    this.outQueueBytes = 0;
-    this.inflightBytes = 0;
+    const { bytes, unsent } = this.#output.discard(this.conn.discardedBytes);
+    budget.written(bytes);
     error ??= this.#closeError;
-    if (wasConnecting && !error) error = (handshake as ClientHandshake).closedEarly();
+    if (wasConnecting && !error) error = this.#handshakeDriver.closedEarly();
     this.#host.sessionClosed(this, error, wasConnecting, unsent);
     budget.forget(this);
   }

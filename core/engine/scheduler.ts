@@ -338,14 +338,15 @@ export class Scheduler implements SessionHost {
 
   /** Held as in the original: it got OK, and its messages wait for `addClient`. */
   hold(session: Session, keyword: Uint8Array): void {
-    session.held = new ClientRecord(0, "expected", keyword);
-    this.registry.held.set(session.held.key, session);
+    const held = new ClientRecord(0, "expected", keyword);
+    session.holdFor(held);
+    this.registry.held.set(held.key, session);
     session.open();
   }
 
   /** Binds an admitted session to its client and reports it. */
   bind(session: Session, record: ClientRecord): void {
-    session.client = record;
+    session.attach(record);
     record.session = session;
     record.listener = session.listener;
     record.remoteAddr = session.remoteAddr;
@@ -427,7 +428,7 @@ export class Scheduler implements SessionHost {
     }
     if (held) {
       this.registry.held.delete(key);
-      held.held = undefined;
+      held.releaseHeld();
     }
     this.registry.add(record);
     if (held) this.bind(held, record);
@@ -599,7 +600,7 @@ export class Scheduler implements SessionHost {
     if (held) {
       this.registry.held.delete(held.key);
       this.budget.released(held.inboxCost);
-      session.held = undefined;
+      session.releaseHeld();
     }
     const record = session.client;
     if (record && record.session === session) {
