@@ -11,61 +11,19 @@ import { FRAME_HEADER_BYTES, FrameDecoder } from "../wire/codec.ts";
 import { AsockioError, ProtocolError, TimeoutError } from "../errors.ts";
 import { refuseFramedDatagrams } from "../udp/datagram_peers.ts";
 import { HandshakeDriver } from "./session_handshake.ts";
-import type { EventBoard } from "../engine/event_board.ts";
-import type { KeywordVerdict } from "../wire/handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
-import type { MemoryBudget } from "../engine/memory_budget.ts";
-import type { Logger, ResolvedLimits } from "../options.ts";
-import { type FlushScheduler, OutputKind } from "./output.ts";
+import { OutputKind } from "./output.ts";
 import { OutputQueue } from "./output_queue.ts";
 import type { Processor } from "../processor.ts";
-import { ProcessorClose, type ProcessorHost } from "../engine/processor_host.ts";
-import { createFrameBatch, FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_batch.ts";
+import { ProcessorClose } from "../engine/processor_host.ts";
+import { type FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_batch.ts";
 import type { ListenerInfo } from "../types.ts";
-import { Pause, Phase } from "./session_phase.ts";
+import { Deadline, Pause, Phase } from "./session_phase.ts";
+import { Delivery } from "./delivery.ts";
+import type { SessionHost } from "./session_host.ts";
 
 export { Pause, Phase };
-
-/** What a session needs from the core around it. */
-export interface SessionHost {
-  readonly limits: ResolvedLimits;
-  readonly logger: Logger;
-  readonly budget: MemoryBudget;
-  readonly board: EventBoard;
-  readonly processors: ProcessorHost;
-  readonly flusher: FlushScheduler;
-  /** True when `limits.idleTimeoutMs` is set, so activity must be stamped. */
-  readonly tracksIdle: boolean;
-  /** Accepting side: the PROXY header was read; the session goes on as a handshake or a raw client. */
-  proxied(session: Session): void;
-  /** Accepting side: what to do with an announced keyword (rules, registry, duplicates). */
-  keywordVerdict(session: Session, keyword: Uint8Array, authenticated: boolean): KeywordVerdict;
-  /** Accepting side: the handshake admitted `keyword`; bind the session to its client. */
-  admitNamed(session: Session, keyword: Uint8Array): void;
-  /** Accepting side: hold the session for `keyword` until somebody registers it. */
-  hold(session: Session, keyword: Uint8Array): void;
-  /** Binds an admitted session to its client, and reports it. */
-  bind(session: Session, record: ClientRecord): void;
-  /** Whether `proof` answers `nonce` for the client registered with `keyword`. */
-  verifyProof(keyword: Uint8Array, nonce: Uint8Array, proof: Uint8Array): Promise<boolean>;
-  /** The proof for the server's `nonce`, from this (outgoing) client's secret. */
-  proofFor(record: ClientRecord, nonce: Uint8Array): Promise<Uint8Array>;
-  /**
-   * The session has closed: forget it and tell its client. `unsent` is the output never handed to
-   * the transport (an outgoing client keeps it for its next connection).
-   */
-  sessionClosed(
-    session: Session,
-    error: Error | undefined,
-    wasConnecting: boolean,
-    unsent: Uint8Array[],
-  ): void;
-}
-
-function unrefTimer(timer: unknown): void {
-  // Node and Bun timers can be unref'd; Deno's are numbers, and sessions clear theirs on close.
-  (timer as { unref?: () => void } | null)?.unref?.();
-}
+export type { SessionHost };
 
 /**
  * One connection: the handshake, the decode loop, the output queue and the close lifecycle. Nothing
@@ -98,8 +56,8 @@ export class Session implements ConnectionHandler {
   awaitingCallback = false;
   /** True when the processor takes whole reads as batches (it defines `onFramesReceived`). */
   takesFrames = false;
-  /** Messages, batches or raw chunks that arrived while a callback was pending, counted as input. */
-  #waitingInput: (Uint8Array | FrameBatch)[] = [];
+  /** Where decoded input goes: the processor or the inbox. */
+  readonly #delivery: Delivery;
   readonly #output: OutputQueue;
   /** True while output is queued and not yet handed to the transport (set by the `FlushScheduler`). */
   dirty = false;
@@ -114,7 +72,7 @@ export class Session implements ConnectionHandler {
   #halfOpenDue = false;
   /** Drives the PROXY header and the handshake until the session is open. */
   readonly #handshakeDriver: HandshakeDriver;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  readonly #deadline = new Deadline();
 
   /**
    * A session for `conn`: `"proxy"` reads a PROXY header first, `"accepting"` and an outgoing
@@ -129,6 +87,7 @@ export class Session implements ConnectionHandler {
   ) {
     this.#host = host;
     this.#handshakeDriver = new HandshakeDriver(this, host);
+    this.#delivery = new Delivery(this, host);
     this.conn = conn;
     this.listener = listener;
     const outgoing = typeof start === "object";
@@ -276,16 +235,14 @@ export class Session implements ConnectionHandler {
 
   /** Closes an accepting session that has not finished its handshake (PROXY header included) within `ms`. */
   startHandshakeTimer(ms: number): void {
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
+    this.#deadline.set(ms, () => {
       if (this.#phase !== Phase.accepting && this.#phase !== Phase.proxyHeader) return;
       this.fail(
         new TimeoutError(
           `Cannot complete handshake with ${describeAddr(this.remoteAddr)}: not done within ${ms} ms`,
         ),
       );
-    }, ms);
-    unrefTimer(this.#timer);
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -361,7 +318,7 @@ export class Session implements ConnectionHandler {
     if (answersNow) flusher.reading = this;
     try {
       if (phase !== Phase.open) this.#handshakeDriver.push(chunk);
-      else if (this.#raw) this.#deliver(chunk, true);
+      else if (this.#raw) this.#delivery.message(chunk, true);
       else {
         const decoder = this.#decoder!;
         givenBack = decoder.absorb(chunk);
@@ -388,10 +345,10 @@ export class Session implements ConnectionHandler {
       const decoder = this.#decoder!;
       if (this.#raw) {
         const rest = decoder.takeBuffered();
-        if (rest.length) this.#deliver(rest, true);
+        if (rest.length) this.#delivery.message(rest, true);
         return;
       }
-      if (this.takesFrames) return this.#decodeBatch();
+      if (this.takesFrames) return this.#delivery.batch(decoder);
       const record = this.#client;
       if (record !== undefined && this.processor === undefined) {
         // The common case, many whole frames in one chunk for a polled client: one pass, one event,
@@ -404,7 +361,7 @@ export class Session implements ConnectionHandler {
             record.pushFrames(frames, count, frames.length - FRAME_HEADER_BYTES * count),
           );
           host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
-          if (record.reader !== undefined) this.#notifyReader(record);
+          if (record.reader !== undefined) this.#delivery.notifyReader(record);
         }
       }
       let message: Uint8Array | undefined;
@@ -416,45 +373,8 @@ export class Session implements ConnectionHandler {
       }
       if (message === undefined) return;
       budget.released(FRAME_HEADER_BYTES);
-      this.#deliver(message, false);
+      this.#delivery.message(message, false);
     }
-  }
-
-  /** Decodes every whole frame buffered now into one batch for the processor's `onFramesReceived`. */
-  #decodeBatch(): void {
-    const decoder = this.#decoder!;
-    const runs: Uint8Array[] = [];
-    let count = 0;
-    let byteLength = 0;
-    let error: Error | undefined;
-    for (;;) {
-      const frames = decoder.takeWholeFrames();
-      if (frames !== undefined) {
-        runs.push(frames);
-        count += decoder.takenFrameCount;
-        byteLength += frames.length;
-      }
-      let message: Uint8Array | undefined;
-      try {
-        message = decoder.next();
-      } catch (err) {
-        error = err as Error;
-        break;
-      }
-      if (message === undefined) break;
-      // `next` leaves the header in front of the message, so the frame is kept whole.
-      runs.push(
-        new Uint8Array(
-          message.buffer,
-          message.byteOffset - FRAME_HEADER_BYTES,
-          message.length + FRAME_HEADER_BYTES,
-        ),
-      );
-      count++;
-      byteLength += FRAME_HEADER_BYTES + message.length;
-    }
-    if (count > 0) this.toProcessor(createFrameBatch(this.#host.budget, runs, count, byteLength));
-    if (error !== undefined) this.fail(error);
   }
 
   /** Decodes what is buffered now (after an asynchronous handshake step, say). */
@@ -471,56 +391,15 @@ export class Session implements ConnectionHandler {
     }
   }
 
-  /** Delivers one message or raw chunk (already counted as input) to the processor or the inbox. */
-  #deliver(message: Uint8Array, raw: boolean): void {
-    const host = this.#host;
-    const budget = host.budget;
-    if (this.processor) return this.toProcessor(message);
-    const record = this.#client ?? this.#held;
-    if (!record) {
-      budget.released(message.length);
-      return;
-    }
-    budget.stored(message.length, record.push(message, raw));
-    if (!this.#client) return;
-    host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
-    if (record.reader !== undefined) this.#notifyReader(record);
-  }
-
-  /** A `messages()` reader waits on this client: wake it, and pause above its high-water mark. */
-  #notifyReader(record: ClientRecord): void {
-    const reader = record.reader!;
-    reader.wake();
-    if (record.inboxBytes > reader.highWaterMarkBytes) this.pauseReading(Pause.reader);
-  }
-
-  /**
-   * Hands one message or batch (counted as input) to the processor; while an asynchronous callback
-   * is pending it waits, in order.
-   */
+  /** Hands one message or batch (counted as input) to the processor, in order (see `Delivery`). */
   toProcessor(message: Uint8Array | FrameBatch): void {
-    if (this.awaitingCallback) {
-      this.#waitingInput.push(message);
-      return;
-    }
-    const host = this.#host;
-    // Only a processor that takes batches gets them: the others skip the type check per message.
-    const batch = this.takesFrames && message instanceof FrameBatch;
-    host.budget.released(batch ? message.byteLength : (message as Uint8Array).length);
-    host.budget.handling(this);
-    host.processors.deliver(this, message);
+    this.#delivery.toProcessor(message);
   }
 
   /** The pending callback settled: deliver what waited, until one goes asynchronous again. */
   callbackSettled(): void {
     this.awaitingCallback = false;
-    const waiting = this.#waitingInput;
-    let i = 0;
-    while (i < waiting.length && !this.awaitingCallback && this.processor && this.#phase === Phase.open) {
-      this.toProcessor(waiting[i++]!);
-    }
-    waiting.splice(0, i);
-    if (this.awaitingCallback) return;
+    if (!this.#delivery.settled()) return;
     this.resumeReading(Pause.callback);
     this.inputRead();
   }
@@ -531,7 +410,7 @@ export class Session implements ConnectionHandler {
     this.#phase = Phase.open;
     this.#opened = true;
     this.#output.track();
-    this.#clearTimer();
+    this.#deadline.clear();
     this.#decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
     const rest = this.#handshakeDriver.finish();
     if (rest?.length) this.#decoder.push(rest);
@@ -665,7 +544,7 @@ export class Session implements ConnectionHandler {
   #stopReading(): void {
     if (this.#phase >= Phase.draining) return;
     this.#phase = Phase.draining;
-    this.#clearTimer();
+    this.#deadline.clear();
     // Input is ignored from now on, but the peer's close must still be seen.
     if (this.#paused !== 0) {
       this.#paused = 0;
@@ -681,12 +560,7 @@ export class Session implements ConnectionHandler {
     this.#closingGracefully = true;
     if (this.#peerEnded) return this.close();
     this.conn.closeWrite();
-    this.#clearTimer();
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.close();
-    }, this.#host.limits.closeTimeoutMs);
-    unrefTimer(this.#timer);
+    this.#deadline.set(this.#host.limits.closeTimeoutMs, () => this.close());
   }
 
   /**
@@ -698,13 +572,10 @@ export class Session implements ConnectionHandler {
       this.#halfOpenDue = true;
       return this.#endHalfOpen();
     }
-    this.#clearTimer();
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
+    this.#deadline.set(this.#host.limits.halfOpenTimeoutMs, () => {
       this.#halfOpenDue = true;
       this.guarded(() => this.#endHalfOpen());
-    }, this.#host.limits.halfOpenTimeoutMs);
-    unrefTimer(this.#timer);
+    });
   }
 
   /**
@@ -718,7 +589,7 @@ export class Session implements ConnectionHandler {
 
   #endHalfOpen(): void {
     if (this.#phase !== Phase.open || this.dirty || this.#output.inflightBytes > 0) return;
-    if (this.awaitingCallback || this.#waitingInput.length > 0) return;
+    if (!this.#delivery.idle) return;
     // A held keyword's input cannot be read until `addClient` adopts it: it does not keep the connection.
     if ((this.#client?.unread ?? 0) > 0) return;
     this.closeWhenFlushed();
@@ -728,13 +599,10 @@ export class Session implements ConnectionHandler {
     if (this.#phase === Phase.closed) return;
     const wasConnecting = this.#phase === Phase.connecting;
     this.#phase = Phase.closed;
-    this.#clearTimer();
+    this.#deadline.clear();
     const budget = this.#host.budget;
     budget.released((this.#decoder?.bufferedBytes ?? 0) + this.#handshakeDriver.bufferedBytes);
-    for (const item of this.#waitingInput) {
-      budget.released(item instanceof FrameBatch ? item.byteLength : item.length);
-    }
-    this.#waitingInput = [];
+    budget.released(this.#delivery.discard());
     // What never fully reached the kernel is sent again, whole, before what was never written.
     const { bytes, unsent } = this.#output.discard(this.conn.discardedBytes);
     budget.written(bytes);
@@ -742,13 +610,6 @@ export class Session implements ConnectionHandler {
     if (wasConnecting && !error) error = this.#handshakeDriver.closedEarly();
     this.#host.sessionClosed(this, error, wasConnecting, unsent);
     budget.forget(this);
-  }
-
-  #clearTimer(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
   }
 
   /** A trusted balancer's health check connects and closes without a header: not worth a warning. */

@@ -13,7 +13,8 @@ import { AsockioError } from "../errors.ts";
 import { ClientHandshake, type HandshakeDecision, ServerHandshake } from "../wire/handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
 import { ProxyHeaderReader } from "../wire/proxy_protocol.ts";
-import type { Session, SessionHost } from "./session.ts";
+import type { Session } from "./session.ts";
+import type { SessionHost } from "./session_host.ts";
 import { Phase } from "./session_phase.ts";
 
 /**

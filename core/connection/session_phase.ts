@@ -34,3 +34,38 @@ export const Pause = {
 } as const;
 /** One of {@linkcode Pause}'s values. */
 export type Pause = typeof Pause[keyof typeof Pause];
+
+/**
+ * The one pending timer of a session: its handshake deadline, its graceful close's, or the end of
+ * its half-open time. Setting one replaces the other; it never keeps the process alive.
+ *
+ * @example
+ * ```ts
+ * import { Deadline } from "./session_phase.ts";
+ * const deadline = new Deadline();
+ * deadline.set(1000, () => console.log("too late"));
+ * deadline.clear();
+ * ```
+ */
+export class Deadline {
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  /** Calls `expire` after `ms`, instead of what was pending. */
+  set(ms: number, expire: () => void): void {
+    this.clear();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      expire();
+    }, ms);
+    // Node and Bun timers can be unref'd; Deno's are numbers, and sessions clear theirs on close.
+    (this.#timer as { unref?: () => void } | null)?.unref?.();
+  }
+
+  /** Cancels what is pending. */
+  clear(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+}
