@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { describe, it } from "node:test";
-import type { Addr, ClientId, IoCore, IoCoreListenerOptions, Transport } from "../mod.ts";
+import type { Addr, ClientId, IoCore, IoCoreLimits, IoCoreListenerOptions, Transport } from "../mod.ts";
 import { noOpensslReason, testCerts } from "./_certs.ts";
 import { startCore } from "./_core_fixture.ts";
 import { delay, missingTool, withTimeout } from "./_helpers.ts";
@@ -65,6 +65,21 @@ async function firstUnknownWithData(core: IoCore): Promise<ClientId> {
   throw new Error("No unknown client sent data within 10 s");
 }
 
+/** A core that takes every connection as a raw unknown client, on one listener of `kind`. */
+async function rawCore(
+  transport: Transport | undefined,
+  kind: "tcp" | "unix" | "tls",
+  limits?: IoCoreLimits,
+) {
+  return startCore({
+    ...(transport ? { transport } : {}),
+    unknownClients: "allow",
+    rawConnection: () => true,
+    listeners: [await listenerFor(kind)],
+    ...(limits ? { limits } : {}),
+  });
+}
+
 async function listenerFor(kind: "tcp" | "unix" | "tls"): Promise<IoCoreListenerOptions> {
   if (kind === "tcp") return { transport: "tcp", hostname: "127.0.0.1", port: 0 };
   if (kind === "unix") return { transport: "unix", path: "half.sock" };
@@ -80,12 +95,7 @@ for (const transport of transportsUnderTest()) {
         `a raw client that half-closes over ${kind} gets an answer sent 300 ms later`,
         { timeout: TEST_TIMEOUT, skip },
         async () => {
-          await using fx = await startCore({
-            transport: transport as Transport,
-            unknownClients: "allow",
-            rawConnection: () => true,
-            listeners: [await listenerFor(kind)],
-          });
+          await using fx = await rawCore(transport, kind);
           const ca = kind === "tls" ? (await testCerts()).caCert : undefined;
           const peer = await halfClosingPeer(fx.addrs[0]!, "hello raw\n", ca);
           const id = await firstUnknownWithData(fx.core);
@@ -106,13 +116,7 @@ for (const transport of transportsUnderTest()) {
     it("an idle half-open connection closes after limits.halfOpenTimeoutMs", {
       timeout: TEST_TIMEOUT,
     }, async () => {
-      await using fx = await startCore({
-        transport: transport as Transport,
-        unknownClients: "allow",
-        rawConnection: () => true,
-        listeners: [await listenerFor("tcp")],
-        limits: { halfOpenTimeoutMs: 300 },
-      });
+      await using fx = await rawCore(transport, "tcp", { halfOpenTimeoutMs: 300 });
       const peer = await halfClosingPeer(fx.addrs[0]!, "hello raw\n");
       const id = await firstUnknownWithData(fx.core);
       const readAt = Date.now();
@@ -128,13 +132,7 @@ for (const transport of transportsUnderTest()) {
     it("a half-open connection with unread input stays open past limits.halfOpenTimeoutMs", {
       timeout: TEST_TIMEOUT,
     }, async () => {
-      await using fx = await startCore({
-        transport: transport as Transport,
-        unknownClients: "allow",
-        rawConnection: () => true,
-        listeners: [await listenerFor("tcp")],
-        limits: { halfOpenTimeoutMs: 50 },
-      });
+      await using fx = await rawCore(transport, "tcp", { halfOpenTimeoutMs: 50 });
       const peer = await halfClosingPeer(fx.addrs[0]!, "hello raw\n");
       const id = await firstUnknownWithData(fx.core);
       // Nothing can show that a close does not happen except time passing: 4x the timeout.
@@ -152,11 +150,7 @@ for (const transport of transportsUnderTest()) {
 const noNc = missingTool("nc", "-h", "apt-get install -y netcat-openbsd");
 
 it("nc -N gets an answer sent 300 ms after its FIN", { timeout: TEST_TIMEOUT, skip: noNc }, async () => {
-  await using fx = await startCore({
-    unknownClients: "allow",
-    rawConnection: () => true,
-    listeners: [await listenerFor("tcp")],
-  });
+  await using fx = await rawCore(undefined, "tcp");
   const addr = fx.addrs[0]!;
   if (addr.transport !== "tcp") throw new TypeError("expected a TCP listener");
   const nc = spawn("nc", ["-N", "127.0.0.1", String(addr.port)], { stdio: ["pipe", "pipe", "ignore"] });

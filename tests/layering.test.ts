@@ -118,6 +118,18 @@ const isConcreteTransport = (path: string) =>
 /** What `transports/` may name in `core/`: the errors at run time, and these leaf files for types. */
 const TRANSPORT_TYPE_LEAVES = new Set(["core/errors.ts", "core/types.ts"]);
 
+/** The imports of the files under `folder` that `isForbidden`, as `from -> to` lines. */
+async function forbidden(
+  folder: string,
+  isForbidden: (i: Module["imports"][number]) => boolean,
+): Promise<string[]> {
+  return (await modules())
+    .filter((m) => m.path.startsWith(folder))
+    .flatMap((m) =>
+      m.imports.filter(isForbidden).map((i) => `${m.path} -> ${i.target}${i.typeOnly ? " (type)" : ""}`)
+    );
+}
+
 describe("layering", () => {
   it("parses value, type-only, re-export and multi-line imports, and skips those in comments", () => {
     const edges = parseImports(`
@@ -160,38 +172,28 @@ describe("layering", () => {
   });
 
   it("core/wire/ imports only core/wire/ and core/errors.ts at run time", async () => {
-    const wrong = (await modules())
-      .filter((m) => m.path.startsWith("core/wire/"))
-      .flatMap((m) =>
-        m.imports
-          .filter((i) => !i.typeOnly && !i.target.startsWith("core/wire/") && i.target !== "core/errors.ts")
-          .map((i) => `${m.path} -> ${i.target}`)
-      );
+    const wrong = await forbidden(
+      "core/wire/",
+      (i) => !i.typeOnly && !i.target.startsWith("core/wire/") && i.target !== "core/errors.ts",
+    );
     assert.deepEqual(wrong, []);
   });
 
   it("core/ imports neither processors/ nor a concrete transport, not even for types", async () => {
-    const wrong = (await modules())
-      .filter((m) => m.path.startsWith("core/"))
-      .flatMap((m) =>
-        m.imports
-          .filter((i) => i.target.startsWith("processors/") || isConcreteTransport(i.target))
-          .map((i) => `${m.path} -> ${i.target}`)
-      );
+    const wrong = await forbidden(
+      "core/",
+      (i) => i.target.startsWith("processors/") || isConcreteTransport(i.target),
+    );
     assert.deepEqual(wrong, []);
   });
 
   it("transports/ reach core/ only for errors.ts, and for types only in leaf files", async () => {
-    const wrong = (await modules())
-      .filter((m) => m.path.startsWith("transports/"))
-      .flatMap((m) =>
-        m.imports
-          .filter((i) =>
-            i.target.startsWith("core/") &&
-            (i.typeOnly ? !TRANSPORT_TYPE_LEAVES.has(i.target) : i.target !== "core/errors.ts")
-          )
-          .map((i) => `${m.path} -> ${i.target}${i.typeOnly ? " (type)" : ""}`)
-      );
+    const wrong = await forbidden(
+      "transports/",
+      (i) =>
+        i.target.startsWith("core/") &&
+        (i.typeOnly ? !TRANSPORT_TYPE_LEAVES.has(i.target) : i.target !== "core/errors.ts"),
+    );
     assert.deepEqual(wrong, []);
   });
 

@@ -5,24 +5,12 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { describe, it } from "node:test";
-import type { Logger, Transport } from "../mod.ts";
-import { startCore } from "./_core_fixture.ts";
+import type { Transport } from "../mod.ts";
+import { recordingLogger, startCore } from "./_core_fixture.ts";
 import { transportsUnderTest } from "./_net_test.ts";
 import { waitFor } from "./_settle.ts";
 
 const TEST_TIMEOUT = { timeout: 20_000 };
-
-/** A logger that records every line with its level, debug included. */
-function allLevels(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    debug: (m: string) => lines.push(`debug: ${m}`),
-    info: (m: string) => lines.push(`info: ${m}`),
-    warn: (m: string) => lines.push(`warn: ${m}`),
-    error: (m: string) => lines.push(`error: ${m}`),
-  };
-}
 
 /** Connects to `port` and, once connected, ends (FIN) or resets (RST) at once; resolves with its local port. */
 function healthCheck(port: number, how: "end" | "reset"): Promise<number> {
@@ -45,7 +33,7 @@ for (const transport of transportsUnderTest()) {
         `that connects and ${how === "end" ? "ends" : "resets"} before its header logs no warning`,
         TEST_TIMEOUT,
         async () => {
-          const logger = allLevels();
+          const logger = recordingLogger();
           await using fx = await startCore({
             transport: transport as Transport,
             logger,
