@@ -13,7 +13,6 @@ import { MemoryBudget } from "../core/engine/memory_budget.ts";
 class StubSession {
   paused = 0;
   closed = false;
-  failedHeld = false;
   queuedOutputBytes = 0;
   client: { inboxBytes: number } | undefined = { inboxBytes: 0 };
   held: { inboxBytes: number } | undefined = undefined;
@@ -26,8 +25,10 @@ class StubSession {
   resumeReading(reason: number): void {
     this.paused &= ~reason;
   }
-  failHeldOverCap(): void {
-    this.failedHeld = true;
+  readonly remoteAddr = { transport: "tcp", hostname: "127.0.0.1", port: 2 };
+  failedWith: Error | undefined = undefined;
+  fail(error: Error): void {
+    this.failedWith = error;
   }
 }
 
@@ -84,7 +85,10 @@ describe("MemoryBudget", () => {
     held.held = { inboxBytes: 120 };
     budget.received(120);
     budget.pressure(asSession(held));
-    assert.equal(held.failedHeld, true);
+    assert.match(
+      String(held.failedWith),
+      /ProtocolError: Closing held connection from tcp:127\.0\.0\.1:2: its unread input filled the input cap/,
+    );
     assert.equal(held.pausedFor(Pause.budget), false);
   });
 

@@ -8,7 +8,7 @@
 import type { Addr, Connection, ConnectionHandler } from "../../transports/types.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../wire/codec.ts";
-import { AsockioError, ProtocolError, TimeoutError } from "../errors.ts";
+import { AsockioError } from "../errors.ts";
 import { refuseFramedDatagrams } from "../udp/datagram_peers.ts";
 import { HandshakeDriver } from "./session_handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
@@ -20,6 +20,7 @@ import { type FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_b
 import type { ListenerInfo } from "../types.ts";
 import { Deadline, Pause, Phase } from "./session_phase.ts";
 import { Delivery } from "./delivery.ts";
+import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
 
 export { Pause, Phase };
@@ -68,8 +69,8 @@ export class Session implements ConnectionHandler {
   #closingGracefully = false;
   #closeError: Error | undefined = undefined;
   #peerEnded = false;
-  /** Half-open: `limits.halfOpenTimeoutMs` has passed since the peer's end. */
-  #halfOpenDue = false;
+  /** Set once the peer of an accepted session ended its side. */
+  #halfOpen: HalfOpen | undefined = undefined;
   /** Drives the PROXY header and the handshake until the session is open. */
   readonly #handshakeDriver: HandshakeDriver;
   readonly #deadline = new Deadline();
@@ -86,7 +87,7 @@ export class Session implements ConnectionHandler {
     start: "proxy" | "accepting" | "raw" | ClientRecord,
   ) {
     this.#host = host;
-    this.#handshakeDriver = new HandshakeDriver(this, host);
+    this.#handshakeDriver = new HandshakeDriver(this, host, this.#deadline);
     this.#delivery = new Delivery(this, host);
     this.conn = conn;
     this.listener = listener;
@@ -235,14 +236,7 @@ export class Session implements ConnectionHandler {
 
   /** Closes an accepting session that has not finished its handshake (PROXY header included) within `ms`. */
   startHandshakeTimer(ms: number): void {
-    this.#deadline.set(ms, () => {
-      if (this.#phase !== Phase.accepting && this.#phase !== Phase.proxyHeader) return;
-      this.fail(
-        new TimeoutError(
-          `Cannot complete handshake with ${describeAddr(this.remoteAddr)}: not done within ${ms} ms`,
-        ),
-      );
-    });
+    this.#handshakeDriver.startTimer(ms);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -283,7 +277,8 @@ export class Session implements ConnectionHandler {
       if (this.#phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
       if (this.#closingGracefully) this.close();
       else if (this.listener !== undefined && this.#phase === Phase.open && !this.#closeAfterFlush) {
-        this.#startHalfOpenTimer();
+        this.#halfOpen = new HalfOpen(this, this.#deadline);
+        this.#halfOpen.start(this.#host.limits.halfOpenTimeoutMs, this.processor !== undefined);
       } else this.closeWhenFlushed();
     } catch (err) {
       this.#internalError(err);
@@ -482,7 +477,7 @@ export class Session implements ConnectionHandler {
       else host.processors.drained(this);
     }
     if (this.#closeAfterFlush && !this.dirty) this.#beginGracefulClose();
-    else if (this.#halfOpenDue) this.#endHalfOpen();
+    else this.#halfOpen?.check();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -507,22 +502,9 @@ export class Session implements ConnectionHandler {
   fail(error: Error, log = true): void {
     if (this.#phase === Phase.closed) return;
     if (log) {
-      this.#host.logger.warn?.(
-        `Closing connection from ${describeAddr(this.remoteAddr)}: ${error.message}`,
-      );
+      this.#host.logger.warn?.(`Closing connection from ${describeAddr(this.remoteAddr)}: ${error.message}`);
     }
     this.close(error);
-  }
-
-  /** A held keyword's unread input filled the input cap: it cannot be read, so it is closed. */
-  failHeldOverCap(): void {
-    this.fail(
-      new ProtocolError(
-        `Closing held connection from ${
-          describeAddr(this.remoteAddr)
-        }: its unread input filled the input cap before its keyword was registered`,
-      ),
-    );
   }
 
   /** Closes now; unwritten output is discarded. */
@@ -563,36 +545,17 @@ export class Session implements ConnectionHandler {
     this.#deadline.set(this.#host.limits.closeTimeoutMs, () => this.close());
   }
 
-  /**
-   * Starts `limits.halfOpenTimeoutMs` after the peer's end; see {@linkcode Session.inputRead}. A
-   * processor answers in its callbacks, so its connection does not wait for the time.
-   */
-  #startHalfOpenTimer(): void {
-    if (this.processor !== undefined) {
-      this.#halfOpenDue = true;
-      return this.#endHalfOpen();
-    }
-    this.#deadline.set(this.#host.limits.halfOpenTimeoutMs, () => {
-      this.#halfOpenDue = true;
-      this.guarded(() => this.#endHalfOpen());
-    });
-  }
-
-  /**
-   * The application read this connection's input. A half-open connection closes once everything
-   * that arrived is read, nothing is queued, and its time is up: checked after the current task,
-   * so an answer sent right after the read still goes out.
-   */
+  /** The application read this connection's input: a half-open connection may be done (see `HalfOpen`). */
   inputRead(): void {
-    if (this.#halfOpenDue) queueMicrotask(() => this.guarded(() => this.#endHalfOpen()));
+    this.#halfOpen?.read();
   }
 
-  #endHalfOpen(): void {
-    if (this.#phase !== Phase.open || this.dirty || this.#output.inflightBytes > 0) return;
-    if (!this.#delivery.idle) return;
-    // A held keyword's input cannot be read until `addClient` adopts it: it does not keep the connection.
-    if ((this.#client?.unread ?? 0) > 0) return;
-    this.closeWhenFlushed();
+  /** True when the open session's input was all read and its output all written. */
+  get quiet(): boolean {
+    // A held keyword's input cannot be read until `addClient` adopts it: it does not count.
+    return this.#phase === Phase.open && !this.dirty && this.#output.inflightBytes === 0 &&
+      this.#delivery.idle &&
+      (this.#client?.unread ?? 0) === 0;
   }
 
   #finalize(error: Error | undefined): void {

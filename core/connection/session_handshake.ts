@@ -9,13 +9,13 @@
  */
 import type { Addr } from "../../transports/types.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
-import { AsockioError } from "../errors.ts";
+import { AsockioError, TimeoutError } from "../errors.ts";
 import { ClientHandshake, type HandshakeDecision, ServerHandshake } from "../wire/handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
 import { ProxyHeaderReader } from "../wire/proxy_protocol.ts";
 import type { Session } from "./session.ts";
 import type { SessionHost } from "./session_host.ts";
-import { Phase } from "./session_phase.ts";
+import { type Deadline, Phase } from "./session_phase.ts";
 
 /**
  * The handshake side of one session.
@@ -29,6 +29,7 @@ import { Phase } from "./session_phase.ts";
 export class HandshakeDriver {
   readonly #session: Session;
   readonly #host: SessionHost;
+  readonly #deadline: Deadline;
   /** An asynchronous handshake step (HMAC) is running: input waits in the handshake's buffer. */
   busy = false;
   #handshake: ServerHandshake | ClientHandshake | undefined = undefined;
@@ -37,10 +38,21 @@ export class HandshakeDriver {
   #proxyAddr: Addr | undefined = undefined;
   #proxiedRemote: Addr | undefined = undefined;
 
-  /** The driver of `session`, whose core is `host`. */
-  constructor(session: Session, host: SessionHost) {
+  /** The driver of `session`, whose core is `host`; the handshake's time runs on `deadline`, the session's. */
+  constructor(session: Session, host: SessionHost, deadline: Deadline) {
     this.#session = session;
     this.#host = host;
+    this.#deadline = deadline;
+  }
+
+  /** Fails the session if the PROXY header and the keyword handshake are not done within `ms`. */
+  startTimer(ms: number): void {
+    const session = this.#session;
+    this.#deadline.set(ms, () => {
+      if (session.phase !== Phase.accepting && session.phase !== Phase.proxyHeader) return;
+      const peer = describeAddr(session.remoteAddr);
+      session.fail(new TimeoutError(`Cannot complete handshake with ${peer}: not done within ${ms} ms`));
+    });
   }
 
   /** Behind a trusted balancer: the balancer's address (the connection's own peer). */

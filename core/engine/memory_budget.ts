@@ -6,6 +6,8 @@
  * @module
  */
 import type { Session } from "../connection/session.ts";
+import { ProtocolError } from "../errors.ts";
+import { describeAddr } from "../wire/ip.ts";
 import { Pause } from "../connection/session_phase.ts";
 
 /**
@@ -117,8 +119,10 @@ export class MemoryBudget {
     if (session.pausedFor(Pause.budget) || session.closed) return;
     if (this.#inputBytes > this.inputCap) {
       if (session.held && session.held.inboxBytes > 0) {
-        session.failHeldOverCap();
-        return;
+        // It cannot be read before its keyword is registered, and would pin the cap for good.
+        const from = describeAddr(session.remoteAddr);
+        const why = "its unread input filled the input cap before its keyword was registered";
+        return session.fail(new ProtocolError(`Closing held connection from ${from}: ${why}`));
       }
       if ((session.client?.inboxBytes ?? 0) > 0) return this.#pause(session);
     }
