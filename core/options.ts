@@ -86,6 +86,17 @@ export interface IoCoreLimits {
    */
   closeTimeoutMs?: number;
   /**
+   * After the peer of an accepted connection ends its side (half-close), the connection stays
+   * writable, so a slow application can still answer (`getClientInfo(id).peerEnded` is `true`). The
+   * core closes it once everything that arrived before the end has been read, nothing is queued, and
+   * this long has passed since the end; the application may close it earlier. A connection driven
+   * by a processor does not wait for the time (its answers come from its callbacks), and one held
+   * for an unregistered keyword closes after it. Outgoing clients whose server ends its side
+   * reconnect as before.
+   * @default {5000}
+   */
+  halfOpenTimeoutMs?: number;
+  /**
    * The most connections open at once (incoming and outgoing, handshakes included). At the cap,
    * new incoming connections wait unread (parked), in order, until a slot frees, for at most
    * `handshakeTimeoutMs`; see `maxParkedConnections`.
@@ -377,6 +388,7 @@ const DEFAULT_LIMITS: ResolvedLimits = {
   maxKeywordBytes: 1024,
   handshakeTimeoutMs: 10_000,
   closeTimeoutMs: 10_000,
+  halfOpenTimeoutMs: 5_000,
   maxConnections: 65_536,
   maxParkedConnections: 1024,
   idleTimeoutMs: 0,

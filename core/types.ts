@@ -115,6 +115,12 @@ export interface ClientInfo {
   readonly listener: ListenerInfo | undefined;
   /** True when the connection carries raw bytes. */
   readonly raw: boolean;
+  /**
+   * True once the peer of an accepted connection has ended its side (half-close, FIN): nothing more
+   * arrives, but answers are still delivered until the connection closes (see
+   * `limits.halfOpenTimeoutMs`). False while disconnected.
+   */
+  readonly peerEnded: boolean;
   /** Messages (or raw chunks) received and not yet read. */
   readonly unreadMessages: number;
   /** Bytes of those unread messages. */

@@ -167,7 +167,8 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
     ],
     rawConnection: ({ listener }) => listener.name === "raw",
     unknownClients: "allow",
-    limits: { maxKeywordBytes: maxKw, handshakeTimeoutMs: 5000 },
+    // Peers that end their side are closed soon after: the churn reads everything at once.
+    limits: { maxKeywordBytes: maxKw, handshakeTimeoutMs: 5000, halfOpenTimeoutMs: 50 },
     logger: { error: (message: string) => fail(`core logged an error: ${message}`) },
   });
   const board = new DisconnectBoard();

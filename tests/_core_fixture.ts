@@ -170,6 +170,8 @@ export async function iterateUntil(
 export interface RecordingLogger {
   /** The lines so far, e.g. `"warn: Closing connection from …"`. */
   readonly lines: string[];
+  /** Records a debug line. */
+  debug(m: string): void;
   /** Records an info line. */
   info(m: string): void;
   /** Records a warning. */
@@ -185,6 +187,7 @@ export function recordingLogger(): RecordingLogger {
   const lines: string[] = [];
   return {
     lines,
+    debug: (m: string) => lines.push(`debug: ${m}`),
     info: (m: string) => lines.push(`info: ${m}`),
     warn: (m: string) => lines.push(`warn: ${m}`),
     error: (m: string) => lines.push(`error: ${m}`),

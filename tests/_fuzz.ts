@@ -362,6 +362,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       inputBytes: limits.inputBytes,
       handshakeTimeoutMs: limits.handshakeTimeoutMs,
       closeTimeoutMs: 5000,
+      // Half-closing peers wait for the core's close; the fuzz core reads everything at once.
+      halfOpenTimeoutMs: 50,
     },
     logger: {
       error: (message: string, ...details: unknown[]) => {

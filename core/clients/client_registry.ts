@@ -286,12 +286,16 @@ export class ClientRecord {
     return this.#inboxBytes + this.#unread * UNREAD_MESSAGE_OVERHEAD_BYTES;
   }
 
-  /** Adds `count` whole frames as received (headers included), with `payloadBytes` of payload. */
-  pushFrames(frames: Uint8Array, count: number, payloadBytes: number): void {
+  /**
+   * Adds `count` whole frames as received (headers included), with `payloadBytes` of payload;
+   * returns what they cost against the input cap.
+   */
+  pushFrames(frames: Uint8Array, count: number, payloadBytes: number): number {
     this.#inbox.push(frames);
     this.#counts.push(count);
     this.#unread += count;
     this.#inboxBytes += payloadBytes;
+    return payloadBytes + count * UNREAD_MESSAGE_OVERHEAD_BYTES;
   }
 
   /**

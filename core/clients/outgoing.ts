@@ -46,7 +46,7 @@ export class OutgoingClients {
   /** Clients with a connection attempt under way (connecting, or in the handshake). */
   readonly #attempts = new Map<ClientRecord, Attempt>();
 
-  /** Buffered bytes count in `budget.outputBytes`; give-ups are reported to `logger.warn`. */
+  /** Buffered bytes count as queued output in `budget`; give-ups are reported to `logger.warn`. */
   constructor(budget: MemoryBudget, logger: Logger, host: OutgoingHost) {
     this.#budget = budget;
     this.#logger = logger;
@@ -83,19 +83,19 @@ export class OutgoingClients {
     let bytes = 0;
     for (const payload of payloads) bytes += payload.length + FRAME_HEADER_BYTES;
     record.keepWhileAway(payloads, bytes, first);
-    this.#budget.outputBytes += bytes;
+    this.#budget.queued(bytes);
   }
 
   /** Sends what waited in the send buffer, right after the handshake and before anything newer. */
   flushOutbox(record: ClientRecord, session: Session): void {
     if (record.outboxBytes === 0) return;
-    this.#budget.outputBytes -= record.outboxBytes;
+    this.#budget.written(record.outboxBytes);
     session.queueOutputs(record.takeOutbox());
   }
 
   /** Forgets the client's send buffer (a removed client). */
   dropOutbox(record: ClientRecord): void {
-    this.#budget.outputBytes -= record.outboxBytes;
+    this.#budget.written(record.outboxBytes);
     record.takeOutbox();
   }
 

@@ -6,101 +6,24 @@
  * @module
  */
 import type { Addr, Connection, ConnectionHandler } from "../../transports/types.ts";
-import { type ClientRecord, UNREAD_MESSAGE_OVERHEAD_BYTES } from "../clients/client_registry.ts";
+import type { ClientRecord } from "../clients/client_registry.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../wire/codec.ts";
-import { AsockioError, ProtocolError, TimeoutError } from "../errors.ts";
+import { AsockioError } from "../errors.ts";
 import { refuseFramedDatagrams } from "../udp/datagram_peers.ts";
 import { HandshakeDriver } from "./session_handshake.ts";
-import type { EventBoard } from "../engine/event_board.ts";
-import { ClientHandshake, type KeywordVerdict, ServerHandshake } from "../wire/handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
-import type { MemoryBudget } from "../engine/memory_budget.ts";
-import type { Logger, ResolvedLimits } from "../options.ts";
-import { type FlushScheduler, framedPieces, OutputKind } from "./output.ts";
+import { OutputKind } from "./output.ts";
+import { OutputQueue } from "./output_queue.ts";
 import type { Processor } from "../processor.ts";
-import { InFlightMessages } from "./in_flight.ts";
-import { ProxyHeaderReader } from "../wire/proxy_protocol.ts";
-import type { ProcessorHost } from "../engine/processor_host.ts";
 import { ProcessorState } from "../engine/processor_state.ts";
-import { toBytes } from "../wire/bytes.ts";
-import {
-  createFrameBatch,
-  FrameBatch,
-  frameBatchRuns,
-  frameBatchSent,
-  payloadViews,
-} from "../wire/frame_batch.ts";
+import { type FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_batch.ts";
 import type { ListenerInfo } from "../types.ts";
+import { Deadline, Pause, Phase } from "./session_phase.ts";
+import { Delivery } from "./delivery.ts";
+import { HalfOpen } from "./half_open.ts";
+import type { SessionHost } from "./session_host.ts";
 
-/** Where a session stands. */
-export const Phase = {
-  /** Accepting side, behind a trusted balancer: the PROXY header comes first. */
-  proxyHeader: 0,
-  /** Accepting side: the keyword handshake is running. */
-  accepting: 1,
-  /** Connecting side: the keyword was sent; waiting for the answer. */
-  connecting: 2,
-  /** Bound to a client (or held): messages flow. */
-  open: 3,
-  /** Refused or failed: what is queued is written, input is ignored, then it closes. */
-  draining: 4,
-  closed: 5,
-} as const;
-/** One of {@linkcode Phase}'s values. */
-export type Phase = typeof Phase[keyof typeof Phase];
-
-/** Why a session stops reading; each is lifted on its own, and reading resumes when none is left. */
-export const Pause = {
-  /** A memory cap (see `MemoryBudget`). */
-  budget: 1,
-  /** A `messages()` reader holds more than its high-water mark. */
-  reader: 2,
-  /** An asynchronous processor callback has not settled. */
-  callback: 4,
-} as const;
-/** One of {@linkcode Pause}'s values. */
-export type Pause = typeof Pause[keyof typeof Pause];
-
-/** What a session needs from the core around it. */
-export interface SessionHost {
-  readonly limits: ResolvedLimits;
-  readonly logger: Logger;
-  readonly budget: MemoryBudget;
-  readonly board: EventBoard;
-  readonly processors: ProcessorHost;
-  readonly flusher: FlushScheduler;
-  /** True when `limits.idleTimeoutMs` is set, so activity must be stamped. */
-  readonly tracksIdle: boolean;
-  /** Accepting side: the PROXY header was read; the session goes on as a handshake or a raw client. */
-  proxied(session: Session): void;
-  /** Accepting side: what to do with an announced keyword (rules, registry, duplicates). */
-  keywordVerdict(session: Session, keyword: Uint8Array, authenticated: boolean): KeywordVerdict;
-  /** Accepting side: the handshake admitted `keyword`; bind the session to its client. */
-  admitNamed(session: Session, keyword: Uint8Array): void;
-  /** Accepting side: hold the session for `keyword` until somebody registers it. */
-  hold(session: Session, keyword: Uint8Array): void;
-  /** Binds an admitted session to its client, and reports it. */
-  bind(session: Session, record: ClientRecord): void;
-  /** Whether `proof` answers `nonce` for the client registered with `keyword`. */
-  verifyProof(keyword: Uint8Array, nonce: Uint8Array, proof: Uint8Array): Promise<boolean>;
-  /** The proof for the server's `nonce`, from this (outgoing) client's secret. */
-  proofFor(record: ClientRecord, nonce: Uint8Array): Promise<Uint8Array>;
-  /**
-   * The session has closed: forget it and tell its client. `unsent` is the output never handed to
-   * the transport (an outgoing client keeps it for its next connection).
-   */
-  sessionClosed(
-    session: Session,
-    error: Error | undefined,
-    wasConnecting: boolean,
-    unsent: Uint8Array[],
-  ): void;
-}
-
-function unrefTimer(timer: unknown): void {
-  // Node and Bun timers can be unref'd; Deno's are numbers, and sessions clear theirs on close.
-  (timer as { unref?: () => void } | null)?.unref?.();
-}
+export { Pause, Phase, type SessionHost };
 
 /**
  * One connection: the handshake, the decode loop, the output queue and the close lifecycle. Nothing
@@ -117,43 +40,32 @@ export class Session implements ConnectionHandler {
   readonly conn: Connection;
   readonly listener: ListenerInfo | undefined;
   readonly #host: SessionHost;
-  phase: Phase;
-  /** True once the session was bound to a client (or held) and open. */
-  opened = false;
-  raw = false;
+  #phase: Phase = Phase.proxyHeader;
+  #opened = false;
+  #raw = false;
   /** The open connection's frame decoder. */
-  decoder: FrameDecoder | undefined = undefined;
-  handshake: ServerHandshake | ClientHandshake | undefined = undefined;
-  /** Behind a trusted balancer: the PROXY header reader, until the header is read. */
-  proxyReader: ProxyHeaderReader | undefined = undefined;
-  /** Behind a trusted balancer: the balancer's address (the connection's own peer). */
-  proxyAddr: Addr | undefined = undefined;
-  /** The original client's address from the PROXY header, when there is one. */
-  proxiedRemote: Addr | undefined = undefined;
-  client: ClientRecord | undefined = undefined;
-  /** The provisional record of a held unexpected keyword. */
-  held: ClientRecord | undefined = undefined;
+  #decoder: FrameDecoder | undefined = undefined;
+  #client: ClientRecord | undefined = undefined;
+  #held: ClientRecord | undefined = undefined;
   /** The processor and where its callbacks stand; only `ProcessorHost` writes it. */
   readonly processing: ProcessorState = new ProcessorState();
-  /** Messages, batches or raw chunks that arrived while a callback was pending, counted as input. */
-  #waitingInput: (Uint8Array | FrameBatch)[] = [];
-  outQueue: Uint8Array[] = [];
-  outQueueKind: OutputKind = OutputKind.framed;
-  /** A reconnecting client's output since the last drain, for what a lost connection left unwritten. */
-  readonly #inFlight: InFlightMessages | undefined;
-  outQueueBytes = 0;
-  inflightBytes = 0;
+  /** Where decoded input goes: the processor or the inbox. */
+  readonly #delivery: Delivery;
+  readonly #output: OutputQueue;
+  /** True while output is queued and not yet handed to the transport (set by the `FlushScheduler`). */
   dirty = false;
-  lastActivity = 0;
+  #lastActivity = 0;
   /** Why reading is paused: a bit per {@linkcode Pause} reason. */
   #paused = 0;
   #closeAfterFlush = false;
   #closingGracefully = false;
   #closeError: Error | undefined = undefined;
   #peerEnded = false;
+  /** Set once the peer of an accepted session ended its side. */
+  #halfOpen: HalfOpen | undefined = undefined;
   /** Drives the PROXY header and the handshake until the session is open. */
   readonly #handshakeDriver: HandshakeDriver;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  readonly #deadline = new Deadline();
 
   /**
    * A session for `conn`: `"proxy"` reads a PROXY header first, `"accepting"` and an outgoing
@@ -167,44 +79,36 @@ export class Session implements ConnectionHandler {
     start: "proxy" | "accepting" | "raw" | ClientRecord,
   ) {
     this.#host = host;
-    this.#handshakeDriver = new HandshakeDriver(this, host);
+    this.#handshakeDriver = new HandshakeDriver(this, host, this.#deadline);
+    this.#delivery = new Delivery(this, host);
     this.conn = conn;
     this.listener = listener;
-    this.phase = Phase.proxyHeader;
+    const outgoing = typeof start === "object";
+    this.#output = new OutputQueue(conn, outgoing && start.reconnect !== undefined, (err) => this.close(err));
     if (start === "raw") this.beginRaw();
     else if (start === "accepting") this.beginHandshake();
-    else if (start === "proxy") this.proxyReader = new ProxyHeaderReader();
+    else if (start === "proxy") this.#handshakeDriver.expectProxyHeader();
     else {
-      this.phase = Phase.connecting;
-      this.client = start;
-      if (start.reconnect) this.#inFlight = new InFlightMessages();
-      this.handshake = new ClientHandshake({
-        keyword: start.keyword,
-        hasSecret: start.secretKey !== undefined,
-        maxAnswerBytes: host.limits.maxKeywordBytes,
-        peer: describeAddr(conn.remoteAddr),
-      });
+      this.#phase = Phase.connecting;
+      this.#client = start;
+      this.#handshakeDriver.beginClient(start);
     }
-    if (host.tracksIdle) this.lastActivity = Date.now();
+    if (host.tracksIdle) this.#lastActivity = Date.now();
   }
 
   /** Starts the accepting side's keyword handshake. */
   beginHandshake(): void {
-    const host = this.#host;
-    this.phase = Phase.accepting;
-    this.handshake = new ServerHandshake({
-      maxKeywordBytes: host.limits.maxKeywordBytes,
-      policy: (keyword, authenticated) => host.keywordVerdict(this, keyword, authenticated),
-      peer: describeAddr(this.remoteAddr),
-    });
+    this.#phase = Phase.accepting;
+    this.#handshakeDriver.beginServer();
   }
 
   /** Opens the session at once as an unknown raw client's. */
   beginRaw(): void {
-    this.phase = Phase.open;
-    this.opened = true;
-    this.raw = true;
-    this.decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+    this.#phase = Phase.open;
+    this.#opened = true;
+    this.#output.track();
+    this.#raw = true;
+    this.#decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
   }
 
   /** The connection's processor, if one is attached. */
@@ -224,22 +128,87 @@ export class Session implements ConnectionHandler {
 
   /** The peer's address: the original client's behind a trusted balancer, else the connection's. */
   get remoteAddr(): Addr {
-    return this.proxiedRemote ?? this.conn.remoteAddr;
+    return this.#handshakeDriver.proxiedRemote ?? this.conn.remoteAddr;
+  }
+
+  /** Behind a trusted balancer: the balancer's address (the connection's own peer). */
+  get proxyAddr(): Addr | undefined {
+    return this.#handshakeDriver.proxyAddr;
+  }
+
+  /** Where the session stands. */
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  /** True once the session was bound to a client (or held) and open. */
+  get opened(): boolean {
+    return this.#opened;
+  }
+
+  /** True while the connection carries raw bytes. */
+  get raw(): boolean {
+    return this.#raw;
+  }
+
+  /** The client the session is bound to (an outgoing client's from the start). */
+  get client(): ClientRecord | undefined {
+    return this.#client;
+  }
+
+  /** The provisional record of a held unexpected keyword, until `addClient` adopts the session. */
+  get held(): ClientRecord | undefined {
+    return this.#held;
+  }
+
+  /** When the session last read or wrote (stamped only while `limits.idleTimeoutMs` is set). */
+  get lastActivity(): number {
+    return this.#lastActivity;
+  }
+
+  /** Output handed to the transport and not yet drained. */
+  get inflightBytes(): number {
+    return this.#output.inflightBytes;
+  }
+
+  /** Binds the session to `record` (see `SessionHost.bind`); it opens next. */
+  attach(record: ClientRecord): void {
+    this.#client = record;
+  }
+
+  /** Holds the session for an unexpected keyword, whose input `record` keeps; it opens next. */
+  holdFor(record: ClientRecord): void {
+    this.#held = record;
+  }
+
+  /** Forgets the held keyword's record: `addClient` adopted it, or the session closed. */
+  releaseHeld(): void {
+    this.#held = undefined;
+  }
+
+  /** Bytes that arrived with the PROXY header, for the decoder of a session that opened raw. */
+  pushUndecoded(bytes: Uint8Array): void {
+    this.#decoder!.push(bytes);
   }
 
   /** True once closed. */
   get closed(): boolean {
-    return this.phase === Phase.closed;
+    return this.#phase === Phase.closed;
   }
 
   /** Output queued or in flight for this connection. */
   get queuedOutputBytes(): number {
-    return this.outQueueBytes + this.inflightBytes;
+    return this.#output.queuedBytes + this.#output.inflightBytes;
   }
 
   /** True while closing: gracefully, or draining after a refusal or failure. */
   get closing(): boolean {
-    return this.#closingGracefully || this.#closeAfterFlush || this.phase === Phase.draining;
+    return this.#closingGracefully || this.#closeAfterFlush || this.#phase === Phase.draining;
+  }
+
+  /** True once the peer ended its side (half-close). */
+  get peerEnded(): boolean {
+    return this.#peerEnded;
   }
 
   /** The peer and the listener, for logs. */
@@ -259,7 +228,7 @@ export class Session implements ConnectionHandler {
 
   /** Stops reading for `reason`. */
   pauseReading(reason: Pause): void {
-    if (this.#paused === 0 && this.phase !== Phase.closed) this.conn.pauseReading();
+    if (this.#paused === 0 && this.#phase !== Phase.closed) this.conn.pauseReading();
     this.#paused |= reason;
   }
 
@@ -267,23 +236,14 @@ export class Session implements ConnectionHandler {
   resumeReading(reason: Pause): void {
     if ((this.#paused & reason) === 0) return;
     this.#paused &= ~reason;
-    if (this.#paused !== 0 || this.phase === Phase.closed) return;
-    this.lastActivity = Date.now();
+    if (this.#paused !== 0 || this.#phase === Phase.closed) return;
+    this.#lastActivity = Date.now();
     this.conn.resumeReading();
   }
 
   /** Closes an accepting session that has not finished its handshake (PROXY header included) within `ms`. */
   startHandshakeTimer(ms: number): void {
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (this.phase !== Phase.accepting && this.phase !== Phase.proxyHeader) return;
-      this.fail(
-        new TimeoutError(
-          `Cannot complete handshake with ${describeAddr(this.remoteAddr)}: not done within ${ms} ms`,
-        ),
-      );
-    }, ms);
-    unrefTimer(this.#timer);
+    this.#handshakeDriver.startTimer(ms);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -313,13 +273,20 @@ export class Session implements ConnectionHandler {
     }
   }
 
-  /** The peer half-closed: deliver what is queued, then close. */
+  /**
+   * The peer half-closed. An open accepted connection stays writable, so the application can still
+   * answer (see {@linkcode Session.inputRead}); any other delivers what is queued, then closes.
+   */
   onEnd(): void {
     try {
-      if (this.phase === Phase.closed) return;
+      if (this.#phase === Phase.closed) return;
       this.#peerEnded = true;
+      if (this.#phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
       if (this.#closingGracefully) this.close();
-      else this.closeWhenFlushed();
+      else if (this.listener !== undefined && this.#phase === Phase.open && !this.#closeAfterFlush) {
+        this.#halfOpen = new HalfOpen(this, this.#deadline);
+        this.#halfOpen.start(this.#host.limits.halfOpenTimeoutMs, this.processor !== undefined);
+      } else this.closeWhenFlushed();
     } catch (err) {
       this.#internalError(err);
     }
@@ -328,6 +295,7 @@ export class Session implements ConnectionHandler {
   /** The transport closed the connection. */
   onClose(error?: Error): void {
     try {
+      if (this.#phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
       this.#finalize(error);
     } catch (err) {
       this.#host.logger.error?.("Internal error while closing a connection", err);
@@ -339,61 +307,63 @@ export class Session implements ConnectionHandler {
 
   /** The hot path: data in, whole frames out, delivered; a processor's answers written at the end. */
   #receive(chunk: Uint8Array): number | undefined {
-    const phase = this.phase;
+    const phase = this.#phase;
     if (phase >= Phase.draining) return undefined;
     const host = this.#host;
-    if (host.tracksIdle) this.lastActivity = Date.now();
+    if (host.tracksIdle) this.#lastActivity = Date.now();
     const budget = host.budget;
-    budget.inputBytes += chunk.length;
+    budget.received(chunk.length);
     let givenBack = false;
     // A processor's answers to this chunk go out at its end, as one write, not a microtask later.
     const answersNow = this.processor !== undefined;
     const flusher = host.flusher;
     if (answersNow) flusher.reading = this;
     try {
-      if (phase !== Phase.open) (this.handshake ?? this.proxyReader!).push(chunk);
-      else if (this.raw) this.#deliver(chunk, true);
+      if (phase !== Phase.open) this.#handshakeDriver.push(chunk);
+      else if (this.#raw) this.#delivery.message(chunk, true);
       else {
-        const decoder = this.decoder!;
+        const decoder = this.#decoder!;
         givenBack = decoder.absorb(chunk);
         if (!givenBack) decoder.push(chunk);
       }
-      if (!this.raw || phase !== Phase.open) this.#decode();
+      if (!this.#raw || phase !== Phase.open) this.#decode();
     } finally {
       if (answersNow) flusher.reading = undefined;
     }
     if (this.dirty && (answersNow || this.processor)) this.flushNow();
-    if (budget.inputBytes > budget.inputCap || budget.outputBytes > budget.outputCap) budget.pressure(this);
-    return givenBack ? this.decoder!.partialFrameMissingBytes : undefined;
+    if (budget.overCap) budget.pressure(this);
+    return givenBack ? this.#decoder!.partialFrameMissingBytes : undefined;
   }
 
   /** Decodes what is buffered: handshake decisions first, then whole frames or raw bytes. */
   #decode(): void {
     const host = this.#host;
     const budget = host.budget;
-    while (this.phase < Phase.draining && !this.#handshakeDriver.busy) {
-      if (this.phase !== Phase.open) {
+    while (this.#phase < Phase.draining && !this.#handshakeDriver.busy) {
+      if (this.#phase !== Phase.open) {
         if (!this.#handshakeDriver.step()) return;
         continue;
       }
-      const decoder = this.decoder!;
-      if (this.raw) {
+      const decoder = this.#decoder!;
+      if (this.#raw) {
         const rest = decoder.takeBuffered();
-        if (rest.length) this.#deliver(rest, true);
+        if (rest.length) this.#delivery.message(rest, true);
         return;
       }
-      if (this.takesFrames) return this.#decodeBatch();
-      const record = this.client;
+      if (this.takesFrames) return this.#delivery.batch(decoder);
+      const record = this.#client;
       if (record !== undefined && this.processor === undefined) {
         // The common case, many whole frames in one chunk for a polled client: one pass, one event,
         // and the frames kept as they came (views of single messages are made when read).
         const frames = decoder.takeWholeFrames();
         if (frames !== undefined) {
           const count = decoder.takenFrameCount;
-          budget.inputBytes += (UNREAD_MESSAGE_OVERHEAD_BYTES - FRAME_HEADER_BYTES) * count;
-          record.pushFrames(frames, count, frames.length - FRAME_HEADER_BYTES * count);
+          budget.stored(
+            frames.length,
+            record.pushFrames(frames, count, frames.length - FRAME_HEADER_BYTES * count),
+          );
           host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
-          if (record.reader !== undefined) this.#notifyReader(record);
+          if (record.reader !== undefined) this.#delivery.notifyReader(record);
         }
       }
       let message: Uint8Array | undefined;
@@ -404,46 +374,9 @@ export class Session implements ConnectionHandler {
         return;
       }
       if (message === undefined) return;
-      budget.inputBytes -= FRAME_HEADER_BYTES;
-      this.#deliver(message, false);
+      budget.released(FRAME_HEADER_BYTES);
+      this.#delivery.message(message, false);
     }
-  }
-
-  /** Decodes every whole frame buffered now into one batch for the processor's `onFramesReceived`. */
-  #decodeBatch(): void {
-    const decoder = this.decoder!;
-    const runs: Uint8Array[] = [];
-    let count = 0;
-    let byteLength = 0;
-    let error: Error | undefined;
-    for (;;) {
-      const frames = decoder.takeWholeFrames();
-      if (frames !== undefined) {
-        runs.push(frames);
-        count += decoder.takenFrameCount;
-        byteLength += frames.length;
-      }
-      let message: Uint8Array | undefined;
-      try {
-        message = decoder.next();
-      } catch (err) {
-        error = err as Error;
-        break;
-      }
-      if (message === undefined) break;
-      // `next` leaves the header in front of the message, so the frame is kept whole.
-      runs.push(
-        new Uint8Array(
-          message.buffer,
-          message.byteOffset - FRAME_HEADER_BYTES,
-          message.length + FRAME_HEADER_BYTES,
-        ),
-      );
-      count++;
-      byteLength += FRAME_HEADER_BYTES + message.length;
-    }
-    if (count > 0) this.toProcessor(createFrameBatch(this.#host.budget, runs, count, byteLength));
-    if (error !== undefined) this.fail(error);
   }
 
   /** Decodes what is buffered now (after an asynchronous handshake step, say). */
@@ -460,77 +393,38 @@ export class Session implements ConnectionHandler {
     }
   }
 
-  /** Delivers one message or raw chunk (already counted as input) to the processor or the inbox. */
-  #deliver(message: Uint8Array, raw: boolean): void {
-    const host = this.#host;
-    const budget = host.budget;
-    if (this.processor) return this.toProcessor(message);
-    const record = this.client ?? this.held;
-    if (!record) {
-      budget.inputBytes -= message.length;
-      return;
-    }
-    budget.inputBytes += record.push(message, raw) - message.length;
-    if (!this.client) return;
-    host.board.emit(host.board.events.clientsHaveDataToRead, record.id);
-    if (record.reader !== undefined) this.#notifyReader(record);
-  }
-
-  /** A `messages()` reader waits on this client: wake it, and pause above its high-water mark. */
-  #notifyReader(record: ClientRecord): void {
-    const reader = record.reader!;
-    reader.wake();
-    if (record.inboxBytes > reader.highWaterMarkBytes) this.pauseReading(Pause.reader);
-  }
-
-  /**
-   * Hands one message or batch (counted as input) to the processor; while an asynchronous callback
-   * is pending it waits, in order.
-   */
+  /** Hands one message or batch (counted as input) to the processor, in order (see `Delivery`). */
   toProcessor(message: Uint8Array | FrameBatch): void {
-    if (this.awaitingCallback) {
-      this.#waitingInput.push(message);
-      return;
-    }
-    const host = this.#host;
-    // Only a processor that takes batches gets them: the others skip the type check per message.
-    const batch = this.takesFrames && message instanceof FrameBatch;
-    host.budget.inputBytes -= batch ? message.byteLength : (message as Uint8Array).length;
-    host.budget.producer = this;
-    host.processors.deliver(this, message);
+    this.#delivery.toProcessor(message);
   }
 
   /** The pending callback settled: deliver what waited, until one goes asynchronous again. */
   callbackSettled(): void {
-    const waiting = this.#waitingInput;
-    let i = 0;
-    while (i < waiting.length && !this.awaitingCallback && this.processor && this.phase === Phase.open) {
-      this.toProcessor(waiting[i++]!);
-    }
-    waiting.splice(0, i);
-    if (!this.awaitingCallback) this.resumeReading(Pause.callback);
+    if (!this.#delivery.settled()) return;
+    this.resumeReading(Pause.callback);
+    this.inputRead();
   }
 
   /** Leaves the handshake: from now on frames may be as large as `maxMessageBytes`. */
   open(): void {
-    if (this.phase === Phase.open) return;
-    this.phase = Phase.open;
-    this.opened = true;
-    this.#clearTimer();
-    this.decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
-    const rest = this.handshake?.takeRest();
-    this.handshake = undefined;
-    if (rest?.length) this.decoder.push(rest);
+    if (this.#phase === Phase.open) return;
+    this.#phase = Phase.open;
+    this.#opened = true;
+    this.#output.track();
+    this.#deadline.clear();
+    this.#decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+    const rest = this.#handshakeDriver.finish();
+    if (rest?.length) this.#decoder.push(rest);
   }
 
   /** Switches between framed and raw (UDP stays raw); the undecoded rest is re-read in the new mode. */
   setRaw(raw: boolean): void {
-    if (this.raw === raw || this.phase === Phase.closed) return;
+    if (this.#raw === raw || this.#phase === Phase.closed) return;
     if (!raw) refuseFramedDatagrams(this.conn);
-    this.raw = raw;
-    if (raw && this.phase === Phase.open && this.decoder!.bufferedBytes > 0) {
+    this.#raw = raw;
+    if (raw && this.#phase === Phase.open && this.#decoder!.bufferedBytes > 0) {
       queueMicrotask(() => {
-        if (this.raw && this.phase === Phase.open) this.guarded(() => this.#decode());
+        if (this.#raw && this.#phase === Phase.open) this.guarded(() => this.#decode());
       });
     }
   }
@@ -539,11 +433,9 @@ export class Session implements ConnectionHandler {
   // Output
 
   /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
-  queueOutput(payload: Uint8Array, framed = !this.raw): void {
-    if (this.phase === Phase.closed) return;
-    this.#queueAs(framed ? OutputKind.framed : OutputKind.raw);
-    this.outQueue.push(payload);
-    this.#queued(framed ? payload.length + FRAME_HEADER_BYTES : payload.length);
+  queueOutput(payload: Uint8Array, framed = !this.#raw): void {
+    if (this.#phase === Phase.closed) return;
+    this.#queued(this.#output.push(payload, framed ? OutputKind.framed : OutputKind.raw));
   }
 
   /**
@@ -553,93 +445,45 @@ export class Session implements ConnectionHandler {
   sendFrames(batch: FrameBatch): void {
     const runs = frameBatchRuns(batch, this.#host.budget, "send frames");
     frameBatchSent(batch);
-    if (this.phase === Phase.closed || batch.count === 0) return;
-    this.#queueAs(OutputKind.frames);
-    const queue = this.outQueue;
-    for (let i = 0; i < runs.length; i++) queue.push(runs[i]!);
-    this.#queued(batch.byteLength);
-  }
-
-  /** Writes what is queued first when it is of another kind than `kind`. */
-  #queueAs(kind: OutputKind): void {
-    if (this.outQueue.length && this.outQueueKind !== kind) this.#writeQueue();
-    this.outQueueKind = kind;
+    if (this.#phase === Phase.closed || batch.count === 0) return;
+    this.#queued(this.#output.pushRuns(runs, batch.byteLength));
   }
 
   /** {@linkcode queueOutput} for a batch, with one accounting update. */
   queueOutputs(messages: readonly (Uint8Array | string)[]): void {
-    if (this.phase === Phase.closed || messages.length === 0) return;
-    const framed = !this.raw;
-    this.#queueAs(framed ? OutputKind.framed : OutputKind.raw);
-    const queue = this.outQueue;
-    const count = messages.length;
-    let bytes = framed ? count * FRAME_HEADER_BYTES : 0;
-    let i = 0;
-    for (; i < count; i++) {
-      const message = messages[i];
-      if (typeof message === "string") break;
-      bytes += message.length;
-    }
-    if (i === count && queue.length === 0) this.outQueue = messages.slice() as Uint8Array[];
-    else {
-      for (let k = 0; k < i; k++) queue.push(messages[k] as Uint8Array);
-      for (; i < count; i++) {
-        const payload = toBytes(messages[i]!);
-        queue.push(payload);
-        bytes += payload.length;
-      }
-    }
-    this.#queued(bytes);
+    if (this.#phase === Phase.closed || messages.length === 0) return;
+    this.#queued(this.#output.pushMany(messages, !this.#raw));
   }
 
   #queued(bytes: number): void {
-    this.outQueueBytes += bytes;
-    const budget = this.#host.budget;
-    budget.outputBytes += bytes;
-    if (budget.outputBytes > budget.outputCap) budget.outputPressure(this);
+    // Queuing may have written earlier output of another kind, and that write may have closed it.
+    if (this.#phase === Phase.closed) return;
+    this.#host.budget.queued(bytes, this);
     this.#host.flusher.markDirty(this);
   }
 
   /** Hands the queued output to the transport now. */
   flushNow(): void {
     this.dirty = false;
-    this.#writeQueue();
-    if (this.#closeAfterFlush && this.inflightBytes === 0) this.#beginGracefulClose();
-  }
-
-  #writeQueue(): void {
-    const queue = this.outQueue;
-    if (!queue.length || this.phase === Phase.closed) return;
-    const kind = this.outQueueKind;
-    const bytes = this.outQueueBytes;
-    this.outQueue = [];
-    this.inflightBytes += bytes;
-    this.outQueueBytes = 0;
-    if (this.opened) this.#inFlight?.add(queue, kind, bytes);
-    try {
-      // This is the connection's one batch for the tick, so the transport starts writing it at once.
-      this.conn.writeBatch(kind === OutputKind.framed ? framedPieces(queue) : queue);
-    } catch (err) {
-      this.close(err as Error);
-    }
+    if (this.#phase !== Phase.closed) this.#output.write();
+    if (this.#closeAfterFlush && this.#output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   #drained(): void {
-    if (this.phase === Phase.closed) return;
+    if (this.#phase === Phase.closed) return;
     const host = this.#host;
-    if (host.tracksIdle) this.lastActivity = Date.now();
-    host.budget.outputBytes -= this.inflightBytes;
-    this.inflightBytes = 0;
-    this.#inFlight?.clear();
+    if (host.tracksIdle) this.#lastActivity = Date.now();
+    host.budget.written(this.#output.drained());
     host.budget.relieve();
     if (this.dirty) return;
-    const record = this.client;
-    if (record && this.phase === Phase.open) {
+    const record = this.#client;
+    if (record && this.#phase === Phase.open) {
       // A processor hears of it through onOutputBuffersAreEmpty (waking ioIteration per write would cost).
       if (!this.processor) host.board.emit(host.board.events.clientsWithEmptyOutputFifo, record.id);
       else host.processors.drained(this);
     }
     if (this.#closeAfterFlush && !this.dirty) this.#beginGracefulClose();
+    else this.#halfOpen?.check();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -647,14 +491,14 @@ export class Session implements ConnectionHandler {
 
   /** Closes once everything queued has been written (and the peer had time to close). */
   closeWhenFlushed(): void {
-    if (this.phase === Phase.closed) return;
+    if (this.#phase === Phase.closed) return;
     this.#closeAfterFlush = true;
-    if (!this.dirty && this.inflightBytes === 0) this.#beginGracefulClose();
+    if (!this.dirty && this.#output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   /** Ignores further input, writes what is queued, then closes with `error` as the client's `lastError`. */
   drainAndClose(error: Error): void {
-    if (this.phase === Phase.closed) return;
+    if (this.#phase === Phase.closed) return;
     this.#closeError ??= error;
     this.#stopReading();
     this.closeWhenFlushed();
@@ -662,29 +506,16 @@ export class Session implements ConnectionHandler {
 
   /** Closes because of an error, which becomes the client's `lastError`; logged unless `log` is false. */
   fail(error: Error, log = true): void {
-    if (this.phase === Phase.closed) return;
+    if (this.#phase === Phase.closed) return;
     if (log) {
-      this.#host.logger.warn?.(
-        `Closing connection from ${describeAddr(this.remoteAddr)}: ${error.message}`,
-      );
+      this.#host.logger.warn?.(`Closing connection from ${describeAddr(this.remoteAddr)}: ${error.message}`);
     }
     this.close(error);
   }
 
-  /** A held keyword's unread input filled the input cap: it cannot be read, so it is closed. */
-  failHeldOverCap(): void {
-    this.fail(
-      new ProtocolError(
-        `Closing held connection from ${
-          describeAddr(this.remoteAddr)
-        }: its unread input filled the input cap before its keyword was registered`,
-      ),
-    );
-  }
-
   /** Closes now; unwritten output is discarded. */
   close(error?: Error): void {
-    if (this.phase === Phase.closed) return;
+    if (this.#phase === Phase.closed) return;
     this.#finalize(error);
     this.conn.close();
   }
@@ -699,66 +530,60 @@ export class Session implements ConnectionHandler {
 
   /** Enters the draining phase: buffered input is dropped and nothing more is read. */
   #stopReading(): void {
-    if (this.phase >= Phase.draining) return;
-    this.phase = Phase.draining;
-    this.#clearTimer();
+    if (this.#phase >= Phase.draining) return;
+    this.#phase = Phase.draining;
+    this.#deadline.clear();
     // Input is ignored from now on, but the peer's close must still be seen.
     if (this.#paused !== 0) {
       this.#paused = 0;
       this.conn.resumeReading();
     }
     const budget = this.#host.budget;
-    if (this.handshake) budget.inputBytes -= this.handshake.takeRest().length;
-    if (this.proxyReader) budget.inputBytes -= this.proxyReader.takeRest().length;
-    if (this.decoder) budget.inputBytes -= this.decoder.takeBuffered().length;
+    budget.released(this.#handshakeDriver.discard());
+    if (this.#decoder) budget.released(this.#decoder.takeBuffered().length);
   }
 
   #beginGracefulClose(): void {
-    if (this.#closingGracefully || this.phase === Phase.closed) return;
+    if (this.#closingGracefully || this.#phase === Phase.closed) return;
     this.#closingGracefully = true;
     if (this.#peerEnded) return this.close();
     this.conn.closeWrite();
-    this.#clearTimer();
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.close();
-    }, this.#host.limits.closeTimeoutMs);
-    unrefTimer(this.#timer);
+    this.#deadline.set(this.#host.limits.closeTimeoutMs, () => this.close());
+  }
+
+  /** The application read this connection's input: a half-open connection may be done (see `HalfOpen`). */
+  inputRead(): void {
+    this.#halfOpen?.read();
+  }
+
+  /** True when the open session's input was all read and its output all written. */
+  get quiet(): boolean {
+    // A held keyword's input cannot be read until `addClient` adopts it: it does not count.
+    return this.#phase === Phase.open && !this.dirty && this.#output.inflightBytes === 0 &&
+      this.#delivery.idle &&
+      (this.#client?.unread ?? 0) === 0;
   }
 
   #finalize(error: Error | undefined): void {
-    if (this.phase === Phase.closed) return;
-    const handshake = this.handshake;
-    const wasConnecting = this.phase === Phase.connecting;
-    this.phase = Phase.closed;
-    this.#clearTimer();
+    if (this.#phase === Phase.closed) return;
+    const wasConnecting = this.#phase === Phase.connecting;
+    this.#phase = Phase.closed;
+    this.#deadline.clear();
     const budget = this.#host.budget;
-    budget.inputBytes -= (this.decoder?.bufferedBytes ?? 0) + (handshake?.bufferedBytes ?? 0) +
-      (this.proxyReader?.bufferedBytes ?? 0);
-    for (const item of this.#waitingInput) {
-      budget.inputBytes -= item instanceof FrameBatch ? item.byteLength : item.length;
-    }
-    this.#waitingInput = [];
-    budget.outputBytes -= this.outQueueBytes + this.inflightBytes;
-    if (budget.producer === this) budget.producer = undefined;
+    budget.released((this.#decoder?.bufferedBytes ?? 0) + this.#handshakeDriver.bufferedBytes);
+    budget.released(this.#delivery.discard());
     // What never fully reached the kernel is sent again, whole, before what was never written.
-    const unwritten = this.#inFlight?.unwritten(this.conn.discardedBytes) ?? [];
-    const queued = this.outQueueKind === OutputKind.frames ? payloadViews(this.outQueue) : this.outQueue;
-    const unsent = !this.opened ? [] : unwritten.length ? unwritten.concat(queued) : queued;
-    this.outQueue = [];
-    this.outQueueBytes = 0;
-    this.inflightBytes = 0;
+    const { bytes, unsent } = this.#output.discard(this.conn.discardedBytes);
+    budget.written(bytes);
     error ??= this.#closeError;
-    if (wasConnecting && !error) error = (handshake as ClientHandshake).closedEarly();
+    if (wasConnecting && !error) error = this.#handshakeDriver.closedEarly();
     this.#host.sessionClosed(this, error, wasConnecting, unsent);
     budget.forget(this);
   }
 
-  #clearTimer(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+  /** A trusted balancer's health check connects and closes without a header: not worth a warning. */
+  #closedBeforeProxyHeader(): void {
+    this.#host.logger.debug?.(`Connection from ${this.describe()} closed before its PROXY header`);
   }
 
   #internalError(err: unknown): void {

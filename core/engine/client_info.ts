@@ -36,6 +36,7 @@ export function clientSnapshot(record: ClientRecord, nextAttemptAt: number | und
     raw: session ? session.raw : record.rawOnConnect,
     unreadMessages: record.unread,
     unreadBytes: record.inboxBytes,
+    peerEnded: session ? session.peerEnded : false,
     queuedOutputBytes: session ? session.queuedOutputBytes : 0,
     lastError: record.lastError,
     reconnectAttempts: record.failures,

@@ -63,9 +63,8 @@ export class InboxReading {
   }
 
   #consumed(record: ClientRecord, cost: number): void {
-    this.#budget.producer = record.session;
-    this.#budget.inputBytes -= cost;
-    this.#budget.consumed(record.session, record.inboxBytes);
+    this.#budget.consumed(record.session, cost, record.inboxBytes);
+    record.session?.inputRead();
     if (record.kind === "unknown" && !record.session && record.unread === 0) this.#host.forget(record);
   }
 
@@ -128,12 +127,14 @@ export class InboxReading {
     }
     let bytes = 0;
     for (const item of items) bytes += inputBytesOf(item);
-    budget.inputBytes += bytes - cost;
+    budget.received(bytes);
+    budget.released(cost);
     let i = 0;
     while (i < items.length && session.phase === Phase.open) session.toProcessor(items[i++]!);
     // The connection closed on the way: what was not delivered is gone with it.
-    while (i < items.length) budget.inputBytes -= inputBytesOf(items[i++]!);
-    budget.consumed(session, 0);
+    while (i < items.length) budget.released(inputBytesOf(items[i++]!));
+    budget.consumed(session, 0, record.inboxBytes);
+    session.inputRead();
   }
 
   /** Wakes every iteration, so it looks again (the core closes). */

@@ -5,29 +5,33 @@
  *
  * @module
  */
-import { Pause, type Session } from "../connection/session.ts";
+import type { Session } from "../connection/session.ts";
+import { ProtocolError } from "../errors.ts";
+import { describeAddr } from "../wire/ip.ts";
+import { Pause } from "../connection/session_phase.ts";
 
 /**
- * Input and output byte counts, the caps, and the connections a cap has paused.
+ * Input and output byte counts, the caps, and the connections a cap has paused. The counts change
+ * only through the methods that say what happened: {@linkcode MemoryBudget.received},
+ * {@linkcode MemoryBudget.stored}, {@linkcode MemoryBudget.released}, {@linkcode MemoryBudget.queued}
+ * and {@linkcode MemoryBudget.written}.
  *
  * @example
  * ```ts
  * import { MemoryBudget } from "./memory_budget.ts";
  * const budget = new MemoryBudget(1024, 1024, () => {});
- * budget.inputBytes += 2048;
+ * budget.received(2048);
  * console.log(budget.overInput); // true
  * ```
  */
 export class MemoryBudget {
-  /** Unread input held: partial frames, unread messages and their fixed cost. */
-  inputBytes = 0;
-  /** Output queued or handed to the transport and not yet written. */
-  outputBytes = 0;
+  #inputBytes = 0;
+  #outputBytes = 0;
   /**
    * The connection whose input the application handled last (a processor callback, or the client
    * it read messages from): output queued now is attributed to it for the output cap.
    */
-  producer: Session | undefined = undefined;
+  #producer: Session | undefined = undefined;
   readonly inputCap: number;
   readonly outputCap: number;
   readonly #paused = new Set<Session>();
@@ -44,14 +48,63 @@ export class MemoryBudget {
     this.#onRelief = onRelief;
   }
 
+  /** Unread input held: partial frames, unread messages and their fixed cost. */
+  get inputBytes(): number {
+    return this.#inputBytes;
+  }
+
+  /** Output queued or handed to the transport and not yet written. */
+  get outputBytes(): number {
+    return this.#outputBytes;
+  }
+
   /** True while unread input exceeds its cap. */
   get overInput(): boolean {
-    return this.inputBytes > this.inputCap;
+    return this.#inputBytes > this.inputCap;
+  }
+
+  /** True while either count exceeds its cap. */
+  get overCap(): boolean {
+    return this.#inputBytes > this.inputCap || this.#outputBytes > this.outputCap;
   }
 
   /** True while a cap has paused some connection, or input is over its cap. */
   get readingPaused(): boolean {
-    return this.#paused.size > 0 || this.inputBytes > this.inputCap;
+    return this.#paused.size > 0 || this.#inputBytes > this.inputCap;
+  }
+
+  /** `bytes` of input arrived and are held (in a decoder, a handshake buffer or an inbox). */
+  received(bytes: number): void {
+    this.#inputBytes += bytes;
+  }
+
+  /** Input counted as `counted` bytes was stored where it costs `cost` (an inbox, with its overhead). */
+  stored(counted: number, cost: number): void {
+    this.#inputBytes += cost - counted;
+  }
+
+  /** `bytes` of input are held no more: read, handed to a processor, or discarded. */
+  released(bytes: number): void {
+    this.#inputBytes -= bytes;
+  }
+
+  /**
+   * `bytes` of output were queued; for `target`'s connection, a producer is paused when that goes
+   * over the output cap (see {@linkcode MemoryBudget.outputPressure}).
+   */
+  queued(bytes: number, target?: Session): void {
+    this.#outputBytes += bytes;
+    if (target !== undefined && this.#outputBytes > this.outputCap) this.outputPressure(target);
+  }
+
+  /** `bytes` of output are held no more: written to the kernel, or discarded with their connection. */
+  written(bytes: number): void {
+    this.#outputBytes -= bytes;
+  }
+
+  /** The application is handling `session`'s input now: output queued next is attributed to it. */
+  handling(session: Session | undefined): void {
+    this.#producer = session;
   }
 
   /**
@@ -64,42 +117,50 @@ export class MemoryBudget {
    */
   pressure(session: Session): void {
     if (session.pausedFor(Pause.budget) || session.closed) return;
-    if (this.inputBytes > this.inputCap) {
+    if (this.#inputBytes > this.inputCap) {
       if (session.held && session.held.inboxBytes > 0) {
-        session.failHeldOverCap();
-        return;
+        // It cannot be read before its keyword is registered, and would pin the cap for good.
+        const from = describeAddr(session.remoteAddr);
+        const why = "its unread input filled the input cap before its keyword was registered";
+        return session.fail(new ProtocolError(`Closing held connection from ${from}: ${why}`));
       }
       if ((session.client?.inboxBytes ?? 0) > 0) return this.#pause(session);
     }
-    if (this.outputBytes > this.outputCap && this.#congested(session)) this.#pause(session);
+    if (this.#outputBytes > this.outputCap && this.#congested(session)) this.#pause(session);
   }
 
   /** Output was queued for `target` over the output cap: pause the producer if `target` is congested. */
   outputPressure(target: Session): void {
-    const producer = this.producer;
+    const producer = this.#producer;
     if (producer && !producer.closed && !producer.pausedFor(Pause.budget) && this.#congested(target)) {
       this.#pause(producer);
     }
   }
 
-  /** A client's unread input was read: resume its connection when it holds none any more. */
-  consumed(session: Session | undefined, inboxBytesLeft: number): void {
-    if (session?.pausedFor(Pause.budget) && inboxBytesLeft === 0 && this.outputBytes <= this.outputCap) {
+  /**
+   * The application read `bytes` of a client's unread input (`session` is its connection, if any):
+   * output queued next is attributed to it, and it resumes when its client holds none any more.
+   */
+  consumed(session: Session | undefined, bytes: number, inboxBytesLeft: number): void {
+    this.#producer = session;
+    this.#inputBytes -= bytes;
+    if (session?.pausedFor(Pause.budget) && inboxBytesLeft === 0 && this.#outputBytes <= this.outputCap) {
       // This client's unread input is gone: it may read again even while others keep the cap exceeded.
       this.#resume(session);
     }
     this.relieve();
   }
 
-  /** A connection closed: it is paused no more. */
+  /** A connection closed: it is paused no more, nor a producer. */
   forget(session: Session): void {
+    if (this.#producer === session) this.#producer = undefined;
     this.#paused.delete(session);
     this.relieve();
   }
 
   /** Under both caps again: resume every paused connection, and let parked ones in. */
   relieve(): void {
-    if (this.#paused.size && this.inputBytes <= this.inputCap && this.outputBytes <= this.outputCap) {
+    if (this.#paused.size && this.#inputBytes <= this.inputCap && this.#outputBytes <= this.outputCap) {
       for (const session of this.#paused) this.#resume(session);
     }
     this.#onRelief();

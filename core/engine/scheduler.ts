@@ -12,7 +12,7 @@ import { CallbackError, ConnectionClosedError, CoreClosedError } from "../errors
 import { DatagramCounters, type DatagramPeersOptions } from "../udp/datagram_peers.ts";
 import { EventBoard } from "./event_board.ts";
 import type { KeywordVerdict } from "../wire/handshake.ts";
-import { describeAddr } from "../wire/ip.ts";
+import { addrKnown, describeAddr } from "../wire/ip.ts";
 import { ListenerSet } from "../admission/listener_set.ts";
 import { MemoryBudget } from "./memory_budget.ts";
 import {
@@ -194,6 +194,12 @@ export class Scheduler implements SessionHost {
     }
     // Behind a balancer: the PROXY header comes first, and only from the balancers the listener trusts.
     if (!trusted(conn.remoteAddr)) {
+      if (!addrKnown(conn.remoteAddr)) {
+        // Node and Bun cannot read the address of a connection its peer already reset, as a
+        // balancer's health check does: it is gone, so there is nothing to refuse or warn about.
+        this.logger.debug?.(`Connection on ${listener.name} closed before its address could be read`);
+        return conn.close();
+      }
       this.logger.warn?.(
         `Refused connection from ${
           describeAddr(conn.remoteAddr)
@@ -284,14 +290,15 @@ export class Scheduler implements SessionHost {
 
   /** Held as in the original: it got OK, and its messages wait for `addClient`. */
   hold(session: Session, keyword: Uint8Array): void {
-    session.held = new ClientRecord(0, "expected", keyword);
-    this.registry.held.set(session.held.key, session);
+    const held = new ClientRecord(0, "expected", keyword);
+    session.holdFor(held);
+    this.registry.held.set(held.key, session);
     session.open();
   }
 
   /** Binds an admitted session to its client and reports it. */
   bind(session: Session, record: ClientRecord): void {
-    session.client = record;
+    session.attach(record);
     record.bound(session);
     session.open();
     const events = this.board.events;
@@ -369,7 +376,7 @@ export class Scheduler implements SessionHost {
       // Adopt the held connection: it already got OK; its messages move from the provisional inbox.
       record.adoptInbox(held.held!);
       this.registry.held.delete(key);
-      held.held = undefined;
+      held.releaseHeld();
     }
     this.registry.add(record);
     if (held) this.bind(held, record);
@@ -443,7 +450,7 @@ export class Scheduler implements SessionHost {
     // The application never heard of it: drop its events, so a core that nobody polls (processors
     // only) does not collect the ids of every connection it ever had.
     this.board.forgetUnseen(record.id);
-    this.budget.inputBytes -= record.inboxCost;
+    this.budget.released(record.inboxCost);
     record.clearInbox();
     record.reader?.wake();
   }
@@ -460,8 +467,8 @@ export class Scheduler implements SessionHost {
     const held = session.held;
     if (held) {
       this.registry.held.delete(held.key);
-      this.budget.inputBytes -= held.inboxCost;
-      session.held = undefined;
+      this.budget.released(held.inboxCost);
+      session.releaseHeld();
     }
     const record = session.client;
     if (record && record.session === session) {

@@ -202,9 +202,18 @@ export function isLoopbackIp(text: string): boolean {
 }
 
 /**
+ * False for a TCP or TLS address the runtime could not read (an empty hostname): Node and Bun give
+ * none for a connection its peer has already reset.
+ */
+export function addrKnown(addr: Addr): boolean {
+  return addr.transport === "unix" || addr.hostname !== "";
+}
+
+/**
  * Formats an address for names and logs: `tcp:127.0.0.1:80`, `tcp:[::1]:80`, `unix:/run/app.sock`.
  */
 export function describeAddr(addr: Addr): string {
+  if (!addrKnown(addr)) return `${addr.transport}:(unknown address)`;
   return addr.transport === "unix"
     ? `unix:${addr.path || "(unnamed)"}`
     : `${addr.transport}:${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;

@@ -1,0 +1,71 @@
+/**
+ * {@linkcode Phase} and {@linkcode Pause}: where a session stands and why it stopped reading. A leaf
+ * module, so that the parts that act on sessions (the handshake driver, the memory budget, the
+ * processor host) need not import `session.ts` at run time.
+ *
+ * @module
+ */
+
+/** Where a session stands. */
+export const Phase = {
+  /** Accepting side, behind a trusted balancer: the PROXY header comes first. */
+  proxyHeader: 0,
+  /** Accepting side: the keyword handshake is running. */
+  accepting: 1,
+  /** Connecting side: the keyword was sent; waiting for the answer. */
+  connecting: 2,
+  /** Bound to a client (or held): messages flow. */
+  open: 3,
+  /** Refused or failed: what is queued is written, input is ignored, then it closes. */
+  draining: 4,
+  closed: 5,
+} as const;
+/** One of {@linkcode Phase}'s values. */
+export type Phase = typeof Phase[keyof typeof Phase];
+
+/** Why a session stops reading; each is lifted on its own, and reading resumes when none is left. */
+export const Pause = {
+  /** A memory cap (see `MemoryBudget`). */
+  budget: 1,
+  /** A `messages()` reader holds more than its high-water mark. */
+  reader: 2,
+  /** An asynchronous processor callback has not settled. */
+  callback: 4,
+} as const;
+/** One of {@linkcode Pause}'s values. */
+export type Pause = typeof Pause[keyof typeof Pause];
+
+/**
+ * The one pending timer of a session: its handshake deadline, its graceful close's, or the end of
+ * its half-open time. Setting one replaces the other; it never keeps the process alive.
+ *
+ * @example
+ * ```ts
+ * import { Deadline } from "./session_phase.ts";
+ * const deadline = new Deadline();
+ * deadline.set(1000, () => console.log("too late"));
+ * deadline.clear();
+ * ```
+ */
+export class Deadline {
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  /** Calls `expire` after `ms`, instead of what was pending. */
+  set(ms: number, expire: () => void): void {
+    this.clear();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      expire();
+    }, ms);
+    // Node and Bun timers can be unref'd; Deno's are numbers, and sessions clear theirs on close.
+    (this.#timer as { unref?: () => void } | null)?.unref?.();
+  }
+
+  /** Cancels what is pending. */
+  clear(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+}

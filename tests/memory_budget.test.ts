@@ -1,0 +1,119 @@
+/**
+ * `MemoryBudget` without sockets: the counts change only through its methods, and over a cap it
+ * pauses the right connection and resumes it once there is room. The connections are stubs with the
+ * few members the budget reads.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Session } from "../core/connection/session.ts";
+import { Pause } from "../core/connection/session_phase.ts";
+import { MemoryBudget } from "../core/engine/memory_budget.ts";
+
+/** A connection as the budget sees it: pause reasons, its client's unread bytes, its queued output. */
+class StubSession {
+  paused = 0;
+  closed = false;
+  queuedOutputBytes = 0;
+  client: { inboxBytes: number } | undefined = { inboxBytes: 0 };
+  held: { inboxBytes: number } | undefined = undefined;
+  pausedFor(reason: number): boolean {
+    return (this.paused & reason) !== 0;
+  }
+  pauseReading(reason: number): void {
+    this.paused |= reason;
+  }
+  resumeReading(reason: number): void {
+    this.paused &= ~reason;
+  }
+  readonly remoteAddr = { transport: "tcp", hostname: "127.0.0.1", port: 2 };
+  failedWith: Error | undefined = undefined;
+  fail(error: Error): void {
+    this.failedWith = error;
+  }
+}
+
+const asSession = (stub: StubSession) => stub as unknown as Session;
+
+describe("MemoryBudget", () => {
+  it("counts input and output only through the methods that say what happened", () => {
+    const budget = new MemoryBudget(100, 100, () => {});
+    budget.received(80);
+    budget.stored(30, 30 + 64); // a 30-byte message moved into an inbox with its overhead
+    assert.equal(budget.inputBytes, 144);
+    assert.equal(budget.overInput, true);
+    assert.equal(budget.overCap, true);
+    budget.released(100);
+    assert.equal(budget.inputBytes, 44);
+    assert.equal(budget.overCap, false);
+    budget.queued(150);
+    assert.equal(budget.outputBytes, 150);
+    assert.equal(budget.overInput, false);
+    assert.equal(budget.overCap, true);
+    budget.written(150);
+    assert.equal(budget.outputBytes, 0);
+    assert.equal(
+      Object.getOwnPropertyDescriptor(MemoryBudget.prototype, "inputBytes")?.set,
+      undefined,
+      "inputBytes cannot be assigned",
+    );
+  });
+
+  it("over the input cap pauses a connection whose client holds unread input, and resumes it when read", () => {
+    let reliefs = 0;
+    const budget = new MemoryBudget(100, 1000, () => reliefs++);
+    const reader = new StubSession();
+    const idle = new StubSession();
+    budget.received(150);
+    reader.client!.inboxBytes = 150;
+    budget.pressure(asSession(reader));
+    budget.pressure(asSession(idle));
+    assert.equal(reader.pausedFor(Pause.budget), true, "the connection with unread input pauses");
+    assert.equal(idle.pausedFor(Pause.budget), false, "a connection whose input is read keeps going");
+    assert.equal(budget.readingPaused, true);
+    reader.client!.inboxBytes = 0;
+    budget.consumed(asSession(reader), 150, 0);
+    assert.equal(budget.inputBytes, 0);
+    assert.equal(reader.pausedFor(Pause.budget), false);
+    assert.equal(budget.readingPaused, false);
+    assert.ok(reliefs > 0, "parked connections are told there may be room");
+  });
+
+  it("closes a held connection whose unread input fills the input cap instead of pausing it", () => {
+    const budget = new MemoryBudget(100, 1000, () => {});
+    const held = new StubSession();
+    held.client = undefined;
+    held.held = { inboxBytes: 120 };
+    budget.received(120);
+    budget.pressure(asSession(held));
+    assert.match(
+      String(held.failedWith),
+      /ProtocolError: Closing held connection from tcp:127\.0\.0\.1:2: its unread input filled the input cap/,
+    );
+    assert.equal(held.pausedFor(Pause.budget), false);
+  });
+
+  it("over the output cap pauses the producer of output for a congested connection, until relieved", () => {
+    const budget = new MemoryBudget(1000, 100, () => {});
+    const producer = new StubSession();
+    const target = new StubSession();
+    target.queuedOutputBytes = 128 * 1024;
+    budget.handling(asSession(producer));
+    budget.queued(200, asSession(target));
+    assert.equal(producer.pausedFor(Pause.budget), true);
+    budget.written(200);
+    budget.relieve();
+    assert.equal(producer.pausedFor(Pause.budget), false);
+  });
+
+  it("forgets a closed connection: no longer the producer, no longer paused", () => {
+    const budget = new MemoryBudget(1000, 100, () => {});
+    const producer = new StubSession();
+    const target = new StubSession();
+    target.queuedOutputBytes = 128 * 1024;
+    budget.handling(asSession(producer));
+    budget.forget(asSession(producer));
+    budget.queued(200, asSession(target));
+    assert.equal(producer.pausedFor(Pause.budget), false, "a forgotten producer is not paused");
+    assert.equal(budget.readingPaused, false);
+  });
+});
