@@ -497,7 +497,9 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
 
   /**
    * Sets the processor class that drives this client's connections: one instance per connection.
-   * If the client is connected now, an instance is created at once and given any unread messages.
+   * If the client is connected now without a processor, an instance is created at once and given any
+   * unread messages; a connection that already has a processor keeps it until it ends, and the new
+   * class drives the next connection.
    * Anything but a class (a function) throws a `TypeError`.
    *
    * @example
