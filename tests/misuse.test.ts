@@ -8,6 +8,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  AddressInUseError,
   type ClientId,
   CoreClosedError,
   IoCore,
@@ -315,6 +316,43 @@ describe("misuse: concurrent listen()", () => {
     res.add(conn);
     await assert.rejects(core.listen(), /already listening/, "a call after the first finished");
     await core.close();
+  });
+
+  it("listen() after stopAccepting() rejects, and binds nothing that would close what it accepts", async () => {
+    const core = new IoCore({ logger: null, ...TCP });
+    try {
+      await core.listen();
+      await core.stopAccepting();
+      await assert.rejects(
+        core.listen(),
+        (err: Error) => err instanceof TypeError && /stopped accepting/.test(err.message),
+      );
+      assert.equal(core.listeners.length, 1, "only the listener bound first is listed");
+    } finally {
+      await core.close();
+    }
+  });
+
+  it("listen() after a failed listen() binds again, and lists only what it bound", TEST_TIMEOUT, async () => {
+    await using busy = await startCore(TCP);
+    const core = new IoCore({
+      logger: null,
+      listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }, {
+        transport: "tcp",
+        hostname: "127.0.0.1",
+        port: busy.port(),
+      }],
+    });
+    try {
+      await assert.rejects(core.listen(), AddressInUseError);
+      assert.equal(core.listeners.length, 0, "the listener bound before the failure is closed and forgotten");
+      await busy.close();
+      const addrs = await core.listen();
+      assert.equal(addrs.length, 2);
+      assert.deepEqual(core.listeners.map((l) => l.addr), addrs);
+    } finally {
+      await core.close();
+    }
   });
 
   it("two calls on port 0 bind one socket", TEST_TIMEOUT, async () => {
