@@ -247,6 +247,27 @@ describe("misuse: after close()", () => {
     },
   );
 
+  it("sendFrames with a batch taken before close() gives CoreClosedError", TEST_TIMEOUT, async () => {
+    await using fx = await startCore(TCP);
+    const core = fx.core;
+    const { id, peer } = await connected(fx);
+    peer.send("taken");
+    await iterateUntil(core, () => core.getClientInfo(id)!.unreadMessages === 1);
+    const batch = core.takeFrames(id)!;
+    await core.close();
+    assert.throws(() => core.sendFrames(id, batch), CoreClosedError);
+    assert.equal(core.stats().outputBytes, 0);
+  });
+
+  it("stopAccepting resolves after close and when called twice at once", async () => {
+    const core = new IoCore({ logger: null, ...TCP });
+    await core.listen();
+    await Promise.all([core.stopAccepting(), core.stopAccepting()]);
+    await core.close();
+    await core.stopAccepting();
+    assert.equal(core.isClosed, true);
+  });
+
   it("listen, ioIteration and shutdown reject after close, and never throw", async () => {
     const core = new IoCore({ logger: null, ...TCP });
     await core.close();
