@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { describe, it } from "node:test";
+import { InlineProcessor } from "../mod.ts";
 import type { Addr, ClientId, IoCore, IoCoreLimits, IoCoreListenerOptions, Transport } from "../mod.ts";
 import { noOpensslReason, testCerts } from "./_certs.ts";
 import { startCore } from "./_core_fixture.ts";
@@ -70,9 +71,11 @@ async function rawCore(
   transport: Transport | undefined,
   kind: "tcp" | "unix" | "tls",
   limits?: IoCoreLimits,
+  processor?: typeof InlineProcessor,
 ) {
   return startCore({
     ...(transport ? { transport } : {}),
+    ...(processor ? { unknownClientProcessor: processor } : {}),
     unknownClients: "allow",
     rawConnection: () => true,
     listeners: [await listenerFor(kind)],
@@ -127,6 +130,23 @@ for (const transport of transportsUnderTest()) {
       await waitFor(() => fx.core.stats().connections === 0, 5_000, "the core to drop the connection");
       // Read at once, it still waited out (most of) the timeout, counted from the FIN before the read.
       assert.ok(Date.now() - readAt >= 100, `closed ${Date.now() - readAt} ms after the read`);
+    });
+
+    it("a processor answers 300 ms after the peer's FIN, then the connection closes without the wait", {
+      timeout: TEST_TIMEOUT,
+    }, async () => {
+      class SlowEcho extends InlineProcessor {
+        override async onDataReceived(data: Uint8Array): Promise<void> {
+          await delay(300); // a slow answer, on purpose: it must not depend on beating the FIN
+          this.outputMessages.push(data);
+        }
+      }
+      // A half-open time longer than the test may wait: a processor's connection must not wait for it.
+      await using fx = await rawCore(transport, "tcp", { halfOpenTimeoutMs: 60_000 }, SlowEcho);
+      const peer = await halfClosingPeer(fx.addrs[0]!, "hello raw\n");
+      await waitFor(() => peer.closed, 10_000, "the connection to close once answered");
+      assert.equal(peer.text, "hello raw\n");
+      assert.ok(peer.ended, "closed with a FIN after the answer");
     });
 
     it("a half-open connection with unread input stays open past limits.halfOpenTimeoutMs", {
