@@ -130,6 +130,7 @@ describe("parking over loopback", () => {
       });
       const core = fx.core;
       const { peer: first } = await fx.connectNamed("first");
+      const secondAt = Date.now();
       const waiting = await fx.connect("second");
       await waitFor(() => core.stats().parkedConnections === 1, 5000, "the second to park");
       const third = await fx.connect("third");
@@ -138,6 +139,8 @@ describe("parking over loopback", () => {
       assert.equal(core.stats().droppedConnections, 1);
       assert.ok(logger.lines.some((l) => l.includes("maxParkedConnections")), logger.lines.join("\n"));
       await waiting.waitClosed();
+      const waited = Date.now() - secondAt;
+      assert.ok(waited >= 250, `the parked connection was closed after ${waited} ms, not handshakeTimeoutMs`);
       assert.equal(core.stats().droppedConnections, 2);
       assert.equal(core.stats().parkedConnections, 0);
       first.send("still here");
