@@ -176,6 +176,7 @@ describe("codec arguments", () => {
       );
     }
     assert.throws(() => encodeFrame(loose("hello")), /got a string/);
+    assert.throws(() => encodeFrame(loose(new ArrayBuffer(1))), /got an ArrayBuffer/);
     assert.throws(() => encodeFrames(loose(null)), /payloads must be an array/);
     assert.throws(() => framedLength(loose("abc")), TypeError);
   });

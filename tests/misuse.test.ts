@@ -15,6 +15,9 @@ import {
   type IoCoreOptions,
   type IoCoreStats,
   nativeTransport,
+  parseCidr,
+  parseIp,
+  timingSafeEqual,
   UnknownClientError,
 } from "../mod.ts";
 import { type CoreFixture, iterateUntil, startCore } from "./_core_fixture.ts";
@@ -457,5 +460,25 @@ describe("misuse: options", () => {
     assert.equal(core.stats().connections, 0);
     const id = core.addClient({ keyword: "k" });
     assert.equal(core.getClientIdByKeyword("k"), id);
+  });
+});
+
+describe("misuse: exported helpers", () => {
+  it("timingSafeEqual refuses strings, which compared equal whenever their lengths matched", () => {
+    assert.throws(() => timingSafeEqual("secret-token" as Loose, "guessguessgu" as Loose), TypeError);
+    assert.throws(
+      () => timingSafeEqual(new Uint8Array(1), [1] as Loose),
+      /b must be a Uint8Array, got an Array/,
+    );
+    assert.equal(timingSafeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 3])), false);
+    assert.equal(timingSafeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2])), true);
+  });
+
+  it("parseIp and parseCidr refuse a value that is not a string with a TypeError", () => {
+    for (const bad of [5, null, undefined, new Uint8Array(4)]) {
+      assert.throws(() => parseIp(bad as Loose), /Cannot parse IP address: expected a string/);
+      assert.throws(() => parseCidr(bad as Loose), /Cannot parse CIDR range: expected a string/);
+    }
+    assert.equal(parseIp("not an address"), undefined);
   });
 });

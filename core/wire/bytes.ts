@@ -114,10 +114,13 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
  */
 export function assertBytes(value: unknown, name: string, action: string): asserts value is Uint8Array {
   if (value instanceof Uint8Array) return;
+  const noun = typeof value === "object" && value !== null
+    ? (value as object).constructor?.name ?? "object"
+    : "";
   const kind = value === null
     ? "null"
     : typeof value === "object"
-    ? `a ${(value as object).constructor?.name ?? "object"}`
+    ? `${/^[aeiou]/i.test(noun) ? "an" : "a"} ${noun}`
     : typeof value === "string"
     ? "a string"
     : String(value);
