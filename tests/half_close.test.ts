@@ -12,11 +12,10 @@ import { InlineProcessor } from "../mod.ts";
 import type { Addr, ClientId, IoCore, IoCoreLimits, IoCoreListenerOptions, Transport } from "../mod.ts";
 import { noOpensslReason, testCerts } from "./_certs.ts";
 import { startCore } from "./_core_fixture.ts";
-import { delay, missingTool, withTimeout } from "./_helpers.ts";
+import { delay, missingTool, TEST_TIMEOUT, withTimeout } from "./_helpers.ts";
 import { transportsUnderTest } from "./_net_test.ts";
 import { waitFor } from "./_settle.ts";
 
-const TEST_TIMEOUT = 20_000;
 const decoder = new TextDecoder();
 
 /** A peer socket that keeps what it received and knows when the server ended and closed. */
@@ -96,7 +95,7 @@ for (const transport of transportsUnderTest()) {
       const skip = kind === "tls" ? noOpensslReason : undefined;
       it(
         `a raw client that half-closes over ${kind} gets an answer sent 300 ms later`,
-        { timeout: TEST_TIMEOUT, skip },
+        { ...TEST_TIMEOUT, skip },
         async () => {
           await using fx = await rawCore(transport, kind);
           const ca = kind === "tls" ? (await testCerts()).caCert : undefined;
@@ -117,7 +116,7 @@ for (const transport of transportsUnderTest()) {
     }
 
     it("an idle half-open connection closes after limits.halfOpenTimeoutMs", {
-      timeout: TEST_TIMEOUT,
+      ...TEST_TIMEOUT,
     }, async () => {
       await using fx = await rawCore(transport, "tcp", { halfOpenTimeoutMs: 300 });
       const peer = await halfClosingPeer(fx.addrs[0]!, "hello raw\n");
@@ -133,7 +132,7 @@ for (const transport of transportsUnderTest()) {
     });
 
     it("a processor answers 300 ms after the peer's FIN, then the connection closes without the wait", {
-      timeout: TEST_TIMEOUT,
+      ...TEST_TIMEOUT,
     }, async () => {
       class SlowEcho extends InlineProcessor {
         override async onDataReceived(data: Uint8Array): Promise<void> {
@@ -150,7 +149,7 @@ for (const transport of transportsUnderTest()) {
     });
 
     it("a half-open connection with unread input stays open past limits.halfOpenTimeoutMs", {
-      timeout: TEST_TIMEOUT,
+      ...TEST_TIMEOUT,
     }, async () => {
       await using fx = await rawCore(transport, "tcp", { halfOpenTimeoutMs: 50 });
       const peer = await halfClosingPeer(fx.addrs[0]!, "hello raw\n");
@@ -169,7 +168,7 @@ for (const transport of transportsUnderTest()) {
 
 const noNc = missingTool("nc", "-h", "apt-get install -y netcat-openbsd");
 
-it("nc -N gets an answer sent 300 ms after its FIN", { timeout: TEST_TIMEOUT, skip: noNc }, async () => {
+it("nc -N gets an answer sent 300 ms after its FIN", { ...TEST_TIMEOUT, skip: noNc }, async () => {
   await using fx = await rawCore(undefined, "tcp");
   const addr = fx.addrs[0]!;
   if (addr.transport !== "tcp") throw new TypeError("expected a TCP listener");

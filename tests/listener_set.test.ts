@@ -10,8 +10,7 @@ import type { Connection, Listener, Transport } from "../transports/types.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
 import { waitFor } from "./_settle.ts";
 import { text } from "./_wire_peer.ts";
-
-const TEST_TIMEOUT = { timeout: 30_000 };
+import { TEST_TIMEOUT } from "./_helpers.ts";
 
 /** A stand-in for an accepted connection: only what parking touches. */
 function stubConn(name: string): Connection & { name: string } {

@@ -21,10 +21,9 @@ import {
   UnknownClientError,
 } from "../mod.ts";
 import { type CoreFixture, iterateUntil, startCore } from "./_core_fixture.ts";
-import { Resources } from "./_helpers.ts";
+import { Resources, TEST_TIMEOUT } from "./_helpers.ts";
 import { text, type WirePeer } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 30_000 };
 const TCP: IoCoreOptions = { listeners: [{ transport: "tcp", port: 0 }] };
 
 /** Values that are not messages; each must be refused, and none may go out as bytes. */
