@@ -132,8 +132,8 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * Binds every listener and starts accepting. Resolves with the bound addresses (with `port: 0`
    * resolved), in the order given. If one fails, those already bound are closed again. A UDP
    * listener on Deno without `--unstable-net` rejects with `UnsupportedError`. Calls made while one
-   * is binding share its outcome; a call after it succeeded rejects with a `TypeError`, and one after
-   * `close()` with `CoreClosedError`. It never throws: every failure is a rejection.
+   * is binding share its outcome; a call after it succeeded or after `stopAccepting()` rejects with a
+   * `TypeError`, and one after `close()` with `CoreClosedError`; one after a failure binds again. It never throws: every failure is a rejection.
    *
    * @example
    * ```ts

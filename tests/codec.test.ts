@@ -161,6 +161,36 @@ describe("FrameDecoder options", () => {
   });
 });
 
+describe("codec arguments", () => {
+  // Calls with misuse on purpose.
+  // deno-lint-ignore no-explicit-any
+  const loose = (value: unknown) => value as any;
+  const NOT_BYTES: unknown[] = ["hi", 12, null, undefined, new ArrayBuffer(2), new Uint16Array(1), [1, 2]];
+
+  it("encodeFrame and encodeFrames refuse anything but Uint8Array payloads with a TypeError", () => {
+    for (const bad of NOT_BYTES) {
+      assert.throws(() => encodeFrame(loose(bad)), /Cannot encode frame: payload must be a Uint8Array/);
+      assert.throws(
+        () => encodeFrames([new Uint8Array(1), loose(bad)]),
+        /Cannot encode frames: payloads\[1\] must be a Uint8Array/,
+      );
+    }
+    assert.throws(() => encodeFrame(loose("hello")), /got a string/);
+    assert.throws(() => encodeFrame(loose(new ArrayBuffer(1))), /got an ArrayBuffer/);
+    assert.throws(() => encodeFrames(loose(null)), /payloads must be an array/);
+    assert.throws(() => framedLength(loose("abc")), TypeError);
+  });
+
+  it("FrameDecoder refuses unknown options and non-byte chunks, and decodes on after a refusal", () => {
+    assert.throws(() => new FrameDecoder(loose({ maxMesageBytes: 1 })), /did you mean maxMessageBytes\?/);
+    assert.throws(() => new FrameDecoder(loose(5)), /options must be an object/);
+    const decoder = new FrameDecoder();
+    for (const bad of NOT_BYTES) assert.throws(() => decoder.push(loose(bad)), /chunk must be a Uint8Array/);
+    decoder.push(encodeFrame(new Uint8Array([7])));
+    assert.deepEqual(decoder.next(), new Uint8Array([7]));
+  });
+});
+
 describe("FrameDecoder", () => {
   it("round-trips messages pushed as one chunk", () => {
     const batch = [payload(1, 1), payload(100, 2), payload(5000, 3), new Uint8Array(0), payload(8, 4)];

@@ -345,6 +345,31 @@ describe("InlineProcessor.onFramesReceived", () => {
     assert.deepEqual(got, ["one", "two", "three"]);
   });
 
+  coreTest(
+    "a connection with a processor keeps it; the class set later drives the next connection",
+    async (fx) => {
+      const core = fx.core;
+      const tagger = (tag: string) =>
+        class extends InlineProcessor {
+          override onDataReceived(data: Uint8Array): void {
+            this.outputMessages.push(`${tag} ${text(data)}`);
+          }
+        };
+      const id = core.addClient({ keyword: "swapped", processor: tagger("first") });
+      const peer = await fx.handshake("swapped");
+      peer.send("a");
+      assert.equal(text(await peer.next()), "first a");
+      core.setInlineProcessorForClient(id, tagger("second"));
+      peer.send("b");
+      assert.equal(text(await peer.next()), "first b", "the open connection keeps its processor");
+      peer.close();
+      await iterateUntil(core, (e) => e.disconnected.has(id));
+      const again = await fx.handshake("swapped");
+      again.send("c");
+      assert.equal(text(await again.next()), "second c", "the next connection gets the new class");
+    },
+  );
+
   coreTest("closes only its connection when onFramesReceived throws", async (fx) => {
     const core = fx.core;
     class Throws extends InlineProcessor {

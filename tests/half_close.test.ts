@@ -8,14 +8,14 @@ import { spawn } from "node:child_process";
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { describe, it } from "node:test";
+import { InlineProcessor } from "../mod.ts";
 import type { Addr, ClientId, IoCore, IoCoreLimits, IoCoreListenerOptions, Transport } from "../mod.ts";
 import { noOpensslReason, testCerts } from "./_certs.ts";
 import { startCore } from "./_core_fixture.ts";
-import { delay, missingTool, withTimeout } from "./_helpers.ts";
+import { delay, missingTool, TEST_TIMEOUT, withTimeout } from "./_helpers.ts";
 import { transportsUnderTest } from "./_net_test.ts";
 import { waitFor } from "./_settle.ts";
 
-const TEST_TIMEOUT = 20_000;
 const decoder = new TextDecoder();
 
 /** A peer socket that keeps what it received and knows when the server ended and closed. */
@@ -70,9 +70,11 @@ async function rawCore(
   transport: Transport | undefined,
   kind: "tcp" | "unix" | "tls",
   limits?: IoCoreLimits,
+  processor?: typeof InlineProcessor,
 ) {
   return startCore({
     ...(transport ? { transport } : {}),
+    ...(processor ? { unknownClientProcessor: processor } : {}),
     unknownClients: "allow",
     rawConnection: () => true,
     listeners: [await listenerFor(kind)],
@@ -93,7 +95,7 @@ for (const transport of transportsUnderTest()) {
       const skip = kind === "tls" ? noOpensslReason : undefined;
       it(
         `a raw client that half-closes over ${kind} gets an answer sent 300 ms later`,
-        { timeout: TEST_TIMEOUT, skip },
+        { ...TEST_TIMEOUT, skip },
         async () => {
           await using fx = await rawCore(transport, kind);
           const ca = kind === "tls" ? (await testCerts()).caCert : undefined;
@@ -114,7 +116,7 @@ for (const transport of transportsUnderTest()) {
     }
 
     it("an idle half-open connection closes after limits.halfOpenTimeoutMs", {
-      timeout: TEST_TIMEOUT,
+      ...TEST_TIMEOUT,
     }, async () => {
       await using fx = await rawCore(transport, "tcp", { halfOpenTimeoutMs: 300 });
       const peer = await halfClosingPeer(fx.addrs[0]!, "hello raw\n");
@@ -129,8 +131,25 @@ for (const transport of transportsUnderTest()) {
       assert.ok(Date.now() - readAt >= 100, `closed ${Date.now() - readAt} ms after the read`);
     });
 
+    it("a processor answers 300 ms after the peer's FIN, then the connection closes without the wait", {
+      ...TEST_TIMEOUT,
+    }, async () => {
+      class SlowEcho extends InlineProcessor {
+        override async onDataReceived(data: Uint8Array): Promise<void> {
+          await delay(300); // a slow answer, on purpose: it must not depend on beating the FIN
+          this.outputMessages.push(data);
+        }
+      }
+      // A half-open time longer than the test may wait: a processor's connection must not wait for it.
+      await using fx = await rawCore(transport, "tcp", { halfOpenTimeoutMs: 60_000 }, SlowEcho);
+      const peer = await halfClosingPeer(fx.addrs[0]!, "hello raw\n");
+      await waitFor(() => peer.closed, 10_000, "the connection to close once answered");
+      assert.equal(peer.text, "hello raw\n");
+      assert.ok(peer.ended, "closed with a FIN after the answer");
+    });
+
     it("a half-open connection with unread input stays open past limits.halfOpenTimeoutMs", {
-      timeout: TEST_TIMEOUT,
+      ...TEST_TIMEOUT,
     }, async () => {
       await using fx = await rawCore(transport, "tcp", { halfOpenTimeoutMs: 50 });
       const peer = await halfClosingPeer(fx.addrs[0]!, "hello raw\n");
@@ -149,7 +168,7 @@ for (const transport of transportsUnderTest()) {
 
 const noNc = missingTool("nc", "-h", "apt-get install -y netcat-openbsd");
 
-it("nc -N gets an answer sent 300 ms after its FIN", { timeout: TEST_TIMEOUT, skip: noNc }, async () => {
+it("nc -N gets an answer sent 300 ms after its FIN", { ...TEST_TIMEOUT, skip: noNc }, async () => {
   await using fx = await rawCore(undefined, "tcp");
   const addr = fx.addrs[0]!;
   if (addr.transport !== "tcp") throw new TypeError("expected a TCP listener");

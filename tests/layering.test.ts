@@ -2,7 +2,7 @@
  * The architecture, checked from the imports: `core/wire/` is bytes only, `core/` never names
  * `processors/` or a concrete transport, `transports/` reach `core/` only for the errors and leaf
  * types, and no files import each other in a circle at run time (type-only imports may point
- * anywhere). No socket: it reads the source files.
+ * anywhere), and no source file outgrows its line ceiling. No socket: it reads the source files.
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -219,5 +219,18 @@ describe("layering", () => {
       );
     }
     assert.deepEqual(circles(edges), []);
+  });
+
+  it("no source file in core/, transports/ or processors/ is over 600 lines (core/io_core.ts 800)", {
+    skip: NO_SOURCES,
+  }, async () => {
+    const over: string[] = [];
+    for (const dir of ["core", "transports", "processors"]) {
+      for (const path of await sourceFiles(dir)) {
+        const lines = (await readFile(join(ROOT, path), "utf8")).split("\n").length - 1;
+        if (lines > (path === "core/io_core.ts" ? 800 : 600)) over.push(`${path}: ${lines} lines`);
+      }
+    }
+    assert.deepEqual(over, []);
   });
 });

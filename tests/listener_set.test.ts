@@ -10,8 +10,7 @@ import type { Connection, Listener, Transport } from "../transports/types.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
 import { waitFor } from "./_settle.ts";
 import { text } from "./_wire_peer.ts";
-
-const TEST_TIMEOUT = { timeout: 30_000 };
+import { TEST_TIMEOUT } from "./_helpers.ts";
 
 /** A stand-in for an accepted connection: only what parking touches. */
 function stubConn(name: string): Connection & { name: string } {
@@ -130,6 +129,7 @@ describe("parking over loopback", () => {
       });
       const core = fx.core;
       const { peer: first } = await fx.connectNamed("first");
+      const secondAt = Date.now();
       const waiting = await fx.connect("second");
       await waitFor(() => core.stats().parkedConnections === 1, 5000, "the second to park");
       const third = await fx.connect("third");
@@ -138,6 +138,8 @@ describe("parking over loopback", () => {
       assert.equal(core.stats().droppedConnections, 1);
       assert.ok(logger.lines.some((l) => l.includes("maxParkedConnections")), logger.lines.join("\n"));
       await waiting.waitClosed();
+      const waited = Date.now() - secondAt;
+      assert.ok(waited >= 250, `the parked connection was closed after ${waited} ms, not handshakeTimeoutMs`);
       assert.equal(core.stats().droppedConnections, 2);
       assert.equal(core.stats().parkedConnections, 0);
       first.send("still here");

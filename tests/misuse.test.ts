@@ -8,19 +8,22 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  AddressInUseError,
   type ClientId,
   CoreClosedError,
   IoCore,
   type IoCoreOptions,
   type IoCoreStats,
   nativeTransport,
+  parseCidr,
+  parseIp,
+  timingSafeEqual,
   UnknownClientError,
 } from "../mod.ts";
 import { type CoreFixture, iterateUntil, startCore } from "./_core_fixture.ts";
-import { Resources } from "./_helpers.ts";
+import { Resources, TEST_TIMEOUT } from "./_helpers.ts";
 import { text, type WirePeer } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 30_000 };
 const TCP: IoCoreOptions = { listeners: [{ transport: "tcp", port: 0 }] };
 
 /** Values that are not messages; each must be refused, and none may go out as bytes. */
@@ -246,6 +249,27 @@ describe("misuse: after close()", () => {
     },
   );
 
+  it("sendFrames with a batch taken before close() gives CoreClosedError", TEST_TIMEOUT, async () => {
+    await using fx = await startCore(TCP);
+    const core = fx.core;
+    const { id, peer } = await connected(fx);
+    peer.send("taken");
+    await iterateUntil(core, () => core.getClientInfo(id)!.unreadMessages === 1);
+    const batch = core.takeFrames(id)!;
+    await core.close();
+    assert.throws(() => core.sendFrames(id, batch), CoreClosedError);
+    assert.equal(core.stats().outputBytes, 0);
+  });
+
+  it("stopAccepting resolves after close and when called twice at once", async () => {
+    const core = new IoCore({ logger: null, ...TCP });
+    await core.listen();
+    await Promise.all([core.stopAccepting(), core.stopAccepting()]);
+    await core.close();
+    await core.stopAccepting();
+    assert.equal(core.isClosed, true);
+  });
+
   it("listen, ioIteration and shutdown reject after close, and never throw", async () => {
     const core = new IoCore({ logger: null, ...TCP });
     await core.close();
@@ -315,6 +339,43 @@ describe("misuse: concurrent listen()", () => {
     res.add(conn);
     await assert.rejects(core.listen(), /already listening/, "a call after the first finished");
     await core.close();
+  });
+
+  it("listen() after stopAccepting() rejects, and binds nothing that would close what it accepts", async () => {
+    const core = new IoCore({ logger: null, ...TCP });
+    try {
+      await core.listen();
+      await core.stopAccepting();
+      await assert.rejects(
+        core.listen(),
+        (err: Error) => err instanceof TypeError && /stopped accepting/.test(err.message),
+      );
+      assert.equal(core.listeners.length, 1, "only the listener bound first is listed");
+    } finally {
+      await core.close();
+    }
+  });
+
+  it("listen() after a failed listen() binds again, and lists only what it bound", TEST_TIMEOUT, async () => {
+    await using busy = await startCore(TCP);
+    const core = new IoCore({
+      logger: null,
+      listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }, {
+        transport: "tcp",
+        hostname: "127.0.0.1",
+        port: busy.port(),
+      }],
+    });
+    try {
+      await assert.rejects(core.listen(), AddressInUseError);
+      assert.equal(core.listeners.length, 0, "the listener bound before the failure is closed and forgotten");
+      await busy.close();
+      const addrs = await core.listen();
+      assert.equal(addrs.length, 2);
+      assert.deepEqual(core.listeners.map((l) => l.addr), addrs);
+    } finally {
+      await core.close();
+    }
   });
 
   it("two calls on port 0 bind one socket", TEST_TIMEOUT, async () => {
@@ -398,5 +459,25 @@ describe("misuse: options", () => {
     assert.equal(core.stats().connections, 0);
     const id = core.addClient({ keyword: "k" });
     assert.equal(core.getClientIdByKeyword("k"), id);
+  });
+});
+
+describe("misuse: exported helpers", () => {
+  it("timingSafeEqual refuses strings, which compared equal whenever their lengths matched", () => {
+    assert.throws(() => timingSafeEqual("secret-token" as Loose, "guessguessgu" as Loose), TypeError);
+    assert.throws(
+      () => timingSafeEqual(new Uint8Array(1), [1] as Loose),
+      /b must be a Uint8Array, got an Array/,
+    );
+    assert.equal(timingSafeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 3])), false);
+    assert.equal(timingSafeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2])), true);
+  });
+
+  it("parseIp and parseCidr refuse a value that is not a string with a TypeError", () => {
+    for (const bad of [5, null, undefined, new Uint8Array(4)]) {
+      assert.throws(() => parseIp(bad as Loose), /Cannot parse IP address: expected a string/);
+      assert.throws(() => parseCidr(bad as Loose), /Cannot parse CIDR range: expected a string/);
+    }
+    assert.equal(parseIp("not an address"), undefined);
   });
 });

@@ -13,11 +13,10 @@ import { MemoryBudget } from "../core/engine/memory_budget.ts";
 import { FRAME_HEADER_BYTES } from "../core/wire/codec.ts";
 import type { Connection, ConnectOptions, Transport } from "../transports/types.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
-import { collect, type Collector, deferred, Resources, tcpPort } from "./_helpers.ts";
+import { collect, type Collector, deferred, Resources, tcpPort, TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
 import { frameBytes } from "./_wire_peer.ts";
 
-const TEST_TIMEOUT = { timeout: 30_000 };
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
 /** An outgoing client's record with the default reconnect policy (and `bufferBytes`, if given). */

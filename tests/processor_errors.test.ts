@@ -8,8 +8,7 @@ import { CallbackError, InlineProcessor } from "../mod.ts";
 import { iterateUntil, recordingLogger, startCore } from "./_core_fixture.ts";
 import { UdpPeer } from "./_udp_peer.ts";
 import { text } from "./_wire_peer.ts";
-
-const TEST_TIMEOUT = { timeout: 30_000 };
+import { TEST_TIMEOUT } from "./_helpers.ts";
 
 class Echo extends InlineProcessor {
   override onDataReceived(data: Uint8Array): void {

@@ -9,8 +9,7 @@ import type { Transport } from "../mod.ts";
 import { recordingLogger, startCore } from "./_core_fixture.ts";
 import { transportsUnderTest } from "./_net_test.ts";
 import { waitFor } from "./_settle.ts";
-
-const TEST_TIMEOUT = { timeout: 20_000 };
+import { TEST_TIMEOUT } from "./_helpers.ts";
 
 /** Connects to `port` and, once connected, ends (FIN) or resets (RST) at once; resolves with its local port. */
 function healthCheck(port: number, how: "end" | "reset"): Promise<number> {

@@ -88,12 +88,6 @@ class BunDatagramSocket extends DatagramSocketBase {
 
 /**
  * Binds a UDP socket on `Bun.udpSocket`.
- *
- * @example
- * ```ts
- * const socket = await bindBunDatagram({ transport: "udp", port: 0 });
- * socket.close();
- * ```
  */
 export async function bindBunDatagram(options: DatagramBindOptions): Promise<DatagramSocket> {
   const hostname = options.hostname ?? DEFAULT_HOSTNAME;

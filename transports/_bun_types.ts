@@ -160,17 +160,6 @@ export interface BunGlobal {
 
 /**
  * The `Bun` global, or a `TypeError` when this is not Bun.
- *
- * @example
- * ```ts
- * import { bunGlobal } from "./_bun_types.ts";
- * const socket = await bunGlobal().connect({
- *   hostname: "127.0.0.1",
- *   port: 8080,
- *   socket: { open() {}, data() {}, drain() {}, end() {}, close() {}, error() {} },
- * });
- * socket.end();
- * ```
  */
 export function bunGlobal(): BunGlobal {
   const bun = (globalThis as { Bun?: BunGlobal }).Bun;

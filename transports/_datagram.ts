@@ -14,11 +14,6 @@ import { type DatagramHandler, type DatagramSocket, maxDatagramBytes, type UdpAd
 /**
  * A UDP socket less its runtime: subclasses hand datagrams to the kernel in {@linkcode transmit},
  * report them sent with {@linkcode sent}, and pass what arrives to {@linkcode received}.
- *
- * @example
- * ```ts
- * // class NodeDatagramSocket extends DatagramSocketBase { protected transmit(data, to) { ... } }
- * ```
  */
 export abstract class DatagramSocketBase implements DatagramSocket {
   readonly addr: UdpAddr;
@@ -105,12 +100,6 @@ export abstract class DatagramSocketBase implements DatagramSocket {
 /**
  * Datagrams accepted by `send` that the runtime has not taken yet, in order: for runtimes whose
  * native send can refuse (Bun) or is one promise at a time (Deno).
- *
- * @example
- * ```ts
- * const queue = new DatagramQueue();
- * queue.push(new Uint8Array(1), { transport: "udp", hostname: "127.0.0.1", port: 9 });
- * ```
  */
 export class DatagramQueue {
   #data: Uint8Array[] = [];
@@ -162,11 +151,6 @@ export class DatagramQueue {
 
 /**
  * A UDP address from a host and port as runtimes report them; IPv4-mapped IPv6 hosts stay as given.
- *
- * @example
- * ```ts
- * udpAddr("127.0.0.1", 5353); // { transport: "udp", hostname: "127.0.0.1", port: 5353 }
- * ```
  */
 export function udpAddr(hostname: string, port: number): UdpAddr {
   return { transport: "udp", hostname, port };

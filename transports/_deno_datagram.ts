@@ -87,12 +87,6 @@ class DenoDatagramSocket extends DatagramSocketBase {
 
 /**
  * Binds a UDP socket on `Deno.listenDatagram`; `UnsupportedError` without `--unstable-net`.
- *
- * @example
- * ```ts
- * const socket = await bindDenoDatagram(Deno, { transport: "udp", port: 0 }, () => undefined);
- * socket.close();
- * ```
  */
 export function bindDenoDatagram(
   ns: DenoNamespace,

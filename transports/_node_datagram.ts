@@ -81,12 +81,6 @@ class NodeDatagramSocket extends DatagramSocketBase {
 
 /**
  * Binds a UDP socket on `node:dgram` (`udp6` for an IPv6 host).
- *
- * @example
- * ```ts
- * const socket = await bindNodeDatagram({ transport: "udp", port: 0 });
- * socket.close();
- * ```
  */
 export function bindNodeDatagram(options: DatagramBindOptions): Promise<DatagramSocket> {
   const hostname = options.hostname ?? DEFAULT_HOSTNAME;

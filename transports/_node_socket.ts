@@ -50,11 +50,6 @@ const TLS_CORK_MAX_BYTES = 64 * 1024;
 
 /**
  * A TCP or TLS address from what `node:net` reports (nothing, for a socket already closed).
- *
- * @example
- * ```ts
- * tcpAddr("127.0.0.1", 5000); // { transport: "tcp", hostname: "127.0.0.1", port: 5000 }
- * ```
  */
 export function tcpAddr(
   address: string | undefined,
@@ -99,11 +94,6 @@ interface NodeWriteInternals {
  * Bytes `socket` holds that never reached the kernel, as it is destroyed: those its stream still
  * buffers, plus what libuv kept of the write in progress. On TLS, or where the internals are not
  * there, that write counts as written, which keeps the count a lower bound.
- *
- * @example
- * ```ts
- * unwrittenByNode(netConnect({ port: 5000 }), false); // 0 before anything was written
- * ```
  */
 export function unwrittenByNode(socket: Socket, tls: boolean): number {
   const { _writableState: state, _handle: handle } = socket as unknown as NodeWriteInternals;
@@ -306,11 +296,6 @@ export class NodeConnection implements Connection {
 /**
  * Wraps a `node:net` socket, connected (`accepted` false) or accepted by a listener on `unixPath`
  * (or on TCP when `unixPath` is undefined).
- *
- * @example
- * ```ts
- * const conn = socketConnection(netConnect({ port: 5000 }), undefined, false);
- * ```
  */
 export function socketConnection(
   socket: Socket,
@@ -382,11 +367,6 @@ export class NodeListener implements Listener {
 /**
  * `server.listen(options)` as a promise. On failure the server is closed and the promise rejects
  * with the typed error for `target`.
- *
- * @example
- * ```ts
- * await listenServer(createServer(), { host: "127.0.0.1", port: 0 }, { transport: "tcp", hostname: "127.0.0.1", port: 0 });
- * ```
  */
 export function listenServer(server: Server, options: NetListenOptions, target: Addr): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -408,12 +388,6 @@ export function listenServer(server: Server, options: NetListenOptions, target: 
  * Listens for TLS on `node:tls`; the connections it passes on have completed the handshake, and a peer
  * that does not complete it within `timeoutMs` has its socket closed. Used by the node transport, and
  * by the Deno transport for every TLS listener (see `deno.ts`).
- *
- * @example
- * ```ts
- * const listener = await listenNodeTls(checkTlsListen({ transport: "tls", cert, key }), (conn) => conn.close());
- * await listener.close();
- * ```
  */
 export async function listenNodeTls(
   options: CheckedTlsListen,
@@ -486,12 +460,6 @@ export async function listenNodeTls(
  * Connects over TLS on `node:tls`, resolving once the handshake is done and the server verified.
  * Used by the node transport, and by the Deno transport for a client certificate together
  * with `serverName`, which Deno's own API cannot combine.
- *
- * @example
- * ```ts
- * const conn = await connectNodeTls(checkTlsConnect({ transport: "tls", port: 8443, ca }));
- * conn.close();
- * ```
  */
 export function connectNodeTls(options: CheckedTlsConnect): Promise<Connection> {
   const target: TlsAddr = { transport: "tls", hostname: options.hostname, port: options.port };

@@ -14,11 +14,6 @@ const decoder = new TextDecoder();
 
 /**
  * PEM as a string (Deno takes only strings; Node and Bun take both).
- *
- * @example
- * ```ts
- * pemText(new TextEncoder().encode("-----BEGIN CERTIFICATE-----\n...")); // the same text
- * ```
  */
 export function pemText(value: PemData): string {
   return typeof value === "string" ? value : decoder.decode(value);
@@ -26,11 +21,6 @@ export function pemText(value: PemData): string {
 
 /**
  * A `ca` option as a list of PEM strings, or `undefined` when not given.
- *
- * @example
- * ```ts
- * pemList(caPem); // [caPem]
- * ```
  */
 export function pemList(value: PemData | readonly PemData[] | undefined): string[] | undefined {
   if (value === undefined) return undefined;

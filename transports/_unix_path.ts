@@ -82,11 +82,6 @@ export function unixSocketMode(options: UnixListenOptions): number {
 /**
  * Sets the permission bits of a freshly bound socket file. On failure the caller must close the
  * listener; the `TransportError` says why.
- *
- * @example
- * ```ts
- * await applyUnixSocketMode("/tmp/app.sock", 0o660);
- * ```
  */
 export async function applyUnixSocketMode(path: string, mode: number): Promise<void> {
   try {
@@ -112,11 +107,6 @@ export async function applyUnixSocketMode(path: string, mode: number): Promise<v
  * @param bind Binds `path`, throwing the transport's typed error on failure.
  * @param unbind Closes what `bind` returned.
  * @returns What `bind` returned.
- *
- * @example
- * ```ts
- * const server = await listenUnixSocket(options, nodeTransport.connect, bindServer, (s) => s.close());
- * ```
  */
 export async function listenUnixSocket<L>(
   options: UnixListenOptions,

@@ -139,6 +139,8 @@ export class ListenerSet {
       }
     } catch (err) {
       await this.close();
+      // Nothing is bound: a later bind starts afresh.
+      for (const list of [this.infos, this.#open, this.#parkedOn, this.#max]) list.length = 0;
       throw err;
     }
     return this.infos.map((info) => info.addr);

@@ -30,12 +30,6 @@ interface Attempt {
 
 /**
  * The send buffers and retry timers of outgoing clients.
- *
- * @example
- * ```ts
- * import { OutgoingClients } from "./outgoing.ts";
- * // new OutgoingClients(budget, logger, { isClosed: () => false, connect: (record) => {} })
- * ```
  */
 export class OutgoingClients {
   readonly #budget: MemoryBudget;

@@ -15,12 +15,6 @@ import { Pause, Phase } from "./session_phase.ts";
 /**
  * The input side of one session, after decoding. Every message it is handed is already counted as
  * input in the memory budget; it releases or restates that count where the message goes.
- *
- * @example
- * ```ts
- * import { Delivery } from "./delivery.ts";
- * // Session creates one: new Delivery(session, host); its decode loop calls message() and batch().
- * ```
  */
 export class Delivery {
   readonly #session: Session;

@@ -19,14 +19,6 @@ export interface HalfOpenSession {
 
 /**
  * The half-open time of one session, from the peer's end on.
- *
- * @example
- * ```ts
- * import { HalfOpen } from "./half_open.ts";
- * import { Deadline } from "./session_phase.ts";
- * const session = { quiet: true, closeWhenFlushed: () => console.log("closing"), guarded: (f: () => void) => f() };
- * new HalfOpen(session, new Deadline()).start(5000, false); // "closing" after 5 s
- * ```
  */
 export class HalfOpen {
   readonly #session: HalfOpenSession;

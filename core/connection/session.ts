@@ -28,13 +28,6 @@ export { Pause, Phase, type SessionHost };
 /**
  * One connection: the handshake, the decode loop, the output queue and the close lifecycle. Nothing
  * it does may throw into the runtime's event loop: every transport callback is guarded.
- *
- * @example
- * ```ts
- * import { Session } from "./session.ts";
- * // The core creates one per connection: new Session(host, conn, listener, "accepting") and
- * // hands it to conn.setHandler; see Scheduler.
- * ```
  */
 export class Session implements ConnectionHandler {
   readonly conn: Connection;

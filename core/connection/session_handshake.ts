@@ -19,12 +19,6 @@ import { type Deadline, Phase } from "./session_phase.ts";
 
 /**
  * The handshake side of one session.
- *
- * @example
- * ```ts
- * import { HandshakeDriver } from "./session_handshake.ts";
- * // Session creates one: new HandshakeDriver(session, host); its decode loop calls step().
- * ```
  */
 export class HandshakeDriver {
   readonly #session: Session;

@@ -38,14 +38,6 @@ export type Pause = typeof Pause[keyof typeof Pause];
 /**
  * The one pending timer of a session: its handshake deadline, its graceful close's, or the end of
  * its half-open time. Setting one replaces the other; it never keeps the process alive.
- *
- * @example
- * ```ts
- * import { Deadline } from "./session_phase.ts";
- * const deadline = new Deadline();
- * deadline.set(1000, () => console.log("too late"));
- * deadline.clear();
- * ```
  */
 export class Deadline {
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;

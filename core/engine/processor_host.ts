@@ -19,13 +19,6 @@ type Callback = "onConnected" | "onDataReceived" | "onFramesReceived" | "onOutpu
 
 /**
  * The one place the core calls processors.
- *
- * @example
- * ```ts
- * import { ProcessorHost } from "./processor_host.ts";
- * const host = new ProcessorHost({ error: console.error });
- * // host.attach(session, record); host.deliver(session, message);
- * ```
  */
 export class ProcessorHost {
   readonly #logger: Logger;

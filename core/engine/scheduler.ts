@@ -161,6 +161,10 @@ export class Scheduler implements SessionHost {
   listen(): Promise<Addr[]> {
     if (this.closed) throw new CoreClosedError("Cannot listen: the core is closed");
     if (this.listeners.bound) throw new TypeError("Cannot listen: the core is already listening");
+    // Its listeners would close every connection they accept.
+    if (!this.#accepting) {
+      throw new TypeError("Cannot listen: the core stopped accepting (stopAccepting or shutdown)");
+    }
     return this.listeners.bind(
       this.transport,
       (conn, listener) => this.#accept(conn, listener),

@@ -14,13 +14,6 @@ let resolver: TransportResolver | undefined;
 
 /**
  * Fills the slot; the package entry point calls it once.
- *
- * @example
- * ```ts
- * import { setTransportResolver } from "./transport_slot.ts";
- * import { nativeTransport, transportByName } from "../../transports/mod.ts";
- * setTransportResolver((name) => name === undefined ? nativeTransport() : transportByName(name));
- * ```
  */
 export function setTransportResolver(resolve: TransportResolver): void {
   resolver = resolve;
@@ -29,12 +22,6 @@ export function setTransportResolver(resolve: TransportResolver): void {
 /**
  * The transport for `IoCoreOptions.transport`: an object as it is, a name or `undefined` through
  * the slot.
- *
- * @example
- * ```ts
- * import { resolveTransport } from "./transport_slot.ts";
- * const transport = resolveTransport("node");
- * ```
  */
 export function resolveTransport(transport: Transport | TransportName | undefined): Transport {
   if (typeof transport === "object" && transport !== null) return transport;

@@ -47,14 +47,6 @@ export function checkDatagramSize(length: number, to: UdpAddr, maxMessageBytes =
 /**
  * Where a UDP client's datagrams go: the address it sends from, or the one it was added to send to;
  * `undefined` for a stream client.
- *
- * @example
- * ```ts
- * import { ClientRecord } from "../clients/client_registry.ts";
- * const connect = { transport: "udp", hostname: "127.0.0.1", port: 9000 } as const;
- * const record = new ClientRecord(1, "expected", new Uint8Array(0), { connect });
- * udpTarget(record); // { transport: "udp", hostname: "127.0.0.1", port: 9000 }
- * ```
  */
 export function udpTarget(record: ClientRecord | undefined): UdpAddr | undefined {
   const remote = record?.remoteAddr;
@@ -92,13 +84,6 @@ const HELD_BYTES_PER_PEER = 1024 * 1024;
 
 /**
  * The UDP counters of one core, shared by all its sockets.
- *
- * @example
- * ```ts
- * import { DatagramCounters } from "./datagram_peers.ts";
- * const counters = new DatagramCounters();
- * console.log(counters.peers, counters.dropped); // 0 0
- * ```
  */
 export class DatagramCounters {
   /** Remote addresses tracked now, over every UDP socket of the core. */
@@ -124,14 +109,6 @@ export interface DatagramPeersOptions {
 /**
  * A UDP socket's remote addresses as connections. As a `Listener`, `close()` stops taking new
  * addresses; the socket itself closes once its last peer has.
- *
- * @example
- * ```ts
- * import { DatagramCounters, DatagramPeers } from "./datagram_peers.ts";
- * // const socket = await transport.bindDatagram({ transport: "udp", port: 0 });
- * // new DatagramPeers(socket, { counters: new DatagramCounters(), maxPeers: 100, idleTimeoutMs: 60_000,
- * //   maxMessageBytes: 65_507 }, (conn) => conn.setHandler(handler));
- * ```
  */
 export class DatagramPeers implements Listener {
   readonly socket: DatagramSocket;
@@ -247,13 +224,6 @@ export class DatagramPeers implements Listener {
 /**
  * One remote address of a UDP socket, as a connection: `onData` is one datagram, each chunk written
  * is one datagram.
- *
- * @example
- * ```ts
- * import type { DatagramPeer } from "./datagram_peers.ts";
- * declare const peer: DatagramPeer;
- * peer.writeBatch([new TextEncoder().encode("one datagram"), new Uint8Array(0)]);
- * ```
  */
 export class DatagramPeer implements Connection {
   readonly remoteAddr: UdpAddr;
@@ -411,12 +381,6 @@ export class DatagramPeer implements Connection {
 /**
  * An outgoing UDP client's connection: a fresh socket on an ephemeral port (of the target's address
  * family, on every interface), which hears only the target.
- *
- * @example
- * ```ts
- * import { bindDatagramClient, DatagramCounters } from "./datagram_peers.ts";
- * // const conn = await bindDatagramClient(transport, { transport: "udp", port: 5353 }, options);
- * ```
  */
 export async function bindDatagramClient(
   transport: Transport,
@@ -439,12 +403,6 @@ export async function bindDatagramClient(
 /**
  * Throws `UnsupportedError` for a UDP connection: a datagram is always one whole message, so a UDP
  * client cannot switch to framed mode.
- *
- * @example
- * ```ts
- * import { refuseFramedDatagrams } from "./datagram_peers.ts";
- * // refuseFramedDatagrams(session.conn); // before switching to framed mode
- * ```
  */
 export function refuseFramedDatagrams(conn: Connection): void {
   if (conn.remoteAddr.transport !== "udp") return;

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { toBytes } from "./bytes.ts";
+import { assertBytes, toBytes } from "./bytes.ts";
 
 /** The prefix of the challenge frame. */
 export const AUTH_CHALLENGE_PREFIX: Uint8Array = toBytes("AUTH-HMAC-SHA256:");
@@ -58,6 +58,8 @@ export async function authProof(key: HmacKey, nonce: Uint8Array, keyword: Uint8A
 
 /**
  * Compares two byte arrays in time that depends only on their lengths, not their contents.
+ * Anything but a `Uint8Array` throws a `TypeError` (two strings of the same length would compare
+ * equal: encode text with `TextEncoder` first).
  *
  * @example
  * ```ts
@@ -66,6 +68,8 @@ export async function authProof(key: HmacKey, nonce: Uint8Array, keyword: Uint8A
  * ```
  */
 export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  assertBytes(a, "a", "compare");
+  assertBytes(b, "b", "compare");
   if (a.length !== b.length) return false;
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;

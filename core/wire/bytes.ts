@@ -105,6 +105,29 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
+ * Throws a `TypeError` unless `value` is a `Uint8Array` (a Node `Buffer` is one): a string, an
+ * `ArrayBuffer` or another typed array would otherwise be framed as garbage without a word.
+ *
+ * @param value What was passed.
+ * @param name The argument's name in the message, such as `payloads[2]`.
+ * @param action What failed, such as `encode frame`.
+ */
+export function assertBytes(value: unknown, name: string, action: string): asserts value is Uint8Array {
+  if (value instanceof Uint8Array) return;
+  const noun = typeof value === "object" && value !== null
+    ? (value as object).constructor?.name ?? "object"
+    : "";
+  const kind = value === null
+    ? "null"
+    : typeof value === "object"
+    ? `${/^[aeiou]/i.test(noun) ? "an" : "a"} ${noun}`
+    : typeof value === "string"
+    ? "a string"
+    : String(value);
+  throw new TypeError(`Cannot ${action}: ${name} must be a Uint8Array, got ${kind}`);
+}
+
+/**
  * Returns bytes as they are, or a string encoded as UTF-8. Lone surrogates become U+FFFD, as with
  * `TextEncoder`. Short text is encoded into the slab {@linkcode allocBytes} uses, with its caveats.
  *

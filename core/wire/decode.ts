@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { concatBytes } from "./bytes.ts";
+import { assertBytes, concatBytes } from "./bytes.ts";
 import { MessageTooLargeError } from "../errors.ts";
 import {
   FRAME_HEADER_BYTES,
@@ -82,10 +82,23 @@ export class FrameDecoder {
    * Creates an empty decoder.
    *
    * @param options The limits; see {@linkcode FrameDecoderOptions}.
-   * @throws {TypeError} When `maxMessageBytes` is not a number.
+   * @throws {TypeError} When `options` is not an object, names an unknown option, or `maxMessageBytes`
+   * is not a number.
    * @throws {RangeError} When `maxMessageBytes` is not an integer in [0, 2^53−1].
    */
   constructor(options?: FrameDecoderOptions) {
+    if (options !== undefined) {
+      if (typeof options !== "object" || options === null) {
+        throw new TypeError(`Cannot create FrameDecoder: options must be an object, got ${options}`);
+      }
+      for (const name of Object.keys(options)) {
+        if (name !== "maxMessageBytes") {
+          throw new TypeError(
+            `Cannot create FrameDecoder: unknown option ${name}; did you mean maxMessageBytes?`,
+          );
+        }
+      }
+    }
     const max = options?.maxMessageBytes;
     if (max === undefined) {
       this.#max = DEFAULT_MAX_MESSAGE_BYTES;
@@ -133,6 +146,7 @@ export class FrameDecoder {
    *
    * @param chunk Bytes as they arrived, cut anywhere.
    * @throws {MessageTooLargeError} When the decoder already failed (see the class doc).
+   * @throws {TypeError} When `chunk` is not a `Uint8Array`.
    *
    * @example
    * ```ts
@@ -144,6 +158,7 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): void {
     if (this.#error !== undefined) throw this.#error;
+    assertBytes(chunk, "chunk", "decode frames");
     const n = chunk.length;
     if (n === 0) return;
     if (this.#pos === this.#cur.length) {

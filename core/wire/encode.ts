@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { allocBytes } from "./bytes.ts";
+import { allocBytes, assertBytes } from "./bytes.ts";
 import { FRAME_HEADER_BYTES, putHeader, readFrameLength, SMALL_COPY } from "./frame_header.ts";
 
 /** Copies `payload` into `target` at `offset`; `target` is known to have room. */
@@ -22,6 +22,7 @@ function putPayload(target: Uint8Array, offset: number, payload: Uint8Array): vo
  *
  * @param payload The message; it is copied.
  * @returns `8 + payload.length` bytes; a small frame is a view of a shared slab (see `allocBytes`).
+ * @throws {TypeError} When `payload` is not a `Uint8Array` (encode a string with `TextEncoder`).
  *
  * @example
  * ```ts
@@ -31,6 +32,7 @@ function putPayload(target: Uint8Array, offset: number, payload: Uint8Array): vo
  * ```
  */
 export function encodeFrame(payload: Uint8Array): Uint8Array {
+  assertBytes(payload, "payload", "encode frame");
   const n = payload.length;
   const out = allocBytes(FRAME_HEADER_BYTES + n);
   putHeader(out, 0, n);
@@ -43,6 +45,7 @@ export function encodeFrame(payload: Uint8Array): Uint8Array {
  *
  * @param payloads The messages.
  * @returns The sum of `8 + payload.length` over all of them.
+ * @throws {TypeError} When `payloads` is not an array of `Uint8Array`.
  *
  * @example Size a buffer for a batch
  * ```ts
@@ -51,9 +54,19 @@ export function encodeFrame(payload: Uint8Array): Uint8Array {
  * ```
  */
 export function framedLength(payloads: readonly Uint8Array[]): number {
+  if (!Array.isArray(payloads)) {
+    throw new TypeError(
+      `Cannot encode frames: payloads must be an array of Uint8Array, got ${typeof payloads}`,
+    );
+  }
   const count = payloads.length;
   let total = count * FRAME_HEADER_BYTES;
-  for (let i = 0; i < count; i++) total += payloads[i].length;
+  for (let i = 0; i < count; i++) {
+    const payload = payloads[i];
+    // The name is made only for the error: this loop runs per message on the hot path.
+    if (!(payload instanceof Uint8Array)) assertBytes(payload, `payloads[${i}]`, "encode frames");
+    total += payload.length;
+  }
   return total;
 }
 
@@ -86,8 +99,12 @@ export function encodeFramesInto(
       `Cannot encode frames: ${total} bytes do not fit at offset ${offset} in a ${target.length}-byte target`,
     );
   }
+  return writeFrames(target, offset, payloads);
+}
+
+/** Writes the frames of checked payloads that fit into `target` from `at`; returns the end. */
+function writeFrames(target: Uint8Array, at: number, payloads: readonly Uint8Array[]): number {
   const count = payloads.length;
-  let at = offset;
   for (let i = 0; i < count; i++) {
     const payload = payloads[i];
     const n = payload.length;
@@ -166,6 +183,7 @@ export function framedRunBytes(payloads: readonly Uint8Array[], from: number, en
  *
  * @param payloads The messages, in order; they are copied.
  * @returns The frames back to back; a small batch is a view of a shared slab (see `allocBytes`).
+ * @throws {TypeError} When `payloads` is not an array of `Uint8Array`.
  *
  * @example
  * ```ts
@@ -176,6 +194,6 @@ export function framedRunBytes(payloads: readonly Uint8Array[], from: number, en
  */
 export function encodeFrames(payloads: readonly Uint8Array[]): Uint8Array {
   const out = allocBytes(framedLength(payloads));
-  encodeFramesInto(out, 0, payloads);
+  writeFrames(out, 0, payloads);
   return out;
 }

@@ -70,7 +70,8 @@ export function parseIpv6(text: string): IpBytes | undefined {
 
 /**
  * Parses an IPv4 or IPv6 literal. An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) comes back
- * as the 4-byte IPv4 address, so IPv4 rules match it on dual-stack listeners.
+ * as the 4-byte IPv4 address, so IPv4 rules match it on dual-stack listeners. Text that is not an IP
+ * literal gives `undefined`; a value that is not a string throws a `TypeError`.
  *
  * @example
  * ```ts
@@ -79,6 +80,9 @@ export function parseIpv6(text: string): IpBytes | undefined {
  * ```
  */
 export function parseIp(text: string): IpBytes | undefined {
+  if (typeof text !== "string") {
+    throw new TypeError(`Cannot parse IP address: expected a string, got ${typeof text}`);
+  }
   if (!text.includes(":")) return parseIpv4(text);
   const v6 = parseIpv6(text);
   if (!v6) return undefined;
@@ -149,6 +153,9 @@ export interface CidrRange {
  * ```
  */
 export function parseCidr(text: string): CidrRange {
+  if (typeof text !== "string") {
+    throw new TypeError(`Cannot parse CIDR range: expected a string, got ${typeof text}`);
+  }
   const slash = text.lastIndexOf("/");
   const network = parseIp(slash < 0 ? text : text.slice(0, slash));
   if (!network) throw new TypeError(`Cannot parse CIDR range ${JSON.stringify(text)}: bad address`);
