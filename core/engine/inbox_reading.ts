@@ -66,7 +66,9 @@ export class InboxReading {
     this.#budget.producer = record.session;
     this.#budget.inputBytes -= cost;
     this.#budget.consumed(record.session, record.inboxBytes);
-    if (record.kind === "unknown" && !record.session && record.unread === 0) this.#host.forget(record);
+    if ((record.kind === "unknown" || record.adopted) && !record.session && record.unread === 0) {
+      this.#host.forget(record);
+    }
   }
 
   /**
