@@ -1,0 +1,176 @@
+/**
+ * Named clients across processes and machines: cores joined by `natsCluster` over a real
+ * `nats-server` (skipped, with the install command, where it is missing; `.ci/run` installs it).
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { connect, type NatsConnection } from "nats";
+import { ClientNotConnectedError, IoCore, TimeoutError } from "../mod.ts";
+import { natsCluster } from "../cluster/nats.ts";
+import { iterateUntil, startCore } from "./_core_fixture.ts";
+import { assertBytesEqual, bytePattern, MiB } from "./_helpers.ts";
+import { waitFor } from "./_settle.ts";
+import { noNatsServerReason, startNatsServer } from "./_nats_server.ts";
+import { text } from "./_wire_peer.ts";
+
+const TCP = [{ transport: "tcp" as const, hostname: "127.0.0.1", port: 0 }];
+const NATS = { timeout: 60_000, skip: noNatsServerReason };
+
+/** A core of a cluster: a node with its own NATS connection, closed with `await using`. */
+async function node(url: string, name: string, options: { requestTimeoutMs?: number } = {}) {
+  const nc = await connect({ servers: url });
+  const fx = await startCore({
+    listeners: TCP,
+    acceptUnexpectedKeywords: "adopt",
+    cluster: natsCluster(nc, { name: "test", node: name, ...options }),
+  });
+  return {
+    fx,
+    core: fx.core,
+    nc,
+    async [Symbol.asyncDispose]() {
+      await fx.close();
+      await nc.close();
+    },
+  };
+}
+
+/** Waits until `from` sees `keyword` held by `where`. */
+async function located(from: IoCore, keyword: string, where: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await from.locateKeyword(keyword))?.node !== where) {
+    if (Date.now() > deadline) throw new Error(`${keyword} is not located on ${where}`);
+  }
+}
+
+describe("natsCluster: named clients across nodes", () => {
+  it("reaches a named client on node A from node B, and locates it there", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b");
+    const peer = await a.fx.handshake("sensor-17");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    await located(b.core, "sensor-17", "a");
+    assert.deepEqual(await a.core.locateKeyword("sensor-17"), { node: "a" });
+
+    await b.core.sendMessageToKeyword("sensor-17", "from b");
+    await b.core.sendMessagesToKeyword("sensor-17", ["one", new Uint8Array([50])]);
+    assert.deepEqual([text(await peer.next()), text(await peer.next()), text(await peer.next())], [
+      "from b",
+      "one",
+      "2",
+    ]);
+    assert.deepEqual(b.core.stats().cluster, {
+      node: "b",
+      keywordsHeld: 0,
+      sendsOut: 3,
+      sendsIn: 0,
+      failures: 0,
+    });
+    assert.deepEqual(a.core.stats().cluster, {
+      node: "a",
+      keywordsHeld: 1,
+      sendsOut: 0,
+      sendsIn: 3,
+      failures: 0,
+    });
+
+    // The device leaves A and connects through B: reachable there, from A too.
+    peer.close();
+    await iterateUntil(a.core, (e) => e.disconnected.size === 1);
+    await assert.rejects(b.core.sendMessageToKeyword("sensor-17", "gone"), ClientNotConnectedError);
+    assert.equal(await b.core.locateKeyword("sensor-17"), undefined);
+    const again = await b.fx.handshake("sensor-17");
+    await iterateUntil(b.core, (e) => e.expected.size === 1);
+    await located(a.core, "sensor-17", "b");
+    await a.core.sendMessageToKeyword("sensor-17", "from a");
+    assert.equal(text(await again.next()), "from a");
+    assert.equal(b.core.stats().cluster?.failures, 1);
+  });
+
+  it("rejects with ClientNotConnectedError for a keyword no node holds", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    const started = Date.now();
+    const err = await a.core.sendMessageToKeyword("nobody", "x").catch((e) => e);
+    assert.ok(err instanceof ClientNotConnectedError, String(err));
+    assert.match(err.message, /"nobody"/);
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(await a.core.locateKeyword("nobody"), undefined);
+  });
+
+  it("keeps the order of 10,000 sends from one node to one keyword, batched", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b");
+    const peer = await a.fx.handshake("ordered");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    await located(b.core, "ordered", "a");
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      sends.push(b.core.sendMessageToKeyword("ordered", `${i}`));
+      if (i % 1000 === 999) await new Promise((resolve) => setTimeout(resolve, 0)); // several ticks, several batches
+    }
+    await Promise.all(sends);
+    for (let i = 0; i < 10_000; i++) assert.equal(text(await peer.next()), `${i}`);
+    assert.equal(b.core.stats().cluster?.sendsOut, 10_000);
+  });
+
+  it("carries messages over NATS's 1 MiB max_payload in parts, intact", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b");
+    const peer = await a.fx.handshake("big");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    await located(b.core, "big", "a");
+    const large = bytePattern(3 * MiB + 17, 7);
+    const sends = [
+      b.core.sendMessageToKeyword("big", "before"),
+      b.core.sendMessageToKeyword("big", large),
+      b.core.sendMessagesToKeyword("big", [bytePattern(700 * 1024, 1), bytePattern(700 * 1024, 2)]),
+      b.core.sendMessageToKeyword("big", "after"),
+    ];
+    await Promise.all(sends);
+    assert.equal(text(await peer.next()), "before");
+    assertBytesEqual((await peer.next())!, large, "the 3 MiB message");
+    assertBytesEqual((await peer.next())!, bytePattern(700 * 1024, 1), "the first 700 KiB message");
+    assertBytesEqual((await peer.next())!, bytePattern(700 * 1024, 2), "the second 700 KiB message");
+    assert.equal(text(await peer.next()), "after");
+  });
+
+  it("rejects with TimeoutError when the holder does not answer in requestTimeoutMs", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a", { requestTimeoutMs: 200 });
+    // Something that holds the keyword's subject and never answers: a stuck node.
+    const stuck: NatsConnection = await connect({ servers: nats.url });
+    try {
+      const subject = "asockio.test.k" + btoa("stuck").replace(/=+$/, "");
+      stuck.subscribe(subject, { callback: () => {} });
+      await stuck.flush();
+      await assert.rejects(a.core.sendMessageToKeyword("stuck", "x"), TimeoutError);
+      assert.equal(a.core.stats().cluster?.failures, 1);
+    } finally {
+      await stuck.close();
+    }
+  });
+
+  it("checks its options, and serves one core", NATS, async () => {
+    await using nats = await startNatsServer();
+    const nc = await connect({ servers: nats.url });
+    try {
+      assert.throws(() => natsCluster(nc, {} as never), /options.name/);
+      assert.throws(() => natsCluster(nc, { name: "a.b" }), /letters, digits/);
+      assert.throws(() => natsCluster(nc, { name: "x", requestTimeoutMs: 0 }), RangeError);
+      assert.throws(() => natsCluster(nc, { name: "x", nodes: "y" } as never), /nodes/);
+      assert.throws(() => natsCluster({} as never, { name: "x" }), /nats.js connection/);
+      const bus = natsCluster(nc, { name: "x" });
+      const core = new IoCore({ cluster: bus, logger: null });
+      assert.throws(() => new IoCore({ cluster: bus }), /serves another core/);
+      assert.match(bus.node, /^node-[0-9a-f]{8}$/);
+      await core.close();
+      await waitFor(() => bus.stats().keywordsHeld === 0, 1000, "released");
+    } finally {
+      await nc.close();
+    }
+  });
+});
