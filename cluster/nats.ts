@@ -32,7 +32,10 @@ import {
 } from "../core/errors.ts";
 import type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "../core/clients/cluster_bus.ts";
 import { describeKeyword, PROCESS_NODE } from "../core/clients/keyword_router.ts";
-import { integer, optionsOf, required, text, typeError } from "../core/options_check.ts";
+import { boolean, callable, integer, optionsOf, required, text, typeError } from "../core/options_check.ts";
+import { ClaimStore, type NatsKvOpener } from "./_nats_claims.ts";
+
+export type { NatsKvEntryLike, NatsKvLike, NatsKvOpener } from "./_nats_claims.ts";
 
 /** A received NATS message, as nats.js gives it: its bytes and a way to answer. */
 export interface NatsMsgLike {
@@ -64,6 +67,8 @@ export interface NatsConnectionLike {
   flush(): Promise<void>;
   /** The server's INFO; its `max_payload` sizes the requests. */
   readonly info?: { readonly max_payload?: number } | undefined;
+  /** `nats` v2: JetStream, whose KV views hold the keyword claims (v3: pass `options.kv`). */
+  jetstream?(): { views: { kv: NatsKvOpener } };
 }
 
 /** The options of {@linkcode natsCluster}. */
@@ -83,16 +88,30 @@ export interface NatsClusterOptions {
    * @default {5000}
    */
   requestTimeoutMs?: number;
+  /**
+   * Claim each held keyword in a JetStream KV bucket, so that `duplicateKeyword` holds across the
+   * cluster (see {@linkcode natsCluster}). Without JetStream on the server the claims are skipped
+   * with a warning.
+   * @default {true}
+   */
+  claims?: boolean;
+  /**
+   * Opens a KV bucket: with `@nats-io/kv` (v3), `(bucket, opts) => new Kvm(nc).create(bucket, opts)`.
+   * @default {(bucket, opts) => nc.jetstream().views.kv(bucket, opts), with nats v2}
+   */
+  kv?: NatsKvOpener;
 }
 
 const NATS_CLUSTER_OPTIONS = optionsOf("natsCluster option", {
   name: required(text),
   node: text,
   requestTimeoutMs: integer(1, 2_147_483_647),
+  claims: boolean,
+  kv: callable,
 });
 
 /** What a request carries (its first byte). */
-const Op = { messages: 1, part: 2, locate: 3 } as const;
+const Op = { messages: 1, part: 2, locate: 3, evict: 4 } as const;
 /** What a reply says (its first byte). */
 const Reply = { ok: 0, offline: 1, bufferFull: 2, tooLarge: 3, failed: 4 } as const;
 /** Pauses after "no responders" before trying again: right after a subscription changes, NATS may answer so for a moment. */
@@ -190,12 +209,15 @@ export function natsCluster(nc: NatsConnectionLike, options: NatsClusterOptions)
     typeof nc.request !== "function"
   ) throw typeError("create NATS cluster", "nc", "a nats.js connection", nc);
   NATS_CLUSTER_OPTIONS(options, "options", "create NATS cluster");
-  if (!/^[A-Za-z0-9_-]+$/.test(options.name)) {
-    throw new TypeError(
-      `Cannot create NATS cluster: options.name must be letters, digits, "-" or "_", got ${
-        JSON.stringify(options.name)
-      }`,
-    );
+  for (const at of ["name", "node"] as const) {
+    const value = options[at];
+    if (value !== undefined && !/^[A-Za-z0-9_-]+$/.test(value)) {
+      throw new TypeError(
+        `Cannot create NATS cluster: options.${at} must be letters, digits, "-" or "_", got ${
+          JSON.stringify(value)
+        }`,
+      );
+    }
   }
   return new NatsClusterBus(nc, options);
 }
@@ -208,10 +230,21 @@ class NatsClusterBus implements ClusterBus {
   /** Identifies this bus's parts of large messages on the holding node. */
   readonly #sender = crypto.getRandomValues(new Uint8Array(8));
   #host: ClusterHost | undefined = undefined;
+  readonly #name: string;
+  readonly #claimsWanted: boolean;
+  readonly #kv: NatsKvOpener | undefined;
+  #claims: ClaimStore | undefined = undefined;
+  /** Per keyword token: its claim and release, one after the other. */
+  readonly #chains = new Map<string, Promise<void>>();
+  /** This node's own subject (evictions). */
+  #own: NatsSubscriptionLike | undefined = undefined;
   readonly #subscriptions = new Map<string, NatsSubscriptionLike>();
   readonly #queues = new Map<string, KeywordQueue>();
   /** Large messages being put together, by sender and keyword. */
   readonly #parts = new Map<string, { chunks: Uint8Array[]; bytes: number }>();
+  #warned = false;
+  /** Keyword tokens held: subscribed, and claimed when there are claims. */
+  readonly #held = new Set<string>();
   #sendsOut = 0;
   #sendsIn = 0;
   #failures = 0;
@@ -221,17 +254,39 @@ class NatsClusterBus implements ClusterBus {
     this.node = options.node ?? PROCESS_NODE;
     this.#prefix = `asockio.${options.name}.`;
     this.#timeoutMs = options.requestTimeoutMs ?? 5000;
+    this.#name = options.name;
+    this.#claimsWanted = options.claims ?? true;
+    const nc2 = typeof nc.jetstream === "function" ? nc : undefined;
+    this.#kv = options.kv ?? (nc2 && ((bucket, opts) => nc2.jetstream!().views.kv(bucket, opts)));
   }
 
   attach(host: ClusterHost): void {
     if (this.#host) throw new TypeError("Cannot attach a core to a NATS cluster bus: it serves another core");
     this.#host = host;
+    if (this.#claimsWanted) {
+      const open: NatsKvOpener = this.#kv ??
+        (() => Promise.reject(new TypeError("the connection has no jetstream(); pass options.kv")));
+      this.#claims = new ClaimStore(open, this.#name, this.node);
+    }
+    this.#own = this.#nc.subscribe(`${this.#prefix}n.${this.node}`, {
+      callback: (err, msg) => {
+        if (err || msg.data[0] !== Op.evict) return;
+        const keyword = msg.data.slice(1);
+        this.release(keyword);
+        host.drop(keyword, 'duplicate keyword: another node took it over (duplicateKeyword: "replace")');
+        msg.respond(new Uint8Array([Reply.ok]));
+      },
+    });
   }
 
   async detach(): Promise<void> {
     for (const sub of this.#subscriptions.values()) sub.unsubscribe();
     this.#subscriptions.clear();
+    this.#held.clear();
+    this.#own?.unsubscribe();
     this.#parts.clear();
+    await Promise.all(this.#chains.values());
+    await this.#claims?.close();
     await this.#nc.flush().catch(() => {}); // a closed connection has no subscriptions left anyway
   }
 
@@ -245,12 +300,64 @@ class NatsClusterBus implements ClusterBus {
       },
     });
     this.#subscriptions.set(token, sub);
+    const claims = this.#claims;
+    if (claims) this.#then(token, () => this.#claim(claims, keyword, token, sub));
+    else this.#held.add(token);
+  }
+
+  /** Runs `step` after the keyword's earlier claim or release. */
+  #then(token: string, step: () => Promise<void>): void {
+    const chain = (this.#chains.get(token) ?? Promise.resolve()).then(step).catch((err) => {
+      this.#failures++;
+      this.#host?.warn(`Cannot claim keyword in the NATS cluster ${this.#name}`, err);
+    });
+    this.#chains.set(token, chain);
+    void chain.then(() => {
+      if (this.#chains.get(token) === chain) this.#chains.delete(token);
+    });
+  }
+
+  async #claim(
+    claims: ClaimStore,
+    keyword: Uint8Array,
+    token: string,
+    sub: NatsSubscriptionLike,
+  ): Promise<void> {
+    const host = this.#host!;
+    const result = await claims.claim(token, host.replaceDuplicates);
+    if (result.kind !== "refused" && this.#subscriptions.get(token) === sub) this.#held.add(token);
+    if (result.kind === "unclaimed") {
+      if (!this.#warned) {
+        this.#warned = true;
+        host.warn(
+          `NATS cluster ${this.#name}: keywords are not claimed (is JetStream enabled on the server?); a keyword connected on two nodes is not refused`,
+          claims.unavailable,
+        );
+      }
+    } else if (result.kind === "refused") {
+      if (this.#subscriptions.get(token) === sub) this.release(keyword);
+      host.drop(keyword, `duplicate keyword: node ${result.owner} holds it`);
+    } else if (result.kind === "replaced") {
+      const body = new Uint8Array(1 + keyword.length);
+      body[0] = Op.evict;
+      body.set(keyword, 1);
+      await this.#nc.request(`${this.#prefix}n.${result.owner}`, body, { timeout: this.#timeoutMs }).catch(
+        () => {
+          // The old holder is gone or slow: its claim is ours already, and its connection goes with it.
+        },
+      );
+    }
   }
 
   release(keyword: Uint8Array): void {
     const token = keywordToken(keyword);
-    this.#subscriptions.get(token)?.unsubscribe();
+    const sub = this.#subscriptions.get(token);
+    if (!sub) return;
+    sub.unsubscribe();
     this.#subscriptions.delete(token);
+    this.#held.delete(token);
+    const claims = this.#claims;
+    if (claims) this.#then(token, () => claims.release(token));
     for (const key of this.#parts.keys()) {
       if (key.endsWith(token) && key.length === token.length + 16) this.#parts.delete(key);
     }
@@ -288,7 +395,7 @@ class NatsClusterBus implements ClusterBus {
   stats(): ClusterStats {
     return {
       node: this.node,
-      keywordsHeld: this.#subscriptions.size,
+      keywordsHeld: this.#held.size,
       sendsOut: this.#sendsOut,
       sendsIn: this.#sendsIn,
       failures: this.#failures,

@@ -27,12 +27,12 @@ export interface NatsServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Starts a nats-server with JetStream on a random loopback port; resolves once it accepts clients. */
-export async function startNatsServer(extraArgs: readonly string[] = []): Promise<NatsServer> {
+/** Starts a nats-server (with JetStream unless `jetstream` is false) on a random loopback port; resolves once it accepts clients. */
+export async function startNatsServer(jetstream = true): Promise<NatsServer> {
   const dir: TempDir = await tempDir("asockio-nats-");
   const child = spawn(
     "nats-server",
-    ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", dir.join("store"), ...extraArgs],
+    ["-a", "127.0.0.1", "-p", "-1", ...(jetstream ? ["-js", "-sd", dir.join("store")] : [])],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let log = "";

@@ -5,7 +5,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type NatsConnection } from "nats";
-import { ClientNotConnectedError, IoCore, TimeoutError } from "../mod.ts";
+import { ClientNotConnectedError, IoCore, type IoCoreOptions, TimeoutError } from "../mod.ts";
 import { natsCluster } from "../cluster/nats.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
 import { assertBytesEqual, bytePattern, MiB } from "./_helpers.ts";
@@ -17,12 +17,18 @@ const TCP = [{ transport: "tcp" as const, hostname: "127.0.0.1", port: 0 }];
 const NATS = { timeout: 60_000, skip: noNatsServerReason };
 
 /** A core of a cluster: a node with its own NATS connection, closed with `await using`. */
-async function node(url: string, name: string, options: { requestTimeoutMs?: number } = {}) {
+async function node(
+  url: string,
+  name: string,
+  options: { requestTimeoutMs?: number } = {},
+  core: Omit<IoCoreOptions, "cluster"> = {},
+) {
   const nc = await connect({ servers: url });
   const fx = await startCore({
     listeners: TCP,
     acceptUnexpectedKeywords: "adopt",
     cluster: natsCluster(nc, { name: "test", node: name, ...options }),
+    ...core,
   });
   return {
     fx,
@@ -35,10 +41,13 @@ async function node(url: string, name: string, options: { requestTimeoutMs?: num
   };
 }
 
-/** Waits until `from` sees `keyword` held by `where`. */
-async function located(from: IoCore, keyword: string, where: string): Promise<void> {
+/** Waits until `from` sees `keyword` held by `where` (`undefined`: by no node). */
+async function located(from: IoCore, keyword: string, where: string | undefined): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while ((await from.locateKeyword(keyword))?.node !== where) {
+  // A node cut off from NATS holds its subscriptions until the server notices: a TimeoutError meanwhile.
+  const where_ = () =>
+    from.locateKeyword(keyword).catch((err) => err instanceof TimeoutError ? null : Promise.reject(err));
+  for (let at; (at = await where_()) === null || at?.node !== where;) {
     if (Date.now() > deadline) throw new Error(`${keyword} is not located on ${where}`);
   }
 }
@@ -172,5 +181,99 @@ describe("natsCluster: named clients across nodes", () => {
     } finally {
       await nc.close();
     }
+  });
+});
+
+describe("natsCluster: keyword claims across nodes (JetStream KV)", () => {
+  it("refuses a keyword another node holds, and keeps the first connection", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b");
+    const first = await a.fx.handshake("sensor-17");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    await located(b.core, "sensor-17", "a");
+    const second = await b.fx.connect("sensor-17");
+    await second.waitClosed();
+    await located(b.core, "sensor-17", "a");
+    await b.core.sendMessageToKeyword("sensor-17", "still a");
+    assert.equal(text(await first.next()), "still a");
+  });
+
+  it("admits one of two connections racing for a keyword on two nodes", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b");
+    for (let round = 0; round < 5; round++) {
+      const keyword = `race-${round}`;
+      const [onA, onB] = await Promise.all([a.fx.connect(keyword), b.fx.connect(keyword)]);
+      const closed = await Promise.race([
+        onA.waitClosed().then(() => "a"),
+        onB.waitClosed().then(() => "b"),
+      ]);
+      const survivor = closed === "a" ? onB : onA;
+      const holder = closed === "a" ? "b" : "a";
+      assert.equal(text(await survivor.next()), "OK");
+      await located(a.core, keyword, holder);
+      await a.core.sendMessageToKeyword(keyword, "to the survivor");
+      assert.equal(text(await survivor.next()), "to the survivor");
+      survivor.close();
+    }
+  });
+
+  it("replaces the other node's connection with duplicateKeyword: replace", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b", {}, { duplicateKeyword: "replace" });
+    const old = await a.fx.handshake("moving");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    const moved = await b.fx.handshake("moving");
+    await old.waitClosed();
+    await located(a.core, "moving", "b");
+    await a.core.sendMessageToKeyword("moving", "found you");
+    assert.equal(text(await moved.next()), "found you");
+  });
+
+  it("lets a client of a node that lost NATS connect elsewhere within 10 s", NATS, async () => {
+    await using nats = await startNatsServer();
+    const a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b", { requestTimeoutMs: 500 });
+    try {
+      await a.fx.handshake("orphan");
+      await iterateUntil(a.core, (e) => e.expected.size === 1);
+      await located(b.core, "orphan", "a");
+      await waitFor(() => a.core.stats().cluster?.keywordsHeld === 1, 10_000, "a's claim");
+      await a.nc.close(); // node a is cut off: its claim stays, its heartbeat stops
+      await located(b.core, "orphan", undefined); // once the server has dropped a's subscriptions
+      await assert.rejects(b.core.sendMessageToKeyword("orphan", "x"), ClientNotConnectedError);
+      const started = Date.now();
+      for (;;) {
+        const peer = await b.fx.connect("orphan");
+        const claimed = () => b.core.stats().cluster?.keywordsHeld === 1;
+        const closed = await Promise.race([
+          peer.waitClosed().then(() => true),
+          waitFor(claimed, 10_000, "the claim").then(() => false),
+        ]).catch(() => true);
+        if (!closed) break;
+        assert.ok(!claimed());
+        assert.ok(Date.now() - started < 10_000, "taken over within 10 s");
+        await new Promise((resolve) => setTimeout(resolve, 500)); // a device's pause before it tries again
+      }
+      const tookMs = Date.now() - started;
+      assert.ok(tookMs > 1000 && tookMs < 10_000, `taken over after ${tookMs} ms`);
+      await a.core.sendMessageToKeyword("orphan", "from b").catch(() => {}); // a is cut off
+      await b.core.sendMessageToKeyword("orphan", "local on b");
+    } finally {
+      await a.fx.close();
+    }
+  });
+
+  it("admits without claims, with a warning, when JetStream is not enabled", NATS, async () => {
+    await using nats = await startNatsServer(false);
+    const warnings: string[] = [];
+    await using a = await node(nats.url, "a", {}, { logger: { warn: (m: string) => warnings.push(m) } });
+    await a.fx.handshake("plain");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    await waitFor(() => warnings.some((w) => /not claimed/.test(w)), 10_000, "the warning");
+    assert.deepEqual(await a.core.locateKeyword("plain"), { node: "a" });
   });
 });

@@ -17,7 +17,7 @@ export interface KeywordLocation {
 export interface ClusterStats {
   /** This node's name. */
   readonly node: string;
-  /** Keywords this node holds (and answers for) now. */
+  /** Keywords this node holds and answers for now (with claims: once its claim succeeded). */
   readonly keywordsHeld: number;
   /** Messages sent to other nodes and acknowledged by them. */
   readonly sendsOut: number;
@@ -37,12 +37,24 @@ export interface ClusterHost {
   deliver(keyword: Uint8Array, messages: Uint8Array[]): void;
   /** The largest message the core accepts (`limits.maxMessageBytes`). */
   readonly maxMessageBytes: number;
+  /** `duplicateKeyword: "replace"`: a claim takes a keyword from the node holding it. */
+  readonly replaceDuplicates: boolean;
+  /**
+   * Another node holds `keyword` (and this one did not take it), or took it over: closes this
+   * core's connection for it, with `reason` (such as `duplicate keyword`) in its error.
+   */
+  drop(keyword: Uint8Array, reason: string): void;
+  /** Reports something the application should know (through the core's logger). */
+  warn(message: string, error?: unknown): void;
 }
 
 /**
  * A cluster of cores that reach each other's named clients. A bus serves one core: the core calls
  * {@linkcode ClusterBus.attach} once, when it is created, and {@linkcode ClusterBus.detach} when it
  * closes.
+ *
+ * A bus that claims keywords in a shared store reports a conflict back with `ClusterHost.drop`: the
+ * core admits a connection at once, and the claim that follows may close it again.
  *
  * @example A bus that holds nothing and reaches no one (what a core without a cluster behaves as)
  * ```ts

@@ -10,6 +10,7 @@ import { Phase } from "../connection/session.ts";
 import { type ClientRecord, type ClientRegistry, keywordKey } from "./client_registry.ts";
 import type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "./cluster_bus.ts";
 import type { ClientId } from "../types.ts";
+import type { Logger } from "../options.ts";
 
 /** This process's default node name: unique per process, the same for every core in it. */
 export const PROCESS_NODE = `node-${crypto.randomUUID().slice(0, 8)}`;
@@ -30,12 +31,17 @@ export interface KeywordRouterDeps {
   readonly sendMany: (id: ClientId, messages: Uint8Array[]) => void;
   readonly maxMessageBytes: number;
   readonly cluster: ClusterBus | undefined;
+  /** `duplicateKeyword: "replace"`. */
+  readonly replaceDuplicates: boolean;
+  readonly logger: Logger;
 }
 
 /** Sends by keyword, locally or through the cluster; claims the keywords of this core's named clients. */
 export class KeywordRouter implements ClusterHost {
   readonly node: string;
   readonly maxMessageBytes: number;
+  readonly replaceDuplicates: boolean;
+  readonly #logger: Logger;
   readonly #registry: ClientRegistry;
   readonly #sendMany: (id: ClientId, messages: Uint8Array[]) => void;
   readonly #cluster: ClusterBus | undefined;
@@ -47,6 +53,8 @@ export class KeywordRouter implements ClusterHost {
     this.#registry = deps.registry;
     this.#sendMany = deps.sendMany;
     this.maxMessageBytes = deps.maxMessageBytes;
+    this.replaceDuplicates = deps.replaceDuplicates;
+    this.#logger = deps.logger;
     this.#cluster = deps.cluster;
     this.node = deps.cluster?.node ?? PROCESS_NODE;
     deps.cluster?.attach(this);
@@ -99,6 +107,22 @@ export class KeywordRouter implements ClusterHost {
     } catch (err) {
       throw this.#offline(err, keyword);
     }
+  }
+
+  /** Another node holds the keyword: this core's connection for it closes (see `ClusterHost.drop`). */
+  drop(keyword: Uint8Array, reason: string): void {
+    const session = this.#registry.byKeyword(keywordKey(keyword))?.session;
+    if (!session) return;
+    this.#logger.info?.(`Closing the connection of keyword ${describeKeyword(keyword)}: ${reason}`);
+    session.close(
+      new ConnectionClosedError(`Closed the connection of keyword ${describeKeyword(keyword)}: ${reason}`),
+    );
+  }
+
+  /** A cluster's warning, through the core's logger. */
+  warn(message: string, error?: unknown): void {
+    if (error === undefined) this.#logger.warn?.(message);
+    else this.#logger.warn?.(message, error);
   }
 
   /** A client of this core now answers for its keyword: an outgoing one registered, or one connected. */

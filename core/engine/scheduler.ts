@@ -156,6 +156,8 @@ export class Scheduler implements SessionHost {
       sendMany: (id, messages) => this.sender.sendMany(id, messages),
       maxMessageBytes: this.limits.maxMessageBytes,
       cluster: options.cluster,
+      replaceDuplicates: this.#policy.replaceDuplicates,
+      logger: this.logger,
     });
     this.closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#signal = options.signal;
