@@ -185,8 +185,14 @@ interface KeywordQueue {
  * in flight travel together in the next. A message larger than the server's `max_payload` travels
  * in parts and is put together on the holding node (up to its `limits.maxMessageBytes`).
  *
- * A keyword held on two nodes at once (two connections, one per node) gets each send delivered to
- * one of them; claims that refuse such duplicates across nodes are not part of this bus yet.
+ * Each held keyword is claimed in a JetStream KV bucket (`asockio_<name>_keywords`; `create` is
+ * atomic, so of two nodes claiming at once one wins), and each node writes a heartbeat every 2 s
+ * into `asockio_<name>_nodes`, whose entries expire after 6 s. A connection is admitted at once;
+ * when its claim then finds another live node holding the keyword, `duplicateKeyword: "refuse"`
+ * closes the new connection (`duplicate keyword`), and `"replace"` takes the claim and closes the
+ * other node's. A claim whose node's heartbeat expired (the node died, or lost NATS) is taken
+ * over. Without JetStream the claims are skipped with one warning: a keyword connected on two
+ * nodes is then not refused, and each send reaches one of them (a queue group), never both.
  *
  * @param nc A connected nats.js connection.
  * @param options The cluster's name; this node's name; the request timeout.
