@@ -59,8 +59,9 @@ export type ClaimResult =
 /** The keyword and node buckets of one cluster, and this node's heartbeat. */
 export class ClaimStore {
   readonly #node: string;
-  readonly #keywords: Promise<NatsKvLike | undefined>;
-  readonly #nodes: Promise<NatsKvLike | undefined>;
+  readonly #open: () => [Promise<NatsKvLike | undefined>, Promise<NatsKvLike | undefined>];
+  #keywords: Promise<NatsKvLike | undefined>;
+  #nodes: Promise<NatsKvLike | undefined>;
   #timer: ReturnType<typeof setInterval> | undefined = undefined;
   /** Why the store could not be opened, once known. */
   unavailable: unknown = undefined;
@@ -72,8 +73,11 @@ export class ClaimStore {
       this.unavailable ??= err;
       return undefined;
     };
-    this.#keywords = open(`asockio_${name}_keywords`, { history: 1 }).catch(failed);
-    this.#nodes = open(`asockio_${name}_nodes`, { ttl: HEARTBEAT_TTL_MS, history: 1 }).catch(failed);
+    this.#open = () => [
+      open(`asockio_${name}_keywords`, { history: 1 }).catch(failed),
+      open(`asockio_${name}_nodes`, { ttl: HEARTBEAT_TTL_MS, history: 1 }).catch(failed),
+    ];
+    [this.#keywords, this.#nodes] = this.#open();
     void this.#beat();
     this.#timer = setInterval(() => void this.#beat(), HEARTBEAT_MS);
     (this.#timer as { unref?: () => void }).unref?.();
@@ -82,6 +86,15 @@ export class ClaimStore {
   async #beat(): Promise<void> {
     const nodes = await this.#nodes;
     await nodes?.put(this.#node, encoder.encode(String(Date.now()))).catch(() => {});
+  }
+
+  /**
+   * Opens the buckets again (creating them if needed) after a store operation failed: a NATS server
+   * restarted without its JetStream store has lost them.
+   */
+  reopen(): void {
+    if (this.unavailable !== undefined) return; // no JetStream: nothing to reopen
+    [this.#keywords, this.#nodes] = this.#open();
   }
 
   /** True when `owner`'s heartbeat is current. */

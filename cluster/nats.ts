@@ -34,6 +34,19 @@ import type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "../
 import { describeKeyword, PROCESS_NODE } from "../core/clients/keyword_router.ts";
 import { boolean, callable, integer, optionsOf, required, text, typeError } from "../core/options_check.ts";
 import { ClaimStore, type NatsKvOpener } from "./_nats_claims.ts";
+import {
+  concat,
+  decodeBatch,
+  encodeBatch,
+  hex,
+  isNoResponders,
+  isTimeout,
+  keywordToken,
+  Op,
+  PART_FIRST,
+  PART_LAST,
+  Reply,
+} from "./_nats_wire.ts";
 
 export type { NatsKvEntryLike, NatsKvLike, NatsKvOpener } from "./_nats_claims.ts";
 
@@ -49,6 +62,8 @@ export interface NatsMsgLike {
 export interface NatsSubscriptionLike {
   /** Ends the subscription. */
   unsubscribe(): void;
+  /** Ends it once the server has stopped routing to it, handing what was in flight to the callback. */
+  drain?(): Promise<void>;
 }
 
 /**
@@ -67,6 +82,8 @@ export interface NatsConnectionLike {
   flush(): Promise<void>;
   /** The server's INFO; its `max_payload` sizes the requests. */
   readonly info?: { readonly max_payload?: number } | undefined;
+  /** The connection's events; after a `"reconnect"` the held keywords are claimed again. */
+  status?(): AsyncIterable<{ readonly type: string }>;
   /** `nats` v2: JetStream, whose KV views hold the keyword claims (v3: pass `options.kv`). */
   jetstream?(): { views: { kv: NatsKvOpener } };
 }
@@ -110,15 +127,8 @@ const NATS_CLUSTER_OPTIONS = optionsOf("natsCluster option", {
   kv: callable,
 });
 
-/** What a request carries (its first byte). */
-const Op = { messages: 1, part: 2, locate: 3, evict: 4 } as const;
-/** What a reply says (its first byte). */
-const Reply = { ok: 0, offline: 1, bufferFull: 2, tooLarge: 3, failed: 4 } as const;
 /** Pauses after "no responders" before trying again: right after a subscription changes, NATS may answer so for a moment. */
 const NO_RESPONDERS_RETRY_MS = [5, 10, 10];
-/** A part's flags (its second byte). */
-const PART_FIRST = 1;
-const PART_LAST = 2;
 /** Room kept in a request for its header. */
 const REQUEST_OVERHEAD = 64;
 /** The request size when the server did not say (NATS's default `max_payload`). */
@@ -126,37 +136,6 @@ const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** A keyword as one subject token: `k` and its bytes in base64url (so any bytes are fine). */
-function keywordToken(keyword: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < keyword.length; i++) binary += String.fromCharCode(keyword[i]!);
-  return "k" + btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function isNoResponders(err: unknown): boolean {
-  for (
-    let e = err as { code?: unknown; name?: unknown; cause?: unknown } | undefined, i = 0;
-    e && i < 4;
-    i++
-  ) {
-    if (e.code === "503" || e.name === "NoRespondersError") return true;
-    e = e.cause as typeof e;
-  }
-  return false;
-}
-
-function isTimeout(err: unknown): boolean {
-  for (
-    let e = err as { code?: unknown; name?: unknown; cause?: unknown } | undefined, i = 0;
-    e && i < 4;
-    i++
-  ) {
-    if (e.code === "TIMEOUT" || e.name === "TimeoutError") return true;
-    e = e.cause as typeof e;
-  }
-  return false;
-}
 
 /** One `send` call waiting in a keyword's queue. */
 interface PendingSend {
@@ -249,6 +228,9 @@ class NatsClusterBus implements ClusterBus {
   /** Large messages being put together, by sender and keyword. */
   readonly #parts = new Map<string, { chunks: Uint8Array[]; bytes: number }>();
   #warned = false;
+  #detached = false;
+  /** Held keywords by token, for claiming again. */
+  readonly #keywords = new Map<string, Uint8Array>();
   /** Keyword tokens held: subscribed, and claimed when there are claims. */
   readonly #held = new Set<string>();
   #sendsOut = 0;
@@ -274,6 +256,7 @@ class NatsClusterBus implements ClusterBus {
         (() => Promise.reject(new TypeError("the connection has no jetstream(); pass options.kv")));
       this.#claims = new ClaimStore(open, this.#name, this.node);
     }
+    if (this.#claims && typeof this.#nc.status === "function") void this.#watch(this.#nc.status());
     this.#own = this.#nc.subscribe(`${this.#prefix}n.${this.node}`, {
       callback: (err, msg) => {
         if (err || msg.data[0] !== Op.evict) return;
@@ -287,7 +270,9 @@ class NatsClusterBus implements ClusterBus {
 
   async detach(): Promise<void> {
     for (const sub of this.#subscriptions.values()) sub.unsubscribe();
+    this.#detached = true;
     this.#subscriptions.clear();
+    this.#keywords.clear();
     this.#held.clear();
     this.#own?.unsubscribe();
     this.#parts.clear();
@@ -306,16 +291,48 @@ class NatsClusterBus implements ClusterBus {
       },
     });
     this.#subscriptions.set(token, sub);
+    this.#keywords.set(token, keyword.slice());
     const claims = this.#claims;
     if (claims) this.#then(token, () => this.#claim(claims, keyword, token, sub));
     else this.#held.add(token);
+  }
+
+  /**
+   * Claims every held keyword again after NATS comes back: what changed while it was away (a claim
+   * taken over, a conflicting connection elsewhere) is settled as a new claim would be.
+   */
+  async #watch(events: AsyncIterable<{ readonly type: string }>): Promise<void> {
+    try {
+      for await (const event of events) {
+        if (this.#detached) return;
+        if (event.type !== "reconnect") continue;
+        const claims = this.#claims!;
+        for (const [token, sub] of this.#subscriptions) {
+          const keyword = this.#keywords.get(token)!;
+          this.#then(token, () => this.#claim(claims, keyword, token, sub));
+        }
+      }
+    } catch {
+      // The connection closed: nothing more to watch.
+    }
   }
 
   /** Runs `step` after the keyword's earlier claim or release. */
   #then(token: string, step: () => Promise<void>): void {
     const chain = (this.#chains.get(token) ?? Promise.resolve()).then(step).catch((err) => {
       this.#failures++;
-      this.#host?.warn(`Cannot claim keyword in the NATS cluster ${this.#name}`, err);
+      this.#host?.warn(`Cannot claim keyword in the NATS cluster ${this.#name}; trying again in 1 s`, err);
+      // Still held here: claim it again once the store answers (a restarted server, a lost bucket).
+      this.#claims?.reopen();
+      const sub = this.#subscriptions.get(token);
+      const keyword = this.#keywords.get(token);
+      const timer = setTimeout(() => {
+        const claims = this.#claims;
+        if (claims && sub && keyword && this.#subscriptions.get(token) === sub) {
+          this.#then(token, () => this.#claim(claims, keyword, token, sub));
+        }
+      }, 1000);
+      (timer as { unref?: () => void }).unref?.();
     });
     this.#chains.set(token, chain);
     void chain.then(() => {
@@ -359,8 +376,12 @@ class NatsClusterBus implements ClusterBus {
     const token = keywordToken(keyword);
     const sub = this.#subscriptions.get(token);
     if (!sub) return;
-    sub.unsubscribe();
+    // Draining, not unsubscribing: a request the server routed here meanwhile gets "offline" (the
+    // client is gone), not silence and a TimeoutError at the sender.
+    if (typeof sub.drain === "function") sub.drain().catch(() => sub.unsubscribe());
+    else sub.unsubscribe();
     this.#subscriptions.delete(token);
+    this.#keywords.delete(token);
     this.#held.delete(token);
     const claims = this.#claims;
     if (claims) this.#then(token, () => claims.release(token));
@@ -465,7 +486,19 @@ class NatsClusterBus implements ClusterBus {
 
   /** A request whose reply must say ok; anything else becomes the error it names. */
   async #requestOk(queue: KeywordQueue, body: Uint8Array): Promise<void> {
-    const reply = await this.#request(queue.subject, body, queue.keyword);
+    let reply = await this.#request(queue.subject, body, queue.keyword);
+    // A node letting go of the keyword answers "offline" while its subscription drains; the client
+    // may be connecting elsewhere that moment, so ask again briefly, as after "no responders".
+    // Only whole messages: a part is not sent twice (it would join another node's message).
+    const retry = body[0] === Op.messages;
+    for (
+      let attempt = 0;
+      retry && reply[0] === Reply.offline && attempt < NO_RESPONDERS_RETRY_MS.length;
+      attempt++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS[attempt]));
+      reply = await this.#request(queue.subject, body, queue.keyword);
+    }
     if (reply.length === 0 || reply[0] === Reply.ok) return;
     const why = decoder.decode(reply.subarray(1));
     const keyword = describeKeyword(queue.keyword);
@@ -526,7 +559,8 @@ class NatsClusterBus implements ClusterBus {
         const key = hex(data.subarray(2, 10)) + token;
         let partial = this.#parts.get(key);
         // A first part starts afresh: what a sender left unfinished (it failed, or timed out) is dropped.
-        if (!partial || data[1]! & PART_FIRST) this.#parts.set(key, partial = { chunks: [], bytes: 0 });
+        if (data[1]! & PART_FIRST) this.#parts.set(key, partial = { chunks: [], bytes: 0 });
+        else if (!partial) throw new Error("a part of a message came without its first part");
         partial.chunks.push(data.slice(10));
         partial.bytes += data.length - 10;
         if (partial.bytes > host.maxMessageBytes) {
@@ -557,49 +591,4 @@ class NatsClusterBus implements ClusterBus {
       msg.respond(reply);
     }
   }
-}
-
-/** The calls' messages as one request: the op, then each message as a 4-byte little-endian length and its bytes. */
-function encodeBatch(calls: readonly Pick<PendingSend, "messages">[], bytes: number): Uint8Array {
-  const body = new Uint8Array(bytes);
-  const view = new DataView(body.buffer);
-  body[0] = Op.messages;
-  let at = 1;
-  for (const call of calls) {
-    for (const message of call.messages) {
-      view.setUint32(at, message.length, true);
-      body.set(message, at + 4);
-      at += 4 + message.length;
-    }
-  }
-  return body;
-}
-
-function decodeBatch(data: Uint8Array): Uint8Array[] {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const messages: Uint8Array[] = [];
-  for (let at = 1; at < data.length;) {
-    if (at + 4 > data.length) throw new Error("malformed request: a length is cut short");
-    const length = view.getUint32(at, true);
-    if (at + 4 + length > data.length) throw new Error("malformed request: a message is cut short");
-    messages.push(data.slice(at + 4, at + 4 + length));
-    at += 4 + length;
-  }
-  return messages;
-}
-
-function hex(bytes: Uint8Array): string {
-  let out = "";
-  for (const byte of bytes) out += byte.toString(16).padStart(2, "0");
-  return out;
-}
-
-function concat(chunks: readonly Uint8Array[], bytes: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }

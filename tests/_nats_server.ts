@@ -27,12 +27,15 @@ export interface NatsServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Starts a nats-server (with JetStream unless `jetstream` is false) on a random loopback port; resolves once it accepts clients. */
-export async function startNatsServer(jetstream = true): Promise<NatsServer> {
+/**
+ * Starts a nats-server (with JetStream unless `jetstream` is false) on loopback, on `port` or a
+ * random one (`-1`); resolves once it accepts clients.
+ */
+export async function startNatsServer(jetstream = true, clientPort = -1): Promise<NatsServer> {
   const dir: TempDir = await tempDir("asockio-nats-");
   const child = spawn(
     "nats-server",
-    ["-a", "127.0.0.1", "-p", "-1", ...(jetstream ? ["-js", "-sd", dir.join("store")] : [])],
+    ["-a", "127.0.0.1", "-p", String(clientPort), ...(jetstream ? ["-js", "-sd", dir.join("store")] : [])],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let log = "";

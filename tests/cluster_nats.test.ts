@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from "nats";
 import { ClientNotConnectedError, IoCore, type IoCoreOptions, TimeoutError } from "../mod.ts";
 import { natsCluster } from "../cluster/nats.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
-import { assertBytesEqual, bytePattern, MiB } from "./_helpers.ts";
+import { assertBytesEqual, bytePattern, delay, MiB } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
 import { noNatsServerReason, startNatsServer } from "./_nats_server.ts";
 import { text } from "./_wire_peer.ts";
@@ -23,7 +23,7 @@ async function node(
   options: { requestTimeoutMs?: number } = {},
   core: Omit<IoCoreOptions, "cluster"> = {},
 ) {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
   const fx = await startCore({
     listeners: TCP,
     acceptUnexpectedKeywords: "adopt",
@@ -275,5 +275,25 @@ describe("natsCluster: keyword claims across nodes (JetStream KV)", () => {
     await iterateUntil(a.core, (e) => e.expected.size === 1);
     await waitFor(() => warnings.some((w) => /not claimed/.test(w)), 10_000, "the warning");
     assert.deepEqual(await a.core.locateKeyword("plain"), { node: "a" });
+  });
+
+  it("claims its keywords again when NATS comes back after a server restart", NATS, async () => {
+    const first = await startNatsServer();
+    const port = first.port;
+    await using a = await node(first.url, "a");
+    await a.fx.handshake("survivor");
+    await waitFor(() => a.core.stats().cluster?.keywordsHeld === 1, 10_000, "a's claim");
+    await first.stop(); // the server and its JetStream store are gone
+    await using second = await startNatsServer(true, port);
+    await using b = await node(second.url, "b");
+    await located(b.core, "survivor", "a"); // a reconnected and subscribed again
+    const kv = await b.nc.jetstream().views.kv("asockio_test_keywords");
+    const token = "k" + btoa("survivor").replace(/=+$/, "");
+    for (let t = Date.now(); (await kv.get(token))?.string() !== "a"; await delay(50)) {
+      assert.ok(Date.now() - t < 10_000, "a claims survivor again in the new store");
+    }
+    const duplicate = await b.fx.connect("survivor");
+    await duplicate.waitClosed(); // a's claim is in the new store: b refuses the duplicate
+    await b.core.sendMessageToKeyword("survivor", "after the restart");
   });
 });
