@@ -83,9 +83,11 @@ export class ClaimStore {
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
-  async #beat(): Promise<void> {
+  /** Writes this node's heartbeat; false when the store did not take it. */
+  async #beat(): Promise<boolean> {
     const nodes = await this.#nodes;
-    await nodes?.put(this.#node, encoder.encode(String(Date.now()))).catch(() => {});
+    if (!nodes) return false;
+    return await nodes.put(this.#node, encoder.encode(String(Date.now()))).then(() => true, () => false);
   }
 
   /**
@@ -109,7 +111,8 @@ export class ClaimStore {
     const keywords = await this.#keywords;
     if (!keywords || !(await this.#nodes)) return { kind: "unclaimed" };
     const me = encoder.encode(this.#node);
-    await this.#beat(); // a heartbeat is written before the first claim, so others see this node alive
+    // The heartbeat first, so that others see the owner of the claim alive (a restarted server has none).
+    if (!(await this.#beat())) throw new Error("Cannot write this node's heartbeat to the claim store");
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         await keywords.create(key, me);

@@ -21,30 +21,23 @@ export function keywordToken(keyword: Uint8Array): string {
   return "k" + btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-/** True for nats.js's "no responders" (v2 code 503, v3 `NoRespondersError`), also as a cause. */
-export function isNoResponders(err: unknown): boolean {
-  for (
-    let e = err as { code?: unknown; name?: unknown; cause?: unknown } | undefined, i = 0;
-    e && i < 4;
-    i++
-  ) {
-    if (e.code === "503" || e.name === "NoRespondersError") return true;
-    e = e.cause as typeof e;
+/** True when `err`, or one of its causes, has nats.js's `code` (v2) or error class `name` (v3). */
+function natsErrorIs(err: unknown, code: string, name: string): boolean {
+  let e = err as { code?: unknown; name?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; e && depth < 4; depth++, e = e.cause as typeof e) {
+    if (e.code === code || e.name === name) return true;
   }
   return false;
 }
 
+/** True for nats.js's "no responders" (v2 code 503, v3 `NoRespondersError`), also as a cause. */
+export function isNoResponders(err: unknown): boolean {
+  return natsErrorIs(err, "503", "NoRespondersError");
+}
+
 /** True for a nats.js request timeout (v2 code `TIMEOUT`, v3 `TimeoutError`), also as a cause. */
 export function isTimeout(err: unknown): boolean {
-  for (
-    let e = err as { code?: unknown; name?: unknown; cause?: unknown } | undefined, i = 0;
-    e && i < 4;
-    i++
-  ) {
-    if (e.code === "TIMEOUT" || e.name === "TimeoutError") return true;
-    e = e.cause as typeof e;
-  }
-  return false;
+  return natsErrorIs(err, "TIMEOUT", "TimeoutError");
 }
 
 /** The calls' messages as one request: the op, then each message as a 4-byte little-endian length and its bytes. */
