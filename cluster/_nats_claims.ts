@@ -37,6 +37,8 @@ export type NatsKvOpener = (
   options: { ttl?: number; history?: number },
 ) => Promise<NatsKvLike>;
 
+/** Opening the buckets failed: how long until they are tried again. */
+const REOPEN_MS = 2000;
 /** How often a node writes its heartbeat. */
 export const HEARTBEAT_MS = 2000;
 /** A heartbeat expires this long after it was written: the node is then taken for dead. */
@@ -63,6 +65,8 @@ export class ClaimStore {
   #keywords: Promise<NatsKvLike | undefined>;
   #nodes: Promise<NatsKvLike | undefined>;
   #timer: ReturnType<typeof setInterval> | undefined = undefined;
+  /** When the buckets were last opened. */
+  #openedAt = 0;
   /** Why the store could not be opened, once known. */
   unavailable: unknown = undefined;
 
@@ -78,6 +82,7 @@ export class ClaimStore {
       open(`asockio_${name}_nodes`, { ttl: HEARTBEAT_TTL_MS, history: 1 }).catch(failed),
     ];
     [this.#keywords, this.#nodes] = this.#open();
+    this.#openedAt = Date.now();
     void this.#beat();
     this.#timer = setInterval(() => void this.#beat(), HEARTBEAT_MS);
     (this.#timer as { unref?: () => void }).unref?.();
@@ -95,8 +100,22 @@ export class ClaimStore {
    * restarted without its JetStream store has lost them.
    */
   reopen(): void {
-    if (this.unavailable !== undefined) return; // no JetStream: nothing to reopen
+    this.unavailable = undefined;
     [this.#keywords, this.#nodes] = this.#open();
+    this.#openedAt = Date.now();
+  }
+
+  /**
+   * The keyword bucket, once both are open. Opening failed (JetStream off, or not ready yet: a
+   * clustered JetStream elects its leader first)? It is tried again, at most every 2 s.
+   */
+  async #ready(): Promise<NatsKvLike | undefined> {
+    if (!(await this.#keywords) || !(await this.#nodes)) {
+      if (Date.now() - this.#openedAt < REOPEN_MS) return undefined;
+      this.reopen();
+    }
+    const keywords = await this.#keywords;
+    return keywords && (await this.#nodes) ? keywords : undefined;
   }
 
   /** True when `owner`'s heartbeat is current. */
@@ -108,8 +127,8 @@ export class ClaimStore {
 
   /** Claims `key` for this node; `replace` takes it from a live owner too. */
   async claim(key: string, replace: boolean): Promise<ClaimResult> {
-    const keywords = await this.#keywords;
-    if (!keywords || !(await this.#nodes)) return { kind: "unclaimed" };
+    const keywords = await this.#ready();
+    if (!keywords) return { kind: "unclaimed" };
     const me = encoder.encode(this.#node);
     // The heartbeat first, so that others see the owner of the claim alive (a restarted server has none).
     if (!(await this.#beat())) throw new Error("Cannot write this node's heartbeat to the claim store");

@@ -31,11 +31,22 @@ export interface NatsServer {
  * Starts a nats-server (with JetStream unless `jetstream` is false) on loopback, on `port` or a
  * random one (`-1`); resolves once it accepts clients.
  */
-export async function startNatsServer(jetstream = true, clientPort = -1): Promise<NatsServer> {
+export async function startNatsServer(
+  jetstream = true,
+  clientPort = -1,
+  extraArgs: readonly string[] = [],
+): Promise<NatsServer> {
   const dir: TempDir = await tempDir("asockio-nats-");
   const child = spawn(
     "nats-server",
-    ["-a", "127.0.0.1", "-p", String(clientPort), ...(jetstream ? ["-js", "-sd", dir.join("store")] : [])],
+    [
+      "-a",
+      "127.0.0.1",
+      "-p",
+      String(clientPort),
+      ...(jetstream ? ["-js", "-sd", dir.join("store")] : []),
+      ...extraArgs,
+    ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let log = "";
@@ -69,4 +80,40 @@ export async function startNatsServer(jetstream = true, clientPort = -1): Promis
       await dir.cleanup();
     })();
   return { port, url: `nats://127.0.0.1:${port}`, process: child, stop, [Symbol.asyncDispose]: stop };
+}
+
+/** A free loopback port: bound, read and released (for a cluster's route ports, fixed up front). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Three nats-servers joined by routes into one cluster, each with JetStream and its own store. */
+export async function startNatsCluster(): Promise<NatsServer[] & AsyncDisposable> {
+  const routePorts = [await freePort(), await freePort(), await freePort()];
+  const routes = routePorts.map((port) => `nats://127.0.0.1:${port}`).join(",");
+  const servers = await Promise.all(routePorts.map((port, i) =>
+    startNatsServer(true, -1, [
+      "-n",
+      `s${i + 1}`,
+      "--cluster_name",
+      "asockio-test",
+      "--cluster",
+      `nats://127.0.0.1:${port}`,
+      "--routes",
+      routes,
+    ])
+  ));
+  return Object.assign(servers, {
+    async [Symbol.asyncDispose]() {
+      await Promise.all(servers.map((server) => server.stop()));
+    },
+  });
 }

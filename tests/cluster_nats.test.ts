@@ -10,7 +10,7 @@ import { natsCluster } from "../cluster/nats.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
 import { assertBytesEqual, bytePattern, delay, MiB } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
-import { noNatsServerReason, startNatsServer } from "./_nats_server.ts";
+import { noNatsServerReason, startNatsCluster, startNatsServer } from "./_nats_server.ts";
 import { text } from "./_wire_peer.ts";
 
 const TCP = [{ transport: "tcp" as const, hostname: "127.0.0.1", port: 0 }];
@@ -297,4 +297,31 @@ describe("natsCluster: keyword claims across nodes (JetStream KV)", () => {
     await duplicate.waitClosed(); // a's claim is in the new store: b refuses the duplicate
     await b.core.sendMessageToKeyword("survivor", "after the restart");
   });
+});
+
+describe("natsCluster over a 3-server NATS cluster (routes, clustered JetStream)", () => {
+  it(
+    "reaches a named client on node A (server 1) from node C (server 3), and refuses its duplicate on C",
+    NATS,
+    async () => {
+      await using servers = await startNatsCluster();
+      await using a = await node(servers[0]!.url, "a");
+      await using c = await node(servers[2]!.url, "c");
+      const peer = await a.fx.handshake("sensor-17");
+      await iterateUntil(a.core, (e) => e.expected.size === 1);
+      // Interest crosses the routes, and the JetStream meta leader is elected, in a few seconds.
+      await waitFor(
+        () => a.core.stats().cluster?.keywordsHeld === 1,
+        30_000,
+        "a's claim in clustered JetStream",
+      );
+      await located(c.core, "sensor-17", "a");
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < 1000; i++) sends.push(c.core.sendMessageToKeyword("sensor-17", `${i}`));
+      await Promise.all(sends);
+      for (let i = 0; i < 1000; i++) assert.equal(text(await peer.next()), `${i}`);
+      const duplicate = await c.fx.connect("sensor-17");
+      await duplicate.waitClosed();
+    },
+  );
 });
