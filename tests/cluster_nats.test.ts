@@ -4,14 +4,19 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import process from "node:process";
 import { connect, type NatsConnection } from "nats";
-import { ClientNotConnectedError, IoCore, type IoCoreOptions, TimeoutError } from "../mod.ts";
+import { ClientNotConnectedError, detectRuntime, IoCore, type IoCoreOptions, TimeoutError } from "../mod.ts";
 import { natsCluster } from "../cluster/nats.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
 import { assertBytesEqual, bytePattern, delay, MiB } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
 import { noNatsServerReason, startNatsCluster, startNatsServer } from "./_nats_server.ts";
-import { text } from "./_wire_peer.ts";
+import { text, WirePeer } from "./_wire_peer.ts";
+
+const CHILD = fileURLToPath(import.meta.url).replace(/cluster_nats\.test\.(ts|js)$/, "_cluster_child.$1");
 
 const TCP = [{ transport: "tcp" as const, hostname: "127.0.0.1", port: 0 }];
 const NATS = { timeout: 60_000, skip: noNatsServerReason };
@@ -322,6 +327,66 @@ describe("natsCluster over a 3-server NATS cluster (routes, clustered JetStream)
       for (let i = 0; i < 1000; i++) assert.equal(text(await peer.next()), `${i}`);
       const duplicate = await c.fx.connect("sensor-17");
       await duplicate.waitClosed();
+    },
+  );
+});
+
+describe("natsCluster with a node in another process", () => {
+  it(
+    "after SIGKILL of the node holding a keyword, the client is reachable through another node",
+    NATS,
+    async () => {
+      await using nats = await startNatsServer();
+      await using b = await node(nats.url, "b");
+      // Deno finds the repository's package.json (for "nats") from its deno.json: no --no-config here.
+      const args = detectRuntime() === "deno" ? ["run", "-A", CHILD] : [CHILD];
+      const child = spawn(process.execPath, [...args, nats.url, "a"], { stdio: ["ignore", "pipe", "pipe"] });
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      try {
+        let stderr = "";
+        child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+        const port = await new Promise<number>((resolve, reject) => {
+          let out = "";
+          child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+            out += chunk;
+            const match = /listening (\d+)/.exec(out);
+            if (match) resolve(Number(match[1]));
+          });
+          child.once("exit", (code) => reject(new Error(`cluster child exited with ${code}: ${stderr}`)));
+        });
+        const target = { transport: "tcp" as const, hostname: "127.0.0.1", port };
+        const device = await WirePeer.handshake(target, "sensor-9");
+        await located(b.core, "sensor-9", "a");
+        await b.core.sendMessageToKeyword("sensor-9", "to the other process");
+        assert.equal(text(await device.next()), "to the other process");
+
+        child.kill("SIGKILL");
+        await exited;
+        await device.waitClosed();
+        await located(b.core, "sensor-9", undefined); // the server dropped a's subscriptions
+        await assert.rejects(b.core.sendMessageToKeyword("sensor-9", "x"), ClientNotConnectedError);
+
+        // The device comes back through node b (as through a balancer): admitted once a's heartbeat expired.
+        const started = Date.now();
+        let again: WirePeer;
+        for (;;) {
+          again = await b.fx.connect("sensor-9");
+          const claimed = () => b.core.stats().cluster?.keywordsHeld === 1;
+          const closed = await Promise.race([
+            again.waitClosed().then(() => true),
+            waitFor(claimed, 10_000, "the claim").then(() => false),
+          ]).catch(() => true);
+          if (!closed) break;
+          assert.ok(Date.now() - started < 10_000, "reachable elsewhere within 10 s");
+          await delay(500); // a device's pause before it tries again
+        }
+        assert.equal(text(await again.next()), "OK");
+        await b.core.sendMessageToKeyword("sensor-9", "welcome back");
+        assert.equal(text(await again.next()), "welcome back");
+      } finally {
+        child.kill("SIGKILL");
+        await exited;
+      }
     },
   );
 });
