@@ -31,7 +31,7 @@ import {
   TimeoutError,
 } from "../core/errors.ts";
 import type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "../core/clients/cluster_bus.ts";
-import { describeKeyword, PROCESS_NODE } from "../core/clients/keyword_router.ts";
+import { describeKeyword, PROCESS_NODE } from "../core/engine/keyword_router.ts";
 import { boolean, callable, integer, optionsOf, required, text, typeError } from "../core/options_check.ts";
 import { ClaimStore, type NatsKvOpener } from "./_nats_claims.ts";
 import {

@@ -33,7 +33,7 @@ import { IdleSweep } from "./idle_sweep.ts";
 import { InboxReading } from "./inbox_reading.ts";
 import { Connector } from "./connector.ts";
 import { Sender } from "./sending.ts";
-import { KeywordRouter } from "../clients/keyword_router.ts";
+import { KeywordRouter } from "./keyword_router.ts";
 import { OutgoingClients } from "../clients/outgoing.ts";
 import { resolveReconnect } from "../clients/reconnect.ts";
 import { compileRules } from "../admission/rules.ts";

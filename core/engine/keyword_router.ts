@@ -7,8 +7,8 @@
  */
 import { ClientNotConnectedError, ConnectionClosedError, MessageTooLargeError } from "../errors.ts";
 import { Phase } from "../connection/session.ts";
-import { type ClientRecord, type ClientRegistry, keywordKey } from "./client_registry.ts";
-import type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "./cluster_bus.ts";
+import { type ClientRecord, type ClientRegistry, keywordKey } from "../clients/client_registry.ts";
+import type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "../clients/cluster_bus.ts";
 import type { ClientId } from "../types.ts";
 import type { Logger } from "../options.ts";
 
