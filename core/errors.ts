@@ -216,6 +216,22 @@ export class CoreClosedError extends ConnectionClosedError {}
 export class UnknownClientError extends ConnectionClosedError {}
 
 /**
+ * No client with this keyword is connected: not in this core, nor (with a cluster) on any node.
+ * `sendMessageToKeyword` and `sendMessagesToKeyword` reject with it; nothing was queued. It is a
+ * `ConnectionClosedError`, so code that handles a closed connection handles it too.
+ *
+ * @example
+ * ```ts
+ * import { ClientNotConnectedError, IoCore } from "@asockio/core";
+ * const core = new IoCore();
+ * await core.sendMessageToKeyword("sensor-17", "ping").catch((err) => {
+ *   console.log(err instanceof ClientNotConnectedError); // true
+ * });
+ * ```
+ */
+export class ClientNotConnectedError extends ConnectionClosedError {}
+
+/**
  * An outgoing client that is not connected has no room left in its send buffer
  * (`reconnect.bufferBytes`). Nothing of the call was queued.
  *

@@ -6,6 +6,7 @@
  * @module
  */
 import { toBytes } from "./wire/bytes.ts";
+import { checkMessage, messageList } from "./engine/message_check.ts";
 import { keywordKey } from "./clients/client_registry.ts";
 import { ConnectionClosedError, CoreClosedError, UnknownClientError } from "./errors.ts";
 import {
@@ -20,7 +21,7 @@ import {
   SHUTDOWN_OPTIONS,
   type ShutdownOptions,
 } from "./options.ts";
-import { boolean, bytesOrText, callable, integer, milliseconds, typeError } from "./options_check.ts";
+import { boolean, bytesOrText, callable, integer, milliseconds } from "./options_check.ts";
 import type { ClientRecord } from "./clients/client_registry.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { type FrameBatch, frameBatchRuns } from "./wire/frame_batch.ts";
@@ -31,39 +32,8 @@ import type { ClientId, ClientInfo, IoCoreStats, IoIterationResult, Keyword, Lis
 const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
 const CLIENT_ID = integer(1);
 const WAIT_MS = milliseconds(0, true);
-const MESSAGE_TYPES = "a Uint8Array or a string";
 /** The options of a call made without any: nothing to check, in the loop that calls `ioIteration`. */
 const NO_OPTIONS: IoIterationOptions = Object.freeze({});
-
-/** Refuses anything but bytes or text as a message: no other typed array, no ArrayBuffer, no number. */
-function checkMessage(message: unknown, at: string, action: string): void {
-  if (typeof message !== "string" && !(message instanceof Uint8Array)) {
-    throw typeError(action, at, MESSAGE_TYPES, message);
-  }
-}
-
-/** The messages of `sendMessagesToClient` as an array, each checked, before anything is queued. */
-function messageList(messages: unknown, action: string): (Uint8Array | string)[] {
-  let list = messages;
-  if (!Array.isArray(list)) {
-    const iterable = list as Iterable<unknown> | null | undefined;
-    if (
-      typeof iterable === "string" || iterable instanceof Uint8Array || iterable === null ||
-      typeof iterable !== "object" || typeof iterable[Symbol.iterator] !== "function"
-    ) {
-      throw typeError(
-        action,
-        "messages",
-        `an array or iterable of messages (${MESSAGE_TYPES} each)`,
-        messages,
-      );
-    }
-    list = Array.from(iterable);
-  }
-  const array = list as unknown[];
-  for (let i = 0; i < array.length; i++) checkMessage(array[i], `messages[${i}]`, action);
-  return array as (Uint8Array | string)[];
-}
 
 function hasEvents(events: IoIterationResult): boolean {
   return events.newlyConnectedExpectedClients.size > 0 || events.newlyConnectedUnknownClients.size > 0 ||
@@ -414,7 +384,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
       frameBatchRuns(batch, scheduler.budget, "send frames"); // a bad batch is named first
       throw this.#refused(id, "send frames");
     }
-    scheduler.sendFrames(id, batch);
+    scheduler.sender.sendFrames(id, batch);
   }
 
   /**
@@ -444,7 +414,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
     checkMessage(message, "message", "send message");
     if (this.#scheduler.closed) throw this.#refused(id, "send message");
     try {
-      this.#scheduler.sendOne(id, toBytes(message));
+      this.#scheduler.sender.sendOne(id, toBytes(message));
     } catch (err) {
       throw this.#sendFailed(err, id, "send message");
     }
@@ -468,10 +438,80 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
     const list = messageList(messages, "send messages");
     if (this.#scheduler.closed) throw this.#refused(id, "send messages");
     try {
-      this.#scheduler.sendMany(id, list);
+      this.#scheduler.sender.sendMany(id, list);
     } catch (err) {
       throw this.#sendFailed(err, id, "send messages");
     }
+  }
+
+  /**
+   * Sends one message to the named client with `keyword`, wherever it is connected: in this core
+   * (as {@linkcode sendMessagesToClient} does, an away outgoing client's send buffer included), or
+   * on another node of `options.cluster`. Resolves once the holder queued it. Messages from one
+   * sender to one keyword arrive in the order sent. Delivery is at most once.
+   *
+   * @throws {TypeError} (synchronously) For a keyword or message that is not a string or `Uint8Array`.
+   * @returns Rejects with `ClientNotConnectedError` when no client with the keyword is connected,
+   *   `TimeoutError` when the holding node did not answer in time (the message may have been queued),
+   *   `CoreClosedError` after `close()`.
+   *
+   * @example
+   * ```ts
+   * import { ClientNotConnectedError, IoCore } from "@asockio/core";
+   * const core = new IoCore({ acceptUnexpectedKeywords: "adopt" });
+   * await core.sendMessageToKeyword("sensor-17", "ping").catch((err) => {
+   *   if (!(err instanceof ClientNotConnectedError)) throw err; // offline: try later
+   * });
+   * ```
+   */
+  sendMessageToKeyword(keyword: Keyword, message: Uint8Array | string): Promise<void> {
+    checkMessage(message, "message", "send message to keyword");
+    return this.#toKeyword(keyword, [toBytes(message)], "send message to keyword");
+  }
+
+  /**
+   * Sends several messages, in order, to the named client with `keyword` (see
+   * {@linkcode sendMessageToKeyword}): all of them or, when refused, none.
+   *
+   * @example
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * declare const core: IoCore;
+   * await core.sendMessagesToKeyword("sensor-17", ["one", "two"]);
+   * ```
+   */
+  sendMessagesToKeyword(keyword: Keyword, messages: Iterable<Uint8Array | string>): Promise<void> {
+    const list = messageList(messages, "send messages to keyword");
+    return this.#toKeyword(keyword, list.map(toBytes), "send messages to keyword");
+  }
+
+  /**
+   * Where the named client with `keyword` is connected: `{ node }` naming this core's node (the
+   * cluster's `node`, or a name unique to this process) or another node of the cluster; `undefined`
+   * when it is connected nowhere. After `close()` it rejects with `CoreClosedError`.
+   *
+   * @example
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * const core = new IoCore();
+   * console.log(await core.locateKeyword("sensor-17")); // undefined
+   * ```
+   */
+  locateKeyword(keyword: Keyword): Promise<{ node: string } | undefined> {
+    bytesOrText(keyword, "keyword", "locate keyword");
+    if (this.#scheduler.closed) {
+      return Promise.reject(new CoreClosedError("Cannot locate keyword: the core is closed"));
+    }
+    return this.#scheduler.router.locate(toBytes(keyword));
+  }
+
+  /** Sends checked messages by keyword (see `sendMessagesToKeyword`). */
+  #toKeyword(keyword: Keyword, messages: Uint8Array[], action: string): Promise<void> {
+    bytesOrText(keyword, "keyword", action);
+    if (this.#scheduler.closed) {
+      return Promise.reject(new CoreClosedError(`Cannot ${action}: the core is closed`));
+    }
+    return this.#scheduler.router.send(toBytes(keyword), messages);
   }
 
   /**

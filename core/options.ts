@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ClusterBus } from "./clients/cluster_bus.ts";
 import type {
   Addr,
   ConnectOptions,
@@ -244,16 +245,24 @@ export interface IoCoreOptions {
   /** The processor that drives every unknown client, if any. */
   unknownClientProcessor?: InlineProcessorClass;
   /**
-   * Hold connections announcing a keyword nobody registered, until `addClient` registers it.
-   * When false they are refused.
+   * A connection announcing a keyword nobody registered: `true` holds it until `addClient` registers
+   * the keyword; `"adopt"` registers it at once, as if `addClient({ keyword })` had been called (it is
+   * reported in `newlyConnectedExpectedClients`, and removed again when its connection ends, after
+   * its unread messages are read); `false` refuses it.
    * @default {true}
    */
-  acceptUnexpectedKeywords?: boolean;
+  acceptUnexpectedKeywords?: boolean | "adopt";
   /**
-   * What to do when a keyword that is already connected is announced again.
+   * What to do when a keyword that is already connected is announced again (in this core).
    * @default {"refuse"}
    */
   duplicateKeyword?: "refuse" | "replace";
+  /**
+   * The cluster this core joins (see `natsCluster` in `@asockio/core/cluster`): its named clients
+   * become reachable by keyword from every node, and `sendMessagesToKeyword` reaches theirs.
+   * One bus per core. Without it, sends by keyword reach this core's clients only.
+   */
+  cluster?: ClusterBus;
   /** Memory caps and protocol limits. */
   limits?: IoCoreLimits;
   /**
@@ -476,7 +485,14 @@ const IO_CORE_OPTIONS = optionsOf("IoCore option", {
   rawConnection: callable,
   unknownClients: oneOfValues("allow", "refuse"),
   unknownClientProcessor: callable,
-  acceptUnexpectedKeywords: oneOfValues(true, false),
+  acceptUnexpectedKeywords: oneOfValues(true, false, "adopt"),
+  cluster: (value, at, action) => {
+    const bus = value as ClusterBus | null;
+    if (
+      typeof bus !== "object" || bus === null || typeof bus.attach !== "function" ||
+      typeof bus.send !== "function" || typeof bus.node !== "string"
+    ) throw typeError(action, at, "a ClusterBus (such as natsCluster(nc, options))", value);
+  },
   duplicateKeyword: oneOfValues("refuse", "replace"),
   limits: LIMITS,
   allow: arrayOf(),

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ClusterStats } from "./clients/cluster_bus.ts";
 import type { Addr } from "../transports/types.ts";
 
 /**
@@ -175,4 +176,6 @@ export interface IoCoreStats {
    * UDP client's server, or past the 1 MiB that may wait while a client's reading is paused.
    */
   readonly droppedUdpDatagrams: number;
+  /** The cluster's counters, when the core has one (`IoCoreOptions.cluster`). */
+  readonly cluster?: ClusterStats;
 }

@@ -34,7 +34,7 @@ const ESM = join(OUT, "esm");
 const BUILD = join(ROOT, ".build");
 const BIN = join(ROOT, "node_modules", ".bin");
 /** Folders compiled into the package (when present), besides the `deno.json` exports. */
-const PACKAGE_DIRS = ["core", "transports", "processors"];
+const PACKAGE_DIRS = ["core", "transports", "processors", "cluster"];
 const TEST_DIR = "tests";
 const TEST_TIMEOUT_MS = 6 * 60_000;
 /** Per-test bound for `node --test`, so one hung test cannot eat the whole run. */
@@ -365,6 +365,9 @@ async function build(allowMissing: boolean): Promise<TestPlan> {
     sideEffects: SIDE_EFFECT_SOURCES.map((source) => esmStem("./" + source) + ".js"),
     files: [...shipped, `${SOURCE_COPY}/`, ...DOCUMENTS],
     engines: { node: ">=20" },
+    // asockio/cluster takes a connection the application opened with nats.js; nothing else needs it.
+    peerDependencies: { nats: "^2.29.0" },
+    peerDependenciesMeta: { nats: { optional: true } },
     keywords: ["socket", "tcp", "unix-socket", "framing", "deno", "bun", "node"],
   };
   await writeFile(join(OUT, "package.json"), JSON.stringify(npmPackage, null, 2) + "\n");

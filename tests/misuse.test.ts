@@ -419,7 +419,7 @@ describe("misuse: options", () => {
   it("refuses wrong values, naming the option and what it got", () => {
     assert.throws(
       create({ acceptUnexpectedKeywords: "yes" }),
-      /acceptUnexpectedKeywords must be one of true, false, got "yes"/,
+      /acceptUnexpectedKeywords must be one of true, false, "adopt", got "yes"/,
     );
     assert.throws(create({ unknownClients: "alow" }), /did you mean "?allow"?/);
     assert.throws(create({ listeners: [{ transport: "tcp", port: 70000 }] }), RangeError);

@@ -16,6 +16,8 @@ export interface AdmissionPolicy {
   readonly allowUnknown: boolean;
   /** `acceptUnexpectedKeywords`: an unregistered keyword is held until `addClient`. */
   readonly acceptUnexpected: boolean;
+  /** `acceptUnexpectedKeywords: "adopt"`: an unregistered keyword is registered at once. */
+  readonly adopt: boolean;
   /** `duplicateKeyword: "replace"`: a second connection for a keyword replaces the first. */
   readonly replaceDuplicates: boolean;
   /** `allow`: who may announce a keyword whose client has no rules of its own. */
@@ -28,7 +30,8 @@ export interface AdmissionPolicy {
 export function admissionPolicy(options: IoCoreOptions): AdmissionPolicy {
   return {
     allowUnknown: oneOf("unknownClients", options.unknownClients, ["allow", "refuse"], "refuse") === "allow",
-    acceptUnexpected: options.acceptUnexpectedKeywords ?? true,
+    acceptUnexpected: options.acceptUnexpectedKeywords !== false,
+    adopt: options.acceptUnexpectedKeywords === "adopt",
     replaceDuplicates:
       oneOf("duplicateKeyword", options.duplicateKeyword, ["refuse", "replace"], "refuse") === "replace",
     defaultRules: compileRules(options.allow ?? LOCAL_ONLY),
@@ -89,5 +92,6 @@ export function keywordVerdict(
     return owner.secretKey && !authenticated ? CHALLENGE : ADMIT;
   }
   if (authenticated || !policy.acceptUnexpected) return refusal("unexpected keyword");
-  return held ? refusal("duplicate keyword") : HOLD;
+  if (held) return refusal("duplicate keyword");
+  return policy.adopt ? ADMIT : HOLD;
 }

@@ -38,6 +38,8 @@ export interface ClientRegistration {
   readonly secretKey?: Promise<HmacKey>;
   /** Outgoing clients: the reconnect policy. */
   readonly reconnect?: ResolvedReconnect;
+  /** Registered by `acceptUnexpectedKeywords: "adopt"`: forgotten once disconnected and read. */
+  readonly adopted?: boolean;
 }
 
 /** A `messages()` iteration reading a client's inbox. */
@@ -86,6 +88,8 @@ export class ClientRecord {
   readonly secretKey: Promise<HmacKey> | undefined;
   /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
   readonly reconnect: ResolvedReconnect | undefined;
+  /** Registered by `acceptUnexpectedKeywords: "adopt"`: forgotten once disconnected and read. */
+  readonly adopted: boolean;
   #processorClass: InlineProcessorClass | undefined;
   #session: Session | undefined = undefined;
   #connecting = false;
@@ -134,6 +138,7 @@ export class ClientRecord {
     this.rules = registration.rules;
     this.secretKey = registration.secretKey;
     this.reconnect = registration.reconnect;
+    this.adopted = registration.adopted ?? false;
     this.#processorClass = registration.processorClass;
   }
 

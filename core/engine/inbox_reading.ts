@@ -65,7 +65,9 @@ export class InboxReading {
   #consumed(record: ClientRecord, cost: number): void {
     this.#budget.consumed(record.session, cost, record.inboxBytes);
     record.session?.inputRead();
-    if (record.kind === "unknown" && !record.session && record.unread === 0) this.#host.forget(record);
+    if ((record.kind === "unknown" || record.adopted) && !record.session && record.unread === 0) {
+      this.#host.forget(record);
+    }
   }
 
   /**

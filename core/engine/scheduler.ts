@@ -33,6 +33,7 @@ import { IdleSweep } from "./idle_sweep.ts";
 import { InboxReading } from "./inbox_reading.ts";
 import { Connector } from "./connector.ts";
 import { Sender } from "./sending.ts";
+import { KeywordRouter } from "./keyword_router.ts";
 import { OutgoingClients } from "../clients/outgoing.ts";
 import { resolveReconnect } from "../clients/reconnect.ts";
 import { compileRules } from "../admission/rules.ts";
@@ -82,6 +83,8 @@ export class Scheduler implements SessionHost {
   readonly connector: Connector;
   /** What the application sends. */
   readonly sender: Sender;
+  /** Sends by keyword, here or through the cluster. */
+  readonly router: KeywordRouter;
   /** False once `stopAccepting` (or `shutdown`) began: accepted connections are closed. */
   #accepting = true;
   #shutdown: Promise<void> | undefined = undefined;
@@ -148,6 +151,14 @@ export class Scheduler implements SessionHost {
       bind: (session, record) => this.bind(session, record),
     });
     this.sender = new Sender(this.registry, this.outgoing, this.budget, this.limits.maxMessageBytes);
+    this.router = new KeywordRouter({
+      registry: this.registry,
+      sendMany: (id, messages) => this.sender.sendMany(id, messages),
+      maxMessageBytes: this.limits.maxMessageBytes,
+      cluster: options.cluster,
+      replaceDuplicates: this.#policy.replaceDuplicates,
+      logger: this.logger,
+    });
     this.closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#signal = options.signal;
     if (this.#signal?.aborted) queueMicrotask(this.#onAbort);
@@ -287,7 +298,10 @@ export class Scheduler implements SessionHost {
 
   /** The handshake admitted a registered keyword. */
   admitNamed(session: Session, keyword: Uint8Array): void {
-    const record = this.registry.byKeyword(keywordKey(keyword))!;
+    // Nobody registered it: `acceptUnexpectedKeywords: "adopt"` registers it now.
+    const record = this.registry.byKeyword(keywordKey(keyword)) ??
+      new ClientRecord(this.registry.nextId(), "expected", keyword.slice(), { adopted: true });
+    if (record.adopted) this.registry.add(record);
     if (record.session) record.session.close(); // duplicateKeyword: "replace"
     this.bind(session, record);
   }
@@ -311,6 +325,7 @@ export class Scheduler implements SessionHost {
       record.id,
     );
     if (record.unread > 0) this.board.emit(events.clientsHaveDataToRead, record.id);
+    if (record.kind === "expected") this.router.held(record);
     if (record.rawOnConnect) session.setRaw(true);
     if (record.connect) {
       this.outgoing.attemptEnded(record);
@@ -384,7 +399,10 @@ export class Scheduler implements SessionHost {
     }
     this.registry.add(record);
     if (held) this.bind(held, record);
-    else if (record.connect) this.connector.connect(record);
+    else if (record.connect) {
+      this.connector.connect(record);
+      this.router.held(record);
+    }
     return id;
   }
 
@@ -443,6 +461,7 @@ export class Scheduler implements SessionHost {
   /** Closes the client's connection (if any) and forgets the client and its unread messages. */
   removeClient(record: ClientRecord): void {
     record.markRemoved();
+    this.router.letGo(record, true);
     this.outgoing.removed(record);
     record.session?.close();
     this.forget(record);
@@ -477,12 +496,13 @@ export class Scheduler implements SessionHost {
     const record = session.client;
     if (record && record.session === session) {
       record.unbound(error);
+      if (record.kind === "expected") this.router.letGo(record, record.removed);
       if (record.connect) this.outgoing.attemptEnded(record);
       if ((session.opened || wasConnecting) && !record.removed) {
         this.board.emit(this.board.events.clientsWithDisconnectedConnection, record.id);
       }
       this.processors.lost(session, record.id);
-      if (record.kind === "unknown" && record.unread === 0) this.forget(record);
+      if ((record.kind === "unknown" || record.adopted) && record.unread === 0) this.forget(record);
       if (record.connect && !record.reconnectHeld) {
         // Not handed to the transport yet: kept for the next connection, ahead of newer messages.
         if (unsent.length && record.reconnect && !record.removed && !this.closed) {
@@ -497,27 +517,11 @@ export class Scheduler implements SessionHost {
     }
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Sending (while away, through the outgoing clients' buffers)
-
-  /** Queues one message for the client: on its open connection, or in its send buffer while away. */
-  sendOne(id: ClientId, payload: Uint8Array): void {
-    this.sender.sendOne(id, payload);
-  }
-
-  /** Queues several messages, in order, in one batch (all of them or, while away, none). */
-  sendMany(id: ClientId, messages: Iterable<Uint8Array | string>): void {
-    this.sender.sendMany(id, messages);
-  }
-
-  /** Queues a batch this core made: on the client's open connection, or while away as its messages. */
-  sendFrames(id: ClientId, batch: FrameBatch): void {
-    this.sender.sendFrames(id, batch);
-  }
-
   /** Memory and connection counters. */
   stats(): IoCoreStats {
+    const cluster = this.router.stats();
     return {
+      ...(cluster && { cluster }),
       inputBytes: this.budget.inputBytes,
       outputBytes: this.budget.outputBytes,
       connections: this.sessions.size,
@@ -582,7 +586,10 @@ export class Scheduler implements SessionHost {
     this.inbox.wakeAll();
     this.outgoing.cancelAll();
     this.board.resolve();
-    this.listeners.close().then(this.#resolveClosed);
+    const detached = this.router.detach().catch((err) =>
+      this.logger.error?.("Cannot leave the cluster", err)
+    );
+    Promise.all([this.listeners.close(), detached]).then(this.#resolveClosed);
     return this.closedPromise;
   }
 

@@ -1,0 +1,594 @@
+/**
+ * {@linkcode natsCluster}: cores in several processes or machines reach each other's named clients
+ * over NATS. Each node subscribes to one subject per keyword it holds; a send is a NATS request to
+ * that subject, so NATS's interest graph is the directory, and "no responders" means offline.
+ *
+ * It takes a connection the application opened with nats.js (`nats` v2, or `@nats-io/transport-*`
+ * v3), typed by the few members it uses, so asockio itself depends on no NATS package.
+ *
+ * @example Two workers, one cluster
+ * ```ts ignore
+ * import { connect } from "nats";
+ * import { IoCore } from "@asockio/core";
+ * import { natsCluster } from "@asockio/core/cluster";
+ *
+ * const nc = await connect({ servers: "127.0.0.1:4222" });
+ * const core = new IoCore({
+ *   listeners: [{ transport: "tcp", port: 25000 }],
+ *   acceptUnexpectedKeywords: "adopt",
+ *   cluster: natsCluster(nc, { name: "gateway" }),
+ * });
+ * await core.listen();
+ * await core.sendMessageToKeyword("sensor-17", "ping"); // wherever sensor-17 is connected
+ * ```
+ *
+ * @module
+ */
+import {
+  ClientNotConnectedError,
+  MessageTooLargeError,
+  SendBufferFullError,
+  TimeoutError,
+} from "../core/errors.ts";
+import type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "../core/clients/cluster_bus.ts";
+import { describeKeyword, PROCESS_NODE } from "../core/engine/keyword_router.ts";
+import { boolean, callable, integer, optionsOf, required, text, typeError } from "../core/options_check.ts";
+import { ClaimStore, type NatsKvOpener } from "./_nats_claims.ts";
+import {
+  concat,
+  decodeBatch,
+  encodeBatch,
+  hex,
+  isNoResponders,
+  isTimeout,
+  keywordToken,
+  Op,
+  PART_FIRST,
+  PART_LAST,
+  Reply,
+} from "./_nats_wire.ts";
+
+export type { NatsKvEntryLike, NatsKvLike, NatsKvOpener } from "./_nats_claims.ts";
+
+/** A received NATS message, as nats.js gives it: its bytes and a way to answer. */
+export interface NatsMsgLike {
+  /** The request's bytes. */
+  readonly data: Uint8Array;
+  /** Answers the request. */
+  respond(data?: Uint8Array): boolean;
+}
+
+/** A NATS subscription, as nats.js returns it. */
+export interface NatsSubscriptionLike {
+  /** Ends the subscription. */
+  unsubscribe(): void;
+  /** Ends it once the server has stopped routing to it, handing what was in flight to the callback. */
+  drain?(): Promise<void>;
+}
+
+/**
+ * The members of a nats.js connection (`NatsConnection` of `nats` v2 or `@nats-io/transport-*` v3)
+ * that {@linkcode natsCluster} uses.
+ */
+export interface NatsConnectionLike {
+  /** Subscribes to `subject` (in a queue group), each message to `callback`. */
+  subscribe(
+    subject: string,
+    options: { queue?: string; callback: (err: unknown, msg: NatsMsgLike) => void },
+  ): NatsSubscriptionLike;
+  /** Sends a request and resolves with the first reply; rejects on "no responders" or a timeout. */
+  request(subject: string, data: Uint8Array, options: { timeout: number }): Promise<{ data: Uint8Array }>;
+  /** Resolves once the server has processed everything sent so far. */
+  flush(): Promise<void>;
+  /** The server's INFO; its `max_payload` sizes the requests. */
+  readonly info?: { readonly max_payload?: number } | undefined;
+  /** The connection's events; after a `"reconnect"` the held keywords are claimed again. */
+  status?(): AsyncIterable<{ readonly type: string }>;
+  /** `nats` v2: JetStream, whose KV views hold the keyword claims (v3: pass `options.kv`). */
+  jetstream?(): { views: { kv: NatsKvOpener } };
+}
+
+/** The options of {@linkcode natsCluster}. */
+export interface NatsClusterOptions {
+  /**
+   * The cluster's name: it separates clusters on one NATS system, and is the second token of every
+   * subject (`asockio.<name>.…`). Letters, digits, `-` and `_`.
+   */
+  name: string;
+  /**
+   * This node's name, unique in the cluster (reported by `locateKeyword` and `stats().cluster`).
+   * @default {a name unique to this process, such as "node-1a2b3c4d"}
+   */
+  node?: string;
+  /**
+   * How long a send waits for the holding node's answer before it rejects with `TimeoutError`.
+   * @default {5000}
+   */
+  requestTimeoutMs?: number;
+  /**
+   * Claim each held keyword in a JetStream KV bucket, so that `duplicateKeyword` holds across the
+   * cluster (see {@linkcode natsCluster}). Without JetStream on the server the claims are skipped
+   * with a warning.
+   * @default {true}
+   */
+  claims?: boolean;
+  /**
+   * Opens a KV bucket: with `@nats-io/kv` (v3), `(bucket, opts) => new Kvm(nc).create(bucket, opts)`.
+   * @default {(bucket, opts) => nc.jetstream().views.kv(bucket, opts), with nats v2}
+   */
+  kv?: NatsKvOpener;
+}
+
+const NATS_CLUSTER_OPTIONS = optionsOf("natsCluster option", {
+  name: required(text),
+  node: text,
+  requestTimeoutMs: integer(1, 2_147_483_647),
+  claims: boolean,
+  kv: callable,
+});
+
+/** Pauses after "no responders" before trying again: right after a subscription changes, NATS may answer so for a moment. */
+const NO_RESPONDERS_RETRY_MS = [5, 10, 10];
+/** Room kept in a request for its header. */
+const REQUEST_OVERHEAD = 64;
+/** The request size when the server did not say (NATS's default `max_payload`). */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** One `send` call waiting in a keyword's queue. */
+interface PendingSend {
+  readonly messages: Uint8Array[];
+  readonly bytes: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** A keyword's sends: one request in flight at a time, so they arrive in the order made. */
+interface KeywordQueue {
+  readonly keyword: Uint8Array;
+  readonly subject: string;
+  pending: PendingSend[];
+  busy: boolean;
+}
+
+/**
+ * A {@linkcode ClusterBus} over NATS, for `IoCoreOptions.cluster`. `nc` stays the application's:
+ * the core's `close()` unsubscribes, and does not close it.
+ *
+ * Delivery is at most once. A send resolves once the holding node queued its messages; it rejects
+ * with `ClientNotConnectedError` when no node holds the keyword (after retrying for about 25 ms),
+ * or `TimeoutError` after `requestTimeoutMs`, when the messages may or may not have been queued.
+ * Sends from one node to one keyword arrive in the order made; those made while one request is
+ * in flight travel together in the next. A message larger than the server's `max_payload` travels
+ * in parts and is put together on the holding node (up to its `limits.maxMessageBytes`).
+ *
+ * Each held keyword is claimed in a JetStream KV bucket (`asockio_<name>_keywords`; `create` is
+ * atomic, so of two nodes claiming at once one wins), and each node writes a heartbeat every 2 s
+ * into `asockio_<name>_nodes`, whose entries expire after 6 s. A connection is admitted at once;
+ * when its claim then finds another live node holding the keyword, `duplicateKeyword: "refuse"`
+ * closes the new connection (`duplicate keyword`), and `"replace"` takes the claim and closes the
+ * other node's. A claim whose node's heartbeat expired (the node died, or lost NATS) is taken
+ * over. Without JetStream the claims are skipped with one warning: a keyword connected on two
+ * nodes is then not refused, and each send reaches one of them (a queue group), never both.
+ *
+ * @param nc A connected nats.js connection.
+ * @param options The cluster's name; this node's name; the request timeout.
+ * @returns The bus, for one core.
+ * @throws {TypeError} For a missing or malformed name, or an unknown option.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect } from "nats";
+ * import { IoCore } from "@asockio/core";
+ * import { natsCluster } from "@asockio/core/cluster";
+ * const core = new IoCore({
+ *   cluster: natsCluster(await connect({ servers: "127.0.0.1:4222" }), { name: "gateway", node: "eu-1" }),
+ * });
+ * ```
+ */
+export function natsCluster(nc: NatsConnectionLike, options: NatsClusterOptions): ClusterBus {
+  if (
+    typeof nc !== "object" || nc === null || typeof nc.subscribe !== "function" ||
+    typeof nc.request !== "function"
+  ) throw typeError("create NATS cluster", "nc", "a nats.js connection", nc);
+  NATS_CLUSTER_OPTIONS(options, "options", "create NATS cluster");
+  for (const at of ["name", "node"] as const) {
+    const value = options[at];
+    if (value !== undefined && !/^[A-Za-z0-9_-]+$/.test(value)) {
+      throw new TypeError(
+        `Cannot create NATS cluster: options.${at} must be letters, digits, "-" or "_", got ${
+          JSON.stringify(value)
+        }`,
+      );
+    }
+  }
+  return new NatsClusterBus(nc, options);
+}
+
+class NatsClusterBus implements ClusterBus {
+  readonly node: string;
+  readonly #nc: NatsConnectionLike;
+  readonly #prefix: string;
+  readonly #timeoutMs: number;
+  /** Identifies this bus's parts of large messages on the holding node. */
+  readonly #sender = crypto.getRandomValues(new Uint8Array(8));
+  #host: ClusterHost | undefined = undefined;
+  readonly #name: string;
+  readonly #claimsWanted: boolean;
+  readonly #kv: NatsKvOpener | undefined;
+  #claims: ClaimStore | undefined = undefined;
+  /** Per keyword token: its claim and release, one after the other. */
+  readonly #chains = new Map<string, Promise<void>>();
+  /** This node's own subject (evictions). */
+  #own: NatsSubscriptionLike | undefined = undefined;
+  readonly #subscriptions = new Map<string, NatsSubscriptionLike>();
+  readonly #queues = new Map<string, KeywordQueue>();
+  /** Large messages being put together, by sender and keyword. */
+  readonly #parts = new Map<string, { chunks: Uint8Array[]; bytes: number }>();
+  #warned = false;
+  #detached = false;
+  /** Held keywords by token, for claiming again. */
+  readonly #keywords = new Map<string, Uint8Array>();
+  /** Keyword tokens held: subscribed, and claimed when there are claims. */
+  readonly #held = new Set<string>();
+  #sendsOut = 0;
+  #sendsIn = 0;
+  #failures = 0;
+
+  constructor(nc: NatsConnectionLike, options: NatsClusterOptions) {
+    this.#nc = nc;
+    this.node = options.node ?? PROCESS_NODE;
+    this.#prefix = `asockio.${options.name}.`;
+    this.#timeoutMs = options.requestTimeoutMs ?? 5000;
+    this.#name = options.name;
+    this.#claimsWanted = options.claims ?? true;
+    const nc2 = typeof nc.jetstream === "function" ? nc : undefined;
+    this.#kv = options.kv ?? (nc2 && ((bucket, opts) => nc2.jetstream!().views.kv(bucket, opts)));
+  }
+
+  attach(host: ClusterHost): void {
+    if (this.#host) throw new TypeError("Cannot attach a core to a NATS cluster bus: it serves another core");
+    this.#host = host;
+    if (this.#claimsWanted) {
+      const open: NatsKvOpener = this.#kv ??
+        (() => Promise.reject(new TypeError("the connection has no jetstream(); pass options.kv")));
+      this.#claims = new ClaimStore(open, this.#name, this.node);
+    }
+    if (this.#claims && typeof this.#nc.status === "function") void this.#watch(this.#nc.status());
+    this.#own = this.#nc.subscribe(`${this.#prefix}n.${this.node}`, {
+      callback: (err, msg) => {
+        if (err || msg.data[0] !== Op.evict) return;
+        const keyword = msg.data.slice(1);
+        this.release(keyword);
+        host.drop(keyword, 'duplicate keyword: another node took it over (duplicateKeyword: "replace")');
+        msg.respond(new Uint8Array([Reply.ok]));
+      },
+    });
+  }
+
+  async detach(): Promise<void> {
+    for (const sub of this.#subscriptions.values()) sub.unsubscribe();
+    this.#detached = true;
+    this.#subscriptions.clear();
+    this.#keywords.clear();
+    this.#held.clear();
+    this.#own?.unsubscribe();
+    this.#parts.clear();
+    await Promise.all(this.#chains.values());
+    await this.#claims?.close();
+    await this.#nc.flush().catch(() => {}); // a closed connection has no subscriptions left anyway
+  }
+
+  claim(keyword: Uint8Array): void {
+    const token = keywordToken(keyword);
+    if (this.#subscriptions.has(token)) return;
+    const sub = this.#nc.subscribe(this.#prefix + token, {
+      queue: "holder",
+      callback: (err, msg) => {
+        if (!err) this.#answer(keyword, token, msg);
+      },
+    });
+    this.#subscriptions.set(token, sub);
+    this.#keywords.set(token, keyword.slice());
+    const claims = this.#claims;
+    if (claims) this.#then(token, () => this.#claim(claims, keyword, token, sub));
+    else this.#held.add(token);
+  }
+
+  /**
+   * Claims every held keyword again after NATS comes back: what changed while it was away (a claim
+   * taken over, a conflicting connection elsewhere) is settled as a new claim would be.
+   */
+  async #watch(events: AsyncIterable<{ readonly type: string }>): Promise<void> {
+    try {
+      for await (const event of events) {
+        if (this.#detached) return;
+        if (event.type !== "reconnect") continue;
+        const claims = this.#claims!;
+        for (const [token, sub] of this.#subscriptions) {
+          const keyword = this.#keywords.get(token)!;
+          this.#then(token, () => this.#claim(claims, keyword, token, sub));
+        }
+      }
+    } catch {
+      // The connection closed: nothing more to watch.
+    }
+  }
+
+  /** Runs `step` after the keyword's earlier claim or release. */
+  #then(token: string, step: () => Promise<void>): void {
+    const chain = (this.#chains.get(token) ?? Promise.resolve()).then(step).catch((err) => {
+      this.#failures++;
+      this.#host?.warn(`Cannot claim keyword in the NATS cluster ${this.#name}; trying again in 1 s`, err);
+      // Still held here: claim it again once the store answers (a restarted server, a lost bucket).
+      this.#claims?.reopen();
+      const sub = this.#subscriptions.get(token);
+      const keyword = this.#keywords.get(token);
+      const timer = setTimeout(() => {
+        const claims = this.#claims;
+        if (claims && sub && keyword && this.#subscriptions.get(token) === sub) {
+          this.#then(token, () => this.#claim(claims, keyword, token, sub));
+        }
+      }, 1000);
+      (timer as { unref?: () => void }).unref?.();
+    });
+    this.#chains.set(token, chain);
+    void chain.then(() => {
+      if (this.#chains.get(token) === chain) this.#chains.delete(token);
+    });
+  }
+
+  async #claim(
+    claims: ClaimStore,
+    keyword: Uint8Array,
+    token: string,
+    sub: NatsSubscriptionLike,
+  ): Promise<void> {
+    const host = this.#host!;
+    const result = await claims.claim(token, host.replaceDuplicates);
+    if (result.kind !== "refused" && this.#subscriptions.get(token) === sub) this.#held.add(token);
+    if (result.kind === "unclaimed") {
+      if (!this.#warned) {
+        this.#warned = true;
+        host.warn(
+          `NATS cluster ${this.#name}: keywords are not claimed (is JetStream enabled on the server?); a keyword connected on two nodes is not refused`,
+          claims.unavailable,
+        );
+      }
+    } else if (result.kind === "refused") {
+      if (this.#subscriptions.get(token) === sub) this.release(keyword);
+      host.drop(keyword, `duplicate keyword: node ${result.owner} holds it`);
+    } else if (result.kind === "replaced") {
+      const body = new Uint8Array(1 + keyword.length);
+      body[0] = Op.evict;
+      body.set(keyword, 1);
+      await this.#nc.request(`${this.#prefix}n.${result.owner}`, body, { timeout: this.#timeoutMs }).catch(
+        () => {
+          // The old holder is gone or slow: its claim is ours already, and its connection goes with it.
+        },
+      );
+    }
+  }
+
+  release(keyword: Uint8Array): void {
+    const token = keywordToken(keyword);
+    const sub = this.#subscriptions.get(token);
+    if (!sub) return;
+    // Draining, not unsubscribing: a request the server routed here meanwhile gets "offline" (the
+    // client is gone), not silence and a TimeoutError at the sender.
+    if (typeof sub.drain === "function") sub.drain().catch(() => sub.unsubscribe());
+    else sub.unsubscribe();
+    this.#subscriptions.delete(token);
+    this.#keywords.delete(token);
+    this.#held.delete(token);
+    const claims = this.#claims;
+    if (claims) this.#then(token, () => claims.release(token));
+    for (const key of this.#parts.keys()) {
+      if (key.endsWith(token) && key.length === token.length + 16) this.#parts.delete(key);
+    }
+  }
+
+  send(keyword: Uint8Array, messages: Uint8Array[]): Promise<void> {
+    const token = keywordToken(keyword);
+    let queue = this.#queues.get(token);
+    if (!queue) {
+      queue = { keyword: keyword.slice(), subject: this.#prefix + token, pending: [], busy: false };
+      this.#queues.set(token, queue);
+    }
+    let bytes = 0;
+    for (const message of messages) bytes += message.length + 4;
+    const promise = new Promise<void>((resolve, reject) => {
+      queue.pending.push({ messages, bytes, resolve, reject });
+    });
+    if (!queue.busy) {
+      queue.busy = true;
+      queueMicrotask(() => void this.#drain(token, queue));
+    }
+    return promise;
+  }
+
+  async locate(keyword: Uint8Array): Promise<KeywordLocation | undefined> {
+    const reply = await this.#request(this.#prefix + keywordToken(keyword), new Uint8Array([Op.locate]))
+      .catch((err) => {
+        if (err instanceof ClientNotConnectedError) return undefined;
+        throw err;
+      });
+    if (!reply || reply[0] !== Reply.ok) return undefined;
+    return { node: decoder.decode(reply.subarray(1)) };
+  }
+
+  stats(): ClusterStats {
+    return {
+      node: this.node,
+      keywordsHeld: this.#held.size,
+      sendsOut: this.#sendsOut,
+      sendsIn: this.#sendsIn,
+      failures: this.#failures,
+    };
+  }
+
+  /** The largest request body. */
+  get #maxBody(): number {
+    return Math.max(1024, (this.#nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - REQUEST_OVERHEAD);
+  }
+
+  /** Sends a keyword's waiting calls, in order, each batch of them in one request. */
+  async #drain(token: string, queue: KeywordQueue): Promise<void> {
+    const max = this.#maxBody;
+    while (queue.pending.length > 0) {
+      const batch: PendingSend[] = [];
+      let bytes = 1;
+      while (queue.pending.length > 0 && (batch.length === 0 || bytes + queue.pending[0]!.bytes <= max)) {
+        const call = queue.pending.shift()!;
+        batch.push(call);
+        bytes += call.bytes;
+      }
+      try {
+        if (bytes <= max) await this.#requestOk(queue, encodeBatch(batch, bytes));
+        else await this.#sendLarge(queue, batch[0]!.messages, max);
+        let count = 0;
+        for (const call of batch) count += call.messages.length;
+        this.#sendsOut += count;
+        for (const call of batch) call.resolve();
+      } catch (err) {
+        this.#failures += batch.length;
+        for (const call of batch) call.reject(err);
+      }
+    }
+    queue.busy = false;
+    if (queue.pending.length === 0) this.#queues.delete(token);
+  }
+
+  /** One call too large for one request: its messages in requests of their own, a large one in parts. */
+  async #sendLarge(queue: KeywordQueue, messages: Uint8Array[], max: number): Promise<void> {
+    for (const message of messages) {
+      if (message.length + 5 <= max) {
+        await this.#requestOk(
+          queue,
+          encodeBatch([{ messages: [message] }], message.length + 5),
+        );
+        continue;
+      }
+      const room = max - 10;
+      for (let at = 0; at < message.length; at += room) {
+        const chunk = message.subarray(at, at + room);
+        const body = new Uint8Array(10 + chunk.length);
+        body[0] = Op.part;
+        body[1] = (at === 0 ? PART_FIRST : 0) | (at + room >= message.length ? PART_LAST : 0);
+        body.set(this.#sender, 2);
+        body.set(chunk, 10);
+        await this.#requestOk(queue, body);
+      }
+    }
+  }
+
+  /** A request whose reply must say ok; anything else becomes the error it names. */
+  async #requestOk(queue: KeywordQueue, body: Uint8Array): Promise<void> {
+    let reply = await this.#request(queue.subject, body, queue.keyword);
+    // A node letting go of the keyword answers "offline" while its subscription drains; the client
+    // may be connecting elsewhere that moment, so ask again briefly, as after "no responders".
+    // Only whole messages: a part is not sent twice (it would join another node's message).
+    const retry = body[0] === Op.messages;
+    for (
+      let attempt = 0;
+      retry && reply[0] === Reply.offline && attempt < NO_RESPONDERS_RETRY_MS.length;
+      attempt++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS[attempt]));
+      reply = await this.#request(queue.subject, body, queue.keyword);
+    }
+    if (reply.length === 0 || reply[0] === Reply.ok) return;
+    const why = decoder.decode(reply.subarray(1));
+    const keyword = describeKeyword(queue.keyword);
+    switch (reply[0]) {
+      case Reply.offline:
+        throw new ClientNotConnectedError(`Cannot send to keyword ${keyword}: ${why}`);
+      case Reply.bufferFull:
+        throw new SendBufferFullError(`Cannot send to keyword ${keyword}: ${why}`);
+      case Reply.tooLarge:
+        throw new MessageTooLargeError(0n, this.#host?.maxMessageBytes ?? 0, {
+          message: `Cannot send to keyword ${keyword}: ${why}`,
+        });
+      default:
+        throw new Error(`Cannot send to keyword ${keyword}: the holding node failed: ${why}`);
+    }
+  }
+
+  /** A NATS request, tried again briefly on "no responders"; errors become asockio's. */
+  async #request(subject: string, body: Uint8Array, keyword?: Uint8Array): Promise<Uint8Array> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return (await this.#nc.request(subject, body, { timeout: this.#timeoutMs })).data;
+      } catch (err) {
+        const name = keyword ? `keyword ${describeKeyword(keyword)}` : "keyword";
+        if (isNoResponders(err)) {
+          if (attempt < NO_RESPONDERS_RETRY_MS.length) {
+            await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS[attempt]));
+            continue;
+          }
+          throw new ClientNotConnectedError(`Cannot send to ${name}: no node holds it`, { cause: err });
+        }
+        if (isTimeout(err)) {
+          throw new TimeoutError(
+            `Cannot send to ${name}: the holding node did not answer in ${this.#timeoutMs} ms; the messages may or may not have been queued`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** Answers a request for a keyword this node holds. */
+  #answer(keyword: Uint8Array, token: string, msg: NatsMsgLike): void {
+    const host = this.#host;
+    const data = msg.data;
+    try {
+      if (!host || data.length === 0) throw new ClientNotConnectedError("this node is leaving the cluster");
+      if (data[0] === Op.locate) {
+        const node = encoder.encode(this.node);
+        const reply = new Uint8Array(1 + node.length);
+        reply.set(node, 1);
+        msg.respond(reply);
+        return;
+      }
+      let messages: Uint8Array[];
+      if (data[0] === Op.part) {
+        const key = hex(data.subarray(2, 10)) + token;
+        let partial = this.#parts.get(key);
+        // A first part starts afresh: what a sender left unfinished (it failed, or timed out) is dropped.
+        if (data[1]! & PART_FIRST) this.#parts.set(key, partial = { chunks: [], bytes: 0 });
+        else if (!partial) throw new Error("a part of a message came without its first part");
+        partial.chunks.push(data.slice(10));
+        partial.bytes += data.length - 10;
+        if (partial.bytes > host.maxMessageBytes) {
+          this.#parts.delete(key);
+          throw new MessageTooLargeError(BigInt(partial.bytes), host.maxMessageBytes, {
+            message: `the message is over maxMessageBytes ${host.maxMessageBytes} of the holding node`,
+          });
+        }
+        if (!(data[1]! & PART_LAST)) return void msg.respond(new Uint8Array([Reply.ok]));
+        this.#parts.delete(key);
+        messages = [concat(partial.chunks, partial.bytes)];
+      } else messages = decodeBatch(data);
+      host.deliver(keyword, messages);
+      this.#sendsIn += messages.length;
+      msg.respond(new Uint8Array([Reply.ok]));
+    } catch (err) {
+      const code = err instanceof ClientNotConnectedError
+        ? Reply.offline
+        : err instanceof SendBufferFullError
+        ? Reply.bufferFull
+        : err instanceof MessageTooLargeError
+        ? Reply.tooLarge
+        : Reply.failed;
+      const why = encoder.encode(err instanceof Error ? err.message : String(err));
+      const reply = new Uint8Array(1 + why.length);
+      reply[0] = code;
+      reply.set(why, 1);
+      msg.respond(reply);
+    }
+  }
+}

@@ -1,0 +1,392 @@
+/**
+ * Named clients across processes and machines: cores joined by `natsCluster` over a real
+ * `nats-server` (skipped, with the install command, where it is missing; `.ci/run` installs it).
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import process from "node:process";
+import { connect, type NatsConnection } from "nats";
+import { ClientNotConnectedError, detectRuntime, IoCore, type IoCoreOptions, TimeoutError } from "../mod.ts";
+import { natsCluster } from "../cluster/nats.ts";
+import { iterateUntil, startCore } from "./_core_fixture.ts";
+import { assertBytesEqual, bytePattern, delay, MiB } from "./_helpers.ts";
+import { waitFor } from "./_settle.ts";
+import { noNatsServerReason, startNatsCluster, startNatsServer } from "./_nats_server.ts";
+import { text, WirePeer } from "./_wire_peer.ts";
+
+const CHILD = fileURLToPath(import.meta.url).replace(/cluster_nats\.test\.(ts|js)$/, "_cluster_child.$1");
+
+const TCP = [{ transport: "tcp" as const, hostname: "127.0.0.1", port: 0 }];
+const NATS = { timeout: 60_000, skip: noNatsServerReason };
+
+/** A core of a cluster: a node with its own NATS connection, closed with `await using`. */
+async function node(
+  url: string,
+  name: string,
+  options: { requestTimeoutMs?: number } = {},
+  core: Omit<IoCoreOptions, "cluster"> = {},
+) {
+  const nc = await connect({ servers: url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+  const fx = await startCore({
+    listeners: TCP,
+    acceptUnexpectedKeywords: "adopt",
+    cluster: natsCluster(nc, { name: "test", node: name, ...options }),
+    ...core,
+  });
+  return {
+    fx,
+    core: fx.core,
+    nc,
+    async [Symbol.asyncDispose]() {
+      await fx.close();
+      await nc.close();
+    },
+  };
+}
+
+/** Waits until `from` sees `keyword` held by `where` (`undefined`: by no node). */
+async function located(from: IoCore, keyword: string, where: string | undefined): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  // A node cut off from NATS holds its subscriptions until the server notices: a TimeoutError meanwhile.
+  const where_ = () =>
+    from.locateKeyword(keyword).catch((err) => err instanceof TimeoutError ? null : Promise.reject(err));
+  for (let at; (at = await where_()) === null || at?.node !== where;) {
+    if (Date.now() > deadline) throw new Error(`${keyword} is not located on ${where}`);
+  }
+}
+
+describe("natsCluster: named clients across nodes", () => {
+  it("reaches a named client on node A from node B, and locates it there", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b");
+    const peer = await a.fx.handshake("sensor-17");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    await located(b.core, "sensor-17", "a");
+    assert.deepEqual(await a.core.locateKeyword("sensor-17"), { node: "a" });
+
+    await b.core.sendMessageToKeyword("sensor-17", "from b");
+    await b.core.sendMessagesToKeyword("sensor-17", ["one", new Uint8Array([50])]);
+    assert.deepEqual([text(await peer.next()), text(await peer.next()), text(await peer.next())], [
+      "from b",
+      "one",
+      "2",
+    ]);
+    assert.deepEqual(b.core.stats().cluster, {
+      node: "b",
+      keywordsHeld: 0,
+      sendsOut: 3,
+      sendsIn: 0,
+      failures: 0,
+    });
+    assert.deepEqual(a.core.stats().cluster, {
+      node: "a",
+      keywordsHeld: 1,
+      sendsOut: 0,
+      sendsIn: 3,
+      failures: 0,
+    });
+
+    // The device leaves A and connects through B: reachable there, from A too.
+    peer.close();
+    await iterateUntil(a.core, (e) => e.disconnected.size === 1);
+    await assert.rejects(b.core.sendMessageToKeyword("sensor-17", "gone"), ClientNotConnectedError);
+    assert.equal(await b.core.locateKeyword("sensor-17"), undefined);
+    const again = await b.fx.handshake("sensor-17");
+    await iterateUntil(b.core, (e) => e.expected.size === 1);
+    await located(a.core, "sensor-17", "b");
+    await a.core.sendMessageToKeyword("sensor-17", "from a");
+    assert.equal(text(await again.next()), "from a");
+    assert.equal(b.core.stats().cluster?.failures, 1);
+  });
+
+  it("rejects with ClientNotConnectedError for a keyword no node holds", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    const started = Date.now();
+    const err = await a.core.sendMessageToKeyword("nobody", "x").catch((e) => e);
+    assert.ok(err instanceof ClientNotConnectedError, String(err));
+    assert.match(err.message, /"nobody"/);
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(await a.core.locateKeyword("nobody"), undefined);
+  });
+
+  it("keeps the order of 10,000 sends from one node to one keyword, batched", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b");
+    const peer = await a.fx.handshake("ordered");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    await located(b.core, "ordered", "a");
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      sends.push(b.core.sendMessageToKeyword("ordered", `${i}`));
+      if (i % 1000 === 999) await new Promise((resolve) => setTimeout(resolve, 0)); // several ticks, several batches
+    }
+    await Promise.all(sends);
+    for (let i = 0; i < 10_000; i++) assert.equal(text(await peer.next()), `${i}`);
+    assert.equal(b.core.stats().cluster?.sendsOut, 10_000);
+  });
+
+  it("carries messages over NATS's 1 MiB max_payload in parts, intact", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b");
+    const peer = await a.fx.handshake("big");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    await located(b.core, "big", "a");
+    const large = bytePattern(3 * MiB + 17, 7);
+    const sends = [
+      b.core.sendMessageToKeyword("big", "before"),
+      b.core.sendMessageToKeyword("big", large),
+      b.core.sendMessagesToKeyword("big", [bytePattern(700 * 1024, 1), bytePattern(700 * 1024, 2)]),
+      b.core.sendMessageToKeyword("big", "after"),
+    ];
+    await Promise.all(sends);
+    assert.equal(text(await peer.next()), "before");
+    assertBytesEqual((await peer.next())!, large, "the 3 MiB message");
+    assertBytesEqual((await peer.next())!, bytePattern(700 * 1024, 1), "the first 700 KiB message");
+    assertBytesEqual((await peer.next())!, bytePattern(700 * 1024, 2), "the second 700 KiB message");
+    assert.equal(text(await peer.next()), "after");
+  });
+
+  it("rejects with TimeoutError when the holder does not answer in requestTimeoutMs", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a", { requestTimeoutMs: 200 });
+    // Something that holds the keyword's subject and never answers: a stuck node.
+    const stuck: NatsConnection = await connect({ servers: nats.url });
+    try {
+      const subject = "asockio.test.k" + btoa("stuck").replace(/=+$/, "");
+      stuck.subscribe(subject, { callback: () => {} });
+      await stuck.flush();
+      await assert.rejects(a.core.sendMessageToKeyword("stuck", "x"), TimeoutError);
+      assert.equal(a.core.stats().cluster?.failures, 1);
+    } finally {
+      await stuck.close();
+    }
+  });
+
+  it("checks its options, and serves one core", NATS, async () => {
+    await using nats = await startNatsServer();
+    const nc = await connect({ servers: nats.url });
+    try {
+      assert.throws(() => natsCluster(nc, {} as never), /options.name/);
+      assert.throws(() => natsCluster(nc, { name: "a.b" }), /letters, digits/);
+      assert.throws(() => natsCluster(nc, { name: "x", requestTimeoutMs: 0 }), RangeError);
+      assert.throws(() => natsCluster(nc, { name: "x", nodes: "y" } as never), /nodes/);
+      assert.throws(() => natsCluster({} as never, { name: "x" }), /nats.js connection/);
+      const bus = natsCluster(nc, { name: "x" });
+      const core = new IoCore({ cluster: bus, logger: null });
+      assert.throws(() => new IoCore({ cluster: bus }), /serves another core/);
+      assert.match(bus.node, /^node-[0-9a-f]{8}$/);
+      await core.close();
+      await waitFor(() => bus.stats().keywordsHeld === 0, 1000, "released");
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe("natsCluster: keyword claims across nodes (JetStream KV)", () => {
+  it("refuses a keyword another node holds, and keeps the first connection", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b");
+    const first = await a.fx.handshake("sensor-17");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    await located(b.core, "sensor-17", "a");
+    const second = await b.fx.connect("sensor-17");
+    await second.waitClosed();
+    await located(b.core, "sensor-17", "a");
+    await b.core.sendMessageToKeyword("sensor-17", "still a");
+    assert.equal(text(await first.next()), "still a");
+  });
+
+  it("admits one of two connections racing for a keyword on two nodes", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b");
+    for (let round = 0; round < 5; round++) {
+      const keyword = `race-${round}`;
+      const [onA, onB] = await Promise.all([a.fx.connect(keyword), b.fx.connect(keyword)]);
+      const closed = await Promise.race([
+        onA.waitClosed().then(() => "a"),
+        onB.waitClosed().then(() => "b"),
+      ]);
+      const survivor = closed === "a" ? onB : onA;
+      const holder = closed === "a" ? "b" : "a";
+      assert.equal(text(await survivor.next()), "OK");
+      await located(a.core, keyword, holder);
+      await a.core.sendMessageToKeyword(keyword, "to the survivor");
+      assert.equal(text(await survivor.next()), "to the survivor");
+      survivor.close();
+    }
+  });
+
+  it("replaces the other node's connection with duplicateKeyword: replace", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b", {}, { duplicateKeyword: "replace" });
+    const old = await a.fx.handshake("moving");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    const moved = await b.fx.handshake("moving");
+    await old.waitClosed();
+    await located(a.core, "moving", "b");
+    await a.core.sendMessageToKeyword("moving", "found you");
+    assert.equal(text(await moved.next()), "found you");
+  });
+
+  it("lets a client of a node that lost NATS connect elsewhere within 10 s", NATS, async () => {
+    await using nats = await startNatsServer();
+    const a = await node(nats.url, "a");
+    await using b = await node(nats.url, "b", { requestTimeoutMs: 500 });
+    try {
+      await a.fx.handshake("orphan");
+      await iterateUntil(a.core, (e) => e.expected.size === 1);
+      await located(b.core, "orphan", "a");
+      await waitFor(() => a.core.stats().cluster?.keywordsHeld === 1, 10_000, "a's claim");
+      await a.nc.close(); // node a is cut off: its claim stays, its heartbeat stops
+      await located(b.core, "orphan", undefined); // once the server has dropped a's subscriptions
+      await assert.rejects(b.core.sendMessageToKeyword("orphan", "x"), ClientNotConnectedError);
+      const started = Date.now();
+      for (;;) {
+        const peer = await b.fx.connect("orphan");
+        const claimed = () => b.core.stats().cluster?.keywordsHeld === 1;
+        const closed = await Promise.race([
+          peer.waitClosed().then(() => true),
+          waitFor(claimed, 10_000, "the claim").then(() => false),
+        ]).catch(() => true);
+        if (!closed) break;
+        assert.ok(!claimed());
+        assert.ok(Date.now() - started < 10_000, "taken over within 10 s");
+        await new Promise((resolve) => setTimeout(resolve, 500)); // a device's pause before it tries again
+      }
+      const tookMs = Date.now() - started;
+      assert.ok(tookMs > 1000 && tookMs < 10_000, `taken over after ${tookMs} ms`);
+      await a.core.sendMessageToKeyword("orphan", "from b").catch(() => {}); // a is cut off
+      await b.core.sendMessageToKeyword("orphan", "local on b");
+    } finally {
+      await a.fx.close();
+    }
+  });
+
+  it("admits without claims, with a warning, when JetStream is not enabled", NATS, async () => {
+    await using nats = await startNatsServer(false);
+    const warnings: string[] = [];
+    await using a = await node(nats.url, "a", {}, { logger: { warn: (m: string) => warnings.push(m) } });
+    await a.fx.handshake("plain");
+    await iterateUntil(a.core, (e) => e.expected.size === 1);
+    await waitFor(() => warnings.some((w) => /not claimed/.test(w)), 10_000, "the warning");
+    assert.deepEqual(await a.core.locateKeyword("plain"), { node: "a" });
+  });
+
+  it("claims its keywords again when NATS comes back after a server restart", NATS, async () => {
+    const first = await startNatsServer();
+    const port = first.port;
+    await using a = await node(first.url, "a");
+    await a.fx.handshake("survivor");
+    await waitFor(() => a.core.stats().cluster?.keywordsHeld === 1, 10_000, "a's claim");
+    await first.stop(); // the server and its JetStream store are gone
+    await using second = await startNatsServer(true, port);
+    await using b = await node(second.url, "b");
+    await located(b.core, "survivor", "a"); // a reconnected and subscribed again
+    const kv = await b.nc.jetstream().views.kv("asockio_test_keywords");
+    const token = "k" + btoa("survivor").replace(/=+$/, "");
+    for (let t = Date.now(); (await kv.get(token))?.string() !== "a"; await delay(50)) {
+      // JetStream answers its first requests on a restarted server late (a 5 s request timeout each).
+      assert.ok(Date.now() - t < 30_000, "a claims survivor again in the new store");
+    }
+    const duplicate = await b.fx.connect("survivor");
+    await duplicate.waitClosed(); // a's claim is in the new store: b refuses the duplicate
+    await b.core.sendMessageToKeyword("survivor", "after the restart");
+  });
+});
+
+describe("natsCluster over a 3-server NATS cluster (routes, clustered JetStream)", () => {
+  it(
+    "reaches a named client on node A (server 1) from node C (server 3), and refuses its duplicate on C",
+    NATS,
+    async () => {
+      await using servers = await startNatsCluster();
+      await using a = await node(servers[0]!.url, "a");
+      await using c = await node(servers[2]!.url, "c");
+      const peer = await a.fx.handshake("sensor-17");
+      await iterateUntil(a.core, (e) => e.expected.size === 1);
+      // Interest crosses the routes, and the JetStream meta leader is elected, in a few seconds.
+      await waitFor(
+        () => a.core.stats().cluster?.keywordsHeld === 1,
+        30_000,
+        "a's claim in clustered JetStream",
+      );
+      await located(c.core, "sensor-17", "a");
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < 1000; i++) sends.push(c.core.sendMessageToKeyword("sensor-17", `${i}`));
+      await Promise.all(sends);
+      for (let i = 0; i < 1000; i++) assert.equal(text(await peer.next()), `${i}`);
+      const duplicate = await c.fx.connect("sensor-17");
+      await duplicate.waitClosed();
+    },
+  );
+});
+
+describe("natsCluster with a node in another process", () => {
+  it(
+    "after SIGKILL of the node holding a keyword, the client is reachable through another node",
+    NATS,
+    async () => {
+      await using nats = await startNatsServer();
+      await using b = await node(nats.url, "b");
+      // Deno finds the repository's package.json (for "nats") from its deno.json: no --no-config here.
+      const args = detectRuntime() === "deno" ? ["run", "-A", CHILD] : [CHILD];
+      const child = spawn(process.execPath, [...args, nats.url, "a"], { stdio: ["ignore", "pipe", "pipe"] });
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      try {
+        let stderr = "";
+        child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+        const port = await new Promise<number>((resolve, reject) => {
+          let out = "";
+          child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+            out += chunk;
+            const match = /listening (\d+)/.exec(out);
+            if (match) resolve(Number(match[1]));
+          });
+          child.once("exit", (code) => reject(new Error(`cluster child exited with ${code}: ${stderr}`)));
+        });
+        const target = { transport: "tcp" as const, hostname: "127.0.0.1", port };
+        const device = await WirePeer.handshake(target, "sensor-9");
+        await located(b.core, "sensor-9", "a");
+        await b.core.sendMessageToKeyword("sensor-9", "to the other process");
+        assert.equal(text(await device.next()), "to the other process");
+
+        child.kill("SIGKILL");
+        await exited;
+        await device.waitClosed();
+        await located(b.core, "sensor-9", undefined); // the server dropped a's subscriptions
+        await assert.rejects(b.core.sendMessageToKeyword("sensor-9", "x"), ClientNotConnectedError);
+
+        // The device comes back through node b (as through a balancer): admitted once a's heartbeat expired.
+        const started = Date.now();
+        let again: WirePeer;
+        for (;;) {
+          again = await b.fx.connect("sensor-9");
+          const claimed = () => b.core.stats().cluster?.keywordsHeld === 1;
+          const closed = await Promise.race([
+            again.waitClosed().then(() => true),
+            waitFor(claimed, 10_000, "the claim").then(() => false),
+          ]).catch(() => true);
+          if (!closed) break;
+          assert.ok(Date.now() - started < 10_000, "reachable elsewhere within 10 s");
+          await delay(500); // a device's pause before it tries again
+        }
+        assert.equal(text(await again.next()), "OK");
+        await b.core.sendMessageToKeyword("sensor-9", "welcome back");
+        assert.equal(text(await again.next()), "welcome back");
+      } finally {
+        child.kill("SIGKILL");
+        await exited;
+      }
+    },
+  );
+});

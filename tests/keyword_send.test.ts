@@ -1,0 +1,162 @@
+/**
+ * Named clients by keyword, without a cluster: `acceptUnexpectedKeywords: "adopt"`,
+ * `sendMessageToKeyword` / `sendMessagesToKeyword` and `locateKeyword` in one core.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  ClientNotConnectedError,
+  ConnectionClosedError,
+  CoreClosedError,
+  IoCore,
+  type IoIterationResult,
+  SendBufferFullError,
+} from "../mod.ts";
+import { iterateUntil, startCore } from "./_core_fixture.ts";
+import { TEST_TIMEOUT } from "./_helpers.ts";
+import { text } from "./_wire_peer.ts";
+
+const TCP = [{ transport: "tcp" as const, hostname: "127.0.0.1", port: 0 }];
+
+describe("acceptUnexpectedKeywords: adopt", () => {
+  it(
+    "registers an unannounced keyword at once and forgets it when its connection ends",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await startCore({ listeners: TCP, acceptUnexpectedKeywords: "adopt" });
+      const core = fx.core;
+      const peer = await fx.handshake("sensor-17");
+      const events = await iterateUntil(core, (e) => e.expected.size === 1);
+      const [id] = [...events.expected];
+      assert.equal(core.getClientIdByKeyword("sensor-17"), id);
+      assert.equal(text(core.getClientInfo(id!)?.keyword), "sensor-17");
+      assert.equal(core.stats().heldConnections, 0);
+
+      await core.sendMessageToKeyword("sensor-17", "hello");
+      assert.equal(text(await peer.next()), "hello");
+      peer.send("from device");
+      await iterateUntil(core, (e) => e.data.has(id!));
+      assert.deepEqual(core.getMessagesFromClient(id!).map(text), ["from device"]);
+
+      peer.close();
+      const seen: IoIterationResult[] = [];
+      await iterateUntil(core, (e) => e.disconnected.has(id!), 10_000, (r) => seen.push(r));
+      assert.equal(core.getClientIdByKeyword("sensor-17"), undefined);
+      assert.equal(core.getClientInfo(id!), undefined);
+      assert.equal(core.stats().clients, 0);
+      const reported = seen.filter((r) => r.clientsWithDisconnectedConnection.has(id!)).length;
+      assert.equal(reported, 1);
+      await assert.rejects(core.sendMessageToKeyword("sensor-17", "late"), ClientNotConnectedError);
+
+      // The device comes back: a new registration, under a new id.
+      await fx.handshake("sensor-17");
+      const again = await iterateUntil(core, (e) => e.expected.size === 1);
+      assert.notEqual([...again.expected][0], id);
+    },
+  );
+
+  it("keeps an adopted client until its unread messages are read", TEST_TIMEOUT, async () => {
+    await using fx = await startCore({ listeners: TCP, acceptUnexpectedKeywords: "adopt" });
+    const core = fx.core;
+    const peer = await fx.handshake("meter");
+    peer.send("last words");
+    const events = await iterateUntil(core, (e) => e.data.size === 1);
+    const [id] = [...events.data];
+    peer.close();
+    await iterateUntil(core, (e) => e.disconnected.has(id!));
+    assert.equal(core.getClientInfo(id!)?.state, "disconnected");
+    assert.deepEqual(core.getMessagesFromClient(id!).map(text), ["last words"]);
+    assert.equal(core.getClientInfo(id!), undefined);
+  });
+
+  it("refuses a second connection for an adopted keyword (duplicate keyword)", TEST_TIMEOUT, async () => {
+    await using fx = await startCore({ listeners: TCP, acceptUnexpectedKeywords: "adopt" });
+    await fx.handshake("twin");
+    await iterateUntil(fx.core, (e) => e.expected.size === 1);
+    await assert.rejects(fx.handshake("twin"), /duplicate keyword/);
+  });
+});
+
+describe("sendMessageToKeyword without a cluster", () => {
+  it(
+    "delivers to a registered client in order, batched with sendMessagesToKeyword",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await startCore({ listeners: TCP });
+      const { peer } = await fx.connectNamed("worker");
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < 1000; i++) sends.push(fx.core.sendMessageToKeyword("worker", `m${i}`));
+      sends.push(fx.core.sendMessagesToKeyword("worker", ["x", new Uint8Array([121])]));
+      await Promise.all(sends);
+      const got: string[] = [];
+      while (got.length < 1002) got.push(text(await peer.next()));
+      assert.deepEqual(got.slice(0, 3), ["m0", "m1", "m2"]);
+      assert.deepEqual(got.slice(998), ["m998", "m999", "x", "y"]);
+      const where = await fx.core.locateKeyword("worker");
+      assert.deepEqual(Object.keys(where ?? {}), ["node"]);
+      assert.match(where!.node, /^node-[0-9a-f]{8}$/);
+    },
+  );
+
+  it(
+    "rejects with ClientNotConnectedError for a keyword nobody holds, or one not connected",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await startCore({ listeners: TCP });
+      const core = fx.core;
+      const err = await core.sendMessageToKeyword("nobody", "x").catch((e) => e);
+      assert.ok(err instanceof ClientNotConnectedError);
+      assert.ok(err instanceof ConnectionClosedError);
+      assert.match(err.message, /Cannot send to keyword "nobody"/);
+      core.addClient({ keyword: "registered" });
+      await assert.rejects(core.sendMessagesToKeyword("registered", ["x"]), ClientNotConnectedError);
+      assert.equal(await core.locateKeyword("registered"), undefined);
+      assert.equal(await core.locateKeyword("nobody"), undefined);
+    },
+  );
+
+  it(
+    "keeps messages for an away outgoing client in its send buffer, and says when it is full",
+    TEST_TIMEOUT,
+    async () => {
+      await using server = await startCore({ listeners: TCP });
+      const serverId = server.core.addClient({ keyword: "upstream" });
+      await using fx = await startCore({ listeners: TCP });
+      fx.core.addClient({
+        keyword: "upstream",
+        connect: server.target(),
+        reconnect: { bufferBytes: 64, initialDelayMs: 10 },
+      });
+      await fx.core.sendMessageToKeyword("upstream", "queued while away");
+      await iterateUntil(server.core, (e) => e.data.has(serverId));
+      assert.deepEqual(server.core.getMessagesFromClient(serverId).map(text), ["queued while away"]);
+      await server.close();
+      await iterateUntil(fx.core, (e) => e.disconnected.size === 1);
+      await fx.core.sendMessageToKeyword("upstream", "a");
+      await assert.rejects(fx.core.sendMessageToKeyword("upstream", "b".repeat(100)), SendBufferFullError);
+    },
+  );
+
+  it(
+    "checks its arguments: bad keywords and messages throw, a closed core rejects",
+    TEST_TIMEOUT,
+    async () => {
+      const core = new IoCore({ logger: null });
+      const bad = [1, null, undefined, {}, new Uint16Array(1)] as unknown as string[];
+      for (const keyword of bad) {
+        assert.throws(() => core.sendMessageToKeyword(keyword, "x"), TypeError);
+        assert.throws(() => core.sendMessagesToKeyword(keyword, ["x"]), TypeError);
+        assert.throws(() => core.locateKeyword(keyword), TypeError);
+      }
+      assert.throws(() => core.sendMessageToKeyword("k", 5 as unknown as string), TypeError);
+      assert.throws(() => core.sendMessagesToKeyword("k", "not a list" as unknown as string[]), TypeError);
+      assert.throws(() => core.sendMessagesToKeyword("k", ["ok", 5 as unknown as string]), TypeError);
+      assert.throws(() => new IoCore({ acceptUnexpectedKeywords: "yes" as unknown as boolean }), TypeError);
+      assert.throws(() => new IoCore({ cluster: {} as never }), /ClusterBus/);
+      await core.close();
+      await assert.rejects(core.sendMessageToKeyword("k", "x"), CoreClosedError);
+      await assert.rejects(core.sendMessagesToKeyword("k", ["x"]), CoreClosedError);
+      await assert.rejects(core.locateKeyword("k"), CoreClosedError);
+    },
+  );
+});
