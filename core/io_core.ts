@@ -290,7 +290,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
     const record = this.#query(id, "read messages");
     if (!record) throw new UnknownClientError(`Cannot read messages: no client ${id}`);
     const highWaterMark = options.highWaterMarkBytes ?? DEFAULT_HIGH_WATER_MARK_BYTES;
-    return this.#scheduler.readMessages(record, highWaterMark, options.signal);
+    return this.#scheduler.inbox.read(record, highWaterMark, options.signal);
   }
 
   /**

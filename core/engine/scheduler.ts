@@ -153,11 +153,11 @@ export class Scheduler implements SessionHost {
     this.sender = new Sender(this.registry, this.outgoing, this.budget, this.limits.maxMessageBytes);
     this.router = new KeywordRouter({
       registry: this.registry,
+      cluster: options.cluster,
+      logger: this.logger,
       sendMany: (id, messages) => this.sender.sendMany(id, messages),
       maxMessageBytes: this.limits.maxMessageBytes,
-      cluster: options.cluster,
       replaceDuplicates: this.#policy.replaceDuplicates,
-      logger: this.logger,
     });
     this.closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#signal = options.signal;
@@ -399,10 +399,8 @@ export class Scheduler implements SessionHost {
     }
     this.registry.add(record);
     if (held) this.bind(held, record);
-    else if (record.connect) {
-      this.connector.connect(record);
-      this.router.held(record);
-    }
+    else if (record.connect) this.connector.connect(record);
+    if (!held && record.connect) this.router.held(record);
     return id;
   }
 
@@ -571,9 +569,8 @@ export class Scheduler implements SessionHost {
   }
 
   /**
-   * Closes every connection, resolves a pending wait with the disconnections, ends the `messages()`
-   * iterations, then stops the listeners (removing UNIX socket files). Every call returns the same
-   * promise.
+   * Closes every connection, resolves a pending wait, ends the `messages()` iterations, leaves the
+   * cluster, then stops the listeners (removing UNIX socket files). Every call gets the same promise.
    */
   close(): Promise<void> {
     if (this.closed) return this.closedPromise;
@@ -591,14 +588,5 @@ export class Scheduler implements SessionHost {
     );
     Promise.all([this.listeners.close(), detached]).then(this.#resolveClosed);
     return this.closedPromise;
-  }
-
-  /** Reads the client's inbox as an async iteration (see `IoCore.messages`). */
-  readMessages(
-    record: ClientRecord,
-    highWaterMarkBytes: number,
-    signal: AbortSignal | undefined,
-  ): AsyncGenerator<Uint8Array, void, undefined> {
-    return this.inbox.read(record, highWaterMarkBytes, signal);
   }
 }
