@@ -152,7 +152,43 @@ export type IoCoreListenerOptions = (ListenOptions | DatagramBindOptions) & {
    * rules, logs and `getClientInfo`; the balancer's is `proxyAddr`. Off by default.
    */
   proxyProtocol?: ProxyProtocolOptions;
+  /**
+   * TCP and TLS listeners for browsers: every connection starts with an HTTP request. An upgrade at
+   * `websocket.path` becomes a WebSocket connection (one WebSocket message one message, the keyword
+   * handshake unchanged); any other request is a raw connection, its bytes intact (serve it with an
+   * `HttpResponder`). See {@linkcode WebSocketListenerOptions}. Off by default.
+   */
+  websocket?: WebSocketListenerOptions;
 };
+
+/**
+ * The `websocket` option of a TCP or TLS listener.
+ *
+ * Browsers always send `Origin`, and any web page may open `ws://127.0.0.1`: with `allowedOrigins`
+ * unset, a connection with an `Origin` header (including `Origin: null`, from sandboxed frames and
+ * `file:` pages) is admitted only as a named client registered with a `secret`; it can be neither an
+ * unknown client nor a held keyword. With `allowedOrigins` set, an upgrade from any other origin
+ * (`null` included: it cannot be listed) gets 403. A request without `Origin` comes from a
+ * non-browser client and is not subject to either.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketListenerOptions } from "@asockio/core";
+ * const ws: WebSocketListenerOptions = { path: "/ws", allowedOrigins: ["http://127.0.0.1:8080"] };
+ * ```
+ */
+export interface WebSocketListenerOptions {
+  /** The request path (without the query) that upgrades, such as `/ws`. Other paths' upgrades get 404. */
+  path: string;
+  /** The exact origins (`scheme://host[:port]`) whose pages may connect. Unset: see above. */
+  allowedOrigins?: readonly string[];
+  /**
+   * The server pings this often, and closes (1001) a peer whose pong has not come by the next ping.
+   * `0` sends no pings.
+   * @default {30000}
+   */
+  pingIntervalMs?: number;
+}
 
 /**
  * The PROXY protocol option of a listener.
@@ -186,6 +222,8 @@ export interface IncomingConnectionInfo {
   readonly localAddr: Addr;
   /** The balancer's address, behind a trusted PROXY protocol source (`remoteAddr` is the client's). */
   readonly proxyAddr?: Addr;
+  /** True for a connection upgraded to WebSocket on a `websocket` listener. */
+  readonly websocket: boolean;
 }
 
 /**
@@ -420,8 +458,13 @@ const LISTENER = (() => {
     name: text,
     maxConnections: integer(1),
     proxyProtocol: optionsOf("proxyProtocol option", { trusted: required(arrayOf(text)) }),
+    websocket: optionsOf("websocket option", {
+      path: required(text),
+      allowedOrigins: arrayOf(text),
+      pingIntervalMs: milliseconds(0),
+    }),
   };
-  const { proxyProtocol: _, ...sharedNoProxy } = shared;
+  const { proxyProtocol: _, websocket: _ws, ...sharedNoProxy } = shared;
   return byTransport("listener", {
     tcp: { ...TCP_ADDRESS, port: PORT, reusePort: boolean, ...shared },
     tls: {

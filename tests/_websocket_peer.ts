@@ -5,6 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { NetPeer } from "./_net_client.ts";
 
 /** One frame a server sent. */
 export interface ServerFrame {
@@ -116,4 +117,80 @@ export function upgradeRequest(path: string, key: string, extra: readonly string
     "",
     "",
   ].join("\r\n");
+}
+
+/** A frame-level WebSocket client on a raw TCP socket: it upgrades, then sends and reads frames as told. */
+export class WsPeer {
+  readonly net: NetPeer;
+  readonly frames: ServerFrame[] = [];
+  readonly #reader = new ServerFrameReader();
+  #seen = 0;
+  /** The 101 answer's head. */
+  head = "";
+
+  private constructor(net: NetPeer) {
+    this.net = net;
+  }
+
+  /** Connects to `port`, sends an upgrade for `path` (with `extra` header lines) and reads the 101. */
+  static async open(port: number, path = "/ws", extra: readonly string[] = []): Promise<WsPeer> {
+    const net = await NetPeer.connect(port);
+    const key = "dGhlIHNhbXBsZSBub25jZQ==";
+    net.write(upgradeRequest(path, key, extra));
+    const peer = new WsPeer(net);
+    const ok = await net.until(() => net.text().includes("\r\n\r\n"), 5000);
+    if (!ok) throw new Error(`No answer to the upgrade: ${JSON.stringify(net.text())}`);
+    const bytes = net.bytes();
+    const end = net.text().indexOf("\r\n\r\n") + 4;
+    peer.head = new TextDecoder().decode(bytes.subarray(0, end));
+    if (!peer.head.startsWith("HTTP/1.1 101 ")) throw new Error(`Upgrade refused: ${peer.head}`);
+    if (!peer.head.includes(`Sec-WebSocket-Accept: ${expectedAccept(key)}\r\n`)) {
+      throw new Error(`Wrong Sec-WebSocket-Accept: ${peer.head}`);
+    }
+    peer.#seen = end;
+    return peer;
+  }
+
+  /** Parses what arrived since the last call. */
+  #read(): void {
+    const bytes = this.net.bytes();
+    if (bytes.length > this.#seen) {
+      this.frames.push(...this.#reader.push(bytes.subarray(this.#seen)));
+      this.#seen = bytes.length;
+    }
+  }
+
+  /** Sends a frame. */
+  send(opcode: number, payload: Uint8Array | string, options?: ClientFrameOptions): void {
+    this.net.write(clientFrame(opcode, payload, options));
+  }
+
+  /** Waits until `count` frames arrived (or the socket closed); returns them. */
+  async until(condition: (frames: ServerFrame[]) => boolean, timeoutMs = 10_000): Promise<ServerFrame[]> {
+    await this.net.until(() => {
+      this.#read();
+      return condition(this.frames);
+    }, timeoutMs);
+    this.#read();
+    return this.frames;
+  }
+
+  /** The data frames' payloads as text. */
+  texts(): string[] {
+    return this.frames.filter((f) => f.opcode === 1 || f.opcode === 2).map((f) =>
+      new TextDecoder().decode(f.payload)
+    );
+  }
+
+  /** The close frame's code, once one came. */
+  closeCode(): number | undefined {
+    const close = this.frames.find((f) => f.opcode === 8);
+    return close && close.payload.length >= 2 ? (close.payload[0]! << 8) | close.payload[1]! : undefined;
+  }
+
+  /** Waits for a close frame and returns its code. */
+  async closed(timeoutMs = 10_000): Promise<number | undefined> {
+    await this.until(() => this.closeCode() !== undefined, timeoutMs);
+    return this.closeCode();
+  }
 }

@@ -36,7 +36,7 @@ import { Sender } from "./sending.ts";
 import { OutgoingClients } from "../clients/outgoing.ts";
 import { resolveReconnect } from "../clients/reconnect.ts";
 import { compileRules } from "../admission/rules.ts";
-import { Gate, type Incoming } from "../admission/gate.ts";
+import { Gate, type Incoming, isHttpRequest, isWebSocket, needsSecret } from "../admission/gate.ts";
 import { type AdmissionPolicy, admissionPolicy, keywordVerdict, routeIncoming } from "../admission/admit.ts";
 import { Phase, Session, type SessionHost } from "../connection/session.ts";
 import { resolveTransport } from "./transport_slot.ts";
@@ -111,7 +111,7 @@ export class Scheduler implements SessionHost {
       max: this.limits.maxParkedConnections,
       timeoutMs: this.limits.handshakeTimeoutMs,
       logger: this.logger,
-    });
+    }, this.limits);
     this.tracksIdle = this.limits.idleTimeoutMs > 0;
     this.#idleSweep = this.tracksIdle ? new IdleSweep(this.limits.idleTimeoutMs, this.sessions) : undefined;
     this.#datagrams = {
@@ -221,7 +221,9 @@ export class Scheduler implements SessionHost {
     const { conn, listener } = peer;
     const predicate = this.#rawConnection;
     // A UDP address has no handshake: it is always a raw unknown client.
-    const raw = peer.remoteAddr.transport === "udp" ? true : predicate
+    const raw = peer.remoteAddr.transport === "udp" || isHttpRequest(conn)
+      ? true
+      : predicate
       ? this.#gate.guarded(
         "rawConnection",
         peer,
@@ -231,6 +233,7 @@ export class Scheduler implements SessionHost {
             remoteAddr: peer.remoteAddr,
             localAddr: conn.localAddr,
             proxyAddr: peer.proxyAddr,
+            websocket: isWebSocket(conn),
           }),
       )
       : false;
@@ -277,6 +280,7 @@ export class Scheduler implements SessionHost {
       this.registry.byKeyword(key),
       this.registry.held.has(key),
       authenticated,
+      needsSecret(session.conn),
       (rules) => this.#gate.allowed(rules, incomingOf(session), keyword),
     );
   }

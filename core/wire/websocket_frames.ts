@@ -55,8 +55,11 @@ export interface WebSocketFrameEvents {
   pong(payload: Uint8Array): void;
   /** The peer's close frame: its code (undefined when it sent none) and reason. Nothing is parsed after it. */
   close(code: number | undefined, reason: string): void;
-  /** The peer broke the protocol: close with `code` (1002, 1007, 1009). Nothing is parsed after it. */
-  error(code: WebSocketCloseCode, message: string): void;
+  /**
+   * The peer broke the protocol: close with `code` (1002, 1007, 1009). Nothing is parsed after it.
+   * For 1009, `length` is the message's length so far, this frame included.
+   */
+  error(code: WebSocketCloseCode, message: string, length?: number): void;
 }
 
 /** Options of a {@linkcode WebSocketFrameParser}. */
@@ -217,6 +220,7 @@ export class WebSocketFrameParser {
         this.#fail(
           WebSocketCloseCode.messageTooBig,
           `message of at least ${total} bytes exceeds maxMessageBytes ${this.#max}`,
+          total,
         );
         return;
       }
@@ -316,9 +320,9 @@ export class WebSocketFrameParser {
     this.#target = new Uint8Array(0);
   }
 
-  #fail(code: WebSocketCloseCode, message: string): -1 {
+  #fail(code: WebSocketCloseCode, message: string, length?: number): -1 {
     this.#stop();
-    this.#events.error(code, `Cannot read WebSocket frame: ${message}`);
+    this.#events.error(code, `Cannot read WebSocket frame: ${message}`, length);
     return -1;
   }
 }
