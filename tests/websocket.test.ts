@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
-import WebSocket from "ws";
+import WsClient from "ws";
 import { type ClientId, IoCore, type IoCoreOptions } from "../mod.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
 import { MiB, TEST_TIMEOUT } from "./_helpers.ts";
@@ -16,7 +16,6 @@ import { waitFor } from "./_settle.ts";
 import { Rng } from "./_stream_check.ts";
 import { clientFrame, closePayload, WsPeer } from "./_websocket_peer.ts";
 
-const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
 function wsCore(
@@ -261,4 +260,88 @@ describe("websocket listener", () => {
       TypeError,
     );
   });
+});
+
+/** The part of the WHATWG `WebSocket` API the tests use (the global one and `ws` both have it). */
+interface BrowserLikeSocket {
+  binaryType: string;
+  readonly bufferedAmount: number;
+  send(data: string | Uint8Array): void;
+  close(code?: number): void;
+  addEventListener(type: string, listener: (event: { data?: unknown; code?: number }) => void): void;
+}
+type SocketClass = new (url: string) => BrowserLikeSocket;
+
+/** Opens `url`, does the keyword handshake (with the HMAC proof when `secret` is set) and collects messages. */
+async function admitted(Ctor: SocketClass, url: string, keyword: string, secret?: string) {
+  const socket = new Ctor(url);
+  socket.binaryType = "arraybuffer";
+  const inbox: Uint8Array[] = [];
+  let closeCode: number | undefined;
+  socket.addEventListener("message", (e) => inbox.push(new Uint8Array(e.data as ArrayBuffer)));
+  socket.addEventListener("close", (e) => (closeCode = e.code));
+  await new Promise<void>((resolve, reject) => {
+    socket.addEventListener("open", () => resolve());
+    socket.addEventListener("error", () => reject(new Error(`Cannot open ${url}`)));
+  });
+  socket.send(keyword);
+  if (secret !== undefined) {
+    await waitFor(() => inbox.length >= 1, 5000, "challenge");
+    const nonce = inbox.shift()!.subarray(-32);
+    socket.send(new Uint8Array(createHmac("sha256", secret).update(nonce).update(keyword).digest()));
+  }
+  await waitFor(() => inbox.length >= 1, 5000, "OK");
+  assert.equal(dec(inbox.shift()!), "OK");
+  return { socket, inbox, closeCode: () => closeCode };
+}
+
+/** 1,000 echoed messages (text and binary) and one 3 MiB message, through an independent client. */
+async function echoThrough(Ctor: SocketClass): Promise<void> {
+  await using fx = await wsCore(undefined, { limits: { maxMessageBytes: 4 * MiB } });
+  const id = fx.core.addClient({ keyword: "tab", secret: "browser secret" });
+  const client = await admitted(Ctor, `ws://127.0.0.1:${fx.port()}/ws`, "tab", "browser secret");
+  void echo(fx.core, id);
+  for (let i = 0; i < 1000; i++) {
+    client.socket.send(i % 2 ? `text ${i} é` : new TextEncoder().encode(`bin ${i}`));
+  }
+  const big = new Uint8Array(3 * MiB).map((_, i) => (i * 31) & 0xff);
+  client.socket.send(big);
+  await waitFor(() => client.inbox.length >= 1001, 20_000, "echoes");
+  for (let i = 0; i < 1000; i++) assert.equal(dec(client.inbox[i]!), i % 2 ? `text ${i} é` : `bin ${i}`);
+  assert.deepEqual(client.inbox[1000], big);
+  client.socket.close(1000);
+  await waitFor(() => client.closeCode() !== undefined, 5000, "closed");
+  await waitFor(() => fx.core.getClientInfo(id)!.state === "disconnected", 5000, "core saw the close");
+}
+
+describe("independent WebSocket clients", () => {
+  it(
+    "ws (npm) is admitted with its secret, echoes 1,000 messages and a 3 MiB message",
+    TEST_TIMEOUT,
+    async () => {
+      await echoThrough(WsClient as unknown as SocketClass);
+    },
+  );
+
+  it("ws (npm) sees 1009 for a message over maxMessageBytes", TEST_TIMEOUT, async () => {
+    await using fx = await wsCore(undefined, { limits: { maxMessageBytes: 1000 } });
+    fx.core.addClient({ keyword: "big" });
+    const client = await admitted(
+      WsClient as unknown as SocketClass,
+      `ws://127.0.0.1:${fx.port()}/ws`,
+      "big",
+    );
+    client.socket.send(new Uint8Array(2000));
+    await waitFor(() => client.closeCode() !== undefined, 5000, "closed");
+    assert.equal(client.closeCode(), 1009);
+  });
+
+  const Global = (globalThis as { WebSocket?: SocketClass }).WebSocket;
+  it(
+    "the runtime's global WebSocket is admitted with its secret and echoes",
+    { ...TEST_TIMEOUT, skip: Global ? false : "this runtime has no global WebSocket (Node 20)" },
+    async () => {
+      await echoThrough(Global!);
+    },
+  );
 });
