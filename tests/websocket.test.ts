@@ -245,6 +245,37 @@ describe("websocket listener", () => {
     },
   );
 
+  it(
+    "a TCP client and a WebSocket client exchange messages, also as frame batches",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await startCore({
+        listeners: [{ transport: "tcp", port: 0, websocket: { path: "/ws" } }, { transport: "tcp", port: 0 }],
+      });
+      const browser = fx.core.addClient({ keyword: "tab" });
+      const ws = await named(fx.port(0), "tab");
+      const { id: native, peer } = await fx.connectNamed("native", 1);
+      peer.send("one", "two", "");
+      await waitFor(() => fx.core.getClientInfo(native)!.unreadMessages === 3, 5000, "native input");
+      const batch = fx.core.takeFrames(native)!;
+      assert.equal(batch.count, 3);
+      fx.core.sendFrames(browser, batch);
+      fx.core.sendMessageToClient(browser, "three");
+      const frames = await ws.until((f) => f.length >= 5);
+      assert.deepEqual(frames.slice(1).map((f) => [f.opcode, dec(f.payload)]), [[2, "one"], [2, "two"], [
+        2,
+        "",
+      ], [
+        2,
+        "three",
+      ]]);
+      ws.send(1, "back");
+      await waitFor(() => fx.core.getClientInfo(browser)!.unreadMessages === 1, 5000, "ws input");
+      fx.core.sendFrames(native, fx.core.takeFrames(browser)!);
+      assert.equal(dec((await peer.next())!), "back");
+    },
+  );
+
   it("rejects bad websocket options with a TypeError", () => {
     const bad = (websocket: unknown, transport = "tcp") => () =>
       new IoCore({ listeners: [{ transport, websocket } as never], logger: null });
