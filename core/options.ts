@@ -389,7 +389,8 @@ export interface AddClientOptions {
    */
   connect?: ConnectOptions | UdpConnectOptions;
   /**
-   * Switch the connection to raw mode right after the handshake.
+   * Switch the connection to raw mode right after the handshake (not a WebSocket connection: each of
+   * its messages is one message already).
    * @default {false}
    */
   raw?: boolean;

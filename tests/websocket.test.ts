@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
 import WsClient from "ws";
-import { type ClientId, IoCore, type IoCoreOptions } from "../mod.ts";
+import { type ClientId, IoCore, type IoCoreOptions, UnsupportedError } from "../mod.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
 import { MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { NetPeer } from "./_net_client.ts";
@@ -273,6 +273,52 @@ describe("websocket listener", () => {
       await waitFor(() => fx.core.getClientInfo(browser)!.unreadMessages === 1, 5000, "ws input");
       fx.core.sendFrames(native, fx.core.takeFrames(browser)!);
       assert.equal(dec((await peer.next())!), "back");
+    },
+  );
+
+  it(
+    "an unknown (raw) WebSocket client gets each message as one chunk, and each send as one message",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await wsCore(undefined, {
+        unknownClients: "allow",
+        rawConnection: (info) => info.websocket,
+      });
+      const peer = await WsPeer.open(fx.port());
+      peer.send(2, "first");
+      peer.send(1, "second");
+      let id: ClientId | undefined;
+      const got: string[] = [];
+      await iterateUntil(fx.core, (e) => {
+        for (const c of e.data) {
+          id = c;
+          for (const m of fx.core.getMessagesFromClient(c)) got.push(dec(m));
+        }
+        return got.length >= 2;
+      });
+      assert.deepEqual(got, ["first", "second"]);
+      assert.equal(fx.core.getClientInfo(id!)!.raw, true);
+      assert.equal(fx.core.getClientInfo(id!)!.websocket, true);
+      fx.core.sendMessagesToClient(id!, ["a", "b"]);
+      fx.core.sendMessageToClient(id!, "c");
+      const frames = await peer.until((f) => f.length >= 3);
+      assert.deepEqual(peer.texts(), ["a", "b", "c"]);
+      assert.equal(frames.length, 3);
+    },
+  );
+
+  it(
+    "refuses to switch a WebSocket client's raw mode with UnsupportedError; rawOnConnect has no effect",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await wsCore();
+      const id = fx.core.addClient({ keyword: "tab", raw: true });
+      const peer = await named(fx.port(), "tab");
+      await waitFor(() => fx.core.getClientInfo(id)!.state === "connected", 5000, "connected");
+      assert.equal(fx.core.getClientInfo(id)!.raw, false);
+      assert.throws(() => fx.core.switchClientRawConnectionMode(id, true), UnsupportedError);
+      peer.send(2, "still framed");
+      await waitFor(() => fx.core.getClientInfo(id)!.unreadMessages === 1, 5000, "message");
     },
   );
 

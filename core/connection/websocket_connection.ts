@@ -8,7 +8,9 @@
  * @module
  */
 import type { Connection, ConnectionHandler, TlsConnectionInfo } from "../../transports/types.ts";
-import { ConnectionClosedError, MessageTooLargeError, ProtocolError } from "../errors.ts";
+import { ConnectionClosedError, MessageTooLargeError, ProtocolError, UnsupportedError } from "../errors.ts";
+import { refuseFramedDatagrams } from "../udp/datagram_peers.ts";
+import { describeAddr } from "../wire/ip.ts";
 import { HttpRequestError, parseRequestHead, RequestHeadScanner } from "../http/request_head.ts";
 import {
   httpErrorAnswer,
@@ -445,4 +447,19 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
 /** The WebSocket a session's connection is, or `undefined` (also for a request passed through). */
 export function webSocketOf(conn: Connection): WebSocketConnection | undefined {
   return conn instanceof WebSocketConnection && conn.upgraded ? conn : undefined;
+}
+
+/**
+ * Throws `UnsupportedError` for a switch of raw mode that the connection cannot make: a UDP client to
+ * framed (each datagram is one message), or a WebSocket client either way (each WebSocket message is one
+ * message already, and output queued before the switch could not be told apart).
+ */
+export function refuseModeSwitch(conn: Connection, raw: boolean): void {
+  if (!raw) refuseFramedDatagrams(conn);
+  if (webSocketOf(conn) === undefined) return;
+  throw new UnsupportedError(
+    `Cannot switch WebSocket client ${describeAddr(conn.remoteAddr)} to ${
+      raw ? "raw" : "framed"
+    } mode: each WebSocket message is one message`,
+  );
 }

@@ -311,7 +311,7 @@ export class Scheduler implements SessionHost {
       record.id,
     );
     if (record.unread > 0) this.board.emit(events.clientsHaveDataToRead, record.id);
-    if (record.rawOnConnect) session.setRaw(true);
+    if (record.rawOnConnect && !isWebSocket(session.conn)) session.setRaw(true);
     if (record.connect) {
       this.outgoing.attemptEnded(record);
       this.outgoing.flushOutbox(record, session);
