@@ -327,12 +327,12 @@ async function check(title, cmd, args) {
 }
 
 /** Where `deno check --doc` type-checks the JSDoc examples too. */
-const DOC_CHECKED = ["mod.ts", "core/", "processors/"];
+const DOC_CHECKED = ["mod.ts", "core/", "processors/", "web/"];
 
 /** `deno check` targets: mod.ts and every folder holding TypeScript. */
 function denoCheckTargets() {
   const targets = existsSync(join(ROOT, "mod.ts")) ? ["mod.ts"] : [];
-  for (const dir of ["core", "transports", "processors", "tests", "bench", "scripts", "examples"]) {
+  for (const dir of ["core", "transports", "processors", "web", "tests", "bench", "scripts", "examples"]) {
     const abs = join(ROOT, dir);
     if (!existsSync(abs)) continue;
     const hasTs = readdirSync(abs, { recursive: true }).some((f) => String(f).endsWith(".ts"));
