@@ -322,6 +322,21 @@ describe("websocket listener", () => {
     },
   );
 
+  it(
+    "counts a partly received message in stats().inputBytes, and releases it when the connection closes",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await wsCore(undefined, { limits: { maxMessageBytes: 4 * MiB } });
+      fx.core.addClient({ keyword: "slow" });
+      const peer = await named(fx.port(), "slow");
+      peer.send(2, new Uint8Array(MiB), { fin: false });
+      peer.net.write(clientFrame(0, new Uint8Array(MiB)).subarray(0, 512 * 1024));
+      await waitFor(() => fx.core.stats().inputBytes >= 1.4 * MiB, 5000, "partial message counted");
+      peer.net.socket.destroy();
+      await waitFor(() => fx.core.stats().inputBytes === 0, 5000, "released");
+    },
+  );
+
   it("rejects bad websocket options with a TypeError", () => {
     const bad = (websocket: unknown, transport = "tcp") => () =>
       new IoCore({ listeners: [{ transport, websocket } as never], logger: null });

@@ -17,6 +17,8 @@ export interface WebSocketLimits {
   readonly maxMessageBytes: number;
   /** How long a peer has to close after our close frame (`limits.closeTimeoutMs`). */
   readonly closeTimeoutMs: number;
+  /** Told how the bytes of partly received WebSocket messages change (counted in `inputBytes`). */
+  readonly heldInput?: (delta: number) => void;
 }
 
 /** Checks a listener's `websocket` option beyond the option tables. */
@@ -175,6 +177,7 @@ export class ListenerSet {
               maxMessageBytes: this.#webSocketLimits.maxMessageBytes,
               headTimeoutMs: this.#parking.timeoutMs,
               closeTimeoutMs: this.#webSocketLimits.closeTimeoutMs,
+              heldInput: this.#webSocketLimits.heldInput,
               ready: (ws) => {
                 this.#upgrading.delete(ws);
                 accepted(ws);

@@ -42,6 +42,8 @@ export interface WebSocketConnectionOptions extends UpgradePolicy {
   readonly headTimeoutMs: number;
   /** After our close frame, how long the peer has to close the TCP connection (`limits.closeTimeoutMs`). */
   readonly closeTimeoutMs: number;
+  /** Told how the bytes of a partly received message change, for the memory budget. */
+  readonly heldInput?: (delta: number) => void;
   /** Called once the head is read and the connection is ready for a session (upgraded or passed). */
   readonly ready: (conn: WebSocketConnection) => void;
   /** Told of each request refused, or closed, before `ready`: for the log and to forget it. */
@@ -92,6 +94,8 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   /** True once the keyword handshake's `OK` went out: a close before it is a refusal (1008). */
   #admitted = false;
   #upgraded = false;
+  /** Bytes of a partly received message, as last reported to `heldInput`. */
+  #held = 0;
   /** True once `ready` or `refused` was called. */
   #reported = false;
 
@@ -265,7 +269,16 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
     if (this.#mode === Mode.pass) return this.#handler!.onData(chunk);
     if (this.#mode !== Mode.websocket) return;
     this.#parser!.push(chunk);
+    this.#account();
     return 0; // the parser copied what it keeps
+  }
+
+  /** Reports the change in bytes held for a partly received message (whole ones the session counts). */
+  #account(): void {
+    const held = this.#parser?.bufferedBytes ?? 0;
+    if (held === this.#held) return;
+    this.#options.heldInput?.(held - this.#held);
+    this.#held = held;
   }
 
   #hold(chunk: Uint8Array): void {
@@ -289,6 +302,7 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
     clearTimeout(this.#timer);
     clearInterval(this.#pinger);
     this.#parser = undefined;
+    this.#account();
     if (this.#handler === undefined) this.#report(undefined, "closed before a session took it");
     this.#handler?.onClose(this.#error ?? error);
   }
