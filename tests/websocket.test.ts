@@ -337,6 +337,36 @@ describe("websocket listener", () => {
     },
   );
 
+  it(
+    "access rules match websocket; a rawConnection that throws closes only that connection",
+    TEST_TIMEOUT,
+    async () => {
+      let calls = 0;
+      await using fx = await startCore({
+        listeners: [{ transport: "tcp", port: 0, websocket: { path: "/ws" } }, { transport: "tcp", port: 0 }],
+        rawConnection: (info) => {
+          if (info.websocket && ++calls === 1) throw new Error("user bug");
+          return false;
+        },
+      });
+      const browserOnly = fx.core.addClient({ keyword: "ws-only", allow: [{ websocket: true }] });
+      const tcpOnly = fx.core.addClient({ keyword: "tcp-only", allow: [{ websocket: false }] });
+      const first = await WsPeer.open(fx.port(0));
+      assert.equal((await first.net.outcome()).eof, true); // the predicate threw: closed
+      const ws = await named(fx.port(0), "ws-only");
+      const refused = await WsPeer.open(fx.port(0));
+      refused.send(2, "tcp-only");
+      assert.equal(await refused.closed(), 1008);
+      assert.equal(refused.texts()[0], "access denied");
+      await fx.handshake("tcp-only", 1);
+      await assert.rejects(fx.handshake("ws-only", 1));
+      await waitFor(() => fx.core.getClientInfo(browserOnly)!.state === "connected", 5000, "ws-only");
+      await waitFor(() => fx.core.getClientInfo(tcpOnly)!.state === "connected", 5000, "tcp-only");
+      ws.send(2, "fine");
+      await waitFor(() => fx.core.getClientInfo(browserOnly)!.unreadMessages === 1, 5000, "message");
+    },
+  );
+
   it("rejects bad websocket options with a TypeError", () => {
     const bad = (websocket: unknown, transport = "tcp") => () =>
       new IoCore({ listeners: [{ transport, websocket } as never], logger: null });
