@@ -43,6 +43,7 @@ export type {
   MessagesOptions,
   ProxyProtocolOptions,
   ShutdownOptions,
+  WebSocketListenerOptions,
 } from "./core/options.ts";
 export type {
   ClientConnectionState,

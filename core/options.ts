@@ -36,6 +36,8 @@ import {
 } from "./options_check.ts";
 import type { AccessRule } from "./admission/rules.ts";
 import type { Keyword, ListenerInfo } from "./types.ts";
+import type { WebSocketListenerOptions } from "./websocket_options.ts";
+export type { WebSocketListenerOptions };
 
 /**
  * Global byte caps and protocol limits. Every field is optional.
@@ -153,6 +155,13 @@ export type IoCoreListenerOptions = (ListenOptions | DatagramBindOptions) & {
    * rules, logs and `getClientInfo`; the balancer's is `proxyAddr`. Off by default.
    */
   proxyProtocol?: ProxyProtocolOptions;
+  /**
+   * TCP and TLS listeners for browsers: every connection starts with an HTTP request. An upgrade at
+   * `websocket.path` becomes a WebSocket connection (one WebSocket message one message, the keyword
+   * handshake unchanged); any other request is a raw connection, its bytes intact (serve it with an
+   * `HttpResponder`). See {@linkcode WebSocketListenerOptions}. Off by default.
+   */
+  websocket?: WebSocketListenerOptions;
 };
 
 /**
@@ -187,6 +196,8 @@ export interface IncomingConnectionInfo {
   readonly localAddr: Addr;
   /** The balancer's address, behind a trusted PROXY protocol source (`remoteAddr` is the client's). */
   readonly proxyAddr?: Addr;
+  /** True for a connection upgraded to WebSocket on a `websocket` listener. */
+  readonly websocket: boolean;
 }
 
 /**
@@ -360,7 +371,8 @@ export interface AddClientOptions {
    */
   connect?: ConnectOptions | UdpConnectOptions;
   /**
-   * Switch the connection to raw mode right after the handshake.
+   * Switch the connection to raw mode right after the handshake (not a WebSocket connection: each of
+   * its messages is one message already).
    * @default {false}
    */
   raw?: boolean;
@@ -429,8 +441,13 @@ const LISTENER = (() => {
     name: text,
     maxConnections: integer(1),
     proxyProtocol: optionsOf("proxyProtocol option", { trusted: required(arrayOf(text)) }),
+    websocket: optionsOf("websocket option", {
+      path: required(text),
+      allowedOrigins: arrayOf(text),
+      pingIntervalMs: milliseconds(0),
+    }),
   };
-  const { proxyProtocol: _, ...sharedNoProxy } = shared;
+  const { proxyProtocol: _, websocket: _ws, ...sharedNoProxy } = shared;
   return byTransport("listener", {
     tcp: { ...TCP_ADDRESS, port: PORT, reusePort: boolean, ...shared },
     tls: {

@@ -116,6 +116,8 @@ export interface ClientInfo {
   readonly listener: ListenerInfo | undefined;
   /** True when the connection carries raw bytes. */
   readonly raw: boolean;
+  /** True while the client's connection is a WebSocket (on a `websocket` listener). */
+  readonly websocket: boolean;
   /**
    * True once the peer of an accepted connection has ended its side (half-close, FIN): nothing more
    * arrives, but answers are still delivered until the connection closes (see

@@ -34,7 +34,7 @@ const ESM = join(OUT, "esm");
 const BUILD = join(ROOT, ".build");
 const BIN = join(ROOT, "node_modules", ".bin");
 /** Folders compiled into the package (when present), besides the `deno.json` exports. */
-const PACKAGE_DIRS = ["core", "transports", "processors", "cluster"];
+const PACKAGE_DIRS = ["core", "transports", "processors", "cluster", "web"];
 const TEST_DIR = "tests";
 const TEST_TIMEOUT_MS = 6 * 60_000;
 /** Per-test bound for `node --test`, so one hung test cannot eat the whole run. */

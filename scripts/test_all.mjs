@@ -327,13 +327,23 @@ async function check(title, cmd, args) {
 }
 
 /** Where `deno check --doc` type-checks the JSDoc examples too. */
-const DOC_CHECKED = ["mod.ts", "core/", "processors/", "cluster/"];
+const DOC_CHECKED = ["mod.ts", "core/", "processors/", "cluster/", "web/"];
 
 /** `deno check` targets: mod.ts and every folder holding TypeScript. */
 function denoCheckTargets() {
   const targets = existsSync(join(ROOT, "mod.ts")) ? ["mod.ts"] : [];
   for (
-    const dir of ["core", "transports", "processors", "cluster", "tests", "bench", "scripts", "examples"]
+    const dir of [
+      "core",
+      "transports",
+      "processors",
+      "cluster",
+      "web",
+      "tests",
+      "bench",
+      "scripts",
+      "examples",
+    ]
   ) {
     const abs = join(ROOT, dir);
     if (!existsSync(abs)) continue;

@@ -103,7 +103,14 @@ describe("keywordVerdict", () => {
   ];
   for (const [name, overrides, registered, held, authenticated, allowed, expected] of table) {
     it(`${name}: ${expected}`, () => {
-      const verdict = keywordVerdict(policy(overrides), registered, held, authenticated, allowed ? yes : no);
+      const verdict = keywordVerdict(
+        policy(overrides),
+        registered,
+        held,
+        authenticated,
+        false,
+        allowed ? yes : no,
+      );
       assert.equal(verdict.kind === "refuse" ? `refuse:${verdict.reason}` : verdict.kind, expected);
     });
   }
@@ -113,9 +120,16 @@ describe("keywordVerdict", () => {
     const own: RuleCheck = () => (seen.push("own"), 0);
     const core: RuleCheck = () => (seen.push("core"), 0);
     const ask = (rules: RuleCheck) => rules({} as never) >= 0;
-    keywordVerdict(policy({ defaultRules: core }), owner({ rules: own }), false, false, ask);
-    keywordVerdict(policy({ defaultRules: core }), owner(), false, false, ask);
-    keywordVerdict(policy({ defaultRules: allowAll }), owner(), false, true, () => assert.fail("not asked"));
+    keywordVerdict(policy({ defaultRules: core }), owner({ rules: own }), false, false, false, ask);
+    keywordVerdict(policy({ defaultRules: core }), owner(), false, false, false, ask);
+    keywordVerdict(
+      policy({ defaultRules: allowAll }),
+      owner(),
+      false,
+      true,
+      false,
+      () => assert.fail("not asked"),
+    );
     assert.deepEqual(seen, ["own", "core"]);
   });
 });

@@ -22,6 +22,7 @@ describe("the npm package", () => {
     assert.equal(typeof require("asockio/codec").FrameDecoder, "function");
     assert.equal(typeof require("asockio/http").HttpResponder, "function");
     assert.equal(typeof require("asockio/cluster").natsCluster, "function");
+    assert.equal(typeof require("asockio/websocket").connectWebSocket, "function");
   });
 
   it("loads with import by its name, the same module as require() gives", { skip }, async () => {

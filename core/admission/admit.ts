@@ -75,6 +75,7 @@ const refusal = (reason: string): KeywordVerdict => ({ kind: "refuse", reason })
  * @param owner The client registered for the keyword, if any.
  * @param held True when another connection already holds this unregistered keyword.
  * @param authenticated True when the peer has proved the client's secret.
+ * @param browser True when only a client with a secret may connect (see `needsSecret`).
  * @param allowed Asks the access rules about this peer; asked only before authentication.
  */
 export function keywordVerdict(
@@ -82,9 +83,13 @@ export function keywordVerdict(
   owner: KeywordOwner | undefined,
   held: boolean,
   authenticated: boolean,
+  browser: boolean,
   allowed: (rules: RuleCheck) => boolean,
 ): KeywordVerdict {
   if (!authenticated && !allowed(owner?.rules ?? policy.defaultRules)) return refusal("access denied");
+  if (browser && !owner?.secretKey) {
+    return refusal("a browser may connect only as a client with a secret (or set websocket.allowedOrigins)");
+  }
   if (owner) {
     if (owner.connect) return refusal("keyword is not accepted here");
     if (owner.removed) return refusal("unexpected keyword");

@@ -9,6 +9,7 @@ import { CallbackError } from "../errors.ts";
 import { describeAddr } from "../wire/ip.ts";
 import type { Logger } from "../options.ts";
 import type { PeerInfo, RuleCheck } from "./rules.ts";
+import { WebSocketConnection, webSocketOf } from "../connection/websocket_connection.ts";
 import type { Addr, Connection } from "../../transports/types.ts";
 import type { ListenerInfo } from "../types.ts";
 
@@ -41,8 +42,12 @@ export class Gate {
     }
   }
 
-  /** True when `rules` admit the peer (announcing `keyword`, if any); a rule that throws refuses it. */
+  /**
+   * True when `rules` admit the peer (announcing `keyword`, if any); a rule that throws refuses it. A
+   * peer without a keyword (an unknown client) that {@linkcode needsSecret} is refused.
+   */
   allowed(rules: RuleCheck, peer: Incoming, keyword?: Uint8Array): boolean {
+    if (keyword === undefined && needsSecret(peer.conn)) return false;
     const admitted = this.guarded("An access rule", peer, () => rules(peerInfo(peer, keyword)));
     return typeof admitted === "number" && admitted >= 0;
   }
@@ -59,5 +64,25 @@ function peerInfo(peer: Incoming, keyword: Uint8Array | undefined): PeerInfo {
     keyword,
     tls: conn.tls,
     proxyAddr: peer.proxyAddr,
+    websocket: isWebSocket(conn),
   };
+}
+
+/** True for a request on a `websocket` listener that was not an upgrade: a raw connection, bytes intact. */
+export function isHttpRequest(conn: Connection): boolean {
+  return conn instanceof WebSocketConnection && conn.passedThrough;
+}
+
+/** True when `conn` was upgraded to WebSocket on a `websocket` listener. */
+export function isWebSocket(conn: Connection): boolean {
+  return webSocketOf(conn) !== undefined;
+}
+
+/**
+ * True for a browser's WebSocket (it sent `Origin`) on a listener without `allowedOrigins`: any web
+ * page may have opened it, so it is admitted only as a named client that proves its secret.
+ */
+export function needsSecret(conn: Connection): boolean {
+  const ws = webSocketOf(conn);
+  return ws !== undefined && ws.origin !== undefined && ws.allowedOrigins === undefined;
 }

@@ -9,6 +9,42 @@ import { DatagramPeers, type DatagramPeersOptions } from "../udp/datagram_peers.
 import { type CidrRange, describeAddr, ipInRange, parseCidr, parseIp } from "../wire/ip.ts";
 import type { IoCoreListenerOptions, Logger } from "../options.ts";
 import type { ListenerInfo } from "../types.ts";
+import { WebSocketConnection } from "../connection/websocket_connection.ts";
+
+/** The limits a `websocket` listener's connections need (from `IoCoreLimits`). */
+export interface WebSocketLimits {
+  /** The largest message (`limits.maxMessageBytes`). */
+  readonly maxMessageBytes: number;
+  /** How long a peer has to close after our close frame (`limits.closeTimeoutMs`). */
+  readonly closeTimeoutMs: number;
+  /** Told how the bytes of partly received WebSocket messages change (counted in `inputBytes`). */
+  readonly heldInput?: (delta: number) => void;
+}
+
+/** Checks a listener's `websocket` option beyond the option tables. */
+function checkWebSocket(listener: IoCoreListenerOptions, id: number): void {
+  const option = listener.websocket;
+  if (option === undefined) return;
+  const at = `Cannot create IoCore: listener ${id}`;
+  if (listener.transport !== "tcp" && listener.transport !== "tls") {
+    throw new TypeError(`${at} is ${listener.transport}; websocket needs tcp or tls`);
+  }
+  if (listener.proxyProtocol !== undefined) {
+    throw new TypeError(`${at} has both websocket and proxyProtocol, which cannot be combined yet`);
+  }
+  if (!option.path.startsWith("/")) {
+    throw new TypeError(`${at} websocket.path must start with "/", got ${JSON.stringify(option.path)}`);
+  }
+  for (const origin of option.allowedOrigins ?? []) {
+    if (origin === "null" || !/^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+$/.test(origin)) {
+      throw new TypeError(
+        `${at} websocket.allowedOrigins must be origins such as "http://127.0.0.1:8080" (never "null"), got ${
+          JSON.stringify(origin)
+        }`,
+      );
+    }
+  }
+}
 
 /** Compiles a listener's `proxyProtocol.trusted` ranges into a check; throws for a bad option. */
 function trustCheck(listener: IoCoreListenerOptions, id: number): ((addr: Addr) => boolean) | undefined {
@@ -78,13 +114,20 @@ export class ListenerSet {
   /** Per listener: who may send a PROXY header, or `undefined` when the listener takes none. */
   readonly #trusted: Array<((addr: Addr) => boolean) | undefined>;
 
+  readonly #webSocketLimits: WebSocketLimits;
+  /** Connections of `websocket` listeners still reading their request head (or upgrading). */
+  readonly #upgrading = new Set<WebSocketConnection>();
+
   /** Checks the listener options; nothing is bound yet. */
   constructor(
     options: readonly IoCoreListenerOptions[],
     parking: ParkingOptions = { max: Infinity, timeoutMs: 0, logger: {} },
+    webSocketLimits: WebSocketLimits = { maxMessageBytes: 64 * 1024 * 1024, closeTimeoutMs: 10_000 },
   ) {
     this.#options = [...options];
     this.#parking = parking;
+    this.#webSocketLimits = webSocketLimits;
+    this.#options.forEach(checkWebSocket);
     this.#trusted = this.#options.map((listener, id) => trustCheck(listener, id));
     for (const listener of this.#options) {
       const max = listener.maxConnections;
@@ -118,12 +161,35 @@ export class ListenerSet {
   ): Promise<Addr[]> {
     try {
       for (const [id, options] of this.#options.entries()) {
-        const { name, maxConnections, proxyProtocol: _, ...listenOptions } = options;
+        const { name, maxConnections, proxyProtocol: _, websocket, ...listenOptions } = options;
         // Connections accepted before listen() resolves wait for the listener's info.
         const slot: { info?: ListenerInfo; early: Connection[] } = { early: [] };
-        const onConnection = (conn: Connection) => {
+        const accepted = (conn: Connection) => {
           if (slot.info) onAccept(conn, slot.info);
           else slot.early.push(conn);
+        };
+        const onConnection = websocket === undefined ? accepted : (conn: Connection) => {
+          this.#upgrading.add(
+            new WebSocketConnection(conn, {
+              path: websocket.path,
+              allowedOrigins: websocket.allowedOrigins,
+              pingIntervalMs: websocket.pingIntervalMs ?? 30_000,
+              maxMessageBytes: this.#webSocketLimits.maxMessageBytes,
+              headTimeoutMs: this.#parking.timeoutMs,
+              closeTimeoutMs: this.#webSocketLimits.closeTimeoutMs,
+              heldInput: this.#webSocketLimits.heldInput,
+              ready: (ws) => {
+                this.#upgrading.delete(ws);
+                accepted(ws);
+              },
+              refused: (ws, why) => {
+                this.#upgrading.delete(ws);
+                this.#parking.logger.debug?.(
+                  `Request from ${describeAddr(conn.remoteAddr)} not upgraded: ${why}`,
+                );
+              },
+            }),
+          );
         };
         const listener = listenOptions.transport === "udp"
           ? new DatagramPeers(await transport.bindDatagram(listenOptions), datagrams, onConnection)
@@ -250,6 +316,8 @@ export class ListenerSet {
 
   /** Closes the parked connections. */
   closeParked(): void {
+    for (const conn of this.#upgrading) conn.close();
+    this.#upgrading.clear();
     while (this.#parked.length) {
       const { conn } = this.#parked[0]!;
       this.#unparkAt(0);

@@ -23,6 +23,8 @@ export interface PeerInfo {
   readonly tls?: TlsConnectionInfo;
   /** The balancer's address, behind a trusted PROXY protocol source (`remoteAddr` is the client's). */
   readonly proxyAddr?: Addr;
+  /** True for a connection upgraded to WebSocket on a `websocket` listener. */
+  readonly websocket?: boolean;
 }
 
 /**
@@ -49,6 +51,8 @@ export interface AccessRule {
    * (set `requestClientCert` on the TLS listener). Connections that are not TLS never match.
    */
   clientCertVerified?: boolean;
+  /** `true`: only WebSocket connections match; `false`: only other connections. */
+  websocket?: boolean;
   /** Any custom check. A check that throws refuses that connection only; the core logs it. */
   test?: (peer: PeerInfo) => boolean;
 }
@@ -101,14 +105,22 @@ export function compileRules(rules: readonly AccessRule[]): RuleCheck {
     if (rule === null || typeof rule !== "object") {
       throw new TypeError(`Cannot compile access rule ${index}: expected an object`);
     }
-    const known = new Set(["listener", "transport", "loopback", "cidr", "clientCertVerified", "test"]);
+    const known = new Set([
+      "listener",
+      "transport",
+      "loopback",
+      "cidr",
+      "clientCertVerified",
+      "websocket",
+      "test",
+    ]);
     for (const key of Object.keys(rule)) {
       if (!known.has(key)) throw new TypeError(`Cannot compile access rule ${index}: unknown field ${key}`);
     }
     const listeners = list(rule.listener);
     const transports = list(rule.transport);
     const ranges: CidrRange[] | undefined = list(rule.cidr)?.map((text) => parseCidr(text));
-    const { loopback, clientCertVerified, test } = rule;
+    const { loopback, clientCertVerified, websocket, test } = rule;
     if (test !== undefined && typeof test !== "function") {
       throw new TypeError(`Cannot compile access rule ${index}: test must be a function`);
     }
@@ -117,6 +129,7 @@ export function compileRules(rules: readonly AccessRule[]): RuleCheck {
         return false;
       }
       if (transports && !transports.includes(peer.transport)) return false;
+      if (websocket !== undefined && (peer.websocket === true) !== websocket) return false;
       const remote = peer.remoteAddr;
       if (loopback !== undefined) {
         const isLoop = remote.transport === "unix" || isLoopbackIp(remote.hostname);

@@ -9,7 +9,7 @@ import type { Addr, Connection, ConnectionHandler } from "../../transports/types
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../wire/codec.ts";
 import { AsockioError } from "../errors.ts";
-import { refuseFramedDatagrams } from "../udp/datagram_peers.ts";
+import { refuseModeSwitch } from "./websocket_connection.ts";
 import { HandshakeDriver } from "./session_handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
 import { OutputKind } from "./output.ts";
@@ -413,7 +413,7 @@ export class Session implements ConnectionHandler {
   /** Switches between framed and raw (UDP stays raw); the undecoded rest is re-read in the new mode. */
   setRaw(raw: boolean): void {
     if (this.#raw === raw || this.#phase === Phase.closed) return;
-    if (!raw) refuseFramedDatagrams(this.conn);
+    refuseModeSwitch(this.conn, raw);
     this.#raw = raw;
     if (raw && this.#phase === Phase.open && this.#decoder!.bufferedBytes > 0) {
       queueMicrotask(() => {

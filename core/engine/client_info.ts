@@ -6,6 +6,7 @@
  */
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { Phase } from "../connection/session.ts";
+import { webSocketOf } from "../connection/websocket_connection.ts";
 import type { ClientConnectionState, ClientInfo } from "../types.ts";
 
 const utf8Decoder = new TextDecoder();
@@ -34,6 +35,7 @@ export function clientSnapshot(record: ClientRecord, nextAttemptAt: number | und
     proxyAddr: record.proxyAddr,
     listener: record.listener,
     raw: session ? session.raw : record.rawOnConnect,
+    websocket: session !== undefined && webSocketOf(session.conn) !== undefined,
     unreadMessages: record.unread,
     unreadBytes: record.inboxBytes,
     peerEnded: session ? session.peerEnded : false,

@@ -37,7 +37,7 @@ import { KeywordRouter } from "./keyword_router.ts";
 import { OutgoingClients } from "../clients/outgoing.ts";
 import { resolveReconnect } from "../clients/reconnect.ts";
 import { compileRules } from "../admission/rules.ts";
-import { Gate, type Incoming } from "../admission/gate.ts";
+import { Gate, type Incoming, isHttpRequest, isWebSocket, needsSecret } from "../admission/gate.ts";
 import { type AdmissionPolicy, admissionPolicy, keywordVerdict, routeIncoming } from "../admission/admit.ts";
 import { Phase, Session, type SessionHost } from "../connection/session.ts";
 import { resolveTransport } from "./transport_slot.ts";
@@ -114,7 +114,7 @@ export class Scheduler implements SessionHost {
       max: this.limits.maxParkedConnections,
       timeoutMs: this.limits.handshakeTimeoutMs,
       logger: this.logger,
-    });
+    }, { ...this.limits, heldInput: (delta) => this.budget.received(delta) });
     this.tracksIdle = this.limits.idleTimeoutMs > 0;
     this.#idleSweep = this.tracksIdle ? new IdleSweep(this.limits.idleTimeoutMs, this.sessions) : undefined;
     this.#datagrams = {
@@ -236,7 +236,9 @@ export class Scheduler implements SessionHost {
     const { conn, listener } = peer;
     const predicate = this.#rawConnection;
     // A UDP address has no handshake: it is always a raw unknown client.
-    const raw = peer.remoteAddr.transport === "udp" ? true : predicate
+    const raw = peer.remoteAddr.transport === "udp" || isHttpRequest(conn)
+      ? true
+      : predicate
       ? this.#gate.guarded(
         "rawConnection",
         peer,
@@ -246,6 +248,7 @@ export class Scheduler implements SessionHost {
             remoteAddr: peer.remoteAddr,
             localAddr: conn.localAddr,
             proxyAddr: peer.proxyAddr,
+            websocket: isWebSocket(conn),
           }),
       )
       : false;
@@ -292,6 +295,7 @@ export class Scheduler implements SessionHost {
       this.registry.byKeyword(key),
       this.registry.held.has(key),
       authenticated,
+      needsSecret(session.conn),
       (rules) => this.#gate.allowed(rules, incomingOf(session), keyword),
     );
   }
@@ -326,7 +330,7 @@ export class Scheduler implements SessionHost {
     );
     if (record.unread > 0) this.board.emit(events.clientsHaveDataToRead, record.id);
     if (record.kind === "expected") this.router.held(record);
-    if (record.rawOnConnect) session.setRaw(true);
+    if (record.rawOnConnect && !isWebSocket(session.conn)) session.setRaw(true);
     if (record.connect) {
       this.outgoing.attemptEnded(record);
       this.outgoing.flushOutbox(record, session);

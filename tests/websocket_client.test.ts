@@ -1,0 +1,84 @@
+/**
+ * `connectWebSocket` (`@asockio/core/websocket`) against a core's `websocket` listener: the keyword
+ * handshake, the secret, refusals, reconnecting with the send buffer, on the runtime's global `WebSocket`
+ * or, on Node 20, `ws`.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import WsClient from "ws";
+import { HandshakeRejectedError, type IoCoreOptions } from "../mod.ts";
+import { connectWebSocket, type WebSocketConstructor } from "../web/websocket_client.ts";
+import { startCore } from "./_core_fixture.ts";
+import { TEST_TIMEOUT } from "./_helpers.ts";
+import { waitFor } from "./_settle.ts";
+
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+const WebSocket = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ??
+  (WsClient as unknown as WebSocketConstructor);
+
+function wsCore(more: IoCoreOptions = {}) {
+  return startCore({ listeners: [{ transport: "tcp", port: 0, websocket: { path: "/ws" } }], ...more });
+}
+
+describe("connectWebSocket", () => {
+  it("is admitted with its secret, sends, and reads messages with for await", TEST_TIMEOUT, async () => {
+    await using fx = await wsCore();
+    const id = fx.core.addClient({ keyword: "tab", secret: "s3cret" });
+    const client = await connectWebSocket(`ws://127.0.0.1:${fx.port()}/ws`, {
+      keyword: "tab",
+      secret: "s3cret",
+      WebSocket,
+      reconnect: false,
+    });
+    client.send("hello");
+    client.send(new Uint8Array([1, 2, 3]));
+    await waitFor(() => fx.core.getClientInfo(id)!.unreadMessages === 2, 5000, "two messages");
+    assert.deepEqual(fx.core.getMessagesFromClient(id).map((m) => Array.from(m)), [
+      Array.from(new TextEncoder().encode("hello")),
+      [1, 2, 3],
+    ]);
+    fx.core.sendMessagesToClient(id, ["one", "two"]);
+    const got: string[] = [];
+    for await (const message of client) {
+      got.push(dec(message));
+      if (got.length === 2) break;
+    }
+    assert.deepEqual(got, ["one", "two"]);
+    client.close();
+    await client.closed;
+    assert.throws(() => client.send("late"), /closed/);
+  });
+
+  it("rejects with HandshakeRejectedError on a refusal, and does not retry", TEST_TIMEOUT, async () => {
+    await using fx = await wsCore({ acceptUnexpectedKeywords: false });
+    await assert.rejects(
+      connectWebSocket(`ws://127.0.0.1:${fx.port()}/ws`, { keyword: "nobody", WebSocket }),
+      (err: unknown) => err instanceof HandshakeRejectedError && err.reason === "unexpected keyword",
+    );
+  });
+
+  it("reconnects after the core closed its connection, then sends again", TEST_TIMEOUT, async () => {
+    await using fx = await wsCore();
+    const id = fx.core.addClient({ keyword: "tab" });
+    const client = await connectWebSocket(`ws://127.0.0.1:${fx.port()}/ws`, {
+      keyword: "tab",
+      WebSocket,
+      reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+    });
+    fx.core.closeClientConnection(id);
+    await waitFor(() => fx.core.getClientInfo(id)!.state === "disconnected", 5000, "disconnected");
+    await waitFor(() => client.bufferedAmount === 0, 5000, "socket drained");
+    await waitFor(() => fx.core.getClientInfo(id)!.state === "connected", 5000, "reconnected");
+    client.send("after");
+    await waitFor(() => fx.core.getClientInfo(id)!.unreadMessages === 1, 5000, "message after reconnect");
+    assert.equal(dec(fx.core.getMessageFromClient(id)!), "after");
+    client.close();
+  });
+
+  it("throws a TypeError for a bad keyword", () => {
+    assert.throws(
+      () => connectWebSocket("ws://127.0.0.1:1/ws", { keyword: 5 as never, WebSocket }),
+      TypeError,
+    );
+  });
+});

@@ -1,0 +1,220 @@
+/**
+ * The RFC 6455 frame parser without sockets: every input is fed whole, byte by byte and in random
+ * splits, and the events must be the same.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { webSocketCloseFrame, WebSocketFrameParser, webSocketHeader } from "../core/wire/websocket_frames.ts";
+import { Rng } from "./_stream_check.ts";
+import { clientFrame, closePayload, ServerFrameReader } from "./_websocket_peer.ts";
+
+type Event =
+  | ["message", string, boolean]
+  | ["ping" | "pong", string]
+  | ["close", number | undefined, string]
+  | ["error", number];
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+function parse(bytes: Uint8Array, split: "whole" | "bytes" | number, max = 1024, reserve = 0): Event[] {
+  const events: Event[] = [];
+  const parser = new WebSocketFrameParser({ maxMessageBytes: max, reserveBytes: reserve }, {
+    message: (p, text) => events.push(["message", hex(p.subarray(reserve)), text]),
+    ping: (p) => events.push(["ping", hex(p)]),
+    pong: (p) => events.push(["pong", hex(p)]),
+    close: (code, reason) => events.push(["close", code, reason]),
+    error: (code) => events.push(["error", code]),
+  });
+  if (split === "whole") parser.push(bytes);
+  else if (split === "bytes") { for (const b of bytes) parser.push(new Uint8Array([b])); }
+  else {
+    const rng = new Rng(split);
+    let at = 0;
+    while (at < bytes.length) {
+      const n = 1 + rng.int(Math.min(64, bytes.length - at));
+      // A fresh copy each time: the parser must not keep references to what it was given.
+      parser.push(bytes.slice(at, at + n));
+      at += n;
+    }
+  }
+  return events;
+}
+
+/** The same events whatever the split. */
+function events(bytes: Uint8Array, max = 1024, reserve = 0): Event[] {
+  const whole = parse(bytes, "whole", max, reserve);
+  assert.deepEqual(parse(bytes, "bytes", max, reserve), whole, "byte by byte");
+  for (const seed of [1, 2, 3]) assert.deepEqual(parse(bytes, seed, max, reserve), whole, `split ${seed}`);
+  return whole;
+}
+
+const cat = (...parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+const enc = (s: string) => new TextEncoder().encode(s);
+
+describe("WebSocketFrameParser", () => {
+  it("delivers text and binary messages of each length form", () => {
+    const big = new Uint8Array(70_000).map((_, i) => i * 7);
+    const mid = new Uint8Array(300).map((_, i) => i);
+    assert.deepEqual(
+      events(
+        cat(clientFrame(1, "Hi"), clientFrame(2, mid), clientFrame(2, big), clientFrame(1, "")),
+        100_000,
+      ),
+      [["message", hex(enc("Hi")), true], ["message", hex(mid), false], ["message", hex(big), false], [
+        "message",
+        "",
+        true,
+      ]],
+    );
+  });
+
+  it("reads a small payload sent with the 64-bit length form", () => {
+    assert.deepEqual(events(clientFrame(2, "abc", { longLength: true })), [[
+      "message",
+      hex(enc("abc")),
+      false,
+    ]]);
+  });
+
+  it("leaves reserveBytes free in front of whole and reassembled messages", () => {
+    const input = cat(clientFrame(2, "one"), clientFrame(2, "tw", { fin: false }), clientFrame(0, "o"));
+    assert.deepEqual(events(input, 1024, 8), [["message", hex(enc("one")), false], [
+      "message",
+      hex(enc("two")),
+      false,
+    ]]);
+  });
+
+  it("reassembles fragments with control frames between them", () => {
+    const input = cat(
+      clientFrame(1, "Hel", { fin: false }),
+      clientFrame(9, "p1"),
+      clientFrame(0, "lo ", { fin: false }),
+      clientFrame(10, "p2"),
+      clientFrame(0, "world"),
+    );
+    assert.deepEqual(events(input), [
+      ["ping", hex(enc("p1"))],
+      ["pong", hex(enc("p2"))],
+      ["message", hex(enc("Hello world")), true],
+    ]);
+  });
+
+  it("reports a close frame with its code and reason, and parses nothing after it", () => {
+    assert.deepEqual(events(cat(clientFrame(8, closePayload(1000, "bye")), clientFrame(1, "late"))), [[
+      "close",
+      1000,
+      "bye",
+    ]]);
+    assert.deepEqual(events(clientFrame(8, new Uint8Array(0))), [["close", undefined, ""]]);
+  });
+
+  const protocolErrors: [string, Uint8Array][] = [
+    ["an unmasked frame", clientFrame(2, "x", { masked: false })],
+    ["reserved bits", clientFrame(2, "x", { rsv: 4 })],
+    ["RSV3", clientFrame(2, "x", { rsv: 1 })],
+    ["unknown data opcode", clientFrame(3, "x")],
+    ["unknown control opcode", clientFrame(11, "x")],
+    ["a fragmented control frame", clientFrame(9, "x", { fin: false })],
+    ["a control frame over 125 bytes", clientFrame(9, new Uint8Array(126))],
+    ["a continuation without a message", clientFrame(0, "x")],
+    ["a new message inside a fragmented one", cat(clientFrame(1, "a", { fin: false }), clientFrame(1, "b"))],
+    ["a close frame with one byte", clientFrame(8, new Uint8Array([3]))],
+    ["a close frame with code 1005", clientFrame(8, closePayload(1005))],
+    ["a close frame with code 999", clientFrame(8, closePayload(999))],
+    ["a close frame with code 5000", clientFrame(8, closePayload(5000))],
+  ];
+  for (const [name, input] of protocolErrors) {
+    it(`closes with 1002 on ${name}`, () => {
+      const got = events(cat(input, clientFrame(1, "after")));
+      assert.deepEqual(got.at(-1), ["error", 1002]);
+      assert.equal(got.filter((e) => e[0] === "error").length, 1);
+      assert.ok(!got.some((e) => e[0] === "message" && e[1] === hex(enc("after"))));
+    });
+  }
+
+  it("closes with 1007 on invalid UTF-8 in a text message, in fragments, or in a close reason", () => {
+    assert.deepEqual(events(clientFrame(1, new Uint8Array([0xc3, 0x28]))), [["error", 1007]]);
+    const split = cat(
+      clientFrame(1, new Uint8Array([0xe2, 0x82]), { fin: false }),
+      clientFrame(0, new Uint8Array([0x28])),
+    );
+    assert.deepEqual(events(split), [["error", 1007]]);
+    assert.deepEqual(events(clientFrame(8, cat(closePayload(1000), new Uint8Array([0xff])))), [[
+      "error",
+      1007,
+    ]]);
+    // A character split across fragments is fine.
+    const euro = enc("€");
+    const ok = cat(clientFrame(1, euro.subarray(0, 1), { fin: false }), clientFrame(0, euro.subarray(1)));
+    assert.deepEqual(events(ok), [["message", hex(euro), true]]);
+    // Binary messages are not checked.
+    assert.deepEqual(events(clientFrame(2, new Uint8Array([0xff]))), [["message", "ff", false]]);
+  });
+
+  it("closes with 1009 on a message over maxMessageBytes, counted across fragments before buffering", () => {
+    assert.deepEqual(events(clientFrame(2, new Uint8Array(11)), 10), [["error", 1009]]);
+    assert.deepEqual(events(clientFrame(2, new Uint8Array(10)), 10), [[
+      "message",
+      hex(new Uint8Array(10)),
+      false,
+    ]]);
+    const fragments = cat(
+      clientFrame(2, new Uint8Array(6), { fin: false }),
+      clientFrame(9, "p"),
+      clientFrame(0, new Uint8Array(6)),
+    );
+    assert.deepEqual(events(fragments, 10), [["ping", hex(enc("p"))], ["error", 1009]]);
+    // Only a header declaring 2^40 bytes: refused before any payload arrives or is allocated.
+    const head = clientFrame(2, new Uint8Array(0), { longLength: true });
+    new DataView(head.buffer).setBigUint64(2, 1n << 40n);
+    const parser = new WebSocketFrameParser({ maxMessageBytes: 1 << 20 }, {
+      message: () => assert.fail("no message"),
+      ping: () => {},
+      pong: () => {},
+      close: () => {},
+      error: (code) => assert.equal(code, 1009),
+    });
+    parser.push(head);
+    assert.ok(parser.done);
+    assert.equal(parser.bufferedBytes, 0);
+  });
+
+  it("survives random mutations of valid frames, agreeing with the split-independent result", () => {
+    const rng = new Rng(22);
+    for (let round = 0; round < 300; round++) {
+      const frames = cat(
+        clientFrame(1, "hello", { fin: rng.int(2) === 0 }),
+        clientFrame(9, "ping"),
+        clientFrame(0, new Uint8Array(rng.int(300))),
+        clientFrame(2, new Uint8Array(rng.int(70))),
+      );
+      for (let k = 0; k < 1 + rng.int(4); k++) frames[rng.int(frames.length)] = rng.int(256);
+      const got = events(frames, 256);
+      assert.ok(got.filter((e) => e[0] === "error" || e[0] === "close").length <= 1);
+    }
+  });
+});
+
+describe("server frames", () => {
+  it("encodes the three length forms and close frames the reader reads back", () => {
+    const reader = new ServerFrameReader();
+    for (const n of [0, 125, 126, 65535, 65536]) {
+      const [f] = reader.push(cat(webSocketHeader(2, n), new Uint8Array(n)));
+      assert.equal(f!.payload.length, n);
+      assert.equal(f!.opcode, 2);
+    }
+    const [close] = reader.push(webSocketCloseFrame(1008, "x".repeat(200)));
+    assert.equal(close!.opcode, 8);
+    assert.equal(close!.payload.length, 125);
+    assert.equal((close!.payload[0]! << 8) | close!.payload[1]!, 1008);
+  });
+});
