@@ -52,6 +52,7 @@ export type {
   IoIterationResult,
   Keyword,
   ListenerInfo,
+  MessageStream,
 } from "./core/types.ts";
 export type { InlineProcessorClass, Processor, ProcessorContext } from "./core/processor.ts";
 export type { FrameBatch, FrameVisitor } from "./core/wire/frame_batch.ts";

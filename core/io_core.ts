@@ -26,7 +26,15 @@ import type { InlineProcessorClass } from "./processor.ts";
 import { type FrameBatch, frameBatchRuns } from "./wire/frame_batch.ts";
 import { Scheduler } from "./engine/scheduler.ts";
 import type { Addr, TransportName } from "../transports/types.ts";
-import type { ClientId, ClientInfo, IoCoreStats, IoIterationResult, Keyword, ListenerInfo } from "./types.ts";
+import type {
+  ClientId,
+  ClientInfo,
+  IoCoreStats,
+  IoIterationResult,
+  Keyword,
+  ListenerInfo,
+  MessageStream,
+} from "./types.ts";
 
 const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
 const CLIENT_ID = integer(1);
@@ -68,7 +76,7 @@ function messageList(messages: unknown, action: string): (Uint8Array | string)[]
 function hasEvents(events: IoIterationResult): boolean {
   return events.newlyConnectedExpectedClients.size > 0 || events.newlyConnectedUnknownClients.size > 0 ||
     events.clientsWithDisconnectedConnection.size > 0 || events.clientsHaveDataToRead.size > 0 ||
-    events.clientsWithEmptyOutputFifo.size > 0;
+    events.clientsWithEmptyOutputFifo.size > 0 || events.clientsHaveMessageStream.size > 0;
 }
 
 /**
@@ -355,6 +363,28 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   getMessagesFromClient(id: ClientId): Uint8Array[] {
     const record = this.#query(id, "get messages");
     return record ? this.#scheduler.takeMessages(record) : [];
+  }
+
+  /**
+   * Takes the client's streamed message (see `IoCoreOptions.streamThresholdBytes`) when it is the
+   * next unread item: the messages before it were read (`getMessagesFromClient`, `takeFrames` and
+   * `messages()` stop before it). The messages after it wait until it is read to its end or cancelled.
+   *
+   * @returns The stream, or `undefined` when none is next (or it was taken already).
+   *
+   * @example Read a large message as it arrives
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * declare const core: IoCore;
+   * for (const id of (await core.ioIteration(100)).clientsHaveMessageStream) {
+   *   const stream = core.takeMessageStream(id)!;
+   *   let bytes = 0;
+   *   for await (const chunk of stream.readable) bytes += chunk.length;
+   * }
+   * ```
+   */
+  takeMessageStream(id: ClientId): MessageStream | undefined {
+    return this.#query(id, "take message stream")?.takeStream();
   }
 
   /**

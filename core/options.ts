@@ -68,6 +68,12 @@ export interface IoCoreLimits {
    */
   maxMessageBytes?: number;
   /**
+   * The largest streamed message accepted (see `IoCoreOptions.streamThresholdBytes`). A larger
+   * declared length closes that connection with a `MessageTooLargeError`, as `maxMessageBytes` does.
+   * @default {9007199254740991} (`Number.MAX_SAFE_INTEGER`)
+   */
+  maxStreamedMessageBytes?: number;
+  /**
    * The longest keyword accepted in a handshake.
    * @default {1024}
    */
@@ -277,6 +283,14 @@ export interface IoCoreOptions {
    * @default {true}
    */
   noDelay?: boolean;
+  /**
+   * A framed message declaring more than this many bytes is delivered as a stream while it
+   * arrives (`takeMessageStream`, `clientsHaveMessageStream`), with at most about 1 MiB of it held,
+   * and capped by `limits.maxStreamedMessageBytes` instead of `maxMessageBytes`. Also per client in
+   * `addClient`. Clients with a processor always get whole messages. Unset: every message is whole.
+   * @default {undefined}
+   */
+  streamThresholdBytes?: number;
   /** Aborting it closes the core, as `Deno.serve({ signal })` does. */
   signal?: AbortSignal;
 }
@@ -374,6 +388,11 @@ export interface AddClientOptions {
    * @default {on, with the defaults of ReconnectOptions}
    */
   reconnect?: ReconnectOptions | false;
+  /**
+   * This client's `IoCoreOptions.streamThresholdBytes`.
+   * @default {the core's streamThresholdBytes}
+   */
+  streamThresholdBytes?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -385,6 +404,7 @@ const DEFAULT_LIMITS: ResolvedLimits = {
   inputBytes: 512 * MiB,
   outputBytes: 512 * MiB,
   maxMessageBytes: 64 * MiB,
+  maxStreamedMessageBytes: Number.MAX_SAFE_INTEGER,
   maxKeywordBytes: 1024,
   handshakeTimeoutMs: 10_000,
   closeTimeoutMs: 10_000,
@@ -488,6 +508,7 @@ const IO_CORE_OPTIONS = optionsOf("IoCore option", {
   },
   noDelay: boolean,
   signal: abortSignal,
+  streamThresholdBytes: integer(0),
 });
 
 const ADD_CLIENT_OPTIONS = optionsOf("addClient option", {
@@ -498,6 +519,7 @@ const ADD_CLIENT_OPTIONS = optionsOf("addClient option", {
   allow: arrayOf(),
   secret: bytesOrText,
   reconnect: RECONNECT,
+  streamThresholdBytes: integer(0),
 });
 
 /** Checks `IoCore.messages` options. */

@@ -11,7 +11,7 @@ import type { ResolvedReconnect } from "./reconnect.ts";
 import type { RuleCheck } from "../admission/rules.ts";
 import type { Session } from "../connection/session.ts";
 import type { Addr } from "../../transports/types.ts";
-import type { ClientId, ListenerInfo } from "../types.ts";
+import type { ClientId, ListenerInfo, MessageStream } from "../types.ts";
 import { FRAME_HEADER_BYTES, frameView, readFrameLength } from "../wire/codec.ts";
 import { createFrameBatch, type FrameBatch, pushPayloadViews } from "../wire/frame_batch.ts";
 
@@ -38,6 +38,8 @@ export interface ClientRegistration {
   readonly secretKey?: Promise<HmacKey>;
   /** Outgoing clients: the reconnect policy. */
   readonly reconnect?: ResolvedReconnect;
+  /** Frames declaring more are delivered as streams (see `IoCoreOptions.streamThresholdBytes`). */
+  readonly streamThresholdBytes?: number;
 }
 
 /** A `messages()` iteration reading a client's inbox. */
@@ -86,6 +88,10 @@ export class ClientRecord {
   readonly secretKey: Promise<HmacKey> | undefined;
   /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
   readonly reconnect: ResolvedReconnect | undefined;
+  /** Frames declaring more are delivered as streams; `undefined`: every message whole. */
+  readonly streamThresholdBytes: number | undefined;
+  /** The streamed message after the unread ones, until the application takes it. */
+  #stream: MessageStream | undefined = undefined;
   #processorClass: InlineProcessorClass | undefined;
   #session: Session | undefined = undefined;
   #connecting = false;
@@ -134,6 +140,7 @@ export class ClientRecord {
     this.rules = registration.rules;
     this.secretKey = registration.secretKey;
     this.reconnect = registration.reconnect;
+    this.streamThresholdBytes = registration.streamThresholdBytes;
     this.#processorClass = registration.processorClass;
   }
 
@@ -269,6 +276,29 @@ export class ClientRecord {
   /** The client was removed: it gets no connection any more. */
   markRemoved(): void {
     this.#removed = true;
+  }
+
+  /** A streamed message arrived after the unread messages; `takeStream` hands it out once. */
+  streamArrived(stream: MessageStream): void {
+    this.#stream = stream;
+  }
+
+  /** True when a streamed message not taken yet is the next unread item. */
+  get streamIsNext(): boolean {
+    return this.#stream !== undefined && this.#unread === 0;
+  }
+
+  /** Takes the streamed message when it is the next unread item (see `IoCore.takeMessageStream`). */
+  takeStream(): MessageStream | undefined {
+    if (!this.streamIsNext) return undefined;
+    const stream = this.#stream;
+    this.#stream = undefined;
+    return stream;
+  }
+
+  /** `stream` was read to its end or cancelled. */
+  streamFinished(stream: MessageStream): void {
+    if (this.#stream === stream) this.#stream = undefined;
   }
 
   /** Payload bytes of the unread messages. */

@@ -22,6 +22,7 @@ import { Deadline, Pause, Phase } from "./session_phase.ts";
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
+import { StreamReceiver } from "./message_stream.ts";
 
 export { Pause, Phase, type SessionHost };
 
@@ -66,6 +67,8 @@ export class Session implements ConnectionHandler {
   /** Drives the PROXY header and the handshake until the session is open. */
   readonly #handshakeDriver: HandshakeDriver;
   readonly #deadline = new Deadline();
+  /** Streamed messages, when `streamThresholdBytes` applies to this client. */
+  #streams: StreamReceiver | undefined = undefined;
 
   /**
    * A session for `conn`: `"proxy"` reads a PROXY header first, `"accepting"` and an outgoing
@@ -281,6 +284,7 @@ export class Session implements ConnectionHandler {
     try {
       if (this.#phase === Phase.closed) return;
       this.#peerEnded = true;
+      this.#streams?.close(undefined); // a stream cut short can never complete
       if (this.#phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
       if (this.#closingGracefully) this.close();
       else if (this.listener !== undefined && this.#phase === Phase.open && !this.#closeAfterFlush) {
@@ -345,6 +349,8 @@ export class Session implements ConnectionHandler {
         continue;
       }
       const decoder = this.#decoder!;
+      const streams = this.#streams;
+      if (streams !== undefined && !this.#raw && !streams.pump(decoder)) return;
       if (this.#raw) {
         const rest = decoder.takeBuffered();
         if (rest.length) this.#delivery.message(rest, true);
@@ -373,7 +379,10 @@ export class Session implements ConnectionHandler {
         this.fail(err as Error);
         return;
       }
-      if (message === undefined) return;
+      if (message === undefined) {
+        if (streams !== undefined && decoder.streamRemainingBytes > 0) continue;
+        return;
+      }
       budget.released(FRAME_HEADER_BYTES);
       this.#delivery.message(message, false);
     }
@@ -412,9 +421,18 @@ export class Session implements ConnectionHandler {
     this.#opened = true;
     this.#output.track();
     this.#deadline.clear();
-    this.#decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+    const { maxMessageBytes, maxStreamedMessageBytes } = this.#host.limits;
+    const threshold = this.#client?.processorClass ? undefined : this.#client?.streamThresholdBytes;
+    this.#decoder = new FrameDecoder({ maxMessageBytes, maxStreamedMessageBytes });
+    this.streamThreshold(threshold);
     const rest = this.#handshakeDriver.finish();
     if (rest?.length) this.#decoder.push(rest);
+  }
+
+  /** Delivers frames over `threshold` as streams from now on (`undefined`: whole, for a processor). */
+  streamThreshold(threshold: number | undefined): void {
+    this.#decoder?.setStreamThreshold(threshold);
+    if (threshold !== undefined) this.#streams ??= new StreamReceiver(this, this.#host);
   }
 
   /** Switches between framed and raw (UDP stays raw); the undecoded rest is re-read in the new mode. */
@@ -539,6 +557,7 @@ export class Session implements ConnectionHandler {
       this.conn.resumeReading();
     }
     const budget = this.#host.budget;
+    this.#streams?.close(undefined);
     budget.released(this.#handshakeDriver.discard());
     if (this.#decoder) budget.released(this.#decoder.takeBuffered().length);
   }
@@ -570,6 +589,7 @@ export class Session implements ConnectionHandler {
     this.#phase = Phase.closed;
     this.#deadline.clear();
     const budget = this.#host.budget;
+    this.#streams?.close(error);
     budget.released((this.#decoder?.bufferedBytes ?? 0) + this.#handshakeDriver.bufferedBytes);
     budget.released(this.#delivery.discard());
     // What never fully reached the kernel is sent again, whole, before what was never written.

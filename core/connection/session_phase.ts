@@ -31,6 +31,8 @@ export const Pause = {
   reader: 2,
   /** An asynchronous processor callback has not settled. */
   callback: 4,
+  /** A streamed message's queue is full, or it arrived and is not read to its end yet. */
+  stream: 8,
 } as const;
 /** One of {@linkcode Pause}'s values. */
 export type Pause = typeof Pause[keyof typeof Pause];

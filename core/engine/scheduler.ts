@@ -91,6 +91,7 @@ export class Scheduler implements SessionHost {
   readonly #policy: AdmissionPolicy;
   readonly #gate: Gate;
   readonly #unknownProcessor: InlineProcessorClass | undefined;
+  readonly #streamThreshold: number | undefined;
   readonly #noDelay: boolean;
   /** Closes idle connections, when `limits.idleTimeoutMs` is set. */
   readonly #idleSweep: IdleSweep | undefined;
@@ -123,12 +124,17 @@ export class Scheduler implements SessionHost {
     this.budget = new MemoryBudget(this.limits.inputBytes, this.limits.outputBytes, () => {
       if (this.listeners.parkedCount) this.#unpark();
     });
-    this.board = new EventBoard((id) => (this.registry.get(id)?.unread ?? 0) > 0);
+    this.board = new EventBoard(
+      (id) => (this.registry.get(id)?.unread ?? 0) > 0,
+      (id) => this.registry.get(id)?.streamIsNext ?? false,
+    );
+    this.#streamThreshold = options.streamThresholdBytes;
     this.processors = new ProcessorHost(this.logger);
     this.inbox = new InboxReading(this.budget, {
       isClosed: () => this.closed,
       isRegistered: (record) => this.registry.get(record.id) === record,
       forget: (record) => this.forget(record),
+      streamIsNext: (record) => this.board.emit(this.board.events.clientsHaveMessageStream, record.id),
     });
     this.outgoing = new OutgoingClients(this.budget, this.logger, {
       isClosed: () => this.closed,
@@ -371,6 +377,7 @@ export class Scheduler implements SessionHost {
       rules,
       secretKey,
       reconnect: options.connect ? resolveReconnect(options.reconnect) : undefined,
+      streamThresholdBytes: options.streamThresholdBytes ?? this.#streamThreshold,
     });
     if (held) {
       // Adopt the held connection: it already got OK; its messages move from the provisional inbox.
@@ -402,6 +409,7 @@ export class Scheduler implements SessionHost {
     record.processorChanged(processorClass);
     const session = record.session;
     if (!session || session.phase !== Phase.open || session.processor) return;
+    session.streamThreshold(undefined); // a processor gets whole messages
     this.processors.attach(session, record);
     // Unless it threw (then what is unread stays for the application), it gets what arrived before it.
     if (session.phase === Phase.open) this.inbox.handOver(record, session);

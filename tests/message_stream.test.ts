@@ -1,0 +1,213 @@
+/**
+ * Streamed messages: a frame over `streamThresholdBytes` is delivered as a byte stream while it
+ * arrives, in order, with bounded memory; cancel, a peer that dies mid-stream, and the unchanged
+ * default.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { encodeFrame, FrameDecoder } from "../core/wire/codec.ts";
+import { InboundStream } from "../core/connection/message_stream.ts";
+import {
+  AsockioError,
+  type ClientId,
+  ConnectionClosedError,
+  ConnectionResetError,
+  IoCore,
+  type IoCoreOptions,
+  type MessageStream,
+  MessageTooLargeError,
+} from "../mod.ts";
+import { startCore } from "./_core_fixture.ts";
+import { bytePattern, bytesEqual, MiB, TEST_TIMEOUT } from "./_helpers.ts";
+import { waitFor } from "./_settle.ts";
+import { frameHeader, text } from "./_wire_peer.ts";
+
+const OPTIONS: IoCoreOptions = {
+  listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
+  streamThresholdBytes: 1 * MiB,
+};
+
+/** Runs `ioIteration` until `id` is in the set `key` names. */
+async function until(core: IoCore, key: "clientsHaveMessageStream" | "clientsHaveDataToRead", id: ClientId) {
+  for (let i = 0; i < 400; i++) {
+    if ((await core.ioIteration(50))[key].has(id)) return;
+  }
+  throw new Error(`Timed out waiting for ${key}`);
+}
+
+/** Reads a stream to its end; returns its bytes. */
+async function readAll(readable: ReadableStream<Uint8Array>, byteLength: number): Promise<Uint8Array> {
+  const out = new Uint8Array(byteLength);
+  let at = 0;
+  for await (const chunk of readable) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  assert.equal(at, byteLength);
+  return out;
+}
+
+describe("FrameDecoder with a stream threshold", () => {
+  it("streams a frame over the threshold without assembling it, fed byte by byte", () => {
+    const payload = bytePattern(1000);
+    const wire = new Uint8Array([...encodeFrame(new Uint8Array([1])), ...encodeFrame(payload)]);
+    const decoder = new FrameDecoder({ streamThresholdBytes: 100 });
+    const whole: Uint8Array[] = [];
+    const streamed: number[] = [];
+    for (const byte of [...wire, ...encodeFrame(new Uint8Array([2]))]) {
+      decoder.push(new Uint8Array([byte]));
+      for (;;) {
+        const piece = decoder.takeStreamBytes();
+        if (piece !== undefined) {
+          streamed.push(...piece);
+          continue;
+        }
+        if (decoder.streamRemainingBytes > 0) break;
+        const message = decoder.next();
+        if (message === undefined && decoder.streamRemainingBytes === 0) break;
+        if (message !== undefined) whole.push(message.slice());
+      }
+    }
+    assert.deepEqual(whole.map((m) => [...m]), [[1], [2]]);
+    assert.ok(bytesEqual(new Uint8Array(streamed), payload));
+    assert.equal(decoder.bufferedBytes, 0);
+  });
+
+  it("refuses a frame over maxStreamedMessageBytes, and keeps maxMessageBytes for whole ones", () => {
+    const streaming = new FrameDecoder({ streamThresholdBytes: 10, maxStreamedMessageBytes: 100 });
+    streaming.push(frameHeader(101));
+    assert.throws(() => streaming.next(), MessageTooLargeError);
+    const whole = new FrameDecoder({ maxMessageBytes: 10, streamThresholdBytes: 50 });
+    whole.push(frameHeader(20));
+    assert.throws(() => whole.next(), MessageTooLargeError);
+  });
+
+  it("a BYOB reader reads an InboundStream into its own buffer", async () => {
+    let released = 0;
+    const stream = new InboundStream(6, { released: (n) => released += n, finished() {} });
+    stream.push(new Uint8Array([1, 2, 3, 4]));
+    stream.push(new Uint8Array([5, 6]));
+    let reader: ReadableStreamBYOBReader;
+    try {
+      reader = stream.readable.getReader({ mode: "byob" });
+    } catch {
+      return; // this runtime has no BYOB readers
+    }
+    const first = await reader.read(new Uint8Array(3));
+    assert.deepEqual([...first.value!], [1, 2, 3]);
+    const second = await reader.read(new Uint8Array(8));
+    assert.deepEqual([...second.value!], [4]);
+    assert.equal(released, 4);
+  });
+});
+
+describe("streamed messages through a core", () => {
+  it("delivers a 24 MiB message as a stream, in order between whole messages", TEST_TIMEOUT, async () => {
+    await using fx = await startCore(OPTIONS);
+    const { id, peer } = await fx.connectNamed("big");
+    const payload = bytePattern(24 * MiB, 7);
+    peer.write(encodeFrame(new TextEncoder().encode("before")));
+    peer.write(encodeFrame(payload));
+    peer.write(encodeFrame(new TextEncoder().encode("after")));
+    await until(fx.core, "clientsHaveDataToRead", id);
+    assert.deepEqual(fx.core.getMessagesFromClient(id).map(text), ["before"]);
+    await until(fx.core, "clientsHaveMessageStream", id);
+    assert.equal(fx.core.takeFrames(id), undefined);
+    assert.deepEqual(fx.core.getMessagesFromClient(id), []);
+    const stream = fx.core.takeMessageStream(id)!;
+    assert.equal(stream.byteLength, payload.length);
+    assert.equal(fx.core.takeMessageStream(id), undefined, "a stream is taken once");
+    assert.ok(bytesEqual(await readAll(stream.readable, stream.byteLength), payload));
+    await until(fx.core, "clientsHaveDataToRead", id);
+    assert.deepEqual(fx.core.getMessagesFromClient(id).map(text), ["after"]);
+  });
+
+  it("keeps inputBytes bounded while the reader sleeps", TEST_TIMEOUT, async () => {
+    await using fx = await startCore(OPTIONS);
+    const { id, peer } = await fx.connectNamed("slow");
+    const payload = bytePattern(32 * MiB, 3);
+    peer.write(encodeFrame(payload));
+    await until(fx.core, "clientsHaveMessageStream", id);
+    const stream = fx.core.takeMessageStream(id)!;
+    // Nobody reads: the connection pauses near the 1 MiB high-water mark.
+    await waitFor(
+      () => fx.core.stats().readingPaused || fx.core.stats().inputBytes > 1 * MiB,
+      10_000,
+      "a pause",
+    );
+    let peak = 0;
+    for (let i = 0; i < 20; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      peak = Math.max(peak, fx.core.stats().inputBytes);
+    }
+    assert.ok(peak < 4 * MiB, `inputBytes ${peak} stays near the high-water mark`);
+    assert.ok(bytesEqual(await readAll(stream.readable, stream.byteLength), payload));
+    await waitFor(() => fx.core.stats().inputBytes === 0, 10_000, "input released");
+  });
+
+  it("cancel discards the rest, and the connection goes on", TEST_TIMEOUT, async () => {
+    await using fx = await startCore(OPTIONS);
+    const { id, peer } = await fx.connectNamed("cancel");
+    peer.write(encodeFrame(bytePattern(16 * MiB, 5)));
+    peer.write(encodeFrame(new TextEncoder().encode("next")));
+    await until(fx.core, "clientsHaveMessageStream", id);
+    const stream = fx.core.takeMessageStream(id)!;
+    for await (const chunk of stream.readable) {
+      assert.ok(chunk.length > 0);
+      break; // cancels
+    }
+    await until(fx.core, "clientsHaveDataToRead", id);
+    assert.deepEqual(fx.core.getMessagesFromClient(id).map(text), ["next"]);
+    await waitFor(() => fx.core.stats().inputBytes === 0, 10_000, "input released");
+  });
+
+  it("a peer that dies mid-stream makes the reader fail, never hang", TEST_TIMEOUT, async () => {
+    await using fx = await startCore(OPTIONS);
+    const { id, peer } = await fx.connectNamed("dies");
+    peer.write(frameHeader(8 * MiB));
+    peer.write(bytePattern(2 * MiB));
+    await until(fx.core, "clientsHaveMessageStream", id);
+    const stream = fx.core.takeMessageStream(id)!;
+    const reading = readAll(stream.readable, stream.byteLength);
+    peer.close();
+    await assert.rejects(reading, (err) => {
+      assert.ok(err instanceof ConnectionClosedError || err instanceof ConnectionResetError, String(err));
+      assert.ok(err instanceof AsockioError);
+      return true;
+    });
+    await waitFor(() => fx.core.stats().inputBytes === 0, 10_000, "input released");
+  });
+
+  it(
+    "a per-client threshold overrides the core's, and no threshold keeps messages whole",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await startCore({ listeners: OPTIONS.listeners });
+      const whole = fx.core.addClient({ keyword: "whole" });
+      const streamed = fx.core.addClient({ keyword: "streamed", streamThresholdBytes: 1024 });
+      const a = await fx.handshake("whole");
+      const b = await fx.handshake("streamed");
+      const payload = bytePattern(2 * MiB, 9);
+      a.write(encodeFrame(payload));
+      b.write(encodeFrame(payload));
+      await until(fx.core, "clientsHaveDataToRead", whole);
+      const [message] = fx.core.getMessagesFromClient(whole);
+      assert.ok(bytesEqual(message!, payload));
+      assert.equal(fx.core.takeMessageStream(whole), undefined);
+      let taken: MessageStream | undefined;
+      await waitFor(() => (taken ??= fx.core.takeMessageStream(streamed)) !== undefined, 10_000, "a stream");
+      const stream = taken!;
+      assert.ok(bytesEqual(await readAll(stream.readable, stream.byteLength), payload));
+    },
+  );
+
+  it("checks the new options", () => {
+    assert.throws(() => new IoCore({ streamThresholdBytes: -1 }), RangeError);
+    assert.throws(() => new IoCore({ limits: { maxStreamedMessageBytes: 0.5 } }), RangeError);
+    const core = new IoCore();
+    assert.throws(
+      () => core.addClient({ keyword: "x", streamThresholdBytes: "1" as unknown as number }),
+      TypeError,
+    );
+  });
+});
