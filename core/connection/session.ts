@@ -8,7 +8,6 @@
 import type { Addr, Connection, ConnectionHandler } from "../../transports/types.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../wire/codec.ts";
-import { AsockioError } from "../errors.ts";
 import { refuseFramedDatagrams } from "../udp/datagram_peers.ts";
 import { HandshakeDriver } from "./session_handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
@@ -18,7 +17,7 @@ import type { Processor } from "../processor.ts";
 import { ProcessorState } from "../engine/processor_state.ts";
 import { type FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_batch.ts";
 import type { ListenerInfo } from "../types.ts";
-import { Deadline, Pause, Phase } from "./session_phase.ts";
+import { closeOnInternalError, Deadline, Pause, Phase } from "./session_phase.ts";
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
@@ -33,8 +32,7 @@ export { Pause, Phase, type SessionHost };
  * @example
  * ```ts
  * import { Session } from "./session.ts";
- * // The core creates one per connection: new Session(host, conn, listener, "accepting") and
- * // hands it to conn.setHandler; see Scheduler.
+ * // The core makes one per connection, new Session(host, conn, listener, "accepting"): see Scheduler.
  * ```
  */
 export class Session implements ConnectionHandler {
@@ -67,13 +65,11 @@ export class Session implements ConnectionHandler {
   /** Drives the PROXY header and the handshake until the session is open. */
   readonly #handshakeDriver: HandshakeDriver;
   readonly #deadline = new Deadline();
-  /** Streamed messages, when `streamThresholdBytes` applies to this client. */
-  #streams: StreamReceiver | undefined = undefined;
+  #streams: StreamReceiver | undefined = undefined; // streamed messages, when a threshold applies
 
   /**
-   * A session for `conn`: `"proxy"` reads a PROXY header first, `"accepting"` and an outgoing
-   * client's record start a handshake, `"raw"` is open at once for an unknown raw client. It does
-   * not read until `conn.setHandler(session)`.
+   * A session for `conn`: `"proxy"` reads a PROXY header first, `"accepting"` and an outgoing client's
+   * record start a handshake, `"raw"` is open at once for an unknown raw client; reads after `setHandler`.
    */
   constructor(
     host: SessionHost,
@@ -111,7 +107,7 @@ export class Session implements ConnectionHandler {
     this.#opened = true;
     this.#output.track();
     this.#raw = true;
-    this.#decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+    this.#decoder = new FrameDecoder(this.#host.limits);
   }
 
   /** The connection's processor, if one is attached. */
@@ -253,10 +249,9 @@ export class Session implements ConnectionHandler {
   // ConnectionHandler: nothing thrown here may reach the runtime's event loop.
 
   /**
-   * A chunk arrived. Returns a number when nothing keeps `chunk` (it was copied into a large message
-   * being received): how many more bytes of that message are still to come. Only then may the
-   * transport reuse its memory, so a `FrameBatch`, which holds only chunks that were kept, never
-   * sees its bytes overwritten.
+   * A chunk arrived. Returns a number when nothing keeps `chunk` (copied into a large message being
+   * received): that message's bytes still to come. Only then may the transport reuse its memory, so
+   * a `FrameBatch`, which holds only chunks that were kept, never sees its bytes overwritten.
    */
   onData(chunk: Uint8Array): number | undefined {
     try {
@@ -277,8 +272,8 @@ export class Session implements ConnectionHandler {
   }
 
   /**
-   * The peer half-closed. An open accepted connection stays writable, so the application can still
-   * answer (see {@linkcode Session.inputRead}); any other delivers what is queued, then closes.
+   * The peer half-closed. An open accepted connection stays writable, so the application can still answer
+   * (see {@linkcode Session.inputRead}); any other delivers what is queued, then closes.
    */
   onEnd(): void {
     try {
@@ -349,8 +344,7 @@ export class Session implements ConnectionHandler {
         continue;
       }
       const decoder = this.#decoder!;
-      const streams = this.#streams;
-      if (streams !== undefined && !this.#raw && !streams.pump(decoder)) return;
+      if (this.#streams !== undefined && !this.#raw && !this.#streams.pump(decoder)) return;
       if (this.#raw) {
         const rest = decoder.takeBuffered();
         if (rest.length) this.#delivery.message(rest, true);
@@ -380,8 +374,8 @@ export class Session implements ConnectionHandler {
         return;
       }
       if (message === undefined) {
-        if (streams !== undefined && decoder.streamRemainingBytes > 0) continue;
-        return;
+        if (decoder.streamRemainingBytes === 0) return;
+        continue; // a streamed message began: pump it
       }
       budget.released(FRAME_HEADER_BYTES);
       this.#delivery.message(message, false);
@@ -421,10 +415,8 @@ export class Session implements ConnectionHandler {
     this.#opened = true;
     this.#output.track();
     this.#deadline.clear();
-    const { maxMessageBytes, maxStreamedMessageBytes } = this.#host.limits;
-    const threshold = this.#client?.processorClass ? undefined : this.#client?.streamThresholdBytes;
-    this.#decoder = new FrameDecoder({ maxMessageBytes, maxStreamedMessageBytes });
-    this.streamThreshold(threshold);
+    this.#decoder = new FrameDecoder(this.#host.limits); // maxMessageBytes, maxStreamedMessageBytes
+    this.streamThreshold(this.#client?.processorClass ? undefined : this.#client?.streamThresholdBytes);
     const rest = this.#handshakeDriver.finish();
     if (rest?.length) this.#decoder.push(rest);
   }
@@ -456,10 +448,7 @@ export class Session implements ConnectionHandler {
     this.#queued(this.#output.push(payload, framed ? OutputKind.framed : OutputKind.raw));
   }
 
-  /**
-   * Queues a batch this core made, as its bytes: no copy, no re-encoding; in raw mode too, since
-   * the bytes are frames already. Throws a `TypeError` for anything else (see `IoCore.sendFrames`).
-   */
+  /** Queues a batch this core made as its bytes (no copy; raw mode too); else throws a `TypeError`. */
   sendFrames(batch: FrameBatch): void {
     const runs = frameBatchRuns(batch, this.#host.budget, "send frames");
     frameBatchSent(batch);
@@ -557,7 +546,6 @@ export class Session implements ConnectionHandler {
       this.conn.resumeReading();
     }
     const budget = this.#host.budget;
-    this.#streams?.close(undefined);
     budget.released(this.#handshakeDriver.discard());
     if (this.#decoder) budget.released(this.#decoder.takeBuffered().length);
   }
@@ -607,14 +595,6 @@ export class Session implements ConnectionHandler {
   }
 
   #internalError(err: unknown): void {
-    this.#host.logger.error?.(
-      `Internal error on connection from ${describeAddr(this.remoteAddr)}; closed`,
-      err,
-    );
-    try {
-      this.close(err instanceof Error ? err : new AsockioError("Internal error", { cause: err }));
-    } catch (closeErr) {
-      this.#host.logger.error?.("Internal error while closing a connection", closeErr);
-    }
+    closeOnInternalError(this, this.#host.logger, err);
   }
 }

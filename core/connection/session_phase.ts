@@ -5,6 +5,10 @@
  *
  * @module
  */
+import type { Addr } from "../../transports/types.ts";
+import { AsockioError } from "../errors.ts";
+import type { Logger } from "../options.ts";
+import { describeAddr } from "../wire/ip.ts";
 
 /** Where a session stands. */
 export const Phase = {
@@ -69,5 +73,29 @@ export class Deadline {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
+  }
+}
+
+/**
+ * An internal error on a connection: logs it and closes that connection only (with `err` as its
+ * error, wrapped in an `AsockioError` when it is not an `Error`); nothing reaches the event loop.
+ *
+ * @example
+ * ```ts
+ * import { closeOnInternalError } from "./session_phase.ts";
+ * const conn = { remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 1 }, close() {} };
+ * closeOnInternalError(conn, {}, new Error("bug"));
+ * ```
+ */
+export function closeOnInternalError(
+  session: { readonly remoteAddr: Addr; close(error: Error): void },
+  logger: Logger,
+  err: unknown,
+): void {
+  logger.error?.(`Internal error on connection from ${describeAddr(session.remoteAddr)}; closed`, err);
+  try {
+    session.close(err instanceof Error ? err : new AsockioError("Internal error", { cause: err }));
+  } catch (closeErr) {
+    logger.error?.("Internal error while closing a connection", closeErr);
   }
 }

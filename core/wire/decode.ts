@@ -14,37 +14,12 @@ import {
   SMALL_COPY,
   TWO_POW_32,
 } from "./frame_header.ts";
+import { checkedLimit, DEFAULT_MAX_MESSAGE_BYTES, type FrameDecoderOptions } from "./decode_options.ts";
 
-/** The decoder's default `maxMessageBytes`: 64 MiB. */
-export const DEFAULT_MAX_MESSAGE_BYTES: number = 64 * 1024 * 1024;
+export { DEFAULT_MAX_MESSAGE_BYTES, type FrameDecoderOptions };
 
 /** A shared placeholder for an empty chunk slot; it has no bytes, so sharing it is safe. */
 const NO_BYTES = new Uint8Array(0);
-
-/** Options for {@linkcode FrameDecoder}. */
-export interface FrameDecoderOptions {
-  /**
-   * The largest payload accepted, an integer in [0, 2^53−1]. A frame declaring more makes the
-   * decoder throw `MessageTooLargeError` before anything is allocated for it. A spanning message's
-   * buffer is allocated as soon as its header arrives, so this also bounds what one header can make
-   * the decoder allocate.
-   * @default {67108864}
-   */
-  maxMessageBytes?: number;
-  /**
-   * A frame declaring more than this many bytes is not assembled: {@linkcode FrameDecoder.next}
-   * consumes its header and returns `undefined`, and its payload is then taken as it arrives with
-   * {@linkcode FrameDecoder.takeStreamBytes}. Unset: every frame is whole.
-   * @default {undefined}
-   */
-  streamThresholdBytes?: number;
-  /**
-   * The largest streamed payload accepted; a frame over `streamThresholdBytes` declaring more makes
-   * the decoder throw `MessageTooLargeError`.
-   * @default {9007199254740991}
-   */
-  maxStreamedMessageBytes?: number;
-}
 
 /** Marks `#partial` while a streamed frame's payload is being taken: it has no bytes to fill. */
 const STREAMING = new Uint8Array(0);
@@ -75,7 +50,7 @@ const STREAMING = new Uint8Array(0);
 export class FrameDecoder {
   readonly #max: number;
   /** The length over which the slow path looks at a header: `#max`, or the stream threshold if lower. */
-  #limit: number;
+  #limit = 0;
   #threshold: number | undefined = undefined;
   readonly #maxStreamed: number;
   /** The declared length of the frame being streamed, and how much of it is still to be taken. */
@@ -123,53 +98,24 @@ export class FrameDecoder {
     }
     this.#maxStreamed = checkedLimit(options?.maxStreamedMessageBytes, "maxStreamedMessageBytes") ??
       Number.MAX_SAFE_INTEGER;
-    this.#limit = this.#max;
     this.setStreamThreshold(options?.streamThresholdBytes);
   }
 
   /**
-   * Sets (or, with `undefined`, removes) the stream threshold; a frame being streamed goes on.
-   *
-   * @param threshold See {@linkcode FrameDecoderOptions.streamThresholdBytes}.
+   * Sets or (`undefined`) removes the `streamThresholdBytes`; a frame being streamed goes on.
    * @throws {RangeError} When `threshold` is not an integer in [0, 2^53−1].
-   *
-   * @example
-   * ```ts
-   * import { FrameDecoder } from "@asockio/core/codec";
-   * const decoder = new FrameDecoder();
-   * decoder.setStreamThreshold(1024 * 1024);
-   * ```
    */
   setStreamThreshold(threshold: number | undefined): void {
     this.#threshold = checkedLimit(threshold, "streamThresholdBytes");
     this.#limit = this.#threshold === undefined || this.#threshold > this.#max ? this.#max : this.#threshold;
   }
 
-  /**
-   * The declared length of the frame whose payload is being streamed, or 0 when none is.
-   *
-   * @example
-   * ```ts
-   * import { encodeFrame, FrameDecoder } from "@asockio/core/codec";
-   * const decoder = new FrameDecoder({ streamThresholdBytes: 2 });
-   * decoder.push(encodeFrame(new Uint8Array(5)));
-   * decoder.next(); // undefined: the frame is streamed
-   * console.log(decoder.streamByteLength, decoder.takeStreamBytes()?.length); // 5 5
-   * ```
-   */
+  /** The declared length of the frame whose payload is being streamed, or 0 when none is. */
   get streamByteLength(): number {
     return this.#streamLength;
   }
 
-  /**
-   * Bytes of the streamed frame not taken yet (arrived or not), or 0 when none is streamed.
-   *
-   * @example
-   * ```ts
-   * import { FrameDecoder } from "@asockio/core/codec";
-   * console.log(new FrameDecoder().streamRemainingBytes); // 0
-   * ```
-   */
+  /** Bytes of the streamed frame not taken yet (arrived or not), or 0 when none is streamed. */
   get streamRemainingBytes(): number {
     return this.#streamLeft;
   }
@@ -179,7 +125,6 @@ export class FrameDecoder {
    * chunk (nothing is copied); once the last byte is taken, decoding goes on with the next frame.
    *
    * @returns A view, or `undefined` when nothing of the stream is buffered (or none is streamed).
-   *
    * @example
    * ```ts
    * import { encodeFrame, FrameDecoder } from "@asockio/core/codec";
@@ -652,13 +597,4 @@ export class FrameDecoder {
     this.#filled = 0;
     return partial.subarray(FRAME_HEADER_BYTES);
   }
-}
-
-/** Checks an optional limit: an integer in [0, 2^53−1]. */
-function checkedLimit(value: number | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`Cannot configure FrameDecoder: ${name} ${value} is not an integer in [0, 2^53-1]`);
-  }
-  return value;
 }
