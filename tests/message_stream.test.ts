@@ -12,6 +12,7 @@ import {
   type ClientId,
   ConnectionClosedError,
   ConnectionResetError,
+  InlineProcessor,
   IoCore,
   type IoCoreOptions,
   type MessageStream,
@@ -200,6 +201,43 @@ describe("streamed messages through a core", () => {
       assert.ok(bytesEqual(await readAll(stream.readable, stream.byteLength), payload));
     },
   );
+
+  it("messages() stops before a stream and goes on once it is read", TEST_TIMEOUT, async () => {
+    await using fx = await startCore(OPTIONS);
+    const { id, peer } = await fx.connectNamed("iterated");
+    const payload = bytePattern(4 * MiB, 11);
+    peer.write(encodeFrame(new TextEncoder().encode("one")));
+    peer.write(encodeFrame(payload));
+    peer.write(encodeFrame(new TextEncoder().encode("two")));
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const message of fx.core.messages(id)) {
+        seen.push(text(message));
+        if (seen.length === 2) return;
+      }
+    })();
+    await until(fx.core, "clientsHaveMessageStream", id);
+    assert.deepEqual(seen, ["one"], "the message after the stream waits");
+    const stream = fx.core.takeMessageStream(id)!;
+    assert.ok(bytesEqual(await readAll(stream.readable, stream.byteLength), payload));
+    await reading;
+    assert.deepEqual(seen, ["one", "two"]);
+  });
+
+  it("a client with a processor gets whole messages whatever the threshold", TEST_TIMEOUT, async () => {
+    const received: number[] = [];
+    class Count extends InlineProcessor {
+      override onDataReceived(message: Uint8Array): void {
+        received.push(message.length);
+      }
+    }
+    await using fx = await startCore(OPTIONS);
+    fx.core.addClient({ keyword: "processed", processor: Count });
+    const peer = await fx.handshake("processed");
+    peer.write(encodeFrame(bytePattern(3 * MiB)));
+    await waitFor(() => received.length === 1, 10_000, "the whole message");
+    assert.deepEqual(received, [3 * MiB]);
+  });
 
   it("checks the new options", () => {
     assert.throws(() => new IoCore({ streamThresholdBytes: -1 }), RangeError);
