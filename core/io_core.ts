@@ -25,16 +25,10 @@ import type { ClientRecord } from "./clients/client_registry.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { type FrameBatch, frameBatchRuns } from "./wire/frame_batch.ts";
 import { Scheduler } from "./engine/scheduler.ts";
+import { type MessageStreamSource, startMessageStream } from "./connection/message_stream_send.ts";
 import type { Addr, TransportName } from "../transports/types.ts";
-import type {
-  ClientId,
-  ClientInfo,
-  IoCoreStats,
-  IoIterationResult,
-  Keyword,
-  ListenerInfo,
-  MessageStream,
-} from "./types.ts";
+import type { ClientId, ClientInfo, IoCoreStats, IoIterationResult, Keyword } from "./types.ts";
+import type { ListenerInfo, MessageStream } from "./types.ts";
 
 const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
 const CLIENT_ID = integer(1);
@@ -366,25 +360,44 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   }
 
   /**
-   * Takes the client's streamed message (see `IoCoreOptions.streamThresholdBytes`) when it is the
-   * next unread item: the messages before it were read (`getMessagesFromClient`, `takeFrames` and
-   * `messages()` stop before it). The messages after it wait until it is read to its end or cancelled.
-   *
+   * Takes the client's streamed message (see `IoCoreOptions.streamThresholdBytes`) once the messages
+   * before it are read (`getMessagesFromClient`, `takeFrames`, `messages()` stop before it); those
+   * after it wait until it is read to its end or cancelled.
    * @returns The stream, or `undefined` when none is next (or it was taken already).
-   *
    * @example Read a large message as it arrives
    * ```ts
    * import { IoCore } from "@asockio/core";
-   * declare const core: IoCore;
-   * for (const id of (await core.ioIteration(100)).clientsHaveMessageStream) {
-   *   const stream = core.takeMessageStream(id)!;
-   *   let bytes = 0;
-   *   for await (const chunk of stream.readable) bytes += chunk.length;
-   * }
+   * declare const core: IoCore, id: number;
+   * for await (const chunk of core.takeMessageStream(id)?.readable ?? []) console.log(chunk.length);
    * ```
    */
   takeMessageStream(id: ClientId): MessageStream | undefined {
     return this.#query(id, "take message stream")?.takeStream();
+  }
+
+  /**
+   * Sends one message of `byteLength` bytes read from `source` as fast as the connection drains (about
+   * 1 MiB queued at most); messages sent after it, with any API, follow it whole. A source yielding
+   * fewer or more bytes rejects with `StreamLengthError`, one that throws with an `AsockioError` (its
+   * `cause`), and either closes the connection (the peer never gets the frame as complete). A lost
+   * connection rejects with its error: a stream is never resent. UDP or raw mode: `UnsupportedError`.
+   * @returns Resolves once the last byte was handed to the transport.
+   * @example Forward a stream with bounded memory
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * declare const core: IoCore, from: number, to: number;
+   * const stream = core.takeMessageStream(from)!;
+   * await core.sendMessageStream(to, stream.readable, stream.byteLength);
+   * ```
+   */
+  async sendMessageStream(id: ClientId, source: MessageStreamSource, byteLength: number): Promise<void> {
+    await startMessageStream(
+      this.#client(id, "send message stream"),
+      this.#scheduler.budget,
+      source,
+      byteLength,
+      id,
+    );
   }
 
   /**

@@ -17,6 +17,8 @@ import {
   type IoCoreOptions,
   type MessageStream,
   MessageTooLargeError,
+  StreamLengthError,
+  UnsupportedError,
 } from "../mod.ts";
 import { startCore } from "./_core_fixture.ts";
 import { bytePattern, bytesEqual, MiB, TEST_TIMEOUT } from "./_helpers.ts";
@@ -247,5 +249,119 @@ describe("streamed messages through a core", () => {
       () => core.addClient({ keyword: "x", streamThresholdBytes: "1" as unknown as number }),
       TypeError,
     );
+  });
+});
+
+/** Yields `bytes` in pieces of `piece` bytes, then `extra` more bytes. */
+async function* pieces(bytes: Uint8Array, piece = 64 * 1024, extra = 0): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += piece) yield bytes.subarray(at, at + piece);
+  if (extra > 0) yield new Uint8Array(extra);
+}
+
+describe("sendMessageStream", () => {
+  it("writes a 24 MiB stream, and messages sent after it follow it whole", TEST_TIMEOUT, async () => {
+    await using fx = await startCore(OPTIONS);
+    const { id, peer } = await fx.connectNamed("sink");
+    const payload = bytePattern(24 * MiB, 13);
+    fx.core.sendMessageToClient(id, "before");
+    const sending = fx.core.sendMessageStream(id, pieces(payload), payload.length);
+    fx.core.sendMessageToClient(id, "after");
+    const second = fx.core.sendMessageStream(id, new Blob([new Uint8Array([1, 2, 3])]).stream(), 3);
+    fx.core.sendMessagesToClient(id, ["last"]);
+    await Promise.all([sending, second]);
+    await peer.until(() => peer.pending >= 5, 20_000, "five messages");
+    const got = peer.takeAll();
+    assert.equal(text(got[0]), "before");
+    assert.ok(bytesEqual(got[1]!, payload));
+    assert.equal(text(got[2]), "after");
+    assert.deepEqual([...got[3]!], [1, 2, 3]);
+    assert.equal(text(got[4]), "last");
+    await waitFor(() => fx.core.stats().outputBytes === 0, 10_000, "output released");
+  });
+
+  it(
+    "a short or long source rejects with StreamLengthError and closes only that connection",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await startCore(OPTIONS);
+      const short = await fx.connectNamed("short");
+      const long = await fx.connectNamed("long");
+      const other = await fx.connectNamed("other");
+      await assert.rejects(
+        fx.core.sendMessageStream(short.id, pieces(bytePattern(1000)), 2000),
+        StreamLengthError,
+      );
+      await assert.rejects(
+        fx.core.sendMessageStream(long.id, pieces(bytePattern(1000), 100, 1), 1000),
+        StreamLengthError,
+      );
+      await short.peer.until(() => short.peer.closed, 10_000, "short closed");
+      await long.peer.until(() => long.peer.closed, 10_000, "long closed");
+      assert.equal(short.peer.pending, 0, "no frame arrives as complete");
+      assert.equal(long.peer.pending, 0, "no frame arrives as complete");
+      fx.core.sendMessageToClient(other.id, "still here");
+      assert.equal(text(await other.peer.next()), "still here");
+    },
+  );
+
+  it(
+    "a source that throws rejects with an AsockioError and closes that connection",
+    TEST_TIMEOUT,
+    async () => {
+      await using fx = await startCore(OPTIONS);
+      const { id, peer } = await fx.connectNamed("thrower");
+      const boom = new Error("boom");
+      async function* failing(): AsyncGenerator<Uint8Array> {
+        yield new Uint8Array(10);
+        throw boom;
+      }
+      await assert.rejects(fx.core.sendMessageStream(id, failing(), 100), (err) => {
+        assert.ok(err instanceof AsockioError);
+        assert.equal((err as Error).cause, boom);
+        return true;
+      });
+      await peer.until(() => peer.closed, 10_000, "closed");
+      await assert.rejects(
+        fx.core.sendMessageStream(id, pieces(new Uint8Array(1)), 1),
+        ConnectionClosedError,
+      );
+    },
+  );
+
+  it("forwards a 32 MiB stream from one peer to another with bounded memory", TEST_TIMEOUT, async () => {
+    await using fx = await startCore(OPTIONS);
+    const from = await fx.connectNamed("from");
+    const to = await fx.connectNamed("to");
+    const payload = bytePattern(32 * MiB, 17);
+    from.peer.write(encodeFrame(payload));
+    await until(fx.core, "clientsHaveMessageStream", from.id);
+    const stream = fx.core.takeMessageStream(from.id)!;
+    let peak = 0;
+    const timer = setInterval(() => {
+      const { inputBytes, outputBytes } = fx.core.stats();
+      peak = Math.max(peak, inputBytes + outputBytes);
+    }, 5);
+    try {
+      await fx.core.sendMessageStream(to.id, stream.readable, stream.byteLength);
+    } finally {
+      clearInterval(timer);
+    }
+    await to.peer.until(() => to.peer.pending === 1, 20_000, "the forwarded message");
+    assert.ok(bytesEqual(to.peer.take()!, payload));
+    assert.ok(peak < 8 * MiB, `input and output held stay bounded (peak ${peak})`);
+  });
+
+  it("refuses UDP clients, raw mode and bad arguments", TEST_TIMEOUT, async () => {
+    await using fx = await startCore(OPTIONS);
+    const { id } = await fx.connectNamed("raw");
+    fx.core.switchClientRawConnectionMode(id, true);
+    await assert.rejects(fx.core.sendMessageStream(id, pieces(new Uint8Array(1)), 1), UnsupportedError);
+    const udp = fx.core.addClient({
+      keyword: "udp",
+      connect: { transport: "udp", hostname: "127.0.0.1", port: 9 },
+    });
+    await assert.rejects(fx.core.sendMessageStream(udp, pieces(new Uint8Array(1)), 1), UnsupportedError);
+    await assert.rejects(fx.core.sendMessageStream(id, pieces(new Uint8Array(1)), -1), RangeError);
+    await assert.rejects(fx.core.sendMessageStream(id, "nope" as never, 1), TypeError);
   });
 });

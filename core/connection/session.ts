@@ -50,7 +50,7 @@ export class Session implements ConnectionHandler {
   readonly processing: ProcessorState = new ProcessorState();
   /** Where decoded input goes: the processor or the inbox. */
   readonly #delivery: Delivery;
-  readonly #output: OutputQueue;
+  readonly output: OutputQueue; // written by the session, and by a message stream's sender
   /** True while output is queued and not yet handed to the transport (set by the `FlushScheduler`). */
   dirty = false;
   #lastActivity = 0;
@@ -83,7 +83,7 @@ export class Session implements ConnectionHandler {
     this.conn = conn;
     this.listener = listener;
     const outgoing = typeof start === "object";
-    this.#output = new OutputQueue(conn, outgoing && start.reconnect !== undefined, (err) => this.close(err));
+    this.output = new OutputQueue(conn, outgoing && start.reconnect !== undefined, (err) => this.close(err));
     if (start === "raw") this.beginRaw();
     else if (start === "accepting") this.beginHandshake();
     else if (start === "proxy") this.#handshakeDriver.expectProxyHeader();
@@ -105,7 +105,7 @@ export class Session implements ConnectionHandler {
   beginRaw(): void {
     this.#phase = Phase.open;
     this.#opened = true;
-    this.#output.track();
+    this.output.track();
     this.#raw = true;
     this.#decoder = new FrameDecoder(this.#host.limits);
   }
@@ -167,7 +167,7 @@ export class Session implements ConnectionHandler {
 
   /** Output handed to the transport and not yet drained. */
   get inflightBytes(): number {
-    return this.#output.inflightBytes;
+    return this.output.inflightBytes;
   }
 
   /** Binds the session to `record` (see `SessionHost.bind`); it opens next. */
@@ -197,7 +197,7 @@ export class Session implements ConnectionHandler {
 
   /** Output queued or in flight for this connection. */
   get queuedOutputBytes(): number {
-    return this.#output.queuedBytes + this.#output.inflightBytes;
+    return this.output.queuedBytes + this.output.inflightBytes;
   }
 
   /** True while closing: gracefully, or draining after a refusal or failure. */
@@ -413,7 +413,7 @@ export class Session implements ConnectionHandler {
     if (this.#phase === Phase.open) return;
     this.#phase = Phase.open;
     this.#opened = true;
-    this.#output.track();
+    this.output.track();
     this.#deadline.clear();
     this.#decoder = new FrameDecoder(this.#host.limits); // maxMessageBytes, maxStreamedMessageBytes
     this.streamThreshold(this.#client?.processorClass ? undefined : this.#client?.streamThresholdBytes);
@@ -445,7 +445,7 @@ export class Session implements ConnectionHandler {
   /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
   queueOutput(payload: Uint8Array, framed = !this.#raw): void {
     if (this.#phase === Phase.closed) return;
-    this.#queued(this.#output.push(payload, framed ? OutputKind.framed : OutputKind.raw));
+    this.#queued(this.output.push(payload, framed ? OutputKind.framed : OutputKind.raw));
   }
 
   /** Queues a batch this core made as its bytes (no copy; raw mode too); else throws a `TypeError`. */
@@ -453,13 +453,13 @@ export class Session implements ConnectionHandler {
     const runs = frameBatchRuns(batch, this.#host.budget, "send frames");
     frameBatchSent(batch);
     if (this.#phase === Phase.closed || batch.count === 0) return;
-    this.#queued(this.#output.pushRuns(runs, batch.byteLength));
+    this.#queued(this.output.pushRuns(runs, batch.byteLength));
   }
 
   /** {@linkcode queueOutput} for a batch, with one accounting update. */
   queueOutputs(messages: readonly (Uint8Array | string)[]): void {
     if (this.#phase === Phase.closed || messages.length === 0) return;
-    this.#queued(this.#output.pushMany(messages, !this.#raw));
+    this.#queued(this.output.pushMany(messages, !this.#raw));
   }
 
   #queued(bytes: number): void {
@@ -472,15 +472,15 @@ export class Session implements ConnectionHandler {
   /** Hands the queued output to the transport now. */
   flushNow(): void {
     this.dirty = false;
-    if (this.#phase !== Phase.closed) this.#output.write();
-    if (this.#closeAfterFlush && this.#output.inflightBytes === 0) this.#beginGracefulClose();
+    if (this.#phase !== Phase.closed) this.output.write();
+    if (this.#closeAfterFlush && this.output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   #drained(): void {
     if (this.#phase === Phase.closed) return;
     const host = this.#host;
     if (host.tracksIdle) this.#lastActivity = Date.now();
-    host.budget.written(this.#output.drained());
+    host.budget.written(this.output.drained());
     host.budget.relieve();
     if (this.dirty) return;
     const record = this.#client;
@@ -500,7 +500,7 @@ export class Session implements ConnectionHandler {
   closeWhenFlushed(): void {
     if (this.#phase === Phase.closed) return;
     this.#closeAfterFlush = true;
-    if (!this.dirty && this.#output.inflightBytes === 0) this.#beginGracefulClose();
+    if (!this.dirty && this.output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   /** Ignores further input, writes what is queued, then closes with `error` as the client's `lastError`. */
@@ -566,7 +566,7 @@ export class Session implements ConnectionHandler {
   /** True when the open session's input was all read and its output all written. */
   get quiet(): boolean {
     // A held keyword's input cannot be read until `addClient` adopts it: it does not count.
-    return this.#phase === Phase.open && !this.dirty && this.#output.inflightBytes === 0 &&
+    return this.#phase === Phase.open && !this.dirty && this.output.inflightBytes === 0 &&
       this.#delivery.idle &&
       (this.#client?.unread ?? 0) === 0;
   }
@@ -581,7 +581,7 @@ export class Session implements ConnectionHandler {
     budget.released((this.#decoder?.bufferedBytes ?? 0) + this.#handshakeDriver.bufferedBytes);
     budget.released(this.#delivery.discard());
     // What never fully reached the kernel is sent again, whole, before what was never written.
-    const { bytes, unsent } = this.#output.discard(this.conn.discardedBytes);
+    const { bytes, unsent } = this.output.discard(this.conn.discardedBytes);
     budget.written(bytes);
     error ??= this.#closeError;
     if (wasConnecting && !error) error = this.#handshakeDriver.closedEarly();
