@@ -7,6 +7,7 @@
  */
 import type { Addr } from "../transports/types.ts";
 import type { ListenerInfo } from "./types.ts";
+import type { MessageStreamSource } from "./connection/message_stream_send.ts";
 import type { FrameBatch } from "./wire/frame_batch.ts";
 
 /**
@@ -41,6 +42,8 @@ export interface ProcessorControl {
   isRaw(): boolean;
   /** Sends a batch on this connection, after what `outputMessages` holds. */
   sendFrames(batch: FrameBatch): void;
+  /** Sends a message stream on this connection, after what `outputMessages` holds. */
+  sendMessageStream(source: MessageStreamSource, byteLength: number): Promise<void>;
 }
 
 /**

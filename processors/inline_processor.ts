@@ -7,6 +7,7 @@ import type { Addr } from "../transports/types.ts";
 import { type Processor, processorAttachment, type ProcessorContext } from "../core/processor.ts";
 import type { ListenerInfo } from "../core/types.ts";
 import type { FrameBatch } from "../core/wire/frame_batch.ts";
+import type { MessageStreamSource } from "../core/connection/message_stream_send.ts";
 
 /**
  * Base class for per-connection processors: one instance is created for each connection of the
@@ -114,6 +115,34 @@ export class InlineProcessor implements Processor {
     const control = processorAttachment(this)?.control;
     if (!control) throw new TypeError("Cannot send frames: the processor is not attached yet");
     control.sendFrames(batch);
+  }
+
+  /**
+   * Sends a message whose payload comes from `source` on this connection, after what
+   * `outputMessages` holds so far; what is sent later follows it. See `IoCore.sendMessageStream`.
+   *
+   * @returns Resolves once the last byte was handed to the transport; rejects as
+   *   `IoCore.sendMessageStream` does (`StreamLengthError`, the connection's error, ...).
+   *
+   * @example Answer a request with a large generated reply
+   * ```ts
+   * import { InlineProcessor } from "@asockio/core";
+   * class Dump extends InlineProcessor {
+   *   override onDataReceived(): void {
+   *     const rows = (async function* () {
+   *       for (let i = 0; i < 1024; i++) yield new Uint8Array(1024).fill(i);
+   *     })();
+   *     this.sendMessageStream(rows, 1024 * 1024).catch(() => {}); // the connection closes on failure
+   *   }
+   * }
+   * ```
+   */
+  sendMessageStream(source: MessageStreamSource, byteLength: number): Promise<void> {
+    const control = processorAttachment(this)?.control;
+    if (!control) {
+      return Promise.reject(new TypeError("Cannot send message stream: the processor is not attached yet"));
+    }
+    return control.sendMessageStream(source, byteLength);
   }
 
   /** Called when everything queued for this connection has been written. */

@@ -351,6 +351,30 @@ describe("sendMessageStream", () => {
     assert.ok(peak < 8 * MiB, `input and output held stay bounded (peak ${peak})`);
   });
 
+  it(
+    "a processor sends a stream with this.sendMessageStream, its other output after it",
+    TEST_TIMEOUT,
+    async () => {
+      const payload = bytePattern(8 * MiB, 19);
+      let sent: Promise<void> | undefined;
+      class Dump extends InlineProcessor {
+        override onDataReceived(): void {
+          sent = this.sendMessageStream(pieces(payload), payload.length);
+          this.outputMessages.push("after");
+        }
+      }
+      await using fx = await startCore(OPTIONS);
+      fx.core.addClient({ keyword: "dump", processor: Dump });
+      const peer = await fx.handshake("dump");
+      peer.send("go");
+      await peer.until(() => peer.pending >= 2, 20_000, "the stream and the message after it");
+      await sent;
+      const [first, second] = peer.takeAll();
+      assert.ok(bytesEqual(first!, payload));
+      assert.equal(text(second), "after");
+    },
+  );
+
   it("refuses UDP clients, raw mode and bad arguments", TEST_TIMEOUT, async () => {
     await using fx = await startCore(OPTIONS);
     const { id } = await fx.connectNamed("raw");

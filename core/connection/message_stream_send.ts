@@ -121,7 +121,7 @@ export async function sendMessageStream(
  * // IoCore.sendMessageStream: await startMessageStream(record, budget, source, byteLength, id);
  * ```
  */
-export function startMessageStream(
+export async function startMessageStream(
   record: ClientRecord,
   budget: MemoryBudget,
   source: MessageStreamSource,
@@ -153,7 +153,7 @@ export function startMessageStream(
   if (session.raw) {
     throw new UnsupportedError(`${action}: client ${id} is in raw mode, where bytes are sent as they are`);
   }
-  return sendMessageStream(session, budget, source, byteLength, `client ${id}`);
+  await sendMessageStream(session, budget, source, byteLength, `client ${id}`);
 }
 
 /** An iterator over `source`, a `ReadableStream` (read with its reader) or any async iterable. */

@@ -14,6 +14,8 @@ import { Pause } from "../connection/session_phase.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { FrameBatch } from "../wire/frame_batch.ts";
 import { ProcessorClose } from "./processor_state.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
+import { startMessageStream } from "../connection/message_stream_send.ts";
 
 type Callback = "onConnected" | "onDataReceived" | "onFramesReceived" | "onOutputBuffersAreEmpty";
 
@@ -29,10 +31,12 @@ type Callback = "onConnected" | "onDataReceived" | "onFramesReceived" | "onOutpu
  */
 export class ProcessorHost {
   readonly #logger: Logger;
+  readonly #budget: MemoryBudget;
 
   /** Reports throwing callbacks to `logger.error`. */
-  constructor(logger: Logger) {
+  constructor(logger: Logger, budget: MemoryBudget) {
     this.#logger = logger;
+    this.#budget = budget;
   }
 
   /** Creates the client's processor for this connection and calls `onConnected`. */
@@ -74,6 +78,10 @@ export class ProcessorHost {
           // After what the callback pushed so far, so its output keeps the order it was made in.
           if (state.inCallback) this.#queueOutput(session);
           session.sendFrames(batch);
+        },
+        sendMessageStream: (source, byteLength) => {
+          if (state.inCallback) this.#queueOutput(session);
+          return startMessageStream(record, this.#budget, source, byteLength, record.id);
         },
       },
     });

@@ -129,7 +129,7 @@ export class Scheduler implements SessionHost {
       (id) => this.registry.get(id)?.streamIsNext ?? false,
     );
     this.#streamThreshold = options.streamThresholdBytes;
-    this.processors = new ProcessorHost(this.logger);
+    this.processors = new ProcessorHost(this.logger, this.budget);
     this.inbox = new InboxReading(this.budget, {
       isClosed: () => this.closed,
       isRegistered: (record) => this.registry.get(record.id) === record,
@@ -543,9 +543,8 @@ export class Scheduler implements SessionHost {
   }
 
   /**
-   * Stops accepting, then closes each connection once everything queued for it is written (and
-   * outgoing clients no longer reconnect); after `timeoutMs` closes what is left, then the core.
-   */
+   * Stops accepting, closes each connection once its queued output is written (outgoing clients no
+   * longer reconnect); after `timeoutMs` closes what is left, then the core. */
   shutdown(timeoutMs: number): Promise<void> {
     if (this.closed) return this.closedPromise;
     this.#shutdown ??= (async () => {
