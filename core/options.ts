@@ -548,14 +548,29 @@ export function checkAddClientOptions(options: unknown): void {
 }
 
 /** Checks `IoCoreOptions.limits` and fills in the defaults; throws `TypeError` or `RangeError`. */
-export function resolveLimits(limits: IoCoreLimits | undefined): ResolvedLimits {
+export function resolveLimits(
+  limits: IoCoreLimits | undefined,
+  runtime?: string,
+  logger?: Logger,
+): ResolvedLimits {
   if (limits !== undefined) LIMITS(limits, "options.limits", "create IoCore");
   const resolved = { ...DEFAULT_LIMITS };
   for (const [name, value] of Object.entries(limits ?? {})) {
     if (value !== undefined) (resolved as Record<string, number>)[name] = value;
   }
+  // Bun allocates no buffer over 2^32 bytes: a larger whole frame would fail with "Out of memory".
+  if (runtime === "bun" && resolved.maxMessageBytes > LARGEST_WHOLE_MESSAGE_ON_BUN) {
+    logger?.warn?.(
+      `limits.maxMessageBytes ${resolved.maxMessageBytes} lowered to ${LARGEST_WHOLE_MESSAGE_ON_BUN}: Bun's largest ` +
+        "buffer is 4 GiB, so larger frames are refused with MessageTooLargeError; stream them (streamThresholdBytes)",
+    );
+    resolved.maxMessageBytes = LARGEST_WHOLE_MESSAGE_ON_BUN;
+  }
   return resolved;
 }
+
+/** On Bun, whose largest buffer is 2^32 bytes, the largest whole message (its frame must fit in one). */
+export const LARGEST_WHOLE_MESSAGE_ON_BUN: number = 2 ** 32 - 8;
 
 /** Checks a string option against its allowed values; throws a `TypeError` naming the option. */
 export function oneOf<T extends string>(

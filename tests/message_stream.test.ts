@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { encodeFrame, FrameDecoder } from "../core/wire/codec.ts";
 import { InboundStream } from "../core/connection/message_stream.ts";
+import { LARGEST_WHOLE_MESSAGE_ON_BUN, resolveLimits } from "../core/options.ts";
 import {
   AsockioError,
   type ClientId,
@@ -239,6 +240,17 @@ describe("streamed messages through a core", () => {
     peer.write(encodeFrame(bytePattern(3 * MiB)));
     await waitFor(() => received.length === 1, 10_000, "the whole message");
     assert.deepEqual(received, [3 * MiB]);
+  });
+
+  it("lowers maxMessageBytes to what one Bun buffer holds, and says why", () => {
+    const warnings: string[] = [];
+    const logger = { warn: (message: string) => warnings.push(message) };
+    const limits = { maxMessageBytes: 8 * 1024 * MiB };
+    assert.equal(resolveLimits(limits, "bun", logger).maxMessageBytes, LARGEST_WHOLE_MESSAGE_ON_BUN);
+    assert.match(warnings[0]!, /Bun's largest buffer is 4 GiB/);
+    assert.equal(resolveLimits(limits, "node", logger).maxMessageBytes, 8 * 1024 * MiB);
+    assert.equal(resolveLimits(undefined, "bun", logger).maxMessageBytes, 64 * MiB);
+    assert.equal(warnings.length, 1);
   });
 
   it("checks the new options", () => {

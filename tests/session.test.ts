@@ -70,13 +70,14 @@ function stubHost(limits: IoCoreLimits = {}): SessionHost & { closedSessions: Se
   const refuse = () => {
     throw new Error("not used by these tests");
   };
+  const budget = new MemoryBudget(1 << 20, 1 << 20, () => {});
   return {
     closedSessions,
     limits: resolveLimits(limits),
     logger: {},
-    budget: new MemoryBudget(1 << 20, 1 << 20, () => {}),
+    budget,
     board: new EventBoard(() => false),
-    processors: new ProcessorHost({}),
+    processors: new ProcessorHost({}, budget),
     flusher: new FlushScheduler(),
     tracksIdle: false,
     proxied: refuse,

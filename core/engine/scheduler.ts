@@ -101,8 +101,8 @@ export class Scheduler implements SessionHost {
   /** Checks the options and builds the parts; nothing is bound yet. */
   constructor(options: IoCoreOptions) {
     this.transport = resolveTransport(options.transport);
-    this.limits = resolveLimits(options.limits);
     this.logger = options.logger === null ? {} : options.logger ?? defaultLogger;
+    this.limits = resolveLimits(options.limits, this.transport.name, this.logger);
     this.#rawConnection = options.rawConnection;
     this.#policy = admissionPolicy(options);
     this.#gate = new Gate(this.logger);
