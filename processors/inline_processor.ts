@@ -5,7 +5,7 @@
  */
 import type { Addr } from "../transports/types.ts";
 import { type Processor, processorAttachment, type ProcessorContext } from "../core/processor.ts";
-import type { ListenerInfo } from "../core/types.ts";
+import type { ListenerInfo, MessageStream } from "../core/types.ts";
 import type { FrameBatch } from "../core/wire/frame_batch.ts";
 import type { MessageStreamSource } from "../core/connection/message_stream_send.ts";
 
@@ -104,6 +104,26 @@ export class InlineProcessor implements Processor {
    * ```
    */
   onFramesReceived?(batch: FrameBatch): void | Promise<void>;
+
+  /**
+   * When defined, a message whose frame declares more than `streamThresholdBytes` arrives here as a
+   * stream while it arrives, instead of whole to `onDataReceived` (without it, the threshold does not
+   * apply to this processor's client). The next messages wait until the stream is read to its end or
+   * cancelled; a returned Promise holds them too. See `IoCore.takeMessageStream`.
+   *
+   * @example Count a large upload without holding it
+   * ```ts
+   * import { InlineProcessor, type MessageStream } from "@asockio/core";
+   * class Upload extends InlineProcessor {
+   *   override async onMessageStream(stream: MessageStream): Promise<void> {
+   *     let bytes = 0;
+   *     for await (const chunk of stream.readable) bytes += chunk.length;
+   *     this.outputMessages.push(`received ${bytes} bytes`);
+   *   }
+   * }
+   * ```
+   */
+  onMessageStream?(stream: MessageStream): void | Promise<void>;
 
   /**
    * Sends a batch this core made (from `onFramesReceived` or `IoCore.takeFrames`) on this

@@ -253,6 +253,34 @@ describe("streamed messages through a core", () => {
     assert.equal(warnings.length, 1);
   });
 
+  it(
+    "a processor with onMessageStream gets the stream in order, and the next message after it",
+    TEST_TIMEOUT,
+    async () => {
+      const seen: string[] = [];
+      const payload = bytePattern(6 * MiB, 23);
+      class Upload extends InlineProcessor {
+        override onDataReceived(message: Uint8Array): void {
+          seen.push(text(message));
+        }
+        override async onMessageStream(stream: MessageStream): Promise<void> {
+          const bytes = await readAll(stream.readable, stream.byteLength);
+          seen.push(`stream ${bytesEqual(bytes, payload)}`);
+          this.outputMessages.push(`received ${bytes.length}`);
+        }
+      }
+      await using fx = await startCore(OPTIONS);
+      fx.core.addClient({ keyword: "upload", processor: Upload });
+      const peer = await fx.handshake("upload");
+      peer.write(encodeFrame(new TextEncoder().encode("a")));
+      peer.write(encodeFrame(payload));
+      peer.write(encodeFrame(new TextEncoder().encode("b")));
+      assert.equal(text(await peer.next()), `received ${payload.length}`);
+      await waitFor(() => seen.length === 3, 10_000, "three deliveries");
+      assert.deepEqual(seen, ["a", "stream true", "b"]);
+    },
+  );
+
   it("checks the new options", () => {
     assert.throws(() => new IoCore({ streamThresholdBytes: -1 }), RangeError);
     assert.throws(() => new IoCore({ limits: { maxStreamedMessageBytes: 0.5 } }), RangeError);

@@ -39,6 +39,8 @@ interface StreamHooks {
  */
 export class InboundStream implements MessageStream {
   readonly byteLength: number;
+  /** What it counts as input while it waits for a processor: nothing (its queue counts itself). */
+  readonly length = 0;
   readonly readable: ReadableStream<Uint8Array>;
   readonly #hooks: StreamHooks;
   #queue: Uint8Array[] = [];
@@ -163,6 +165,24 @@ export class InboundStream implements MessageStream {
 }
 
 /**
+ * The stream threshold of `record`'s connections: its `streamThresholdBytes`, unless its processor
+ * has no `onMessageStream` (then every message is whole).
+ *
+ * @example
+ * ```ts
+ * import { streamThresholdOf } from "./message_stream.ts";
+ * console.log(streamThresholdOf(undefined)); // undefined
+ * ```
+ */
+export function streamThresholdOf(record: ClientRecord | undefined): number | undefined {
+  const processorClass = record?.processorClass;
+  if (processorClass !== undefined && typeof processorClass.prototype.onMessageStream !== "function") {
+    return undefined;
+  }
+  return record?.streamThresholdBytes;
+}
+
+/**
  * A session's streamed messages: one at a time, fed from the decoder; while one is not finished,
  * nothing after it is decoded and, once it has fully arrived or its queue is full, the connection
  * stops reading.
@@ -229,6 +249,8 @@ export class StreamReceiver {
         this.#record?.streamFinished(stream);
         // Not from inside the reader's pull: decode the messages after it on the next microtask.
         queueMicrotask(() => {
+          // onMessageStream still running: what follows waits for it, without reading ahead.
+          if (session.awaitingCallback) session.pauseReading(Pause.callback);
           session.resumeReading(Pause.stream);
           session.guarded(() => session.decodeNow());
           const record = this.#record;
@@ -238,6 +260,10 @@ export class StreamReceiver {
     });
     this.#current = stream;
     host.budget.released(FRAME_HEADER_BYTES); // the header was consumed
+    if (session.processing.takesStreams) {
+      session.toProcessor(stream); // in order, after what waits for a pending callback
+      return stream;
+    }
     const record = session.client;
     this.#record = record;
     if (record !== undefined) {

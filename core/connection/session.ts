@@ -21,9 +21,9 @@ import { closeOnInternalError, Deadline, Pause, Phase } from "./session_phase.ts
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
-import { StreamReceiver } from "./message_stream.ts";
+import { type InboundStream, StreamReceiver, streamThresholdOf } from "./message_stream.ts";
 
-export { Pause, Phase, type SessionHost };
+export { Pause, Phase, type SessionHost, streamThresholdOf };
 
 /**
  * One connection: the handshake, the decode loop, the output queue and the close lifecycle. Nothing
@@ -397,7 +397,7 @@ export class Session implements ConnectionHandler {
   }
 
   /** Hands one message or batch (counted as input) to the processor, in order (see `Delivery`). */
-  toProcessor(message: Uint8Array | FrameBatch): void {
+  toProcessor(message: Uint8Array | FrameBatch | InboundStream): void {
     this.#delivery.toProcessor(message);
   }
 
@@ -416,7 +416,7 @@ export class Session implements ConnectionHandler {
     this.output.track();
     this.#deadline.clear();
     this.#decoder = new FrameDecoder(this.#host.limits); // maxMessageBytes, maxStreamedMessageBytes
-    this.streamThreshold(this.#client?.processorClass ? undefined : this.#client?.streamThresholdBytes);
+    this.streamThreshold(streamThresholdOf(this.#client));
     const rest = this.#handshakeDriver.finish();
     if (rest?.length) this.#decoder.push(rest);
   }

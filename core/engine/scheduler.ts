@@ -38,7 +38,7 @@ import { resolveReconnect } from "../clients/reconnect.ts";
 import { compileRules } from "../admission/rules.ts";
 import { Gate, type Incoming } from "../admission/gate.ts";
 import { type AdmissionPolicy, admissionPolicy, keywordVerdict, routeIncoming } from "../admission/admit.ts";
-import { Phase, Session, type SessionHost } from "../connection/session.ts";
+import { Phase, Session, type SessionHost, streamThresholdOf } from "../connection/session.ts";
 import { resolveTransport } from "./transport_slot.ts";
 import type { Addr, Connection, Transport } from "../../transports/types.ts";
 import type { ClientId, ClientInfo, IoCoreStats, Keyword, ListenerInfo } from "../types.ts";
@@ -409,7 +409,7 @@ export class Scheduler implements SessionHost {
     record.processorChanged(processorClass);
     const session = record.session;
     if (!session || session.phase !== Phase.open || session.processor) return;
-    session.streamThreshold(undefined); // a processor gets whole messages
+    session.streamThreshold(streamThresholdOf(record)); // whole messages, unless it has onMessageStream
     this.processors.attach(session, record);
     // Unless it threw (then what is unread stays for the application), it gets what arrived before it.
     if (session.phase === Phase.open) this.inbox.handOver(record, session);
@@ -542,9 +542,7 @@ export class Scheduler implements SessionHost {
     await this.listeners.close();
   }
 
-  /**
-   * Stops accepting, closes each connection once its queued output is written (outgoing clients no
-   * longer reconnect); after `timeoutMs` closes what is left, then the core. */
+  /** Stops accepting; closes each connection once its output is written, the rest after `timeoutMs`. */
   shutdown(timeoutMs: number): Promise<void> {
     if (this.closed) return this.closedPromise;
     this.#shutdown ??= (async () => {
