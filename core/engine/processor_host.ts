@@ -31,7 +31,8 @@ type Callback =
  * @example
  * ```ts
  * import { ProcessorHost } from "./processor_host.ts";
- * const host = new ProcessorHost({ error: console.error });
+ * import { MemoryBudget } from "./memory_budget.ts";
+ * const host = new ProcessorHost({ error: console.error }, new MemoryBudget(1 << 20, 1 << 20, () => {}));
  * // host.attach(session, record); host.deliver(session, message);
  * ```
  */
@@ -39,7 +40,7 @@ export class ProcessorHost {
   readonly #logger: Logger;
   readonly #budget: MemoryBudget;
 
-  /** Reports throwing callbacks to `logger.error`. */
+  /** Reports throwing callbacks to `logger.error`; message streams sent count against `budget`. */
   constructor(logger: Logger, budget: MemoryBudget) {
     this.#logger = logger;
     this.#budget = budget;
