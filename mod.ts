@@ -53,7 +53,9 @@ export type {
   IoIterationResult,
   Keyword,
   ListenerInfo,
+  MessageStream,
 } from "./core/types.ts";
+export type { MessageStreamSource } from "./core/connection/message_stream_send.ts";
 export type { InlineProcessorClass, Processor, ProcessorContext } from "./core/processor.ts";
 export type { FrameBatch, FrameVisitor } from "./core/wire/frame_batch.ts";
 export type { ReconnectOptions } from "./core/clients/reconnect.ts";

@@ -254,3 +254,17 @@ export class SendBufferFullError extends AsockioError {}
  * ```
  */
 export class UnsupportedError extends AsockioError {}
+
+/**
+ * A message stream's source yielded fewer or more bytes than the `byteLength` it was sent with. The
+ * connection is closed, since its framing cannot be repaired; the peer never receives the frame as
+ * if it were complete.
+ *
+ * @example
+ * ```ts
+ * import { StreamLengthError } from "@asockio/core";
+ * const err = new StreamLengthError("Cannot send message stream: the source yielded 3 of 5 bytes");
+ * console.log(err.name); // "StreamLengthError"
+ * ```
+ */
+export class StreamLengthError extends AsockioError {}

@@ -8,29 +8,33 @@
 import { toBytes } from "./wire/bytes.ts";
 import { checkMessage, messageList } from "./engine/message_check.ts";
 import { keywordKey } from "./clients/client_registry.ts";
-import { ConnectionClosedError, CoreClosedError, UnknownClientError } from "./errors.ts";
+import { CoreClosedError, UnknownClientError } from "./errors.ts";
+import type {
+  AddClientOptions,
+  IoCoreOptions,
+  IoIterationOptions,
+  MessagesOptions,
+  ShutdownOptions,
+} from "./options.ts";
 import {
-  type AddClientOptions,
   checkAddClientOptions,
   checkIoCoreOptions,
   IO_ITERATION_OPTIONS,
-  type IoCoreOptions,
-  type IoIterationOptions,
   MESSAGES_OPTIONS,
-  type MessagesOptions,
   SHUTDOWN_OPTIONS,
-  type ShutdownOptions,
-} from "./options.ts";
-import { boolean, bytesOrText, callable, integer, milliseconds } from "./options_check.ts";
+} from "./option_tables.ts";
+import { boolean, bytesOrText, callable, milliseconds } from "./options_check.ts";
 import type { ClientRecord } from "./clients/client_registry.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { type FrameBatch, frameBatchRuns } from "./wire/frame_batch.ts";
 import { Scheduler } from "./engine/scheduler.ts";
+import { ClientIds } from "./engine/client_ids.ts";
+import { type MessageStreamSource, startMessageStream } from "./connection/message_stream_send.ts";
 import type { Addr, TransportName } from "../transports/types.ts";
-import type { ClientId, ClientInfo, IoCoreStats, IoIterationResult, Keyword, ListenerInfo } from "./types.ts";
+import type { ClientId, ClientInfo, IoCoreStats, IoIterationResult, Keyword } from "./types.ts";
+import type { ListenerInfo, MessageStream } from "./types.ts";
 
 const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
-const CLIENT_ID = integer(1);
 const WAIT_MS = milliseconds(0, true);
 /** The options of a call made without any: nothing to check, in the loop that calls `ioIteration`. */
 const NO_OPTIONS: IoIterationOptions = Object.freeze({});
@@ -38,7 +42,7 @@ const NO_OPTIONS: IoIterationOptions = Object.freeze({});
 function hasEvents(events: IoIterationResult): boolean {
   return events.newlyConnectedExpectedClients.size > 0 || events.newlyConnectedUnknownClients.size > 0 ||
     events.clientsWithDisconnectedConnection.size > 0 || events.clientsHaveDataToRead.size > 0 ||
-    events.clientsWithEmptyOutputFifo.size > 0;
+    events.clientsWithEmptyOutputFifo.size > 0 || events.clientsHaveMessageStream.size > 0;
 }
 
 /**
@@ -64,6 +68,7 @@ function hasEvents(events: IoIterationResult): boolean {
  */
 export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult> {
   readonly #scheduler: Scheduler;
+  readonly #ids: ClientIds;
   /** True while a `for await` loop consumes the events. */
   #iterating = false;
   /** The pending `listen()`, which concurrent calls share. */
@@ -86,6 +91,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
   constructor(options: IoCoreOptions = {}) {
     checkIoCoreOptions(options);
     this.#scheduler = new Scheduler(options);
+    this.#ids = new ClientIds(this.#scheduler.registry, () => this.#scheduler.closed);
   }
 
   /** The transport in use (`"deno"`, `"bun"` or `"node"`). */
@@ -179,7 +185,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   getClientInfo(id: ClientId): ClientInfo | undefined {
-    const record = this.#query(id, "get client info");
+    const record = this.#ids.query(id, "get client info");
     return record && this.#scheduler.clientInfo(record);
   }
 
@@ -287,7 +293,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    */
   messages(id: ClientId, options: MessagesOptions = {}): AsyncIterable<Uint8Array> {
     MESSAGES_OPTIONS(options, "options", "read messages");
-    const record = this.#query(id, "read messages");
+    const record = this.#ids.query(id, "read messages");
     if (!record) throw new UnknownClientError(`Cannot read messages: no client ${id}`);
     const highWaterMark = options.highWaterMarkBytes ?? DEFAULT_HIGH_WATER_MARK_BYTES;
     return this.#scheduler.inbox.read(record, highWaterMark, options.signal);
@@ -306,7 +312,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   getMessageFromClient(id: ClientId): Uint8Array | undefined {
-    const record = this.#query(id, "get message");
+    const record = this.#ids.query(id, "get message");
     return record && this.#scheduler.takeMessage(record);
   }
 
@@ -323,8 +329,44 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   getMessagesFromClient(id: ClientId): Uint8Array[] {
-    const record = this.#query(id, "get messages");
+    const record = this.#ids.query(id, "get messages");
     return record ? this.#scheduler.takeMessages(record) : [];
+  }
+
+  /**
+   * Takes the client's streamed message (see `IoCoreOptions.streamThresholdBytes`) once the messages
+   * before it are read (`getMessagesFromClient`, `takeFrames`, `messages()` stop before it); those
+   * after it wait until it is read to its end or cancelled.
+   * @returns The stream, or `undefined` when none is next (or it was taken already).
+   * @example Read a large message as it arrives
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * declare const core: IoCore, id: number;
+   * for await (const chunk of core.takeMessageStream(id)?.readable ?? []) console.log(chunk.length);
+   * ```
+   */
+  takeMessageStream(id: ClientId): MessageStream | undefined {
+    return this.#ids.query(id, "take message stream")?.takeStream();
+  }
+
+  /**
+   * Sends one message of `byteLength` bytes read from `source` as fast as the connection drains (about
+   * 1 MiB queued at most); messages sent after it, with any API, follow it whole. A source yielding
+   * fewer or more bytes rejects with `StreamLengthError`, one that throws with an `AsockioError` (its
+   * `cause`), and either closes the connection (the peer never gets the frame as complete). A lost
+   * connection rejects with its error: a stream is never resent. UDP or raw mode: `UnsupportedError`.
+   * @returns Resolves once the last byte was handed to the transport.
+   * @example Forward a stream with bounded memory
+   * ```ts
+   * import { IoCore } from "@asockio/core";
+   * declare const core: IoCore, from: number, to: number;
+   * const stream = core.takeMessageStream(from)!;
+   * await core.sendMessageStream(to, stream.readable, stream.byteLength);
+   * ```
+   */
+  async sendMessageStream(id: ClientId, source: MessageStreamSource, byteLength: number): Promise<void> {
+    const record = this.#ids.client(id, "send message stream");
+    await startMessageStream(record, this.#scheduler.budget, source, byteLength, id);
   }
 
   /**
@@ -353,7 +395,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   takeFrames(id: ClientId): FrameBatch | undefined {
-    const record = this.#query(id, "take frames");
+    const record = this.#ids.query(id, "take frames");
     return record && this.#scheduler.takeFrames(record);
   }
 
@@ -372,8 +414,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * @example Forward everything from one client to another
    * ```ts
    * import { IoCore } from "@asockio/core";
-   * declare const core: IoCore;
-   * declare const from: number, to: number;
+   * declare const core: IoCore, from: number, to: number;
    * const batch = core.takeFrames(from);
    * if (batch) core.sendFrames(to, batch);
    * ```
@@ -382,7 +423,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
     const scheduler = this.#scheduler;
     if (scheduler.registry.get(id) === undefined || scheduler.closed) {
       frameBatchRuns(batch, scheduler.budget, "send frames"); // a bad batch is named first
-      throw this.#refused(id, "send frames");
+      throw this.#ids.refused(id, "send frames");
     }
     scheduler.sender.sendFrames(id, batch);
   }
@@ -405,18 +446,17 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * @example
    * ```ts
    * import { IoCore } from "@asockio/core";
-   * declare const core: IoCore;
-   * declare const id: number;
+   * declare const core: IoCore, id: number;
    * core.sendMessageToClient(id, "hello");
    * ```
    */
   sendMessageToClient(id: ClientId, message: Uint8Array | string): void {
     checkMessage(message, "message", "send message");
-    if (this.#scheduler.closed) throw this.#refused(id, "send message");
+    if (this.#scheduler.closed) throw this.#ids.refused(id, "send message");
     try {
       this.#scheduler.sender.sendOne(id, toBytes(message));
     } catch (err) {
-      throw this.#sendFailed(err, id, "send message");
+      throw this.#ids.sendFailed(err, id, "send message");
     }
   }
 
@@ -429,18 +469,17 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * @example
    * ```ts
    * import { IoCore } from "@asockio/core";
-   * declare const core: IoCore;
-   * declare const id: number;
+   * declare const core: IoCore, id: number;
    * core.sendMessagesToClient(id, ["one", new Uint8Array([2])]);
    * ```
    */
   sendMessagesToClient(id: ClientId, messages: Iterable<Uint8Array | string>): void {
     const list = messageList(messages, "send messages");
-    if (this.#scheduler.closed) throw this.#refused(id, "send messages");
+    if (this.#scheduler.closed) throw this.#ids.refused(id, "send messages");
     try {
       this.#scheduler.sender.sendMany(id, list);
     } catch (err) {
-      throw this.#sendFailed(err, id, "send messages");
+      throw this.#ids.sendFailed(err, id, "send messages");
     }
   }
 
@@ -524,14 +563,13 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * @example
    * ```ts
    * import { IoCore } from "@asockio/core";
-   * declare const core: IoCore;
-   * declare const id: number;
+   * declare const core: IoCore, id: number;
    * core.switchClientRawConnectionMode(id, true); // from now on bytes are passed through unframed
    * ```
    */
   switchClientRawConnectionMode(id: ClientId, raw: boolean): void {
     boolean(raw, "raw", "switch raw mode");
-    this.#client(id, "switch raw mode");
+    this.#ids.client(id, "switch raw mode");
     this.#scheduler.openSession(id, "switch raw mode").setRaw(raw);
   }
 
@@ -556,7 +594,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    */
   setInlineProcessorForClient(id: ClientId, processorClass: InlineProcessorClass): void {
     callable(processorClass, "processorClass", "set processor");
-    this.#scheduler.setProcessor(this.#client(id, "set processor"), processorClass);
+    this.#scheduler.setProcessor(this.#ids.client(id, "set processor"), processorClass);
   }
 
   /**
@@ -568,14 +606,13 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * @example
    * ```ts
    * import { IoCore } from "@asockio/core";
-   * declare const core: IoCore;
-   * declare const upstream: number;
+   * declare const core: IoCore, upstream: number;
    * const r = await core.ioIteration(1000);
    * if (r.clientsWithDisconnectedConnection.has(upstream)) core.reconnectClient(upstream);
    * ```
    */
   reconnectClient(id: ClientId): void {
-    const record = this.#client(id, "reconnect");
+    const record = this.#ids.client(id, "reconnect");
     if (!record.connect) throw new TypeError(`Cannot reconnect client ${id}: it is not an outgoing client`);
     this.#scheduler.outgoing.reconnectNow(record);
   }
@@ -588,13 +625,12 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * @example
    * ```ts
    * import { IoCore } from "@asockio/core";
-   * declare const core: IoCore;
-   * declare const id: number;
+   * declare const core: IoCore, id: number;
    * core.closeClientConnection(id);
    * ```
    */
   closeClientConnection(id: ClientId): void {
-    const record = this.#client(id, "close client connection");
+    const record = this.#ids.client(id, "close client connection");
     if (record.connect) this.#scheduler.outgoing.hold(record);
     record.session?.close();
   }
@@ -607,14 +643,13 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * @example
    * ```ts
    * import { IoCore } from "@asockio/core";
-   * declare const core: IoCore;
-   * declare const id: number;
+   * declare const core: IoCore, id: number;
    * core.sendMessageToClient(id, "bye");
    * core.markClientConnectionAsReadyToBeClosed(id);
    * ```
    */
   markClientConnectionAsReadyToBeClosed(id: ClientId): void {
-    const record = this.#client(id, "close client connection");
+    const record = this.#ids.client(id, "close client connection");
     if (record.connect) this.#scheduler.outgoing.hold(record);
     record.session?.closeWhenFlushed();
   }
@@ -625,8 +660,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * @example
    * ```ts
    * import { IoCore } from "@asockio/core";
-   * declare const core: IoCore;
-   * declare const id: number;
+   * declare const core: IoCore, id: number;
    * core.markClientConnectionAsShouldBeClosedImmediately(id);
    * ```
    */
@@ -647,8 +681,8 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   removeClient(id: ClientId): void {
-    const record = this.#query(id, "remove client");
-    if (this.#scheduler.closed) throw this.#refused(id, "remove client");
+    const record = this.#ids.query(id, "remove client");
+    if (this.#scheduler.closed) throw this.#ids.refused(id, "remove client");
     if (record) this.#scheduler.removeClient(record);
   }
 
@@ -753,41 +787,6 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    */
   get closed(): Promise<void> {
     return this.#scheduler.closedPromise;
-  }
-
-  /**
-   * A query's client: the record, or `undefined` for an unknown id; throws only for a malformed id.
-   * The id is checked only when the lookup fails, so a good id costs nothing more.
-   */
-  #query(id: ClientId, action: string): ClientRecord | undefined {
-    const record = this.#scheduler.registry.get(id);
-    if (record === undefined) CLIENT_ID(id, "id", action);
-    return record;
-  }
-
-  /** An acting method's client; throws for a malformed or unknown id, and after `close()`. */
-  #client(id: ClientId, action: string): ClientRecord {
-    const record = this.#scheduler.registry.get(id);
-    if (record === undefined || this.#scheduler.closed) throw this.#refused(id, action);
-    return record;
-  }
-
-  /** Why an acting method is refused: a malformed id, the core closed, or an unknown id. */
-  #refused(id: ClientId, action: string): Error {
-    CLIENT_ID(id, "id", action);
-    if (this.#scheduler.closed) return new CoreClosedError(`Cannot ${action}: the core is closed`);
-    return new UnknownClientError(`Cannot ${action}: no client ${id}`);
-  }
-
-  /**
-   * A failed send's error: for an id that names no client, the one every acting method gives. The
-   * send itself looks the client up, so the check costs nothing until it fails.
-   */
-  #sendFailed(err: unknown, id: ClientId, action: string): unknown {
-    if (err instanceof ConnectionClosedError && this.#scheduler.registry.get(id) === undefined) {
-      return this.#refused(id, action);
-    }
-    return err;
   }
 
   /** Closes the core; lets `await using core = new IoCore(...)` clean up. */

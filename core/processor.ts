@@ -6,7 +6,8 @@
  * @module
  */
 import type { Addr } from "../transports/types.ts";
-import type { ListenerInfo } from "./types.ts";
+import type { ListenerInfo, MessageStream } from "./types.ts";
+import type { MessageStreamSource } from "./connection/message_stream_send.ts";
 import type { FrameBatch } from "./wire/frame_batch.ts";
 
 /**
@@ -41,6 +42,8 @@ export interface ProcessorControl {
   isRaw(): boolean;
   /** Sends a batch on this connection, after what `outputMessages` holds. */
   sendFrames(batch: FrameBatch): void;
+  /** Sends a message stream on this connection, after what `outputMessages` holds. */
+  sendMessageStream(source: MessageStreamSource, byteLength: number): Promise<void>;
 }
 
 /**
@@ -69,6 +72,11 @@ export interface Processor {
    * message (raw chunks still go to `onDataReceived`); a returned Promise holds the next ones.
    */
   onFramesReceived?(batch: FrameBatch): void | Promise<void>;
+  /**
+   * When defined: a message over `streamThresholdBytes`, as a stream while it arrives; the next
+   * messages wait until it is read to its end or cancelled. Without it, messages stay whole.
+   */
+  onMessageStream?(stream: MessageStream): void | Promise<void>;
   /** Everything queued has been written. */
   onOutputBuffersAreEmpty(): void;
   /** The connection has closed. */

@@ -65,6 +65,12 @@ export interface IoIterationResult {
   readonly clientsWithDisconnectedConnection: ReadonlySet<ClientId>;
   /** Clients that received new messages (or raw chunks) since the last call, not yet all read. */
   readonly clientsHaveDataToRead: ReadonlySet<ClientId>;
+  /**
+   * Clients whose next unread item is a streamed message (see `IoCoreOptions.streamThresholdBytes`):
+   * take it with `takeMessageStream`. While a stream is next, the client is not in
+   * `clientsHaveDataToRead`.
+   */
+  readonly clientsHaveMessageStream: ReadonlySet<ClientId>;
   /** Clients whose queued output has just been fully written. */
   readonly clientsWithEmptyOutputFifo: ReadonlySet<ClientId>;
 }
@@ -180,4 +186,29 @@ export interface IoCoreStats {
   readonly droppedUdpDatagrams: number;
   /** The cluster's counters, when the core has one (`IoCoreOptions.cluster`). */
   readonly cluster?: ClusterStats;
+}
+
+/**
+ * A message delivered while it arrives, because its frame declared more than
+ * `streamThresholdBytes`. `readable` is a byte stream: `for await` works on it, and so does a BYOB
+ * reader where the runtime has one. Reading it to its end, or cancelling it (`break` in
+ * `for await`, `reader.cancel()`), lets the client's next messages through; a cancel discards the
+ * rest of the message as it arrives. If the connection ends before the last byte, reading fails with
+ * a `ConnectionClosedError` or `ConnectionResetError`.
+ *
+ * @example Save a large message to disk as it arrives
+ * ```ts ignore
+ * const stream = core.takeMessageStream(id);
+ * if (stream) {
+ *   let bytes = 0;
+ *   for await (const chunk of stream.readable) bytes += chunk.length;
+ *   console.log(bytes === stream.byteLength); // true
+ * }
+ * ```
+ */
+export interface MessageStream {
+  /** The payload length its frame header declared. */
+  readonly byteLength: number;
+  /** The payload, as it arrives. */
+  readonly readable: ReadableStream<Uint8Array>;
 }

@@ -5,8 +5,9 @@
  */
 import type { Addr } from "../transports/types.ts";
 import { type Processor, processorAttachment, type ProcessorContext } from "../core/processor.ts";
-import type { ListenerInfo } from "../core/types.ts";
+import type { ListenerInfo, MessageStream } from "../core/types.ts";
 import type { FrameBatch } from "../core/wire/frame_batch.ts";
+import type { MessageStreamSource } from "../core/connection/message_stream_send.ts";
 
 /**
  * Base class for per-connection processors: one instance is created for each connection of the
@@ -105,6 +106,26 @@ export class InlineProcessor implements Processor {
   onFramesReceived?(batch: FrameBatch): void | Promise<void>;
 
   /**
+   * When defined, a message whose frame declares more than `streamThresholdBytes` arrives here as a
+   * stream while it arrives, instead of whole to `onDataReceived` (without it, the threshold does not
+   * apply to this processor's client). The next messages wait until the stream is read to its end or
+   * cancelled; a returned Promise holds them too. See `IoCore.takeMessageStream`.
+   *
+   * @example Count a large upload without holding it
+   * ```ts
+   * import { InlineProcessor, type MessageStream } from "@asockio/core";
+   * class Upload extends InlineProcessor {
+   *   override async onMessageStream(stream: MessageStream): Promise<void> {
+   *     let bytes = 0;
+   *     for await (const chunk of stream.readable) bytes += chunk.length;
+   *     this.outputMessages.push(`received ${bytes} bytes`);
+   *   }
+   * }
+   * ```
+   */
+  onMessageStream?(stream: MessageStream): void | Promise<void>;
+
+  /**
    * Sends a batch this core made (from `onFramesReceived` or `IoCore.takeFrames`) on this
    * connection as its bytes, after what `outputMessages` holds so far; see `IoCore.sendFrames`.
    *
@@ -114,6 +135,34 @@ export class InlineProcessor implements Processor {
     const control = processorAttachment(this)?.control;
     if (!control) throw new TypeError("Cannot send frames: the processor is not attached yet");
     control.sendFrames(batch);
+  }
+
+  /**
+   * Sends a message whose payload comes from `source` on this connection, after what
+   * `outputMessages` holds so far; what is sent later follows it. See `IoCore.sendMessageStream`.
+   *
+   * @returns Resolves once the last byte was handed to the transport; rejects as
+   *   `IoCore.sendMessageStream` does (`StreamLengthError`, the connection's error, ...).
+   *
+   * @example Answer a request with a large generated reply
+   * ```ts
+   * import { InlineProcessor } from "@asockio/core";
+   * class Dump extends InlineProcessor {
+   *   override onDataReceived(): void {
+   *     const rows = (async function* () {
+   *       for (let i = 0; i < 1024; i++) yield new Uint8Array(1024).fill(i);
+   *     })();
+   *     this.sendMessageStream(rows, 1024 * 1024).catch(() => {}); // the connection closes on failure
+   *   }
+   * }
+   * ```
+   */
+  sendMessageStream(source: MessageStreamSource, byteLength: number): Promise<void> {
+    const control = processorAttachment(this)?.control;
+    if (!control) {
+      return Promise.reject(new TypeError("Cannot send message stream: the processor is not attached yet"));
+    }
+    return control.sendMessageStream(source, byteLength);
   }
 
   /** Called when everything queued for this connection has been written. */

@@ -294,7 +294,7 @@ describe("natsCluster: keyword claims across nodes (JetStream KV)", () => {
     await located(b.core, "survivor", "a"); // a reconnected and subscribed again
     const kv = await b.nc.jetstream().views.kv("asockio_test_keywords");
     const token = "k" + btoa("survivor").replace(/=+$/, "");
-    for (let t = Date.now(); (await kv.get(token))?.string() !== "a"; await delay(50)) {
+    for (const t = Date.now(); (await kv.get(token))?.string() !== "a"; await delay(50)) {
       // JetStream answers its first requests on a restarted server late (a 5 s request timeout each).
       assert.ok(Date.now() - t < 30_000, "a claims survivor again in the new store");
     }

@@ -13,7 +13,8 @@ import { Phase } from "../core/connection/session_phase.ts";
 import { EventBoard } from "../core/engine/event_board.ts";
 import { MemoryBudget } from "../core/engine/memory_budget.ts";
 import { ProcessorHost } from "../core/engine/processor_host.ts";
-import { type IoCoreLimits, resolveLimits } from "../core/options.ts";
+import type { IoCoreLimits } from "../core/options.ts";
+import { resolveLimits } from "../core/option_tables.ts";
 import type { ListenerInfo } from "../core/types.ts";
 import { encodeFrame, FrameDecoder } from "../core/wire/codec.ts";
 import { waitFor } from "./_settle.ts";
@@ -70,13 +71,14 @@ function stubHost(limits: IoCoreLimits = {}): SessionHost & { closedSessions: Se
   const refuse = () => {
     throw new Error("not used by these tests");
   };
+  const budget = new MemoryBudget(1 << 20, 1 << 20, () => {});
   return {
     closedSessions,
     limits: resolveLimits(limits),
     logger: {},
-    budget: new MemoryBudget(1 << 20, 1 << 20, () => {}),
+    budget,
     board: new EventBoard(() => false),
-    processors: new ProcessorHost({}),
+    processors: new ProcessorHost({}, budget),
     flusher: new FlushScheduler(),
     tracksIdle: false,
     proxied: refuse,

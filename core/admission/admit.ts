@@ -7,7 +7,8 @@
  * @module
  */
 import type { KeywordVerdict } from "../wire/handshake.ts";
-import { type IoCoreOptions, oneOf } from "../options.ts";
+import type { IoCoreOptions } from "../options.ts";
+import { oneOf } from "../option_tables.ts";
 import { ALLOW_ALL, compileRules, LOCAL_ONLY, type RuleCheck } from "./rules.ts";
 
 /** The core's admission options, checked and compiled once. */

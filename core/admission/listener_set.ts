@@ -10,6 +10,7 @@ import { type CidrRange, describeAddr, ipInRange, parseCidr, parseIp } from "../
 import type { IoCoreListenerOptions, Logger } from "../options.ts";
 import type { ListenerInfo } from "../types.ts";
 import { WebSocketConnection } from "../connection/websocket_connection.ts";
+import { unrefTimer } from "../timer.ts";
 
 /** The limits a `websocket` listener's connections need (from `IoCoreLimits`). */
 export interface WebSocketLimits {
@@ -246,7 +247,7 @@ export class ListenerSet {
         conn.close();
         this.#dropped(conn, listener, `it waited longer than handshakeTimeoutMs ${parking.timeoutMs}`);
       }, parking.timeoutMs);
-      (parked.timer as { unref?: () => void }).unref?.();
+      unrefTimer(parked.timer);
     }
     this.#parked.push(parked);
     this.#parkedOn[listener.id]!++;

@@ -11,7 +11,7 @@ import type { ResolvedReconnect } from "./reconnect.ts";
 import type { RuleCheck } from "../admission/rules.ts";
 import type { Session } from "../connection/session.ts";
 import type { Addr } from "../../transports/types.ts";
-import type { ClientId, ListenerInfo } from "../types.ts";
+import type { ClientId, ListenerInfo, MessageStream } from "../types.ts";
 import { FRAME_HEADER_BYTES, frameView, readFrameLength } from "../wire/codec.ts";
 import { createFrameBatch, type FrameBatch, pushPayloadViews } from "../wire/frame_batch.ts";
 
@@ -40,6 +40,8 @@ export interface ClientRegistration {
   readonly reconnect?: ResolvedReconnect;
   /** Registered by `acceptUnexpectedKeywords: "adopt"`: forgotten once disconnected and read. */
   readonly adopted?: boolean;
+  /** Frames declaring more are delivered as streams (see `IoCoreOptions.streamThresholdBytes`). */
+  readonly streamThresholdBytes?: number;
 }
 
 /** A `messages()` iteration reading a client's inbox. */
@@ -90,6 +92,10 @@ export class ClientRecord {
   readonly reconnect: ResolvedReconnect | undefined;
   /** Registered by `acceptUnexpectedKeywords: "adopt"`: forgotten once disconnected and read. */
   readonly adopted: boolean;
+  /** Frames declaring more are delivered as streams; `undefined`: every message whole. */
+  readonly streamThresholdBytes: number | undefined;
+  /** The streamed message after the unread ones, until the application takes it. */
+  #stream: MessageStream | undefined = undefined;
   #processorClass: InlineProcessorClass | undefined;
   #session: Session | undefined = undefined;
   #connecting = false;
@@ -139,6 +145,7 @@ export class ClientRecord {
     this.secretKey = registration.secretKey;
     this.reconnect = registration.reconnect;
     this.adopted = registration.adopted ?? false;
+    this.streamThresholdBytes = registration.streamThresholdBytes;
     this.#processorClass = registration.processorClass;
   }
 
@@ -274,6 +281,29 @@ export class ClientRecord {
   /** The client was removed: it gets no connection any more. */
   markRemoved(): void {
     this.#removed = true;
+  }
+
+  /** A streamed message arrived after the unread messages; `takeStream` hands it out once. */
+  streamArrived(stream: MessageStream): void {
+    this.#stream = stream;
+  }
+
+  /** True when a streamed message not taken yet is the next unread item. */
+  get streamIsNext(): boolean {
+    return this.#stream !== undefined && this.#unread === 0;
+  }
+
+  /** Takes the streamed message when it is the next unread item (see `IoCore.takeMessageStream`). */
+  takeStream(): MessageStream | undefined {
+    if (!this.streamIsNext) return undefined;
+    const stream = this.#stream;
+    this.#stream = undefined;
+    return stream;
+  }
+
+  /** `stream` was read to its end or cancelled. */
+  streamFinished(stream: MessageStream): void {
+    if (this.#stream === stream) this.#stream = undefined;
   }
 
   /** Payload bytes of the unread messages. */
@@ -480,6 +510,16 @@ export class ClientRegistry {
   /** The client with this id. */
   get(id: ClientId): ClientRecord | undefined {
     return this.#byId.get(id);
+  }
+
+  /** True when the client has unread messages (the event board's check). */
+  hasUnread(id: ClientId): boolean {
+    return (this.#byId.get(id)?.unread ?? 0) > 0;
+  }
+
+  /** True when the client's next unread item is a streamed message (the event board's check). */
+  streamIsNext(id: ClientId): boolean {
+    return this.#byId.get(id)?.streamIsNext ?? false;
   }
 
   /** The named client registered with this keyword key. */

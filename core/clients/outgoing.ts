@@ -12,6 +12,7 @@ import type { Logger } from "../options.ts";
 import { backoffDelay } from "./reconnect.ts";
 import type { Session } from "../connection/session.ts";
 import type { ClientId } from "../types.ts";
+import { unrefTimer } from "../timer.ts";
 
 /** What the outgoing clients need from the core around them. */
 export interface OutgoingHost {
@@ -120,7 +121,7 @@ export class OutgoingClients {
       }
     }, delay);
     // No retry keeps a process alive.
-    (timer as { unref?: () => void }).unref?.();
+    unrefTimer(timer);
     this.#retries.set(record, { timer, at: Date.now() + delay });
   }
 
@@ -137,7 +138,7 @@ export class OutgoingClients {
         this.#attempts.delete(record);
         onTimeout();
       }, timeoutMs);
-      (timer as { unref?: () => void }).unref?.();
+      unrefTimer(timer);
     }
     const attempt: Attempt = { timer };
     this.#attempts.set(record, attempt);

@@ -10,6 +10,7 @@ import { FRAME_HEADER_BYTES, type FrameDecoder } from "../wire/codec.ts";
 import { createFrameBatch, FrameBatch } from "../wire/frame_batch.ts";
 import type { Session } from "./session.ts";
 import type { SessionHost } from "./session_host.ts";
+import type { InboundStream } from "./message_stream.ts";
 import { Pause, Phase } from "./session_phase.ts";
 
 /**
@@ -20,7 +21,7 @@ export class Delivery {
   readonly #session: Session;
   readonly #host: SessionHost;
   /** Messages, batches or raw chunks that arrived while a callback was pending, counted as input. */
-  #waiting: (Uint8Array | FrameBatch)[] = [];
+  #waiting: (Uint8Array | FrameBatch | InboundStream)[] = [];
 
   /** The delivery of `session`, whose core is `host`. */
   constructor(session: Session, host: SessionHost) {
@@ -99,7 +100,7 @@ export class Delivery {
    * Hands one message or batch to the processor; while an asynchronous callback is pending it
    * waits, in order.
    */
-  toProcessor(message: Uint8Array | FrameBatch): void {
+  toProcessor(message: Uint8Array | FrameBatch | InboundStream): void {
     const session = this.#session;
     if (session.awaitingCallback) {
       this.#waiting.push(message);

@@ -11,6 +11,16 @@ import { FRAME_HEADER_BYTES } from "../wire/codec.ts";
 import { payloadViews } from "../wire/frame_batch.ts";
 import { InFlightMessages } from "./in_flight.ts";
 import { framedPieces, OutputKind } from "./output.ts";
+import { ConnectionClosedError } from "../errors.ts";
+
+/** Output queued while a message stream is written, or a stream waiting for its turn. */
+type Held = { kind: OutputKind; payloads: Uint8Array[]; bytes: number } | StreamTurn;
+
+/** A message stream waiting for the one before it: `start` when it may write, `abort` if it never will. */
+export interface StreamTurn {
+  start(): void;
+  abort(error: Error): void;
+}
 
 /**
  * A connection's queued and in-flight output. The `push` methods return the bytes they added, as
@@ -37,6 +47,10 @@ export class OutputQueue {
   /** A reconnecting client's output since the last drain, for what a lost connection left unwritten. */
   readonly #inFlight: InFlightMessages | undefined;
   readonly #onWriteError: (error: Error) => void;
+  /** While a message stream is written: what was queued after it, in order; replayed when it ends. */
+  #held: Held[] | undefined = undefined;
+  #heldBytes = 0;
+  #drainWaiter: { resolve(): void; reject(error: Error): void } | undefined = undefined;
 
   /**
    * The output of `conn`; `keepInFlight` for a client that resends what a lost connection left
@@ -48,9 +62,9 @@ export class OutputQueue {
     this.#onWriteError = onWriteError;
   }
 
-  /** Bytes queued and not yet handed to the transport. */
+  /** Bytes queued and not yet handed to the transport (held behind a message stream included). */
   get queuedBytes(): number {
-    return this.#queuedBytes;
+    return this.#queuedBytes + this.#heldBytes;
   }
 
   /** Bytes handed to the transport and not yet drained. */
@@ -65,6 +79,7 @@ export class OutputQueue {
 
   /** Queues one payload of `kind`; returns its bytes. */
   push(payload: Uint8Array, kind: OutputKind): number {
+    if (this.#held !== undefined) return this.#hold(kind, [payload]);
     this.#switchTo(kind);
     this.#queue.push(payload);
     const bytes = kind === OutputKind.framed ? payload.length + FRAME_HEADER_BYTES : payload.length;
@@ -74,6 +89,7 @@ export class OutputQueue {
 
   /** Queues runs of whole frames as received (a `FrameBatch`'s), `byteLength` in all; returns it. */
   pushRuns(runs: readonly Uint8Array[], byteLength: number): number {
+    if (this.#held !== undefined) return this.#hold(OutputKind.frames, runs.slice(), byteLength);
     this.#switchTo(OutputKind.frames);
     const queue = this.#queue;
     for (let i = 0; i < runs.length; i++) queue.push(runs[i]!);
@@ -83,6 +99,9 @@ export class OutputQueue {
 
   /** {@linkcode OutputQueue.push} for several payloads, framed or raw, in order; returns their bytes. */
   pushMany(messages: readonly (Uint8Array | string)[], framed: boolean): number {
+    if (this.#held !== undefined) {
+      return this.#hold(framed ? OutputKind.framed : OutputKind.raw, messages.map(toBytes));
+    }
     this.#switchTo(framed ? OutputKind.framed : OutputKind.raw);
     const queue = this.#queue;
     const count = messages.length;
@@ -106,6 +125,68 @@ export class OutputQueue {
     return bytes;
   }
 
+  /** True while a message stream is being written: other output waits behind it. */
+  get streaming(): boolean {
+    return this.#held !== undefined;
+  }
+
+  /**
+   * A message stream wants the connection: it gets it now (`turn.start()` is called at once), or
+   * after the streams before it; output queued meanwhile waits behind it, in order.
+   */
+  streamTurn(turn: StreamTurn): void {
+    if (this.#held !== undefined) return void this.#held.push(turn);
+    this.#held = [];
+    turn.start();
+  }
+
+  /** Queues bytes of the message stream being written (its header, then its payload); returns them. */
+  pushStreamBytes(bytes: Uint8Array): number {
+    this.#switchTo(OutputKind.raw);
+    this.#queue.push(bytes);
+    this.#queuedBytes += bytes.length;
+    return bytes.length;
+  }
+
+  /** The message stream ended: what waited behind it is queued, up to the next stream's turn. */
+  streamEnded(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    this.#heldBytes = 0;
+    for (let i = 0; i < held.length; i++) {
+      const item = held[i]!;
+      if ("start" in item) {
+        this.#held = [];
+        for (let k = i + 1; k < held.length; k++) this.#requeue(held[k]!);
+        return item.start();
+      }
+      this.#switchTo(item.kind);
+      for (const payload of item.payloads) this.#queue.push(payload);
+      this.#queuedBytes += item.bytes;
+    }
+  }
+
+  /** Resolves once the output in flight has drained; rejects when the connection closes first. */
+  whenDrained(): Promise<void> {
+    return new Promise((resolve, reject) => this.#drainWaiter = { resolve, reject });
+  }
+
+  #hold(kind: OutputKind, payloads: Uint8Array[], byteLength?: number): number {
+    let bytes = byteLength ?? 0;
+    if (byteLength === undefined) {
+      for (const payload of payloads) {
+        bytes += payload.length + (kind === OutputKind.framed ? FRAME_HEADER_BYTES : 0);
+      }
+    }
+    this.#requeue({ kind, payloads, bytes });
+    return bytes;
+  }
+
+  #requeue(item: Held): void {
+    this.#held!.push(item);
+    if (!("start" in item)) this.#heldBytes += item.bytes;
+  }
+
   /** Writes what is queued first when it is of another kind than `kind`. */
   #switchTo(kind: OutputKind): void {
     if (this.#queue.length && this.#kind !== kind) this.write();
@@ -121,7 +202,8 @@ export class OutputQueue {
     this.#queue = [];
     this.#inflightBytes += bytes;
     this.#queuedBytes = 0;
-    if (this.#tracking) this.#inFlight?.add(queue, kind, bytes);
+    // A message stream's bytes are never resent: its sender rejects instead.
+    if (this.#tracking && this.#held === undefined) this.#inFlight?.add(queue, kind, bytes);
     try {
       // This is the connection's one batch for the tick, so the transport starts writing it at once.
       this.#conn.writeBatch(kind === OutputKind.framed ? framedPieces(queue) : queue);
@@ -135,6 +217,9 @@ export class OutputQueue {
     const bytes = this.#inflightBytes;
     this.#inflightBytes = 0;
     this.#inFlight?.clear();
+    const waiter = this.#drainWaiter;
+    this.#drainWaiter = undefined;
+    waiter?.resolve();
     return bytes;
   }
 
@@ -145,9 +230,25 @@ export class OutputQueue {
    * was never handed to the transport.
    */
   discard(discardedBytes: number): { bytes: number; unsent: Uint8Array[] } {
-    const bytes = this.#queuedBytes + this.#inflightBytes;
+    const bytes = this.#queuedBytes + this.#inflightBytes + this.#heldBytes;
     const unwritten = this.#inFlight?.unwritten(discardedBytes) ?? [];
-    const queued = this.#kind === OutputKind.frames ? payloadViews(this.#queue) : this.#queue;
+    // A message stream's bytes cannot be resent (its source is consumed): its sender rejects.
+    let queued = this.#held !== undefined
+      ? []
+      : this.#kind === OutputKind.frames
+      ? payloadViews(this.#queue)
+      : this.#queue;
+    const closed = new ConnectionClosedError("Cannot send message stream: the connection closed");
+    for (const item of this.#held ?? []) {
+      if ("start" in item) item.abort(closed);
+      else if (item.kind !== OutputKind.raw) {
+        queued = queued.concat(item.kind === OutputKind.frames ? payloadViews(item.payloads) : item.payloads);
+      }
+    }
+    this.#held = undefined;
+    this.#heldBytes = 0;
+    this.#drainWaiter?.reject(closed);
+    this.#drainWaiter = undefined;
     const unsent = !this.#tracking ? [] : unwritten.length ? unwritten.concat(queued) : queued;
     this.#queue = [];
     this.#queuedBytes = 0;

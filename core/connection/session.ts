@@ -8,7 +8,6 @@
 import type { Addr, Connection, ConnectionHandler } from "../../transports/types.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../wire/codec.ts";
-import { AsockioError } from "../errors.ts";
 import { refuseModeSwitch } from "./websocket_connection.ts";
 import { HandshakeDriver } from "./session_handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
@@ -18,12 +17,13 @@ import type { Processor } from "../processor.ts";
 import { ProcessorState } from "../engine/processor_state.ts";
 import { type FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_batch.ts";
 import type { ListenerInfo } from "../types.ts";
-import { Deadline, Pause, Phase } from "./session_phase.ts";
+import { closeOnInternalError, Deadline, Pause, Phase } from "./session_phase.ts";
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
+import { type InboundStream, StreamReceiver, streamThresholdOf } from "./message_stream.ts";
 
-export { Pause, Phase, type SessionHost };
+export { Pause, Phase, type SessionHost, streamThresholdOf };
 
 /**
  * One connection: the handshake, the decode loop, the output queue and the close lifecycle. Nothing
@@ -44,7 +44,7 @@ export class Session implements ConnectionHandler {
   readonly processing: ProcessorState = new ProcessorState();
   /** Where decoded input goes: the processor or the inbox. */
   readonly #delivery: Delivery;
-  readonly #output: OutputQueue;
+  readonly output: OutputQueue; // written by the session, and by a message stream's sender
   /** True while output is queued and not yet handed to the transport (set by the `FlushScheduler`). */
   dirty = false;
   #lastActivity = 0;
@@ -59,11 +59,11 @@ export class Session implements ConnectionHandler {
   /** Drives the PROXY header and the handshake until the session is open. */
   readonly #handshakeDriver: HandshakeDriver;
   readonly #deadline = new Deadline();
+  #streams: StreamReceiver | undefined = undefined; // streamed messages, when a threshold applies
 
   /**
-   * A session for `conn`: `"proxy"` reads a PROXY header first, `"accepting"` and an outgoing
-   * client's record start a handshake, `"raw"` is open at once for an unknown raw client. It does
-   * not read until `conn.setHandler(session)`.
+   * A session for `conn`: `"proxy"` reads a PROXY header first, `"accepting"` and an outgoing client's
+   * record start a handshake, `"raw"` is open at once for an unknown raw client; reads after `setHandler`.
    */
   constructor(
     host: SessionHost,
@@ -77,7 +77,7 @@ export class Session implements ConnectionHandler {
     this.conn = conn;
     this.listener = listener;
     const outgoing = typeof start === "object";
-    this.#output = new OutputQueue(conn, outgoing && start.reconnect !== undefined, (err) => this.close(err));
+    this.output = new OutputQueue(conn, outgoing && start.reconnect !== undefined, (err) => this.close(err));
     if (start === "raw") this.beginRaw();
     else if (start === "accepting") this.beginHandshake();
     else if (start === "proxy") this.#handshakeDriver.expectProxyHeader();
@@ -99,9 +99,9 @@ export class Session implements ConnectionHandler {
   beginRaw(): void {
     this.#phase = Phase.open;
     this.#opened = true;
-    this.#output.track();
+    this.output.track();
     this.#raw = true;
-    this.#decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+    this.#decoder = new FrameDecoder(this.#host.limits);
   }
 
   /** The connection's processor, if one is attached. */
@@ -161,7 +161,7 @@ export class Session implements ConnectionHandler {
 
   /** Output handed to the transport and not yet drained. */
   get inflightBytes(): number {
-    return this.#output.inflightBytes;
+    return this.output.inflightBytes;
   }
 
   /** Binds the session to `record` (see `SessionHost.bind`); it opens next. */
@@ -191,7 +191,7 @@ export class Session implements ConnectionHandler {
 
   /** Output queued or in flight for this connection. */
   get queuedOutputBytes(): number {
-    return this.#output.queuedBytes + this.#output.inflightBytes;
+    return this.output.queuedBytes + this.output.inflightBytes;
   }
 
   /** True while closing: gracefully, or draining after a refusal or failure. */
@@ -243,10 +243,9 @@ export class Session implements ConnectionHandler {
   // ConnectionHandler: nothing thrown here may reach the runtime's event loop.
 
   /**
-   * A chunk arrived. Returns a number when nothing keeps `chunk` (it was copied into a large message
-   * being received): how many more bytes of that message are still to come. Only then may the
-   * transport reuse its memory, so a `FrameBatch`, which holds only chunks that were kept, never
-   * sees its bytes overwritten.
+   * A chunk arrived. Returns a number when nothing keeps `chunk` (copied into a large message being
+   * received): that message's bytes still to come. Only then may the transport reuse its memory, so
+   * a `FrameBatch`, which holds only chunks that were kept, never sees its bytes overwritten.
    */
   onData(chunk: Uint8Array): number | undefined {
     try {
@@ -267,13 +266,14 @@ export class Session implements ConnectionHandler {
   }
 
   /**
-   * The peer half-closed. An open accepted connection stays writable, so the application can still
-   * answer (see {@linkcode Session.inputRead}); any other delivers what is queued, then closes.
+   * The peer half-closed. An open accepted connection stays writable, so the application can still answer
+   * (see {@linkcode Session.inputRead}); any other delivers what is queued, then closes.
    */
   onEnd(): void {
     try {
       if (this.#phase === Phase.closed) return;
       this.#peerEnded = true;
+      this.#streams?.close(undefined); // a stream cut short can never complete
       if (this.#phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
       if (this.#closingGracefully) this.close();
       else if (this.listener !== undefined && this.#phase === Phase.open && !this.#closeAfterFlush) {
@@ -338,6 +338,7 @@ export class Session implements ConnectionHandler {
         continue;
       }
       const decoder = this.#decoder!;
+      if (this.#streams !== undefined && !this.#raw && !this.#streams.pump(decoder)) return;
       if (this.#raw) {
         const rest = decoder.takeBuffered();
         if (rest.length) this.#delivery.message(rest, true);
@@ -366,7 +367,10 @@ export class Session implements ConnectionHandler {
         this.fail(err as Error);
         return;
       }
-      if (message === undefined) return;
+      if (message === undefined) {
+        if (decoder.streamRemainingBytes === 0) return;
+        continue; // a streamed message began: pump it
+      }
       budget.released(FRAME_HEADER_BYTES);
       this.#delivery.message(message, false);
     }
@@ -387,7 +391,7 @@ export class Session implements ConnectionHandler {
   }
 
   /** Hands one message or batch (counted as input) to the processor, in order (see `Delivery`). */
-  toProcessor(message: Uint8Array | FrameBatch): void {
+  toProcessor(message: Uint8Array | FrameBatch | InboundStream): void {
     this.#delivery.toProcessor(message);
   }
 
@@ -403,11 +407,18 @@ export class Session implements ConnectionHandler {
     if (this.#phase === Phase.open) return;
     this.#phase = Phase.open;
     this.#opened = true;
-    this.#output.track();
+    this.output.track();
     this.#deadline.clear();
-    this.#decoder = new FrameDecoder({ maxMessageBytes: this.#host.limits.maxMessageBytes });
+    this.#decoder = new FrameDecoder(this.#host.limits); // maxMessageBytes, maxStreamedMessageBytes
+    this.streamThreshold(streamThresholdOf(this.#client));
     const rest = this.#handshakeDriver.finish();
     if (rest?.length) this.#decoder.push(rest);
+  }
+
+  /** Delivers frames over `threshold` as streams from now on (`undefined`: whole, for a processor). */
+  streamThreshold(threshold: number | undefined): void {
+    this.#decoder?.setStreamThreshold(threshold);
+    if (threshold !== undefined) this.#streams ??= new StreamReceiver(this, this.#host);
   }
 
   /** Switches between framed and raw (UDP stays raw); the undecoded rest is re-read in the new mode. */
@@ -428,24 +439,21 @@ export class Session implements ConnectionHandler {
   /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
   queueOutput(payload: Uint8Array, framed = !this.#raw): void {
     if (this.#phase === Phase.closed) return;
-    this.#queued(this.#output.push(payload, framed ? OutputKind.framed : OutputKind.raw));
+    this.#queued(this.output.push(payload, framed ? OutputKind.framed : OutputKind.raw));
   }
 
-  /**
-   * Queues a batch this core made, as its bytes: no copy, no re-encoding; in raw mode too, since
-   * the bytes are frames already. Throws a `TypeError` for anything else (see `IoCore.sendFrames`).
-   */
+  /** Queues a batch this core made as its bytes (no copy; raw mode too); else throws a `TypeError`. */
   sendFrames(batch: FrameBatch): void {
     const runs = frameBatchRuns(batch, this.#host.budget, "send frames");
     frameBatchSent(batch);
     if (this.#phase === Phase.closed || batch.count === 0) return;
-    this.#queued(this.#output.pushRuns(runs, batch.byteLength));
+    this.#queued(this.output.pushRuns(runs, batch.byteLength));
   }
 
   /** {@linkcode queueOutput} for a batch, with one accounting update. */
   queueOutputs(messages: readonly (Uint8Array | string)[]): void {
     if (this.#phase === Phase.closed || messages.length === 0) return;
-    this.#queued(this.#output.pushMany(messages, !this.#raw));
+    this.#queued(this.output.pushMany(messages, !this.#raw));
   }
 
   #queued(bytes: number): void {
@@ -458,15 +466,15 @@ export class Session implements ConnectionHandler {
   /** Hands the queued output to the transport now. */
   flushNow(): void {
     this.dirty = false;
-    if (this.#phase !== Phase.closed) this.#output.write();
-    if (this.#closeAfterFlush && this.#output.inflightBytes === 0) this.#beginGracefulClose();
+    if (this.#phase !== Phase.closed) this.output.write();
+    if (this.#closeAfterFlush && this.output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   #drained(): void {
     if (this.#phase === Phase.closed) return;
     const host = this.#host;
     if (host.tracksIdle) this.#lastActivity = Date.now();
-    host.budget.written(this.#output.drained());
+    host.budget.written(this.output.drained());
     host.budget.relieve();
     if (this.dirty) return;
     const record = this.#client;
@@ -486,7 +494,7 @@ export class Session implements ConnectionHandler {
   closeWhenFlushed(): void {
     if (this.#phase === Phase.closed) return;
     this.#closeAfterFlush = true;
-    if (!this.dirty && this.#output.inflightBytes === 0) this.#beginGracefulClose();
+    if (!this.dirty && this.output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   /** Ignores further input, writes what is queued, then closes with `error` as the client's `lastError`. */
@@ -552,7 +560,7 @@ export class Session implements ConnectionHandler {
   /** True when the open session's input was all read and its output all written. */
   get quiet(): boolean {
     // A held keyword's input cannot be read until `addClient` adopts it: it does not count.
-    return this.#phase === Phase.open && !this.dirty && this.#output.inflightBytes === 0 &&
+    return this.#phase === Phase.open && !this.dirty && this.output.inflightBytes === 0 &&
       this.#delivery.idle &&
       (this.#client?.unread ?? 0) === 0;
   }
@@ -563,10 +571,11 @@ export class Session implements ConnectionHandler {
     this.#phase = Phase.closed;
     this.#deadline.clear();
     const budget = this.#host.budget;
+    this.#streams?.close(error);
     budget.released((this.#decoder?.bufferedBytes ?? 0) + this.#handshakeDriver.bufferedBytes);
     budget.released(this.#delivery.discard());
     // What never fully reached the kernel is sent again, whole, before what was never written.
-    const { bytes, unsent } = this.#output.discard(this.conn.discardedBytes);
+    const { bytes, unsent } = this.output.discard(this.conn.discardedBytes);
     budget.written(bytes);
     error ??= this.#closeError;
     if (wasConnecting && !error) error = this.#handshakeDriver.closedEarly();
@@ -580,14 +589,6 @@ export class Session implements ConnectionHandler {
   }
 
   #internalError(err: unknown): void {
-    this.#host.logger.error?.(
-      `Internal error on connection from ${describeAddr(this.remoteAddr)}; closed`,
-      err,
-    );
-    try {
-      this.close(err instanceof Error ? err : new AsockioError("Internal error", { cause: err }));
-    } catch (closeErr) {
-      this.#host.logger.error?.("Internal error while closing a connection", closeErr);
-    }
+    closeOnInternalError(this, this.#host.logger, err);
   }
 }

@@ -5,6 +5,11 @@
  *
  * @module
  */
+import type { Addr } from "../../transports/types.ts";
+import { AsockioError } from "../errors.ts";
+import type { Logger } from "../options.ts";
+import { describeAddr } from "../wire/ip.ts";
+import { unrefTimer } from "../timer.ts";
 
 /** Where a session stands. */
 export const Phase = {
@@ -31,6 +36,8 @@ export const Pause = {
   reader: 2,
   /** An asynchronous processor callback has not settled. */
   callback: 4,
+  /** A streamed message's queue is full, or it arrived and is not read to its end yet. */
+  stream: 8,
 } as const;
 /** One of {@linkcode Pause}'s values. */
 export type Pause = typeof Pause[keyof typeof Pause];
@@ -50,7 +57,7 @@ export class Deadline {
       expire();
     }, ms);
     // Node and Bun timers can be unref'd; Deno's are numbers, and sessions clear theirs on close.
-    (this.#timer as { unref?: () => void } | null)?.unref?.();
+    unrefTimer(this.#timer);
   }
 
   /** Cancels what is pending. */
@@ -59,5 +66,29 @@ export class Deadline {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
+  }
+}
+
+/**
+ * An internal error on a connection: logs it and closes that connection only (with `err` as its
+ * error, wrapped in an `AsockioError` when it is not an `Error`); nothing reaches the event loop.
+ *
+ * @example
+ * ```ts
+ * import { closeOnInternalError } from "./session_phase.ts";
+ * const conn = { remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 1 }, close() {} };
+ * closeOnInternalError(conn, {}, new Error("bug"));
+ * ```
+ */
+export function closeOnInternalError(
+  session: { readonly remoteAddr: Addr; close(error: Error): void },
+  logger: Logger,
+  err: unknown,
+): void {
+  logger.error?.(`Internal error on connection from ${describeAddr(session.remoteAddr)}; closed`, err);
+  try {
+    session.close(err instanceof Error ? err : new AsockioError("Internal error", { cause: err }));
+  } catch (closeErr) {
+    logger.error?.("Internal error while closing a connection", closeErr);
   }
 }

@@ -28,6 +28,7 @@ import {
   webSocketHeader,
   WebSocketOpcode,
 } from "../wire/websocket_frames.ts";
+import { unrefTimer } from "../timer.ts";
 
 /** The most bytes an HTTP request head may take on a `websocket` listener. */
 export const MAX_REQUEST_HEAD_BYTES = 16 * 1024;
@@ -382,7 +383,7 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
     const every = this.#options.pingIntervalMs;
     if (every > 0) {
       this.#pinger = setInterval(() => this.#ping(), every);
-      (this.#pinger as { unref?: () => void }).unref?.();
+      unrefTimer(this.#pinger);
     }
     this.#options.ready(this);
   }
@@ -433,7 +434,7 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   #closeSoon(): void {
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.#inner.close(), this.#options.closeTimeoutMs);
-    (this.#timer as { unref?: () => void }).unref?.();
+    unrefTimer(this.#timer);
   }
 
   /** Tells the listener once: ready for a session, or refused (or gone) with `why`. */

@@ -15,6 +15,7 @@ function newEventSets(): EventSets {
     newlyConnectedUnknownClients: new Set(),
     clientsWithDisconnectedConnection: new Set(),
     clientsHaveDataToRead: new Set(),
+    clientsHaveMessageStream: new Set(),
     clientsWithEmptyOutputFifo: new Set(),
   };
 }
@@ -40,13 +41,16 @@ export class EventBoard {
   #cancelTimer: (() => void) | undefined = undefined;
   #wakeScheduled = false;
   readonly #hasUnread: (id: ClientId) => boolean;
+  readonly #streamIsNext: (id: ClientId) => boolean;
 
   /**
    * @param hasUnread Whether a client still has unread data when the events are taken: one
    *   reported as having data must still have some when the result is read.
+   * @param streamIsNext Whether a client's next unread item is still a stream not taken.
    */
-  constructor(hasUnread: (id: ClientId) => boolean) {
+  constructor(hasUnread: (id: ClientId) => boolean, streamIsNext: (id: ClientId) => boolean = () => false) {
     this.#hasUnread = hasUnread;
+    this.#streamIsNext = streamIsNext;
   }
 
   /** True while an `ioIteration` call is waiting. */
@@ -134,6 +138,9 @@ export class EventBoard {
     this.#count = 0;
     for (const id of events.clientsHaveDataToRead) {
       if (!this.#hasUnread(id)) events.clientsHaveDataToRead.delete(id);
+    }
+    for (const id of events.clientsHaveMessageStream) {
+      if (!this.#streamIsNext(id)) events.clientsHaveMessageStream.delete(id);
     }
     return events;
   }

@@ -7,6 +7,7 @@
 import { TimeoutError } from "../errors.ts";
 import { describeAddr } from "../wire/ip.ts";
 import type { Session } from "../connection/session.ts";
+import { unrefTimer } from "../timer.ts";
 
 /** A timer that runs while there are connections, and fails the idle ones. */
 export class IdleSweep {
@@ -36,7 +37,7 @@ export class IdleSweep {
         );
       }
     }, Math.max(10, Math.min(idle / 4, 1000)));
-    (this.#timer as { unref?: () => void }).unref?.();
+    unrefTimer(this.#timer);
   }
 
   /** Stops sweeping (no connection left, or the core closes). */

@@ -20,6 +20,8 @@ export interface InboxHost {
   isClosed(): boolean;
   /** True while `record` is registered: an iteration of a removed client ends. */
   isRegistered(record: ClientRecord): boolean;
+  /** The client's inbox was read up to a streamed message, which is next now. */
+  streamIsNext(record: ClientRecord): void;
   /** Forgets an unknown client whose connection is gone and whose inbox is read to the end. */
   forget(record: ClientRecord): void;
 }
@@ -65,6 +67,7 @@ export class InboxReading {
   #consumed(record: ClientRecord, cost: number): void {
     this.#budget.consumed(record.session, cost, record.inboxBytes);
     record.session?.inputRead();
+    if (record.streamIsNext) this.#host.streamIsNext(record);
     if ((record.kind === "unknown" || record.adopted) && !record.session && record.unread === 0) {
       this.#host.forget(record);
     }

@@ -14,18 +14,28 @@ import { Pause } from "../connection/session_phase.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { FrameBatch } from "../wire/frame_batch.ts";
 import { ProcessorClose } from "./processor_state.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
+import { startMessageStream } from "../connection/message_stream_send.ts";
+import { InboundStream } from "../connection/message_stream.ts";
 
-type Callback = "onConnected" | "onDataReceived" | "onFramesReceived" | "onOutputBuffersAreEmpty";
+type Callback =
+  | "onConnected"
+  | "onDataReceived"
+  | "onFramesReceived"
+  | "onMessageStream"
+  | "onOutputBuffersAreEmpty";
 
 /**
  * The one place the core calls processors.
  */
 export class ProcessorHost {
   readonly #logger: Logger;
+  readonly #budget: MemoryBudget;
 
-  /** Reports throwing callbacks to `logger.error`. */
-  constructor(logger: Logger) {
+  /** Reports throwing callbacks to `logger.error`; message streams sent count against `budget`. */
+  constructor(logger: Logger, budget: MemoryBudget) {
     this.#logger = logger;
+    this.#budget = budget;
   }
 
   /** Creates the client's processor for this connection and calls `onConnected`. */
@@ -44,6 +54,7 @@ export class ProcessorHost {
     const state = session.processing;
     state.processor = processor;
     state.takesFrames = typeof processor.onFramesReceived === "function";
+    state.takesStreams = typeof processor.onMessageStream === "function";
     attachProcessor(processor, {
       context: {
         clientId: record.id,
@@ -68,6 +79,10 @@ export class ProcessorHost {
           if (state.inCallback) this.#queueOutput(session);
           session.sendFrames(batch);
         },
+        sendMessageStream: (source, byteLength) => {
+          if (state.inCallback) this.#queueOutput(session);
+          return startMessageStream(record, this.#budget, source, byteLength, record.id);
+        },
       },
     });
     state.inCallback = true;
@@ -82,16 +97,19 @@ export class ProcessorHost {
   }
 
   /** Hands one message (or raw chunk) or a batch to the connection's processor. */
-  deliver(session: Session, message: Uint8Array | FrameBatch): void {
+  deliver(session: Session, message: Uint8Array | FrameBatch | InboundStream): void {
     const state = session.processing;
     state.inCallback = true;
     const processor = state.processor!;
     const batch = state.takesFrames && message instanceof FrameBatch;
-    const callback = batch ? "onFramesReceived" : "onDataReceived";
+    const stream = state.takesStreams && message instanceof InboundStream;
+    const callback = batch ? "onFramesReceived" : stream ? "onMessageStream" : "onDataReceived";
     let pending: void | Promise<void>;
     try {
       pending = batch
         ? processor.onFramesReceived!(message)
+        : stream
+        ? processor.onMessageStream!(message)
         : processor.onDataReceived(message as Uint8Array);
     } catch (err) {
       return this.#failed(session, callback, err);
@@ -130,7 +148,8 @@ export class ProcessorHost {
     this.#after(session);
     if (session.closed) return;
     session.processing.awaiting = true;
-    session.pauseReading(Pause.callback);
+    // The stream's bytes must keep coming while onMessageStream reads it (what follows waits anyway).
+    if (callback !== "onMessageStream") session.pauseReading(Pause.callback);
     this.#flushAsPushed(session);
   }
 

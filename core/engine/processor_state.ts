@@ -17,6 +17,8 @@ export class ProcessorState {
   processor: Processor | undefined = undefined;
   /** True when the processor takes whole reads as batches (it defines `onFramesReceived`). */
   takesFrames = false;
+  /** True when the processor takes streamed messages (`onMessageStream`). */
+  takesStreams = false;
   /** True while a processor callback runs. */
   inCallback = false;
   /** The close the processor asked for during its current callback. */

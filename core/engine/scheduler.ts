@@ -15,15 +15,14 @@ import type { KeywordVerdict } from "../wire/handshake.ts";
 import { addrKnown, describeAddr } from "../wire/ip.ts";
 import { ListenerSet } from "../admission/listener_set.ts";
 import { MemoryBudget } from "./memory_budget.ts";
-import {
-  type AddClientOptions,
-  defaultLogger,
-  type IncomingConnectionInfo,
-  type IoCoreOptions,
-  type Logger,
-  type ResolvedLimits,
-  resolveLimits,
+import type {
+  AddClientOptions,
+  IncomingConnectionInfo,
+  IoCoreOptions,
+  Logger,
+  ResolvedLimits,
 } from "../options.ts";
+import { defaultLogger, resolveLimits } from "../option_tables.ts";
 import { FlushScheduler } from "../connection/output.ts";
 import type { FrameBatch } from "../wire/frame_batch.ts";
 import type { InlineProcessorClass } from "../processor.ts";
@@ -39,10 +38,11 @@ import { resolveReconnect } from "../clients/reconnect.ts";
 import { compileRules } from "../admission/rules.ts";
 import { Gate, type Incoming, isHttpRequest, isWebSocket, needsSecret } from "../admission/gate.ts";
 import { type AdmissionPolicy, admissionPolicy, keywordVerdict, routeIncoming } from "../admission/admit.ts";
-import { Phase, Session, type SessionHost } from "../connection/session.ts";
+import { Phase, Session, type SessionHost, streamThresholdOf } from "../connection/session.ts";
 import { resolveTransport } from "./transport_slot.ts";
 import type { Addr, Connection, Transport } from "../../transports/types.ts";
 import type { ClientId, ClientInfo, IoCoreStats, Keyword, ListenerInfo } from "../types.ts";
+import { unrefTimer } from "../timer.ts";
 
 const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
 
@@ -94,6 +94,7 @@ export class Scheduler implements SessionHost {
   readonly #policy: AdmissionPolicy;
   readonly #gate: Gate;
   readonly #unknownProcessor: InlineProcessorClass | undefined;
+  readonly #streamThreshold: number | undefined;
   readonly #noDelay: boolean;
   /** Closes idle connections, when `limits.idleTimeoutMs` is set. */
   readonly #idleSweep: IdleSweep | undefined;
@@ -103,8 +104,8 @@ export class Scheduler implements SessionHost {
   /** Checks the options and builds the parts; nothing is bound yet. */
   constructor(options: IoCoreOptions) {
     this.transport = resolveTransport(options.transport);
-    this.limits = resolveLimits(options.limits);
     this.logger = options.logger === null ? {} : options.logger ?? defaultLogger;
+    this.limits = resolveLimits(options.limits, this.transport.name, this.logger);
     this.#rawConnection = options.rawConnection;
     this.#policy = admissionPolicy(options);
     this.#gate = new Gate(this.logger);
@@ -126,12 +127,14 @@ export class Scheduler implements SessionHost {
     this.budget = new MemoryBudget(this.limits.inputBytes, this.limits.outputBytes, () => {
       if (this.listeners.parkedCount) this.#unpark();
     });
-    this.board = new EventBoard((id) => (this.registry.get(id)?.unread ?? 0) > 0);
-    this.processors = new ProcessorHost(this.logger);
+    this.board = new EventBoard((id) => this.registry.hasUnread(id), (id) => this.registry.streamIsNext(id));
+    this.#streamThreshold = options.streamThresholdBytes;
+    this.processors = new ProcessorHost(this.logger, this.budget);
     this.inbox = new InboxReading(this.budget, {
       isClosed: () => this.closed,
       isRegistered: (record) => this.registry.get(record.id) === record,
       forget: (record) => this.forget(record),
+      streamIsNext: (record) => this.board.emit(this.board.events.clientsHaveMessageStream, record.id),
     });
     this.outgoing = new OutgoingClients(this.budget, this.logger, {
       isClosed: () => this.closed,
@@ -394,6 +397,7 @@ export class Scheduler implements SessionHost {
       rules,
       secretKey,
       reconnect: options.connect ? resolveReconnect(options.reconnect) : undefined,
+      streamThresholdBytes: options.streamThresholdBytes ?? this.#streamThreshold,
     });
     if (held) {
       // Adopt the held connection: it already got OK; its messages move from the provisional inbox.
@@ -426,6 +430,7 @@ export class Scheduler implements SessionHost {
     record.processorChanged(processorClass);
     const session = record.session;
     if (!session || session.phase !== Phase.open || session.processor) return;
+    session.streamThreshold(streamThresholdOf(record)); // whole messages, unless it has onMessageStream
     this.processors.attach(session, record);
     // Unless it threw (then what is unread stays for the application), it gets what arrived before it.
     if (session.phase === Phase.open) this.inbox.handOver(record, session);
@@ -544,10 +549,7 @@ export class Scheduler implements SessionHost {
     await this.listeners.close();
   }
 
-  /**
-   * Stops accepting, then closes each connection once everything queued for it is written (and
-   * outgoing clients no longer reconnect); after `timeoutMs` closes what is left, then the core.
-   */
+  /** Stops accepting; closes each connection once its output is written, the rest after `timeoutMs`. */
   shutdown(timeoutMs: number): Promise<void> {
     if (this.closed) return this.closedPromise;
     this.#shutdown ??= (async () => {
@@ -559,8 +561,7 @@ export class Scheduler implements SessionHost {
       }
       if (this.sessions.size > 0) {
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, timeoutMs);
-          (timer as { unref?: () => void }).unref?.();
+          const timer = unrefTimer(setTimeout(resolve, timeoutMs));
           this.#allClosed = () => {
             clearTimeout(timer);
             resolve();

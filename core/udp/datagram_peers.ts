@@ -24,6 +24,7 @@ import {
   type UdpAddr,
   type UdpConnectOptions,
 } from "../../transports/types.ts";
+import { unrefTimer } from "../timer.ts";
 
 /**
  * Throws `MessageTooLargeError` when `length` bytes do not fit one datagram to `to`, or exceed
@@ -217,7 +218,7 @@ export class DatagramPeers implements Listener {
         );
       }
     }, Math.max(10, Math.min(idle / 4, 1000)));
-    (this.#sweep as { unref?: () => void }).unref?.();
+    unrefTimer(this.#sweep);
   }
 }
 

@@ -14,24 +14,20 @@ import {
   SMALL_COPY,
   TWO_POW_32,
 } from "./frame_header.ts";
+import {
+  checkDecoderOptions,
+  checkedLimit,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type FrameDecoderOptions,
+} from "./decode_options.ts";
 
-/** The decoder's default `maxMessageBytes`: 64 MiB. */
-export const DEFAULT_MAX_MESSAGE_BYTES: number = 64 * 1024 * 1024;
+export { DEFAULT_MAX_MESSAGE_BYTES, type FrameDecoderOptions };
 
 /** A shared placeholder for an empty chunk slot; it has no bytes, so sharing it is safe. */
 const NO_BYTES = new Uint8Array(0);
 
-/** Options for {@linkcode FrameDecoder}. */
-export interface FrameDecoderOptions {
-  /**
-   * The largest payload accepted, an integer in [0, 2^53−1]. A frame declaring more makes the
-   * decoder throw `MessageTooLargeError` before anything is allocated for it. A spanning message's
-   * buffer is allocated as soon as its header arrives, so this also bounds what one header can make
-   * the decoder allocate.
-   * @default {67108864}
-   */
-  maxMessageBytes?: number;
-}
+/** Marks `#partial` while a streamed frame's payload is being taken: it has no bytes to fill. */
+const STREAMING = new Uint8Array(0);
 
 /**
  * Turns a byte stream, cut into chunks anywhere, back into messages.
@@ -58,6 +54,13 @@ export interface FrameDecoderOptions {
  */
 export class FrameDecoder {
   readonly #max: number;
+  /** The length over which the slow path looks at a header: `#max`, or the stream threshold if lower. */
+  #limit = 0;
+  #threshold: number | undefined = undefined;
+  readonly #maxStreamed: number;
+  /** The declared length of the frame being streamed, and how much of it is still to be taken. */
+  #streamLength = 0;
+  #streamLeft = 0;
   /** The chunk being read, and the read position in it. Exhausted only while the ring is empty. */
   #cur: Uint8Array = NO_BYTES;
   /** A view of `#cur` for reading headers, made when first needed. */
@@ -87,30 +90,75 @@ export class FrameDecoder {
    * @throws {RangeError} When `maxMessageBytes` is not an integer in [0, 2^53−1].
    */
   constructor(options?: FrameDecoderOptions) {
-    if (options !== undefined) {
-      if (typeof options !== "object" || options === null) {
-        throw new TypeError(`Cannot create FrameDecoder: options must be an object, got ${options}`);
-      }
-      for (const name of Object.keys(options)) {
-        if (name !== "maxMessageBytes") {
-          throw new TypeError(
-            `Cannot create FrameDecoder: unknown option ${name}; did you mean maxMessageBytes?`,
-          );
-        }
-      }
+    const checked = checkDecoderOptions(options);
+    this.#max = checked.maxMessageBytes;
+    this.#maxStreamed = checked.maxStreamedMessageBytes;
+    this.setStreamThreshold(options?.streamThresholdBytes);
+  }
+
+  /**
+   * Sets or (`undefined`) removes the `streamThresholdBytes`; a frame being streamed goes on.
+   * @throws {RangeError} When `threshold` is not an integer in [0, 2^53−1].
+   */
+  setStreamThreshold(threshold: number | undefined): void {
+    this.#threshold = checkedLimit(threshold, "streamThresholdBytes");
+    this.#limit = this.#threshold === undefined || this.#threshold > this.#max ? this.#max : this.#threshold;
+  }
+
+  /** The declared length of the frame whose payload is being streamed, or 0 when none is. */
+  get streamByteLength(): number {
+    return this.#streamLength;
+  }
+
+  /** Bytes of the streamed frame not taken yet (arrived or not), or 0 when none is streamed. */
+  get streamRemainingBytes(): number {
+    return this.#streamLeft;
+  }
+
+  /**
+   * Takes the next piece of the streamed frame's payload that has arrived, as a view of a pushed
+   * chunk (nothing is copied); once the last byte is taken, decoding goes on with the next frame.
+   *
+   * @returns A view, or `undefined` when nothing of the stream is buffered (or none is streamed).
+   * @example
+   * ```ts
+   * import { encodeFrame, FrameDecoder } from "@asockio/core/codec";
+   * const decoder = new FrameDecoder({ streamThresholdBytes: 0 });
+   * decoder.push(encodeFrame(new Uint8Array([1, 2, 3])));
+   * decoder.next();
+   * console.log(decoder.takeStreamBytes()); // Uint8Array(3) [ 1, 2, 3 ]
+   * ```
+   */
+  takeStreamBytes(): Uint8Array | undefined {
+    const left = this.#streamLeft;
+    if (left === 0 || this.#queued === 0) return undefined;
+    const cur = this.#cur;
+    const pos = this.#pos;
+    const avail = cur.length - pos;
+    const take = avail < left ? avail : left;
+    const piece = pos === 0 && take === cur.length ? cur : cur.subarray(pos, pos + take);
+    this.#queued -= take;
+    if (take === avail) this.#shift();
+    else this.#pos = pos + take;
+    this.#streamLeft = left - take;
+    if (left === take) {
+      this.#partial = undefined;
+      this.#streamLength = 0;
     }
-    const max = options?.maxMessageBytes;
-    if (max === undefined) {
-      this.#max = DEFAULT_MAX_MESSAGE_BYTES;
-    } else if (typeof max !== "number") {
-      throw new TypeError(`Cannot create FrameDecoder: maxMessageBytes must be a number, got ${typeof max}`);
-    } else if (!Number.isSafeInteger(max) || max < 0) {
-      throw new RangeError(
-        `Cannot create FrameDecoder: maxMessageBytes ${max} is not an integer in [0, 2^53-1]`,
-      );
-    } else {
-      this.#max = max;
-    }
+    return piece;
+  }
+
+  /** A frame over `#limit`: it starts a stream, or the decoder fails. */
+  #oversize(hi: number, lo: number): void {
+    const length = hi * TWO_POW_32 + lo;
+    const threshold = this.#threshold;
+    if (threshold === undefined || length <= threshold) return this.#fail(hi, lo, this.#max);
+    if (length > this.#maxStreamed) return this.#fail(hi, lo, this.#maxStreamed);
+    this.#consume(FRAME_HEADER_BYTES, undefined, 0);
+    this.#partial = STREAMING;
+    this.#filled = 0;
+    this.#streamLength = length;
+    this.#streamLeft = length;
   }
 
   /**
@@ -256,7 +304,10 @@ export class FrameDecoder {
     if (end - pos < FRAME_HEADER_BYTES) return this.#nextSpanning();
     const view = this.#curView ??= frameView(cur);
     const length = readFrameLength(view, pos);
-    if (length > this.#max) this.#fail(view.getUint32(pos + 4, true), view.getUint32(pos, true));
+    if (length > this.#limit) {
+      this.#oversize(view.getUint32(pos + 4, true), view.getUint32(pos, true));
+      return undefined;
+    }
     const start = pos + FRAME_HEADER_BYTES;
     const stop = start + length;
     if (stop > end) return this.#nextSpanning();
@@ -293,7 +344,7 @@ export class FrameDecoder {
     if (this.#error !== undefined || this.#partial !== undefined) return 0;
     const cur = this.#cur;
     const end = cur.length;
-    const max = this.#max;
+    const max = this.#limit;
     // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8, which dominates here.
     const buffer = cur.buffer;
     const base = cur.byteOffset + FRAME_HEADER_BYTES;
@@ -342,7 +393,7 @@ export class FrameDecoder {
     const start = this.#pos;
     if (end - start < FRAME_HEADER_BYTES) return undefined;
     const view = this.#curView ??= frameView(cur);
-    const max = this.#max;
+    const max = this.#limit;
     let pos = start;
     let count = 0;
     while (end - pos >= FRAME_HEADER_BYTES) {
@@ -421,14 +472,16 @@ export class FrameDecoder {
     this.#queued = 0;
     this.#partial = undefined;
     this.#filled = 0;
+    this.#streamLength = 0;
+    this.#streamLeft = 0;
   }
 
   /** Records the failure, releases the chunks (still counting their bytes), and throws. */
-  #fail(hi: number, lo: number): never {
+  #fail(hi: number, lo: number, max: number): never {
     const unread = this.bufferedBytes;
     this.#clear();
     this.#queued = unread;
-    this.#error = new MessageTooLargeError((BigInt(hi) << 32n) | BigInt(lo), this.#max);
+    this.#error = new MessageTooLargeError((BigInt(hi) << 32n) | BigInt(lo), max);
     throw this.#error;
   }
 
@@ -514,7 +567,10 @@ export class FrameDecoder {
     const lo = this.#lo;
     const hi = this.#hi;
     const length = hi * TWO_POW_32 + lo;
-    if (length > this.#max) this.#fail(hi, lo);
+    if (length > this.#limit) {
+      this.#oversize(hi, lo);
+      return undefined;
+    }
     // Allocate before consuming, so a failed allocation leaves the decoder as it was. The header is
     // rebuilt in front (a little-endian length has exactly one encoding), so the frame can be sent on.
     const partial = new Uint8Array(FRAME_HEADER_BYTES + length);
@@ -528,6 +584,7 @@ export class FrameDecoder {
   /** Copies what has arrived of the spanning frame; returns it once complete. */
   #fillPartial(): Uint8Array | undefined {
     const partial = this.#partial as Uint8Array;
+    if (partial === STREAMING) return undefined;
     const missing = partial.length - this.#filled;
     const take = missing < this.#queued ? missing : this.#queued;
     this.#consume(take, partial, this.#filled);

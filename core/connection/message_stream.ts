@@ -1,0 +1,275 @@
+/**
+ * Streamed messages on the receiving side: {@linkcode InboundStream}, the `MessageStream` an
+ * application reads, and {@linkcode StreamReceiver}, which feeds it from a session's decoder with
+ * backpressure and keeps the messages after it waiting until it is read or cancelled.
+ *
+ * @module
+ */
+import { FRAME_HEADER_BYTES, type FrameDecoder } from "../wire/codec.ts";
+import type { ClientRecord } from "../clients/client_registry.ts";
+import { ConnectionClosedError, ConnectionResetError } from "../errors.ts";
+import type { MessageStream } from "../types.ts";
+import type { Session } from "./session.ts";
+import type { SessionHost } from "./session_host.ts";
+import { Pause } from "./session_phase.ts";
+
+/** Above this many queued bytes of a stream, its connection stops reading. */
+export const STREAM_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+
+/** What an {@linkcode InboundStream} tells its receiver. */
+interface StreamHooks {
+  /** `bytes` left the stream's queue (read, or discarded by a cancel or a failure). */
+  released(bytes: number): void;
+  /** The stream is done: every byte arrived, and it was read to its end or cancelled. */
+  finished(): void;
+}
+
+/**
+ * A message whose payload is delivered as a byte stream while it arrives. Its queue holds views of
+ * the connection's read chunks; a read copies out of them (a byte stream's `enqueue` would transfer
+ * a buffer that other messages still view).
+ *
+ * @example
+ * ```ts
+ * import { InboundStream } from "./message_stream.ts";
+ * const stream = new InboundStream(3, { released() {}, finished() {} });
+ * stream.push(new Uint8Array([1, 2, 3]));
+ * for await (const chunk of stream.readable) console.log(chunk); // Uint8Array(3) [ 1, 2, 3 ]
+ * ```
+ */
+export class InboundStream implements MessageStream {
+  readonly byteLength: number;
+  /** What it counts as input while it waits for a processor: nothing (its queue counts itself). */
+  readonly length = 0;
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly #hooks: StreamHooks;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #received = 0;
+  #cancelled = false;
+  #failed = false;
+  #finished = false;
+  #wake: (() => void) | undefined = undefined;
+
+  /** A stream of `byteLength` bytes, still to arrive. */
+  constructor(byteLength: number, hooks: StreamHooks) {
+    this.byteLength = byteLength;
+    this.#hooks = hooks;
+    this.readable = new ReadableStream({
+      type: "bytes",
+      pull: (controller) => this.#pull(controller),
+      cancel: () => this.#cancel(),
+    }, { highWaterMark: 0 });
+  }
+
+  /** Bytes arrived and not read yet. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** True once every byte of the message arrived. */
+  get complete(): boolean {
+    return this.#received === this.byteLength;
+  }
+
+  /** True once read to its end or cancelled, with every byte arrived. */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** The next `piece` of the payload arrived; after a cancel it is discarded at once. */
+  push(piece: Uint8Array): void {
+    this.#received += piece.length;
+    if (this.#cancelled || this.#failed) this.#hooks.released(piece.length);
+    else {
+      this.#queue.push(piece);
+      this.#queuedBytes += piece.length;
+    }
+    if (this.#cancelled && this.complete) this.#finish();
+    this.#wakeReader();
+  }
+
+  /** The connection ended before the last byte: the reader errors with `error`. */
+  fail(error: Error | undefined): void {
+    if (this.complete || this.#failed || this.#cancelled) return;
+    this.#failed = true;
+    this.#error = error instanceof ConnectionClosedError || error instanceof ConnectionResetError
+      ? error
+      : new ConnectionClosedError(
+        `Cannot read message stream: the connection closed after ${this.#received} of ${this.byteLength} bytes`,
+        { cause: error },
+      );
+    this.#discardQueue();
+    this.#wakeReader();
+  }
+
+  #error: Error | undefined = undefined;
+
+  async #pull(controller: ReadableByteStreamController): Promise<void> {
+    for (;;) {
+      if (this.#failed) return controller.error(this.#error);
+      const piece = this.#queue[0];
+      if (piece !== undefined) return this.#deliver(controller, piece);
+      if (this.complete) {
+        controller.close();
+        // A BYOB reader's pending request is answered with an empty view once closed.
+        controller.byobRequest?.respond(0);
+        return this.#finish();
+      }
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+  }
+
+  #deliver(controller: ReadableByteStreamController, piece: Uint8Array): void {
+    const request = controller.byobRequest;
+    const view = request?.view;
+    let n = piece.length;
+    if (request && view) {
+      n = Math.min(n, view.byteLength);
+      new Uint8Array(view.buffer, view.byteOffset, n).set(piece.subarray(0, n));
+      request.respond(n);
+    } else {
+      controller.enqueue(piece.slice());
+    }
+    if (n === piece.length) this.#queue.shift();
+    else this.#queue[0] = piece.subarray(n);
+    this.#queuedBytes -= n;
+    this.#hooks.released(n);
+  }
+
+  #cancel(): void {
+    if (this.#cancelled || this.#failed) return;
+    this.#cancelled = true;
+    this.#discardQueue();
+    if (this.complete) this.#finish();
+  }
+
+  #discardQueue(): void {
+    const bytes = this.#queuedBytes;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    if (bytes > 0) this.#hooks.released(bytes);
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#hooks.finished();
+  }
+
+  #wakeReader(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}
+
+/**
+ * The stream threshold of `record`'s connections: its `streamThresholdBytes`, unless its processor
+ * has no `onMessageStream` (then every message is whole).
+ *
+ * @example
+ * ```ts
+ * import { streamThresholdOf } from "./message_stream.ts";
+ * console.log(streamThresholdOf(undefined)); // undefined
+ * ```
+ */
+export function streamThresholdOf(record: ClientRecord | undefined): number | undefined {
+  const processorClass = record?.processorClass;
+  if (processorClass !== undefined && typeof processorClass.prototype.onMessageStream !== "function") {
+    return undefined;
+  }
+  return record?.streamThresholdBytes;
+}
+
+/**
+ * A session's streamed messages: one at a time, fed from the decoder; while one is not finished,
+ * nothing after it is decoded and, once it has fully arrived or its queue is full, the connection
+ * stops reading.
+ *
+ * @example
+ * ```ts
+ * import { StreamReceiver } from "./message_stream.ts";
+ * // Session creates one when streamThresholdBytes applies: new StreamReceiver(session, host);
+ * // its decode loop calls pump(decoder) before decoding anything.
+ * ```
+ */
+export class StreamReceiver {
+  readonly #session: Session;
+  readonly #host: SessionHost;
+  #current: InboundStream | undefined = undefined;
+  #record: ClientRecord | undefined = undefined;
+
+  /** The streams of `session`, whose core is `host`. */
+  constructor(session: Session, host: SessionHost) {
+    this.#session = session;
+    this.#host = host;
+  }
+
+  /**
+   * Moves what arrived of the streamed message from `decoder` into its stream (starting one when
+   * the decoder has just begun streaming). Returns true when no stream holds decoding back.
+   */
+  pump(decoder: FrameDecoder): boolean {
+    let stream = this.#current;
+    if (stream === undefined) {
+      if (decoder.streamRemainingBytes === 0) return true;
+      stream = this.#begin(decoder.streamByteLength);
+    }
+    for (let piece = decoder.takeStreamBytes(); piece !== undefined; piece = decoder.takeStreamBytes()) {
+      stream.push(piece);
+    }
+    if (stream.finished) {
+      this.#current = undefined;
+      return true;
+    }
+    if (stream.complete || stream.queuedBytes > STREAM_HIGH_WATER_MARK_BYTES) {
+      this.#session.pauseReading(Pause.stream);
+    }
+    return false;
+  }
+
+  /** The connection closed or stopped reading: a stream cut short errors; returns its queued bytes. */
+  close(error: Error | undefined): void {
+    this.#current?.fail(error);
+  }
+
+  #begin(byteLength: number): InboundStream {
+    const session = this.#session;
+    const host = this.#host;
+    const stream: InboundStream = new InboundStream(byteLength, {
+      released: (bytes) => {
+        host.budget.released(bytes);
+        if (stream.queuedBytes <= STREAM_HIGH_WATER_MARK_BYTES && !stream.complete) {
+          session.resumeReading(Pause.stream);
+        }
+        host.budget.relieve();
+      },
+      finished: () => {
+        this.#record?.streamFinished(stream);
+        // Not from inside the reader's pull: decode the messages after it on the next microtask.
+        queueMicrotask(() => {
+          // onMessageStream still running: what follows waits for it, without reading ahead.
+          if (session.awaitingCallback) session.pauseReading(Pause.callback);
+          session.resumeReading(Pause.stream);
+          session.guarded(() => session.decodeNow());
+          const record = this.#record;
+          if (record?.reader !== undefined) record.reader.wake();
+        });
+      },
+    });
+    this.#current = stream;
+    host.budget.released(FRAME_HEADER_BYTES); // the header was consumed
+    if (session.processing.takesStreams) {
+      session.toProcessor(stream); // in order, after what waits for a pending callback
+      return stream;
+    }
+    const record = session.client;
+    this.#record = record;
+    if (record !== undefined) {
+      record.streamArrived(stream);
+      if (record.unread === 0) host.board.emit(host.board.events.clientsHaveMessageStream, record.id);
+    }
+    return stream;
+  }
+}
