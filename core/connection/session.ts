@@ -8,6 +8,7 @@
 import type { Addr, Connection, ConnectionHandler } from "../../transports/types.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "../wire/codec.ts";
+import { decoderLimits } from "../wire/decode_options.ts";
 import { refuseModeSwitch } from "./websocket_connection.ts";
 import { HandshakeDriver } from "./session_handshake.ts";
 import { describeAddr } from "../wire/ip.ts";
@@ -101,7 +102,7 @@ export class Session implements ConnectionHandler {
     this.#opened = true;
     this.output.track();
     this.#raw = true;
-    this.#decoder = new FrameDecoder(this.#host.limits);
+    this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits));
   }
 
   /** The connection's processor, if one is attached. */
@@ -409,7 +410,7 @@ export class Session implements ConnectionHandler {
     this.#opened = true;
     this.output.track();
     this.#deadline.clear();
-    this.#decoder = new FrameDecoder(this.#host.limits); // maxMessageBytes, maxStreamedMessageBytes
+    this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits));
     this.streamThreshold(streamThresholdOf(this.#client));
     const rest = this.#handshakeDriver.finish();
     if (rest?.length) this.#decoder.push(rest);

@@ -82,3 +82,8 @@ export function checkDecoderOptions(
       Number.MAX_SAFE_INTEGER,
   };
 }
+
+/** Only the decoder's caps, out of an object that holds other limits too (the core's resolved limits). */
+export function decoderLimits(limits: FrameDecoderOptions): FrameDecoderOptions {
+  return { maxMessageBytes: limits.maxMessageBytes, maxStreamedMessageBytes: limits.maxStreamedMessageBytes };
+}
