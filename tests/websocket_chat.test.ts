@@ -72,6 +72,8 @@ describe("examples/websocket_chat.ts", () => {
         const terminal = await WirePeer.handshake({ transport: "tcp", port: ports[1]! }, "terminal");
         const page = await browser.newPage();
         await page.goto(`http://127.0.0.1:${ports[0]}/`);
+        // The page sets `chat` once its `/join` answer arrives, which may be after the load event.
+        await page.waitForFunction(() => "chat" in globalThis, undefined, { timeout: 20_000 });
         await page.evaluate(() => (globalThis as unknown as { chat: { ready: Promise<void> } }).chat.ready);
         // The terminal echoes what the tab sends; the tab counts the echoes.
         await page.evaluate(() => {
