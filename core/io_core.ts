@@ -24,7 +24,6 @@ import {
   SHUTDOWN_OPTIONS,
 } from "./option_tables.ts";
 import { boolean, bytesOrText, callable, milliseconds } from "./options_check.ts";
-import type { ClientRecord } from "./clients/client_registry.ts";
 import type { InlineProcessorClass } from "./processor.ts";
 import { type FrameBatch, frameBatchRuns } from "./wire/frame_batch.ts";
 import { Scheduler } from "./engine/scheduler.ts";
