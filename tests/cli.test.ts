@@ -33,7 +33,7 @@ const ENTRY_POINTS: { file: string; executable?: string; skip: string | undefine
     .map((file) => ({ file, skip: notInClone ?? typeScriptSkipReason() })),
   { file: "scripts/test_all.mjs", executable: node, skip: notInClone },
   // The build's own scripts run with `deno run` (npm run build, npm run docs): checked under Deno.
-  ...["scripts/build_npm.ts", "scripts/api_docs.ts"].map((file) => ({
+  ...["scripts/build_npm.ts", "scripts/api_docs.ts", "bench/instructions.ts"].map((file) => ({
     file,
     skip: notInClone ?? (detectRuntime() === "deno" ? undefined : "a Deno script: checked under deno test"),
   })),
