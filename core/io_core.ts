@@ -6,7 +6,7 @@
  * @module
  */
 import { toBytes } from "./wire/bytes.ts";
-import { checkMessage, messageList } from "./engine/message_check.ts";
+import { checkMessage, checkMessages, messageArray, messageList } from "./engine/message_check.ts";
 import { keywordKey } from "./clients/client_registry.ts";
 import { CoreClosedError, UnknownClientError } from "./errors.ts";
 import type {
@@ -473,10 +473,13 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
    * ```
    */
   sendMessagesToClient(id: ClientId, messages: Iterable<Uint8Array | string>): void {
-    const list = messageList(messages, "send messages");
-    if (this.#scheduler.closed) throw this.#ids.refused(id, "send messages");
+    const list = messageArray(messages, "send messages");
+    if (this.#scheduler.closed) {
+      checkMessages(list, "send messages");
+      throw this.#ids.refused(id, "send messages");
+    }
     try {
-      this.#scheduler.sender.sendMany(id, list);
+      this.#scheduler.sender.sendMany(id, list, "send messages");
     } catch (err) {
       throw this.#ids.sendFailed(err, id, "send messages");
     }

@@ -97,28 +97,37 @@ export class OutputQueue {
     return byteLength;
   }
 
-  /** {@linkcode OutputQueue.push} for several payloads, framed or raw, in order; returns their bytes. */
-  pushMany(messages: readonly (Uint8Array | string)[], framed: boolean): number {
+  /**
+   * {@linkcode OutputQueue.push} for several payloads, framed or raw, in order; returns their bytes.
+   * Every item is checked first, in the pass that counts their bytes: at the first that is neither
+   * bytes nor text, nothing is queued and `-1 - index` is returned.
+   */
+  pushMany(messages: readonly unknown[], framed: boolean): number {
+    const count = messages.length;
+    let bytes = framed ? count * FRAME_HEADER_BYTES : 0;
+    let text = false;
+    for (let i = 0; i < count; i++) {
+      const message = messages[i];
+      if (message instanceof Uint8Array) bytes += message.length;
+      else if (typeof message === "string") text = true;
+      else return -1 - i;
+    }
+    const list = messages as readonly (Uint8Array | string)[];
     if (this.#held !== undefined) {
-      return this.#hold(framed ? OutputKind.framed : OutputKind.raw, messages.map(toBytes));
+      return this.#hold(framed ? OutputKind.framed : OutputKind.raw, list.map(toBytes));
     }
     this.#switchTo(framed ? OutputKind.framed : OutputKind.raw);
     const queue = this.#queue;
-    const count = messages.length;
-    let bytes = framed ? count * FRAME_HEADER_BYTES : 0;
-    let i = 0;
-    for (; i < count; i++) {
-      const message = messages[i];
-      if (typeof message === "string") break;
-      bytes += message.length;
-    }
-    if (i === count && queue.length === 0) this.#queue = messages.slice() as Uint8Array[];
+    if (!text && queue.length === 0) this.#queue = list.slice() as Uint8Array[];
     else {
-      for (let k = 0; k < i; k++) queue.push(messages[k] as Uint8Array);
-      for (; i < count; i++) {
-        const payload = toBytes(messages[i]!);
-        queue.push(payload);
-        bytes += payload.length;
+      for (let i = 0; i < count; i++) {
+        const message = list[i]!;
+        if (typeof message !== "string") queue.push(message);
+        else {
+          const payload = toBytes(message);
+          queue.push(payload);
+          bytes += payload.length;
+        }
       }
     }
     this.#queuedBytes += bytes;

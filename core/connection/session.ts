@@ -451,10 +451,13 @@ export class Session implements ConnectionHandler {
     this.#queued(this.output.pushRuns(runs, batch.byteLength));
   }
 
-  /** {@linkcode queueOutput} for a batch, with one accounting update. */
-  queueOutputs(messages: readonly (Uint8Array | string)[]): void {
-    if (this.#phase === Phase.closed || messages.length === 0) return;
-    this.#queued(this.output.pushMany(messages, !this.#raw));
+  /** {@linkcode queueOutput} for a batch, one accounting update; `OutputQueue.pushMany`'s refusal, or 0. */
+  queueOutputs(messages: readonly unknown[]): number {
+    if (this.#phase === Phase.closed || messages.length === 0) return 0;
+    const bytes = this.output.pushMany(messages, !this.#raw);
+    if (bytes < 0) return bytes;
+    this.#queued(bytes);
+    return 0;
   }
 
   #queued(bytes: number): void {

@@ -158,7 +158,7 @@ export class Scheduler implements SessionHost {
       registry: this.registry,
       cluster: options.cluster,
       logger: this.logger,
-      sendMany: (id, messages) => this.sender.sendMany(id, messages),
+      sendMany: (id, messages) => this.sender.sendMany(id, messages, "send messages to keyword"),
       maxMessageBytes: this.limits.maxMessageBytes,
       replaceDuplicates: this.#policy.replaceDuplicates,
     });

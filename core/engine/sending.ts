@@ -14,6 +14,7 @@ import { checkDatagramSize, checkDatagramSizes, udpTarget } from "../udp/datagra
 import { type FrameBatch, frameBatchRuns, frameBatchSent, payloadViews } from "../wire/frame_batch.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import type { ClientId } from "../types.ts";
+import { checkMessages, refuseMessage } from "./message_check.ts";
 
 /** The send path of `IoCore`'s `sendMessageToClient`, `sendMessagesToClient` and `sendFrames`. */
 export class Sender {
@@ -45,19 +46,25 @@ export class Sender {
     else this.#outgoing.sendWhileAway(id, record, [payload], "send message");
   }
 
-  /** Queues several messages, in order, in one batch (all of them or, while away, none). */
-  sendMany(id: ClientId, messages: Iterable<Uint8Array | string>): void {
+  /**
+   * Queues several messages, in order, in one batch (all of them or, while away, none). Each item is
+   * checked before anything is queued: one that is neither bytes nor text throws a `TypeError`.
+   */
+  sendMany(id: ClientId, messages: readonly unknown[], action: string): void {
     const record = this.#registry.get(id);
-    const to = udpTarget(record);
-    if (to !== undefined) {
-      messages = Array.from(messages);
-      checkDatagramSizes(to, messages as (Uint8Array | string)[], this.#maxMessageBytes);
-    }
     const session = record?.session;
-    if (session !== undefined && session.phase === Phase.open) {
-      if (Array.isArray(messages)) session.queueOutputs(messages);
-      else for (const message of messages) session.queueOutput(toBytes(message));
-    } else this.#outgoing.sendWhileAway(id, record, Array.from(messages, toBytes), "send messages");
+    if (session !== undefined && session.phase === Phase.open && udpTarget(record) === undefined) {
+      // The items are checked in the pass that counts their bytes, not in one of their own.
+      const refused = session.queueOutputs(messages);
+      if (refused < 0) refuseMessage(messages, -1 - refused, action);
+      return;
+    }
+    checkMessages(messages, action);
+    const list = messages as readonly (Uint8Array | string)[];
+    const to = udpTarget(record);
+    if (to !== undefined) checkDatagramSizes(to, list, this.#maxMessageBytes);
+    if (session !== undefined && session.phase === Phase.open) session.queueOutputs(list);
+    else this.#outgoing.sendWhileAway(id, record, list.map(toBytes), action);
   }
 
   /** Queues a batch this core made: on the client's open connection, or while away as its messages. */
