@@ -8,6 +8,7 @@ import { describe, it } from "node:test";
 import type { Addr, Connection, ConnectionHandler } from "../transports/types.ts";
 import { ClientRecord } from "../core/clients/client_registry.ts";
 import { FlushScheduler } from "../core/connection/output.ts";
+import { OutputQueue } from "../core/connection/output_queue.ts";
 import { Session, type SessionHost } from "../core/connection/session.ts";
 import { Phase } from "../core/connection/session_phase.ts";
 import { EventBoard } from "../core/engine/event_board.ts";
@@ -184,5 +185,31 @@ describe("Session (stub connection)", () => {
     session.onEnd();
     assert.equal(session.closed, true);
     assert.equal(conn.closed, true);
+  });
+});
+
+describe("OutputQueue.pushMany (stub connection)", () => {
+  it("refuses a list with an item that is not a message, queuing none of it", () => {
+    const conn = new StubConnection();
+    const queue = new OutputQueue(conn, false, (error) => assert.fail(error));
+    const bad = [encoder.encode("a"), "b", 5, encoder.encode("d")] as unknown[];
+    assert.equal(queue.pushMany(bad, true), -1 - 2, "the index of the refused item");
+    assert.equal(queue.queuedBytes, 0);
+    queue.write();
+    assert.equal(conn.written.length, 0, "nothing of the refused list was written");
+  });
+
+  it("queues bytes and text, framed, counting each message's header and its encoded length", () => {
+    const conn = new StubConnection();
+    const queue = new OutputQueue(conn, false, (error) => assert.fail(error));
+    const bytes = queue.pushMany([encoder.encode("ab"), "é", encoder.encode("")], true);
+    assert.equal(bytes, 3 * 8 + 2 + 2 + 0);
+    assert.equal(queue.queuedBytes, bytes);
+    queue.write();
+    const out = new FrameDecoder();
+    out.push(conn.bytes());
+    const got: Uint8Array[] = [];
+    out.takeWholeMessages(got);
+    assert.deepEqual(got.map((m) => decoder.decode(m)), ["ab", "é", ""]);
   });
 });
