@@ -514,7 +514,7 @@ describe("HttpResponder over a socket", () => {
   });
 
   it(
-    "closes a slowloris head, an idle kept-alive connection and a silent one after their timeouts",
+    "answers a slowloris head and a slow body 408 then closes; closes an idle kept-alive and a silent one unanswered",
     TEST_TIMEOUT,
     async () => {
       await using server = await httpServer("127.0.0.1", Impatient);
@@ -533,10 +533,10 @@ describe("HttpResponder over a socket", () => {
           slowBody.outcome(10_000),
         ]),
         [
-          { text: "", eof: true },
+          { text: closingResponse(408, "Request Timeout"), eof: true },
           { text: ok("hello from /i\n"), eof: true },
           { text: "", eof: true },
-          { text: "", eof: true },
+          { text: closingResponse(408, "Request Timeout"), eof: true },
         ],
       );
     },
