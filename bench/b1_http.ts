@@ -205,6 +205,22 @@ async function uploadLoad(port: number, size: number, seconds: number): Promise<
   }
 }
 
+/** One empty row per contender for a cell at `params`, added to the run's rows, by contender name. */
+function cellRows(
+  ctx: BenchContext,
+  runtime: Runtime,
+  contenders: ReadonlyArray<{ name: string }>,
+  params: Row["params"],
+): Map<string, Row> {
+  const rows = new Map<string, Row>();
+  for (const { name } of contenders) {
+    const row: Row = { bench: "b1", runtime, contender: name, params, metrics: {}, samples: {} };
+    rows.set(name, row);
+    ctx.rows.push(row);
+  }
+  return rows;
+}
+
 /** B1's upload row: asockio and the runtime's own server, `ctx.reps` times each, interleaved. */
 async function runUploads(
   ctx: BenchContext,
@@ -214,19 +230,8 @@ async function runUploads(
   const size = ctx.quick ? 8 * 1024 * 1024 : UPLOAD_BYTES;
   const seconds = ctx.quick ? 1 : 3;
   const contenders = servers.filter((s) => UPLOAD_CONTENDERS.includes(s.name));
-  const rows = new Map<string, Row>();
-  for (const s of contenders) {
-    const row: Row = {
-      bench: "b1",
-      runtime,
-      contender: s.name,
-      params: { size, concurrency: 1, method: "POST", loadGenerator: "upload client" },
-      metrics: {},
-      samples: {},
-    };
-    rows.set(s.name, row);
-    ctx.rows.push(row);
-  }
+  const params = { size, concurrency: 1, method: "POST", loadGenerator: "upload client" };
+  const rows = cellRows(ctx, runtime, contenders, params);
   for (let rep = 1; rep <= ctx.reps; rep++) {
     const line: string[] = [];
     for (const s of rotated(contenders, rep)) {
@@ -333,19 +338,8 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
     }
     ctx.progress(`b1 ${runtime}: ${servers.length} servers answer every size; ${cells.length} cells`);
     for (const cell of cells) {
-      const rows = new Map<string, Row>();
-      for (const s of servers) {
-        const row: Row = {
-          bench: "b1",
-          runtime,
-          contender: s.name,
-          params: { ...cell, loadGenerator: generator.kind, ...(tls ? { tls: "tls" } : {}) },
-          metrics: {},
-          samples: {},
-        };
-        rows.set(s.name, row);
-        ctx.rows.push(row);
-      }
+      const params = { ...cell, loadGenerator: generator.kind, ...(tls ? { tls: "tls" } : {}) };
+      const rows = cellRows(ctx, runtime, servers, params);
       for (let rep = 1; rep <= ctx.reps; rep++) {
         const line: string[] = [];
         for (const s of rotated(servers, rep)) {
