@@ -476,9 +476,13 @@ export class HttpResponder extends InlineProcessor {
       if (responder.#deadline > now) continue;
       if (responder.#midRequest) {
         // Mid-request: 408, then a grace period for it to be written before the close is forced.
-        responder.#fail(408);
         responder.#deadline = now + TIMEOUT_ANSWER_GRACE_MS;
-        continue;
+        try {
+          responder.#fail(408);
+          continue;
+        } catch {
+          // Never out of a timer callback (the runtime would report it): the connection closes instead.
+        }
       }
       // A connection whose subclass skipped super.onConnectionLost() leaves here too.
       timed.delete(responder);
