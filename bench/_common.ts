@@ -39,6 +39,8 @@ export interface BenchContext {
   noWrk: boolean;
   /** `--tls`: B1 serves HTTPS (see `b1_http.ts`). */
   tls: boolean;
+  /** `--b1 get|upload|all`: B1's GET cells, its upload row, or both (the default). */
+  b1Rows?: "get" | "upload" | "all";
   /** Where rows go. */
   rows: Row[];
   /** Notes for the report (skipped parts, limits). */

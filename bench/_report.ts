@@ -264,7 +264,8 @@ function markdown(report: RunReport, checks: Target[]): string {
       ]),
     ));
   }
-  const b1 = rows.filter((r) => r.bench === "b1");
+  const b1 = rows.filter((r) => r.bench === "b1" && r.params.method !== "POST");
+  const uploads = rows.filter((r) => r.bench === "b1" && r.params.method === "POST");
   if (b1.length) {
     const builtin = b1.some((r) => r.params.loadGenerator === "builtin");
     out.push("", `## B1 HTTP over a raw connection (${note}; ${loadGeneratorLabel(b1)})`, "");
@@ -294,6 +295,24 @@ function markdown(report: RunReport, checks: Target[]): string {
           r.error
             ? ""
             : `${r.metrics.errors ?? 0}${r.metrics.timeouts ? ` (+${r.metrics.timeouts} timeouts)` : ""}`,
+        ];
+      }),
+    ));
+  }
+  if (uploads.length) {
+    out.push("", `## B1 uploads (${note}; one POST at a time on one connection, the whole body read)`, "");
+    out.push(table(
+      ["runtime", "body", "server", "uploads/s", "MiB/s", "server CPU ms/upload", "vs native MiB/s"],
+      uploads.map((r) => {
+        const native = find(rows, "b1", r.runtime, "native", r.params);
+        return [
+          r.runtime,
+          bytesLabel(Number(r.params.size)),
+          r.contender,
+          r.error ? `failed: ${r.error}` : r.metrics.requestsPerSecond!.toFixed(2),
+          r.error ? "" : si(r.metrics.mibPerSecond!),
+          r.error ? "" : (r.metrics.cpuUsPerRequest! / 1000).toFixed(1),
+          native && !r.error ? `${(r.metrics.mibPerSecond! / native.metrics.mibPerSecond!).toFixed(2)}×` : "",
         ];
       }),
     ));

@@ -6,6 +6,11 @@
  * run (or any run with `--no-wrk`) loads them with the built-in client in `_http_load.ts` instead;
  * its figures are smoke only.
  *
+ * After the GET cells, an upload row (not with `--tls`): `POST /post` with a 64 MiB body (8 MiB with
+ * `--quick`), one upload at a time on one keep-alive connection, from `_http_post_load.ts` on CPU 1,
+ * to asockio (its `maxBodyBytes` raised) and to the runtime's own HTTP server, which both read the
+ * whole body into one buffer and answer its length. The row's parameters carry `method: "POST"`.
+ *
  * With `--tls` the servers speak HTTPS with a throwaway self-signed certificate (made by `openssl`):
  * asockio on the runtime's native transport, asockio on `node:tls` (`transport: "node"`), and the
  * runtime's own HTTPS server. On Deno the first two are the same path since TLS listeners moved to
@@ -175,6 +180,83 @@ export async function load(
   }
 }
 
+/** The upload row's body size; `--quick` sends less. */
+const UPLOAD_BYTES = 64 * 1024 * 1024;
+/** The contenders of the upload row: the bare responder reads no bodies. */
+const UPLOAD_CONTENDERS = ["asockio", "native"];
+
+/** Uploads `size`-byte bodies to `port` one after another from CPU 1 for `seconds` (at least 2). */
+async function uploadLoad(port: number, size: number, seconds: number): Promise<LoadResult> {
+  const argv = [
+    binary("deno"),
+    "run",
+    "-A",
+    join(ROOT, "bench", "_http_post_load.ts"),
+    ...["--port", `${port}`, "--size", `${size}`, "--seconds", `${seconds}`, "--min", "2"],
+  ];
+  const label = `upload client POST ${bytesLabel(size)}`;
+  const child = startChild(argv, { label, cpu: 1, nofile: NOFILE });
+  try {
+    const result = (await child.next("RESULT", seconds * 1000 + 120_000)) as unknown as LoadResult;
+    if (result.wrong) throw new Error(`${label}: wrong answer: ${result.wrong}`);
+    return result;
+  } finally {
+    await child.stop(2000);
+  }
+}
+
+/** One empty row per contender for a cell at `params`, added to the run's rows, by contender name. */
+function cellRows(
+  ctx: BenchContext,
+  runtime: Runtime,
+  contenders: ReadonlyArray<{ name: string }>,
+  params: Row["params"],
+): Map<string, Row> {
+  const rows = new Map<string, Row>();
+  for (const { name } of contenders) {
+    const row: Row = { bench: "b1", runtime, contender: name, params, metrics: {}, samples: {} };
+    rows.set(name, row);
+    ctx.rows.push(row);
+  }
+  return rows;
+}
+
+/** B1's upload row: asockio and the runtime's own server, `ctx.reps` times each, interleaved. */
+async function runUploads(
+  ctx: BenchContext,
+  runtime: Runtime,
+  servers: ReadonlyArray<{ name: string; port: number; pid: number }>,
+): Promise<void> {
+  const size = ctx.quick ? 8 * 1024 * 1024 : UPLOAD_BYTES;
+  const seconds = ctx.quick ? 1 : 3;
+  const contenders = servers.filter((s) => UPLOAD_CONTENDERS.includes(s.name));
+  const params = { size, concurrency: 1, method: "POST", loadGenerator: "upload client" };
+  const rows = cellRows(ctx, runtime, contenders, params);
+  for (let rep = 1; rep <= ctx.reps; rep++) {
+    const line: string[] = [];
+    for (const s of rotated(contenders, rep)) {
+      const row = rows.get(s.name)!;
+      if (row.error) continue;
+      const label = `b1 ${runtime} POST ${bytesLabel(size)} ${s.name}`;
+      try {
+        const cpuBefore = cpuMicros(s.pid);
+        const r = await uploadLoad(s.port, size, seconds);
+        const cpu = cpuMicros(s.pid) - cpuBefore;
+        const duration = r.durationUs / 1e6;
+        addSample(row, "requestsPerSecond", r.requests / duration);
+        addSample(row, "mibPerSecond", r.bytes / 2 ** 20 / duration);
+        addSample(row, "cpuUsPerRequest", cpu / r.requests);
+        addSample(row, "errors", 0);
+        line.push(`${s.name} ${(r.bytes / 2 ** 20 / duration).toFixed(0)} MiB/s`);
+      } catch (err) {
+        row.error = (err as Error).message.split("\n")[0];
+        ctx.fail(label, err);
+      }
+    }
+    ctx.progress(`b1 ${runtime} POST ${bytesLabel(size)} rep ${rep}/${ctx.reps}: ${line.join(", ")}`);
+  }
+}
+
 /** `GET https://127.0.0.1:<port>/<path>` trusting any certificate (the bench's own, self-signed). */
 function httpsGet(port: number, path: string): Promise<{ status: number; body: Uint8Array }> {
   return new Promise((resolve, reject) => {
@@ -227,7 +309,7 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
   // wrk takes whole seconds. Large bodies get longer runs: at 200 connections one 11 MB response
   // each is over a second of transfer, and wrk counts completed requests only.
   const secondsFor = (size: number) => (ctx.quick || size < 1048576 ? 1 : 3);
-  const cells = matrix(ctx);
+  const cells = ctx.b1Rows === "upload" ? [] : matrix(ctx);
   const tls = ctx.tls;
   const tlsArgs = tls ? Object.entries(benchCertificate()).flatMap(([k, path]) => [`--${k}`, path]) : [];
   const contenders = tls ? TLS_CONTENDERS : CONTENDERS.map((c) => ({ ...c, args: [] as string[] }));
@@ -256,19 +338,8 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
     }
     ctx.progress(`b1 ${runtime}: ${servers.length} servers answer every size; ${cells.length} cells`);
     for (const cell of cells) {
-      const rows = new Map<string, Row>();
-      for (const s of servers) {
-        const row: Row = {
-          bench: "b1",
-          runtime,
-          contender: s.name,
-          params: { ...cell, loadGenerator: generator.kind, ...(tls ? { tls: "tls" } : {}) },
-          metrics: {},
-          samples: {},
-        };
-        rows.set(s.name, row);
-        ctx.rows.push(row);
-      }
+      const params = { ...cell, loadGenerator: generator.kind, ...(tls ? { tls: "tls" } : {}) };
+      const rows = cellRows(ctx, runtime, servers, params);
       for (let rep = 1; rep <= ctx.reps; rep++) {
         const line: string[] = [];
         for (const s of rotated(servers, rep)) {
@@ -307,6 +378,7 @@ export async function runB1(ctx: BenchContext, runtime: Runtime): Promise<void> 
         );
       }
     }
+    if (!tls && ctx.b1Rows !== "get") await runUploads(ctx, runtime, servers);
   } finally {
     for (const s of servers) {
       const code = await s.child.stop(3000);

@@ -80,6 +80,13 @@ const CLI = {
     },
     noPeers: { type: "boolean", help: "skip zeromq and node-ipc in B2" },
     noWrk: { type: "boolean", help: "B1 and B5 use the built-in load client even where wrk is installed" },
+    b1: {
+      type: "string",
+      default: "all",
+      value: "get|upload|all",
+      choices: ["get", "upload", "all"],
+      help: "B1's GET cells, its 64 MiB upload row, or both",
+    },
     tls: {
       type: "boolean",
       help: "B1 over TLS: asockio on the native transport and on node:tls, and the runtime's HTTPS server",
@@ -115,6 +122,7 @@ function parse(argv: string[]) {
     peers: !args.noPeers,
     noWrk: args.noWrk,
     tls: args.tls,
+    b1Rows: args.b1 as "get" | "upload" | "all",
     name: args.name ?? `${args.quick ? "quick" : "full"}${runtimeTag}`,
   };
 }
@@ -131,6 +139,7 @@ const ctx: BenchContext = {
   peers: options.peers,
   noWrk: options.noWrk,
   tls: options.tls,
+  b1Rows: options.b1Rows,
   rows,
   notes: [],
   progress: (message) => progress.note(message),

@@ -44,6 +44,11 @@ export interface ProcessorControl {
   sendFrames(batch: FrameBatch): void;
   /** Sends a message stream on this connection, after what `outputMessages` holds. */
   sendMessageStream(source: MessageStreamSource, byteLength: number): Promise<void>;
+  /**
+   * The processor holds `delta` more bytes of its input (fewer when negative), counted as input in
+   * `limits.inputBytes`; returns what it holds now. A connection's holding is released when it closes.
+   */
+  holdInput(delta: number): number;
 }
 
 /**

@@ -53,6 +53,7 @@ const REASONS: Record<number, string> = {
   200: "OK",
   400: "Bad Request",
   404: "Not Found",
+  408: "Request Timeout",
   413: "Content Too Large",
   417: "Expectation Failed",
   431: "Request Header Fields Too Large",
@@ -61,6 +62,8 @@ const REASONS: Record<number, string> = {
   505: "HTTP Version Not Supported",
 };
 const emptyBody = new Uint8Array(0);
+/** How long a 408 answer may take to be written before its connection is closed anyway. */
+const TIMEOUT_ANSWER_GRACE_MS = 2000;
 const CONTINUE = toBytes("HTTP/1.1 100 Continue\r\n\r\n");
 
 /** Response heads without extra headers, keyed by status, body length and keep-alive (one number). */
@@ -125,6 +128,11 @@ function assemble(pieces: Uint8Array[], length: number): Uint8Array {
  * gets 400 and the connection closes after the answer. Bodies come by `Content-Length` or chunked;
  * `Expect: 100-continue` is answered `100 Continue` before the body is read.
  *
+ * A body still incomplete at the end of a read counts in the core's `limits.inputBytes` (see
+ * `InlineProcessor.holdInputBytes`), so uploads share the input cap and its backpressure with
+ * messages; a head being read does not (`maxHeadBytes` caps it). A request that is still incomplete
+ * when its timeout passes gets `408 Request Timeout`.
+ *
  * Limits and timeouts are static fields: override them in a subclass
  * (`static override maxBodyBytes = 64 * 1024 * 1024`). The timeouts are checked by one shared sweep,
  * not a timer per connection; a subclass that overrides `onConnected` or `onConnectionLost` calls
@@ -163,19 +171,20 @@ export class HttpResponder extends InlineProcessor {
   static maxBodyBytes: number = MAX_HTTP_BODY_BYTES;
   /**
    * A request head must arrive in full within this many milliseconds of its first byte (or of the
-   * connection's opening); otherwise the connection is closed without an answer.
+   * connection's opening); otherwise the connection gets `408 Request Timeout` and closes (with no
+   * answer when not one byte of the request came: nothing was asked).
    * @default {10000}
    */
   static headerTimeoutMs = 10_000;
   /**
    * A body must arrive in full within this many milliseconds of the end of its head; otherwise the
-   * connection is closed without an answer.
+   * connection gets `408 Request Timeout` and closes.
    * @default {300000}
    */
   static bodyTimeoutMs = 300_000;
   /**
    * A kept-alive connection with no new request within this many milliseconds of the last answer is
-   * closed.
+   * closed, without an answer.
    * @default {5000}
    */
   static keepAliveTimeoutMs = 5_000;
@@ -196,6 +205,9 @@ export class HttpResponder extends InlineProcessor {
   #awaitingRequest = false;
   #head: RequestHead | undefined;
   #bodyParts: Uint8Array[] = [];
+  /** The bytes in `#bodyParts`, and how many of them are counted in the core's `inputBytes`. */
+  #bodyBytes = 0;
+  #heldBytes = 0;
   /** The bytes of a `Content-Length` body still due. */
   #bodyDue = 0;
   #chunked: ChunkedBodyDecoder | undefined;
@@ -222,6 +234,10 @@ export class HttpResponder extends InlineProcessor {
   override onConnectionLost(): void {
     this.#phase = Phase.closing;
     this.#swept = false;
+    // The core released what the body held with the connection.
+    this.#heldBytes = 0;
+    this.#bodyParts = [];
+    this.#headParts = [];
     const timed = HttpResponder.#timed;
     if (timed.delete(this) && timed.size === 0) {
       // No sweep left pending once the last connection is gone (test runners check for leaked timers).
@@ -299,13 +315,17 @@ export class HttpResponder extends InlineProcessor {
         if (offset >= data.length) return;
         const take = Math.min(this.#bodyDue, data.length - offset);
         this.#bodyParts.push(data.subarray(offset, offset + take));
+        this.#bodyBytes += take;
         this.#bodyDue -= take;
         offset += take;
-        if (this.#bodyDue > 0) return;
+        if (this.#bodyDue > 0) return this.#holdBody();
       } else if (this.#phase === Phase.chunked) {
         if (offset >= data.length) return;
-        const end = this.#chunked!.decode(data, offset, this.#bodyParts);
-        if (end < 0) return;
+        const parts = this.#bodyParts;
+        const before = parts.length;
+        const end = this.#chunked!.decode(data, offset, parts);
+        for (let i = before; i < parts.length; i++) this.#bodyBytes += parts[i]!.length;
+        if (end < 0) return this.#holdBody();
         offset = end;
       } else return;
       const pending = this.#answer(data, offset);
@@ -320,7 +340,7 @@ export class HttpResponder extends InlineProcessor {
     const request = new Request(head, assemble(this.#bodyParts, bodyLength));
     this.#head = undefined;
     this.#chunked = undefined;
-    this.#bodyParts = [];
+    this.#dropBody();
     this.#phase = Phase.head;
     let response: HttpResponse | Promise<HttpResponse>;
     try {
@@ -391,9 +411,36 @@ export class HttpResponder extends InlineProcessor {
     }
     this.#phase = Phase.closing;
     this.#headParts = [];
-    this.#bodyParts = [];
+    this.#dropBody();
     this.#chunked = undefined;
     this.markSocketAsReadyToBeClosed();
+  }
+
+  /**
+   * A body is still incomplete at the end of a read: what it holds counts in the core's `inputBytes`
+   * (a body that arrives within one read is never counted: it is handed on at once).
+   */
+  #holdBody(): void {
+    const more = this.#bodyBytes - this.#heldBytes;
+    if (more === 0) return;
+    this.#heldBytes += more;
+    this.holdInputBytes(more);
+  }
+
+  /** The body was handed on or is dropped: its bytes are counted no more. */
+  #dropBody(): void {
+    this.#bodyParts = [];
+    this.#bodyBytes = 0;
+    if (this.#heldBytes === 0) return;
+    const held = this.#heldBytes;
+    this.#heldBytes = 0;
+    this.releaseInputBytes(held);
+  }
+
+  /** True while a request has begun and is not complete: a timeout then gets 408. */
+  get #midRequest(): boolean {
+    return this.#phase === Phase.body || this.#phase === Phase.chunked ||
+      (this.#phase === Phase.head && this.#headParts.length > 0);
   }
 
   /** Refuses the request with `status` and closes after the answer. */
@@ -427,6 +474,16 @@ export class HttpResponder extends InlineProcessor {
     const timed = HttpResponder.#timed;
     for (const responder of timed) {
       if (responder.#deadline > now) continue;
+      if (responder.#midRequest) {
+        // Mid-request: 408, then a grace period for it to be written before the close is forced.
+        responder.#deadline = now + TIMEOUT_ANSWER_GRACE_MS;
+        try {
+          responder.#fail(408);
+          continue;
+        } catch {
+          // Never out of a timer callback (the runtime would report it): the connection closes instead.
+        }
+      }
       // A connection whose subclass skipped super.onConnectionLost() leaves here too.
       timed.delete(responder);
       responder.#swept = false;

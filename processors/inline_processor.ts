@@ -165,9 +165,58 @@ export class InlineProcessor implements Processor {
     return control.sendMessageStream(source, byteLength);
   }
 
+  /**
+   * Counts `bytes` of the input this processor was handed and keeps (a request body it assembles,
+   * say) in the core's `limits.inputBytes`, like unread messages. Over that cap, one such connection
+   * keeps reading so that it can finish and release, and the others pause until there is room. Call
+   * {@linkcode releaseInputBytes} once the bytes are handed on or dropped; whatever is still held
+   * when the connection closes is released then. Does nothing before the processor is attached.
+   *
+   * @throws {RangeError} For a `bytes` that is not a non-negative safe integer.
+   *
+   * @example Keep a message's pieces until its end marker, counted
+   * ```ts
+   * import { InlineProcessor } from "@asockio/core";
+   * class Collect extends InlineProcessor {
+   *   #pieces: Uint8Array[] = [];
+   *   #held = 0;
+   *   override onDataReceived(data: Uint8Array): void {
+   *     this.#pieces.push(data);
+   *     this.holdInputBytes(data.length);
+   *     this.#held += data.length;
+   *     if (data.at(-1) !== 0x0a) return;
+   *     this.outputMessages.push(`received ${this.#held} bytes\n`);
+   *     this.releaseInputBytes(this.#held);
+   *     this.#pieces = [];
+   *     this.#held = 0;
+   *   }
+   * }
+   * ```
+   */
+  holdInputBytes(bytes: number): void {
+    processorAttachment(this)?.control.holdInput(checkedByteCount("hold", bytes));
+  }
+
+  /**
+   * Stops counting `bytes` that {@linkcode holdInputBytes} counted: the processor no longer keeps
+   * them. Connections paused by the input cap resume once there is room.
+   *
+   * @throws {RangeError} For a `bytes` that is not a non-negative safe integer, or more than is held.
+   */
+  releaseInputBytes(bytes: number): void {
+    processorAttachment(this)?.control.holdInput(-checkedByteCount("release", bytes));
+  }
+
   /** Called when everything queued for this connection has been written. */
   onOutputBuffersAreEmpty(): void {}
 
   /** Called once after the connection has closed, whatever the reason. */
   onConnectionLost(): void {}
+}
+
+function checkedByteCount(action: string, bytes: number): number {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new RangeError(`Cannot ${action} input bytes: ${bytes} is not a non-negative safe integer`);
+  }
+  return bytes;
 }

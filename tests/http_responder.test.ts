@@ -514,7 +514,7 @@ describe("HttpResponder over a socket", () => {
   });
 
   it(
-    "closes a slowloris head, an idle kept-alive connection and a silent one after their timeouts",
+    "answers a slowloris head and a slow body 408 then closes; closes an idle kept-alive and a silent one unanswered",
     TEST_TIMEOUT,
     async () => {
       await using server = await httpServer("127.0.0.1", Impatient);
@@ -525,18 +525,27 @@ describe("HttpResponder over a socket", () => {
       const silent = await NetPeer.connect(server.port);
       const slowBody = await NetPeer.connect(server.port);
       slowBody.write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+      // As curl's `-T -` from a stalled pipe: chunked, after 100 Continue.
+      const slowChunks = await NetPeer.connect(server.port);
+      slowChunks.write(
+        "PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+      );
+      assert.ok(await slowChunks.until(() => slowChunks.text().length >= 25), "100 Continue");
+      slowChunks.write("3\r\nabc\r\n");
       assert.deepEqual(
         await Promise.all([
           slow.outcome(10_000),
           idle.outcome(10_000),
           silent.outcome(10_000),
           slowBody.outcome(10_000),
+          slowChunks.outcome(10_000),
         ]),
         [
-          { text: "", eof: true },
+          { text: closingResponse(408, "Request Timeout"), eof: true },
           { text: ok("hello from /i\n"), eof: true },
           { text: "", eof: true },
-          { text: "", eof: true },
+          { text: closingResponse(408, "Request Timeout"), eof: true },
+          { text: "HTTP/1.1 100 Continue\r\n\r\n" + closingResponse(408, "Request Timeout"), eof: true },
         ],
       );
     },

@@ -116,4 +116,52 @@ describe("MemoryBudget", () => {
     assert.equal(producer.pausedFor(Pause.budget), false, "a forgotten producer is not paused");
     assert.equal(budget.readingPaused, false);
   });
+
+  it("counts what processors hold as input; over the cap one holder reads on and the others pause", () => {
+    const budget = new MemoryBudget(100, 1000, () => {});
+    const first = new StubSession();
+    const second = new StubSession();
+    budget.processorHeld(asSession(first), 80);
+    assert.equal(budget.inputBytes, 80);
+    assert.equal(budget.processorHeld(asSession(second), 40), 40);
+    assert.equal(budget.inputBytes, 120);
+    assert.equal(second.pausedFor(Pause.budget), true, "the later holder pauses over the cap");
+    budget.processorHeld(asSession(first), 50);
+    assert.equal(first.pausedFor(Pause.budget), false, "one holder keeps reading, so that it can finish");
+    assert.equal(budget.heldBy(asSession(first)), 130);
+    budget.processorHeld(asSession(first), -130);
+    assert.equal(budget.inputBytes, 40);
+    assert.equal(budget.heldBy(asSession(first)), 0);
+    assert.equal(second.pausedFor(Pause.budget), false, "under the cap again, the paused holder resumes");
+  });
+
+  it("resumes the oldest paused holder when every holder is paused and input stays over the cap", () => {
+    const budget = new MemoryBudget(100, 1000, () => {});
+    const reader = new StubSession();
+    const first = new StubSession();
+    const second = new StubSession();
+    budget.processorHeld(asSession(first), 60);
+    budget.processorHeld(asSession(second), 60);
+    assert.equal(second.pausedFor(Pause.budget), true);
+    budget.received(200); // unread messages elsewhere keep input over the cap
+    reader.client!.inboxBytes = 200;
+    budget.pressure(asSession(reader));
+    budget.processorHeld(asSession(first), -60);
+    assert.equal(second.pausedFor(Pause.budget), false, "or no holder would ever finish and release");
+    assert.equal(reader.pausedFor(Pause.budget), true, "the reader with unread input stays paused");
+  });
+
+  it("releases what a closed connection's processor held", () => {
+    const budget = new MemoryBudget(100, 1000, () => {});
+    const first = new StubSession();
+    const second = new StubSession();
+    budget.processorHeld(asSession(first), 90);
+    budget.processorHeld(asSession(second), 90);
+    assert.equal(second.pausedFor(Pause.budget), true);
+    first.closed = true;
+    budget.forget(asSession(first));
+    assert.equal(budget.inputBytes, 90);
+    assert.equal(budget.heldBy(asSession(first)), 0);
+    assert.equal(second.pausedFor(Pause.budget), false);
+  });
 });

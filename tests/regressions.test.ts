@@ -101,6 +101,16 @@ class ByeOnConnect extends InlineProcessor {
   }
 }
 
+/** Says `bye!` from its own timer, outside any callback, and asks to be closed once that is written. */
+class ByeLater extends InlineProcessor {
+  override onDataReceived(): void {
+    setTimeout(() => {
+      this.outputMessages.push("bye!");
+      this.markSocketAsReadyToBeClosed();
+    }, 1);
+  }
+}
+
 /** A core listening on 127.0.0.1, port 0; closed with `await using`. */
 function listenOnLoopback(options: IoCoreOptions): Promise<CoreFixture> {
   return startCore({ listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }], ...options });
@@ -115,6 +125,19 @@ describe("a processor that closes in a callback", () => {
         rawConnection: () => true,
         unknownClients: "allow",
         unknownClientProcessor: ByeOnData,
+      });
+      assert.deepEqual(await exchange(server.port(), ["hello"]), { text: "bye!", eof: true });
+    },
+  );
+
+  it(
+    "sends what a processor's own timer pushed before markSocketAsReadyToBeClosed, then EOF",
+    TEST_TIMEOUT,
+    async () => {
+      await using server = await listenOnLoopback({
+        rawConnection: () => true,
+        unknownClients: "allow",
+        unknownClientProcessor: ByeLater,
       });
       assert.deepEqual(await exchange(server.port(), ["hello"]), { text: "bye!", eof: true });
     },

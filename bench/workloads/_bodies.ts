@@ -5,6 +5,9 @@
  * @module
  */
 
+/** The largest upload taken (`POST /post`, B1's upload row sends 64 MiB); the answer is its length. */
+export const MAX_UPLOAD = 80 * 1024 * 1024;
+
 /** The largest body served (the bench's biggest size is 11,680,000 bytes). */
 export const MAX_BODY = 16 * 1024 * 1024;
 const cache = new Map<number, Uint8Array<ArrayBuffer>>();

@@ -1,5 +1,6 @@
 /**
  * B1 and B5 server: asockio's keep-alive HTTP/1.1 responder as the core's `unknownClientProcessor`.
+ * `GET /<size>` answers `<size>` bytes of `X`; a `POST` (up to `MAX_UPLOAD`) answers its body's length.
  * Prints `READY {"port","pid"}`; answers `stats` with the connections it accepted and the requests
  * it answered so far (B5 reads each worker's share from them); exits when stdin closes.
  *
@@ -14,13 +15,15 @@ import process from "node:process";
 import { IoCore, type IoCoreListenerOptions, type TransportName } from "../../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../../processors/http_responder.ts";
 import { numArg, parseArgs, report, serveControl } from "../_child.ts";
-import { bodyFor } from "./_bodies.ts";
+import { bodyFor, MAX_UPLOAD } from "./_bodies.ts";
 
 const args = parseArgs();
 let accepted = 0;
 let answered = 0;
 
 class Sized extends HttpResponder {
+  static override maxBodyBytes = MAX_UPLOAD;
+
   constructor() {
     super();
     accepted++;
@@ -28,6 +31,7 @@ class Sized extends HttpResponder {
 
   override handle(request: HttpRequest): HttpResponse {
     answered++;
+    if (request.method === "POST") return { body: `${request.body.length}` };
     const body = bodyFor(request.target);
     return body ? { body } : { status: 404, body: "not found\n" };
   }

@@ -1,12 +1,13 @@
 /**
  * B1 contender: the runtime's own HTTP server (`Deno.serve`, `Bun.serve` or `node:http`) answering
- * the same cached bodies. With `--cert FILE --key FILE` it serves HTTPS (`node:https` on Node).
+ * the same cached bodies, and a `POST`'s body length once it has read the whole body. With `--cert FILE --key FILE` it serves HTTPS (`node:https` on Node).
  *
  * @module
  */
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
+import { Buffer } from "node:buffer";
 import process from "node:process";
 import { runtimeName } from "../_native.ts";
 import { parseArgs, report, serveControl } from "../_child.ts";
@@ -20,17 +21,25 @@ interface Pem {
 interface DenoServe {
   serve(
     options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void } & Partial<Pem>,
-    handler: (request: Request) => Response,
+    handler: (request: Request) => Response | Promise<Response>,
   ): { shutdown(): Promise<void> };
 }
 interface BunServe {
-  serve(options: { hostname: string; port: number; fetch: (request: Request) => Response; tls?: Pem }): {
+  serve(
+    options: {
+      hostname: string;
+      port: number;
+      fetch: (request: Request) => Response | Promise<Response>;
+      tls?: Pem;
+    },
+  ): {
     port: number;
     stop(force?: boolean): void;
   };
 }
 
-function answer(request: Request): Response {
+function answer(request: Request): Response | Promise<Response> {
+  if (request.method === "POST") return request.arrayBuffer().then((b) => new Response(`${b.byteLength}`));
   const url = request.url;
   const body = bodyFor(url.slice(url.indexOf("/", url.indexOf("//") + 2)));
   return body ? new Response(body) : new Response("not found\n", { status: 404 });
@@ -65,6 +74,17 @@ if (runtime === "deno") {
   stop = () => server.stop(true);
 } else {
   const respond = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === "POST") {
+      // The whole body in one buffer, as the others have it.
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("end", () => {
+        const text = `${Buffer.concat(chunks).length}`;
+        res.writeHead(200, { "content-length": text.length });
+        res.end(text);
+      });
+      return;
+    }
     const body = bodyFor(req.url ?? "");
     if (!body) {
       res.writeHead(404, { "content-length": 10 });

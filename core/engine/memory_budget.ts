@@ -35,6 +35,8 @@ export class MemoryBudget {
   readonly inputCap: number;
   readonly outputCap: number;
   readonly #paused = new Set<Session>();
+  /** Connections whose processor holds input it was handed (a body it assembles), and how much. */
+  readonly #holders = new Map<Session, number>();
   readonly #onRelief: () => void;
 
   /**
@@ -151,9 +153,40 @@ export class MemoryBudget {
     this.relieve();
   }
 
-  /** A connection closed: it is paused no more, nor a producer. */
+  /**
+   * `session`'s processor holds `delta` more bytes of the input it was handed (fewer when negative),
+   * as `HttpResponder` does with a body it assembles: they count as input. Over the input cap, one
+   * holder keeps reading so that its request can complete and release its bytes; the others pause
+   * until there is room again (or until they are the only one left). Returns what `session` holds.
+   */
+  processorHeld(session: Session, delta: number): number {
+    const held = (this.#holders.get(session) ?? 0) + delta;
+    if (held > 0) this.#holders.set(session, held);
+    else this.#holders.delete(session);
+    this.#inputBytes += delta;
+    if (delta > 0) {
+      if (
+        this.#inputBytes > this.inputCap && !session.pausedFor(Pause.budget) && this.#holderReading(session)
+      ) {
+        this.#pause(session);
+      }
+    } else if (delta < 0) this.relieve();
+    return held;
+  }
+
+  /** What `session`'s processor holds (see {@linkcode MemoryBudget.processorHeld}). */
+  heldBy(session: Session): number {
+    return this.#holders.get(session) ?? 0;
+  }
+
+  /** A connection closed: it is paused no more, nor a producer, and what its processor held is released. */
   forget(session: Session): void {
     if (this.#producer === session) this.#producer = undefined;
+    const held = this.#holders.get(session);
+    if (held !== undefined) {
+      this.#holders.delete(session);
+      this.#inputBytes -= held;
+    }
     this.#paused.delete(session);
     this.relieve();
   }
@@ -162,8 +195,24 @@ export class MemoryBudget {
   relieve(): void {
     if (this.#paused.size && this.#inputBytes <= this.inputCap && this.#outputBytes <= this.outputCap) {
       for (const session of this.#paused) this.#resume(session);
+    } else if (this.#holders.size && !this.#holderReading(undefined)) {
+      // Still over a cap, every holder paused: the oldest goes on, or none would ever release.
+      for (const session of this.#holders.keys()) {
+        if (!session.closed && this.#paused.has(session)) {
+          this.#resume(session);
+          break;
+        }
+      }
     }
     this.#onRelief();
+  }
+
+  /** True when a connection whose processor holds input, other than `except`, is reading. */
+  #holderReading(except: Session | undefined): boolean {
+    for (const session of this.#holders.keys()) {
+      if (session !== except && !session.closed && !session.pausedFor(Pause.budget)) return true;
+    }
+    return false;
   }
 
   /** Output queued for this connection beyond its fair share of the output cap. */

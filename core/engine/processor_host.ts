@@ -71,7 +71,11 @@ export class ProcessorHost {
         closeWhenFlushed: () => {
           // Inside a callback its own output is not queued yet: close after it, not before.
           if (state.inCallback) state.close ||= ProcessorClose.whenFlushed;
-          else session.closeWhenFlushed();
+          else {
+            // Outside a callback (a processor's own timer), what it pushed would otherwise wait for the next one.
+            if (state.processor && !session.closed) this.#queueOutput(session);
+            session.closeWhenFlushed();
+          }
         },
         isRaw: () => session.raw,
         sendFrames: (batch) => {
@@ -82,6 +86,14 @@ export class ProcessorHost {
         sendMessageStream: (source, byteLength) => {
           if (state.inCallback) this.#queueOutput(session);
           return startMessageStream(record, this.#budget, source, byteLength, record.id);
+        },
+        holdInput: (delta) => {
+          const held = this.#budget.heldBy(session);
+          if (session.closed) return held;
+          if (held + delta < 0) {
+            throw new RangeError(`Cannot release ${-delta} input bytes: the processor holds ${held}`);
+          }
+          return this.#budget.processorHeld(session, delta);
         },
       },
     });

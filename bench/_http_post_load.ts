@@ -1,0 +1,71 @@
+/**
+ * B1's upload client: on one keep-alive HTTP/1.1 connection on `node:net`, it sends
+ * `POST /post` with a `Content-Length` body of `--size` bytes, waits for the answer (which must be
+ * 200 with the body length as its body), and sends the next, until `--seconds` have passed and at
+ * least `--min` uploads were answered. `b1_http.ts` runs it on Deno as a child process, pinned to
+ * CPU 1 like `wrk`.
+ *
+ * ```sh
+ * deno run -A bench/_http_post_load.ts --port 8080 --size 67108864 --seconds 3 --min 2
+ * ```
+ *
+ * Prints `RESULT {json}` with `requests` (uploads answered), `bytes` (body bytes sent in them) and
+ * `durationUs` (the time they took), plus `wrong` (the first wrong answer) when there was one.
+ *
+ * @module
+ */
+import { connect } from "node:net";
+import process from "node:process";
+import { numArg, parseArgs, report } from "./_child.ts";
+
+const args = parseArgs();
+const port = numArg(args, "port", 0);
+const size = numArg(args, "size", 64 * 1024 * 1024);
+const seconds = numArg(args, "seconds", 3);
+const min = numArg(args, "min", 2);
+if (!(port > 0) || !(size >= 0) || !(seconds > 0) || !(min >= 1)) {
+  throw new RangeError("Usage: _http_post_load.ts --port P --size S --seconds D --min N");
+}
+
+const head = new TextEncoder().encode(`POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
+const body = new Uint8Array(size).fill(0x59);
+const expected = `${size}`;
+const latin1 = new TextDecoder("latin1");
+let requests = 0;
+let received = "";
+const started = performance.now();
+
+function finish(wrong?: string): void {
+  const durationUs = Math.round((performance.now() - started) * 1000);
+  report("RESULT", { requests, bytes: requests * size, durationUs, ...(wrong ? { wrong } : {}) });
+  process.exit(0);
+}
+
+const socket = connect({ host: "127.0.0.1", port, noDelay: true });
+const send = () => {
+  socket.write(head);
+  socket.write(body);
+};
+socket.on("connect", send);
+socket.on("data", (data: Uint8Array) => {
+  received += latin1.decode(data);
+  const end = received.indexOf("\r\n\r\n");
+  if (end < 0) return;
+  const length = /\r\ncontent-length: *(\d+)/i.exec(received.slice(0, end + 2));
+  if (!length) return finish(`an answer without Content-Length: ${JSON.stringify(received.slice(0, 200))}`);
+  const total = end + 4 + Number(length[1]);
+  if (received.length < total) return;
+  if (!received.startsWith("HTTP/1.1 200 ") || received.slice(end + 4, total).trim() !== expected) {
+    return finish(`POST /post of ${size} bytes answered ${JSON.stringify(received.slice(0, 200))}`);
+  }
+  if (received.length > total) return finish(`${received.length - total} bytes after the answer`);
+  received = "";
+  requests++;
+  if (requests >= min && performance.now() - started >= seconds * 1000) return finish();
+  send();
+});
+socket.on("error", (err) => finish(`socket error: ${err.message}`));
+socket.on("close", () => finish("the server closed the connection"));
+// A parent that dies closes our stdin: do not outlive it.
+process.stdin.on("end", () => process.exit(1));
+process.stdin.resume();
