@@ -26,7 +26,8 @@ import { exitWithUsage, parseCli, parseCount } from "./_cli.mjs";
 const MiB = 1024 ** 2;
 const spec = {
   command: "scripts/stream.ts [options]   (with deno run -A, bun or node 22.18+)",
-  summary: "One process streams one message to another at each size; checks a checksum, prints throughput,\n" +
+  summary:
+    "One process streams one message to another at each size; checks a checksum, prints throughput,\n" +
     "each side's RSS, a probe's round trips during the transfer, and the ratio to a bare pair.",
   options: {
     bytes: { type: "list", default: ["64MiB", "1GiB"], help: "the message sizes, e.g. 64MiB,1GiB,8GiB" },
@@ -38,12 +39,15 @@ const spec = {
     },
     timeoutMs: { type: "number", default: 1_800_000, help: "the bound of each transfer" },
   },
-  notes: "Exits with 1 on a checksum mismatch, a failed run or RSS growth over the bound, 2 on bad arguments.",
+  notes:
+    "Exits with 1 on a checksum mismatch, a failed run or RSS growth over the bound, 2 on bad arguments.",
 } as const;
 const args = parseCli(process.argv.slice(2), spec);
 const sizes = args.bytes.map((raw) => {
   const n = parseCount(raw);
-  if (!Number.isSafeInteger(n) || n < 1) exitWithUsage(spec, `Cannot parse --bytes: ${raw} is not a byte count`);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    exitWithUsage(spec, `Cannot parse --bytes: ${raw} is not a byte count`);
+  }
   return n;
 });
 
@@ -86,7 +90,9 @@ for (const bytes of sizes) {
     }
     mib[contender] = result.mibPerSecond;
     console.log(
-      `\n${formatBytes(bytes)} ${contender}: ${result.seconds.toFixed(2)} s, ${result.mibPerSecond.toFixed(0)} MiB/s, ` +
+      `\n${formatBytes(bytes)} ${contender}: ${result.seconds.toFixed(2)} s, ${
+        result.mibPerSecond.toFixed(0)
+      } MiB/s, ` +
         `checksum ${result.checksumOk ? "OK" : "MISMATCH"}`,
     );
     console.log(`  receiver RSS ${grew(result.receiver)}`);

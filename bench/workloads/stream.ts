@@ -2,7 +2,7 @@
  * One message of any length from one process to another (B3 and `scripts/stream.ts`), both ends:
  *
  * - `receiver --api asockio|bare --bytes N`: listens on 127.0.0.1. `asockio` reads the message as a
- *   `MessageStream` (`streamThresholdBytes` 1 MiB) and echoes the small messages of a second client
+ *   `MessageStream` (`streamThresholdBytes` 1 MiB, with a BYOB reader) and echoes the small messages of a second client
  *   (`probe`); `bare` counts the bytes on the runtime's own socket API. Both checksum the payload, answer
  *   with one small frame at its end, and print `RESULT {checksum, rssBaseline, peakRss}`.
  * - `sender --api asockio|bare --port P --bytes N`: writes the frame's header and `N` payload bytes of the
@@ -17,7 +17,7 @@ import process from "node:process";
 import { type ClientId, IoCore } from "../../mod.ts";
 import { numArg, parseArgs, peakRss, report, serveControl } from "../_child.ts";
 import { nativeConnect, nativeListen } from "../_native.ts";
-import { Checksum, patternChunks } from "../_stream_bytes.ts";
+import { Checksum, CHUNK_BYTES, patternChunks } from "../_stream_bytes.ts";
 
 const PROBE_EVERY_MS = 5;
 const ACK = new Uint8Array([0x4f, 0x4b]); // "OK"
@@ -50,7 +50,7 @@ async function receiveAsockio(byteLength: number): Promise<void> {
   let reading: Promise<void> | undefined;
   let result: Record<string, unknown> | undefined;
   serveControl(() => ({}), () => core.close());
-  report("READY", { port: addr!.port, pid: process.pid });
+  report("READY", { port: addr!.transport === "tcp" ? addr!.port : 0, pid: process.pid });
   for (;;) {
     const r = await core.ioIteration(1000);
     for (const message of core.getMessagesFromClient(probeId)) core.sendMessageToClient(probeId, message);
@@ -58,7 +58,15 @@ async function receiveAsockio(byteLength: number): Promise<void> {
       const stream = core.takeMessageStream(streamId)!;
       const sum = new Checksum();
       reading = (async () => {
-        for await (const chunk of stream.readable) sum.update(chunk);
+        // A BYOB reader fills one buffer again and again: no allocation per chunk.
+        const reader = stream.readable.getReader({ mode: "byob" });
+        let buffer = new Uint8Array(CHUNK_BYTES);
+        for (;;) {
+          const { value, done } = await reader.read(buffer);
+          if (done) break;
+          sum.update(value);
+          buffer = new Uint8Array(value.buffer);
+        }
         result = { checksum: sum.digest(), rssBaseline, peakRss: peakRss() };
         core.sendMessageToClient(streamId, ACK);
       })();
@@ -136,9 +144,13 @@ async function sendAsockio(port: number, byteLength: number): Promise<void> {
   const started = performance.now();
   let answered = false;
   let failed: unknown;
-  core.sendMessageStream(streamId, (async function* () {
-    yield* patternChunks(byteLength);
-  })(), byteLength).catch((err) => failed = err);
+  core.sendMessageStream(
+    streamId,
+    (async function* () {
+      yield* patternChunks(byteLength);
+    })(),
+    byteLength,
+  ).catch((err) => failed = err);
   await loop(() => {
     if (failed !== undefined) throw failed;
     answered ||= core.getMessageFromClient(streamId) !== undefined;
