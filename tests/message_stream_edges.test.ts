@@ -6,35 +6,17 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { encodeFrame } from "../core/wire/codec.ts";
-import { type ClientId, type IoCore, type IoCoreOptions, UnsupportedError } from "../mod.ts";
+import { type ClientId, UnsupportedError } from "../mod.ts";
 import { startCore } from "./_core_fixture.ts";
-import { bytePattern, bytesEqual, MiB, TEST_TIMEOUT } from "./_helpers.ts";
+import { STREAM_OPTIONS, untilClientIn } from "./_stream_helpers.ts";
+import { bytePattern, bytesEqual, concatBytes, MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
 import { frameHeader, text, type WirePeer } from "./_wire_peer.ts";
-
-const OPTIONS: IoCoreOptions = {
-  listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
-  streamThresholdBytes: 1 * MiB,
-};
-
-/** Runs `ioIteration` until `id` is in the set `key` names. */
-async function until(core: IoCore, key: "clientsHaveMessageStream" | "clientsHaveDataToRead", id: ClientId) {
-  for (let i = 0; i < 400; i++) {
-    if ((await core.ioIteration(50))[key].has(id)) return;
-  }
-  throw new Error(`Timed out waiting for ${key}`);
-}
 
 async function drain(readable: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const chunk of readable) parts.push(chunk);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 describe("streamed messages at the edges", () => {
@@ -42,11 +24,11 @@ describe("streamed messages at the edges", () => {
     "raw mode is refused with UnsupportedError while a stream is received, and applies once it is read",
     TEST_TIMEOUT,
     async () => {
-      await using fx = await startCore(OPTIONS);
+      await using fx = await startCore(STREAM_OPTIONS);
       const { id, peer } = await fx.connectNamed("switch");
       const payload = bytePattern(3 * MiB, 4);
       peer.write(encodeFrame(payload));
-      await until(fx.core, "clientsHaveMessageStream", id);
+      await untilClientIn(fx.core, "clientsHaveMessageStream", id);
       assert.throws(() => fx.core.switchClientRawConnectionMode(id, true), (err) => {
         assert.ok(err instanceof UnsupportedError);
         assert.match(
@@ -75,7 +57,7 @@ describe("streamed messages at the edges", () => {
         "the switch once the stream ended",
       );
       peer.write(new TextEncoder().encode("raw bytes"));
-      await until(fx.core, "clientsHaveDataToRead", id);
+      await untilClientIn(fx.core, "clientsHaveDataToRead", id);
       assert.equal(text(fx.core.getMessagesFromClient(id)[0]), "raw bytes");
     },
   );
@@ -84,7 +66,7 @@ describe("streamed messages at the edges", () => {
     "raw mode is refused while sendMessageStream writes, and applies after it settles",
     TEST_TIMEOUT,
     async () => {
-      await using fx = await startCore(OPTIONS);
+      await using fx = await startCore(STREAM_OPTIONS);
       const { id, peer } = await fx.connectNamed("sending");
       let release!: () => void;
       const gate = new Promise<void>((resolve) => release = resolve);
@@ -111,18 +93,18 @@ describe("streamed messages at the edges", () => {
     "a held connection's messages stay whole; once adopted, its frames over the threshold stream",
     TEST_TIMEOUT,
     async () => {
-      await using fx = await startCore(OPTIONS);
+      await using fx = await startCore(STREAM_OPTIONS);
       const peer = await fx.handshake("later");
       const first = bytePattern(2 * MiB, 1);
       peer.write(encodeFrame(first));
       await waitFor(() => fx.core.stats().inputBytes >= first.length, 10_000, "the held message");
       const id = fx.core.addClient({ keyword: "later" });
-      await until(fx.core, "clientsHaveDataToRead", id);
+      await untilClientIn(fx.core, "clientsHaveDataToRead", id);
       const [whole] = fx.core.getMessagesFromClient(id);
       assert.ok(bytesEqual(whole!, first), "held: whole, as it arrived");
       const second = bytePattern(2 * MiB, 2);
       peer.write(encodeFrame(second));
-      await until(fx.core, "clientsHaveMessageStream", id);
+      await untilClientIn(fx.core, "clientsHaveMessageStream", id);
       const stream = fx.core.takeMessageStream(id)!;
       assert.ok(bytesEqual(await drain(stream.readable), second));
     },
@@ -132,12 +114,12 @@ describe("streamed messages at the edges", () => {
     "closing a connection loses the messages after a stream nobody finished reading; the stream stays readable",
     TEST_TIMEOUT,
     async () => {
-      await using fx = await startCore(OPTIONS);
+      await using fx = await startCore(STREAM_OPTIONS);
       const { id, peer } = await fx.connectNamed("lost");
       const payload = bytePattern(1 * MiB + 100, 6);
       peer.write(encodeFrame(payload));
       peer.write(encodeFrame(new TextEncoder().encode("after")));
-      await until(fx.core, "clientsHaveMessageStream", id);
+      await untilClientIn(fx.core, "clientsHaveMessageStream", id);
       await waitFor(() => fx.core.stats().inputBytes >= payload.length, 10_000, "every byte");
       const stream = fx.core.takeMessageStream(id)!;
       fx.core.closeClientConnection(id);
@@ -160,7 +142,7 @@ describe("streamed messages at the edges", () => {
       const cap = 4 * MiB;
       const size = 6 * MiB;
       await using fx = await startCore({
-        listeners: OPTIONS.listeners,
+        listeners: STREAM_OPTIONS.listeners,
         limits: { inputBytes: cap, maxMessageBytes: 8 * MiB },
       });
       const peers: Array<{ id: ClientId; peer: WirePeer }> = [];
