@@ -22,6 +22,15 @@ function pattern(from: number, n: number): Uint8Array {
   return out;
 }
 
+/** The payload in 64 KiB chunks, each passed to `seen` as it goes. */
+async function* source(bytes: number, seen: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < bytes; at += 65536) {
+    const chunk = pattern(at, Math.min(65536, bytes - at));
+    seen(chunk);
+    yield chunk;
+  }
+}
+
 if (role === "receive") {
   const core = new IoCore({
     listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: Number(portArg ?? 0) }],
@@ -69,15 +78,8 @@ if (role === "receive") {
   });
   while (!(await core.ioIteration(1000)).newlyConnectedExpectedClients.has(id));
   const hash = createHash("sha256");
-  async function* source(): AsyncGenerator<Uint8Array> {
-    for (let at = 0; at < bytes; at += 65536) {
-      const chunk = pattern(at, Math.min(65536, bytes - at));
-      hash.update(chunk);
-      yield chunk;
-    }
-  }
   const started = performance.now();
-  const sent = core.sendMessageStream(id, source(), bytes);
+  const sent = core.sendMessageStream(id, source(bytes, (chunk) => hash.update(chunk)), bytes);
   let answered = false;
   while (!answered) {
     const r = await core.ioIteration(1000);
