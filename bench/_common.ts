@@ -33,6 +33,8 @@ export interface BenchContext {
   fullMatrix: boolean;
   /** Repetitions per cell (interleaved across contenders). */
   reps: number;
+  /** B3's streamed message, in bytes. */
+  streamBytes: number;
   /** Include zeromq and node-ipc in B2 (Node only). */
   peers: boolean;
   /** `--no-wrk`: B1 uses its built-in load client even where `wrk` is installed. */

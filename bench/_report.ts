@@ -118,37 +118,21 @@ export function targets(rows: Row[], runtimes: readonly Runtime[]): Target[] {
         });
       }
     }
-    const bulkA = rows.find((r) =>
-      r.bench === "b3" && r.runtime === runtime && r.params.kind === "bulk" &&
-      r.contender === "asockio" && !r.error
+    const streamA = rows.find((r) =>
+      r.bench === "b3" && r.runtime === runtime && r.params.kind === "stream" &&
+      r.contender === "asockio stream" && !r.error
     );
-    const bulkR = rows.find((r) =>
-      r.bench === "b3" && r.runtime === runtime && r.params.kind === "bulk" &&
-      r.contender === "raw socket" && !r.error
+    const streamB = rows.find((r) =>
+      r.bench === "b3" && r.runtime === runtime && r.params.kind === "stream" &&
+      r.contender === "bare pair" && !r.error
     );
-    if (bulkA && bulkR) {
+    if (streamA && streamB) {
       add({
         id: "P3",
         runtime,
-        short: "bulk vs raw",
-        what: `bulk ${bytesLabel(Number(bulkA.params.size))} MiB/s vs raw socket`,
-        value: bulkA.metrics.mibPerSecond! / bulkR.metrics.mibPerSecond!,
-        kind: "min",
-        limit: 0.9,
-        unit: "×",
-      });
-    }
-    const bulkW = rows.find((r) =>
-      r.bench === "b3" && r.runtime === runtime && r.params.kind === "bulk" &&
-      r.contender === "raw socket, assembled" && !r.error
-    );
-    if (bulkA && bulkW) {
-      add({
-        id: "P3",
-        runtime,
-        short: "bulk vs assembled",
-        what: `bulk ${bytesLabel(Number(bulkA.params.size))} MiB/s vs raw socket that assembles the message`,
-        value: bulkA.metrics.mibPerSecond! / bulkW.metrics.mibPerSecond!,
+        short: "stream vs bare",
+        what: `one streamed ${bytesLabel(Number(streamA.params.size))} message, MiB/s vs the bare pair`,
+        value: streamA.metrics.mibPerSecond! / streamB.metrics.mibPerSecond!,
         kind: "min",
         limit: 0.9,
         unit: "×",
@@ -338,7 +322,7 @@ function markdown(report: RunReport, checks: Target[]): string {
   }
   const b3 = rows.filter((r) => r.bench === "b3");
   if (b3.length) {
-    out.push("", `## B3 one-way framed throughput and bulk (${note})`, "");
+    out.push("", `## B3 one-way framed throughput and one streamed message (${note})`, "");
     out.push(table(
       [
         "runtime",
@@ -351,10 +335,12 @@ function markdown(report: RunReport, checks: Target[]): string {
         "peak RSS server / client",
       ],
       b3.map((r) => {
-        const raw = find(rows, "b3", r.runtime, "raw socket", r.params);
+        const stream = r.params.kind === "stream";
+        const raw = find(rows, "b3", r.runtime, stream ? "bare pair" : "raw socket", r.params);
+        const mib = (v: number | undefined) => Math.round((v ?? 0) / 2 ** 20);
         return [
           r.runtime,
-          `${bytesLabel(Number(r.params.size))}${r.params.kind === "bulk" ? " (bulk)" : ""}`,
+          `${bytesLabel(Number(r.params.size))}${stream ? " (streamed)" : ""}`,
           si(Number(r.params.count)),
           r.contender,
           r.error ? `failed: ${r.error}` : si(r.metrics.messagesPerSecond!),
@@ -362,9 +348,15 @@ function markdown(report: RunReport, checks: Target[]): string {
           raw && !r.error ? `${(r.metrics.mibPerSecond! / raw.metrics.mibPerSecond!).toFixed(2)}×` : "",
           r.error || !r.metrics.serverPeakRss
             ? ""
-            : `${Math.round(r.metrics.serverPeakRss / 2 ** 20)} / ${
-              Math.round(r.metrics.clientPeakRss! / 2 ** 20)
-            } MiB`,
+            : `${mib(r.metrics.serverPeakRss)} / ${mib(r.metrics.clientPeakRss)} MiB` +
+              (stream ? ` (+${mib(r.metrics.serverRssGrowth)} / +${mib(r.metrics.clientRssGrowth)})` : "") +
+              (r.metrics.probeBusyP50Ms !== undefined
+                ? `; probe p50/p99 ${r.metrics.probeIdleP50Ms!.toFixed(1)}/${
+                  r.metrics.probeIdleP99Ms!.toFixed(1)
+                } ms idle, ${r.metrics.probeBusyP50Ms.toFixed(1)}/${
+                  r.metrics.probeBusyP99Ms!.toFixed(1)
+                } ms during`
+                : ""),
         ];
       }),
     ));
@@ -638,7 +630,7 @@ function panels(report: RunReport, checks: Target[]): Panel[] {
       groups: keys.map((key) => {
         const [kind, size] = key.split(":");
         return {
-          label: `${bytesLabel(Number(size))}${kind === "bulk" ? " bulk" : ""}`,
+          label: `${bytesLabel(Number(size))}${kind === "stream" ? " streamed" : ""}`,
           bars: b3.filter((r) => `${r.params.kind}:${r.params.size}` === key).map((r) => ({
             series: r.contender,
             value: r.metrics.mibPerSecond!,

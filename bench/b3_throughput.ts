@@ -1,20 +1,25 @@
 /**
  * B3: one-way framed throughput by message size (an asockio named client to an asockio server
  * reading through `ioIteration`, against the raw socket writing the same bytes to a server that
- * only counts them), then one large message with the server's and client's peak RSS.
+ * only counts them), then one streamed message (`sendMessageStream` to a `MessageStream` read with a
+ * BYOB reader) against a bare pair of the same runtime writing and checksumming the same bytes, with
+ * each side's RSS growth and a probe's round trips on a second connection during the transfer.
  *
  * @module
  */
 import { addSample, type BenchContext, bytesLabel, rotated, type Row, runPair, si } from "./_common.ts";
 import { peakRss } from "./_proc.ts";
 import { type Runtime, workloadCommand } from "./_runtimes.ts";
+import { expectedChecksum } from "./_stream_bytes.ts";
+import { runStream, type StreamContender } from "./_stream_run.ts";
 
 const ASOCKIO = "bench/workloads/framed_asockio.ts";
+const STREAM = "bench/workloads/stream.ts";
 const BARE = "bench/workloads/framed_bare.ts";
 const MiB = 2 ** 20;
 
 interface Case {
-  kind: "sweep" | "bulk";
+  kind: "sweep";
   size: number;
   count: number;
 }
@@ -23,13 +28,11 @@ function cases(quick: boolean): Case[] {
   const total = quick ? 16 * MiB : 128 * MiB;
   const maxCount = quick ? 200_000 : 2_000_000;
   const sizes = [16, 256, 4096, 65536, MiB];
-  const out: Case[] = sizes.map((size) => ({
+  return sizes.map((size) => ({
     kind: "sweep" as const,
     size,
     count: Math.min(maxCount, Math.ceil(total / size)),
   }));
-  out.push({ kind: "bulk", size: quick ? 64 * MiB : 1024 * MiB, count: 1 });
-  return out;
 }
 
 /** Runs B3 on one runtime. */
@@ -86,15 +89,6 @@ export async function runB3(ctx: BenchContext, runtime: Runtime): Promise<void> 
           ]),
       },
     ];
-    if (c.kind === "bulk") {
-      // The raw socket above only counts bytes; a receiver of one message must also hold it whole.
-      const raw = contenders[1]!;
-      contenders.push({
-        name: "raw socket, assembled",
-        server: [...raw.server, "--assemble"],
-        client: raw.client,
-      });
-    }
     const rows = contenders.map((k): Row => ({
       bench: "b3",
       runtime,
@@ -110,9 +104,7 @@ export async function runB3(ctx: BenchContext, runtime: Runtime): Promise<void> 
         const i = contenders.indexOf(k);
         const row = rows[i]!;
         if (row.error) continue;
-        const label = `b3 ${runtime} ${bytesLabel(c.size)}${c.kind === "bulk" ? " bulk" : ""} ×${
-          si(c.count)
-        } ${k.name}`;
+        const label = `b3 ${runtime} ${bytesLabel(c.size)} ×${si(c.count)} ${k.name}`;
         try {
           const { result, server } = await runPair({
             label,
@@ -134,6 +126,51 @@ export async function runB3(ctx: BenchContext, runtime: Runtime): Promise<void> 
           row.error = (err as Error).message.split("\n")[0];
           ctx.fail(label, err);
         }
+      }
+    }
+  }
+  await runStreamed(ctx, runtime);
+}
+
+/** The streamed case: one message of `ctx.streamBytes`, asockio and the bare pair, interleaved. */
+async function runStreamed(ctx: BenchContext, runtime: Runtime): Promise<void> {
+  const bytes = ctx.streamBytes;
+  const expected = expectedChecksum(bytes);
+  const contenders: StreamContender[] = ["asockio", "bare"];
+  const rows = contenders.map((contender): Row => ({
+    bench: "b3",
+    runtime,
+    contender: contender === "asockio" ? "asockio stream" : "bare pair",
+    params: { kind: "stream", size: bytes, count: 1 },
+    metrics: {},
+    samples: {},
+  }));
+  ctx.rows.push(...rows);
+  const command = (role: string, args: string[]) => workloadCommand(runtime, STREAM, [role, ...args]);
+  for (let rep = 1; rep <= ctx.reps; rep++) {
+    for (const contender of rotated(contenders, rep)) {
+      const row = rows[contenders.indexOf(contender)]!;
+      if (row.error) continue;
+      const label = `b3 ${runtime} ${bytesLabel(bytes)} stream ${row.contender}`;
+      try {
+        const r = await runStream(command, contender, bytes, expected, 3_600_000);
+        if (!r.checksumOk) throw new Error(`${label}: the receiver's checksum differs`);
+        addSample(row, "mibPerSecond", r.mibPerSecond);
+        addSample(row, "messagesPerSecond", 1 / r.seconds);
+        addSample(row, "serverPeakRss", r.receiver.peakRss);
+        addSample(row, "clientPeakRss", r.sender.peakRss);
+        addSample(row, "serverRssGrowth", r.receiver.peakRss - r.receiver.rssBaseline);
+        addSample(row, "clientRssGrowth", r.sender.peakRss - r.sender.rssBaseline);
+        if (r.probeIdle && r.probeBusy) {
+          addSample(row, "probeIdleP50Ms", r.probeIdle[0]);
+          addSample(row, "probeIdleP99Ms", r.probeIdle[1]);
+          addSample(row, "probeBusyP50Ms", r.probeBusy[0]);
+          addSample(row, "probeBusyP99Ms", r.probeBusy[1]);
+        }
+        ctx.progress(`${label} rep ${rep}/${ctx.reps}: ${si(r.mibPerSecond)} MiB/s`);
+      } catch (err) {
+        row.error = (err as Error).message.split("\n")[0];
+        ctx.fail(label, err);
       }
     }
   }

@@ -31,7 +31,7 @@ const BENCHES = {
   b1: { title: "B1 HTTP over a raw connection", load: async () => (await import("./b1_http.ts")).runB1 },
   b2: { title: "B2 commands round trips", load: async () => (await import("./b2_roundtrips.ts")).runB2 },
   b3: {
-    title: "B3 message size sweep and bulk",
+    title: "B3 message size sweep and one streamed message",
     load: async () => (await import("./b3_throughput.ts")).runB3,
   },
   b4: { title: "B4 connection scale", load: async () => (await import("./b4_scale.ts")).runB4 },
@@ -51,6 +51,7 @@ const NODE_WORKLOADS = [
   "bench/workloads/framed_asockio.ts",
   "bench/workloads/framed_bare.ts",
   "bench/workloads/udp_echo.ts",
+  "bench/workloads/stream.ts",
 ];
 
 const CLI = {
@@ -71,6 +72,10 @@ const CLI = {
     },
     quick: { type: "boolean", help: "smoke mode: small counts, 1 repetition" },
     reps: { type: "number", help: "repetitions per cell (default 3, or 1 with --quick)" },
+    streamBytes: {
+      type: "number",
+      help: "B3's streamed message, e.g. 8GiB (default 1GiB, or 64MiB with --quick)",
+    },
     matrix: {
       type: "string",
       default: "sweep",
@@ -118,6 +123,7 @@ function parse(argv: string[]) {
     only,
     quick: args.quick,
     reps: args.reps ?? (args.quick ? 1 : 3),
+    streamBytes: args.streamBytes ?? (args.quick ? 64 : 1024) * 2 ** 20,
     fullMatrix: args.matrix === "full",
     peers: !args.noPeers,
     noWrk: args.noWrk,
@@ -136,6 +142,7 @@ const ctx: BenchContext = {
   quick: options.quick,
   fullMatrix: options.fullMatrix,
   reps: options.reps,
+  streamBytes: options.streamBytes,
   peers: options.peers,
   noWrk: options.noWrk,
   tls: options.tls,

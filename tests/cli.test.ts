@@ -28,7 +28,7 @@ const node = detectRuntime() === "node" ? process.execPath : "node";
 const ENTRY_POINTS: { file: string; executable?: string; skip: string | undefined }[] = [
   ...[
     "bench/run.ts",
-    ...["churn", "flood", "fuzz", "reconnect_latency", "soak"].map((s) => `scripts/${s}.ts`),
+    ...["churn", "flood", "fuzz", "reconnect_latency", "soak", "stream"].map((s) => `scripts/${s}.ts`),
   ]
     .map((file) => ({ file, skip: notInClone ?? typeScriptSkipReason() })),
   { file: "scripts/test_all.mjs", executable: node, skip: notInClone },
@@ -68,6 +68,11 @@ const BAD_VALUES: { file: string; args: string[]; executable?: string; reason: R
     file: "scripts/fuzz.ts",
     args: ["--seed=-1"],
     reason: /^Cannot parse --seed: it must be 0 or a positive integer, not "-1"$/m,
+  },
+  {
+    file: "scripts/stream.ts",
+    args: ["--bytes", "64MiB,lots"],
+    reason: /^Cannot parse --bytes: lots is not a byte count$/m,
   },
   {
     file: "bench/run.ts",

@@ -78,6 +78,50 @@ describe("MemoryBudget", () => {
     assert.ok(reliefs > 0, "parked connections are told there may be room");
   });
 
+  it("over the input cap lets one connection finish a whole message and pauses the others assembling", () => {
+    const budget = new MemoryBudget(100, 1000, () => {});
+    const [a, b, c] = [new StubSession(), new StubSession(), new StubSession()];
+    budget.received(60);
+    budget.received(60); // a and b each hold 60 bytes of a whole message still arriving
+    budget.pressure(asSession(a), 40);
+    budget.pressure(asSession(b), 40);
+    budget.received(10);
+    budget.pressure(asSession(c), 90);
+    assert.equal(a.pausedFor(Pause.budget), false, "the first one over the cap finishes its message");
+    assert.equal(b.pausedFor(Pause.budget), true);
+    assert.equal(c.pausedFor(Pause.budget), true);
+    // a's message is whole and waits unread: nobody else goes on until it is read.
+    budget.received(40);
+    a.client!.inboxBytes = 100;
+    budget.pressure(asSession(a), 0);
+    assert.equal(a.pausedFor(Pause.budget), true, "a now holds unread input");
+    assert.equal(b.pausedFor(Pause.budget), true);
+    assert.equal(c.pausedFor(Pause.budget), true);
+    // Read: under the cap again (70 bytes of partial messages), so everyone reads.
+    a.client!.inboxBytes = 0;
+    budget.consumed(asSession(a), 100, 0);
+    assert.equal(budget.inputBytes, 70);
+    assert.equal(budget.readingPaused, false, "under the cap again: everyone reads");
+    assert.equal(b.pausedFor(Pause.budget) || c.pausedFor(Pause.budget), false);
+  });
+
+  it("over the input cap with only paused assemblers left, resumes one of them", () => {
+    const budget = new MemoryBudget(100, 1000, () => {});
+    const [a, b, c] = [new StubSession(), new StubSession(), new StubSession()];
+    budget.received(200);
+    budget.pressure(asSession(a), 10);
+    budget.pressure(asSession(b), 10);
+    budget.pressure(asSession(c), 10);
+    assert.deepEqual([a, b, c].map((s) => s.pausedFor(Pause.budget)), [false, true, true]);
+    // a's message went to a processor (nothing unread): b or c goes on, not both.
+    budget.released(20);
+    budget.pressure(asSession(a), 0);
+    assert.equal([b, c].filter((s) => s.pausedFor(Pause.budget)).length, 1);
+    assert.ok(budget.finishing === asSession(b) || budget.finishing === asSession(c));
+    budget.forget(budget.finishing!);
+    assert.deepEqual([b, c].map((s) => s.pausedFor(Pause.budget)), [false, false], "a close hands over too");
+  });
+
   it("closes a held connection whose unread input fills the input cap instead of pausing it", () => {
     const budget = new MemoryBudget(100, 1000, () => {});
     const held = new StubSession();

@@ -10,34 +10,20 @@ import { InboundStream } from "../core/connection/message_stream.ts";
 import { LARGEST_WHOLE_MESSAGE_ON_BUN, resolveLimits } from "../core/option_tables.ts";
 import {
   AsockioError,
-  type ClientId,
   ConnectionClosedError,
   ConnectionResetError,
   InlineProcessor,
   IoCore,
-  type IoCoreOptions,
   type MessageStream,
   MessageTooLargeError,
   StreamLengthError,
   UnsupportedError,
 } from "../mod.ts";
 import { startCore } from "./_core_fixture.ts";
+import { STREAM_OPTIONS, untilClientIn } from "./_stream_helpers.ts";
 import { bytePattern, bytesEqual, MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
 import { frameHeader, text } from "./_wire_peer.ts";
-
-const OPTIONS: IoCoreOptions = {
-  listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
-  streamThresholdBytes: 1 * MiB,
-};
-
-/** Runs `ioIteration` until `id` is in the set `key` names. */
-async function until(core: IoCore, key: "clientsHaveMessageStream" | "clientsHaveDataToRead", id: ClientId) {
-  for (let i = 0; i < 400; i++) {
-    if ((await core.ioIteration(50))[key].has(id)) return;
-  }
-  throw new Error(`Timed out waiting for ${key}`);
-}
 
 /** Reads a stream to its end; returns its bytes. */
 async function readAll(readable: ReadableStream<Uint8Array>, byteLength: number): Promise<Uint8Array> {
@@ -107,31 +93,31 @@ describe("FrameDecoder with a stream threshold", () => {
 
 describe("streamed messages through a core", () => {
   it("delivers a 24 MiB message as a stream, in order between whole messages", TEST_TIMEOUT, async () => {
-    await using fx = await startCore(OPTIONS);
+    await using fx = await startCore(STREAM_OPTIONS);
     const { id, peer } = await fx.connectNamed("big");
     const payload = bytePattern(24 * MiB, 7);
     peer.write(encodeFrame(new TextEncoder().encode("before")));
     peer.write(encodeFrame(payload));
     peer.write(encodeFrame(new TextEncoder().encode("after")));
-    await until(fx.core, "clientsHaveDataToRead", id);
+    await untilClientIn(fx.core, "clientsHaveDataToRead", id);
     assert.deepEqual(fx.core.getMessagesFromClient(id).map(text), ["before"]);
-    await until(fx.core, "clientsHaveMessageStream", id);
+    await untilClientIn(fx.core, "clientsHaveMessageStream", id);
     assert.equal(fx.core.takeFrames(id), undefined);
     assert.deepEqual(fx.core.getMessagesFromClient(id), []);
     const stream = fx.core.takeMessageStream(id)!;
     assert.equal(stream.byteLength, payload.length);
     assert.equal(fx.core.takeMessageStream(id), undefined, "a stream is taken once");
     assert.ok(bytesEqual(await readAll(stream.readable, stream.byteLength), payload));
-    await until(fx.core, "clientsHaveDataToRead", id);
+    await untilClientIn(fx.core, "clientsHaveDataToRead", id);
     assert.deepEqual(fx.core.getMessagesFromClient(id).map(text), ["after"]);
   });
 
   it("keeps inputBytes bounded while the reader sleeps", TEST_TIMEOUT, async () => {
-    await using fx = await startCore(OPTIONS);
+    await using fx = await startCore(STREAM_OPTIONS);
     const { id, peer } = await fx.connectNamed("slow");
     const payload = bytePattern(32 * MiB, 3);
     peer.write(encodeFrame(payload));
-    await until(fx.core, "clientsHaveMessageStream", id);
+    await untilClientIn(fx.core, "clientsHaveMessageStream", id);
     const stream = fx.core.takeMessageStream(id)!;
     // Nobody reads: the connection pauses near the 1 MiB high-water mark.
     await waitFor(
@@ -150,27 +136,27 @@ describe("streamed messages through a core", () => {
   });
 
   it("cancel discards the rest, and the connection goes on", TEST_TIMEOUT, async () => {
-    await using fx = await startCore(OPTIONS);
+    await using fx = await startCore(STREAM_OPTIONS);
     const { id, peer } = await fx.connectNamed("cancel");
     peer.write(encodeFrame(bytePattern(16 * MiB, 5)));
     peer.write(encodeFrame(new TextEncoder().encode("next")));
-    await until(fx.core, "clientsHaveMessageStream", id);
+    await untilClientIn(fx.core, "clientsHaveMessageStream", id);
     const stream = fx.core.takeMessageStream(id)!;
     for await (const chunk of stream.readable) {
       assert.ok(chunk.length > 0);
       break; // cancels
     }
-    await until(fx.core, "clientsHaveDataToRead", id);
+    await untilClientIn(fx.core, "clientsHaveDataToRead", id);
     assert.deepEqual(fx.core.getMessagesFromClient(id).map(text), ["next"]);
     await waitFor(() => fx.core.stats().inputBytes === 0, 10_000, "input released");
   });
 
   it("a peer that dies mid-stream makes the reader fail, never hang", TEST_TIMEOUT, async () => {
-    await using fx = await startCore(OPTIONS);
+    await using fx = await startCore(STREAM_OPTIONS);
     const { id, peer } = await fx.connectNamed("dies");
     peer.write(frameHeader(8 * MiB));
     peer.write(bytePattern(2 * MiB));
-    await until(fx.core, "clientsHaveMessageStream", id);
+    await untilClientIn(fx.core, "clientsHaveMessageStream", id);
     const stream = fx.core.takeMessageStream(id)!;
     const reading = readAll(stream.readable, stream.byteLength);
     peer.close();
@@ -186,7 +172,7 @@ describe("streamed messages through a core", () => {
     "a per-client threshold overrides the core's, and no threshold keeps messages whole",
     TEST_TIMEOUT,
     async () => {
-      await using fx = await startCore({ listeners: OPTIONS.listeners });
+      await using fx = await startCore({ listeners: STREAM_OPTIONS.listeners });
       const whole = fx.core.addClient({ keyword: "whole" });
       const streamed = fx.core.addClient({ keyword: "streamed", streamThresholdBytes: 1024 });
       const a = await fx.handshake("whole");
@@ -194,7 +180,7 @@ describe("streamed messages through a core", () => {
       const payload = bytePattern(2 * MiB, 9);
       a.write(encodeFrame(payload));
       b.write(encodeFrame(payload));
-      await until(fx.core, "clientsHaveDataToRead", whole);
+      await untilClientIn(fx.core, "clientsHaveDataToRead", whole);
       const [message] = fx.core.getMessagesFromClient(whole);
       assert.ok(bytesEqual(message!, payload));
       assert.equal(fx.core.takeMessageStream(whole), undefined);
@@ -206,7 +192,7 @@ describe("streamed messages through a core", () => {
   );
 
   it("messages() stops before a stream and goes on once it is read", TEST_TIMEOUT, async () => {
-    await using fx = await startCore(OPTIONS);
+    await using fx = await startCore(STREAM_OPTIONS);
     const { id, peer } = await fx.connectNamed("iterated");
     const payload = bytePattern(4 * MiB, 11);
     peer.write(encodeFrame(new TextEncoder().encode("one")));
@@ -219,7 +205,7 @@ describe("streamed messages through a core", () => {
         if (seen.length === 2) return;
       }
     })();
-    await until(fx.core, "clientsHaveMessageStream", id);
+    await untilClientIn(fx.core, "clientsHaveMessageStream", id);
     assert.deepEqual(seen, ["one"], "the message after the stream waits");
     const stream = fx.core.takeMessageStream(id)!;
     assert.ok(bytesEqual(await readAll(stream.readable, stream.byteLength), payload));
@@ -234,7 +220,7 @@ describe("streamed messages through a core", () => {
         received.push(message.length);
       }
     }
-    await using fx = await startCore(OPTIONS);
+    await using fx = await startCore(STREAM_OPTIONS);
     fx.core.addClient({ keyword: "processed", processor: Count });
     const peer = await fx.handshake("processed");
     peer.write(encodeFrame(bytePattern(3 * MiB)));
@@ -269,7 +255,7 @@ describe("streamed messages through a core", () => {
           this.outputMessages.push(`received ${bytes.length}`);
         }
       }
-      await using fx = await startCore(OPTIONS);
+      await using fx = await startCore(STREAM_OPTIONS);
       fx.core.addClient({ keyword: "upload", processor: Upload });
       const peer = await fx.handshake("upload");
       peer.write(encodeFrame(new TextEncoder().encode("a")));
@@ -300,7 +286,7 @@ async function* pieces(bytes: Uint8Array, piece = 64 * 1024, extra = 0): AsyncGe
 
 describe("sendMessageStream", () => {
   it("writes a 24 MiB stream, and messages sent after it follow it whole", TEST_TIMEOUT, async () => {
-    await using fx = await startCore(OPTIONS);
+    await using fx = await startCore(STREAM_OPTIONS);
     const { id, peer } = await fx.connectNamed("sink");
     const payload = bytePattern(24 * MiB, 13);
     fx.core.sendMessageToClient(id, "before");
@@ -323,7 +309,7 @@ describe("sendMessageStream", () => {
     "a short or long source rejects with StreamLengthError and closes only that connection",
     TEST_TIMEOUT,
     async () => {
-      await using fx = await startCore(OPTIONS);
+      await using fx = await startCore(STREAM_OPTIONS);
       const short = await fx.connectNamed("short");
       const long = await fx.connectNamed("long");
       const other = await fx.connectNamed("other");
@@ -348,7 +334,7 @@ describe("sendMessageStream", () => {
     "a source that throws rejects with an AsockioError and closes that connection",
     TEST_TIMEOUT,
     async () => {
-      await using fx = await startCore(OPTIONS);
+      await using fx = await startCore(STREAM_OPTIONS);
       const { id, peer } = await fx.connectNamed("thrower");
       const boom = new Error("boom");
       async function* failing(): AsyncGenerator<Uint8Array> {
@@ -369,12 +355,12 @@ describe("sendMessageStream", () => {
   );
 
   it("forwards a 32 MiB stream from one peer to another with bounded memory", TEST_TIMEOUT, async () => {
-    await using fx = await startCore(OPTIONS);
+    await using fx = await startCore(STREAM_OPTIONS);
     const from = await fx.connectNamed("from");
     const to = await fx.connectNamed("to");
     const payload = bytePattern(32 * MiB, 17);
     from.peer.write(encodeFrame(payload));
-    await until(fx.core, "clientsHaveMessageStream", from.id);
+    await untilClientIn(fx.core, "clientsHaveMessageStream", from.id);
     const stream = fx.core.takeMessageStream(from.id)!;
     let peak = 0;
     const timer = setInterval(() => {
@@ -403,7 +389,7 @@ describe("sendMessageStream", () => {
           this.outputMessages.push("after");
         }
       }
-      await using fx = await startCore(OPTIONS);
+      await using fx = await startCore(STREAM_OPTIONS);
       fx.core.addClient({ keyword: "dump", processor: Dump });
       const peer = await fx.handshake("dump");
       peer.send("go");
@@ -416,7 +402,7 @@ describe("sendMessageStream", () => {
   );
 
   it("refuses UDP clients, raw mode and bad arguments", TEST_TIMEOUT, async () => {
-    await using fx = await startCore(OPTIONS);
+    await using fx = await startCore(STREAM_OPTIONS);
     const { id } = await fx.connectNamed("raw");
     fx.core.switchClientRawConnectionMode(id, true);
     await assert.rejects(fx.core.sendMessageStream(id, pieces(new Uint8Array(1)), 1), UnsupportedError);

@@ -7,7 +7,7 @@
  */
 import { FRAME_HEADER_BYTES, type FrameDecoder } from "../wire/codec.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
-import { ConnectionClosedError, ConnectionResetError } from "../errors.ts";
+import { ConnectionClosedError, ConnectionResetError, UnsupportedError } from "../errors.ts";
 import type { MessageStream } from "../types.ts";
 import type { Session } from "./session.ts";
 import type { SessionHost } from "./session_host.ts";
@@ -229,6 +229,12 @@ export class StreamReceiver {
     return false;
   }
 
+  /** The stream being received and not yet read to its end or cancelled, if any. */
+  get pending(): InboundStream | undefined {
+    const stream = this.#current;
+    return stream === undefined || stream.finished ? undefined : stream;
+  }
+
   /** The connection closed or stopped reading: a stream cut short errors; returns its queued bytes. */
   close(error: Error | undefined): void {
     this.#current?.fail(error);
@@ -272,4 +278,28 @@ export class StreamReceiver {
     }
     return stream;
   }
+}
+
+/**
+ * Refuses to switch a connection to raw mode (`raw`) while a message stream is received on it
+ * (`receiving`, until read to its end or cancelled) or sent on it (`sending`): the stream's framing
+ * would be cut. Throws an `UnsupportedError`; switch once the stream has ended.
+ *
+ * @example
+ * ```ts
+ * import { refuseRawMidStream } from "./message_stream.ts";
+ * refuseRawMidStream(true, undefined, false, "tcp:127.0.0.1:4000"); // no stream: nothing happens
+ * ```
+ */
+export function refuseRawMidStream(
+  raw: boolean,
+  receiving: InboundStream | undefined,
+  sending: boolean,
+  from: string,
+): void {
+  if (!raw || (receiving === undefined && !sending)) return;
+  const what = receiving !== undefined
+    ? `a ${receiving.byteLength}-byte message stream is being received (read it to its end or cancel it first)`
+    : "a message stream is being sent (wait for sendMessageStream to settle first)";
+  throw new UnsupportedError(`Cannot switch the connection from ${from} to raw mode: ${what}`);
 }

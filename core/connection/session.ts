@@ -22,7 +22,8 @@ import { closeOnInternalError, Deadline, Pause, Phase } from "./session_phase.ts
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
-import { type InboundStream, StreamReceiver, streamThresholdOf } from "./message_stream.ts";
+import { type InboundStream, refuseRawMidStream } from "./message_stream.ts";
+import { StreamReceiver, streamThresholdOf } from "./message_stream.ts";
 
 export { Pause, Phase, type SessionHost, streamThresholdOf };
 
@@ -168,6 +169,7 @@ export class Session implements ConnectionHandler {
   /** Binds the session to `record` (see `SessionHost.bind`); it opens next. */
   attach(record: ClientRecord): void {
     this.#client = record;
+    this.streamThreshold(streamThresholdOf(record)); // a held connection adopted: from its next frame
   }
 
   /** Holds the session for an unexpected keyword, whose input `record` keeps; it opens next. */
@@ -325,7 +327,7 @@ export class Session implements ConnectionHandler {
       if (answersNow) flusher.reading = undefined;
     }
     if (this.dirty && (answersNow || this.processor)) this.flushNow();
-    if (budget.overCap) budget.pressure(this);
+    budget.afterInput(this, this.#decoder?.partialFrameMissingBytes);
     return givenBack ? this.#decoder!.partialFrameMissingBytes : undefined;
   }
 
@@ -426,6 +428,7 @@ export class Session implements ConnectionHandler {
   setRaw(raw: boolean): void {
     if (this.#raw === raw || this.#phase === Phase.closed) return;
     refuseModeSwitch(this.conn, raw);
+    refuseRawMidStream(raw, this.#streams?.pending, this.output.streaming, describeAddr(this.remoteAddr));
     this.#raw = raw;
     if (raw && this.#phase === Phase.open && this.#decoder!.bufferedBytes > 0) {
       queueMicrotask(() => {

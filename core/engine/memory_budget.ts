@@ -37,6 +37,13 @@ export class MemoryBudget {
   readonly #paused = new Set<Session>();
   /** Connections whose processor holds input it was handed (a body it assembles), and how much. */
   readonly #holders = new Map<Session, number>();
+  /** Paused over the input cap while assembling a whole message; resumed one at a time. */
+  readonly #assembling = new Set<Session>();
+  /**
+   * The one connection left reading over the input cap while it assembles a whole message, so that
+   * the message completes and can be read: it bounds input at the cap plus one message.
+   */
+  finishing: Session | undefined = undefined;
   readonly #onRelief: () => void;
 
   /**
@@ -117,7 +124,12 @@ export class MemoryBudget {
    * peer that does not read). Connections whose data is read promptly, and whose answers drain,
    * keep working.
    */
-  pressure(session: Session): void {
+  pressure(session: Session, missingBytes = 0): void {
+    if (session === this.finishing && missingBytes === 0) {
+      // Its message is whole: another may finish once it is read (a processor has read it already).
+      this.finishing = undefined;
+      if ((session.client?.inboxBytes ?? 0) === 0) this.#promote();
+    }
     if (session.pausedFor(Pause.budget) || session.closed) return;
     if (this.#inputBytes > this.inputCap) {
       if (session.held && session.held.inboxBytes > 0) {
@@ -127,8 +139,21 @@ export class MemoryBudget {
         return session.fail(new ProtocolError(`Closing held connection from ${from}: ${why}`));
       }
       if ((session.client?.inboxBytes ?? 0) > 0) return this.#pause(session);
+      if (missingBytes > 0) {
+        // A whole message being assembled counts as it arrives; one such connection goes on.
+        this.finishing ??= session;
+        if (session !== this.finishing) {
+          this.#assembling.add(session);
+          return this.#pause(session);
+        }
+      }
     }
     if (this.#outputBytes > this.outputCap && this.#congested(session)) this.#pause(session);
+  }
+
+  /** `session` delivered input, and misses `missingBytes` of a whole message it assembles: see `pressure`. */
+  afterInput(session: Session, missingBytes = 0): void {
+    if (this.overCap || this.finishing === session) this.pressure(session, missingBytes);
   }
 
   /** Output was queued for `target` over the output cap: pause the producer if `target` is congested. */
@@ -187,7 +212,9 @@ export class MemoryBudget {
       this.#holders.delete(session);
       this.#inputBytes -= held;
     }
+    if (this.finishing === session) this.finishing = undefined;
     this.#paused.delete(session);
+    this.#assembling.delete(session);
     this.relieve();
   }
 
@@ -204,6 +231,7 @@ export class MemoryBudget {
         }
       }
     }
+    this.#promote();
     this.#onRelief();
   }
 
@@ -213,6 +241,15 @@ export class MemoryBudget {
       if (session !== except && !session.closed && !session.pausedFor(Pause.budget)) return true;
     }
     return false;
+  }
+
+  /** Over the input cap with no connection finishing a whole message: let one paused assembler go on. */
+  #promote(): void {
+    if (this.finishing !== undefined || this.#inputBytes <= this.inputCap) return;
+    for (const session of this.#assembling) {
+      this.finishing = session;
+      return this.#resume(session);
+    }
   }
 
   /** Output queued for this connection beyond its fair share of the output cap. */
@@ -227,6 +264,7 @@ export class MemoryBudget {
 
   #resume(session: Session): void {
     this.#paused.delete(session);
+    this.#assembling.delete(session);
     session.resumeReading(Pause.budget);
   }
 }
