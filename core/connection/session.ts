@@ -22,8 +22,8 @@ import { closeOnInternalError, Deadline, Pause, Phase } from "./session_phase.ts
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
-import { type InboundStream, refuseRawMidStream } from "./message_stream.ts";
-import { StreamReceiver, streamThresholdOf } from "./message_stream.ts";
+import { type InboundStream, StreamReceiver, streamThresholdOf } from "./message_stream.ts";
+import { refuseRawMidStream } from "./message_stream.ts";
 
 export { Pause, Phase, type SessionHost, streamThresholdOf };
 
@@ -458,9 +458,8 @@ export class Session implements ConnectionHandler {
   queueOutputs(messages: readonly unknown[]): number {
     if (this.#phase === Phase.closed || messages.length === 0) return 0;
     const bytes = this.output.pushMany(messages, !this.#raw);
-    if (bytes < 0) return bytes;
-    this.#queued(bytes);
-    return 0;
+    if (bytes >= 0) this.#queued(bytes);
+    return Math.min(bytes, 0);
   }
 
   #queued(bytes: number): void {
