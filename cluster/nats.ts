@@ -30,10 +30,16 @@ import {
   SendBufferFullError,
   TimeoutError,
 } from "../core/errors.ts";
-import type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "../core/clients/cluster_bus.ts";
+import type {
+  ClusterBus,
+  ClusterHost,
+  ClusterRefusal,
+  ClusterStats,
+  KeywordLocation,
+} from "../core/clients/cluster_bus.ts";
 import { describeKeyword, PROCESS_NODE } from "../core/engine/keyword_router.ts";
 import { boolean, callable, integer, optionsOf, required, text, typeError } from "../core/options_check.ts";
-import { ClaimStore, type NatsKvOpener } from "./_nats_claims.ts";
+import { type ClaimResult, ClaimStore, type NatsKvOpener } from "./_nats_claims.ts";
 import {
   concat,
   decodeBatch,
@@ -129,6 +135,8 @@ const NATS_CLUSTER_OPTIONS = optionsOf("natsCluster option", {
 
 /** Pauses after "no responders" before trying again: right after a subscription changes, NATS may answer so for a moment. */
 const NO_RESPONDERS_RETRY_MS = [5, 10, 10];
+/** The longest a handshake waits for its claim before `OK`; a slower store admits, and claims later. */
+const ADMIT_WAIT_MS = 2000;
 /** Room kept in a request for its header. */
 const REQUEST_OVERHEAD = 64;
 /** The request size when the server did not say (NATS's default `max_payload`). */
@@ -166,11 +174,13 @@ interface KeywordQueue {
  *
  * Each held keyword is claimed in a JetStream KV bucket (`asockio_<name>_keywords`; `create` is
  * atomic, so of two nodes claiming at once one wins), and each node writes a heartbeat every 2 s
- * into `asockio_<name>_nodes`, whose entries expire after 6 s. A connection is admitted at once;
- * when its claim then finds another live node holding the keyword, `duplicateKeyword: "refuse"`
- * closes the new connection (`duplicate keyword`), and `"replace"` takes the claim and closes the
- * other node's. A claim whose node's heartbeat expired (the node died, or lost NATS) is taken
- * over. Without JetStream the claims are skipped with one warning: a keyword connected on two
+ * into `asockio_<name>_nodes`, whose entries expire after 6 s. An incoming connection is claimed
+ * before its handshake's `OK`: when another live node holds the keyword, `duplicateKeyword:
+ * "refuse"` refuses it (the peer's handshake fails with `HandshakeRejectedError`, reason
+ * `duplicate keyword`), and `"replace"` takes the claim and closes the other node's connection. A
+ * claim whose node's heartbeat expired (the node died, or lost NATS) is taken over. When the store
+ * does not answer within 2 s (or `requestTimeoutMs`, if shorter), the connection is admitted as
+ * a standalone core would admit it, and a conflict found later closes it (`duplicate keyword`). Without JetStream the claims are skipped with one warning: a keyword connected on two
  * nodes is then not refused, and each send reaches one of them (a queue group), never both.
  *
  * @param nc A connected nats.js connection.
@@ -229,6 +239,8 @@ class NatsClusterBus implements ClusterBus {
   readonly #parts = new Map<string, { chunks: Uint8Array[]; bytes: number }>();
   #warned = false;
   #detached = false;
+  /** Keyword tokens claimed by `admit` before `OK`, and not yet `claim`ed (or `release`d). */
+  readonly #reserved = new Set<string>();
   /** Held keywords by token, for claiming again. */
   readonly #keywords = new Map<string, Uint8Array>();
   /** Keyword tokens held: subscribed, and claimed when there are claims. */
@@ -274,11 +286,46 @@ class NatsClusterBus implements ClusterBus {
     this.#subscriptions.clear();
     this.#keywords.clear();
     this.#held.clear();
+    this.#reserved.clear();
     this.#own?.unsubscribe();
     this.#parts.clear();
     await Promise.all(this.#chains.values());
     await this.#claims?.close();
     await this.#nc.flush().catch(() => {}); // a closed connection has no subscriptions left anyway
+  }
+
+  admit(keyword: Uint8Array): Promise<ClusterRefusal | undefined> {
+    const claims = this.#claims;
+    const host = this.#host;
+    const token = keywordToken(keyword);
+    if (!claims || !host || this.#detached || this.#subscriptions.has(token)) {
+      return Promise.resolve(undefined);
+    }
+    return new Promise((resolve) => {
+      let waiting = true;
+      const done = (answer: ClusterRefusal | undefined) => {
+        if (!waiting) return;
+        waiting = false;
+        clearTimeout(timer);
+        resolve(answer);
+      };
+      // A store that is slow or away (NATS reconnecting) does not hold the handshake: the
+      // connection is admitted, and `claim` settles the keyword's claim afterwards.
+      const timer = setTimeout(() => done(undefined), Math.min(this.#timeoutMs, ADMIT_WAIT_MS));
+      this.#then(token, async () => {
+        let result: ClaimResult;
+        try {
+          result = await claims.claim(token, host.replaceDuplicates);
+        } catch {
+          return done(undefined); // `claim` tries again, and warns
+        }
+        if (result.kind === "refused") return done({ reason: "duplicate keyword", node: result.owner });
+        if (result.kind === "unclaimed") this.#warnUnclaimed(claims);
+        if (result.kind === "replaced") await this.#evict(keyword, result.owner);
+        if (waiting) this.#reserved.add(token);
+        done(undefined);
+      });
+    });
   }
 
   claim(keyword: Uint8Array): void {
@@ -293,8 +340,9 @@ class NatsClusterBus implements ClusterBus {
     this.#subscriptions.set(token, sub);
     this.#keywords.set(token, keyword.slice());
     const claims = this.#claims;
-    if (claims) this.#then(token, () => this.#claim(claims, keyword, token, sub));
-    else this.#held.add(token);
+    if (claims && !this.#reserved.delete(token)) {
+      this.#then(token, () => this.#claim(claims, keyword, token, sub));
+    } else this.#held.add(token);
   }
 
   /**
@@ -349,33 +397,42 @@ class NatsClusterBus implements ClusterBus {
     const host = this.#host!;
     const result = await claims.claim(token, host.replaceDuplicates);
     if (result.kind !== "refused" && this.#subscriptions.get(token) === sub) this.#held.add(token);
-    if (result.kind === "unclaimed") {
-      if (!this.#warned) {
-        this.#warned = true;
-        host.warn(
-          `NATS cluster ${this.#name}: keywords are not claimed (is JetStream enabled on the server?); a keyword connected on two nodes is not refused`,
-          claims.unavailable,
-        );
-      }
-    } else if (result.kind === "refused") {
+    if (result.kind === "unclaimed") this.#warnUnclaimed(claims);
+    else if (result.kind === "refused") {
       if (this.#subscriptions.get(token) === sub) this.release(keyword);
       host.drop(keyword, `duplicate keyword: node ${result.owner} holds it`);
-    } else if (result.kind === "replaced") {
-      const body = new Uint8Array(1 + keyword.length);
-      body[0] = Op.evict;
-      body.set(keyword, 1);
-      await this.#nc.request(`${this.#prefix}n.${result.owner}`, body, { timeout: this.#timeoutMs }).catch(
-        () => {
-          // The old holder is gone or slow: its claim is ours already, and its connection goes with it.
-        },
-      );
-    }
+    } else if (result.kind === "replaced") await this.#evict(keyword, result.owner);
+  }
+
+  /** Warns once that keywords go unclaimed (no JetStream). */
+  #warnUnclaimed(claims: ClaimStore): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    this.#host?.warn(
+      `NATS cluster ${this.#name}: keywords are not claimed (is JetStream enabled on the server?); a keyword connected on two nodes is not refused`,
+      claims.unavailable,
+    );
+  }
+
+  /** `duplicateKeyword: "replace"` took `keyword` from `owner`: its connection there closes. */
+  async #evict(keyword: Uint8Array, owner: string): Promise<void> {
+    const body = new Uint8Array(1 + keyword.length);
+    body[0] = Op.evict;
+    body.set(keyword, 1);
+    await this.#nc.request(`${this.#prefix}n.${owner}`, body, { timeout: this.#timeoutMs }).catch(() => {
+      // The old holder is gone or slow: its claim is ours already, and its connection goes with it.
+    });
   }
 
   release(keyword: Uint8Array): void {
     const token = keywordToken(keyword);
     const sub = this.#subscriptions.get(token);
-    if (!sub) return;
+    if (!sub) {
+      // Claimed before `OK`, and the connection ended before it was held.
+      const claims = this.#claims;
+      if (this.#reserved.delete(token) && claims) this.#then(token, () => claims.release(token));
+      return;
+    }
     // Draining, not unsubscribing: a request the server routed here meanwhile gets "offline" (the
     // client is gone), not silence and a TimeoutError at the sender.
     if (typeof sub.drain === "function") sub.drain().catch(() => sub.unsubscribe());

@@ -8,7 +8,14 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { connect, type NatsConnection } from "nats";
-import { ClientNotConnectedError, detectRuntime, IoCore, type IoCoreOptions, TimeoutError } from "../mod.ts";
+import {
+  ClientNotConnectedError,
+  detectRuntime,
+  HandshakeRejectedError,
+  IoCore,
+  type IoCoreOptions,
+  TimeoutError,
+} from "../mod.ts";
 import { natsCluster } from "../cluster/nats.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
 import { assertBytesEqual, bytePattern, delay, MiB } from "./_helpers.ts";
@@ -190,15 +197,26 @@ describe("natsCluster: named clients across nodes", () => {
 });
 
 describe("natsCluster: keyword claims across nodes (JetStream KV)", () => {
-  it("refuses a keyword another node holds, and keeps the first connection", NATS, async () => {
+  it("refuses a keyword another node holds before OK, and keeps the first connection", NATS, async () => {
     await using nats = await startNatsServer();
     await using a = await node(nats.url, "a");
     await using b = await node(nats.url, "b");
     const first = await a.fx.handshake("sensor-17");
     await iterateUntil(a.core, (e) => e.expected.size === 1);
-    await located(b.core, "sensor-17", "a");
+    await waitFor(() => a.core.stats().cluster?.keywordsHeld === 1, 10_000, "a's claim");
+    // A raw peer: its first answer is the refusal, never OK.
     const second = await b.fx.connect("sensor-17");
+    assert.equal(text(await second.next()), "duplicate keyword");
     await second.waitClosed();
+    // An asockio client: its connection fails with HandshakeRejectedError, and is never admitted on b.
+    await using clientFx = await startCore();
+    const id = clientFx.core.addClient({ keyword: "sensor-17", connect: b.fx.target() });
+    await iterateUntil(clientFx.core, (e) => e.disconnected.has(id));
+    const error = clientFx.core.getClientInfo(id)?.lastError;
+    assert.ok(error instanceof HandshakeRejectedError, `got ${error}`);
+    assert.equal(error.reason, "duplicate keyword");
+    assert.equal(b.core.getClientIdByKeyword("sensor-17"), undefined, "b registered nothing for it");
+    assert.equal(b.core.stats().cluster?.keywordsHeld, 0);
     await located(b.core, "sensor-17", "a");
     await b.core.sendMessageToKeyword("sensor-17", "still a");
     assert.equal(text(await first.next()), "still a");
@@ -216,7 +234,9 @@ describe("natsCluster: keyword claims across nodes (JetStream KV)", () => {
         onB.waitClosed().then(() => "b"),
       ]);
       const survivor = closed === "a" ? onB : onA;
+      const loser = closed === "a" ? onA : onB;
       const holder = closed === "a" ? "b" : "a";
+      assert.equal(text(await loser.next()), "duplicate keyword", "the loser never got OK");
       assert.equal(text(await survivor.next()), "OK");
       await located(a.core, keyword, holder);
       await a.core.sendMessageToKeyword(keyword, "to the survivor");
