@@ -16,7 +16,16 @@ import {
   type IoCoreOptions,
   TimeoutError,
 } from "../mod.ts";
-import { natsCluster } from "../cluster/nats.ts";
+import { natsCluster, type NatsConnectionLike } from "../cluster/nats.ts";
+import {
+  decodeMulti,
+  decodeResults,
+  encodeBatch,
+  encodeMulti,
+  encodeResults,
+  multiEntryBytes,
+  Reply,
+} from "../cluster/_nats_wire.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
 import { assertBytesEqual, bytePattern, delay, MiB } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
@@ -135,6 +144,73 @@ describe("natsCluster: named clients across nodes", () => {
     await Promise.all(sends);
     for (let i = 0; i < 10_000; i++) assert.equal(text(await peer.next()), `${i}`);
     assert.equal(b.core.stats().cluster?.sendsOut, 10_000);
+  });
+
+  it("sends the batches of many keywords on one node in one NATS request per node", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using c = await node(nats.url, "c");
+    // Node b's connection counts its requests by subject.
+    const nc = await connect({ servers: nats.url });
+    const subjects: string[] = [];
+    const counted: NatsConnectionLike = {
+      subscribe: (subject, options) => nc.subscribe(subject, options),
+      request: (subject, data, options) => {
+        subjects.push(subject);
+        return nc.request(subject, data, options);
+      },
+      flush: () => nc.flush(),
+      get info() {
+        return nc.info;
+      },
+    };
+    await using b = await startCore({
+      listeners: TCP,
+      cluster: natsCluster(counted, { name: "test", node: "b", claims: false }),
+    });
+    try {
+      const peers = new Map<string, WirePeer>();
+      for (let i = 0; i < 40; i++) {
+        const [holder, name] = i % 2 === 0 ? [a, `on-a-${i}`] : [c, `on-c-${i}`];
+        peers.set(name, await holder.fx.handshake(name));
+      }
+      await waitFor(() => a.core.stats().cluster?.keywordsHeld === 20, 10_000, "a's keywords");
+      await waitFor(() => c.core.stats().cluster?.keywordsHeld === 20, 10_000, "c's keywords");
+      // The first send to each keyword goes to its subject, and learns its node.
+      await Promise.all([...peers.keys()].map((name) => b.core.sendMessageToKeyword(name, "hello")));
+      subjects.length = 0;
+      for (let round = 0; round < 3; round++) {
+        const sends = [...peers.keys()].map((name) => b.core.sendMessagesToKeyword(name, [`${round}`, name]));
+        await Promise.all(sends);
+      }
+      assert.deepEqual(subjects.toSorted(), [
+        ...Array(3).fill("asockio.test.n.a"),
+        ...Array(3).fill("asockio.test.n.c"),
+      ], "one request per node per round, none per keyword");
+      for (const [name, peer] of peers) {
+        const got = [];
+        for (let i = 0; i < 7; i++) got.push(text(await peer.next()));
+        assert.deepEqual(got, ["hello", "0", name, "1", name, "2", name]);
+      }
+      assert.equal(b.core.stats().cluster?.sendsOut, 40 + 3 * 80);
+
+      // A keyword that moved (its node no longer holds it) is asked for on its own subject.
+      peers.get("on-a-0")!.close();
+      await iterateUntil(a.core, (e) => e.disconnected.size === 1);
+      const moved = await c.fx.handshake("on-a-0");
+      await located(b.core, "on-a-0", "c");
+      subjects.length = 0;
+      await Promise.all([
+        b.core.sendMessageToKeyword("on-a-0", "found you"),
+        b.core.sendMessageToKeyword("on-a-2", "still on a"),
+      ]);
+      assert.equal(text(await moved.next()), "found you");
+      assert.equal(text(await peers.get("on-a-2")!.next()), "still on a");
+      assert.deepEqual(subjects, ["asockio.test.n.a", "asockio.test.kb24tYS0w"]);
+    } finally {
+      await b.close();
+      await nc.close();
+    }
   });
 
   it("carries messages over NATS's 1 MiB max_payload in parts, intact", NATS, async () => {
@@ -409,4 +485,40 @@ describe("natsCluster with a node in another process", () => {
       }
     },
   );
+});
+
+describe("natsCluster wire: several keywords in one request", () => {
+  it("encodes and decodes batches for several keywords, and one result each", () => {
+    const enc = (s: string) => new TextEncoder().encode(s);
+    const messages = [[enc("a1"), enc("")], [enc("b1")], []];
+    const entries = ["k1", "", "k3"].map((keyword, i) => {
+      let bytes = 1;
+      for (const m of messages[i]!) bytes += 4 + m.length;
+      return { keyword: enc(keyword), body: encodeBatch([{ messages: messages[i]! }], bytes) };
+    });
+    const request = encodeMulti(entries);
+    assert.equal(request.length, 1 + entries.reduce((n, e) => n + multiEntryBytes(e), 0));
+    const decoded = decodeMulti(request);
+    assert.deepEqual(decoded.map((e) => text(e.keyword)), ["k1", "", "k3"]);
+    assert.deepEqual(decoded.map((e) => e.messages.map(text)), [["a1", ""], ["b1"], []]);
+    for (let cut = 1; cut < request.length; cut++) {
+      const prefix = request.subarray(0, cut);
+      try {
+        decodeMulti(prefix); // a cut at an entry's end is a shorter, valid request
+      } catch (err) {
+        assert.match(String(err), /malformed request/);
+      }
+    }
+    const answer = encodeResults([
+      { code: Reply.ok, why: new Uint8Array(0) },
+      { code: Reply.offline, why: enc("gone") },
+    ]);
+    const results = decodeResults(answer, 2);
+    assert.deepEqual(results.map((r) => [r[0], text(r.subarray(1))]), [[Reply.ok, ""], [
+      Reply.offline,
+      "gone",
+    ]]);
+    assert.throws(() => decodeResults(answer, 3), /2 results for 3/);
+    assert.throws(() => decodeResults(answer.subarray(0, 3), 1), /cut short/);
+  });
 });
