@@ -95,7 +95,6 @@ if (/[\\/]cluster\.[jt]s$/.test(process.argv[1] ?? "")) {
 async function runWorker({ hostname, port, drainMs, nats, devicePort }: Args): Promise<void> {
   let draining = false;
   const node = `worker-${process.pid}`;
-  let core: IoCore;
 
   class Hello extends HttpResponder {
     override async handle(request: HttpRequest): Promise<HttpResponse> {
@@ -142,7 +141,7 @@ async function runWorker({ hostname, port, drainMs, nats, devicePort }: Args): P
     options.acceptUnexpectedKeywords = "adopt"; // every device keyword, without addClient
     options.cluster = natsCluster(nc, { name: "example", node });
   }
-  core = new IoCore(options);
+  const core = new IoCore(options);
   const [addr, devices] = await core.listen();
   if (addr?.transport !== "tcp") throw new Error("Cannot start worker: the listener is not TCP");
   const also = devices?.transport === "tcp" ? ` (devices on ${devices.hostname}:${devices.port})` : "";
