@@ -5,6 +5,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { connect, type NatsConnection } from "nats";
@@ -423,6 +425,82 @@ describe("natsCluster over a 3-server NATS cluster (routes, clustered JetStream)
       for (let i = 0; i < 1000; i++) assert.equal(text(await peer.next()), `${i}`);
       const duplicate = await c.fx.connect("sensor-17");
       await duplicate.waitClosed();
+    },
+  );
+});
+
+/** The runtime the other-runtime test runs its child node on, and that runtime's binary. */
+function otherRuntime(): { name: string; binary: string; args: string[] } | string {
+  const here = detectRuntime();
+  const name = here === "deno" ? "bun" : here === "bun" ? "node" : "deno";
+  // The repository root (the npm build's tests run from npm/esm/tests): the child runs from source.
+  let root = fileURLToPath(new URL("..", import.meta.url));
+  while (!existsSync(join(root, "tests", "_cluster_child.ts")) && dirname(root) !== root) {
+    root = dirname(root);
+  }
+  const binary = join(root, "node_modules", ".bin", name);
+  const child = join(root, "tests", "_cluster_child.ts");
+  if (!existsSync(binary) || !existsSync(child)) {
+    return `no ${name} in node_modules/.bin (npm ci installs it)`;
+  }
+  return { name, binary, args: name === "deno" ? ["run", "-A", child] : [child] };
+}
+
+/** Starts a cluster child node; resolves with its listening port, and a way to stop it. */
+async function childNode(binary: string, args: string[], url: string, name: string) {
+  const child = spawn(binary, [...args, url, name], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      out += chunk;
+      const match = /listening (\d+)/.exec(out);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`cluster child exited with ${code}: ${stderr}`)));
+  }).catch(async (err) => {
+    child.kill("SIGKILL");
+    await exited;
+    throw err;
+  });
+  return {
+    port,
+    async [Symbol.asyncDispose]() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+const other = otherRuntime();
+
+describe("natsCluster with nodes on different runtimes", () => {
+  it(
+    `exchanges messages with a node on ${typeof other === "string" ? "another runtime" : other.name}`,
+    { ...NATS, skip: NATS.skip ?? (typeof other === "string" ? other : undefined) },
+    async () => {
+      const { name, binary, args } = other as Exclude<typeof other, string>;
+      await using nats = await startNatsServer();
+      await using here = await node(nats.url, "here");
+      await using there = await childNode(binary, args, nats.url, `there-${name}`);
+      const target = { transport: "tcp" as const, hostname: "127.0.0.1", port: there.port };
+      const a = await WirePeer.handshake(target, "device-a"); // on the other runtime's node
+      const b = await here.fx.handshake("device-b"); // on this runtime's node
+      await iterateUntil(here.core, (e) => e.expected.size === 1);
+      await located(here.core, "device-a", `there-${name}`);
+
+      // This runtime to the other: in order, batched.
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) => here.core.sendMessageToKeyword("device-a", `${i}`)),
+      );
+      for (let i = 0; i < 100; i++) assert.equal(text(await a.next()), `${i}`);
+      // The other runtime to this one: device-a's node forwards what device-a sends.
+      await located(here.core, "device-b", "here");
+      a.send(`to device-b: hello from ${name}`);
+      assert.equal(text(await b.next()), `hello from ${name}`);
+      assert.equal(here.core.stats().cluster?.sendsIn, 1);
     },
   );
 });
