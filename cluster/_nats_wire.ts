@@ -31,9 +31,12 @@ function natsErrorIs(err: unknown, code: string, name: string): boolean {
   return false;
 }
 
-/** True for nats.js's "no responders" (v2 code 503, v3 `NoRespondersError`), also as a cause. */
+/**
+ * True for nats.js's "no responders" (v2 code 503; v3 a `RequestError` whose cause is a
+ * `NoRespondersError`, whose `name` is `"NoResponders"`), also as a cause.
+ */
 export function isNoResponders(err: unknown): boolean {
-  return natsErrorIs(err, "503", "NoRespondersError");
+  return natsErrorIs(err, "503", "NoResponders") || natsErrorIs(err, "503", "NoRespondersError");
 }
 
 /** True for a nats.js request timeout (v2 code `TIMEOUT`, v3 `TimeoutError`), also as a cause. */

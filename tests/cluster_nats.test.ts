@@ -11,6 +11,13 @@ import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { connect, type NatsConnection } from "nats";
 import {
+  connect as connectV3,
+  NoRespondersError as NoRespondersV3,
+  RequestError as RequestErrorV3,
+  TimeoutError as TimeoutV3,
+} from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
+import {
   ClientNotConnectedError,
   detectRuntime,
   HandshakeRejectedError,
@@ -25,6 +32,8 @@ import {
   encodeBatch,
   encodeMulti,
   encodeResults,
+  isNoResponders,
+  isTimeout,
   multiEntryBytes,
   Reply,
 } from "../cluster/_nats_wire.ts";
@@ -427,6 +436,51 @@ describe("natsCluster over a 3-server NATS cluster (routes, clustered JetStream)
       await duplicate.waitClosed();
     },
   );
+});
+
+describe("natsCluster with nats.js v3 (@nats-io/transport-node, @nats-io/kv)", () => {
+  it("tells v3's no-responders and timeout errors apart, as causes too", () => {
+    const noResponders = new RequestErrorV3("x", { cause: new NoRespondersV3("asockio.test.kx") });
+    assert.ok(isNoResponders(noResponders) && !isTimeout(noResponders));
+    assert.ok(isTimeout(new TimeoutV3()) && !isNoResponders(new TimeoutV3()));
+    assert.ok(isTimeout(new RequestErrorV3("x", { cause: new TimeoutV3() })));
+    assert.ok(!isNoResponders(new RequestErrorV3("x")) && !isTimeout(new Error("timeout")));
+  });
+
+  it("joins a v2 node: sends both ways, and claims in v3's KV refuse a duplicate", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a"); // nats v2
+    const nc3 = await connectV3({ servers: nats.url });
+    const kvm = new Kvm(nc3);
+    await using b = await startCore({
+      listeners: TCP,
+      acceptUnexpectedKeywords: "adopt",
+      cluster: natsCluster(nc3, { name: "test", node: "b", kv: (bucket, opts) => kvm.create(bucket, opts) }),
+    });
+    try {
+      const onA = await a.fx.handshake("on-a");
+      const onB = await b.handshake("on-b");
+      await waitFor(() => a.core.stats().cluster?.keywordsHeld === 1, 10_000, "a's claim");
+      await waitFor(() => b.core.stats().cluster?.keywordsHeld === 1, 10_000, "b's claim (v3 KV)");
+      await located(a.core, "on-b", "b");
+      await located(b.core, "on-a", "a");
+      await Promise.all(Array.from({ length: 50 }, (_, i) => b.core.sendMessageToKeyword("on-a", `v3 ${i}`)));
+      for (let i = 0; i < 50; i++) assert.equal(text(await onA.next()), `v3 ${i}`);
+      await a.core.sendMessageToKeyword("on-b", "from v2");
+      assert.equal(text(await onB.next()), "from v2");
+      // Claims: b's (written through @nats-io/kv) refuses on-b on a; a's refuses on-a on b.
+      const dupOnA = await a.fx.connect("on-b");
+      assert.equal(text(await dupOnA.next()), "duplicate keyword");
+      const dupOnB = await b.connect("on-a");
+      assert.equal(text(await dupOnB.next()), "duplicate keyword");
+      // Offline through v3: its NoRespondersError becomes ClientNotConnectedError.
+      await assert.rejects(b.core.sendMessageToKeyword("nobody", "x"), ClientNotConnectedError);
+      assert.equal(await b.core.locateKeyword("nobody"), undefined);
+    } finally {
+      await b.close();
+      await nc3.close();
+    }
+  });
 });
 
 /** The runtime the other-runtime test runs its child node on, and that runtime's binary. */
