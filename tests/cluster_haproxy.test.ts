@@ -11,11 +11,12 @@ import { writeFileSync } from "node:fs";
 import { connect } from "nats";
 import { natsCluster } from "../cluster/nats.ts";
 import { type CoreFixture, iterateUntil, startCore } from "./_core_fixture.ts";
-import { delay, missingTool, tempDir } from "./_helpers.ts";
+import { delay, tempDir } from "./_helpers.ts";
+import { haproxyConfig, noHaproxyReason } from "./_haproxy.ts";
 import { freePort, noNatsServerReason, startNatsServer } from "./_nats_server.ts";
 import { text, WirePeer } from "./_wire_peer.ts";
 
-const skip = missingTool("haproxy", "-v", "apt-get install -y haproxy") ?? noNatsServerReason;
+const skip = noHaproxyReason ?? noNatsServerReason;
 
 /** A cluster node behind the balancer: trusts its PROXY header, adopts every keyword. */
 async function node(url: string, name: string): Promise<CoreFixture & { nc: { close(): Promise<void> } }> {
@@ -67,23 +68,7 @@ describe("natsCluster behind HAProxy", () => {
       const config = dir.join("haproxy.cfg");
       writeFileSync(
         config,
-        [
-          "global",
-          "  maxconn 256",
-          "defaults",
-          "  mode tcp",
-          "  timeout connect 2s",
-          "  timeout client 30s",
-          "  timeout server 30s",
-          "frontend asockio",
-          `  bind 127.0.0.1:${frontend}`,
-          "  default_backend cores",
-          "backend cores",
-          "  balance roundrobin",
-          `  server one 127.0.0.1:${one.port()} send-proxy-v2`,
-          `  server two 127.0.0.1:${two.port()} send-proxy-v2`,
-          "",
-        ].join("\n"),
+        haproxyConfig(frontend, [{ name: "one", port: one.port() }, { name: "two", port: two.port() }]),
       );
       let haproxy: ChildProcess | undefined;
       try {

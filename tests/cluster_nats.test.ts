@@ -519,13 +519,11 @@ async function childNode(binary: string, args: string[], url: string, name: stri
     await exited;
     throw err;
   });
-  return {
-    port,
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGKILL");
-      await exited;
-    },
+  const kill = async () => {
+    child.kill("SIGKILL");
+    await exited;
   };
+  return { port, kill, [Symbol.asyncDispose]: kill };
 }
 
 const other = otherRuntime();
@@ -568,28 +566,16 @@ describe("natsCluster with a node in another process", () => {
       await using b = await node(nats.url, "b");
       // Deno finds the repository's package.json (for "nats") from its deno.json: no --no-config here.
       const args = detectRuntime() === "deno" ? ["run", "-A", CHILD] : [CHILD];
-      const child = spawn(process.execPath, [...args, nats.url, "a"], { stdio: ["ignore", "pipe", "pipe"] });
-      const exited = new Promise((resolve) => child.once("exit", resolve));
+      const child = await childNode(process.execPath, args, nats.url, "a");
       try {
-        let stderr = "";
-        child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-        const port = await new Promise<number>((resolve, reject) => {
-          let out = "";
-          child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-            out += chunk;
-            const match = /listening (\d+)/.exec(out);
-            if (match) resolve(Number(match[1]));
-          });
-          child.once("exit", (code) => reject(new Error(`cluster child exited with ${code}: ${stderr}`)));
-        });
+        const port = child.port;
         const target = { transport: "tcp" as const, hostname: "127.0.0.1", port };
         const device = await WirePeer.handshake(target, "sensor-9");
         await located(b.core, "sensor-9", "a");
         await b.core.sendMessageToKeyword("sensor-9", "to the other process");
         assert.equal(text(await device.next()), "to the other process");
 
-        child.kill("SIGKILL");
-        await exited;
+        await child.kill();
         await device.waitClosed();
         await located(b.core, "sensor-9", undefined); // the server dropped a's subscriptions
         await assert.rejects(b.core.sendMessageToKeyword("sensor-9", "x"), ClientNotConnectedError);
@@ -612,8 +598,7 @@ describe("natsCluster with a node in another process", () => {
         await b.core.sendMessageToKeyword("sensor-9", "welcome back");
         assert.equal(text(await again.next()), "welcome back");
       } finally {
-        child.kill("SIGKILL");
-        await exited;
+        await child.kill();
       }
     },
   );
