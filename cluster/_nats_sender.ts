@@ -268,14 +268,16 @@ export class NatsSender {
       });
       results = decodeResults(reply.data, group.length);
     } catch (err) {
-      if (isTimeout(err)) {
+      // No responders: the node left, and delivered nothing; each keyword asks its own subject.
+      // Anything else (a timeout, a lost connection, a malformed answer) may have delivered: no retry.
+      if (!isNoResponders(err)) {
         for (const { queue, batch } of group) {
-          this.#failed(batch, this.#timeout(`keyword ${describeKeyword(queue.keyword)}`, err));
+          const name = `keyword ${describeKeyword(queue.keyword)}`;
+          this.#failed(batch, isTimeout(err) ? this.#timeout(name, err) : err);
           this.#next(queue);
         }
         return;
       }
-      // No responders (the node left) or a malformed answer: each keyword asks its own subject.
     }
     for (let i = 0; i < group.length; i++) {
       const { queue, batch, body } = group[i]!;

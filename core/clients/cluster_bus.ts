@@ -91,7 +91,8 @@ export interface ClusterBus {
    * Resolves `undefined` to admit it (the core then calls {@linkcode ClusterBus.claim}, or
    * {@linkcode ClusterBus.release} when the connection ended meanwhile), or a refusal when another
    * node holds the keyword. A bus that cannot tell in time (its store is slow or unreachable) admits,
-   * and reports a conflict found later with `ClusterHost.drop`.
+   * and reports a conflict found later with `ClusterHost.drop`. It must settle within a bounded time
+   * (the handshake waits, and other connections for the keyword are refused as duplicates until then).
    */
   admit?(keyword: Uint8Array): Promise<ClusterRefusal | undefined>;
   /** This node now holds `keyword` (a named client connected here): sends to it come here. */
