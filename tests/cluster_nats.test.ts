@@ -530,13 +530,15 @@ const other = otherRuntime();
 
 describe("natsCluster with nodes on different runtimes", () => {
   it(
-    `exchanges messages with a node on ${typeof other === "string" ? "another runtime" : other.name}`,
+    `exchanges messages with a node on ${
+      typeof other === "string" ? "another runtime" : other.name
+    }, over a 3-server NATS cluster (server 1 and server 3)`,
     { ...NATS, skip: NATS.skip ?? (typeof other === "string" ? other : undefined) },
     async () => {
       const { name, binary, args } = other as Exclude<typeof other, string>;
-      await using nats = await startNatsServer();
-      await using here = await node(nats.url, "here");
-      await using there = await childNode(binary, args, nats.url, `there-${name}`);
+      await using servers = await startNatsCluster();
+      await using there = await childNode(binary, args, servers[0]!.url, `there-${name}`);
+      await using here = await node(servers[2]!.url, "here");
       const target = { transport: "tcp" as const, hostname: "127.0.0.1", port: there.port };
       const a = await WirePeer.handshake(target, "device-a"); // on the other runtime's node
       const b = await here.fx.handshake("device-b"); // on this runtime's node
