@@ -59,7 +59,13 @@ export type { MessageStreamSource } from "./core/connection/message_stream_send.
 export type { InlineProcessorClass, Processor, ProcessorContext } from "./core/processor.ts";
 export type { FrameBatch, FrameVisitor } from "./core/wire/frame_batch.ts";
 export type { ReconnectOptions } from "./core/clients/reconnect.ts";
-export type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "./core/clients/cluster_bus.ts";
+export type {
+  ClusterBus,
+  ClusterHost,
+  ClusterRefusal,
+  ClusterStats,
+  KeywordLocation,
+} from "./core/clients/cluster_bus.ts";
 export { type CidrRange, type IpBytes, ipInRange, isLoopbackIp, parseCidr, parseIp } from "./core/wire/ip.ts";
 export {
   type AccessRule,

@@ -10,6 +10,7 @@ import { bytesLabel, type Row, si } from "./_common.ts";
 import { type MachineInfo, ROOT, type Runtime } from "./_runtimes.ts";
 import { B5_CONCURRENCY } from "./b5_scale_out.ts";
 import { B6_BASELINE } from "./b6_udp.ts";
+import { B7_BASELINE } from "./b7_cluster.ts";
 
 /** Everything a run produced. */
 export interface RunReport {
@@ -444,6 +445,32 @@ function markdown(report: RunReport, checks: Target[]): string {
           r.error ? `failed: ${r.error}` : si(r.metrics.roundTripsPerSecond!),
           bare && !r.error ? `${b6Ratio(r, bare).toFixed(2)}×` : "",
           r.error ? "" : lossLabel(r),
+        ];
+      }),
+    ));
+  }
+  const b7 = rows.filter((r) => r.bench === "b7");
+  if (b7.length) {
+    out.push(
+      "",
+      `## B7 named clients across nodes over NATS (${note}; 32-byte messages, one nats-server)`,
+      "",
+    );
+    out.push(table(
+      ["runtime", "messages", "contender", "messages/s", `vs ${B7_BASELINE}`, "send p50", "send p99"],
+      b7.map((r) => {
+        const bare = find(rows, "b7", r.runtime, B7_BASELINE, r.params);
+        const ms = (v: number | undefined) => v === undefined ? "" : `${v.toFixed(3)} ms`;
+        return [
+          r.runtime,
+          si(Number(r.params.count)),
+          r.contender,
+          r.error ? `failed: ${r.error}` : si(r.metrics.messagesPerSecond!),
+          bare && !r.error
+            ? `${(r.metrics.messagesPerSecond! / bare.metrics.messagesPerSecond!).toFixed(2)}×`
+            : "",
+          r.error ? "" : ms(r.metrics.p50Ms),
+          r.error ? "" : ms(r.metrics.p99Ms),
         ];
       }),
     ));

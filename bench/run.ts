@@ -40,6 +40,10 @@ const BENCHES = {
     load: async () => (await import("./b5_scale_out.ts")).runB5,
   },
   b6: { title: "B6 datagram echo round trips (UDP)", load: async () => (await import("./b6_udp.ts")).runB6 },
+  b7: {
+    title: "B7 named clients across nodes over NATS",
+    load: async () => (await import("./b7_cluster.ts")).runB7,
+  },
 } as const;
 type BenchId = keyof typeof BENCHES;
 
@@ -52,6 +56,7 @@ const NODE_WORKLOADS = [
   "bench/workloads/framed_bare.ts",
   "bench/workloads/udp_echo.ts",
   "bench/workloads/stream.ts",
+  "bench/workloads/cluster_nats.ts",
 ];
 
 const CLI = {

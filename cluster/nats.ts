@@ -24,23 +24,24 @@
  *
  * @module
  */
-import {
-  ClientNotConnectedError,
-  MessageTooLargeError,
-  SendBufferFullError,
-  TimeoutError,
-} from "../core/errors.ts";
-import type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "../core/clients/cluster_bus.ts";
-import { describeKeyword, PROCESS_NODE } from "../core/engine/keyword_router.ts";
+import { ClientNotConnectedError, MessageTooLargeError, SendBufferFullError } from "../core/errors.ts";
+import type {
+  ClusterBus,
+  ClusterHost,
+  ClusterRefusal,
+  ClusterStats,
+  KeywordLocation,
+} from "../core/clients/cluster_bus.ts";
+import { PROCESS_NODE } from "../core/engine/keyword_router.ts";
 import { boolean, callable, integer, optionsOf, required, text, typeError } from "../core/options_check.ts";
-import { ClaimStore, type NatsKvOpener } from "./_nats_claims.ts";
+import { type ClaimResult, ClaimStore, type NatsKvOpener } from "./_nats_claims.ts";
+import { NatsSender } from "./_nats_sender.ts";
 import {
   concat,
   decodeBatch,
-  encodeBatch,
+  decodeMulti,
+  encodeResults,
   hex,
-  isNoResponders,
-  isTimeout,
   keywordToken,
   Op,
   PART_FIRST,
@@ -127,31 +128,11 @@ const NATS_CLUSTER_OPTIONS = optionsOf("natsCluster option", {
   kv: callable,
 });
 
-/** Pauses after "no responders" before trying again: right after a subscription changes, NATS may answer so for a moment. */
-const NO_RESPONDERS_RETRY_MS = [5, 10, 10];
-/** Room kept in a request for its header. */
-const REQUEST_OVERHEAD = 64;
-/** The request size when the server did not say (NATS's default `max_payload`). */
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** The longest a handshake waits for its claim before `OK`; a slower store admits, and claims later. */
+const ADMIT_WAIT_MS = 2000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** One `send` call waiting in a keyword's queue. */
-interface PendingSend {
-  readonly messages: Uint8Array[];
-  readonly bytes: number;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-/** A keyword's sends: one request in flight at a time, so they arrive in the order made. */
-interface KeywordQueue {
-  readonly keyword: Uint8Array;
-  readonly subject: string;
-  pending: PendingSend[];
-  busy: boolean;
-}
 
 /**
  * A {@linkcode ClusterBus} over NATS, for `IoCoreOptions.cluster`. `nc` stays the application's:
@@ -161,16 +142,20 @@ interface KeywordQueue {
  * with `ClientNotConnectedError` when no node holds the keyword (after retrying for about 25 ms),
  * or `TimeoutError` after `requestTimeoutMs`, when the messages may or may not have been queued.
  * Sends from one node to one keyword arrive in the order made; those made while one request is
- * in flight travel together in the next. A message larger than the server's `max_payload` travels
+ * in flight travel together in the next. Batches for several keywords held by one node travel in
+ * one request to that node (its node name is learned from its answers; a keyword that moved is
+ * asked for on its own subject again). A message larger than the server's `max_payload` travels
  * in parts and is put together on the holding node (up to its `limits.maxMessageBytes`).
  *
  * Each held keyword is claimed in a JetStream KV bucket (`asockio_<name>_keywords`; `create` is
  * atomic, so of two nodes claiming at once one wins), and each node writes a heartbeat every 2 s
- * into `asockio_<name>_nodes`, whose entries expire after 6 s. A connection is admitted at once;
- * when its claim then finds another live node holding the keyword, `duplicateKeyword: "refuse"`
- * closes the new connection (`duplicate keyword`), and `"replace"` takes the claim and closes the
- * other node's. A claim whose node's heartbeat expired (the node died, or lost NATS) is taken
- * over. Without JetStream the claims are skipped with one warning: a keyword connected on two
+ * into `asockio_<name>_nodes`, whose entries expire after 6 s. An incoming connection is claimed
+ * before its handshake's `OK`: when another live node holds the keyword, `duplicateKeyword:
+ * "refuse"` refuses it (the peer's handshake fails with `HandshakeRejectedError`, reason
+ * `duplicate keyword`), and `"replace"` takes the claim and closes the other node's connection. A
+ * claim whose node's heartbeat expired (the node died, or lost NATS) is taken over. When the store
+ * does not answer within 2 s (or `requestTimeoutMs`, if shorter), the connection is admitted as
+ * a standalone core would admit it, and a conflict found later closes it (`duplicate keyword`). Without JetStream the claims are skipped with one warning: a keyword connected on two
  * nodes is then not refused, and each send reaches one of them (a queue group), never both.
  *
  * @param nc A connected nats.js connection.
@@ -212,8 +197,10 @@ class NatsClusterBus implements ClusterBus {
   readonly #nc: NatsConnectionLike;
   readonly #prefix: string;
   readonly #timeoutMs: number;
-  /** Identifies this bus's parts of large messages on the holding node. */
-  readonly #sender = crypto.getRandomValues(new Uint8Array(8));
+  /** Sends by keyword: in order per keyword, together per node. */
+  readonly #sender: NatsSender;
+  /** This node's answer to a request it carried out: ok, and its name (senders learn where a keyword is). */
+  readonly #ok: Uint8Array;
   #host: ClusterHost | undefined = undefined;
   readonly #name: string;
   readonly #claimsWanted: boolean;
@@ -224,16 +211,16 @@ class NatsClusterBus implements ClusterBus {
   /** This node's own subject (evictions). */
   #own: NatsSubscriptionLike | undefined = undefined;
   readonly #subscriptions = new Map<string, NatsSubscriptionLike>();
-  readonly #queues = new Map<string, KeywordQueue>();
   /** Large messages being put together, by sender and keyword. */
   readonly #parts = new Map<string, { chunks: Uint8Array[]; bytes: number }>();
   #warned = false;
   #detached = false;
+  /** Keyword tokens claimed by `admit` before `OK`, and not yet `claim`ed (or `release`d). */
+  readonly #reserved = new Set<string>();
   /** Held keywords by token, for claiming again. */
   readonly #keywords = new Map<string, Uint8Array>();
   /** Keyword tokens held: subscribed, and claimed when there are claims. */
   readonly #held = new Set<string>();
-  #sendsOut = 0;
   #sendsIn = 0;
   #failures = 0;
 
@@ -242,6 +229,17 @@ class NatsClusterBus implements ClusterBus {
     this.node = options.node ?? PROCESS_NODE;
     this.#prefix = `asockio.${options.name}.`;
     this.#timeoutMs = options.requestTimeoutMs ?? 5000;
+    const partId = crypto.getRandomValues(new Uint8Array(8));
+    this.#sender = new NatsSender(
+      nc,
+      this.#prefix,
+      this.#timeoutMs,
+      partId,
+      () => this.#host?.maxMessageBytes ?? 0,
+    );
+    const node = encoder.encode(this.node);
+    this.#ok = new Uint8Array(1 + node.length);
+    this.#ok.set(node, 1);
     this.#name = options.name;
     this.#claimsWanted = options.claims ?? true;
     const nc2 = typeof nc.jetstream === "function" ? nc : undefined;
@@ -259,7 +257,9 @@ class NatsClusterBus implements ClusterBus {
     if (this.#claims && typeof this.#nc.status === "function") void this.#watch(this.#nc.status());
     this.#own = this.#nc.subscribe(`${this.#prefix}n.${this.node}`, {
       callback: (err, msg) => {
-        if (err || msg.data[0] !== Op.evict) return;
+        if (err) return;
+        if (msg.data[0] === Op.multi) return this.#answerMulti(msg);
+        if (msg.data[0] !== Op.evict) return;
         const keyword = msg.data.slice(1);
         this.release(keyword);
         host.drop(keyword, 'duplicate keyword: another node took it over (duplicateKeyword: "replace")');
@@ -274,11 +274,46 @@ class NatsClusterBus implements ClusterBus {
     this.#subscriptions.clear();
     this.#keywords.clear();
     this.#held.clear();
+    this.#reserved.clear();
     this.#own?.unsubscribe();
     this.#parts.clear();
     await Promise.all(this.#chains.values());
     await this.#claims?.close();
     await this.#nc.flush().catch(() => {}); // a closed connection has no subscriptions left anyway
+  }
+
+  admit(keyword: Uint8Array): Promise<ClusterRefusal | undefined> {
+    const claims = this.#claims;
+    const host = this.#host;
+    const token = keywordToken(keyword);
+    if (!claims || !host || this.#detached || this.#subscriptions.has(token)) {
+      return Promise.resolve(undefined);
+    }
+    return new Promise((resolve) => {
+      let waiting = true;
+      const done = (answer: ClusterRefusal | undefined) => {
+        if (!waiting) return;
+        waiting = false;
+        clearTimeout(timer);
+        resolve(answer);
+      };
+      // A store that is slow or away (NATS reconnecting) does not hold the handshake: the
+      // connection is admitted, and `claim` settles the keyword's claim afterwards.
+      const timer = setTimeout(() => done(undefined), Math.min(this.#timeoutMs, ADMIT_WAIT_MS));
+      this.#then(token, async () => {
+        let result: ClaimResult;
+        try {
+          result = await claims.claim(token, host.replaceDuplicates);
+        } catch {
+          return done(undefined); // `claim` tries again, and warns
+        }
+        if (result.kind === "refused") return done({ reason: "duplicate keyword", node: result.owner });
+        if (result.kind === "unclaimed") this.#warnUnclaimed(claims);
+        if (result.kind === "replaced") await this.#evict(keyword, result.owner);
+        if (waiting) this.#reserved.add(token);
+        done(undefined);
+      });
+    });
   }
 
   claim(keyword: Uint8Array): void {
@@ -293,8 +328,9 @@ class NatsClusterBus implements ClusterBus {
     this.#subscriptions.set(token, sub);
     this.#keywords.set(token, keyword.slice());
     const claims = this.#claims;
-    if (claims) this.#then(token, () => this.#claim(claims, keyword, token, sub));
-    else this.#held.add(token);
+    if (claims && !this.#reserved.delete(token)) {
+      this.#then(token, () => this.#claim(claims, keyword, token, sub));
+    } else this.#held.add(token);
   }
 
   /**
@@ -349,33 +385,42 @@ class NatsClusterBus implements ClusterBus {
     const host = this.#host!;
     const result = await claims.claim(token, host.replaceDuplicates);
     if (result.kind !== "refused" && this.#subscriptions.get(token) === sub) this.#held.add(token);
-    if (result.kind === "unclaimed") {
-      if (!this.#warned) {
-        this.#warned = true;
-        host.warn(
-          `NATS cluster ${this.#name}: keywords are not claimed (is JetStream enabled on the server?); a keyword connected on two nodes is not refused`,
-          claims.unavailable,
-        );
-      }
-    } else if (result.kind === "refused") {
+    if (result.kind === "unclaimed") this.#warnUnclaimed(claims);
+    else if (result.kind === "refused") {
       if (this.#subscriptions.get(token) === sub) this.release(keyword);
       host.drop(keyword, `duplicate keyword: node ${result.owner} holds it`);
-    } else if (result.kind === "replaced") {
-      const body = new Uint8Array(1 + keyword.length);
-      body[0] = Op.evict;
-      body.set(keyword, 1);
-      await this.#nc.request(`${this.#prefix}n.${result.owner}`, body, { timeout: this.#timeoutMs }).catch(
-        () => {
-          // The old holder is gone or slow: its claim is ours already, and its connection goes with it.
-        },
-      );
-    }
+    } else if (result.kind === "replaced") await this.#evict(keyword, result.owner);
+  }
+
+  /** Warns once that keywords go unclaimed (no JetStream). */
+  #warnUnclaimed(claims: ClaimStore): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    this.#host?.warn(
+      `NATS cluster ${this.#name}: keywords are not claimed (is JetStream enabled on the server?); a keyword connected on two nodes is not refused`,
+      claims.unavailable,
+    );
+  }
+
+  /** `duplicateKeyword: "replace"` took `keyword` from `owner`: its connection there closes. */
+  async #evict(keyword: Uint8Array, owner: string): Promise<void> {
+    const body = new Uint8Array(1 + keyword.length);
+    body[0] = Op.evict;
+    body.set(keyword, 1);
+    await this.#nc.request(`${this.#prefix}n.${owner}`, body, { timeout: this.#timeoutMs }).catch(() => {
+      // The old holder is gone or slow: its claim is ours already, and its connection goes with it.
+    });
   }
 
   release(keyword: Uint8Array): void {
     const token = keywordToken(keyword);
     const sub = this.#subscriptions.get(token);
-    if (!sub) return;
+    if (!sub) {
+      // Claimed before `OK`, and the connection ended before it was held.
+      const claims = this.#claims;
+      if (this.#reserved.delete(token) && claims) this.#then(token, () => claims.release(token));
+      return;
+    }
     // Draining, not unsubscribing: a request the server routed here meanwhile gets "offline" (the
     // client is gone), not silence and a TimeoutError at the sender.
     if (typeof sub.drain === "function") sub.drain().catch(() => sub.unsubscribe());
@@ -391,26 +436,14 @@ class NatsClusterBus implements ClusterBus {
   }
 
   send(keyword: Uint8Array, messages: Uint8Array[]): Promise<void> {
-    const token = keywordToken(keyword);
-    let queue = this.#queues.get(token);
-    if (!queue) {
-      queue = { keyword: keyword.slice(), subject: this.#prefix + token, pending: [], busy: false };
-      this.#queues.set(token, queue);
-    }
-    let bytes = 0;
-    for (const message of messages) bytes += message.length + 4;
-    const promise = new Promise<void>((resolve, reject) => {
-      queue.pending.push({ messages, bytes, resolve, reject });
-    });
-    if (!queue.busy) {
-      queue.busy = true;
-      queueMicrotask(() => void this.#drain(token, queue));
-    }
-    return promise;
+    return this.#sender.send(keyword, messages);
   }
 
   async locate(keyword: Uint8Array): Promise<KeywordLocation | undefined> {
-    const reply = await this.#request(this.#prefix + keywordToken(keyword), new Uint8Array([Op.locate]))
+    const reply = await this.#sender.request(
+      this.#prefix + keywordToken(keyword),
+      new Uint8Array([Op.locate]),
+    )
       .catch((err) => {
         if (err instanceof ClientNotConnectedError) return undefined;
         throw err;
@@ -423,122 +456,10 @@ class NatsClusterBus implements ClusterBus {
     return {
       node: this.node,
       keywordsHeld: this.#held.size,
-      sendsOut: this.#sendsOut,
+      sendsOut: this.#sender.counters.sendsOut,
       sendsIn: this.#sendsIn,
-      failures: this.#failures,
+      failures: this.#failures + this.#sender.counters.failures,
     };
-  }
-
-  /** The largest request body. */
-  get #maxBody(): number {
-    return Math.max(1024, (this.#nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - REQUEST_OVERHEAD);
-  }
-
-  /** Sends a keyword's waiting calls, in order, each batch of them in one request. */
-  async #drain(token: string, queue: KeywordQueue): Promise<void> {
-    const max = this.#maxBody;
-    while (queue.pending.length > 0) {
-      const batch: PendingSend[] = [];
-      let bytes = 1;
-      while (queue.pending.length > 0 && (batch.length === 0 || bytes + queue.pending[0]!.bytes <= max)) {
-        const call = queue.pending.shift()!;
-        batch.push(call);
-        bytes += call.bytes;
-      }
-      try {
-        if (bytes <= max) await this.#requestOk(queue, encodeBatch(batch, bytes));
-        else await this.#sendLarge(queue, batch[0]!.messages, max);
-        let count = 0;
-        for (const call of batch) count += call.messages.length;
-        this.#sendsOut += count;
-        for (const call of batch) call.resolve();
-      } catch (err) {
-        this.#failures += batch.length;
-        for (const call of batch) call.reject(err);
-      }
-    }
-    queue.busy = false;
-    if (queue.pending.length === 0) this.#queues.delete(token);
-  }
-
-  /** One call too large for one request: its messages in requests of their own, a large one in parts. */
-  async #sendLarge(queue: KeywordQueue, messages: Uint8Array[], max: number): Promise<void> {
-    for (const message of messages) {
-      if (message.length + 5 <= max) {
-        await this.#requestOk(
-          queue,
-          encodeBatch([{ messages: [message] }], message.length + 5),
-        );
-        continue;
-      }
-      const room = max - 10;
-      for (let at = 0; at < message.length; at += room) {
-        const chunk = message.subarray(at, at + room);
-        const body = new Uint8Array(10 + chunk.length);
-        body[0] = Op.part;
-        body[1] = (at === 0 ? PART_FIRST : 0) | (at + room >= message.length ? PART_LAST : 0);
-        body.set(this.#sender, 2);
-        body.set(chunk, 10);
-        await this.#requestOk(queue, body);
-      }
-    }
-  }
-
-  /** A request whose reply must say ok; anything else becomes the error it names. */
-  async #requestOk(queue: KeywordQueue, body: Uint8Array): Promise<void> {
-    let reply = await this.#request(queue.subject, body, queue.keyword);
-    // A node letting go of the keyword answers "offline" while its subscription drains; the client
-    // may be connecting elsewhere that moment, so ask again briefly, as after "no responders".
-    // Only whole messages: a part is not sent twice (it would join another node's message).
-    const retry = body[0] === Op.messages;
-    for (
-      let attempt = 0;
-      retry && reply[0] === Reply.offline && attempt < NO_RESPONDERS_RETRY_MS.length;
-      attempt++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS[attempt]));
-      reply = await this.#request(queue.subject, body, queue.keyword);
-    }
-    if (reply.length === 0 || reply[0] === Reply.ok) return;
-    const why = decoder.decode(reply.subarray(1));
-    const keyword = describeKeyword(queue.keyword);
-    switch (reply[0]) {
-      case Reply.offline:
-        throw new ClientNotConnectedError(`Cannot send to keyword ${keyword}: ${why}`);
-      case Reply.bufferFull:
-        throw new SendBufferFullError(`Cannot send to keyword ${keyword}: ${why}`);
-      case Reply.tooLarge:
-        throw new MessageTooLargeError(0n, this.#host?.maxMessageBytes ?? 0, {
-          message: `Cannot send to keyword ${keyword}: ${why}`,
-        });
-      default:
-        throw new Error(`Cannot send to keyword ${keyword}: the holding node failed: ${why}`);
-    }
-  }
-
-  /** A NATS request, tried again briefly on "no responders"; errors become asockio's. */
-  async #request(subject: string, body: Uint8Array, keyword?: Uint8Array): Promise<Uint8Array> {
-    for (let attempt = 0;; attempt++) {
-      try {
-        return (await this.#nc.request(subject, body, { timeout: this.#timeoutMs })).data;
-      } catch (err) {
-        const name = keyword ? `keyword ${describeKeyword(keyword)}` : "keyword";
-        if (isNoResponders(err)) {
-          if (attempt < NO_RESPONDERS_RETRY_MS.length) {
-            await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS[attempt]));
-            continue;
-          }
-          throw new ClientNotConnectedError(`Cannot send to ${name}: no node holds it`, { cause: err });
-        }
-        if (isTimeout(err)) {
-          throw new TimeoutError(
-            `Cannot send to ${name}: the holding node did not answer in ${this.#timeoutMs} ms; the messages may or may not have been queued`,
-            { cause: err },
-          );
-        }
-        throw err;
-      }
-    }
   }
 
   /** Answers a request for a keyword this node holds. */
@@ -547,13 +468,7 @@ class NatsClusterBus implements ClusterBus {
     const data = msg.data;
     try {
       if (!host || data.length === 0) throw new ClientNotConnectedError("this node is leaving the cluster");
-      if (data[0] === Op.locate) {
-        const node = encoder.encode(this.node);
-        const reply = new Uint8Array(1 + node.length);
-        reply.set(node, 1);
-        msg.respond(reply);
-        return;
-      }
+      if (data[0] === Op.locate) return void msg.respond(this.#ok);
       let messages: Uint8Array[];
       if (data[0] === Op.part) {
         const key = hex(data.subarray(2, 10)) + token;
@@ -569,26 +484,53 @@ class NatsClusterBus implements ClusterBus {
             message: `the message is over maxMessageBytes ${host.maxMessageBytes} of the holding node`,
           });
         }
-        if (!(data[1]! & PART_LAST)) return void msg.respond(new Uint8Array([Reply.ok]));
+        if (!(data[1]! & PART_LAST)) return void msg.respond(this.#ok);
         this.#parts.delete(key);
         messages = [concat(partial.chunks, partial.bytes)];
       } else messages = decodeBatch(data);
       host.deliver(keyword, messages);
       this.#sendsIn += messages.length;
-      msg.respond(new Uint8Array([Reply.ok]));
+      msg.respond(this.#ok);
     } catch (err) {
-      const code = err instanceof ClientNotConnectedError
-        ? Reply.offline
-        : err instanceof SendBufferFullError
-        ? Reply.bufferFull
-        : err instanceof MessageTooLargeError
-        ? Reply.tooLarge
-        : Reply.failed;
-      const why = encoder.encode(err instanceof Error ? err.message : String(err));
+      const { code, why } = failure(err);
       const reply = new Uint8Array(1 + why.length);
       reply[0] = code;
       reply.set(why, 1);
       msg.respond(reply);
     }
   }
+
+  /** Answers a request to this node's subject carrying several keywords' batches, one result each. */
+  #answerMulti(msg: NatsMsgLike): void {
+    const host = this.#host;
+    let entries: ReturnType<typeof decodeMulti>;
+    try {
+      entries = decodeMulti(msg.data);
+    } catch {
+      return void msg.respond(new Uint8Array([Reply.failed])); // the sender asks each keyword's subject
+    }
+    const results = entries.map(({ keyword, messages }) => {
+      try {
+        if (!host) throw new ClientNotConnectedError("this node is leaving the cluster");
+        host.deliver(keyword, messages);
+        this.#sendsIn += messages.length;
+        return { code: Reply.ok as number, why: new Uint8Array(0) };
+      } catch (err) {
+        return failure(err);
+      }
+    });
+    msg.respond(encodeResults(results));
+  }
+}
+
+/** A delivery's failure as a reply code and reason. */
+function failure(err: unknown): { code: number; why: Uint8Array } {
+  const code = err instanceof ClientNotConnectedError
+    ? Reply.offline
+    : err instanceof SendBufferFullError
+    ? Reply.bufferFull
+    : err instanceof MessageTooLargeError
+    ? Reply.tooLarge
+    : Reply.failed;
+  return { code, why: encoder.encode(err instanceof Error ? err.message : String(err)) };
 }

@@ -12,6 +12,19 @@
  * Options: `--workers N` (default: one per CPU), `--port P` (default 8080; `0` lets the first worker
  * pick one and the others join it), `--hostname H` (default 127.0.0.1), `--drain-ms MS` (default 5000).
  *
+ * With `--nats URL` the workers join one cluster over NATS (`natsCluster`, with nats.js from
+ * `npm install nats`; on Deno add `--allow-read`). Each worker then also accepts named clients
+ * (devices) on `--device-port` (default 8081, shared the same way), adopting every keyword, and
+ * `GET /send?to=<keyword>&text=<text>` on the HTTP port sends `text` to that device through
+ * whichever worker took the request, wherever the device connected. The answer names both:
+ * `sent by worker-<pid> to sensor-17 on worker-<pid>`, or 404 `sensor-17 is offline`.
+ *
+ * ```sh
+ * nats-server -js &
+ * node_modules/.bin/node examples/cluster.ts --workers 4 --nats nats://127.0.0.1:4222
+ * curl 'http://127.0.0.1:8080/send?to=sensor-17&text=hello'
+ * ```
+ *
  * SIGTERM or SIGINT to the launcher is forwarded to the workers; each one drains with
  * `core.shutdown()` (stops accepting, closes its connections once what is queued is written, waits at
  * most `--drain-ms`, then closes its core) and the launcher exits once they are gone. A worker that dies otherwise is restarted after a short
@@ -19,8 +32,9 @@
  *
  * @module
  */
-import { detectRuntime, IoCore } from "../mod.ts";
+import { ClientNotConnectedError, detectRuntime, IoCore, type IoCoreOptions } from "../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
+import { natsCluster, type NatsConnectionLike } from "../cluster/nats.ts";
 import { type ChildProcess, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -32,47 +46,106 @@ export const MAX_RESTARTS_PER_MINUTE = 10;
 /** How long a crashed worker's slot waits before it is started again. */
 const RESTART_DELAY_MS = 500;
 
-const { values: args } = parseArgs({
-  args: process.argv.slice(2),
-  options: {
-    workers: { type: "string" },
-    port: { type: "string", default: "8080" },
-    hostname: { type: "string", default: "127.0.0.1" },
-    "drain-ms": { type: "string", default: "5000" },
-    worker: { type: "boolean", default: false },
-  },
-});
-const port = Number(args.port);
-const hostname = args.hostname;
-const drainMs = Number(args["drain-ms"]);
+/** The command line, read when this file runs as the program (not when a test imports it). */
+interface Args {
+  workers: string | undefined;
+  port: number;
+  hostname: string;
+  drainMs: number;
+  nats: string | undefined;
+  devicePort: number;
+  worker: boolean;
+}
 
-if (args.worker) await runWorker();
-else await runLauncher();
+/** Reads the command line. */
+function readArgs(): Args {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      workers: { type: "string" },
+      port: { type: "string", default: "8080" },
+      hostname: { type: "string", default: "127.0.0.1" },
+      "drain-ms": { type: "string", default: "5000" },
+      nats: { type: "string" },
+      "device-port": { type: "string", default: "8081" },
+      worker: { type: "boolean", default: false },
+    },
+  });
+  return {
+    workers: values.workers,
+    port: Number(values.port),
+    hostname: values.hostname,
+    drainMs: Number(values["drain-ms"]),
+    nats: values.nats,
+    devicePort: Number(values["device-port"]),
+    worker: values.worker,
+  };
+}
 
-/** One worker: a core on the shared port whose raw (HTTP) clients get `hello from worker <pid>`. */
-async function runWorker(): Promise<void> {
+if (/[\\/]cluster\.[jt]s$/.test(process.argv[1] ?? "")) {
+  const args = readArgs();
+  if (args.worker) await runWorker(args);
+  else await runLauncher(args);
+}
+
+/**
+ * One worker: a core on the shared port whose raw (HTTP) clients get `hello from worker <pid>`;
+ * with `--nats`, also a node of the cluster, with devices on the shared device port.
+ */
+async function runWorker({ hostname, port, drainMs, nats, devicePort }: Args): Promise<void> {
   let draining = false;
+  const node = `worker-${process.pid}`;
 
   class Hello extends HttpResponder {
-    override handle(_request: HttpRequest): HttpResponse {
+    override async handle(request: HttpRequest): Promise<HttpResponse> {
       // While draining, the answer says connection: close (a keep-alive client reconnects elsewhere).
-      return {
-        headers: { "content-type": "text/plain" },
-        body: `hello from worker ${process.pid}\n`,
-        close: draining,
-      };
+      const url = new URL(request.target, "http://worker");
+      const to = url.searchParams.get("to");
+      if (url.pathname !== "/send" || to === null) {
+        return {
+          headers: { "content-type": "text/plain" },
+          body: `hello from worker ${process.pid}\n`,
+          close: draining,
+        };
+      }
+      try {
+        // Wherever the device connected: here, or on another worker through NATS.
+        await core.sendMessageToKeyword(to, url.searchParams.get("text") ?? "");
+        const at = await core.locateKeyword(to);
+        return { body: `sent by ${node} to ${to} on ${at?.node ?? "?"}\n`, close: draining };
+      } catch (err) {
+        if (!(err instanceof ClientNotConnectedError)) throw err;
+        return { status: 404, body: `${to} is offline\n`, close: draining };
+      }
     }
   }
 
-  const core = new IoCore({
+  const options: IoCoreOptions = {
     listeners: [{ transport: "tcp", hostname, port, reusePort: true, name: "http" }],
-    rawConnection: () => true,
+    rawConnection: (info) => info.listener.name === "http",
     unknownClients: "allow",
     unknownClientProcessor: Hello,
-  });
-  const [addr] = await core.listen();
+  };
+  let nc: (NatsConnectionLike & { close(): Promise<void> }) | undefined;
+  if (nats !== undefined) {
+    // nats.js is the application's dependency (an optional peer of asockio), loaded only here.
+    const { connect } = await import("nats");
+    nc = await connect({ servers: nats });
+    options.listeners!.push({
+      transport: "tcp",
+      hostname,
+      port: devicePort,
+      reusePort: true,
+      name: "devices",
+    });
+    options.acceptUnexpectedKeywords = "adopt"; // every device keyword, without addClient
+    options.cluster = natsCluster(nc, { name: "example", node });
+  }
+  const core = new IoCore(options);
+  const [addr, devices] = await core.listen();
   if (addr?.transport !== "tcp") throw new Error("Cannot start worker: the listener is not TCP");
-  console.log(`worker ${process.pid} listening on ${addr.hostname}:${addr.port}`);
+  const also = devices?.transport === "tcp" ? ` (devices on ${devices.hostname}:${devices.port})` : "";
+  console.log(`worker ${process.pid} listening on ${addr.hostname}:${addr.port}${also}`);
 
   // Stop accepting (the other workers take the new connections), close each connection once what is
   // queued for it is written, close what is left after --drain-ms.
@@ -85,28 +158,34 @@ async function runWorker(): Promise<void> {
 
   // Consume the events nobody else reads, and end with the core.
   for await (const _events of core) { /* the processor does the work */ }
+  await nc?.close();
   console.log(`worker ${process.pid} drained`);
   process.exit(0);
 }
 
 /** The launcher: starts, restarts and stops the workers. */
-async function runLauncher(): Promise<void> {
+async function runLauncher(args: Args): Promise<void> {
+  const { hostname, drainMs, nats } = args;
   const count = args.workers === undefined ? availableParallelism() : Number(args.workers);
   if (!Number.isSafeInteger(count) || count < 1) throw new TypeError(`Invalid --workers: ${args.workers}`);
   const file = fileURLToPath(import.meta.url);
-  // Children get their own flags: Deno needs --unstable-net for reusePort.
-  const runtime = detectRuntime() === "deno"
+  // Children get their own flags: Deno needs --unstable-net for reusePort; with --nats, the
+  // project's config (to find "nats" in node_modules) and the reads and environment nats.js needs.
+  const runtime = detectRuntime() !== "deno"
+    ? [file]
+    : nats === undefined
     ? ["run", "--unstable-net", "--allow-net", "--no-config", file]
-    : [file];
+    : ["run", "--unstable-net", "--allow-net", "--allow-read", "--allow-env", file];
   const workers = new Map<number, ChildProcess>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const restarts: number[] = [];
   let stopping = false;
   let exitCode = 0;
-  let boundPort = port;
+  let boundPort = args.port;
+  let boundDevicePort = args.devicePort;
 
-  /** Starts the worker of `slot`; resolves with the port it bound. */
-  const start = (slot: number): Promise<number> =>
+  /** Starts the worker of `slot`; resolves with the ports it bound. */
+  const start = (slot: number): Promise<[number, number]> =>
     new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [
         ...runtime,
@@ -117,6 +196,7 @@ async function runLauncher(): Promise<void> {
         hostname,
         "--drain-ms",
         String(drainMs),
+        ...(nats === undefined ? [] : ["--nats", nats, "--device-port", String(boundDevicePort)]),
       ], { stdio: ["ignore", "pipe", "inherit"] });
       workers.set(slot, child);
       let partial = "";
@@ -125,8 +205,8 @@ async function runLauncher(): Promise<void> {
         partial = lines.pop()!;
         for (const line of lines) {
           console.log(`[${slot}] ${line}`);
-          const match = /listening on .*:(\d+)$/.exec(line);
-          if (match) resolve(Number(match[1]));
+          const match = /listening on [^ ]*:(\d+)(?: \(devices on [^ ]*:(\d+)\))?$/.exec(line);
+          if (match) resolve([Number(match[1]), Number(match[2] ?? 0)]);
         }
       });
       child.on("exit", (code, signal) => {
@@ -170,9 +250,10 @@ async function runLauncher(): Promise<void> {
 
   try {
     // The first worker binds (port 0 resolves there); the others join its port.
-    boundPort = await start(0);
+    [boundPort, boundDevicePort] = await start(0);
     await Promise.all(Array.from({ length: count - 1 }, (_, i) => start(i + 1)));
-    console.log(`launcher: ${count} workers on http://${hostname}:${boundPort}`);
+    const devices = nats === undefined ? "" : `, devices on ${hostname}:${boundDevicePort}`;
+    console.log(`launcher: ${count} workers on http://${hostname}:${boundPort}${devices}`);
   } catch (err) {
     // A worker that cannot even start (port taken, no reusePort here) stops the whole cluster.
     console.error(`launcher: ${(err as Error).message}`);

@@ -1,7 +1,9 @@
 /**
- * Child process for `tests/cluster_nats.test.ts`: one cluster node in its own process, of the same
- * runtime as the test. It starts a core on `127.0.0.1:0` that adopts every keyword, joined to the
- * NATS cluster `test` as node `<node>`, prints `listening <port>` once bound, and runs until killed.
+ * Child process for `tests/cluster_nats.test.ts`: one cluster node in its own process, of the
+ * test's runtime or another. It starts a core on `127.0.0.1:0` that adopts every keyword, joined to
+ * the NATS cluster `test` as node `<node>`, prints `listening <port>` once bound, and runs until
+ * killed. A message `to <keyword>: <text>` from one of its clients is sent on to that keyword, and
+ * `<text>` back to the sender when that failed (`failed: <error>`).
  *
  * Usage: `<runtime> tests/_cluster_child.ts <nats url> <node>`
  *
@@ -23,6 +25,14 @@ const core = new IoCore({
 const [addr] = await core.listen();
 if (addr?.transport !== "tcp") throw new Error("Cannot start cluster child: the listener is not TCP");
 console.log(`listening ${addr.port}`);
-for await (const _events of core) {
-  // Events are not read here: the test drives the device and the other node.
+for await (const events of core) {
+  for (const id of events.clientsHaveDataToRead) {
+    for (const message of core.getMessagesFromClient(id)) {
+      const match = /^to ([^:]+): (.*)$/s.exec(new TextDecoder().decode(message));
+      if (!match) continue;
+      core.sendMessageToKeyword(match[1]!, match[2]!).catch((err) => {
+        core.sendMessageToClient(id, `failed: ${err}`);
+      });
+    }
+  }
 }

@@ -5,11 +5,38 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { connect, type NatsConnection } from "nats";
-import { ClientNotConnectedError, detectRuntime, IoCore, type IoCoreOptions, TimeoutError } from "../mod.ts";
-import { natsCluster } from "../cluster/nats.ts";
+import {
+  connect as connectV3,
+  NoRespondersError as NoRespondersV3,
+  RequestError as RequestErrorV3,
+  TimeoutError as TimeoutV3,
+} from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
+import {
+  ClientNotConnectedError,
+  detectRuntime,
+  HandshakeRejectedError,
+  IoCore,
+  type IoCoreOptions,
+  TimeoutError,
+} from "../mod.ts";
+import { natsCluster, type NatsConnectionLike } from "../cluster/nats.ts";
+import {
+  decodeMulti,
+  decodeResults,
+  encodeBatch,
+  encodeMulti,
+  encodeResults,
+  isNoResponders,
+  isTimeout,
+  multiEntryBytes,
+  Reply,
+} from "../cluster/_nats_wire.ts";
 import { iterateUntil, startCore } from "./_core_fixture.ts";
 import { assertBytesEqual, bytePattern, delay, MiB } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
@@ -130,6 +157,73 @@ describe("natsCluster: named clients across nodes", () => {
     assert.equal(b.core.stats().cluster?.sendsOut, 10_000);
   });
 
+  it("sends the batches of many keywords on one node in one NATS request per node", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a");
+    await using c = await node(nats.url, "c");
+    // Node b's connection counts its requests by subject.
+    const nc = await connect({ servers: nats.url });
+    const subjects: string[] = [];
+    const counted: NatsConnectionLike = {
+      subscribe: (subject, options) => nc.subscribe(subject, options),
+      request: (subject, data, options) => {
+        subjects.push(subject);
+        return nc.request(subject, data, options);
+      },
+      flush: () => nc.flush(),
+      get info() {
+        return nc.info;
+      },
+    };
+    await using b = await startCore({
+      listeners: TCP,
+      cluster: natsCluster(counted, { name: "test", node: "b", claims: false }),
+    });
+    try {
+      const peers = new Map<string, WirePeer>();
+      for (let i = 0; i < 40; i++) {
+        const [holder, name] = i % 2 === 0 ? [a, `on-a-${i}`] : [c, `on-c-${i}`];
+        peers.set(name, await holder.fx.handshake(name));
+      }
+      await waitFor(() => a.core.stats().cluster?.keywordsHeld === 20, 10_000, "a's keywords");
+      await waitFor(() => c.core.stats().cluster?.keywordsHeld === 20, 10_000, "c's keywords");
+      // The first send to each keyword goes to its subject, and learns its node.
+      await Promise.all([...peers.keys()].map((name) => b.core.sendMessageToKeyword(name, "hello")));
+      subjects.length = 0;
+      for (let round = 0; round < 3; round++) {
+        const sends = [...peers.keys()].map((name) => b.core.sendMessagesToKeyword(name, [`${round}`, name]));
+        await Promise.all(sends);
+      }
+      assert.deepEqual(subjects.toSorted(), [
+        ...Array(3).fill("asockio.test.n.a"),
+        ...Array(3).fill("asockio.test.n.c"),
+      ], "one request per node per round, none per keyword");
+      for (const [name, peer] of peers) {
+        const got = [];
+        for (let i = 0; i < 7; i++) got.push(text(await peer.next()));
+        assert.deepEqual(got, ["hello", "0", name, "1", name, "2", name]);
+      }
+      assert.equal(b.core.stats().cluster?.sendsOut, 40 + 3 * 80);
+
+      // A keyword that moved (its node no longer holds it) is asked for on its own subject.
+      peers.get("on-a-0")!.close();
+      await iterateUntil(a.core, (e) => e.disconnected.size === 1);
+      const moved = await c.fx.handshake("on-a-0");
+      await located(b.core, "on-a-0", "c");
+      subjects.length = 0;
+      await Promise.all([
+        b.core.sendMessageToKeyword("on-a-0", "found you"),
+        b.core.sendMessageToKeyword("on-a-2", "still on a"),
+      ]);
+      assert.equal(text(await moved.next()), "found you");
+      assert.equal(text(await peers.get("on-a-2")!.next()), "still on a");
+      assert.deepEqual(subjects, ["asockio.test.n.a", "asockio.test.kb24tYS0w"]);
+    } finally {
+      await b.close();
+      await nc.close();
+    }
+  });
+
   it("carries messages over NATS's 1 MiB max_payload in parts, intact", NATS, async () => {
     await using nats = await startNatsServer();
     await using a = await node(nats.url, "a");
@@ -190,15 +284,26 @@ describe("natsCluster: named clients across nodes", () => {
 });
 
 describe("natsCluster: keyword claims across nodes (JetStream KV)", () => {
-  it("refuses a keyword another node holds, and keeps the first connection", NATS, async () => {
+  it("refuses a keyword another node holds before OK, and keeps the first connection", NATS, async () => {
     await using nats = await startNatsServer();
     await using a = await node(nats.url, "a");
     await using b = await node(nats.url, "b");
     const first = await a.fx.handshake("sensor-17");
     await iterateUntil(a.core, (e) => e.expected.size === 1);
-    await located(b.core, "sensor-17", "a");
+    await waitFor(() => a.core.stats().cluster?.keywordsHeld === 1, 10_000, "a's claim");
+    // A raw peer: its first answer is the refusal, never OK.
     const second = await b.fx.connect("sensor-17");
+    assert.equal(text(await second.next()), "duplicate keyword");
     await second.waitClosed();
+    // An asockio client: its connection fails with HandshakeRejectedError, and is never admitted on b.
+    await using clientFx = await startCore();
+    const id = clientFx.core.addClient({ keyword: "sensor-17", connect: b.fx.target() });
+    await iterateUntil(clientFx.core, (e) => e.disconnected.has(id));
+    const error = clientFx.core.getClientInfo(id)?.lastError;
+    assert.ok(error instanceof HandshakeRejectedError, `got ${error}`);
+    assert.equal(error.reason, "duplicate keyword");
+    assert.equal(b.core.getClientIdByKeyword("sensor-17"), undefined, "b registered nothing for it");
+    assert.equal(b.core.stats().cluster?.keywordsHeld, 0);
     await located(b.core, "sensor-17", "a");
     await b.core.sendMessageToKeyword("sensor-17", "still a");
     assert.equal(text(await first.next()), "still a");
@@ -216,7 +321,9 @@ describe("natsCluster: keyword claims across nodes (JetStream KV)", () => {
         onB.waitClosed().then(() => "b"),
       ]);
       const survivor = closed === "a" ? onB : onA;
+      const loser = closed === "a" ? onA : onB;
       const holder = closed === "a" ? "b" : "a";
+      assert.equal(text(await loser.next()), "duplicate keyword", "the loser never got OK");
       assert.equal(text(await survivor.next()), "OK");
       await located(a.core, keyword, holder);
       await a.core.sendMessageToKeyword(keyword, "to the survivor");
@@ -331,6 +438,127 @@ describe("natsCluster over a 3-server NATS cluster (routes, clustered JetStream)
   );
 });
 
+describe("natsCluster with nats.js v3 (@nats-io/transport-node, @nats-io/kv)", () => {
+  it("tells v3's no-responders and timeout errors apart, as causes too", () => {
+    const noResponders = new RequestErrorV3("x", { cause: new NoRespondersV3("asockio.test.kx") });
+    assert.ok(isNoResponders(noResponders) && !isTimeout(noResponders));
+    assert.ok(isTimeout(new TimeoutV3()) && !isNoResponders(new TimeoutV3()));
+    assert.ok(isTimeout(new RequestErrorV3("x", { cause: new TimeoutV3() })));
+    assert.ok(!isNoResponders(new RequestErrorV3("x")) && !isTimeout(new Error("timeout")));
+  });
+
+  it("joins a v2 node: sends both ways, and claims in v3's KV refuse a duplicate", NATS, async () => {
+    await using nats = await startNatsServer();
+    await using a = await node(nats.url, "a"); // nats v2
+    const nc3 = await connectV3({ servers: nats.url });
+    const kvm = new Kvm(nc3);
+    await using b = await startCore({
+      listeners: TCP,
+      acceptUnexpectedKeywords: "adopt",
+      cluster: natsCluster(nc3, { name: "test", node: "b", kv: (bucket, opts) => kvm.create(bucket, opts) }),
+    });
+    try {
+      const onA = await a.fx.handshake("on-a");
+      const onB = await b.handshake("on-b");
+      await waitFor(() => a.core.stats().cluster?.keywordsHeld === 1, 10_000, "a's claim");
+      await waitFor(() => b.core.stats().cluster?.keywordsHeld === 1, 10_000, "b's claim (v3 KV)");
+      await located(a.core, "on-b", "b");
+      await located(b.core, "on-a", "a");
+      await Promise.all(Array.from({ length: 50 }, (_, i) => b.core.sendMessageToKeyword("on-a", `v3 ${i}`)));
+      for (let i = 0; i < 50; i++) assert.equal(text(await onA.next()), `v3 ${i}`);
+      await a.core.sendMessageToKeyword("on-b", "from v2");
+      assert.equal(text(await onB.next()), "from v2");
+      // Claims: b's (written through @nats-io/kv) refuses on-b on a; a's refuses on-a on b.
+      const dupOnA = await a.fx.connect("on-b");
+      assert.equal(text(await dupOnA.next()), "duplicate keyword");
+      const dupOnB = await b.connect("on-a");
+      assert.equal(text(await dupOnB.next()), "duplicate keyword");
+      // Offline through v3: its NoRespondersError becomes ClientNotConnectedError.
+      await assert.rejects(b.core.sendMessageToKeyword("nobody", "x"), ClientNotConnectedError);
+      assert.equal(await b.core.locateKeyword("nobody"), undefined);
+    } finally {
+      await b.close();
+      await nc3.close();
+    }
+  });
+});
+
+/** The runtime the other-runtime test runs its child node on, and that runtime's binary. */
+function otherRuntime(): { name: string; binary: string; args: string[] } | string {
+  const here = detectRuntime();
+  const name = here === "deno" ? "bun" : here === "bun" ? "node" : "deno";
+  // The repository root (the npm build's tests run from npm/esm/tests): the child runs from source.
+  let root = fileURLToPath(new URL("..", import.meta.url));
+  while (!existsSync(join(root, "tests", "_cluster_child.ts")) && dirname(root) !== root) {
+    root = dirname(root);
+  }
+  const binary = join(root, "node_modules", ".bin", name);
+  const child = join(root, "tests", "_cluster_child.ts");
+  if (!existsSync(binary) || !existsSync(child)) {
+    return `no ${name} in node_modules/.bin (npm ci installs it)`;
+  }
+  return { name, binary, args: name === "deno" ? ["run", "-A", child] : [child] };
+}
+
+/** Starts a cluster child node; resolves with its listening port, and a way to stop it. */
+async function childNode(binary: string, args: string[], url: string, name: string) {
+  const child = spawn(binary, [...args, url, name], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      out += chunk;
+      const match = /listening (\d+)/.exec(out);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`cluster child exited with ${code}: ${stderr}`)));
+  }).catch(async (err) => {
+    child.kill("SIGKILL");
+    await exited;
+    throw err;
+  });
+  const kill = async () => {
+    child.kill("SIGKILL");
+    await exited;
+  };
+  return { port, kill, [Symbol.asyncDispose]: kill };
+}
+
+const other = otherRuntime();
+
+describe("natsCluster with nodes on different runtimes", () => {
+  it(
+    `exchanges messages with a node on ${
+      typeof other === "string" ? "another runtime" : other.name
+    }, over a 3-server NATS cluster (server 1 and server 3)`,
+    { ...NATS, skip: NATS.skip ?? (typeof other === "string" ? other : undefined) },
+    async () => {
+      const { name, binary, args } = other as Exclude<typeof other, string>;
+      await using servers = await startNatsCluster();
+      await using there = await childNode(binary, args, servers[0]!.url, `there-${name}`);
+      await using here = await node(servers[2]!.url, "here");
+      const target = { transport: "tcp" as const, hostname: "127.0.0.1", port: there.port };
+      const a = await WirePeer.handshake(target, "device-a"); // on the other runtime's node
+      const b = await here.fx.handshake("device-b"); // on this runtime's node
+      await iterateUntil(here.core, (e) => e.expected.size === 1);
+      await located(here.core, "device-a", `there-${name}`);
+
+      // This runtime to the other: in order, batched.
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) => here.core.sendMessageToKeyword("device-a", `${i}`)),
+      );
+      for (let i = 0; i < 100; i++) assert.equal(text(await a.next()), `${i}`);
+      // The other runtime to this one: device-a's node forwards what device-a sends.
+      await located(here.core, "device-b", "here");
+      a.send(`to device-b: hello from ${name}`);
+      assert.equal(text(await b.next()), `hello from ${name}`);
+      assert.equal(here.core.stats().cluster?.sendsIn, 1);
+    },
+  );
+});
+
 describe("natsCluster with a node in another process", () => {
   it(
     "after SIGKILL of the node holding a keyword, the client is reachable through another node",
@@ -340,28 +568,16 @@ describe("natsCluster with a node in another process", () => {
       await using b = await node(nats.url, "b");
       // Deno finds the repository's package.json (for "nats") from its deno.json: no --no-config here.
       const args = detectRuntime() === "deno" ? ["run", "-A", CHILD] : [CHILD];
-      const child = spawn(process.execPath, [...args, nats.url, "a"], { stdio: ["ignore", "pipe", "pipe"] });
-      const exited = new Promise((resolve) => child.once("exit", resolve));
+      const child = await childNode(process.execPath, args, nats.url, "a");
       try {
-        let stderr = "";
-        child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-        const port = await new Promise<number>((resolve, reject) => {
-          let out = "";
-          child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-            out += chunk;
-            const match = /listening (\d+)/.exec(out);
-            if (match) resolve(Number(match[1]));
-          });
-          child.once("exit", (code) => reject(new Error(`cluster child exited with ${code}: ${stderr}`)));
-        });
+        const port = child.port;
         const target = { transport: "tcp" as const, hostname: "127.0.0.1", port };
         const device = await WirePeer.handshake(target, "sensor-9");
         await located(b.core, "sensor-9", "a");
         await b.core.sendMessageToKeyword("sensor-9", "to the other process");
         assert.equal(text(await device.next()), "to the other process");
 
-        child.kill("SIGKILL");
-        await exited;
+        await child.kill();
         await device.waitClosed();
         await located(b.core, "sensor-9", undefined); // the server dropped a's subscriptions
         await assert.rejects(b.core.sendMessageToKeyword("sensor-9", "x"), ClientNotConnectedError);
@@ -384,9 +600,44 @@ describe("natsCluster with a node in another process", () => {
         await b.core.sendMessageToKeyword("sensor-9", "welcome back");
         assert.equal(text(await again.next()), "welcome back");
       } finally {
-        child.kill("SIGKILL");
-        await exited;
+        await child.kill();
       }
     },
   );
+});
+
+describe("natsCluster wire: several keywords in one request", () => {
+  it("encodes and decodes batches for several keywords, and one result each", () => {
+    const enc = (s: string) => new TextEncoder().encode(s);
+    const messages = [[enc("a1"), enc("")], [enc("b1")], []];
+    const entries = ["k1", "", "k3"].map((keyword, i) => {
+      let bytes = 1;
+      for (const m of messages[i]!) bytes += 4 + m.length;
+      return { keyword: enc(keyword), body: encodeBatch([{ messages: messages[i]! }], bytes) };
+    });
+    const request = encodeMulti(entries);
+    assert.equal(request.length, 1 + entries.reduce((n, e) => n + multiEntryBytes(e), 0));
+    const decoded = decodeMulti(request);
+    assert.deepEqual(decoded.map((e) => text(e.keyword)), ["k1", "", "k3"]);
+    assert.deepEqual(decoded.map((e) => e.messages.map(text)), [["a1", ""], ["b1"], []]);
+    for (let cut = 1; cut < request.length; cut++) {
+      const prefix = request.subarray(0, cut);
+      try {
+        decodeMulti(prefix); // a cut at an entry's end is a shorter, valid request
+      } catch (err) {
+        assert.match(String(err), /malformed request/);
+      }
+    }
+    const answer = encodeResults([
+      { code: Reply.ok, why: new Uint8Array(0) },
+      { code: Reply.offline, why: enc("gone") },
+    ]);
+    const results = decodeResults(answer, 2);
+    assert.deepEqual(results.map((r) => [r[0], text(r.subarray(1))]), [[Reply.ok, ""], [
+      Reply.offline,
+      "gone",
+    ]]);
+    assert.throws(() => decodeResults(answer, 3), /2 results for 3/);
+    assert.throws(() => decodeResults(answer.subarray(0, 3), 1), /cut short/);
+  });
 });

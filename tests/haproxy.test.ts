@@ -8,11 +8,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { nativeTransport } from "../mod.ts";
 import { type CoreFixture, startCore } from "./_core_fixture.ts";
-import { delay, missingTool, tempDir } from "./_helpers.ts";
+import { delay, tempDir } from "./_helpers.ts";
+import { haproxyConfig, noHaproxyReason } from "./_haproxy.ts";
 import { waitFor } from "./_settle.ts";
 import { text, WirePeer } from "./_wire_peer.ts";
-
-const noHaproxyReason = missingTool("haproxy", "-v", "apt-get install -y haproxy");
 
 /** A free loopback port: bound, read and released. */
 async function freePort(): Promise<number> {
@@ -58,25 +57,13 @@ describe("behind HAProxy (mode tcp, send-proxy-v2)", () => {
       await using two = await backend();
       const frontend = await freePort();
       const config = dir.join("haproxy.cfg");
+      const checks = "check check-send-proxy inter 100ms fall 1 rise 1";
       writeFileSync(
         config,
-        [
-          "global",
-          "  maxconn 256",
-          "defaults",
-          "  mode tcp",
-          "  timeout connect 2s",
-          "  timeout client 30s",
-          "  timeout server 30s",
-          "frontend asockio",
-          `  bind 127.0.0.1:${frontend}`,
-          "  default_backend cores",
-          "backend cores",
-          "  balance roundrobin",
-          `  server one 127.0.0.1:${one.port()} send-proxy-v2 check check-send-proxy inter 100ms fall 1 rise 1`,
-          `  server two 127.0.0.1:${two.port()} send-proxy-v2 check check-send-proxy inter 100ms fall 1 rise 1`,
-          "",
-        ].join("\n"),
+        haproxyConfig(frontend, [
+          { name: "one", port: one.port(), options: checks },
+          { name: "two", port: two.port(), options: checks },
+        ]),
       );
       let haproxy: ChildProcess | undefined;
       try {

@@ -6,6 +6,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   ClientNotConnectedError,
+  type ClusterBus,
+  type ClusterRefusal,
   ConnectionClosedError,
   CoreClosedError,
   IoCore,
@@ -170,4 +172,65 @@ describe("sendMessageToKeyword without a cluster", () => {
       await assert.rejects(core.locateKeyword("k"), CoreClosedError);
     },
   );
+});
+
+describe("ClusterBus.admit: the cluster's say before OK", () => {
+  /** A bus whose `admit` answers when the test says, and which records its calls. */
+  function slowBus() {
+    const calls: string[] = [];
+    const answers: ((refusal: ClusterRefusal | undefined) => void)[] = [];
+    const bus: ClusterBus = {
+      node: "here",
+      attach() {},
+      detach: () => Promise.resolve(),
+      admit(keyword) {
+        calls.push(`admit ${text(keyword)}`);
+        return new Promise((resolve) => answers.push(resolve));
+      },
+      claim: (keyword) => void calls.push(`claim ${text(keyword)}`),
+      release: (keyword) => void calls.push(`release ${text(keyword)}`),
+      send: () => Promise.reject(new ClientNotConnectedError("Cannot send to keyword: nobody holds it")),
+      locate: () => Promise.resolve(undefined),
+      stats: () => ({ node: "here", keywordsHeld: 0, sendsOut: 0, sendsIn: 0, failures: 0 }),
+    };
+    return { bus, calls, answers };
+  }
+
+  it("waits for admit before OK, and refuses a second connection meanwhile", TEST_TIMEOUT, async () => {
+    const { bus, calls, answers } = slowBus();
+    await using fx = await startCore({ listeners: TCP, acceptUnexpectedKeywords: "adopt", cluster: bus });
+    const first = await fx.connect("sensor-17");
+    await waitFor(() => answers.length === 1, 5000, "admit asked");
+    const second = await fx.connect("sensor-17");
+    assert.equal(text(await second.next()), "duplicate keyword");
+    answers[0]!(undefined);
+    assert.equal(text(await first.next()), "OK");
+    await iterateUntil(fx.core, (e) => e.expected.size === 1);
+    assert.deepEqual(calls, ["admit sensor-17", "claim sensor-17"]);
+  });
+
+  it("sends the refusal instead of OK, and registers nothing", TEST_TIMEOUT, async () => {
+    const { bus, calls, answers } = slowBus();
+    await using fx = await startCore({ listeners: TCP, acceptUnexpectedKeywords: "adopt", cluster: bus });
+    const peer = await fx.connect("taken");
+    await waitFor(() => answers.length === 1, 5000, "admit asked");
+    answers[0]!({ reason: "duplicate keyword", node: "there" });
+    assert.equal(text(await peer.next()), "duplicate keyword");
+    await peer.waitClosed();
+    assert.equal(fx.core.getClientIdByKeyword("taken"), undefined);
+    assert.deepEqual(calls, ["admit taken"]);
+  });
+
+  it("releases the keyword when the connection ends while admit runs", TEST_TIMEOUT, async () => {
+    const { bus, calls, answers } = slowBus();
+    await using fx = await startCore({ listeners: TCP, acceptUnexpectedKeywords: "adopt", cluster: bus });
+    const peer = await fx.connect("leaving");
+    await waitFor(() => answers.length === 1, 5000, "admit asked");
+    peer.close();
+    await waitFor(() => fx.core.stats().connections === 0, 5000, "the connection closed");
+    answers[0]!(undefined);
+    await waitFor(() => calls.length === 2, 5000, "released");
+    assert.deepEqual(calls, ["admit leaving", "release leaving"]);
+    assert.equal(fx.core.getClientIdByKeyword("leaving"), undefined);
+  });
 });

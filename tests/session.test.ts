@@ -84,6 +84,7 @@ function stubHost(limits: IoCoreLimits = {}): SessionHost & { closedSessions: Se
     tracksIdle: false,
     proxied: refuse,
     keywordVerdict: refuse,
+    router: { admit: refuse, admitting: refuse, admitted: refuse },
     admitNamed: refuse,
     hold: refuse,
     bind: refuse,

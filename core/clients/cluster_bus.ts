@@ -27,6 +27,14 @@ export interface ClusterStats {
   readonly failures: number;
 }
 
+/** Why a cluster refuses an incoming connection before its handshake's `OK` (see `ClusterBus.admit`). */
+export interface ClusterRefusal {
+  /** What the peer is told, as a local refusal would say it: `duplicate keyword`. */
+  readonly reason: string;
+  /** The node holding the keyword (for the core's log, not sent to the peer). */
+  readonly node: string;
+}
+
 /** The core's side of a cluster: what a bus calls when another node sends to this one. */
 export interface ClusterHost {
   /**
@@ -78,6 +86,15 @@ export interface ClusterBus {
   attach(host: ClusterHost): void;
   /** Stops answering for every keyword; resolves once the bus has let go of them. */
   detach(): Promise<void>;
+  /**
+   * Optional: asked before an incoming connection announcing `keyword` gets its handshake's `OK`.
+   * Resolves `undefined` to admit it (the core then calls {@linkcode ClusterBus.claim}, or
+   * {@linkcode ClusterBus.release} when the connection ended meanwhile), or a refusal when another
+   * node holds the keyword. A bus that cannot tell in time (its store is slow or unreachable) admits,
+   * and reports a conflict found later with `ClusterHost.drop`. It must settle within a bounded time
+   * (the handshake waits, and other connections for the keyword are refused as duplicates until then).
+   */
+  admit?(keyword: Uint8Array): Promise<ClusterRefusal | undefined>;
   /** This node now holds `keyword` (a named client connected here): sends to it come here. */
   claim(keyword: Uint8Array): void;
   /** This node no longer holds `keyword`. */

@@ -17,6 +17,8 @@ import type { Session } from "./session.ts";
 import type { SessionHost } from "./session_host.ts";
 import { type Deadline, Phase } from "./session_phase.ts";
 
+const encoder = new TextEncoder();
+
 /**
  * The handshake side of one session.
  */
@@ -164,12 +166,35 @@ export class HandshakeDriver {
     switch (decision.kind) {
       case "pending":
         return false;
-      case "admit":
-        if (decision.reply) {
-          session.queueOutput(decision.reply, true);
-          host.admitNamed(session, decision.keyword);
-        } else host.bind(session, session.client!);
-        return true;
+      case "admit": {
+        if (!decision.reply) {
+          host.bind(session, session.client!);
+          return true;
+        }
+        const { keyword, reply } = decision;
+        // A connection for this keyword is waiting for the cluster's answer: this one is a duplicate.
+        if (host.router.admitting(keyword)) {
+          session.refuse("duplicate keyword", encoder.encode("duplicate keyword"));
+          return false;
+        }
+        const asked = host.router.admit(keyword);
+        if (!asked) return this.#admitNamed(keyword, reply);
+        this.#runAsync(
+          asked,
+          (refusal) => {
+            host.router.admitted(keyword, false);
+            if (!refusal) return this.#admitNamed(keyword, reply);
+            session.refuse(
+              `${refusal.reason} (node ${refusal.node} holds it)`,
+              encoder.encode(refusal.reason),
+            );
+            return false;
+          },
+          "Cannot ask the cluster about the keyword",
+          () => host.router.admitted(keyword, true),
+        );
+        return false;
+      }
       case "hold":
         session.queueOutput(decision.reply, true);
         host.hold(session, decision.keyword);
@@ -200,21 +225,37 @@ export class HandshakeDriver {
     }
   }
 
-  /** Runs an asynchronous handshake step; input waits until it is done, then decoding goes on. */
-  #runAsync<T>(step: Promise<T>, then: (value: T) => boolean, failure: string): void {
+  /** Sends `OK` and binds the session to the keyword's client. */
+  #admitNamed(keyword: Uint8Array, reply: Uint8Array): boolean {
+    this.#session.queueOutput(reply, true);
+    this.#host.admitNamed(this.#session, keyword);
+    return true;
+  }
+
+  /**
+   * Runs an asynchronous handshake step; input waits until it is done, then decoding goes on.
+   * `abandoned` runs instead of `then` when the session moved on (closed) meanwhile, or the step failed.
+   */
+  #runAsync<T>(
+    step: Promise<T>,
+    then: (value: T) => boolean,
+    failure: string,
+    abandoned?: () => void,
+  ): void {
     const session = this.#session;
     const phase = session.phase;
     this.busy = true;
     step.then(
       (value) => {
         this.busy = false;
-        if (session.phase !== phase) return;
+        if (session.phase !== phase) return abandoned?.();
         session.guarded(() => {
           if (then(value)) session.decodeNow();
         });
       },
       (err: unknown) => {
         this.busy = false;
+        abandoned?.();
         session.fail(new AsockioError(failure, { cause: err }));
       },
     );

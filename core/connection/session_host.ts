@@ -5,6 +5,7 @@
  * @module
  */
 import type { ClientRecord } from "../clients/client_registry.ts";
+import type { ClusterRefusal } from "../clients/cluster_bus.ts";
 import type { EventBoard } from "../engine/event_board.ts";
 import type { MemoryBudget } from "../engine/memory_budget.ts";
 import type { ProcessorHost } from "../engine/processor_host.ts";
@@ -27,6 +28,12 @@ export interface SessionHost {
   proxied(session: Session): void;
   /** Accepting side: what to do with an announced keyword (rules, registry, duplicates). */
   keywordVerdict(session: Session, keyword: Uint8Array, authenticated: boolean): KeywordVerdict;
+  /** Accepting side: the cluster's say on an admitted keyword before its `OK` (see `KeywordRouter`). */
+  readonly router: {
+    admit(keyword: Uint8Array): Promise<ClusterRefusal | undefined> | undefined;
+    admitting(keyword: Uint8Array): boolean;
+    admitted(keyword: Uint8Array, abandoned: boolean): void;
+  };
   /** Accepting side: the handshake admitted `keyword`; bind the session to its client. */
   admitNamed(session: Session, keyword: Uint8Array): void;
   /** Accepting side: hold the session for `keyword` until somebody registers it. */

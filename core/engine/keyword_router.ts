@@ -8,7 +8,13 @@
 import { ClientNotConnectedError, ConnectionClosedError, MessageTooLargeError } from "../errors.ts";
 import { Phase } from "../connection/session.ts";
 import { type ClientRecord, type ClientRegistry, keywordKey } from "../clients/client_registry.ts";
-import type { ClusterBus, ClusterHost, ClusterStats, KeywordLocation } from "../clients/cluster_bus.ts";
+import type {
+  ClusterBus,
+  ClusterHost,
+  ClusterRefusal,
+  ClusterStats,
+  KeywordLocation,
+} from "../clients/cluster_bus.ts";
 import type { ClientId } from "../types.ts";
 import type { Logger } from "../options.ts";
 
@@ -47,6 +53,8 @@ export class KeywordRouter implements ClusterHost {
   readonly #cluster: ClusterBus | undefined;
   /** Keyword keys claimed on the bus. */
   readonly #claimed = new Set<string>();
+  /** Keyword keys whose incoming connection waits for the cluster's answer before its `OK`. */
+  readonly #admitting = new Set<string>();
 
   /** A router over `deps.registry`; attaches to `deps.cluster` when one is given. */
   constructor(deps: KeywordRouterDeps) {
@@ -123,6 +131,33 @@ export class KeywordRouter implements ClusterHost {
   warn(message: string, error?: unknown): void {
     if (error === undefined) this.#logger.warn?.(message);
     else this.#logger.warn?.(message, error);
+  }
+
+  /**
+   * Accepting side, before `OK`: asks the cluster whether another node holds `keyword` (see
+   * `ClusterBus.admit`); `undefined` when there is nothing to ask. Until it answers, another
+   * connection announcing the keyword here is a duplicate ({@linkcode KeywordRouter.admitting}).
+   */
+  admit(keyword: Uint8Array): Promise<ClusterRefusal | undefined> | undefined {
+    const bus = this.#cluster;
+    if (!bus?.admit) return undefined;
+    const key = keywordKey(keyword);
+    this.#admitting.add(key);
+    return bus.admit(keyword);
+  }
+
+  /** True while the cluster is asked about `keyword` for a connection of this core. */
+  admitting(keyword: Uint8Array): boolean {
+    return this.#admitting.size > 0 && this.#admitting.has(keywordKey(keyword));
+  }
+
+  /**
+   * The cluster admitted `keyword` ({@linkcode KeywordRouter.admit}) or refused it. `abandoned`:
+   * the connection ended while it waited, so a claim the bus made for it is given up.
+   */
+  admitted(keyword: Uint8Array, abandoned: boolean): void {
+    this.#admitting.delete(keywordKey(keyword));
+    if (abandoned) this.#cluster?.release(keyword);
   }
 
   /** A client of this core now answers for its keyword: an outgoing one registered, or one connected. */

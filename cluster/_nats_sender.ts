@@ -1,0 +1,366 @@
+/**
+ * The sending side of `natsCluster`: sends by keyword, one batch per keyword in flight (so they
+ * arrive in the order made), and the batches of one tick that go to the same node in one request
+ * to that node's subject. A keyword's node is learned from its holder's answers; a keyword whose
+ * node is not known yet, or that moved, goes to its own subject, where NATS finds the holder.
+ *
+ * @module
+ */
+import {
+  ClientNotConnectedError,
+  MessageTooLargeError,
+  SendBufferFullError,
+  TimeoutError,
+} from "../core/errors.ts";
+import { describeKeyword } from "../core/engine/keyword_router.ts";
+import {
+  decodeResults,
+  encodeBatch,
+  encodeMulti,
+  isNoResponders,
+  isTimeout,
+  keywordToken,
+  type MultiEntry,
+  multiEntryBytes,
+  Op,
+  PART_FIRST,
+  PART_LAST,
+  Reply,
+} from "./_nats_wire.ts";
+
+/** What the sender needs of a nats.js connection. */
+export interface NatsRequester {
+  request(subject: string, data: Uint8Array, options: { timeout: number }): Promise<{ data: Uint8Array }>;
+  readonly info?: { readonly max_payload?: number } | undefined;
+}
+
+/** Pauses after "no responders" before trying again: right after a subscription changes, NATS may answer so for a moment. */
+const NO_RESPONDERS_RETRY_MS = [5, 10, 10];
+/** Room kept in a request for its header. */
+const REQUEST_OVERHEAD = 64;
+/** The request size when the server did not say (NATS's default `max_payload`). */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** Keywords whose node is remembered; the oldest is forgotten beyond this (bounded memory). */
+const MAX_ROUTES = 65_536;
+
+const decoder = new TextDecoder();
+
+/** One `send` call waiting in a keyword's queue. */
+interface PendingSend {
+  readonly messages: Uint8Array[];
+  readonly bytes: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** A keyword's sends: one batch in flight at a time, so they arrive in the order made. */
+interface KeywordQueue {
+  readonly keyword: Uint8Array;
+  readonly token: string;
+  readonly subject: string;
+  pending: PendingSend[];
+  busy: boolean;
+}
+
+/** A batch of one keyword in a node's request. */
+interface NodeEntry extends MultiEntry {
+  readonly queue: KeywordQueue;
+  readonly batch: PendingSend[];
+}
+
+/** The counters the sender shares with its bus. */
+export interface SenderCounters {
+  sendsOut: number;
+  failures: number;
+  /** Requests to a node's subject carrying several keywords' batches. */
+  nodeRequests: number;
+  /** Requests to a keyword's subject. */
+  keywordRequests: number;
+}
+
+/** Sends by keyword through NATS for one bus. */
+export class NatsSender {
+  readonly #nc: NatsRequester;
+  readonly #prefix: string;
+  readonly #timeoutMs: number;
+  /** Identifies this sender's parts of large messages on the holding node. */
+  readonly #partId: Uint8Array;
+  readonly #maxMessageBytes: () => number;
+  readonly counters: SenderCounters = { sendsOut: 0, failures: 0, nodeRequests: 0, keywordRequests: 0 };
+  readonly #queues = new Map<string, KeywordQueue>();
+  /** The node that last answered for a keyword's token. */
+  readonly #routes = new Map<string, string>();
+  /** Queues with a batch for the next flush. */
+  #ready: KeywordQueue[] = [];
+  #flushQueued = false;
+
+  /**
+   * A sender over `nc`, to subjects under `prefix`; `partId` marks its parts of large messages;
+   * `maxMessageBytes` is this core's limit (named in a holder's `MessageTooLargeError`).
+   */
+  constructor(
+    nc: NatsRequester,
+    prefix: string,
+    timeoutMs: number,
+    partId: Uint8Array,
+    maxMessageBytes: () => number,
+  ) {
+    this.#nc = nc;
+    this.#maxMessageBytes = maxMessageBytes;
+    this.#prefix = prefix;
+    this.#timeoutMs = timeoutMs;
+    this.#partId = partId;
+  }
+
+  /** Queues `messages` for `keyword`; resolves once its holder queued them (see `ClusterBus.send`). */
+  send(keyword: Uint8Array, messages: Uint8Array[]): Promise<void> {
+    const token = keywordToken(keyword);
+    let queue = this.#queues.get(token);
+    if (!queue) {
+      queue = { keyword: keyword.slice(), token, subject: this.#prefix + token, pending: [], busy: false };
+      this.#queues.set(token, queue);
+    }
+    let bytes = 0;
+    for (const message of messages) bytes += message.length + 4;
+    const promise = new Promise<void>((resolve, reject) => {
+      queue.pending.push({ messages, bytes, resolve, reject });
+    });
+    if (!queue.busy) {
+      queue.busy = true;
+      this.#schedule(queue);
+    }
+    return promise;
+  }
+
+  /** A NATS request, tried again briefly on "no responders"; errors become asockio's. */
+  async request(subject: string, body: Uint8Array, keyword?: Uint8Array): Promise<Uint8Array> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return (await this.#nc.request(subject, body, { timeout: this.#timeoutMs })).data;
+      } catch (err) {
+        const name = keyword ? `keyword ${describeKeyword(keyword)}` : "keyword";
+        if (isNoResponders(err)) {
+          if (attempt < NO_RESPONDERS_RETRY_MS.length) {
+            await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS[attempt]));
+            continue;
+          }
+          throw new ClientNotConnectedError(`Cannot send to ${name}: no node holds it`, { cause: err });
+        }
+        if (isTimeout(err)) throw this.#timeout(name, err);
+        throw err;
+      }
+    }
+  }
+
+  #timeout(name: string, cause: unknown): TimeoutError {
+    return new TimeoutError(
+      `Cannot send to ${name}: the holding node did not answer in ${this.#timeoutMs} ms; the messages may or may not have been queued`,
+      { cause },
+    );
+  }
+
+  /** The largest request body. */
+  get #maxBody(): number {
+    return Math.max(1024, (this.#nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - REQUEST_OVERHEAD);
+  }
+
+  /** `queue` has a batch to send: at the end of this tick, with the others. */
+  #schedule(queue: KeywordQueue): void {
+    this.#ready.push(queue);
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  /** Sends a batch of each ready queue: together per known node, alone otherwise. */
+  #flush(): void {
+    this.#flushQueued = false;
+    const ready = this.#ready;
+    this.#ready = [];
+    const max = this.#maxBody;
+    const byNode = new Map<string, NodeEntry[]>();
+    for (const queue of ready) {
+      const batch: PendingSend[] = [];
+      let bytes = 1;
+      while (queue.pending.length > 0 && (batch.length === 0 || bytes + queue.pending[0]!.bytes <= max)) {
+        const call = queue.pending.shift()!;
+        batch.push(call);
+        bytes += call.bytes;
+      }
+      if (bytes > max) {
+        void this.#run(queue, batch, () => this.#sendLarge(queue, batch[0]!.messages, max));
+        continue;
+      }
+      const body = encodeBatch(batch, bytes);
+      const node = this.#routes.get(queue.token);
+      if (node === undefined) {
+        void this.#run(queue, batch, () => this.#requestOk(queue, body));
+        continue;
+      }
+      let entries = byNode.get(node);
+      if (!entries) byNode.set(node, entries = []);
+      entries.push({ keyword: queue.keyword, body, queue, batch });
+    }
+    for (const [node, entries] of byNode) {
+      if (entries.length === 1) {
+        const { queue, batch, body } = entries[0]!;
+        void this.#run(queue, batch, () => this.#requestOk(queue, body));
+        continue;
+      }
+      // As many requests as max_payload needs, each with as many keywords as fit.
+      let group: NodeEntry[] = [];
+      let bytes = 1;
+      for (const entry of entries) {
+        const size = multiEntryBytes(entry);
+        if (group.length > 0 && bytes + size > max) {
+          void this.#sendToNode(node, group);
+          group = [];
+          bytes = 1;
+        }
+        group.push(entry);
+        bytes += size;
+      }
+      void this.#sendToNode(node, group);
+    }
+  }
+
+  /** Runs a batch's sending; settles its calls, then lets the queue send its next batch. */
+  async #run(queue: KeywordQueue, batch: PendingSend[], send: () => Promise<void>): Promise<void> {
+    try {
+      await send();
+      this.#sent(batch);
+    } catch (err) {
+      this.#failed(batch, err);
+    }
+    this.#next(queue);
+  }
+
+  #sent(batch: PendingSend[]): void {
+    let count = 0;
+    for (const call of batch) count += call.messages.length;
+    this.counters.sendsOut += count;
+    for (const call of batch) call.resolve();
+  }
+
+  #failed(batch: PendingSend[], err: unknown): void {
+    this.counters.failures += batch.length;
+    for (const call of batch) call.reject(err);
+  }
+
+  #next(queue: KeywordQueue): void {
+    if (queue.pending.length > 0) this.#schedule(queue);
+    else {
+      queue.busy = false;
+      this.#queues.delete(queue.token);
+    }
+  }
+
+  /**
+   * Several keywords' batches in one request to their node. A keyword the node no longer holds
+   * (it moved), or a node that is gone, sends its batch again to the keyword's own subject.
+   */
+  async #sendToNode(node: string, group: NodeEntry[]): Promise<void> {
+    this.counters.nodeRequests++;
+    let results: Uint8Array[] | undefined;
+    try {
+      const reply = await this.#nc.request(`${this.#prefix}n.${node}`, encodeMulti(group), {
+        timeout: this.#timeoutMs,
+      });
+      results = decodeResults(reply.data, group.length);
+    } catch (err) {
+      // No responders: the node left, and delivered nothing; each keyword asks its own subject.
+      // Anything else (a timeout, a lost connection, a malformed answer) may have delivered: no retry.
+      if (!isNoResponders(err)) {
+        for (const { queue, batch } of group) {
+          const name = `keyword ${describeKeyword(queue.keyword)}`;
+          this.#failed(batch, isTimeout(err) ? this.#timeout(name, err) : err);
+          this.#next(queue);
+        }
+        return;
+      }
+    }
+    for (let i = 0; i < group.length; i++) {
+      const { queue, batch, body } = group[i]!;
+      const reply = results?.[i];
+      if (reply && reply[0] !== Reply.offline) {
+        const err = this.#replyError(queue, reply);
+        if (err) this.#failed(batch, err);
+        else this.#sent(batch);
+        this.#next(queue);
+        continue;
+      }
+      this.#routes.delete(queue.token);
+      void this.#run(queue, batch, () => this.#requestOk(queue, body));
+    }
+  }
+
+  /** One call too large for one request: its messages in requests of their own, a large one in parts. */
+  async #sendLarge(queue: KeywordQueue, messages: Uint8Array[], max: number): Promise<void> {
+    for (const message of messages) {
+      if (message.length + 5 <= max) {
+        await this.#requestOk(queue, encodeBatch([{ messages: [message] }], message.length + 5));
+        continue;
+      }
+      const room = max - 10;
+      for (let at = 0; at < message.length; at += room) {
+        const chunk = message.subarray(at, at + room);
+        const body = new Uint8Array(10 + chunk.length);
+        body[0] = Op.part;
+        body[1] = (at === 0 ? PART_FIRST : 0) | (at + room >= message.length ? PART_LAST : 0);
+        body.set(this.#partId, 2);
+        body.set(chunk, 10);
+        await this.#requestOk(queue, body);
+      }
+    }
+  }
+
+  /** A request to the keyword's subject whose reply must say ok; anything else becomes the error it names. */
+  async #requestOk(queue: KeywordQueue, body: Uint8Array): Promise<void> {
+    this.counters.keywordRequests++;
+    let reply = await this.request(queue.subject, body, queue.keyword);
+    // A node letting go of the keyword answers "offline" while its subscription drains; the client
+    // may be connecting elsewhere that moment, so ask again briefly, as after "no responders".
+    // Only whole messages: a part is not sent twice (it would join another node's message).
+    const retry = body[0] === Op.messages;
+    for (
+      let attempt = 0;
+      retry && reply[0] === Reply.offline && attempt < NO_RESPONDERS_RETRY_MS.length;
+      attempt++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS[attempt]));
+      this.counters.keywordRequests++;
+      reply = await this.request(queue.subject, body, queue.keyword);
+    }
+    const err = this.#replyError(queue, reply);
+    if (err) throw err;
+    // The holder names itself in its ok: the keyword's next batches go with others to that node.
+    if (reply.length > 1) this.#learn(queue.token, decoder.decode(reply.subarray(1)));
+  }
+
+  /** Remembers `token`'s node, forgetting the oldest beyond {@linkcode MAX_ROUTES}. */
+  #learn(token: string, node: string): void {
+    if (this.#routes.get(token) === node) return;
+    this.#routes.delete(token);
+    if (this.#routes.size >= MAX_ROUTES) this.#routes.delete(this.#routes.keys().next().value!);
+    this.#routes.set(token, node);
+  }
+
+  /** The error a reply names, or `undefined` for ok. */
+  #replyError(queue: KeywordQueue, reply: Uint8Array): Error | undefined {
+    if (reply.length === 0 || reply[0] === Reply.ok) return undefined;
+    const why = decoder.decode(reply.subarray(1));
+    const keyword = describeKeyword(queue.keyword);
+    switch (reply[0]) {
+      case Reply.offline:
+        return new ClientNotConnectedError(`Cannot send to keyword ${keyword}: ${why}`);
+      case Reply.bufferFull:
+        return new SendBufferFullError(`Cannot send to keyword ${keyword}: ${why}`);
+      case Reply.tooLarge:
+        return new MessageTooLargeError(0n, this.#maxMessageBytes(), {
+          message: `Cannot send to keyword ${keyword}: ${why}`,
+        });
+      default:
+        return new Error(`Cannot send to keyword ${keyword}: the holding node failed: ${why}`);
+    }
+  }
+}
