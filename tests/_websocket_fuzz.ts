@@ -12,7 +12,8 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { ClientId, IoCore } from "../mod.ts";
-import type { Rng } from "./_stream_check.ts";
+import { Rng } from "./_stream_check.ts";
+import { startCore } from "./_core_fixture.ts";
 import { clientFrame, closePayload, WsPeer } from "./_websocket_peer.ts";
 
 /** What `ws` made of a byte stream. */
@@ -109,7 +110,11 @@ export function fuzzFrames(rng: Rng, maxMessageBytes: number): Uint8Array {
       const opcode = rng.pick([1, 2]);
       const parts = 2 + rng.int(3);
       for (let i = 0; i < parts; i++) {
-        const body = opcode === 1 ? text(rng, 20) : rng.bytes(size(rng, maxMessageBytes / 2));
+        const body = rng.chance(0.2)
+          ? new Uint8Array(0) // empty fragments: the parser's reserved prefix once doubled after one
+          : opcode === 1
+          ? text(rng, 20)
+          : rng.bytes(size(rng, maxMessageBytes / 2));
         frames.push(clientFrame(i === 0 ? opcode : 0, body, { fin: i === parts - 1, mask: mask(rng) }));
         if (rng.chance(0.3)) frames.push(clientFrame(9, rng.bytes(rng.int(20)), { mask: mask(rng) }));
       }
@@ -146,8 +151,12 @@ async function poll(peer: WsPeer, condition: () => boolean, timeoutMs: number): 
   }
 }
 
-/** What one round found wrong, or `undefined`. */
-export type FuzzProblem = string | undefined;
+/** One round: how `ws` read the fuzzed stream (`open`, `close`, `error 1002`, ...) and what differed. */
+export interface FuzzRoundResult {
+  outcome: string;
+  /** What differed from `ws`'s reading, or `undefined`. */
+  problem?: string;
+}
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const same = (a: Uint8Array[], b: Uint8Array[]) =>
@@ -156,7 +165,7 @@ const same = (a: Uint8Array[], b: Uint8Array[]) =>
 /**
  * One round against `core` (a `websocket` listener at `/ws` on `port`, `limits.maxMessageBytes` =
  * `maxMessageBytes`): admitted as `keyword` (registered by the caller as `id`), reads the messages the core sends,
- * then sends a fuzzed stream. Returns what differed from `ws`'s reading, or `undefined`.
+ * then sends a fuzzed stream.
  */
 export async function fuzzRound(
   core: IoCore,
@@ -165,12 +174,14 @@ export async function fuzzRound(
   id: ClientId,
   rng: Rng,
   maxMessageBytes: number,
-): Promise<FuzzProblem> {
+): Promise<FuzzRoundResult> {
   const peer = await WsPeer.open(port, "/ws");
   try {
     peer.send(1, keyword, { mask: mask(rng) });
     await peer.until((frames) => frames.length >= 1, 5000);
-    if (peer.texts()[0] !== "OK") return `not admitted: ${JSON.stringify(peer.texts())}`;
+    if (peer.texts()[0] !== "OK") {
+      return { outcome: "refused", problem: `not admitted: ${JSON.stringify(peer.texts())}` };
+    }
     const admitted = peer.net.bytes().length;
     // Messages from the core, each length form: `ws`'s client-side parser must read them back exactly.
     const sent = Array.from(
@@ -182,7 +193,9 @@ export async function fuzzRound(
     await peer.until((frames) => frames.length >= 1 + sent.length, 5000);
     const fromCore = await wsDecode(peer.net.bytes().subarray(admitted), 0, false);
     if (!same(fromCore.messages, sent) || fromCore.end !== "open") {
-      return `ws read ${fromCore.messages.length}/${sent.length} of the core's messages (${fromCore.end})`;
+      const problem =
+        `ws read ${fromCore.messages.length}/${sent.length} of the core's messages (${fromCore.end})`;
+      return { outcome: "open", problem };
     }
     const mark = peer.net.bytes().length;
     const before = peer.frames.length;
@@ -219,8 +232,70 @@ export async function fuzzRound(
       problems.push(`ws closes with ${model.code}, the core ${fromServer.end} ${fromServer.code}`);
     }
     if (model.end === "close" && fromServer.end !== "close") problems.push("the peer's close was not echoed");
-    return problems.length > 0 ? `${problems.join("; ")} (stream ${hex(bytes).slice(0, 400)})` : undefined;
+    const outcome = model.end === "error" ? `error ${model.code}` : model.end;
+    if (problems.length === 0) return { outcome };
+    return { outcome, problem: `${problems.join("; ")} (stream ${hex(bytes).slice(0, 400)})` };
   } finally {
     peer.net.socket.destroy();
   }
+}
+
+/** What {@linkcode runWebSocketFuzz} found. */
+export interface WebSocketFuzzReport {
+  rounds: number;
+  seed: number;
+  /** How `ws` read the fuzzed streams: `open`, `close`, `error 1002`, ... with their counts. */
+  outcomes: Record<string, number>;
+  /** One line per round that differed (at most `maxFailures`). */
+  failures: string[];
+  durationMs: number;
+}
+
+/**
+ * `rounds` rounds of {@linkcode fuzzRound}, one connection each, against a fresh core with a `websocket`
+ * listener and `limits.maxMessageBytes` = `maxMessageBytes`. Round `r` of `seed` always sends the same bytes.
+ */
+export async function runWebSocketFuzz(options: {
+  rounds: number;
+  seed: number;
+  maxMessageBytes?: number;
+  maxFailures?: number;
+  progress?: (done: number) => void;
+}): Promise<WebSocketFuzzReport> {
+  const max = options.maxMessageBytes ?? 70_000;
+  const started = performance.now();
+  const report: WebSocketFuzzReport = {
+    rounds: 0,
+    seed: options.seed,
+    outcomes: {},
+    failures: [],
+    durationMs: 0,
+  };
+  await using fx = await startCore({
+    listeners: [{ transport: "tcp", port: 0, websocket: { path: "/ws", pingIntervalMs: 0 } }],
+    limits: { maxMessageBytes: max },
+  });
+  for (
+    let round = 0;
+    round < options.rounds && report.failures.length < (options.maxFailures ?? 5);
+    round++
+  ) {
+    const keyword = `fuzz-${round}`;
+    const id = fx.core.addClient({ keyword });
+    const { outcome, problem } = await fuzzRound(
+      fx.core,
+      fx.port(),
+      keyword,
+      id,
+      new Rng(options.seed, round),
+      max,
+    );
+    report.outcomes[outcome] = (report.outcomes[outcome] ?? 0) + 1;
+    fx.core.removeClient(id);
+    if (problem) report.failures.push(`seed ${options.seed} round ${round}: ${problem}`);
+    report.rounds++;
+    options.progress?.(report.rounds);
+  }
+  report.durationMs = performance.now() - started;
+  return report;
 }

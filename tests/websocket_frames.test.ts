@@ -93,6 +93,24 @@ describe("WebSocketFrameParser", () => {
     ]]);
   });
 
+  it("leaves reserveBytes once in front of a message whose first fragments are empty", () => {
+    // Found by the live fuzz (seed 5, round 340): the last fragment took the prefix as if it were whole.
+    const bytes = cat(
+      clientFrame(1, "", { fin: false }),
+      clientFrame(0, "", { fin: false }),
+      clientFrame(0, "ab"),
+    );
+    assert.deepEqual(events(bytes, 1024, 8), [["message", hex(enc("ab")), true]]);
+    const parser = new WebSocketFrameParser({ maxMessageBytes: 64, reserveBytes: 8 }, {
+      message: (p) => assert.equal(p.length, 8 + 2),
+      ping: () => {},
+      pong: () => {},
+      close: () => {},
+      error: () => assert.fail("no error"),
+    });
+    parser.push(bytes);
+  });
+
   it("reassembles fragments with control frames between them", () => {
     const input = cat(
       clientFrame(1, "Hel", { fin: false }),
