@@ -132,11 +132,20 @@ export class WsPeer {
     this.net = net;
   }
 
-  /** Connects to `port`, sends an upgrade for `path` (with `extra` header lines) and reads the 101. */
-  static async open(port: number, path = "/ws", extra: readonly string[] = []): Promise<WsPeer> {
+  /**
+   * Connects to `port`, sends an upgrade for `path` (with `extra` header lines; after `prefix`, such as a
+   * PROXY header, in the same write) and reads the 101.
+   */
+  static async open(
+    port: number,
+    path = "/ws",
+    extra: readonly string[] = [],
+    prefix?: Uint8Array,
+  ): Promise<WsPeer> {
     const net = await NetPeer.connect(port);
     const key = "dGhlIHNhbXBsZSBub25jZQ==";
-    net.write(upgradeRequest(path, key, extra));
+    const request = new TextEncoder().encode(upgradeRequest(path, key, extra));
+    net.write(prefix === undefined ? request : new Uint8Array([...prefix, ...request]));
     const peer = new WsPeer(net);
     const ok = await net.until(() => net.text().includes("\r\n\r\n"), 5000);
     if (!ok) throw new Error(`No answer to the upgrade: ${JSON.stringify(net.text())}`);

@@ -30,9 +30,6 @@ function checkWebSocket(listener: IoCoreListenerOptions, id: number): void {
   if (listener.transport !== "tcp" && listener.transport !== "tls") {
     throw new TypeError(`${at} is ${listener.transport}; websocket needs tcp or tls`);
   }
-  if (listener.proxyProtocol !== undefined) {
-    throw new TypeError(`${at} has both websocket and proxyProtocol, which cannot be combined yet`);
-  }
   if (!option.path.startsWith("/")) {
     throw new TypeError(`${at} websocket.path must start with "/", got ${JSON.stringify(option.path)}`);
   }
@@ -169,7 +166,10 @@ export class ListenerSet {
           if (slot.info) onAccept(conn, slot.info);
           else slot.early.push(conn);
         };
+        const trusted = this.#trusted[id];
         const onConnection = websocket === undefined ? accepted : (conn: Connection) => {
+          // Not a trusted balancer on a PROXY listener: the core refuses it, as on any PROXY listener.
+          if (trusted !== undefined && !trusted(conn.remoteAddr)) return accepted(conn);
           this.#upgrading.add(
             new WebSocketConnection(conn, {
               path: websocket.path,
@@ -179,6 +179,7 @@ export class ListenerSet {
               headTimeoutMs: this.#parking.timeoutMs,
               closeTimeoutMs: this.#webSocketLimits.closeTimeoutMs,
               heldInput: this.#webSocketLimits.heldInput,
+              proxyHeader: trusted !== undefined,
               ready: (ws) => {
                 this.#upgrading.delete(ws);
                 accepted(ws);
