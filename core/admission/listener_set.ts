@@ -4,7 +4,14 @@
  *
  * @module
  */
-import type { Addr, Connection, Listener, ListenOptions, Transport } from "../../transports/types.ts";
+import type {
+  Addr,
+  Connection,
+  ConnectionHandler,
+  Listener,
+  ListenOptions,
+  Transport,
+} from "../../transports/types.ts";
 import { DatagramPeers, type DatagramPeersOptions } from "../udp/datagram_peers.ts";
 import { type CidrRange, describeAddr, ipInRange, parseCidr, parseIp } from "../wire/ip.ts";
 import type { IoCoreListenerOptions, Logger } from "../options.ts";
@@ -19,7 +26,7 @@ export interface WebSocketLimits {
   /** How long a peer has to close after our close frame (`limits.closeTimeoutMs`). */
   readonly closeTimeoutMs: number;
   /** Told how the bytes of partly received WebSocket messages change (counted in `inputBytes`). */
-  readonly heldInput?: (delta: number) => void;
+  readonly heldInput?: (delta: number, handler: ConnectionHandler | undefined) => void;
 }
 
 /** Checks a listener's `websocket` option beyond the option tables. */

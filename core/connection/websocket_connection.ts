@@ -44,8 +44,11 @@ export interface WebSocketConnectionOptions extends UpgradePolicy {
   readonly headTimeoutMs: number;
   /** After our close frame, how long the peer has to close the TCP connection (`limits.closeTimeoutMs`). */
   readonly closeTimeoutMs: number;
-  /** Told how the bytes of a partly received message change, for the memory budget. */
-  readonly heldInput?: (delta: number) => void;
+  /**
+   * Told how the bytes of a partly received message change, with the session reading it (once set),
+   * for the memory budget: growing over the input cap, it may pause the connection.
+   */
+  readonly heldInput?: (delta: number, handler: ConnectionHandler | undefined) => void;
   /**
    * The listener has `proxyProtocol` and the peer is a trusted balancer: a PROXY header comes before the
    * request head. It is found here only to skip it; its bytes reach the session first, which reads it.
@@ -294,7 +297,7 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   #account(): void {
     const held = this.#parser?.bufferedBytes ?? 0;
     if (held === this.#held) return;
-    this.#options.heldInput?.(held - this.#held);
+    this.#options.heldInput?.(held - this.#held, this.#handler);
     this.#held = held;
   }
 
