@@ -40,6 +40,10 @@ const BENCHES = {
     load: async () => (await import("./b5_scale_out.ts")).runB5,
   },
   b6: { title: "B6 datagram echo round trips (UDP)", load: async () => (await import("./b6_udp.ts")).runB6 },
+  b8: {
+    title: "B8 WebSocket echo round trips",
+    load: async () => (await import("./b8_websocket.ts")).runB8,
+  },
 } as const;
 type BenchId = keyof typeof BENCHES;
 
@@ -51,6 +55,7 @@ const NODE_WORKLOADS = [
   "bench/workloads/framed_asockio.ts",
   "bench/workloads/framed_bare.ts",
   "bench/workloads/udp_echo.ts",
+  "bench/workloads/websocket_echo.ts",
 ];
 
 const CLI = {
