@@ -14,7 +14,7 @@ import { dirname, join } from "node:path";
 import type { ClientId, IoCore } from "../mod.ts";
 import { Rng } from "./_stream_check.ts";
 import { startCore } from "./_core_fixture.ts";
-import { clientFrame, closePayload, WsPeer } from "./_websocket_peer.ts";
+import { clientFrame, closePayload, concatBytes, WsPeer } from "./_websocket_peer.ts";
 
 /** What `ws` made of a byte stream. */
 export interface WsModel {
@@ -73,16 +73,6 @@ export async function wsDecode(bytes: Uint8Array, maxPayload: number, isServer =
   return model;
 }
 
-const cat = (parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
-
 function text(rng: Rng, max: number): Uint8Array {
   const chars = ["a", "z", " ", "é", "€", "😀", "\u0000"];
   let s = "";
@@ -130,7 +120,7 @@ export function fuzzFrames(rng: Rng, maxMessageBytes: number): Uint8Array {
     else if (k < 19) frames.push(clientFrame(rng.pick([3, 7, 11, 15]), rng.bytes(4), { mask: m }));
     else frames.push(clientFrame(2, rng.bytes(4), { mask: m, rsv: 1 + rng.int(7) }));
   }
-  const bytes = cat(frames);
+  const bytes = concatBytes(...frames);
   if (rng.chance(0.3)) {
     for (let k = 1 + rng.int(3); k > 0; k--) bytes[rng.int(bytes.length)] = rng.int(256);
   }

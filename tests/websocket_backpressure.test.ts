@@ -8,17 +8,9 @@ import { describe, it } from "node:test";
 import { startCore } from "./_core_fixture.ts";
 import { delay, MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
-import { clientFrame, WsPeer } from "./_websocket_peer.ts";
+import { clientFrame, namedWsPeer } from "./_websocket_peer.ts";
 
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-
-async function named(port: number, keyword: string): Promise<WsPeer> {
-  const peer = await WsPeer.open(port, "/ws");
-  peer.send(2, keyword);
-  await peer.until((f) => f.length >= 1);
-  assert.equal(peer.texts()[0], "OK");
-  return peer;
-}
 
 describe("websocket listener under the input cap", () => {
   it(
@@ -31,7 +23,7 @@ describe("websocket listener under the input cap", () => {
         limits: { inputBytes: MiB, maxMessageBytes: 64 * MiB },
       });
       const id = fx.core.addClient({ keyword: "big" });
-      const peer = await named(fx.port(), "big");
+      const peer = await namedWsPeer(fx.port(), "big");
       peer.send(2, "unread");
       await waitFor(() => fx.core.getClientInfo(id)!.unreadMessages === 1, 5000, "the small message");
       // 24 MiB in 1 MiB fragments, all written at once: each fragment's bytes say which it is.
@@ -73,7 +65,7 @@ describe("websocket listener under the input cap", () => {
         limits: { inputBytes: MiB, maxMessageBytes: 2 * MiB },
       });
       const id = fx.core.addClient({ keyword: "too big" });
-      const peer = await named(fx.port(), "too big");
+      const peer = await namedWsPeer(fx.port(), "too big");
       peer.send(2, new Uint8Array(MiB), { fin: false });
       peer.send(0, new Uint8Array(MiB), { fin: false });
       peer.net.write(clientFrame(0, new Uint8Array(MiB)).subarray(0, 14)); // only the header of the third
