@@ -11,6 +11,7 @@ import { type MachineInfo, ROOT, type Runtime } from "./_runtimes.ts";
 import { B5_CONCURRENCY } from "./b5_scale_out.ts";
 import { B6_BASELINE } from "./b6_udp.ts";
 import { B7_BASELINE } from "./b7_cluster.ts";
+import { B8_BASELINE } from "./b8_websocket.ts";
 
 /** Everything a run produced. */
 export interface RunReport {
@@ -475,6 +476,23 @@ function markdown(report: RunReport, checks: Target[]): string {
       }),
     ));
   }
+  const b8 = rows.filter((r) => r.bench === "b8");
+  if (b8.length) {
+    out.push("", `## B8 WebSocket echo round trips (${note}; 32-byte messages, 1,000 in flight)`, "");
+    out.push(table(
+      ["runtime", "messages", "contender", "round trips/s", `vs ${B8_BASELINE}`],
+      b8.map((r) => {
+        const own = find(rows, "b8", r.runtime, B8_BASELINE, r.params);
+        return [
+          r.runtime,
+          si(Number(r.params.count)),
+          r.contender,
+          r.error ? `failed: ${r.error}` : si(r.metrics.roundTripsPerSecond!),
+          own && !r.error ? `${b6Ratio(r, own).toFixed(2)}×` : "",
+        ];
+      }),
+    ));
+  }
   out.push("");
   return out.join("\n");
 }
@@ -486,7 +504,7 @@ const lossLabel = (row: Row) => {
   return worst > row.metrics.lossRate! ? `${median} (worst run ${(worst * 100).toFixed(2)}%)` : median;
 };
 
-/** A B6 row's round trips/s as a ratio to the bare UDP echo's. */
+/** A B6 (or B8) row's round trips/s as a ratio to the baseline's. */
 const b6Ratio = (row: Row, bare: Row) => row.metrics.roundTripsPerSecond! / bare.metrics.roundTripsPerSecond!;
 
 // ---------------------------------------------------------------------------------------------
@@ -722,6 +740,26 @@ function panels(report: RunReport, checks: Target[]): Panel[] {
             series: r.contender,
             value: r.metrics.roundTripsPerSecond!,
             text: `${si(r.metrics.roundTripsPerSecond!)}/s${ratio}, lost ${lossLabel(r)}`,
+          };
+        }),
+      })).filter((g) => g.bars.length),
+    });
+  }
+  const b8 = rows.filter((r) => r.bench === "b8" && !r.error);
+  if (b8.length) {
+    out.push({
+      title: `B8 WebSocket echo round trips/s (${note})`,
+      subtitle:
+        `32-byte messages, 1,000 in flight, one client on the native socket API; ratio to the ${B8_BASELINE}`,
+      groups: report.runtimes.map((runtime) => ({
+        label: runtime,
+        bars: b8.filter((r) => r.runtime === runtime).map((r) => {
+          const own = find(rows, "b8", runtime, B8_BASELINE, r.params);
+          const ratio = own && r !== own ? `, ${b6Ratio(r, own).toFixed(2)}×` : "";
+          return {
+            series: r.contender,
+            value: r.metrics.roundTripsPerSecond!,
+            text: `${si(r.metrics.roundTripsPerSecond!)}/s${ratio}`,
           };
         }),
       })).filter((g) => g.bars.length),

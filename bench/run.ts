@@ -44,6 +44,10 @@ const BENCHES = {
     title: "B7 named clients across nodes over NATS",
     load: async () => (await import("./b7_cluster.ts")).runB7,
   },
+  b8: {
+    title: "B8 WebSocket echo round trips",
+    load: async () => (await import("./b8_websocket.ts")).runB8,
+  },
 } as const;
 type BenchId = keyof typeof BENCHES;
 
@@ -57,6 +61,7 @@ const NODE_WORKLOADS = [
   "bench/workloads/udp_echo.ts",
   "bench/workloads/stream.ts",
   "bench/workloads/cluster_nats.ts",
+  "bench/workloads/websocket_echo.ts",
 ];
 
 const CLI = {

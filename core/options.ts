@@ -147,7 +147,8 @@ export type IoCoreListenerOptions = (ListenOptions | DatagramBindOptions) & {
    * TCP and TLS listeners for browsers: every connection starts with an HTTP request. An upgrade at
    * `websocket.path` becomes a WebSocket connection (one WebSocket message one message, the keyword
    * handshake unchanged); any other request is a raw connection, its bytes intact (serve it with an
-   * `HttpResponder`). See {@linkcode WebSocketListenerOptions}. Off by default.
+   * `HttpResponder`). With `proxyProtocol`, the PROXY header comes before the request. See
+   * {@linkcode WebSocketListenerOptions}. Off by default.
    */
   websocket?: WebSocketListenerOptions;
 };

@@ -3,7 +3,8 @@
  *
  * One TCP port (default 8080) serves the page with an `HttpResponder` and upgrades `/ws` to WebSocket.
  * Each tab first asks `/join` for its own keyword and secret (the core registers the client with that
- * secret: a page from another site cannot get one), then connects and proves the secret. A second port
+ * secret: a page from another site cannot get one), then loads `connectWebSocket` from the same port (one
+ * self-contained ES module, built by `scripts/build_websocket_client.ts`) and connects with that secret. A second port
  * takes native framed clients. Every message from anyone reaches every other client.
  *
  * Run: `deno run -A examples/websocket_chat.ts [port]` and open http://127.0.0.1:8080 in two tabs.
@@ -13,42 +14,30 @@
 import { type ClientId, IoCore } from "../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
 import process from "node:process";
+import { webSocketClientBundle } from "../scripts/build_websocket_client.ts";
 
-/** The page's script: join, connect, answer the HMAC challenge, then chat. */
+/** The URL path the core's own port serves `connectWebSocket` at, as one self-contained ES module. */
+export const CLIENT_SCRIPT_PATH = "/asockio_websocket.js";
+
+/** The page's script: join, then connect with `connectWebSocket` (keyword and secret), then chat. */
 export const CHAT_PAGE_SCRIPT = `
+import { connectWebSocket } from "${CLIENT_SCRIPT_PATH}";
 const log = document.getElementById("log");
 const show = (line) => { const p = document.createElement("div"); p.textContent = line; log.append(p); };
 const { keyword, secret } = await (await fetch("/join")).json();
-const socket = new WebSocket("ws://" + location.host + "/ws");
-socket.binaryType = "arraybuffer";
-const text = new TextEncoder();
-let admitted;
-window.chat = { ready: new Promise((resolve) => (admitted = resolve)), received: [], keyword,
-  send: (message) => socket.send(message) };
-socket.onopen = () => socket.send(keyword);
-socket.onmessage = async ({ data }) => {
-  const bytes = new Uint8Array(data);
-  const message = new TextDecoder().decode(bytes);
-  if (message.startsWith("AUTH-HMAC-SHA256:")) {
-    const key = await crypto.subtle.importKey("raw", text.encode(secret), { name: "HMAC", hash: "SHA-256" },
-      false, ["sign"]);
-    const nonce = bytes.subarray(bytes.length - 32);
-    socket.send(await crypto.subtle.sign("HMAC", key, new Uint8Array([...nonce, ...text.encode(keyword)])));
-  } else if (message === "OK" && !window.chat.admitted) {
-    window.chat.admitted = true;
-    show("joined as " + keyword);
-    admitted();
-  } else {
-    window.chat.received.push(bytes);
-    if (bytes.length < 1000) show(message);
-  }
-};
+const client = await connectWebSocket("ws://" + location.host + "/ws", { keyword, secret });
+window.chat = { keyword, received: [], send: (message) => client.send(message) };
+show("joined as " + keyword);
 document.getElementById("say").onsubmit = (event) => {
   event.preventDefault();
   const input = document.getElementById("text");
-  socket.send(input.value);
+  client.send(input.value);
   input.value = "";
 };
+for await (const message of client) {
+  window.chat.received.push(message);
+  if (message.length < 1000) show(new TextDecoder().decode(message));
+}
 `;
 
 const PAGE = `<!doctype html>
@@ -60,6 +49,7 @@ const PAGE = `<!doctype html>
 
 /** Starts the chat core on `port` (0: any) for the web page and `nativePort` for framed clients. */
 export async function startChat(port = 8080, nativePort = 0): Promise<{ core: IoCore; ports: number[] }> {
+  const clientScript = webSocketClientBundle();
   let joined = 0;
   const chatters = new Set<ClientId>();
   class Site extends HttpResponder {
@@ -69,6 +59,9 @@ export async function startChat(port = 8080, nativePort = 0): Promise<{ core: Io
         const secret = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16)).join("");
         chatters.add(core.addClient({ keyword, secret }));
         return { headers: { "content-type": "application/json" }, body: JSON.stringify({ keyword, secret }) };
+      }
+      if (request.target === CLIENT_SCRIPT_PATH) {
+        return { headers: { "content-type": "text/javascript; charset=utf-8" }, body: clientScript };
       }
       if (request.target !== "/") return { status: 404, body: "not found\n" };
       return { headers: { "content-type": "text/html; charset=utf-8" }, body: PAGE };

@@ -9,6 +9,7 @@
  * - Declaration maps point into `npm/src/`, a copy of the library sources, so "go to definition" lands
  *   in the TypeScript a user can read.
  * - JSDoc examples import `asockio`, the name npm users installed, not the JSR name `@asockio/core`.
+ * - `asockio/websocket/bundle`: `connectWebSocket` as one self-contained ES module (`bun build`), for pages.
  * - `npm/package.json` mirrors the `deno.json` exports, takes `repository`, `homepage` and `bugs` from the
  *   root `package.json`, has no dependencies and ships no tests.
  *
@@ -27,6 +28,7 @@ import { delimiter, dirname, join, relative, sep } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseCli } from "./_cli.mjs";
+import { buildWebSocketClient } from "./build_websocket_client.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OUT = join(ROOT, "npm");
@@ -343,10 +345,15 @@ async function build(allowMissing: boolean): Promise<TestPlan> {
     // `default` lets `require()` load the ES module where the runtime can (Node 20.19+, 22.12+).
     exportsMap[subpath] = { types: `${stem}.d.ts`, import: `${stem}.js`, default: `${stem}.js` };
   }
+  // connectWebSocket as one file a page loads with <script type="module">; its types are the module's.
+  const bundleStem = esmStem("./web/websocket_client.bundle.ts");
+  buildWebSocketClient(join(OUT, bundleStem + ".js"));
+  await writeFile(join(OUT, bundleStem + ".d.ts"), 'export * from "./websocket_client.js";\n');
+  exportsMap["./websocket/bundle"] = { types: `${bundleStem}.d.ts`, default: `${bundleStem}.js` };
   exportsMap["./package.json"] = "./package.json";
 
   const shipped = (await readdir(ESM, { withFileTypes: true }))
-    .filter((e) => e.name !== TEST_DIR)
+    .filter((e) => e.name !== TEST_DIR && e.name !== "scripts") // scripts/: build tools the tests import
     .map((e) => `esm/${e.name}${e.isDirectory() ? "/" : ""}`)
     .sort();
   const main = exportsMap["."] as { types: string; import: string } | undefined;

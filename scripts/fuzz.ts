@@ -8,7 +8,12 @@
  * node_modules/.bin/deno run -A scripts/fuzz.ts --cases 1000000 --seed 1
  * node_modules/.bin/bun scripts/fuzz.ts --cases 1000000 --seed 1
  * node_modules/.bin/node scripts/fuzz.ts --cases 1000000 --seed 1
+ * node_modules/.bin/deno run -A scripts/fuzz.ts --websocket --cases 5000 --seed 1
  * ```
+ *
+ * `--websocket` fuzzes a `websocket` listener instead: each round is one connection, admitted by keyword,
+ * that sends valid, broken and mutated client frames; `ws`'s own `Receiver`, fed the same bytes, says which
+ * messages, pongs and close code must follow (`tests/_websocket_fuzz.ts`).
  *
  * Options: `--help` lists them. It prints a progress line a second on a terminal, then a summary
  * (cases/s, crashes, hangs, mismatches, control round trips, peak RSS), and exits with 1 on any failure,
@@ -32,10 +37,32 @@ const args = parseCli(process.argv.slice(2), {
     only: { type: "number", min: 0, value: "I", help: "replay connection I of the seed alone" },
     timeoutMs: { type: "number", default: 15_000, value: "T", help: "the bound of each connection" },
     maxRssMib: { type: "number", default: 512, value: "M", help: "the most RSS may grow, in MiB" },
+    websocket: {
+      type: "boolean",
+      help: "fuzz a websocket listener instead: --cases rounds, each checked against ws's own Receiver",
+    },
   },
   notes: "Exits with 1 on any crash, hang, mismatch or failure, 2 on bad arguments.",
 });
 const progress = new Progress(args.only === undefined ? args.cases : 1);
+if (args.websocket) {
+  const { runtimeLabel } = await import("../tests/_script_args.ts");
+  const { runWebSocketFuzz } = await import("../tests/_websocket_fuzz.ts");
+  console.log(`asockio websocket fuzz on ${runtimeLabel()}: seed ${args.seed}, ${args.cases} rounds`);
+  const report = await runWebSocketFuzz({
+    rounds: args.cases,
+    seed: args.seed,
+    progress: (done) => progress.step(done, `${done} rounds`),
+  });
+  console.log(
+    `\nrounds: ${report.rounds} in ${(report.durationMs / 1000).toFixed(1)} s; endings (as ws read them): ${
+      JSON.stringify(report.outcomes)
+    }`,
+  );
+  for (const f of report.failures) console.log(`- ${f}`);
+  console.log(report.failures.length === 0 ? "\nfuzz: OK" : "\nfuzz: FAILED");
+  process.exit(report.failures.length === 0 ? 0 : 1);
+}
 // Loaded once the arguments are parsed, so `--help` and a bad flag answer without loading the library.
 const { formatBytes, runtimeLabel } = await import("../tests/_script_args.ts");
 const { runFuzz } = await import("../tests/_fuzz.ts");

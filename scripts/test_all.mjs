@@ -407,6 +407,15 @@ if (runChecks) {
   await buildNpm();
 }
 
+// connectWebSocket as one self-contained module: the Chromium test loads this same file on every runtime.
+if (RUNTIMES.some((r) => only.has(r))) {
+  await check("WebSocket client bundle (bun build)", DENO, [
+    "run",
+    "-A",
+    "scripts/build_websocket_client.ts",
+  ]);
+}
+
 /** With no file arguments deno and bun would discover tests on their own (npm/esm/tests included). */
 function noTestFiles(name) {
   runtimeResults.push(settle(name, undefined, undefined, ["no tests/*.test.ts to run"]));

@@ -51,6 +51,34 @@ export function clientFrame(
   return out;
 }
 
+/** `parts` joined into one buffer. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * A named client over the frame-level client: the upgrade, the keyword sent, `OK` received (checked).
+ */
+export async function namedWsPeer(
+  port: number,
+  keyword: string,
+  extra: readonly string[] = [],
+): Promise<WsPeer> {
+  const peer = await WsPeer.open(port, "/ws", extra);
+  peer.send(2, keyword);
+  await peer.until((f) => f.length >= 1);
+  if (peer.texts()[0] !== "OK") {
+    throw new Error(`Not admitted as ${keyword}: ${JSON.stringify(peer.texts())}`);
+  }
+  return peer;
+}
+
 /** A close frame's payload: the code, then the reason. */
 export function closePayload(code: number, reason = ""): Uint8Array {
   const text = new TextEncoder().encode(reason);
@@ -132,11 +160,20 @@ export class WsPeer {
     this.net = net;
   }
 
-  /** Connects to `port`, sends an upgrade for `path` (with `extra` header lines) and reads the 101. */
-  static async open(port: number, path = "/ws", extra: readonly string[] = []): Promise<WsPeer> {
+  /**
+   * Connects to `port`, sends an upgrade for `path` (with `extra` header lines; after `prefix`, such as a
+   * PROXY header, in the same write) and reads the 101.
+   */
+  static async open(
+    port: number,
+    path = "/ws",
+    extra: readonly string[] = [],
+    prefix?: Uint8Array,
+  ): Promise<WsPeer> {
     const net = await NetPeer.connect(port);
     const key = "dGhlIHNhbXBsZSBub25jZQ==";
-    net.write(upgradeRequest(path, key, extra));
+    const request = new TextEncoder().encode(upgradeRequest(path, key, extra));
+    net.write(prefix === undefined ? request : new Uint8Array([...prefix, ...request]));
     const peer = new WsPeer(net);
     const ok = await net.until(() => net.text().includes("\r\n\r\n"), 5000);
     if (!ok) throw new Error(`No answer to the upgrade: ${JSON.stringify(net.text())}`);

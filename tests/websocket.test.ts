@@ -14,7 +14,7 @@ import { MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { NetPeer } from "./_net_client.ts";
 import { waitFor } from "./_settle.ts";
 import { Rng } from "./_stream_check.ts";
-import { clientFrame, closePayload, WsPeer } from "./_websocket_peer.ts";
+import { clientFrame, closePayload, namedWsPeer, WsPeer } from "./_websocket_peer.ts";
 
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -35,13 +35,7 @@ async function echo(core: IoCore, id: ClientId): Promise<void> {
 }
 
 /** A named client over the frame-level client: keyword sent, `OK` received. */
-async function named(port: number, keyword: string, extra: string[] = []): Promise<WsPeer> {
-  const peer = await WsPeer.open(port, "/ws", extra);
-  peer.send(2, keyword);
-  const frames = await peer.until((f) => f.length >= 1);
-  assert.equal(dec(frames[0]!.payload), "OK");
-  return peer;
-}
+const named = namedWsPeer;
 
 describe("websocket listener", () => {
   it(

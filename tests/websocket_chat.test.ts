@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { describe, it } from "node:test";
 import WsClient from "ws";
-import { startChat } from "../examples/websocket_chat.ts";
+import { CLIENT_SCRIPT_PATH, startChat } from "../examples/websocket_chat.ts";
 import { MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
 import { WirePeer } from "./_wire_peer.ts";
@@ -62,7 +62,7 @@ describe("examples/websocket_chat.ts", () => {
   });
 
   it(
-    "Chromium loads the page from the core's port, is admitted, echoes 1,000 messages and sends 3 MiB",
+    "Chromium loads the page and connectWebSocket from the core's port, is admitted, echoes 1,000 messages and sends 3 MiB",
     { ...TEST_TIMEOUT, skip: CHROMIUM ? false : "no Chromium: apt-get install -y chromium" },
     async () => {
       const { chromium } = await import("playwright-core");
@@ -71,10 +71,14 @@ describe("examples/websocket_chat.ts", () => {
       try {
         const terminal = await WirePeer.handshake({ transport: "tcp", port: ports[1]! }, "terminal");
         const page = await browser.newPage();
+        const errors: string[] = [];
+        page.on("pageerror", (error) => errors.push(error.message));
+        const script = page.waitForResponse((r) => r.url().endsWith(CLIENT_SCRIPT_PATH));
         await page.goto(`http://127.0.0.1:${ports[0]}/`);
-        // The page sets `chat` once its `/join` answer arrives, which may be after the load event.
-        await page.waitForFunction(() => "chat" in globalThis, undefined, { timeout: 20_000 });
-        await page.evaluate(() => (globalThis as unknown as { chat: { ready: Promise<void> } }).chat.ready);
+        assert.equal((await script).status(), 200);
+        // The page sets `chat` once connectWebSocket (loaded from the core's port) is admitted.
+        await page.waitForFunction(() => "chat" in globalThis, undefined, { timeout: 20_000 })
+          .catch((err) => assert.fail(`no chat object (page errors: ${errors.join("; ")}): ${err}`));
         // The terminal echoes what the tab sends; the tab counts the echoes.
         await page.evaluate(() => {
           const chat = (globalThis as unknown as { chat: { send(m: string | Uint8Array): void } }).chat;

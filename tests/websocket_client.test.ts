@@ -11,6 +11,12 @@ import { connectWebSocket, type WebSocketConstructor } from "../web/websocket_cl
 import { startCore } from "./_core_fixture.ts";
 import { TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
+import { pathToFileURL } from "node:url";
+import {
+  leftoverImport,
+  WEBSOCKET_CLIENT_BUNDLE,
+  webSocketClientBundle,
+} from "../scripts/build_websocket_client.ts";
 
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 const WebSocket = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ??
@@ -80,5 +86,43 @@ describe("connectWebSocket", () => {
       () => connectWebSocket("ws://127.0.0.1:1/ws", { keyword: 5 as never, WebSocket }),
       TypeError,
     );
+  });
+
+  it(
+    "ships as one self-contained ES module that connects, is admitted and echoes",
+    TEST_TIMEOUT,
+    async () => {
+      const code = webSocketClientBundle();
+      assert.equal(leftoverImport(code), undefined);
+      assert.ok(code.length < 64 * 1024, `the bundle is ${code.length} bytes`);
+      const bundle = await import(pathToFileURL(WEBSOCKET_CLIENT_BUNDLE).href) as {
+        connectWebSocket: typeof connectWebSocket;
+      };
+      await using fx = await wsCore();
+      const id = fx.core.addClient({ keyword: "page", secret: "k" });
+      const client = await bundle.connectWebSocket(`ws://127.0.0.1:${fx.port()}/ws`, {
+        keyword: "page",
+        secret: "k",
+        WebSocket,
+        reconnect: false,
+      });
+      client.send("from the bundle");
+      await waitFor(() => fx.core.getClientInfo(id)!.unreadMessages === 1, 5000, "one message");
+      fx.core.sendMessagesToClient(id, fx.core.getMessagesFromClient(id));
+      for await (const message of client) {
+        assert.equal(dec(message), "from the bundle");
+        break;
+      }
+      client.close();
+      await client.closed;
+    },
+  );
+
+  it("the import check finds what a bundle must not keep", () => {
+    assert.equal(leftoverImport("const a = 1;\nexport { a };\n"), undefined);
+    assert.ok(leftoverImport('import { a } from "./a.js";'));
+    assert.ok(leftoverImport('export * from "./a.js";'));
+    assert.ok(leftoverImport('const m = await import("./a.js");'));
+    assert.ok(leftoverImport('const m = require("a");'));
   });
 });

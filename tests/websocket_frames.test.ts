@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { webSocketCloseFrame, WebSocketFrameParser, webSocketHeader } from "../core/wire/websocket_frames.ts";
 import { Rng } from "./_stream_check.ts";
-import { clientFrame, closePayload, ServerFrameReader } from "./_websocket_peer.ts";
+import { clientFrame, closePayload, concatBytes, ServerFrameReader } from "./_websocket_peer.ts";
 
 type Event =
   | ["message", string, boolean]
@@ -48,15 +48,7 @@ function events(bytes: Uint8Array, max = 1024, reserve = 0): Event[] {
   return whole;
 }
 
-const cat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const cat = concatBytes;
 const enc = (s: string) => new TextEncoder().encode(s);
 
 describe("WebSocketFrameParser", () => {
@@ -91,6 +83,24 @@ describe("WebSocketFrameParser", () => {
       hex(enc("two")),
       false,
     ]]);
+  });
+
+  it("leaves reserveBytes once in front of a message whose first fragments are empty", () => {
+    // Found by the live fuzz (seed 5, round 340): the last fragment took the prefix as if it were whole.
+    const bytes = cat(
+      clientFrame(1, "", { fin: false }),
+      clientFrame(0, "", { fin: false }),
+      clientFrame(0, "ab"),
+    );
+    assert.deepEqual(events(bytes, 1024, 8), [["message", hex(enc("ab")), true]]);
+    const parser = new WebSocketFrameParser({ maxMessageBytes: 64, reserveBytes: 8 }, {
+      message: (p) => assert.equal(p.length, 8 + 2),
+      ping: () => {},
+      pong: () => {},
+      close: () => {},
+      error: () => assert.fail("no error"),
+    });
+    parser.push(bytes);
   });
 
   it("reassembles fragments with control frames between them", () => {

@@ -4,7 +4,14 @@
  *
  * @module
  */
-import type { Addr, Connection, Listener, ListenOptions, Transport } from "../../transports/types.ts";
+import type {
+  Addr,
+  Connection,
+  ConnectionHandler,
+  Listener,
+  ListenOptions,
+  Transport,
+} from "../../transports/types.ts";
 import { DatagramPeers, type DatagramPeersOptions } from "../udp/datagram_peers.ts";
 import { type CidrRange, describeAddr, ipInRange, parseCidr, parseIp } from "../wire/ip.ts";
 import type { IoCoreListenerOptions, Logger } from "../options.ts";
@@ -19,7 +26,7 @@ export interface WebSocketLimits {
   /** How long a peer has to close after our close frame (`limits.closeTimeoutMs`). */
   readonly closeTimeoutMs: number;
   /** Told how the bytes of partly received WebSocket messages change (counted in `inputBytes`). */
-  readonly heldInput?: (delta: number) => void;
+  readonly heldInput?: (delta: number, handler: ConnectionHandler | undefined) => void;
 }
 
 /** Checks a listener's `websocket` option beyond the option tables. */
@@ -29,9 +36,6 @@ function checkWebSocket(listener: IoCoreListenerOptions, id: number): void {
   const at = `Cannot create IoCore: listener ${id}`;
   if (listener.transport !== "tcp" && listener.transport !== "tls") {
     throw new TypeError(`${at} is ${listener.transport}; websocket needs tcp or tls`);
-  }
-  if (listener.proxyProtocol !== undefined) {
-    throw new TypeError(`${at} has both websocket and proxyProtocol, which cannot be combined yet`);
   }
   if (!option.path.startsWith("/")) {
     throw new TypeError(`${at} websocket.path must start with "/", got ${JSON.stringify(option.path)}`);
@@ -169,7 +173,10 @@ export class ListenerSet {
           if (slot.info) onAccept(conn, slot.info);
           else slot.early.push(conn);
         };
+        const trusted = this.#trusted[id];
         const onConnection = websocket === undefined ? accepted : (conn: Connection) => {
+          // Not a trusted balancer on a PROXY listener: the core refuses it, as on any PROXY listener.
+          if (trusted !== undefined && !trusted(conn.remoteAddr)) return accepted(conn);
           this.#upgrading.add(
             new WebSocketConnection(conn, {
               path: websocket.path,
@@ -179,6 +186,7 @@ export class ListenerSet {
               headTimeoutMs: this.#parking.timeoutMs,
               closeTimeoutMs: this.#webSocketLimits.closeTimeoutMs,
               heldInput: this.#webSocketLimits.heldInput,
+              proxyHeader: trusted !== undefined,
               ready: (ws) => {
                 this.#upgrading.delete(ws);
                 accepted(ws);

@@ -29,6 +29,7 @@ import {
   WebSocketOpcode,
 } from "../wire/websocket_frames.ts";
 import { unrefTimer } from "../timer.ts";
+import { ProxyHeaderReader } from "../wire/proxy_protocol.ts";
 
 /** The most bytes an HTTP request head may take on a `websocket` listener. */
 export const MAX_REQUEST_HEAD_BYTES = 16 * 1024;
@@ -43,8 +44,16 @@ export interface WebSocketConnectionOptions extends UpgradePolicy {
   readonly headTimeoutMs: number;
   /** After our close frame, how long the peer has to close the TCP connection (`limits.closeTimeoutMs`). */
   readonly closeTimeoutMs: number;
-  /** Told how the bytes of a partly received message change, for the memory budget. */
-  readonly heldInput?: (delta: number) => void;
+  /**
+   * Told how the bytes of a partly received message change, with the session reading it (once set),
+   * for the memory budget: growing over the input cap, it may pause the connection.
+   */
+  readonly heldInput?: (delta: number, handler: ConnectionHandler | undefined) => void;
+  /**
+   * The listener has `proxyProtocol` and the peer is a trusted balancer: a PROXY header comes before the
+   * request head. It is found here only to skip it; its bytes reach the session first, which reads it.
+   */
+  readonly proxyHeader?: boolean;
   /** Called once the head is read and the connection is ready for a session (upgraded or passed). */
   readonly ready: (conn: WebSocketConnection) => void;
   /** Told of each request refused, or closed, before `ready`: for the log and to forget it. */
@@ -97,6 +106,12 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   #upgraded = false;
   /** Bytes of a partly received message, as last reported to `heldInput`. */
   #held = 0;
+  /** Finds where a PROXY header ends (`proxyHeader`), then is dropped. */
+  #proxyReader: ProxyHeaderReader | undefined;
+  /** Where the request head starts in the early bytes: after the PROXY header. */
+  #headStart = 0;
+  /** An upgraded connection's PROXY header, for the session before any message. */
+  #proxyBytes: Uint8Array | undefined;
   /** True once `ready` or `refused` was called. */
   #reported = false;
 
@@ -104,6 +119,7 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   constructor(inner: Connection, options: WebSocketConnectionOptions) {
     this.#inner = inner;
     this.#options = options;
+    if (options.proxyHeader) this.#proxyReader = new ProxyHeaderReader();
     if (options.headTimeoutMs > 0) {
       this.#timer = setTimeout(
         () => this.#refuse(408, "the request head did not come in time"),
@@ -161,6 +177,9 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
       this.#early = [];
       this.#earlyBytes = 0;
       try {
+        const proxy = this.#proxyBytes;
+        this.#proxyBytes = undefined;
+        if (proxy !== undefined) this.#handler!.onData(proxy);
         for (const chunk of early) {
           if (this.#inner.closed) return;
           this.#deliver(chunk);
@@ -278,7 +297,7 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   #account(): void {
     const held = this.#parser?.bufferedBytes ?? 0;
     if (held === this.#held) return;
-    this.#options.heldInput?.(held - this.#held);
+    this.#options.heldInput?.(held - this.#held, this.#handler);
     this.#held = held;
   }
 
@@ -312,33 +331,35 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   // The request head
 
   #readHead(chunk: Uint8Array): void {
-    const from = this.#earlyBytes;
-    // A framed client's length prefix, TLS or other binary: not the start of a request line.
-    if (from === 0 && chunk.length > 0 && !isRequestStart(chunk[0]!)) {
-      return this.#refuse(400, "the bytes do not start an HTTP request");
-    }
+    let from = this.#earlyBytes - this.#headStart;
     this.#early.push(chunk.slice());
     this.#earlyBytes += chunk.length;
+    if (this.#proxyReader !== undefined) {
+      if (!this.#skipProxyHeader(chunk)) return;
+      from = 0; // the head starts after the header, in what has come so far
+    }
+    const start = this.#headStart;
     let end: number;
     try {
       const joined = this.#joinEarly();
-      end = this.#scanner.scan(joined, from);
+      const head = joined.subarray(start);
+      // A framed client's length prefix, TLS or other binary: not the start of a request line.
+      if (from === 0 && head.length > 0 && !isRequestStart(head[0]!)) {
+        return this.#refuse(400, "the bytes do not start an HTTP request");
+      }
+      end = this.#scanner.scan(head, from);
       if (end < 0) {
-        if (this.#earlyBytes > MAX_REQUEST_HEAD_BYTES) this.#refuse(431, "the request head is over 16 KiB");
+        if (head.length > MAX_REQUEST_HEAD_BYTES) this.#refuse(431, "the request head is over 16 KiB");
         return;
       }
       if (end > MAX_REQUEST_HEAD_BYTES) return this.#refuse(431, "the request head is over 16 KiB");
-      const head = parseRequestHead(joined.subarray(0, end));
-      const verdict = judgeUpgrade(head, this.#options);
+      const verdict = judgeUpgrade(parseRequestHead(head.subarray(0, end)), this.#options);
       if (verdict.kind === "refuse") return this.#refuse(verdict.status, verdict.reason);
       clearTimeout(this.#timer);
-      if (verdict.kind === "pass") {
-        this.#mode = Mode.pass;
-        this.#early = [joined];
-        this.#inner.pauseReading();
-        return this.#report(this);
-      }
+      if (verdict.kind === "pass") return this.#passThrough(joined);
       this.#origin = verdict.origin;
+      if (start > 0) this.#proxyBytes = joined.slice(0, start);
+      end += start;
       this.#early = joined.length > end ? [joined.slice(end)] : [];
       this.#earlyBytes = joined.length - end;
       this.#inner.pauseReading();
@@ -348,6 +369,34 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
       const status = err instanceof HttpRequestError && err.status !== 400 ? err.status : 400;
       this.#refuse(status, err instanceof Error ? err.message : "not an HTTP request");
     }
+  }
+
+  /**
+   * Reads `chunk` into the PROXY header reader; true once the header is behind (`#headStart` set). A bad
+   * header passes everything to the session, which reads the same header and closes as on any PROXY
+   * listener.
+   */
+  #skipProxyHeader(chunk: Uint8Array): boolean {
+    const reader = this.#proxyReader!;
+    reader.push(chunk.slice());
+    const decision = reader.step();
+    if (decision.kind === "pending") return false;
+    this.#proxyReader = undefined;
+    if (decision.kind === "fail") {
+      clearTimeout(this.#timer);
+      this.#passThrough(this.#joinEarly());
+      return false;
+    }
+    this.#headStart = this.#earlyBytes - reader.bufferedBytes;
+    return true;
+  }
+
+  /** Hands the bytes read so far, and the connection, to a session as they are. */
+  #passThrough(joined: Uint8Array): void {
+    this.#mode = Mode.pass;
+    this.#early = [joined];
+    this.#inner.pauseReading();
+    this.#report(this);
   }
 
   #joinEarly(): Uint8Array {

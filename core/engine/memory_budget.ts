@@ -87,6 +87,18 @@ export class MemoryBudget {
     this.#inputBytes += bytes;
   }
 
+  /**
+   * `delta` bytes more (or fewer) of a partly received WebSocket message are held for `session`'s
+   * connection. Growing, it is pressure as for a TCP connection mid-frame: over the input cap, the
+   * connection is paused while its client holds unread messages (see {@linkcode MemoryBudget.pressure}),
+   * and resumes once they are read. A message alone over the cap goes on (it is bounded by
+   * `maxMessageBytes`), so the client can always finish the message the application waits for.
+   */
+  assembling(delta: number, session: Session | undefined): void {
+    this.#inputBytes += delta;
+    if (delta > 0 && session !== undefined) this.pressure(session);
+  }
+
   /** Input counted as `counted` bytes was stored where it costs `cost` (an inbox, with its overhead). */
   stored(counted: number, cost: number): void {
     this.#inputBytes += cost - counted;

@@ -115,7 +115,7 @@ export class Scheduler implements SessionHost {
       max: this.limits.maxParkedConnections,
       timeoutMs: this.limits.handshakeTimeoutMs,
       logger: this.logger,
-    }, { ...this.limits, heldInput: (delta) => this.budget.received(delta) });
+    }, { ...this.limits, heldInput: (d, to) => this.budget.assembling(d, to as Session | undefined) });
     this.tracksIdle = this.limits.idleTimeoutMs > 0;
     this.#idleSweep = this.tracksIdle ? new IdleSweep(this.limits.idleTimeoutMs, this.sessions) : undefined;
     this.#datagrams = {

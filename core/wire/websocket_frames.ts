@@ -226,7 +226,8 @@ export class WebSocketFrameParser {
       }
     }
     // A whole unfragmented message goes straight into its final buffer, with the reserved prefix.
-    const whole = !control && this.#fin && this.#messageBytes === 0;
+    // (Not `#messageBytes === 0`: after an empty first fragment that is 0 too, and the prefix would double.)
+    const whole = !control && this.#fin && this.#fragments.length === 0;
     const reserve = whole ? this.#reserve : 0;
     this.#target = new Uint8Array(reserve + length);
     this.#targetAt = reserve;

@@ -1,0 +1,63 @@
+/**
+ * B8: WebSocket echo round trips of 32-byte messages through asockio's `websocket` listener, as a ratio
+ * to the runtime's own WebSocket server in the same run (`Deno.serve` with `Deno.upgradeWebSocket`,
+ * `Bun.serve` with `websocket`, `ws` on Node). One client, written once on the runtime's native socket
+ * API, keeps 1,000 messages in flight: 1M round trips after a 100k warm-up (20k, after 5k, in `--quick`).
+ *
+ * @module
+ */
+import { addSample, type BenchContext, rotated, type Row, runPair, si } from "./_common.ts";
+import { type Runtime, workloadCommand } from "./_runtimes.ts";
+
+const WORKLOAD = "bench/workloads/websocket_echo.ts";
+/** The contender every other one is a ratio to. */
+export const B8_BASELINE = "runtime's own server";
+
+const CONTENDERS = [
+  { name: "asockio websocket", api: "asockio" },
+  { name: B8_BASELINE, api: "native" },
+] as const;
+
+/** Runs B8 on one runtime. */
+export async function runB8(ctx: BenchContext, runtime: Runtime): Promise<void> {
+  const count = ctx.quick ? 20_000 : 1_000_000;
+  const warmup = ctx.quick ? 5_000 : 100_000;
+  const rows = new Map<string, Row>();
+  for (const c of CONTENDERS) {
+    const row: Row = { bench: "b8", runtime, contender: c.name, params: { count }, metrics: {}, samples: {} };
+    rows.set(c.name, row);
+    ctx.rows.push(row);
+  }
+  for (let rep = 1; rep <= ctx.reps; rep++) {
+    for (const c of rotated(CONTENDERS, rep)) {
+      const row = rows.get(c.name)!;
+      if (row.error) continue;
+      const label = `b8 ${runtime} ${si(count)} ${c.name}`;
+      try {
+        const { result, server } = await runPair({
+          label,
+          server: workloadCommand(runtime, WORKLOAD, ["server", "--api", c.api]),
+          client: (port) =>
+            workloadCommand(runtime, WORKLOAD, [
+              "client",
+              "--port",
+              `${port}`,
+              "--count",
+              `${count}`,
+              "--warmup",
+              `${warmup}`,
+            ]),
+          timeoutMs: 180_000,
+        });
+        const code = await server.stop();
+        if (code !== 0) throw new Error(`${label} server exited with code ${code}\n${server.tail()}`);
+        const perSecond = count / Number(result.seconds);
+        addSample(row, "roundTripsPerSecond", perSecond);
+        ctx.progress(`${label} rep ${rep}/${ctx.reps}: ${si(perSecond)} round trips/s`);
+      } catch (err) {
+        row.error = (err as Error).message.split("\n")[0];
+        ctx.fail(label, err);
+      }
+    }
+  }
+}
