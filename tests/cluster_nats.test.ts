@@ -55,7 +55,14 @@ async function node(
   options: { requestTimeoutMs?: number } = {},
   core: Omit<IoCoreOptions, "cluster"> = {},
 ) {
-  const nc = await connect({ servers: url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+  // A loaded machine may refuse the first connect to a server of a routed cluster that reported
+  // ready: retry it as a reconnect (the test's timeout bounds the wait).
+  const nc = await connect({
+    servers: url,
+    reconnectTimeWait: 100,
+    maxReconnectAttempts: -1,
+    waitOnFirstConnect: true,
+  });
   const fx = await startCore({
     listeners: TCP,
     acceptUnexpectedKeywords: "adopt",
