@@ -308,6 +308,8 @@ export class Session implements ConnectionHandler {
     const budget = host.budget;
     budget.received(chunk.length);
     let givenBack = false;
+    let lent = -1;
+    const decoder = this.#decoder;
     // A processor's answers to this chunk go out at its end, as one write, not a microtask later.
     const answersNow = this.processor !== undefined;
     const flusher = host.flusher;
@@ -315,18 +317,19 @@ export class Session implements ConnectionHandler {
     try {
       if (phase !== Phase.open) this.#handshakeDriver.push(chunk);
       else if (this.#raw) this.#delivery.message(chunk, true);
-      else {
-        const decoder = this.#decoder!;
-        givenBack = decoder.absorb(chunk);
-        if (!givenBack) decoder.push(chunk);
+      else if (!(givenBack = decoder!.absorb(chunk))) {
+        lent = decoder!.lentViews;
+        decoder!.push(chunk);
       }
       if (!this.#raw || phase !== Phase.open) this.#decode();
+      // Read to its end and no view made of it (its frames were copied): its memory may be reused.
+      if (lent >= 0 && decoder!.lentViews === lent && !decoder!.holdsChunks) givenBack = true;
     } finally {
       if (answersNow) flusher.reading = undefined;
     }
     if (this.dirty && (answersNow || this.processor)) this.flushNow();
     if (budget.overCap) budget.pressure(this);
-    return givenBack ? this.#decoder!.partialFrameMissingBytes : undefined;
+    return givenBack ? decoder!.partialFrameMissingBytes : undefined;
   }
 
   /** Decodes what is buffered: handshake decisions first, then whole frames or raw bytes. */
