@@ -103,6 +103,11 @@ export class DenoConnection implements Connection {
     this.#isTcp = this.localAddr.transport !== "unix";
   }
 
+  /** Its read slabs are read into again when a chunk is given back. */
+  get reusesReadMemory(): boolean {
+    return true;
+  }
+
   get bufferedAmount(): number {
     return this.#writes.bytes + this.#inFlight;
   }

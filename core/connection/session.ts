@@ -318,12 +318,12 @@ export class Session implements ConnectionHandler {
       if (phase !== Phase.open) this.#handshakeDriver.push(chunk);
       else if (this.#raw) this.#delivery.message(chunk, true);
       else if (!(givenBack = decoder!.absorb(chunk))) {
-        lent = decoder!.lentViews;
+        if (this.conn.reusesReadMemory) lent = decoder!.lentViews;
         decoder!.push(chunk);
       }
       if (!this.#raw || phase !== Phase.open) this.#decode();
       // Read to its end and no view made of it (its frames were copied): its memory may be reused.
-      if (lent >= 0 && decoder!.lentViews === lent && !decoder!.holdsChunks) givenBack = true;
+      if (lent >= 0 && decoder!.lentViews === lent) givenBack = true;
     } finally {
       if (answersNow) flusher.reading = undefined;
     }
@@ -414,6 +414,7 @@ export class Session implements ConnectionHandler {
     this.output.track();
     this.#deadline.clear();
     this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits));
+    if (this.conn.reusesReadMemory) this.#decoder.copyLargeFrames();
     this.streamThreshold(streamThresholdOf(this.#client));
     const rest = this.#handshakeDriver.finish();
     if (rest?.length) this.#decoder.push(rest);

@@ -35,8 +35,8 @@ const STREAMING = new Uint8Array(0);
  *
  * Chunks pushed in become the decoder's (it may hand out views of them), so the caller must not
  * modify a chunk after pushing it. A message that lies inside one chunk is returned as a view of
- * that chunk (one of 16 KiB or more in a read buffer of 128 KiB or more is copied, so as not to pin
- * it); a message spanning chunks is copied into one buffer of its frame's exact size (its header
+ * that chunk (after {@linkcode FrameDecoder.copyLargeFrames}, one of 16 KiB or more in a read buffer
+ * of 128 KiB or more is copied, so as not to pin that buffer); a message spanning chunks is copied into one buffer of its frame's exact size (its header
  * rebuilt in front), allocated once when its header is complete.
  *
  * When a frame declares more than `maxMessageBytes`, {@linkcode FrameDecoder.next} throws a
@@ -81,6 +81,8 @@ export class FrameDecoder {
   readonly #header = { lo: 0, hi: 0 };
   /** How many views of pushed chunks were handed out (see {@linkcode lentViews}). */
   #lent = 0;
+  /** Large frames are copied out of large buffers (see {@linkcode copyLargeFrames}). */
+  #copyBig = false;
   #error: MessageTooLargeError | undefined = undefined;
   #takenFrames = 0;
 
@@ -322,7 +324,7 @@ export class FrameDecoder {
       this.#pos = stop;
     }
     // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8.
-    if (length >= copyAbove(cur)) return copyFrame(cur, pos, length);
+    if (length >= copyAbove(cur, this.#copyBig)) return copyFrame(cur, pos, length);
     this.#lent++;
     return new Uint8Array(cur.buffer, cur.byteOffset + start, length);
   }
@@ -351,7 +353,7 @@ export class FrameDecoder {
     if (this.#error !== undefined || this.#partial !== undefined) return 0;
     const cur = this.#cur;
     const end = cur.length;
-    const max = Math.min(this.#limit, copyAbove(cur) - 1); // a frame to copy is left to `next`
+    const max = Math.min(this.#limit, copyAbove(cur, this.#copyBig) - 1); // a frame to copy is left to `next`
     // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8, which dominates here.
     const buffer = cur.buffer;
     const base = cur.byteOffset + FRAME_HEADER_BYTES;
@@ -401,7 +403,7 @@ export class FrameDecoder {
     const start = this.#pos;
     if (end - start < FRAME_HEADER_BYTES) return undefined;
     const view = this.#curView ??= frameView(cur);
-    const max = Math.min(this.#limit, copyAbove(cur) - 1); // a frame to copy is left to `next`
+    const max = Math.min(this.#limit, copyAbove(cur, this.#copyBig) - 1); // a frame to copy is left to `next`
     let pos = start;
     let count = 0;
     while (end - pos >= FRAME_HEADER_BYTES) {
@@ -437,16 +439,16 @@ export class FrameDecoder {
   }
 
   /**
-   * How many times a view of a pushed chunk was handed out. When it did not change while a chunk
-   * was pushed and read to its end, nothing refers to that chunk: its memory may be read into again.
+   * Changes each time a view of a pushed chunk is handed out; -1 while pushed bytes are unread. Equal
+   * (not -1) before a chunk is pushed and after it was read: nothing refers to it, its memory is free.
    */
   get lentViews(): number {
-    return this.#lent;
+    return this.#queued === 0 ? this.#lent : -1;
   }
 
-  /** Whether unread bytes of pushed chunks are queued (a partly received frame's copy aside). */
-  get holdsChunks(): boolean {
-    return this.#queued !== 0;
+  /** From now on copies frames of 16 KiB or more out of read buffers of 128 KiB or more (class doc). */
+  copyLargeFrames(): void {
+    this.#copyBig = true;
   }
 
   /**

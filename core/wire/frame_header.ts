@@ -91,22 +91,19 @@ export function writeFrameHeader(target: Uint8Array, offset: number, length: num
   putHeader(target, offset, length);
 }
 
-/**
- * Frames at least this large that lie inside a chunk of a buffer of at least
- * {@linkcode LARGE_READ_BUFFER_BYTES} are handed out as copies (see {@linkcode copyFrame}).
- */
+/** The smallest frame that `FrameDecoder.copyLargeFrames` has copied out of a large read buffer. */
 export const COPY_FRAME_BYTES = 16 * 1024;
-/** See {@linkcode COPY_FRAME_BYTES}: a read buffer this large (a transport's 256 KiB slab). */
+/** The smallest read buffer that `FrameDecoder.copyLargeFrames` copies large frames out of. */
 export const LARGE_READ_BUFFER_BYTES = 128 * 1024;
 
 /**
- * The size above which a frame's payload at `chunk[at + 8 ..]` is copied out rather than viewed:
- * `Infinity` unless `chunk` lies in a large read buffer. A view of a large frame would keep the whole
- * buffer alive while its neighbours, frames spanning reads, are copied: unread input then costs up to
- * 1.33 times its size; a copy makes such buffers garbage once read.
+ * The size from which a frame's payload in `chunk` is copied out rather than viewed: `Infinity`
+ * unless `copyBig` is set and `chunk` lies in a buffer of {@linkcode LARGE_READ_BUFFER_BYTES} or more. A view of a large frame would keep
+ * the whole buffer alive while its neighbours, frames spanning reads, are copied (unread input then
+ * cost up to 1.33 times its size with 256 KiB reads); a copy leaves such a buffer free to reuse.
  */
-export function copyAbove(chunk: Uint8Array): number {
-  return chunk.buffer.byteLength >= LARGE_READ_BUFFER_BYTES ? COPY_FRAME_BYTES : Infinity;
+export function copyAbove(chunk: Uint8Array, copyBig: boolean): number {
+  return copyBig && chunk.buffer.byteLength >= LARGE_READ_BUFFER_BYTES ? COPY_FRAME_BYTES : Infinity;
 }
 
 /** The payload of the frame at `chunk[at]`, copied with its header into a buffer of its exact size. */
