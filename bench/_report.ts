@@ -8,6 +8,7 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { bytesLabel, type Row, si } from "./_common.ts";
 import { type MachineInfo, ROOT, type Runtime } from "./_runtimes.ts";
+import { b2Baseline } from "./b2_roundtrips.ts";
 import { B5_CONCURRENCY } from "./b5_scale_out.ts";
 import { B6_BASELINE } from "./b6_udp.ts";
 import { B7_BASELINE } from "./b7_cluster.ts";
@@ -86,19 +87,33 @@ export function targets(rows: Row[], runtimes: readonly Runtime[]): Target[] {
     );
     const count = Math.max(...counts);
     const io = find(rows, "b2", runtime, "asockio ioIteration", { count });
-    const bare = find(rows, "b2", runtime, "bare", { count });
-    const apis = [["", "ioIteration", io], [
+    const apis = [["", "bare echo", "ioIteration", io, "bare"], [
       "batch API ",
+      "bare echo",
       "takeFrames/sendFrames at both ends",
       find(rows, "b2", runtime, "asockio batch API, both ends", { count }),
+      "bare",
+    ], [
+      "",
+      "plain bare echo",
+      "ioIteration; the bare echo re-encodes each frame",
+      io,
+      "bare, plain",
+    ], [
+      "batch API ",
+      "deep bare echo",
+      "takeFrames/sendFrames, 64 blocks of 1,024 in flight",
+      find(rows, "b2", runtime, "asockio batch API, deep pipeline", { count }),
+      "bare, deep pipeline",
     ]] as const;
-    for (const [label, how, row] of apis) {
+    for (const [label, against, how, row, baseline] of apis) {
+      const bare = find(rows, "b2", runtime, baseline, { count });
       if (!row || !bare) continue;
       add({
         id: "P2",
         runtime,
-        short: `${label}vs bare echo`,
-        what: `round trips/s vs bare echo, ${si(count)} pipelined (${how})`,
+        short: `${label}vs ${against}`,
+        what: `round trips/s vs ${against}, ${si(count)} pipelined (${how})`,
         value: row.metrics.roundTripsPerSecond! / bare.metrics.roundTripsPerSecond!,
         kind: "min",
         limit: 0.9,
@@ -309,7 +324,7 @@ function markdown(report: RunReport, checks: Target[]): string {
     out.push(table(
       ["runtime", "messages", "contender", "round trips/s", "vs bare"],
       b2.map((r) => {
-        const bare = find(rows, "b2", r.runtime, "bare", r.params);
+        const bare = find(rows, "b2", r.runtime, b2Baseline(r.contender), r.params);
         return [
           r.runtime,
           si(Number(r.params.count)),

@@ -5,6 +5,12 @@
  * one of the client's connections to its other one, and a bare framed echo on the native socket
  * API; on Node also zeromq (DEALER/ROUTER) and node-ipc, when `bench/peers` installs.
  *
+ * Two more bare echoes set the bars of the P2 targets:
+ * - `bare, plain`: what a user of the raw socket API writes, one view per received frame, each
+ *   re-encoded and written back on its own (the classic API's bar);
+ * - `bare, deep pipeline`: the optimised echo with {@linkcode DEEP_WINDOW} frames in flight (64 blocks
+ *   of 1,024), against `asockio batch API, deep pipeline` under the same load (the batch API's bar).
+ *
  * Every client first runs {@linkcode WARMUP_ROUND_TRIPS} round trips untimed (the JIT's tiers settle
  * well after 50k), then times the measured ones.
  *
@@ -21,6 +27,14 @@ const BARE = "bench/workloads/framed_bare.ts";
 const PEERS = join(ROOT, "bench", "peers");
 /** Untimed round trips before the timed ones, in a full run (a quick run warms up 20k). */
 const WARMUP_ROUND_TRIPS = 1_000_000;
+
+/** Frames in flight in the deep-pipeline rows: 64 blocks of 1,024 (the others keep 16 blocks). */
+const DEEP_WINDOW = 64 * 1024;
+
+/** The bare row each contender is measured against ("vs bare"), by contender name. */
+export function b2Baseline(contender: string): string {
+  return contender.endsWith(", deep pipeline") ? "bare, deep pipeline" : "bare";
+}
 
 interface Contender {
   name: string;
@@ -81,6 +95,14 @@ function contenders(ctx: BenchContext, runtime: Runtime): Contender[] {
       ...roundTrips(port, count, warmup),
       ...extra,
     ]);
+  const bareClient = (...extra: string[]) => (port: number, count: number, warmup: number) =>
+    workloadCommand(runtime, BARE, [
+      "client",
+      "--mode",
+      "echo",
+      ...roundTrips(port, count, warmup),
+      ...extra,
+    ]);
   const list: Contender[] = [
     {
       name: "asockio ioIteration",
@@ -103,10 +125,24 @@ function contenders(ctx: BenchContext, runtime: Runtime): Contender[] {
       client: asockioClient("--api", "frames", "--forward"),
     },
     {
+      name: "asockio batch API, deep pipeline",
+      server: workloadCommand(runtime, ASOCKIO, ["server", "--mode", "echo", "--api", "frames"]),
+      client: asockioClient("--api", "frames", "--window", `${DEEP_WINDOW}`),
+    },
+    {
       name: "bare",
       server: workloadCommand(runtime, BARE, ["server", "--mode", "echo"]),
-      client: (port, count, warmup) =>
-        workloadCommand(runtime, BARE, ["client", "--mode", "echo", ...roundTrips(port, count, warmup)]),
+      client: bareClient(),
+    },
+    {
+      name: "bare, plain",
+      server: workloadCommand(runtime, BARE, ["server", "--mode", "echo-plain"]),
+      client: bareClient(),
+    },
+    {
+      name: "bare, deep pipeline",
+      server: workloadCommand(runtime, BARE, ["server", "--mode", "echo"]),
+      client: bareClient("--window", `${DEEP_WINDOW}`),
     },
   ];
   if (runtime === "node" && ctx.peers && ensurePeers(ctx)) {

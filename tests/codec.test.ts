@@ -737,3 +737,58 @@ describe("FrameDecoder.absorb", () => {
     assertMessages(drain(decoder), [payload(1000, 1), payload(10, 2)]);
   });
 });
+
+describe("FrameDecoder.copyLargeFrames and lentViews", () => {
+  it("copies large frames out of a large read buffer, views small ones, and counts the views", () => {
+    const small = payload(100, 1);
+    const large = payload(20_000, 2);
+    const wire = encodeFrames([large, small, large]);
+    const slab = new Uint8Array(256 * 1024);
+    slab.set(wire, 1000);
+    const chunk = slab.subarray(1000, 1000 + wire.length);
+    for (const copying of [false, true]) {
+      const decoder = new FrameDecoder();
+      if (copying) decoder.copyLargeFrames();
+      const before = decoder.lentViews;
+      decoder.push(chunk);
+      assert.equal(decoder.lentViews, -1, "pushed bytes are unread");
+      const out = drain(decoder);
+      assertMessages(out, [large, small, large]);
+      assert.deepEqual(
+        out.map((m) => m.buffer === slab.buffer),
+        copying ? [false, true, false] : [true, true, true],
+      );
+      for (const m of out) {
+        assert.equal(
+          new DataView(m.buffer, m.byteOffset - 8, 8).getUint32(0, true),
+          m.length,
+          "header in front",
+        );
+      }
+      assert.notEqual(decoder.lentViews, before, "the small frame is a view");
+    }
+  });
+
+  it("stays the same while a chunk is read without a view of it", () => {
+    const large = payload(40_000, 3);
+    const slab = new Uint8Array(256 * 1024);
+    const wire = encodeFrames([large, large]);
+    slab.set(wire);
+    const decoder = new FrameDecoder();
+    decoder.copyLargeFrames();
+    const before = decoder.lentViews;
+    decoder.push(slab.subarray(0, wire.length - 10));
+    const out = drain(decoder);
+    assert.equal(out.length, 1);
+    assert.equal(decoder.lentViews, before, "copied whole frame, and the tail copied into its own buffer");
+    assert.equal(decoder.partialFrameMissingBytes, 10);
+    decoder.push(wire.slice(wire.length - 10));
+    assertMessages([...out, ...drain(decoder)], [large, large]);
+    const taken = new FrameDecoder();
+    const mark = taken.lentViews;
+    taken.push(encodeFrames([payload(10, 4), payload(10, 5)]));
+    assert.ok(taken.takeWholeFrames() !== undefined);
+    assert.notEqual(taken.lentViews, -1);
+    assert.notEqual(taken.lentViews, mark, "a view of the frames was handed out");
+  });
+});

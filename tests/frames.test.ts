@@ -387,3 +387,26 @@ describe("InlineProcessor.onFramesReceived", () => {
     assert.equal(text(core.getMessageFromClient(other.id)), "ok");
   });
 });
+
+describe("read memory given back and read into again", () => {
+  it(
+    "large and small frames sent in bulk arrive intact when the application reads them late",
+    TEST_TIMEOUT,
+    async () => {
+      // On Deno, chunks whose frames were all copied (large ones in large reads) are read into
+      // again, while the small frames' views keep theirs: a wrong reuse would overwrite those.
+      await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
+      const core = fx.core;
+      const { id, peer } = await fx.connectNamed("bulk");
+      const sent: Uint8Array[] = [];
+      for (let i = 0; i < 120; i++) {
+        sent.push(bytePattern(i % 3 === 0 ? 10 : 20_000 + i * 97, i + 1));
+      }
+      peer.write(concatBytes(sent.map((m) => encodeFrame(m))));
+      await iterateUntil(core, () => core.getClientInfo(id)!.unreadMessages === sent.length);
+      const got = core.getMessagesFromClient(id);
+      assert.equal(got.length, sent.length);
+      for (let i = 0; i < sent.length; i++) assert.ok(bytesEqual(got[i]!, sent[i]!), `message ${i} intact`);
+    },
+  );
+});

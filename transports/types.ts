@@ -357,6 +357,12 @@ export interface Connection {
   readonly discardedBytes: number;
   /** Set on TLS connections (and only there): what the handshake established. */
   readonly tls?: TlsConnectionInfo;
+  /**
+   * `true` when the transport reads into memory it may reuse once a chunk is given back (see
+   * {@linkcode ConnectionHandler.onData}): the receiver then also gives back a chunk it read to its
+   * end without keeping a view of it. Unset elsewhere, where giving such chunks back gains nothing.
+   */
+  readonly reusesReadMemory?: boolean;
   /** Sets the callbacks and starts reading. Call once. */
   setHandler(handler: ConnectionHandler): void;
   /**

@@ -3,6 +3,9 @@
  * same 8-byte little-endian framing, and the handshake load client of B4:
  *
  * - `server --mode echo`: parses frames and answers each complete one (coalesced per read).
+ * - `server --mode echo-plain`: what a user of the raw socket API writes: one view per received frame,
+ *   each re-encoded (a new header and a copy of its payload) and written back, a read's answers in
+ *   one write.
  * - `server --mode sink --expect-bytes N [--assemble]`: the raw socket; counts bytes, answers one frame
  *   at the end. With `--assemble` it also copies them into one buffer, as a receiver of one large
  *   message must.
@@ -76,6 +79,39 @@ function frameScanner(onFrames: (whole: Uint8Array, frames: number) => void): (c
   };
 }
 
+/** A new frame holding a copy of `payload` (under 4 GiB), as a user's own framing code writes it. */
+function encode(payload: Uint8Array): Uint8Array {
+  const n = payload.length;
+  const out = new Uint8Array(8 + n);
+  out[0] = n & 255;
+  out[1] = (n >>> 8) & 255;
+  out[2] = (n >>> 16) & 255;
+  out[3] = n >>> 24;
+  out.set(payload, 8);
+  return out;
+}
+
+/**
+ * Hands each whole frame's payload to `onMessage` as a view (valid during the call only), across
+ * chunks: a frame cut by a read is completed in a copy.
+ */
+function frameEcho(onMessage: (payload: Uint8Array) => void): (chunk: Uint8Array) => void {
+  let pending: Uint8Array | undefined;
+  return (chunk) => {
+    const buf = pending === undefined ? chunk : concat(pending, chunk);
+    pending = undefined;
+    let at = 0;
+    while (buf.length - at >= 8) {
+      const length = frameLength(buf, at);
+      const end = at + 8 + length;
+      if (end > buf.length) break;
+      onMessage(buf.subarray(at + 8, end));
+      at = end;
+    }
+    if (at < buf.length) pending = buf.slice(at);
+  };
+}
+
 async function server(): Promise<void> {
   const expectBytes = numArg(args, "expect-bytes", 0);
   const assemble = args.has("assemble");
@@ -92,6 +128,32 @@ async function server(): Promise<void> {
           const before = receivedBytes;
           receivedBytes += chunk.length;
           if (before < expectBytes && receivedBytes >= expectBytes) socket.write(frame(xBytes(4)));
+        },
+      };
+    }
+    if (mode === "echo-plain") {
+      // The answers to one read go out in one write, as any writer coalesces them (a native write per
+      // 38-byte frame would measure the runtime's write call, not the echo).
+      const answers: Uint8Array[] = [];
+      let bytes = 0;
+      const each = frameEcho((view) => {
+        const answer = encode(view);
+        answers.push(answer);
+        bytes += answer.length;
+      });
+      return {
+        onData(chunk) {
+          each(chunk);
+          if (answers.length === 0) return;
+          const out = new Uint8Array(bytes);
+          let at = 0;
+          for (const answer of answers) {
+            out.set(answer, at);
+            at += answer.length;
+          }
+          answers.length = 0;
+          bytes = 0;
+          socket.write(out);
         },
       };
     }

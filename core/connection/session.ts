@@ -242,8 +242,7 @@ export class Session implements ConnectionHandler {
     this.#handshakeDriver.startTimer(ms);
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // ConnectionHandler: nothing thrown here may reach the runtime's event loop.
+  // ConnectionHandler: nothing thrown here may reach the runtime's event loop. --------------------
 
   /**
    * A chunk arrived. Returns a number when nothing keeps `chunk` (copied into a large message being
@@ -298,8 +297,7 @@ export class Session implements ConnectionHandler {
     }
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Input
+  // Input -----------------------------------------------------------------------------------------
 
   /** The hot path: data in, whole frames out, delivered; a processor's answers written at the end. */
   #receive(chunk: Uint8Array): number | undefined {
@@ -310,6 +308,8 @@ export class Session implements ConnectionHandler {
     const budget = host.budget;
     budget.received(chunk.length);
     let givenBack = false;
+    let lent = -1;
+    const decoder = this.#decoder;
     // A processor's answers to this chunk go out at its end, as one write, not a microtask later.
     const answersNow = this.processor !== undefined;
     const flusher = host.flusher;
@@ -317,18 +317,19 @@ export class Session implements ConnectionHandler {
     try {
       if (phase !== Phase.open) this.#handshakeDriver.push(chunk);
       else if (this.#raw) this.#delivery.message(chunk, true);
-      else {
-        const decoder = this.#decoder!;
-        givenBack = decoder.absorb(chunk);
-        if (!givenBack) decoder.push(chunk);
+      else if (!(givenBack = decoder!.absorb(chunk))) {
+        if (this.conn.reusesReadMemory) lent = decoder!.lentViews;
+        decoder!.push(chunk);
       }
       if (!this.#raw || phase !== Phase.open) this.#decode();
+      // Read to its end and no view made of it (its frames were copied): its memory may be reused.
+      if (lent >= 0 && decoder!.lentViews === lent) givenBack = true;
     } finally {
       if (answersNow) flusher.reading = undefined;
     }
     if (this.dirty && (answersNow || this.processor)) this.flushNow();
     budget.afterInput(this, this.#decoder?.partialFrameMissingBytes);
-    return givenBack ? this.#decoder!.partialFrameMissingBytes : undefined;
+    return givenBack ? decoder!.partialFrameMissingBytes : undefined;
   }
 
   /** Decodes what is buffered: handshake decisions first, then whole frames or raw bytes. */
@@ -413,6 +414,7 @@ export class Session implements ConnectionHandler {
     this.output.track();
     this.#deadline.clear();
     this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits));
+    if (this.conn.reusesReadMemory) this.#decoder.copyLargeFrames();
     this.streamThreshold(streamThresholdOf(this.#client));
     const rest = this.#handshakeDriver.finish();
     if (rest?.length) this.#decoder.push(rest);
@@ -437,8 +439,7 @@ export class Session implements ConnectionHandler {
     }
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Output
+  // Output ----------------------------------------------------------------------------------------
 
   /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
   queueOutput(payload: Uint8Array, framed = !this.#raw): void {
@@ -493,8 +494,7 @@ export class Session implements ConnectionHandler {
     else this.#halfOpen?.check();
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Closing
+  // Closing ---------------------------------------------------------------------------------------
 
   /** Closes once everything queued has been written (and the peer had time to close). */
   closeWhenFlushed(): void {

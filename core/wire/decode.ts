@@ -1,14 +1,16 @@
 /**
- * Decoding: {@linkcode FrameDecoder} turns a byte stream, cut into chunks anywhere, back into messages.
- * `codec.ts` is the public entry.
+ * Decoding: {@linkcode FrameDecoder} turns a byte stream, cut anywhere, into messages (see `codec.ts`).
  *
  * @module
  */
 import { assertBytes, concatBytes } from "./bytes.ts";
 import { MessageTooLargeError } from "../errors.ts";
 import {
+  copyAbove,
+  copyFrame,
   FRAME_HEADER_BYTES,
   frameView,
+  peekHeader,
   putHeader,
   readFrameLength,
   SMALL_COPY,
@@ -25,7 +27,6 @@ export { DEFAULT_MAX_MESSAGE_BYTES, type FrameDecoderOptions };
 
 /** A shared placeholder for an empty chunk slot; it has no bytes, so sharing it is safe. */
 const NO_BYTES = new Uint8Array(0);
-
 /** Marks `#partial` while a streamed frame's payload is being taken: it has no bytes to fill. */
 const STREAMING = new Uint8Array(0);
 
@@ -34,8 +35,9 @@ const STREAMING = new Uint8Array(0);
  *
  * Chunks pushed in become the decoder's (it may hand out views of them), so the caller must not
  * modify a chunk after pushing it. A message that lies inside one chunk is returned as a view of
- * that chunk, without copying; a message spanning chunks is copied into one buffer of its frame's
- * exact size (its header rebuilt in front), allocated once when its header is complete.
+ * that chunk (after {@linkcode FrameDecoder.copyLargeFrames}, one of 16 KiB or more in a read buffer
+ * of 128 KiB or more is copied, so as not to pin that buffer); a message spanning chunks is copied into one buffer of its frame's exact size (its header
+ * rebuilt in front), allocated once when its header is complete.
  *
  * When a frame declares more than `maxMessageBytes`, {@linkcode FrameDecoder.next} throws a
  * `MessageTooLargeError` and the decoder is finished: every later call to `push`, `next` or
@@ -75,9 +77,12 @@ export class FrameDecoder {
   /** The buffer of a frame spanning chunks (its header, then its payload), and how much of it is filled. */
   #partial: Uint8Array | undefined = undefined;
   #filled = 0;
-  /** The header read by `#peekHeader`, as two unsigned 32-bit halves. */
-  #lo = 0;
-  #hi = 0;
+  /** The header of a frame crossing chunks, as `peekHeader` read it. */
+  readonly #header = { lo: 0, hi: 0 };
+  /** How many views of pushed chunks were handed out (see {@linkcode lentViews}). */
+  #lent = 0;
+  /** Large frames are copied out of large buffers (see {@linkcode copyLargeFrames}). */
+  #copyBig = false;
   #error: MessageTooLargeError | undefined = undefined;
   #takenFrames = 0;
 
@@ -137,6 +142,7 @@ export class FrameDecoder {
     const avail = cur.length - pos;
     const take = avail < left ? avail : left;
     const piece = pos === 0 && take === cur.length ? cur : cur.subarray(pos, pos + take);
+    this.#lent++;
     this.#queued -= take;
     if (take === avail) this.#shift();
     else this.#pos = pos + take;
@@ -318,14 +324,17 @@ export class FrameDecoder {
       this.#pos = stop;
     }
     // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8.
+    if (length >= copyAbove(cur, this.#copyBig)) return copyFrame(cur, pos, length);
+    this.#lent++;
     return new Uint8Array(cur.buffer, cur.byteOffset + start, length);
   }
 
   /**
    * Appends every whole message that lies inside the chunk being read to `out`, as views, and
    * returns their total payload bytes. It is {@linkcode next} in a loop without the per-call cost,
-   * and it never throws: it stops before a frame that crosses into the next chunk or declares more
-   * than `maxMessageBytes`, and leaves that frame to `next`. It also stops after `maxMessages`.
+   * and it never throws: it stops before a frame that crosses into the next chunk, declares more
+   * than `maxMessageBytes` or is copied (see the class doc), and leaves it to `next`. It also stops
+   * after `maxMessages`.
    *
    * @param out The array to append to.
    * @param maxMessages The most messages to append.
@@ -344,7 +353,7 @@ export class FrameDecoder {
     if (this.#error !== undefined || this.#partial !== undefined) return 0;
     const cur = this.#cur;
     const end = cur.length;
-    const max = this.#limit;
+    const max = Math.min(this.#limit, copyAbove(cur, this.#copyBig) - 1); // a frame to copy is left to `next`
     // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8, which dominates here.
     const buffer = cur.buffer;
     const base = cur.byteOffset + FRAME_HEADER_BYTES;
@@ -362,6 +371,7 @@ export class FrameDecoder {
       pos = stop;
     }
     if (taken === 0) return 0;
+    this.#lent++;
     this.#queued -= bytes + taken * FRAME_HEADER_BYTES;
     if (pos === end) this.#shift();
     else this.#pos = pos;
@@ -371,8 +381,8 @@ export class FrameDecoder {
   /**
    * Takes every whole frame that lies inside the chunk being read, as one view of that chunk with
    * the frames' headers: one scan of the headers, and one view per call, not per message. It never
-   * throws: it stops before a frame that crosses into the next chunk or declares more than
-   * `maxMessageBytes`, and leaves that frame to {@linkcode next}.
+   * throws: it stops before a frame that crosses into the next chunk, declares more than
+   * `maxMessageBytes` or is copied (see the class doc), and leaves it to {@linkcode next}.
    *
    * @returns The frames as they arrived, or `undefined` when none is whole; their number is then
    *   {@linkcode takenFrameCount}.
@@ -393,7 +403,7 @@ export class FrameDecoder {
     const start = this.#pos;
     if (end - start < FRAME_HEADER_BYTES) return undefined;
     const view = this.#curView ??= frameView(cur);
-    const max = this.#limit;
+    const max = Math.min(this.#limit, copyAbove(cur, this.#copyBig) - 1); // a frame to copy is left to `next`
     let pos = start;
     let count = 0;
     while (end - pos >= FRAME_HEADER_BYTES) {
@@ -405,6 +415,7 @@ export class FrameDecoder {
     }
     if (count === 0) return undefined;
     this.#takenFrames = count;
+    this.#lent++;
     this.#queued -= pos - start;
     if (pos === end) this.#shift();
     else this.#pos = pos;
@@ -428,6 +439,19 @@ export class FrameDecoder {
   }
 
   /**
+   * Changes each time a view of a pushed chunk is handed out; -1 while pushed bytes are unread. Equal
+   * (not -1) before a chunk is pushed and after it was read: nothing refers to it, its memory is free.
+   */
+  get lentViews(): number {
+    return this.#queued === 0 ? this.#lent : -1;
+  }
+
+  /** From now on copies frames of 16 KiB or more out of read buffers of 128 KiB or more (class doc). */
+  copyLargeFrames(): void {
+    this.#copyBig = true;
+  }
+
+  /**
    * Removes and returns every unconsumed byte exactly as it arrived, a partly received frame's
    * header and payload included, and leaves the decoder empty. Used when a connection leaves
    * framed mode: the next unread byte is then read raw.
@@ -447,6 +471,7 @@ export class FrameDecoder {
   takeBuffered(): Uint8Array {
     if (this.#error !== undefined) throw this.#error;
     const total = this.bufferedBytes;
+    this.#lent++;
     const pieces: Uint8Array[] = [];
     const partial = this.#partial;
     if (partial !== undefined) {
@@ -514,28 +539,6 @@ export class FrameDecoder {
     return ring;
   }
 
-  /** Reads the 8 header bytes into `#lo`/`#hi` across chunks, without consuming them. */
-  #peekHeader(): void {
-    let chunk = this.#cur;
-    let p = this.#pos;
-    let next = 0;
-    let lo = 0;
-    let hi = 0;
-    for (let i = 0; i < FRAME_HEADER_BYTES;) {
-      if (p === chunk.length) {
-        chunk = this.#ring[(this.#ringHead + next++) & (this.#ring.length - 1)];
-        p = 0;
-        continue;
-      }
-      const byte = chunk[p++];
-      if (i < 4) lo += byte * 2 ** (8 * i);
-      else hi += byte * 2 ** (8 * (i - 4));
-      i++;
-    }
-    this.#lo = lo;
-    this.#hi = hi;
-  }
-
   /** Consumes `n` queued bytes (`n <= #queued`), copying them into `target` at `at` when given. */
   #consume(n: number, target: Uint8Array | undefined, at: number): void {
     this.#queued -= n;
@@ -563,9 +566,9 @@ export class FrameDecoder {
 
   /** The slow path: the header or the payload of the next frame crosses a chunk boundary. */
   #nextSpanning(): Uint8Array | undefined {
-    this.#peekHeader();
-    const lo = this.#lo;
-    const hi = this.#hi;
+    const header = peekHeader(this.#cur, this.#pos, this.#ring, this.#ringHead, this.#header);
+    const lo = header.lo;
+    const hi = header.hi;
     const length = hi * TWO_POW_32 + lo;
     if (length > this.#limit) {
       this.#oversize(hi, lo);
