@@ -24,6 +24,15 @@ export const UNREAD_MESSAGE_OVERHEAD_BYTES = 64;
 /** An inbox entry's count for a raw chunk (framed runs count their frames). */
 const RAW_CHUNK = -1;
 
+/** What an unknown client's keyword starts with; its id follows (the bytes are made when asked for). */
+export const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
+
+/** The inbox of a record with nothing unread: shared, never written (the first push takes a fresh array). */
+const NO_ENTRIES: never[] = [];
+const NO_COUNTS: never[] = [];
+/** The registration of a client registered with no options. */
+const NO_REGISTRATION: ClientRegistration = {};
+
 /** What a client is registered with, fixed for its lifetime (see `IoCore.addClient`). */
 export interface ClientRegistration {
   /** Outgoing clients: where to connect. */
@@ -78,22 +87,11 @@ export class ClientRecord {
   /** Given once, never changed. */
   readonly id: ClientId;
   readonly kind: "expected" | "unknown";
-  readonly keyword: Uint8Array;
-  readonly key: string;
-  /** Outgoing clients: where to connect. */
-  readonly connect: ConnectOptions | UdpConnectOptions | undefined;
-  /** True when a connection starts in raw mode. */
-  readonly rawOnConnect: boolean;
-  /** Who may announce this keyword; `undefined`: the core's rules. */
-  readonly rules: RuleCheck | undefined;
-  /** The secret the client proves, as a key. */
-  readonly secretKey: Promise<HmacKey> | undefined;
-  /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
-  readonly reconnect: ResolvedReconnect | undefined;
-  /** Registered by `acceptUnexpectedKeywords: "adopt"`: forgotten once disconnected and read. */
-  readonly adopted: boolean;
-  /** Frames declaring more are delivered as streams; `undefined`: every message whole. */
-  readonly streamThresholdBytes: number | undefined;
+  /** A named client's keyword; `undefined` for an unknown client (see {@linkcode keyword}). */
+  readonly #keyword: Uint8Array | undefined;
+  #key: string | undefined = undefined;
+  /** What the client was registered with (one object, read when a connection starts). */
+  readonly #registration: ClientRegistration;
   /** The streamed message after the unread ones, until the application takes it. */
   #stream: MessageStream | undefined = undefined;
   #processorClass: InlineProcessorClass | undefined;
@@ -105,9 +103,9 @@ export class ClientRecord {
   #lastError: Error | undefined = undefined;
   #removed = false;
   /** Unread entries, oldest first from `#head`: runs of whole frames, and raw chunks. */
-  #inbox: Uint8Array[] = [];
+  #inbox: Uint8Array[] = NO_ENTRIES;
   /** Per entry: the frames left in it, or `RAW_CHUNK`. */
-  #counts: number[] = [];
+  #counts: number[] = NO_COUNTS;
   #head = 0;
   /** Bytes of the head entry already read (a run read one message at a time), and a view of it. */
   #headTaken = 0;
@@ -124,29 +122,70 @@ export class ClientRecord {
   /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
   #reconnectHeld = false;
   /** Messages accepted while not connected, sent right after the next handshake. */
-  #outbox: Uint8Array[] = [];
+  #outbox: Uint8Array[] | undefined = undefined;
   /** Their bytes, as counted against `outputBytes` (with a frame header each). */
   #outboxBytes = 0;
 
-  /** A record with no connection and an empty inbox, registered with `registration`. */
+  /**
+   * A record with no connection and an empty inbox, registered with `registration`. An unknown client
+   * has no keyword of its own (`undefined`): {@linkcode keyword} names it by its id when asked.
+   */
   constructor(
     id: ClientId,
     kind: "expected" | "unknown",
-    keyword: Uint8Array,
-    registration: ClientRegistration = {},
+    keyword: Uint8Array | undefined,
+    registration: ClientRegistration = NO_REGISTRATION,
   ) {
     this.id = id;
     this.kind = kind;
-    this.keyword = keyword;
-    this.key = keywordKey(keyword);
-    this.connect = registration.connect;
-    this.rawOnConnect = registration.raw ?? false;
-    this.rules = registration.rules;
-    this.secretKey = registration.secretKey;
-    this.reconnect = registration.reconnect;
-    this.adopted = registration.adopted ?? false;
-    this.streamThresholdBytes = registration.streamThresholdBytes;
+    this.#keyword = keyword;
+    this.#registration = registration;
     this.#processorClass = registration.processorClass;
+  }
+
+  /** The keyword; an unknown client's is `UNKNOWN CLIENT: <id>`, made on each call (none is kept per client). */
+  get keyword(): Uint8Array {
+    return this.#keyword ?? new TextEncoder().encode(`${UNKNOWN_KEYWORD_PREFIX}${this.id}`);
+  }
+
+  /** The keyword as a lookup key (see {@linkcode keywordKey}), made when first asked for. */
+  get key(): string {
+    return this.#key ??= keywordKey(this.keyword);
+  }
+
+  /** Outgoing clients: where to connect. */
+  get connect(): ConnectOptions | UdpConnectOptions | undefined {
+    return this.#registration.connect;
+  }
+
+  /** True when a connection starts in raw mode. */
+  get rawOnConnect(): boolean {
+    return this.#registration.raw ?? false;
+  }
+
+  /** Who may announce this keyword; `undefined`: the core's rules. */
+  get rules(): RuleCheck | undefined {
+    return this.#registration.rules;
+  }
+
+  /** The secret the client proves, as a key. */
+  get secretKey(): Promise<HmacKey> | undefined {
+    return this.#registration.secretKey;
+  }
+
+  /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
+  get reconnect(): ResolvedReconnect | undefined {
+    return this.#registration.reconnect;
+  }
+
+  /** Registered by `acceptUnexpectedKeywords: "adopt"`: forgotten once disconnected and read. */
+  get adopted(): boolean {
+    return this.#registration.adopted ?? false;
+  }
+
+  /** Frames declaring more are delivered as streams; `undefined`: every message whole. */
+  get streamThresholdBytes(): number | undefined {
+    return this.#registration.streamThresholdBytes;
   }
 
   /** The processor class each connection of this client gets, if any. */
@@ -265,15 +304,16 @@ export class ClientRecord {
    * before it (`first`: the unsent rest of a lost connection). Appending is O(1) per message.
    */
   keepWhileAway(payloads: Uint8Array[], bytes: number, first: boolean): void {
-    if (first) this.#outbox = payloads.concat(this.#outbox);
-    else for (const payload of payloads) this.#outbox.push(payload);
+    const outbox = this.#outbox ??= [];
+    if (first) this.#outbox = payloads.concat(outbox);
+    else for (const payload of payloads) outbox.push(payload);
     this.#outboxBytes += bytes;
   }
 
   /** Takes everything kept while away, oldest first, and empties the send buffer. */
   takeOutbox(): Uint8Array[] {
-    const outbox = this.#outbox;
-    this.#outbox = [];
+    const outbox = this.#outbox ?? [];
+    this.#outbox = undefined;
     this.#outboxBytes = 0;
     return outbox;
   }
@@ -326,6 +366,7 @@ export class ClientRecord {
    * returns what they cost against the input cap.
    */
   pushFrames(frames: Uint8Array, count: number, payloadBytes: number): number {
+    if (this.#inbox === NO_ENTRIES) this.#fresh();
     this.#inbox.push(frames);
     this.#counts.push(count);
     this.#unread += count;
@@ -340,6 +381,7 @@ export class ClientRecord {
   push(message: Uint8Array, raw: boolean): number {
     const n = message.length;
     if (raw) {
+      if (this.#inbox === NO_ENTRIES) this.#fresh();
       this.#inbox.push(message);
       this.#counts.push(RAW_CHUNK);
       this.#rawChunks++;
@@ -453,14 +495,20 @@ export class ClientRecord {
 
   /** Forgets every unread message. */
   clearInbox(): void {
-    this.#inbox = [];
-    this.#counts = [];
+    this.#inbox = NO_ENTRIES;
+    this.#counts = NO_COUNTS;
     this.#head = 0;
     this.#headTaken = 0;
     this.#headView = undefined;
     this.#unread = 0;
     this.#rawChunks = 0;
     this.#inboxBytes = 0;
+  }
+
+  /** The first unread entry arrives: the inbox gets arrays of its own. */
+  #fresh(): void {
+    this.#inbox = [];
+    this.#counts = [];
   }
 
   /** Moves past the head entry once it is read. */

@@ -21,7 +21,7 @@ export class Delivery {
   readonly #session: Session;
   readonly #host: SessionHost;
   /** Messages, batches or raw chunks that arrived while a callback was pending, counted as input. */
-  #waiting: (Uint8Array | FrameBatch | InboundStream)[] = [];
+  #waiting: (Uint8Array | FrameBatch | InboundStream)[] | undefined = undefined;
 
   /** The delivery of `session`, whose core is `host`. */
   constructor(session: Session, host: SessionHost) {
@@ -31,7 +31,7 @@ export class Delivery {
 
   /** True when no input waits for a processor callback to settle. */
   get idle(): boolean {
-    return !this.#session.awaitingCallback && this.#waiting.length === 0;
+    return !this.#session.awaitingCallback && (this.#waiting?.length ?? 0) === 0;
   }
 
   /** Delivers one message or raw chunk to the processor or the inbox. */
@@ -103,7 +103,7 @@ export class Delivery {
   toProcessor(message: Uint8Array | FrameBatch | InboundStream): void {
     const session = this.#session;
     if (session.awaitingCallback) {
-      this.#waiting.push(message);
+      (this.#waiting ??= []).push(message);
       return;
     }
     const budget = this.#host.budget;
@@ -121,6 +121,7 @@ export class Delivery {
   settled(): boolean {
     const session = this.#session;
     const waiting = this.#waiting;
+    if (waiting === undefined) return !session.awaitingCallback;
     let i = 0;
     while (
       i < waiting.length && !session.awaitingCallback && session.processor && session.phase === Phase.open
@@ -134,8 +135,10 @@ export class Delivery {
   /** The session closed: drops what waited; returns its bytes. */
   discard(): number {
     let bytes = 0;
-    for (const item of this.#waiting) bytes += item instanceof FrameBatch ? item.byteLength : item.length;
-    this.#waiting = [];
+    for (const item of this.#waiting ?? []) {
+      bytes += item instanceof FrameBatch ? item.byteLength : item.length;
+    }
+    this.#waiting = undefined;
     return bytes;
   }
 }
