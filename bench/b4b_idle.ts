@@ -2,7 +2,8 @@
  * B4b: memory per idle connection. For asockio with named clients, asockio with raw connections (unknown
  * clients) and the runtime's bare server, one server process per repetition: a baseline reading, then the
  * load client (Node, another process, on CPU 1, from 8 `127.0.0.x` source addresses) opens connections up
- * to each count, and the server reports its RSS and JS heap after a forced GC at each. The figure is the
+ * to each count (each exchanges one message, then idles), and the server reports its RSS and JS heap after a
+ * forced GC at each. The figure is the
  * growth since the baseline ÷ connections. At the largest count one extra client measures round-trip
  * latency (8-byte messages, one at a time).
  *

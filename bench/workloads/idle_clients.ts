@@ -3,8 +3,9 @@
  * from several `127.0.0.x` source addresses, and measures one extra client's round trips.
  *
  * `client --kind named|raw|bare --port P [--sources 8] [--parallel 256]`, then on stdin:
- * - `open N`: opens connections until N are open (named ones announce `c<i>` and wait for `OK`), then
- *   prints `RESULT {open, seconds}`;
+ * - `open N`: opens connections until N are open, then prints `RESULT {open, seconds}`. Each one
+ *   exchanges one message, then idles: a named one announces `c<i>` and waits for `OK`; a raw or bare one
+ *   sends the same frame bytes and waits for their echo (so every server has read and written once);
  * - `ping K`: one more connection (named: keyword `lat`) sends K 8-byte messages one at a time, each
  *   after the echo of the last, and prints `RESULT {p50Us, p99Us}`;
  * - end of stdin: closes everything and exits.
@@ -24,24 +25,29 @@ const named = kind === "named";
 const sockets: Socket[] = [];
 let next = 0;
 
-/** Connects from `127.0.0.<1 + i % sources>`; named clients announce `keyword` and wait for the answer. */
-function open(i: number, keyword: string): Promise<Socket> {
+/**
+ * Connects from `127.0.0.<1 + i % sources>` and sends `keyword` as a frame: named clients wait for `OK`,
+ * the others for the echo. With `quiet`, sends nothing (the raw and bare latency client).
+ */
+function open(i: number, keyword: string, quiet = false): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = createConnection({ host: "127.0.0.1", port, localAddress: `127.0.0.${1 + (i % sources)}` });
     s.setNoDelay(true);
     s.once("error", reject);
     s.once("connect", () => {
-      if (!named) return resolve(s);
+      if (quiet) return resolve(s);
+      const hello = frame(new TextEncoder().encode(keyword));
+      // The answer `OK` is one 10-byte frame; an echo is the frame itself.
+      const answer = named ? 10 : hello.length;
       let got = 0;
       const onData = (chunk: Uint8Array) => {
         got += chunk.length;
-        // The answer `OK` is one 10-byte frame.
-        if (got < 10) return;
+        if (got < answer) return;
         s.off("data", onData);
         resolve(s);
       };
       s.on("data", onData);
-      s.write(frame(new TextEncoder().encode(keyword)));
+      s.write(hello);
     });
   });
 }
@@ -60,7 +66,7 @@ async function openUntil(total: number): Promise<void> {
 }
 
 async function ping(count: number): Promise<void> {
-  const s = await open(next, "lat");
+  const s = await open(next, "lat", !named);
   const payload = new Uint8Array(8).fill(0x58);
   const message = named ? frame(payload) : payload;
   let waiting: (() => void) | undefined;
