@@ -113,7 +113,7 @@ type OwnedSocket = Socket & { [CONNECTION]: NodeConnection };
  * first write, so an idle connection keeps no closure of its own.
  */
 export class NodeConnection implements Connection {
-  readonly localAddr: Addr;
+  #localAddr: Addr | undefined;
   readonly remoteAddr: Addr;
   readonly tls?: TlsConnectionInfo;
   #socket: Socket;
@@ -130,14 +130,18 @@ export class NodeConnection implements Connection {
   #endReported = false;
   #error: Error | undefined;
 
-  /** Wraps `socket`, connected or accepted; `tls` is set once its TLS handshake is done. */
-  constructor(socket: Socket, localAddr: Addr, remoteAddr: Addr, tls?: TlsConnectionInfo) {
+  /**
+   * Wraps `socket`, connected or accepted; `tls` is set once its TLS handshake is done. `localAddr` may be
+   * just its kind (`"tcp"`, `"tls"`): it is then read from the socket when first asked for.
+   */
+  constructor(socket: Socket, localAddr: Addr | "tcp" | "tls", remoteAddr: Addr, tls?: TlsConnectionInfo) {
+    const kind = typeof localAddr === "string" ? localAddr : localAddr.transport;
     this.#socket = socket;
-    this.localAddr = localAddr;
+    this.#localAddr = typeof localAddr === "string" ? undefined : localAddr;
     this.remoteAddr = remoteAddr;
     if (tls !== undefined) this.tls = tls;
-    this.#isTcp = localAddr.transport !== "unix";
-    this.#isTls = localAddr.transport === "tls";
+    this.#isTcp = kind !== "unix";
+    this.#isTls = kind === "tls";
     (socket as OwnedSocket)[CONNECTION] = this;
     socket.on("error", NodeConnection.#onError);
     // `_destroy` is the stream's own extension point, called while node:net still holds its writes.
@@ -183,6 +187,12 @@ export class NodeConnection implements Connection {
     } catch (err) {
       conn.#handlerFailed("onEnd", err);
     }
+  }
+
+  /** This side's address; a TCP one is read when first asked for (node:net keeps it from then on). */
+  get localAddr(): Addr {
+    const socket = this.#socket;
+    return this.#localAddr ??= tcpAddr(socket.localAddress, socket.localPort, this.#isTls ? "tls" : "tcp");
   }
 
   get bufferedAmount(): number {
@@ -337,11 +347,7 @@ export function socketConnection(
     const unnamed: Addr = { transport: "unix", path: "" };
     return accepted ? new NodeConnection(socket, named, unnamed) : new NodeConnection(socket, unnamed, named);
   }
-  return new NodeConnection(
-    socket,
-    tcpAddr(socket.localAddress, socket.localPort),
-    tcpAddr(socket.remoteAddress, socket.remotePort),
-  );
+  return new NodeConnection(socket, "tcp", tcpAddr(socket.remoteAddress, socket.remotePort));
 }
 
 /**

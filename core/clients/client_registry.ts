@@ -14,6 +14,7 @@ import type { Addr } from "../../transports/types.ts";
 import type { ClientId, ListenerInfo, MessageStream } from "../types.ts";
 import { FRAME_HEADER_BYTES, frameView, readFrameLength } from "../wire/codec.ts";
 import { createFrameBatch, type FrameBatch, pushPayloadViews } from "../wire/frame_batch.ts";
+import { RecordExtras } from "./record_extras.ts";
 
 /**
  * What one unread message costs besides its bytes (its view object and its slot in the inbox),
@@ -92,15 +93,10 @@ export class ClientRecord {
   #key: string | undefined = undefined;
   /** What the client was registered with (one object, read when a connection starts). */
   readonly #registration: ClientRegistration;
-  /** The streamed message after the unread ones, until the application takes it. */
-  #stream: MessageStream | undefined = undefined;
   #processorClass: InlineProcessorClass | undefined;
   #session: Session | undefined = undefined;
-  #connecting = false;
   #listener: ListenerInfo | undefined = undefined;
   #remoteAddr: Addr | undefined = undefined;
-  #proxyAddr: Addr | undefined = undefined;
-  #lastError: Error | undefined = undefined;
   #removed = false;
   /** Unread entries, oldest first from `#head`: runs of whole frames, and raw chunks. */
   #inbox: Uint8Array[] = NO_ENTRIES;
@@ -117,14 +113,8 @@ export class ClientRecord {
   #inboxBytes = 0;
   /** The `messages()` iteration reading this inbox, if any. */
   reader: InboxReader | undefined = undefined;
-  /** Consecutive failed connection attempts. */
-  #failures = 0;
-  /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
-  #reconnectHeld = false;
-  /** Messages accepted while not connected, sent right after the next handshake. */
-  #outbox: Uint8Array[] | undefined = undefined;
-  /** Their bytes, as counted against `outputBytes` (with a frame header each). */
-  #outboxBytes = 0;
+  /** What the client needs only at times (see {@linkcode RecordExtras}); made when first written. */
+  #extras: RecordExtras | undefined = undefined;
 
   /**
    * A record with no connection and an empty inbox, registered with `registration`. An unknown client
@@ -200,7 +190,7 @@ export class ClientRecord {
 
   /** True while an outgoing client's connect is under way (before its handshake). */
   get connecting(): boolean {
-    return this.#connecting;
+    return this.#extras?.connecting ?? false;
   }
 
   /** The listener of the client's last incoming connection. */
@@ -215,12 +205,12 @@ export class ClientRecord {
 
   /** The balancer's address, when the connection came through a trusted PROXY protocol source. */
   get proxyAddr(): Addr | undefined {
-    return this.#proxyAddr;
+    return this.#extras?.proxyAddr;
   }
 
   /** Why the client's last connection or attempt ended, if it was an error. */
   get lastError(): Error | undefined {
-    return this.#lastError;
+    return this.#extras?.lastError;
   }
 
   /** True once the client was removed. */
@@ -235,68 +225,73 @@ export class ClientRecord {
 
   /** An outgoing client's connect began. */
   connectStarted(): void {
-    this.#connecting = true;
+    this.#more().connecting = true;
   }
 
   /** The connect ended without a connection: it failed (`error`), or this side gave it up. */
   connectEnded(error?: Error): void {
-    this.#connecting = false;
-    if (error) this.#lastError = error;
+    if (this.#extras) this.#extras.connecting = false;
+    if (error) this.#more().lastError = error;
   }
 
   /** An outgoing client's connect succeeded: `session` runs its handshake. */
   handshakeStarted(session: Session): void {
-    this.#connecting = false;
+    if (this.#extras) this.#extras.connecting = false;
     this.#session = session;
     this.#remoteAddr = session.remoteAddr;
   }
 
   /** `session` was admitted (or connected) for this client: it is the client's connection now. */
   bound(session: Session): void {
-    this.#connecting = false;
-    this.#failures = 0;
     this.#session = session;
     this.#listener = session.listener;
     this.#remoteAddr = session.remoteAddr;
-    this.#proxyAddr = session.proxyAddr;
-    this.#lastError = undefined;
+    const proxyAddr = session.proxyAddr;
+    const extras = proxyAddr !== undefined ? this.#more() : this.#extras;
+    if (extras !== undefined) {
+      extras.connecting = false;
+      extras.failures = 0;
+      extras.proxyAddr = proxyAddr;
+      extras.lastError = undefined;
+    }
   }
 
   /** The client's connection closed, with `error` if it failed. */
   unbound(error: Error | undefined): void {
     this.#session = undefined;
-    if (error) this.#lastError = error;
+    if (error) this.#more().lastError = error;
   }
 
   /** Consecutive failed connection attempts of an outgoing client. */
   get failures(): number {
-    return this.#failures;
+    return this.#extras?.failures ?? 0;
   }
 
   /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
   get reconnectHeld(): boolean {
-    return this.#reconnectHeld;
+    return this.#extras?.reconnectHeld ?? false;
   }
 
   /** Bytes waiting in the send buffer, as counted against `outputBytes` (a frame header each). */
   get outboxBytes(): number {
-    return this.#outboxBytes;
+    return this.#extras?.outboxBytes ?? 0;
   }
 
   /** An attempt failed; returns the consecutive failures so far. */
   attemptFailed(): number {
-    return ++this.#failures;
+    return ++this.#more().failures;
   }
 
   /** No more attempts until `reconnectClient`. */
   reconnectsHeld(): void {
-    this.#reconnectHeld = true;
+    this.#more().reconnectHeld = true;
   }
 
   /** `reconnectClient`: attempts again, with a fresh count. */
   reconnectsResumed(): void {
-    this.#reconnectHeld = false;
-    this.#failures = 0;
+    if (this.#extras === undefined) return;
+    this.#extras.reconnectHeld = false;
+    this.#extras.failures = 0;
   }
 
   /**
@@ -304,17 +299,20 @@ export class ClientRecord {
    * before it (`first`: the unsent rest of a lost connection). Appending is O(1) per message.
    */
   keepWhileAway(payloads: Uint8Array[], bytes: number, first: boolean): void {
-    const outbox = this.#outbox ??= [];
-    if (first) this.#outbox = payloads.concat(outbox);
+    const extras = this.#more();
+    const outbox = extras.outbox ??= [];
+    if (first) extras.outbox = payloads.concat(outbox);
     else for (const payload of payloads) outbox.push(payload);
-    this.#outboxBytes += bytes;
+    extras.outboxBytes += bytes;
   }
 
   /** Takes everything kept while away, oldest first, and empties the send buffer. */
   takeOutbox(): Uint8Array[] {
-    const outbox = this.#outbox ?? [];
-    this.#outbox = undefined;
-    this.#outboxBytes = 0;
+    const extras = this.#extras;
+    if (extras === undefined) return [];
+    const outbox = extras.outbox ?? [];
+    extras.outbox = undefined;
+    extras.outboxBytes = 0;
     return outbox;
   }
 
@@ -325,25 +323,26 @@ export class ClientRecord {
 
   /** A streamed message arrived after the unread messages; `takeStream` hands it out once. */
   streamArrived(stream: MessageStream): void {
-    this.#stream = stream;
+    this.#more().stream = stream;
   }
 
   /** True when a streamed message not taken yet is the next unread item. */
   get streamIsNext(): boolean {
-    return this.#stream !== undefined && this.#unread === 0;
+    return this.#extras?.stream !== undefined && this.#unread === 0;
   }
 
   /** Takes the streamed message when it is the next unread item (see `IoCore.takeMessageStream`). */
   takeStream(): MessageStream | undefined {
     if (!this.streamIsNext) return undefined;
-    const stream = this.#stream;
-    this.#stream = undefined;
+    const extras = this.#extras!;
+    const stream = extras.stream;
+    extras.stream = undefined;
     return stream;
   }
 
   /** `stream` was read to its end or cancelled. */
   streamFinished(stream: MessageStream): void {
-    if (this.#stream === stream) this.#stream = undefined;
+    if (this.#extras?.stream === stream) this.#extras.stream = undefined;
   }
 
   /** Payload bytes of the unread messages. */
@@ -503,6 +502,10 @@ export class ClientRecord {
     this.#unread = 0;
     this.#rawChunks = 0;
     this.#inboxBytes = 0;
+  }
+
+  #more(): RecordExtras {
+    return this.#extras ??= new RecordExtras();
   }
 
   /** The first unread entry arrives: the inbox gets arrays of its own. */

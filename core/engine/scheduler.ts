@@ -41,7 +41,14 @@ import { KeywordRouter } from "./keyword_router.ts";
 import { OutgoingClients } from "../clients/outgoing.ts";
 import { resolveReconnect } from "../clients/reconnect.ts";
 import { compileRules } from "../admission/rules.ts";
-import { Gate, type Incoming, isHttpRequest, isWebSocket, needsSecret } from "../admission/gate.ts";
+import {
+  Gate,
+  type Incoming,
+  incomingInfo,
+  isHttpRequest,
+  isWebSocket,
+  needsSecret,
+} from "../admission/gate.ts";
 import { type AdmissionPolicy, admissionPolicy, keywordVerdict, routeIncoming } from "../admission/admit.ts";
 import { Phase, Session, type SessionHost, streamThresholdOf } from "../connection/session.ts";
 import { resolveTransport } from "./transport_slot.ts";
@@ -246,18 +253,7 @@ export class Scheduler implements SessionHost {
     const raw = peer.remoteAddr.transport === "udp" || isHttpRequest(conn)
       ? true
       : predicate
-      ? this.#gate.guarded(
-        "rawConnection",
-        peer,
-        () =>
-          predicate({
-            listener,
-            remoteAddr: peer.remoteAddr,
-            localAddr: conn.localAddr,
-            proxyAddr: peer.proxyAddr,
-            websocket: isWebSocket(conn),
-          }),
-      )
+      ? this.#gate.guarded("rawConnection", peer, () => predicate(incomingInfo(peer)))
       : false;
     if (raw instanceof CallbackError) return session ? session.close(raw) : conn.close();
     const route = routeIncoming(this.#policy, raw, () => this.#gate.allowed(this.#policy.unknownRules, peer));
