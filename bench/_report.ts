@@ -394,6 +394,30 @@ function markdown(report: RunReport, checks: Target[]): string {
       ]),
     ));
   }
+  const b4b = rows.filter((r) => r.bench === "b4b");
+  if (b4b.length) {
+    out.push("", `## B4b memory per idle connection (${note}; growth after a forced GC ÷ connections)`, "");
+    out.push(table(
+      ["runtime", "conns", "server", "RSS / conn", "RSS above bare", "heap / conn", "RTT p50 / p99"],
+      b4b.map((r) => {
+        const bare = find(rows, "b4b", r.runtime, "bare", r.params);
+        const kib = (v: number) => `${(v / 1024).toFixed(2)} KiB`;
+        return [
+          r.runtime,
+          si(Number(r.params.clients)),
+          r.contender,
+          r.error ? `failed: ${r.error}` : kib(r.metrics.rssPerConnection!),
+          bare && !r.error && r.contender !== "bare"
+            ? kib(r.metrics.rssPerConnection! - bare.metrics.rssPerConnection!)
+            : "",
+          r.error ? "" : `${kib(r.metrics.heapPerConnection!)}${r.metrics.gc ? "" : " (no forced GC)"}`,
+          r.metrics.p50Us === undefined
+            ? ""
+            : `${Math.round(r.metrics.p50Us)} / ${Math.round(r.metrics.p99Us!)} µs`,
+        ];
+      }),
+    ));
+  }
   const b5 = rows.filter((r) => r.bench === "b5");
   if (b5.length) {
     const builtin = b5.some((r) => r.params.loadGenerator === "builtin");

@@ -35,6 +35,10 @@ const BENCHES = {
     load: async () => (await import("./b3_throughput.ts")).runB3,
   },
   b4: { title: "B4 connection scale", load: async () => (await import("./b4_scale.ts")).runB4 },
+  b4b: {
+    title: "B4b memory per idle connection: named, raw, bare",
+    load: async () => (await import("./b4b_idle.ts")).runB4b,
+  },
   b5: {
     title: "B5 scale out: 1 vs 2 processes on one port",
     load: async () => (await import("./b5_scale_out.ts")).runB5,
@@ -58,6 +62,8 @@ const NODE_WORKLOADS = [
   "bench/workloads/http_native.ts",
   "bench/workloads/framed_asockio.ts",
   "bench/workloads/framed_bare.ts",
+  "bench/workloads/idle_server.ts",
+  "bench/workloads/idle_clients.ts",
   "bench/workloads/udp_echo.ts",
   "bench/workloads/stream.ts",
   "bench/workloads/cluster_nats.ts",

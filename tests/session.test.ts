@@ -192,7 +192,7 @@ describe("Session (stub connection)", () => {
 describe("OutputQueue.pushMany (stub connection)", () => {
   it("refuses a list with an item that is not a message, queuing none of it", () => {
     const conn = new StubConnection();
-    const queue = new OutputQueue(conn, false, (error) => assert.fail(error));
+    const queue = new OutputQueue(conn, false, { close: (error: Error) => assert.fail(error) });
     const bad = [encoder.encode("a"), "b", 5, encoder.encode("d")] as unknown[];
     assert.equal(queue.pushMany(bad, true), -1 - 2, "the index of the refused item");
     assert.equal(queue.queuedBytes, 0);
@@ -202,7 +202,7 @@ describe("OutputQueue.pushMany (stub connection)", () => {
 
   it("queues bytes and text, framed, counting each message's header and its encoded length", () => {
     const conn = new StubConnection();
-    const queue = new OutputQueue(conn, false, (error) => assert.fail(error));
+    const queue = new OutputQueue(conn, false, { close: (error: Error) => assert.fail(error) });
     const bytes = queue.pushMany([encoder.encode("ab"), "é", encoder.encode("")], true);
     assert.equal(bytes, 3 * 8 + 2 + 2 + 0);
     assert.equal(queue.queuedBytes, bytes);

@@ -11,7 +11,7 @@ import { AcceptContext, PendingHandshake } from "./_bun_accept.ts";
 import { bunGlobal, type BunSocket, type BunSocketHandler } from "./_bun_types.ts";
 import { connectionError, tlsConnectError } from "./_errors.ts";
 import { tlsConnectionInfo } from "./_tls.ts";
-import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
+import { assertWritable, copyChunks, NO_CHUNKS, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
 import type { Addr, Connection, ConnectionHandler, TlsConnectionInfo } from "./types.ts";
 
 /**
@@ -176,21 +176,20 @@ export class BunConnection implements Connection {
   /** The queue's head lies in the shared merge buffer. */
   #headIsMerged = false;
   #awaitingDrain = false;
-  readonly #flushTask = () => {
-    if (this.#flushScheduled) this.#flush();
-  };
+  /** `#flush` as a microtask, made at the first write (an idle connection keeps no closure). */
+  #flushTask: (() => void) | undefined = undefined;
 
   #userPaused = false;
   #socketPaused = true;
   /** Chunks that arrived while they could not be delivered (Bun may deliver once after a pause). */
-  #held: Uint8Array[] = [];
+  #held: Uint8Array[] = NO_CHUNKS;
   /**
    * What the receiver said it will copy next (see `ConnectionHandler.onData`) while it assembles
    * large messages; -1 when it kept the last chunk.
    */
   #wanted = -1;
   #deliveryScheduled = false;
-  readonly #deliverTask = () => this.#deliver();
+  #deliverTask: (() => void) | undefined = undefined; // `#deliver` as a microtask, made at need
 
   #readDone = false;
   #endPending = false;
@@ -288,7 +287,7 @@ export class BunConnection implements Connection {
     writes.push(data);
     if (!this.#flushScheduled && !this.#awaitingDrain && writes.chunks.length) {
       this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask);
+      queueMicrotask(this.#flushTask ??= () => this.#flushScheduled && this.#flush());
     }
     return writes.bytes < WRITE_HIGH_WATER_MARK;
   }
@@ -301,7 +300,7 @@ export class BunConnection implements Connection {
     // Written now; the drain is reported by the microtask, never from inside this call.
     if (this.#writeQueue() && !this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask);
+      queueMicrotask(this.#flushTask ??= () => this.#flushScheduled && this.#flush());
     }
     return writes.bytes < WRITE_HIGH_WATER_MARK;
   }
@@ -430,7 +429,7 @@ export class BunConnection implements Connection {
     // Bun allocates a fresh chunk for every data call (never reused), so it is passed on uncopied. It is
     // a plain Uint8Array (binaryType), as receivers rely on Uint8Array#slice copying (Buffer#slice does not).
     if (this.#handler === undefined || this.#userPaused || this.#held.length > 0) {
-      this.#held.push(chunk);
+      this.#heldChunks().push(chunk);
       this.#syncPause();
       return;
     }
@@ -464,7 +463,7 @@ export class BunConnection implements Connection {
     for (let at = 0; at < total;) {
       if (this.#closed && this.#localClose) return;
       if (this.#userPaused) {
-        this.#held.unshift(chunk.subarray(at));
+        this.#heldChunks().unshift(chunk.subarray(at));
         return;
       }
       const wanted = this.#wanted;
@@ -529,10 +528,15 @@ export class BunConnection implements Connection {
     if (this.#handler !== undefined) this.#scheduleDelivery();
   }
 
+  /** `#held` to add to: a connection that never held a chunk shares {@linkcode NO_CHUNKS}. */
+  #heldChunks(): Uint8Array[] {
+    return this.#held !== NO_CHUNKS ? this.#held : (this.#held = []);
+  }
+
   #scheduleDelivery(): void {
     if (this.#deliveryScheduled) return;
     this.#deliveryScheduled = true;
-    queueMicrotask(this.#deliverTask);
+    queueMicrotask(this.#deliverTask ??= () => this.#deliver());
   }
 
   /** Delivers what waited for a handler or for resumeReading, then onClose; runs as a microtask. */

@@ -89,15 +89,10 @@ export class DenoConnection implements Connection {
   #finDone = false;
   #peerEnded = false;
 
-  // Bound once per connection so the hot path allocates no closures.
-  readonly #startFlush = (): void => {
-    if (!this.#flushRunning && this.#flushing) this.#flush().catch(this.#failed);
-  };
+  // Bound once per connection (the flush at its first write) so the hot path allocates no closures.
+  #startFlush: (() => void) | undefined = undefined;
   /** The read loop and the flush catch their own failures; this is for anything they missed. */
   readonly #failed = (err: unknown): void => this.#fail(err);
-  readonly #notifyClose = (): void => {
-    this.#handler!.onClose(this.#closeError);
-  };
 
   /** `tls` is set for a `Deno.TlsConn` whose handshake is done. */
   constructor(conn: DenoConn, tls?: TlsConnectionInfo) {
@@ -129,7 +124,7 @@ export class DenoConnection implements Connection {
     if (this.#handler !== null) throw new TypeError("Cannot set handler: a handler is already set");
     this.#handler = handler;
     if (this.#closed) {
-      queueMicrotask(this.#notifyClose);
+      queueMicrotask(() => this.#handler!.onClose(this.#closeError));
       return;
     }
     this.#readLoop().catch(this.#failed);
@@ -141,7 +136,11 @@ export class DenoConnection implements Connection {
     writes.push(data);
     if (!this.#flushing && writes.chunks.length) {
       this.#flushing = true;
-      queueMicrotask(this.#startFlush);
+      queueMicrotask(
+        this.#startFlush ??= () => {
+          if (!this.#flushRunning && this.#flushing) this.#flush().catch(this.#failed);
+        },
+      );
     }
     return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
   }
@@ -201,7 +200,7 @@ export class DenoConnection implements Connection {
     this.#inFlight = 0;
     this.#scratch = null;
     this.#wakeReader();
-    if (this.#handler !== null) queueMicrotask(this.#notifyClose);
+    if (this.#handler !== null) queueMicrotask(() => this.#handler!.onClose(this.#closeError));
   }
 
   /** A handler callback threw: this connection closes, and onClose reports what was thrown. */

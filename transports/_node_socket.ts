@@ -103,9 +103,17 @@ export function unwrittenByNode(socket: Socket, tls: boolean): number {
   return Math.max(0, state.length - inProgress) + heldByLibuv;
 }
 
-/** One `node:net` or `node:tls` socket behind the {@linkcode Connection} contract. */
+/** Where a socket keeps its connection, for the listeners every connection shares. */
+const CONNECTION = Symbol("asockio connection");
+type OwnedSocket = Socket & { [CONNECTION]: NodeConnection };
+
+/**
+ * One `node:net` or `node:tls` socket behind the {@linkcode Connection} contract. Its socket listeners
+ * are shared by every connection (they find it on the socket), and its write callbacks are made at the
+ * first write, so an idle connection keeps no closure of its own.
+ */
 export class NodeConnection implements Connection {
-  readonly localAddr: Addr;
+  #localAddr: Addr | undefined;
   readonly remoteAddr: Addr;
   readonly tls?: TlsConnectionInfo;
   #socket: Socket;
@@ -122,28 +130,69 @@ export class NodeConnection implements Connection {
   #endReported = false;
   #error: Error | undefined;
 
-  /** Wraps `socket`, connected or accepted; `tls` is set once its TLS handshake is done. */
-  constructor(socket: Socket, localAddr: Addr, remoteAddr: Addr, tls?: TlsConnectionInfo) {
+  /**
+   * Wraps `socket`, connected or accepted; `tls` is set once its TLS handshake is done. `localAddr` may be
+   * just its kind (`"tcp"`, `"tls"`): it is then read from the socket when first asked for.
+   */
+  constructor(socket: Socket, localAddr: Addr | "tcp" | "tls", remoteAddr: Addr, tls?: TlsConnectionInfo) {
+    const kind = typeof localAddr === "string" ? localAddr : localAddr.transport;
     this.#socket = socket;
-    this.localAddr = localAddr;
+    this.#localAddr = typeof localAddr === "string" ? undefined : localAddr;
     this.remoteAddr = remoteAddr;
     if (tls !== undefined) this.tls = tls;
-    this.#isTcp = localAddr.transport !== "unix";
-    this.#isTls = localAddr.transport === "tls";
-    socket.on("error", (err: Error) => {
-      this.#error ??= connectionError(err, peerName(this.localAddr, this.remoteAddr));
-    });
+    this.#isTcp = kind !== "unix";
+    this.#isTls = kind === "tls";
+    (socket as OwnedSocket)[CONNECTION] = this;
+    socket.on("error", NodeConnection.#onError);
     // `_destroy` is the stream's own extension point, called while node:net still holds its writes.
-    const destroy = socket._destroy;
-    socket._destroy = (err, callback) => {
-      this.#writes.discarded += unwrittenByNode(socket, localAddr.transport === "tls");
-      destroy.call(socket, err, callback);
-    };
-    socket.on("close", () => {
-      this.#closed = true;
-      this.#writes.clear();
-      if (this.#handler) this.#reportClose();
-    });
+    socket._destroy = NodeConnection.#onDestroy;
+    socket.on("close", NodeConnection.#onClose);
+  }
+
+  static #onError(this: Socket, err: Error): void {
+    const conn = (this as OwnedSocket)[CONNECTION];
+    conn.#error ??= connectionError(err, peerName(conn.localAddr, conn.remoteAddr));
+  }
+
+  static #onDestroy(this: Socket, err: Error | null, callback: (err?: Error | null) => void): void {
+    const conn = (this as OwnedSocket)[CONNECTION];
+    conn.#writes.discarded += unwrittenByNode(this, conn.#isTls);
+    // The socket's own `_destroy`, from its class (this one shadows it on the socket).
+    Object.getPrototypeOf(this)._destroy.call(this, err, callback);
+  }
+
+  static #onClose(this: Socket): void {
+    const conn = (this as OwnedSocket)[CONNECTION];
+    conn.#closed = true;
+    conn.#writes.clear();
+    if (conn.#handler) conn.#reportClose();
+  }
+
+  static #onData(this: Socket, chunk: Uint8Array): void {
+    const conn = (this as OwnedSocket)[CONNECTION];
+    try {
+      // A plain view, so `slice` copies as on every other transport (Buffer#slice does not).
+      conn.#handler!.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    } catch (err) {
+      conn.#handlerFailed("onData", err);
+    }
+  }
+
+  static #onEnd(this: Socket): void {
+    const conn = (this as OwnedSocket)[CONNECTION];
+    if (conn.#endReported) return;
+    conn.#endReported = true;
+    try {
+      conn.#handler!.onEnd();
+    } catch (err) {
+      conn.#handlerFailed("onEnd", err);
+    }
+  }
+
+  /** This side's address; a TCP one is read when first asked for (node:net keeps it from then on). */
+  get localAddr(): Addr {
+    const socket = this.#socket;
+    return this.#localAddr ??= tcpAddr(socket.localAddress, socket.localPort, this.#isTls ? "tls" : "tcp");
   }
 
   get bufferedAmount(): number {
@@ -166,23 +215,8 @@ export class NodeConnection implements Connection {
       queueMicrotask(() => this.#reportClose());
       return;
     }
-    socket.on("data", (chunk: Uint8Array) => {
-      try {
-        // A plain view, so `slice` copies as on every other transport (Buffer#slice does not).
-        handler.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      } catch (err) {
-        this.#handlerFailed("onData", err);
-      }
-    });
-    socket.on("end", () => {
-      if (this.#endReported) return;
-      this.#endReported = true;
-      try {
-        handler.onEnd();
-      } catch (err) {
-        this.#handlerFailed("onEnd", err);
-      }
-    });
+    socket.on("data", NodeConnection.#onData);
+    socket.on("end", NodeConnection.#onEnd);
     if (!this.#readPaused) socket.resume();
   }
 
@@ -193,7 +227,7 @@ export class NodeConnection implements Connection {
     // An empty write queues nothing: a flush for it would find nothing, and skip the FIN after it.
     if (!this.#flushScheduled && writes.chunks.length) {
       this.#flushScheduled = true;
-      queueMicrotask(this.#flush);
+      queueMicrotask(this.#flushTask ??= () => this.#flush());
     }
     return writes.bytes + this.#socket.writableLength < WRITE_HIGH_WATER_MARK;
   }
@@ -238,36 +272,41 @@ export class NodeConnection implements Connection {
     if (this.#isTcp && !this.closed) this.#socket.setKeepAlive(keepAlive);
   }
 
-  #flush = (): void => {
+  /** `#flush` and `#onWritten` as callbacks, made at the first write. */
+  #flushTask: (() => void) | undefined = undefined;
+  #writtenTask: ((err?: Error | null) => void) | undefined = undefined;
+
+  #flush(): void {
     this.#flushScheduled = false;
     const writes = this.#writes;
     const socket = this.#socket;
     if (this.closed || writes.chunks.length === 0) return;
     const total = writes.bytes;
     const queue = writes.take();
+    const onWritten = this.#writtenTask ??= (err) => this.#onWritten(err);
     this.#pendingWrites++;
     if (queue.length === 1) {
-      socket.write(queue[0], this.#onWritten);
+      socket.write(queue[0], onWritten);
     } else if (total < queue.length * CORK_MIN_AVERAGE_CHUNK) {
       // Not zero-filled (every byte is written next), and small joins come from Node's pool.
       const joined = Buffer.allocUnsafe(total);
       copyChunks(joined, queue);
-      socket.write(joined, this.#onWritten);
+      socket.write(joined, onWritten);
     } else {
       // Corked writes leave as one writev; only the last one needs the callback (they complete in order).
       const corked = !this.#isTls || total <= TLS_CORK_MAX_BYTES;
       if (corked) socket.cork();
       const last = queue.length - 1;
       for (let i = 0; i < last; i++) socket.write(queue[i]);
-      socket.write(queue[last], this.#onWritten);
+      socket.write(queue[last], onWritten);
       if (corked) socket.uncork();
     }
     // Written: node:net holds what it still needs, and the array is the next take's queue.
     queue.length = 0;
     if (this.#writeClosed) socket.end();
-  };
+  }
 
-  #onWritten = (err?: Error | null): void => {
+  #onWritten(err?: Error | null): void {
     this.#pendingWrites--;
     if (err || this.closed) return;
     if (this.#pendingWrites === 0 && !this.#flushScheduled) {
@@ -277,7 +316,7 @@ export class NodeConnection implements Connection {
         this.#handlerFailed("onDrain", err);
       }
     }
-  };
+  }
 
   /** A handler callback threw: this connection closes, and onClose reports what was thrown. */
   #handlerFailed(callback: string, thrown: unknown): void {
@@ -308,11 +347,7 @@ export function socketConnection(
     const unnamed: Addr = { transport: "unix", path: "" };
     return accepted ? new NodeConnection(socket, named, unnamed) : new NodeConnection(socket, unnamed, named);
   }
-  return new NodeConnection(
-    socket,
-    tcpAddr(socket.localAddress, socket.localPort),
-    tcpAddr(socket.remoteAddress, socket.remotePort),
-  );
+  return new NodeConnection(socket, "tcp", tcpAddr(socket.remoteAddress, socket.remotePort));
 }
 
 /**

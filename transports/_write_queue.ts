@@ -47,6 +47,12 @@ export function copyChunks(
 }
 
 /**
+ * An empty array that every idle connection shares instead of one of its own: never written (a queue
+ * replaces it with a fresh array at its first push).
+ */
+export const NO_CHUNKS: never[] = [];
+
+/**
  * The bytes accepted by `write` and not yet handed to the runtime, in order. Fields, not accessors:
  * the transports' write paths read them on every call.
  *
@@ -59,16 +65,20 @@ export function copyChunks(
  * ```
  */
 export class WriteQueue {
-  /** The chunks, oldest first. A transport may replace its head (the rest of a short write). */
-  chunks: Uint8Array[] = [];
+  /**
+   * The chunks, oldest first. A transport may replace its head (the rest of a short write). Until the
+   * first write it is one shared empty array, never written, so an idle connection keeps no array.
+   */
+  chunks: Uint8Array[] = NO_CHUNKS;
   /** Their total length. */
   bytes = 0;
-  #spare: Uint8Array[] = [];
+  #spare: Uint8Array[] = NO_CHUNKS;
 
   /** Appends `data`; an empty chunk has nothing to write and is skipped. */
   push(data: Uint8Array): void {
     if (data.byteLength === 0) return;
-    this.chunks.push(data);
+    const chunks = this.chunks;
+    (chunks !== NO_CHUNKS ? chunks : (this.chunks = [])).push(data);
     this.bytes += data.byteLength;
   }
 

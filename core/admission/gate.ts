@@ -7,7 +7,7 @@
  */
 import { CallbackError } from "../errors.ts";
 import { describeAddr } from "../wire/ip.ts";
-import type { Logger } from "../options.ts";
+import type { IncomingConnectionInfo, Logger } from "../options.ts";
 import type { PeerInfo, RuleCheck } from "./rules.ts";
 import { WebSocketConnection, webSocketOf } from "../connection/websocket_connection.ts";
 import type { Addr, Connection } from "../../transports/types.ts";
@@ -53,13 +53,30 @@ export class Gate {
   }
 }
 
+/** What `rawConnection` is shown of a new incoming connection (`localAddr` read only if asked for). */
+export function incomingInfo(peer: Incoming): IncomingConnectionInfo {
+  const { conn } = peer;
+  return {
+    listener: peer.listener,
+    remoteAddr: peer.remoteAddr,
+    get localAddr() {
+      return conn.localAddr;
+    },
+    proxyAddr: peer.proxyAddr,
+    websocket: isWebSocket(conn),
+  };
+}
+
 /** What an access rule is shown of a peer. */
 function peerInfo(peer: Incoming, keyword: Uint8Array | undefined): PeerInfo {
   const { conn, listener } = peer;
   return {
     listener,
     remoteAddr: peer.remoteAddr,
-    localAddr: conn.localAddr,
+    // Read when a rule asks: a transport may make it only then.
+    get localAddr() {
+      return conn.localAddr;
+    },
     transport: listener.addr.transport,
     keyword,
     tls: conn.tls,

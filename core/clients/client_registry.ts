@@ -14,6 +14,7 @@ import type { Addr } from "../../transports/types.ts";
 import type { ClientId, ListenerInfo, MessageStream } from "../types.ts";
 import { FRAME_HEADER_BYTES, frameView, readFrameLength } from "../wire/codec.ts";
 import { createFrameBatch, type FrameBatch, pushPayloadViews } from "../wire/frame_batch.ts";
+import { RecordExtras } from "./record_extras.ts";
 
 /**
  * What one unread message costs besides its bytes (its view object and its slot in the inbox),
@@ -23,6 +24,15 @@ export const UNREAD_MESSAGE_OVERHEAD_BYTES = 64;
 
 /** An inbox entry's count for a raw chunk (framed runs count their frames). */
 const RAW_CHUNK = -1;
+
+/** What an unknown client's keyword starts with; its id follows (the bytes are made when asked for). */
+export const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
+
+/** The inbox of a record with nothing unread: shared, never written (the first push takes a fresh array). */
+const NO_ENTRIES: never[] = [];
+const NO_COUNTS: never[] = [];
+/** The registration of a client registered with no options. */
+const NO_REGISTRATION: ClientRegistration = {};
 
 /** What a client is registered with, fixed for its lifetime (see `IoCore.addClient`). */
 export interface ClientRegistration {
@@ -78,36 +88,20 @@ export class ClientRecord {
   /** Given once, never changed. */
   readonly id: ClientId;
   readonly kind: "expected" | "unknown";
-  readonly keyword: Uint8Array;
-  readonly key: string;
-  /** Outgoing clients: where to connect. */
-  readonly connect: ConnectOptions | UdpConnectOptions | undefined;
-  /** True when a connection starts in raw mode. */
-  readonly rawOnConnect: boolean;
-  /** Who may announce this keyword; `undefined`: the core's rules. */
-  readonly rules: RuleCheck | undefined;
-  /** The secret the client proves, as a key. */
-  readonly secretKey: Promise<HmacKey> | undefined;
-  /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
-  readonly reconnect: ResolvedReconnect | undefined;
-  /** Registered by `acceptUnexpectedKeywords: "adopt"`: forgotten once disconnected and read. */
-  readonly adopted: boolean;
-  /** Frames declaring more are delivered as streams; `undefined`: every message whole. */
-  readonly streamThresholdBytes: number | undefined;
-  /** The streamed message after the unread ones, until the application takes it. */
-  #stream: MessageStream | undefined = undefined;
+  /** A named client's keyword; `undefined` for an unknown client (see {@linkcode keyword}). */
+  readonly #keyword: Uint8Array | undefined;
+  #key: string | undefined = undefined;
+  /** What the client was registered with (one object, read when a connection starts). */
+  readonly #registration: ClientRegistration;
   #processorClass: InlineProcessorClass | undefined;
   #session: Session | undefined = undefined;
-  #connecting = false;
   #listener: ListenerInfo | undefined = undefined;
   #remoteAddr: Addr | undefined = undefined;
-  #proxyAddr: Addr | undefined = undefined;
-  #lastError: Error | undefined = undefined;
   #removed = false;
   /** Unread entries, oldest first from `#head`: runs of whole frames, and raw chunks. */
-  #inbox: Uint8Array[] = [];
+  #inbox: Uint8Array[] = NO_ENTRIES;
   /** Per entry: the frames left in it, or `RAW_CHUNK`. */
-  #counts: number[] = [];
+  #counts: number[] = NO_COUNTS;
   #head = 0;
   /** Bytes of the head entry already read (a run read one message at a time), and a view of it. */
   #headTaken = 0;
@@ -119,34 +113,69 @@ export class ClientRecord {
   #inboxBytes = 0;
   /** The `messages()` iteration reading this inbox, if any. */
   reader: InboxReader | undefined = undefined;
-  /** Consecutive failed connection attempts. */
-  #failures = 0;
-  /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
-  #reconnectHeld = false;
-  /** Messages accepted while not connected, sent right after the next handshake. */
-  #outbox: Uint8Array[] = [];
-  /** Their bytes, as counted against `outputBytes` (with a frame header each). */
-  #outboxBytes = 0;
+  /** What the client needs only at times (see {@linkcode RecordExtras}); made when first written. */
+  #extras: RecordExtras | undefined = undefined;
 
-  /** A record with no connection and an empty inbox, registered with `registration`. */
+  /**
+   * A record with no connection and an empty inbox, registered with `registration`. An unknown client
+   * has no keyword of its own (`undefined`): {@linkcode keyword} names it by its id when asked.
+   */
   constructor(
     id: ClientId,
     kind: "expected" | "unknown",
-    keyword: Uint8Array,
-    registration: ClientRegistration = {},
+    keyword: Uint8Array | undefined,
+    registration: ClientRegistration = NO_REGISTRATION,
   ) {
     this.id = id;
     this.kind = kind;
-    this.keyword = keyword;
-    this.key = keywordKey(keyword);
-    this.connect = registration.connect;
-    this.rawOnConnect = registration.raw ?? false;
-    this.rules = registration.rules;
-    this.secretKey = registration.secretKey;
-    this.reconnect = registration.reconnect;
-    this.adopted = registration.adopted ?? false;
-    this.streamThresholdBytes = registration.streamThresholdBytes;
+    this.#keyword = keyword;
+    this.#registration = registration;
     this.#processorClass = registration.processorClass;
+  }
+
+  /** The keyword; an unknown client's is `UNKNOWN CLIENT: <id>`, made on each call (none is kept per client). */
+  get keyword(): Uint8Array {
+    return this.#keyword ?? new TextEncoder().encode(`${UNKNOWN_KEYWORD_PREFIX}${this.id}`);
+  }
+
+  /** The keyword as a lookup key (see {@linkcode keywordKey}), made when first asked for. */
+  get key(): string {
+    return this.#key ??= keywordKey(this.keyword);
+  }
+
+  /** Outgoing clients: where to connect. */
+  get connect(): ConnectOptions | UdpConnectOptions | undefined {
+    return this.#registration.connect;
+  }
+
+  /** True when a connection starts in raw mode. */
+  get rawOnConnect(): boolean {
+    return this.#registration.raw ?? false;
+  }
+
+  /** Who may announce this keyword; `undefined`: the core's rules. */
+  get rules(): RuleCheck | undefined {
+    return this.#registration.rules;
+  }
+
+  /** The secret the client proves, as a key. */
+  get secretKey(): Promise<HmacKey> | undefined {
+    return this.#registration.secretKey;
+  }
+
+  /** Outgoing clients: the reconnect policy, or `undefined` when reconnecting is off. */
+  get reconnect(): ResolvedReconnect | undefined {
+    return this.#registration.reconnect;
+  }
+
+  /** Registered by `acceptUnexpectedKeywords: "adopt"`: forgotten once disconnected and read. */
+  get adopted(): boolean {
+    return this.#registration.adopted ?? false;
+  }
+
+  /** Frames declaring more are delivered as streams; `undefined`: every message whole. */
+  get streamThresholdBytes(): number | undefined {
+    return this.#registration.streamThresholdBytes;
   }
 
   /** The processor class each connection of this client gets, if any. */
@@ -161,7 +190,7 @@ export class ClientRecord {
 
   /** True while an outgoing client's connect is under way (before its handshake). */
   get connecting(): boolean {
-    return this.#connecting;
+    return this.#extras?.connecting ?? false;
   }
 
   /** The listener of the client's last incoming connection. */
@@ -176,12 +205,12 @@ export class ClientRecord {
 
   /** The balancer's address, when the connection came through a trusted PROXY protocol source. */
   get proxyAddr(): Addr | undefined {
-    return this.#proxyAddr;
+    return this.#extras?.proxyAddr;
   }
 
   /** Why the client's last connection or attempt ended, if it was an error. */
   get lastError(): Error | undefined {
-    return this.#lastError;
+    return this.#extras?.lastError;
   }
 
   /** True once the client was removed. */
@@ -196,68 +225,73 @@ export class ClientRecord {
 
   /** An outgoing client's connect began. */
   connectStarted(): void {
-    this.#connecting = true;
+    this.#more().connecting = true;
   }
 
   /** The connect ended without a connection: it failed (`error`), or this side gave it up. */
   connectEnded(error?: Error): void {
-    this.#connecting = false;
-    if (error) this.#lastError = error;
+    if (this.#extras) this.#extras.connecting = false;
+    if (error) this.#more().lastError = error;
   }
 
   /** An outgoing client's connect succeeded: `session` runs its handshake. */
   handshakeStarted(session: Session): void {
-    this.#connecting = false;
+    if (this.#extras) this.#extras.connecting = false;
     this.#session = session;
     this.#remoteAddr = session.remoteAddr;
   }
 
   /** `session` was admitted (or connected) for this client: it is the client's connection now. */
   bound(session: Session): void {
-    this.#connecting = false;
-    this.#failures = 0;
     this.#session = session;
     this.#listener = session.listener;
     this.#remoteAddr = session.remoteAddr;
-    this.#proxyAddr = session.proxyAddr;
-    this.#lastError = undefined;
+    const proxyAddr = session.proxyAddr;
+    const extras = proxyAddr !== undefined ? this.#more() : this.#extras;
+    if (extras !== undefined) {
+      extras.connecting = false;
+      extras.failures = 0;
+      extras.proxyAddr = proxyAddr;
+      extras.lastError = undefined;
+    }
   }
 
   /** The client's connection closed, with `error` if it failed. */
   unbound(error: Error | undefined): void {
     this.#session = undefined;
-    if (error) this.#lastError = error;
+    if (error) this.#more().lastError = error;
   }
 
   /** Consecutive failed connection attempts of an outgoing client. */
   get failures(): number {
-    return this.#failures;
+    return this.#extras?.failures ?? 0;
   }
 
   /** True when no attempt is to be made until `reconnectClient`: closed by this side, refused, or given up. */
   get reconnectHeld(): boolean {
-    return this.#reconnectHeld;
+    return this.#extras?.reconnectHeld ?? false;
   }
 
   /** Bytes waiting in the send buffer, as counted against `outputBytes` (a frame header each). */
   get outboxBytes(): number {
-    return this.#outboxBytes;
+    return this.#extras?.outboxBytes ?? 0;
   }
 
   /** An attempt failed; returns the consecutive failures so far. */
   attemptFailed(): number {
-    return ++this.#failures;
+    return ++this.#more().failures;
   }
 
   /** No more attempts until `reconnectClient`. */
   reconnectsHeld(): void {
-    this.#reconnectHeld = true;
+    this.#more().reconnectHeld = true;
   }
 
   /** `reconnectClient`: attempts again, with a fresh count. */
   reconnectsResumed(): void {
-    this.#reconnectHeld = false;
-    this.#failures = 0;
+    if (this.#extras === undefined) return;
+    this.#extras.reconnectHeld = false;
+    this.#extras.failures = 0;
   }
 
   /**
@@ -265,16 +299,20 @@ export class ClientRecord {
    * before it (`first`: the unsent rest of a lost connection). Appending is O(1) per message.
    */
   keepWhileAway(payloads: Uint8Array[], bytes: number, first: boolean): void {
-    if (first) this.#outbox = payloads.concat(this.#outbox);
-    else for (const payload of payloads) this.#outbox.push(payload);
-    this.#outboxBytes += bytes;
+    const extras = this.#more();
+    const outbox = extras.outbox ??= [];
+    if (first) extras.outbox = payloads.concat(outbox);
+    else for (const payload of payloads) outbox.push(payload);
+    extras.outboxBytes += bytes;
   }
 
   /** Takes everything kept while away, oldest first, and empties the send buffer. */
   takeOutbox(): Uint8Array[] {
-    const outbox = this.#outbox;
-    this.#outbox = [];
-    this.#outboxBytes = 0;
+    const extras = this.#extras;
+    if (extras === undefined) return [];
+    const outbox = extras.outbox ?? [];
+    extras.outbox = undefined;
+    extras.outboxBytes = 0;
     return outbox;
   }
 
@@ -285,25 +323,26 @@ export class ClientRecord {
 
   /** A streamed message arrived after the unread messages; `takeStream` hands it out once. */
   streamArrived(stream: MessageStream): void {
-    this.#stream = stream;
+    this.#more().stream = stream;
   }
 
   /** True when a streamed message not taken yet is the next unread item. */
   get streamIsNext(): boolean {
-    return this.#stream !== undefined && this.#unread === 0;
+    return this.#extras?.stream !== undefined && this.#unread === 0;
   }
 
   /** Takes the streamed message when it is the next unread item (see `IoCore.takeMessageStream`). */
   takeStream(): MessageStream | undefined {
     if (!this.streamIsNext) return undefined;
-    const stream = this.#stream;
-    this.#stream = undefined;
+    const extras = this.#extras!;
+    const stream = extras.stream;
+    extras.stream = undefined;
     return stream;
   }
 
   /** `stream` was read to its end or cancelled. */
   streamFinished(stream: MessageStream): void {
-    if (this.#stream === stream) this.#stream = undefined;
+    if (this.#extras?.stream === stream) this.#extras.stream = undefined;
   }
 
   /** Payload bytes of the unread messages. */
@@ -326,6 +365,7 @@ export class ClientRecord {
    * returns what they cost against the input cap.
    */
   pushFrames(frames: Uint8Array, count: number, payloadBytes: number): number {
+    if (this.#inbox === NO_ENTRIES) this.#fresh();
     this.#inbox.push(frames);
     this.#counts.push(count);
     this.#unread += count;
@@ -340,6 +380,7 @@ export class ClientRecord {
   push(message: Uint8Array, raw: boolean): number {
     const n = message.length;
     if (raw) {
+      if (this.#inbox === NO_ENTRIES) this.#fresh();
       this.#inbox.push(message);
       this.#counts.push(RAW_CHUNK);
       this.#rawChunks++;
@@ -453,14 +494,24 @@ export class ClientRecord {
 
   /** Forgets every unread message. */
   clearInbox(): void {
-    this.#inbox = [];
-    this.#counts = [];
+    this.#inbox = NO_ENTRIES;
+    this.#counts = NO_COUNTS;
     this.#head = 0;
     this.#headTaken = 0;
     this.#headView = undefined;
     this.#unread = 0;
     this.#rawChunks = 0;
     this.#inboxBytes = 0;
+  }
+
+  #more(): RecordExtras {
+    return this.#extras ??= new RecordExtras();
+  }
+
+  /** The first unread entry arrives: the inbox gets arrays of its own. */
+  #fresh(): void {
+    this.#inbox = [];
+    this.#counts = [];
   }
 
   /** Moves past the head entry once it is read. */

@@ -21,7 +21,7 @@ export class Delivery {
   readonly #session: Session;
   readonly #host: SessionHost;
   /** Messages, batches or raw chunks that arrived while a callback was pending, counted as input. */
-  #waiting: (Uint8Array | FrameBatch | InboundStream)[] = [];
+  #waiting: (Uint8Array | FrameBatch | InboundStream)[] | undefined = undefined;
 
   /** The delivery of `session`, whose core is `host`. */
   constructor(session: Session, host: SessionHost) {
@@ -31,7 +31,7 @@ export class Delivery {
 
   /** True when no input waits for a processor callback to settle. */
   get idle(): boolean {
-    return !this.#session.awaitingCallback && this.#waiting.length === 0;
+    return !this.#session.processing.awaiting && (this.#waiting?.length ?? 0) === 0;
   }
 
   /** Delivers one message or raw chunk to the processor or the inbox. */
@@ -102,13 +102,13 @@ export class Delivery {
    */
   toProcessor(message: Uint8Array | FrameBatch | InboundStream): void {
     const session = this.#session;
-    if (session.awaitingCallback) {
-      this.#waiting.push(message);
+    if (session.processing.awaiting) {
+      (this.#waiting ??= []).push(message);
       return;
     }
     const budget = this.#host.budget;
     // Only a processor that takes batches gets them: the others skip the type check per message.
-    const batch = session.takesFrames && message instanceof FrameBatch;
+    const batch = session.processing.takesFrames && message instanceof FrameBatch;
     budget.released(batch ? message.byteLength : (message as Uint8Array).length);
     budget.handling(session);
     this.#host.processors.deliver(session, message);
@@ -121,21 +121,24 @@ export class Delivery {
   settled(): boolean {
     const session = this.#session;
     const waiting = this.#waiting;
+    if (waiting === undefined) return !session.processing.awaiting;
     let i = 0;
     while (
-      i < waiting.length && !session.awaitingCallback && session.processor && session.phase === Phase.open
+      i < waiting.length && !session.processing.awaiting && session.processor && session.phase === Phase.open
     ) {
       this.toProcessor(waiting[i++]!);
     }
     waiting.splice(0, i);
-    return !session.awaitingCallback;
+    return !session.processing.awaiting;
   }
 
   /** The session closed: drops what waited; returns its bytes. */
   discard(): number {
     let bytes = 0;
-    for (const item of this.#waiting) bytes += item instanceof FrameBatch ? item.byteLength : item.length;
-    this.#waiting = [];
+    for (const item of this.#waiting ?? []) {
+      bytes += item instanceof FrameBatch ? item.byteLength : item.length;
+    }
+    this.#waiting = undefined;
     return bytes;
   }
 }

@@ -256,7 +256,7 @@ export class StreamReceiver {
         // Not from inside the reader's pull: decode the messages after it on the next microtask.
         queueMicrotask(() => {
           // onMessageStream still running: what follows waits for it, without reading ahead.
-          if (session.awaitingCallback) session.pauseReading(Pause.callback);
+          if (session.processing.awaiting) session.pauseReading(Pause.callback);
           session.resumeReading(Pause.stream);
           session.guarded(() => session.decodeNow());
           const record = this.#record;

@@ -13,6 +13,9 @@ import { InFlightMessages } from "./in_flight.ts";
 import { framedPieces, OutputKind } from "./output.ts";
 import { ConnectionClosedError } from "../errors.ts";
 
+/** The queue of every connection with nothing queued: shared and never written (see `#writable`). */
+const NOTHING_QUEUED: never[] = [];
+
 /** Output queued while a message stream is written, or a stream waiting for its turn. */
 type Held = { kind: OutputKind; payloads: Uint8Array[]; bytes: number } | StreamTurn;
 
@@ -31,13 +34,13 @@ export interface StreamTurn {
  * import { OutputQueue } from "./output_queue.ts";
  * import { OutputKind } from "./output.ts";
  * declare const conn: import("../../transports/types.ts").Connection;
- * const output = new OutputQueue(conn, false, (err) => console.error(err));
+ * const output = new OutputQueue(conn, false, { close: (err) => console.error(err) });
  * output.push(new Uint8Array(3), OutputKind.framed); // 11
  * output.write(); // hands one buffer to conn.writeBatch
  * ```
  */
 export class OutputQueue {
-  #queue: Uint8Array[] = [];
+  #queue: Uint8Array[] = NOTHING_QUEUED;
   #kind: OutputKind = OutputKind.framed;
   #queuedBytes = 0;
   #inflightBytes = 0;
@@ -46,7 +49,8 @@ export class OutputQueue {
   readonly #conn: Connection;
   /** A reconnecting client's output since the last drain, for what a lost connection left unwritten. */
   readonly #inFlight: InFlightMessages | undefined;
-  readonly #onWriteError: (error: Error) => void;
+  /** Closed with the error when the transport refuses a write (the session: no closure per connection). */
+  readonly #owner: { close(error: Error): void };
   /** While a message stream is written: what was queued after it, in order; replayed when it ends. */
   #held: Held[] | undefined = undefined;
   #heldBytes = 0;
@@ -54,12 +58,18 @@ export class OutputQueue {
 
   /**
    * The output of `conn`; `keepInFlight` for a client that resends what a lost connection left
-   * unwritten. A write the transport refuses is reported to `onWriteError`.
+   * unwritten. A write the transport refuses closes `owner` with its error.
    */
-  constructor(conn: Connection, keepInFlight: boolean, onWriteError: (error: Error) => void) {
+  constructor(conn: Connection, keepInFlight: boolean, owner: { close(error: Error): void }) {
     this.#conn = conn;
     this.#inFlight = keepInFlight ? new InFlightMessages() : undefined;
-    this.#onWriteError = onWriteError;
+    this.#owner = owner;
+  }
+
+  /** The queue to append to: an idle connection shares {@linkcode NOTHING_QUEUED} until it queues. */
+  #writable(): Uint8Array[] {
+    const queue = this.#queue;
+    return queue !== NOTHING_QUEUED ? queue : (this.#queue = []);
   }
 
   /** Bytes queued and not yet handed to the transport (held behind a message stream included). */
@@ -81,7 +91,7 @@ export class OutputQueue {
   push(payload: Uint8Array, kind: OutputKind): number {
     if (this.#held !== undefined) return this.#hold(kind, [payload]);
     this.#switchTo(kind);
-    this.#queue.push(payload);
+    this.#writable().push(payload);
     const bytes = kind === OutputKind.framed ? payload.length + FRAME_HEADER_BYTES : payload.length;
     this.#queuedBytes += bytes;
     return bytes;
@@ -91,7 +101,7 @@ export class OutputQueue {
   pushRuns(runs: readonly Uint8Array[], byteLength: number): number {
     if (this.#held !== undefined) return this.#hold(OutputKind.frames, runs.slice(), byteLength);
     this.#switchTo(OutputKind.frames);
-    const queue = this.#queue;
+    const queue = this.#writable();
     for (let i = 0; i < runs.length; i++) queue.push(runs[i]!);
     this.#queuedBytes += byteLength;
     return byteLength;
@@ -117,15 +127,15 @@ export class OutputQueue {
       return this.#hold(framed ? OutputKind.framed : OutputKind.raw, list.map(toBytes));
     }
     this.#switchTo(framed ? OutputKind.framed : OutputKind.raw);
-    const queue = this.#queue;
-    if (!text && queue.length === 0) this.#queue = list.slice() as Uint8Array[];
+    if (!text && this.#queue.length === 0) this.#queue = list.slice() as Uint8Array[];
     else {
+      const into = this.#writable();
       for (let i = 0; i < count; i++) {
         const message = list[i]!;
-        if (typeof message !== "string") queue.push(message);
+        if (typeof message !== "string") into.push(message);
         else {
           const payload = toBytes(message);
-          queue.push(payload);
+          into.push(payload);
           bytes += payload.length;
         }
       }
@@ -152,7 +162,7 @@ export class OutputQueue {
   /** Queues bytes of the message stream being written (its header, then its payload); returns them. */
   pushStreamBytes(bytes: Uint8Array): number {
     this.#switchTo(OutputKind.raw);
-    this.#queue.push(bytes);
+    this.#writable().push(bytes);
     this.#queuedBytes += bytes.length;
     return bytes.length;
   }
@@ -170,7 +180,7 @@ export class OutputQueue {
         return item.start();
       }
       this.#switchTo(item.kind);
-      for (const payload of item.payloads) this.#queue.push(payload);
+      for (const payload of item.payloads) this.#writable().push(payload);
       this.#queuedBytes += item.bytes;
     }
   }
@@ -208,7 +218,7 @@ export class OutputQueue {
     if (!queue.length) return;
     const kind = this.#kind;
     const bytes = this.#queuedBytes;
-    this.#queue = [];
+    this.#queue = NOTHING_QUEUED;
     this.#inflightBytes += bytes;
     this.#queuedBytes = 0;
     // A message stream's bytes are never resent: its sender rejects instead.
@@ -217,7 +227,7 @@ export class OutputQueue {
       // This is the connection's one batch for the tick, so the transport starts writing it at once.
       this.#conn.writeBatch(kind === OutputKind.framed ? framedPieces(queue) : queue);
     } catch (err) {
-      this.#onWriteError(err as Error);
+      this.#owner.close(err as Error);
     }
   }
 
@@ -246,7 +256,7 @@ export class OutputQueue {
       ? []
       : this.#kind === OutputKind.frames
       ? payloadViews(this.#queue)
-      : this.#queue;
+      : this.#queue.slice();
     const closed = new ConnectionClosedError("Cannot send message stream: the connection closed");
     for (const item of this.#held ?? []) {
       if ("start" in item) item.abort(closed);
@@ -259,7 +269,7 @@ export class OutputQueue {
     this.#drainWaiter?.reject(closed);
     this.#drainWaiter = undefined;
     const unsent = !this.#tracking ? [] : unwritten.length ? unwritten.concat(queued) : queued;
-    this.#queue = [];
+    this.#queue = NOTHING_QUEUED;
     this.#queuedBytes = 0;
     this.#inflightBytes = 0;
     return { bytes, unsent };

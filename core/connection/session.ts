@@ -15,10 +15,10 @@ import { describeAddr } from "../wire/ip.ts";
 import { OutputKind } from "./output.ts";
 import { OutputQueue } from "./output_queue.ts";
 import type { Processor } from "../processor.ts";
-import { ProcessorState } from "../engine/processor_state.ts";
+import { NO_PROCESSOR, type ProcessorState } from "../engine/processor_state.ts";
 import { type FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_batch.ts";
 import type { ListenerInfo } from "../types.ts";
-import { closeOnInternalError, Deadline, Pause, Phase } from "./session_phase.ts";
+import { closeOnInternalError, Deadline, logClosedBeforeProxyHeader, Pause, Phase } from "./session_phase.ts";
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
@@ -42,8 +42,9 @@ export class Session implements ConnectionHandler {
   #decoder: FrameDecoder | undefined = undefined;
   #client: ClientRecord | undefined = undefined;
   #held: ClientRecord | undefined = undefined;
-  /** The processor and where its callbacks stand; only `ProcessorHost` writes it. */
-  readonly processing: ProcessorState = new ProcessorState();
+  /** The processor and where its callbacks stand (shared and frozen without one); `ProcessorHost` writes it. */
+  processing: ProcessorState = NO_PROCESSOR;
+  #threshold: number | undefined = undefined; // the stream threshold its decoder gets
   /** Where decoded input goes: the processor or the inbox. */
   readonly #delivery: Delivery;
   readonly output: OutputQueue; // written by the session, and by a message stream's sender
@@ -58,9 +59,9 @@ export class Session implements ConnectionHandler {
   #peerEnded = false;
   /** Set once the peer of an accepted session ended its side. */
   #halfOpen: HalfOpen | undefined = undefined;
-  /** Drives the PROXY header and the handshake until the session is open. */
-  readonly #handshakeDriver: HandshakeDriver;
-  readonly #deadline = new Deadline();
+  /** Drives the PROXY header and handshake: made at need, dropped at open unless it has PROXY addresses. */
+  #handshakeDriver: HandshakeDriver | undefined = undefined;
+  #deadline: Deadline | undefined = undefined; // the handshake's, half-close's or close's timer, made at need
   #streams: StreamReceiver | undefined = undefined; // streamed messages, when a threshold applies
 
   /**
@@ -74,19 +75,17 @@ export class Session implements ConnectionHandler {
     start: "proxy" | "accepting" | "raw" | ClientRecord,
   ) {
     this.#host = host;
-    this.#handshakeDriver = new HandshakeDriver(this, host, this.#deadline);
     this.#delivery = new Delivery(this, host);
     this.conn = conn;
     this.listener = listener;
-    const outgoing = typeof start === "object";
-    this.output = new OutputQueue(conn, outgoing && start.reconnect !== undefined, (err) => this.close(err));
+    this.output = new OutputQueue(conn, typeof start === "object" && start.reconnect !== undefined, this);
     if (start === "raw") this.beginRaw();
     else if (start === "accepting") this.beginHandshake();
-    else if (start === "proxy") this.#handshakeDriver.expectProxyHeader();
+    else if (start === "proxy") this.#driver().expectProxyHeader();
     else {
       this.#phase = Phase.connecting;
       this.#client = start;
-      this.#handshakeDriver.beginClient(start);
+      this.#driver().beginClient(start);
     }
     if (host.tracksIdle) this.#lastActivity = Date.now();
   }
@@ -94,7 +93,11 @@ export class Session implements ConnectionHandler {
   /** Starts the accepting side's keyword handshake. */
   beginHandshake(): void {
     this.#phase = Phase.accepting;
-    this.#handshakeDriver.beginServer();
+    this.#driver().beginServer();
+  }
+
+  #driver(): HandshakeDriver {
+    return this.#handshakeDriver ??= new HandshakeDriver(this, this.#host, this.#deadline ??= new Deadline());
   }
 
   /** Opens the session at once as an unknown raw client's. */
@@ -102,8 +105,7 @@ export class Session implements ConnectionHandler {
     this.#phase = Phase.open;
     this.#opened = true;
     this.output.track();
-    this.#raw = true;
-    this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits));
+    this.#raw = true; // its decoder is made if bytes come with a PROXY header, or it turns framed
   }
 
   /** The connection's processor, if one is attached. */
@@ -111,24 +113,22 @@ export class Session implements ConnectionHandler {
     return this.processing.processor;
   }
 
-  /** True when the processor takes whole reads as batches. */
-  get takesFrames(): boolean {
-    return this.processing.takesFrames;
-  }
-
-  /** True while an asynchronous processor callback has not settled: input waits in order. */
-  get awaitingCallback(): boolean {
-    return this.processing.awaiting;
+  /** The frame decoder, made at the first framed input: an idle connection has none. */
+  #framed(): FrameDecoder {
+    if (this.#decoder) return this.#decoder;
+    this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits, this.#threshold));
+    if (this.conn.reusesReadMemory) this.#decoder.copyLargeFrames(); // see `Connection.reusesReadMemory`
+    return this.#decoder;
   }
 
   /** The peer's address: the original client's behind a trusted balancer, else the connection's. */
   get remoteAddr(): Addr {
-    return this.#handshakeDriver.proxiedRemote ?? this.conn.remoteAddr;
+    return this.#handshakeDriver?.proxiedRemote ?? this.conn.remoteAddr;
   }
 
   /** Behind a trusted balancer: the balancer's address (the connection's own peer). */
   get proxyAddr(): Addr | undefined {
-    return this.#handshakeDriver.proxyAddr;
+    return this.#handshakeDriver?.proxyAddr;
   }
 
   /** Where the session stands. */
@@ -184,7 +184,7 @@ export class Session implements ConnectionHandler {
 
   /** Bytes that arrived with the PROXY header, for the decoder of a session that opened raw. */
   pushUndecoded(bytes: Uint8Array): void {
-    this.#decoder!.push(bytes);
+    this.#framed().push(bytes);
   }
 
   /** True once closed. */
@@ -239,7 +239,7 @@ export class Session implements ConnectionHandler {
 
   /** Closes an accepting session that has not finished its handshake (PROXY header included) within `ms`. */
   startHandshakeTimer(ms: number): void {
-    this.#handshakeDriver.startTimer(ms);
+    this.#driver().startTimer(ms);
   }
 
   // ConnectionHandler: nothing thrown here may reach the runtime's event loop. --------------------
@@ -276,10 +276,10 @@ export class Session implements ConnectionHandler {
       if (this.#phase === Phase.closed) return;
       this.#peerEnded = true;
       this.#streams?.close(undefined); // a stream cut short can never complete
-      if (this.#phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
+      if (this.#phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
       if (this.#closingGracefully) this.close();
       else if (this.listener !== undefined && this.#phase === Phase.open && !this.#closeAfterFlush) {
-        this.#halfOpen = new HalfOpen(this, this.#deadline);
+        this.#halfOpen = new HalfOpen(this, this.#deadline ??= new Deadline());
         this.#halfOpen.start(this.#host.limits.halfOpenTimeoutMs, this.processor !== undefined);
       } else this.closeWhenFlushed();
     } catch (err) {
@@ -290,7 +290,7 @@ export class Session implements ConnectionHandler {
   /** The transport closed the connection. */
   onClose(error?: Error): void {
     try {
-      if (this.#phase === Phase.proxyHeader) this.#closedBeforeProxyHeader();
+      if (this.#phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
       this.#finalize(error);
     } catch (err) {
       this.#host.logger.error?.("Internal error while closing a connection", err);
@@ -309,17 +309,17 @@ export class Session implements ConnectionHandler {
     budget.received(chunk.length);
     let givenBack = false;
     let lent = -1;
-    const decoder = this.#decoder;
+    let decoder = this.#decoder;
     // A processor's answers to this chunk go out at its end, as one write, not a microtask later.
     const answersNow = this.processor !== undefined;
     const flusher = host.flusher;
     if (answersNow) flusher.reading = this;
     try {
-      if (phase !== Phase.open) this.#handshakeDriver.push(chunk);
+      if (phase !== Phase.open) this.#handshakeDriver!.push(chunk);
       else if (this.#raw) this.#delivery.message(chunk, true);
-      else if (!(givenBack = decoder!.absorb(chunk))) {
-        if (this.conn.reusesReadMemory) lent = decoder!.lentViews;
-        decoder!.push(chunk);
+      else if (!(givenBack = (decoder ??= this.#framed()).absorb(chunk))) {
+        if (this.conn.reusesReadMemory) lent = decoder.lentViews;
+        decoder.push(chunk);
       }
       if (!this.#raw || phase !== Phase.open) this.#decode();
       // Read to its end and no view made of it (its frames were copied): its memory may be reused.
@@ -336,19 +336,20 @@ export class Session implements ConnectionHandler {
   #decode(): void {
     const host = this.#host;
     const budget = host.budget;
-    while (this.#phase < Phase.draining && !this.#handshakeDriver.busy) {
+    while (this.#phase < Phase.draining && this.#handshakeDriver?.busy !== true) {
       if (this.#phase !== Phase.open) {
-        if (!this.#handshakeDriver.step()) return;
+        if (!this.#handshakeDriver!.step()) return;
         continue;
       }
-      const decoder = this.#decoder!;
-      if (this.#streams !== undefined && !this.#raw && !this.#streams.pump(decoder)) return;
+      const decoder = this.#decoder;
       if (this.#raw) {
-        const rest = decoder.takeBuffered();
-        if (rest.length) this.#delivery.message(rest, true);
+        const rest = decoder?.takeBuffered();
+        if (rest?.length) this.#delivery.message(rest, true);
         return;
       }
-      if (this.takesFrames) return this.#delivery.batch(decoder);
+      if (decoder === undefined) return; // nothing arrived since the handshake
+      if (this.#streams !== undefined && !this.#streams.pump(decoder)) return;
+      if (this.processing.takesFrames) return this.#delivery.batch(decoder);
       const record = this.#client;
       if (record !== undefined && this.processor === undefined) {
         // The common case, many whole frames in one chunk for a polled client: one pass, one event,
@@ -412,16 +413,17 @@ export class Session implements ConnectionHandler {
     this.#phase = Phase.open;
     this.#opened = true;
     this.output.track();
-    this.#deadline.clear();
-    this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits));
-    if (this.conn.reusesReadMemory) this.#decoder.copyLargeFrames();
+    this.#deadline?.clear();
+    this.#deadline = undefined;
     this.streamThreshold(streamThresholdOf(this.#client));
-    const rest = this.#handshakeDriver.finish();
-    if (rest?.length) this.#decoder.push(rest);
+    const rest = this.#handshakeDriver?.finish();
+    if (this.#handshakeDriver?.proxyAddr === undefined) this.#handshakeDriver = undefined; // no PROXY addresses
+    if (rest?.length) this.#framed().push(rest);
   }
 
   /** Delivers frames over `threshold` as streams from now on (`undefined`: whole, for a processor). */
   streamThreshold(threshold: number | undefined): void {
+    this.#threshold = threshold;
     this.#decoder?.setStreamThreshold(threshold);
     if (threshold !== undefined) this.#streams ??= new StreamReceiver(this, this.#host);
   }
@@ -432,7 +434,8 @@ export class Session implements ConnectionHandler {
     refuseModeSwitch(this.conn, raw);
     refuseRawMidStream(raw, this.#streams?.pending, this.output.streaming, describeAddr(this.remoteAddr));
     this.#raw = raw;
-    if (raw && this.#phase === Phase.open && this.#decoder!.bufferedBytes > 0) {
+    if (!raw) this.#framed();
+    if (raw && this.#phase === Phase.open && (this.#decoder?.bufferedBytes ?? 0) > 0) {
       queueMicrotask(() => {
         if (this.#raw && this.#phase === Phase.open) this.guarded(() => this.#decode());
       });
@@ -539,14 +542,14 @@ export class Session implements ConnectionHandler {
   #stopReading(): void {
     if (this.#phase >= Phase.draining) return;
     this.#phase = Phase.draining;
-    this.#deadline.clear();
+    this.#deadline?.clear();
     // Input is ignored from now on, but the peer's close must still be seen.
     if (this.#paused !== 0) {
       this.#paused = 0;
       this.conn.resumeReading();
     }
     const budget = this.#host.budget;
-    budget.released(this.#handshakeDriver.discard());
+    budget.released(this.#handshakeDriver?.discard() ?? 0);
     if (this.#decoder) budget.released(this.#decoder.takeBuffered().length);
   }
 
@@ -555,7 +558,7 @@ export class Session implements ConnectionHandler {
     this.#closingGracefully = true;
     if (this.#peerEnded) return this.close();
     this.conn.closeWrite();
-    this.#deadline.set(this.#host.limits.closeTimeoutMs, () => this.close());
+    (this.#deadline ??= new Deadline()).set(this.#host.limits.closeTimeoutMs, () => this.close());
   }
 
   /** The application read this connection's input: a half-open connection may be done (see `HalfOpen`). */
@@ -563,9 +566,8 @@ export class Session implements ConnectionHandler {
     this.#halfOpen?.read();
   }
 
-  /** True when the open session's input was all read and its output all written. */
+  /** True when open, its input all read (a held keyword's cannot be: not counted), its output all written. */
   get quiet(): boolean {
-    // A held keyword's input cannot be read until `addClient` adopts it: it does not count.
     return this.#phase === Phase.open && !this.dirty && this.output.inflightBytes === 0 &&
       this.#delivery.idle &&
       (this.#client?.unread ?? 0) === 0;
@@ -575,23 +577,18 @@ export class Session implements ConnectionHandler {
     if (this.#phase === Phase.closed) return;
     const wasConnecting = this.#phase === Phase.connecting;
     this.#phase = Phase.closed;
-    this.#deadline.clear();
+    this.#deadline?.clear();
     const budget = this.#host.budget;
     this.#streams?.close(error);
-    budget.released((this.#decoder?.bufferedBytes ?? 0) + this.#handshakeDriver.bufferedBytes);
+    budget.released((this.#decoder?.bufferedBytes ?? 0) + (this.#handshakeDriver?.bufferedBytes ?? 0));
     budget.released(this.#delivery.discard());
     // What never fully reached the kernel is sent again, whole, before what was never written.
     const { bytes, unsent } = this.output.discard(this.conn.discardedBytes);
     budget.written(bytes);
     error ??= this.#closeError;
-    if (wasConnecting && !error) error = this.#handshakeDriver.closedEarly();
+    if (wasConnecting && !error) error = this.#handshakeDriver!.closedEarly();
     this.#host.sessionClosed(this, error, wasConnecting, unsent);
     budget.forget(this);
-  }
-
-  /** A trusted balancer's health check connects and closes without a header: not worth a warning. */
-  #closedBeforeProxyHeader(): void {
-    this.#host.logger.debug?.(`Connection from ${this.describe()} closed before its PROXY header`);
   }
 
   #internalError(err: unknown): void {

@@ -80,6 +80,12 @@ export class Deadline {
  * closeOnInternalError(conn, {}, new Error("bug"));
  * ```
  */
+export function logClosedBeforeProxyHeader(session: { describe(): string }, logger: Logger): void {
+  // A trusted balancer's health check connects and closes without a header: not worth a warning.
+  logger.debug?.(`Connection from ${session.describe()} closed before its PROXY header`);
+}
+
+/** What an internal error on a session does: see {@linkcode closeOnInternalError}. */
 export function closeOnInternalError(
   session: { readonly remoteAddr: Addr; close(error: Error): void },
   logger: Logger,

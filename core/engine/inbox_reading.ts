@@ -125,7 +125,7 @@ export class InboxReading {
     const budget = this.#budget;
     const cost = record.inboxCost;
     let items: (Uint8Array | FrameBatch)[];
-    if (!session.takesFrames) items = record.takeAll();
+    if (!session.processing.takesFrames) items = record.takeAll();
     else {
       items = [];
       while (record.unread > 0) items.push(record.takeFrames(budget) ?? record.takeOne()!);

@@ -13,7 +13,7 @@ import type { Session } from "../connection/session.ts";
 import { Pause } from "../connection/session_phase.ts";
 import type { ClientRecord } from "../clients/client_registry.ts";
 import { FrameBatch } from "../wire/frame_batch.ts";
-import { ProcessorClose } from "./processor_state.ts";
+import { NO_PROCESSOR, ProcessorClose, ProcessorState } from "./processor_state.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import { startMessageStream } from "../connection/message_stream_send.ts";
 import { InboundStream } from "../connection/message_stream.ts";
@@ -51,6 +51,7 @@ export class ProcessorHost {
       this.#logger.error?.(`${error.message}; its connection is closed`, err);
       return session.drainAndClose(error);
     }
+    if (session.processing === NO_PROCESSOR) session.processing = new ProcessorState();
     const state = session.processing;
     state.processor = processor;
     state.takesFrames = typeof processor.onFramesReceived === "function";
@@ -192,7 +193,7 @@ export class ProcessorHost {
 
   /** The connection closed: the processor is detached and gets its last callback, whose output has nowhere to go. */
   lost(session: Session, clientId: number): void {
-    const processor = session.processing.processor;
+    const processor = session.processor;
     if (processor === undefined) return;
     session.processing.processor = undefined;
     try {

@@ -26,3 +26,6 @@ export class ProcessorState {
   /** True while an asynchronous callback has not settled: input waits in order. */
   awaiting = false;
 }
+
+/** The state of every connection without a processor: one shared object, frozen (nothing writes it). */
+export const NO_PROCESSOR: ProcessorState = Object.freeze(new ProcessorState());

@@ -7,7 +7,12 @@
  */
 import { authProof, importSecret, timingSafeEqual } from "../wire/auth.ts";
 import { toBytes } from "../wire/bytes.ts";
-import { ClientRecord, ClientRegistry, keywordKey } from "../clients/client_registry.ts";
+import {
+  ClientRecord,
+  type ClientRegistration,
+  ClientRegistry,
+  keywordKey,
+} from "../clients/client_registry.ts";
 import { CallbackError, ConnectionClosedError, CoreClosedError } from "../errors.ts";
 import { DatagramCounters, type DatagramPeersOptions } from "../udp/datagram_peers.ts";
 import { EventBoard } from "./event_board.ts";
@@ -36,15 +41,20 @@ import { KeywordRouter } from "./keyword_router.ts";
 import { OutgoingClients } from "../clients/outgoing.ts";
 import { resolveReconnect } from "../clients/reconnect.ts";
 import { compileRules } from "../admission/rules.ts";
-import { Gate, type Incoming, isHttpRequest, isWebSocket, needsSecret } from "../admission/gate.ts";
+import {
+  Gate,
+  type Incoming,
+  incomingInfo,
+  isHttpRequest,
+  isWebSocket,
+  needsSecret,
+} from "../admission/gate.ts";
 import { type AdmissionPolicy, admissionPolicy, keywordVerdict, routeIncoming } from "../admission/admit.ts";
 import { Phase, Session, type SessionHost, streamThresholdOf } from "../connection/session.ts";
 import { resolveTransport } from "./transport_slot.ts";
 import type { Addr, Connection, Transport } from "../../transports/types.ts";
 import type { ClientId, ClientInfo, IoCoreStats, Keyword, ListenerInfo } from "../types.ts";
 import { unrefTimer } from "../timer.ts";
-
-const UNKNOWN_KEYWORD_PREFIX = "UNKNOWN CLIENT: ";
 
 const incomingOf = (session: Session): Incoming => ({
   conn: session.conn,
@@ -93,7 +103,8 @@ export class Scheduler implements SessionHost {
   readonly #rawConnection: ((info: IncomingConnectionInfo) => boolean) | undefined;
   readonly #policy: AdmissionPolicy;
   readonly #gate: Gate;
-  readonly #unknownProcessor: InlineProcessorClass | undefined;
+  /** What every unknown client is registered with (one object for all of them). */
+  readonly #unknownRegistration: ClientRegistration;
   readonly #streamThreshold: number | undefined;
   readonly #noDelay: boolean;
   /** Closes idle connections, when `limits.idleTimeoutMs` is set. */
@@ -109,7 +120,7 @@ export class Scheduler implements SessionHost {
     this.#rawConnection = options.rawConnection;
     this.#policy = admissionPolicy(options);
     this.#gate = new Gate(this.logger);
-    this.#unknownProcessor = options.unknownClientProcessor;
+    this.#unknownRegistration = { raw: true, processorClass: options.unknownClientProcessor };
     this.#noDelay = options.noDelay ?? true;
     this.listeners = new ListenerSet(options.listeners ?? [], {
       max: this.limits.maxParkedConnections,
@@ -242,18 +253,7 @@ export class Scheduler implements SessionHost {
     const raw = peer.remoteAddr.transport === "udp" || isHttpRequest(conn)
       ? true
       : predicate
-      ? this.#gate.guarded(
-        "rawConnection",
-        peer,
-        () =>
-          predicate({
-            listener,
-            remoteAddr: peer.remoteAddr,
-            localAddr: conn.localAddr,
-            proxyAddr: peer.proxyAddr,
-            websocket: isWebSocket(conn),
-          }),
-      )
+      ? this.#gate.guarded("rawConnection", peer, () => predicate(incomingInfo(peer)))
       : false;
     if (raw instanceof CallbackError) return session ? session.close(raw) : conn.close();
     const route = routeIncoming(this.#policy, raw, () => this.#gate.allowed(this.#policy.unknownRules, peer));
@@ -268,10 +268,7 @@ export class Scheduler implements SessionHost {
       return session ? session.close() : conn.close();
     }
     const id = this.registry.nextId();
-    const record = new ClientRecord(id, "unknown", toBytes(`${UNKNOWN_KEYWORD_PREFIX}${id}`), {
-      raw: true,
-      processorClass: this.#unknownProcessor,
-    });
+    const record = new ClientRecord(id, "unknown", undefined, this.#unknownRegistration);
     this.registry.add(record);
     if (session) session.beginRaw();
     this.bind(session ?? this.#newSession(conn, listener, "raw"), record);

@@ -83,7 +83,14 @@ export function checkDecoderOptions(
   };
 }
 
-/** Only the decoder's caps, out of an object that holds other limits too (the core's resolved limits). */
-export function decoderLimits(limits: FrameDecoderOptions): FrameDecoderOptions {
-  return { maxMessageBytes: limits.maxMessageBytes, maxStreamedMessageBytes: limits.maxStreamedMessageBytes };
+/**
+ * Only the decoder's caps, out of an object that holds other limits too (the core's resolved limits), and
+ * the stream threshold to start with.
+ */
+export function decoderLimits(
+  limits: FrameDecoderOptions,
+  streamThresholdBytes?: number,
+): FrameDecoderOptions {
+  const { maxMessageBytes, maxStreamedMessageBytes } = limits;
+  return { maxMessageBytes, maxStreamedMessageBytes, streamThresholdBytes };
 }
