@@ -4,15 +4,8 @@
  *
  * @module
  */
-import {
-  encodeFrames,
-  encodeFramesInto,
-  FRAME_HEADER_BYTES,
-  framedLength,
-  framedRunBytes,
-  framedRunEnd,
-  writeFrameHeader,
-} from "../wire/codec.ts";
+import { FRAME_HEADER_BYTES, framedRunBytes, framedRunEnd, writeFrameHeader } from "../wire/codec.ts";
+import { encodeFramesUnchecked, framedLengthUnchecked, writeFramesUnchecked } from "../wire/encode.ts";
 
 /** What an output queue holds: payloads to frame, raw bytes, or frames as received (a `FrameBatch`'s). */
 export const OutputKind = { framed: 0, raw: 1, frames: 2 } as const;
@@ -45,18 +38,20 @@ export function framedPieces(queue: Uint8Array[]): Uint8Array[] {
     const end = framedRunEnd(queue, i);
     const payload = queue[i]!;
     if (end - i >= MIN_FORWARDED_RUN || (end > i && payload.length >= LARGE_PAYLOAD_BYTES)) {
-      if (encodeFrom < i) pieces.push(encodeFrames(queue.slice(encodeFrom, i)));
+      if (encodeFrom < i) pieces.push(encodeFramesUnchecked(queue.slice(encodeFrom, i)));
       pieces.push(framedRunBytes(queue, i, end));
       encodeFrom = i = end;
     } else if (payload.length >= LARGE_PAYLOAD_BYTES) {
       const small = queue.slice(encodeFrom, i);
-      const head = new Uint8Array(framedLength(small) + FRAME_HEADER_BYTES);
-      writeFrameHeader(head, encodeFramesInto(head, 0, small), payload.length);
+      const head = new Uint8Array(framedLengthUnchecked(small) + FRAME_HEADER_BYTES);
+      writeFrameHeader(head, writeFramesUnchecked(head, 0, small), payload.length);
       pieces.push(head, payload);
       encodeFrom = i = i + 1;
     } else i++;
   }
-  if (encodeFrom < count) pieces.push(encodeFrames(encodeFrom === 0 ? queue : queue.slice(encodeFrom)));
+  if (encodeFrom < count) {
+    pieces.push(encodeFramesUnchecked(encodeFrom === 0 ? queue : queue.slice(encodeFrom)));
+  }
   return pieces;
 }
 

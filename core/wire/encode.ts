@@ -59,14 +59,22 @@ export function framedLength(payloads: readonly Uint8Array[]): number {
       `Cannot encode frames: payloads must be an array of Uint8Array, got ${typeof payloads}`,
     );
   }
+  for (let i = 0; i < payloads.length; i++) {
+    const payload = payloads[i];
+    // The name is made only for the error.
+    if (!(payload instanceof Uint8Array)) assertBytes(payload, `payloads[${i}]`, "encode frames");
+  }
+  return framedLengthUnchecked(payloads);
+}
+
+/**
+ * {@linkcode framedLength} without the argument checks, for the core's output queues, whose items
+ * were checked when queued: the checks cost about 5 % of a round trip there.
+ */
+export function framedLengthUnchecked(payloads: readonly Uint8Array[]): number {
   const count = payloads.length;
   let total = count * FRAME_HEADER_BYTES;
-  for (let i = 0; i < count; i++) {
-    const payload = payloads[i];
-    // The name is made only for the error: this loop runs per message on the hot path.
-    if (!(payload instanceof Uint8Array)) assertBytes(payload, `payloads[${i}]`, "encode frames");
-    total += payload.length;
-  }
+  for (let i = 0; i < count; i++) total += payloads[i]!.length;
   return total;
 }
 
@@ -99,11 +107,15 @@ export function encodeFramesInto(
       `Cannot encode frames: ${total} bytes do not fit at offset ${offset} in a ${target.length}-byte target`,
     );
   }
-  return writeFrames(target, offset, payloads);
+  return writeFramesUnchecked(target, offset, payloads);
 }
 
 /** Writes the frames of checked payloads that fit into `target` from `at`; returns the end. */
-function writeFrames(target: Uint8Array, at: number, payloads: readonly Uint8Array[]): number {
+export function writeFramesUnchecked(
+  target: Uint8Array,
+  at: number,
+  payloads: readonly Uint8Array[],
+): number {
   const count = payloads.length;
   for (let i = 0; i < count; i++) {
     const payload = payloads[i];
@@ -193,7 +205,13 @@ export function framedRunBytes(payloads: readonly Uint8Array[], from: number, en
  * ```
  */
 export function encodeFrames(payloads: readonly Uint8Array[]): Uint8Array {
-  const out = allocBytes(framedLength(payloads));
-  writeFrames(out, 0, payloads);
+  framedLength(payloads); // the checks
+  return encodeFramesUnchecked(payloads);
+}
+
+/** {@linkcode encodeFrames} without the argument checks, for the core's checked output queues. */
+export function encodeFramesUnchecked(payloads: readonly Uint8Array[]): Uint8Array {
+  const out = allocBytes(framedLengthUnchecked(payloads));
+  writeFramesUnchecked(out, 0, payloads);
   return out;
 }
