@@ -6,6 +6,7 @@
 import { assertBytes, concatBytes } from "./bytes.ts";
 import { MessageTooLargeError } from "../errors.ts";
 import {
+  COPY_FRAME_BYTES,
   copyAbove,
   copyFrame,
   FRAME_HEADER_BYTES,
@@ -318,13 +319,12 @@ export class FrameDecoder {
     const stop = start + length;
     if (stop > end) return this.#nextSpanning();
     this.#queued -= FRAME_HEADER_BYTES + length;
-    if (stop === end) {
-      this.#shift();
-    } else {
-      this.#pos = stop;
+    if (stop === end) this.#shift();
+    else this.#pos = stop;
+    // The length first: `copyAbove` reads `cur.buffer`, about 20 ns on V8, too dear per message.
+    if (length >= COPY_FRAME_BYTES && length >= copyAbove(cur, this.#copyBig)) {
+      return copyFrame(cur, pos, length);
     }
-    // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8.
-    if (length >= copyAbove(cur, this.#copyBig)) return copyFrame(cur, pos, length);
     this.#lent++;
     return new Uint8Array(cur.buffer, cur.byteOffset + start, length);
   }
