@@ -4,7 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { webSocketCloseFrame, WebSocketFrameParser, webSocketHeader } from "../core/wire/websocket_frames.ts";
+import { encodeFrames } from "../core/wire/encode.ts";
+import {
+  packWebSocketFrames,
+  webSocketCloseFrame,
+  WebSocketFrameParser,
+  webSocketHeader,
+} from "../core/wire/websocket_frames.ts";
 import { Rng } from "./_stream_check.ts";
 import { clientFrame, closePayload, concatBytes, ServerFrameReader } from "./_websocket_peer.ts";
 
@@ -226,5 +232,25 @@ describe("server frames", () => {
     assert.equal(close!.opcode, 8);
     assert.equal(close!.payload.length, 125);
     assert.equal((close!.payload[0]! << 8) | close!.payload[1]!, 1008);
+  });
+
+  it("packs whole session frames under maxPayload into one buffer, stopping where it must", () => {
+    const rng = new Rng(22);
+    const sizes = [0, 1, 2, 64, 65, 125, 126, 300, 16383];
+    const payloads = sizes.map((n) => rng.bytes(n));
+    const big = rng.bytes(16384);
+    const session = encodeFrames([...payloads, big, payloads[1]!]);
+    const packed = packWebSocketFrames(session, 0, 16384)!;
+    assert.equal(packed.end, encodeFrames(payloads).length, "stops before the frame at maxPayload");
+    const read = new ServerFrameReader().push(packed.frames);
+    assert.deepEqual(read.map((f) => f.payload), payloads);
+    assert.ok(read.every((f) => f.fin && f.opcode === 2));
+    // From an offset; a frame cut short, and one of the stopAt length, are left for the caller.
+    const cut = session.subarray(0, session.length - 1);
+    const from = packWebSocketFrames(cut, packed.end + 8 + big.length, 16384);
+    assert.equal(from, undefined, "the last frame is not whole");
+    const stop = packWebSocketFrames(session, 0, 16384, 2)!;
+    assert.deepEqual(new ServerFrameReader().push(stop.frames).map((f) => f.payload), payloads.slice(0, 2));
+    assert.equal(packWebSocketFrames(new Uint8Array(5), 0, 16384), undefined, "a header cut short");
   });
 });

@@ -21,6 +21,7 @@ import {
 } from "../http/websocket_upgrade.ts";
 import { FRAME_HEADER_BYTES, putHeader, readFrameLength } from "../wire/frame_header.ts";
 import {
+  packWebSocketFrames,
   WebSocketCloseCode,
   webSocketCloseFrame,
   webSocketControlFrame,
@@ -68,6 +69,9 @@ type SessionLike = ConnectionHandler & { readonly raw?: boolean };
 
 const OK = [0x4f, 0x4b];
 
+/** Framed messages up to this size are joined with their neighbours for the session; larger go alone. */
+const BATCH_MESSAGE_BYTES = 16 * 1024;
+
 /** A method's first letter (A-Z), or the CR of an empty line that may come before the request line. */
 const isRequestStart = (byte: number) => (byte >= 0x41 && byte <= 0x5a) || byte === 13;
 
@@ -114,6 +118,9 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   #proxyBytes: Uint8Array | undefined;
   /** True once `ready` or `refused` was called. */
   #reported = false;
+  /** Whole small messages (framed) of the chunk being parsed, handed to the session together. */
+  #batch: Uint8Array[] = [];
+  #batchBytes = 0;
 
   /** Wraps `inner` and starts reading its request head. */
   constructor(inner: Connection, options: WebSocketConnectionOptions) {
@@ -217,6 +224,15 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   #split(chunk: Uint8Array, out: Uint8Array[]): void {
     let at = 0;
     while (at < chunk.length) {
+      if (this.#outRemaining === 0 && this.#outHeadHave === 0) {
+        // Before admission a 2-byte message may be the `OK` to watch for: it takes the path below.
+        const packed = packWebSocketFrames(chunk, at, BATCH_MESSAGE_BYTES, this.#admitted ? -1 : 2);
+        if (packed !== undefined) {
+          out.push(packed.frames);
+          at = packed.end;
+          if (at === chunk.length) return;
+        }
+      }
       if (this.#outRemaining === 0) {
         const n = Math.min(FRAME_HEADER_BYTES - this.#outHeadHave, chunk.length - at);
         this.#outHead.set(chunk.subarray(at, at + n), this.#outHeadHave);
@@ -289,6 +305,7 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
     if (this.#mode === Mode.pass) return this.#handler!.onData(chunk);
     if (this.#mode !== Mode.websocket) return;
     this.#parser!.push(chunk);
+    this.#handBatch();
     this.#account();
     return 0; // the parser copied what it keeps
   }
@@ -426,8 +443,14 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
       pong: () => {
         this.#awaitingPong = false;
       },
-      close: (code) => this.#peerClosed(code),
-      error: (code, message, length) => this.#protocolError(code, message, length),
+      close: (code) => {
+        this.#handBatch();
+        this.#peerClosed(code);
+      },
+      error: (code, message, length) => {
+        this.#handBatch();
+        this.#protocolError(code, message, length);
+      },
     });
     const every = this.#options.pingIntervalMs;
     if (every > 0) {
@@ -444,7 +467,35 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
       return;
     }
     putHeader(payload, 0, payload.length - FRAME_HEADER_BYTES);
-    handler.onData(payload);
+    if (payload.length > BATCH_MESSAGE_BYTES) {
+      this.#handBatch();
+      handler.onData(payload);
+      return;
+    }
+    this.#batch.push(payload);
+    this.#batchBytes += payload.length;
+  }
+
+  /**
+   * Hands the batched messages to the session as one chunk of frames: one pass through its decoder
+   * for a chunk of many small messages, as over TCP, instead of one per message. Called at the end of
+   * each chunk and before any other event, so the order is kept.
+   */
+  #handBatch(): void {
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    let joined = batch[0]!;
+    if (batch.length > 1) {
+      joined = new Uint8Array(this.#batchBytes);
+      let at = 0;
+      for (const part of batch) {
+        joined.set(part, at);
+        at += part.length;
+      }
+    }
+    this.#batch = [];
+    this.#batchBytes = 0;
+    this.#handler!.onData(joined);
   }
 
   #ping(): void {

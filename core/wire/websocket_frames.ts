@@ -378,3 +378,44 @@ export function webSocketCloseFrame(code: number, reason = ""): Uint8Array {
   payload.set(text, 2);
   return webSocketControlFrame(WebSocketOpcode.close, payload);
 }
+
+/**
+ * Rewrites the session's frames (an 8-byte little-endian length, then the payload) that start `chunk`
+ * at `from` as unmasked binary WebSocket frames, packed into one buffer: one write of many small
+ * messages instead of a header and a view each. It stops before a frame that is not whole in
+ * `chunk`, whose payload is `maxPayload` bytes or more (at most 65,535: each header then shrinks), or
+ * whose length is `stopAt`.
+ *
+ * @returns The packed frames and where the first frame not packed starts; `undefined` when none was.
+ */
+export function packWebSocketFrames(
+  chunk: Uint8Array,
+  from: number,
+  maxPayload: number,
+  stopAt = -1,
+): { frames: Uint8Array; end: number } | undefined {
+  let out: Uint8Array | undefined;
+  let p = 0;
+  let at = from;
+  while (at + 8 <= chunk.length) {
+    if ((chunk[at + 3]! | chunk[at + 4]! | chunk[at + 5]! | chunk[at + 6]! | chunk[at + 7]!) !== 0) break;
+    const length = chunk[at]! | (chunk[at + 1]! << 8) | (chunk[at + 2]! << 16);
+    const start = at + 8;
+    if (length >= maxPayload || length === stopAt || start + length > chunk.length) break;
+    out ??= new Uint8Array(chunk.length - from);
+    out[p++] = 0x80 | WebSocketOpcode.binary;
+    if (length < 126) out[p++] = length;
+    else {
+      out[p++] = 126;
+      out[p++] = length >>> 8;
+      out[p++] = length & 0xff;
+    }
+    if (length <= 64) { for (let i = start; i < start + length; i++) out[p++] = chunk[i]!; }
+    else {
+      out.set(chunk.subarray(start, start + length), p);
+      p += length;
+    }
+    at = start + length;
+  }
+  return out === undefined ? undefined : { frames: out.subarray(0, p), end: at };
+}
