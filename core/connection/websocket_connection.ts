@@ -69,7 +69,7 @@ type SessionLike = ConnectionHandler & { readonly raw?: boolean };
 
 const OK = [0x4f, 0x4b];
 
-/** Framed messages up to this size are joined with their neighbours for the session; larger go alone. */
+/** Messages up to this size, in and out, are packed with their neighbours (one buffer a chunk); larger go alone. */
 const BATCH_MESSAGE_BYTES = 16 * 1024;
 
 /** A method's first letter (A-Z), or the CR of an empty line that may come before the request line. */
@@ -118,9 +118,6 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   #proxyBytes: Uint8Array | undefined;
   /** True once `ready` or `refused` was called. */
   #reported = false;
-  /** Whole small messages (framed) of the chunk being parsed, handed to the session together. */
-  #batch: Uint8Array[] = [];
-  #batchBytes = 0;
 
   /** Wraps `inner` and starts reading its request head. */
   constructor(inner: Connection, options: WebSocketConnectionOptions) {
@@ -305,7 +302,6 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
     if (this.#mode === Mode.pass) return this.#handler!.onData(chunk);
     if (this.#mode !== Mode.websocket) return;
     this.#parser!.push(chunk);
-    this.#handBatch();
     this.#account();
     return 0; // the parser copied what it keeps
   }
@@ -437,20 +433,16 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
     this.#parser = new WebSocketFrameParser({
       maxMessageBytes: this.#options.maxMessageBytes,
       reserveBytes: FRAME_HEADER_BYTES,
+      batchBytes: BATCH_MESSAGE_BYTES,
     }, {
       message: (payload) => this.#message(payload),
       ping: (payload) => this.#inner.write(webSocketControlFrame(WebSocketOpcode.pong, payload)),
       pong: () => {
         this.#awaitingPong = false;
       },
-      close: (code) => {
-        this.#handBatch();
-        this.#peerClosed(code);
-      },
-      error: (code, message, length) => {
-        this.#handBatch();
-        this.#protocolError(code, message, length);
-      },
+      close: (code) => this.#peerClosed(code),
+      error: (code, message, length) => this.#protocolError(code, message, length),
+      frames: (frames) => this.#frames(frames),
     });
     const every = this.#options.pingIntervalMs;
     if (every > 0) {
@@ -467,35 +459,21 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
       return;
     }
     putHeader(payload, 0, payload.length - FRAME_HEADER_BYTES);
-    if (payload.length > BATCH_MESSAGE_BYTES) {
-      this.#handBatch();
-      handler.onData(payload);
-      return;
-    }
-    this.#batch.push(payload);
-    this.#batchBytes += payload.length;
+    handler.onData(payload);
   }
 
   /**
-   * Hands the batched messages to the session as one chunk of frames: one pass through its decoder
-   * for a chunk of many small messages, as over TCP, instead of one per message. Called at the end of
-   * each chunk and before any other event, so the order is kept.
+   * A chunk's small messages, framed back to back: the session reads them in one pass, as over TCP,
+   * not one call each. A raw session gets each message's bytes.
    */
-  #handBatch(): void {
-    const batch = this.#batch;
-    if (batch.length === 0) return;
-    let joined = batch[0]!;
-    if (batch.length > 1) {
-      joined = new Uint8Array(this.#batchBytes);
-      let at = 0;
-      for (const part of batch) {
-        joined.set(part, at);
-        at += part.length;
-      }
+  #frames(frames: Uint8Array): void {
+    const handler = this.#handler!;
+    if (handler.raw !== true) return void handler.onData(frames);
+    for (let at = 0; at < frames.length;) {
+      const length = readFrameLength(new DataView(frames.buffer, frames.byteOffset + at, 8), 0);
+      handler.onData(frames.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length));
+      at += FRAME_HEADER_BYTES + length;
     }
-    this.#batch = [];
-    this.#batchBytes = 0;
-    this.#handler!.onData(joined);
   }
 
   #ping(): void {
