@@ -91,6 +91,7 @@ const State = { header: 0, payload: 1, done: 2 } as const;
 type State = typeof State[keyof typeof State];
 
 const MAX_CONTROL_PAYLOAD = 125;
+const NO_BYTES = new Uint8Array(0);
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** True when `bytes` are valid UTF-8. */
@@ -126,7 +127,7 @@ export class WebSocketFrameParser {
   readonly #mask = new Uint8Array(4);
   #frameLength = 0;
   #frameHave = 0;
-  #target: Uint8Array = new Uint8Array(0);
+  #target: Uint8Array = NO_BYTES;
   #targetAt = 0;
   // The message being assembled across fragments.
   #messageOpcode = 0;
@@ -195,6 +196,23 @@ export class WebSocketFrameParser {
 
   #readHeader(chunk: Uint8Array, at: number): number {
     const head = this.#head;
+    if (this.#headHave === 0 && chunk.length - at >= 6) {
+      // The whole header is in the chunk (the common case): checked once, not byte by byte.
+      const len7 = chunk[at + 1]! & 0x7f;
+      const need = len7 === 127 ? 14 : len7 === 126 ? 8 : 6;
+      if (chunk.length - at >= need) {
+        head[0] = chunk[at]!;
+        this.#headHave = 1;
+        if (this.#headerLength() === -1) return at + 1;
+        head[1] = chunk[at + 1]!;
+        this.#headHave = 2;
+        if (this.#headerLength() === -1) return at + 2;
+        for (let i = 2; i < need; i++) head[i] = chunk[at + i]!;
+        this.#chunkLeft = chunk.length - at - need;
+        this.#beginFrame(need);
+        return at + need;
+      }
+    }
     while (at < chunk.length) {
       head[this.#headHave++] = chunk[at++]!;
       const need = this.#headerLength();
@@ -290,12 +308,20 @@ export class WebSocketFrameParser {
     const target = this.#target;
     const mask = this.#mask;
     let t = this.#targetAt;
-    let m = this.#frameHave & 3;
+    const m = this.#frameHave & 3;
+    const k0 = mask[m]!, k1 = mask[(m + 1) & 3]!, k2 = mask[(m + 2) & 3]!, k3 = mask[(m + 3) & 3]!;
     const end = at + n;
-    for (let i = at; i < end; i++) {
-      target[t++] = chunk[i]! ^ mask[m]!;
-      m = (m + 1) & 3;
+    let i = at;
+    // Four bytes a step, the mask's bytes in locals: about twice as fast as a lookup each byte.
+    for (; i + 4 <= end; i += 4, t += 4) {
+      target[t] = chunk[i]! ^ k0;
+      target[t + 1] = chunk[i + 1]! ^ k1;
+      target[t + 2] = chunk[i + 2]! ^ k2;
+      target[t + 3] = chunk[i + 3]! ^ k3;
     }
+    if (i < end) target[t++] = chunk[i++]! ^ k0;
+    if (i < end) target[t++] = chunk[i++]! ^ k1;
+    if (i < end) target[t++] = chunk[i++]! ^ k2;
     this.#targetAt = t;
     this.#frameHave += n;
     if (this.#frameHave === this.#frameLength) this.#endFrame();
@@ -307,7 +333,7 @@ export class WebSocketFrameParser {
     if (this.#inSlab) return this.#endSlabFrame();
     this.#pushSlab();
     const payload = this.#target;
-    this.#target = new Uint8Array(0);
+    this.#target = NO_BYTES;
     switch (this.#opcode) {
       case WebSocketOpcode.ping:
         return this.#events.ping(payload);
@@ -346,7 +372,7 @@ export class WebSocketFrameParser {
   #endSlabFrame(): void {
     this.#inSlab = false;
     const slab = this.#target;
-    this.#target = new Uint8Array(0);
+    this.#target = NO_BYTES;
     const at = this.#slabAt;
     const length = this.#frameLength;
     const text = this.#messageOpcode === WebSocketOpcode.text;
@@ -390,7 +416,7 @@ export class WebSocketFrameParser {
     this.#state = State.done;
     this.#fragments = [];
     this.#messageBytes = 0;
-    this.#target = new Uint8Array(0);
+    this.#target = NO_BYTES;
   }
 
   #fail(code: WebSocketCloseCode, message: string, length?: number): -1 {
