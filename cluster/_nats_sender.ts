@@ -56,6 +56,8 @@ interface PendingSend {
 /** A keyword's sends: one batch in flight at a time, so they arrive in the order made. */
 interface KeywordQueue {
   readonly keyword: Uint8Array;
+  /** The keyword's bytes as a string, one char a byte: the queue's key. */
+  readonly key: string;
   readonly token: string;
   readonly subject: string;
   pending: PendingSend[];
@@ -114,11 +116,14 @@ export class NatsSender {
 
   /** Queues `messages` for `keyword`; resolves once its holder queued them (see `ClusterBus.send`). */
   send(keyword: Uint8Array, messages: Uint8Array[]): Promise<void> {
-    const token = keywordToken(keyword);
-    let queue = this.#queues.get(token);
+    // Keyed by the bytes themselves: the subject token (base64) is made once per queue, not per send.
+    let key = "";
+    for (let i = 0; i < keyword.length; i++) key += String.fromCharCode(keyword[i]!);
+    let queue = this.#queues.get(key);
     if (!queue) {
-      queue = { keyword: keyword.slice(), token, subject: this.#prefix + token, pending: [], busy: false };
-      this.#queues.set(token, queue);
+      const token = keywordToken(keyword);
+      queue = { keyword: keyword.slice(), key, token, subject: this.#prefix + token, pending: [], busy: false };
+      this.#queues.set(key, queue);
     }
     let bytes = 0;
     for (const message of messages) bytes += message.length + 4;
@@ -180,13 +185,18 @@ export class NatsSender {
     const max = this.#maxBody;
     const byNode = new Map<string, NodeEntry[]>();
     for (const queue of ready) {
-      const batch: PendingSend[] = [];
+      // The calls that fit, taken at once (shift() one by one is quadratic on a long queue).
+      const pending = queue.pending;
+      let taken = 0;
       let bytes = 1;
-      while (queue.pending.length > 0 && (batch.length === 0 || bytes + queue.pending[0]!.bytes <= max)) {
-        const call = queue.pending.shift()!;
-        batch.push(call);
-        bytes += call.bytes;
+      while (taken < pending.length && (taken === 0 || bytes + pending[taken]!.bytes <= max)) {
+        bytes += pending[taken++]!.bytes;
       }
+      let batch: PendingSend[];
+      if (taken === pending.length) {
+        batch = pending;
+        queue.pending = [];
+      } else batch = pending.splice(0, taken);
       if (bytes > max) {
         void this.#run(queue, batch, () => this.#sendLarge(queue, batch[0]!.messages, max));
         continue;
@@ -251,7 +261,7 @@ export class NatsSender {
     if (queue.pending.length > 0) this.#schedule(queue);
     else {
       queue.busy = false;
-      this.#queues.delete(queue.token);
+      this.#queues.delete(queue.key);
     }
   }
 
