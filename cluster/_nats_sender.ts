@@ -122,7 +122,14 @@ export class NatsSender {
     let queue = this.#queues.get(key);
     if (!queue) {
       const token = keywordToken(keyword);
-      queue = { keyword: keyword.slice(), key, token, subject: this.#prefix + token, pending: [], busy: false };
+      queue = {
+        keyword: keyword.slice(),
+        key,
+        token,
+        subject: this.#prefix + token,
+        pending: [],
+        busy: false,
+      };
       this.#queues.set(key, queue);
     }
     let bytes = 0;
