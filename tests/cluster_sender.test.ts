@@ -53,14 +53,20 @@ function outcome(promise: Promise<void>): Promise<string> {
   return promise.then(() => "ok", (err: Error) => err.constructor.name);
 }
 
+/** A sender with two batches of keyword `dev` in flight: messages "1" and "2". */
+async function twoInFlight() {
+  const { sender, held } = fakeSender();
+  const kw = enc("dev");
+  const first = outcome(sender.send(kw, [enc("1")]));
+  await waitFor(() => held.length === 1);
+  const second = outcome(sender.send(kw, [enc("2")]));
+  await waitFor(() => held.length === 2);
+  return { sender, held, kw, first, second };
+}
+
 describe("natsCluster sender: batches in flight per keyword", TEST_TIMEOUT, () => {
   it("sends a second batch while the first is in flight, and no third", async () => {
-    const { sender, held } = fakeSender();
-    const kw = enc("dev");
-    const first = outcome(sender.send(kw, [enc("1")]));
-    await waitFor(() => held.length === 1);
-    const second = outcome(sender.send(kw, [enc("2")]));
-    await waitFor(() => held.length === 2);
+    const { sender, held, kw, first, second } = await twoInFlight();
     const third = outcome(sender.send(kw, [enc("3")]));
     const fourth = outcome(sender.send(kw, [enc("4")]));
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -75,12 +81,7 @@ describe("natsCluster sender: batches in flight per keyword", TEST_TIMEOUT, () =
 
   it("does not send a batch again when a later one is in flight: it fails, in order", async () => {
     for (const refusal of ["offline", "no responders"]) {
-      const { sender, held } = fakeSender();
-      const kw = enc("dev");
-      const first = outcome(sender.send(kw, [enc("1")]));
-      await waitFor(() => held.length === 1);
-      const second = outcome(sender.send(kw, [enc("2")]));
-      await waitFor(() => held.length === 2);
+      const { held, first, second } = await twoInFlight();
       if (refusal === "offline") held[0]!.answer(OFFLINE);
       else held[0]!.fail(NO_RESPONDERS);
       assert.equal(await first, ClientNotConnectedError.name, refusal);
