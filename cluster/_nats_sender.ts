@@ -1,7 +1,7 @@
 /**
- * The sending side of `natsCluster`: sends by keyword, one batch per keyword in flight (so they
- * arrive in the order made), and the batches of one tick that go to the same node in one request
- * to that node's subject. A keyword's node is learned from its holder's answers; a keyword whose
+ * The sending side of `natsCluster`: sends by keyword, two batches per keyword in flight (they
+ * arrive in the order made: a batch is sent again only when nothing was sent after it), and the
+ * batches of one tick that go to the same node in one request to that node's subject. A keyword's node is learned from its holder's answers; a keyword whose
  * node is not known yet, or that moved, goes to its own subject, where NATS finds the holder.
  *
  * @module
@@ -42,6 +42,11 @@ const REQUEST_OVERHEAD = 64;
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /** Keywords whose node is remembered; the oldest is forgotten beyond this (bounded memory). */
 const MAX_ROUTES = 65_536;
+/**
+ * Batches of one keyword in flight at once: with two, the sending node encodes the next batch
+ * while the holder delivers the last one.
+ */
+const BATCHES_IN_FLIGHT = 2;
 
 const decoder = new TextDecoder();
 
@@ -53,19 +58,34 @@ interface PendingSend {
   reject(err: unknown): void;
 }
 
-/** A keyword's sends: one batch in flight at a time, so they arrive in the order made. */
+/**
+ * A keyword's sends: up to {@linkcode BATCHES_IN_FLIGHT} batches in flight, in the order made. A
+ * batch is sent again (after "no responders" or "offline": nothing was delivered) only while it is
+ * the last one sent, and alone: nothing sent after it can arrive before it.
+ */
 interface KeywordQueue {
   readonly keyword: Uint8Array;
+  /** The keyword's bytes as a string, one char a byte: the queue's key. */
+  readonly key: string;
   readonly token: string;
   readonly subject: string;
   pending: PendingSend[];
-  busy: boolean;
+  /** In the next flush's list. */
+  scheduled: boolean;
+  /** Batches sent and not settled yet. */
+  inFlight: number;
+  /** The number of the last batch sent (batches are numbered from 1). */
+  sent: number;
+  /** The batch that must be the only one in flight (sent again, or in parts); 0 for none. */
+  alone: number;
 }
 
 /** A batch of one keyword in a node's request. */
 interface NodeEntry extends MultiEntry {
   readonly queue: KeywordQueue;
   readonly batch: PendingSend[];
+  /** The batch's number in its queue. */
+  readonly seq: number;
 }
 
 /** The counters the sender shares with its bus. */
@@ -114,33 +134,51 @@ export class NatsSender {
 
   /** Queues `messages` for `keyword`; resolves once its holder queued them (see `ClusterBus.send`). */
   send(keyword: Uint8Array, messages: Uint8Array[]): Promise<void> {
-    const token = keywordToken(keyword);
-    let queue = this.#queues.get(token);
+    // Keyed by the bytes themselves: the subject token (base64) is made once per queue, not per send.
+    let key = "";
+    for (let i = 0; i < keyword.length; i++) key += String.fromCharCode(keyword[i]!);
+    let queue = this.#queues.get(key);
     if (!queue) {
-      queue = { keyword: keyword.slice(), token, subject: this.#prefix + token, pending: [], busy: false };
-      this.#queues.set(token, queue);
+      const token = keywordToken(keyword);
+      queue = {
+        keyword: keyword.slice(),
+        key,
+        token,
+        subject: this.#prefix + token,
+        pending: [],
+        scheduled: false,
+        inFlight: 0,
+        sent: 0,
+        alone: 0,
+      };
+      this.#queues.set(key, queue);
     }
     let bytes = 0;
     for (const message of messages) bytes += message.length + 4;
     const promise = new Promise<void>((resolve, reject) => {
       queue.pending.push({ messages, bytes, resolve, reject });
     });
-    if (!queue.busy) {
-      queue.busy = true;
-      this.#schedule(queue);
-    }
+    this.#schedule(queue);
     return promise;
   }
 
-  /** A NATS request, tried again briefly on "no responders"; errors become asockio's. */
-  async request(subject: string, body: Uint8Array, keyword?: Uint8Array): Promise<Uint8Array> {
+  /**
+   * A NATS request, tried again briefly on "no responders" (while `mayRetry` allows it); errors
+   * become asockio's.
+   */
+  async request(
+    subject: string,
+    body: Uint8Array,
+    keyword?: Uint8Array,
+    mayRetry: () => boolean = () => true,
+  ): Promise<Uint8Array> {
     for (let attempt = 0;; attempt++) {
       try {
         return (await this.#nc.request(subject, body, { timeout: this.#timeoutMs })).data;
       } catch (err) {
         const name = keyword ? `keyword ${describeKeyword(keyword)}` : "keyword";
         if (isNoResponders(err)) {
-          if (attempt < NO_RESPONDERS_RETRY_MS.length) {
+          if (attempt < NO_RESPONDERS_RETRY_MS.length && mayRetry()) {
             await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS[attempt]));
             continue;
           }
@@ -164,8 +202,10 @@ export class NatsSender {
     return Math.max(1024, (this.#nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - REQUEST_OVERHEAD);
   }
 
-  /** `queue` has a batch to send: at the end of this tick, with the others. */
+  /** `queue` has a batch to send: at the end of this tick, with the others (when it may send one). */
   #schedule(queue: KeywordQueue): void {
+    if (queue.scheduled || queue.alone !== 0 || queue.inFlight >= BATCHES_IN_FLIGHT) return;
+    queue.scheduled = true;
     this.#ready.push(queue);
     if (this.#flushQueued) return;
     this.#flushQueued = true;
@@ -180,31 +220,44 @@ export class NatsSender {
     const max = this.#maxBody;
     const byNode = new Map<string, NodeEntry[]>();
     for (const queue of ready) {
-      const batch: PendingSend[] = [];
+      queue.scheduled = false;
+      // A batch being sent again (or in parts) since this queue was scheduled goes alone.
+      if (queue.pending.length === 0 || queue.alone !== 0 || queue.inFlight >= BATCHES_IN_FLIGHT) continue;
+      // The calls that fit, taken at once (shift() one by one is quadratic on a long queue).
+      const pending = queue.pending;
+      let taken = 0;
       let bytes = 1;
-      while (queue.pending.length > 0 && (batch.length === 0 || bytes + queue.pending[0]!.bytes <= max)) {
-        const call = queue.pending.shift()!;
-        batch.push(call);
-        bytes += call.bytes;
+      while (taken < pending.length && (taken === 0 || bytes + pending[taken]!.bytes <= max)) {
+        bytes += pending[taken++]!.bytes;
       }
+      let batch: PendingSend[];
+      if (taken === pending.length) {
+        batch = pending;
+        queue.pending = [];
+      } else batch = pending.splice(0, taken);
+      queue.inFlight++;
+      const seq = ++queue.sent;
       if (bytes > max) {
-        void this.#run(queue, batch, () => this.#sendLarge(queue, batch[0]!.messages, max));
+        queue.alone = seq; // its parts, then the next batch
+        void this.#run(queue, seq, batch, () => this.#sendLarge(queue, seq, batch[0]!.messages, max));
         continue;
       }
+      // Another batch may go while this one is in flight.
+      if (queue.pending.length > 0) this.#schedule(queue);
       const body = encodeBatch(batch, bytes);
       const node = this.#routes.get(queue.token);
       if (node === undefined) {
-        void this.#run(queue, batch, () => this.#requestOk(queue, body));
+        void this.#run(queue, seq, batch, () => this.#requestOk(queue, seq, body));
         continue;
       }
       let entries = byNode.get(node);
       if (!entries) byNode.set(node, entries = []);
-      entries.push({ keyword: queue.keyword, body, queue, batch });
+      entries.push({ keyword: queue.keyword, body, queue, batch, seq });
     }
     for (const [node, entries] of byNode) {
       if (entries.length === 1) {
-        const { queue, batch, body } = entries[0]!;
-        void this.#run(queue, batch, () => this.#requestOk(queue, body));
+        const { queue, batch, body, seq } = entries[0]!;
+        void this.#run(queue, seq, batch, () => this.#requestOk(queue, seq, body));
         continue;
       }
       // As many requests as max_payload needs, each with as many keywords as fit.
@@ -225,14 +278,19 @@ export class NatsSender {
   }
 
   /** Runs a batch's sending; settles its calls, then lets the queue send its next batch. */
-  async #run(queue: KeywordQueue, batch: PendingSend[], send: () => Promise<void>): Promise<void> {
+  async #run(
+    queue: KeywordQueue,
+    seq: number,
+    batch: PendingSend[],
+    send: () => Promise<void>,
+  ): Promise<void> {
     try {
       await send();
       this.#sent(batch);
     } catch (err) {
       this.#failed(batch, err);
     }
-    this.#next(queue);
+    this.#next(queue, seq);
   }
 
   #sent(batch: PendingSend[]): void {
@@ -247,12 +305,22 @@ export class NatsSender {
     for (const call of batch) call.reject(err);
   }
 
-  #next(queue: KeywordQueue): void {
+  /** Batch `seq` of `queue` is settled: the queue sends its next one, or is forgotten when idle. */
+  #next(queue: KeywordQueue, seq: number): void {
+    queue.inFlight--;
+    if (queue.alone === seq) queue.alone = 0;
     if (queue.pending.length > 0) this.#schedule(queue);
-    else {
-      queue.busy = false;
-      this.#queues.delete(queue.token);
-    }
+    else if (queue.inFlight === 0) this.#queues.delete(queue.key);
+  }
+
+  /**
+   * Whether batch `seq` of `queue` may be sent again (nothing was delivered): only when no batch was
+   * sent after it, and then none is until it settles, so that nothing overtakes it.
+   */
+  #mayRetry(queue: KeywordQueue, seq: number): boolean {
+    if (queue.sent !== seq) return false;
+    queue.alone = seq;
+    return true;
   }
 
   /**
@@ -271,34 +339,45 @@ export class NatsSender {
       // No responders: the node left, and delivered nothing; each keyword asks its own subject.
       // Anything else (a timeout, a lost connection, a malformed answer) may have delivered: no retry.
       if (!isNoResponders(err)) {
-        for (const { queue, batch } of group) {
+        for (const { queue, batch, seq } of group) {
           const name = `keyword ${describeKeyword(queue.keyword)}`;
           this.#failed(batch, isTimeout(err) ? this.#timeout(name, err) : err);
-          this.#next(queue);
+          this.#next(queue, seq);
         }
         return;
       }
     }
     for (let i = 0; i < group.length; i++) {
-      const { queue, batch, body } = group[i]!;
+      const { queue, batch, body, seq } = group[i]!;
       const reply = results?.[i];
-      if (reply && reply[0] !== Reply.offline) {
+      if (reply && (reply[0] !== Reply.offline || !this.#mayRetry(queue, seq))) {
         const err = this.#replyError(queue, reply);
         if (err) this.#failed(batch, err);
         else this.#sent(batch);
-        this.#next(queue);
+        this.#next(queue, seq);
         continue;
       }
       this.#routes.delete(queue.token);
-      void this.#run(queue, batch, () => this.#requestOk(queue, body));
+      if (!reply && !this.#mayRetry(queue, seq)) {
+        // The node left, and a later batch is on its way: this one must not arrive after it.
+        this.#failed(
+          batch,
+          new ClientNotConnectedError(
+            `Cannot send to keyword ${describeKeyword(queue.keyword)}: no node holds it`,
+          ),
+        );
+        this.#next(queue, seq);
+        continue;
+      }
+      void this.#run(queue, seq, batch, () => this.#requestOk(queue, seq, body));
     }
   }
 
   /** One call too large for one request: its messages in requests of their own, a large one in parts. */
-  async #sendLarge(queue: KeywordQueue, messages: Uint8Array[], max: number): Promise<void> {
+  async #sendLarge(queue: KeywordQueue, seq: number, messages: Uint8Array[], max: number): Promise<void> {
     for (const message of messages) {
       if (message.length + 5 <= max) {
-        await this.#requestOk(queue, encodeBatch([{ messages: [message] }], message.length + 5));
+        await this.#requestOk(queue, seq, encodeBatch([{ messages: [message] }], message.length + 5));
         continue;
       }
       const room = max - 10;
@@ -309,27 +388,28 @@ export class NatsSender {
         body[1] = (at === 0 ? PART_FIRST : 0) | (at + room >= message.length ? PART_LAST : 0);
         body.set(this.#partId, 2);
         body.set(chunk, 10);
-        await this.#requestOk(queue, body);
+        await this.#requestOk(queue, seq, body);
       }
     }
   }
 
   /** A request to the keyword's subject whose reply must say ok; anything else becomes the error it names. */
-  async #requestOk(queue: KeywordQueue, body: Uint8Array): Promise<void> {
+  async #requestOk(queue: KeywordQueue, seq: number, body: Uint8Array): Promise<void> {
     this.counters.keywordRequests++;
-    let reply = await this.request(queue.subject, body, queue.keyword);
+    const mayRetry = () => this.#mayRetry(queue, seq);
+    let reply = await this.request(queue.subject, body, queue.keyword, mayRetry);
     // A node letting go of the keyword answers "offline" while its subscription drains; the client
     // may be connecting elsewhere that moment, so ask again briefly, as after "no responders".
     // Only whole messages: a part is not sent twice (it would join another node's message).
     const retry = body[0] === Op.messages;
     for (
       let attempt = 0;
-      retry && reply[0] === Reply.offline && attempt < NO_RESPONDERS_RETRY_MS.length;
+      retry && reply[0] === Reply.offline && attempt < NO_RESPONDERS_RETRY_MS.length && mayRetry();
       attempt++
     ) {
       await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS[attempt]));
       this.counters.keywordRequests++;
-      reply = await this.request(queue.subject, body, queue.keyword);
+      reply = await this.request(queue.subject, body, queue.keyword, mayRetry);
     }
     const err = this.#replyError(queue, reply);
     if (err) throw err;

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { FRAME_HEADER_BYTES, putHeader } from "../core/wire/frame_header.ts";
 
 /** What a request carries (its first byte); `multi`: batches for several keywords, to their node. */
 export const Op = { messages: 1, part: 2, locate: 3, evict: 4, multi: 5 } as const;
@@ -63,15 +64,31 @@ export function encodeBatch(
   return body;
 }
 
-/** The messages of a request made by {@linkcode encodeBatch}; throws for a malformed one. */
+/**
+ * The messages of a request made by {@linkcode encodeBatch}; throws for a malformed one. They are
+ * views into one new buffer where each follows its 8-byte frame header, as a received chunk holds
+ * them: a framed connection writes such a run as it is (see `framedRunEnd`), so a batch costs one
+ * allocation and one copy, not one of each per message. A view keeps its batch alive until the last
+ * of its messages is written: a connection's queue holds at most one batch more than it counts.
+ */
 export function decodeBatch(data: Uint8Array): Uint8Array[] {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const messages: Uint8Array[] = [];
-  for (let at = 1; at < data.length;) {
+  let count = 0;
+  for (let at = 1; at < data.length; count++) {
     if (at + 4 > data.length) throw new Error("malformed request: a length is cut short");
+    at += 4 + view.getUint32(at, true);
+    if (at > data.length) throw new Error("malformed request: a message is cut short");
+  }
+  const framed = new Uint8Array(data.length - 1 + count * (FRAME_HEADER_BYTES - 4));
+  const messages: Uint8Array[] = new Array(count);
+  let to = 0;
+  for (let i = 0, at = 1; i < count; i++) {
     const length = view.getUint32(at, true);
-    if (at + 4 + length > data.length) throw new Error("malformed request: a message is cut short");
-    messages.push(data.slice(at + 4, at + 4 + length));
+    putHeader(framed, to, length);
+    to += FRAME_HEADER_BYTES;
+    framed.set(data.subarray(at + 4, at + 4 + length), to);
+    messages[i] = framed.subarray(to, to + length);
+    to += length;
     at += 4 + length;
   }
   return messages;

@@ -139,10 +139,11 @@ const decoder = new TextDecoder();
  * the core's `close()` unsubscribes, and does not close it.
  *
  * Delivery is at most once. A send resolves once the holding node queued its messages; it rejects
- * with `ClientNotConnectedError` when no node holds the keyword (after retrying for about 25 ms),
- * or `TimeoutError` after `requestTimeoutMs`, when the messages may or may not have been queued.
- * Sends from one node to one keyword arrive in the order made; those made while one request is
- * in flight travel together in the next. Batches for several keywords held by one node travel in
+ * with `ClientNotConnectedError` when no node holds the keyword (after retrying for about 25 ms,
+ * unless a later request for the keyword is already on its way: the retry would overtake it), or
+ * `TimeoutError` after `requestTimeoutMs`, when the messages may or may not have been queued.
+ * Sends from one node to one keyword arrive in the order made; up to two requests per keyword are
+ * in flight, and sends made meanwhile travel together in the next. Batches for several keywords held by one node travel in
  * one request to that node (its node name is learned from its answers; a keyword that moved is
  * asked for on its own subject again). A message larger than the server's `max_payload` travels
  * in parts and is put together on the holding node (up to its `limits.maxMessageBytes`).

@@ -14,7 +14,7 @@ import { MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { NetPeer } from "./_net_client.ts";
 import { waitFor } from "./_settle.ts";
 import { Rng } from "./_stream_check.ts";
-import { clientFrame, closePayload, namedWsPeer, WsPeer } from "./_websocket_peer.ts";
+import { clientFrame, closePayload, concatBytes, namedWsPeer, WsPeer } from "./_websocket_peer.ts";
 
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -126,6 +126,23 @@ describe("websocket listener", () => {
     assert.equal((await peer.net.outcome()).timedOut, undefined);
     await waitFor(() => fx.core.getClientInfo(id)!.state === "disconnected", 5000, "closed");
   });
+
+  for (
+    const [last, code] of [[clientFrame(8, closePayload(1000, "done")), 1000], [
+      clientFrame(5, "x"),
+      1002,
+    ]] as const
+  ) {
+    it(`delivers the messages that came before a close ${code} in the same chunk`, TEST_TIMEOUT, async () => {
+      await using fx = await wsCore();
+      const id = fx.core.addClient({ keyword: "last" });
+      const peer = await named(fx.port(), "last");
+      peer.net.write(concatBytes(clientFrame(2, "a"), clientFrame(1, "b"), clientFrame(2, "c"), last));
+      assert.equal(await peer.closed(), code);
+      await waitFor(() => fx.core.getClientInfo(id)!.state === "disconnected", 5000, "closed");
+      assert.deepEqual(fx.core.getMessagesFromClient(id).map(dec), ["a", "b", "c"]);
+    });
+  }
 
   it(
     "pings every pingIntervalMs and closes with 1001 when no pong came by the next ping",

@@ -4,7 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { webSocketCloseFrame, WebSocketFrameParser, webSocketHeader } from "../core/wire/websocket_frames.ts";
+import { encodeFrames } from "../core/wire/encode.ts";
+import {
+  packWebSocketFrames,
+  webSocketCloseFrame,
+  WebSocketFrameParser,
+  webSocketHeader,
+} from "../core/wire/websocket_frames.ts";
 import { Rng } from "./_stream_check.ts";
 import { clientFrame, closePayload, concatBytes, ServerFrameReader } from "./_websocket_peer.ts";
 
@@ -16,14 +22,29 @@ type Event =
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
-function parse(bytes: Uint8Array, split: "whole" | "bytes" | number, max = 1024, reserve = 0): Event[] {
+function parse(
+  bytes: Uint8Array,
+  split: "whole" | "bytes" | number,
+  max = 1024,
+  reserve = 0,
+  batchBytes = 0,
+): Event[] {
   const events: Event[] = [];
-  const parser = new WebSocketFrameParser({ maxMessageBytes: max, reserveBytes: reserve }, {
+  const parser = new WebSocketFrameParser({ maxMessageBytes: max, reserveBytes: reserve, batchBytes }, {
     message: (p, text) => events.push(["message", hex(p.subarray(reserve)), text]),
     ping: (p) => events.push(["ping", hex(p)]),
     pong: (p) => events.push(["pong", hex(p)]),
     close: (code, reason) => events.push(["close", code, reason]),
     error: (code) => events.push(["error", code]),
+    frames: (f) => {
+      for (let at = 0; at < f.length;) {
+        const n = f[at]! | (f[at + 1]! << 8) | (f[at + 2]! << 16);
+        assert.deepEqual([...f.subarray(at + 3, at + 8)], [0, 0, 0, 0, 0], "an 8-byte little-endian length");
+        assert.ok(n <= batchBytes, "only small messages are batched");
+        events.push(["message", hex(f.subarray(at + 8, at + 8 + n)), false]);
+        at += 8 + n;
+      }
+    },
   });
   if (split === "whole") parser.push(bytes);
   else if (split === "bytes") { for (const b of bytes) parser.push(new Uint8Array([b])); }
@@ -198,6 +219,31 @@ describe("WebSocketFrameParser", () => {
     assert.equal(parser.bufferedBytes, 0);
   });
 
+  it("with batchBytes, pushes the same messages and events in order, the small ones framed", () => {
+    const rng = new Rng(7);
+    for (let round = 0; round < 100; round++) {
+      const parts: Uint8Array[] = [];
+      for (let k = 0; k < 12; k++) {
+        const pick = rng.int(6);
+        if (pick === 0) parts.push(clientFrame(9, "p"));
+        else if (pick === 1) parts.push(clientFrame(2, "fr", { fin: false }), clientFrame(0, "ag"));
+        else if (pick === 2) parts.push(clientFrame(1, "texté"));
+        else parts.push(clientFrame(2, rng.bytes(rng.int(pick === 3 ? 200 : 40))));
+      }
+      if (rng.int(4) === 0) parts.push(clientFrame(1, new Uint8Array([0xc3, 0x28])), clientFrame(2, "after"));
+      const bytes = cat(...parts);
+      const plain = parse(bytes, "whole", 1024, 8).map((e): Event =>
+        e[0] === "message" ? [e[0], e[1], false] : e
+      );
+      for (const split of ["whole", "bytes", 1, 2, round] as const) {
+        const got = parse(bytes, split, 1024, 8, 100).map((e): Event =>
+          e[0] === "message" ? [e[0], e[1], false] : e
+        );
+        assert.deepEqual(got, plain, `round ${round}, split ${split}`);
+      }
+    }
+  });
+
   it("survives random mutations of valid frames, agreeing with the split-independent result", () => {
     const rng = new Rng(22);
     for (let round = 0; round < 300; round++) {
@@ -226,5 +272,25 @@ describe("server frames", () => {
     assert.equal(close!.opcode, 8);
     assert.equal(close!.payload.length, 125);
     assert.equal((close!.payload[0]! << 8) | close!.payload[1]!, 1008);
+  });
+
+  it("packs whole session frames under maxPayload into one buffer, stopping where it must", () => {
+    const rng = new Rng(22);
+    const sizes = [0, 1, 2, 64, 65, 125, 126, 300, 16383];
+    const payloads = sizes.map((n) => rng.bytes(n));
+    const big = rng.bytes(16384);
+    const session = encodeFrames([...payloads, big, payloads[1]!]);
+    const packed = packWebSocketFrames(session, 0, 16384)!;
+    assert.equal(packed.end, encodeFrames(payloads).length, "stops before the frame at maxPayload");
+    const read = new ServerFrameReader().push(packed.frames);
+    assert.deepEqual(read.map((f) => f.payload), payloads);
+    assert.ok(read.every((f) => f.fin && f.opcode === 2));
+    // From an offset; a frame cut short, and one of the stopAt length, are left for the caller.
+    const cut = session.subarray(0, session.length - 1);
+    const from = packWebSocketFrames(cut, packed.end + 8 + big.length, 16384);
+    assert.equal(from, undefined, "the last frame is not whole");
+    const stop = packWebSocketFrames(session, 0, 16384, 2)!;
+    assert.deepEqual(new ServerFrameReader().push(stop.frames).map((f) => f.payload), payloads.slice(0, 2));
+    assert.equal(packWebSocketFrames(new Uint8Array(5), 0, 16384), undefined, "a header cut short");
   });
 });

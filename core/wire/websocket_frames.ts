@@ -60,6 +60,12 @@ export interface WebSocketFrameEvents {
    * For 1009, `length` is the message's length so far, this frame included.
    */
   error(code: WebSocketCloseCode, message: string, length?: number): void;
+  /**
+   * With `batchBytes`: whole small messages, each behind an 8-byte little-endian length (the session's
+   * framing), back to back; text ones as their UTF-8 bytes (checked valid), not told apart. Pushed at
+   * the end of each chunk and before any other event, so the order of messages and events is kept.
+   */
+  frames?(frames: Uint8Array): void;
 }
 
 /** Options of a {@linkcode WebSocketFrameParser}. */
@@ -72,12 +78,20 @@ export interface WebSocketFrameParserOptions {
    * @default {0}
    */
   reserveBytes?: number;
+  /**
+   * Unfragmented messages up to this many bytes that lie whole in the chunk being parsed are written,
+   * each behind an 8-byte length, into one buffer per chunk and pushed through `frames`: no
+   * allocation per message. `0`: every message goes through `message`.
+   * @default {0}
+   */
+  batchBytes?: number;
 }
 
 const State = { header: 0, payload: 1, done: 2 } as const;
 type State = typeof State[keyof typeof State];
 
 const MAX_CONTROL_PAYLOAD = 125;
+const NO_BYTES = new Uint8Array(0);
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** True when `bytes` are valid UTF-8. */
@@ -113,17 +127,26 @@ export class WebSocketFrameParser {
   readonly #mask = new Uint8Array(4);
   #frameLength = 0;
   #frameHave = 0;
-  #target: Uint8Array = new Uint8Array(0);
+  #target: Uint8Array = NO_BYTES;
   #targetAt = 0;
   // The message being assembled across fragments.
   #messageOpcode = 0;
   #messageBytes = 0;
   #fragments: Uint8Array[] = [];
+  // Whole small messages of the chunk (`batchBytes`): written into #slab from #slabStart to #slabAt.
+  readonly #batch: number;
+  #slab: Uint8Array | undefined;
+  #slabStart = 0;
+  #slabAt = 0;
+  #inSlab = false;
+  /** Bytes of the chunk being parsed after the current position (set when a header completes). */
+  #chunkLeft = 0;
 
   /** A parser that pushes to `events`. */
   constructor(options: WebSocketFrameParserOptions, events: WebSocketFrameEvents) {
     this.#max = options.maxMessageBytes;
     this.#reserve = options.reserveBytes ?? 0;
+    this.#batch = options.batchBytes ?? 0;
     this.#events = events;
   }
 
@@ -144,15 +167,58 @@ export class WebSocketFrameParser {
       if (this.#state === State.header) at = this.#readHeader(chunk, at);
       else at = this.#readPayload(chunk, at);
     }
+    this.#pushSlab();
+  }
+
+  /** Pushes the batched messages of the chunk, if any, through `frames`. */
+  #pushSlab(): void {
+    if (this.#slabAt === this.#slabStart) return;
+    const frames = this.#slab!.subarray(this.#slabStart, this.#slabAt);
+    this.#slabStart = this.#slabAt;
+    this.#events.frames!(frames);
+  }
+
+  /** Places a whole message of `length` bytes in the slab; false when it does not go there. */
+  #toSlab(length: number): boolean {
+    if (length > this.#batch || length > this.#chunkLeft) return false;
+    const need = 8 + length;
+    if (this.#slab === undefined || this.#slabAt + need > this.#slab.length) {
+      this.#pushSlab();
+      // The rest of the chunk holds at most (left - length) / 6 more frames, each growing by 2 bytes.
+      this.#slab = new Uint8Array(need + Math.ceil((this.#chunkLeft - length) * 4 / 3));
+      this.#slabStart = this.#slabAt = 0;
+    }
+    this.#target = this.#slab;
+    this.#targetAt = this.#slabAt + 8;
+    this.#inSlab = true;
+    return true;
   }
 
   #readHeader(chunk: Uint8Array, at: number): number {
     const head = this.#head;
+    if (this.#headHave === 0 && chunk.length - at >= 6) {
+      // The whole header is in the chunk (the common case): checked once, not byte by byte.
+      const len7 = chunk[at + 1]! & 0x7f;
+      const need = len7 === 127 ? 14 : len7 === 126 ? 8 : 6;
+      if (chunk.length - at >= need) {
+        head[0] = chunk[at]!;
+        this.#headHave = 1;
+        if (this.#headerLength() === -1) return at + 1;
+        head[1] = chunk[at + 1]!;
+        this.#headHave = 2;
+        if (this.#headerLength() === -1) return at + 2;
+        for (let i = 2; i < need; i++) head[i] = chunk[at + i]!;
+        this.#chunkLeft = chunk.length - at - need;
+        this.#beginFrame(need);
+        return at + need;
+      }
+    }
     while (at < chunk.length) {
       head[this.#headHave++] = chunk[at++]!;
       const need = this.#headerLength();
       if (need === -1) return at; // an error was reported
       if (this.#headHave === need) {
+        this.#chunkLeft = chunk.length - at;
         this.#beginFrame(need);
         return at;
       }
@@ -209,7 +275,11 @@ export class WebSocketFrameParser {
       }
       length = hi * 4294967296 + lo;
     }
-    this.#mask.set(head.subarray(headerLength - 4, headerLength));
+    const mask = this.#mask; // byte by byte: a subarray per frame cost more than the rest of its header
+    mask[0] = head[headerLength - 4]!;
+    mask[1] = head[headerLength - 3]!;
+    mask[2] = head[headerLength - 2]!;
+    mask[3] = head[headerLength - 1]!;
     this.#frameLength = length;
     this.#frameHave = 0;
     const control = this.#opcode >= 0x8;
@@ -228,9 +298,11 @@ export class WebSocketFrameParser {
     // A whole unfragmented message goes straight into its final buffer, with the reserved prefix.
     // (Not `#messageBytes === 0`: after an empty first fragment that is 0 too, and the prefix would double.)
     const whole = !control && this.#fin && this.#fragments.length === 0;
-    const reserve = whole ? this.#reserve : 0;
-    this.#target = new Uint8Array(reserve + length);
-    this.#targetAt = reserve;
+    if (!whole || this.#batch === 0 || !this.#toSlab(length)) {
+      const reserve = whole ? this.#reserve : 0;
+      this.#target = new Uint8Array(reserve + length);
+      this.#targetAt = reserve;
+    }
     this.#state = State.payload;
     if (length === 0) this.#endFrame();
   }
@@ -240,12 +312,20 @@ export class WebSocketFrameParser {
     const target = this.#target;
     const mask = this.#mask;
     let t = this.#targetAt;
-    let m = this.#frameHave & 3;
+    const m = this.#frameHave & 3;
+    const k0 = mask[m]!, k1 = mask[(m + 1) & 3]!, k2 = mask[(m + 2) & 3]!, k3 = mask[(m + 3) & 3]!;
     const end = at + n;
-    for (let i = at; i < end; i++) {
-      target[t++] = chunk[i]! ^ mask[m]!;
-      m = (m + 1) & 3;
+    let i = at;
+    // Four bytes a step, the mask's bytes in locals: about twice as fast as a lookup each byte.
+    for (; i + 4 <= end; i += 4, t += 4) {
+      target[t] = chunk[i]! ^ k0;
+      target[t + 1] = chunk[i + 1]! ^ k1;
+      target[t + 2] = chunk[i + 2]! ^ k2;
+      target[t + 3] = chunk[i + 3]! ^ k3;
     }
+    if (i < end) target[t++] = chunk[i++]! ^ k0;
+    if (i < end) target[t++] = chunk[i++]! ^ k1;
+    if (i < end) target[t++] = chunk[i++]! ^ k2;
     this.#targetAt = t;
     this.#frameHave += n;
     if (this.#frameHave === this.#frameLength) this.#endFrame();
@@ -254,8 +334,10 @@ export class WebSocketFrameParser {
 
   #endFrame(): void {
     this.#state = State.header;
+    if (this.#inSlab) return this.#endSlabFrame();
+    this.#pushSlab();
     const payload = this.#target;
-    this.#target = new Uint8Array(0);
+    this.#target = NO_BYTES;
     switch (this.#opcode) {
       case WebSocketOpcode.ping:
         return this.#events.ping(payload);
@@ -290,6 +372,26 @@ export class WebSocketFrameParser {
     this.#events.message(message, text);
   }
 
+  /** A batched message is in: its length goes in front (its text checked), its bytes stay for `frames`. */
+  #endSlabFrame(): void {
+    this.#inSlab = false;
+    const slab = this.#target;
+    this.#target = NO_BYTES;
+    const at = this.#slabAt;
+    const length = this.#frameLength;
+    const text = this.#messageOpcode === WebSocketOpcode.text;
+    this.#messageOpcode = 0;
+    if (text && !isValidUtf8(slab.subarray(at + 8, at + 8 + length))) {
+      this.#fail(WebSocketCloseCode.invalidPayload, "text message is not valid UTF-8");
+      return;
+    }
+    slab[at] = length;
+    slab[at + 1] = length >>> 8;
+    slab[at + 2] = length >>> 16;
+    slab[at + 3] = length >>> 24;
+    this.#slabAt = at + 8 + length;
+  }
+
   #closeFrame(payload: Uint8Array): void {
     if (payload.length === 1) {
       this.#fail(WebSocketCloseCode.protocolError, "close frame with a 1-byte payload");
@@ -318,10 +420,11 @@ export class WebSocketFrameParser {
     this.#state = State.done;
     this.#fragments = [];
     this.#messageBytes = 0;
-    this.#target = new Uint8Array(0);
+    this.#target = NO_BYTES;
   }
 
   #fail(code: WebSocketCloseCode, message: string, length?: number): -1 {
+    this.#pushSlab();
     this.#stop();
     this.#events.error(code, `Cannot read WebSocket frame: ${message}`, length);
     return -1;
@@ -377,4 +480,45 @@ export function webSocketCloseFrame(code: number, reason = ""): Uint8Array {
   payload[1] = code & 0xff;
   payload.set(text, 2);
   return webSocketControlFrame(WebSocketOpcode.close, payload);
+}
+
+/**
+ * Rewrites the session's frames (an 8-byte little-endian length, then the payload) that start `chunk`
+ * at `from` as unmasked binary WebSocket frames, packed into one buffer: one write of many small
+ * messages instead of a header and a view each. It stops before a frame that is not whole in
+ * `chunk`, whose payload is `maxPayload` bytes or more (at most 65,535: each header then shrinks), or
+ * whose length is `stopAt`.
+ *
+ * @returns The packed frames and where the first frame not packed starts; `undefined` when none was.
+ */
+export function packWebSocketFrames(
+  chunk: Uint8Array,
+  from: number,
+  maxPayload: number,
+  stopAt = -1,
+): { frames: Uint8Array; end: number } | undefined {
+  let out: Uint8Array | undefined;
+  let p = 0;
+  let at = from;
+  while (at + 8 <= chunk.length) {
+    if ((chunk[at + 3]! | chunk[at + 4]! | chunk[at + 5]! | chunk[at + 6]! | chunk[at + 7]!) !== 0) break;
+    const length = chunk[at]! | (chunk[at + 1]! << 8) | (chunk[at + 2]! << 16);
+    const start = at + 8;
+    if (length >= maxPayload || length === stopAt || start + length > chunk.length) break;
+    out ??= new Uint8Array(chunk.length - from);
+    out[p++] = 0x80 | WebSocketOpcode.binary;
+    if (length < 126) out[p++] = length;
+    else {
+      out[p++] = 126;
+      out[p++] = length >>> 8;
+      out[p++] = length & 0xff;
+    }
+    if (length <= 64) { for (let i = start; i < start + length; i++) out[p++] = chunk[i]!; }
+    else {
+      out.set(chunk.subarray(start, start + length), p);
+      p += length;
+    }
+    at = start + length;
+  }
+  return out === undefined ? undefined : { frames: out.subarray(0, p), end: at };
 }
