@@ -68,6 +68,47 @@ export function rotated<T>(contenders: readonly T[], rep: number): T[] {
   return [...contenders.slice(shift), ...contenders.slice(0, shift)];
 }
 
+/** One repetition of a contender: its samples by metric, and the progress line's summary of them. */
+export interface RepResult {
+  samples: Record<string, number>;
+  summary: string;
+}
+
+/**
+ * Runs every contender `ctx.reps` times, in an order rotated each repetition, into one row each
+ * (`params` and the contender's name); a contender that fails once is skipped from then on.
+ */
+export async function runContenders<C extends { name: string }>(
+  ctx: BenchContext,
+  where: { bench: string; runtime: Runtime; params: Record<string, number | string> },
+  contenders: readonly C[],
+  runOnce: (contender: C, label: string) => Promise<RepResult>,
+): Promise<void> {
+  const { bench, runtime, params } = where;
+  const rows = new Map<string, Row>();
+  for (const c of contenders) {
+    const row: Row = { bench, runtime, contender: c.name, params: { ...params }, metrics: {}, samples: {} };
+    rows.set(c.name, row);
+    ctx.rows.push(row);
+  }
+  const size = typeof params.count === "number" ? ` ${si(params.count)}` : "";
+  for (let rep = 1; rep <= ctx.reps; rep++) {
+    for (const c of rotated(contenders, rep)) {
+      const row = rows.get(c.name)!;
+      if (row.error) continue;
+      const label = `${bench} ${runtime}${size} ${c.name}`;
+      try {
+        const { samples, summary } = await runOnce(c, label);
+        for (const [metric, value] of Object.entries(samples)) addSample(row, metric, value);
+        ctx.progress(`${label} rep ${rep}/${ctx.reps}: ${summary}`);
+      } catch (err) {
+        row.error = (err as Error).message.split("\n")[0];
+        ctx.fail(label, err);
+      }
+    }
+  }
+}
+
 /** The median of `values` (the mean of the middle two for an even count). */
 export function median(values: readonly number[]): number {
   if (!values.length) return NaN;

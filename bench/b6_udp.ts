@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { addSample, type BenchContext, rotated, type Row, runPair, si } from "./_common.ts";
+import { type BenchContext, runContenders, runPair, si } from "./_common.ts";
 import { type Runtime, workloadCommand } from "./_runtimes.ts";
 
 const WORKLOAD = "bench/workloads/udp_echo.ts";
@@ -25,48 +25,29 @@ const CONTENDERS = [
 export async function runB6(ctx: BenchContext, runtime: Runtime): Promise<void> {
   const count = ctx.quick ? 10_000 : 100_000;
   const warmup = ctx.quick ? 1_000 : 20_000;
-  const rows = new Map<string, Row>();
-  for (const c of CONTENDERS) {
-    const row: Row = { bench: "b6", runtime, contender: c.name, params: { count }, metrics: {}, samples: {} };
-    rows.set(c.name, row);
-    ctx.rows.push(row);
-  }
-  for (let rep = 1; rep <= ctx.reps; rep++) {
-    for (const c of rotated(CONTENDERS, rep)) {
-      const row = rows.get(c.name)!;
-      if (row.error) continue;
-      const label = `b6 ${runtime} ${si(count)} ${c.name}`;
-      try {
-        const { result, server } = await runPair({
-          label,
-          server: workloadCommand(runtime, WORKLOAD, ["server", "--api", c.api], false, DENO_FLAGS),
-          client: (port) =>
-            workloadCommand(
-              runtime,
-              WORKLOAD,
-              ["client", "--port", `${port}`, "--count", `${count}`, "--warmup", `${warmup}`],
-              false,
-              DENO_FLAGS,
-            ),
-          timeoutMs: 120_000,
-        });
-        const code = await server.stop();
-        if (code !== 0) throw new Error(`${label} server exited with code ${code}\n${server.tail()}`);
-        const received = Number(result.received);
-        if (received === 0) throw new Error(`${label}: no datagram came back`);
-        const perSecond = received / Number(result.seconds);
-        const lossRate = Number(result.lost) / count;
-        addSample(row, "roundTripsPerSecond", perSecond);
-        addSample(row, "lossRate", lossRate);
-        ctx.progress(
-          `${label} rep ${rep}/${ctx.reps}: ${si(perSecond)} round trips/s, ${
-            (lossRate * 100).toFixed(2)
-          }% lost`,
-        );
-      } catch (err) {
-        row.error = (err as Error).message.split("\n")[0];
-        ctx.fail(label, err);
-      }
-    }
-  }
+  await runContenders(ctx, { bench: "b6", runtime, params: { count } }, CONTENDERS, async (c, label) => {
+    const { result, server } = await runPair({
+      label,
+      server: workloadCommand(runtime, WORKLOAD, ["server", "--api", c.api], false, DENO_FLAGS),
+      client: (port) =>
+        workloadCommand(
+          runtime,
+          WORKLOAD,
+          ["client", "--port", `${port}`, "--count", `${count}`, "--warmup", `${warmup}`],
+          false,
+          DENO_FLAGS,
+        ),
+      timeoutMs: 120_000,
+    });
+    const code = await server.stop();
+    if (code !== 0) throw new Error(`${label} server exited with code ${code}\n${server.tail()}`);
+    const received = Number(result.received);
+    if (received === 0) throw new Error(`${label}: no datagram came back`);
+    const perSecond = received / Number(result.seconds);
+    const lossRate = Number(result.lost) / count;
+    return {
+      samples: { roundTripsPerSecond: perSecond, lossRate },
+      summary: `${si(perSecond)} round trips/s, ${(lossRate * 100).toFixed(2)}% lost`,
+    };
+  });
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { addSample, type BenchContext, rotated, type Row, runPair, si } from "./_common.ts";
+import { type BenchContext, runContenders, runPair, si } from "./_common.ts";
 import { type Runtime, workloadCommand } from "./_runtimes.ts";
 
 const WORKLOAD = "bench/workloads/websocket_echo.ts";
@@ -22,42 +22,25 @@ const CONTENDERS = [
 export async function runB8(ctx: BenchContext, runtime: Runtime): Promise<void> {
   const count = ctx.quick ? 20_000 : 1_000_000;
   const warmup = ctx.quick ? 5_000 : 100_000;
-  const rows = new Map<string, Row>();
-  for (const c of CONTENDERS) {
-    const row: Row = { bench: "b8", runtime, contender: c.name, params: { count }, metrics: {}, samples: {} };
-    rows.set(c.name, row);
-    ctx.rows.push(row);
-  }
-  for (let rep = 1; rep <= ctx.reps; rep++) {
-    for (const c of rotated(CONTENDERS, rep)) {
-      const row = rows.get(c.name)!;
-      if (row.error) continue;
-      const label = `b8 ${runtime} ${si(count)} ${c.name}`;
-      try {
-        const { result, server } = await runPair({
-          label,
-          server: workloadCommand(runtime, WORKLOAD, ["server", "--api", c.api]),
-          client: (port) =>
-            workloadCommand(runtime, WORKLOAD, [
-              "client",
-              "--port",
-              `${port}`,
-              "--count",
-              `${count}`,
-              "--warmup",
-              `${warmup}`,
-            ]),
-          timeoutMs: 180_000,
-        });
-        const code = await server.stop();
-        if (code !== 0) throw new Error(`${label} server exited with code ${code}\n${server.tail()}`);
-        const perSecond = count / Number(result.seconds);
-        addSample(row, "roundTripsPerSecond", perSecond);
-        ctx.progress(`${label} rep ${rep}/${ctx.reps}: ${si(perSecond)} round trips/s`);
-      } catch (err) {
-        row.error = (err as Error).message.split("\n")[0];
-        ctx.fail(label, err);
-      }
-    }
-  }
+  await runContenders(ctx, { bench: "b8", runtime, params: { count } }, CONTENDERS, async (c, label) => {
+    const { result, server } = await runPair({
+      label,
+      server: workloadCommand(runtime, WORKLOAD, ["server", "--api", c.api]),
+      client: (port) =>
+        workloadCommand(runtime, WORKLOAD, [
+          "client",
+          "--port",
+          `${port}`,
+          "--count",
+          `${count}`,
+          "--warmup",
+          `${warmup}`,
+        ]),
+      timeoutMs: 180_000,
+    });
+    const code = await server.stop();
+    if (code !== 0) throw new Error(`${label} server exited with code ${code}\n${server.tail()}`);
+    const perSecond = count / Number(result.seconds);
+    return { samples: { roundTripsPerSecond: perSecond }, summary: `${si(perSecond)} round trips/s` };
+  });
 }
