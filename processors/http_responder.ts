@@ -5,6 +5,7 @@
  */
 import { concatBytes, toBytes } from "../core/wire/bytes.ts";
 import { ChunkedBodyDecoder } from "../core/http/chunked_body.ts";
+import { ContentBody } from "./_content_body.ts";
 import {
   HttpRequestError,
   parseRequestHead,
@@ -110,12 +111,6 @@ class Request implements HttpRequest {
   }
 }
 
-/**
- * A `Content-Length` body gets its own buffer once this share of it arrived (2: half): it is never
- * allocated from the length a client claims alone.
- */
-const BODY_BUFFER_AFTER = 2;
-
 /** The body's pieces as one buffer: one copy, whatever the number of reads it came in. */
 function assemble(pieces: Uint8Array[], length: number): Uint8Array {
   if (length === 0) return emptyBody;
@@ -211,12 +206,9 @@ export class HttpResponder extends InlineProcessor {
   #awaitingRequest = false;
   #head: RequestHead | undefined;
   #bodyParts: Uint8Array[] = [];
-  /**
-   * A `Content-Length` body's own buffer, once half of it is here (see `BODY_BUFFER_AFTER`):
-   * the reads after that are copied into it, not kept.
-   */
-  #bodyBuffer: Uint8Array | undefined;
-  /** The bytes in `#bodyParts` or `#bodyBuffer`, and how many of them are counted in the core's `inputBytes`. */
+  /** A `Content-Length` body, as it arrives (a chunked one is in `#bodyParts`). */
+  #content: ContentBody | undefined;
+  /** The bytes in `#bodyParts` or `#content`, and how many of them are counted in the core's `inputBytes`. */
   #bodyBytes = 0;
   #heldBytes = 0;
   /** The bytes of a `Content-Length` body still due. */
@@ -248,7 +240,7 @@ export class HttpResponder extends InlineProcessor {
     // The core released what the body held with the connection.
     this.#heldBytes = 0;
     this.#bodyParts = [];
-    this.#bodyBuffer = undefined;
+    this.#content = undefined;
     this.#headParts = [];
     const timed = HttpResponder.#timed;
     if (timed.delete(this) && timed.size === 0) {
@@ -315,6 +307,7 @@ export class HttpResponder extends InlineProcessor {
         } else if (head.contentLength) {
           if (head.contentLength > limits.maxBodyBytes) return this.#fail(413);
           this.#bodyDue = head.contentLength;
+          this.#content = new ContentBody(head.contentLength);
           this.#phase = Phase.body;
         }
         if (this.#phase !== Phase.head) {
@@ -326,7 +319,7 @@ export class HttpResponder extends InlineProcessor {
       } else if (this.#phase === Phase.body) {
         if (offset >= data.length) return;
         const take = Math.min(this.#bodyDue, data.length - offset);
-        this.#takeBody(data.subarray(offset, offset + take));
+        this.#content!.push(data.subarray(offset, offset + take));
         this.#bodyBytes += take;
         this.#bodyDue -= take;
         offset += take;
@@ -349,7 +342,7 @@ export class HttpResponder extends InlineProcessor {
   #answer(data: Uint8Array, offset: number): void | Promise<void> {
     const head = this.#head!;
     const bodyLength = this.#chunked ? this.#chunked.received : head.contentLength ?? 0;
-    const request = new Request(head, this.#bodyBuffer ?? assemble(this.#bodyParts, bodyLength));
+    const request = new Request(head, this.#content?.take() ?? assemble(this.#bodyParts, bodyLength));
     this.#head = undefined;
     this.#chunked = undefined;
     this.#dropBody();
@@ -429,32 +422,6 @@ export class HttpResponder extends InlineProcessor {
   }
 
   /**
-   * Keeps a piece of a `Content-Length` body. The pieces of its first half are kept as they came
-   * (views of the reads); then one buffer of the body's length takes them and every later piece, so
-   * the body is copied once, the reads it came in are not held to the end, and what is allocated is
-   * never more than twice what arrived (a client that claims a large body and stalls gets no more).
-   */
-  #takeBody(piece: Uint8Array): void {
-    const received = this.#bodyBytes;
-    let buffer = this.#bodyBuffer;
-    if (buffer === undefined) {
-      const length = this.#head!.contentLength!;
-      if ((received + piece.length) * BODY_BUFFER_AFTER < length) {
-        this.#bodyParts.push(piece);
-        return;
-      }
-      buffer = this.#bodyBuffer = new Uint8Array(length);
-      let at = 0;
-      for (const part of this.#bodyParts) {
-        buffer.set(part, at);
-        at += part.length;
-      }
-      this.#bodyParts = [];
-    }
-    buffer.set(piece, received);
-  }
-
-  /**
    * A body is still incomplete at the end of a read: what it holds counts in the core's `inputBytes`
    * (a body that arrives within one read is never counted: it is handed on at once).
    */
@@ -468,7 +435,7 @@ export class HttpResponder extends InlineProcessor {
   /** The body was handed on or is dropped: its bytes are counted no more. */
   #dropBody(): void {
     this.#bodyParts = [];
-    this.#bodyBuffer = undefined;
+    this.#content = undefined;
     this.#bodyBytes = 0;
     if (this.#heldBytes === 0) return;
     const held = this.#heldBytes;
