@@ -5,7 +5,6 @@
  */
 import { concatBytes, toBytes } from "../core/wire/bytes.ts";
 import { ChunkedBodyDecoder } from "../core/http/chunked_body.ts";
-import { ContentBody } from "./_content_body.ts";
 import {
   HttpRequestError,
   parseRequestHead,
@@ -206,9 +205,7 @@ export class HttpResponder extends InlineProcessor {
   #awaitingRequest = false;
   #head: RequestHead | undefined;
   #bodyParts: Uint8Array[] = [];
-  /** A `Content-Length` body, as it arrives (a chunked one is in `#bodyParts`). */
-  #content: ContentBody | undefined;
-  /** The bytes in `#bodyParts` or `#content`, and how many of them are counted in the core's `inputBytes`. */
+  /** The bytes in `#bodyParts`, and how many of them are counted in the core's `inputBytes`. */
   #bodyBytes = 0;
   #heldBytes = 0;
   /** The bytes of a `Content-Length` body still due. */
@@ -240,7 +237,6 @@ export class HttpResponder extends InlineProcessor {
     // The core released what the body held with the connection.
     this.#heldBytes = 0;
     this.#bodyParts = [];
-    this.#content = undefined;
     this.#headParts = [];
     const timed = HttpResponder.#timed;
     if (timed.delete(this) && timed.size === 0) {
@@ -307,7 +303,6 @@ export class HttpResponder extends InlineProcessor {
         } else if (head.contentLength) {
           if (head.contentLength > limits.maxBodyBytes) return this.#fail(413);
           this.#bodyDue = head.contentLength;
-          this.#content = new ContentBody(head.contentLength);
           this.#phase = Phase.body;
         }
         if (this.#phase !== Phase.head) {
@@ -319,7 +314,7 @@ export class HttpResponder extends InlineProcessor {
       } else if (this.#phase === Phase.body) {
         if (offset >= data.length) return;
         const take = Math.min(this.#bodyDue, data.length - offset);
-        this.#content!.push(data.subarray(offset, offset + take));
+        this.#bodyParts.push(data.subarray(offset, offset + take));
         this.#bodyBytes += take;
         this.#bodyDue -= take;
         offset += take;
@@ -342,7 +337,7 @@ export class HttpResponder extends InlineProcessor {
   #answer(data: Uint8Array, offset: number): void | Promise<void> {
     const head = this.#head!;
     const bodyLength = this.#chunked ? this.#chunked.received : head.contentLength ?? 0;
-    const request = new Request(head, this.#content?.take() ?? assemble(this.#bodyParts, bodyLength));
+    const request = new Request(head, assemble(this.#bodyParts, bodyLength));
     this.#head = undefined;
     this.#chunked = undefined;
     this.#dropBody();
@@ -435,7 +430,6 @@ export class HttpResponder extends InlineProcessor {
   /** The body was handed on or is dropped: its bytes are counted no more. */
   #dropBody(): void {
     this.#bodyParts = [];
-    this.#content = undefined;
     this.#bodyBytes = 0;
     if (this.#heldBytes === 0) return;
     const held = this.#heldBytes;
