@@ -290,6 +290,46 @@ describe("HttpResponder", () => {
     assert.equal(sum, (size / piece.length) * pieceSum + size * 1e6);
   });
 
+  it("hands on each content-length body whole, owning its bytes, whatever reads it came in", () => {
+    const bodies: Uint8Array[] = [];
+    class Keep extends HttpResponder {
+      override handle(request: HttpRequest): HttpResponse {
+        if (request.method !== "POST") return { body: request.target };
+        bodies.push(request.body);
+        return { body: `${request.body.length}` };
+      }
+    }
+    const rng = new Rng(25);
+    const sizes = [1, 2, 3, 7, 100, 4096, 70_000, 300_001];
+    for (const size of sizes) {
+      const body = new Uint8Array(size).map(() => rng.int(256));
+      const head = encoder.encode(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
+      const next = encoder.encode("GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+      const wire = new Uint8Array(head.length + size + next.length);
+      wire.set(head);
+      wire.set(body, head.length);
+      wire.set(next, head.length + size);
+      for (let trial = 0; trial < 4; trial++) {
+        bodies.length = 0;
+        const responder = new Keep();
+        const reads: Uint8Array[] = [];
+        // Reads of random sizes, the last one ending with the next request's head.
+        for (let at = 0; at < wire.length;) {
+          const n = Math.min(wire.length - at, 1 + rng.int(trial === 0 ? 16 : 100_000));
+          const read = wire.slice(at, at + n);
+          reads.push(read);
+          responder.onDataReceived(read);
+          at += n;
+        }
+        const out = drive(responder);
+        assert.equal(out, ok(`${size}`) + ok("/after"), `size ${size}, trial ${trial}`);
+        // The transport may reuse its read buffers: the body must not be a view of them.
+        for (const read of reads) read.fill(0);
+        assert.deepEqual(bodies[0], body, `size ${size}, trial ${trial}`);
+        assert.equal(bodies[0]!.byteLength, bodies[0]!.buffer.byteLength);
+      }
+    }
+  });
   it("answers nothing more once it has queued a response that closes the connection", () => {
     const closed = new Recorder();
     assert.match(drive(closed, "GET / HTTP/1.0\r\n\r\n"), /connection: close\r\n/);
