@@ -33,6 +33,7 @@ import type {
   KeywordLocation,
 } from "../core/clients/cluster_bus.ts";
 import { PROCESS_NODE } from "../core/engine/keyword_router.ts";
+import { unrefTimer } from "../core/timer.ts";
 import { boolean, callable, integer, optionsOf, required, text, typeError } from "../core/options_check.ts";
 import { type ClaimResult, ClaimStore, type NatsKvOpener } from "./_nats_claims.ts";
 import { NatsSender } from "./_nats_sender.ts";
@@ -130,6 +131,8 @@ const NATS_CLUSTER_OPTIONS = optionsOf("natsCluster option", {
 
 /** The longest a handshake waits for its claim before `OK`; a slower store admits, and claims later. */
 const ADMIT_WAIT_MS = 2000;
+/** How long after a keyword went unclaimed (the store not open) it is claimed again. */
+const CLAIM_RETRY_MS = 2000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -218,6 +221,9 @@ class NatsClusterBus implements ClusterBus {
   #detached = false;
   /** Keyword tokens claimed by `admit` before `OK`, and not yet `claim`ed (or `release`d). */
   readonly #reserved = new Set<string>();
+  /** Keywords that went unclaimed, to claim again (see `#claimLater`). */
+  readonly #unclaimed = new Map<string, { keyword: Uint8Array; sub: NatsSubscriptionLike }>();
+  #retry: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Held keywords by token, for claiming again. */
   readonly #keywords = new Map<string, Uint8Array>();
   /** Keyword tokens held: subscribed, and claimed when there are claims. */
@@ -276,6 +282,8 @@ class NatsClusterBus implements ClusterBus {
     this.#keywords.clear();
     this.#held.clear();
     this.#reserved.clear();
+    this.#unclaimed.clear();
+    clearTimeout(this.#retry);
     this.#own?.unsubscribe();
     this.#parts.clear();
     await Promise.all(this.#chains.values());
@@ -311,7 +319,7 @@ class NatsClusterBus implements ClusterBus {
         if (result.kind === "refused") return done({ reason: "duplicate keyword", node: result.owner });
         if (result.kind === "unclaimed") this.#warnUnclaimed(claims);
         if (result.kind === "replaced") await this.#evict(keyword, result.owner);
-        if (waiting) this.#reserved.add(token);
+        if (waiting && result.kind !== "unclaimed") this.#reserved.add(token); // else claimed after OK
         done(undefined);
       });
     });
@@ -386,11 +394,31 @@ class NatsClusterBus implements ClusterBus {
     const host = this.#host!;
     const result = await claims.claim(token, host.replaceDuplicates);
     if (result.kind !== "refused" && this.#subscriptions.get(token) === sub) this.#held.add(token);
-    if (result.kind === "unclaimed") this.#warnUnclaimed(claims);
-    else if (result.kind === "refused") {
+    if (result.kind === "unclaimed") {
+      this.#warnUnclaimed(claims);
+      this.#claimLater(claims, keyword, token, sub);
+    } else if (result.kind === "refused") {
       if (this.#subscriptions.get(token) === sub) this.release(keyword);
       host.drop(keyword, `duplicate keyword: node ${result.owner} holds it`);
     } else if (result.kind === "replaced") await this.#evict(keyword, result.owner);
+  }
+
+  /**
+   * A keyword went unclaimed (the store not open yet: a fresh server's JetStream, or none at all):
+   * it is claimed again in 2 s, all such keywords together, while its connection lasts, so a store
+   * that becomes ready later holds it and a duplicate elsewhere is then refused.
+   */
+  #claimLater(claims: ClaimStore, keyword: Uint8Array, token: string, sub: NatsSubscriptionLike): void {
+    this.#unclaimed.set(token, { keyword, sub });
+    this.#retry ??= unrefTimer(setTimeout(() => {
+      this.#retry = undefined;
+      const pending = [...this.#unclaimed];
+      this.#unclaimed.clear();
+      for (const [token, { keyword, sub }] of pending) {
+        if (this.#detached || this.#subscriptions.get(token) !== sub) continue;
+        this.#then(token, () => this.#claim(claims, keyword, token, sub));
+      }
+    }, CLAIM_RETRY_MS));
   }
 
   /** Warns once that keywords go unclaimed (no JetStream). */

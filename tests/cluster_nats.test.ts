@@ -361,6 +361,12 @@ describe("natsCluster: keyword claims across nodes (JetStream KV)", () => {
       await iterateUntil(a.core, (e) => e.expected.size === 1);
       await located(b.core, "orphan", "a");
       await waitFor(() => a.core.stats().cluster?.keywordsHeld === 1, 10_000, "a's claim");
+      // Made before a fresh server's JetStream was ready, the claim is written on a later try.
+      const kv = await b.nc.jetstream().views.kv("asockio_test_keywords");
+      const token = "k" + btoa("orphan").replace(/=+$/, "");
+      for (const t = Date.now(); (await kv.get(token))?.string() !== "a"; await delay(50)) {
+        assert.ok(Date.now() - t < 10_000, "a's claim of orphan is in the store");
+      }
       await a.nc.close(); // node a is cut off: its claim stays, its heartbeat stops
       await located(b.core, "orphan", undefined); // once the server has dropped a's subscriptions
       await assert.rejects(b.core.sendMessageToKeyword("orphan", "x"), ClientNotConnectedError);
