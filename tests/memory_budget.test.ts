@@ -161,7 +161,7 @@ describe("MemoryBudget", () => {
     assert.equal(budget.readingPaused, false);
   });
 
-  it("counts what processors hold as input; over the cap one holder reads on and the others pause", () => {
+  it("counts what processors hold as input; over the cap one holder finishes its body and the others wait", () => {
     const budget = new MemoryBudget(100, 1000, () => {});
     const first = new StubSession();
     const second = new StubSession();
@@ -169,30 +169,74 @@ describe("MemoryBudget", () => {
     assert.equal(budget.inputBytes, 80);
     assert.equal(budget.processorHeld(asSession(second), 40), 40);
     assert.equal(budget.inputBytes, 120);
-    assert.equal(second.pausedFor(Pause.budget), true, "the later holder pauses over the cap");
-    budget.processorHeld(asSession(first), 50);
-    assert.equal(first.pausedFor(Pause.budget), false, "one holder keeps reading, so that it can finish");
-    assert.equal(budget.heldBy(asSession(first)), 130);
-    budget.processorHeld(asSession(first), -130);
-    assert.equal(budget.inputBytes, 40);
-    assert.equal(budget.heldBy(asSession(first)), 0);
-    assert.equal(second.pausedFor(Pause.budget), false, "under the cap again, the paused holder resumes");
+    assert.equal(budget.finishing, asSession(second), "the holder that went over the cap finishes its body");
+    assert.equal(second.pausedFor(Pause.budget), false);
+    budget.processorHeld(asSession(first), 10);
+    assert.equal(first.pausedFor(Pause.budget), true, "another holder waits its turn");
+    assert.equal(budget.heldBy(asSession(first)), 90);
+    budget.processorHeld(asSession(second), -40);
+    assert.equal(budget.inputBytes, 90);
+    assert.equal(budget.heldBy(asSession(second)), 0);
+    assert.equal(first.pausedFor(Pause.budget), false, "under the cap again, the waiting holder resumes");
   });
 
-  it("resumes the oldest paused holder when every holder is paused and input stays over the cap", () => {
+  it("hands the turn to the longest waiting holder when the finishing one releases and input stays over", () => {
     const budget = new MemoryBudget(100, 1000, () => {});
-    const reader = new StubSession();
-    const first = new StubSession();
-    const second = new StubSession();
-    budget.processorHeld(asSession(first), 60);
-    budget.processorHeld(asSession(second), 60);
-    assert.equal(second.pausedFor(Pause.budget), true);
+    const [reader, first, second, third] = [1, 2, 3, 4].map(() => new StubSession());
     budget.received(200); // unread messages elsewhere keep input over the cap
     reader.client!.inboxBytes = 200;
     budget.pressure(asSession(reader));
-    budget.processorHeld(asSession(first), -60);
-    assert.equal(second.pausedFor(Pause.budget), false, "or no holder would ever finish and release");
+    budget.processorHeld(asSession(first), 10);
+    budget.processorHeld(asSession(second), 10);
+    budget.processorHeld(asSession(third), 10);
+    assert.deepEqual([first, second, third].map((s) => s.pausedFor(Pause.budget)), [false, true, true]);
+    budget.processorHeld(asSession(first), -10);
+    assert.equal(budget.finishing, asSession(second), "or no waiting holder would ever finish and release");
+    assert.deepEqual([second, third].map((s) => s.pausedFor(Pause.budget)), [false, true]);
     assert.equal(reader.pausedFor(Pause.budget), true, "the reader with unread input stays paused");
+  });
+
+  it("gives one turn across kinds: a held body and a framed message being assembled", () => {
+    const budget = new MemoryBudget(100, 1000, () => {});
+    const holder = new StubSession();
+    const assembler = new StubSession();
+    budget.received(90);
+    budget.processorHeld(asSession(holder), 20);
+    budget.afterInput(asSession(assembler), 500); // a framed message with 500 bytes still to come
+    assert.equal(budget.finishing, asSession(holder));
+    assert.equal(assembler.pausedFor(Pause.budget), true, "the assembler waits for the body to finish");
+    budget.processorHeld(asSession(holder), -20);
+    assert.equal(budget.inputBytes, 90, "under the cap: every connection reads");
+    assert.equal(assembler.pausedFor(Pause.budget), false);
+  });
+
+  it("makes WebSocket messages being assembled take turns over the input cap", () => {
+    const budget = new MemoryBudget(100, 1000, () => {});
+    const [a, b] = [new StubSession(), new StubSession()];
+    budget.assembling(70, asSession(a));
+    budget.assembling(70, asSession(b));
+    assert.equal(budget.finishing, asSession(b));
+    budget.assembling(10, asSession(a));
+    assert.equal(a.pausedFor(Pause.budget), true, "a waits while b finishes its message");
+    budget.received(70); // other input keeps the cap exceeded
+    budget.assembling(-70, asSession(b));
+    assert.equal(budget.finishing, asSession(a), "over the cap still: a's turn");
+    assert.equal(a.pausedFor(Pause.budget), false);
+  });
+
+  it("resumes the finishing connection once the output congestion that paused it clears", () => {
+    const budget = new MemoryBudget(100, 100, () => {});
+    const a = new StubSession();
+    budget.received(150);
+    a.queuedOutputBytes = 128 * 1024;
+    budget.queued(200);
+    budget.afterInput(asSession(a), 50);
+    assert.equal(budget.finishing, asSession(a));
+    assert.equal(a.pausedFor(Pause.budget), true, "its own output is congested");
+    a.queuedOutputBytes = 0;
+    budget.written(200);
+    budget.relieve();
+    assert.equal(a.pausedFor(Pause.budget), false, "it finishes its message: nothing else would free input");
   });
 
   it("releases what a closed connection's processor held", () => {
@@ -201,11 +245,12 @@ describe("MemoryBudget", () => {
     const second = new StubSession();
     budget.processorHeld(asSession(first), 90);
     budget.processorHeld(asSession(second), 90);
-    assert.equal(second.pausedFor(Pause.budget), true);
-    first.closed = true;
-    budget.forget(asSession(first));
-    assert.equal(budget.inputBytes, 90);
-    assert.equal(budget.heldBy(asSession(first)), 0);
-    assert.equal(second.pausedFor(Pause.budget), false);
+    budget.processorHeld(asSession(first), 5);
+    assert.equal(first.pausedFor(Pause.budget), true);
+    second.closed = true;
+    budget.forget(asSession(second));
+    assert.equal(budget.inputBytes, 95);
+    assert.equal(budget.heldBy(asSession(second)), 0);
+    assert.equal(first.pausedFor(Pause.budget), false);
   });
 });

@@ -37,13 +37,14 @@ export class MemoryBudget {
   readonly #paused = new Set<Session>();
   /** Connections whose processor holds input it was handed (a body it assembles), and how much. */
   readonly #holders = new Map<Session, number>();
-  /** Paused over the input cap while assembling a whole message; resumed one at a time. */
-  readonly #assembling = new Set<Session>();
   /**
-   * The one connection left reading over the input cap while it assembles a whole message, so that
-   * the message completes and can be read: it bounds input at the cap plus one message.
+   * The one connection that goes on reading over the input cap while it is partway through a unit
+   * that frees input once whole: a framed or WebSocket message being assembled, or a body its
+   * processor holds. It bounds input at the cap plus one unit, and lets that unit complete.
    */
-  finishing: Session | undefined = undefined;
+  #finishing: Session | undefined = undefined;
+  /** Paused over the input cap partway through a unit, in arrival order: they finish one at a time. */
+  readonly #waiting = new Set<Session>();
   readonly #onRelief: () => void;
 
   /**
@@ -89,14 +90,13 @@ export class MemoryBudget {
 
   /**
    * `delta` bytes more (or fewer) of a partly received WebSocket message are held for `session`'s
-   * connection. Growing, it is pressure as for a TCP connection mid-frame: over the input cap, the
-   * connection is paused while its client holds unread messages (see {@linkcode MemoryBudget.pressure}),
-   * and resumes once they are read. A message alone over the cap goes on (it is bounded by
-   * `maxMessageBytes`), so the client can always finish the message the application waits for.
+   * connection. Growing, it is pressure as for a TCP connection mid-frame (see
+   * {@linkcode MemoryBudget.pressure}): over the input cap, one connection finishes its message and
+   * the others partway through one wait their turn.
    */
   assembling(delta: number, session: Session | undefined): void {
     this.#inputBytes += delta;
-    if (delta > 0 && session !== undefined) this.pressure(session);
+    if (session !== undefined) this.#press(session, delta > 0);
   }
 
   /** Input counted as `counted` bytes was stored where it costs `cost` (an inbox, with its overhead). */
@@ -132,14 +132,24 @@ export class MemoryBudget {
    * After a connection delivered data while a cap is exceeded: stop reading from it if it is a
    * producer. Over the input cap, that is a connection whose client holds unread messages (a held
    * unexpected keyword, which the application cannot read, is closed instead: it would pin the cap
-   * for good). Over the output cap, it is a connection whose own output is congested (an echo-like
-   * peer that does not read). Connections whose data is read promptly, and whose answers drain,
-   * keep working.
+   * for good). A connection partway through a unit that frees input once whole (`missingBytes` of a
+   * framed message still to come, a WebSocket message, a body its processor holds) goes on only if
+   * it is the one finishing: the others wait and take turns, so input stays within the cap plus one
+   * unit. Over the output cap, it is a connection whose own output is congested (an echo-like peer
+   * that does not read). Connections whose data is read promptly, and whose answers drain, keep
+   * working.
    */
   pressure(session: Session, missingBytes = 0): void {
-    if (session === this.finishing && missingBytes === 0) {
-      // Its message is whole: another may finish once it is read (a processor has read it already).
-      this.finishing = undefined;
+    this.#press(session, missingBytes > 0);
+  }
+
+  /** {@linkcode MemoryBudget.pressure}, where `midUnit` says a message being assembled is not whole yet. */
+  #press(session: Session, midUnit: boolean): void {
+    // A body its processor holds is a unit in progress too, whatever the reads carry.
+    midUnit ||= this.#holders.has(session);
+    if (session === this.#finishing && !midUnit) {
+      // Its unit is whole: another may finish once it is read (a processor has read it already).
+      this.#finishing = undefined;
       if ((session.client?.inboxBytes ?? 0) === 0) this.#promote();
     }
     if (session.pausedFor(Pause.budget) || session.closed) return;
@@ -151,11 +161,10 @@ export class MemoryBudget {
         return session.fail(new ProtocolError(`Closing held connection from ${from}: ${why}`));
       }
       if ((session.client?.inboxBytes ?? 0) > 0) return this.#pause(session);
-      if (missingBytes > 0) {
-        // A whole message being assembled counts as it arrives; one such connection goes on.
-        this.finishing ??= session;
-        if (session !== this.finishing) {
-          this.#assembling.add(session);
+      if (midUnit) {
+        this.#finishing ??= session;
+        if (session !== this.#finishing) {
+          this.#waiting.add(session);
           return this.#pause(session);
         }
       }
@@ -163,9 +172,14 @@ export class MemoryBudget {
     if (this.#outputBytes > this.outputCap && this.#congested(session)) this.#pause(session);
   }
 
+  /** The connection finishing a unit over the input cap, if any (see {@linkcode MemoryBudget.pressure}). */
+  get finishing(): Session | undefined {
+    return this.#finishing;
+  }
+
   /** `session` delivered input, and misses `missingBytes` of a whole message it assembles: see `pressure`. */
   afterInput(session: Session, missingBytes = 0): void {
-    if (this.overCap || this.finishing === session) this.pressure(session, missingBytes);
+    if (this.overCap || this.#finishing === session) this.#press(session, missingBytes > 0);
   }
 
   /** Output was queued for `target` over the output cap: pause the producer if `target` is congested. */
@@ -192,22 +206,20 @@ export class MemoryBudget {
 
   /**
    * `session`'s processor holds `delta` more bytes of the input it was handed (fewer when negative),
-   * as `HttpResponder` does with a body it assembles: they count as input. Over the input cap, one
-   * holder keeps reading so that its request can complete and release its bytes; the others pause
-   * until there is room again (or until they are the only one left). Returns what `session` holds.
+   * as `HttpResponder` does with a body it assembles: they count as input, and the body is a unit in
+   * progress until the processor holds nothing (see {@linkcode MemoryBudget.pressure}: over the input
+   * cap one connection finishes its unit, the others wait). Returns what `session` holds.
    */
   processorHeld(session: Session, delta: number): number {
     const held = (this.#holders.get(session) ?? 0) + delta;
     if (held > 0) this.#holders.set(session, held);
     else this.#holders.delete(session);
     this.#inputBytes += delta;
-    if (delta > 0) {
-      if (
-        this.#inputBytes > this.inputCap && !session.pausedFor(Pause.budget) && this.#holderReading(session)
-      ) {
-        this.#pause(session);
-      }
-    } else if (delta < 0) this.relieve();
+    if (delta > 0) this.#press(session, true);
+    else if (delta < 0) {
+      if (held <= 0) this.#press(session, false);
+      this.relieve();
+    }
     return held;
   }
 
@@ -224,9 +236,9 @@ export class MemoryBudget {
       this.#holders.delete(session);
       this.#inputBytes -= held;
     }
-    if (this.finishing === session) this.finishing = undefined;
+    if (this.#finishing === session) this.#finishing = undefined;
     this.#paused.delete(session);
-    this.#assembling.delete(session);
+    this.#waiting.delete(session);
     this.relieve();
   }
 
@@ -234,32 +246,27 @@ export class MemoryBudget {
   relieve(): void {
     if (this.#paused.size && this.#inputBytes <= this.inputCap && this.#outputBytes <= this.outputCap) {
       for (const session of this.#paused) this.#resume(session);
-    } else if (this.#holders.size && !this.#holderReading(undefined)) {
-      // Still over a cap, every holder paused: the oldest goes on, or none would ever release.
-      for (const session of this.#holders.keys()) {
-        if (!session.closed && this.#paused.has(session)) {
-          this.#resume(session);
-          break;
-        }
-      }
     }
     this.#promote();
     this.#onRelief();
   }
 
-  /** True when a connection whose processor holds input, other than `except`, is reading. */
-  #holderReading(except: Session | undefined): boolean {
-    for (const session of this.#holders.keys()) {
-      if (session !== except && !session.closed && !session.pausedFor(Pause.budget)) return true;
-    }
-    return false;
-  }
-
-  /** Over the input cap with no connection finishing a whole message: let one paused assembler go on. */
+  /**
+   * Over the input cap: the connection finishing a unit goes on (resumed if only output congestion
+   * paused it and that has cleared), or, with none, the longest waiting starts finishing its own.
+   */
   #promote(): void {
-    if (this.finishing !== undefined || this.#inputBytes <= this.inputCap) return;
-    for (const session of this.#assembling) {
-      this.finishing = session;
+    if (this.#inputBytes <= this.inputCap) return;
+    const finishing = this.#finishing;
+    if (finishing !== undefined) {
+      if (
+        finishing.pausedFor(Pause.budget) && !finishing.closed && this.#outputBytes <= this.outputCap &&
+        (finishing.client?.inboxBytes ?? 0) === 0
+      ) this.#resume(finishing);
+      return;
+    }
+    for (const session of this.#waiting) {
+      this.#finishing = session;
       return this.#resume(session);
     }
   }
@@ -276,7 +283,7 @@ export class MemoryBudget {
 
   #resume(session: Session): void {
     this.#paused.delete(session);
-    this.#assembling.delete(session);
+    this.#waiting.delete(session);
     session.resumeReading(Pause.budget);
   }
 }
