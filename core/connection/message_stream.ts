@@ -15,6 +15,8 @@ import { Pause } from "./session_phase.ts";
 
 /** Above this many queued bytes of a stream, its connection stops reading. */
 export const STREAM_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+/** The size of a stream's own buffers, into which it copies pieces when no read is waiting. */
+const COPY_BUFFER_BYTES = 256 * 1024;
 
 /** What an {@linkcode InboundStream} tells its receiver. */
 interface StreamHooks {
@@ -26,8 +28,9 @@ interface StreamHooks {
 
 /**
  * A message whose payload is delivered as a byte stream while it arrives. Its queue holds views of
- * the connection's read chunks; a read copies out of them (a byte stream's `enqueue` would transfer
- * a buffer that other messages still view).
+ * the connection's read chunks ({@linkcode push}) or copies of them in buffers it reuses
+ * ({@linkcode pushCopy}); a read copies out of them (a byte stream's `enqueue` would transfer a buffer
+ * that other messages still view).
  *
  * @example
  * ```ts
@@ -50,6 +53,13 @@ export class InboundStream implements MessageStream {
   #failed = false;
   #finished = false;
   #wake: (() => void) | undefined = undefined;
+  #controller: ReadableByteStreamController | undefined = undefined;
+  /** A waiting BYOB read was answered by `pushCopy`: the pull that waited returns. */
+  #answered = false;
+  /** `pushCopy`'s buffers: the one it fills, how far, and those read to their end. */
+  #tail: Uint8Array | undefined = undefined;
+  #tailFill = 0;
+  #spare: Uint8Array[] = [];
 
   /** A stream of `byteLength` bytes, still to arrive. */
   constructor(byteLength: number, hooks: StreamHooks) {
@@ -89,6 +99,49 @@ export class InboundStream implements MessageStream {
     this.#wakeReader();
   }
 
+  /**
+   * As {@linkcode push}, but keeps no reference to `piece` (its memory is reused at once): copies it
+   * straight into a waiting BYOB read's buffer, else into the stream's own buffers, reused once read.
+   */
+  pushCopy(piece: Uint8Array): void {
+    if (this.#cancelled || this.#failed) return this.push(piece);
+    this.#received += piece.length;
+    let at = 0;
+    const request = this.#wake !== undefined && this.#queue.length === 0
+      ? this.#controller?.byobRequest
+      : undefined;
+    const view = request?.view;
+    if (request && view) {
+      at = Math.min(piece.length, view.byteLength);
+      new Uint8Array(view.buffer, view.byteOffset, at).set(
+        at === piece.length ? piece : piece.subarray(0, at),
+      );
+      request.respond(at);
+      this.#answered = true;
+      this.#hooks.released(at);
+    }
+    const queue = this.#queue;
+    while (at < piece.length) {
+      let tail = this.#tail;
+      if (tail === undefined || this.#tailFill === tail.length) {
+        tail = this.#tail = this.#spare.pop() ?? new Uint8Array(COPY_BUFFER_BYTES);
+        this.#tailFill = 0;
+      }
+      const fill = this.#tailFill;
+      const n = Math.min(piece.length - at, tail.length - fill);
+      tail.set(piece.subarray(at, at + n), fill);
+      const last = queue[queue.length - 1];
+      // Contiguous with the last queued piece: one longer view, so a read takes all of it at once.
+      if (last !== undefined && last.buffer === tail.buffer && last.byteOffset + last.length === fill) {
+        queue[queue.length - 1] = new Uint8Array(tail.buffer, last.byteOffset, last.length + n);
+      } else queue.push(tail.subarray(fill, fill + n));
+      this.#tailFill = fill + n;
+      this.#queuedBytes += n;
+      at += n;
+    }
+    this.#wakeReader();
+  }
+
   /** The connection ended before the last byte: the reader errors with `error`. */
   fail(error: Error | undefined): void {
     if (this.complete || this.#failed || this.#cancelled) return;
@@ -106,7 +159,12 @@ export class InboundStream implements MessageStream {
   #error: Error | undefined = undefined;
 
   async #pull(controller: ReadableByteStreamController): Promise<void> {
+    this.#controller = controller;
     for (;;) {
+      if (this.#answered) {
+        this.#answered = false;
+        return;
+      }
       if (this.#failed) return controller.error(this.#error);
       const piece = this.#queue[0];
       if (piece !== undefined) return this.#deliver(controller, piece);
@@ -131,10 +189,20 @@ export class InboundStream implements MessageStream {
     } else {
       controller.enqueue(piece.slice());
     }
-    if (n === piece.length) this.#queue.shift();
-    else this.#queue[0] = piece.subarray(n);
+    if (n < piece.length) this.#queue[0] = piece.subarray(n);
+    else {
+      this.#queue.shift();
+      const tail = this.#tail;
+      if (tail !== undefined) this.#recycle(piece, tail);
+    }
     this.#queuedBytes -= n;
     this.#hooks.released(n);
+  }
+
+  /** `piece`, a view of one of `pushCopy`'s buffers, was read to its end: that buffer may be reused. */
+  #recycle(piece: Uint8Array, tail: Uint8Array): void {
+    if (piece.buffer !== tail.buffer) this.#spare.push(new Uint8Array(piece.buffer));
+    else if (this.#queue.length === 0) this.#tailFill = 0; // the one being filled is empty again
   }
 
   #cancel(): void {
@@ -216,8 +284,15 @@ export class StreamReceiver {
       if (decoder.streamRemainingBytes === 0) return true;
       stream = this.#begin(decoder.streamByteLength);
     }
-    for (let piece = decoder.takeStreamBytes(); piece !== undefined; piece = decoder.takeStreamBytes()) {
-      stream.push(piece);
+    // Where the transport reuses its read memory, a view would pin it: copy, and give the chunk back.
+    if (this.#session.conn.reusesReadMemory) {
+      for (let piece = decoder.takeStreamBytes(false); piece; piece = decoder.takeStreamBytes(false)) {
+        stream.pushCopy(piece);
+      }
+    } else {
+      for (let piece = decoder.takeStreamBytes(); piece !== undefined; piece = decoder.takeStreamBytes()) {
+        stream.push(piece);
+      }
     }
     if (stream.finished) {
       this.#current = undefined;
