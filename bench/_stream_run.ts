@@ -24,9 +24,9 @@ export interface StreamRunResult {
   checksumOk: boolean;
   receiver: { rssBaseline: number; peakRss: number };
   sender: { rssBaseline: number; peakRss: number };
-  /** asockio only: the probe before the transfer. */
+  /** The probe before the transfer (the bare pair's on its own sockets). */
   probeIdle?: ProbeLatency;
-  /** asockio only: the probe during the transfer. */
+  /** The probe during the transfer. */
   probeBusy?: ProbeLatency;
 }
 
@@ -51,7 +51,8 @@ export async function runStream(
     const ready = await receiver.next("READY", 60_000);
     const received = receiver.next("RESULT", timeoutMs);
     received.catch(() => {});
-    const sender = startChild(command("sender", [...common, "--port", String(ready.port)]), {
+    const probe = ready.probePort === undefined ? [] : ["--probe-port", String(ready.probePort)];
+    const sender = startChild(command("sender", [...common, "--port", String(ready.port), ...probe]), {
       label: `${label} sender`,
       cpu: 1,
     });

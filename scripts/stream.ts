@@ -4,8 +4,8 @@
  * (`streamThresholdBytes`), both of the runtime running this script. The receiver's checksum must match
  * the sent pattern, and the script prints the throughput, each side's RSS (at start and at its peak),
  * and the round trips of a small message sent on a second connection during the transfer. The same
- * bytes then go through a bare pair (the runtime's own socket API at both ends, the same checksum), so
- * the ratio to it is measured in the same run.
+ * bytes then go through a bare pair (the runtime's own socket API at both ends, the same checksum and
+ * the same probe), so the ratio to it and the probe's latency are measured in the same run.
  *
  * Usage (any runtime; Node 24 or later, which runs TypeScript):
  *
@@ -99,13 +99,13 @@ for (const bytes of sizes) {
     console.log(`  receiver RSS ${grew(result.receiver)}`);
     console.log(`  sender RSS   ${grew(result.sender)}`);
     if (!result.checksumOk) failures.push(`${formatBytes(bytes)} ${contender}: checksum mismatch`);
+    const [idle50, idle99, idleN] = result.probeIdle ?? [];
+    const [busy50, busy99, busyN] = result.probeBusy ?? [];
+    console.log(
+      `  probe round trips: before p50 ${ms(idle50)}, p99 ${ms(idle99)} (${idleN}); ` +
+        `during p50 ${ms(busy50)}, p99 ${ms(busy99)} (${busyN})`,
+    );
     if (contender === "asockio") {
-      const [idle50, idle99, idleN] = result.probeIdle ?? [];
-      const [busy50, busy99, busyN] = result.probeBusy ?? [];
-      console.log(
-        `  probe round trips: before p50 ${ms(idle50)}, p99 ${ms(idle99)} (${idleN}); ` +
-          `during p50 ${ms(busy50)}, p99 ${ms(busy99)} (${busyN})`,
-      );
       for (const [side, rss] of [["receiver", result.receiver], ["sender", result.sender]] as const) {
         if (rss.peakRss - rss.rssBaseline > args.maxRssGrowth) {
           failures.push(

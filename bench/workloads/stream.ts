@@ -3,13 +3,15 @@
  *
  * - `receiver --api asockio|bare --bytes N`: listens on 127.0.0.1. `asockio` reads the message as a
  *   `MessageStream` (`streamThresholdBytes` 1 MiB, with a BYOB reader) and echoes the small messages of a second client
- *   (`probe`); `bare` counts the bytes on the runtime's own socket API. Both checksum the payload, answer
- *   with one small frame at its end, and print `RESULT {checksum, rssBaseline, peakRss}`.
+ *   (`probe`); `bare` counts the bytes on the runtime's own socket API, and echoes what arrives on a second
+ *   listener (`probePort` in `READY`). Both checksum the payload, answer with one small frame at its end,
+ *   and print `RESULT {checksum, rssBaseline, peakRss}`.
  * - `sender --api asockio|bare --port P --bytes N`: writes the frame's header and `N` payload bytes of the
  *   pattern ({@linkcode patternChunks}) as fast as the connection drains, and prints `RESULT {seconds,
- *   rssBaseline, peakRss}` once the receiver answered. `asockio` sends with `sendMessageStream` and, on a
- *   second connection, a 16-byte probe every 5 ms (`probeIdle`, `probeBusy`: round trips in ms, before and
- *   during the transfer).
+ *   rssBaseline, peakRss}` once the receiver answered. `asockio` sends with `sendMessageStream`. Both send,
+ *   on a second connection, a 16-byte probe every 5 ms (`probeIdle`, `probeBusy`: round trips in ms, for
+ *   0.5 s before and during the transfer; `bare` to `--probe-port`, with the runtime's own socket API), so
+ *   the probe's latency during an asockio transfer compares with the runtime's own under the same load.
  *
  * @module
  */
@@ -87,6 +89,7 @@ async function receiveAsockio(byteLength: number): Promise<void> {
 
 async function receiveBare(byteLength: number): Promise<void> {
   const rssBaseline = rssNow();
+  const probes = await nativeListen(0, (socket) => ({ onData: (chunk) => void socket.write(chunk.slice()) }));
   const sum = new Checksum();
   let got = 0;
   const server = await nativeListen(0, (socket) => ({
@@ -101,8 +104,11 @@ async function receiveBare(byteLength: number): Promise<void> {
       }
     },
   }));
-  serveControl(() => ({}), () => server.close());
-  report("READY", { port: server.port, pid: process.pid });
+  serveControl(() => ({}), () => {
+    server.close();
+    probes.close();
+  });
+  report("READY", { port: server.port, probePort: probes.port, pid: process.pid });
 }
 
 async function sendAsockio(port: number, byteLength: number): Promise<void> {
@@ -168,11 +174,47 @@ async function sendAsockio(port: number, byteLength: number): Promise<void> {
   process.exit(0);
 }
 
-async function sendBare(port: number, byteLength: number): Promise<void> {
+/** A bare probe: 16 bytes to `port`'s echo every 5 ms while none is out; `take()` returns the round trips. */
+async function bareProbe(port: number): Promise<{ take(): number[]; stop(): void }> {
+  let sentAt: number | undefined;
+  let echoed = 0;
+  let rtts: number[] = [];
+  const socket = await nativeConnect(port, () => ({
+    onData(chunk) {
+      echoed += chunk.length;
+      if (echoed < 16 || sentAt === undefined) return;
+      echoed -= 16;
+      rtts.push(performance.now() - sentAt);
+      sentAt = undefined;
+    },
+  }));
+  const probe = new Uint8Array(16);
+  const timer = setInterval(() => {
+    if (sentAt !== undefined) return;
+    sentAt = performance.now();
+    socket.write(probe);
+  }, PROBE_EVERY_MS);
+  return {
+    take() {
+      const out = rtts;
+      rtts = [];
+      return out;
+    },
+    stop() {
+      clearInterval(timer);
+      socket.close();
+    },
+  };
+}
+
+async function sendBare(port: number, probePort: number, byteLength: number): Promise<void> {
   let answered!: () => void;
   const ack = new Promise<void>((resolve) => answered = resolve);
   const socket = await nativeConnect(port, () => ({ onData: () => answered() }));
+  const probe = await bareProbe(probePort);
   const rssBaseline = rssNow();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const idle = probe.take();
   const started = performance.now();
   socket.write(header(byteLength));
   for (const chunk of patternChunks(byteLength)) {
@@ -180,7 +222,15 @@ async function sendBare(port: number, byteLength: number): Promise<void> {
   }
   await ack;
   const seconds = (performance.now() - started) / 1000;
-  report("RESULT", { seconds, rssBaseline, peakRss: peakRss() });
+  const busy = probe.take();
+  probe.stop();
+  report("RESULT", {
+    seconds,
+    rssBaseline,
+    peakRss: peakRss(),
+    probeIdle: [percentile(idle, 0.5), percentile(idle, 0.99), idle.length],
+    probeBusy: [percentile(busy, 0.5), percentile(busy, 0.99), busy.length],
+  });
   socket.close();
   process.exit(0);
 }
@@ -192,5 +242,5 @@ const bytes = numArg(args, "bytes", 64 * 1024 * 1024);
 if (role === "receiver") await (api === "bare" ? receiveBare(bytes) : receiveAsockio(bytes));
 else if (role === "sender") {
   const port = numArg(args, "port", 0);
-  await (api === "bare" ? sendBare(port, bytes) : sendAsockio(port, bytes));
+  await (api === "bare" ? sendBare(port, numArg(args, "probe-port", 0), bytes) : sendAsockio(port, bytes));
 } else throw new TypeError(`Cannot run stream: role must be receiver or sender, got ${role}`);
