@@ -178,25 +178,38 @@ export class InboundStream implements MessageStream {
     }
   }
 
-  #deliver(controller: ReadableByteStreamController, piece: Uint8Array): void {
+  /** Answers the pending read; a BYOB read's buffer is filled from as many queued pieces as fit. */
+  #deliver(controller: ReadableByteStreamController, first: Uint8Array): void {
     const request = controller.byobRequest;
     const view = request?.view;
-    let n = piece.length;
+    let filled = first.length;
     if (request && view) {
-      n = Math.min(n, view.byteLength);
-      new Uint8Array(view.buffer, view.byteOffset, n).set(piece.subarray(0, n));
-      request.respond(n);
+      const into = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+      filled = 0;
+      for (let piece: Uint8Array | undefined = first; piece !== undefined && filled < into.length;) {
+        const n = Math.min(piece.length, into.length - filled);
+        into.set(n === piece.length ? piece : piece.subarray(0, n), filled);
+        filled += n;
+        this.#taken(piece, n);
+        piece = this.#queue[0];
+      }
+      request.respond(filled);
     } else {
-      controller.enqueue(piece.slice());
+      controller.enqueue(first.slice());
+      this.#taken(first, filled);
     }
+    this.#queuedBytes -= filled;
+    this.#hooks.released(filled);
+  }
+
+  /** `n` bytes of `piece`, the queue's first, were read. */
+  #taken(piece: Uint8Array, n: number): void {
     if (n < piece.length) this.#queue[0] = piece.subarray(n);
     else {
       this.#queue.shift();
       const tail = this.#tail;
       if (tail !== undefined) this.#recycle(piece, tail);
     }
-    this.#queuedBytes -= n;
-    this.#hooks.released(n);
   }
 
   /** `piece`, a view of one of `pushCopy`'s buffers, was read to its end: that buffer may be reused. */
