@@ -22,8 +22,9 @@ export interface StreamRunResult {
   mibPerSecond: number;
   /** The receiver's checksum equals the pattern's. */
   checksumOk: boolean;
-  receiver: { rssBaseline: number; peakRss: number };
-  sender: { rssBaseline: number; peakRss: number };
+  /** `cpuSeconds`: the receiver's from its start, the sender's from the transfer's start. */
+  receiver: { rssBaseline: number; peakRss: number; cpuSeconds: number };
+  sender: { rssBaseline: number; peakRss: number; cpuSeconds: number };
   /** The probe before the transfer (the bare pair's on its own sockets). */
   probeIdle?: ProbeLatency;
   /** The probe during the transfer. */
@@ -66,8 +67,16 @@ export async function runStream(
         seconds,
         mibPerSecond: bytes / 2 ** 20 / seconds,
         checksumOk: got.checksum === expected,
-        receiver: { rssBaseline: Number(got.rssBaseline), peakRss: Number(got.peakRss) },
-        sender: { rssBaseline: Number(sent.rssBaseline), peakRss: Number(sent.peakRss) },
+        receiver: {
+          rssBaseline: Number(got.rssBaseline),
+          peakRss: Number(got.peakRss),
+          cpuSeconds: Number(got.cpuSeconds),
+        },
+        sender: {
+          rssBaseline: Number(sent.rssBaseline),
+          peakRss: Number(sent.peakRss),
+          cpuSeconds: Number(sent.cpuSeconds),
+        },
         probeIdle: sent.probeIdle as ProbeLatency | undefined,
         probeBusy: sent.probeBusy as ProbeLatency | undefined,
       };

@@ -5,10 +5,10 @@
  *   `MessageStream` (`streamThresholdBytes` 1 MiB, with a BYOB reader) and echoes the small messages of a second client
  *   (`probe`); `bare` counts the bytes on the runtime's own socket API, and echoes what arrives on a second
  *   listener (`probePort` in `READY`). Both checksum the payload, answer with one small frame at its end,
- *   and print `RESULT {checksum, rssBaseline, peakRss}`.
+ *   and print `RESULT {checksum, rssBaseline, peakRss, cpuSeconds}`.
  * - `sender --api asockio|bare --port P --bytes N`: writes the frame's header and `N` payload bytes of the
  *   pattern ({@linkcode patternChunks}) as fast as the connection drains, and prints `RESULT {seconds,
- *   rssBaseline, peakRss}` once the receiver answered. `asockio` sends with `sendMessageStream`. Both send,
+ *   rssBaseline, peakRss, cpuSeconds}` (CPU time from the transfer's start) once the receiver answered. `asockio` sends with `sendMessageStream`. Both send,
  *   on a second connection, a 16-byte probe every 5 ms (`probeIdle`, `probeBusy`: round trips in ms, for
  *   0.5 s before and during the transfer; `bare` to `--probe-port`, with the runtime's own socket API), so
  *   the probe's latency during an asockio transfer compares with the runtime's own under the same load.
@@ -37,6 +37,11 @@ function percentile(values: number[], p: number): number {
 }
 
 const rssNow = (): number => process.memoryUsage().rss;
+/** CPU seconds (user and system) this process spent since `start` (a `process.cpuUsage()`). */
+const cpuSince = (start: ReturnType<typeof process.cpuUsage>): number => {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+};
 
 async function receiveAsockio(byteLength: number): Promise<void> {
   const core = new IoCore({
@@ -49,6 +54,7 @@ async function receiveAsockio(byteLength: number): Promise<void> {
   const streamId = core.addClient({ keyword: "stream" });
   const probeId = core.addClient({ keyword: "probe" });
   const rssBaseline = rssNow();
+  const cpuStart = process.cpuUsage();
   let reading: Promise<void> | undefined;
   let result: Record<string, unknown> | undefined;
   serveControl(() => ({}), () => core.close());
@@ -69,7 +75,7 @@ async function receiveAsockio(byteLength: number): Promise<void> {
           sum.update(value);
           buffer = new Uint8Array(value.buffer);
         }
-        result = { checksum: sum.digest(), rssBaseline, peakRss: peakRss() };
+        result = { checksum: sum.digest(), rssBaseline, peakRss: peakRss(), cpuSeconds: cpuSince(cpuStart) };
         core.sendMessageToClient(streamId, ACK);
       })();
       reading.catch((err) => {
@@ -89,6 +95,7 @@ async function receiveAsockio(byteLength: number): Promise<void> {
 
 async function receiveBare(byteLength: number): Promise<void> {
   const rssBaseline = rssNow();
+  const cpuStart = process.cpuUsage();
   const probes = await nativeListen(0, (socket) => ({ onData: (chunk) => void socket.write(chunk.slice()) }));
   const sum = new Checksum();
   let got = 0;
@@ -99,7 +106,12 @@ async function receiveBare(byteLength: number): Promise<void> {
       const skip = Math.max(0, 8 - before); // the frame's header
       if (skip < chunk.length) sum.update(chunk.subarray(skip));
       if (got === byteLength + 8) {
-        report("RESULT", { checksum: sum.digest(), rssBaseline, peakRss: peakRss() });
+        report("RESULT", {
+          checksum: sum.digest(),
+          rssBaseline,
+          peakRss: peakRss(),
+          cpuSeconds: cpuSince(cpuStart),
+        });
         socket.write(ACK);
       }
     },
@@ -148,6 +160,7 @@ async function sendAsockio(port: number, byteLength: number): Promise<void> {
   const idle = rtts;
   rtts = [];
   const started = performance.now();
+  const cpuBusy = process.cpuUsage();
   let answered = false;
   let failed: unknown;
   core.sendMessageStream(
@@ -167,6 +180,7 @@ async function sendAsockio(port: number, byteLength: number): Promise<void> {
     seconds,
     rssBaseline,
     peakRss: peakRss(),
+    cpuSeconds: cpuSince(cpuBusy),
     probeIdle: [percentile(idle, 0.5), percentile(idle, 0.99), idle.length],
     probeBusy: [percentile(rtts, 0.5), percentile(rtts, 0.99), rtts.length],
   });
@@ -216,6 +230,7 @@ async function sendBare(port: number, probePort: number, byteLength: number): Pr
   await new Promise((resolve) => setTimeout(resolve, 500));
   const idle = probe.take();
   const started = performance.now();
+  const cpuBusy = process.cpuUsage();
   socket.write(header(byteLength));
   for (const chunk of patternChunks(byteLength)) {
     if (!socket.write(chunk)) await socket.drained();
@@ -228,6 +243,7 @@ async function sendBare(port: number, probePort: number, byteLength: number): Pr
     seconds,
     rssBaseline,
     peakRss: peakRss(),
+    cpuSeconds: cpuSince(cpuBusy),
     probeIdle: [percentile(idle, 0.5), percentile(idle, 0.99), idle.length],
     probeBusy: [percentile(busy, 0.5), percentile(busy, 0.99), busy.length],
   });
