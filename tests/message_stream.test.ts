@@ -122,29 +122,31 @@ describe("InboundStream.pushCopy (read memory the transport reuses)", () => {
     assert.equal(decoder.lentViews, before + 1);
   });
 
-  it("answers a waiting BYOB read straight from the piece, and queues the rest", async () => {
-    let released = 0;
-    const stream = new InboundStream(10, { released: (n) => released += n, finished() {} });
-    let reader: ReadableStreamBYOBReader;
-    try {
-      reader = stream.readable.getReader({ mode: "byob" });
-    } catch {
-      return; // this runtime has no BYOB readers
+  it("push and pushCopy answer a waiting BYOB read straight from the piece, and queue the rest", async () => {
+    for (const method of ["push", "pushCopy"] as const) {
+      let released = 0;
+      const stream = new InboundStream(10, { released: (n) => released += n, finished() {} });
+      let reader: ReadableStreamBYOBReader;
+      try {
+        reader = stream.readable.getReader({ mode: "byob" });
+      } catch {
+        return; // this runtime has no BYOB readers
+      }
+      const pending = reader.read(new Uint8Array(4));
+      await new Promise((resolve) => setTimeout(resolve, 0)); // the stream's pull runs and waits
+      const piece = bytePattern(10);
+      stream[method](piece);
+      assert.equal(released, 4, `the waiting read took its 4 bytes within ${method}`);
+      const expected = [...piece];
+      if (method === "pushCopy") piece.fill(0); // its memory is reused at once
+      assert.deepEqual([...(await pending).value!], expected.slice(0, 4));
+      assert.equal(released, 4);
+      assert.equal(stream.queuedBytes, 6);
+      const rest = await reader.read(new Uint8Array(16));
+      assert.deepEqual([...rest.value!], expected.slice(4));
+      assert.ok((await reader.read(new Uint8Array(1))).done);
+      assert.equal(released, 10);
     }
-    const pending = reader.read(new Uint8Array(4));
-    await new Promise((resolve) => setTimeout(resolve, 0)); // the stream's pull runs and waits
-    const reused = bytePattern(10);
-    stream.pushCopy(reused);
-    assert.equal(released, 4, "the waiting read took its 4 bytes within pushCopy");
-    const expected = [...reused];
-    reused.fill(0);
-    assert.deepEqual([...(await pending).value!], expected.slice(0, 4));
-    assert.equal(released, 4);
-    assert.equal(stream.queuedBytes, 6);
-    const rest = await reader.read(new Uint8Array(16));
-    assert.deepEqual([...rest.value!], expected.slice(4));
-    assert.ok((await reader.read(new Uint8Array(1))).done);
-    assert.equal(released, 10);
   });
 
   it("delivers every byte in order through its reused buffers, to BYOB and default readers", async () => {

@@ -87,39 +87,32 @@ export class InboundStream implements MessageStream {
     return this.#finished;
   }
 
-  /** The next `piece` of the payload arrived; after a cancel it is discarded at once. */
+  /**
+   * The next `piece` of the payload arrived (kept as a view until read); after a cancel it is
+   * discarded at once. A BYOB read waiting for it gets it at once, copied into its buffer.
+   */
   push(piece: Uint8Array): void {
-    this.#received += piece.length;
-    if (this.#cancelled || this.#failed) this.#hooks.released(piece.length);
-    else {
-      this.#queue.push(piece);
-      this.#queuedBytes += piece.length;
+    if (this.#cancelled || this.#failed) {
+      this.#received += piece.length;
+      this.#hooks.released(piece.length);
+      if (this.#cancelled && this.complete) this.#finish();
+      return;
     }
-    if (this.#cancelled && this.complete) this.#finish();
+    const at = this.#answerWaitingRead(piece);
+    if (at < piece.length) {
+      this.#queue.push(at === 0 ? piece : piece.subarray(at));
+      this.#queuedBytes += piece.length - at;
+    }
     this.#wakeReader();
   }
 
   /**
-   * As {@linkcode push}, but keeps no reference to `piece` (its memory is reused at once): copies it
-   * straight into a waiting BYOB read's buffer, else into the stream's own buffers, reused once read.
+   * As {@linkcode push}, but keeps no reference to `piece` (its memory is reused at once): what a
+   * waiting BYOB read does not take is copied into the stream's own buffers, reused once read.
    */
   pushCopy(piece: Uint8Array): void {
     if (this.#cancelled || this.#failed) return this.push(piece);
-    this.#received += piece.length;
-    let at = 0;
-    const request = this.#wake !== undefined && this.#queue.length === 0
-      ? this.#controller?.byobRequest
-      : undefined;
-    const view = request?.view;
-    if (request && view) {
-      at = Math.min(piece.length, view.byteLength);
-      new Uint8Array(view.buffer, view.byteOffset, at).set(
-        at === piece.length ? piece : piece.subarray(0, at),
-      );
-      request.respond(at);
-      this.#answered = true;
-      this.#hooks.released(at);
-    }
+    let at = this.#answerWaitingRead(piece);
     const queue = this.#queue;
     while (at < piece.length) {
       let tail = this.#tail;
@@ -142,6 +135,25 @@ export class InboundStream implements MessageStream {
     this.#wakeReader();
   }
 
+  /**
+   * Counts `piece` as received and, when a BYOB read waits with nothing queued before it, copies
+   * what fits into the read's buffer and answers it (no promise turn through the pull); returns how
+   * much it took.
+   */
+  #answerWaitingRead(piece: Uint8Array): number {
+    this.#received += piece.length;
+    if (this.#wake === undefined || this.#queue.length > 0) return 0;
+    const request = this.#controller?.byobRequest;
+    const view = request?.view;
+    if (!request || !view) return 0;
+    const n = Math.min(piece.length, view.byteLength);
+    new Uint8Array(view.buffer, view.byteOffset, n).set(n === piece.length ? piece : piece.subarray(0, n));
+    request.respond(n);
+    this.#answered = true;
+    this.#hooks.released(n);
+    return n;
+  }
+
   /** The connection ended before the last byte: the reader errors with `error`. */
   fail(error: Error | undefined): void {
     if (this.complete || this.#failed || this.#cancelled) return;
@@ -161,7 +173,7 @@ export class InboundStream implements MessageStream {
   async #pull(controller: ReadableByteStreamController): Promise<void> {
     this.#controller = controller;
     for (;;) {
-      if (this.#answered) {
+      if (this.#answered) { // answered by #answerWaitingRead while this pull waited
         this.#answered = false;
         return;
       }
