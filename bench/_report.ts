@@ -367,6 +367,11 @@ function markdown(report: RunReport, checks: Target[]): string {
             ? ""
             : `${mib(r.metrics.serverPeakRss)} / ${mib(r.metrics.clientPeakRss)} MiB` +
               (stream ? ` (+${mib(r.metrics.serverRssGrowth)} / +${mib(r.metrics.clientRssGrowth)})` : "") +
+              (r.metrics.serverCpuSecondsPerGiB !== undefined
+                ? `; CPU ${r.metrics.serverCpuSecondsPerGiB.toFixed(2)} / ${
+                  r.metrics.clientCpuSecondsPerGiB!.toFixed(2)
+                } s/GiB`
+                : "") +
               (r.metrics.probeBusyP50Ms !== undefined
                 ? `; probe p50/p99 ${r.metrics.probeIdleP50Ms!.toFixed(1)}/${
                   r.metrics.probeIdleP99Ms!.toFixed(1)

@@ -22,11 +22,12 @@ export interface StreamRunResult {
   mibPerSecond: number;
   /** The receiver's checksum equals the pattern's. */
   checksumOk: boolean;
-  receiver: { rssBaseline: number; peakRss: number };
-  sender: { rssBaseline: number; peakRss: number };
-  /** asockio only: the probe before the transfer. */
+  /** `cpuSeconds`: the receiver's from its start, the sender's from the transfer's start. */
+  receiver: { rssBaseline: number; peakRss: number; cpuSeconds: number };
+  sender: { rssBaseline: number; peakRss: number; cpuSeconds: number };
+  /** The probe before the transfer (the bare pair's on its own sockets). */
   probeIdle?: ProbeLatency;
-  /** asockio only: the probe during the transfer. */
+  /** The probe during the transfer. */
   probeBusy?: ProbeLatency;
 }
 
@@ -51,7 +52,8 @@ export async function runStream(
     const ready = await receiver.next("READY", 60_000);
     const received = receiver.next("RESULT", timeoutMs);
     received.catch(() => {});
-    const sender = startChild(command("sender", [...common, "--port", String(ready.port)]), {
+    const probe = ready.probePort === undefined ? [] : ["--probe-port", String(ready.probePort)];
+    const sender = startChild(command("sender", [...common, "--port", String(ready.port), ...probe]), {
       label: `${label} sender`,
       cpu: 1,
     });
@@ -65,8 +67,16 @@ export async function runStream(
         seconds,
         mibPerSecond: bytes / 2 ** 20 / seconds,
         checksumOk: got.checksum === expected,
-        receiver: { rssBaseline: Number(got.rssBaseline), peakRss: Number(got.peakRss) },
-        sender: { rssBaseline: Number(sent.rssBaseline), peakRss: Number(sent.peakRss) },
+        receiver: {
+          rssBaseline: Number(got.rssBaseline),
+          peakRss: Number(got.peakRss),
+          cpuSeconds: Number(got.cpuSeconds),
+        },
+        sender: {
+          rssBaseline: Number(sent.rssBaseline),
+          peakRss: Number(sent.peakRss),
+          cpuSeconds: Number(sent.cpuSeconds),
+        },
         probeIdle: sent.probeIdle as ProbeLatency | undefined,
         probeBusy: sent.probeBusy as ProbeLatency | undefined,
       };

@@ -161,6 +161,9 @@ async function runStreamed(ctx: BenchContext, runtime: Runtime): Promise<void> {
         addSample(row, "clientPeakRss", r.sender.peakRss);
         addSample(row, "serverRssGrowth", r.receiver.peakRss - r.receiver.rssBaseline);
         addSample(row, "clientRssGrowth", r.sender.peakRss - r.sender.rssBaseline);
+        // CPU seconds per GiB at each end: what the load on a shared machine disturbs least.
+        addSample(row, "serverCpuSecondsPerGiB", r.receiver.cpuSeconds / (bytes / 2 ** 30));
+        addSample(row, "clientCpuSecondsPerGiB", r.sender.cpuSeconds / (bytes / 2 ** 30));
         if (r.probeIdle && r.probeBusy) {
           addSample(row, "probeIdleP50Ms", r.probeIdle[0]);
           addSample(row, "probeIdleP99Ms", r.probeIdle[1]);

@@ -4,8 +4,8 @@
  * (`streamThresholdBytes`), both of the runtime running this script. The receiver's checksum must match
  * the sent pattern, and the script prints the throughput, each side's RSS (at start and at its peak),
  * and the round trips of a small message sent on a second connection during the transfer. The same
- * bytes then go through a bare pair (the runtime's own socket API at both ends, the same checksum), so
- * the ratio to it is measured in the same run.
+ * bytes then go through a bare pair (the runtime's own socket API at both ends, the same checksum and
+ * the same probe), so the ratio to it and the probe's latency are measured in the same run.
  *
  * Usage (any runtime; Node 24 or later, which runs TypeScript):
  *
@@ -38,11 +38,20 @@ const spec = {
       help: "fail when an asockio end's peak RSS exceeds its RSS at start by more",
     },
     timeoutMs: { type: "number", default: 1_800_000, help: "the bound of each transfer" },
+    reps: {
+      type: "number",
+      default: 1,
+      help: "transfers per size and contender (order alternated); medians",
+    },
+    json: { type: "string", help: "also write every run and the medians to this JSON file" },
   },
   notes:
     "Exits with 1 on a checksum mismatch, a failed run or RSS growth over the bound, 2 on bad arguments.",
 } as const;
 const args = parseCli(process.argv.slice(2), spec);
+if (!Number.isInteger(args.reps) || args.reps < 1) {
+  exitWithUsage(spec, "Cannot run: --reps must be a positive integer");
+}
 const sizes = args.bytes.map((raw) => {
   const n = parseCount(raw);
   if (!Number.isSafeInteger(n) || n < 1) {
@@ -75,51 +84,117 @@ const grew = (side: { rssBaseline: number; peakRss: number }) =>
     formatBytes(Math.max(0, side.peakRss - side.rssBaseline))
   })`;
 
+const median = (values: number[]): number => {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+type Result = Awaited<ReturnType<typeof runStream>>;
+/** The medians of one size and contender's runs (MiB/s, RSS growth in MiB, CPU s per GiB, probe ms). */
+const summarize = (runs: Result[]) => ({
+  runs: runs.length,
+  mibPerSecond: median(runs.map((r) => r.mibPerSecond)),
+  receiverRssGrowthMiB: median(runs.map((r) => (r.receiver.peakRss - r.receiver.rssBaseline) / MiB)),
+  senderRssGrowthMiB: median(runs.map((r) => (r.sender.peakRss - r.sender.rssBaseline) / MiB)),
+  receiverCpuSecondsPerGiB: median(runs.map((r) => r.receiver.cpuSeconds / (r.bytes / 2 ** 30))),
+  senderCpuSecondsPerGiB: median(runs.map((r) => r.sender.cpuSeconds / (r.bytes / 2 ** 30))),
+  probeIdleP50Ms: median(runs.map((r) => r.probeIdle?.[0] ?? NaN)),
+  probeIdleP99Ms: median(runs.map((r) => r.probeIdle?.[1] ?? NaN)),
+  probeBusyP50Ms: median(runs.map((r) => r.probeBusy?.[0] ?? NaN)),
+  probeBusyP99Ms: median(runs.map((r) => r.probeBusy?.[1] ?? NaN)),
+});
+const report: { runtime: string; reps: number; sizes: Record<string, unknown>[] } = {
+  runtime: runtimeLabel(),
+  reps: args.reps,
+  sizes: [],
+};
+
 console.log(`asockio stream on ${runtimeLabel()}: ${sizes.map(formatBytes).join(", ")}`);
 const failures: string[] = [];
 for (const bytes of sizes) {
   const expected = expectedChecksum(bytes);
   const contenders = args.asockioOnly ? ["asockio"] as const : ["asockio", "bare"] as const;
-  const mib: Record<string, number> = {};
-  for (const contender of contenders) {
-    let result;
-    try {
-      result = await runStream(command, contender, bytes, expected, args.timeoutMs);
-    } catch (err) {
-      failures.push(`${formatBytes(bytes)} ${contender}: ${(err as Error).message}`);
-      continue;
-    }
-    mib[contender] = result.mibPerSecond;
-    console.log(
-      `\n${formatBytes(bytes)} ${contender}: ${result.seconds.toFixed(2)} s, ${
-        result.mibPerSecond.toFixed(0)
-      } MiB/s, ` +
-        `checksum ${result.checksumOk ? "OK" : "MISMATCH"}`,
-    );
-    console.log(`  receiver RSS ${grew(result.receiver)}`);
-    console.log(`  sender RSS   ${grew(result.sender)}`);
-    if (!result.checksumOk) failures.push(`${formatBytes(bytes)} ${contender}: checksum mismatch`);
-    if (contender === "asockio") {
+  const runs: Record<string, Result[]> = { asockio: [], bare: [] };
+  const ratios: number[] = [];
+  for (let rep = 1; rep <= args.reps; rep++) {
+    const mib: Record<string, number> = {};
+    for (const contender of rep % 2 ? contenders : [...contenders].reverse()) {
+      let result;
+      try {
+        result = await runStream(command, contender, bytes, expected, args.timeoutMs);
+      } catch (err) {
+        failures.push(`${formatBytes(bytes)} ${contender}: ${(err as Error).message}`);
+        continue;
+      }
+      mib[contender] = result.mibPerSecond;
+      runs[contender]!.push(result);
+      console.log(
+        `\n${formatBytes(bytes)} ${contender}${args.reps > 1 ? ` (rep ${rep}/${args.reps})` : ""}: ${
+          result.seconds.toFixed(2)
+        } s, ${result.mibPerSecond.toFixed(0)} MiB/s, ` +
+          `checksum ${result.checksumOk ? "OK" : "MISMATCH"}`,
+      );
+      console.log(`  receiver RSS ${grew(result.receiver)}, CPU ${result.receiver.cpuSeconds.toFixed(2)} s`);
+      console.log(`  sender RSS   ${grew(result.sender)}, CPU ${result.sender.cpuSeconds.toFixed(2)} s`);
+      if (!result.checksumOk) failures.push(`${formatBytes(bytes)} ${contender}: checksum mismatch`);
       const [idle50, idle99, idleN] = result.probeIdle ?? [];
       const [busy50, busy99, busyN] = result.probeBusy ?? [];
       console.log(
         `  probe round trips: before p50 ${ms(idle50)}, p99 ${ms(idle99)} (${idleN}); ` +
           `during p50 ${ms(busy50)}, p99 ${ms(busy99)} (${busyN})`,
       );
-      for (const [side, rss] of [["receiver", result.receiver], ["sender", result.sender]] as const) {
-        if (rss.peakRss - rss.rssBaseline > args.maxRssGrowth) {
-          failures.push(
-            `${formatBytes(bytes)} asockio ${side}: RSS grew by ${
-              formatBytes(rss.peakRss - rss.rssBaseline)
-            }, over ${formatBytes(args.maxRssGrowth)}`,
-          );
+      if (contender === "asockio") {
+        for (const [side, rss] of [["receiver", result.receiver], ["sender", result.sender]] as const) {
+          if (rss.peakRss - rss.rssBaseline > args.maxRssGrowth) {
+            failures.push(
+              `${formatBytes(bytes)} asockio ${side}: RSS grew by ${
+                formatBytes(rss.peakRss - rss.rssBaseline)
+              }, over ${formatBytes(args.maxRssGrowth)}`,
+            );
+          }
         }
       }
     }
+    if (mib.asockio !== undefined && mib.bare !== undefined) {
+      ratios.push(mib.asockio / mib.bare);
+      console.log(`  ratio asockio / bare: ${(mib.asockio / mib.bare).toFixed(2)}×`);
+    }
   }
-  if (mib.asockio !== undefined && mib.bare !== undefined) {
-    console.log(`  ratio asockio / bare: ${(mib.asockio / mib.bare).toFixed(2)}×`);
+  const summary = {
+    bytes,
+    ratioMedian: median(ratios),
+    ratios,
+    asockio: summarize(runs.asockio!),
+    bare: summarize(runs.bare!),
+  };
+  report.sizes.push({ ...summary, results: runs });
+  if (args.reps > 1) {
+    const f = (v: number) => v.toFixed(1);
+    console.log(
+      `\n${formatBytes(bytes)}, medians of ${args.reps}: ratio ${summary.ratioMedian.toFixed(2)}× (each: ${
+        ratios.map((r) => r.toFixed(2)).join(", ")
+      })`,
+    );
+    for (const k of contenders) {
+      const m = summary[k];
+      console.log(
+        `  ${k}: ${f(m.mibPerSecond)} MiB/s; RSS +${f(m.receiverRssGrowthMiB)} / +${
+          f(m.senderRssGrowthMiB)
+        } MiB; ` +
+          `CPU ${m.receiverCpuSecondsPerGiB.toFixed(2)} / ${
+            m.senderCpuSecondsPerGiB.toFixed(2)
+          } s/GiB (receiver / sender); ` +
+          `probe p50/p99 ${f(m.probeIdleP50Ms)}/${f(m.probeIdleP99Ms)} ms before, ${f(m.probeBusyP50Ms)}/${
+            f(m.probeBusyP99Ms)
+          } ms during`,
+      );
+    }
   }
+}
+if (args.json) {
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(args.json, JSON.stringify(report, null, 1) + "\n");
 }
 if (failures.length) {
   console.log(`\n${failures.length} failure(s):`);

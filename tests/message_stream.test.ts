@@ -72,7 +72,7 @@ describe("FrameDecoder with a stream threshold", () => {
     assert.throws(() => whole.next(), MessageTooLargeError);
   });
 
-  it("a BYOB reader reads an InboundStream into its own buffer", async () => {
+  it("a BYOB reader reads an InboundStream into its own buffer, filled from as many pieces as fit", async () => {
     let released = 0;
     const stream = new InboundStream(6, { released: (n) => released += n, finished() {} });
     stream.push(new Uint8Array([1, 2, 3, 4]));
@@ -86,8 +86,122 @@ describe("FrameDecoder with a stream threshold", () => {
     const first = await reader.read(new Uint8Array(3));
     assert.deepEqual([...first.value!], [1, 2, 3]);
     const second = await reader.read(new Uint8Array(8));
-    assert.deepEqual([...second.value!], [4]);
-    assert.equal(released, 4);
+    assert.deepEqual([...second.value!], [4, 5, 6], "one read fills its buffer from several pieces");
+    assert.equal(released, 6);
+  });
+});
+
+describe("InboundStream.pushCopy (read memory the transport reuses)", () => {
+  /** Pushes `payload` with pushCopy in `piece`-byte pieces of one reused buffer, wiped after each push. */
+  function pushFromReusedBuffer(
+    stream: InboundStream,
+    payload: Uint8Array,
+    piece: number,
+    from = 0,
+    to = payload.length,
+  ) {
+    const reused = new Uint8Array(piece);
+    for (let at = from; at < to; at += piece) {
+      const n = Math.min(piece, to - at);
+      reused.set(payload.subarray(at, at + n));
+      stream.pushCopy(reused.subarray(0, n));
+      reused.fill(0xee); // the transport reads the next bytes into it
+    }
+  }
+
+  it("keeps no view of a piece: a takeStreamBytes(false) leaves lentViews as it was", () => {
+    const decoder = new FrameDecoder({ streamThresholdBytes: 10 });
+    const before = decoder.lentViews;
+    decoder.push(encodeFrame(bytePattern(100)));
+    assert.equal(decoder.next(), undefined);
+    assert.equal(decoder.takeStreamBytes(false)?.length, 100);
+    assert.equal(decoder.lentViews, before);
+    decoder.push(encodeFrame(bytePattern(100)));
+    decoder.next();
+    decoder.takeStreamBytes();
+    assert.equal(decoder.lentViews, before + 1);
+  });
+
+  it("push and pushCopy answer a waiting BYOB read straight from the piece, and queue the rest", async () => {
+    for (const method of ["push", "pushCopy"] as const) {
+      let released = 0;
+      const stream = new InboundStream(10, { released: (n) => released += n, finished() {} });
+      let reader: ReadableStreamBYOBReader;
+      try {
+        reader = stream.readable.getReader({ mode: "byob" });
+      } catch {
+        return; // this runtime has no BYOB readers
+      }
+      const pending = reader.read(new Uint8Array(4));
+      await new Promise((resolve) => setTimeout(resolve, 0)); // the stream's pull runs and waits
+      const piece = bytePattern(10);
+      stream[method](piece);
+      assert.equal(released, 4, `the waiting read took its 4 bytes within ${method}`);
+      const expected = [...piece];
+      if (method === "pushCopy") piece.fill(0); // its memory is reused at once
+      assert.deepEqual([...(await pending).value!], expected.slice(0, 4));
+      assert.equal(released, 4);
+      assert.equal(stream.queuedBytes, 6);
+      const rest = await reader.read(new Uint8Array(16));
+      assert.deepEqual([...rest.value!], expected.slice(4));
+      assert.ok((await reader.read(new Uint8Array(1))).done);
+      assert.equal(released, 10);
+    }
+  });
+
+  it("delivers every byte in order through its reused buffers, to BYOB and default readers", async () => {
+    const size = 3 * MiB + 12_345;
+    const payload = bytePattern(size);
+    for (const mode of ["byob", "default"] as const) {
+      let released = 0;
+      let finished = false;
+      const stream = new InboundStream(size, {
+        released: (n) => released += n,
+        finished: () => finished = true,
+      });
+      const got = new Uint8Array(size);
+      let at = 0;
+      let pushed = 0;
+      // Push up to ~1.2 MiB ahead of the reader, as the high-water mark allows, then read some.
+      const pushAhead = () => {
+        const to = Math.min(size, at + 1_200_000);
+        if (to > pushed) {
+          pushFromReusedBuffer(stream, payload, 65_536 + 7, pushed, to);
+          pushed = to;
+        }
+      };
+      pushAhead();
+      if (mode === "byob") {
+        let reader: ReadableStreamBYOBReader;
+        try {
+          reader = stream.readable.getReader({ mode: "byob" });
+        } catch {
+          continue;
+        }
+        let buffer = new Uint8Array(100_000);
+        for (;;) {
+          const { value, done } = await reader.read(buffer);
+          if (done) break;
+          got.set(value!, at);
+          at += value!.length;
+          buffer = new Uint8Array(value!.buffer);
+          pushAhead();
+        }
+      } else {
+        const reader = stream.readable.getReader();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          got.set(value!, at);
+          at += value!.length;
+          pushAhead();
+        }
+      }
+      assert.equal(at, size, mode);
+      assert.ok(bytesEqual(got, payload), `${mode}: the bytes read differ from the bytes pushed`);
+      assert.equal(released, size);
+      assert.ok(finished);
+    }
   });
 });
 

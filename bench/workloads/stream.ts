@@ -3,13 +3,15 @@
  *
  * - `receiver --api asockio|bare --bytes N`: listens on 127.0.0.1. `asockio` reads the message as a
  *   `MessageStream` (`streamThresholdBytes` 1 MiB, with a BYOB reader) and echoes the small messages of a second client
- *   (`probe`); `bare` counts the bytes on the runtime's own socket API. Both checksum the payload, answer
- *   with one small frame at its end, and print `RESULT {checksum, rssBaseline, peakRss}`.
+ *   (`probe`); `bare` counts the bytes on the runtime's own socket API, and echoes what arrives on a second
+ *   listener (`probePort` in `READY`). Both checksum the payload, answer with one small frame at its end,
+ *   and print `RESULT {checksum, rssBaseline, peakRss, cpuSeconds}`.
  * - `sender --api asockio|bare --port P --bytes N`: writes the frame's header and `N` payload bytes of the
  *   pattern ({@linkcode patternChunks}) as fast as the connection drains, and prints `RESULT {seconds,
- *   rssBaseline, peakRss}` once the receiver answered. `asockio` sends with `sendMessageStream` and, on a
- *   second connection, a 16-byte probe every 5 ms (`probeIdle`, `probeBusy`: round trips in ms, before and
- *   during the transfer).
+ *   rssBaseline, peakRss, cpuSeconds}` (CPU time from the transfer's start) once the receiver answered. `asockio` sends with `sendMessageStream`. Both send,
+ *   on a second connection, a 16-byte probe every 5 ms (`probeIdle`, `probeBusy`: round trips in ms, for
+ *   0.5 s before and during the transfer; `bare` to `--probe-port`, with the runtime's own socket API), so
+ *   the probe's latency during an asockio transfer compares with the runtime's own under the same load.
  *
  * @module
  */
@@ -35,6 +37,11 @@ function percentile(values: number[], p: number): number {
 }
 
 const rssNow = (): number => process.memoryUsage().rss;
+/** CPU seconds (user and system) this process spent since `start` (a `process.cpuUsage()`). */
+const cpuSince = (start: ReturnType<typeof process.cpuUsage>): number => {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+};
 
 async function receiveAsockio(byteLength: number): Promise<void> {
   const core = new IoCore({
@@ -47,6 +54,7 @@ async function receiveAsockio(byteLength: number): Promise<void> {
   const streamId = core.addClient({ keyword: "stream" });
   const probeId = core.addClient({ keyword: "probe" });
   const rssBaseline = rssNow();
+  const cpuStart = process.cpuUsage();
   let reading: Promise<void> | undefined;
   let result: Record<string, unknown> | undefined;
   serveControl(() => ({}), () => core.close());
@@ -67,7 +75,7 @@ async function receiveAsockio(byteLength: number): Promise<void> {
           sum.update(value);
           buffer = new Uint8Array(value.buffer);
         }
-        result = { checksum: sum.digest(), rssBaseline, peakRss: peakRss() };
+        result = { checksum: sum.digest(), rssBaseline, peakRss: peakRss(), cpuSeconds: cpuSince(cpuStart) };
         core.sendMessageToClient(streamId, ACK);
       })();
       reading.catch((err) => {
@@ -87,6 +95,8 @@ async function receiveAsockio(byteLength: number): Promise<void> {
 
 async function receiveBare(byteLength: number): Promise<void> {
   const rssBaseline = rssNow();
+  const cpuStart = process.cpuUsage();
+  const probes = await nativeListen(0, (socket) => ({ onData: (chunk) => void socket.write(chunk.slice()) }));
   const sum = new Checksum();
   let got = 0;
   const server = await nativeListen(0, (socket) => ({
@@ -96,13 +106,21 @@ async function receiveBare(byteLength: number): Promise<void> {
       const skip = Math.max(0, 8 - before); // the frame's header
       if (skip < chunk.length) sum.update(chunk.subarray(skip));
       if (got === byteLength + 8) {
-        report("RESULT", { checksum: sum.digest(), rssBaseline, peakRss: peakRss() });
+        report("RESULT", {
+          checksum: sum.digest(),
+          rssBaseline,
+          peakRss: peakRss(),
+          cpuSeconds: cpuSince(cpuStart),
+        });
         socket.write(ACK);
       }
     },
   }));
-  serveControl(() => ({}), () => server.close());
-  report("READY", { port: server.port, pid: process.pid });
+  serveControl(() => ({}), () => {
+    server.close();
+    probes.close();
+  });
+  report("READY", { port: server.port, probePort: probes.port, pid: process.pid });
 }
 
 async function sendAsockio(port: number, byteLength: number): Promise<void> {
@@ -142,6 +160,7 @@ async function sendAsockio(port: number, byteLength: number): Promise<void> {
   const idle = rtts;
   rtts = [];
   const started = performance.now();
+  const cpuBusy = process.cpuUsage();
   let answered = false;
   let failed: unknown;
   core.sendMessageStream(
@@ -161,6 +180,7 @@ async function sendAsockio(port: number, byteLength: number): Promise<void> {
     seconds,
     rssBaseline,
     peakRss: peakRss(),
+    cpuSeconds: cpuSince(cpuBusy),
     probeIdle: [percentile(idle, 0.5), percentile(idle, 0.99), idle.length],
     probeBusy: [percentile(rtts, 0.5), percentile(rtts, 0.99), rtts.length],
   });
@@ -168,19 +188,65 @@ async function sendAsockio(port: number, byteLength: number): Promise<void> {
   process.exit(0);
 }
 
-async function sendBare(port: number, byteLength: number): Promise<void> {
+/** A bare probe: 16 bytes to `port`'s echo every 5 ms while none is out; `take()` returns the round trips. */
+async function bareProbe(port: number): Promise<{ take(): number[]; stop(): void }> {
+  let sentAt: number | undefined;
+  let echoed = 0;
+  let rtts: number[] = [];
+  const socket = await nativeConnect(port, () => ({
+    onData(chunk) {
+      echoed += chunk.length;
+      if (echoed < 16 || sentAt === undefined) return;
+      echoed -= 16;
+      rtts.push(performance.now() - sentAt);
+      sentAt = undefined;
+    },
+  }));
+  const probe = new Uint8Array(16);
+  const timer = setInterval(() => {
+    if (sentAt !== undefined) return;
+    sentAt = performance.now();
+    socket.write(probe);
+  }, PROBE_EVERY_MS);
+  return {
+    take() {
+      const out = rtts;
+      rtts = [];
+      return out;
+    },
+    stop() {
+      clearInterval(timer);
+      socket.close();
+    },
+  };
+}
+
+async function sendBare(port: number, probePort: number, byteLength: number): Promise<void> {
   let answered!: () => void;
   const ack = new Promise<void>((resolve) => answered = resolve);
   const socket = await nativeConnect(port, () => ({ onData: () => answered() }));
+  const probe = await bareProbe(probePort);
   const rssBaseline = rssNow();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const idle = probe.take();
   const started = performance.now();
+  const cpuBusy = process.cpuUsage();
   socket.write(header(byteLength));
   for (const chunk of patternChunks(byteLength)) {
     if (!socket.write(chunk)) await socket.drained();
   }
   await ack;
   const seconds = (performance.now() - started) / 1000;
-  report("RESULT", { seconds, rssBaseline, peakRss: peakRss() });
+  const busy = probe.take();
+  probe.stop();
+  report("RESULT", {
+    seconds,
+    rssBaseline,
+    peakRss: peakRss(),
+    cpuSeconds: cpuSince(cpuBusy),
+    probeIdle: [percentile(idle, 0.5), percentile(idle, 0.99), idle.length],
+    probeBusy: [percentile(busy, 0.5), percentile(busy, 0.99), busy.length],
+  });
   socket.close();
   process.exit(0);
 }
@@ -192,5 +258,5 @@ const bytes = numArg(args, "bytes", 64 * 1024 * 1024);
 if (role === "receiver") await (api === "bare" ? receiveBare(bytes) : receiveAsockio(bytes));
 else if (role === "sender") {
   const port = numArg(args, "port", 0);
-  await (api === "bare" ? sendBare(port, bytes) : sendAsockio(port, bytes));
+  await (api === "bare" ? sendBare(port, numArg(args, "probe-port", 0), bytes) : sendAsockio(port, bytes));
 } else throw new TypeError(`Cannot run stream: role must be receiver or sender, got ${role}`);

@@ -15,6 +15,8 @@ import { Pause } from "./session_phase.ts";
 
 /** Above this many queued bytes of a stream, its connection stops reading. */
 export const STREAM_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+/** The size of a stream's own buffers, into which it copies pieces when no read is waiting. */
+const COPY_BUFFER_BYTES = 256 * 1024;
 
 /** What an {@linkcode InboundStream} tells its receiver. */
 interface StreamHooks {
@@ -26,8 +28,9 @@ interface StreamHooks {
 
 /**
  * A message whose payload is delivered as a byte stream while it arrives. Its queue holds views of
- * the connection's read chunks; a read copies out of them (a byte stream's `enqueue` would transfer
- * a buffer that other messages still view).
+ * the connection's read chunks ({@linkcode push}) or copies of them in buffers it reuses
+ * ({@linkcode pushCopy}); a read copies out of them (a byte stream's `enqueue` would transfer a buffer
+ * that other messages still view).
  *
  * @example
  * ```ts
@@ -50,6 +53,13 @@ export class InboundStream implements MessageStream {
   #failed = false;
   #finished = false;
   #wake: (() => void) | undefined = undefined;
+  #controller: ReadableByteStreamController | undefined = undefined;
+  /** A waiting BYOB read was answered by `pushCopy`: the pull that waited returns. */
+  #answered = false;
+  /** `pushCopy`'s buffers: the one it fills, how far, and those read to their end. */
+  #tail: Uint8Array | undefined = undefined;
+  #tailFill = 0;
+  #spare: Uint8Array[] = [];
 
   /** A stream of `byteLength` bytes, still to arrive. */
   constructor(byteLength: number, hooks: StreamHooks) {
@@ -77,16 +87,71 @@ export class InboundStream implements MessageStream {
     return this.#finished;
   }
 
-  /** The next `piece` of the payload arrived; after a cancel it is discarded at once. */
+  /**
+   * The next `piece` of the payload arrived (kept as a view until read); after a cancel it is
+   * discarded at once. A BYOB read waiting for it gets it at once, copied into its buffer.
+   */
   push(piece: Uint8Array): void {
-    this.#received += piece.length;
-    if (this.#cancelled || this.#failed) this.#hooks.released(piece.length);
-    else {
-      this.#queue.push(piece);
-      this.#queuedBytes += piece.length;
+    if (this.#cancelled || this.#failed) {
+      this.#received += piece.length;
+      this.#hooks.released(piece.length);
+      if (this.#cancelled && this.complete) this.#finish();
+      return;
     }
-    if (this.#cancelled && this.complete) this.#finish();
+    const at = this.#answerWaitingRead(piece);
+    if (at < piece.length) {
+      this.#queue.push(at === 0 ? piece : piece.subarray(at));
+      this.#queuedBytes += piece.length - at;
+    }
     this.#wakeReader();
+  }
+
+  /**
+   * As {@linkcode push}, but keeps no reference to `piece` (its memory is reused at once): what a
+   * waiting BYOB read does not take is copied into the stream's own buffers, reused once read.
+   */
+  pushCopy(piece: Uint8Array): void {
+    if (this.#cancelled || this.#failed) return this.push(piece);
+    let at = this.#answerWaitingRead(piece);
+    const queue = this.#queue;
+    while (at < piece.length) {
+      let tail = this.#tail;
+      if (tail === undefined || this.#tailFill === tail.length) {
+        tail = this.#tail = this.#spare.pop() ?? new Uint8Array(COPY_BUFFER_BYTES);
+        this.#tailFill = 0;
+      }
+      const fill = this.#tailFill;
+      const n = Math.min(piece.length - at, tail.length - fill);
+      tail.set(piece.subarray(at, at + n), fill);
+      const last = queue[queue.length - 1];
+      // Contiguous with the last queued piece: one longer view, so a read takes all of it at once.
+      if (last !== undefined && last.buffer === tail.buffer && last.byteOffset + last.length === fill) {
+        queue[queue.length - 1] = new Uint8Array(tail.buffer, last.byteOffset, last.length + n);
+      } else queue.push(tail.subarray(fill, fill + n));
+      this.#tailFill = fill + n;
+      this.#queuedBytes += n;
+      at += n;
+    }
+    this.#wakeReader();
+  }
+
+  /**
+   * Counts `piece` as received and, when a BYOB read waits with nothing queued before it, copies
+   * what fits into the read's buffer and answers it (no promise turn through the pull); returns how
+   * much it took.
+   */
+  #answerWaitingRead(piece: Uint8Array): number {
+    this.#received += piece.length;
+    if (this.#wake === undefined || this.#queue.length > 0) return 0;
+    const request = this.#controller?.byobRequest;
+    const view = request?.view;
+    if (!request || !view) return 0;
+    const n = Math.min(piece.length, view.byteLength);
+    new Uint8Array(view.buffer, view.byteOffset, n).set(n === piece.length ? piece : piece.subarray(0, n));
+    request.respond(n);
+    this.#answered = true;
+    this.#hooks.released(n);
+    return n;
   }
 
   /** The connection ended before the last byte: the reader errors with `error`. */
@@ -106,7 +171,12 @@ export class InboundStream implements MessageStream {
   #error: Error | undefined = undefined;
 
   async #pull(controller: ReadableByteStreamController): Promise<void> {
+    this.#controller = controller;
     for (;;) {
+      if (this.#answered) { // answered by #answerWaitingRead while this pull waited
+        this.#answered = false;
+        return;
+      }
       if (this.#failed) return controller.error(this.#error);
       const piece = this.#queue[0];
       if (piece !== undefined) return this.#deliver(controller, piece);
@@ -120,21 +190,44 @@ export class InboundStream implements MessageStream {
     }
   }
 
-  #deliver(controller: ReadableByteStreamController, piece: Uint8Array): void {
+  /** Answers the pending read; a BYOB read's buffer is filled from as many queued pieces as fit. */
+  #deliver(controller: ReadableByteStreamController, first: Uint8Array): void {
     const request = controller.byobRequest;
     const view = request?.view;
-    let n = piece.length;
+    let filled = first.length;
     if (request && view) {
-      n = Math.min(n, view.byteLength);
-      new Uint8Array(view.buffer, view.byteOffset, n).set(piece.subarray(0, n));
-      request.respond(n);
+      const into = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+      filled = 0;
+      for (let piece: Uint8Array | undefined = first; piece !== undefined && filled < into.length;) {
+        const n = Math.min(piece.length, into.length - filled);
+        into.set(n === piece.length ? piece : piece.subarray(0, n), filled);
+        filled += n;
+        this.#taken(piece, n);
+        piece = this.#queue[0];
+      }
+      request.respond(filled);
     } else {
-      controller.enqueue(piece.slice());
+      controller.enqueue(first.slice());
+      this.#taken(first, filled);
     }
-    if (n === piece.length) this.#queue.shift();
-    else this.#queue[0] = piece.subarray(n);
-    this.#queuedBytes -= n;
-    this.#hooks.released(n);
+    this.#queuedBytes -= filled;
+    this.#hooks.released(filled);
+  }
+
+  /** `n` bytes of `piece`, the queue's first, were read. */
+  #taken(piece: Uint8Array, n: number): void {
+    if (n < piece.length) this.#queue[0] = piece.subarray(n);
+    else {
+      this.#queue.shift();
+      const tail = this.#tail;
+      if (tail !== undefined) this.#recycle(piece, tail);
+    }
+  }
+
+  /** `piece`, a view of one of `pushCopy`'s buffers, was read to its end: that buffer may be reused. */
+  #recycle(piece: Uint8Array, tail: Uint8Array): void {
+    if (piece.buffer !== tail.buffer) this.#spare.push(new Uint8Array(piece.buffer));
+    else if (this.#queue.length === 0) this.#tailFill = 0; // the one being filled is empty again
   }
 
   #cancel(): void {
@@ -216,8 +309,15 @@ export class StreamReceiver {
       if (decoder.streamRemainingBytes === 0) return true;
       stream = this.#begin(decoder.streamByteLength);
     }
-    for (let piece = decoder.takeStreamBytes(); piece !== undefined; piece = decoder.takeStreamBytes()) {
-      stream.push(piece);
+    // Where the transport reuses its read memory, a view would pin it: copy, and give the chunk back.
+    if (this.#session.conn.reusesReadMemory) {
+      for (let piece = decoder.takeStreamBytes(false); piece; piece = decoder.takeStreamBytes(false)) {
+        stream.pushCopy(piece);
+      }
+    } else {
+      for (let piece = decoder.takeStreamBytes(); piece !== undefined; piece = decoder.takeStreamBytes()) {
+        stream.push(piece);
+      }
     }
     if (stream.finished) {
       this.#current = undefined;

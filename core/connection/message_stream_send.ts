@@ -51,15 +51,16 @@ export async function sendMessageStream(
   const closedError = () =>
     session.client?.lastError ??
       new ConnectionClosedError(`Cannot send message stream to ${to}: the connection closed`);
-  const write = async (bytes: Uint8Array): Promise<void> => {
+  const drained = () =>
+    output.whenDrained().catch(() => {
+      throw closedError();
+    });
+  /** Hands `bytes` to the transport at once; returns a promise only when the sender must wait. */
+  const write = (bytes: Uint8Array): Promise<void> | undefined => {
     if (session.closed) throw closedError();
     budget.queued(output.pushStreamBytes(bytes), session);
     session.flushNow();
-    if (session.queuedOutputBytes > SEND_HIGH_WATER_MARK_BYTES) {
-      await output.whenDrained().catch(() => {
-        throw closedError();
-      });
-    }
+    return session.queuedOutputBytes > SEND_HIGH_WATER_MARK_BYTES ? drained() : undefined;
   };
   const fail = (error: Error): never => {
     session.fail(error, false);
@@ -99,7 +100,10 @@ export async function sendMessageStream(
       }
       if (last !== undefined || sent + chunk.length > byteLength) return fail(lengthError("more than"));
       if (sent + chunk.length === byteLength) last = chunk;
-      else if (chunk.length > 0) await write(chunk);
+      else if (chunk.length > 0) {
+        const full = write(chunk);
+        if (full !== undefined) await full; // no promise turn per chunk while the connection keeps up
+      }
       sent += chunk.length;
     }
     if (sent < byteLength) return fail(lengthError(String(sent)));

@@ -329,7 +329,8 @@ export class Session implements ConnectionHandler {
     }
     if (this.dirty && (answersNow || this.processor)) this.flushNow();
     budget.afterInput(this, this.#decoder?.partialFrameMissingBytes);
-    return givenBack ? decoder!.partialFrameMissingBytes : undefined;
+    // A stream copying its pieces (see `StreamReceiver`) copies the rest of its message as it comes too.
+    return givenBack ? decoder!.partialFrameMissingBytes || decoder!.streamRemainingBytes : undefined;
   }
 
   /** Decodes what is buffered: handshake decisions first, then whole frames or raw bytes. */

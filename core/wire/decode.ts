@@ -124,7 +124,7 @@ export class FrameDecoder {
   /**
    * Takes the next piece of the streamed frame's payload that has arrived, as a view of a pushed
    * chunk (nothing is copied); once the last byte is taken, decoding goes on with the next frame.
-   *
+   * @param lent `false` when the caller copies the piece before the chunk is given back (see `lentViews`).
    * @returns A view, or `undefined` when nothing of the stream is buffered (or none is streamed).
    * @example
    * ```ts
@@ -135,7 +135,7 @@ export class FrameDecoder {
    * console.log(decoder.takeStreamBytes()); // Uint8Array(3) [ 1, 2, 3 ]
    * ```
    */
-  takeStreamBytes(): Uint8Array | undefined {
+  takeStreamBytes(lent = true): Uint8Array | undefined {
     const left = this.#streamLeft;
     if (left === 0 || this.#queued === 0) return undefined;
     const cur = this.#cur;
@@ -143,7 +143,7 @@ export class FrameDecoder {
     const avail = cur.length - pos;
     const take = avail < left ? avail : left;
     const piece = pos === 0 && take === cur.length ? cur : cur.subarray(pos, pos + take);
-    this.#lent++;
+    if (lent) this.#lent++;
     this.#queued -= take;
     if (take === avail) this.#shift();
     else this.#pos = pos + take;
