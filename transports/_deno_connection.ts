@@ -52,6 +52,21 @@ const BULK_READ_MIN_BYTES = 64 * 1024;
 /** A fresh slab is taken when less than this (or a quarter of the slab) is left in the current one. */
 const READ_MIN_FREE_BYTES = 16 * 1024;
 /**
+ * After this many bytes read, the read loop waits for a timer (`setTimeout(0)`) if another connection
+ * is waiting in a read. Deno's read resolves at once while the kernel holds data, and the event loop
+ * polls for other sockets' readiness only when it sleeps: a busy loop, even with `setImmediate` or
+ * `MessageChannel` turns between reads, kept every other connection's read waiting until it drained
+ * (a GET on another connection waited 0.4–0.7 s during a 64 MiB upload; issue 25). A timer makes it
+ * sleep, for about a millisecond.
+ */
+const READ_YIELD_BYTES = 1024 * 1024;
+/** Reads pending on all Deno connections: a busy one yields (see above) only when another waits. */
+let pendingReads = 0;
+/** Resolves after a zero timer: the event loop polls every socket's readiness on the way. */
+function sleepOnce(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+/**
  * An address as asockio names it, from what Deno reports (`tls` for a TLS socket's TCP address).
  */
 export function toAddr(addr: DenoAddr, tls = false): Addr {
@@ -240,6 +255,8 @@ export class DenoConnection implements Connection {
     let bulk: Uint8Array | null = null;
     /** How many bytes the receiver will copy next: bulk reads never go past them. */
     let bulkWanted = 0;
+    /** Bytes read since the loop last waited for the event loop. */
+    let unyielded = 0;
     for (;;) {
       // Not reading while paused leaves the bytes in the kernel, whose window then stops the peer.
       while (this.#paused && !this.#closed) await this.#waitForResume();
@@ -255,15 +272,25 @@ export class DenoConnection implements Connection {
         target = bulk === null
           ? (offset === 0 ? slab : slab.subarray(offset))
           : (bulkWanted < bulk.length ? bulk.subarray(0, bulkWanted) : bulk);
+        pendingReads++;
         n = await conn.read(target);
       } catch (err) {
         this.#fail(err);
         return;
+      } finally {
+        pendingReads--;
       }
       if (this.#closed) return;
       if (n === null) {
         this.#onPeerEnd();
         return;
+      }
+      if ((unyielded += n) >= READ_YIELD_BYTES) {
+        unyielded = 0;
+        if (pendingReads > 0) {
+          await sleepOnce();
+          if (this.#closed) return;
+        }
       }
       let chunk: Uint8Array;
       const viewed = bulk !== null || n >= READ_COPY_BELOW_BYTES;
