@@ -3,16 +3,18 @@
  * `POST /post` with a `Content-Length` body of `--size` bytes, waits for the answer (which must be
  * 200 with the body length as its body), and sends the next, until `--seconds` have passed and at
  * least `--min` uploads were answered. `b1_http.ts` runs it on Deno as a child process, pinned to
- * CPU 1 like `wrk`. With `--probe-ms N` (N > 0) a second connection sends `GET /1` whenever N ms
- * have passed since its last answer, while the uploads run: another client's latency during uploads.
+ * CPU 1 like `wrk`. With `--probe-ms N` (N > 0) it is instead the probe that runs beside the
+ * uploads, in its own process (so the upload client's own writes cannot delay it): on one
+ * connection it sends `GET /1` whenever N ms have passed since the last answer, for `--seconds`.
  *
  * ```sh
- * deno run -A bench/_http_post_load.ts --port 8080 --size 67108864 --seconds 3 --min 2 --probe-ms 5
+ * deno run -A bench/_http_post_load.ts --port 8080 --size 67108864 --seconds 3 --min 2
+ * deno run -A bench/_http_post_load.ts --port 8080 --seconds 3 --probe-ms 5
  * ```
  *
  * Prints `RESULT {json}` with `requests` (uploads answered), `bytes` (body bytes sent in them) and
- * `durationUs` (the time they took), plus `wrong` (the first wrong answer) when there was one; with a
- * probe, `probes` (GETs answered) and `probeP50Us`, `probeP99Us`, `probeMaxUs` (their latency).
+ * `durationUs` (the time they took), plus `wrong` (the first wrong answer) when there was one; the
+ * probe prints `probes` (GETs answered) and `probeP50Us`, `probeP99Us`, `probeMaxUs` (their latency).
  *
  * @module
  */
@@ -31,7 +33,7 @@ if (!(port > 0) || !(size >= 0) || !(seconds > 0) || !(min >= 1) || !(probeMs >=
 }
 
 const head = new TextEncoder().encode(`POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
-const body = new Uint8Array(size).fill(0x59);
+const body = new Uint8Array(probeMs > 0 ? 0 : size).fill(0x59);
 const expected = `${size}`;
 const latin1 = new TextDecoder("latin1");
 let requests = 0;
@@ -80,37 +82,42 @@ function startProbe(): void {
     }
     latencies.push(Math.round((performance.now() - sentAt) * 1000));
     got = "";
+    if (performance.now() - started >= seconds * 1000) return finish();
     setTimeout(ask, probeMs);
   });
   probe.on("error", (err) => finish(`probe socket error: ${err.message}`));
 }
 
-const socket = connect({ host: "127.0.0.1", port, noDelay: true });
-const send = () => {
-  socket.write(head);
-  socket.write(body);
-};
-socket.on("connect", send);
+function startUploads(): void {
+  const socket = connect({ host: "127.0.0.1", port, noDelay: true });
+  const send = () => {
+    socket.write(head);
+    socket.write(body);
+  };
+  socket.on("connect", send);
+  socket.on("data", (data: Uint8Array) => {
+    received += latin1.decode(data);
+    const end = received.indexOf("\r\n\r\n");
+    if (end < 0) return;
+    const length = /\r\ncontent-length: *(\d+)/i.exec(received.slice(0, end + 2));
+    if (!length) return finish(`an answer without Content-Length: ${JSON.stringify(received.slice(0, 200))}`);
+    const total = end + 4 + Number(length[1]);
+    if (received.length < total) return;
+    if (!received.startsWith("HTTP/1.1 200 ") || received.slice(end + 4, total).trim() !== expected) {
+      return finish(`POST /post of ${size} bytes answered ${JSON.stringify(received.slice(0, 200))}`);
+    }
+    if (received.length > total) return finish(`${received.length - total} bytes after the answer`);
+    received = "";
+    requests++;
+    if (requests >= min && performance.now() - started >= seconds * 1000) return finish();
+    send();
+  });
+  socket.on("error", (err) => finish(`socket error: ${err.message}`));
+  socket.on("close", () => finish("the server closed the connection"));
+}
+
 if (probeMs > 0) startProbe();
-socket.on("data", (data: Uint8Array) => {
-  received += latin1.decode(data);
-  const end = received.indexOf("\r\n\r\n");
-  if (end < 0) return;
-  const length = /\r\ncontent-length: *(\d+)/i.exec(received.slice(0, end + 2));
-  if (!length) return finish(`an answer without Content-Length: ${JSON.stringify(received.slice(0, 200))}`);
-  const total = end + 4 + Number(length[1]);
-  if (received.length < total) return;
-  if (!received.startsWith("HTTP/1.1 200 ") || received.slice(end + 4, total).trim() !== expected) {
-    return finish(`POST /post of ${size} bytes answered ${JSON.stringify(received.slice(0, 200))}`);
-  }
-  if (received.length > total) return finish(`${received.length - total} bytes after the answer`);
-  received = "";
-  requests++;
-  if (requests >= min && performance.now() - started >= seconds * 1000) return finish();
-  send();
-});
-socket.on("error", (err) => finish(`socket error: ${err.message}`));
-socket.on("close", () => finish("the server closed the connection"));
+else startUploads();
 // A parent that dies closes our stdin: do not outlive it.
 process.stdin.on("end", () => process.exit(1));
 process.stdin.resume();

@@ -301,7 +301,11 @@ function markdown(report: RunReport, checks: Target[]): string {
     ));
   }
   if (uploads.length) {
-    out.push("", `## B1 uploads (${note}; one POST at a time on one connection, the whole body read)`, "");
+    out.push(
+      "",
+      `## B1 uploads (${note}; one POST at a time on one connection, the whole body read; the probe: another connection's GETs meanwhile)`,
+      "",
+    );
     out.push(table(
       [
         "runtime",
