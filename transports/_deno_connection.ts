@@ -285,13 +285,6 @@ export class DenoConnection implements Connection {
         this.#onPeerEnd();
         return;
       }
-      if ((unyielded += n) >= READ_YIELD_BYTES) {
-        unyielded = 0;
-        if (pendingReads > 0) {
-          await sleepOnce();
-          if (this.#closed) return;
-        }
-      }
       let chunk: Uint8Array;
       const viewed = bulk !== null || n >= READ_COPY_BELOW_BYTES;
       if (bulk !== null) chunk = bulk.subarray(0, n);
@@ -331,6 +324,11 @@ export class DenoConnection implements Connection {
           bulk ??= new Uint8Array(BULK_READ_BYTES);
           bulkWanted = givenBack;
         } else bulk = null;
+      }
+      // After the chunk is delivered, so what it makes the receiver do is not held up by the timer.
+      if ((unyielded += n) >= READ_YIELD_BYTES) {
+        unyielded = 0;
+        if (pendingReads > 0) await sleepOnce();
       }
     }
   }
