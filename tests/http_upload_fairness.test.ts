@@ -2,7 +2,7 @@
  * While one client uploads a large body to an `HttpResponder`, another client's GETs are answered:
  * the uploading connection's reads, which complete at once while the kernel holds its bytes, must
  * not keep the other connection's reads from running (issue 25, "others are answered with their
- * usual latency"; on Deno the read loop yields to the event loop after each 1 MiB read in a row).
+ * usual latency"; on Deno the read loop sleeps on a zero timer after each 1 MiB it reads).
  *
  * The upload comes from a child process, so it keeps the server's receive buffer full whatever this
  * process does. The check is a condition, not a time: GETs the server answered while it had read
