@@ -52,14 +52,16 @@ const BULK_READ_MIN_BYTES = 64 * 1024;
 /** A fresh slab is taken when less than this (or a quarter of the slab) is left in the current one. */
 const READ_MIN_FREE_BYTES = 16 * 1024;
 /**
- * After this many bytes read, the read loop waits for a timer (`setTimeout(0)`) if another connection
- * is waiting in a read. Deno's read resolves at once while the kernel holds data, and the event loop
- * polls for other sockets' readiness only when it sleeps: a busy loop, even with `setImmediate` or
- * `MessageChannel` turns between reads, kept every other connection's read waiting until it drained
- * (a GET on another connection waited 0.4–0.7 s during a 64 MiB upload; issue 25). A timer makes it
- * sleep, for about a millisecond.
+ * After each this many bytes read, the read loop sleeps on a zero timer if another connection waits in
+ * a read and it has not slept for {@linkcode READ_YIELD_MS}. Deno's read resolves at once while the
+ * kernel holds data, and the event loop polls other sockets' readiness only when it sleeps: a busy loop,
+ * even with `setImmediate` or `MessageChannel` turns between reads, kept every other connection's read
+ * waiting until it drained (another client's GET waited 1.5–3.4 s during 64 MiB uploads on a loaded
+ * machine; issue 25). A timer makes the loop sleep, for about a millisecond (2–3 ms under load).
  */
 const READ_YIELD_BYTES = 1024 * 1024;
+/** At most one sleep per this many ms of reading, so that it costs a bulk transfer about a tenth at most. */
+const READ_YIELD_MS = 10;
 /** Reads pending on all Deno connections: a busy one yields (see above) only when another waits. */
 let pendingReads = 0;
 /** Resolves after a zero timer: the event loop polls every socket's readiness on the way. */
@@ -255,8 +257,9 @@ export class DenoConnection implements Connection {
     let bulk: Uint8Array | null = null;
     /** How many bytes the receiver will copy next: bulk reads never go past them. */
     let bulkWanted = 0;
-    /** Bytes read since the loop last waited for the event loop. */
+    /** Bytes read since the loop last looked at the clock, and when it last slept (see READ_YIELD_BYTES). */
     let unyielded = 0;
+    let sleptAt = performance.now();
     for (;;) {
       // Not reading while paused leaves the bytes in the kernel, whose window then stops the peer.
       while (this.#paused && !this.#closed) await this.#waitForResume();
@@ -328,7 +331,10 @@ export class DenoConnection implements Connection {
       // After the chunk is delivered, so what it makes the receiver do is not held up by the timer.
       if ((unyielded += n) >= READ_YIELD_BYTES) {
         unyielded = 0;
-        if (pendingReads > 0) await sleepOnce();
+        if (pendingReads > 0 && performance.now() - sleptAt >= READ_YIELD_MS) {
+          await sleepOnce();
+          sleptAt = performance.now();
+        }
       }
     }
   }
