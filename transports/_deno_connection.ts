@@ -56,7 +56,7 @@ const READ_MIN_FREE_BYTES = 16 * 1024;
  * a read and it has not slept for {@linkcode READ_YIELD_MS}. Deno's read resolves at once while the
  * kernel holds data, and the event loop polls other sockets' readiness only when it sleeps: a busy loop,
  * even with `setImmediate` or `MessageChannel` turns between reads, kept every other connection's read
- * waiting until it drained (another client's GET waited 1.5–3.4 s during 64 MiB uploads on a loaded
+ * waiting until it drained (another client's GET waited 1.5–3.7 s during 64 MiB uploads on a loaded
  * machine; issue 25). A timer makes the loop sleep, for about a millisecond (2–3 ms under load).
  */
 const READ_YIELD_BYTES = 1024 * 1024;
