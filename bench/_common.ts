@@ -43,6 +43,8 @@ export interface BenchContext {
   tls: boolean;
   /** `--b1 get|upload|all`: B1's GET cells, its upload row, or both (the default). */
   b1Rows?: "get" | "upload" | "all";
+  /** `--upload-probe-ms`: during B1's uploads, another connection's GET every N ms (0: none). */
+  uploadProbeMs?: number;
   /** Where rows go. */
   rows: Row[];
   /** Notes for the report (skipped parts, limits). */

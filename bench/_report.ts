@@ -301,19 +301,36 @@ function markdown(report: RunReport, checks: Target[]): string {
     ));
   }
   if (uploads.length) {
-    out.push("", `## B1 uploads (${note}; one POST at a time on one connection, the whole body read)`, "");
+    out.push(
+      "",
+      `## B1 uploads (${note}; one POST at a time on one connection, the whole body read; the probe: another connection's GETs meanwhile)`,
+      "",
+    );
     out.push(table(
-      ["runtime", "body", "server", "uploads/s", "MiB/s", "server CPU ms/upload", "vs native MiB/s"],
+      [
+        "runtime",
+        "body",
+        "server",
+        "uploads/s",
+        "MiB/s",
+        "server CPU ms/upload",
+        "vs native MiB/s",
+        "probe GET ms p50 / p99 / max",
+      ],
       uploads.map((r) => {
         const native = find(rows, "b1", r.runtime, "native", r.params);
+        const m = r.metrics;
         return [
           r.runtime,
           bytesLabel(Number(r.params.size)),
           r.contender,
-          r.error ? `failed: ${r.error}` : r.metrics.requestsPerSecond!.toFixed(2),
-          r.error ? "" : si(r.metrics.mibPerSecond!),
-          r.error ? "" : (r.metrics.cpuUsPerRequest! / 1000).toFixed(1),
-          native && !r.error ? `${(r.metrics.mibPerSecond! / native.metrics.mibPerSecond!).toFixed(2)}×` : "",
+          r.error ? `failed: ${r.error}` : m.requestsPerSecond!.toFixed(2),
+          r.error ? "" : si(m.mibPerSecond!),
+          r.error ? "" : (m.cpuUsPerRequest! / 1000).toFixed(1),
+          native && !r.error ? `${(m.mibPerSecond! / native.metrics.mibPerSecond!).toFixed(2)}×` : "",
+          m.probeMaxMs === undefined
+            ? ""
+            : `${m.probeP50Ms!.toFixed(1)} / ${m.probeP99Ms!.toFixed(0)} / ${m.probeMaxMs.toFixed(0)}`,
         ];
       }),
     ));

@@ -180,28 +180,52 @@ export async function load(
   }
 }
 
+/** What the upload client's probe (another connection's GETs during the uploads) measured, in µs. */
+interface UploadProbe {
+  probes?: number;
+  probeP50Us?: number;
+  probeP99Us?: number;
+  probeMaxUs?: number;
+}
+
 /** The upload row's body size; `--quick` sends less. */
 const UPLOAD_BYTES = 64 * 1024 * 1024;
 /** The contenders of the upload row: the bare responder reads no bodies. */
 const UPLOAD_CONTENDERS = ["asockio", "native"];
 
 /** Uploads `size`-byte bodies to `port` one after another from CPU 1 for `seconds` (at least 2). */
-async function uploadLoad(port: number, size: number, seconds: number): Promise<LoadResult> {
-  const argv = [
+async function uploadLoad(
+  port: number,
+  size: number,
+  seconds: number,
+  probeMs: number,
+): Promise<LoadResult & UploadProbe> {
+  const client = (args: string[]) => [
     binary("deno"),
     "run",
     "-A",
     join(ROOT, "bench", "_http_post_load.ts"),
-    ...["--port", `${port}`, "--size", `${size}`, "--seconds", `${seconds}`, "--min", "2"],
+    ...["--port", `${port}`, "--seconds", `${seconds}`, ...args],
   ];
   const label = `upload client POST ${bytesLabel(size)}`;
-  const child = startChild(argv, { label, cpu: 1, nofile: NOFILE });
+  const child = startChild(client(["--size", `${size}`, "--min", "2"]), { label, cpu: 1, nofile: NOFILE });
+  // The probe in a process of its own, so that the upload client's writes cannot delay its GETs.
+  const probe = probeMs > 0
+    ? startChild(client(["--probe-ms", `${probeMs}`]), { label: "upload probe", cpu: 1, nofile: NOFILE })
+    : undefined;
   try {
-    const result = (await child.next("RESULT", seconds * 1000 + 120_000)) as unknown as LoadResult;
+    const result = (await child.next("RESULT", seconds * 1000 + 120_000)) as unknown as
+      & LoadResult
+      & UploadProbe;
     if (result.wrong) throw new Error(`${label}: wrong answer: ${result.wrong}`);
-    return result;
+    if (probe === undefined) return result;
+    const probed = (await probe.next("RESULT", 60_000)) as unknown as UploadProbe & { wrong?: string };
+    if (probed.wrong) throw new Error(`upload probe: wrong answer: ${probed.wrong}`);
+    const { probes, probeP50Us, probeP99Us, probeMaxUs } = probed;
+    return { ...result, probes, probeP50Us, probeP99Us, probeMaxUs };
   } finally {
     await child.stop(2000);
+    await probe?.stop(2000);
   }
 }
 
@@ -230,7 +254,8 @@ async function runUploads(
   const size = ctx.quick ? 8 * 1024 * 1024 : UPLOAD_BYTES;
   const seconds = ctx.quick ? 1 : 3;
   const contenders = servers.filter((s) => UPLOAD_CONTENDERS.includes(s.name));
-  const params = { size, concurrency: 1, method: "POST", loadGenerator: "upload client" };
+  const probeMs = ctx.uploadProbeMs ?? 0;
+  const params = { size, concurrency: 1, method: "POST", loadGenerator: "upload client", probeMs };
   const rows = cellRows(ctx, runtime, contenders, params);
   for (let rep = 1; rep <= ctx.reps; rep++) {
     const line: string[] = [];
@@ -240,14 +265,23 @@ async function runUploads(
       const label = `b1 ${runtime} POST ${bytesLabel(size)} ${s.name}`;
       try {
         const cpuBefore = cpuMicros(s.pid);
-        const r = await uploadLoad(s.port, size, seconds);
+        const r = await uploadLoad(s.port, size, seconds, probeMs);
         const cpu = cpuMicros(s.pid) - cpuBefore;
         const duration = r.durationUs / 1e6;
         addSample(row, "requestsPerSecond", r.requests / duration);
         addSample(row, "mibPerSecond", r.bytes / 2 ** 20 / duration);
         addSample(row, "cpuUsPerRequest", cpu / r.requests);
         addSample(row, "errors", 0);
-        line.push(`${s.name} ${(r.bytes / 2 ** 20 / duration).toFixed(0)} MiB/s`);
+        let probe = "";
+        if (r.probes) {
+          addSample(row, "probeP50Ms", r.probeP50Us! / 1000);
+          addSample(row, "probeP99Ms", r.probeP99Us! / 1000);
+          addSample(row, "probeMaxMs", r.probeMaxUs! / 1000);
+          probe = ` (probe p50 ${(r.probeP50Us! / 1000).toFixed(1)} max ${
+            (r.probeMaxUs! / 1000).toFixed(0)
+          } ms)`;
+        }
+        line.push(`${s.name} ${(r.bytes / 2 ** 20 / duration).toFixed(0)} MiB/s${probe}`);
       } catch (err) {
         row.error = (err as Error).message.split("\n")[0];
         ctx.fail(label, err);

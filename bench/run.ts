@@ -108,6 +108,10 @@ const CLI = {
       choices: ["get", "upload", "all"],
       help: "B1's GET cells, its 64 MiB upload row, or both",
     },
+    uploadProbeMs: {
+      type: "number",
+      help: "during B1's uploads, a GET every N ms on a second connection, timed (default 5; 0: none)",
+    },
     tls: {
       type: "boolean",
       help: "B1 over TLS: asockio on the native transport and on node:tls, and the runtime's HTTPS server",
@@ -130,6 +134,9 @@ function parse(argv: string[]) {
   if (args.reps !== undefined && (!Number.isInteger(args.reps) || args.reps < 1)) {
     exitWithUsage(CLI, "Cannot run: --reps must be a positive integer");
   }
+  if (args.uploadProbeMs !== undefined && !(args.uploadProbeMs >= 0)) {
+    exitWithUsage(CLI, "Cannot run: --upload-probe-ms must be 0 or more");
+  }
   if (args.name !== undefined && !/^[\w.-]+$/.test(args.name)) {
     exitWithUsage(CLI, "Cannot run: --name may hold letters, digits, '.', '_' and '-' only");
   }
@@ -145,6 +152,7 @@ function parse(argv: string[]) {
     noWrk: args.noWrk,
     tls: args.tls,
     b1Rows: args.b1 as "get" | "upload" | "all",
+    uploadProbeMs: args.uploadProbeMs ?? 5,
     name: args.name ?? `${args.quick ? "quick" : "full"}${runtimeTag}`,
   };
 }
@@ -163,6 +171,7 @@ const ctx: BenchContext = {
   noWrk: options.noWrk,
   tls: options.tls,
   b1Rows: options.b1Rows,
+  uploadProbeMs: options.uploadProbeMs,
   rows,
   notes: [],
   progress: (message) => progress.note(message),

@@ -52,6 +52,23 @@ const BULK_READ_MIN_BYTES = 64 * 1024;
 /** A fresh slab is taken when less than this (or a quarter of the slab) is left in the current one. */
 const READ_MIN_FREE_BYTES = 16 * 1024;
 /**
+ * After each this many bytes read, the read loop sleeps on a zero timer if another connection waits in
+ * a read and it has not slept for {@linkcode READ_YIELD_MS}. Deno's read resolves at once while the
+ * kernel holds data, and the event loop polls other sockets' readiness only when it sleeps: a busy loop,
+ * even with `setImmediate` or `MessageChannel` turns between reads, kept every other connection's read
+ * waiting until it drained (another client's GET waited 1.5–3.7 s during 64 MiB uploads on a loaded
+ * machine; issue 25). A timer makes the loop sleep, for about a millisecond (2–3 ms under load).
+ */
+const READ_YIELD_BYTES = 1024 * 1024;
+/** At most one sleep per this many ms of reading, so that it costs a bulk transfer about a tenth at most. */
+const READ_YIELD_MS = 10;
+/** Reads pending on all Deno connections: a busy one yields (see above) only when another waits. */
+let pendingReads = 0;
+/** Resolves after a zero timer: the event loop polls every socket's readiness on the way. */
+function sleepOnce(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+/**
  * An address as asockio names it, from what Deno reports (`tls` for a TLS socket's TCP address).
  */
 export function toAddr(addr: DenoAddr, tls = false): Addr {
@@ -240,6 +257,9 @@ export class DenoConnection implements Connection {
     let bulk: Uint8Array | null = null;
     /** How many bytes the receiver will copy next: bulk reads never go past them. */
     let bulkWanted = 0;
+    /** Bytes read since the loop last looked at the clock, and when it last slept (see READ_YIELD_BYTES). */
+    let unyielded = 0;
+    let sleptAt = performance.now();
     for (;;) {
       // Not reading while paused leaves the bytes in the kernel, whose window then stops the peer.
       while (this.#paused && !this.#closed) await this.#waitForResume();
@@ -255,10 +275,13 @@ export class DenoConnection implements Connection {
         target = bulk === null
           ? (offset === 0 ? slab : slab.subarray(offset))
           : (bulkWanted < bulk.length ? bulk.subarray(0, bulkWanted) : bulk);
+        pendingReads++;
         n = await conn.read(target);
       } catch (err) {
         this.#fail(err);
         return;
+      } finally {
+        pendingReads--;
       }
       if (this.#closed) return;
       if (n === null) {
@@ -304,6 +327,14 @@ export class DenoConnection implements Connection {
           bulk ??= new Uint8Array(BULK_READ_BYTES);
           bulkWanted = givenBack;
         } else bulk = null;
+      }
+      // After the chunk is delivered, so what it makes the receiver do is not held up by the timer.
+      if ((unyielded += n) >= READ_YIELD_BYTES) {
+        unyielded = 0;
+        if (pendingReads > 0 && performance.now() - sleptAt >= READ_YIELD_MS) {
+          await sleepOnce();
+          sleptAt = performance.now();
+        }
       }
     }
   }
