@@ -35,6 +35,8 @@ export interface BenchContext {
   reps: number;
   /** B3's streamed message, in bytes. */
   streamBytes: number;
+  /** B7's messages per cell. */
+  b7Count: number;
   /** Include zeromq and node-ipc in B2 (Node only). */
   peers: boolean;
   /** `--no-wrk`: B1 uses its built-in load client even where `wrk` is installed. */

@@ -519,10 +519,20 @@ function markdown(report: RunReport, checks: Target[]): string {
       "",
     );
     out.push(table(
-      ["runtime", "messages", "contender", "messages/s", `vs ${B7_BASELINE}`, "send p50", "send p99"],
+      [
+        "runtime",
+        "messages",
+        "contender",
+        "messages/s",
+        `vs ${B7_BASELINE}`,
+        "send p50",
+        "send p99",
+        "peak RSS sender / holder",
+      ],
       b7.map((r) => {
         const bare = find(rows, "b7", r.runtime, B7_BASELINE, r.params);
         const ms = (v: number | undefined) => v === undefined ? "" : `${v.toFixed(3)} ms`;
+        const mib = (v: number) => Math.round(v / 2 ** 20);
         return [
           r.runtime,
           si(Number(r.params.count)),
@@ -533,6 +543,8 @@ function markdown(report: RunReport, checks: Target[]): string {
             : "",
           r.error ? "" : ms(r.metrics.p50Ms),
           r.error ? "" : ms(r.metrics.p99Ms),
+          r.error || !r.metrics.senderPeakRss ? "" : `${mib(r.metrics.senderPeakRss)}` +
+            (r.metrics.holderPeakRss ? ` / ${mib(r.metrics.holderPeakRss)}` : "") + " MiB",
         ];
       }),
     ));

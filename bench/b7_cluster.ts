@@ -5,12 +5,13 @@
  * same server in the same run: publish → subscribe, and request/reply with 64 in flight. Each
  * node is a process of the runtime under test; the nats-server is started here on a free port
  * (skipped, with a note, where `nats-server` is not installed). 200k messages per cell (20k with
- * `--quick`), not the issue's 1M: the runs stay short on a shared machine.
+ * `--quick`; `--b7-count 1000000` for the issue's 1M): the runs stay short on a shared machine. The
+ * peak RSS of each sender and of the holder are recorded, to show memory stays bounded.
  *
  * @module
  */
 import { addSample, type BenchContext, rotated, type Row, si } from "./_common.ts";
-import { startChild } from "./_proc.ts";
+import { peakRss, startChild } from "./_proc.ts";
 import { type Runtime, workloadCommand } from "./_runtimes.ts";
 // The tests' nats-server helper: a server on a free loopback port, killed and cleaned up by `stop`.
 import { noNatsServerReason, startNatsServer } from "../tests/_nats_server.ts";
@@ -32,7 +33,9 @@ export async function runB7(ctx: BenchContext, runtime: Runtime): Promise<void> 
     ctx.notes.push(`B7 skipped: ${noNatsServerReason}`);
     return;
   }
-  const count = ctx.quick ? 20_000 : 200_000;
+  const count = ctx.b7Count;
+  /** A sender's time bound: its warm-up, `count` sends at 10k/s at worst, and its latency sends. */
+  const senderTimeoutMs = 120_000 + count / 10;
   const rows = new Map<string, Row>();
   for (const c of CONTENDERS) {
     const row: Row = { bench: "b7", runtime, contender: c.name, params: { count }, metrics: {}, samples: {} };
@@ -64,8 +67,9 @@ export async function runB7(ctx: BenchContext, runtime: Runtime): Promise<void> 
           { label, cpu: 1 },
         );
         try {
-          const result = await sender.next("RESULT", 120_000);
+          const result = await sender.next("RESULT", senderTimeoutMs);
           addSample(row, "messagesPerSecond", Number(result.perSecond));
+          if (result.peakRss) addSample(row, "senderPeakRss", Number(result.peakRss));
           if (result.p50Ms !== undefined) {
             addSample(row, "p50Ms", Number(result.p50Ms));
             addSample(row, "p99Ms", Number(result.p99Ms));
@@ -79,6 +83,8 @@ export async function runB7(ctx: BenchContext, runtime: Runtime): Promise<void> 
         }
       }
     }
+    const remote = rows.get(CONTENDERS[0].name)!;
+    if (!remote.error) addSample(remote, "holderPeakRss", peakRss(holder.pid));
   } finally {
     await holder.stop(2000);
     await nats.stop();

@@ -92,6 +92,10 @@ const CLI = {
       type: "number",
       help: "B3's streamed message, e.g. 8GiB (default 1GiB, or 64MiB with --quick)",
     },
+    b7Count: {
+      type: "number",
+      help: "B7's messages per cell, e.g. 1000000 (default 200000, or 20000 with --quick)",
+    },
     matrix: {
       type: "string",
       default: "sweep",
@@ -137,6 +141,9 @@ function parse(argv: string[]) {
   if (args.uploadProbeMs !== undefined && !(args.uploadProbeMs >= 0)) {
     exitWithUsage(CLI, "Cannot run: --upload-probe-ms must be 0 or more");
   }
+  if (args.b7Count !== undefined && (!Number.isInteger(args.b7Count) || args.b7Count < 1)) {
+    exitWithUsage(CLI, "Cannot run: --b7-count must be a positive integer");
+  }
   if (args.name !== undefined && !/^[\w.-]+$/.test(args.name)) {
     exitWithUsage(CLI, "Cannot run: --name may hold letters, digits, '.', '_' and '-' only");
   }
@@ -147,6 +154,7 @@ function parse(argv: string[]) {
     quick: args.quick,
     reps: args.reps ?? (args.quick ? 1 : 3),
     streamBytes: args.streamBytes ?? (args.quick ? 64 : 1024) * 2 ** 20,
+    b7Count: args.b7Count ?? (args.quick ? 20_000 : 200_000),
     fullMatrix: args.matrix === "full",
     peers: !args.noPeers,
     noWrk: args.noWrk,
@@ -167,6 +175,7 @@ const ctx: BenchContext = {
   fullMatrix: options.fullMatrix,
   reps: options.reps,
   streamBytes: options.streamBytes,
+  b7Count: options.b7Count,
   peers: options.peers,
   noWrk: options.noWrk,
   tls: options.tls,

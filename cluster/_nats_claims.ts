@@ -37,8 +37,6 @@ export type NatsKvOpener = (
   options: { ttl?: number; history?: number },
 ) => Promise<NatsKvLike>;
 
-/** Opening the buckets failed: how long until they are tried again. */
-const REOPEN_MS = 2000;
 /** How often a node writes its heartbeat. */
 export const HEARTBEAT_MS = 2000;
 /** A heartbeat expires this long after it was written: the node is then taken for dead. */
@@ -67,12 +65,18 @@ export class ClaimStore {
   #timer: ReturnType<typeof setInterval> | undefined = undefined;
   /** When the buckets were last opened. */
   #openedAt = 0;
+  /** Opening the buckets failed: how long until they are tried again. */
+  readonly #reopenMs: number;
   /** Why the store could not be opened, once known. */
   unavailable: unknown = undefined;
 
-  /** Opens the buckets of cluster `name` with `open`, and starts this node's heartbeat. */
-  constructor(open: NatsKvOpener, name: string, node: string) {
+  /**
+   * Opens the buckets of cluster `name` with `open`, and starts this node's heartbeat; when opening
+   * fails, a claim opens them again once `reopenMs` have passed.
+   */
+  constructor(open: NatsKvOpener, name: string, node: string, reopenMs = 2000) {
     this.#node = node;
+    this.#reopenMs = reopenMs;
     const failed = (err: unknown) => {
       this.unavailable ??= err;
       return undefined;
@@ -107,11 +111,14 @@ export class ClaimStore {
 
   /**
    * The keyword bucket, once both are open. Opening failed (JetStream off, or not ready yet: a
-   * clustered JetStream elects its leader first)? It is tried again, at most every 2 s.
+   * clustered JetStream elects its leader first)? It is tried again, at most every `reopenMs`.
    */
   async #ready(): Promise<NatsKvLike | undefined> {
-    if (!(await this.#keywords) || !(await this.#nodes)) {
-      if (Date.now() - this.#openedAt < REOPEN_MS) return undefined;
+    const opened = this.#keywords;
+    // (Claims made together all wait for one opening again: the first to find the buckets closed
+    // opens them, the others find it done.)
+    if ((!(await opened) || !(await this.#nodes)) && this.#keywords === opened) {
+      if (Date.now() - this.#openedAt < this.#reopenMs) return undefined;
       this.reopen();
     }
     const keywords = await this.#keywords;

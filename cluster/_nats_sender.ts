@@ -50,12 +50,36 @@ const BATCHES_IN_FLIGHT = 2;
 
 const decoder = new TextDecoder();
 
-/** One `send` call waiting in a keyword's queue. */
-interface PendingSend {
+/**
+ * The sends of one keyword that travel in one request: their messages in order, and one promise
+ * that settles them all. A send joins the keyword's last batch while it waits and has room; each
+ * caller gets its own promise derived from the batch's, so a failure unhandled by one caller is
+ * still reported for that caller.
+ */
+interface Batch {
+  /** The messages of every call in the batch, in order. */
   readonly messages: Uint8Array[];
-  readonly bytes: number;
-  resolve(): void;
-  reject(err: unknown): void;
+  /** The request's size: its op byte, and 4 bytes and the bytes of each message. */
+  bytes: number;
+  /** The calls in it (counted as failures when it fails). */
+  calls: number;
+  /** More than one request can carry (one call's messages): sent alone, in parts if need be. */
+  readonly large: boolean;
+  readonly promise: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** A new batch, empty. */
+function newBatch(large: boolean): Batch {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  // Every caller's promise is derived from this one: that one is handled, theirs report for themselves.
+  return { messages: [], bytes: 1, calls: 0, large, promise, resolve, reject };
 }
 
 /**
@@ -69,7 +93,8 @@ interface KeywordQueue {
   readonly key: string;
   readonly token: string;
   readonly subject: string;
-  pending: PendingSend[];
+  /** Batches not sent yet; new sends join the last one while it has room. */
+  pending: Batch[];
   /** In the next flush's list. */
   scheduled: boolean;
   /** Batches sent and not settled yet. */
@@ -83,7 +108,7 @@ interface KeywordQueue {
 /** A batch of one keyword in a node's request. */
 interface NodeEntry extends MultiEntry {
   readonly queue: KeywordQueue;
-  readonly batch: PendingSend[];
+  readonly batch: Batch;
   /** The batch's number in its queue. */
   readonly seq: number;
 }
@@ -112,6 +137,8 @@ export class NatsSender {
   readonly #routes = new Map<string, string>();
   /** Queues with a batch for the next flush. */
   #ready: KeywordQueue[] = [];
+  /** The queue of the last send (in `#queues`), tried first. */
+  #last: KeywordQueue | undefined = undefined;
   #flushQueued = false;
 
   /**
@@ -134,6 +161,28 @@ export class NatsSender {
 
   /** Queues `messages` for `keyword`; resolves once its holder queued them (see `ClusterBus.send`). */
   send(keyword: Uint8Array, messages: Uint8Array[]): Promise<void> {
+    const queue = this.#queue(keyword);
+    let bytes = 0;
+    for (let i = 0; i < messages.length; i++) bytes += messages[i]!.length + 4;
+    const max = this.#maxBody;
+    const pending = queue.pending;
+    let batch = pending[pending.length - 1];
+    if (batch === undefined || batch.large || (batch.calls > 0 && batch.bytes + bytes > max)) {
+      batch = newBatch(1 + bytes > max);
+      pending.push(batch);
+    }
+    batch.calls++;
+    batch.bytes += bytes;
+    if (messages.length === 1) batch.messages.push(messages[0]!);
+    else for (let i = 0; i < messages.length; i++) batch.messages.push(messages[i]!);
+    this.#schedule(queue);
+    return batch.promise.then();
+  }
+
+  /** The queue of `keyword`: the last one used when it is the same keyword (a burst), else by its bytes. */
+  #queue(keyword: Uint8Array): KeywordQueue {
+    const last = this.#last;
+    if (last !== undefined && sameBytes(last.keyword, keyword)) return last;
     // Keyed by the bytes themselves: the subject token (base64) is made once per queue, not per send.
     let key = "";
     for (let i = 0; i < keyword.length; i++) key += String.fromCharCode(keyword[i]!);
@@ -153,13 +202,7 @@ export class NatsSender {
       };
       this.#queues.set(key, queue);
     }
-    let bytes = 0;
-    for (const message of messages) bytes += message.length + 4;
-    const promise = new Promise<void>((resolve, reject) => {
-      queue.pending.push({ messages, bytes, resolve, reject });
-    });
-    this.#schedule(queue);
-    return promise;
+    return this.#last = queue;
   }
 
   /**
@@ -223,28 +266,18 @@ export class NatsSender {
       queue.scheduled = false;
       // A batch being sent again (or in parts) since this queue was scheduled goes alone.
       if (queue.pending.length === 0 || queue.alone !== 0 || queue.inFlight >= BATCHES_IN_FLIGHT) continue;
-      // The calls that fit, taken at once (shift() one by one is quadratic on a long queue).
-      const pending = queue.pending;
-      let taken = 0;
-      let bytes = 1;
-      while (taken < pending.length && (taken === 0 || bytes + pending[taken]!.bytes <= max)) {
-        bytes += pending[taken++]!.bytes;
-      }
-      let batch: PendingSend[];
-      if (taken === pending.length) {
-        batch = pending;
-        queue.pending = [];
-      } else batch = pending.splice(0, taken);
+      const batch = queue.pending.shift()!;
       queue.inFlight++;
       const seq = ++queue.sent;
-      if (bytes > max) {
+      // (A batch made for a larger max_payload, before a reconnect, goes as a large one.)
+      if (batch.large || batch.bytes > max) {
         queue.alone = seq; // its parts, then the next batch
-        void this.#run(queue, seq, batch, () => this.#sendLarge(queue, seq, batch[0]!.messages, max));
+        void this.#run(queue, seq, batch, () => this.#sendLarge(queue, seq, batch.messages, max));
         continue;
       }
       // Another batch may go while this one is in flight.
       if (queue.pending.length > 0) this.#schedule(queue);
-      const body = encodeBatch(batch, bytes);
+      const body = encodeBatch(batch.messages, batch.bytes);
       const node = this.#routes.get(queue.token);
       if (node === undefined) {
         void this.#run(queue, seq, batch, () => this.#requestOk(queue, seq, body));
@@ -281,7 +314,7 @@ export class NatsSender {
   async #run(
     queue: KeywordQueue,
     seq: number,
-    batch: PendingSend[],
+    batch: Batch,
     send: () => Promise<void>,
   ): Promise<void> {
     try {
@@ -293,16 +326,14 @@ export class NatsSender {
     this.#next(queue, seq);
   }
 
-  #sent(batch: PendingSend[]): void {
-    let count = 0;
-    for (const call of batch) count += call.messages.length;
-    this.counters.sendsOut += count;
-    for (const call of batch) call.resolve();
+  #sent(batch: Batch): void {
+    this.counters.sendsOut += batch.messages.length;
+    batch.resolve();
   }
 
-  #failed(batch: PendingSend[], err: unknown): void {
-    this.counters.failures += batch.length;
-    for (const call of batch) call.reject(err);
+  #failed(batch: Batch, err: unknown): void {
+    this.counters.failures += batch.calls;
+    batch.reject(err);
   }
 
   /** Batch `seq` of `queue` is settled: the queue sends its next one, or is forgotten when idle. */
@@ -310,7 +341,10 @@ export class NatsSender {
     queue.inFlight--;
     if (queue.alone === seq) queue.alone = 0;
     if (queue.pending.length > 0) this.#schedule(queue);
-    else if (queue.inFlight === 0) this.#queues.delete(queue.key);
+    else if (queue.inFlight === 0) {
+      this.#queues.delete(queue.key);
+      if (this.#last === queue) this.#last = undefined;
+    }
   }
 
   /**
@@ -377,7 +411,7 @@ export class NatsSender {
   async #sendLarge(queue: KeywordQueue, seq: number, messages: Uint8Array[], max: number): Promise<void> {
     for (const message of messages) {
       if (message.length + 5 <= max) {
-        await this.#requestOk(queue, seq, encodeBatch([{ messages: [message] }], message.length + 5));
+        await this.#requestOk(queue, seq, encodeBatch([message], message.length + 5));
         continue;
       }
       const room = max - 10;
@@ -443,4 +477,11 @@ export class NatsSender {
         return new Error(`Cannot send to keyword ${keyword}: the holding node failed: ${why}`);
     }
   }
+}
+
+/** True when `a` and `b` hold the same bytes. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

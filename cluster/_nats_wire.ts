@@ -45,21 +45,17 @@ export function isTimeout(err: unknown): boolean {
   return natsErrorIs(err, "TIMEOUT", "TimeoutError");
 }
 
-/** The calls' messages as one request: the op, then each message as a 4-byte little-endian length and its bytes. */
-export function encodeBatch(
-  calls: readonly { readonly messages: readonly Uint8Array[] }[],
-  bytes: number,
-): Uint8Array {
+/** The messages as one request of `bytes` bytes: the op, then each message as a 4-byte little-endian length and its bytes. */
+export function encodeBatch(messages: readonly Uint8Array[], bytes: number): Uint8Array {
   const body = new Uint8Array(bytes);
   const view = new DataView(body.buffer);
   body[0] = Op.messages;
   let at = 1;
-  for (const call of calls) {
-    for (const message of call.messages) {
-      view.setUint32(at, message.length, true);
-      body.set(message, at + 4);
-      at += 4 + message.length;
-    }
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i]!;
+    view.setUint32(at, message.length, true);
+    body.set(message, at + 4);
+    at += 4 + message.length;
   }
   return body;
 }

@@ -115,6 +115,13 @@ export interface NatsClusterOptions {
    */
   claims?: boolean;
   /**
+   * How soon a held keyword that went unclaimed (the claim store not open yet, as on a fresh
+   * server's JetStream) is claimed again, the store opened again first; repeated while its
+   * connection lasts.
+   * @default {2000}
+   */
+  claimRetryMs?: number;
+  /**
    * Opens a KV bucket: with `@nats-io/kv` (v3), `(bucket, opts) => new Kvm(nc).create(bucket, opts)`.
    * @default {(bucket, opts) => nc.jetstream().views.kv(bucket, opts), with nats v2}
    */
@@ -126,13 +133,12 @@ const NATS_CLUSTER_OPTIONS = optionsOf("natsCluster option", {
   node: text,
   requestTimeoutMs: integer(1, 2_147_483_647),
   claims: boolean,
+  claimRetryMs: integer(1, 2_147_483_647),
   kv: callable,
 });
 
 /** The longest a handshake waits for its claim before `OK`; a slower store admits, and claims later. */
 const ADMIT_WAIT_MS = 2000;
-/** How long after a keyword went unclaimed (the store not open) it is claimed again. */
-const CLAIM_RETRY_MS = 2000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -208,6 +214,8 @@ class NatsClusterBus implements ClusterBus {
   #host: ClusterHost | undefined = undefined;
   readonly #name: string;
   readonly #claimsWanted: boolean;
+  /** How long after a keyword went unclaimed (the store not open) it is claimed again. */
+  readonly #claimRetryMs: number;
   readonly #kv: NatsKvOpener | undefined;
   #claims: ClaimStore | undefined = undefined;
   /** Per keyword token: its claim and release, one after the other. */
@@ -249,6 +257,7 @@ class NatsClusterBus implements ClusterBus {
     this.#ok.set(node, 1);
     this.#name = options.name;
     this.#claimsWanted = options.claims ?? true;
+    this.#claimRetryMs = options.claimRetryMs ?? 2000;
     const nc2 = typeof nc.jetstream === "function" ? nc : undefined;
     this.#kv = options.kv ?? (nc2 && ((bucket, opts) => nc2.jetstream!().views.kv(bucket, opts)));
   }
@@ -259,7 +268,7 @@ class NatsClusterBus implements ClusterBus {
     if (this.#claimsWanted) {
       const open: NatsKvOpener = this.#kv ??
         (() => Promise.reject(new TypeError("the connection has no jetstream(); pass options.kv")));
-      this.#claims = new ClaimStore(open, this.#name, this.node);
+      this.#claims = new ClaimStore(open, this.#name, this.node, this.#claimRetryMs);
     }
     if (this.#claims && typeof this.#nc.status === "function") void this.#watch(this.#nc.status());
     this.#own = this.#nc.subscribe(`${this.#prefix}n.${this.node}`, {
@@ -405,8 +414,8 @@ class NatsClusterBus implements ClusterBus {
 
   /**
    * A keyword went unclaimed (the store not open yet: a fresh server's JetStream, or none at all):
-   * it is claimed again in 2 s, all such keywords together, while its connection lasts, so a store
-   * that becomes ready later holds it and a duplicate elsewhere is then refused.
+   * it is claimed again in `claimRetryMs`, all such keywords together, while its connection lasts,
+   * so a store that becomes ready later holds it and a duplicate elsewhere is then refused.
    */
   #claimLater(claims: ClaimStore, keyword: Uint8Array, token: string, sub: NatsSubscriptionLike): void {
     this.#unclaimed.set(token, { keyword, sub });
@@ -418,7 +427,7 @@ class NatsClusterBus implements ClusterBus {
         if (this.#detached || this.#subscriptions.get(token) !== sub) continue;
         this.#then(token, () => this.#claim(claims, keyword, token, sub));
       }
-    }, CLAIM_RETRY_MS));
+    }, this.#claimRetryMs));
   }
 
   /** Warns once that keywords go unclaimed (no JetStream). */

@@ -552,7 +552,7 @@ export class IoCore implements AsyncDisposable, AsyncIterable<IoIterationResult>
     if (this.#scheduler.closed) {
       return Promise.reject(new CoreClosedError(`Cannot ${action}: the core is closed`));
     }
-    return this.#scheduler.router.send(toBytes(keyword), messages);
+    return this.#scheduler.router.send(keyword, messages); // encodes a text keyword once per burst
   }
 
   /**

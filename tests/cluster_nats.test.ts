@@ -626,7 +626,7 @@ describe("natsCluster wire: several keywords in one request", () => {
     const entries = ["k1", "", "k3"].map((keyword, i) => {
       let bytes = 1;
       for (const m of messages[i]!) bytes += 4 + m.length;
-      return { keyword: enc(keyword), body: encodeBatch([{ messages: messages[i]! }], bytes) };
+      return { keyword: enc(keyword), body: encodeBatch(messages[i]!, bytes) };
     });
     const request = encodeMulti(entries);
     assert.equal(request.length, 1 + entries.reduce((n, e) => n + multiEntryBytes(e), 0));

@@ -115,4 +115,35 @@ describe("natsCluster sender: batches in flight per keyword", TEST_TIMEOUT, () =
     held[3]!.answer(OK);
     assert.deepEqual(await Promise.all([first, second]), ["ok", "ok"]);
   });
+
+  it("sends made while two batches are in flight share one request, each caller with its own promise", async () => {
+    const { sender, held, kw } = await twoInFlight();
+    const other = enc("other");
+    const calls = [
+      sender.send(kw, [enc("3")]),
+      sender.send(other, [enc("x")]),
+      sender.send(kw, [enc("4"), enc("5")]),
+    ];
+    assert.notEqual(calls[0], calls[2], "a promise per call, not the batch's");
+    const outcomes = calls.map(outcome);
+    await waitFor(() => held.length === 3);
+    assert.deepEqual(held[2]!.messages, ["x"], "another keyword's send goes at once");
+    held[0]!.answer(OK);
+    await waitFor(() => held.length === 4);
+    assert.deepEqual(
+      held[3]!.messages,
+      ["3", "4", "5"],
+      "the waiting calls of one keyword, in order, in one request",
+    );
+    held[3]!.fail(new Error("lost"));
+    held[1]!.answer(OK);
+    held[2]!.answer(OK);
+    assert.deepEqual(
+      await Promise.all(outcomes),
+      ["Error", "ok", "Error"],
+      "each caller of the failed batch is told",
+    );
+    assert.equal(sender.counters.failures, 2, "failures count calls");
+    assert.equal(sender.counters.sendsOut, 3, "sends out count messages");
+  });
 });

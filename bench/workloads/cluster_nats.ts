@@ -9,7 +9,7 @@
  *   messages from node `c` to `dev` on node `a` (`sendMessageToKeyword`, up to 16k unacknowledged),
  *   then times 2000 single awaited sends; `local` does the same to a device of its own core (the
  *   same-node case); `pubsub` publishes N messages to the holder's subscriber; `request` makes N/10
- *   request/reply round trips with 64 in flight. Prints `RESULT {perSecond, p50Ms?, p99Ms?}`.
+ *   request/reply round trips with 64 in flight. Prints `RESULT {perSecond, p50Ms?, p99Ms?, peakRss}`.
  *
  * Claims are off (`claims: false`): B7 measures sends, not admissions.
  *
@@ -20,7 +20,7 @@ import process from "node:process";
 import { connect } from "nats";
 import { IoCore } from "../../mod.ts";
 import { natsCluster } from "../../cluster/nats.ts";
-import { frame, numArg, parseArgs, report, serveControl, xBytes } from "../_child.ts";
+import { frame, numArg, parseArgs, peakRss, report, serveControl, xBytes } from "../_child.ts";
 
 const args = parseArgs();
 const role = process.argv[2];
@@ -158,7 +158,7 @@ if (role === "holder") {
     }));
     result = { perSecond: total / ((performance.now() - started) / 1000) };
   } else throw new TypeError(`Unknown --mode ${mode}`);
-  report("RESULT", result);
+  report("RESULT", { ...result, peakRss: peakRss() });
   await nc.close();
   process.exit(0);
 } else throw new TypeError("Usage: cluster_nats.ts holder|sender --nats URL …");

@@ -8,6 +8,7 @@
 import { ClientNotConnectedError, ConnectionClosedError, MessageTooLargeError } from "../errors.ts";
 import { Phase } from "../connection/session.ts";
 import { type ClientRecord, type ClientRegistry, keywordKey } from "../clients/client_registry.ts";
+import { toBytes } from "../wire/bytes.ts";
 import type {
   ClusterBus,
   ClusterHost,
@@ -55,6 +56,10 @@ export class KeywordRouter implements ClusterHost {
   readonly #claimed = new Set<string>();
   /** Keyword keys whose incoming connection waits for the cluster's answer before its `OK`. */
   readonly #admitting = new Set<string>();
+  /** The last text keyword sent to, its bytes and key: a burst of sends to one keyword encodes it once. */
+  #lastText: string | undefined = undefined;
+  #lastBytes: Uint8Array = new Uint8Array(0);
+  #lastKey = "";
 
   /** A router over `deps.registry`; attaches to `deps.cluster` when one is given. */
   constructor(deps: KeywordRouterDeps) {
@@ -75,9 +80,21 @@ export class KeywordRouter implements ClusterHost {
     return record.connect || record.session?.phase === Phase.open ? record : undefined;
   }
 
-  /** Sends `messages` to the client holding `keyword`, here or on another node. */
-  send(keyword: Uint8Array, messages: Uint8Array[]): Promise<void> {
-    const record = this.#local(keywordKey(keyword));
+  /** Sends `messages` to the client holding `keyword` (bytes, or text as UTF-8), here or on another node. */
+  send(text: Uint8Array | string, messages: Uint8Array[]): Promise<void> {
+    let keyword = text as Uint8Array;
+    let key: string;
+    if (typeof text !== "string") key = keywordKey(keyword);
+    else {
+      if (text !== this.#lastText) {
+        this.#lastBytes = toBytes(text); // a view of its own, never written again
+        this.#lastKey = keywordKey(this.#lastBytes);
+        this.#lastText = text;
+      }
+      keyword = this.#lastBytes;
+      key = this.#lastKey;
+    }
+    const record = this.#local(key);
     if (record) {
       try {
         this.#sendMany(record.id, messages);
