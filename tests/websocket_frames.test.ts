@@ -5,12 +5,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodeFrames } from "../core/wire/encode.ts";
-import {
-  packWebSocketFrames,
-  webSocketCloseFrame,
-  WebSocketFrameParser,
-  webSocketHeader,
-} from "../core/wire/websocket_frames.ts";
+import { webSocketCloseFrame, WebSocketFrameParser, webSocketHeader } from "../core/wire/websocket_frames.ts";
+import { packWebSocketFrames } from "../core/wire/websocket_pack.ts";
 import { Rng } from "./_stream_check.ts";
 import { clientFrame, closePayload, concatBytes, ServerFrameReader } from "./_websocket_peer.ts";
 
