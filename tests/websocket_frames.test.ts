@@ -252,6 +252,15 @@ describe("WebSocketFrameParser", () => {
       for (let k = 0; k < 1 + rng.int(4); k++) frames[rng.int(frames.length)] = rng.int(256);
       const got = events(frames, 256);
       assert.ok(got.filter((e) => e[0] === "error" || e[0] === "close").length <= 1);
+      // Batching (and its one-loop path for whole small frames) changes nothing but how messages arrive.
+      const plain = (e: Event): Event => (e[0] === "message" ? [e[0], e[1], false] : e);
+      for (const split of ["whole", round] as const) {
+        assert.deepEqual(
+          parse(frames, split, 256, 8, 100).map(plain),
+          parse(frames, split, 256, 8).map(plain),
+          `round ${round}, batched, split ${split}`,
+        );
+      }
     }
   });
 });
