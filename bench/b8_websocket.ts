@@ -1,7 +1,8 @@
 /**
  * B8: WebSocket echo round trips of 32-byte messages through asockio's `websocket` listener, as a ratio
  * to the runtime's own WebSocket server in the same run (`Deno.serve` with `Deno.upgradeWebSocket`,
- * `Bun.serve` with `websocket`, `ws` on Node). One client, written once on the runtime's native socket
+ * `Bun.serve` with `websocket`, `ws` on Node), through the classic API (a view per message) and the batch
+ * API (`takeFrames`/`sendFrames`). One client, written once on the runtime's native socket
  * API, keeps 1,000 messages in flight: 1M round trips after a 100k warm-up (20k, after 5k, in `--quick`).
  *
  * @module
@@ -15,6 +16,7 @@ export const B8_BASELINE = "runtime's own server";
 
 const CONTENDERS = [
   { name: "asockio websocket", api: "asockio" },
+  { name: "asockio websocket, batch API", api: "frames" },
   { name: B8_BASELINE, api: "native" },
 ] as const;
 

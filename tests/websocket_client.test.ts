@@ -6,10 +6,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import WsClient from "ws";
-import { HandshakeRejectedError, type IoCoreOptions } from "../mod.ts";
+import {
+  ConnectionClosedError,
+  HandshakeRejectedError,
+  type IoCoreOptions,
+  SendBufferFullError,
+} from "../mod.ts";
 import { connectWebSocket, type WebSocketConstructor } from "../web/websocket_client.ts";
 import { startCore } from "./_core_fixture.ts";
-import { TEST_TIMEOUT } from "./_helpers.ts";
+import { delay, KiB, MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor } from "./_settle.ts";
 import { pathToFileURL } from "node:url";
 import {
@@ -80,6 +85,58 @@ describe("connectWebSocket", () => {
     assert.equal(dec(fx.core.getMessageFromClient(id)!), "after");
     client.close();
   });
+
+  it(
+    "over maxBufferedBytes send throws SendBufferFullError and takes nothing; drain() resolves once the core reads, and every message taken arrives in order",
+    TEST_TIMEOUT,
+    async () => {
+      // The core stops reading over its 256 KiB input cap while the application does not read.
+      await using fx = await wsCore({ limits: { inputBytes: 256 * KiB } });
+      const id = fx.core.addClient({ keyword: "pushy" });
+      const cap = MiB;
+      const client = await connectWebSocket(`ws://127.0.0.1:${fx.port()}/ws`, {
+        keyword: "pushy",
+        WebSocket,
+        reconnect: false,
+        maxBufferedBytes: cap,
+      });
+      const message = (i: number) => new Uint8Array(64 * KiB).fill(i & 0xff);
+      let taken = 0;
+      let full: unknown;
+      // At most 64 MiB: the kernel's socket buffers fill first, then the WebSocket's own.
+      while (full === undefined && taken < 1024) {
+        try {
+          client.send(message(taken));
+          taken++;
+        } catch (err) {
+          full = err;
+        }
+        if (taken % 8 === 0) await delay(1); // lets the socket hand bytes to the kernel
+      }
+      assert.ok(full instanceof SendBufferFullError, `sent ${taken} messages without a full buffer`);
+      assert.ok(client.bufferedAmount <= cap, `bufferedAmount ${client.bufferedAmount} over the cap`);
+      let drained = false;
+      const draining = client.drain().then(() => (drained = true));
+      await delay(50);
+      assert.equal(drained, false, "no room while the core does not read");
+      let read = 0;
+      while (read < taken) {
+        await waitFor(() => fx.core.getClientInfo(id)!.unreadMessages > 0, 10_000, `message ${read}`);
+        for (const got of fx.core.getMessagesFromClient(id)) {
+          assert.equal(got.length, 64 * KiB);
+          assert.equal(got[0], read & 0xff, `message ${read} in order`);
+          read++;
+        }
+      }
+      await draining;
+      assert.ok(client.bufferedAmount <= cap / 2);
+      client.send("room again");
+      await waitFor(() => fx.core.getClientInfo(id)!.unreadMessages === 1, 5000, "the next message");
+      assert.equal(dec(fx.core.getMessageFromClient(id)!), "room again");
+      client.close();
+      await assert.rejects(client.drain(), ConnectionClosedError);
+    },
+  );
 
   it("throws a TypeError for a bad keyword", () => {
     assert.throws(

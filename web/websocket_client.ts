@@ -70,12 +70,29 @@ export interface ConnectWebSocketOptions {
    * @default {10000}
    */
   handshakeTimeoutMs?: number;
+  /**
+   * The most bytes `send` lets wait in the socket (its `bufferedAmount`): past it `send` throws
+   * `SendBufferFullError` and takes nothing, and `drain()` tells when there is room again. A message
+   * alone larger than the cap is taken when nothing waits, so every message can be sent.
+   * @default {8388608}
+   */
+  maxBufferedBytes?: number;
 }
 
 /** A connected (or reconnecting) client; `for await` yields each message the core sends, as bytes. */
 export interface WebSocketClient extends AsyncIterable<Uint8Array> {
-  /** Sends one message (a string as UTF-8); while reconnecting it waits in the send buffer. */
+  /**
+   * Sends one message (a string as UTF-8); while reconnecting it waits in the send buffer. Throws
+   * `SendBufferFullError`, taking nothing, when it would put `bufferedAmount` over
+   * `maxBufferedBytes` (or the send buffer over `reconnect.bufferBytes`): `await drain()`, then send.
+   */
   send(data: Uint8Array | string): void;
+  /**
+   * Resolves once `bufferedAmount` is at most half of `maxBufferedBytes` (at once when it is);
+   * rejects with `ConnectionClosedError` when the client closes for good first. The WebSocket API
+   * has no drain event: `bufferedAmount` is polled every 10 ms while someone waits.
+   */
+  drain(): Promise<void>;
   /** Resolves once the client is closed for good: `close()`, a refusal, or reconnecting given up. */
   readonly closed: Promise<void>;
   /** Why it closed for good, when that was an error. */
@@ -87,6 +104,8 @@ export interface WebSocketClient extends AsyncIterable<Uint8Array> {
 }
 
 const OK = "OK";
+/** How often `drain()` looks at `bufferedAmount`. */
+const DRAIN_POLL_MS = 10;
 const decoder = new TextDecoder();
 
 /**
@@ -125,6 +144,10 @@ class Client implements WebSocketClient {
   readonly #secret: Uint8Array | undefined;
   readonly #policy: ReturnType<typeof resolveReconnect>;
   readonly #timeoutMs: number;
+  readonly #maxBuffered: number;
+  /** `drain()` callers waiting for room, and the timer that polls for it. */
+  #drainWaiters: { resolve(): void; reject(error: Error): void }[] = [];
+  #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #socket: WebSocketLike | undefined;
   #admitted = false;
   #failures = 0;
@@ -148,6 +171,12 @@ class Client implements WebSocketClient {
     this.#secret = options.secret === undefined ? undefined : toBytes(options.secret);
     this.#policy = resolveReconnect(options.reconnect);
     this.#timeoutMs = options.handshakeTimeoutMs ?? 10_000;
+    this.#maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024;
+    if (!(this.#maxBuffered > 0)) {
+      throw new TypeError(
+        `Cannot connect WebSocket: maxBufferedBytes must be a positive number, got ${options.maxBufferedBytes}`,
+      );
+    }
     this.firstAdmission = new Promise((resolve, reject) => {
       this.#settleFirst = (error) => (error ? reject(error) : resolve());
     });
@@ -167,7 +196,15 @@ class Client implements WebSocketClient {
       throw new ConnectionClosedError("Cannot send: the WebSocket client is closed", { cause: this.#error });
     }
     const bytes = toBytes(data);
-    if (this.#admitted) return this.#socket!.send(bytes);
+    if (this.#admitted) {
+      const buffered = this.#socket!.bufferedAmount;
+      if (buffered > 0 && buffered + bytes.length > this.#maxBuffered) {
+        throw new SendBufferFullError(
+          `Cannot send: ${buffered} bytes already wait in the socket (maxBufferedBytes ${this.#maxBuffered}); await drain()`,
+        );
+      }
+      return this.#socket!.send(bytes);
+    }
     const limit = this.#policy?.bufferBytes ?? 0;
     if (this.#outboxBytes + bytes.length > limit) {
       throw new SendBufferFullError(
@@ -181,6 +218,35 @@ class Client implements WebSocketClient {
   close(): void {
     this.#finish(undefined);
   }
+
+  drain(): Promise<void> {
+    if (this.#done) {
+      return Promise.reject(
+        new ConnectionClosedError("Cannot drain: the WebSocket client is closed", { cause: this.#error }),
+      );
+    }
+    if (this.#hasRoom()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#drainWaiters.push({ resolve, reject });
+      this.#drainTimer ??= setTimeout(this.#pollDrain, DRAIN_POLL_MS);
+    });
+  }
+
+  #hasRoom(): boolean {
+    return this.bufferedAmount <= this.#maxBuffered / 2;
+  }
+
+  #pollDrain = (): void => {
+    this.#drainTimer = undefined;
+    if (this.#done || this.#drainWaiters.length === 0) return;
+    if (!this.#hasRoom()) {
+      this.#drainTimer = setTimeout(this.#pollDrain, DRAIN_POLL_MS);
+      return;
+    }
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) waiter.resolve();
+  };
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
     for (;;) {
@@ -280,6 +346,13 @@ class Client implements WebSocketClient {
     );
     this.#settleFirst = undefined;
     this.#wake?.();
+    clearTimeout(this.#drainTimer);
+    this.#drainTimer = undefined;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) {
+      waiter.reject(new ConnectionClosedError("Cannot drain: the WebSocket client closed", { cause: error }));
+    }
     this.#resolveClosed();
   }
 }

@@ -1,8 +1,9 @@
 /**
  * B8's WebSocket echo, both ends, on the runtime under test:
  *
- * - `server --api asockio|native`: `asockio` is a core with a `websocket` listener echoing every message of
- *   its named client through `ioIteration`; `native` is the runtime's own WebSocket server (`Deno.serve`
+ * - `server --api asockio|frames|native`: `asockio` is a core with a `websocket` listener echoing every
+ *   message of its named client through `ioIteration` (`getMessagesFromClient`, a view per message),
+ *   `frames` the same with the batch API (`takeFrames`/`sendFrames`); `native` is the runtime's own WebSocket server (`Deno.serve`
  *   with `Deno.upgradeWebSocket`, `Bun.serve` with `websocket`, and `ws` on Node, which has none).
  * - `client --port P --count N [--size B] [--window W] [--warmup N]`: one client written here on the
  *   runtime's native socket API (`bench/_native.ts`): it upgrades, sends the keyword (the native servers
@@ -97,9 +98,16 @@ async function server(): Promise<void> {
   });
   const id = core.addClient({ keyword: KEYWORD });
   const [addr] = await core.listen();
+  const frames = args.get("api") === "frames";
   const loop = (async () => {
     for await (const events of core) {
-      if (events.clientsHaveDataToRead.has(id)) core.sendMessagesToClient(id, core.getMessagesFromClient(id));
+      if (!events.clientsHaveDataToRead.has(id)) continue;
+      if (!frames) core.sendMessagesToClient(id, core.getMessagesFromClient(id));
+      else {
+        // The batch API: the messages as they arrived, no view per message.
+        const batch = core.takeFrames(id);
+        if (batch !== undefined) core.sendFrames(id, batch);
+      }
     }
   })().catch(() => {});
   serveControl(() => ({}), async () => {

@@ -21,7 +21,6 @@ import {
 } from "../http/websocket_upgrade.ts";
 import { FRAME_HEADER_BYTES, putHeader, readFrameLength } from "../wire/frame_header.ts";
 import {
-  packWebSocketFrames,
   WebSocketCloseCode,
   webSocketCloseFrame,
   webSocketControlFrame,
@@ -29,6 +28,7 @@ import {
   webSocketHeader,
   WebSocketOpcode,
 } from "../wire/websocket_frames.ts";
+import { packWebSocketFrames } from "../wire/websocket_pack.ts";
 import { unrefTimer } from "../timer.ts";
 import { ProxyHeaderReader } from "../wire/proxy_protocol.ts";
 

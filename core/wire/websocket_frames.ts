@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { reserveArena, trimArena } from "./_byte_arena.ts";
 
 /** The frame opcodes of RFC 6455 §5.2. */
 export const WebSocketOpcode = {
@@ -164,10 +165,83 @@ export class WebSocketFrameParser {
   push(chunk: Uint8Array): void {
     let at = 0;
     while (at < chunk.length && this.#state !== State.done) {
-      if (this.#state === State.header) at = this.#readHeader(chunk, at);
-      else at = this.#readPayload(chunk, at);
+      if (this.#state === State.header) {
+        if (this.#batch > 0 && this.#headHave === 0 && this.#messageOpcode === 0) {
+          const next = this.#wholeFrames(chunk, at);
+          if (next !== at) {
+            at = next;
+            continue;
+          }
+        }
+        at = this.#readHeader(chunk, at);
+      } else at = this.#readPayload(chunk, at);
     }
     this.#pushSlab();
+    if (this.#slab !== undefined) {
+      trimArena(this.#slab, this.#slabAt);
+      this.#slab = undefined;
+    }
+  }
+
+  /**
+   * The common case in one loop: whole, unfragmented, small binary or text frames lying in `chunk`
+   * from `at` go straight into the slab. Returns where it stopped: at the first frame it leaves to
+   * the general path (a control frame, a fragment, a larger or partial frame, anything to refuse).
+   */
+  #wholeFrames(chunk: Uint8Array, at: number): number {
+    const end = chunk.length;
+    const batch = this.#batch;
+    while (at + 6 <= end) {
+      const b0 = chunk[at]!;
+      const b1 = chunk[at + 1]!;
+      if ((b0 !== 0x82 && b0 !== 0x81) || b1 < 0x80) break;
+      let length = b1 & 0x7f;
+      let p = at + 6;
+      if (length === 126) {
+        if (at + 8 > end) break;
+        length = (chunk[at + 2]! << 8) | chunk[at + 3]!;
+        p = at + 8;
+      } else if (length === 127) break;
+      if (length > batch || length > this.#max || p + length > end) break;
+      const k0 = chunk[p - 4]!, k1 = chunk[p - 3]!, k2 = chunk[p - 2]!, k3 = chunk[p - 1]!;
+      let slab = this.#slab;
+      let s = this.#slabAt;
+      if (slab === undefined || s + 8 + length > slab.length) {
+        this.#pushSlab();
+        // The rest of the chunk holds at most (left - length) / 6 more frames, each growing by 2 bytes.
+        if (slab !== undefined) trimArena(slab, s);
+        slab = this.#slab = reserveArena(8 + length + Math.ceil((end - p - length) * 4 / 3));
+        this.#slabStart = this.#slabAt = s = 0;
+      }
+      slab[s] = length;
+      slab[s + 1] = length >>> 8;
+      slab[s + 2] =
+        slab[s + 3] =
+        slab[s + 4] =
+        slab[s + 5] =
+        slab[s + 6] =
+        slab[s + 7] =
+          0;
+      let t = s + 8;
+      const stop = p + length;
+      let i = p;
+      for (; i + 4 <= stop; i += 4, t += 4) {
+        slab[t] = chunk[i]! ^ k0;
+        slab[t + 1] = chunk[i + 1]! ^ k1;
+        slab[t + 2] = chunk[i + 2]! ^ k2;
+        slab[t + 3] = chunk[i + 3]! ^ k3;
+      }
+      if (i < stop) slab[t++] = chunk[i++]! ^ k0;
+      if (i < stop) slab[t++] = chunk[i++]! ^ k1;
+      if (i < stop) slab[t++] = chunk[i++]! ^ k2;
+      if (b0 === 0x81 && !isValidUtf8(slab.subarray(s + 8, t))) {
+        this.#fail(WebSocketCloseCode.invalidPayload, "text message is not valid UTF-8");
+        return stop;
+      }
+      this.#slabAt = t;
+      at = stop;
+    }
+    return at;
   }
 
   /** Pushes the batched messages of the chunk, if any, through `frames`. */
@@ -184,8 +258,9 @@ export class WebSocketFrameParser {
     const need = 8 + length;
     if (this.#slab === undefined || this.#slabAt + need > this.#slab.length) {
       this.#pushSlab();
+      if (this.#slab !== undefined) trimArena(this.#slab, this.#slabAt);
       // The rest of the chunk holds at most (left - length) / 6 more frames, each growing by 2 bytes.
-      this.#slab = new Uint8Array(need + Math.ceil((this.#chunkLeft - length) * 4 / 3));
+      this.#slab = reserveArena(need + Math.ceil((this.#chunkLeft - length) * 4 / 3));
       this.#slabStart = this.#slabAt = 0;
     }
     this.#target = this.#slab;
@@ -389,6 +464,11 @@ export class WebSocketFrameParser {
     slab[at + 1] = length >>> 8;
     slab[at + 2] = length >>> 16;
     slab[at + 3] = length >>> 24;
+    slab[at + 4] =
+      slab[at + 5] =
+      slab[at + 6] =
+      slab[at + 7] =
+        0; // arena bytes are not always zero
     this.#slabAt = at + 8 + length;
   }
 
@@ -480,45 +560,4 @@ export function webSocketCloseFrame(code: number, reason = ""): Uint8Array {
   payload[1] = code & 0xff;
   payload.set(text, 2);
   return webSocketControlFrame(WebSocketOpcode.close, payload);
-}
-
-/**
- * Rewrites the session's frames (an 8-byte little-endian length, then the payload) that start `chunk`
- * at `from` as unmasked binary WebSocket frames, packed into one buffer: one write of many small
- * messages instead of a header and a view each. It stops before a frame that is not whole in
- * `chunk`, whose payload is `maxPayload` bytes or more (at most 65,535: each header then shrinks), or
- * whose length is `stopAt`.
- *
- * @returns The packed frames and where the first frame not packed starts; `undefined` when none was.
- */
-export function packWebSocketFrames(
-  chunk: Uint8Array,
-  from: number,
-  maxPayload: number,
-  stopAt = -1,
-): { frames: Uint8Array; end: number } | undefined {
-  let out: Uint8Array | undefined;
-  let p = 0;
-  let at = from;
-  while (at + 8 <= chunk.length) {
-    if ((chunk[at + 3]! | chunk[at + 4]! | chunk[at + 5]! | chunk[at + 6]! | chunk[at + 7]!) !== 0) break;
-    const length = chunk[at]! | (chunk[at + 1]! << 8) | (chunk[at + 2]! << 16);
-    const start = at + 8;
-    if (length >= maxPayload || length === stopAt || start + length > chunk.length) break;
-    out ??= new Uint8Array(chunk.length - from);
-    out[p++] = 0x80 | WebSocketOpcode.binary;
-    if (length < 126) out[p++] = length;
-    else {
-      out[p++] = 126;
-      out[p++] = length >>> 8;
-      out[p++] = length & 0xff;
-    }
-    if (length <= 64) { for (let i = start; i < start + length; i++) out[p++] = chunk[i]!; }
-    else {
-      out.set(chunk.subarray(start, start + length), p);
-      p += length;
-    }
-    at = start + length;
-  }
-  return out === undefined ? undefined : { frames: out.subarray(0, p), end: at };
 }
