@@ -4,6 +4,7 @@
  * into the inbox, the once-per-tick write and its accounting, and the half-close rules.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { describe, it } from "node:test";
 import type { Addr, Connection, ConnectionHandler } from "../transports/types.ts";
 import { ClientRecord } from "../core/clients/client_registry.ts";
@@ -198,6 +199,28 @@ describe("OutputQueue.pushMany (stub connection)", () => {
     assert.equal(queue.queuedBytes, 0);
     queue.write();
     assert.equal(conn.written.length, 0, "nothing of the refused list was written");
+  });
+
+  it("refuses look-alikes of bytes: null, undefined, an array, an object with a length, other views", () => {
+    const conn = new StubConnection();
+    const queue = new OutputQueue(conn, false, { close: (error: Error) => assert.fail(error) });
+    const lookAlikes = [
+      null,
+      undefined,
+      [1, 2],
+      { length: 3 },
+      new Uint16Array(2),
+      new DataView(new ArrayBuffer(2)),
+    ];
+    for (const item of lookAlikes) {
+      assert.equal(queue.pushMany([encoder.encode("a"), item], true), -1 - 1, String(item));
+    }
+    assert.equal(queue.queuedBytes, 0);
+    assert.equal(
+      queue.pushMany([Buffer.from("ab"), encoder.encode("c")], true),
+      2 * 8 + 3,
+      "a Buffer is bytes",
+    );
   });
 
   it("queues bytes and text, framed, counting each message's header and its encoded length", () => {

@@ -152,11 +152,15 @@ export function writeFramesUnchecked(
 export function framedRunEnd(payloads: readonly Uint8Array[], from: number): number {
   const count = payloads.length;
   if (from >= count) return from;
-  const buffer = payloads[from].buffer;
-  let at = payloads[from].byteOffset - FRAME_HEADER_BYTES;
+  const first = payloads[from];
+  let at = first.byteOffset - FRAME_HEADER_BYTES;
+  // `.buffer` costs about 20 ns on V8 (a builtin call): read only where a header may lie before.
   if (at < 0) return from;
+  const buffer = first.buffer;
   const view = new DataView(buffer);
-  let i = from;
+  if (readFrameLength(view, at) !== first.length) return from;
+  at += FRAME_HEADER_BYTES + first.length;
+  let i = from + 1;
   for (; i < count; i++) {
     const payload = payloads[i];
     const n = payload.length;
