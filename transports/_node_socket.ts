@@ -104,14 +104,8 @@ export function unwrittenByNode(socket: Socket, tls: boolean): number {
 }
 
 // The bits of `NodeConnection`'s state flags (one field rather than eight booleans).
-const TCP = 1;
-const TLS = 2;
-const FLUSH_SCHEDULED = 4;
-const READ_PAUSED = 8;
-const WRITE_CLOSED = 16;
-const CLOSED = 32;
-const CLOSE_REPORTED = 64;
-const END_REPORTED = 128;
+const TCP = 1, TLS = 2, FLUSH_SCHEDULED = 4, READ_PAUSED = 8;
+const WRITE_CLOSED = 16, CLOSED = 32, CLOSE_REPORTED = 64, END_REPORTED = 128;
 
 /** Where a socket keeps its connection, for the listeners every connection shares. */
 const CONNECTION = Symbol("asockio connection");
