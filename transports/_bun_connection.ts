@@ -58,6 +58,14 @@ const PIECE_BYTES = 64 * 1024;
 const GC_AFTER_GIVEN_BACK_BYTES = 32 * 1024 * 1024;
 let givenBackBytes = 0;
 
+/** The last local address made: a listener's connections share one (it is never modified). */
+let lastLocal: Addr = { transport: "unix", path: "" };
+function localAddrOf(transport: "tcp" | "tls", hostname: string, port: number): Addr {
+  const last = lastLocal;
+  if (last.transport === transport && last.hostname === hostname && last.port === port) return last;
+  return lastLocal = { transport, hostname, port };
+}
+
 function collectGivenBack(): void {
   givenBackBytes = 0;
   bunGlobal().gc(true);
@@ -226,11 +234,7 @@ export class BunConnection implements Connection {
       this.#localAddr = { transport: "unix", path: listenPath ?? "" };
       this.#remoteAddr = { transport: "unix", path: this.#connectPath ?? "" };
     } else {
-      this.#localAddr = {
-        transport: this.#kind,
-        hostname: socket.localAddress ?? "",
-        port: socket.localPort ?? 0,
-      };
+      this.#localAddr = localAddrOf(this.#kind, socket.localAddress ?? "", socket.localPort ?? 0);
       this.#remoteAddr = {
         transport: this.#kind,
         hostname: socket.remoteAddress ?? "",
