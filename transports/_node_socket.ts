@@ -103,10 +103,6 @@ export function unwrittenByNode(socket: Socket, tls: boolean): number {
   return Math.max(0, state.length - inProgress) + heldByLibuv;
 }
 
-// The bits of `NodeConnection`'s state flags (one field rather than eight booleans).
-const TCP = 1, TLS = 2, FLUSH_SCHEDULED = 4, READ_PAUSED = 8;
-const WRITE_CLOSED = 16, CLOSED = 32, CLOSE_REPORTED = 64, END_REPORTED = 128;
-
 /** Where a socket keeps its connection, for the listeners every connection shares. */
 const CONNECTION = Symbol("asockio connection");
 type OwnedSocket = Socket & { [CONNECTION]: NodeConnection };
@@ -121,11 +117,17 @@ export class NodeConnection implements Connection {
   readonly remoteAddr: Addr;
   readonly tls?: TlsConnectionInfo;
   #socket: Socket;
-  /** State bits (`TCP`, `CLOSED`, …): one field instead of eight, for the memory of an idle connection. */
-  #flags = 0;
+  #isTcp: boolean;
+  #isTls: boolean;
   #handler: ConnectionHandler | undefined;
   readonly #writes = new WriteQueue();
+  #flushScheduled = false;
   #pendingWrites = 0;
+  #readPaused = false;
+  #writeClosed = false;
+  #closed = false;
+  #closeReported = false;
+  #endReported = false;
   #error: Error | undefined;
 
   /**
@@ -138,7 +140,8 @@ export class NodeConnection implements Connection {
     this.#localAddr = typeof localAddr === "string" ? undefined : localAddr;
     this.remoteAddr = remoteAddr;
     if (tls !== undefined) this.tls = tls;
-    this.#flags = (kind !== "unix" ? TCP : 0) | (kind === "tls" ? TLS : 0);
+    this.#isTcp = kind !== "unix";
+    this.#isTls = kind === "tls";
     (socket as OwnedSocket)[CONNECTION] = this;
     socket.on("error", NodeConnection.#onError);
     // `_destroy` is the stream's own extension point, called while node:net still holds its writes.
@@ -153,14 +156,14 @@ export class NodeConnection implements Connection {
 
   static #onDestroy(this: Socket, err: Error | null, callback: (err?: Error | null) => void): void {
     const conn = (this as OwnedSocket)[CONNECTION];
-    conn.#writes.discarded += unwrittenByNode(this, (conn.#flags & TLS) !== 0);
+    conn.#writes.discarded += unwrittenByNode(this, conn.#isTls);
     // The socket's own `_destroy`, from its class (this one shadows it on the socket).
     Object.getPrototypeOf(this)._destroy.call(this, err, callback);
   }
 
   static #onClose(this: Socket): void {
     const conn = (this as OwnedSocket)[CONNECTION];
-    conn.#flags |= CLOSED;
+    conn.#closed = true;
     conn.#writes.clear();
     if (conn.#handler) conn.#reportClose();
   }
@@ -177,8 +180,8 @@ export class NodeConnection implements Connection {
 
   static #onEnd(this: Socket): void {
     const conn = (this as OwnedSocket)[CONNECTION];
-    if ((conn.#flags & END_REPORTED) !== 0) return;
-    conn.#flags |= END_REPORTED;
+    if (conn.#endReported) return;
+    conn.#endReported = true;
     try {
       conn.#handler!.onEnd();
     } catch (err) {
@@ -189,11 +192,7 @@ export class NodeConnection implements Connection {
   /** This side's address; a TCP one is read when first asked for (node:net keeps it from then on). */
   get localAddr(): Addr {
     const socket = this.#socket;
-    return this.#localAddr ??= tcpAddr(
-      socket.localAddress,
-      socket.localPort,
-      (this.#flags & TLS) !== 0 ? "tls" : "tcp",
-    );
+    return this.#localAddr ??= tcpAddr(socket.localAddress, socket.localPort, this.#isTls ? "tls" : "tcp");
   }
 
   get bufferedAmount(): number {
@@ -201,7 +200,7 @@ export class NodeConnection implements Connection {
   }
 
   get closed(): boolean {
-    return (this.#flags & CLOSED) !== 0 || this.#socket.destroyed;
+    return this.#closed || this.#socket.destroyed;
   }
 
   get discardedBytes(): number {
@@ -212,29 +211,29 @@ export class NodeConnection implements Connection {
     if (this.#handler) throw new TypeError("Cannot set the connection handler twice");
     this.#handler = handler;
     const socket = this.#socket;
-    if ((this.#flags & CLOSED) !== 0) {
+    if (this.#closed) {
       queueMicrotask(() => this.#reportClose());
       return;
     }
     socket.on("data", NodeConnection.#onData);
     socket.on("end", NodeConnection.#onEnd);
-    if ((this.#flags & READ_PAUSED) === 0) socket.resume();
+    if (!this.#readPaused) socket.resume();
   }
 
   write(data: Uint8Array): boolean {
-    assertWritable(this.closed, (this.#flags & WRITE_CLOSED) !== 0);
+    assertWritable(this.closed, this.#writeClosed);
     const writes = this.#writes;
     writes.push(data);
     // An empty write queues nothing: a flush for it would find nothing, and skip the FIN after it.
-    if ((this.#flags & FLUSH_SCHEDULED) === 0 && writes.chunks.length) {
-      this.#flags |= FLUSH_SCHEDULED;
+    if (!this.#flushScheduled && writes.chunks.length) {
+      this.#flushScheduled = true;
       queueMicrotask(this.#flushTask ??= () => this.#flush());
     }
     return writes.bytes + this.#socket.writableLength < WRITE_HIGH_WATER_MARK;
   }
 
   writeBatch(chunks: readonly Uint8Array[]): boolean {
-    assertWritable(this.closed, (this.#flags & WRITE_CLOSED) !== 0);
+    assertWritable(this.closed, this.#writeClosed);
     this.#writes.pushAll(chunks);
     // A microtask scheduled by an earlier write then finds the queue empty and does nothing.
     if (this.#writes.chunks.length) this.#flush();
@@ -242,35 +241,35 @@ export class NodeConnection implements Connection {
   }
 
   pauseReading(): void {
-    this.#flags |= READ_PAUSED;
+    this.#readPaused = true;
     if (this.#handler) this.#socket.pause();
   }
 
   resumeReading(): void {
-    this.#flags &= ~READ_PAUSED;
-    if (this.#handler && (this.#flags & CLOSED) === 0) this.#socket.resume();
+    this.#readPaused = false;
+    if (this.#handler && !this.#closed) this.#socket.resume();
   }
 
   closeWrite(): void {
-    if ((this.#flags & WRITE_CLOSED) !== 0 || this.closed) return;
-    this.#flags |= WRITE_CLOSED;
+    if (this.#writeClosed || this.closed) return;
+    this.#writeClosed = true;
     // With a batch queued, the flush sends FIN right after it.
-    if ((this.#flags & FLUSH_SCHEDULED) === 0) this.#socket.end();
+    if (!this.#flushScheduled) this.#socket.end();
   }
 
   close(): void {
-    if ((this.#flags & CLOSED) !== 0) return;
-    this.#flags |= CLOSED;
+    if (this.#closed) return;
+    this.#closed = true;
     this.#writes.clear();
     this.#socket.destroy();
   }
 
   setNoDelay(noDelay: boolean): void {
-    if ((this.#flags & TCP) !== 0 && !this.closed) this.#socket.setNoDelay(noDelay);
+    if (this.#isTcp && !this.closed) this.#socket.setNoDelay(noDelay);
   }
 
   setKeepAlive(keepAlive: boolean): void {
-    if ((this.#flags & TCP) !== 0 && !this.closed) this.#socket.setKeepAlive(keepAlive);
+    if (this.#isTcp && !this.closed) this.#socket.setKeepAlive(keepAlive);
   }
 
   /** `#flush` and `#onWritten` as callbacks, made at the first write. */
@@ -278,7 +277,7 @@ export class NodeConnection implements Connection {
   #writtenTask: ((err?: Error | null) => void) | undefined = undefined;
 
   #flush(): void {
-    this.#flags &= ~FLUSH_SCHEDULED;
+    this.#flushScheduled = false;
     const writes = this.#writes;
     const socket = this.#socket;
     if (this.closed || writes.chunks.length === 0) return;
@@ -295,7 +294,7 @@ export class NodeConnection implements Connection {
       socket.write(joined, onWritten);
     } else {
       // Corked writes leave as one writev; only the last one needs the callback (they complete in order).
-      const corked = (this.#flags & TLS) === 0 || total <= TLS_CORK_MAX_BYTES;
+      const corked = !this.#isTls || total <= TLS_CORK_MAX_BYTES;
       if (corked) socket.cork();
       const last = queue.length - 1;
       for (let i = 0; i < last; i++) socket.write(queue[i]);
@@ -304,13 +303,13 @@ export class NodeConnection implements Connection {
     }
     // Written: node:net holds what it still needs, and the array is the next take's queue.
     queue.length = 0;
-    if ((this.#flags & WRITE_CLOSED) !== 0) socket.end();
+    if (this.#writeClosed) socket.end();
   }
 
   #onWritten(err?: Error | null): void {
     this.#pendingWrites--;
     if (err || this.closed) return;
-    if (this.#pendingWrites === 0 && (this.#flags & FLUSH_SCHEDULED) === 0) {
+    if (this.#pendingWrites === 0 && !this.#flushScheduled) {
       try {
         this.#handler?.onDrain();
       } catch (err) {
@@ -321,14 +320,14 @@ export class NodeConnection implements Connection {
 
   /** A handler callback threw: this connection closes, and onClose reports what was thrown. */
   #handlerFailed(callback: string, thrown: unknown): void {
-    if ((this.#flags & CLOSE_REPORTED) !== 0) return;
+    if (this.#closeReported) return;
     this.#error ??= handlerError(callback, peerName(this.localAddr, this.remoteAddr), thrown);
     this.close();
   }
 
   #reportClose(): void {
-    if ((this.#flags & CLOSE_REPORTED) !== 0) return;
-    this.#flags |= CLOSE_REPORTED;
+    if (this.#closeReported) return;
+    this.#closeReported = true;
     this.#handler?.onClose(this.#error);
   }
 }
