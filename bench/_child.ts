@@ -38,16 +38,26 @@ export function report(kind: "READY" | "RESULT" | "STATS", data: Record<string, 
   process.stdout.write(`${kind} ${JSON.stringify(data)}\n`);
 }
 
-/** Runs a forced garbage collection where the runtime offers one (`--expose-gc`, `Bun.gc`). */
-export function forceGc(): boolean {
-  const g = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
+/**
+ * Runs a forced garbage collection where the runtime offers one (`--expose-gc`, `Bun.gc`). With `shrink`
+ * it then asks the runtime to hand back what it keeps only for speed: V8's last-resort collection, which
+ * shrinks a young generation that a burst of allocation grew (25 MiB and more here, kept after an
+ * ordinary forced GC), and `Bun.shrink()`, which returns the allocator's free pages.
+ */
+export function forceGc(shrink = false): boolean {
+  const g = globalThis as {
+    gc?: (options?: { type: string; execution: string; flavor: string }) => void;
+    Bun?: { gc(force: boolean): void; shrink?(): void };
+  };
   if (g.Bun) {
     g.Bun.gc(true);
+    if (shrink) g.Bun.shrink?.();
     return true;
   }
   if (typeof g.gc === "function") {
     g.gc();
     g.gc();
+    if (shrink) g.gc({ type: "major", execution: "sync", flavor: "last-resort" });
     return true;
   }
   return false;
@@ -64,20 +74,21 @@ export function peakRss(): number {
   return process.memoryUsage().rss;
 }
 
-/** Heap and RSS now, after a forced GC where possible, and the peak RSS. */
-export function memory(): { heapUsed: number; rss: number; peakRss: number; gc: boolean } {
-  const gc = forceGc();
+/** Heap and RSS now, after a forced GC where possible (see `forceGc` for `shrink`), and the peak RSS. */
+export function memory(shrink = false): { heapUsed: number; rss: number; peakRss: number; gc: boolean } {
+  const gc = forceGc(shrink);
   const m = process.memoryUsage();
   return { heapUsed: m.heapUsed, rss: m.rss, peakRss: peakRss(), gc };
 }
 
 /**
- * Answers `stats` lines on stdin with `extra()` plus memory, and calls `onExit` then exits when
- * stdin closes.
+ * Answers `stats` lines on stdin with `extra()` plus memory (read with `memory(shrink)`), and calls
+ * `onExit` then exits when stdin closes.
  */
 export function serveControl(
   extra: () => Record<string, unknown> = () => ({}),
   onExit?: () => unknown,
+  shrink = false,
 ): void {
   let buffered = "";
   const stdin = process.stdin;
@@ -88,7 +99,7 @@ export function serveControl(
     while ((nl = buffered.indexOf("\n")) >= 0) {
       const line = buffered.slice(0, nl).trim();
       buffered = buffered.slice(nl + 1);
-      if (line === "stats") report("STATS", { ...extra(), ...memory() });
+      if (line === "stats") report("STATS", { ...extra(), ...memory(shrink) });
     }
   });
   stdin.on("end", async () => {

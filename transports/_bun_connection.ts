@@ -58,6 +58,14 @@ const PIECE_BYTES = 64 * 1024;
 const GC_AFTER_GIVEN_BACK_BYTES = 32 * 1024 * 1024;
 let givenBackBytes = 0;
 
+/** The last local address made: a listener's connections share one (it is never modified). */
+let lastLocal: Addr = { transport: "unix", path: "" };
+function localAddrOf(transport: "tcp" | "tls", hostname: string, port: number): Addr {
+  const last = lastLocal;
+  if (last.transport === transport && last.hostname === hostname && last.port === port) return last;
+  return lastLocal = { transport, hostname, port };
+}
+
 function collectGivenBack(): void {
   givenBackBytes = 0;
   bunGlobal().gc(true);
@@ -67,6 +75,12 @@ function collectGivenBack(): void {
  * One Bun socket behind the {@linkcode Connection} contract, connected or accepted. Its static
  * `handlers` serve every socket of the transport.
  */
+// The bits of `BunConnection`'s `#flags`.
+const ATTACHED = 1, HEAD_IS_REMAINDER = 2, FLUSH_SCHEDULED = 4, HEAD_IS_MERGED = 8;
+const AWAITING_DRAIN = 16, USER_PAUSED = 32, SOCKET_PAUSED = 64, DELIVERY_SCHEDULED = 128;
+const READ_DONE = 256, END_PENDING = 512, FIN_PENDING = 1024, WRITE_DONE = 2048;
+const CLOSED = 4096, LOCAL_CLOSE = 8192, SOCKET_GONE = 16384, CLOSE_PENDING = 32768, CLOSE_DELIVERED = 65536;
+
 export class BunConnection implements Connection {
   /** One handler set for every socket, accepted or connected; state comes from `socket.data`. */
   static readonly handlers: BunSocketHandler<SocketData> = {
@@ -145,8 +159,8 @@ export class BunConnection implements Connection {
    * than the contract.)
    */
   static secured(conn: BunConnection, target: Addr): Promise<void> {
-    if (conn.#attached) return Promise.resolve();
-    if (conn.#socketGone) return Promise.reject(conn.#handshakeError(target));
+    if ((conn.#flags & ATTACHED) !== 0) return Promise.resolve();
+    if ((conn.#flags & SOCKET_GONE) !== 0) return Promise.reject(conn.#handshakeError(target));
     return new Promise((resolve, reject) => {
       conn.#handshakeWaiter = (ok) => {
         conn.#handshakeWaiter = undefined;
@@ -158,7 +172,8 @@ export class BunConnection implements Connection {
 
   #socket!: BunSocket<SocketData>;
   #kind: "tcp" | "unix" | "tls";
-  #attached = false;
+  /** State bits (`CLOSED`, `USER_PAUSED`, …; `HEAD_IS_MERGED`: the queue's head is in the merge buffer). */
+  #flags = SOCKET_PAUSED;
   #tls: TlsConnectionInfo | undefined;
   /** A connecting TLS socket: told how its handshake ended. */
   #handshakeWaiter: ((ok: boolean) => void) | undefined;
@@ -171,16 +186,9 @@ export class BunConnection implements Connection {
 
   /** Written but not yet taken by the kernel; the head may be the rest of a short native write. */
   readonly #writes = new WriteQueue();
-  #headIsRemainder = false;
-  #flushScheduled = false;
-  /** The queue's head lies in the shared merge buffer. */
-  #headIsMerged = false;
-  #awaitingDrain = false;
   /** `#flush` as a microtask, made at the first write (an idle connection keeps no closure). */
   #flushTask: (() => void) | undefined = undefined;
 
-  #userPaused = false;
-  #socketPaused = true;
   /** Chunks that arrived while they could not be delivered (Bun may deliver once after a pause). */
   #held: Uint8Array[] = NO_CHUNKS;
   /**
@@ -188,19 +196,8 @@ export class BunConnection implements Connection {
    * large messages; -1 when it kept the last chunk.
    */
   #wanted = -1;
-  #deliveryScheduled = false;
   #deliverTask: (() => void) | undefined = undefined; // `#deliver` as a microtask, made at need
 
-  #readDone = false;
-  #endPending = false;
-  #finPending = false;
-  #writeDone = false;
-
-  #closed = false;
-  #localClose = false;
-  #socketGone = false;
-  #closePending = false;
-  #closeDelivered = false;
   #closeError: Error | undefined;
   #socketError: Error | undefined;
 
@@ -210,7 +207,7 @@ export class BunConnection implements Connection {
   }
 
   #clientHandshake(socket: BunSocket<SocketData>, success: boolean, authorizationError: Error | null): void {
-    if (this.#attached) return;
+    if ((this.#flags & ATTACHED) !== 0) return;
     if (!success || authorizationError) {
       this.#handshakeFailure = authorizationError ?? this.#socketError;
       socket.terminate();
@@ -231,17 +228,13 @@ export class BunConnection implements Connection {
 
   #attach(socket: BunSocket<SocketData>, listenPath: string | undefined): void {
     this.#socket = socket;
-    this.#attached = true;
+    this.#flags |= ATTACHED;
     if (this.#kind === "unix") {
       // Bun reports no addresses on UNIX sockets: the accepted side is named by its listener.
       this.#localAddr = { transport: "unix", path: listenPath ?? "" };
       this.#remoteAddr = { transport: "unix", path: this.#connectPath ?? "" };
     } else {
-      this.#localAddr = {
-        transport: this.#kind,
-        hostname: socket.localAddress ?? "",
-        port: socket.localPort ?? 0,
-      };
+      this.#localAddr = localAddrOf(this.#kind, socket.localAddress ?? "", socket.localPort ?? 0);
       this.#remoteAddr = {
         transport: this.#kind,
         hostname: socket.remoteAddress ?? "",
@@ -267,7 +260,7 @@ export class BunConnection implements Connection {
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return (this.#flags & CLOSED) !== 0;
   }
 
   get discardedBytes(): number {
@@ -277,85 +270,88 @@ export class BunConnection implements Connection {
   setHandler(handler: ConnectionHandler): void {
     if (this.#handler !== undefined) throw new TypeError("Cannot set the connection handler twice");
     this.#handler = handler;
-    if (this.#held.length > 0 || this.#endPending || this.#closePending) this.#scheduleDelivery();
-    else this.#syncPause();
+    if (this.#held.length > 0 || (this.#flags & (END_PENDING | CLOSE_PENDING)) !== 0) {
+      this.#scheduleDelivery();
+    } else this.#syncPause();
   }
 
   write(data: Uint8Array): boolean {
-    assertWritable(this.#closed, this.#finPending || this.#writeDone);
+    assertWritable((this.#flags & CLOSED) !== 0, (this.#flags & (FIN_PENDING | WRITE_DONE)) !== 0);
     const writes = this.#writes;
     writes.push(data);
-    if (!this.#flushScheduled && !this.#awaitingDrain && writes.chunks.length) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask ??= () => this.#flushScheduled && this.#flush());
+    if ((this.#flags & (FLUSH_SCHEDULED | AWAITING_DRAIN)) === 0 && writes.chunks.length) {
+      this.#flags |= FLUSH_SCHEDULED;
+      queueMicrotask(this.#flushTask ??= () => (this.#flags & FLUSH_SCHEDULED) !== 0 && this.#flush());
     }
     return writes.bytes < WRITE_HIGH_WATER_MARK;
   }
 
   writeBatch(chunks: readonly Uint8Array[]): boolean {
-    assertWritable(this.#closed, this.#finPending || this.#writeDone);
+    assertWritable((this.#flags & CLOSED) !== 0, (this.#flags & (FIN_PENDING | WRITE_DONE)) !== 0);
     const writes = this.#writes;
     writes.pushAll(chunks);
-    if (writes.chunks.length === 0 || this.#awaitingDrain) return writes.bytes < WRITE_HIGH_WATER_MARK;
+    if (writes.chunks.length === 0 || (this.#flags & AWAITING_DRAIN) !== 0) {
+      return writes.bytes < WRITE_HIGH_WATER_MARK;
+    }
     // Written now; the drain is reported by the microtask, never from inside this call.
-    if (this.#writeQueue() && !this.#flushScheduled) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask ??= () => this.#flushScheduled && this.#flush());
+    if (this.#writeQueue() && (this.#flags & FLUSH_SCHEDULED) === 0) {
+      this.#flags |= FLUSH_SCHEDULED;
+      queueMicrotask(this.#flushTask ??= () => (this.#flags & FLUSH_SCHEDULED) !== 0 && this.#flush());
     }
     return writes.bytes < WRITE_HIGH_WATER_MARK;
   }
 
   pauseReading(): void {
-    this.#userPaused = true;
+    this.#flags |= USER_PAUSED;
     this.#syncPause();
   }
 
   resumeReading(): void {
-    if (!this.#userPaused) return;
-    this.#userPaused = false;
-    if (this.#held.length > 0 || this.#endPending || this.#closePending) this.#scheduleDelivery();
-    else this.#syncPause();
+    if ((this.#flags & USER_PAUSED) === 0) return;
+    this.#flags &= ~USER_PAUSED;
+    if (this.#held.length > 0 || (this.#flags & (END_PENDING | CLOSE_PENDING)) !== 0) {
+      this.#scheduleDelivery();
+    } else this.#syncPause();
   }
 
   closeWrite(): void {
-    if (this.#closed || this.#finPending || this.#writeDone) return;
-    this.#finPending = true;
+    if ((this.#flags & (CLOSED | FIN_PENDING | WRITE_DONE)) !== 0) return;
+    this.#flags |= FIN_PENDING;
     if (this.#writes.chunks.length === 0) this.#sendFin();
   }
 
   close(): void {
-    if (this.#closed) return;
+    if ((this.#flags & CLOSED) !== 0) return;
     this.#closeNow(undefined);
   }
 
   setNoDelay(noDelay: boolean): void {
-    if (this.#kind !== "unix" && !this.#closed) this.#socket.setNoDelay(noDelay);
+    if (this.#kind !== "unix" && (this.#flags & CLOSED) === 0) this.#socket.setNoDelay(noDelay);
   }
 
   setKeepAlive(keepAlive: boolean): void {
-    if (this.#kind !== "unix" && !this.#closed) this.#socket.setKeepAlive(keepAlive);
+    if (this.#kind !== "unix" && (this.#flags & CLOSED) === 0) this.#socket.setKeepAlive(keepAlive);
   }
 
   /** Closes at once, dropping what is queued or held; `error` (a user callback's throw) goes to onClose. */
   #closeNow(error: Error | undefined): void {
-    this.#closed = true;
-    this.#localClose = true;
+    this.#flags |= CLOSED | LOCAL_CLOSE;
     this.#closeError ??= error;
     this.#writes.clear();
     this.#held.length = 0;
-    this.#endPending = false;
+    this.#flags &= ~END_PENDING;
     // end() sends FIN like Node's destroy() and Deno's close(); terminate() would send RST.
-    if (!this.#socketGone) this.#socket.end();
+    if ((this.#flags & SOCKET_GONE) === 0) this.#socket.end();
     // Bun runs the close handler inside end(); this covers a runtime that does not.
     this.#socketClosed(undefined);
   }
 
   #flush(): void {
-    this.#flushScheduled = false;
-    if (this.#closed || this.#awaitingDrain) return;
+    this.#flags &= ~FLUSH_SCHEDULED;
+    if ((this.#flags & (CLOSED | AWAITING_DRAIN)) !== 0) return;
     if (!this.#writeQueue()) return;
-    if (this.#finPending) this.#sendFin();
-    if (this.#handler !== undefined && !this.#closed) {
+    if ((this.#flags & FIN_PENDING) !== 0) this.#sendFin();
+    if (this.#handler !== undefined && (this.#flags & CLOSED) === 0) {
       try {
         this.#handler.onDrain();
       } catch (err) {
@@ -370,17 +366,17 @@ export class BunConnection implements Connection {
     const queue = writes.chunks;
     while (queue.length > 0) {
       // The rest of a short write goes alone, so no byte is copied twice; new writes merge into one.
-      if (queue.length > 1 && !this.#headIsRemainder && writes.bytes <= MERGE_MAX_BYTES) {
+      if (queue.length > 1 && (this.#flags & HEAD_IS_REMAINDER) === 0 && writes.bytes <= MERGE_MAX_BYTES) {
         const merged = concat(queue, writes.bytes);
         queue.length = 1;
         queue[0] = merged;
-        this.#headIsMerged = true;
+        this.#flags |= HEAD_IS_MERGED;
       }
       const chunk = queue[0];
       const written = this.#socket.write(chunk);
       if (written < 0) {
         // Bun returns -1 once the socket is closed; its close handler reports why.
-        if (!this.#closed) {
+        if ((this.#flags & CLOSED) === 0) {
           const cause = this.#socketError;
           this.#closeNow(connectionError(cause, peerName(this.#localAddr, this.#remoteAddr), "ECONNRESET"));
         }
@@ -390,45 +386,43 @@ export class BunConnection implements Connection {
       if (written < chunk.byteLength) {
         // Bun's write buffers nothing: the rest stays ours until the drain handler (copied out of the
         // shared merge buffer, which the next merge of any connection overwrites).
-        queue[0] = this.#headIsMerged ? chunk.slice(written) : chunk.subarray(written);
-        this.#headIsMerged = false;
-        this.#headIsRemainder = true;
-        this.#awaitingDrain = true;
+        queue[0] = (this.#flags & HEAD_IS_MERGED) !== 0 ? chunk.slice(written) : chunk.subarray(written);
+        this.#flags &= ~HEAD_IS_MERGED;
+        this.#flags |= HEAD_IS_REMAINDER | AWAITING_DRAIN;
         return false;
       }
       queue.shift();
-      this.#headIsRemainder = false;
-      this.#headIsMerged = false;
+      this.#flags &= ~(HEAD_IS_REMAINDER | HEAD_IS_MERGED);
     }
     return true;
   }
 
   #writable(): void {
-    if (!this.#awaitingDrain) return;
-    this.#awaitingDrain = false;
+    if ((this.#flags & AWAITING_DRAIN) === 0) return;
+    this.#flags &= ~AWAITING_DRAIN;
     this.#flush();
   }
 
   #sendFin(): void {
-    this.#finPending = false;
-    this.#writeDone = true;
+    this.#flags &= ~FIN_PENDING;
+    this.#flags |= WRITE_DONE;
     // Bun 1.4: shutdown() sends FIN and keeps reading; shutdown(true) would shut the read side.
     this.#socket.shutdown();
-    if (this.#readDone) this.#finishBothDone();
+    if ((this.#flags & READ_DONE) !== 0) this.#finishBothDone();
   }
 
   /** Both directions have ended: release the socket, keeping what is still to be delivered. */
   #finishBothDone(): void {
-    if (this.#socketGone) return;
-    this.#closed = true;
+    if ((this.#flags & SOCKET_GONE) !== 0) return;
+    this.#flags |= CLOSED;
     this.#socket.end();
   }
 
   #receive(chunk: Uint8Array): void {
-    if (this.#closed && this.#localClose) return;
+    if ((this.#flags & (CLOSED | LOCAL_CLOSE)) === (CLOSED | LOCAL_CLOSE)) return;
     // Bun allocates a fresh chunk for every data call (never reused), so it is passed on uncopied. It is
     // a plain Uint8Array (binaryType), as receivers rely on Uint8Array#slice copying (Buffer#slice does not).
-    if (this.#handler === undefined || this.#userPaused || this.#held.length > 0) {
+    if (this.#handler === undefined || (this.#flags & USER_PAUSED) !== 0 || this.#held.length > 0) {
       this.#heldChunks().push(chunk);
       this.#syncPause();
       return;
@@ -461,8 +455,8 @@ export class BunConnection implements Connection {
     }
     let gaveBack = false;
     for (let at = 0; at < total;) {
-      if (this.#closed && this.#localClose) return;
-      if (this.#userPaused) {
+      if ((this.#flags & (CLOSED | LOCAL_CLOSE)) === (CLOSED | LOCAL_CLOSE)) return;
+      if ((this.#flags & USER_PAUSED) !== 0) {
         this.#heldChunks().unshift(chunk.subarray(at));
         return;
       }
@@ -482,15 +476,16 @@ export class BunConnection implements Connection {
   }
 
   #peerEnded(): void {
-    if (this.#readDone) return;
-    this.#readDone = true;
-    this.#endPending = true;
-    if (this.#handler !== undefined && !this.#userPaused && this.#held.length === 0) this.#deliverEnd();
-    if (this.#writeDone) this.#finishBothDone();
+    if ((this.#flags & READ_DONE) !== 0) return;
+    this.#flags |= READ_DONE | END_PENDING;
+    if (this.#handler !== undefined && (this.#flags & USER_PAUSED) === 0 && this.#held.length === 0) {
+      this.#deliverEnd();
+    }
+    if ((this.#flags & WRITE_DONE) !== 0) this.#finishBothDone();
   }
 
   #deliverEnd(): void {
-    this.#endPending = false;
+    this.#flags &= ~END_PENDING;
     try {
       this.#handler!.onEnd();
     } catch (err) {
@@ -499,32 +494,31 @@ export class BunConnection implements Connection {
   }
 
   #socketClosed(error: Error | undefined): void {
-    if (this.#socketGone) return;
-    this.#socketGone = true;
-    if (!this.#attached) {
+    if ((this.#flags & SOCKET_GONE) !== 0) return;
+    this.#flags |= SOCKET_GONE;
+    if ((this.#flags & ATTACHED) === 0) {
       // A connecting TLS socket closed before its handshake was done: connect() rejects.
-      this.#closed = true;
+      this.#flags |= CLOSED;
       this.#handshakeFailure ??= error;
       this.#handshakeWaiter?.(false);
       return;
     }
-    this.#closed = true;
+    this.#flags |= CLOSED;
     this.#writes.clear();
-    this.#awaitingDrain = false;
+    this.#flags &= ~AWAITING_DRAIN;
     const cause = error ?? this.#socketError;
-    if (cause !== undefined && !this.#localClose) {
+    if (cause !== undefined && (this.#flags & LOCAL_CLOSE) === 0) {
       this.#closeError ??= connectionError(cause, peerName(this.#localAddr, this.#remoteAddr));
     }
     // Bun skips the end handler when the peer's FIN arrives after ours: its clean close is that EOF.
-    if (cause === undefined && !this.#localClose && !this.#readDone) {
-      this.#readDone = true;
-      this.#endPending = true;
+    if (cause === undefined && (this.#flags & (LOCAL_CLOSE | READ_DONE)) === 0) {
+      this.#flags |= READ_DONE | END_PENDING;
     }
     if (this.#closeError !== undefined) {
       this.#held.length = 0;
-      this.#endPending = false;
+      this.#flags &= ~END_PENDING;
     }
-    this.#closePending = true;
+    this.#flags |= CLOSE_PENDING;
     if (this.#handler !== undefined) this.#scheduleDelivery();
   }
 
@@ -534,27 +528,32 @@ export class BunConnection implements Connection {
   }
 
   #scheduleDelivery(): void {
-    if (this.#deliveryScheduled) return;
-    this.#deliveryScheduled = true;
+    if ((this.#flags & DELIVERY_SCHEDULED) !== 0) return;
+    this.#flags |= DELIVERY_SCHEDULED;
     queueMicrotask(this.#deliverTask ??= () => this.#deliver());
   }
 
   /** Delivers what waited for a handler or for resumeReading, then onClose; runs as a microtask. */
   #deliver(): void {
-    this.#deliveryScheduled = false;
+    this.#flags &= ~DELIVERY_SCHEDULED;
     const handler = this.#handler;
     if (handler === undefined) return;
-    while (this.#held.length > 0 && !this.#userPaused && !(this.#closed && this.#localClose)) {
+    while (
+      this.#held.length > 0 && (this.#flags & USER_PAUSED) === 0 &&
+      (this.#flags & (CLOSED | LOCAL_CLOSE)) !== (CLOSED | LOCAL_CLOSE)
+    ) {
       try {
         this.#handOn(this.#held.shift()!);
       } catch (err) {
         this.#handlerFailed("onData", err);
       }
     }
-    if (this.#held.length === 0 && !this.#userPaused && this.#endPending) this.#deliverEnd();
-    const waiting = this.#held.length > 0 || this.#endPending;
-    if (this.#closePending && !this.#closeDelivered && !waiting) {
-      this.#closeDelivered = true;
+    if (this.#held.length === 0 && (this.#flags & USER_PAUSED) === 0 && (this.#flags & END_PENDING) !== 0) {
+      this.#deliverEnd();
+    }
+    const waiting = this.#held.length > 0 || (this.#flags & END_PENDING) !== 0;
+    if ((this.#flags & CLOSE_PENDING) !== 0 && (this.#flags & CLOSE_DELIVERED) === 0 && !waiting) {
+      this.#flags |= CLOSE_DELIVERED;
       try {
         handler.onClose(this.#closeError);
       } catch (err) {
@@ -571,15 +570,15 @@ export class BunConnection implements Connection {
   /** A handler callback threw: close this connection only, reporting the error to onClose. */
   #handlerFailed(callback: string, thrown: unknown): void {
     const error = handlerError(callback, peerName(this.#localAddr, this.#remoteAddr), thrown);
-    if (this.#closed && this.#localClose) {
+    if ((this.#flags & (CLOSED | LOCAL_CLOSE)) === (CLOSED | LOCAL_CLOSE)) {
       // Closed by the callback itself before it threw: onClose, still to come, reports the throw.
-      if (!this.#closeDelivered) this.#closeError ??= error;
+      if ((this.#flags & CLOSE_DELIVERED) === 0) this.#closeError ??= error;
       return;
     }
-    if (this.#socketGone) {
+    if ((this.#flags & SOCKET_GONE) !== 0) {
       this.#closeError ??= error;
       this.#held.length = 0;
-      this.#endPending = false;
+      this.#flags &= ~END_PENDING;
       return;
     }
     this.#closeNow(error);
@@ -587,13 +586,13 @@ export class BunConnection implements Connection {
 
   /** Reads from the socket only while a handler takes the data. */
   #syncPause(): void {
-    if (this.#socketGone) return;
-    const read = this.#handler !== undefined && !this.#userPaused && this.#held.length === 0;
-    if (read && this.#socketPaused) {
-      this.#socketPaused = false;
+    if ((this.#flags & SOCKET_GONE) !== 0) return;
+    const read = this.#handler !== undefined && (this.#flags & USER_PAUSED) === 0 && this.#held.length === 0;
+    if (read && (this.#flags & SOCKET_PAUSED) !== 0) {
+      this.#flags &= ~SOCKET_PAUSED;
       this.#socket.resume();
-    } else if (!read && !this.#socketPaused) {
-      this.#socketPaused = true;
+    } else if (!read && (this.#flags & SOCKET_PAUSED) === 0) {
+      this.#flags |= SOCKET_PAUSED;
       this.#socket.pause();
     }
   }

@@ -347,7 +347,10 @@ export function socketConnection(
     const unnamed: Addr = { transport: "unix", path: "" };
     return accepted ? new NodeConnection(socket, named, unnamed) : new NodeConnection(socket, unnamed, named);
   }
-  return new NodeConnection(socket, "tcp", tcpAddr(socket.remoteAddress, socket.remotePort));
+  const remote = tcpAddr(socket.remoteAddress, socket.remotePort);
+  // node:net caches what it read as `_peername` (56 B); the connection keeps its own copy in `remote`.
+  (socket as unknown as { _peername?: unknown })._peername = undefined;
+  return new NodeConnection(socket, "tcp", remote);
 }
 
 /**

@@ -9,7 +9,8 @@
  * - `server --kind bare`: the runtime's own socket API (`bench/_native.ts`), echoing what arrives (on Deno
  *   into a 4 KiB read buffer per connection).
  *
- * It answers `stats` on stdin with `STATS {connected, heapUsed, rss, …}` (after a forced GC).
+ * It answers `stats` on stdin with `STATS {connected, heapUsed, rss, …}` (after a forced GC that also
+ * shrinks the young generation and returns free allocator pages: `forceGc(true)`).
  *
  * @module
  */
@@ -21,6 +22,8 @@ import { nativeListen } from "../_native.ts";
 const args = parseArgs();
 const kind = args.get("kind") ?? "named";
 const clients = numArg(args, "clients", 1000);
+/** Readings after a memory-reducing GC (see `forceGc`): what the connections hold, not the young generation's size. */
+const SHRINK = true;
 
 async function bare(): Promise<void> {
   let connected = 0;
@@ -31,7 +34,7 @@ async function bare(): Promise<void> {
       onClose: () => connected--,
     };
   }, 4096); // on Deno, a 4 KiB read buffer per connection: asockio's first read slab is as large
-  serveControl(() => ({ connected }), () => server.close());
+  serveControl(() => ({ connected }), () => server.close(), SHRINK);
   report("READY", { port: server.port, pid: process.pid });
 }
 
@@ -62,7 +65,7 @@ async function asockio(): Promise<void> {
     stopping = true;
     await core.close();
     await loop;
-  });
+  }, SHRINK);
   report("READY", { port: addr!.transport === "tcp" ? addr!.port : 0, pid: process.pid });
 }
 
