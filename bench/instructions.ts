@@ -20,6 +20,7 @@ import process from "node:process";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { tmpdir } from "node:os";
 import { createInterface } from "node:readline";
 import { exitWithUsage, parseCli } from "../scripts/_cli.mjs";
 import { binary, ROOT } from "./_runtimes.ts";
@@ -60,7 +61,8 @@ function start(command: string, argv: string[]): { exited: Promise<number>; next
   end(): void;
   pid: number;
 } {
-  const child = spawn(command, argv, { stdio: ["pipe", "pipe", "pipe"] });
+  // In a temporary directory: the V8 logs the runs may write (isolate-*-v8.log) stay out of the tree.
+  const child = spawn(command, argv, { cwd: tmpdir(), stdio: ["pipe", "pipe", "pipe"] });
   const lines = createInterface({ input: child.stdout! });
   const waiting: ((line: Line) => void)[] = [];
   lines.on("line", (text) => {
