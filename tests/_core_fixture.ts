@@ -122,6 +122,23 @@ export async function startCore(options: IoCoreOptions = {}): Promise<CoreFixtur
   return fixture;
 }
 
+/**
+ * {@linkcode startCore} with one loopback TCP listener (port 0) whose connections are all raw unknown
+ * clients served by `processor`, as an `HttpResponder` is; `options` adds to that or replaces it.
+ */
+export function startProcessorCore(
+  processor: NonNullable<IoCoreOptions["unknownClientProcessor"]>,
+  options: IoCoreOptions = {},
+): Promise<CoreFixture> {
+  return startCore({
+    listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
+    rawConnection: () => true,
+    unknownClients: "allow",
+    unknownClientProcessor: processor,
+    ...options,
+  });
+}
+
 /** Union of the events of several `ioIteration` calls. */
 export class Events {
   /** Named clients that connected. */

@@ -13,7 +13,7 @@ import {
   MAX_HTTP_BODY_BYTES,
   MAX_HTTP_HEAD_BYTES,
 } from "../processors/http_responder.ts";
-import { startCore } from "./_core_fixture.ts";
+import { startProcessorCore } from "./_core_fixture.ts";
 import { exchange, NetPeer } from "./_net_client.ts";
 import { Rng } from "./_stream_check.ts";
 
@@ -361,11 +361,8 @@ interface HttpServer {
 /** Starts a core serving {@linkcode Hello} to raw clients on `host`, port 0. */
 async function httpServer(host = "127.0.0.1", responder: typeof HttpResponder = Hello): Promise<HttpServer> {
   const errors: unknown[] = [];
-  const fx = await startCore({
+  const fx = await startProcessorCore(responder, {
     listeners: [{ transport: "tcp", hostname: host, port: 0 }],
-    rawConnection: () => true,
-    unknownClients: "allow",
-    unknownClientProcessor: responder,
     logger: { error: (_message, ...details) => errors.push(...details) },
   });
   return { core: fx.core, port: fx.port(), errors, [Symbol.asyncDispose]: () => fx.close() };

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { MiB, TEST_TIMEOUT } from "./_helpers.ts";
 import { InlineProcessor, type IoCore } from "../mod.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
-import { startCore } from "./_core_fixture.ts";
+import { startProcessorCore } from "./_core_fixture.ts";
 import { NetPeer } from "./_net_client.ts";
 import { waitFor } from "./_settle.ts";
 
@@ -64,13 +64,7 @@ describe("HttpResponder in the core's memory budget", () => {
     "counts a body being read in inputBytes, makes uploads over the cap take turns, and drops nothing",
     { timeout: 120_000 },
     async () => {
-      await using fx = await startCore({
-        listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
-        rawConnection: () => true,
-        unknownClients: "allow",
-        unknownClientProcessor: Sampler,
-        limits: { inputBytes: INPUT_CAP },
-      });
+      await using fx = await startProcessorCore(Sampler, { limits: { inputBytes: INPUT_CAP } });
       seen.core = fx.core;
       seen.peak = 0;
       seen.paused = false;
@@ -102,11 +96,7 @@ describe("HttpResponder in the core's memory budget", () => {
         this.outputMessages.push(data);
       }
     }
-    await using fx = await startCore({
-      listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
-      rawConnection: () => true,
-      unknownClients: "allow",
-      unknownClientProcessor: Misuser,
+    await using fx = await startProcessorCore(Misuser, {
       logger: { error: (_message, ...details) => errors.push(...details) },
     });
     const bad = await NetPeer.connect(fx.port());

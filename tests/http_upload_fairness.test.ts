@@ -12,7 +12,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { MiB } from "./_helpers.ts";
 import { type HttpRequest, HttpResponder, type HttpResponse } from "../processors/http_responder.ts";
-import { startCore } from "./_core_fixture.ts";
+import { startProcessorCore } from "./_core_fixture.ts";
 import { NetPeer } from "./_net_client.ts";
 import { spawnChildPeer } from "./_child_peers.ts";
 
@@ -104,13 +104,7 @@ describe("HttpResponder while another client uploads", () => {
     "answers another connection's GETs while it reads a 64 MiB upload, one per 32 MiB read at least",
     { timeout: 120_000 },
     async () => {
-      await using fx = await startCore({
-        listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
-        rawConnection: () => true,
-        unknownClients: "allow",
-        unknownClientProcessor: Upload,
-        logger: null,
-      });
+      await using fx = await startProcessorCore(Upload, { logger: null });
       Object.assign(seen, {
         uploadRead: 0,
         uploadAnswered: false,

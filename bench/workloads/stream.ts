@@ -43,6 +43,24 @@ const cpuSince = (start: ReturnType<typeof process.cpuUsage>): number => {
   return (used.user + used.system) / 1e6;
 };
 
+/** A sender's `RESULT`: the transfer's time, memory and CPU, and the probe's p50/p99 idle and during it. */
+function reportSent(
+  seconds: number,
+  rssBaseline: number,
+  cpuStart: ReturnType<typeof process.cpuUsage>,
+  idle: number[],
+  busy: number[],
+): void {
+  report("RESULT", {
+    seconds,
+    rssBaseline,
+    peakRss: peakRss(),
+    cpuSeconds: cpuSince(cpuStart),
+    probeIdle: [percentile(idle, 0.5), percentile(idle, 0.99), idle.length],
+    probeBusy: [percentile(busy, 0.5), percentile(busy, 0.99), busy.length],
+  });
+}
+
 async function receiveAsockio(byteLength: number): Promise<void> {
   const core = new IoCore({
     listeners: [{ transport: "tcp", hostname: "127.0.0.1", port: 0 }],
@@ -176,14 +194,7 @@ async function sendAsockio(port: number, byteLength: number): Promise<void> {
     return answered;
   });
   const seconds = (performance.now() - started) / 1000;
-  report("RESULT", {
-    seconds,
-    rssBaseline,
-    peakRss: peakRss(),
-    cpuSeconds: cpuSince(cpuBusy),
-    probeIdle: [percentile(idle, 0.5), percentile(idle, 0.99), idle.length],
-    probeBusy: [percentile(rtts, 0.5), percentile(rtts, 0.99), rtts.length],
-  });
+  reportSent(seconds, rssBaseline, cpuBusy, idle, rtts);
   await core.close();
   process.exit(0);
 }
@@ -239,14 +250,7 @@ async function sendBare(port: number, probePort: number, byteLength: number): Pr
   const seconds = (performance.now() - started) / 1000;
   const busy = probe.take();
   probe.stop();
-  report("RESULT", {
-    seconds,
-    rssBaseline,
-    peakRss: peakRss(),
-    cpuSeconds: cpuSince(cpuBusy),
-    probeIdle: [percentile(idle, 0.5), percentile(idle, 0.99), idle.length],
-    probeBusy: [percentile(busy, 0.5), percentile(busy, 0.99), busy.length],
-  });
+  reportSent(seconds, rssBaseline, cpuBusy, idle, busy);
   socket.close();
   process.exit(0);
 }
