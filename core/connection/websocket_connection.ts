@@ -28,7 +28,8 @@ import {
   webSocketHeader,
   WebSocketOpcode,
 } from "../wire/websocket_frames.ts";
-import { packWebSocketFrames } from "../wire/websocket_pack.ts";
+import { packWebSocketFrames, packWebSocketMessages } from "../wire/websocket_pack.ts";
+import { framedPieces } from "./output.ts";
 import { unrefTimer } from "../timer.ts";
 import { ProxyHeaderReader } from "../wire/proxy_protocol.ts";
 
@@ -215,6 +216,28 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
       for (const chunk of chunks) out.push(webSocketHeader(WebSocketOpcode.binary, chunk.length), chunk);
     } else for (const chunk of chunks) this.#split(chunk, out);
     return this.#inner.writeBatch(out);
+  }
+
+  /**
+   * Writes each of `payloads` (a framed session's output, before its 8-byte headers) as one binary
+   * message: one pass and one copy, where {@linkcode writeBatch} would read back the session's framing.
+   */
+  writeMessages(payloads: Uint8Array[]): boolean {
+    // Passed through, raw, or in the middle of a message stream's frame: the session's framing, as before.
+    if (
+      this.#mode !== Mode.websocket || this.#handler?.raw === true ||
+      this.#outHeadHave + this.#outRemaining > 0
+    ) {
+      return this.writeBatch(framedPieces(payloads));
+    }
+    if (this.#closeSent) {
+      for (const payload of payloads) this.#dropped += FRAME_HEADER_BYTES + payload.length;
+      return true;
+    }
+    if (!this.#admitted) {
+      for (const p of payloads) if (p.length === 2 && p[0] === OK[0] && p[1] === OK[1]) this.#admitted = true;
+    }
+    return this.#inner.writeBatch(packWebSocketMessages(payloads, BATCH_MESSAGE_BYTES));
   }
 
   /** Turns the session's frames (an 8-byte length, then the payload) into WebSocket binary frames. */

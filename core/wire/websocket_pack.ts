@@ -1,6 +1,7 @@
 /**
- * {@linkcode packWebSocketFrames}: the session's output frames rewritten as server WebSocket frames,
- * many small messages packed into one buffer. No I/O.
+ * {@linkcode packWebSocketFrames} and {@linkcode packWebSocketMessages}: the session's output (its
+ * frames, or its payloads before framing) written as server WebSocket frames, many small messages
+ * packed into one buffer. No I/O.
  *
  * @example
  * ```ts
@@ -12,7 +13,7 @@
  * @module
  */
 import { reserveArena, trimArena } from "./_byte_arena.ts";
-import { WebSocketOpcode } from "./websocket_frames.ts";
+import { webSocketHeader, WebSocketOpcode } from "./websocket_frames.ts";
 
 /**
  * Rewrites the session's frames (an 8-byte little-endian length, then the payload) that start `chunk`
@@ -38,19 +39,80 @@ export function packWebSocketFrames(
     const start = at + 8;
     if (length >= maxPayload || length === stopAt || start + length > chunk.length) break;
     out ??= reserveArena(chunk.length - from);
-    out[p++] = 0x80 | WebSocketOpcode.binary;
-    if (length < 126) out[p++] = length;
-    else {
-      out[p++] = 126;
-      out[p++] = length >>> 8;
-      out[p++] = length & 0xff;
-    }
-    if (length <= 64) { for (let i = start; i < start + length; i++) out[p++] = chunk[i]!; }
-    else {
-      out.set(chunk.subarray(start, start + length), p);
-      p += length;
-    }
+    p = putSmallFrame(out, p, chunk, start, length);
     at = start + length;
   }
   return out === undefined ? undefined : { frames: trimArena(out, p), end: at };
+}
+
+/**
+ * Writes each of `payloads` as one unmasked binary WebSocket frame: those under `maxPayload` bytes
+ * (at most 65,535) packed into one buffer, larger ones as they are after a buffer that holds their
+ * header. One pass, one copy of each small payload.
+ *
+ * @returns The buffers to write, in order.
+ *
+ * @example
+ * ```ts
+ * import { packWebSocketMessages } from "./websocket_pack.ts";
+ * console.log(packWebSocketMessages([new Uint8Array([0x4f, 0x4b])], 16384)); // [Uint8Array [130, 2, 79, 75]]
+ * ```
+ */
+export function packWebSocketMessages(payloads: readonly Uint8Array[], maxPayload: number): Uint8Array[] {
+  const count = payloads.length;
+  let size = 0;
+  for (let i = 0; i < count; i++) {
+    const length = payloads[i]!.length;
+    if (length < maxPayload) size += length + 4; // a header of at most 4 bytes
+  }
+  const pieces: Uint8Array[] = [];
+  const out = reserveArena(size);
+  let from = 0;
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    const payload = payloads[i]!;
+    const length = payload.length;
+    if (length < maxPayload) {
+      p = putSmallFrame(out, p, payload, 0, length);
+      continue;
+    }
+    if (p > from) pieces.push(out.subarray(from, p));
+    from = p;
+    pieces.push(webSocketHeader(WebSocketOpcode.binary, length), payload);
+  }
+  const used = trimArena(out, p); // its unused end goes back to the arena
+  if (p > from) pieces.push(from === 0 ? used : out.subarray(from, p));
+  return pieces;
+}
+
+/** Writes a binary frame of `source[start, start + length)` (under 65,536 bytes) at `p`; returns its end. */
+function putSmallFrame(
+  out: Uint8Array,
+  p: number,
+  source: Uint8Array,
+  start: number,
+  length: number,
+): number {
+  out[p++] = 0x80 | WebSocketOpcode.binary;
+  if (length < 126) out[p++] = length;
+  else {
+    out[p++] = 126;
+    out[p++] = length >>> 8;
+    out[p++] = length & 0xff;
+  }
+  if (length > 64) {
+    out.set(source.subarray(start, start + length), p);
+    return p + length;
+  }
+  // A copy loop beats `set` and its subarray for small payloads.
+  const end = start + length;
+  let i = start;
+  for (; i + 4 <= end; i += 4, p += 4) {
+    out[p] = source[i]!;
+    out[p + 1] = source[i + 1]!;
+    out[p + 2] = source[i + 2]!;
+    out[p + 3] = source[i + 3]!;
+  }
+  while (i < end) out[p++] = source[i++]!;
+  return p;
 }
