@@ -77,6 +77,18 @@ describe("ClientRecord's inbox", () => {
     assert.equal(r.inboxBytes, 0);
   });
 
+  it("takeAll copies the messages under copyBelow bytes and views the others, contents alike", () => {
+    const r = record();
+    const run = encodeFrames([utf8("abcdefg"), utf8("hi"), utf8("")]);
+    r.pushFrames(run, 3, 9);
+    const [long, short, empty] = r.takeAll(3);
+    assert.deepEqual([long, short, empty].map(text), ["abcdefg", "hi", ""]);
+    assert.equal(long!.buffer, run.buffer, "7 bytes: a view of the run");
+    assert.notEqual(short!.buffer, run.buffer, "2 bytes: a copy");
+    run.fill(0);
+    assert.equal(text(short), "hi", "the copy does not change with the input");
+  });
+
   it("read one by one past the compaction point, stays in order and keeps its counts", () => {
     const r = record();
     const total = 5000;

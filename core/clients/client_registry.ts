@@ -419,8 +419,8 @@ export class ClientRecord {
     return message;
   }
 
-  /** Removes every unread message, oldest first, one view each. */
-  takeAll(): Uint8Array[] {
+  /** Removes every unread message, oldest first, one view each (a copy under `copyBelow` bytes). */
+  takeAll(copyBelow = 0): Uint8Array[] {
     const inbox = this.#inbox;
     const counts = this.#counts;
     const messages: Uint8Array[] = [];
@@ -430,7 +430,7 @@ export class ClientRecord {
         messages.push(entry);
         continue;
       }
-      pushPayloadViews(messages, entry, at);
+      pushPayloadViews(messages, entry, at, copyBelow);
     }
     this.clearInbox();
     return messages;

@@ -73,6 +73,14 @@ const OK = [0x4f, 0x4b];
 /** Messages up to this size, in and out, are packed with their neighbours (one buffer a chunk); larger go alone. */
 const BATCH_MESSAGE_BYTES = 16 * 1024;
 
+/**
+ * A buffer to pack output into that no transport holds (see `Connection.bufferedAmount`), shared by
+ * every connection: made once a write was taken whole at once, dropped with a write that was not.
+ * Where writes complete later (Deno, Node) there is none, and output is packed into the arena.
+ */
+let spare: Uint8Array | undefined;
+const SPARE_BYTES = 64 * 1024;
+
 /** A method's first letter (A-Z), or the CR of an empty line that may come before the request line. */
 const isRequestStart = (byte: number) => (byte >= 0x41 && byte <= 0x5a) || byte === 13;
 
@@ -237,7 +245,12 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
     if (!this.#admitted) {
       for (const p of payloads) if (p.length === 2 && p[0] === OK[0] && p[1] === OK[1]) this.#admitted = true;
     }
-    return this.#inner.writeBatch(packWebSocketMessages(payloads, BATCH_MESSAGE_BYTES));
+    const buffer = spare;
+    spare = undefined;
+    const below = this.#inner.writeBatch(packWebSocketMessages(payloads, BATCH_MESSAGE_BYTES, buffer));
+    // Written whole at once (Bun): the transport holds none of it, so the next write may pack there.
+    if (this.#inner.bufferedAmount === 0) spare = buffer ?? new Uint8Array(SPARE_BYTES);
+    return below;
   }
 
   /** Turns the session's frames (an 8-byte length, then the payload) into WebSocket binary frames. */

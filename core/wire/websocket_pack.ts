@@ -50,6 +50,8 @@ export function packWebSocketFrames(
  * (at most 65,535) packed into one buffer, larger ones as they are after a buffer that holds their
  * header. One pass, one copy of each small payload.
  *
+ * @param into Where to pack, when the caller has a buffer free and large enough; else a buffer is
+ *   reserved from the shared arena.
  * @returns The buffers to write, in order.
  *
  * @example
@@ -58,7 +60,11 @@ export function packWebSocketFrames(
  * console.log(packWebSocketMessages([new Uint8Array([0x4f, 0x4b])], 16384)); // [Uint8Array [130, 2, 79, 75]]
  * ```
  */
-export function packWebSocketMessages(payloads: readonly Uint8Array[], maxPayload: number): Uint8Array[] {
+export function packWebSocketMessages(
+  payloads: readonly Uint8Array[],
+  maxPayload: number,
+  into?: Uint8Array,
+): Uint8Array[] {
   const count = payloads.length;
   let size = 0;
   for (let i = 0; i < count; i++) {
@@ -66,7 +72,7 @@ export function packWebSocketMessages(payloads: readonly Uint8Array[], maxPayloa
     if (length < maxPayload) size += length + 4; // a header of at most 4 bytes
   }
   const pieces: Uint8Array[] = [];
-  const out = reserveArena(size);
+  const out = into !== undefined && size <= into.length ? into : reserveArena(size);
   let from = 0;
   let p = 0;
   for (let i = 0; i < count; i++) {
