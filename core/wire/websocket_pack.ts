@@ -16,11 +16,40 @@ import { reserveArena, trimArena } from "./_byte_arena.ts";
 import { webSocketHeader, WebSocketOpcode } from "./websocket_frames.ts";
 
 /**
+ * A buffer to pack output into that no transport holds, shared by every connection: made once a
+ * write was taken whole at once, dropped with one that was not. Where writes complete later (Deno,
+ * Node) there is none, and output is packed into the arena.
+ */
+let spare: Uint8Array | undefined;
+const SPARE_BYTES = 64 * 1024;
+
+/**
+ * Takes the spare packing buffer, if there is one: the caller owns it until it gives it back.
+ *
+ * @example
+ * ```ts
+ * import { returnSpareBuffer, takeSpareBuffer } from "./websocket_pack.ts";
+ * returnSpareBuffer(takeSpareBuffer()); // a write was taken whole: the next one may pack into it
+ * ```
+ */
+export function takeSpareBuffer(): Uint8Array | undefined {
+  const buffer = spare;
+  spare = undefined;
+  return buffer;
+}
+
+/** Makes `buffer` (a new one when `undefined`) the spare: nothing written from it is held anymore. */
+export function returnSpareBuffer(buffer: Uint8Array | undefined): void {
+  spare = buffer ?? new Uint8Array(SPARE_BYTES);
+}
+
+/**
  * Rewrites the session's frames (an 8-byte little-endian length, then the payload) that start `chunk`
  * at `from` as unmasked binary WebSocket frames, packed into one buffer: one write of many small
  * messages instead of a header and a view each. It stops before a frame that is not whole in
  * `chunk`, whose payload is `maxPayload` bytes or more (at most 65,535: each header then shrinks), or
- * whose length is `stopAt`.
+ * whose length is `stopAt`. It packs into `into` when given and large enough for the rest of `chunk`
+ * (the caller then knows it used it), else into a buffer reserved from the shared arena.
  *
  * @returns The packed frames and where the first frame not packed starts; `undefined` when none was.
  */
@@ -29,6 +58,7 @@ export function packWebSocketFrames(
   from: number,
   maxPayload: number,
   stopAt = -1,
+  into?: Uint8Array,
 ): { frames: Uint8Array; end: number } | undefined {
   let out: Uint8Array | undefined;
   let p = 0;
@@ -38,7 +68,9 @@ export function packWebSocketFrames(
     const length = chunk[at]! | (chunk[at + 1]! << 8) | (chunk[at + 2]! << 16);
     const start = at + 8;
     if (length >= maxPayload || length === stopAt || start + length > chunk.length) break;
-    out ??= reserveArena(chunk.length - from);
+    out ??= into !== undefined && chunk.length - from <= into.length
+      ? into
+      : reserveArena(chunk.length - from);
     p = putSmallFrame(out, p, chunk, start, length);
     at = start + length;
   }
