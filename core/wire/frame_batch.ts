@@ -60,22 +60,24 @@ export const SMALL_COPIES_BEAT_VIEWS = typeof (globalThis as { Bun?: unknown }).
 /**
  * Appends a view of each payload of `run` (whole frames back to back), from byte `from` on, to
  * `views`; payloads shorter than `copyBelow` bytes are copied instead (for a reader that copies them
- * on anyway, where {@linkcode SMALL_COPIES_BEAT_VIEWS}).
+ * on anyway, where {@linkcode SMALL_COPIES_BEAT_VIEWS}). Returns true when every one was copied.
  */
-export function pushPayloadViews(views: Uint8Array[], run: Uint8Array, from: number, copyBelow = 0): void {
+export function pushPayloadViews(views: Uint8Array[], run: Uint8Array, from: number, copyBelow = 0): boolean {
   // `new Uint8Array(buffer, …)` costs about two thirds of `subarray` on V8, which dominates here.
   const buffer = run.buffer;
   const base = run.byteOffset + FRAME_HEADER_BYTES;
   const view = frameView(run);
+  let copied = true;
   for (let at = from, end = run.length; at < end;) {
     const length = readFrameLength(view, at);
-    views.push(
-      length < copyBelow
-        ? copyOf(run, at + FRAME_HEADER_BYTES, length)
-        : new Uint8Array(buffer, base + at, length),
-    );
+    if (length < copyBelow) views.push(copyOf(run, at + FRAME_HEADER_BYTES, length));
+    else {
+      views.push(new Uint8Array(buffer, base + at, length));
+      copied = false;
+    }
     at += FRAME_HEADER_BYTES + length;
   }
+  return copied;
 }
 
 /** A copy of `source[start, start + length)`, four bytes a step (`slice` costs more for a few dozen). */
