@@ -80,17 +80,10 @@ export function pushPayloadViews(views: Uint8Array[], run: Uint8Array, from: num
   return copied;
 }
 
-/** A copy of `source[start, start + length)`, four bytes a step (`slice` costs more for a few dozen). */
+/** A copy of `source[start, start + length)` (`slice` costs more for a few dozen bytes). */
 function copyOf(source: Uint8Array, start: number, length: number): Uint8Array {
   const copy = new Uint8Array(length);
-  let i = 0;
-  for (let s = start; i + 4 <= length; i += 4, s += 4) {
-    copy[i] = source[s]!;
-    copy[i + 1] = source[s + 1]!;
-    copy[i + 2] = source[s + 2]!;
-    copy[i + 3] = source[s + 3]!;
-  }
-  for (; i < length; i++) copy[i] = source[start + i]!;
+  for (let i = 0; i < length; i++) copy[i] = source[start + i]!;
   return copy;
 }
 
