@@ -9,8 +9,13 @@
 import process from "node:process";
 import type { Socket } from "node:net";
 
-/** The read buffer while the receiver copies what follows (a large message, a stream): reused. */
-const BULK_READ_BYTES = 256 * 1024;
+/**
+ * The read buffer while the receiver copies what follows (a large message, a stream): reused. As large
+ * as node:net's own reads: libuv reads a ready socket up to 32 times before it polls the others, and
+ * with 256 KiB reads a 16-byte round trip on another connection during a 4 GiB stream took 20–28 ms
+ * (p50) instead of 3–5 ms, for 10% less receiver CPU.
+ */
+const BULK_READ_BYTES = 64 * 1024;
 /** Bulk reads begin when the receiver will copy at least this many bytes next. */
 export const BULK_READ_MIN_BYTES = 64 * 1024;
 /** The read buffer otherwise: what it reads is copied out, so it is reused and stays small. */
@@ -50,7 +55,7 @@ export function canReadIntoOwnMemory(socket: Socket): boolean {
 
 /**
  * The reads of one socket into reused memory. While the receiver gives its chunks back and says it
- * will copy the next bytes (`onData` returns a count), reads go into one 256 KiB buffer, never past
+ * will copy the next bytes (`onData` returns a count), reads go into one 64 KiB buffer, never past
  * that count; otherwise into a 16 KiB buffer whose bytes are copied out before they are delivered.
  *
  * @example
