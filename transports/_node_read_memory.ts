@@ -79,18 +79,26 @@ export class NodeOwnReads {
 
   /**
    * Switches `socket`, whose receiver will copy the next `wanted` bytes, to reads delivered through
-   * `deliver` (the receiver's `onData`). The caller checks {@linkcode canReadIntoOwnMemory} first, and
-   * switches only while nothing is buffered in the socket's stream and reading is not paused.
+   * `deliver` (the receiver's `onData`); `undefined` when it cannot (its handle is gone, or has no
+   * `useUserBuffer`). Switch only while nothing is buffered in the socket's stream and reading is not
+   * paused.
    */
-  static start(socket: Socket, wanted: number, deliver: (chunk: Uint8Array) => number | void): NodeOwnReads {
-    const [kBuffer, kBufferCb, kBufferGen] = keysOf(socket)!;
+  static start(
+    socket: Socket,
+    wanted: number,
+    deliver: (chunk: Uint8Array) => number | void,
+  ): NodeOwnReads | undefined {
+    const keys = keysOf(socket);
+    const s = socket as unknown as OnreadSocket;
+    const handle = s._handle;
+    if (keys === null || typeof handle?.useUserBuffer !== "function") return undefined;
+    const [kBuffer, kBufferCb, kBufferGen] = keys;
     const reads = new NodeOwnReads(wanted, deliver);
     const first = reads.#next();
-    const s = socket as unknown as OnreadSocket;
     s[kBuffer!] = first;
     s[kBufferCb!] = (n: number, buffer: Uint8Array) => reads.#read(n, buffer);
     s[kBufferGen!] = () => reads.#next();
-    s._handle!.useUserBuffer!(first);
+    handle.useUserBuffer(first);
     return reads;
   }
 
