@@ -19,6 +19,7 @@ import { NO_PROCESSOR, type ProcessorState } from "../engine/processor_state.ts"
 import { type FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_batch.ts";
 import type { ListenerInfo } from "../types.ts";
 import { closeOnInternalError, Deadline, logClosedBeforeProxyHeader, Pause, Phase } from "./session_phase.ts";
+import { State } from "./session_phase.ts";
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
@@ -36,27 +37,21 @@ export class Session implements ConnectionHandler {
   readonly listener: ListenerInfo | undefined;
   readonly #host: SessionHost;
   #phase: Phase = Phase.proxyHeader;
-  #opened = false;
-  #raw = false;
+  /** {@linkcode Pause} bits (why reading is paused) and {@linkcode State} bits, in one field. */
+  #flags = 0;
   /** The open connection's frame decoder. */
   #decoder: FrameDecoder | undefined = undefined;
   #client: ClientRecord | undefined = undefined;
   #held: ClientRecord | undefined = undefined;
   /** The processor and where its callbacks stand (shared and frozen without one); `ProcessorHost` writes it. */
   processing: ProcessorState = NO_PROCESSOR;
-  #threshold: number | undefined = undefined; // the stream threshold its decoder gets
   /** Where decoded input goes: the processor or the inbox. */
   readonly #delivery: Delivery;
   readonly output: OutputQueue; // written by the session, and by a message stream's sender
   /** True while output is queued and not yet handed to the transport (set by the `FlushScheduler`). */
   dirty = false;
   #lastActivity = 0;
-  /** Why reading is paused: a bit per {@linkcode Pause} reason. */
-  #paused = 0;
-  #closeAfterFlush = false;
-  #closingGracefully = false;
   #closeError: Error | undefined = undefined;
-  #peerEnded = false;
   /** Set once the peer of an accepted session ended its side. */
   #halfOpen: HalfOpen | undefined = undefined;
   /** Drives the PROXY header and handshake: made at need, dropped at open unless it has PROXY addresses. */
@@ -103,9 +98,8 @@ export class Session implements ConnectionHandler {
   /** Opens the session at once as an unknown raw client's. */
   beginRaw(): void {
     this.#phase = Phase.open;
-    this.#opened = true;
     this.output.track();
-    this.#raw = true; // its decoder is made if bytes come with a PROXY header, or it turns framed
+    this.#flags |= State.opened | State.raw; // its decoder is made if bytes come with a PROXY header, or it turns framed
   }
 
   /** The connection's processor, if one is attached. */
@@ -116,7 +110,7 @@ export class Session implements ConnectionHandler {
   /** The frame decoder, made at the first framed input: an idle connection has none. */
   #framed(): FrameDecoder {
     if (this.#decoder) return this.#decoder;
-    this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits, this.#threshold));
+    this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits, this.#streams?.threshold));
     if (this.conn.reusesReadMemory) this.#decoder.copyLargeFrames(); // see `Connection.reusesReadMemory`
     return this.#decoder;
   }
@@ -138,12 +132,12 @@ export class Session implements ConnectionHandler {
 
   /** True once the session was bound to a client (or held) and open. */
   get opened(): boolean {
-    return this.#opened;
+    return (this.#flags & State.opened) !== 0;
   }
 
   /** True while the connection carries raw bytes. */
   get raw(): boolean {
-    return this.#raw;
+    return (this.#flags & State.raw) !== 0;
   }
 
   /** The client the session is bound to (an outgoing client's from the start). */
@@ -199,12 +193,16 @@ export class Session implements ConnectionHandler {
 
   /** True while closing: gracefully, or draining after a refusal or failure. */
   get closing(): boolean {
-    return this.#closingGracefully || this.#closeAfterFlush || this.#phase === Phase.draining;
+    return this.#is(State.closingGracefully | State.closeAfterFlush) || this.#phase === Phase.draining;
+  }
+
+  #is(state: number): boolean {
+    return (this.#flags & state) !== 0;
   }
 
   /** True once the peer ended its side (half-close). */
   get peerEnded(): boolean {
-    return this.#peerEnded;
+    return (this.#flags & State.peerEnded) !== 0;
   }
 
   /** The peer and the listener, for logs. */
@@ -214,25 +212,25 @@ export class Session implements ConnectionHandler {
 
   /** True while reading is paused for `reason`. */
   pausedFor(reason: Pause): boolean {
-    return (this.#paused & reason) !== 0;
+    return (this.#flags & reason) !== 0;
   }
 
   /** True while reading is paused for any reason (silence the core caused is not idleness). */
   get readingPaused(): boolean {
-    return this.#paused !== 0;
+    return (this.#flags & State.paused) !== 0;
   }
 
   /** Stops reading for `reason`. */
   pauseReading(reason: Pause): void {
-    if (this.#paused === 0 && this.#phase !== Phase.closed) this.conn.pauseReading();
-    this.#paused |= reason;
+    if ((this.#flags & State.paused) === 0 && this.#phase !== Phase.closed) this.conn.pauseReading();
+    this.#flags |= reason;
   }
 
   /** Lifts `reason`; reading resumes once no reason is left. */
   resumeReading(reason: Pause): void {
-    if ((this.#paused & reason) === 0) return;
-    this.#paused &= ~reason;
-    if (this.#paused !== 0 || this.#phase === Phase.closed) return;
+    if ((this.#flags & reason) === 0) return;
+    this.#flags &= ~reason;
+    if ((this.#flags & State.paused) !== 0 || this.#phase === Phase.closed) return;
     this.#lastActivity = Date.now();
     this.conn.resumeReading();
   }
@@ -274,11 +272,13 @@ export class Session implements ConnectionHandler {
   onEnd(): void {
     try {
       if (this.#phase === Phase.closed) return;
-      this.#peerEnded = true;
+      this.#flags |= State.peerEnded;
       this.#streams?.close(undefined); // a stream cut short can never complete
       if (this.#phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
-      if (this.#closingGracefully) this.close();
-      else if (this.listener !== undefined && this.#phase === Phase.open && !this.#closeAfterFlush) {
+      if ((this.#flags & State.closingGracefully) !== 0) this.close();
+      else if (
+        this.listener !== undefined && this.#phase === Phase.open && !this.#is(State.closeAfterFlush)
+      ) {
         this.#halfOpen = new HalfOpen(this, this.#deadline ??= new Deadline());
         this.#halfOpen.start(this.#host.limits.halfOpenTimeoutMs, this.processor !== undefined);
       } else this.closeWhenFlushed();
@@ -316,12 +316,12 @@ export class Session implements ConnectionHandler {
     if (answersNow) flusher.reading = this;
     try {
       if (phase !== Phase.open) this.#handshakeDriver!.push(chunk);
-      else if (this.#raw) this.#delivery.message(chunk, true);
+      else if ((this.#flags & State.raw) !== 0) this.#delivery.message(chunk, true);
       else if (!(givenBack = (decoder ??= this.#framed()).absorb(chunk))) {
         if (this.conn.reusesReadMemory) lent = decoder.lentViews;
         decoder.push(chunk);
       }
-      if (!this.#raw || phase !== Phase.open) this.#decode();
+      if ((this.#flags & State.raw) === 0 || phase !== Phase.open) this.#decode();
       // Read to its end and no view made of it (its frames were copied): its memory may be reused.
       if (lent >= 0 && decoder!.lentViews === lent) givenBack = true;
     } finally {
@@ -343,7 +343,7 @@ export class Session implements ConnectionHandler {
         continue;
       }
       const decoder = this.#decoder;
-      if (this.#raw) {
+      if ((this.#flags & State.raw) !== 0) {
         const rest = decoder?.takeBuffered();
         if (rest?.length) this.#delivery.message(rest, true);
         return;
@@ -412,7 +412,7 @@ export class Session implements ConnectionHandler {
   open(): void {
     if (this.#phase === Phase.open) return;
     this.#phase = Phase.open;
-    this.#opened = true;
+    this.#flags |= State.opened;
     this.output.track();
     this.#deadline?.clear();
     this.#deadline = undefined;
@@ -424,21 +424,21 @@ export class Session implements ConnectionHandler {
 
   /** Delivers frames over `threshold` as streams from now on (`undefined`: whole, for a processor). */
   streamThreshold(threshold: number | undefined): void {
-    this.#threshold = threshold;
     this.#decoder?.setStreamThreshold(threshold);
     if (threshold !== undefined) this.#streams ??= new StreamReceiver(this, this.#host);
+    if (this.#streams !== undefined) this.#streams.threshold = threshold; // kept there: one field fewer here
   }
 
   /** Switches between framed and raw (UDP stays raw); the undecoded rest is re-read in the new mode. */
   setRaw(raw: boolean): void {
-    if (this.#raw === raw || this.#phase === Phase.closed) return;
+    if (this.raw === raw || this.#phase === Phase.closed) return;
     refuseModeSwitch(this.conn, raw);
     refuseRawMidStream(raw, this.#streams?.pending, this.output.streaming, describeAddr(this.remoteAddr));
-    this.#raw = raw;
+    this.#flags = raw ? this.#flags | State.raw : this.#flags & ~State.raw;
     if (!raw) this.#framed();
     if (raw && this.#phase === Phase.open && (this.#decoder?.bufferedBytes ?? 0) > 0) {
       queueMicrotask(() => {
-        if (this.#raw && this.#phase === Phase.open) this.guarded(() => this.#decode());
+        if (this.raw && this.#phase === Phase.open) this.guarded(() => this.#decode());
       });
     }
   }
@@ -446,7 +446,7 @@ export class Session implements ConnectionHandler {
   // Output ----------------------------------------------------------------------------------------
 
   /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
-  queueOutput(payload: Uint8Array, framed = !this.#raw): void {
+  queueOutput(payload: Uint8Array, framed = (this.#flags & State.raw) === 0): void {
     if (this.#phase === Phase.closed) return;
     this.#queued(this.output.push(payload, framed ? OutputKind.framed : OutputKind.raw));
   }
@@ -462,7 +462,7 @@ export class Session implements ConnectionHandler {
   /** {@linkcode queueOutput} for a batch, one accounting update; `OutputQueue.pushMany`'s refusal, or 0. */
   queueOutputs(messages: readonly unknown[]): number {
     if (this.#phase === Phase.closed || messages.length === 0) return 0;
-    const bytes = this.output.pushMany(messages, !this.#raw);
+    const bytes = this.output.pushMany(messages, (this.#flags & State.raw) === 0);
     if (bytes >= 0) this.#queued(bytes);
     return Math.min(bytes, 0);
   }
@@ -478,7 +478,7 @@ export class Session implements ConnectionHandler {
   flushNow(): void {
     this.dirty = false;
     if (this.#phase !== Phase.closed) this.output.write();
-    if (this.#closeAfterFlush && this.output.inflightBytes === 0) this.#beginGracefulClose();
+    if (this.#is(State.closeAfterFlush) && this.output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   #drained(): void {
@@ -494,7 +494,7 @@ export class Session implements ConnectionHandler {
       if (!this.processor) host.board.emit(host.board.events.clientsWithEmptyOutputFifo, record.id);
       else host.processors.drained(this);
     }
-    if (this.#closeAfterFlush && !this.dirty) this.#beginGracefulClose();
+    if ((this.#flags & State.closeAfterFlush) !== 0 && !this.dirty) this.#beginGracefulClose();
     else this.#halfOpen?.check();
   }
 
@@ -503,7 +503,7 @@ export class Session implements ConnectionHandler {
   /** Closes once everything queued has been written (and the peer had time to close). */
   closeWhenFlushed(): void {
     if (this.#phase === Phase.closed) return;
-    this.#closeAfterFlush = true;
+    this.#flags |= State.closeAfterFlush;
     if (!this.dirty && this.output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
@@ -545,8 +545,8 @@ export class Session implements ConnectionHandler {
     this.#phase = Phase.draining;
     this.#deadline?.clear();
     // Input is ignored from now on, but the peer's close must still be seen.
-    if (this.#paused !== 0) {
-      this.#paused = 0;
+    if ((this.#flags & State.paused) !== 0) {
+      this.#flags &= ~State.paused;
       this.conn.resumeReading();
     }
     const budget = this.#host.budget;
@@ -555,9 +555,9 @@ export class Session implements ConnectionHandler {
   }
 
   #beginGracefulClose(): void {
-    if (this.#closingGracefully || this.#phase === Phase.closed) return;
-    this.#closingGracefully = true;
-    if (this.#peerEnded) return this.close();
+    if ((this.#flags & State.closingGracefully) !== 0 || this.#phase === Phase.closed) return;
+    this.#flags |= State.closingGracefully;
+    if ((this.#flags & State.peerEnded) !== 0) return this.close();
     this.conn.closeWrite();
     (this.#deadline ??= new Deadline()).set(this.#host.limits.closeTimeoutMs, () => this.close());
   }

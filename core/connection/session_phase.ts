@@ -41,6 +41,19 @@ export const Pause = {
 } as const;
 /** One of {@linkcode Pause}'s values. */
 export type Pause = typeof Pause[keyof typeof Pause];
+/** A session's states, bits above {@linkcode Pause}'s in the same field (one field, not six). */
+export const State = {
+  /** Every {@linkcode Pause} bit: reading is paused for some reason. */
+  paused: 15,
+  /** Bound to a client (or held) and open. */
+  opened: 16,
+  /** Carrying raw bytes. */
+  raw: 32,
+  closeAfterFlush: 64,
+  closingGracefully: 128,
+  /** The peer ended its side. */
+  peerEnded: 256,
+} as const;
 
 /**
  * The one pending timer of a session: its handshake deadline, its graceful close's, or the end of
