@@ -38,3 +38,21 @@ export function peerName(localAddr: Addr, remoteAddr: Addr): string {
   }
   return formatAddr(remoteAddr);
 }
+
+/** The last local address made: a listener's connections share one (it is never modified). */
+let lastLocal: Addr = { transport: "unix", path: "" };
+
+/**
+ * A TCP or TLS local address, the same object as the last one made when it is equal: the connections of
+ * one listener share one, instead of an object each.
+ *
+ * @example
+ * ```ts
+ * localAddrOf("tcp", "127.0.0.1", 80) === localAddrOf("tcp", "127.0.0.1", 80); // true
+ * ```
+ */
+export function localAddrOf(transport: "tcp" | "tls", hostname: string, port: number): Addr {
+  const last = lastLocal;
+  if (last.transport === transport && last.hostname === hostname && last.port === port) return last;
+  return lastLocal = { transport, hostname, port };
+}

@@ -14,6 +14,7 @@ import { peerName } from "./_addr.ts";
 import { handlerError } from "./_callbacks.ts";
 import { type DenoAddr, type DenoConn, denoErrorCode } from "./_deno_types.ts";
 import { connectionError } from "./_errors.ts";
+import { DueList } from "./_due_list.ts";
 import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
 import type { Addr, Connection, ConnectionHandler, TlsConnectionInfo } from "./types.ts";
 
@@ -112,8 +113,10 @@ export class DenoConnection implements Connection {
   #scratch: Uint8Array | null = null;
   #gathered = 0;
 
-  // Bound once per connection (the flush at its first write) so the hot path allocates no closures.
-  #startFlush: (() => void) | undefined = undefined;
+  /** Flushes due at the end of the tick: one microtask for all connections, no closure per connection. */
+  static readonly #flushes = new DueList<DenoConnection>((c) => {
+    if ((c.#flags & (Flag.flushRunning | Flag.flushing)) === Flag.flushing) void c.#flush();
+  });
 
   /** `tls` is set for a `Deno.TlsConn` whose handshake is done. */
   constructor(conn: DenoConn, tls?: TlsConnectionInfo) {
@@ -157,11 +160,7 @@ export class DenoConnection implements Connection {
     writes.push(data);
     if ((this.#flags & Flag.flushing) === 0 && writes.chunks.length) {
       this.#flags |= Flag.flushing;
-      queueMicrotask(
-        this.#startFlush ??= () => {
-          if ((this.#flags & (Flag.flushRunning | Flag.flushing)) === Flag.flushing) void this.#flush();
-        },
-      );
+      DenoConnection.#flushes.add(this);
     }
     return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
   }
