@@ -9,6 +9,16 @@ import type { Addr } from "./types.ts";
 export const DEFAULT_HOSTNAME = "127.0.0.1";
 
 /**
+ * The host names a listener binds every interface with: its sockets' local addresses differ.
+ *
+ * @example
+ * ```ts
+ * WILDCARD_HOSTS.has("0.0.0.0"); // true
+ * ```
+ */
+export const WILDCARD_HOSTS: ReadonlySet<string> = new Set(["0.0.0.0", "::", "0:0:0:0:0:0:0:0", "[::]", ""]);
+
+/**
  * An address in one line, its kind first, as the core names addresses too: `tcp:127.0.0.1:5000`,
  * `tls:[::1]:443`, `unix:/tmp/app.sock` (`unix:(unnamed)` for a client's own side).
  *

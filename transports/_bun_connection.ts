@@ -103,7 +103,7 @@ export class BunConnection implements Connection {
       socket.pause();
       const conn = new BunConnection(data.unixPath === undefined ? "tcp" : "unix", undefined);
       socket.data = conn;
-      conn.#attach(socket, data.unixPath);
+      conn.#attach(socket, data);
       handOver(conn, data.onConnection);
     },
     handshake(socket, success, authorizationError) {
@@ -125,7 +125,7 @@ export class BunConnection implements Connection {
       socket.pause();
       const conn = new BunConnection("tls", undefined);
       socket.data = conn;
-      conn.#attach(socket, undefined);
+      conn.#attach(socket, context);
       conn.#tls = { info: tlsConnectionInfo(requireCert, socket.getPeerCertificate?.()?.subject) };
       handOver(conn, context.onConnection);
     },
@@ -228,14 +228,14 @@ export class BunConnection implements Connection {
     return tlsConnectError(this.#tls?.failure ?? this.#socketError, target);
   }
 
-  #attach(socket: BunSocket<SocketData>, listenPath: string | undefined): void {
+  #attach(socket: BunSocket<SocketData>, context: AcceptContext | undefined): void {
     this.#socket = socket;
     this.#flags |= ATTACHED;
-    if (this.#kind === "unix") {
-      // Bun reports no addresses on UNIX sockets: the accepted side is named by its listener.
-      this.#localAddr = { transport: "unix", path: listenPath ?? "" };
-    } else {
-      this.#localAddr = localAddrOf(this.#kind, socket.localAddress ?? "", socket.localPort ?? 0);
+    if (this.#kind === "unix") this.#localAddr = { transport: "unix", path: context?.unixPath ?? "" };
+    else {
+      // Bun keeps each address string it reports on the socket: a listener's own address costs none.
+      this.#localAddr = context?.local ??
+        localAddrOf(this.#kind, socket.localAddress ?? "", socket.localPort ?? 0);
       this.#remoteAddr = {
         transport: this.#kind,
         hostname: socket.remoteAddress ?? "",
