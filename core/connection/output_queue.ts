@@ -52,7 +52,8 @@ export class OutputQueue {
   #kind: OutputKind = OutputKind.framed;
   #queuedBytes = 0;
   #inflightBytes = 0;
-  readonly #conn: Connection;
+  /** The connection written to. */
+  readonly conn: Connection;
   /** A reconnecting client's output since the last drain, for what a lost connection left unwritten. */
   readonly #inFlight: InFlightMessages | undefined;
   /** Closed with the error when the transport refuses a write (the session: no closure per connection). */
@@ -65,7 +66,7 @@ export class OutputQueue {
    * unwritten. A write the transport refuses closes `owner` with its error.
    */
   constructor(conn: Connection, keepInFlight: boolean, owner: { close(error: Error): void }) {
-    this.#conn = conn;
+    this.conn = conn;
     this.#inFlight = keepInFlight ? new InFlightMessages() : undefined;
     this.#owner = owner;
   }
@@ -238,7 +239,7 @@ export class OutputQueue {
     }
     try {
       // This is the connection's one batch for the tick, so the transport starts writing it at once.
-      this.#conn.writeBatch(kind === OutputKind.framed ? framedPieces(queue) : queue);
+      this.conn.writeBatch(kind === OutputKind.framed ? framedPieces(queue) : queue);
     } catch (err) {
       this.#owner.close(err as Error);
     }

@@ -19,7 +19,7 @@ import { NO_PROCESSOR, type ProcessorState } from "../engine/processor_state.ts"
 import { type FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_batch.ts";
 import type { ListenerInfo } from "../types.ts";
 import { closeOnInternalError, Deadline, logClosedBeforeProxyHeader, Pause, Phase } from "./session_phase.ts";
-import { State } from "./session_phase.ts";
+import { describeSession, SessionRare, State } from "./session_phase.ts";
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
@@ -33,16 +33,13 @@ export { Pause, Phase, type SessionHost, streamThresholdOf };
  * it does may throw into the runtime's event loop: every transport callback is guarded.
  */
 export class Session implements ConnectionHandler {
-  readonly conn: Connection;
   readonly listener: ListenerInfo | undefined;
   readonly #host: SessionHost;
-  #phase: Phase = Phase.proxyHeader;
-  /** {@linkcode Pause} bits (why reading is paused) and {@linkcode State} bits, in one field. */
-  #flags = 0;
+  /** The {@linkcode Phase} (`State.phase` bits), {@linkcode Pause} bits and {@linkcode State} bits: one field. */
+  #flags: number = Phase.proxyHeader;
   /** The open connection's frame decoder. */
   #decoder: FrameDecoder | undefined = undefined;
   #client: ClientRecord | undefined = undefined;
-  #held: ClientRecord | undefined = undefined;
   /** The processor and where its callbacks stand (shared and frozen without one); `ProcessorHost` writes it. */
   processing: ProcessorState = NO_PROCESSOR;
   /** Where decoded input goes: the processor or the inbox. */
@@ -51,12 +48,8 @@ export class Session implements ConnectionHandler {
   /** True while output is queued and not yet handed to the transport (set by the `FlushScheduler`). */
   dirty = false;
   #lastActivity = 0;
-  #closeError: Error | undefined = undefined;
-  /** Set once the peer of an accepted session ended its side. */
-  #halfOpen: HalfOpen | undefined = undefined;
-  /** Drives the PROXY header and handshake: made at need, dropped at open unless it has PROXY addresses. */
-  #handshakeDriver: HandshakeDriver | undefined = undefined;
-  #deadline: Deadline | undefined = undefined; // the handshake's, half-close's or close's timer, made at need
+  /** The handshake driver, timer, half-open state, held record and close error, while any is set. */
+  #rare: SessionRare | undefined = undefined;
   #streams: StreamReceiver | undefined = undefined; // streamed messages, when a threshold applies
 
   /**
@@ -71,7 +64,6 @@ export class Session implements ConnectionHandler {
   ) {
     this.#host = host;
     this.#delivery = new Delivery(this, host);
-    this.conn = conn;
     this.listener = listener;
     this.output = new OutputQueue(conn, typeof start === "object" && start.reconnect !== undefined, this);
     if (start === "raw") this.beginRaw();
@@ -92,7 +84,21 @@ export class Session implements ConnectionHandler {
   }
 
   #driver(): HandshakeDriver {
-    return this.#handshakeDriver ??= new HandshakeDriver(this, this.#host, this.#deadline ??= new Deadline());
+    const rare = this.#rare ??= new SessionRare();
+    return rare.driver ??= new HandshakeDriver(this, this.#host, rare.deadline ??= new Deadline());
+  }
+
+  get #phase(): Phase {
+    return (this.#flags & State.phase) as Phase;
+  }
+
+  set #phase(phase: Phase) {
+    this.#flags = (this.#flags & ~State.phase) | phase;
+  }
+
+  /** The connection (kept by the output queue: one field fewer here). */
+  get conn(): Connection {
+    return this.output.conn;
   }
 
   /** Opens the session at once as an unknown raw client's. */
@@ -117,12 +123,12 @@ export class Session implements ConnectionHandler {
 
   /** The peer's address: the original client's behind a trusted balancer, else the connection's. */
   get remoteAddr(): Addr {
-    return this.#handshakeDriver?.proxiedRemote ?? this.conn.remoteAddr;
+    return this.#rare?.driver?.proxiedRemote ?? this.conn.remoteAddr;
   }
 
   /** Behind a trusted balancer: the balancer's address (the connection's own peer). */
   get proxyAddr(): Addr | undefined {
-    return this.#handshakeDriver?.proxyAddr;
+    return this.#rare?.driver?.proxyAddr;
   }
 
   /** Where the session stands. */
@@ -147,17 +153,12 @@ export class Session implements ConnectionHandler {
 
   /** The provisional record of a held unexpected keyword, until `addClient` adopts the session. */
   get held(): ClientRecord | undefined {
-    return this.#held;
+    return this.#rare?.held;
   }
 
   /** When the session last read or wrote (stamped only while `limits.idleTimeoutMs` is set). */
   get lastActivity(): number {
     return this.#lastActivity;
-  }
-
-  /** Output handed to the transport and not yet drained. */
-  get inflightBytes(): number {
-    return this.output.inflightBytes;
   }
 
   /** Binds the session to `record` (see `SessionHost.bind`); it opens next. */
@@ -168,12 +169,12 @@ export class Session implements ConnectionHandler {
 
   /** Holds the session for an unexpected keyword, whose input `record` keeps; it opens next. */
   holdFor(record: ClientRecord): void {
-    this.#held = record;
+    (this.#rare ??= new SessionRare()).held = record;
   }
 
   /** Forgets the held keyword's record: `addClient` adopted it, or the session closed. */
   releaseHeld(): void {
-    this.#held = undefined;
+    if (this.#rare !== undefined) this.#rare.held = undefined;
   }
 
   /** Bytes that arrived with the PROXY header, for the decoder of a session that opened raw. */
@@ -203,11 +204,6 @@ export class Session implements ConnectionHandler {
   /** True once the peer ended its side (half-close). */
   get peerEnded(): boolean {
     return (this.#flags & State.peerEnded) !== 0;
-  }
-
-  /** The peer and the listener, for logs. */
-  describe(): string {
-    return `${describeAddr(this.remoteAddr)} on ${this.listener?.name ?? "an outgoing connection"}`;
   }
 
   /** True while reading is paused for `reason`. */
@@ -279,8 +275,9 @@ export class Session implements ConnectionHandler {
       else if (
         this.listener !== undefined && this.#phase === Phase.open && !this.#is(State.closeAfterFlush)
       ) {
-        this.#halfOpen = new HalfOpen(this, this.#deadline ??= new Deadline());
-        this.#halfOpen.start(this.#host.limits.halfOpenTimeoutMs, this.processor !== undefined);
+        const rare = this.#rare ??= new SessionRare();
+        rare.halfOpen = new HalfOpen(this, rare.deadline ??= new Deadline());
+        rare.halfOpen.start(this.#host.limits.halfOpenTimeoutMs, this.processor !== undefined);
       } else this.closeWhenFlushed();
     } catch (err) {
       this.#internalError(err);
@@ -315,7 +312,7 @@ export class Session implements ConnectionHandler {
     const flusher = host.flusher;
     if (answersNow) flusher.reading = this;
     try {
-      if (phase !== Phase.open) this.#handshakeDriver!.push(chunk);
+      if (phase !== Phase.open) this.#rare!.driver!.push(chunk);
       else if ((this.#flags & State.raw) !== 0) this.#delivery.message(chunk, true);
       else if (!(givenBack = (decoder ??= this.#framed()).absorb(chunk))) {
         if (this.conn.reusesReadMemory) lent = decoder.lentViews;
@@ -337,9 +334,11 @@ export class Session implements ConnectionHandler {
   #decode(): void {
     const host = this.#host;
     const budget = host.budget;
-    while (this.#phase < Phase.draining && this.#handshakeDriver?.busy !== true) {
+    while (this.#phase < Phase.draining) {
       if (this.#phase !== Phase.open) {
-        if (!this.#handshakeDriver!.step()) return;
+        // An asynchronous handshake step (busy) is under way only before the session opens.
+        const driver = this.#rare!.driver!;
+        if (driver.busy || !driver.step()) return;
         continue;
       }
       const decoder = this.#decoder;
@@ -414,11 +413,11 @@ export class Session implements ConnectionHandler {
     this.#phase = Phase.open;
     this.#flags |= State.opened;
     this.output.track();
-    this.#deadline?.clear();
-    this.#deadline = undefined;
+    const rare = this.#rare;
+    rare?.deadline?.clear();
     this.streamThreshold(streamThresholdOf(this.#client));
-    const rest = this.#handshakeDriver?.finish();
-    if (this.#handshakeDriver?.proxyAddr === undefined) this.#handshakeDriver = undefined; // no PROXY addresses
+    const rest = rare?.driver?.finish();
+    if (rare?.opened() === true) this.#rare = undefined; // nothing left in it (no PROXY addresses)
     if (rest?.length) this.#framed().push(rest);
   }
 
@@ -495,7 +494,7 @@ export class Session implements ConnectionHandler {
       else host.processors.drained(this);
     }
     if ((this.#flags & State.closeAfterFlush) !== 0 && !this.dirty) this.#beginGracefulClose();
-    else this.#halfOpen?.check();
+    else this.#rare?.halfOpen?.check();
   }
 
   // Closing ---------------------------------------------------------------------------------------
@@ -510,7 +509,7 @@ export class Session implements ConnectionHandler {
   /** Ignores further input, writes what is queued, then closes with `error` as the client's `lastError`. */
   drainAndClose(error: Error): void {
     if (this.#phase === Phase.closed) return;
-    this.#closeError ??= error;
+    (this.#rare ??= new SessionRare()).closeError ??= error;
     this.#stopReading();
     this.closeWhenFlushed();
   }
@@ -533,7 +532,7 @@ export class Session implements ConnectionHandler {
 
   /** Refuses the handshake: logs `reason`, writes `reply`, then closes. */
   refuse(reason: string, reply: Uint8Array): void {
-    this.#host.logger.info?.(`Refused connection from ${this.describe()}: ${reason}`);
+    this.#host.logger.info?.(`Refused connection from ${describeSession(this)}: ${reason}`);
     this.#stopReading();
     this.queueOutput(reply, true);
     this.closeWhenFlushed();
@@ -543,14 +542,14 @@ export class Session implements ConnectionHandler {
   #stopReading(): void {
     if (this.#phase >= Phase.draining) return;
     this.#phase = Phase.draining;
-    this.#deadline?.clear();
+    this.#rare?.deadline?.clear();
     // Input is ignored from now on, but the peer's close must still be seen.
     if ((this.#flags & State.paused) !== 0) {
       this.#flags &= ~State.paused;
       this.conn.resumeReading();
     }
     const budget = this.#host.budget;
-    budget.released(this.#handshakeDriver?.discard() ?? 0);
+    budget.released(this.#rare?.driver?.discard() ?? 0);
     if (this.#decoder) budget.released(this.#decoder.takeBuffered().length);
   }
 
@@ -559,12 +558,13 @@ export class Session implements ConnectionHandler {
     this.#flags |= State.closingGracefully;
     if ((this.#flags & State.peerEnded) !== 0) return this.close();
     this.conn.closeWrite();
-    (this.#deadline ??= new Deadline()).set(this.#host.limits.closeTimeoutMs, () => this.close());
+    const rare = this.#rare ??= new SessionRare();
+    (rare.deadline ??= new Deadline()).set(this.#host.limits.closeTimeoutMs, () => this.close());
   }
 
   /** The application read this connection's input: a half-open connection may be done (see `HalfOpen`). */
   inputRead(): void {
-    this.#halfOpen?.read();
+    this.#rare?.halfOpen?.read();
   }
 
   /** True when open, its input all read (a held keyword's cannot be: not counted), its output all written. */
@@ -578,16 +578,17 @@ export class Session implements ConnectionHandler {
     if (this.#phase === Phase.closed) return;
     const wasConnecting = this.#phase === Phase.connecting;
     this.#phase = Phase.closed;
-    this.#deadline?.clear();
+    const rare = this.#rare;
+    rare?.deadline?.clear();
     const budget = this.#host.budget;
     this.#streams?.close(error);
-    budget.released((this.#decoder?.bufferedBytes ?? 0) + (this.#handshakeDriver?.bufferedBytes ?? 0));
+    budget.released((this.#decoder?.bufferedBytes ?? 0) + (rare?.driver?.bufferedBytes ?? 0));
     budget.released(this.#delivery.discard());
     // What never fully reached the kernel is sent again, whole, before what was never written.
     const { bytes, unsent } = this.output.discard(this.conn.discardedBytes);
     budget.written(bytes);
-    error ??= this.#closeError;
-    if (wasConnecting && !error) error = this.#handshakeDriver!.closedEarly();
+    error ??= rare?.closeError;
+    if (wasConnecting && !error) error = rare!.driver!.closedEarly();
     this.#host.sessionClosed(this, error, wasConnecting, unsent);
     budget.forget(this);
   }
