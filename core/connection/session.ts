@@ -20,6 +20,9 @@ import { type FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_b
 import type { ListenerInfo } from "../types.ts";
 import { closeOnInternalError, Deadline, logClosedBeforeProxyHeader, Pause, Phase } from "./session_phase.ts";
 import { describeSession, SessionRare, State } from "./session_phase.ts";
+
+/** The phase bits of a session's flags (`State.phase`, as a literal the JIT folds in). */
+const PHASE = 7;
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
@@ -70,7 +73,7 @@ export class Session implements ConnectionHandler {
     else if (start === "accepting") this.beginHandshake();
     else if (start === "proxy") this.#driver().expectProxyHeader();
     else {
-      this.#phase = Phase.connecting;
+      this.#enter(Phase.connecting);
       this.#client = start;
       this.#driver().beginClient(start);
     }
@@ -79,7 +82,7 @@ export class Session implements ConnectionHandler {
 
   /** Starts the accepting side's keyword handshake. */
   beginHandshake(): void {
-    this.#phase = Phase.accepting;
+    this.#enter(Phase.accepting);
     this.#driver().beginServer();
   }
 
@@ -88,11 +91,8 @@ export class Session implements ConnectionHandler {
     return rare.driver ??= new HandshakeDriver(this, this.#host, rare.deadline ??= new Deadline());
   }
 
-  get #phase(): Phase {
-    return (this.#flags & State.phase) as Phase;
-  }
-
-  set #phase(phase: Phase) {
+  /** Enters `phase` (the low bits of the flags: see {@linkcode State}). */
+  #enter(phase: Phase): void {
     this.#flags = (this.#flags & ~State.phase) | phase;
   }
 
@@ -103,7 +103,7 @@ export class Session implements ConnectionHandler {
 
   /** Opens the session at once as an unknown raw client's. */
   beginRaw(): void {
-    this.#phase = Phase.open;
+    this.#enter(Phase.open);
     this.output.track();
     this.#flags |= State.opened | State.raw; // its decoder is made if bytes come with a PROXY header, or it turns framed
   }
@@ -133,7 +133,7 @@ export class Session implements ConnectionHandler {
 
   /** Where the session stands. */
   get phase(): Phase {
-    return this.#phase;
+    return (this.#flags & PHASE) as Phase;
   }
 
   /** True once the session was bound to a client (or held) and open. */
@@ -184,7 +184,7 @@ export class Session implements ConnectionHandler {
 
   /** True once closed. */
   get closed(): boolean {
-    return this.#phase === Phase.closed;
+    return (this.#flags & PHASE) === Phase.closed;
   }
 
   /** Output queued or in flight for this connection. */
@@ -194,7 +194,7 @@ export class Session implements ConnectionHandler {
 
   /** True while closing: gracefully, or draining after a refusal or failure. */
   get closing(): boolean {
-    return this.#is(State.closingGracefully | State.closeAfterFlush) || this.#phase === Phase.draining;
+    return this.#is(State.closingGracefully | State.closeAfterFlush) || this.phase === Phase.draining;
   }
 
   #is(state: number): boolean {
@@ -218,7 +218,7 @@ export class Session implements ConnectionHandler {
 
   /** Stops reading for `reason`. */
   pauseReading(reason: Pause): void {
-    if ((this.#flags & State.paused) === 0 && this.#phase !== Phase.closed) this.conn.pauseReading();
+    if ((this.#flags & State.paused) === 0 && !this.closed) this.conn.pauseReading();
     this.#flags |= reason;
   }
 
@@ -226,7 +226,7 @@ export class Session implements ConnectionHandler {
   resumeReading(reason: Pause): void {
     if ((this.#flags & reason) === 0) return;
     this.#flags &= ~reason;
-    if ((this.#flags & State.paused) !== 0 || this.#phase === Phase.closed) return;
+    if ((this.#flags & State.paused) !== 0 || this.closed) return;
     this.#lastActivity = Date.now();
     this.conn.resumeReading();
   }
@@ -267,14 +267,12 @@ export class Session implements ConnectionHandler {
    */
   onEnd(): void {
     try {
-      if (this.#phase === Phase.closed) return;
+      if (this.closed) return;
       this.#flags |= State.peerEnded;
       this.#streams?.close(undefined); // a stream cut short can never complete
-      if (this.#phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
+      if (this.phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
       if ((this.#flags & State.closingGracefully) !== 0) this.close();
-      else if (
-        this.listener !== undefined && this.#phase === Phase.open && !this.#is(State.closeAfterFlush)
-      ) {
+      else if (this.listener !== undefined && this.phase === Phase.open && !this.#is(State.closeAfterFlush)) {
         const rare = this.#rare ??= new SessionRare();
         rare.halfOpen = new HalfOpen(this, rare.deadline ??= new Deadline());
         rare.halfOpen.start(this.#host.limits.halfOpenTimeoutMs, this.processor !== undefined);
@@ -287,7 +285,7 @@ export class Session implements ConnectionHandler {
   /** The transport closed the connection. */
   onClose(error?: Error): void {
     try {
-      if (this.#phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
+      if (this.phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
       this.#finalize(error);
     } catch (err) {
       this.#host.logger.error?.("Internal error while closing a connection", err);
@@ -298,7 +296,7 @@ export class Session implements ConnectionHandler {
 
   /** The hot path: data in, whole frames out, delivered; a processor's answers written at the end. */
   #receive(chunk: Uint8Array): number | undefined {
-    const phase = this.#phase;
+    const phase = this.#flags & PHASE;
     if (phase >= Phase.draining) return undefined;
     const host = this.#host;
     if (host.tracksIdle) this.#lastActivity = Date.now();
@@ -334,8 +332,8 @@ export class Session implements ConnectionHandler {
   #decode(): void {
     const host = this.#host;
     const budget = host.budget;
-    while (this.#phase < Phase.draining) {
-      if (this.#phase !== Phase.open) {
+    while ((this.#flags & PHASE) < Phase.draining) {
+      if ((this.#flags & PHASE) !== Phase.open) {
         // An asynchronous handshake step (busy) is under way only before the session opens.
         const driver = this.#rare!.driver!;
         if (driver.busy || !driver.step()) return;
@@ -409,8 +407,8 @@ export class Session implements ConnectionHandler {
 
   /** Leaves the handshake: from now on frames may be as large as `maxMessageBytes`. */
   open(): void {
-    if (this.#phase === Phase.open) return;
-    this.#phase = Phase.open;
+    if (this.phase === Phase.open) return;
+    this.#enter(Phase.open);
     this.#flags |= State.opened;
     this.output.track();
     const rare = this.#rare;
@@ -430,14 +428,14 @@ export class Session implements ConnectionHandler {
 
   /** Switches between framed and raw (UDP stays raw); the undecoded rest is re-read in the new mode. */
   setRaw(raw: boolean): void {
-    if (this.raw === raw || this.#phase === Phase.closed) return;
+    if (this.raw === raw || this.closed) return;
     refuseModeSwitch(this.conn, raw);
     refuseRawMidStream(raw, this.#streams?.pending, this.output.streaming, describeAddr(this.remoteAddr));
     this.#flags = raw ? this.#flags | State.raw : this.#flags & ~State.raw;
     if (!raw) this.#framed();
-    if (raw && this.#phase === Phase.open && (this.#decoder?.bufferedBytes ?? 0) > 0) {
+    if (raw && this.phase === Phase.open && (this.#decoder?.bufferedBytes ?? 0) > 0) {
       queueMicrotask(() => {
-        if (this.raw && this.#phase === Phase.open) this.guarded(() => this.#decode());
+        if (this.raw && this.phase === Phase.open) this.guarded(() => this.#decode());
       });
     }
   }
@@ -446,7 +444,7 @@ export class Session implements ConnectionHandler {
 
   /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
   queueOutput(payload: Uint8Array, framed = (this.#flags & State.raw) === 0): void {
-    if (this.#phase === Phase.closed) return;
+    if ((this.#flags & PHASE) === Phase.closed) return;
     this.#queued(this.output.push(payload, framed ? OutputKind.framed : OutputKind.raw));
   }
 
@@ -454,13 +452,13 @@ export class Session implements ConnectionHandler {
   sendFrames(batch: FrameBatch): void {
     const runs = frameBatchRuns(batch, this.#host.budget, "send frames");
     frameBatchSent(batch);
-    if (this.#phase === Phase.closed || batch.count === 0) return;
+    if (this.closed || batch.count === 0) return;
     this.#queued(this.output.pushRuns(runs, batch.byteLength));
   }
 
   /** {@linkcode queueOutput} for a batch, one accounting update; `OutputQueue.pushMany`'s refusal, or 0. */
   queueOutputs(messages: readonly unknown[]): number {
-    if (this.#phase === Phase.closed || messages.length === 0) return 0;
+    if (this.closed || messages.length === 0) return 0;
     const bytes = this.output.pushMany(messages, (this.#flags & State.raw) === 0);
     if (bytes >= 0) this.#queued(bytes);
     return Math.min(bytes, 0);
@@ -468,7 +466,7 @@ export class Session implements ConnectionHandler {
 
   #queued(bytes: number): void {
     // Queuing may have written earlier output of another kind, and that write may have closed it.
-    if (this.#phase === Phase.closed) return;
+    if ((this.#flags & PHASE) === Phase.closed) return;
     this.#host.budget.queued(bytes, this);
     this.#host.flusher.markDirty(this);
   }
@@ -476,19 +474,19 @@ export class Session implements ConnectionHandler {
   /** Hands the queued output to the transport now. */
   flushNow(): void {
     this.dirty = false;
-    if (this.#phase !== Phase.closed) this.output.write();
+    if ((this.#flags & PHASE) !== Phase.closed) this.output.write();
     if (this.#is(State.closeAfterFlush) && this.output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   #drained(): void {
-    if (this.#phase === Phase.closed) return;
+    if (this.closed) return;
     const host = this.#host;
     if (host.tracksIdle) this.#lastActivity = Date.now();
     host.budget.written(this.output.drained());
     host.budget.relieve();
     if (this.dirty) return;
     const record = this.#client;
-    if (record && this.#phase === Phase.open) {
+    if (record && (this.#flags & PHASE) === Phase.open) {
       // A processor hears of it through onOutputBuffersAreEmpty (waking ioIteration per write would cost).
       if (!this.processor) host.board.emit(host.board.events.clientsWithEmptyOutputFifo, record.id);
       else host.processors.drained(this);
@@ -501,14 +499,14 @@ export class Session implements ConnectionHandler {
 
   /** Closes once everything queued has been written (and the peer had time to close). */
   closeWhenFlushed(): void {
-    if (this.#phase === Phase.closed) return;
+    if (this.closed) return;
     this.#flags |= State.closeAfterFlush;
     if (!this.dirty && this.output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   /** Ignores further input, writes what is queued, then closes with `error` as the client's `lastError`. */
   drainAndClose(error: Error): void {
-    if (this.#phase === Phase.closed) return;
+    if (this.closed) return;
     (this.#rare ??= new SessionRare()).closeError ??= error;
     this.#stopReading();
     this.closeWhenFlushed();
@@ -516,7 +514,7 @@ export class Session implements ConnectionHandler {
 
   /** Closes because of an error, which becomes the client's `lastError`; logged unless `log` is false. */
   fail(error: Error, log = true): void {
-    if (this.#phase === Phase.closed) return;
+    if (this.closed) return;
     if (log) {
       this.#host.logger.warn?.(`Closing connection from ${describeAddr(this.remoteAddr)}: ${error.message}`);
     }
@@ -525,7 +523,7 @@ export class Session implements ConnectionHandler {
 
   /** Closes now; unwritten output is discarded. */
   close(error?: Error): void {
-    if (this.#phase === Phase.closed) return;
+    if (this.closed) return;
     this.#finalize(error);
     this.conn.close();
   }
@@ -540,8 +538,8 @@ export class Session implements ConnectionHandler {
 
   /** Enters the draining phase: buffered input is dropped and nothing more is read. */
   #stopReading(): void {
-    if (this.#phase >= Phase.draining) return;
-    this.#phase = Phase.draining;
+    if (this.phase >= Phase.draining) return;
+    this.#enter(Phase.draining);
     this.#rare?.deadline?.clear();
     // Input is ignored from now on, but the peer's close must still be seen.
     if ((this.#flags & State.paused) !== 0) {
@@ -554,7 +552,7 @@ export class Session implements ConnectionHandler {
   }
 
   #beginGracefulClose(): void {
-    if ((this.#flags & State.closingGracefully) !== 0 || this.#phase === Phase.closed) return;
+    if ((this.#flags & State.closingGracefully) !== 0 || this.closed) return;
     this.#flags |= State.closingGracefully;
     if ((this.#flags & State.peerEnded) !== 0) return this.close();
     this.conn.closeWrite();
@@ -569,15 +567,15 @@ export class Session implements ConnectionHandler {
 
   /** True when open, its input all read (a held keyword's cannot be: not counted), its output all written. */
   get quiet(): boolean {
-    return this.#phase === Phase.open && !this.dirty && this.output.inflightBytes === 0 &&
+    return this.phase === Phase.open && !this.dirty && this.output.inflightBytes === 0 &&
       this.#delivery.idle &&
       (this.#client?.unread ?? 0) === 0;
   }
 
   #finalize(error: Error | undefined): void {
-    if (this.#phase === Phase.closed) return;
-    const wasConnecting = this.#phase === Phase.connecting;
-    this.#phase = Phase.closed;
+    if (this.closed) return;
+    const wasConnecting = this.phase === Phase.connecting;
+    this.#enter(Phase.closed);
     const rare = this.#rare;
     rare?.deadline?.clear();
     const budget = this.#host.budget;
