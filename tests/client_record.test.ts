@@ -12,6 +12,7 @@ import {
 } from "../core/clients/client_registry.ts";
 import { encodeFrame, encodeFrames, FRAME_HEADER_BYTES } from "../core/wire/codec.ts";
 import { frameBatchRuns, payloadViews } from "../core/wire/frame_batch.ts";
+import { reserveArena, trimArena } from "../core/wire/_byte_arena.ts";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 const text = (bytes: Uint8Array | undefined) =>
@@ -75,6 +76,46 @@ describe("ClientRecord's inbox", () => {
     assert.deepEqual(payloadViews(frameBatchRuns(r.takeFrames(owner)!, owner, "test")).map(text), ["f4"]);
     assert.equal(r.unread, 0);
     assert.equal(r.inboxBytes, 0);
+  });
+
+  it("takeAll copies the messages under copyBelow bytes and views the others, contents alike", () => {
+    const r = record();
+    const run = encodeFrames([utf8("abcdefg"), utf8("hi"), utf8("")]);
+    r.pushFrames(run, 3, 9);
+    const [long, short, empty] = r.takeAll(3);
+    assert.deepEqual([long, short, empty].map(text), ["abcdefg", "hi", ""]);
+    assert.equal(long!.buffer, run.buffer, "7 bytes: a view of the run");
+    assert.notEqual(short!.buffer, run.buffer, "2 bytes: a copy");
+    run.fill(0);
+    assert.equal(text(short), "hi", "the copy does not change with the input");
+  });
+
+  it("takeAll gives an arena run back only when every message of it was read as a copy", () => {
+    const frames = encodeFrames([utf8("ab"), utf8("cd")]);
+    const fill = () => {
+      const run = trimArena(reserveArena(frames.length + 100), frames.length);
+      run.set(frames);
+      const r = record();
+      r.pushFrames(run, 2, 4);
+      return { r, run };
+    };
+    const viewed = fill();
+    viewed.r.takeAll(2); // "ab" and "cd" have 2 bytes: views, kept by the reader
+    const after = reserveArena(8);
+    assert.ok(
+      after.buffer !== viewed.run.buffer || after.byteOffset >= viewed.run.byteOffset + frames.length,
+    );
+    const copied = fill();
+    assert.deepEqual(copied.r.takeAll(3).map(text), ["ab", "cd"]);
+    const reused = reserveArena(8);
+    if (reused.buffer === copied.run.buffer) assert.equal(reused.byteOffset, copied.run.byteOffset);
+    const halfway = fill();
+    assert.equal(text(halfway.r.takeOne()), "ab"); // a view of the run is out
+    halfway.r.takeAll(3);
+    const next = reserveArena(8);
+    assert.ok(
+      next.buffer !== halfway.run.buffer || next.byteOffset >= halfway.run.byteOffset + frames.length,
+    );
   });
 
   it("read one by one past the compaction point, stays in order and keeps its counts", () => {

@@ -393,14 +393,15 @@ describe("read memory given back and read into again", () => {
     "large and small frames sent in bulk arrive intact when the application reads them late",
     TEST_TIMEOUT,
     async () => {
-      // On Deno, chunks whose frames were all copied (large ones in large reads) are read into
-      // again, while the small frames' views keep theirs: a wrong reuse would overwrite those.
+      // On Deno and Node, chunks whose frames were all copied (large ones in large reads) are read
+      // into again, while the small frames' views keep theirs: a wrong reuse would overwrite those.
+      // Frames of 300 kB switch Node's reads to reused memory (see `_node_read_memory.ts`).
       await using fx = await startCore({ listeners: [{ transport: "tcp", port: 0 }] });
       const core = fx.core;
       const { id, peer } = await fx.connectNamed("bulk");
       const sent: Uint8Array[] = [];
       for (let i = 0; i < 120; i++) {
-        sent.push(bytePattern(i % 3 === 0 ? 10 : 20_000 + i * 97, i + 1));
+        sent.push(bytePattern(i % 3 === 0 ? 10 : i % 5 === 1 ? 300_000 + i : 20_000 + i * 97, i + 1));
       }
       peer.write(concatBytes(sent.map((m) => encodeFrame(m))));
       await iterateUntil(core, () => core.getClientInfo(id)!.unreadMessages === sent.length);

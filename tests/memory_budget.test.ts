@@ -105,6 +105,30 @@ describe("MemoryBudget", () => {
     assert.equal(b.pausedFor(Pause.budget) || c.pausedFor(Pause.budget), false);
   });
 
+  it("starts no new turn over the input cap while the last message finished over it waits unread", () => {
+    // Seen on Deno under load: a connection whose first chunks came after the finished message took a
+    // turn of its own, and three 6 MiB messages were held at once under a 4 MiB cap.
+    const budget = new MemoryBudget(100, 1000, () => {});
+    const [a, late] = [new StubSession(), new StubSession()];
+    budget.received(120);
+    budget.pressure(asSession(a), 30);
+    assert.equal(budget.finishing, asSession(a));
+    budget.received(30);
+    a.client!.inboxBytes = 150;
+    budget.pressure(asSession(a), 0); // whole, and unread
+    assert.equal(budget.finishing, undefined);
+    budget.received(110);
+    budget.pressure(asSession(late), 500);
+    assert.equal(late.pausedFor(Pause.budget), true, "a late assembler waits while a's message is unread");
+    assert.equal(budget.finishing, undefined);
+    budget.relieve();
+    assert.equal(late.pausedFor(Pause.budget), true, "a relief elsewhere starts no turn either");
+    a.client!.inboxBytes = 0;
+    budget.consumed(asSession(a), 150, 0); // 110 left, still over the cap: the waiting one takes its turn
+    assert.equal(budget.finishing, asSession(late));
+    assert.equal(late.pausedFor(Pause.budget), false);
+  });
+
   it("over the input cap with only paused assemblers left, resumes one of them", () => {
     const budget = new MemoryBudget(100, 1000, () => {});
     const [a, b, c] = [new StubSession(), new StubSession(), new StubSession()];

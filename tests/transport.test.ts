@@ -270,6 +270,22 @@ for (const transport of transports) {
       },
     );
 
+    if (transport.name === "node") {
+      netTest(
+        "reads into reused memory on Node's own node:net only (plain TCP, both ends)",
+        10_000,
+        async (res) => {
+          const { client, accepted } = await tcpPair(transport, res);
+          const conn = await accepted;
+          // Switched on through node:net's internals (transports/_node_read_memory.ts): a Node release
+          // that renames them fails here instead of silently losing the reuse.
+          const expected = detectRuntime() === "node";
+          assert.equal(conn.reusesReadMemory === true, expected, "accepted connection");
+          assert.equal(client.reusesReadMemory === true, expected, "connected client");
+        },
+      );
+    }
+
     netTest(
       "moves 16 MiB each way through slow readers, with backpressure, byte-exact",
       60_000,

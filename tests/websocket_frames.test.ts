@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodeFrames } from "../core/wire/encode.ts";
 import { webSocketCloseFrame, WebSocketFrameParser, webSocketHeader } from "../core/wire/websocket_frames.ts";
-import { packWebSocketFrames } from "../core/wire/websocket_pack.ts";
+import { packWebSocketFrames, packWebSocketMessages } from "../core/wire/websocket_pack.ts";
 import { Rng } from "./_stream_check.ts";
 import { clientFrame, closePayload, concatBytes, ServerFrameReader } from "./_websocket_peer.ts";
 
@@ -297,5 +297,40 @@ describe("server frames", () => {
     const stop = packWebSocketFrames(session, 0, 16384, 2)!;
     assert.deepEqual(new ServerFrameReader().push(stop.frames).map((f) => f.payload), payloads.slice(0, 2));
     assert.equal(packWebSocketFrames(new Uint8Array(5), 0, 16384), undefined, "a header cut short");
+    // Into a buffer of the caller's when the rest of the chunk fits, else into one of its own.
+    const into = new Uint8Array(session.length);
+    const mine = packWebSocketFrames(session, 0, 16384, -1, into)!;
+    assert.equal(mine.frames.buffer, into.buffer);
+    assert.deepEqual(mine.frames, packed.frames);
+    const small = packWebSocketFrames(session, 0, 16384, -1, new Uint8Array(session.length - 1))!;
+    assert.notEqual(small.frames.buffer, into.buffer);
+    assert.deepEqual(small.frames, packed.frames);
+  });
+
+  it("packs payloads under maxPayload together and sends larger ones as they are, in order", () => {
+    const rng = new Rng(23);
+    const small = [0, 1, 3, 64, 65, 125, 126, 300, 16383].map((n) => rng.bytes(n));
+    const big = rng.bytes(16384);
+    const huge = rng.bytes(70_000);
+    const payloads = [...small.slice(0, 4), big, ...small.slice(4), huge, huge, small[1]!];
+    const pieces = packWebSocketMessages(payloads, 16384);
+    // Packed run, header + big, packed run, (header + huge) twice, packed run.
+    assert.equal(pieces.length, 9);
+    assert.equal(pieces[2], big, "a large payload is written as it is, not copied");
+    assert.equal(pieces[5], huge);
+    assert.equal(pieces[7], huge);
+    const read = new ServerFrameReader().push(concatBytes(...pieces));
+    assert.deepEqual(read.map((f) => f.payload), payloads);
+    assert.ok(read.every((f) => f.fin && f.opcode === 2));
+    const into = new Uint8Array(64 * 1024);
+    const packedInto = packWebSocketMessages(payloads, 16384, into);
+    assert.equal(packedInto[0]!.buffer, into.buffer, "packed into the caller's buffer");
+    assert.deepEqual(
+      new ServerFrameReader().push(concatBytes(...packedInto)).map((f) => f.payload),
+      payloads,
+    );
+    assert.notEqual(packWebSocketMessages(payloads, 16384, new Uint8Array(10))[0]!.buffer, into.buffer);
+    assert.deepEqual(packWebSocketMessages([], 16384), []);
+    assert.deepEqual(packWebSocketMessages([huge], 16384).length, 2, "no empty packed piece");
   });
 });

@@ -23,6 +23,7 @@ import { type CheckedTlsConnect, type CheckedTlsListen, tlsConnectionInfo } from
 import { raceTlsDeadline } from "./_tls_deadline.ts";
 import { removeUnixSocketFile } from "./_unix_path.ts";
 import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
+import { BULK_READ_MIN_BYTES, canReadIntoOwnMemory, NodeOwnReads } from "./_node_read_memory.ts";
 import type {
   Addr,
   Connection,
@@ -124,6 +125,9 @@ export class NodeConnection implements Connection {
   #flushScheduled = false;
   #pendingWrites = 0;
   #readPaused = false;
+  /** Reads can go into reused memory (see `_node_read_memory.ts`); `#ownReads` once they do. */
+  readonly #reusable: boolean;
+  #ownReads: NodeOwnReads | undefined = undefined;
   #writeClosed = false;
   #closed = false;
   #closeReported = false;
@@ -142,6 +146,7 @@ export class NodeConnection implements Connection {
     if (tls !== undefined) this.tls = tls;
     this.#isTcp = kind !== "unix";
     this.#isTls = kind === "tls";
+    this.#reusable = !this.#isTls && canReadIntoOwnMemory(socket);
     (socket as OwnedSocket)[CONNECTION] = this;
     socket.on("error", NodeConnection.#onError);
     // `_destroy` is the stream's own extension point, called while node:net still holds its writes.
@@ -170,11 +175,29 @@ export class NodeConnection implements Connection {
 
   static #onData(this: Socket, chunk: Uint8Array): void {
     const conn = (this as OwnedSocket)[CONNECTION];
+    // A plain view, so `slice` copies as on every other transport (Buffer#slice does not).
+    const wanted = conn.#deliver(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    // The receiver copies a large message or stream: read the rest into reused memory, once nothing
+    // waits in the socket's stream (it would come after what the new reads deliver).
+    if (
+      typeof wanted === "number" && wanted >= BULK_READ_MIN_BYTES && conn.#reusable && !conn.#readPaused &&
+      conn.#ownReads === undefined && this.readableLength === 0 && !conn.closed
+    ) {
+      conn.#ownReads = NodeOwnReads.start(
+        this,
+        wanted,
+        conn.#deliverTask ??= (chunk) => conn.#deliver(chunk),
+      );
+    }
+  }
+
+  #deliverTask: ((chunk: Uint8Array) => number | void) | undefined = undefined;
+
+  #deliver(chunk: Uint8Array): number | void {
     try {
-      // A plain view, so `slice` copies as on every other transport (Buffer#slice does not).
-      conn.#handler!.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      return this.#handler!.onData(chunk);
     } catch (err) {
-      conn.#handlerFailed("onData", err);
+      this.#handlerFailed("onData", err);
     }
   }
 
@@ -197,6 +220,11 @@ export class NodeConnection implements Connection {
 
   get bufferedAmount(): number {
     return this.#writes.bytes + this.#socket.writableLength;
+  }
+
+  /** On Node, plain TCP and UNIX sockets read a large message's rest into reused memory. */
+  get reusesReadMemory(): boolean {
+    return this.#reusable;
   }
 
   get closed(): boolean {

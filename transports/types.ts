@@ -345,7 +345,10 @@ export interface Connection {
   readonly localAddr: Addr;
   /** The peer's address. */
   readonly remoteAddr: Addr;
-  /** Bytes accepted by {@linkcode write} and not yet handed to the kernel. */
+  /**
+   * Bytes accepted by {@linkcode write} and not yet handed to the kernel. At 0 the transport holds
+   * no reference to any bytes it was given: their memory may be reused.
+   */
   readonly bufferedAmount: number;
   /** True once the connection is closed (by either side). */
   readonly closed: boolean;

@@ -15,6 +15,7 @@ import type { ClientId, ListenerInfo, MessageStream } from "../types.ts";
 import { FRAME_HEADER_BYTES } from "../wire/codec.ts";
 import { frameLengthAt } from "../wire/frame_header.ts";
 import { createFrameBatch, type FrameBatch, pushPayloadViews } from "../wire/frame_batch.ts";
+import { releaseArena } from "../wire/_byte_arena.ts";
 import { RecordExtras } from "./record_extras.ts";
 
 /**
@@ -430,19 +431,19 @@ export class ClientRecord {
     return message;
   }
 
-  /** Removes every unread message, oldest first, one view each. */
-  takeAll(): Uint8Array[] {
+  /** Removes every unread message, oldest first, one view each (a copy under `copyBelow` bytes). */
+  takeAll(copyBelow = 0): Uint8Array[] {
     const inbox = this.#inbox;
     const counts = this.#counts;
     const messages: Uint8Array[] = [];
+    let copied = false; // the last entry's messages all read as copies (none read before as views)
     for (let i = this.#head, at = this.#headTaken; i < inbox.length; i++, at = 0) {
       const entry = inbox[i]!;
-      if (counts[i] === RAW_CHUNK) {
-        messages.push(entry);
-        continue;
-      }
-      pushPayloadViews(messages, entry, at);
+      copied = counts[i] !== RAW_CHUNK && pushPayloadViews(messages, entry, at, copyBelow) && at === 0;
+      if (counts[i] === RAW_CHUNK) messages.push(entry);
     }
+    // Nothing refers to its bytes anymore: a WebSocket parser's next input may go there (see `releaseArena`).
+    if (copied) releaseArena(inbox[inbox.length - 1]!);
     this.clearInbox();
     return messages;
   }

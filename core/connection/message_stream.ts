@@ -142,14 +142,16 @@ export class InboundStream implements MessageStream {
    */
   #answerWaitingRead(piece: Uint8Array): number {
     this.#received += piece.length;
-    if (this.#wake === undefined || this.#queue.length > 0) return 0;
+    // A read may wait before its pull runs (the pull of the read before it is still settling): it
+    // is answered all the same, which spares a copy through the queue.
+    if (this.#queue.length > 0) return 0;
     const request = this.#controller?.byobRequest;
     const view = request?.view;
     if (!request || !view) return 0;
     const n = Math.min(piece.length, view.byteLength);
     new Uint8Array(view.buffer, view.byteOffset, n).set(n === piece.length ? piece : piece.subarray(0, n));
     request.respond(n);
-    this.#answered = true;
+    if (this.#wake !== undefined) this.#answered = true;
     this.#hooks.released(n);
     return n;
   }

@@ -12,6 +12,7 @@ import { payloadViews } from "../wire/frame_batch.ts";
 import { InFlightMessages } from "./in_flight.ts";
 import { framedPieces, OutputKind } from "./output.ts";
 import { ConnectionClosedError } from "../errors.ts";
+import { WebSocketConnection } from "./websocket_connection.ts";
 
 /** The queue of every connection with nothing queued: shared and never written (see `#writable`). */
 const NOTHING_QUEUED: never[] = [];
@@ -239,7 +240,11 @@ export class OutputQueue {
     }
     try {
       // This is the connection's one batch for the tick, so the transport starts writing it at once.
-      this.conn.writeBatch(kind === OutputKind.framed ? framedPieces(queue) : queue);
+      const conn = this.conn;
+      if (kind !== OutputKind.framed) conn.writeBatch(queue);
+      // A WebSocket frames each message itself: the session's 8-byte headers are never written.
+      else if (conn instanceof WebSocketConnection) conn.writeMessages(queue);
+      else conn.writeBatch(framedPieces(queue));
     } catch (err) {
       this.#owner.close(err as Error);
     }

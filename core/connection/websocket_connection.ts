@@ -28,7 +28,13 @@ import {
   webSocketHeader,
   WebSocketOpcode,
 } from "../wire/websocket_frames.ts";
-import { packWebSocketFrames } from "../wire/websocket_pack.ts";
+import {
+  packWebSocketFrames,
+  packWebSocketMessages,
+  returnSpareBuffer,
+  takeSpareBuffer,
+} from "../wire/websocket_pack.ts";
+import { framedPieces } from "./output.ts";
 import { unrefTimer } from "../timer.ts";
 import { ProxyHeaderReader } from "../wire/proxy_protocol.ts";
 
@@ -105,6 +111,8 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
   readonly #outHead = new Uint8Array(FRAME_HEADER_BYTES);
   #outHeadHave = 0;
   #outRemaining = 0;
+  /** A free buffer the frames being written may be packed into (the spare one), until used. */
+  #packInto: Uint8Array | undefined;
   /** True once the keyword handshake's `OK` went out: a close before it is a refusal (1008). */
   #admitted = false;
   #upgraded = false;
@@ -213,8 +221,38 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
     const out: Uint8Array[] = [];
     if (this.#handler?.raw === true) {
       for (const chunk of chunks) out.push(webSocketHeader(WebSocketOpcode.binary, chunk.length), chunk);
-    } else for (const chunk of chunks) this.#split(chunk, out);
-    return this.#inner.writeBatch(out);
+      return this.#inner.writeBatch(out);
+    }
+    const buffer = this.#packInto = takeSpareBuffer();
+    for (const chunk of chunks) this.#split(chunk, out);
+    this.#packInto = undefined;
+    return this.#writePacked(out, buffer);
+  }
+
+  /**
+   * Writes `pieces`, packed into `buffer` (the spare one) or the arena. Written whole at once (Bun),
+   * the transport holds none of it (`bufferedAmount` 0): the next write may pack there.
+   */
+  #writePacked(pieces: Uint8Array[], buffer: Uint8Array | undefined): boolean {
+    const below = this.#inner.writeBatch(pieces);
+    if (this.#inner.bufferedAmount === 0) returnSpareBuffer(buffer);
+    return below;
+  }
+
+  /**
+   * Writes each of `payloads` (a framed session's output, before its 8-byte headers) as one binary
+   * message: one pass and one copy, where {@linkcode writeBatch} would read back the session's framing.
+   */
+  writeMessages(payloads: Uint8Array[]): boolean {
+    // Passed through, raw, closing, or amid a message stream's frame: the session's framing, as before.
+    const asFrames = this.#handler?.raw === true || this.#closeSent ||
+      this.#outHeadHave + this.#outRemaining > 0;
+    if (this.#mode !== Mode.websocket || asFrames) return this.writeBatch(framedPieces(payloads));
+    if (!this.#admitted) {
+      for (const p of payloads) if (p.length === 2 && p[0] === OK[0] && p[1] === OK[1]) this.#admitted = true;
+    }
+    const buffer = takeSpareBuffer();
+    return this.#writePacked(packWebSocketMessages(payloads, BATCH_MESSAGE_BYTES, buffer), buffer);
   }
 
   /** Turns the session's frames (an 8-byte length, then the payload) into WebSocket binary frames. */
@@ -223,8 +261,10 @@ export class WebSocketConnection implements Connection, ConnectionHandler {
     while (at < chunk.length) {
       if (this.#outRemaining === 0 && this.#outHeadHave === 0) {
         // Before admission a 2-byte message may be the `OK` to watch for: it takes the path below.
-        const packed = packWebSocketFrames(chunk, at, BATCH_MESSAGE_BYTES, this.#admitted ? -1 : 2);
+        const into = this.#packInto;
+        const packed = packWebSocketFrames(chunk, at, BATCH_MESSAGE_BYTES, this.#admitted ? -1 : 2, into);
         if (packed !== undefined) {
+          if (into !== undefined && chunk.length - at <= into.length) this.#packInto = undefined; // used
           out.push(packed.frames);
           at = packed.end;
           if (at === chunk.length) return;

@@ -6,13 +6,26 @@
  * @module
  */
 import type { ClientRecord } from "../clients/client_registry.ts";
-import { FrameBatch } from "../wire/frame_batch.ts";
+import { FrameBatch, SMALL_COPIES_BEAT_VIEWS } from "../wire/frame_batch.ts";
+import { webSocketOf } from "../connection/websocket_connection.ts";
 import type { MemoryBudget } from "./memory_budget.ts";
 import { Pause, Phase, type Session } from "../connection/session.ts";
 
 /** What a message or batch counts against the input cap while a processor has not taken it. */
 const inputBytesOf = (item: Uint8Array | FrameBatch): number =>
   item instanceof FrameBatch ? item.byteLength : item.length;
+
+/** A WebSocket client's messages under this size are copied, not viewed, where copies are cheaper. */
+const WEBSOCKET_COPY_BELOW = 65;
+
+/**
+ * Below what size `record`'s messages are read as copies: a WebSocket copies every message it sends
+ * into its frames, so a message echoed or forwarded gains nothing from being a view of the input.
+ */
+const copyBelowOf = (record: ClientRecord): number =>
+  SMALL_COPIES_BEAT_VIEWS && record.session !== undefined && webSocketOf(record.session.conn) !== undefined
+    ? WEBSOCKET_COPY_BELOW
+    : 0;
 
 /** What reading needs from the core around it. */
 export interface InboxHost {
@@ -59,7 +72,7 @@ export class InboxReading {
   takeMessages(record: ClientRecord): Uint8Array[] {
     if (record.unread === 0) return [];
     const cost = record.inboxCost;
-    const messages = record.takeAll();
+    const messages = record.takeAll(copyBelowOf(record));
     this.#consumed(record, cost);
     return messages;
   }

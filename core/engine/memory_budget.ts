@@ -45,6 +45,8 @@ export class MemoryBudget {
   #finishing: Session | undefined = undefined;
   /** Paused over the input cap partway through a unit, in arrival order: they finish one at a time. */
   readonly #waiting = new Set<Session>();
+  /** The last to finish, while its whole unit waits unread: the next turn starts once it is read. */
+  #finishedUnread: Session | undefined = undefined;
   readonly #onRelief: () => void;
 
   /**
@@ -151,6 +153,7 @@ export class MemoryBudget {
       // Its unit is whole: another may finish once it is read (a processor has read it already).
       this.#finishing = undefined;
       if ((session.client?.inboxBytes ?? 0) === 0) this.#promote();
+      else this.#finishedUnread = session;
     }
     if (session.pausedFor(Pause.budget) || session.closed) return;
     if (this.#inputBytes > this.inputCap) {
@@ -162,7 +165,7 @@ export class MemoryBudget {
       }
       if ((session.client?.inboxBytes ?? 0) > 0) return this.#pause(session);
       if (midUnit) {
-        this.#finishing ??= session;
+        if (this.#finishing === undefined && !this.#lastUnitUnread()) this.#finishing = session;
         if (session !== this.#finishing) {
           this.#waiting.add(session);
           return this.#pause(session);
@@ -237,6 +240,7 @@ export class MemoryBudget {
       this.#inputBytes -= held;
     }
     if (this.#finishing === session) this.#finishing = undefined;
+    if (this.#finishedUnread === session) this.#finishedUnread = undefined;
     this.#paused.delete(session);
     this.#waiting.delete(session);
     this.relieve();
@@ -265,10 +269,20 @@ export class MemoryBudget {
       ) this.#resume(finishing);
       return;
     }
+    if (this.#lastUnitUnread()) return;
     for (const session of this.#waiting) {
       this.#finishing = session;
       return this.#resume(session);
     }
+  }
+
+  /** True while the last unit finished over the cap waits unread: the next turn starts once it is read. */
+  #lastUnitUnread(): boolean {
+    const unread = this.#finishedUnread;
+    if (unread === undefined) return false;
+    if (!unread.closed && (unread.client?.inboxBytes ?? 0) > 0) return true;
+    this.#finishedUnread = undefined;
+    return false;
   }
 
   /** Output queued for this connection beyond its fair share of the output cap. */

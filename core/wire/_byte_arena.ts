@@ -1,10 +1,11 @@
 /**
- * {@linkcode reserveArena} and {@linkcode trimArena}: short-lived buffers of a size known only as a
+ * {@linkcode reserveArena}, {@linkcode trimArena} and {@linkcode releaseArena}: short-lived buffers of a size known only as a
  * bound, carved from shared blocks. The WebSocket frame paths make one such buffer per chunk (the
  * parser's batched messages, the packed output frames); on Bun a fresh `Uint8Array` of a few dozen
  * KiB cost more than the frames written into it. A byte is never handed out twice: a block is dropped
  * (to the GC) once full, so a view kept by the application or a transport stays valid, and pins its
- * block as any view pins its buffer.
+ * block as any view pins its buffer; only bytes nothing refers to anymore are given back
+ * ({@linkcode releaseArena}).
  *
  * @example
  * ```ts
@@ -55,4 +56,15 @@ export function trimArena(reserved: Uint8Array, used: number): Uint8Array {
     last = undefined;
   }
   return used === reserved.length ? reserved : reserved.subarray(0, used);
+}
+
+/**
+ * Gives `bytes` back when they end where the block's free space begins (nothing was reserved after
+ * them): the next reservation reuses them. Only for bytes nothing refers to anymore, such as a run of
+ * messages that were all read as copies.
+ */
+export function releaseArena(bytes: Uint8Array): void {
+  if (bytes.buffer !== block.buffer || bytes.byteOffset + bytes.length !== at) return;
+  at = bytes.byteOffset;
+  last = undefined;
 }
