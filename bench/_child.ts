@@ -3,7 +3,8 @@
  * stdout/stdin, and heap readings. Nothing here touches a socket.
  *
  * Protocol: the child prints `READY {json}` once it listens (or is connected), `RESULT {json}` when a
- * client run ends, and answers the stdin line `stats` with `STATS {json}`. It exits when stdin closes,
+ * client run ends, and answers the stdin line `stats` with `STATS {json}` (`snapshot <path>`: writes a heap snapshot there, then
+ * `STATS {path}`). It exits when stdin closes,
  * so a crashed or killed parent never leaves it behind.
  *
  * @module
@@ -82,6 +83,19 @@ export function memory(shrink = false): { heapUsed: number; rss: number; peakRss
 }
 
 /**
+ * Writes a heap snapshot to `path` after a forced GC: V8's format (`.heapsnapshot`) on Deno and Node, JSC's
+ * (`Bun.generateHeapSnapshot()`, as JSON) on Bun. `bench/heap_census.ts` sums either by constructor.
+ */
+export async function heapSnapshot(path: string): Promise<string> {
+  forceGc(true);
+  const bun = (globalThis as { Bun?: { generateHeapSnapshot(): unknown } }).Bun;
+  const { writeFileSync } = await import("node:fs");
+  if (bun) writeFileSync(path, JSON.stringify(bun.generateHeapSnapshot()));
+  else (await import("node:v8")).writeHeapSnapshot(path);
+  return path;
+}
+
+/**
  * Answers `stats` lines on stdin with `extra()` plus memory (read with `memory(shrink)`), and calls
  * `onExit` then exits when stdin closes.
  */
@@ -100,6 +114,9 @@ export function serveControl(
       const line = buffered.slice(0, nl).trim();
       buffered = buffered.slice(nl + 1);
       if (line === "stats") report("STATS", { ...extra(), ...memory(shrink) });
+      else if (line.startsWith("snapshot ")) {
+        void heapSnapshot(line.slice(9)).then((path) => report("STATS", { path }));
+      }
     }
   });
   stdin.on("end", async () => {

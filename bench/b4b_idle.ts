@@ -3,7 +3,7 @@
  * clients) and the runtime's bare server, one server process per repetition: a baseline reading, then the
  * load client (Node, another process, on CPU 1, from 8 `127.0.0.x` source addresses) opens connections up
  * to each count (each exchanges one message, then idles), and the server reports its RSS and JS heap after a
- * forced GC at each. The figure is the
+ * forced GC at each, read again until RSS stops falling (see `settle`). The figure is the
  * growth since the baseline ÷ connections. At the largest count one extra client measures round-trip
  * latency (8-byte messages, one at a time).
  *
@@ -101,7 +101,10 @@ async function oneRun(
       if (Number(after.connected) < clients) {
         throw new Error(`${label}: the server counted ${after.connected} of ${clients} connections`);
       }
+      const settled = await settle(server, after, clients);
+      after = settled.after;
       const row = rowFor(kind, clients);
+      addSample(row, "settleSeconds", settled.seconds);
       addSample(row, "rssPerConnection", (Number(after.rss) - Number(before.rss)) / clients);
       addSample(row, "heapPerConnection", (Number(after.heapUsed) - Number(before.heapUsed)) / clients);
       row.metrics.gc = after.gc ? 1 : 0;
@@ -121,6 +124,36 @@ async function oneRun(
     const code = await server.stop(10_000);
     if (code !== 0) ctx.notes.push(`${label}: the server exited with ${code}`);
   }
+}
+
+/** Between readings while RSS settles; and the longest wait. */
+const SETTLE_STEP_MS = 2000;
+const SETTLE_MAX_MS = 20_000;
+/** RSS "still falls" while it drops by more than this per connection between two readings. */
+const SETTLE_BYTES_PER_CONNECTION = 16;
+
+/**
+ * Reads again every 2 s until RSS stops falling (20 s at most): the figure is the idle state, not
+ * what the opening burst left. Bun hands freed pages back over 10-30 s, and neither `Bun.gc(true)` nor
+ * `Bun.shrink()` does it at once: at 19,000 connections it returned 0.4-1 KiB per connection
+ * (`results/s8-b4b.md`). Every server, bare included, gets the same wait.
+ */
+async function settle(
+  server: Child,
+  first: Record<string, unknown>,
+  clients: number,
+): Promise<{ after: Record<string, unknown>; seconds: number }> {
+  let after = first;
+  let waited = 0;
+  while (waited < SETTLE_MAX_MS) {
+    await new Promise((r) => setTimeout(r, SETTLE_STEP_MS));
+    waited += SETTLE_STEP_MS;
+    const again = await stats(server);
+    const fell = Number(after.rss) - Number(again.rss);
+    after = again;
+    if (fell <= clients * SETTLE_BYTES_PER_CONNECTION) break;
+  }
+  return { after, seconds: waited / 1000 };
 }
 
 async function stats(server: Child): Promise<Record<string, unknown>> {

@@ -10,8 +10,10 @@ import {
   framedLength,
   framedRunBytes,
   framedRunEnd,
+  readFrameLength,
   writeFrameHeader,
 } from "../core/wire/codec.ts";
+import { frameLengthAt } from "../core/wire/frame_header.ts";
 import { bytesEqual, concatBytes } from "../core/wire/bytes.ts";
 import { MessageTooLargeError } from "../core/errors.ts";
 import { Rng } from "./_stream_check.ts";
@@ -72,6 +74,17 @@ describe("encoding", () => {
     const frame = encodeFrame(body);
     assert.deepEqual([...frame.subarray(0, 8)], [0x2c, 0x01, 0, 0, 0, 0, 0, 0]);
     assert.ok(bytesEqual(frame.subarray(8), body));
+  });
+
+  it("frameLengthAt reads every header as readFrameLength does, at an offset, across 2^31, 2^32 and 2^53", () => {
+    const lengths = [0, 1, 300, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 5, 2 ** 53 - 1];
+    for (const length of lengths) {
+      const bytes = new Uint8Array(3 + FRAME_HEADER_BYTES);
+      writeFrameHeader(bytes, 3, length);
+      const expected = readFrameLength(new DataView(bytes.buffer), 3);
+      assert.equal(expected, length);
+      assert.equal(frameLengthAt(bytes, 3), expected, `length ${length}`);
+    }
   });
 
   it("encodes an empty payload as a bare header", () => {

@@ -147,7 +147,7 @@ describe("Session (stub connection)", () => {
     assert.equal(session.queuedOutputBytes, 27);
     await microtasks();
     assert.deepEqual(framesIn(conn.bytes()), ["a", "b", "c"]);
-    assert.equal(session.inflightBytes, 27);
+    assert.equal(session.output.inflightBytes, 27);
     session.onDrain();
     assert.equal(host.budget.outputBytes, 0);
     assert.equal(session.queuedOutputBytes, 0);

@@ -692,6 +692,13 @@ for (const transport of transports) {
       assert.deepEqual(accepted.localAddr, tcp.listener.addr);
       assert.deepEqual(accepted.remoteAddr, client.localAddr);
 
+      // A listener on every interface: each accepted socket names the address it came in on.
+      const wild = await startEchoServer(transport, { transport: "tcp", hostname: "0.0.0.0", port: 0 }, res);
+      const wildPort = tcpPort(wild.listener.addr);
+      res.add(await transport.connect({ transport: "tcp", hostname: "127.0.0.1", port: wildPort }));
+      const { conn: wildAccepted } = await wild.nextAccepted();
+      assert.deepEqual(wildAccepted.localAddr, { transport: "tcp", hostname: "127.0.0.1", port: wildPort });
+
       const dir = await res.tempDir();
       const path = dir.join("addr.sock");
       const unix = await startEchoServer(transport, { transport: "unix", path }, res);

@@ -6,7 +6,7 @@
  */
 import type { SocketData } from "./_bun_connection.ts";
 import type { BunSocket } from "./_bun_types.ts";
-import type { Connection } from "./types.ts";
+import type { Addr, Connection } from "./types.ts";
 
 /** What a TLS listener needs to judge a finished handshake. */
 export interface TlsAcceptOptions {
@@ -24,6 +24,11 @@ export class AcceptContext {
   /** Accepted TLS sockets still in their handshake. */
   readonly handshaking = new Set<PendingHandshake>();
   closed = false;
+  /**
+   * The local address of every accepted socket, when the listener is bound to one address (not a
+   * wildcard): read once, where asking each socket would keep a string on it (about 25 B).
+   */
+  local: Addr | undefined = undefined;
   constructor(
     onConnection: (conn: Connection) => void,
     unixPath: string | undefined,

@@ -5,14 +5,20 @@
  *
  * @module
  */
-import { peerName } from "./_addr.ts";
+import { localAddrOf, peerName } from "./_addr.ts";
 import { handlerError, handOver } from "./_callbacks.ts";
 import { AcceptContext, PendingHandshake } from "./_bun_accept.ts";
-import { bunGlobal, type BunSocket, type BunSocketHandler } from "./_bun_types.ts";
+import {
+  bunGlobal,
+  type BunSocket,
+  type BunSocketHandler,
+  type BunTlsState as TlsState,
+} from "./_bun_types.ts";
 import { connectionError, tlsConnectError } from "./_errors.ts";
 import { tlsConnectionInfo } from "./_tls.ts";
 import { assertWritable, copyChunks, NO_CHUNKS, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
 import type { Addr, Connection, ConnectionHandler, TlsConnectionInfo } from "./types.ts";
+import { DueList } from "./_due_list.ts";
 
 /**
  * What `socket.data` holds: the listener's context until `open` swaps in the connection, or, for an
@@ -58,14 +64,6 @@ const PIECE_BYTES = 64 * 1024;
 const GC_AFTER_GIVEN_BACK_BYTES = 32 * 1024 * 1024;
 let givenBackBytes = 0;
 
-/** The last local address made: a listener's connections share one (it is never modified). */
-let lastLocal: Addr = { transport: "unix", path: "" };
-function localAddrOf(transport: "tcp" | "tls", hostname: string, port: number): Addr {
-  const last = lastLocal;
-  if (last.transport === transport && last.hostname === hostname && last.port === port) return last;
-  return lastLocal = { transport, hostname, port };
-}
-
 function collectGivenBack(): void {
   givenBackBytes = 0;
   bunGlobal().gc(true);
@@ -105,7 +103,7 @@ export class BunConnection implements Connection {
       socket.pause();
       const conn = new BunConnection(data.unixPath === undefined ? "tcp" : "unix", undefined);
       socket.data = conn;
-      conn.#attach(socket, data.unixPath);
+      conn.#attach(socket, data);
       handOver(conn, data.onConnection);
     },
     handshake(socket, success, authorizationError) {
@@ -127,8 +125,8 @@ export class BunConnection implements Connection {
       socket.pause();
       const conn = new BunConnection("tls", undefined);
       socket.data = conn;
-      conn.#attach(socket, undefined);
-      conn.#tls = tlsConnectionInfo(requireCert, socket.getPeerCertificate?.()?.subject);
+      conn.#attach(socket, context);
+      conn.#tls = { info: tlsConnectionInfo(requireCert, socket.getPeerCertificate?.()?.subject) };
       handOver(conn, context.onConnection);
     },
     data(socket, chunk) {
@@ -162,32 +160,32 @@ export class BunConnection implements Connection {
     if ((conn.#flags & ATTACHED) !== 0) return Promise.resolve();
     if ((conn.#flags & SOCKET_GONE) !== 0) return Promise.reject(conn.#handshakeError(target));
     return new Promise((resolve, reject) => {
-      conn.#handshakeWaiter = (ok) => {
-        conn.#handshakeWaiter = undefined;
+      conn.#tlsState().waiter = (ok) => {
+        conn.#tlsState().waiter = undefined;
         if (ok) resolve();
         else reject(conn.#handshakeError(target));
       };
     });
   }
 
+  /** Flushes and deliveries due at the end of the tick: one microtask each for all connections. */
+  static readonly #flushes = new DueList<BunConnection>((c) =>
+    (c.#flags & FLUSH_SCHEDULED) !== 0 && c.#flush()
+  );
+  static readonly #deliveries = new DueList<BunConnection>((c) => c.#deliver());
+
   #socket!: BunSocket<SocketData>;
   #kind: "tcp" | "unix" | "tls";
   /** State bits (`CLOSED`, `USER_PAUSED`, …; `HEAD_IS_MERGED`: the queue's head is in the merge buffer). */
   #flags = SOCKET_PAUSED;
-  #tls: TlsConnectionInfo | undefined;
-  /** A connecting TLS socket: told how its handshake ended. */
-  #handshakeWaiter: ((ok: boolean) => void) | undefined;
-  #handshakeFailure: Error | undefined;
-  /** The path a client connected to (UNIX only). */
-  #connectPath: string | undefined;
+  /** A TLS socket's: its certificate details, and while a client connects, how its handshake ends. */
+  #tls: TlsState | undefined;
   #localAddr!: Addr;
   #remoteAddr!: Addr;
   #handler: ConnectionHandler | undefined;
 
   /** Written but not yet taken by the kernel; the head may be the rest of a short native write. */
   readonly #writes = new WriteQueue();
-  /** `#flush` as a microtask, made at the first write (an idle connection keeps no closure). */
-  #flushTask: (() => void) | undefined = undefined;
 
   /** Chunks that arrived while they could not be delivered (Bun may deliver once after a pause). */
   #held: Uint8Array[] = NO_CHUNKS;
@@ -196,45 +194,48 @@ export class BunConnection implements Connection {
    * large messages; -1 when it kept the last chunk.
    */
   #wanted = -1;
-  #deliverTask: (() => void) | undefined = undefined; // `#deliver` as a microtask, made at need
 
   #closeError: Error | undefined;
   #socketError: Error | undefined;
 
   constructor(kind: "tcp" | "unix" | "tls", connectPath: string | undefined) {
     this.#kind = kind;
-    this.#connectPath = connectPath;
+    // Bun reports no addresses on UNIX sockets: a client's peer is the path it connected to.
+    if (kind === "unix") this.#remoteAddr = { transport: "unix", path: connectPath ?? "" };
+  }
+
+  #tlsState(): TlsState {
+    return this.#tls ??= {};
   }
 
   #clientHandshake(socket: BunSocket<SocketData>, success: boolean, authorizationError: Error | null): void {
     if ((this.#flags & ATTACHED) !== 0) return;
     if (!success || authorizationError) {
-      this.#handshakeFailure = authorizationError ?? this.#socketError;
+      this.#tlsState().failure = authorizationError ?? this.#socketError;
       socket.terminate();
       // terminate() runs the close handler, which tells the waiter; this covers a runtime that does not.
-      this.#handshakeWaiter?.(false);
+      this.#tls?.waiter?.(false);
       return;
     }
     socket.pause();
     this.#attach(socket, undefined);
     // A client reaches this point only with a verified server (rejectUnauthorized is always on).
-    this.#tls = tlsConnectionInfo(true, socket.getPeerCertificate?.()?.subject);
-    this.#handshakeWaiter?.(true);
+    this.#tlsState().info = tlsConnectionInfo(true, socket.getPeerCertificate?.()?.subject);
+    this.#tls?.waiter?.(true);
   }
 
   #handshakeError(target: Addr): Error {
-    return tlsConnectError(this.#handshakeFailure ?? this.#socketError, target);
+    return tlsConnectError(this.#tls?.failure ?? this.#socketError, target);
   }
 
-  #attach(socket: BunSocket<SocketData>, listenPath: string | undefined): void {
+  #attach(socket: BunSocket<SocketData>, context: AcceptContext | undefined): void {
     this.#socket = socket;
     this.#flags |= ATTACHED;
-    if (this.#kind === "unix") {
-      // Bun reports no addresses on UNIX sockets: the accepted side is named by its listener.
-      this.#localAddr = { transport: "unix", path: listenPath ?? "" };
-      this.#remoteAddr = { transport: "unix", path: this.#connectPath ?? "" };
-    } else {
-      this.#localAddr = localAddrOf(this.#kind, socket.localAddress ?? "", socket.localPort ?? 0);
+    if (this.#kind === "unix") this.#localAddr = { transport: "unix", path: context?.unixPath ?? "" };
+    else {
+      // Bun keeps each address string it reports on the socket: a listener's own address costs none.
+      this.#localAddr = context?.local ??
+        localAddrOf(this.#kind, socket.localAddress ?? "", socket.localPort ?? 0);
       this.#remoteAddr = {
         transport: this.#kind,
         hostname: socket.remoteAddress ?? "",
@@ -244,7 +245,7 @@ export class BunConnection implements Connection {
   }
 
   get tls(): TlsConnectionInfo | undefined {
-    return this.#tls;
+    return this.#tls?.info;
   }
 
   get localAddr(): Addr {
@@ -281,7 +282,7 @@ export class BunConnection implements Connection {
     writes.push(data);
     if ((this.#flags & (FLUSH_SCHEDULED | AWAITING_DRAIN)) === 0 && writes.chunks.length) {
       this.#flags |= FLUSH_SCHEDULED;
-      queueMicrotask(this.#flushTask ??= () => (this.#flags & FLUSH_SCHEDULED) !== 0 && this.#flush());
+      BunConnection.#flushes.add(this);
     }
     return writes.bytes < WRITE_HIGH_WATER_MARK;
   }
@@ -296,7 +297,7 @@ export class BunConnection implements Connection {
     // Written now; the drain is reported by the microtask, never from inside this call.
     if (this.#writeQueue() && (this.#flags & FLUSH_SCHEDULED) === 0) {
       this.#flags |= FLUSH_SCHEDULED;
-      queueMicrotask(this.#flushTask ??= () => (this.#flags & FLUSH_SCHEDULED) !== 0 && this.#flush());
+      BunConnection.#flushes.add(this);
     }
     return writes.bytes < WRITE_HIGH_WATER_MARK;
   }
@@ -499,8 +500,8 @@ export class BunConnection implements Connection {
     if ((this.#flags & ATTACHED) === 0) {
       // A connecting TLS socket closed before its handshake was done: connect() rejects.
       this.#flags |= CLOSED;
-      this.#handshakeFailure ??= error;
-      this.#handshakeWaiter?.(false);
+      this.#tlsState().failure ??= error;
+      this.#tls?.waiter?.(false);
       return;
     }
     this.#flags |= CLOSED;
@@ -530,7 +531,7 @@ export class BunConnection implements Connection {
   #scheduleDelivery(): void {
     if ((this.#flags & DELIVERY_SCHEDULED) !== 0) return;
     this.#flags |= DELIVERY_SCHEDULED;
-    queueMicrotask(this.#deliverTask ??= () => this.#deliver());
+    BunConnection.#deliveries.add(this);
   }
 
   /** Delivers what waited for a handler or for resumeReading, then onClose; runs as a microtask. */

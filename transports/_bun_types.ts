@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { TlsConnectionInfo } from "./types.ts";
 
 /** A connected `Bun.Socket`; `Data` is whatever `socket.data` holds. */
 export interface BunSocket<Data> {
@@ -165,4 +166,13 @@ export function bunGlobal(): BunGlobal {
   const bun = (globalThis as { Bun?: BunGlobal }).Bun;
   if (bun === undefined) throw new TypeError("Cannot use the bun transport outside Bun");
   return bun;
+}
+
+/** A Bun TLS connection's own state, kept apart so that a TCP connection has one field for it, not three. */
+export interface BunTlsState {
+  /** The certificate details, once the handshake is done. */
+  info?: TlsConnectionInfo;
+  /** A connecting client's: told how its handshake ended. */
+  waiter?: ((ok: boolean) => void) | undefined;
+  failure?: Error | undefined;
 }

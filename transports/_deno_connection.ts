@@ -14,6 +14,7 @@ import { peerName } from "./_addr.ts";
 import { handlerError } from "./_callbacks.ts";
 import { type DenoAddr, type DenoConn, denoErrorCode } from "./_deno_types.ts";
 import { connectionError } from "./_errors.ts";
+import { DueList } from "./_due_list.ts";
 import { assertWritable, copyChunks, WRITE_HIGH_WATER_MARK, WriteQueue } from "./_write_queue.ts";
 import type { Addr, Connection, ConnectionHandler, TlsConnectionInfo } from "./types.ts";
 
@@ -76,40 +77,47 @@ export function toAddr(addr: DenoAddr, tls = false): Addr {
   return { transport: tls ? "tls" : "tcp", hostname: addr.hostname, port: addr.port };
 }
 
+/** `DenoConnection`'s states, a bit each in one field. */
+const Flag = {
+  tcp: 1,
+  closed: 2,
+  paused: 4,
+  /** A flush is scheduled or running. */
+  flushing: 8,
+  /** The flush loop is running (it has started its first native write). */
+  flushRunning: 16,
+  finRequested: 32,
+  finSent: 64,
+  finDone: 128,
+  peerEnded: 256,
+} as const;
+
 /** One Deno stream socket behind the {@linkcode Connection} contract, connected or accepted. */
 export class DenoConnection implements Connection {
   readonly localAddr: Addr;
   readonly remoteAddr: Addr;
-  readonly tls?: TlsConnectionInfo;
+  /** Set on TLS connections only (`declare`: a TCP connection has no field for it). */
+  declare readonly tls?: TlsConnectionInfo;
   readonly #conn: DenoConn;
-  readonly #isTcp: boolean;
   #handler: ConnectionHandler | null = null;
-  #closed = false;
+  /** A bit per {@linkcode Flag}: one field, not nine booleans (8 B each on an idle connection). */
+  #flags = 0;
   #closeError: Error | undefined = undefined;
 
   // Reading.
-  #paused = false;
   #wake: (() => void) | null = null;
 
   // Writing: `write` appends to #writes; the flush takes them out and drains them.
   readonly #writes = new WriteQueue();
   /** Bytes the flush took out of #writes and has not yet written. */
   #inFlight = 0;
-  /** A flush is scheduled or running. */
-  #flushing = false;
-  /** The flush loop is running (it has started its first native write). */
-  #flushRunning = false;
   #scratch: Uint8Array | null = null;
   #gathered = 0;
-  #finRequested = false;
-  #finSent = false;
-  #finDone = false;
-  #peerEnded = false;
 
-  // Bound once per connection (the flush at its first write) so the hot path allocates no closures.
-  #startFlush: (() => void) | undefined = undefined;
-  /** The read loop and the flush catch their own failures; this is for anything they missed. */
-  readonly #failed = (err: unknown): void => this.#fail(err);
+  /** Flushes due at the end of the tick: one microtask for all connections, no closure per connection. */
+  static readonly #flushes = new DueList<DenoConnection>((c) => {
+    if ((c.#flags & (Flag.flushRunning | Flag.flushing)) === Flag.flushing) void c.#flush();
+  });
 
   /** `tls` is set for a `Deno.TlsConn` whose handshake is done. */
   constructor(conn: DenoConn, tls?: TlsConnectionInfo) {
@@ -117,7 +125,7 @@ export class DenoConnection implements Connection {
     this.localAddr = toAddr(conn.localAddr, tls !== undefined);
     this.remoteAddr = toAddr(conn.remoteAddr, tls !== undefined);
     if (tls !== undefined) this.tls = tls;
-    this.#isTcp = this.localAddr.transport !== "unix";
+    if (this.localAddr.transport !== "unix") this.#flags = Flag.tcp;
   }
 
   /** Its read slabs are read into again when a chunk is given back. */
@@ -130,7 +138,7 @@ export class DenoConnection implements Connection {
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return (this.#flags & Flag.closed) !== 0;
   }
 
   get discardedBytes(): number {
@@ -140,54 +148,50 @@ export class DenoConnection implements Connection {
   setHandler(handler: ConnectionHandler): void {
     if (this.#handler !== null) throw new TypeError("Cannot set handler: a handler is already set");
     this.#handler = handler;
-    if (this.#closed) {
+    if ((this.#flags & Flag.closed) !== 0) {
       queueMicrotask(() => this.#handler!.onClose(this.#closeError));
       return;
     }
-    this.#readLoop().catch(this.#failed);
+    void this.#readLoop(); // it never rejects: no `catch` reaction (and its promise) is kept per connection
   }
 
   write(data: Uint8Array): boolean {
-    assertWritable(this.#closed, this.#finRequested);
+    assertWritable((this.#flags & Flag.closed) !== 0, (this.#flags & Flag.finRequested) !== 0);
     const writes = this.#writes;
     writes.push(data);
-    if (!this.#flushing && writes.chunks.length) {
-      this.#flushing = true;
-      queueMicrotask(
-        this.#startFlush ??= () => {
-          if (!this.#flushRunning && this.#flushing) this.#flush().catch(this.#failed);
-        },
-      );
+    if ((this.#flags & Flag.flushing) === 0 && writes.chunks.length) {
+      this.#flags |= Flag.flushing;
+      DenoConnection.#flushes.add(this);
     }
     return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
   }
 
   writeBatch(chunks: readonly Uint8Array[]): boolean {
-    assertWritable(this.#closed, this.#finRequested);
+    assertWritable((this.#flags & Flag.closed) !== 0, (this.#flags & Flag.finRequested) !== 0);
     const writes = this.#writes;
     writes.pushAll(chunks);
     // A microtask scheduled by an earlier write then finds the loop running (or done) and does nothing.
-    if (writes.chunks.length && !this.#flushRunning) {
-      this.#flushing = true;
-      this.#flush().catch(this.#failed);
+    if (writes.chunks.length && (this.#flags & Flag.flushRunning) === 0) {
+      this.#flags |= Flag.flushing;
+      void this.#flush();
     }
     return writes.bytes + this.#inFlight < WRITE_HIGH_WATER_MARK;
   }
 
   pauseReading(): void {
-    this.#paused = true;
+    this.#flags |= Flag.paused;
   }
 
   resumeReading(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
+    if ((this.#flags & Flag.paused) === 0) return;
+    this.#flags &= ~Flag.paused;
     this.#wakeReader();
   }
 
   closeWrite(): void {
-    if (this.#closed || this.#finRequested) return;
-    this.#finRequested = true;
-    if (!this.#flushing) void this.#sendFin();
+    if ((this.#flags & (Flag.closed | Flag.finRequested)) !== 0) return;
+    this.#flags |= Flag.finRequested;
+    if ((this.#flags & Flag.flushing) === 0) void this.#sendFin();
   }
 
   close(): void {
@@ -195,16 +199,16 @@ export class DenoConnection implements Connection {
   }
 
   setNoDelay(noDelay: boolean): void {
-    if (this.#isTcp && !this.#closed) this.#conn.setNoDelay?.(noDelay);
+    if ((this.#flags & (Flag.tcp | Flag.closed)) === Flag.tcp) this.#conn.setNoDelay?.(noDelay);
   }
 
   setKeepAlive(keepAlive: boolean): void {
-    if (this.#isTcp && !this.#closed) this.#conn.setKeepAlive?.(keepAlive);
+    if ((this.#flags & (Flag.tcp | Flag.closed)) === Flag.tcp) this.#conn.setKeepAlive?.(keepAlive);
   }
 
   #shutdown(error: Error | undefined): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if ((this.#flags & Flag.closed) !== 0) return;
+    this.#flags |= Flag.closed;
     this.#closeError = error;
     try {
       this.#conn.close();
@@ -224,13 +228,13 @@ export class DenoConnection implements Connection {
   #handlerFailed(callback: string, thrown: unknown): void {
     const error = handlerError(callback, peerName(this.localAddr, this.remoteAddr), thrown);
     // Closed by the callback itself before it threw: onClose, still to come, reports the throw.
-    if (this.#closed) this.#closeError ??= error;
+    if ((this.#flags & Flag.closed) !== 0) this.#closeError ??= error;
     else this.#shutdown(error);
   }
 
   #fail(err: unknown): void {
     // Deno rejects pending reads and writes with Interrupted or BadResource after our own close.
-    if (this.#closed) return;
+    if ((this.#flags & Flag.closed) !== 0) return;
     this.#shutdown(connectionError(err, peerName(this.localAddr, this.remoteAddr), denoErrorCode(err)));
   }
 
@@ -248,149 +252,160 @@ export class DenoConnection implements Connection {
   }
 
   async #readLoop(): Promise<void> {
-    const conn = this.#conn;
-    let slab = new Uint8Array(READ_SLAB_FIRST_BYTES);
-    let offset = 0;
-    /** The size of the next full slab: doubled by each read that fills its target, reset by a short one. */
-    let slabBytes = READ_SLAB_BYTES;
-    /** The reused read buffer while the receiver gives chunks back; `null` otherwise. */
-    let bulk: Uint8Array | null = null;
-    /** How many bytes the receiver will copy next: bulk reads never go past them. */
-    let bulkWanted = 0;
-    /** Bytes read since the loop last looked at the clock, and when it last slept (see READ_YIELD_BYTES). */
-    let unyielded = 0;
-    let sleptAt = performance.now();
-    for (;;) {
-      // Not reading while paused leaves the bytes in the kernel, whose window then stops the peer.
-      while (this.#paused && !this.#closed) await this.#waitForResume();
-      if (this.#closed) return;
-      const free = slab.length - offset;
-      if (offset > 0 && (free < READ_MIN_FREE_BYTES || free < slab.length >> 2)) {
-        slab = new Uint8Array(slabBytes);
-        offset = 0;
-      }
-      let n: number | null;
-      let target: Uint8Array;
-      try {
-        target = bulk === null
-          ? (offset === 0 ? slab : slab.subarray(offset))
-          : (bulkWanted < bulk.length ? bulk.subarray(0, bulkWanted) : bulk);
-        pendingReads++;
-        n = await conn.read(target);
-      } catch (err) {
-        this.#fail(err);
-        return;
-      } finally {
-        pendingReads--;
-      }
-      if (this.#closed) return;
-      if (n === null) {
-        this.#onPeerEnd();
-        return;
-      }
-      let chunk: Uint8Array;
-      const viewed = bulk !== null || n >= READ_COPY_BELOW_BYTES;
-      if (bulk !== null) chunk = bulk.subarray(0, n);
-      else if (!viewed) {
-        chunk = slab.slice(offset, offset + n);
-        // The small first slab was filled: this peer sends in bulk, so read into full slabs now.
-        if (n === slab.length) slab = new Uint8Array(READ_SLAB_BYTES);
-        else if (slab.length > READ_SLAB_BYTES) {
-          // A burst ended: an idle connection's pending read keeps no large slab.
-          slab = new Uint8Array(READ_SLAB_BYTES);
+    // Never rejects: whatever escapes the loop closes the connection here.
+    try {
+      const conn = this.#conn;
+      let slab = new Uint8Array(READ_SLAB_FIRST_BYTES);
+      let offset = 0;
+      /** The size of the next full slab: doubled by each read that fills its target, reset by a short one. */
+      let slabBytes = READ_SLAB_BYTES;
+      /** The reused read buffer while the receiver gives chunks back; `null` otherwise. */
+      let bulk: Uint8Array | null = null;
+      /** How many bytes the receiver will copy next: bulk reads never go past them. */
+      let bulkWanted = 0;
+      /** Bytes read since the loop last looked at the clock, and when it last slept (see READ_YIELD_BYTES). */
+      let unyielded = 0;
+      let sleptAt = 0; // not `performance.now()`: a double kept per idle connection (16 B), for no use
+      for (;;) {
+        // Not reading while paused leaves the bytes in the kernel, whose window then stops the peer.
+        while ((this.#flags & (Flag.paused | Flag.closed)) === Flag.paused) await this.#waitForResume();
+        if ((this.#flags & Flag.closed) !== 0) return;
+        const free = slab.length - offset;
+        if (offset > 0 && (free < READ_MIN_FREE_BYTES || free < slab.length >> 2)) {
+          slab = new Uint8Array(slabBytes);
           offset = 0;
         }
-        slabBytes = READ_SLAB_BYTES;
-      } else {
-        chunk = slab.subarray(offset, offset + n);
-        offset += n;
-        // The kernel had at least this much: more is probably waiting, so read more at a time.
-        if (n === target.length && slabBytes < READ_SLAB_MAX_BYTES) slabBytes *= 2;
-      }
-      // pauseReading() may have come while the read was pending: hold the chunk until resumed.
-      while (this.#paused && !this.#closed) await this.#waitForResume();
-      if (this.#closed) return;
-      let givenBack: number | void;
-      try {
-        givenBack = this.#handler!.onData(chunk);
-      } catch (err) {
-        this.#handlerFailed("onData", err);
-        return;
-      }
-      if (typeof givenBack !== "number") {
-        // Kept: a bulk buffer is the receiver's now, and reading goes back to slabs.
-        bulk = null;
-      } else {
-        // Copied into a large message: this memory may be read into again.
-        if (bulk === null && viewed) offset -= n;
-        if (givenBack >= BULK_READ_MIN_BYTES) {
-          bulk ??= new Uint8Array(BULK_READ_BYTES);
-          bulkWanted = givenBack;
-        } else bulk = null;
-      }
-      // After the chunk is delivered, so what it makes the receiver do is not held up by the timer.
-      if ((unyielded += n) >= READ_YIELD_BYTES) {
-        unyielded = 0;
-        if (pendingReads > 0 && performance.now() - sleptAt >= READ_YIELD_MS) {
-          await sleepOnce();
-          sleptAt = performance.now();
+        let n: number | null;
+        let target: Uint8Array;
+        try {
+          target = bulk === null
+            ? (offset === 0 ? slab : slab.subarray(offset))
+            : (bulkWanted < bulk.length ? bulk.subarray(0, bulkWanted) : bulk);
+          pendingReads++;
+          n = await conn.read(target);
+        } catch (err) {
+          this.#fail(err);
+          return;
+        } finally {
+          pendingReads--;
+        }
+        if ((this.#flags & Flag.closed) !== 0) return;
+        if (n === null) {
+          this.#onPeerEnd();
+          return;
+        }
+        let chunk: Uint8Array;
+        const viewed = bulk !== null || n >= READ_COPY_BELOW_BYTES;
+        if (bulk !== null) chunk = bulk.subarray(0, n);
+        else if (!viewed) {
+          chunk = slab.slice(offset, offset + n);
+          // The small first slab was filled: this peer sends in bulk, so read into full slabs now.
+          if (n === slab.length) slab = new Uint8Array(READ_SLAB_BYTES);
+          else if (slab.length > READ_SLAB_BYTES) {
+            // A burst ended: an idle connection's pending read keeps no large slab.
+            slab = new Uint8Array(READ_SLAB_BYTES);
+            offset = 0;
+          }
+          slabBytes = READ_SLAB_BYTES;
+        } else {
+          chunk = slab.subarray(offset, offset + n);
+          offset += n;
+          // The kernel had at least this much: more is probably waiting, so read more at a time.
+          if (n === target.length && slabBytes < READ_SLAB_MAX_BYTES) slabBytes *= 2;
+        }
+        // pauseReading() may have come while the read was pending: hold the chunk until resumed.
+        while ((this.#flags & (Flag.paused | Flag.closed)) === Flag.paused) await this.#waitForResume();
+        if ((this.#flags & Flag.closed) !== 0) return;
+        let givenBack: number | void;
+        try {
+          givenBack = this.#handler!.onData(chunk);
+        } catch (err) {
+          this.#handlerFailed("onData", err);
+          return;
+        }
+        if (typeof givenBack !== "number") {
+          // Kept: a bulk buffer is the receiver's now, and reading goes back to slabs.
+          bulk = null;
+        } else {
+          // Copied into a large message: this memory may be read into again.
+          if (bulk === null && viewed) offset -= n;
+          if (givenBack >= BULK_READ_MIN_BYTES) {
+            bulk ??= new Uint8Array(BULK_READ_BYTES);
+            bulkWanted = givenBack;
+          } else bulk = null;
+        }
+        // After the chunk is delivered, so what it makes the receiver do is not held up by the timer.
+        if ((unyielded += n) >= READ_YIELD_BYTES) {
+          unyielded = 0;
+          if (pendingReads > 0 && performance.now() - sleptAt >= READ_YIELD_MS) {
+            await sleepOnce();
+            sleptAt = performance.now();
+          }
         }
       }
+    } catch (err) {
+      this.#fail(err);
     }
   }
 
   #onPeerEnd(): void {
-    this.#peerEnded = true;
+    this.#flags |= Flag.peerEnded;
     try {
       this.#handler!.onEnd();
     } catch (err) {
       this.#handlerFailed("onEnd", err);
       return;
     }
-    if (this.#finDone) this.#shutdown(undefined);
+    if ((this.#flags & Flag.finDone) !== 0) this.#shutdown(undefined);
   }
 
+  /** Writes what is queued, then reports the drain; never rejects (a failure closes the connection). */
   async #flush(): Promise<void> {
-    const conn = this.#conn;
-    this.#flushRunning = true;
     try {
-      const writes = this.#writes;
-      while (writes.chunks.length > 0) {
-        this.#inFlight += writes.bytes;
-        const batch = writes.take();
-        let i = 0;
-        while (i < batch.length) {
-          let data = batch[i++];
-          if (i < batch.length && data.length + batch[i].length <= WRITE_COALESCE_BYTES) {
-            i = this.#gather(batch, i - 1);
-            data = this.#scratch!.subarray(0, this.#gathered);
+      const conn = this.#conn;
+      this.#flags |= Flag.flushRunning;
+      try {
+        const writes = this.#writes;
+        while (writes.chunks.length > 0) {
+          this.#inFlight += writes.bytes;
+          const batch = writes.take();
+          let i = 0;
+          while (i < batch.length) {
+            let data = batch[i++];
+            if (i < batch.length && data.length + batch[i].length <= WRITE_COALESCE_BYTES) {
+              i = this.#gather(batch, i - 1);
+              data = this.#scratch!.subarray(0, this.#gathered);
+            }
+            let written = 0;
+            while (written < data.length) {
+              // Deno's write may take only part of the buffer.
+              const n = await conn.write(written === 0 ? data : data.subarray(written));
+              if ((this.#flags & Flag.closed) !== 0) return;
+              written += n;
+              this.#inFlight -= n;
+            }
           }
-          let written = 0;
-          while (written < data.length) {
-            // Deno's write may take only part of the buffer.
-            const n = await conn.write(written === 0 ? data : data.subarray(written));
-            if (this.#closed) return;
-            written += n;
-            this.#inFlight -= n;
-          }
+          batch.length = 0;
         }
-        batch.length = 0;
+      } catch (err) {
+        this.#fail(err);
+        return;
+      } finally {
+        this.#flags &= ~(Flag.flushing | Flag.flushRunning);
+      }
+      if ((this.#flags & Flag.closed) !== 0) return;
+      try {
+        this.#handler?.onDrain();
+      } catch (err) {
+        this.#handlerFailed("onDrain", err);
+        return;
+      }
+      if ((this.#flags & (Flag.finRequested | Flag.flushing | Flag.closed)) === Flag.finRequested) {
+        await this.#sendFin();
       }
     } catch (err) {
       this.#fail(err);
-      return;
-    } finally {
-      this.#flushing = false;
-      this.#flushRunning = false;
     }
-    if (this.#closed) return;
-    try {
-      this.#handler?.onDrain();
-    } catch (err) {
-      this.#handlerFailed("onDrain", err);
-      return;
-    }
-    if (this.#finRequested && !this.#flushing && !this.#closed) await this.#sendFin();
   }
 
   /** Copies `batch[from..]` into the scratch buffer up to its size; returns the next index. */
@@ -413,17 +428,17 @@ export class DenoConnection implements Connection {
   }
 
   async #sendFin(): Promise<void> {
-    if (this.#finSent) return;
-    this.#finSent = true;
+    if ((this.#flags & Flag.finSent) !== 0) return;
+    this.#flags |= Flag.finSent;
     try {
       await this.#conn.closeWrite();
     } catch (err) {
       this.#fail(err);
       return;
     }
-    if (this.#closed) return;
-    this.#finDone = true;
-    if (this.#peerEnded) this.#shutdown(undefined);
+    if ((this.#flags & Flag.closed) !== 0) return;
+    this.#flags |= Flag.finDone;
+    if ((this.#flags & Flag.peerEnded) !== 0) this.#shutdown(undefined);
   }
 }
 

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { DEFAULT_HOSTNAME, formatAddr } from "./_addr.ts";
+import { DEFAULT_HOSTNAME, formatAddr, WILDCARD_HOSTS } from "./_addr.ts";
 import { bindBunDatagram } from "./_bun_datagram.ts";
 import { AcceptContext } from "./_bun_accept.ts";
 import { BunConnection, type SocketData } from "./_bun_connection.ts";
@@ -102,11 +102,14 @@ async function listen(options: ListenOptions, onConnection: (conn: Connection) =
   // getsockname resolves a host name such as "localhost" to the IP actually bound.
   const bound: { address?: string; port?: number } = {};
   listener.getsockname?.(bound);
-  return new BunListener(listener, {
+  const addr = {
     transport: kind,
     hostname: bound.address ?? listener.hostname ?? hostname,
     port: bound.port ?? listener.port ?? port,
-  }, context);
+  };
+  // A wildcard listener's sockets each have their own local address (the interface they came in on).
+  if (!WILDCARD_HOSTS.has(addr.hostname)) context.local = addr;
+  return new BunListener(listener, addr, context);
 }
 
 async function connect(options: ConnectOptions): Promise<Connection> {

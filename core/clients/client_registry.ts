@@ -12,7 +12,8 @@ import type { RuleCheck } from "../admission/rules.ts";
 import type { Session } from "../connection/session.ts";
 import type { Addr } from "../../transports/types.ts";
 import type { ClientId, ListenerInfo, MessageStream } from "../types.ts";
-import { FRAME_HEADER_BYTES, frameView, readFrameLength } from "../wire/codec.ts";
+import { FRAME_HEADER_BYTES } from "../wire/codec.ts";
+import { frameLengthAt } from "../wire/frame_header.ts";
 import { createFrameBatch, type FrameBatch, pushPayloadViews } from "../wire/frame_batch.ts";
 import { releaseArena } from "../wire/_byte_arena.ts";
 import { RecordExtras } from "./record_extras.ts";
@@ -53,6 +54,8 @@ export interface ClientRegistration {
   readonly adopted?: boolean;
   /** Frames declaring more are delivered as streams (see `IoCoreOptions.streamThresholdBytes`). */
   readonly streamThresholdBytes?: number;
+  /** The client is an unknown (raw) one: its record's `kind` is `"unknown"`. */
+  readonly unknown?: boolean;
 }
 
 /** A `messages()` iteration reading a client's inbox. */
@@ -88,17 +91,15 @@ export function keywordKey(keyword: Uint8Array): string {
 export class ClientRecord {
   /** Given once, never changed. */
   readonly id: ClientId;
-  readonly kind: "expected" | "unknown";
-  /** A named client's keyword; `undefined` for an unknown client (see {@linkcode keyword}). */
-  readonly #keyword: Uint8Array | undefined;
-  #key: string | undefined = undefined;
-  /** What the client was registered with (one object, read when a connection starts). */
+  /**
+   * The keyword as a lookup key (see {@linkcode keywordKey}), which the keyword's bytes are made from;
+   * `undefined` for an unknown client (see {@linkcode keyword}). One field, not two, per record.
+   */
+  readonly #key: string | undefined;
+  /** What the client was registered with (one object, read when a connection starts; `kind` too). */
   readonly #registration: ClientRegistration;
-  #processorClass: InlineProcessorClass | undefined;
+  /** The connection; its listener and peer are the client's (kept in the extras once it closes). */
   #session: Session | undefined = undefined;
-  #listener: ListenerInfo | undefined = undefined;
-  #remoteAddr: Addr | undefined = undefined;
-  #removed = false;
   /** Unread entries, oldest first from `#head`: runs of whole frames, and raw chunks. */
   #inbox: Uint8Array[] = NO_ENTRIES;
   /** Per entry: the frames left in it, or `RAW_CHUNK`. */
@@ -106,10 +107,7 @@ export class ClientRecord {
   #head = 0;
   /** Bytes of the head entry already read (a run read one message at a time), and a view of it. */
   #headTaken = 0;
-  #headView: DataView | undefined = undefined;
   #unread = 0;
-  /** Raw chunks among the unread entries. */
-  #rawChunks = 0;
   /** Payload bytes of the unread messages. */
   #inboxBytes = 0;
   /** The `messages()` iteration reading this inbox, if any. */
@@ -128,20 +126,31 @@ export class ClientRecord {
     registration: ClientRegistration = NO_REGISTRATION,
   ) {
     this.id = id;
-    this.kind = kind;
-    this.#keyword = keyword;
+    this.#key = keyword === undefined ? undefined : keywordKey(keyword);
+    // The core registers unknown clients with a registration that says so: this copy is for other callers.
+    if (kind === "unknown" && registration.unknown !== true) {
+      registration = { ...registration, unknown: true };
+    }
     this.#registration = registration;
-    this.#processorClass = registration.processorClass;
+  }
+
+  /** `"expected"` (named, or a held keyword) or `"unknown"` (raw). */
+  get kind(): "expected" | "unknown" {
+    return this.#registration.unknown === true ? "unknown" : "expected";
   }
 
   /** The keyword; an unknown client's is `UNKNOWN CLIENT: <id>`, made on each call (none is kept per client). */
   get keyword(): Uint8Array {
-    return this.#keyword ?? new TextEncoder().encode(`${UNKNOWN_KEYWORD_PREFIX}${this.id}`);
+    const key = this.#key;
+    if (key === undefined) return new TextEncoder().encode(`${UNKNOWN_KEYWORD_PREFIX}${this.id}`);
+    const keyword = new Uint8Array(key.length);
+    for (let i = 0; i < key.length; i++) keyword[i] = key.charCodeAt(i);
+    return keyword;
   }
 
-  /** The keyword as a lookup key (see {@linkcode keywordKey}), made when first asked for. */
+  /** The keyword as a lookup key (see {@linkcode keywordKey}); an unknown client's is made on each call. */
   get key(): string {
-    return this.#key ??= keywordKey(this.keyword);
+    return this.#key ?? keywordKey(this.keyword);
   }
 
   /** Outgoing clients: where to connect. */
@@ -181,7 +190,7 @@ export class ClientRecord {
 
   /** The processor class each connection of this client gets, if any. */
   get processorClass(): InlineProcessorClass | undefined {
-    return this.#processorClass;
+    return this.#extras?.processorClass ?? this.#registration.processorClass;
   }
 
   /** The client's connection (in its handshake or open), if any. */
@@ -196,12 +205,12 @@ export class ClientRecord {
 
   /** The listener of the client's last incoming connection. */
   get listener(): ListenerInfo | undefined {
-    return this.#listener;
+    return this.#session !== undefined ? this.#session.listener : this.#extras?.listener;
   }
 
   /** The peer of the client's last connection. */
   get remoteAddr(): Addr | undefined {
-    return this.#remoteAddr;
+    return this.#session !== undefined ? this.#session.remoteAddr : this.#extras?.remoteAddr;
   }
 
   /** The balancer's address, when the connection came through a trusted PROXY protocol source. */
@@ -216,12 +225,14 @@ export class ClientRecord {
 
   /** True once the client was removed. */
   get removed(): boolean {
-    return this.#removed;
+    return this.#extras?.removed ?? false;
   }
 
   /** Connections from now on get `processorClass`. */
   processorChanged(processorClass: InlineProcessorClass): void {
-    this.#processorClass = processorClass;
+    // Set again to the registered class at each connection: that makes no extras.
+    if (this.#extras === undefined && processorClass === this.#registration.processorClass) return;
+    this.#more().processorClass = processorClass;
   }
 
   /** An outgoing client's connect began. */
@@ -239,14 +250,11 @@ export class ClientRecord {
   handshakeStarted(session: Session): void {
     if (this.#extras) this.#extras.connecting = false;
     this.#session = session;
-    this.#remoteAddr = session.remoteAddr;
   }
 
   /** `session` was admitted (or connected) for this client: it is the client's connection now. */
   bound(session: Session): void {
     this.#session = session;
-    this.#listener = session.listener;
-    this.#remoteAddr = session.remoteAddr;
     const proxyAddr = session.proxyAddr;
     const extras = proxyAddr !== undefined ? this.#more() : this.#extras;
     if (extras !== undefined) {
@@ -259,8 +267,14 @@ export class ClientRecord {
 
   /** The client's connection closed, with `error` if it failed. */
   unbound(error: Error | undefined): void {
+    const session = this.#session;
     this.#session = undefined;
-    if (error) this.#more().lastError = error;
+    const extras = this.#more();
+    if (session !== undefined) {
+      extras.listener = session.listener;
+      extras.remoteAddr = session.remoteAddr;
+    }
+    if (error) extras.lastError = error;
   }
 
   /** Consecutive failed connection attempts of an outgoing client. */
@@ -319,7 +333,7 @@ export class ClientRecord {
 
   /** The client was removed: it gets no connection any more. */
   markRemoved(): void {
-    this.#removed = true;
+    this.#more().removed = true;
   }
 
   /** A streamed message arrived after the unread messages; `takeStream` hands it out once. */
@@ -384,7 +398,6 @@ export class ClientRecord {
       if (this.#inbox === NO_ENTRIES) this.#fresh();
       this.#inbox.push(message);
       this.#counts.push(RAW_CHUNK);
-      this.#rawChunks++;
       this.#unread++;
       this.#inboxBytes += n;
     } else {
@@ -405,11 +418,9 @@ export class ClientRecord {
     const entry = this.#inbox[head]!;
     let message = entry;
     let headDone = true;
-    if (this.#counts[head] === RAW_CHUNK) this.#rawChunks--;
-    else {
+    if (this.#counts[head] !== RAW_CHUNK) {
       const at = this.#headTaken + FRAME_HEADER_BYTES;
-      const view = this.#headView ??= frameView(entry);
-      const end = at + readFrameLength(view, at - FRAME_HEADER_BYTES);
+      const end = at + frameLengthAt(entry, at - FRAME_HEADER_BYTES);
       message = new Uint8Array(entry.buffer, entry.byteOffset + at, end - at);
       this.#headTaken = end;
       headDone = --this.#counts[head] === 0;
@@ -448,15 +459,10 @@ export class ClientRecord {
     let end = head;
     let count = 0;
     let byteLength = -this.#headTaken;
-    if (this.#rawChunks === 0) {
-      end = inbox.length;
-      count = this.#unread;
-      byteLength += this.#inboxBytes + count * FRAME_HEADER_BYTES + this.#headTaken;
-    } else {
-      for (; end < inbox.length && counts[end] !== RAW_CHUNK; end++) {
-        count += counts[end]!;
-        byteLength += inbox[end]!.length;
-      }
+    // A pass over the entries (runs of frames, not frames): no raw-chunk counter is kept per record.
+    for (; end < inbox.length && counts[end] !== RAW_CHUNK; end++) {
+      count += counts[end]!;
+      byteLength += inbox[end]!.length;
     }
     if (count === 0) return undefined;
     let runs: Uint8Array[];
@@ -468,7 +474,6 @@ export class ClientRecord {
       for (let i = head; i < end; i++) inbox[i] = undefined as unknown as Uint8Array;
       this.#head = end;
       this.#headTaken = 0;
-      this.#headView = undefined;
       this.#unread -= count;
       this.#inboxBytes -= byteLength - count * FRAME_HEADER_BYTES;
     }
@@ -486,9 +491,7 @@ export class ClientRecord {
     this.#counts = from.#counts;
     this.#head = from.#head;
     this.#headTaken = from.#headTaken;
-    this.#headView = from.#headView;
     this.#unread = from.#unread;
-    this.#rawChunks = from.#rawChunks;
     this.#inboxBytes = from.#inboxBytes;
     from.clearInbox();
   }
@@ -499,9 +502,7 @@ export class ClientRecord {
     this.#counts = NO_COUNTS;
     this.#head = 0;
     this.#headTaken = 0;
-    this.#headView = undefined;
     this.#unread = 0;
-    this.#rawChunks = 0;
     this.#inboxBytes = 0;
   }
 
@@ -519,7 +520,6 @@ export class ClientRecord {
   #shift(): void {
     this.#inbox[this.#head++] = undefined as unknown as Uint8Array;
     this.#headTaken = 0;
-    this.#headView = undefined;
     const length = this.#inbox.length;
     if (this.#head === length) this.clearInbox();
     else if (this.#head > 1024 && this.#head * 2 > length) {
@@ -589,7 +589,9 @@ export class ClientRegistry {
   delete(record: ClientRecord): boolean {
     if (this.#byId.get(record.id) !== record) return false;
     this.#byId.delete(record.id);
-    if (this.#byKeyword.get(record.key) === record) this.#byKeyword.delete(record.key);
+    if (record.kind === "expected" && this.#byKeyword.get(record.key) === record) {
+      this.#byKeyword.delete(record.key);
+    }
     return true;
   }
 }

@@ -5,11 +5,13 @@
  * @module
  */
 import type { Addr } from "../../transports/types.ts";
-import type { MessageStream } from "../types.ts";
+import type { ListenerInfo, MessageStream } from "../types.ts";
+import type { InlineProcessorClass } from "../processor.ts";
 
 /**
  * What a client needs only at times: an outgoing client's attempts, sends kept while away, its last error,
- * a PROXY balancer's address and a streamed message not taken yet.
+ * a PROXY balancer's address, a streamed message not taken yet, a processor class set later, whether it was
+ * removed, and its last connection's addresses once that closed.
  *
  * @example
  * ```ts
@@ -36,4 +38,11 @@ export class RecordExtras {
   proxyAddr: Addr | undefined = undefined;
   /** The streamed message after the unread ones, until the application takes it. */
   stream: MessageStream | undefined = undefined;
+  /** A processor class set after registering (`processorChanged`), instead of the registered one. */
+  processorClass: InlineProcessorClass | undefined = undefined;
+  /** Set once the client was removed. */
+  removed = false;
+  /** The listener and peer of the client's last connection, kept when it closes (read from it till then). */
+  listener: ListenerInfo | undefined = undefined;
+  remoteAddr: Addr | undefined = undefined;
 }

@@ -31,6 +31,8 @@ function wireBytes(batch: readonly Uint8Array[], kind: OutputKind): number {
  * ```
  */
 export class InFlightMessages {
+  /** Set once the connection is open: only then is written output kept until it drains. */
+  tracking = false;
   /** The batches handed to the transport, each as the core queued it: payloads, or runs of frames. */
   #batches: Uint8Array[][] = [];
   /** Per batch: true when it holds runs of frames as received (`OutputKind.frames`). */

@@ -294,6 +294,8 @@ export class StreamReceiver {
   readonly #host: SessionHost;
   #current: InboundStream | undefined = undefined;
   #record: ClientRecord | undefined = undefined;
+  /** The stream threshold the session's decoder gets (see `Session.streamThreshold`). */
+  threshold: number | undefined = undefined;
 
   /** The streams of `session`, whose core is `host`. */
   constructor(session: Session, host: SessionHost) {

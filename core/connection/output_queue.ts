@@ -20,6 +20,14 @@ const NOTHING_QUEUED: never[] = [];
 /** Output queued while a message stream is written, or a stream waiting for its turn. */
 type Held = { kind: OutputKind; payloads: Uint8Array[]; bytes: number } | StreamTurn;
 
+/** While a message stream is written: what was queued after it, in order, and a sender waiting for the drain. */
+interface Streaming {
+  held: Held[];
+  /** The bytes of what is held. */
+  bytes: number;
+  drainWaiter: { resolve(): void; reject(error: Error): void } | undefined;
+}
+
 /** A message stream waiting for the one before it: `start` when it may write, `abort` if it never will. */
 export interface StreamTurn {
   start(): void;
@@ -45,24 +53,21 @@ export class OutputQueue {
   #kind: OutputKind = OutputKind.framed;
   #queuedBytes = 0;
   #inflightBytes = 0;
-  /** Once the connection is open, a reconnecting client's output is kept until it drains. */
-  #tracking = false;
-  readonly #conn: Connection;
+  /** The connection written to. */
+  readonly conn: Connection;
   /** A reconnecting client's output since the last drain, for what a lost connection left unwritten. */
   readonly #inFlight: InFlightMessages | undefined;
   /** Closed with the error when the transport refuses a write (the session: no closure per connection). */
   readonly #owner: { close(error: Error): void };
-  /** While a message stream is written: what was queued after it, in order; replayed when it ends. */
-  #held: Held[] | undefined = undefined;
-  #heldBytes = 0;
-  #drainWaiter: { resolve(): void; reject(error: Error): void } | undefined = undefined;
+  /** While a message stream is written: what waits behind it, replayed when it ends (one field, not three). */
+  #streaming: Streaming | undefined = undefined;
 
   /**
    * The output of `conn`; `keepInFlight` for a client that resends what a lost connection left
    * unwritten. A write the transport refuses closes `owner` with its error.
    */
   constructor(conn: Connection, keepInFlight: boolean, owner: { close(error: Error): void }) {
-    this.#conn = conn;
+    this.conn = conn;
     this.#inFlight = keepInFlight ? new InFlightMessages() : undefined;
     this.#owner = owner;
   }
@@ -75,7 +80,7 @@ export class OutputQueue {
 
   /** Bytes queued and not yet handed to the transport (held behind a message stream included). */
   get queuedBytes(): number {
-    return this.#queuedBytes + this.#heldBytes;
+    return this.#queuedBytes + (this.#streaming?.bytes ?? 0);
   }
 
   /** Bytes handed to the transport and not yet drained. */
@@ -83,14 +88,14 @@ export class OutputQueue {
     return this.#inflightBytes;
   }
 
-  /** From now on (the connection is open), written output is kept until it drains. */
+  /** From now on (the connection is open), a reconnecting client's written output is kept until it drains. */
   track(): void {
-    this.#tracking = true;
+    if (this.#inFlight !== undefined) this.#inFlight.tracking = true;
   }
 
   /** Queues one payload of `kind`; returns its bytes. */
   push(payload: Uint8Array, kind: OutputKind): number {
-    if (this.#held !== undefined) return this.#hold(kind, [payload]);
+    if (this.#streaming !== undefined) return this.#hold(kind, [payload]);
     this.#switchTo(kind);
     this.#writable().push(payload);
     const bytes = kind === OutputKind.framed ? payload.length + FRAME_HEADER_BYTES : payload.length;
@@ -100,7 +105,7 @@ export class OutputQueue {
 
   /** Queues runs of whole frames as received (a `FrameBatch`'s), `byteLength` in all; returns it. */
   pushRuns(runs: readonly Uint8Array[], byteLength: number): number {
-    if (this.#held !== undefined) return this.#hold(OutputKind.frames, runs.slice(), byteLength);
+    if (this.#streaming !== undefined) return this.#hold(OutputKind.frames, runs.slice(), byteLength);
     this.#switchTo(OutputKind.frames);
     const queue = this.#writable();
     for (let i = 0; i < runs.length; i++) queue.push(runs[i]!);
@@ -124,7 +129,7 @@ export class OutputQueue {
       else return -1 - i;
     }
     const list = messages as readonly (Uint8Array | string)[];
-    if (this.#held !== undefined) {
+    if (this.#streaming !== undefined) {
       return this.#hold(framed ? OutputKind.framed : OutputKind.raw, list.map(toBytes));
     }
     this.#switchTo(framed ? OutputKind.framed : OutputKind.raw);
@@ -147,7 +152,7 @@ export class OutputQueue {
 
   /** True while a message stream is being written: other output waits behind it. */
   get streaming(): boolean {
-    return this.#held !== undefined;
+    return this.#streaming !== undefined;
   }
 
   /**
@@ -155,8 +160,8 @@ export class OutputQueue {
    * after the streams before it; output queued meanwhile waits behind it, in order.
    */
   streamTurn(turn: StreamTurn): void {
-    if (this.#held !== undefined) return void this.#held.push(turn);
-    this.#held = [];
+    if (this.#streaming !== undefined) return void this.#streaming.held.push(turn);
+    this.#streaming = { held: [], bytes: 0, drainWaiter: undefined };
     turn.start();
   }
 
@@ -170,13 +175,13 @@ export class OutputQueue {
 
   /** The message stream ended: what waited behind it is queued, up to the next stream's turn. */
   streamEnded(): void {
-    const held = this.#held ?? [];
-    this.#held = undefined;
-    this.#heldBytes = 0;
+    const held = this.#streaming?.held ?? [];
+    this.#streaming?.drainWaiter?.resolve(); // its sender is done
+    this.#streaming = undefined;
     for (let i = 0; i < held.length; i++) {
       const item = held[i]!;
       if ("start" in item) {
-        this.#held = [];
+        this.#streaming = { held: [], bytes: 0, drainWaiter: undefined };
         for (let k = i + 1; k < held.length; k++) this.#requeue(held[k]!);
         return item.start();
       }
@@ -186,9 +191,14 @@ export class OutputQueue {
     }
   }
 
-  /** Resolves once the output in flight has drained; rejects when the connection closes first. */
+  /**
+   * Resolves once the output in flight has drained; rejects when the connection closes first. For the
+   * sender of the message stream being written (resolved at once when none is).
+   */
   whenDrained(): Promise<void> {
-    return new Promise((resolve, reject) => this.#drainWaiter = { resolve, reject });
+    const streaming = this.#streaming;
+    if (streaming === undefined) return Promise.resolve();
+    return new Promise((resolve, reject) => streaming.drainWaiter = { resolve, reject });
   }
 
   #hold(kind: OutputKind, payloads: Uint8Array[], byteLength?: number): number {
@@ -203,8 +213,9 @@ export class OutputQueue {
   }
 
   #requeue(item: Held): void {
-    this.#held!.push(item);
-    if (!("start" in item)) this.#heldBytes += item.bytes;
+    const streaming = this.#streaming!;
+    streaming.held.push(item);
+    if (!("start" in item)) streaming.bytes += item.bytes;
   }
 
   /** Writes what is queued first when it is of another kind than `kind`. */
@@ -223,10 +234,13 @@ export class OutputQueue {
     this.#inflightBytes += bytes;
     this.#queuedBytes = 0;
     // A message stream's bytes are never resent: its sender rejects instead.
-    if (this.#tracking && this.#held === undefined) this.#inFlight?.add(queue, kind, bytes);
+    const inFlight = this.#inFlight;
+    if (inFlight !== undefined && inFlight.tracking && this.#streaming === undefined) {
+      inFlight.add(queue, kind, bytes);
+    }
     try {
       // This is the connection's one batch for the tick, so the transport starts writing it at once.
-      const conn = this.#conn;
+      const conn = this.conn;
       if (kind !== OutputKind.framed) conn.writeBatch(queue);
       // A WebSocket frames each message itself: the session's 8-byte headers are never written.
       else if (conn instanceof WebSocketConnection) conn.writeMessages(queue);
@@ -241,9 +255,12 @@ export class OutputQueue {
     const bytes = this.#inflightBytes;
     this.#inflightBytes = 0;
     this.#inFlight?.clear();
-    const waiter = this.#drainWaiter;
-    this.#drainWaiter = undefined;
-    waiter?.resolve();
+    const streaming = this.#streaming;
+    if (streaming?.drainWaiter !== undefined) {
+      const waiter = streaming.drainWaiter;
+      streaming.drainWaiter = undefined;
+      waiter.resolve();
+    }
     return bytes;
   }
 
@@ -254,26 +271,27 @@ export class OutputQueue {
    * was never handed to the transport.
    */
   discard(discardedBytes: number): { bytes: number; unsent: Uint8Array[] } {
-    const bytes = this.#queuedBytes + this.#inflightBytes + this.#heldBytes;
+    const streaming = this.#streaming;
+    const bytes = this.#queuedBytes + this.#inflightBytes + (streaming?.bytes ?? 0);
+    const tracking = this.#inFlight?.tracking === true;
     const unwritten = this.#inFlight?.unwritten(discardedBytes) ?? [];
     // A message stream's bytes cannot be resent (its source is consumed): its sender rejects.
-    let queued = this.#held !== undefined
+    let queued = streaming !== undefined
       ? []
       : this.#kind === OutputKind.frames
       ? payloadViews(this.#queue)
       : this.#queue.slice();
     const closed = new ConnectionClosedError("Cannot send message stream: the connection closed");
-    for (const item of this.#held ?? []) {
+    for (const item of streaming?.held ?? []) {
       if ("start" in item) item.abort(closed);
       else if (item.kind !== OutputKind.raw) {
         queued = queued.concat(item.kind === OutputKind.frames ? payloadViews(item.payloads) : item.payloads);
       }
     }
-    this.#held = undefined;
-    this.#heldBytes = 0;
-    this.#drainWaiter?.reject(closed);
-    this.#drainWaiter = undefined;
-    const unsent = !this.#tracking ? [] : unwritten.length ? unwritten.concat(queued) : queued;
+    this.#streaming = undefined;
+    streaming?.drainWaiter?.reject(closed);
+    // Only a reconnecting client resends what a lost connection left unsent (see `sessionClosed`).
+    const unsent = !tracking ? [] : unwritten.length ? unwritten.concat(queued) : queued;
     this.#queue = NOTHING_QUEUED;
     this.#queuedBytes = 0;
     this.#inflightBytes = 0;

@@ -19,6 +19,10 @@ import { NO_PROCESSOR, type ProcessorState } from "../engine/processor_state.ts"
 import { type FrameBatch, frameBatchRuns, frameBatchSent } from "../wire/frame_batch.ts";
 import type { ListenerInfo } from "../types.ts";
 import { closeOnInternalError, Deadline, logClosedBeforeProxyHeader, Pause, Phase } from "./session_phase.ts";
+import { describeSession, SessionRare, State } from "./session_phase.ts";
+
+/** The phase bits of a session's flags (`State.phase`, as a literal the JIT folds in). */
+const PHASE = 7;
 import { Delivery } from "./delivery.ts";
 import { HalfOpen } from "./half_open.ts";
 import type { SessionHost } from "./session_host.ts";
@@ -32,36 +36,23 @@ export { Pause, Phase, type SessionHost, streamThresholdOf };
  * it does may throw into the runtime's event loop: every transport callback is guarded.
  */
 export class Session implements ConnectionHandler {
-  readonly conn: Connection;
   readonly listener: ListenerInfo | undefined;
   readonly #host: SessionHost;
-  #phase: Phase = Phase.proxyHeader;
-  #opened = false;
-  #raw = false;
+  /** The {@linkcode Phase} (`State.phase` bits), {@linkcode Pause} bits and {@linkcode State} bits: one field. */
+  #flags: number = Phase.proxyHeader;
   /** The open connection's frame decoder. */
   #decoder: FrameDecoder | undefined = undefined;
   #client: ClientRecord | undefined = undefined;
-  #held: ClientRecord | undefined = undefined;
   /** The processor and where its callbacks stand (shared and frozen without one); `ProcessorHost` writes it. */
   processing: ProcessorState = NO_PROCESSOR;
-  #threshold: number | undefined = undefined; // the stream threshold its decoder gets
   /** Where decoded input goes: the processor or the inbox. */
   readonly #delivery: Delivery;
   readonly output: OutputQueue; // written by the session, and by a message stream's sender
   /** True while output is queued and not yet handed to the transport (set by the `FlushScheduler`). */
   dirty = false;
   #lastActivity = 0;
-  /** Why reading is paused: a bit per {@linkcode Pause} reason. */
-  #paused = 0;
-  #closeAfterFlush = false;
-  #closingGracefully = false;
-  #closeError: Error | undefined = undefined;
-  #peerEnded = false;
-  /** Set once the peer of an accepted session ended its side. */
-  #halfOpen: HalfOpen | undefined = undefined;
-  /** Drives the PROXY header and handshake: made at need, dropped at open unless it has PROXY addresses. */
-  #handshakeDriver: HandshakeDriver | undefined = undefined;
-  #deadline: Deadline | undefined = undefined; // the handshake's, half-close's or close's timer, made at need
+  /** The handshake driver, timer, half-open state, held record and close error, while any is set. */
+  #rare: SessionRare | undefined = undefined;
   #streams: StreamReceiver | undefined = undefined; // streamed messages, when a threshold applies
 
   /**
@@ -76,14 +67,13 @@ export class Session implements ConnectionHandler {
   ) {
     this.#host = host;
     this.#delivery = new Delivery(this, host);
-    this.conn = conn;
     this.listener = listener;
     this.output = new OutputQueue(conn, typeof start === "object" && start.reconnect !== undefined, this);
     if (start === "raw") this.beginRaw();
     else if (start === "accepting") this.beginHandshake();
     else if (start === "proxy") this.#driver().expectProxyHeader();
     else {
-      this.#phase = Phase.connecting;
+      this.#enter(Phase.connecting);
       this.#client = start;
       this.#driver().beginClient(start);
     }
@@ -92,20 +82,30 @@ export class Session implements ConnectionHandler {
 
   /** Starts the accepting side's keyword handshake. */
   beginHandshake(): void {
-    this.#phase = Phase.accepting;
+    this.#enter(Phase.accepting);
     this.#driver().beginServer();
   }
 
   #driver(): HandshakeDriver {
-    return this.#handshakeDriver ??= new HandshakeDriver(this, this.#host, this.#deadline ??= new Deadline());
+    const rare = this.#rare ??= new SessionRare();
+    return rare.driver ??= new HandshakeDriver(this, this.#host, rare.deadline ??= new Deadline());
+  }
+
+  /** Enters `phase` (the low bits of the flags: see {@linkcode State}). */
+  #enter(phase: Phase): void {
+    this.#flags = (this.#flags & ~State.phase) | phase;
+  }
+
+  /** The connection (kept by the output queue: one field fewer here). */
+  get conn(): Connection {
+    return this.output.conn;
   }
 
   /** Opens the session at once as an unknown raw client's. */
   beginRaw(): void {
-    this.#phase = Phase.open;
-    this.#opened = true;
+    this.#enter(Phase.open);
     this.output.track();
-    this.#raw = true; // its decoder is made if bytes come with a PROXY header, or it turns framed
+    this.#flags |= State.opened | State.raw; // its decoder is made if bytes come with a PROXY header, or it turns framed
   }
 
   /** The connection's processor, if one is attached. */
@@ -116,34 +116,34 @@ export class Session implements ConnectionHandler {
   /** The frame decoder, made at the first framed input: an idle connection has none. */
   #framed(): FrameDecoder {
     if (this.#decoder) return this.#decoder;
-    this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits, this.#threshold));
+    this.#decoder = new FrameDecoder(decoderLimits(this.#host.limits, this.#streams?.threshold));
     if (this.conn.reusesReadMemory) this.#decoder.copyLargeFrames(); // see `Connection.reusesReadMemory`
     return this.#decoder;
   }
 
   /** The peer's address: the original client's behind a trusted balancer, else the connection's. */
   get remoteAddr(): Addr {
-    return this.#handshakeDriver?.proxiedRemote ?? this.conn.remoteAddr;
+    return this.#rare?.driver?.proxiedRemote ?? this.conn.remoteAddr;
   }
 
   /** Behind a trusted balancer: the balancer's address (the connection's own peer). */
   get proxyAddr(): Addr | undefined {
-    return this.#handshakeDriver?.proxyAddr;
+    return this.#rare?.driver?.proxyAddr;
   }
 
   /** Where the session stands. */
   get phase(): Phase {
-    return this.#phase;
+    return (this.#flags & PHASE) as Phase;
   }
 
   /** True once the session was bound to a client (or held) and open. */
   get opened(): boolean {
-    return this.#opened;
+    return (this.#flags & State.opened) !== 0;
   }
 
   /** True while the connection carries raw bytes. */
   get raw(): boolean {
-    return this.#raw;
+    return (this.#flags & State.raw) !== 0;
   }
 
   /** The client the session is bound to (an outgoing client's from the start). */
@@ -153,17 +153,12 @@ export class Session implements ConnectionHandler {
 
   /** The provisional record of a held unexpected keyword, until `addClient` adopts the session. */
   get held(): ClientRecord | undefined {
-    return this.#held;
+    return this.#rare?.held;
   }
 
   /** When the session last read or wrote (stamped only while `limits.idleTimeoutMs` is set). */
   get lastActivity(): number {
     return this.#lastActivity;
-  }
-
-  /** Output handed to the transport and not yet drained. */
-  get inflightBytes(): number {
-    return this.output.inflightBytes;
   }
 
   /** Binds the session to `record` (see `SessionHost.bind`); it opens next. */
@@ -174,12 +169,12 @@ export class Session implements ConnectionHandler {
 
   /** Holds the session for an unexpected keyword, whose input `record` keeps; it opens next. */
   holdFor(record: ClientRecord): void {
-    this.#held = record;
+    (this.#rare ??= new SessionRare()).held = record;
   }
 
   /** Forgets the held keyword's record: `addClient` adopted it, or the session closed. */
   releaseHeld(): void {
-    this.#held = undefined;
+    if (this.#rare !== undefined) this.#rare.held = undefined;
   }
 
   /** Bytes that arrived with the PROXY header, for the decoder of a session that opened raw. */
@@ -189,7 +184,7 @@ export class Session implements ConnectionHandler {
 
   /** True once closed. */
   get closed(): boolean {
-    return this.#phase === Phase.closed;
+    return (this.#flags & PHASE) === Phase.closed;
   }
 
   /** Output queued or in flight for this connection. */
@@ -199,40 +194,39 @@ export class Session implements ConnectionHandler {
 
   /** True while closing: gracefully, or draining after a refusal or failure. */
   get closing(): boolean {
-    return this.#closingGracefully || this.#closeAfterFlush || this.#phase === Phase.draining;
+    return this.#is(State.closingGracefully | State.closeAfterFlush) || this.phase === Phase.draining;
+  }
+
+  #is(state: number): boolean {
+    return (this.#flags & state) !== 0;
   }
 
   /** True once the peer ended its side (half-close). */
   get peerEnded(): boolean {
-    return this.#peerEnded;
-  }
-
-  /** The peer and the listener, for logs. */
-  describe(): string {
-    return `${describeAddr(this.remoteAddr)} on ${this.listener?.name ?? "an outgoing connection"}`;
+    return (this.#flags & State.peerEnded) !== 0;
   }
 
   /** True while reading is paused for `reason`. */
   pausedFor(reason: Pause): boolean {
-    return (this.#paused & reason) !== 0;
+    return (this.#flags & reason) !== 0;
   }
 
   /** True while reading is paused for any reason (silence the core caused is not idleness). */
   get readingPaused(): boolean {
-    return this.#paused !== 0;
+    return (this.#flags & State.paused) !== 0;
   }
 
   /** Stops reading for `reason`. */
   pauseReading(reason: Pause): void {
-    if (this.#paused === 0 && this.#phase !== Phase.closed) this.conn.pauseReading();
-    this.#paused |= reason;
+    if ((this.#flags & State.paused) === 0 && !this.closed) this.conn.pauseReading();
+    this.#flags |= reason;
   }
 
   /** Lifts `reason`; reading resumes once no reason is left. */
   resumeReading(reason: Pause): void {
-    if ((this.#paused & reason) === 0) return;
-    this.#paused &= ~reason;
-    if (this.#paused !== 0 || this.#phase === Phase.closed) return;
+    if ((this.#flags & reason) === 0) return;
+    this.#flags &= ~reason;
+    if ((this.#flags & State.paused) !== 0 || this.closed) return;
     this.#lastActivity = Date.now();
     this.conn.resumeReading();
   }
@@ -273,14 +267,15 @@ export class Session implements ConnectionHandler {
    */
   onEnd(): void {
     try {
-      if (this.#phase === Phase.closed) return;
-      this.#peerEnded = true;
+      if (this.closed) return;
+      this.#flags |= State.peerEnded;
       this.#streams?.close(undefined); // a stream cut short can never complete
-      if (this.#phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
-      if (this.#closingGracefully) this.close();
-      else if (this.listener !== undefined && this.#phase === Phase.open && !this.#closeAfterFlush) {
-        this.#halfOpen = new HalfOpen(this, this.#deadline ??= new Deadline());
-        this.#halfOpen.start(this.#host.limits.halfOpenTimeoutMs, this.processor !== undefined);
+      if (this.phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
+      if ((this.#flags & State.closingGracefully) !== 0) this.close();
+      else if (this.listener !== undefined && this.phase === Phase.open && !this.#is(State.closeAfterFlush)) {
+        const rare = this.#rare ??= new SessionRare();
+        rare.halfOpen = new HalfOpen(this, rare.deadline ??= new Deadline());
+        rare.halfOpen.start(this.#host.limits.halfOpenTimeoutMs, this.processor !== undefined);
       } else this.closeWhenFlushed();
     } catch (err) {
       this.#internalError(err);
@@ -290,7 +285,7 @@ export class Session implements ConnectionHandler {
   /** The transport closed the connection. */
   onClose(error?: Error): void {
     try {
-      if (this.#phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
+      if (this.phase === Phase.proxyHeader) logClosedBeforeProxyHeader(this, this.#host.logger);
       this.#finalize(error);
     } catch (err) {
       this.#host.logger.error?.("Internal error while closing a connection", err);
@@ -301,7 +296,7 @@ export class Session implements ConnectionHandler {
 
   /** The hot path: data in, whole frames out, delivered; a processor's answers written at the end. */
   #receive(chunk: Uint8Array): number | undefined {
-    const phase = this.#phase;
+    const phase = this.#flags & PHASE;
     if (phase >= Phase.draining) return undefined;
     const host = this.#host;
     if (host.tracksIdle) this.#lastActivity = Date.now();
@@ -315,13 +310,13 @@ export class Session implements ConnectionHandler {
     const flusher = host.flusher;
     if (answersNow) flusher.reading = this;
     try {
-      if (phase !== Phase.open) this.#handshakeDriver!.push(chunk);
-      else if (this.#raw) this.#delivery.message(chunk, true);
+      if (phase !== Phase.open) this.#rare!.driver!.push(chunk);
+      else if ((this.#flags & State.raw) !== 0) this.#delivery.message(chunk, true);
       else if (!(givenBack = (decoder ??= this.#framed()).absorb(chunk))) {
         if (this.conn.reusesReadMemory) lent = decoder.lentViews;
         decoder.push(chunk);
       }
-      if (!this.#raw || phase !== Phase.open) this.#decode();
+      if ((this.#flags & State.raw) === 0 || phase !== Phase.open) this.#decode();
       // Read to its end and no view made of it (its frames were copied): its memory may be reused.
       if (lent >= 0 && decoder!.lentViews === lent) givenBack = true;
     } finally {
@@ -337,13 +332,15 @@ export class Session implements ConnectionHandler {
   #decode(): void {
     const host = this.#host;
     const budget = host.budget;
-    while (this.#phase < Phase.draining && this.#handshakeDriver?.busy !== true) {
-      if (this.#phase !== Phase.open) {
-        if (!this.#handshakeDriver!.step()) return;
+    while ((this.#flags & PHASE) < Phase.draining) {
+      if ((this.#flags & PHASE) !== Phase.open) {
+        // An asynchronous handshake step (busy) is under way only before the session opens.
+        const driver = this.#rare!.driver!;
+        if (driver.busy || !driver.step()) return;
         continue;
       }
       const decoder = this.#decoder;
-      if (this.#raw) {
+      if ((this.#flags & State.raw) !== 0) {
         const rest = decoder?.takeBuffered();
         if (rest?.length) this.#delivery.message(rest, true);
         return;
@@ -410,35 +407,35 @@ export class Session implements ConnectionHandler {
 
   /** Leaves the handshake: from now on frames may be as large as `maxMessageBytes`. */
   open(): void {
-    if (this.#phase === Phase.open) return;
-    this.#phase = Phase.open;
-    this.#opened = true;
+    if (this.phase === Phase.open) return;
+    this.#enter(Phase.open);
+    this.#flags |= State.opened;
     this.output.track();
-    this.#deadline?.clear();
-    this.#deadline = undefined;
+    const rare = this.#rare;
+    rare?.deadline?.clear();
     this.streamThreshold(streamThresholdOf(this.#client));
-    const rest = this.#handshakeDriver?.finish();
-    if (this.#handshakeDriver?.proxyAddr === undefined) this.#handshakeDriver = undefined; // no PROXY addresses
+    const rest = rare?.driver?.finish();
+    if (rare?.opened() === true) this.#rare = undefined; // nothing left in it (no PROXY addresses)
     if (rest?.length) this.#framed().push(rest);
   }
 
   /** Delivers frames over `threshold` as streams from now on (`undefined`: whole, for a processor). */
   streamThreshold(threshold: number | undefined): void {
-    this.#threshold = threshold;
     this.#decoder?.setStreamThreshold(threshold);
     if (threshold !== undefined) this.#streams ??= new StreamReceiver(this, this.#host);
+    if (this.#streams !== undefined) this.#streams.threshold = threshold; // kept there: one field fewer here
   }
 
   /** Switches between framed and raw (UDP stays raw); the undecoded rest is re-read in the new mode. */
   setRaw(raw: boolean): void {
-    if (this.#raw === raw || this.#phase === Phase.closed) return;
+    if (this.raw === raw || this.closed) return;
     refuseModeSwitch(this.conn, raw);
     refuseRawMidStream(raw, this.#streams?.pending, this.output.streaming, describeAddr(this.remoteAddr));
-    this.#raw = raw;
+    this.#flags = raw ? this.#flags | State.raw : this.#flags & ~State.raw;
     if (!raw) this.#framed();
-    if (raw && this.#phase === Phase.open && (this.#decoder?.bufferedBytes ?? 0) > 0) {
+    if (raw && this.phase === Phase.open && (this.#decoder?.bufferedBytes ?? 0) > 0) {
       queueMicrotask(() => {
-        if (this.#raw && this.#phase === Phase.open) this.guarded(() => this.#decode());
+        if (this.raw && this.phase === Phase.open) this.guarded(() => this.#decode());
       });
     }
   }
@@ -446,8 +443,8 @@ export class Session implements ConnectionHandler {
   // Output ----------------------------------------------------------------------------------------
 
   /** Queues one payload: framed, or raw bytes. Written at the end of the tick. */
-  queueOutput(payload: Uint8Array, framed = !this.#raw): void {
-    if (this.#phase === Phase.closed) return;
+  queueOutput(payload: Uint8Array, framed = (this.#flags & State.raw) === 0): void {
+    if ((this.#flags & PHASE) === Phase.closed) return;
     this.#queued(this.output.push(payload, framed ? OutputKind.framed : OutputKind.raw));
   }
 
@@ -455,21 +452,21 @@ export class Session implements ConnectionHandler {
   sendFrames(batch: FrameBatch): void {
     const runs = frameBatchRuns(batch, this.#host.budget, "send frames");
     frameBatchSent(batch);
-    if (this.#phase === Phase.closed || batch.count === 0) return;
+    if (this.closed || batch.count === 0) return;
     this.#queued(this.output.pushRuns(runs, batch.byteLength));
   }
 
   /** {@linkcode queueOutput} for a batch, one accounting update; `OutputQueue.pushMany`'s refusal, or 0. */
   queueOutputs(messages: readonly unknown[]): number {
-    if (this.#phase === Phase.closed || messages.length === 0) return 0;
-    const bytes = this.output.pushMany(messages, !this.#raw);
+    if (this.closed || messages.length === 0) return 0;
+    const bytes = this.output.pushMany(messages, (this.#flags & State.raw) === 0);
     if (bytes >= 0) this.#queued(bytes);
     return Math.min(bytes, 0);
   }
 
   #queued(bytes: number): void {
     // Queuing may have written earlier output of another kind, and that write may have closed it.
-    if (this.#phase === Phase.closed) return;
+    if ((this.#flags & PHASE) === Phase.closed) return;
     this.#host.budget.queued(bytes, this);
     this.#host.flusher.markDirty(this);
   }
@@ -477,47 +474,47 @@ export class Session implements ConnectionHandler {
   /** Hands the queued output to the transport now. */
   flushNow(): void {
     this.dirty = false;
-    if (this.#phase !== Phase.closed) this.output.write();
-    if (this.#closeAfterFlush && this.output.inflightBytes === 0) this.#beginGracefulClose();
+    if ((this.#flags & PHASE) !== Phase.closed) this.output.write();
+    if (this.#is(State.closeAfterFlush) && this.output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   #drained(): void {
-    if (this.#phase === Phase.closed) return;
+    if (this.closed) return;
     const host = this.#host;
     if (host.tracksIdle) this.#lastActivity = Date.now();
     host.budget.written(this.output.drained());
     host.budget.relieve();
     if (this.dirty) return;
     const record = this.#client;
-    if (record && this.#phase === Phase.open) {
+    if (record && (this.#flags & PHASE) === Phase.open) {
       // A processor hears of it through onOutputBuffersAreEmpty (waking ioIteration per write would cost).
       if (!this.processor) host.board.emit(host.board.events.clientsWithEmptyOutputFifo, record.id);
       else host.processors.drained(this);
     }
-    if (this.#closeAfterFlush && !this.dirty) this.#beginGracefulClose();
-    else this.#halfOpen?.check();
+    if ((this.#flags & State.closeAfterFlush) !== 0 && !this.dirty) this.#beginGracefulClose();
+    else this.#rare?.halfOpen?.check();
   }
 
   // Closing ---------------------------------------------------------------------------------------
 
   /** Closes once everything queued has been written (and the peer had time to close). */
   closeWhenFlushed(): void {
-    if (this.#phase === Phase.closed) return;
-    this.#closeAfterFlush = true;
+    if (this.closed) return;
+    this.#flags |= State.closeAfterFlush;
     if (!this.dirty && this.output.inflightBytes === 0) this.#beginGracefulClose();
   }
 
   /** Ignores further input, writes what is queued, then closes with `error` as the client's `lastError`. */
   drainAndClose(error: Error): void {
-    if (this.#phase === Phase.closed) return;
-    this.#closeError ??= error;
+    if (this.closed) return;
+    (this.#rare ??= new SessionRare()).closeError ??= error;
     this.#stopReading();
     this.closeWhenFlushed();
   }
 
   /** Closes because of an error, which becomes the client's `lastError`; logged unless `log` is false. */
   fail(error: Error, log = true): void {
-    if (this.#phase === Phase.closed) return;
+    if (this.closed) return;
     if (log) {
       this.#host.logger.warn?.(`Closing connection from ${describeAddr(this.remoteAddr)}: ${error.message}`);
     }
@@ -526,14 +523,14 @@ export class Session implements ConnectionHandler {
 
   /** Closes now; unwritten output is discarded. */
   close(error?: Error): void {
-    if (this.#phase === Phase.closed) return;
+    if (this.closed) return;
     this.#finalize(error);
     this.conn.close();
   }
 
   /** Refuses the handshake: logs `reason`, writes `reply`, then closes. */
   refuse(reason: string, reply: Uint8Array): void {
-    this.#host.logger.info?.(`Refused connection from ${this.describe()}: ${reason}`);
+    this.#host.logger.info?.(`Refused connection from ${describeSession(this)}: ${reason}`);
     this.#stopReading();
     this.queueOutput(reply, true);
     this.closeWhenFlushed();
@@ -541,53 +538,55 @@ export class Session implements ConnectionHandler {
 
   /** Enters the draining phase: buffered input is dropped and nothing more is read. */
   #stopReading(): void {
-    if (this.#phase >= Phase.draining) return;
-    this.#phase = Phase.draining;
-    this.#deadline?.clear();
+    if (this.phase >= Phase.draining) return;
+    this.#enter(Phase.draining);
+    this.#rare?.deadline?.clear();
     // Input is ignored from now on, but the peer's close must still be seen.
-    if (this.#paused !== 0) {
-      this.#paused = 0;
+    if ((this.#flags & State.paused) !== 0) {
+      this.#flags &= ~State.paused;
       this.conn.resumeReading();
     }
     const budget = this.#host.budget;
-    budget.released(this.#handshakeDriver?.discard() ?? 0);
+    budget.released(this.#rare?.driver?.discard() ?? 0);
     if (this.#decoder) budget.released(this.#decoder.takeBuffered().length);
   }
 
   #beginGracefulClose(): void {
-    if (this.#closingGracefully || this.#phase === Phase.closed) return;
-    this.#closingGracefully = true;
-    if (this.#peerEnded) return this.close();
+    if ((this.#flags & State.closingGracefully) !== 0 || this.closed) return;
+    this.#flags |= State.closingGracefully;
+    if ((this.#flags & State.peerEnded) !== 0) return this.close();
     this.conn.closeWrite();
-    (this.#deadline ??= new Deadline()).set(this.#host.limits.closeTimeoutMs, () => this.close());
+    const rare = this.#rare ??= new SessionRare();
+    (rare.deadline ??= new Deadline()).set(this.#host.limits.closeTimeoutMs, () => this.close());
   }
 
   /** The application read this connection's input: a half-open connection may be done (see `HalfOpen`). */
   inputRead(): void {
-    this.#halfOpen?.read();
+    this.#rare?.halfOpen?.read();
   }
 
   /** True when open, its input all read (a held keyword's cannot be: not counted), its output all written. */
   get quiet(): boolean {
-    return this.#phase === Phase.open && !this.dirty && this.output.inflightBytes === 0 &&
+    return this.phase === Phase.open && !this.dirty && this.output.inflightBytes === 0 &&
       this.#delivery.idle &&
       (this.#client?.unread ?? 0) === 0;
   }
 
   #finalize(error: Error | undefined): void {
-    if (this.#phase === Phase.closed) return;
-    const wasConnecting = this.#phase === Phase.connecting;
-    this.#phase = Phase.closed;
-    this.#deadline?.clear();
+    if (this.closed) return;
+    const wasConnecting = this.phase === Phase.connecting;
+    this.#enter(Phase.closed);
+    const rare = this.#rare;
+    rare?.deadline?.clear();
     const budget = this.#host.budget;
     this.#streams?.close(error);
-    budget.released((this.#decoder?.bufferedBytes ?? 0) + (this.#handshakeDriver?.bufferedBytes ?? 0));
+    budget.released((this.#decoder?.bufferedBytes ?? 0) + (rare?.driver?.bufferedBytes ?? 0));
     budget.released(this.#delivery.discard());
     // What never fully reached the kernel is sent again, whole, before what was never written.
     const { bytes, unsent } = this.output.discard(this.conn.discardedBytes);
     budget.written(bytes);
-    error ??= this.#closeError;
-    if (wasConnecting && !error) error = this.#handshakeDriver!.closedEarly();
+    error ??= rare?.closeError;
+    if (wasConnecting && !error) error = rare!.driver!.closedEarly();
     this.#host.sessionClosed(this, error, wasConnecting, unsent);
     budget.forget(this);
   }

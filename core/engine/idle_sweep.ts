@@ -29,7 +29,9 @@ export class IdleSweep {
       const now = Date.now();
       for (const session of this.#sessions) {
         // Silence the core caused (a memory cap paused reading, output still in flight) is not idleness.
-        if (now - session.lastActivity < idle || session.inflightBytes > 0 || session.readingPaused) continue;
+        if (now - session.lastActivity < idle || session.output.inflightBytes > 0 || session.readingPaused) {
+          continue;
+        }
         session.fail(
           new TimeoutError(
             `Closing idle connection from ${describeAddr(session.remoteAddr)} after ${idle} ms`,

@@ -120,7 +120,7 @@ export class Scheduler implements SessionHost {
     this.#rawConnection = options.rawConnection;
     this.#policy = admissionPolicy(options);
     this.#gate = new Gate(this.logger);
-    this.#unknownRegistration = { raw: true, processorClass: options.unknownClientProcessor };
+    this.#unknownRegistration = { raw: true, processorClass: options.unknownClientProcessor, unknown: true };
     this.#noDelay = options.noDelay ?? true;
     this.listeners = new ListenerSet(options.listeners ?? [], {
       max: this.limits.maxParkedConnections,

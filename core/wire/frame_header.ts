@@ -51,6 +51,28 @@ export function readFrameLength(view: DataView, at: number): number {
 }
 
 /**
+ * {@linkcode readFrameLength} read from the bytes, with no `DataView` to make: a client record reading its
+ * inbox one message at a time keeps no view per entry.
+ *
+ * @param bytes The buffer holding the header; it needs 8 bytes at `at`.
+ * @param at Where the header starts.
+ * @returns The declared length, as {@linkcode readFrameLength} gives it.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame } from "./encode.ts";
+ * import { frameLengthAt } from "./frame_header.ts";
+ * console.log(frameLengthAt(encodeFrame(new Uint8Array(300)), 0)); // 300
+ * ```
+ */
+export function frameLengthAt(bytes: Uint8Array, at: number): number {
+  const lo = bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
+  const hi = bytes[at + 4]! | (bytes[at + 5]! << 8) | (bytes[at + 6]! << 16) | (bytes[at + 7]! << 24);
+  if (lo >= 0 && hi === 0) return lo;
+  return (hi >>> 0) * TWO_POW_32 + (lo >>> 0);
+}
+
+/**
  * A `DataView` of `bytes`, for {@linkcode readFrameLength}.
  *
  * @example
