@@ -50,6 +50,26 @@ export function allocBytes(size: number): Uint8Array {
 }
 
 /**
+ * Copies `source[start, start + length)` into `target` at `at`; returns `at + length`. Up to 64 bytes it
+ * copies a byte at a time, which beats `set` and the `subarray` it needs; beyond, it uses `set`.
+ */
+export function putBytes(
+  target: Uint8Array,
+  at: number,
+  source: Uint8Array,
+  start: number,
+  length: number,
+): number {
+  if (length > 64) {
+    target.set(source.subarray(start, start + length), at);
+    return at + length;
+  }
+  const end = start + length;
+  for (let i = start; i < end; i++) target[at++] = source[i]!;
+  return at;
+}
+
+/**
  * Joins chunks into one buffer. A single chunk is returned as is (no copy), so the result may share
  * memory with the input.
  *

@@ -112,6 +112,35 @@ export function isValidCloseCode(code: number): boolean {
 }
 
 /**
+ * XORs `source[from, end)` with the mask bytes `k0`..`k3` (in that order, from `k0`) into `target` at `t`;
+ * returns the index in `target` after the last byte. Four bytes a step with the mask in locals: about twice
+ * as fast as a lookup per byte.
+ */
+function unmaskInto(
+  target: Uint8Array,
+  t: number,
+  source: Uint8Array,
+  from: number,
+  end: number,
+  k0: number,
+  k1: number,
+  k2: number,
+  k3: number,
+): number {
+  let i = from;
+  for (; i + 4 <= end; i += 4, t += 4) {
+    target[t] = source[i]! ^ k0;
+    target[t + 1] = source[i + 1]! ^ k1;
+    target[t + 2] = source[i + 2]! ^ k2;
+    target[t + 3] = source[i + 3]! ^ k3;
+  }
+  if (i < end) target[t++] = source[i++]! ^ k0;
+  if (i < end) target[t++] = source[i++]! ^ k1;
+  if (i < end) target[t++] = source[i++]! ^ k2;
+  return t;
+}
+
+/**
  * Reads client frames (always masked) and pushes events. It copies what it keeps (a partial header,
  * unmasked payloads), so the caller may reuse a chunk once {@linkcode push} returns.
  */
@@ -222,18 +251,8 @@ export class WebSocketFrameParser {
         slab[s + 6] =
         slab[s + 7] =
           0;
-      let t = s + 8;
       const stop = p + length;
-      let i = p;
-      for (; i + 4 <= stop; i += 4, t += 4) {
-        slab[t] = chunk[i]! ^ k0;
-        slab[t + 1] = chunk[i + 1]! ^ k1;
-        slab[t + 2] = chunk[i + 2]! ^ k2;
-        slab[t + 3] = chunk[i + 3]! ^ k3;
-      }
-      if (i < stop) slab[t++] = chunk[i++]! ^ k0;
-      if (i < stop) slab[t++] = chunk[i++]! ^ k1;
-      if (i < stop) slab[t++] = chunk[i++]! ^ k2;
+      const t = unmaskInto(slab, s + 8, chunk, p, stop, k0, k1, k2, k3);
       if (b0 === 0x81 && !isValidUtf8(slab.subarray(s + 8, t))) {
         this.#fail(WebSocketCloseCode.invalidPayload, "text message is not valid UTF-8");
         return stop;
@@ -384,24 +403,11 @@ export class WebSocketFrameParser {
 
   #readPayload(chunk: Uint8Array, at: number): number {
     const n = Math.min(chunk.length - at, this.#frameLength - this.#frameHave);
-    const target = this.#target;
     const mask = this.#mask;
-    let t = this.#targetAt;
     const m = this.#frameHave & 3;
     const k0 = mask[m]!, k1 = mask[(m + 1) & 3]!, k2 = mask[(m + 2) & 3]!, k3 = mask[(m + 3) & 3]!;
     const end = at + n;
-    let i = at;
-    // Four bytes a step, the mask's bytes in locals: about twice as fast as a lookup each byte.
-    for (; i + 4 <= end; i += 4, t += 4) {
-      target[t] = chunk[i]! ^ k0;
-      target[t + 1] = chunk[i + 1]! ^ k1;
-      target[t + 2] = chunk[i + 2]! ^ k2;
-      target[t + 3] = chunk[i + 3]! ^ k3;
-    }
-    if (i < end) target[t++] = chunk[i++]! ^ k0;
-    if (i < end) target[t++] = chunk[i++]! ^ k1;
-    if (i < end) target[t++] = chunk[i++]! ^ k2;
-    this.#targetAt = t;
+    this.#targetAt = unmaskInto(this.#target, this.#targetAt, chunk, at, end, k0, k1, k2, k3);
     this.#frameHave += n;
     if (this.#frameHave === this.#frameLength) this.#endFrame();
     return end;

@@ -13,6 +13,7 @@
  * @module
  */
 import { reserveArena, trimArena } from "./_byte_arena.ts";
+import { putBytes } from "./bytes.ts";
 import { webSocketHeader, WebSocketOpcode } from "./websocket_frames.ts";
 
 /**
@@ -138,12 +139,5 @@ function putSmallFrame(
     out[p++] = length >>> 8;
     out[p++] = length & 0xff;
   }
-  if (length > 64) {
-    out.set(source.subarray(start, start + length), p);
-    return p + length;
-  }
-  // A byte loop beats `set` and its subarray for small payloads (unrolled, it cost more JIT time than it saved).
-  const end = start + length;
-  for (let i = start; i < end; i++) out[p++] = source[i]!;
-  return p;
+  return putBytes(out, p, source, start, length);
 }
