@@ -56,9 +56,16 @@ export type ClaimResult =
   /** No claim store (JetStream is not enabled): held without a claim. */
   | { readonly kind: "unclaimed" };
 
+/**
+ * Asks live node `owner` whether it still holds the keyword of claim `key`: false when it let the
+ * keyword go (its connection ended, and the claim's deletion is on its way) or is not on NATS at all.
+ */
+export type OwnerHolds = (owner: string, key: string) => Promise<boolean>;
+
 /** The keyword and node buckets of one cluster, and this node's heartbeat. */
 export class ClaimStore {
   readonly #node: string;
+  readonly #ownerHolds: OwnerHolds;
   readonly #open: () => [Promise<NatsKvLike | undefined>, Promise<NatsKvLike | undefined>];
   #keywords: Promise<NatsKvLike | undefined>;
   #nodes: Promise<NatsKvLike | undefined>;
@@ -72,10 +79,18 @@ export class ClaimStore {
 
   /**
    * Opens the buckets of cluster `name` with `open`, and starts this node's heartbeat; when opening
-   * fails, a claim opens them again once `reopenMs` have passed.
+   * fails, a claim opens them again once `reopenMs` have passed. A claim held by a live node is
+   * refused only while `ownerHolds` says that node still holds it.
    */
-  constructor(open: NatsKvOpener, name: string, node: string, reopenMs = 2000) {
+  constructor(
+    open: NatsKvOpener,
+    name: string,
+    node: string,
+    reopenMs = 2000,
+    ownerHolds: OwnerHolds = () => Promise.resolve(true),
+  ) {
     this.#node = node;
+    this.#ownerHolds = ownerHolds;
     this.#reopenMs = reopenMs;
     const failed = (err: unknown) => {
       this.unavailable ??= err;
@@ -132,7 +147,11 @@ export class ClaimStore {
     return entry != null && entry.operation !== "DEL" && entry.operation !== "PURGE";
   }
 
-  /** Claims `key` for this node; `replace` takes it from a live owner too. */
+  /**
+   * Claims `key` for this node; `replace` takes it from a live owner too. A live owner that no longer
+   * holds the keyword (a device that moved here an instant after leaving it, before its claim was
+   * deleted) does not refuse it.
+   */
   async claim(key: string, replace: boolean): Promise<ClaimResult> {
     const keywords = await this.#ready();
     if (!keywords) return { kind: "unclaimed" };
@@ -150,7 +169,7 @@ export class ClaimStore {
       if (!entry || entry.operation === "DEL" || entry.operation === "PURGE") continue; // freed meanwhile
       const owner = decoder.decode(entry.value);
       if (owner === this.#node) return { kind: "held" };
-      const alive = await this.#alive(owner);
+      const alive = await this.#alive(owner) && (replace || await this.#ownerHolds(owner, key));
       if (alive && !replace) return { kind: "refused", owner };
       try {
         await keywords.update(key, me, entry.revision);

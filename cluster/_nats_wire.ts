@@ -6,10 +6,11 @@
  *
  * @module
  */
+import { ClientNotConnectedError, MessageTooLargeError, SendBufferFullError } from "../core/errors.ts";
 import { FRAME_HEADER_BYTES, putHeader } from "../core/wire/frame_header.ts";
 
 /** What a request carries (its first byte); `multi`: batches for several keywords, to their node. */
-export const Op = { messages: 1, part: 2, locate: 3, evict: 4, multi: 5 } as const;
+export const Op = { messages: 1, part: 2, locate: 3, evict: 4, multi: 5, holds: 6 } as const;
 /** What a reply says (its first byte); `results`: one result per keyword of a `multi` request. */
 export const Reply = { ok: 0, offline: 1, bufferFull: 2, tooLarge: 3, failed: 4, results: 5 } as const;
 /** A part's flags (its second byte): the first part of a message. */
@@ -192,4 +193,16 @@ export function decodeResults(data: Uint8Array, count: number): Uint8Array[] {
   }
   if (results.length !== count) throw new Error(`malformed answer: ${results.length} results for ${count}`);
   return results;
+}
+
+/** A delivery's failure as a reply code and reason. */
+export function failure(err: unknown): { code: number; why: Uint8Array } {
+  const code = err instanceof ClientNotConnectedError
+    ? Reply.offline
+    : err instanceof SendBufferFullError
+    ? Reply.bufferFull
+    : err instanceof MessageTooLargeError
+    ? Reply.tooLarge
+    : Reply.failed;
+  return { code, why: new TextEncoder().encode(err instanceof Error ? err.message : String(err)) };
 }

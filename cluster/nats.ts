@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { ClientNotConnectedError, MessageTooLargeError, SendBufferFullError } from "../core/errors.ts";
+import { ClientNotConnectedError, MessageTooLargeError } from "../core/errors.ts";
 import type {
   ClusterBus,
   ClusterHost,
@@ -42,6 +42,7 @@ import {
   decodeBatch,
   decodeMulti,
   encodeResults,
+  failure,
   hex,
   keywordToken,
   Op,
@@ -163,7 +164,8 @@ const decoder = new TextDecoder();
  * before its handshake's `OK`: when another live node holds the keyword, `duplicateKeyword:
  * "refuse"` refuses it (the peer's handshake fails with `HandshakeRejectedError`, reason
  * `duplicate keyword`), and `"replace"` takes the claim and closes the other node's connection. A
- * claim whose node's heartbeat expired (the node died, or lost NATS) is taken over. When the store
+ * claim whose node's heartbeat expired (the node died, or lost NATS), or whose node answers that
+ * its connection ended (a device that moved before the claim was deleted), is taken over. When the store
  * does not answer within 2 s (or `requestTimeoutMs`, if shorter), the connection is admitted as
  * a standalone core would admit it, and a conflict found later closes it (`duplicate keyword`). Without JetStream the claims are skipped with one warning: a keyword connected on two
  * nodes is then not refused, and each send reaches one of them (a queue group), never both.
@@ -229,6 +231,8 @@ class NatsClusterBus implements ClusterBus {
   #detached = false;
   /** Keyword tokens claimed by `admit` before `OK`, and not yet `claim`ed (or `release`d). */
   readonly #reserved = new Set<string>();
+  /** Keyword tokens `admit` is claiming now. */
+  readonly #claiming = new Set<string>();
   /** Keywords that went unclaimed, to claim again (see `#claimLater`). */
   readonly #unclaimed = new Map<string, { keyword: Uint8Array; sub: NatsSubscriptionLike }>();
   #retry: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -268,13 +272,25 @@ class NatsClusterBus implements ClusterBus {
     if (this.#claimsWanted) {
       const open: NatsKvOpener = this.#kv ??
         (() => Promise.reject(new TypeError("the connection has no jetstream(); pass options.kv")));
-      this.#claims = new ClaimStore(open, this.#name, this.node, this.#claimRetryMs);
+      this.#claims = new ClaimStore(
+        open,
+        this.#name,
+        this.node,
+        this.#claimRetryMs,
+        (owner, key) => this.#holds(owner, key),
+      );
     }
     if (this.#claims && typeof this.#nc.status === "function") void this.#watch(this.#nc.status());
     this.#own = this.#nc.subscribe(`${this.#prefix}n.${this.node}`, {
       callback: (err, msg) => {
         if (err) return;
         if (msg.data[0] === Op.multi) return this.#answerMulti(msg);
+        if (msg.data[0] === Op.holds) {
+          const token = decoder.decode(msg.data.subarray(1));
+          const holds = this.#subscriptions.has(token) || this.#reserved.has(token) ||
+            this.#claiming.has(token);
+          return void msg.respond(new Uint8Array([holds ? Reply.ok : Reply.offline]));
+        }
         if (msg.data[0] !== Op.evict) return;
         const keyword = msg.data.slice(1);
         this.release(keyword);
@@ -320,16 +336,19 @@ class NatsClusterBus implements ClusterBus {
       const timer = setTimeout(() => done(undefined), Math.min(this.#timeoutMs, ADMIT_WAIT_MS));
       this.#then(token, async () => {
         let result: ClaimResult;
+        this.#claiming.add(token); // held for another node's question from here on (see `#holds`)
         try {
           result = await claims.claim(token, host.replaceDuplicates);
+          if (result.kind === "refused") return done({ reason: "duplicate keyword", node: result.owner });
+          if (result.kind === "unclaimed") this.#warnUnclaimed(claims);
+          if (result.kind === "replaced") await this.#evict(keyword, result.owner);
+          if (waiting && result.kind !== "unclaimed") this.#reserved.add(token); // else claimed after OK
+          done(undefined);
         } catch {
-          return done(undefined); // `claim` tries again, and warns
+          done(undefined); // `claim` tries again, and warns
+        } finally {
+          this.#claiming.delete(token);
         }
-        if (result.kind === "refused") return done({ reason: "duplicate keyword", node: result.owner });
-        if (result.kind === "unclaimed") this.#warnUnclaimed(claims);
-        if (result.kind === "replaced") await this.#evict(keyword, result.owner);
-        if (waiting && result.kind !== "unclaimed") this.#reserved.add(token); // else claimed after OK
-        done(undefined);
       });
     });
   }
@@ -440,6 +459,21 @@ class NatsClusterBus implements ClusterBus {
     );
   }
 
+  /**
+   * Whether live node `owner` still holds the keyword of claim `token`, as it answers on its own
+   * subject. No answer (a slow node, one cut off from NATS until its heartbeat expires) counts as
+   * holding: a claim is refused rather than held twice.
+   */
+  async #holds(owner: string, token: string): Promise<boolean> {
+    const body = encoder.encode("_" + token);
+    body[0] = Op.holds;
+    const timeout = Math.min(this.#timeoutMs, ADMIT_WAIT_MS / 2);
+    return await this.#nc.request(`${this.#prefix}n.${owner}`, body, { timeout }).then(
+      (reply) => reply.data[0] !== Reply.offline,
+      () => true,
+    );
+  }
+
   /** `duplicateKeyword: "replace"` took `keyword` from `owner`: its connection there closes. */
   async #evict(keyword: Uint8Array, owner: string): Promise<void> {
     const body = new Uint8Array(1 + keyword.length);
@@ -506,7 +540,11 @@ class NatsClusterBus implements ClusterBus {
     const data = msg.data;
     try {
       if (!host || data.length === 0) throw new ClientNotConnectedError("this node is leaving the cluster");
-      if (data[0] === Op.locate) return void msg.respond(this.#ok);
+      if (data[0] === Op.locate) {
+        // A subscription draining after its client left still gets requests: not held here anymore.
+        if (!this.#subscriptions.has(token)) throw new ClientNotConnectedError("the client left this node");
+        return void msg.respond(this.#ok);
+      }
       let messages: Uint8Array[];
       if (data[0] === Op.part) {
         const key = hex(data.subarray(2, 10)) + token;
@@ -559,16 +597,4 @@ class NatsClusterBus implements ClusterBus {
     });
     msg.respond(encodeResults(results));
   }
-}
-
-/** A delivery's failure as a reply code and reason. */
-function failure(err: unknown): { code: number; why: Uint8Array } {
-  const code = err instanceof ClientNotConnectedError
-    ? Reply.offline
-    : err instanceof SendBufferFullError
-    ? Reply.bufferFull
-    : err instanceof MessageTooLargeError
-    ? Reply.tooLarge
-    : Reply.failed;
-  return { code, why: encoder.encode(err instanceof Error ? err.message : String(err)) };
 }

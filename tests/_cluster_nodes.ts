@@ -5,7 +5,7 @@
 import { fileURLToPath } from "node:url";
 import { connect } from "nats";
 import { type IoCore, type IoCoreOptions, TimeoutError } from "../mod.ts";
-import { natsCluster } from "../cluster/nats.ts";
+import { natsCluster, type NatsClusterOptions } from "../cluster/nats.ts";
 import { startCore } from "./_core_fixture.ts";
 import { noNatsServerReason } from "./_nats_server.ts";
 
@@ -21,7 +21,7 @@ export const NATS = { timeout: 60_000, skip: noNatsServerReason };
 export async function node(
   url: string,
   name: string,
-  options: { requestTimeoutMs?: number } = {},
+  options: Pick<NatsClusterOptions, "requestTimeoutMs" | "kv"> = {},
   core: Omit<IoCoreOptions, "cluster"> = {},
 ) {
   // A loaded machine may refuse the first connect to a server of a routed cluster that reported

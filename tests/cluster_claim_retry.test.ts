@@ -4,12 +4,13 @@
  * ready), with `claimRetryMs` at 5 ms instead of 2 s. A keyword that went unclaimed is claimed once
  * the store opens, no longer once its connection ended, and not taken from a live node holding it.
  * After a reconnect every held keyword is claimed again, and one another node took meanwhile closes.
+ * A live node that answers it let a keyword go (its claim's deletion on its way) does not refuse it.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ClusterBus, ClusterHost } from "../mod.ts";
 import { natsCluster, type NatsKvEntryLike, type NatsKvLike } from "../cluster/nats.ts";
-import { keywordToken } from "../cluster/_nats_wire.ts";
+import { keywordToken, Op, Reply } from "../cluster/_nats_wire.ts";
 import { TEST_TIMEOUT } from "./_helpers.ts";
 import { waitFor as waitForIt } from "./_settle.ts";
 
@@ -22,10 +23,13 @@ class FakeKv implements NatsKvLike {
   readonly entries = new Map<string, { value: Uint8Array; revision: number }>();
   /** The keys `create` was called with, in order. */
   readonly creates: string[] = [];
+  /** While set, `create` waits for it. */
+  gate: Promise<void> | undefined = undefined;
   #revision = 0;
-  create(key: string, data: Uint8Array): Promise<number> {
+  async create(key: string, data: Uint8Array): Promise<number> {
     this.creates.push(key);
-    if (this.entries.has(key)) return Promise.reject(new Error("wrong last sequence"));
+    await this.gate;
+    if (this.entries.has(key)) throw new Error("wrong last sequence");
     return this.put(key, data);
   }
   update(key: string, data: Uint8Array, version: number): Promise<number> {
@@ -55,22 +59,34 @@ class FakeKv implements NatsKvLike {
   }
 }
 
-/** A bus for node `a` over a fake connection, a store that is closed until `store.open = true`, and a host. */
-function setup() {
-  const store = { open: false, opens: 0, keywords: new FakeKv(), nodes: new FakeKv() };
-  const subscriptions = new Map<string, { closed: boolean }>();
+/**
+ * A bus for node `a` over a fake connection, a store that is closed until `store.open = true`
+ * (`openAtStart`: open from the start), and a host.
+ */
+function setup(openAtStart = false) {
+  const store = { open: openAtStart, opens: 0, keywords: new FakeKv(), nodes: new FakeKv() };
+  /** What another node answers when asked whether it still holds a keyword (none: no answer). */
+  const answers = new Map<string, "holds" | "let go">();
+  type Callback = (err: Error | null, msg: { data: Uint8Array; respond(data: Uint8Array): boolean }) => void;
+  const subscriptions = new Map<string, { closed: boolean; callback?: Callback }>();
   /** Emits a connection event (`"reconnect"`), as nats.js's `status()` does. */
   let emit: (type: string) => void = () => {};
   const nc = {
     async *status() {
       for (;;) yield { type: await new Promise<string>((resolve) => emit = resolve) };
     },
-    subscribe(subject: string) {
-      const sub = { closed: false, unsubscribe: () => void (sub.closed = true) };
+    subscribe(subject: string, options?: { callback?: Callback }) {
+      const sub = { closed: false, callback: options?.callback, unsubscribe: () => void (sub.closed = true) };
       subscriptions.set(subject, sub);
       return sub;
     },
-    request: () => Promise.reject(Object.assign(new Error("503"), { code: "503" })),
+    request(subject: string, body: Uint8Array) {
+      const answer = body[0] === Op.holds ? answers.get(subject.replace("asockio.t.n.", "")) : undefined;
+      if (answer) {
+        return Promise.resolve({ data: new Uint8Array([answer === "holds" ? Reply.ok : Reply.offline]) });
+      }
+      return Promise.reject(Object.assign(new Error("503"), { code: "503" }));
+    },
     flush: () => Promise.resolve(),
   };
   const bus: ClusterBus = natsCluster(nc, {
@@ -99,7 +115,14 @@ function setup() {
     const until = store.opens + 2 * rounds; // each retry opens both buckets again
     return waitForIt(() => store.opens >= until, 5000, `${rounds} claim retries`);
   };
-  return { bus, store, drops, subscription, retried, emit: (type: string) => emit(type) };
+  /** What this node answers another that asks whether it holds `keyword`. */
+  const asked = (keyword: string) => {
+    let reply: Uint8Array | undefined;
+    const data = new Uint8Array([Op.holds, ...enc(keywordToken(enc(keyword)))]);
+    subscriptions.get("asockio.t.n.a")!.callback!(null, { data, respond: (r) => Boolean(reply = r) });
+    return reply?.[0] === Reply.ok ? "holds" : reply?.[0] === Reply.offline ? "let go" : "no answer";
+  };
+  return { bus, store, drops, answers, subscription, retried, asked, emit: (type: string) => emit(type) };
 }
 
 describe(
@@ -148,6 +171,52 @@ describe(
       await new Promise((resolve) => setTimeout(resolve, 20 * RETRY_MS));
       assert.equal(store.keywords.creates.length, tries, "not tried again");
       assert.equal(store.keywords.owner("dev"), "b", "b still holds it");
+      await bus.detach();
+    });
+
+    it("takes a keyword from a live node that answers it let it go, before its claim was deleted", async () => {
+      const { bus, store, drops, answers } = setup();
+      store.open = true;
+      await store.keywords.put(keywordToken(enc("dev")), enc("b")); // b's claim, its deletion on its way
+      await store.nodes.put("b", enc(String(Date.now())));
+      answers.set("b", "let go");
+      bus.claim(enc("dev"));
+      await waitForIt(() => store.keywords.owner("dev") === "a", 5000, "a's claim");
+      assert.deepEqual(drops, []);
+      assert.equal(bus.stats().keywordsHeld, 1);
+      await bus.detach();
+    });
+
+    it("refuses a keyword of a live node that answers it holds it, or does not answer", async () => {
+      for (const answer of ["holds", undefined] as const) {
+        const { bus, store, drops, answers } = setup();
+        store.open = true;
+        await store.keywords.put(keywordToken(enc("dev")), enc("b"));
+        await store.nodes.put("b", enc(String(Date.now())));
+        if (answer) answers.set("b", answer);
+        bus.claim(enc("dev"));
+        await waitForIt(() => drops.length > 0, 5000, "the duplicate dropped");
+        assert.deepEqual(drops, ["dev: duplicate keyword: node b holds it"], `b's answer: ${answer}`);
+        assert.equal(store.keywords.owner("dev"), "b");
+        await bus.detach();
+      }
+    });
+
+    it("answers another node: holds a keyword while claiming and subscribed, lets it go on release", async () => {
+      const { bus, store, asked } = setup(true);
+      assert.equal(asked("dev"), "let go");
+      let open = () => {};
+      store.keywords.gate = new Promise((resolve) => open = resolve);
+      const admitted = bus.admit!(enc("dev")); // the claim before a handshake's OK
+      await waitForIt(() => store.keywords.creates.length === 1, 5000, "the claim's create");
+      assert.equal(asked("dev"), "holds", "while its claim is made");
+      open();
+      assert.equal(await admitted, undefined);
+      assert.equal(asked("dev"), "holds", "claimed, before OK");
+      bus.claim(enc("dev"));
+      assert.equal(asked("dev"), "holds", "subscribed");
+      bus.release(enc("dev"));
+      assert.equal(asked("dev"), "let go", "released, its claim's deletion on its way");
       await bus.detach();
     });
 

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type NatsConnection } from "nats";
 import { ClientNotConnectedError, HandshakeRejectedError, IoCore, TimeoutError } from "../mod.ts";
-import { natsCluster, type NatsConnectionLike } from "../cluster/nats.ts";
+import { natsCluster, type NatsConnectionLike, type NatsKvOpener } from "../cluster/nats.ts";
 import {
   decodeMulti,
   decodeResults,
@@ -66,6 +66,43 @@ describe("natsCluster: named clients across nodes", () => {
     await a.core.sendMessageToKeyword("sensor-17", "from a");
     assert.equal(text(await again.next()), "from a");
     assert.equal(b.core.stats().cluster?.failures, 1);
+  });
+
+  it("admits a device on B an instant after it left A, before A's claim is deleted", NATS, async () => {
+    await using nats = await startNatsServer();
+    // A's claim store, with its deletions held back until the test lets them go.
+    const store = await connect({ servers: nats.url });
+    await using _store = { [Symbol.asyncDispose]: () => store.close() };
+    let letDeletesGo = () => {};
+    const held = new Promise<void>((resolve) => letDeletesGo = resolve);
+    let deletesSettled = 0;
+    const kv: NatsKvOpener = async (bucket, opts) => {
+      const real = await store.jetstream().views.kv(bucket, opts);
+      return {
+        create: (key, data) => real.create(key, data),
+        update: (key, data, version) => real.update(key, data, version),
+        put: (key, data) => real.put(key, data),
+        get: (key) => real.get(key),
+        delete: (key, options) => held.then(() => real.delete(key, options)).finally(() => deletesSettled++),
+      };
+    };
+    await using a = await node(nats.url, "a", { kv });
+    await using b = await node(nats.url, "b");
+    await using _deletes = { [Symbol.asyncDispose]: () => Promise.resolve(letDeletesGo()) }; // before a closes
+    const first = await a.fx.handshake("walker");
+    await waitFor(() => a.core.stats().cluster?.keywordsHeld === 1, 10_000, "a's claim");
+    first.close();
+    await iterateUntil(a.core, (e) => e.disconnected.size === 1);
+    const moved = await b.fx.handshake("walker"); // a's claim is still in the store
+    await iterateUntil(b.core, (e) => e.expected.size === 1);
+    await located(a.core, "walker", "b");
+    await a.core.sendMessageToKeyword("walker", "found you");
+    assert.equal(text(await moved.next()), "found you");
+    letDeletesGo();
+    await waitFor(() => deletesSettled === 1, 10_000, "a's deletion of its old claim");
+    const claims = await store.jetstream().views.kv("asockio_test_keywords");
+    assert.equal((await claims.get("k" + btoa("walker")))?.string(), "b", "b's claim stands");
+    assert.equal(b.core.stats().cluster?.keywordsHeld, 1);
   });
 
   it("rejects with ClientNotConnectedError for a keyword no node holds", NATS, async () => {
