@@ -169,11 +169,12 @@ export class ClaimStore {
       if (!entry || entry.operation === "DEL" || entry.operation === "PURGE") continue; // freed meanwhile
       const owner = decoder.decode(entry.value);
       if (owner === this.#node) return { kind: "held" };
-      const alive = await this.#alive(owner) && (replace || await this.#ownerHolds(owner, key));
-      if (alive && !replace) return { kind: "refused", owner };
+      // A live owner still holding it (`replace` does not ask: it takes the keyword either way).
+      const holding = await this.#alive(owner) && (replace || await this.#ownerHolds(owner, key));
+      if (holding && !replace) return { kind: "refused", owner };
       try {
         await keywords.update(key, me, entry.revision);
-        return alive ? { kind: "replaced", owner } : { kind: "held" };
+        return holding ? { kind: "replaced", owner } : { kind: "held" };
       } catch {
         // Another node took it first: look again.
       }

@@ -9,6 +9,8 @@
 import { ClientNotConnectedError, MessageTooLargeError, SendBufferFullError } from "../core/errors.ts";
 import { FRAME_HEADER_BYTES, putHeader } from "../core/wire/frame_header.ts";
 
+const encoder = new TextEncoder();
+
 /** What a request carries (its first byte); `multi`: batches for several keywords, to their node. */
 export const Op = { messages: 1, part: 2, locate: 3, evict: 4, multi: 5, holds: 6 } as const;
 /** What a reply says (its first byte); `results`: one result per keyword of a `multi` request. */
@@ -204,5 +206,5 @@ export function failure(err: unknown): { code: number; why: Uint8Array } {
     : err instanceof MessageTooLargeError
     ? Reply.tooLarge
     : Reply.failed;
-  return { code, why: new TextEncoder().encode(err instanceof Error ? err.message : String(err)) };
+  return { code, why: encoder.encode(err instanceof Error ? err.message : String(err)) };
 }
